@@ -1,0 +1,86 @@
+import type { Duplex } from 'node:stream';
+import type { Authorizer } from './auth.js';
+import type { Logger } from './logger.js';
+import type { MetaStore } from './meta.js';
+import type { Metrics } from './metrics.js';
+import type { Router } from './router.js';
+import type { StorageEngine } from './storage.js';
+
+/** How clients reach a listener. `ws` and `wss` carry the protocol inside WebSocket binary frames. */
+export type Transport = 'tcp' | 'tls' | 'ws' | 'wss';
+
+/** A port a protocol wants opened. The server binds it, so port errors and health are uniform. */
+export interface ListenerSpec {
+  /** Unique within the plugin, e.g. `tcp`, `tls`, `ws`. Shown in logs, metrics and health. */
+  name: string;
+  port: number;
+  /** Defaults to the server's bind address. */
+  host?: string;
+  transport: Transport;
+  /** For `tls` and `wss`: PEM file paths. */
+  tls?: { cert: string; key: string; ca?: string };
+  /** For `ws` and `wss`: the HTTP path (e.g. `/mqtt`) and accepted WebSocket subprotocols. */
+  path?: string;
+  subprotocols?: readonly string[];
+}
+
+export interface ConnectionInfo {
+  listener: string;
+  transport: Transport;
+  remoteAddress: string;
+  remotePort: number;
+}
+
+/**
+ * Everything a protocol sees of the node. A protocol never imports the server, storage engines or
+ * other protocols; it reaches the cluster through this.
+ */
+export interface BrokerContext {
+  readonly nodeId: number;
+  /** The server's version, for protocols that report it (MQTT `$SYS/broker/version`). */
+  readonly version: string;
+  readonly router: Router;
+  readonly storage: StorageEngine;
+  readonly meta: MetaStore;
+  readonly auth: Authorizer;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+}
+
+/** A running protocol: the server hands it each accepted connection. */
+export interface ProtocolPlugin {
+  /** The ports to open; read after `start`. */
+  listeners(): readonly ListenerSpec[];
+  /** Prepares the protocol (loads state, subscribes); called once, before any connection. */
+  start(context: BrokerContext): Promise<void>;
+  /**
+   * Takes over one client connection: a `net.Socket`, a `tls.TLSSocket` or a WebSocket stream.
+   * The plugin owns it from here, including closing it.
+   */
+  accept(connection: Duplex, info: ConnectionInfo): void;
+  /**
+   * Stops: listeners are already closed when this runs; the plugin finishes in-flight writes,
+   * closes its connections and resolves.
+   */
+  stop(): Promise<void>;
+}
+
+/**
+ * What a protocol package exports as its default export. The server loads it by package name
+ * (`protocols = ["@robustmq/protocol-mqtt", "robustmq-protocol-foo"]`) and passes it the config
+ * section named after it (`[mqtt]`, `[foo]`).
+ */
+export interface ProtocolPluginDefinition {
+  /** Lower-case name: config section, log and metric label. */
+  readonly name: string;
+  /**
+   * Builds the plugin from its config section. Throws a `ConfigError` naming the setting for an
+   * unknown or invalid one.
+   */
+  create(config: Readonly<Record<string, unknown>>): ProtocolPlugin;
+}
+
+/** Identity helper that gives a plugin definition its type. */
+export function definePlugin(definition: ProtocolPluginDefinition): ProtocolPluginDefinition {
+  return definition;
+}

@@ -1,0 +1,41 @@
+/** A header on a message: Kafka record headers, MQTT v5 user properties, AMQP application properties. */
+export interface MessageHeader {
+  key: string;
+  value: Uint8Array;
+}
+
+/**
+ * One message in the unified namespace, as every protocol sees it once decoded. The payload bytes
+ * are never altered between protocols.
+ */
+export interface Message {
+  /** The topic in the unified namespace (an MQTT topic name, a Kafka topic, an AMQP address). */
+  topic: string;
+  /** Kafka record key; MQTT and AMQP messages carry none unless a binding supplies one. */
+  key: Uint8Array | null;
+  payload: Uint8Array;
+  headers: readonly MessageHeader[];
+  /** Milliseconds since the Unix epoch. */
+  timestamp: number;
+}
+
+/**
+ * A batch of records as the storage layer keeps it: an opaque encoded block that occupies
+ * `recordCount` consecutive offsets. Engines store and serve `data` byte for byte, which is what
+ * lets a Kafka record batch be served exactly as it was produced.
+ *
+ * The common encoding of `data` across protocols is the Kafka record batch, magic 2 (DESIGN.md
+ * section 3), so that any protocol can read what another wrote.
+ */
+export interface RecordBatch {
+  /** Number of offsets the batch occupies; at least 1. */
+  recordCount: number;
+  /** Largest record timestamp in the batch, ms since the epoch: drives the time index and retention. */
+  maxTimestamp: number;
+  data: Uint8Array;
+}
+
+/** A batch read back from storage, with the offset of its first record. */
+export interface StoredBatch extends RecordBatch {
+  baseOffset: number;
+}

@@ -1,0 +1,155 @@
+import { ErrorCode, RobustMQError } from './errors.js';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+import type { RecordBatch, StoredBatch } from './records.js';
+
+/**
+ * When an append counts as done.
+ * - `fsync`: each append is fsynced before it is acknowledged.
+ * - `group-commit`: appends are acknowledged after the fsync that covers them; fsyncs are batched
+ *   by time and bytes. The default.
+ * - `none`: acknowledged once written to the OS; a machine crash can lose the tail.
+ */
+export type DurabilityPolicy = 'fsync' | 'group-commit' | 'none';
+
+export interface ShardConfig {
+  /** Delete whole segments whose newest record is older than this; null keeps forever. */
+  retentionMs: number | null;
+  /** Delete the oldest segments while the shard is larger than this; null means no limit. */
+  retentionBytes: number | null;
+  /** Size at which the engine rolls to a new segment (engines without segments ignore it). */
+  segmentBytes: number;
+  durability: DurabilityPolicy;
+  /** Largest batch `append` accepts, in bytes of `data`. */
+  maxBatchBytes: number;
+}
+
+export const DEFAULT_SHARD_CONFIG: Readonly<ShardConfig> = Object.freeze({
+  retentionMs: 7 * 24 * 60 * 60 * 1000,
+  retentionBytes: null,
+  segmentBytes: 128 * 1024 * 1024,
+  durability: 'group-commit',
+  maxBatchBytes: 8 * 1024 * 1024,
+});
+
+export interface ShardInfo {
+  name: string;
+  config: ShardConfig;
+  /** The first offset still readable. */
+  logStartOffset: number;
+  /** The offset the next appended record will get (Kafka's high watermark in standalone). */
+  nextOffset: number;
+  /** Bytes the shard occupies in the engine. */
+  sizeBytes: number;
+}
+
+export interface AppendResult {
+  /** Offset of the first record of the first batch. */
+  baseOffset: number;
+  /** Offset of the last record of the last batch. */
+  lastOffset: number;
+}
+
+export interface ReadOptions {
+  /**
+   * Soft limit on the bytes of `data` returned. The first batch is returned whole even when it is
+   * larger, so a consumer can always make progress.
+   */
+  maxBytes: number;
+}
+
+export interface ReadResult {
+  /** Batches in offset order; the first one contains or follows the requested offset. */
+  batches: StoredBatch[];
+  logStartOffset: number;
+  nextOffset: number;
+}
+
+/**
+ * Shards: append-only logs of record batches with offsets. Every engine passes the same
+ * conformance suite.
+ *
+ * Errors are {@link RobustMQError}s: `NOT_FOUND` for an unknown shard, `ALREADY_EXISTS`,
+ * `OFFSET_OUT_OF_RANGE`, `TOO_LARGE`, `INVALID_ARGUMENT`, `CLOSED`. A failed call changes nothing.
+ */
+export interface StorageEngine {
+  createShard(shard: string, config?: Partial<ShardConfig>): Promise<ShardInfo>;
+  deleteShard(shard: string): Promise<void>;
+  listShards(): Promise<string[]>;
+  shardInfo(shard: string): Promise<ShardInfo>;
+  updateShardConfig(shard: string, config: Partial<ShardConfig>): Promise<ShardInfo>;
+
+  /**
+   * Appends batches in order. Resolves only once they are durable by the shard's policy; the
+   * offsets are consecutive, starting at the shard's next offset.
+   */
+  append(shard: string, batches: readonly RecordBatch[]): Promise<AppendResult>;
+
+  /**
+   * Reads from `offset`: the batch containing it (a read may start in the middle of a batch) and
+   * those after it, up to `maxBytes`. `offset` equal to the next offset gives no batches.
+   */
+  read(shard: string, offset: number, options: ReadOptions): Promise<ReadResult>;
+
+  /**
+   * Resolves once the shard has a record at `offset` or later, or once `timeoutMs` has passed,
+   * whichever comes first: long polls (Kafka fetch, AMQP consumers) wait on this.
+   */
+  waitForData(shard: string, offset: number, timeoutMs: number): Promise<void>;
+
+  /**
+   * The offset of the first batch whose max timestamp is at or after `timestamp`, or null when
+   * there is none.
+   */
+  offsetForTimestamp(shard: string, timestamp: number): Promise<number | null>;
+
+  /** Makes `offset` the new log start: earlier records become unreadable. Returns the new start. */
+  deleteBefore(shard: string, offset: number): Promise<number>;
+
+  /** Applies time and size retention to every shard as of `now` (ms since the epoch). */
+  enforceRetention(now: number): Promise<void>;
+
+  /** Flushes and releases everything; later calls fail with `CLOSED`. */
+  close(): Promise<void>;
+}
+
+export interface StorageEngineOptions {
+  /** A directory the engine owns (engines without local files ignore it). */
+  dataDir: string;
+  /** The engine's own section of the server config (`[storage]`). */
+  config: Readonly<Record<string, unknown>>;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+/**
+ * What a storage package exports as its default export, so the server can load an engine by
+ * package name from config (`storage.engine = "@robustmq/journal"`).
+ */
+export interface StorageEngineDefinition {
+  readonly name: string;
+  open(options: StorageEngineOptions): Promise<StorageEngine>;
+}
+
+/** Identity helper that gives a storage definition its type. */
+export function defineStorageEngine(definition: StorageEngineDefinition): StorageEngineDefinition {
+  return definition;
+}
+
+const SHARD_NAME = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
+
+/**
+ * Checks a shard name: segments of `[A-Za-z0-9._-]` joined by `/`, at most 255 characters, no
+ * `.` or `..` segment. Engines call this so a name can never escape their directory.
+ */
+export function validateShardName(shard: string): void {
+  const bad =
+    typeof shard !== 'string' ||
+    shard.length === 0 ||
+    shard.length > 255 ||
+    !SHARD_NAME.test(shard) ||
+    shard.split('/').some((segment) => segment === '.' || segment === '..');
+  if (bad) {
+    throw new RobustMQError(ErrorCode.InvalidArgument, `invalid shard name ${JSON.stringify(shard)}`);
+  }
+}

@@ -1,0 +1,68 @@
+import { z } from 'zod';
+
+/** Roles a node can run; standalone runs all three in one process. */
+export const ROLES = ['meta', 'broker', 'journal'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+/** First-party protocol packages started when the config names none. */
+export const DEFAULT_PROTOCOLS: readonly string[] = [];
+
+/** The default storage engine package. */
+export const DEFAULT_STORAGE_ENGINE = '@robustmq/journal';
+
+const port = z.number().int().min(0).max(65535);
+
+/** Sections the server itself owns; every other top-level table belongs to a protocol plugin. */
+export const nodeConfigSchema = z
+  .object({
+    node_id: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1)
+      .default(1),
+    roles: z
+      .array(z.enum(ROLES))
+      .min(1)
+      .refine((roles) => new Set(roles).size === roles.length, 'roles must not repeat')
+      .default([...ROLES]),
+    data_dir: z.string().min(1).default('./robustmq-data'),
+    /** Address every listener binds unless its own section says otherwise. */
+    bind: z.string().min(1).default('0.0.0.0'),
+    protocols: z.array(z.string().min(1)).default([...DEFAULT_PROTOCOLS]),
+    /** How long shutdown waits for protocols to finish in-flight work before closing sockets. */
+    shutdown_timeout_ms: z.number().int().min(0).default(10_000),
+    http: z
+      .strictObject({
+        port: port.default(58080),
+        host: z.string().min(1).optional(),
+      })
+      .prefault({}),
+    log: z
+      .strictObject({
+        level: z.enum(LOG_LEVELS).default('info'),
+        /** `auto` is pretty on a terminal and JSON otherwise. */
+        format: z.enum(['json', 'pretty', 'auto']).default('auto'),
+      })
+      .prefault({}),
+    auth: z
+      .strictObject({
+        /** Whether clients without credentials are let in. */
+        allow_anonymous: z.boolean().default(true),
+      })
+      .prefault({}),
+    storage: z
+      .looseObject({
+        /** Package name of the storage engine; the rest of the section is the engine's own. */
+        engine: z.string().min(1).default(DEFAULT_STORAGE_ENGINE),
+      })
+      .prefault({}),
+  })
+  .catchall(z.record(z.string(), z.unknown()));
+
+export type NodeConfig = z.output<typeof nodeConfigSchema>;
+
+/** Top-level keys the server owns, so the rest can be checked against the loaded plugins. */
+export const SERVER_KEYS = new Set(Object.keys(nodeConfigSchema.shape));

@@ -1,0 +1,52 @@
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { StartupError } from './startup-error.js';
+
+/** The node's data directory, locked so that two nodes never share it. */
+export interface DataDir {
+  path: string;
+  release(): void;
+}
+
+/**
+ * Creates `path` if needed and takes its `LOCK` file. A lock left by a process that no longer
+ * exists (after kill -9) is taken over; one held by a live process, this one included, stops
+ * start-up.
+ */
+export function lockDataDir(path: string): DataDir {
+  try {
+    mkdirSync(path, { recursive: true });
+  } catch (error) {
+    throw new StartupError(`cannot create data directory ${path}: ${(error as NodeJS.ErrnoException).code}`);
+  }
+  const lockFile = join(path, 'LOCK');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(lockFile, 'wx');
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return { path, release: () => rmSync(lockFile, { force: true }) };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new StartupError(
+          `cannot lock data directory ${path}: ${(error as NodeJS.ErrnoException).code}`,
+        );
+      }
+      const holder = Number.parseInt(readFileSync(lockFile, 'utf8'), 10);
+      if (Number.isInteger(holder) && isAlive(holder)) {
+        throw new StartupError(`data directory ${path} is in use by process ${holder}`);
+      }
+      rmSync(lockFile, { force: true });
+    }
+  }
+  throw new StartupError(`cannot lock data directory ${path}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

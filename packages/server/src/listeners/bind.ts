@@ -1,0 +1,152 @@
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import type { ConnectionInfo, ListenerSpec } from '@robustmq/core';
+import { createWebSocketStream, WebSocketServer } from 'ws';
+import { StartupError } from '../startup-error.js';
+
+/** A listener that is bound and handing connections to its protocol. */
+export interface BoundListener {
+  protocol: string;
+  name: string;
+  transport: ListenerSpec['transport'];
+  host: string;
+  port: number;
+  /** Stops accepting; existing connections stay open. */
+  close(): Promise<void>;
+  /** Destroys connections the protocol did not close itself. */
+  destroyConnections(): void;
+}
+
+export type ConnectionHandler = (connection: Duplex, info: ConnectionInfo) => void;
+
+/** Binds one listener. A busy or forbidden port is a StartupError with one clear line. */
+export async function bindListener(
+  protocol: string,
+  spec: ListenerSpec,
+  defaultHost: string,
+  onConnection: ConnectionHandler,
+): Promise<BoundListener> {
+  const host = spec.host ?? defaultHost;
+  const sockets = new Set<Duplex>();
+  const track = (socket: Duplex) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  };
+  const hand = (connection: Duplex, socket: Socket) => {
+    track(connection);
+    onConnection(connection, {
+      listener: spec.name,
+      transport: spec.transport,
+      remoteAddress: socket.remoteAddress ?? '',
+      remotePort: socket.remotePort ?? 0,
+    });
+  };
+
+  let server: TcpServer | HttpServer | HttpsServer;
+  let webSockets: WebSocketServer | undefined;
+  switch (spec.transport) {
+    case 'tcp':
+      server = createTcpServer({ noDelay: true }, (socket) => hand(socket, socket));
+      break;
+    case 'tls':
+      server = createTlsServer(readTls(protocol, spec), (socket: TLSSocket) => hand(socket, socket));
+      break;
+    case 'ws':
+    case 'wss': {
+      const web = spec.transport === 'ws' ? createHttpServer() : createHttpsServer(readTls(protocol, spec));
+      server = web;
+      const offered = new Set(spec.subprotocols ?? []);
+      webSockets = new WebSocketServer({
+        server: web,
+        ...(spec.path ? { path: spec.path } : {}),
+        handleProtocols: (protocols) => [...protocols].find((p) => offered.has(p)) ?? false,
+      });
+      webSockets.on('connection', (ws, request) => {
+        const stream = createWebSocketStream(ws);
+        // A socket error after the client vanished is reported by the protocol's own handlers.
+        ws.on('error', () => stream.destroy());
+        hand(stream, request.socket);
+      });
+      break;
+    }
+  }
+  server.on('connection', (socket: Socket) => {
+    socket.on('error', () => socket.destroy());
+  });
+
+  await listen(server, spec.port, host, `${protocol}/${spec.name}`);
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : spec.port;
+  return {
+    protocol,
+    name: spec.name,
+    transport: spec.transport,
+    host,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        webSockets?.close();
+        server.close(() => resolve());
+        if ('closeIdleConnections' in server) server.closeIdleConnections();
+      }),
+    destroyConnections: () => {
+      for (const socket of sockets) socket.destroy();
+      webSockets?.clients.forEach((ws) => ws.terminate());
+    },
+  };
+}
+
+/** Listens, turning EADDRINUSE and EACCES into a line a user can act on. */
+export function listen(
+  server: TcpServer | HttpServer | HttpsServer,
+  port: number,
+  host: string,
+  what: string,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException) => {
+      server.off('listening', onListening);
+      if (error.code === 'EADDRINUSE') {
+        reject(new StartupError(`port ${port} (${what}) is already in use on ${host}`));
+      } else if (error.code === 'EACCES') {
+        reject(new StartupError(`no permission to listen on port ${port} (${what}) on ${host}`));
+      } else if (error.code === 'EADDRNOTAVAIL') {
+        reject(new StartupError(`address ${host} (${what}) is not available on this machine`));
+      } else {
+        reject(new StartupError(`cannot listen on ${host}:${port} (${what}): ${error.message}`));
+      }
+    };
+    const onListening = () => {
+      server.off('error', onError);
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen(port, host);
+  });
+}
+
+function readTls(protocol: string, spec: ListenerSpec): { cert: Buffer; key: Buffer; ca?: Buffer } {
+  if (!spec.tls)
+    throw new StartupError(
+      `${protocol}/${spec.name}: a ${spec.transport} listener needs a certificate and key`,
+    );
+  const read = (file: string, what: string) => {
+    try {
+      return readFileSync(file);
+    } catch (error) {
+      throw new StartupError(
+        `${protocol}/${spec.name}: cannot read TLS ${what} ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+      );
+    }
+  };
+  return {
+    cert: read(spec.tls.cert, 'certificate'),
+    key: read(spec.tls.key, 'key'),
+    ...(spec.tls.ca ? { ca: read(spec.tls.ca, 'CA') } : {}),
+  };
+}

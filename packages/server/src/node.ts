@@ -1,0 +1,307 @@
+import { randomUUID } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import {
+  ErrorCode,
+  isRobustMQError,
+  type BrokerContext,
+  type Logger,
+  type MetaStore,
+  type StorageEngine,
+  type StorageEngineDefinition,
+} from '@robustmq/core';
+import { openLocalMetaStore } from '@robustmq/meta-raft';
+import type { FastifyInstance } from 'fastify';
+import { createAdminHttp } from './admin/http.js';
+import { UserStoreAuthorizer } from './auth/authorizer.js';
+import { UserStore } from './auth/users.js';
+import type { LoadedConfig } from './config/load.js';
+import { ROLES, SERVER_KEYS, type NodeConfig } from './config/schema.js';
+import { lockDataDir, type DataDir } from './data-dir.js';
+import { bindListener, type BoundListener } from './listeners/bind.js';
+import { createLogger } from './logger.js';
+import { NodeMetrics } from './metrics.js';
+import { NodeStatus } from './node-status.js';
+import { loadProtocols, type LoadedProtocol } from './plugins/protocols.js';
+import { importPackage } from './plugins/resolve.js';
+import { TopicTree } from './router/topic-tree.js';
+import { StartupError } from './startup-error.js';
+import { VERSION } from './version.js';
+
+/** A started node. */
+export interface RunningNode {
+  readonly config: NodeConfig;
+  readonly status: NodeStatus;
+  readonly logger: Logger;
+  /** The context protocols receive; exposed for embedding and tests. */
+  readonly context: BrokerContext;
+  readonly users: UserStore;
+  /** Port the admin HTTP server listens on (useful with port 0). */
+  readonly httpPort: number;
+  readonly listeners: readonly BoundListener[];
+  /** Closes listeners, lets protocols finish in-flight work, flushes storage. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Use this logger instead of one built from the config (tests). */
+  logger?: Logger;
+}
+
+const RETENTION_INTERVAL_MS = 60_000;
+
+/** Starts a node: admin HTTP first (answering 503), then meta, storage, protocols, listeners. */
+export async function startNode(loaded: LoadedConfig, options: StartOptions = {}): Promise<RunningNode> {
+  const { config } = loaded;
+  checkRoles(config);
+  const logger = options.logger ?? createLogger(config.log, { node: config.node_id });
+  const status = new NodeStatus(VERSION, config.node_id, config.roles);
+  const metrics = new NodeMetrics({ node: String(config.node_id) });
+  const cleanup: Array<() => Promise<void> | void> = [];
+  const runCleanup = async () => {
+    for (const step of cleanup.reverse()) {
+      try {
+        await step();
+      } catch (error) {
+        logger.error({ err: error }, 'error while shutting down');
+      }
+    }
+  };
+
+  try {
+    const searchDirs = [loaded.baseDir, process.cwd()];
+    const protocols = await loadProtocols(config.protocols, config, searchDirs);
+    checkSections(config, protocols);
+    const engine = await loadStorageEngine(config.storage.engine, searchDirs);
+
+    const http = createAdminHttp(status, metrics);
+    cleanup.push(() => http.close());
+    const httpHost = config.http.host ?? config.bind;
+    const httpPort = await listenHttp(http, config.http.port, httpHost);
+    status.listeners.push({
+      protocol: 'admin',
+      name: 'http',
+      transport: 'http',
+      host: httpHost,
+      port: httpPort,
+    });
+
+    const dataDir: DataDir = lockDataDir(resolve(config.data_dir));
+    cleanup.push(() => dataDir.release());
+
+    const meta: MetaStore = await openLocalMetaStore({
+      dir: join(dataDir.path, 'meta'),
+      logger: logger.child({ component: 'meta' }),
+    });
+    cleanup.push(() => meta.close());
+    status.clusterId = await clusterId(meta);
+
+    const { engine: _engine, ...engineConfig } = config.storage;
+    const storage: StorageEngine = await openStorage(engine, {
+      dataDir: join(dataDir.path, 'storage'),
+      config: engineConfig,
+      logger: logger.child({ component: 'storage' }),
+      metrics,
+    });
+    cleanup.push(() => storage.close());
+
+    const users = new UserStore(meta);
+    const context: BrokerContext = {
+      nodeId: config.node_id,
+      version: VERSION,
+      router: new TopicTree(logger.child({ component: 'router' })),
+      storage,
+      meta,
+      auth: new UserStoreAuthorizer(users, config.auth.allow_anonymous, logger.child({ component: 'auth' })),
+      metrics,
+      logger,
+    };
+
+    const listeners = await startProtocols(protocols, context, config, cleanup);
+    for (const l of listeners) {
+      status.listeners.push({
+        protocol: l.protocol,
+        name: l.name,
+        transport: l.transport,
+        host: l.host,
+        port: l.port,
+      });
+    }
+
+    const retention = setInterval(() => {
+      storage
+        .enforceRetention(Date.now())
+        .catch((error: unknown) => logger.error({ err: error }, 'retention failed'));
+    }, RETENTION_INTERVAL_MS);
+    retention.unref();
+    cleanup.push(() => clearInterval(retention));
+
+    status.markReady();
+    logger.info(
+      {
+        version: VERSION,
+        dataDir: dataDir.path,
+        listeners: status.listeners.map((l) => `${l.protocol}/${l.name}:${l.port}`),
+      },
+      'node ready',
+    );
+
+    let stopping: Promise<void> | undefined;
+    return {
+      config,
+      status,
+      logger,
+      context,
+      users,
+      httpPort,
+      listeners,
+      stop: () => {
+        stopping ??= (async () => {
+          status.markStopping();
+          logger.info('node stopping');
+          await runCleanup();
+          logger.info('node stopped');
+        })();
+        return stopping;
+      },
+    };
+  } catch (error) {
+    await runCleanup();
+    throw error;
+  }
+}
+
+function checkRoles(config: NodeConfig): void {
+  if (config.roles.length !== ROLES.length) {
+    throw new StartupError(
+      `roles = [${config.roles.join(', ')}]: this release runs nodes standalone (meta, broker and journal in one ` +
+        'process); separate roles need the cluster meta service and journal server',
+    );
+  }
+}
+
+/** Every top-level section must be the server's own or belong to a loaded protocol. */
+function checkSections(config: NodeConfig, protocols: readonly LoadedProtocol[]): void {
+  const names = new Set(protocols.map((p) => p.name));
+  for (const key of Object.keys(config)) {
+    if (SERVER_KEYS.has(key) || names.has(key)) continue;
+    const loaded = protocols.length ? protocols.map((p) => p.name).join(', ') : 'none';
+    throw new StartupError(`${key}: unknown setting (no loaded protocol is named ${key}; loaded: ${loaded})`);
+  }
+}
+
+async function loadStorageEngine(
+  packageName: string,
+  searchDirs: readonly string[],
+): Promise<StorageEngineDefinition> {
+  const module = (await importPackage(packageName, searchDirs, 'storage engine')) as { default?: unknown };
+  const definition = module.default as Partial<StorageEngineDefinition> | undefined;
+  if (!definition || typeof definition.name !== 'string' || typeof definition.open !== 'function') {
+    throw new StartupError(
+      `${packageName} is not a RobustMQ storage engine: its default export must be defineStorageEngine({ name, open })`,
+    );
+  }
+  return definition as StorageEngineDefinition;
+}
+
+async function openStorage(
+  engine: StorageEngineDefinition,
+  options: Parameters<StorageEngineDefinition['open']>[0],
+): Promise<StorageEngine> {
+  try {
+    return await engine.open(options);
+  } catch (error) {
+    if (isRobustMQError(error, ErrorCode.Config))
+      throw new StartupError(`invalid setting storage.${error.message}`);
+    throw error;
+  }
+}
+
+async function listenHttp(http: FastifyInstance, port: number, host: string): Promise<number> {
+  try {
+    await http.listen({ port, host });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE')
+      throw new StartupError(`port ${port} (admin http) is already in use on ${host}`);
+    if (code === 'EACCES')
+      throw new StartupError(`no permission to listen on port ${port} (admin http) on ${host}`);
+    throw error;
+  }
+  const address = http.server.address();
+  return typeof address === 'object' && address ? address.port : port;
+}
+
+/** The cluster's id, created by the first node that starts. */
+async function clusterId(meta: MetaStore): Promise<string> {
+  const key = '/cluster/id';
+  const existing = await meta.get(key);
+  if (existing) return Buffer.from(existing.value).toString('utf8');
+  const id = randomUUID();
+  try {
+    await meta.put(key, Buffer.from(id), { ifRevision: 0 });
+    return id;
+  } catch (error) {
+    if (!isRobustMQError(error, ErrorCode.Conflict)) throw error;
+    const winner = await meta.get(key);
+    return winner ? Buffer.from(winner.value).toString('utf8') : id;
+  }
+}
+
+async function startProtocols(
+  protocols: readonly LoadedProtocol[],
+  context: BrokerContext,
+  config: NodeConfig,
+  cleanup: Array<() => Promise<void> | void>,
+): Promise<BoundListener[]> {
+  const connections = context.metrics.counter({
+    name: 'robustmq_connections_accepted_total',
+    help: 'Client connections accepted, by protocol and listener',
+    labelNames: ['protocol', 'listener'],
+  });
+  const bound: BoundListener[] = [];
+  for (const { name, plugin } of protocols) {
+    const logger = context.logger.child({ protocol: name });
+    await plugin.start({ ...context, logger });
+    const mine: BoundListener[] = [];
+    // Listeners close before the plugin stops, and the plugin stops before leftover sockets go.
+    cleanup.push(async () => {
+      await Promise.all(mine.map((l) => l.close()));
+      await withTimeout(plugin.stop(), config.shutdown_timeout_ms, () =>
+        logger.warn(
+          { timeoutMs: config.shutdown_timeout_ms },
+          'protocol did not stop in time; closing its connections',
+        ),
+      );
+      for (const l of mine) l.destroyConnections();
+    });
+    for (const spec of plugin.listeners()) {
+      const listener = await bindListener(name, spec, config.bind, (connection, info) => {
+        connections.inc({ protocol: name, listener: info.listener });
+        try {
+          plugin.accept(connection, info);
+        } catch (error) {
+          logger.error({ err: error, listener: info.listener }, 'protocol failed to accept a connection');
+          connection.destroy();
+        }
+      });
+      mine.push(listener);
+      bound.push(listener);
+    }
+  }
+  return bound;
+}
+
+async function withTimeout(work: Promise<void>, ms: number, onTimeout: () => void): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      onTimeout();
+      resolve();
+    }, ms);
+  });
+  try {
+    await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

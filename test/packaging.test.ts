@@ -1,0 +1,133 @@
+/**
+ * What a user gets from the registry: every public package packed with `npm pack`, installed from
+ * the tarballs into an empty directory, then `npx robustmq-server --version` and a
+ * start / health / stop cycle there, under this Node and under Node 24.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const ROOT = join(import.meta.dirname, '..');
+
+interface PackageJson {
+  name: string;
+  version: string;
+  private?: boolean;
+}
+
+const packages = readdirSync(join(ROOT, 'packages'))
+  .map((folder) => ({
+    folder,
+    json: JSON.parse(readFileSync(join(ROOT, 'packages', folder, 'package.json'), 'utf8')) as PackageJson,
+  }))
+  .filter((p) => !p.json.private);
+const serverVersion = packages.find((p) => p.json.name === 'robustmq-server')!.json.version;
+
+async function npm(args: string[], cwd: string): Promise<string> {
+  const { stdout } = await run('npm', args, {
+    cwd,
+    maxBuffer: 64 * 1024 * 1024,
+    env: { ...process.env, npm_config_loglevel: 'error' },
+  });
+  return stdout;
+}
+
+/** Starts the server command, waits for `node ready`, checks health, stops it with SIGTERM. */
+async function startHealthStop(
+  command: string,
+  args: string[],
+  cwd: string,
+): Promise<{ exitCode: number | null; ready: unknown }> {
+  const child = spawn(
+    command,
+    [...args, '--bind', '127.0.0.1', '--http-port', '0', '--set', 'log.format="json"'],
+    {
+      cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      let buffered = '';
+      child.stdout.on('data', (d: Buffer) => {
+        buffered += d.toString();
+        const line = buffered.split('\n').find((l) => l.includes('"node ready"'));
+        if (line)
+          resolve(Number((JSON.parse(line) as { listeners: string[] }).listeners[0]!.split(':').pop()));
+      });
+      void exited.then((code) => reject(new Error(`exited ${code} before ready: ${stderr}`)));
+    });
+    const response = await fetch(`http://127.0.0.1:${port}/health/ready`);
+    const ready: unknown = await response.json();
+    expect(response.status).toBe(200);
+    child.kill('SIGTERM');
+    return { exitCode: await exited, ready };
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
+
+describe('published packages', () => {
+  const work = mkdtempSync(join(tmpdir(), 'robustmq-pack-'));
+  const tarballs = join(work, 'tarballs');
+  const project = join(work, 'project');
+
+  beforeAll(async () => {
+    mkdirSync(tarballs);
+    mkdirSync(project);
+    for (const p of packages)
+      await npm(['pack', '--pack-destination', tarballs], join(ROOT, 'packages', p.folder));
+    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'user-project', private: true }));
+    const files = readdirSync(tarballs).map((f) => join(tarballs, f));
+    await npm(['install', '--no-audit', '--no-fund', ...files], project);
+  });
+
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('packs every public package with only its dist, README and package.json', async () => {
+    expect(readdirSync(tarballs)).toHaveLength(packages.length);
+    for (const p of packages) {
+      const listing = await npm(['pack', '--dry-run', '--json'], join(ROOT, 'packages', p.folder));
+      const files = (JSON.parse(listing) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map(
+        (f) => f.path,
+      );
+      expect(files, p.json.name).toContain('package.json');
+      expect(files, p.json.name).toContain('README.md');
+      for (const file of files)
+        expect(file, p.json.name).toMatch(/^(dist\/|package\.json$|README\.md$|LICENSE$|CHANGELOG\.md$)/);
+      expect(
+        files.some((f) => f.endsWith('.test.ts') || f.startsWith('src/')),
+        p.json.name,
+      ).toBe(false);
+    }
+  });
+
+  it('runs `npx robustmq-server --version` from the installed tarballs', async () => {
+    const { stdout } = await run('npx', ['--no-install', 'robustmq-server', '--version'], { cwd: project });
+    expect(stdout.trim()).toBe(serverVersion);
+  });
+
+  it('starts with npx, answers /health/ready, and stops on SIGTERM with exit 0', async () => {
+    const { exitCode, ready } = await startHealthStop('npx', ['--no-install', 'robustmq-server'], project);
+    expect(ready).toMatchObject({ ready: true, version: serverVersion });
+    expect(exitCode).toBe(0);
+  });
+
+  it('does the same under Node 24', async () => {
+    const { stdout } = await run('npx', ['-y', 'node@24', '-p', 'process.execPath'], { cwd: work });
+    const node24 = stdout.trim();
+    const { stdout: version } = await run(node24, ['--version']);
+    expect(version.trim()).toMatch(/^v24\./);
+    const bin = join(project, 'node_modules', 'robustmq-server', 'dist', 'bin.js');
+    const { exitCode, ready } = await startHealthStop(node24, [bin], project);
+    expect(ready).toMatchObject({ ready: true, version: serverVersion });
+    expect(exitCode).toBe(0);
+  });
+});
