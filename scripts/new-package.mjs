@@ -4,6 +4,7 @@
 // It writes package.json (exports map with types, files whitelist, scripts), tsconfig files,
 // src/index.ts, test/, README.md, registers the package in the root tsconfig references and
 // adds a changeset announcing it. It never overwrites an existing folder.
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -109,6 +110,8 @@ writeFileSync(
   join(root, '.changeset', `new-${folder}.md`),
   `---\n'${name}': minor\n---\n\nNew package ${name}: ${description}.\n`,
 );
+
+execFileSync('npx', ['prettier', '--write', '--log-level', 'warn', dir, tsconfigPath], { stdio: 'inherit' });
 
 console.log(`created packages/${folder} (${name})`);
 console.log('next: write src/ and test/, then `npm install` at the root to link it into the workspace');

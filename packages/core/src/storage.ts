@@ -73,6 +73,11 @@ export interface ReadResult {
  * `OFFSET_OUT_OF_RANGE`, `TOO_LARGE`, `INVALID_ARGUMENT`, `CLOSED`. A failed call changes nothing.
  */
 export interface StorageEngine {
+  /**
+   * Creates an empty shard. Names nest (`a` and `a/b` are independent shards). An invalid config
+   * (a non-positive `segmentBytes` or `maxBatchBytes`, a negative retention, an unknown
+   * durability) is INVALID_ARGUMENT.
+   */
   createShard(shard: string, config?: Partial<ShardConfig>): Promise<ShardInfo>;
   deleteShard(shard: string): Promise<void>;
   listShards(): Promise<string[]>;
@@ -81,32 +86,44 @@ export interface StorageEngine {
 
   /**
    * Appends batches in order. Resolves only once they are durable by the shard's policy; the
-   * offsets are consecutive, starting at the shard's next offset.
+   * offsets are consecutive, starting at the shard's next offset. An empty `batches` is
+   * INVALID_ARGUMENT; a batch over `maxBatchBytes` is TOO_LARGE, and then none of them is stored.
    */
   append(shard: string, batches: readonly RecordBatch[]): Promise<AppendResult>;
 
   /**
    * Reads from `offset`: the batch containing it (a read may start in the middle of a batch) and
-   * those after it, up to `maxBytes`. `offset` equal to the next offset gives no batches.
+   * as many whole batches after it as fit in `maxBytes`; only the first may exceed it. `offset`
+   * equal to the next offset gives no batches; below the log start or above the next offset is
+   * OFFSET_OUT_OF_RANGE.
    */
   read(shard: string, offset: number, options: ReadOptions): Promise<ReadResult>;
 
   /**
    * Resolves once the shard has a record at `offset` or later, or once `timeoutMs` has passed,
-   * whichever comes first: long polls (Kafka fetch, AMQP consumers) wait on this.
+   * whichever comes first: long polls (Kafka fetch, AMQP consumers) wait on this. Pending waits
+   * also resolve when the shard is deleted or the engine closes.
    */
   waitForData(shard: string, offset: number, timeoutMs: number): Promise<void>;
 
   /**
    * The offset of the first batch whose max timestamp is at or after `timestamp`, or null when
-   * there is none.
+   * there is none. Never below the log start: inside the first readable batch it is the log start.
    */
   offsetForTimestamp(shard: string, timestamp: number): Promise<number | null>;
 
-  /** Makes `offset` the new log start: earlier records become unreadable. Returns the new start. */
+  /**
+   * Makes `offset` the new log start (exactly, even inside a batch): earlier records become
+   * unreadable. An offset at or below the current start changes nothing; above the next offset is
+   * OFFSET_OUT_OF_RANGE. Returns the log start afterwards.
+   */
   deleteBefore(shard: string, offset: number): Promise<number>;
 
-  /** Applies time and size retention to every shard as of `now` (ms since the epoch). */
+  /**
+   * Applies time and size retention to every shard as of `now` (ms since the epoch). Engines drop
+   * whole segments (or batches), so a shard may keep somewhat more than `retentionBytes` but never
+   * loses records newer than the retention bounds.
+   */
   enforceRetention(now: number): Promise<void>;
 
   /** Flushes and releases everything; later calls fail with `CLOSED`. */

@@ -1,0 +1,74 @@
+import { ErrorCode } from '@robustmq/core';
+import { describe, expect, it } from 'vitest';
+import type { MetaCommand } from '../src/index.js';
+import { decodeMetaCommand, encodeMetaCommand, MAX_COMMAND_BYTES } from '../src/index.js';
+
+const text = (value: string): Uint8Array => new TextEncoder().encode(value);
+
+describe('meta command encoding', () => {
+  const command: MetaCommand = {
+    ops: [
+      { type: 'put', key: '/topics/orders', value: text('{"partitions":3}') },
+      { type: 'put', key: '/locks/ü-日本', value: new Uint8Array(0), ifRevision: 0 },
+      { type: 'delete', key: '/old', ifRevision: 2 ** 40 + 7 },
+      { type: 'delete', key: '/gone' },
+    ],
+  };
+
+  it('round-trips every op shape', () => {
+    expect(decodeMetaCommand(encodeMetaCommand(command))).toEqual(command);
+    expect(decodeMetaCommand(encodeMetaCommand({ ops: [] }))).toEqual({ ops: [] });
+  });
+
+  it('encodes the same command to the same bytes', () => {
+    const copy: MetaCommand = structuredClone(command);
+    expect(Buffer.from(encodeMetaCommand(copy)).equals(Buffer.from(encodeMetaCommand(command)))).toBe(true);
+  });
+
+  it('decodes values as copies, independent of the encoded buffer', () => {
+    const bytes = encodeMetaCommand({ ops: [{ type: 'put', key: '/k', value: text('abc') }] });
+    const decoded = decodeMetaCommand(bytes);
+    bytes.fill(0);
+    expect(decoded.ops[0]).toEqual({ type: 'put', key: '/k', value: text('abc') });
+  });
+
+  it('refuses malformed bytes with CORRUPT', () => {
+    const bytes = encodeMetaCommand(command);
+    const corrupt = { code: ErrorCode.Corrupt };
+    expect(() => decodeMetaCommand(bytes.subarray(0, bytes.length - 1))).toThrow(
+      expect.objectContaining(corrupt) as Error,
+    );
+    expect(() => decodeMetaCommand(new Uint8Array([...bytes, 0]))).toThrow(
+      expect.objectContaining(corrupt) as Error,
+    );
+    expect(() => decodeMetaCommand(new Uint8Array([9, ...bytes.subarray(1)]))).toThrow(
+      expect.objectContaining(corrupt) as Error,
+    );
+    const badKind = new Uint8Array(bytes);
+    badKind[5] = 7;
+    expect(() => decodeMetaCommand(badKind)).toThrow(expect.objectContaining(corrupt) as Error);
+    expect(() => decodeMetaCommand(new Uint8Array(0))).toThrow(expect.objectContaining(corrupt) as Error);
+  });
+
+  it('refuses invalid commands with INVALID_ARGUMENT before encoding', () => {
+    const invalid = { code: ErrorCode.InvalidArgument };
+    expect(() => encodeMetaCommand({ ops: [{ type: 'delete', key: '' }] })).toThrow(
+      expect.objectContaining(invalid) as Error,
+    );
+    expect(() =>
+      encodeMetaCommand({
+        ops: [
+          { type: 'delete', key: '/k' },
+          { type: 'delete', key: '/k' },
+        ],
+      }),
+    ).toThrow(expect.objectContaining(invalid) as Error);
+  });
+
+  it('refuses a command above the size limit with TOO_LARGE', () => {
+    const value = new Uint8Array(MAX_COMMAND_BYTES);
+    expect(() => encodeMetaCommand({ ops: [{ type: 'put', key: '/big', value }] })).toThrow(
+      expect.objectContaining({ code: ErrorCode.TooLarge }) as Error,
+    );
+  });
+});
