@@ -263,16 +263,16 @@ async function startProtocols(
     const logger = context.logger.child({ protocol: name });
     await plugin.start({ ...context, logger });
     const mine: BoundListener[] = [];
-    // Listeners close before the plugin stops, and the plugin stops before leftover sockets go.
+    // Listeners stop accepting before the plugin stops; the plugin's leftover sockets go last.
     cleanup.push(async () => {
-      await Promise.all(mine.map((l) => l.close()));
+      for (const l of mine) l.stopAccepting();
       await withTimeout(plugin.stop(), config.shutdown_timeout_ms, () =>
         logger.warn(
           { timeoutMs: config.shutdown_timeout_ms },
           'protocol did not stop in time; closing its connections',
         ),
       );
-      for (const l of mine) l.destroyConnections();
+      await Promise.all(mine.map((l) => l.closeConnections()));
     });
     for (const spec of plugin.listeners()) {
       const listener = await bindListener(name, spec, config.bind, (connection, info) => {

@@ -15,10 +15,10 @@ export interface BoundListener {
   transport: ListenerSpec['transport'];
   host: string;
   port: number;
-  /** Stops accepting; existing connections stay open. */
-  close(): Promise<void>;
-  /** Destroys connections the protocol did not close itself. */
-  destroyConnections(): void;
+  /** Stops accepting at once; existing connections stay open for the protocol to finish. */
+  stopAccepting(): void;
+  /** Destroys connections the protocol did not close itself; resolves once the port is released. */
+  closeConnections(): Promise<void>;
 }
 
 export type ConnectionHandler = (connection: Duplex, info: ConnectionInfo) => void;
@@ -79,6 +79,7 @@ export async function bindListener(
   });
 
   await listen(server, spec.port, host, `${protocol}/${spec.name}`);
+  const released = new Promise<void>((resolve) => server.once('close', () => resolve()));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : spec.port;
   return {
@@ -87,15 +88,15 @@ export async function bindListener(
     transport: spec.transport,
     host,
     port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        webSockets?.close();
-        server.close(() => resolve());
-        if ('closeIdleConnections' in server) server.closeIdleConnections();
-      }),
-    destroyConnections: () => {
+    stopAccepting: () => {
+      webSockets?.close();
+      server.close();
+    },
+    closeConnections: async () => {
       for (const socket of sockets) socket.destroy();
       webSockets?.clients.forEach((ws) => ws.terminate());
+      if ('closeAllConnections' in server) server.closeAllConnections();
+      await released;
     },
   };
 }

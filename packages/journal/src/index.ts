@@ -1,0 +1,28 @@
+/**
+ * `@robustmq/journal`: RobustMQ's default storage engine, a segment log on local disk.
+ *
+ * The default export is the engine definition the server loads by package name
+ * (`storage.engine = "@robustmq/journal"`); {@link openJournal} opens one directly.
+ */
+import { defineStorageEngine } from '@robustmq/core';
+import { parseJournalConfig } from './config.js';
+import { openJournal } from './journal.js';
+
+export { Journal, openJournal, type JournalOptions } from './journal.js';
+export { DEFAULT_SETTINGS, parseJournalConfig, type JournalSettings } from './config.js';
+
+/** The journal as a storage engine: `options.config` is the server's `[storage]` section. */
+const journal = defineStorageEngine({
+  name: 'journal',
+  async open(options) {
+    const settings = parseJournalConfig(options.config);
+    return openJournal({
+      ...settings,
+      dir: options.dataDir,
+      logger: options.logger,
+      metrics: options.metrics,
+    });
+  },
+});
+
+export default journal;

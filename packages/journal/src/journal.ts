@@ -1,0 +1,314 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  DEFAULT_SHARD_CONFIG,
+  ErrorCode,
+  RobustMQError,
+  silentLogger,
+  validateShardName,
+  type AppendResult,
+  type Logger,
+  type Metrics,
+  type ReadOptions,
+  type ReadResult,
+  type RecordBatch,
+  type ShardConfig,
+  type ShardInfo,
+  type StorageEngine,
+} from '@robustmq/core';
+import { frameAppend } from './append-request.js';
+import { DEFAULT_SETTINGS, type JournalSettings } from './config.js';
+import { syncDirectory } from './files.js';
+import { IndexCache } from './index-cache.js';
+import { journalMetrics, noopMetrics } from './metrics.js';
+import { Shard, toRobustMQError, type ShardContext } from './shard.js';
+import { mergeShardConfig } from './shard-config.js';
+import { segmentFileStem, shardDirName } from './shard-dir.js';
+import { writeShardMeta } from './shard-meta.js';
+
+/** How to open a journal directly (the server goes through the default export instead). */
+export interface JournalOptions extends Partial<JournalSettings> {
+  /** The directory the journal owns: `shards/` holds one directory per shard, `tmp/` scratch space. */
+  dir: string;
+  logger?: Logger;
+  metrics?: Metrics;
+}
+
+/** Shards opened at the same time while opening the engine. */
+const OPEN_CONCURRENCY = 8;
+
+function invalid(message: string): RobustMQError {
+  return new RobustMQError(ErrorCode.InvalidArgument, message);
+}
+
+function checkOffset(name: string, value: unknown): asserts value is number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw invalid(`${name} must be a non-negative integer, got ${String(value)}`);
+  }
+}
+
+/**
+ * The segment-log storage engine: every shard a directory of segment files on local disk. See
+ * the package README for the file layout and the durability policies.
+ */
+export class Journal implements StorageEngine {
+  readonly dir: string;
+  readonly #shardsDir: string;
+  readonly #tmpDir: string;
+  readonly #ctx: ShardContext;
+  readonly #defaults: ShardConfig;
+  readonly #shards = new Map<string, Shard>();
+  /** Names being created or deleted right now. */
+  readonly #busy = new Set<string>();
+  /** Creations and deletions in flight, which close waits for. */
+  readonly #inFlight = new Set<Promise<unknown>>();
+  #closing: Promise<void> | null = null;
+
+  private constructor(dir: string, ctx: ShardContext, defaults: ShardConfig) {
+    this.dir = dir;
+    this.#shardsDir = join(dir, 'shards');
+    this.#tmpDir = join(dir, 'tmp');
+    this.#ctx = ctx;
+    this.#defaults = defaults;
+  }
+
+  /** Opens (creating if needed) the journal in `options.dir`, recovering every shard. */
+  static async open(options: JournalOptions): Promise<Journal> {
+    const settings: JournalSettings = { ...DEFAULT_SETTINGS };
+    for (const key of Object.keys(DEFAULT_SETTINGS) as (keyof JournalSettings)[]) {
+      if (options[key] !== undefined) (settings as unknown as Record<string, unknown>)[key] = options[key];
+    }
+    const logger = options.logger ?? silentLogger;
+    const ctx: ShardContext = {
+      logger,
+      metrics: journalMetrics(options.metrics ?? noopMetrics),
+      indexCache: new IndexCache(settings.indexCacheBytes),
+      groupCommitMs: settings.groupCommitMs,
+      groupCommitBytes: settings.groupCommitBytes,
+      indexIntervalBytes: settings.indexIntervalBytes,
+    };
+    const defaults: ShardConfig = {
+      ...DEFAULT_SHARD_CONFIG,
+      durability: settings.defaultDurability,
+      segmentBytes: settings.defaultSegmentBytes,
+    };
+    const journal = new Journal(options.dir, ctx, defaults);
+    await journal.#load();
+    return journal;
+  }
+
+  async #load(): Promise<void> {
+    await mkdir(this.#shardsDir, { recursive: true });
+    // Half-made shards and deleted ones waiting for removal; neither is visible.
+    await rm(this.#tmpDir, { recursive: true, force: true });
+    await mkdir(this.#tmpDir, { recursive: true });
+    const entries = (await readdir(this.#shardsDir, { withFileTypes: true })).filter((e) => e.isDirectory());
+    const started = performance.now();
+    try {
+      for (let i = 0; i < entries.length; i += OPEN_CONCURRENCY) {
+        const opened = await Promise.all(
+          entries
+            .slice(i, i + OPEN_CONCURRENCY)
+            .map((e) => Shard.open(join(this.#shardsDir, e.name), this.#ctx)),
+        );
+        for (const shard of opened) {
+          if (this.#shards.has(shard.name)) {
+            throw new RobustMQError(
+              ErrorCode.Corrupt,
+              `two directories in ${this.#shardsDir} hold shard ${shard.name}`,
+            );
+          }
+          this.#shards.set(shard.name, shard);
+        }
+      }
+    } catch (error) {
+      await Promise.allSettled([...this.#shards.values()].map((s) => s.close()));
+      throw error;
+    }
+    this.#ctx.logger.info(
+      { dir: this.dir, shards: this.#shards.size, ms: Math.round(performance.now() - started) },
+      'journal opened',
+    );
+  }
+
+  #checkOpen(): void {
+    if (this.#closing !== null) throw new RobustMQError(ErrorCode.Closed, 'the journal is closed');
+  }
+
+  #shard(name: string): Shard {
+    this.#checkOpen();
+    validateShardName(name);
+    const shard = this.#shards.get(name);
+    if (shard === undefined) throw new RobustMQError(ErrorCode.NotFound, `shard ${name} does not exist`);
+    return shard;
+  }
+
+  /** Runs a public call, turning unexpected errors (I/O) into INTERNAL RobustMQErrors. */
+  async #call<T>(body: () => T | Promise<T>): Promise<T> {
+    try {
+      return await body();
+    } catch (error) {
+      throw toRobustMQError(error);
+    }
+  }
+
+  /** Runs a creation or deletion that close must wait for. */
+  async #track<T>(body: () => Promise<T>): Promise<T> {
+    const running = this.#call(body);
+    this.#inFlight.add(running);
+    try {
+      return await running;
+    } finally {
+      this.#inFlight.delete(running);
+    }
+  }
+
+  createShard(shard: string, config?: Partial<ShardConfig>): Promise<ShardInfo> {
+    return this.#track(async () => {
+      this.#checkOpen();
+      validateShardName(shard);
+      const merged = mergeShardConfig(this.#defaults, config);
+      if (this.#shards.has(shard) || this.#busy.has(shard)) {
+        throw new RobustMQError(ErrorCode.AlreadyExists, `shard ${shard} already exists`);
+      }
+      this.#busy.add(shard);
+      try {
+        // Built aside and renamed into place, so a crash never leaves a half-made shard visible.
+        const staging = join(this.#tmpDir, `create-${randomUUID()}`);
+        await mkdir(staging);
+        await writeShardMeta(staging, { name: shard, config: merged, logStartOffset: 0 });
+        await (await open(join(staging, `${segmentFileStem(0)}.log`), 'wx')).close();
+        await syncDirectory(staging);
+        const dir = join(this.#shardsDir, shardDirName(shard));
+        await rename(staging, dir);
+        await syncDirectory(this.#shardsDir);
+        const opened = await Shard.open(dir, this.#ctx);
+        this.#shards.set(shard, opened);
+        return opened.info();
+      } finally {
+        this.#busy.delete(shard);
+      }
+    });
+  }
+
+  deleteShard(shard: string): Promise<void> {
+    return this.#track(async () => {
+      const target = this.#shard(shard);
+      this.#shards.delete(shard);
+      this.#busy.add(shard);
+      try {
+        await target.destroy();
+        // One rename makes the deletion atomic; the files go afterwards (or on the next open).
+        const grave = join(this.#tmpDir, `delete-${randomUUID()}`);
+        await rename(target.dir, grave);
+        await syncDirectory(this.#shardsDir);
+        await rm(grave, { recursive: true, force: true });
+      } finally {
+        this.#busy.delete(shard);
+      }
+    });
+  }
+
+  listShards(): Promise<string[]> {
+    return this.#call(() => {
+      this.#checkOpen();
+      return [...this.#shards.keys()].sort();
+    });
+  }
+
+  shardInfo(shard: string): Promise<ShardInfo> {
+    return this.#call(() => this.#shard(shard).info());
+  }
+
+  updateShardConfig(shard: string, config: Partial<ShardConfig>): Promise<ShardInfo> {
+    return this.#call(async () => {
+      const target = this.#shard(shard);
+      if (config === undefined) throw invalid('config must be an object');
+      return target.updateConfig(mergeShardConfig(target.config, config));
+    });
+  }
+
+  append(shard: string, batches: readonly RecordBatch[]): Promise<AppendResult> {
+    return this.#call(async () => {
+      const target = this.#shard(shard);
+      return target.append(frameAppend(shard, batches, target.config.maxBatchBytes));
+    });
+  }
+
+  read(shard: string, offset: number, options: ReadOptions): Promise<ReadResult> {
+    return this.#call(async () => {
+      const target = this.#shard(shard);
+      checkOffset('offset', offset);
+      const maxBytes: unknown = (options as Partial<ReadOptions> | undefined)?.maxBytes;
+      if (typeof maxBytes !== 'number' || Number.isNaN(maxBytes) || maxBytes < 0) {
+        throw invalid(`maxBytes must be a non-negative number, got ${String(maxBytes)}`);
+      }
+      return target.read(offset, maxBytes);
+    });
+  }
+
+  waitForData(shard: string, offset: number, timeoutMs: number): Promise<void> {
+    return this.#call(async () => {
+      const target = this.#shard(shard);
+      checkOffset('offset', offset);
+      if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0) {
+        throw invalid(`timeoutMs must be a non-negative number, got ${String(timeoutMs)}`);
+      }
+      return target.waitForData(offset, timeoutMs);
+    });
+  }
+
+  offsetForTimestamp(shard: string, timestamp: number): Promise<number | null> {
+    return this.#call(async () => {
+      const target = this.#shard(shard);
+      if (typeof timestamp !== 'number' || Number.isNaN(timestamp)) {
+        throw invalid(`timestamp must be a number, got ${String(timestamp)}`);
+      }
+      return target.offsetForTimestamp(timestamp);
+    });
+  }
+
+  deleteBefore(shard: string, offset: number): Promise<number> {
+    return this.#call(async () => {
+      const target = this.#shard(shard);
+      checkOffset('offset', offset);
+      return target.deleteBefore(offset);
+    });
+  }
+
+  enforceRetention(now: number): Promise<void> {
+    return this.#call(async () => {
+      this.#checkOpen();
+      if (typeof now !== 'number' || !Number.isFinite(now))
+        throw invalid(`now must be a finite number, got ${String(now)}`);
+      const failures: unknown[] = [];
+      for (const shard of [...this.#shards.values()]) {
+        try {
+          await shard.enforceRetention(now);
+        } catch (error) {
+          this.#ctx.logger.error({ err: error, shard: shard.name }, 'retention failed');
+          failures.push(error);
+        }
+      }
+      if (failures.length > 0) throw failures[0];
+    });
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await Promise.allSettled([...this.#inFlight]);
+      const shards = [...this.#shards.values()];
+      this.#shards.clear();
+      const results = await Promise.allSettled(shards.map((s) => s.close()));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed !== undefined) throw toRobustMQError(failed.reason);
+    })();
+    return this.#closing;
+  }
+}
+
+/** Opens a journal directly, without the server's config section. */
+export function openJournal(options: JournalOptions): Promise<Journal> {
+  return Journal.open(options);
+}

@@ -1,0 +1,192 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '@robustmq/core';
+import { removeFile, syncDirectory, writeFileAtomic } from './files.js';
+import { Segment } from './segment.js';
+import type { ShardContext } from './shard.js';
+import { parseSegmentFileName } from './shard-dir.js';
+import { readShardMeta, type ShardMeta } from './shard-meta.js';
+
+/** Written when an engine closes cleanly, so the next open can trust the last segment's indexes. */
+const CLEAN_MARKER_FILE = 'clean-shutdown.json';
+
+/** Records, after a clean close, the last segment's size: its indexes match exactly that log. */
+export async function writeCleanMarker(dir: string, active: Segment): Promise<void> {
+  await writeFileAtomic(
+    join(dir, CLEAN_MARKER_FILE),
+    Buffer.from(JSON.stringify({ baseOffset: active.baseOffset, size: active.size })),
+  );
+}
+
+/** Reads and removes the clean-shutdown marker; null when the last shutdown was not clean. */
+async function readCleanMarker(dir: string): Promise<{ baseOffset: number; size: number } | null> {
+  const path = join(dir, CLEAN_MARKER_FILE);
+  let marker: { baseOffset: number; size: number } | null = null;
+  try {
+    const parsed = JSON.parse(await readFile(path, 'utf8')) as { baseOffset?: unknown; size?: unknown };
+    if (typeof parsed.baseOffset === 'number' && typeof parsed.size === 'number') {
+      marker = { baseOffset: parsed.baseOffset, size: parsed.size };
+    }
+  } catch {
+    return null;
+  }
+  // Only the shutdown that wrote it vouches for it: from now on the log may change again.
+  await removeFile(path);
+  return marker;
+}
+
+/**
+ * Recovers the last segment after an unclean shutdown: reads every frame, checking each checksum,
+ * cuts off a torn or corrupt tail, and rebuilds the indexes in memory.
+ */
+async function recoverActive(
+  segment: Segment,
+  fileSize: number,
+  ctx: ShardContext,
+  logger: Logger,
+): Promise<void> {
+  const result = await segment.withHandle((h) => segment.rebuild(h, fileSize, ctx.indexIntervalBytes));
+  if (result.kind === 'bad') {
+    const cut = fileSize - result.position;
+    logger.warn(
+      {
+        segment: segment.logPath,
+        position: result.position,
+        offset: result.nextOffset,
+        bytes: cut,
+        reason: result.reason,
+      },
+      'truncating torn or corrupt tail of the last segment',
+    );
+    ctx.metrics.corruptFrames.inc({ found: 'recovery' });
+    ctx.metrics.truncatedBytes.inc(undefined, cut);
+    await segment.truncate(result.position);
+  }
+}
+
+/**
+ * Recovers a sealed segment whose indexes did not check out: rebuilds them from the log. Garbage
+ * after a complete segment is cut off; a segment damaged before its end is kept as it is, and
+ * reads that reach the damage get CORRUPT.
+ */
+async function recoverSealed(
+  segment: Segment,
+  fileSize: number,
+  nextBase: number,
+  ctx: ShardContext,
+  logger: Logger,
+): Promise<void> {
+  const result = await segment.withHandle((h) => segment.rebuild(h, fileSize, ctx.indexIntervalBytes));
+  if (segment.endOffset === nextBase) {
+    if (result.kind === 'bad') {
+      logger.warn(
+        { segment: segment.logPath, position: result.position, bytes: fileSize - result.position },
+        'truncating garbage after a sealed segment',
+      );
+      ctx.metrics.truncatedBytes.inc(undefined, fileSize - result.position);
+      await segment.truncate(result.position);
+    } else {
+      logger.info({ segment: segment.logPath }, 'rebuilt missing or stale segment indexes');
+    }
+  } else {
+    logger.error(
+      {
+        segment: segment.logPath,
+        position: result.position,
+        offset: result.nextOffset,
+        expectedEnd: nextBase,
+        reason: result.reason,
+      },
+      'sealed segment is damaged; reads reaching the damage fail with CORRUPT',
+    );
+    ctx.metrics.corruptFrames.inc({ found: 'recovery' });
+    segment.damagedAt = result.position;
+    segment.size = fileSize;
+    segment.endOffset = nextBase;
+  }
+  await segment.writeIndexes();
+}
+
+/**
+ * Loads a shard directory after a clean or unclean shutdown: removes leftovers (temp files, orphan
+ * indexes, segments below the persisted log start), checks every sealed segment against its
+ * indexes (rebuilding them when missing or stale), and recovers the last segment, which is left
+ * open for appending.
+ */
+export async function recoverShard(
+  dir: string,
+  ctx: ShardContext,
+): Promise<{ meta: ShardMeta; segments: Segment[] }> {
+  const meta = await readShardMeta(dir);
+  const logger = ctx.logger.child({ shard: meta.name });
+  const files = new Map<number, Set<string>>();
+  for (const entry of await readdir(dir)) {
+    if (entry.endsWith('.tmp')) {
+      await removeFile(join(dir, entry));
+      continue;
+    }
+    const parsed = parseSegmentFileName(entry);
+    if (parsed === null) continue;
+    const kinds = files.get(parsed.baseOffset) ?? new Set<string>();
+    kinds.add(parsed.kind);
+    files.set(parsed.baseOffset, kinds);
+  }
+  const bases: number[] = [];
+  for (const [base, kinds] of files) {
+    if (kinds.has('log')) {
+      bases.push(base);
+    } else {
+      const orphan = new Segment(dir, base);
+      await removeFile(orphan.indexPath);
+      await removeFile(orphan.timeIndexPath);
+    }
+  }
+  bases.sort((a, b) => a - b);
+
+  // Segments wholly below a persisted log start were meant to be deleted before a crash.
+  while (bases.length > 1 && (bases[1] ?? 0) <= meta.logStartOffset) {
+    await new Segment(dir, bases.shift() ?? 0).remove();
+  }
+
+  const clean = await readCleanMarker(dir);
+  const segments: Segment[] = [];
+  for (let i = 0; i < bases.length; i++) {
+    const segment = new Segment(dir, bases[i] ?? 0);
+    const nextBase = bases[i + 1];
+    const fileSize = (await stat(segment.logPath)).size;
+    if (nextBase === undefined) {
+      const trusted =
+        clean !== null &&
+        clean.baseOffset === segment.baseOffset &&
+        clean.size === fileSize &&
+        (await segment.withHandle((h) => segment.checkIndexes(h, fileSize, ctx.indexIntervalBytes, true)));
+      if (!trusted) await recoverActive(segment, fileSize, ctx, logger);
+    } else {
+      const sound =
+        (await segment.withHandle((h) => segment.checkIndexes(h, fileSize, ctx.indexIntervalBytes, false))) &&
+        segment.endOffset === nextBase;
+      if (!sound) await recoverSealed(segment, fileSize, nextBase, ctx, logger);
+      if (segment.indexesLoaded) ctx.indexCache.touch(segment);
+    }
+    segments.push(segment);
+  }
+
+  const last = segments[segments.length - 1];
+  if (last === undefined || last.endOffset < meta.logStartOffset) {
+    // Everything left lies below the log start (or nothing is left): start afresh there.
+    if (last !== undefined)
+      logger.warn(
+        { logStartOffset: meta.logStartOffset, nextOffset: last.endOffset },
+        'log ends before its start; starting a new segment',
+      );
+    for (const segment of segments) await segment.remove();
+    segments.length = 0;
+    const fresh = new Segment(dir, meta.logStartOffset);
+    await fresh.create();
+    await syncDirectory(dir);
+    segments.push(fresh);
+  } else {
+    await last.openForAppend();
+  }
+  return { meta, segments };
+}

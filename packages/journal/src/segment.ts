@@ -1,0 +1,367 @@
+import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { removeFile, writeAll, writeFileAtomic, readAt } from './files.js';
+import type { FrameHeader } from './frame.js';
+import { OffsetIndex } from './offset-index.js';
+import { scanFrames, type ScanResult } from './scan.js';
+import { segmentFileStem } from './shard-dir.js';
+import { TimeIndex } from './time-index.js';
+
+const SCAN_READ_AHEAD = 1024 * 1024;
+
+/**
+ * One segment of a shard's log: `<base>.log` holding frames, plus `<base>.index` (offset index)
+ * and `<base>.timeindex` (time index). The last segment of a shard is the active one: it is
+ * appended to through a handle it keeps open, and its indexes live in memory (they are written
+ * out when it is sealed or the engine closes cleanly). Sealed segments are read through a handle
+ * opened per use, and their indexes are loaded on demand.
+ */
+export class Segment {
+  readonly baseOffset: number;
+  readonly logPath: string;
+  readonly indexPath: string;
+  readonly timeIndexPath: string;
+  /** Bytes of log written (for the active segment this includes bytes not yet committed). */
+  size = 0;
+  /** The offset after the last batch written. */
+  endOffset: number;
+  /** Largest max timestamp of any batch, or -Infinity when empty. */
+  maxTimestamp = -Infinity;
+  /** Offset of the last batch relative to the base, or -1 when empty. */
+  lastBatchRelative = -1;
+  /** Where frames stop being readable in a damaged sealed segment; null when sound. */
+  damagedAt: number | null = null;
+
+  #bytesSinceIndexEntry = 0;
+  #index: OffsetIndex | null = null;
+  #timeIndex: TimeIndex | null = null;
+  #writer: FileHandle | null = null;
+  #writerUsers = 0;
+  #onWriterIdle: (() => void) | null = null;
+
+  constructor(dir: string, baseOffset: number) {
+    this.baseOffset = baseOffset;
+    this.endOffset = baseOffset;
+    const stem = segmentFileStem(baseOffset);
+    this.logPath = join(dir, `${stem}.log`);
+    this.indexPath = join(dir, `${stem}.index`);
+    this.timeIndexPath = join(dir, `${stem}.timeindex`);
+  }
+
+  get isEmpty(): boolean {
+    return this.lastBatchRelative < 0;
+  }
+
+  get indexesLoaded(): boolean {
+    return this.#index !== null;
+  }
+
+  /** The offset index (loaded: see {@link loadIndexes}). */
+  get index(): OffsetIndex {
+    if (this.#index === null) throw new Error(`indexes of ${this.logPath} are not loaded`);
+    return this.#index;
+  }
+
+  get timeIndex(): TimeIndex {
+    if (this.#timeIndex === null) throw new Error(`indexes of ${this.logPath} are not loaded`);
+    return this.#timeIndex;
+  }
+
+  /** Creates the empty log file of a new active segment and keeps it open for appending. */
+  async create(): Promise<void> {
+    this.#writer = await open(this.logPath, 'wx+');
+    this.#index = new OffsetIndex();
+    this.#timeIndex = new TimeIndex();
+  }
+
+  /** Opens an existing log file for appending (the active segment after recovery). */
+  async openForAppend(): Promise<void> {
+    this.#writer = await open(this.logPath, 'r+');
+  }
+
+  /** Runs `use` with a handle on the log file: the shared appending handle, or one of its own. */
+  async withHandle<T>(use: (handle: FileHandle) => Promise<T>): Promise<T> {
+    const writer = this.#writer;
+    if (writer !== null) {
+      this.#writerUsers++;
+      try {
+        return await use(writer);
+      } finally {
+        this.#writerUsers--;
+        if (this.#writerUsers === 0 && this.#onWriterIdle !== null) {
+          const idle = this.#onWriterIdle;
+          this.#onWriterIdle = null;
+          idle();
+        }
+      }
+    }
+    const handle = await open(this.logPath, 'r');
+    try {
+      return await use(handle);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Appends frames at the end of the log (the active segment only). */
+  async write(buffers: Buffer[], bytes: number): Promise<void> {
+    if (this.#writer === null) throw new Error(`segment ${this.logPath} is not open for appending`);
+    await writeAll(this.#writer, buffers, this.size);
+    this.size += bytes;
+  }
+
+  async datasync(): Promise<void> {
+    if (this.#writer === null) throw new Error(`segment ${this.logPath} is not open for appending`);
+    await this.#writer.datasync();
+  }
+
+  /** Cuts the log back to `size` bytes and makes that durable. */
+  async truncate(size: number): Promise<void> {
+    if (this.#writer !== null) {
+      await this.#writer.truncate(size);
+      await this.#writer.datasync();
+    } else {
+      const handle = await open(this.logPath, 'r+');
+      try {
+        await handle.truncate(size);
+        await handle.datasync();
+      } finally {
+        await handle.close();
+      }
+    }
+    this.size = size;
+  }
+
+  /** Records a batch just written at `position` in the in-memory indexes. */
+  noteBatch(
+    header: Pick<FrameHeader, 'baseOffset' | 'recordCount' | 'maxTimestamp'>,
+    position: number,
+    bytes: number,
+    indexIntervalBytes: number,
+  ): void {
+    const relative = header.baseOffset - this.baseOffset;
+    if (header.maxTimestamp > this.maxTimestamp) this.maxTimestamp = header.maxTimestamp;
+    if (
+      this.#bytesSinceIndexEntry >= indexIntervalBytes &&
+      this.#index !== null &&
+      this.#timeIndex !== null
+    ) {
+      this.#index.append(relative, position);
+      this.#timeIndex.append(this.maxTimestamp, relative);
+      this.#bytesSinceIndexEntry = 0;
+    }
+    this.#bytesSinceIndexEntry += bytes;
+    this.lastBatchRelative = relative;
+    this.endOffset = header.baseOffset + header.recordCount;
+  }
+
+  /** Writes both index files (atomically, fsynced), ending the time index on the last batch. */
+  async writeIndexes(): Promise<void> {
+    const time = this.timeIndex;
+    const last = time.length - 1;
+    if (!this.isEmpty && (last < 0 || time.relativeOffsetAt(last) !== this.lastBatchRelative)) {
+      time.append(this.maxTimestamp, this.lastBatchRelative);
+    }
+    await writeFileAtomic(this.indexPath, this.index.bytes());
+    await writeFileAtomic(this.timeIndexPath, time.bytes());
+  }
+
+  /**
+   * Stops appending: the appending handle is closed once in-flight reads on it are done. Reads
+   * after this open their own handle.
+   */
+  async closeWriter(): Promise<void> {
+    const writer = this.#writer;
+    if (writer === null) return;
+    this.#writer = null;
+    if (this.#writerUsers > 0) {
+      await new Promise<void>((resolve) => {
+        this.#onWriterIdle = resolve;
+      });
+    }
+    await writer.close();
+  }
+
+  /** Drops the in-memory indexes of a sealed segment; {@link loadIndexes} brings them back. */
+  unloadIndexes(): void {
+    if (this.#writer !== null) return;
+    this.#index = null;
+    this.#timeIndex = null;
+  }
+
+  /**
+   * Loads the index files of a sealed segment, checking them against the log; stale or missing
+   * ones are rebuilt from the log and rewritten.
+   */
+  async loadIndexes(indexIntervalBytes: number): Promise<void> {
+    if (this.#index !== null) return;
+    const index = await readOptional(this.indexPath);
+    const time = await readOptional(this.timeIndexPath);
+    if (
+      index !== null &&
+      time !== null &&
+      index.length % OffsetIndex.ENTRY_BYTES === 0 &&
+      time.length % TimeIndex.ENTRY_BYTES === 0
+    ) {
+      const offsetIndex = new OffsetIndex(index);
+      const timeIndex = new TimeIndex(time);
+      const lastTime = timeIndex.length - 1;
+      const sound =
+        offsetIndex.isConsistent(this.size) &&
+        timeIndex.isConsistent() &&
+        (this.isEmpty
+          ? timeIndex.length === 0 && offsetIndex.length === 0
+          : lastTime >= 0 && timeIndex.relativeOffsetAt(lastTime) === this.lastBatchRelative);
+      if (sound) {
+        this.#index = offsetIndex;
+        this.#timeIndex = timeIndex;
+        return;
+      }
+    }
+    // A sealed segment's extent is known already (from recovery); the rebuild only redoes indexes.
+    const { size, endOffset } = this;
+    const result = await this.withHandle((handle) => this.rebuild(handle, size, indexIntervalBytes));
+    if (result.kind === 'bad') this.damagedAt = result.position;
+    this.size = size;
+    this.endOffset = endOffset;
+    await this.writeIndexes();
+  }
+
+  /**
+   * Rebuilds the in-memory state and indexes by reading every frame up to `size`, checking each
+   * checksum. Returns where and why the scan ended; the state covers the frames before that.
+   */
+  async rebuild(handle: FileHandle, size: number, indexIntervalBytes: number): Promise<ScanResult> {
+    this.#index = new OffsetIndex();
+    this.#timeIndex = new TimeIndex();
+    this.#bytesSinceIndexEntry = 0;
+    this.maxTimestamp = -Infinity;
+    this.lastBatchRelative = -1;
+    this.endOffset = this.baseOffset;
+    const result = await scanFrames(
+      handle,
+      { from: 0, to: size, expectedBase: this.baseOffset, readAhead: SCAN_READ_AHEAD, verifyAll: false },
+      () => 'take',
+      (header, position, frame) => this.noteBatch(header, position, frame.length, indexIntervalBytes),
+    );
+    this.size = result.position;
+    return result;
+  }
+
+  /**
+   * Checks, cheaply, that the index files agree with the log: their sizes, their last entries,
+   * and that the frames after the last offset-index entry lead exactly to the end of the file and
+   * to the batch the time index ends on. Fills in size, end offset and newest timestamp. With
+   * `loadIntoMemory`, also loads the indexes (for an active segment after a clean shutdown).
+   */
+  async checkIndexes(
+    handle: FileHandle,
+    fileSize: number,
+    indexIntervalBytes: number,
+    loadIntoMemory: boolean,
+  ): Promise<boolean> {
+    const [indexStat, timeStat] = await Promise.all([
+      statOptional(this.indexPath),
+      statOptional(this.timeIndexPath),
+    ]);
+    if (indexStat === null || timeStat === null) return false;
+    if (indexStat % OffsetIndex.ENTRY_BYTES !== 0 || timeStat % TimeIndex.ENTRY_BYTES !== 0) return false;
+    if (fileSize === 0) {
+      if (indexStat !== 0 || timeStat !== 0) return false;
+      this.size = 0;
+      this.endOffset = this.baseOffset;
+      if (loadIntoMemory) {
+        this.#index = new OffsetIndex();
+        this.#timeIndex = new TimeIndex();
+        this.#bytesSinceIndexEntry = 0;
+      }
+      return true;
+    }
+    if (timeStat === 0) return false;
+
+    let lastRelative = 0;
+    let lastPosition = 0;
+    if (indexStat > 0) {
+      const entry = await readTail(this.indexPath, OffsetIndex.ENTRY_BYTES);
+      lastRelative = entry.readUInt32BE(0);
+      lastPosition = entry.readUInt32BE(4);
+      if (lastPosition >= fileSize) return false;
+    }
+    const timeEntry = await readTail(this.timeIndexPath, TimeIndex.ENTRY_BYTES);
+    const newest = timeEntry.readDoubleBE(0);
+    const timeLastRelative = timeEntry.readUInt32BE(8);
+
+    let lastBatch = -1;
+    let newestSeen = -Infinity;
+    const walk = await scanFrames(
+      handle,
+      {
+        from: lastPosition,
+        to: fileSize,
+        expectedBase: this.baseOffset + lastRelative,
+        readAhead: 64 * 1024,
+        verifyAll: false,
+      },
+      (header) => {
+        lastBatch = header.baseOffset - this.baseOffset;
+        newestSeen = Math.max(newestSeen, header.maxTimestamp);
+        return 'skip';
+      },
+    );
+    if (
+      walk.kind !== 'end' ||
+      lastBatch !== timeLastRelative ||
+      newestSeen > newest ||
+      !Number.isFinite(newest)
+    )
+      return false;
+
+    this.size = fileSize;
+    this.endOffset = walk.nextOffset;
+    this.maxTimestamp = newest;
+    this.lastBatchRelative = lastBatch;
+    if (loadIntoMemory) {
+      const index = new OffsetIndex(await readFile(this.indexPath));
+      const time = new TimeIndex(await readFile(this.timeIndexPath));
+      if (!index.isConsistent(fileSize) || !time.isConsistent()) return false;
+      this.#index = index;
+      this.#timeIndex = time;
+      this.#bytesSinceIndexEntry = fileSize - lastPosition;
+    }
+    return true;
+  }
+
+  /** Removes the segment's files (the caller has stopped using it). */
+  async remove(): Promise<void> {
+    await this.closeWriter();
+    await removeFile(this.logPath);
+    await removeFile(this.indexPath);
+    await removeFile(this.timeIndexPath);
+  }
+}
+
+async function readOptional(path: string): Promise<Buffer | null> {
+  try {
+    return await readFile(path);
+  } catch {
+    return null;
+  }
+}
+
+async function statOptional(path: string): Promise<number | null> {
+  try {
+    return (await stat(path)).size;
+  } catch {
+    return null;
+  }
+}
+
+async function readTail(path: string, bytes: number): Promise<Buffer> {
+  const handle = await open(path, 'r');
+  try {
+    const size = (await handle.stat()).size;
+    return await readAt(handle, size - bytes, bytes);
+  } finally {
+    await handle.close();
+  }
+}

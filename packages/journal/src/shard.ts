@@ -1,0 +1,747 @@
+import {
+  ErrorCode,
+  RobustMQError,
+  type AppendResult,
+  type Logger,
+  type ReadResult,
+  type ShardConfig,
+  type ShardInfo,
+  type StoredBatch,
+} from '@robustmq/core';
+import type { AppendRequest } from './append-request.js';
+import { isErrno, syncDirectory } from './files.js';
+import { FRAME_HEADER_BYTES, sealFrame } from './frame.js';
+import type { IndexCache } from './index-cache.js';
+import type { JournalMetrics } from './metrics.js';
+import { recoverShard, writeCleanMarker } from './recovery.js';
+import { scanFrames, type ScanResult } from './scan.js';
+import { Segment } from './segment.js';
+import { SerialQueue } from './serial.js';
+import { writeShardMeta } from './shard-meta.js';
+
+/** Appends queued behind one write are written together, up to about this many bytes. */
+const MAX_GROUP_BYTES = 16 * 1024 * 1024;
+/** Relative offsets in the indexes are 32-bit. */
+const MAX_RELATIVE_OFFSET = 0xffffffff;
+/** setTimeout fires at once for longer delays. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** What every shard of one engine shares. */
+export interface ShardContext {
+  logger: Logger;
+  metrics: JournalMetrics;
+  indexCache: IndexCache;
+  groupCommitMs: number;
+  groupCommitBytes: number;
+  indexIntervalBytes: number;
+}
+
+interface SyncWaiter {
+  request: AppendRequest;
+  endOffset: number;
+}
+
+interface DataWaiter {
+  offset: number;
+  resolve: () => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+function corrupt(message: string): RobustMQError {
+  return new RobustMQError(ErrorCode.Corrupt, message);
+}
+
+/**
+ * One shard: a directory of segments plus its metadata file. Appends are queued and written in
+ * order by one writer at a time; reads see only committed batches (those acknowledged by the
+ * shard's durability policy).
+ */
+export class Shard {
+  readonly name: string;
+  readonly dir: string;
+  config: ShardConfig;
+  logStartOffset: number;
+  /** Oldest first; the last one is the active segment. */
+  segments: Segment[];
+
+  readonly #ctx: ShardContext;
+  readonly #logger: Logger;
+  readonly #lock = new SerialQueue();
+  /** The offset the next appended batch gets. */
+  #nextOffset: number;
+  /** Reads and waiters see offsets below this, in the active segment up to `#committedSize`. */
+  #committedOffset: number;
+  #committedSize: number;
+
+  #queue: AppendRequest[] = [];
+  #draining: Promise<void> | null = null;
+  #syncWaiters: SyncWaiter[] = [];
+  #syncing: Promise<void> | null = null;
+  #syncTimer: ReturnType<typeof setTimeout> | null = null;
+  #unsyncedBytes = 0;
+  #lastSyncStart = -Infinity;
+  #rolling = false;
+  #dataWaiters = new Set<DataWaiter>();
+  /** Set after an I/O error that left the log in an unknown state: appends fail until reopened. */
+  #failure: Error | null = null;
+  #stopped = false;
+
+  private constructor(
+    ctx: ShardContext,
+    dir: string,
+    name: string,
+    config: ShardConfig,
+    logStartOffset: number,
+    segments: Segment[],
+  ) {
+    this.#ctx = ctx;
+    this.#logger = ctx.logger.child({ shard: name });
+    this.dir = dir;
+    this.name = name;
+    this.config = config;
+    this.segments = segments;
+    const active = this.active;
+    this.logStartOffset = Math.max(logStartOffset, segments[0]?.baseOffset ?? 0);
+    this.#nextOffset = active.endOffset;
+    this.#committedOffset = active.endOffset;
+    this.#committedSize = active.size;
+  }
+
+  get active(): Segment {
+    const last = this.segments[this.segments.length - 1];
+    if (last === undefined) throw new Error(`shard ${this.name} has no segment`);
+    return last;
+  }
+
+  /** Opens a shard directory: checks every segment, recovers the last one, and rebuilds indexes. */
+  static async open(dir: string, ctx: ShardContext): Promise<Shard> {
+    const { meta, segments } = await recoverShard(dir, ctx);
+    return new Shard(ctx, dir, meta.name, meta.config, meta.logStartOffset, segments);
+  }
+
+  info(): ShardInfo {
+    let sizeBytes = this.#committedSize;
+    for (let i = 0; i < this.segments.length - 1; i++) sizeBytes += this.segments[i]?.size ?? 0;
+    return {
+      name: this.name,
+      config: { ...this.config },
+      logStartOffset: this.logStartOffset,
+      nextOffset: this.#committedOffset,
+      sizeBytes,
+    };
+  }
+
+  async updateConfig(config: ShardConfig): Promise<ShardInfo> {
+    return this.#lock.run(async () => {
+      await writeShardMeta(this.dir, { name: this.name, config, logStartOffset: this.logStartOffset });
+      this.config = config;
+      return this.info();
+    });
+  }
+
+  // ---- appends -------------------------------------------------------------------------------
+
+  /** Queues an append; it resolves once durable by the shard's policy. */
+  append(request: AppendRequest): Promise<AppendResult> {
+    if (this.#failure !== null) return Promise.reject(this.#failedError());
+    const result = new Promise<AppendResult>((resolve, reject) => {
+      request.resolve = resolve;
+      request.reject = reject;
+    });
+    this.#queue.push(request);
+    this.#draining ??= this.#drain();
+    return result;
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) {
+        // The group is taken inside the task, a tick later, so appends made together go together.
+        await this.#lock.run(() => this.#writeGroup(this.#takeGroup()));
+      }
+    } finally {
+      this.#draining = null;
+    }
+  }
+
+  #takeGroup(): AppendRequest[] {
+    let bytes = 0;
+    let count = 0;
+    while (count < this.#queue.length && (count === 0 || bytes < MAX_GROUP_BYTES)) {
+      bytes += this.#queue[count]?.bytes ?? 0;
+      count++;
+    }
+    return this.#queue.splice(0, count);
+  }
+
+  /** Writes queued appends, rolling segments between them as needed. Never throws. */
+  async #writeGroup(group: AppendRequest[]): Promise<void> {
+    let i = 0;
+    try {
+      while (i < group.length) {
+        if (this.#failure !== null) throw this.#failedError();
+        if (this.#stopped) throw new RobustMQError(ErrorCode.NotFound, `shard ${this.name} was deleted`);
+        const first = group[i] as AppendRequest;
+        if (this.#wouldOverflow(0, first)) await this.#roll();
+        let runBytes = first.bytes;
+        let runRecords = first.records;
+        let end = i + 1;
+        for (; end < group.length; end++) {
+          const next = group[end] as AppendRequest;
+          if (this.#wouldOverflow(runBytes, next, runRecords)) break;
+          runBytes += next.bytes;
+          runRecords += next.records;
+        }
+        const run = group.slice(i, end);
+        i = end;
+        await this.#writeRun(run, runBytes);
+      }
+    } catch (error) {
+      const failure = toRobustMQError(error);
+      for (const request of group.slice(i)) request.reject(failure);
+    }
+  }
+
+  /** Whether `request`, after `pendingBytes` more bytes, would not fit the active segment. */
+  #wouldOverflow(pendingBytes: number, request: AppendRequest, pendingRecords = 0): boolean {
+    const active = this.active;
+    const used = active.size + pendingBytes;
+    if (used === 0) return false;
+    return (
+      used + request.bytes > this.config.segmentBytes ||
+      this.#nextOffset + pendingRecords + request.records - active.baseOffset > MAX_RELATIVE_OFFSET
+    );
+  }
+
+  /** Writes appends that all go to the active segment, with one vectored write. */
+  async #writeRun(run: AppendRequest[], bytes: number): Promise<void> {
+    const segment = this.active;
+    const start = segment.size;
+    let offset = this.#nextOffset;
+    for (const request of run) {
+      request.baseOffset = offset;
+      for (const batch of request.batches) {
+        sealFrame(request.frames, batch.at, offset);
+        offset += batch.recordCount;
+      }
+      request.endOffset = offset;
+    }
+    try {
+      await segment.write(
+        run.map((r) => r.frames),
+        bytes,
+      );
+    } catch (error) {
+      // Put the file back as it was, so the failed appends change nothing.
+      try {
+        await segment.truncate(start);
+      } catch (truncateError) {
+        this.#fail(truncateError);
+      }
+      for (const request of run) request.reject(toRobustMQError(error));
+      return;
+    }
+
+    let position = start;
+    for (const request of run) {
+      for (const batch of request.batches) {
+        segment.noteBatch(
+          {
+            baseOffset: request.baseOffset + batch.relative,
+            recordCount: batch.recordCount,
+            maxTimestamp: batch.maxTimestamp,
+          },
+          position,
+          batch.bytes,
+          this.#ctx.indexIntervalBytes,
+        );
+        position += batch.bytes;
+      }
+    }
+    this.#nextOffset = offset;
+    this.#ctx.metrics.appendedBytes.inc(undefined, bytes);
+    this.#ctx.metrics.appendedBatches.inc(
+      undefined,
+      run.reduce((n, r) => n + r.batches.length, 0),
+    );
+
+    switch (this.config.durability) {
+      case 'none':
+        this.#commit(offset, segment.size, false);
+        for (const request of run) resolveRequest(request);
+        return;
+      case 'fsync':
+        try {
+          await this.#datasync(segment);
+        } catch (error) {
+          this.#fail(error);
+          for (const request of run) request.reject(this.#failedError());
+          return;
+        }
+        this.#commit(offset, segment.size, true);
+        for (const request of run) resolveRequest(request);
+        return;
+      case 'group-commit':
+        for (const request of run) this.#syncWaiters.push({ request, endOffset: request.endOffset });
+        this.#unsyncedBytes += bytes;
+        this.#scheduleSync();
+        return;
+    }
+  }
+
+  /**
+   * Group commit: one fsync at a time per shard covers everything written before it started, and
+   * appends written while it runs share the next one. Syncs start at least `groupCommitMs` apart
+   * (0: as soon as the previous one ends), sooner only once `groupCommitBytes` are waiting.
+   */
+  #scheduleSync(): void {
+    if (this.#syncing !== null || this.#rolling || this.#syncWaiters.length === 0) return;
+    const wait = this.#lastSyncStart + this.#ctx.groupCommitMs - performance.now();
+    if (wait <= 0 || this.#unsyncedBytes >= this.#ctx.groupCommitBytes) {
+      this.#startGroupSync();
+    } else {
+      this.#syncTimer ??= setTimeout(() => {
+        this.#syncTimer = null;
+        this.#startGroupSync();
+      }, wait);
+    }
+  }
+
+  #startGroupSync(): void {
+    if (this.#syncTimer !== null) clearTimeout(this.#syncTimer);
+    this.#syncTimer = null;
+    if (this.#syncing !== null || this.#rolling || this.#failure !== null) return;
+    const segment = this.active;
+    const targetOffset = this.#nextOffset;
+    const targetSize = segment.size;
+    this.#unsyncedBytes = 0;
+    this.#lastSyncStart = performance.now();
+    this.#syncing = (async () => {
+      try {
+        await this.#datasync(segment);
+        this.#commit(targetOffset, targetSize, true);
+      } catch (error) {
+        this.#fail(error);
+      } finally {
+        this.#syncing = null;
+      }
+      this.#scheduleSync();
+    })();
+  }
+
+  async #datasync(segment: Segment): Promise<void> {
+    const started = performance.now();
+    await segment.datasync();
+    this.#ctx.metrics.fsyncs.inc();
+    this.#ctx.metrics.fsyncSeconds.observe(undefined, (performance.now() - started) / 1000);
+  }
+
+  /** Makes batches below `offset` visible; with `synced`, acknowledges the appends they cover. */
+  #commit(offset: number, size: number, synced: boolean): void {
+    if (offset > this.#committedOffset) {
+      this.#committedOffset = offset;
+      this.#committedSize = size;
+      for (const waiter of this.#dataWaiters) {
+        if (waiter.offset < offset) {
+          clearTimeout(waiter.timer);
+          this.#dataWaiters.delete(waiter);
+          waiter.resolve();
+        }
+      }
+    }
+    if (synced) {
+      let covered = 0;
+      while (
+        covered < this.#syncWaiters.length &&
+        (this.#syncWaiters[covered]?.endOffset ?? Infinity) <= offset
+      )
+        covered++;
+      for (const waiter of this.#syncWaiters.splice(0, covered)) resolveRequest(waiter.request);
+    }
+  }
+
+  /**
+   * Seals the active segment (fsynced, indexes written) and starts a new one at the next offset.
+   * Everything written so far is committed first. Runs under the lock.
+   */
+  async #roll(): Promise<void> {
+    const old = this.active;
+    this.#rolling = true;
+    try {
+      if (this.#syncTimer !== null) clearTimeout(this.#syncTimer);
+      this.#syncTimer = null;
+      if (this.#syncing !== null) await this.#syncing;
+      if (this.#failure !== null) throw this.#failedError();
+      try {
+        await this.#datasync(old);
+      } catch (error) {
+        this.#fail(error);
+        throw this.#failedError();
+      }
+      this.#commit(this.#nextOffset, old.size, true);
+      await old.writeIndexes();
+      const next = new Segment(this.dir, this.#nextOffset);
+      await next.create();
+      await syncDirectory(this.dir);
+      this.segments.push(next);
+      this.#committedSize = 0;
+      await old.closeWriter();
+      this.#ctx.indexCache.touch(old);
+    } finally {
+      this.#rolling = false;
+      this.#scheduleSync();
+    }
+  }
+
+  /**
+   * After an fsync failure nothing unsynced can be trusted: fail every waiting append, cut the log
+   * back to what was committed, and refuse appends until the engine is reopened.
+   */
+  #fail(error: unknown): void {
+    if (this.#failure !== null) return;
+    this.#failure = error instanceof Error ? error : new Error(String(error));
+    this.#logger.error(
+      { err: error },
+      'journal I/O failed; appends to this shard fail until the engine is reopened',
+    );
+    const failed = this.#failedError();
+    for (const waiter of this.#syncWaiters.splice(0)) waiter.request.reject(failed);
+    for (const request of this.#queue.splice(0)) request.reject(failed);
+    const segment = this.active;
+    const committedSize = this.#committedSize;
+    void this.#lock.run(async () => {
+      try {
+        await segment.truncate(committedSize);
+      } catch (truncateError) {
+        this.#logger.error(
+          { err: truncateError },
+          'could not cut back unsynced appends; recovery will check them on reopen',
+        );
+      }
+    });
+  }
+
+  #failedError(): RobustMQError {
+    return new RobustMQError(
+      ErrorCode.Internal,
+      `shard ${this.name} failed after an I/O error: ${this.#failure?.message ?? 'unknown'}`,
+      {
+        cause: this.#failure,
+      },
+    );
+  }
+
+  // ---- reads ---------------------------------------------------------------------------------
+
+  /** Index of the segment holding `offset`: the last one whose base is at or below it. */
+  #segmentFor(segments: readonly Segment[], offset: number): number {
+    let lo = 0;
+    let hi = segments.length - 1;
+    let found = 0;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((segments[mid]?.baseOffset ?? Infinity) <= offset) {
+        found = mid;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return found;
+  }
+
+  async #loadIndexes(segment: Segment): Promise<void> {
+    if (segment === this.active) return;
+    await segment.loadIndexes(this.#ctx.indexIntervalBytes);
+    this.#ctx.indexCache.touch(segment);
+  }
+
+  async read(offset: number, maxBytes: number): Promise<ReadResult> {
+    const committed = this.#committedOffset;
+    const committedSize = this.#committedSize;
+    const logStart = this.logStartOffset;
+    if (offset < logStart || offset > committed) {
+      throw new RobustMQError(
+        ErrorCode.OffsetOutOfRange,
+        `offset ${offset} is outside ${logStart}..${committed} of shard ${this.name}`,
+      );
+    }
+    const batches: StoredBatch[] = [];
+    if (offset === committed) return { batches, logStartOffset: logStart, nextOffset: committed };
+
+    const segments = this.segments.slice();
+    const active = this.active;
+    let total = 0;
+    for (let i = this.#segmentFor(segments, offset); i < segments.length; i++) {
+      const segment = segments[i] as Segment;
+      if (segment.baseOffset >= committed) break;
+      const to = segment === active ? committedSize : (segment.damagedAt ?? segment.size);
+      let result: ScanResult;
+      try {
+        result = await segment.withHandle(async (handle) => {
+          await this.#loadIndexes(segment);
+          const target = Math.max(offset - segment.baseOffset, 0);
+          const { position, relativeOffset } = segment.index.positionFor(target);
+          return scanFrames(
+            handle,
+            {
+              from: position,
+              to,
+              expectedBase: segment.baseOffset + relativeOffset,
+              readAhead: Math.min(
+                Math.max(maxBytes - total + 2 * this.#ctx.indexIntervalBytes, 64 * 1024),
+                8 * 1024 * 1024,
+              ),
+              verifyAll: false,
+            },
+            (header) => {
+              if (header.baseOffset + header.recordCount <= offset) return 'skip';
+              if (header.baseOffset >= committed) return 'stop';
+              if (batches.length > 0 && total + header.dataLength > maxBytes) return 'stop';
+              return 'take';
+            },
+            (header, _position, frame) => {
+              batches.push({
+                baseOffset: header.baseOffset,
+                recordCount: header.recordCount,
+                maxTimestamp: header.maxTimestamp,
+                data: frame.subarray(FRAME_HEADER_BYTES),
+              });
+              total += header.dataLength;
+            },
+          );
+        });
+      } catch (error) {
+        if (isErrno(error, 'ENOENT') && offset < this.logStartOffset) {
+          throw new RobustMQError(
+            ErrorCode.OffsetOutOfRange,
+            `offset ${offset} was deleted from shard ${this.name} while reading`,
+          );
+        }
+        throw error;
+      }
+      if (result.kind === 'stopped') break;
+      const damaged =
+        result.kind === 'bad' || (segment.damagedAt !== null && result.nextOffset < segment.endOffset);
+      if (damaged) {
+        this.#reportCorrupt(segment, result);
+        if (batches.length === 0) {
+          throw corrupt(
+            `shard ${this.name}: batch at offset ${result.nextOffset} in ${segment.logPath} is corrupt (${result.reason ?? 'unreadable'})`,
+          );
+        }
+        break;
+      }
+    }
+    return { batches, logStartOffset: logStart, nextOffset: committed };
+  }
+
+  #reportCorrupt(segment: Segment, result: ScanResult): void {
+    this.#ctx.metrics.corruptFrames.inc({ found: 'read' });
+    this.#logger.error(
+      {
+        segment: segment.logPath,
+        position: result.position,
+        offset: result.nextOffset,
+        reason: result.reason,
+      },
+      'corrupt batch not served',
+    );
+  }
+
+  async offsetForTimestamp(timestamp: number): Promise<number | null> {
+    const committed = this.#committedOffset;
+    const committedSize = this.#committedSize;
+    const logStart = this.logStartOffset;
+    const segments = this.segments.slice();
+    const active = this.active;
+    for (let i = this.#segmentFor(segments, logStart); i < segments.length; i++) {
+      const segment = segments[i] as Segment;
+      if (segment.baseOffset >= committed) break;
+      if (segment.maxTimestamp < timestamp) continue;
+      const to = segment === active ? committedSize : (segment.damagedAt ?? segment.size);
+      let found: number | null = null;
+      const result = await segment.withHandle(async (handle) => {
+        await this.#loadIndexes(segment);
+        const from = Math.max(segment.timeIndex.scanStartFor(timestamp), logStart - segment.baseOffset, 0);
+        const { position, relativeOffset } = segment.index.positionFor(from);
+        return scanFrames(
+          handle,
+          {
+            from: position,
+            to,
+            expectedBase: segment.baseOffset + relativeOffset,
+            readAhead: 64 * 1024,
+            verifyAll: false,
+          },
+          (header) => {
+            if (found !== null || header.baseOffset >= committed) return 'stop';
+            if (header.baseOffset + header.recordCount <= logStart || header.maxTimestamp < timestamp)
+              return 'skip';
+            return 'take';
+          },
+          (header) => {
+            found = Math.max(header.baseOffset, logStart);
+          },
+        );
+      });
+      if (found !== null) return found;
+      if (result.kind === 'bad') {
+        this.#reportCorrupt(segment, result);
+        throw corrupt(
+          `shard ${this.name}: batch at offset ${result.nextOffset} in ${segment.logPath} is corrupt (${result.reason ?? 'unreadable'})`,
+        );
+      }
+      if (result.kind === 'stopped') break;
+    }
+    return null;
+  }
+
+  /** Resolves once an offset at or after `offset` is committed, or after `timeoutMs`. */
+  waitForData(offset: number, timeoutMs: number): Promise<void> {
+    if (this.#committedOffset > offset || this.#stopped) return Promise.resolve();
+    return new Promise((resolve) => {
+      const waiter: DataWaiter = {
+        offset,
+        resolve,
+        timer: setTimeout(
+          () => {
+            this.#dataWaiters.delete(waiter);
+            resolve();
+          },
+          Math.min(timeoutMs, MAX_TIMER_MS),
+        ),
+      };
+      this.#dataWaiters.add(waiter);
+    });
+  }
+
+  // ---- deletion and retention ----------------------------------------------------------------
+
+  async deleteBefore(offset: number): Promise<number> {
+    return this.#lock.run(async () => {
+      if (offset > this.#committedOffset) {
+        throw new RobustMQError(
+          ErrorCode.OffsetOutOfRange,
+          `offset ${offset} is beyond the next offset ${this.#committedOffset} of shard ${this.name}`,
+        );
+      }
+      if (offset <= this.logStartOffset) return this.logStartOffset;
+      await writeShardMeta(this.dir, { name: this.name, config: this.config, logStartOffset: offset });
+      this.logStartOffset = offset;
+      await this.#dropSegments((segment, next) => (next?.baseOffset ?? this.#nextOffset) <= offset);
+      return this.logStartOffset;
+    });
+  }
+
+  async enforceRetention(now: number): Promise<void> {
+    await this.#lock.run(async () => {
+      const { retentionMs, retentionBytes } = this.config;
+      if (retentionMs !== null) {
+        const cutoff = now - retentionMs;
+        await this.#dropSegments((segment) => !segment.isEmpty && segment.maxTimestamp < cutoff);
+      }
+      if (retentionBytes !== null) {
+        let size = this.info().sizeBytes;
+        let removed = false;
+        while (this.segments.length > 1 && size > retentionBytes) {
+          size -= (this.segments[0] as Segment).size;
+          await this.#removeOldest();
+          removed = true;
+        }
+        if (removed) await syncDirectory(this.dir);
+      }
+    });
+  }
+
+  /**
+   * Deletes the oldest segments while `expired` holds for them. The active segment goes too when
+   * everything in it is committed and expired: a new empty one is rolled first. Under the lock.
+   */
+  async #dropSegments(expired: (segment: Segment, next: Segment | undefined) => boolean): Promise<void> {
+    let removed = false;
+    while (this.segments.length > 1 && expired(this.segments[0] as Segment, this.segments[1])) {
+      await this.#removeOldest();
+      removed = true;
+    }
+    const active = this.active;
+    if (
+      this.segments.length === 1 &&
+      !active.isEmpty &&
+      this.#nextOffset === this.#committedOffset &&
+      expired(active, undefined)
+    ) {
+      await this.#roll();
+      await this.#removeOldest();
+      removed = true;
+    }
+    if (removed) await syncDirectory(this.dir);
+  }
+
+  async #removeOldest(): Promise<void> {
+    const oldest = this.segments.shift();
+    if (oldest === undefined) return;
+    this.logStartOffset = Math.max(this.logStartOffset, this.segments[0]?.baseOffset ?? this.#nextOffset);
+    this.#ctx.indexCache.forget(oldest);
+    await oldest.remove();
+  }
+
+  // ---- shutdown ------------------------------------------------------------------------------
+
+  /** Waits for queued appends, fsyncs, writes the active segment's indexes and a clean marker. */
+  async close(): Promise<void> {
+    if (this.#draining !== null) await this.#draining;
+    await this.#lock.run(async () => {
+      if (this.#syncTimer !== null) clearTimeout(this.#syncTimer);
+      this.#syncTimer = null;
+      if (this.#syncing !== null) await this.#syncing;
+      const active = this.active;
+      if (this.#failure === null) {
+        await this.#datasync(active);
+        this.#commit(this.#nextOffset, active.size, true);
+        await active.writeIndexes();
+        await writeCleanMarker(this.dir, active);
+      }
+      this.#stop(new RobustMQError(ErrorCode.Closed, 'the journal is closed'));
+      await active.closeWriter();
+    });
+  }
+
+  /** Stops the shard for deletion: pending appends fail with NOT_FOUND, handles are closed. */
+  async destroy(): Promise<void> {
+    const gone = new RobustMQError(ErrorCode.NotFound, `shard ${this.name} was deleted`);
+    this.#stopped = true;
+    for (const request of this.#queue.splice(0)) request.reject(gone);
+    if (this.#draining !== null) await this.#draining;
+    await this.#lock.run(async () => {
+      if (this.#syncTimer !== null) clearTimeout(this.#syncTimer);
+      this.#syncTimer = null;
+      if (this.#syncing !== null) await this.#syncing;
+      this.#stop(gone);
+      for (const segment of this.segments) {
+        this.#ctx.indexCache.forget(segment);
+        await segment.closeWriter();
+      }
+    });
+  }
+
+  #stop(error: RobustMQError): void {
+    this.#stopped = true;
+    for (const waiter of this.#syncWaiters.splice(0)) waiter.request.reject(error);
+    for (const waiter of this.#dataWaiters) {
+      clearTimeout(waiter.timer);
+      waiter.resolve();
+    }
+    this.#dataWaiters.clear();
+  }
+}
+
+function resolveRequest(request: AppendRequest): void {
+  request.resolve({ baseOffset: request.baseOffset, lastOffset: request.endOffset - 1 });
+}
+
+export function toRobustMQError(error: unknown): RobustMQError {
+  if (error instanceof RobustMQError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new RobustMQError(ErrorCode.Internal, `journal I/O failed: ${message}`, { cause: error });
+}

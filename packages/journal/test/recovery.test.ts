@@ -1,0 +1,194 @@
+import { appendFile, open as openFile, stat, truncate } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import { ErrorCode, type RecordBatch } from '@robustmq/core';
+import { RecordingLogger, batch, crashCopy, open, readAll, segmentLogs, sha } from './helpers.js';
+
+/** Flips one byte of a file in place. */
+async function flipByte(path: string, position: number): Promise<void> {
+  const handle = await openFile(path, 'r+');
+  try {
+    const one = Buffer.alloc(1);
+    await handle.read(one, 0, 1, position);
+    one[0] = one[0]! ^ 0x5a;
+    await handle.write(one, 0, 1, position);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** A shard with `count` one-record batches of 200 bytes (232 on disk) in segments of `segmentBytes`. */
+async function filled(dir: string, count: number, segmentBytes = 1 << 20, logger = new RecordingLogger()) {
+  const engine = await open(dir, { logger, indexIntervalBytes: 512 });
+  await engine.createShard('s', { segmentBytes });
+  const written: RecordBatch[] = [];
+  for (let i = 0; i < count; i++) {
+    const b = batch(200, 1_000 + i);
+    written.push(b);
+    await engine.append('s', [b]);
+  }
+  return { engine, written, logger };
+}
+
+const FRAME = 232;
+
+describe('journal recovery', () => {
+  it('truncates a torn tail after a crash and keeps everything before it', async () => {
+    const { engine, written } = await filled(await tempDirFor(), 20);
+    const crashed = await crashCopy(engine.dir);
+    const [log] = await segmentLogs(crashed, 's');
+    await truncate(log!, 19 * FRAME + 100);
+
+    const logger = new RecordingLogger();
+    const reopened = await open(crashed, { logger });
+    expect((await reopened.shardInfo('s')).nextOffset).toBe(19);
+    expect((await readAll(reopened, 's')).map((b) => sha(b.data))).toEqual(
+      written.slice(0, 19).map((b) => sha(b.data)),
+    );
+    expect(logger.count('truncating torn or corrupt tail')).toBe(1);
+    expect((await stat(log!)).size).toBe(19 * FRAME);
+    expect(await reopened.append('s', [batch(10)])).toEqual({ baseOffset: 19, lastOffset: 19 });
+  });
+
+  it('truncates garbage appended to the last segment', async () => {
+    const dir = await tempDirFor();
+    const { engine, written } = await filled(dir, 10);
+    await engine.close();
+    const [log] = await segmentLogs(dir, 's');
+    await appendFile(log!, Buffer.from('this is not a frame, just junk bytes that follow the last one'));
+
+    const reopened = await open(dir);
+    expect((await readAll(reopened, 's')).map((b) => sha(b.data))).toEqual(written.map((b) => sha(b.data)));
+    expect((await stat(log!)).size).toBe(10 * FRAME);
+  });
+
+  it('truncates a frame-shaped tail with a bad checksum', async () => {
+    const { engine, written } = await filled(await tempDirFor(), 10);
+    const crashed = await crashCopy(engine.dir);
+    const [log] = await segmentLogs(crashed, 's');
+    await flipByte(log!, 9 * FRAME + 150);
+
+    const reopened = await open(crashed);
+    expect((await readAll(reopened, 's')).map((b) => sha(b.data))).toEqual(
+      written.slice(0, 9).map((b) => sha(b.data)),
+    );
+  });
+
+  it('cuts garbage off a sealed segment whose frames are complete', async () => {
+    const dir = await tempDirFor();
+    const { engine, written } = await filled(dir, 30, 2048);
+    await engine.close();
+    const logs = await segmentLogs(dir, 's');
+    const size = (await stat(logs[1]!)).size;
+    await appendFile(logs[1]!, Buffer.alloc(500, 7));
+
+    const reopened = await open(dir);
+    expect((await stat(logs[1]!)).size).toBe(size);
+    expect((await readAll(reopened, 's')).map((b) => sha(b.data))).toEqual(written.map((b) => sha(b.data)));
+  });
+
+  it('serves CORRUPT, not bytes, for a flipped byte in the middle of a sealed segment', async () => {
+    const dir = await tempDirFor();
+    const { engine, written } = await filled(dir, 30, 2048);
+    await engine.close();
+    const logs = await segmentLogs(dir, 's');
+    // Segment 1 holds offsets 8..15 (8 frames of 232 bytes per 2048-byte segment); damage offset 11.
+    await flipByte(logs[1]!, 3 * FRAME + 100);
+
+    const logger = new RecordingLogger();
+    const reopened = await open(dir, { logger });
+    await expect(reopened.read('s', 11, { maxBytes: 1 << 20 })).rejects.toMatchObject({
+      code: ErrorCode.Corrupt,
+    });
+    const upTo = await reopened.read('s', 8, { maxBytes: 1 << 20 });
+    expect(upTo.batches.map((b) => b.baseOffset)).toEqual([8, 9, 10]);
+    for (const offset of [0, 7, 12, 15, 16, 29]) {
+      const { batches } = await reopened.read('s', offset, { maxBytes: 1 });
+      expect(sha(batches[0]!.data)).toBe(sha(written[offset]!.data));
+    }
+    expect(
+      logger.lines.some((l) => l.level === 'error' && l.message.includes('corrupt batch not served')),
+    ).toBe(true);
+    // Appends go on; nothing was truncated away.
+    expect((await reopened.append('s', [batch(5)])).baseOffset).toBe(30);
+  });
+
+  it('serves CORRUPT for damage found in the last segment after a clean shutdown', async () => {
+    const dir = await tempDirFor();
+    const { engine } = await filled(dir, 10);
+    await engine.close();
+    const [log] = await segmentLogs(dir, 's');
+    await flipByte(log!, 4 * FRAME + 40);
+
+    const reopened = await open(dir);
+    await expect(reopened.read('s', 4, { maxBytes: 10 })).rejects.toMatchObject({ code: ErrorCode.Corrupt });
+    await expect(reopened.offsetForTimestamp('s', 1_004)).rejects.toMatchObject({ code: ErrorCode.Corrupt });
+    expect((await reopened.read('s', 5, { maxBytes: 10 })).batches[0]!.baseOffset).toBe(5);
+  });
+
+  it('rebuilds a sealed segment whose header is smashed up to the damage and keeps later segments', async () => {
+    const dir = await tempDirFor();
+    const { engine, written } = await filled(dir, 30, 2048);
+    await engine.close();
+    const logs = await segmentLogs(dir, 's');
+    await flipByte(logs[1]!, 2 * FRAME + 9);
+    await truncate(logs[1]!.replace(/\.log$/, '.index'), 3);
+
+    const reopened = await open(dir);
+    expect((await reopened.read('s', 9, { maxBytes: 1 << 20 })).batches.map((b) => b.baseOffset)).toEqual([
+      9,
+    ]);
+    await expect(reopened.read('s', 10, { maxBytes: 10 })).rejects.toMatchObject({ code: ErrorCode.Corrupt });
+    await expect(reopened.read('s', 13, { maxBytes: 10 })).rejects.toMatchObject({ code: ErrorCode.Corrupt });
+    const { batches } = await reopened.read('s', 16, { maxBytes: 10 });
+    expect(sha(batches[0]!.data)).toBe(sha(written[16]!.data));
+  });
+
+  it('gives typed errors for bad input and changes nothing', async () => {
+    const { engine } = await filled(await tempDirFor(), 3);
+    const before = await engine.shardInfo('s');
+    const cases: [() => Promise<unknown>, string][] = [
+      [() => engine.read('s', -1, { maxBytes: 10 }), ErrorCode.InvalidArgument],
+      [() => engine.read('s', 1.5, { maxBytes: 10 }), ErrorCode.InvalidArgument],
+      [() => engine.read('s', 0, { maxBytes: -1 }), ErrorCode.InvalidArgument],
+      [() => engine.read('s', 4, { maxBytes: 10 }), ErrorCode.OffsetOutOfRange],
+      [() => engine.read('nope', 0, { maxBytes: 10 }), ErrorCode.NotFound],
+      [() => engine.read('../etc', 0, { maxBytes: 10 }), ErrorCode.InvalidArgument],
+      [() => engine.append('nope', [batch(1)]), ErrorCode.NotFound],
+      [() => engine.append('s', []), ErrorCode.InvalidArgument],
+      [
+        () => engine.append('s', [{ recordCount: 0, maxTimestamp: 1, data: Buffer.alloc(1) }]),
+        ErrorCode.InvalidArgument,
+      ],
+      [
+        () => engine.append('s', [{ recordCount: 1, maxTimestamp: Number.NaN, data: Buffer.alloc(1) }]),
+        ErrorCode.InvalidArgument,
+      ],
+      [
+        () =>
+          engine.append('s', [
+            batch(1),
+            { recordCount: 1, maxTimestamp: 1, data: 'text' as unknown as Uint8Array },
+          ]),
+        ErrorCode.InvalidArgument,
+      ],
+      [() => engine.append('s', [batch(1), batch(8 * 1024 * 1024 + 1)]), ErrorCode.TooLarge],
+      [() => engine.deleteBefore('s', -5), ErrorCode.InvalidArgument],
+      [() => engine.deleteBefore('s', 4), ErrorCode.OffsetOutOfRange],
+      [() => engine.waitForData('s', -1, 10), ErrorCode.InvalidArgument],
+      [() => engine.offsetForTimestamp('nope', 1), ErrorCode.NotFound],
+      [() => engine.createShard('s'), ErrorCode.AlreadyExists],
+      [() => engine.createShard('x', { segmentBytes: -1 }), ErrorCode.InvalidArgument],
+      [() => engine.createShard('x', { flavour: 'mint' } as never), ErrorCode.InvalidArgument],
+      [() => engine.updateShardConfig('s', { durability: 'maybe' as never }), ErrorCode.InvalidArgument],
+      [() => engine.deleteShard('nope'), ErrorCode.NotFound],
+    ];
+    for (const [call, code] of cases) {
+      await expect(call()).rejects.toMatchObject({ name: 'RobustMQError', code });
+    }
+    expect(await engine.shardInfo('s')).toEqual(before);
+    expect(await engine.listShards()).toEqual(['s']);
+    expect((await readAll(engine, 's')).length).toBe(3);
+  });
+});
+
+import { tempDir as tempDirFor } from './helpers.js';
