@@ -21,7 +21,7 @@ export default tseslint.config(
     languageOptions: {
       parserOptions: {
         // Each package's tsconfig.test.json covers both src and test.
-        project: ['./packages/*/tsconfig.test.json'],
+        project: ['./packages/*/tsconfig.test.json', './test/tsconfig.json'],
         tsconfigRootDir: import.meta.dirname,
       },
     },

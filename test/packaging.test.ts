@@ -4,7 +4,15 @@
  * start / health / stop cycle there, under this Node and under Node 24.
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -36,29 +44,40 @@ async function npm(args: string[], cwd: string): Promise<string> {
   return stdout;
 }
 
-/** Starts the server command, waits for `node ready`, checks health, stops it with SIGTERM. */
-async function startHealthStop(
-  command: string,
-  args: string[],
-  cwd: string,
-): Promise<{ exitCode: number | null; ready: unknown }> {
+interface Stopped {
+  /** The exit code of the process that was started (npx itself, when started through npx). */
+  exitCode: number | null;
+  ready: unknown;
+  /** Log lines the server wrote, up to its last. */
+  logs: string[];
+}
+
+/**
+ * Starts the server command in its own process group, waits for `node ready`, checks health,
+ * then sends SIGTERM to the whole group, as a terminal's Ctrl-C or a service manager does (npx
+ * does not pass a signal sent to it alone on to the server). Resolves once every process of the
+ * group has closed its output, i.e. the server itself has exited.
+ */
+async function startHealthStop(command: string, args: string[], cwd: string): Promise<Stopped> {
   const child = spawn(
     command,
     [...args, '--bind', '127.0.0.1', '--http-port', '0', '--set', 'log.format="json"'],
     {
       cwd,
+      detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
+  let stdout = '';
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const outputClosed = new Promise<void>((resolve) => child.stdout.on('close', () => resolve()));
   try {
     const port = await new Promise<number>((resolve, reject) => {
-      let buffered = '';
       child.stdout.on('data', (d: Buffer) => {
-        buffered += d.toString();
-        const line = buffered.split('\n').find((l) => l.includes('"node ready"'));
+        stdout += d.toString();
+        const line = stdout.split('\n').find((l) => l.includes('"node ready"'));
         if (line)
           resolve(Number((JSON.parse(line) as { listeners: string[] }).listeners[0]!.split(':').pop()));
       });
@@ -67,11 +86,23 @@ async function startHealthStop(
     const response = await fetch(`http://127.0.0.1:${port}/health/ready`);
     const ready: unknown = await response.json();
     expect(response.status).toBe(200);
-    child.kill('SIGTERM');
-    return { exitCode: await exited, ready };
+    process.kill(-child.pid!, 'SIGTERM');
+    const exitCode = await exited;
+    await outputClosed;
+    return { exitCode, ready, logs: stdout.trim().split('\n') };
   } finally {
-    child.kill('SIGKILL');
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // The group is already gone: the normal case.
+    }
   }
+}
+
+/** The server's own account of a clean stop: its last line, and its data directory unlocked. */
+function expectCleanStop(stopped: Stopped, project: string): void {
+  expect(JSON.parse(stopped.logs.at(-1)!)).toMatchObject({ msg: 'node stopped' });
+  expect(existsSync(join(project, 'robustmq-data', 'LOCK'))).toBe(false);
 }
 
 describe('published packages', () => {
@@ -114,10 +145,10 @@ describe('published packages', () => {
     expect(stdout.trim()).toBe(serverVersion);
   });
 
-  it('starts with npx, answers /health/ready, and stops on SIGTERM with exit 0', async () => {
-    const { exitCode, ready } = await startHealthStop('npx', ['--no-install', 'robustmq-server'], project);
-    expect(ready).toMatchObject({ ready: true, version: serverVersion });
-    expect(exitCode).toBe(0);
+  it('starts with npx, answers /health/ready, and stops cleanly on SIGTERM', async () => {
+    const stopped = await startHealthStop('npx', ['--no-install', 'robustmq-server'], project);
+    expect(stopped.ready).toMatchObject({ ready: true, version: serverVersion });
+    expectCleanStop(stopped, project);
   });
 
   it('does the same under Node 24', async () => {
@@ -126,8 +157,9 @@ describe('published packages', () => {
     const { stdout: version } = await run(node24, ['--version']);
     expect(version.trim()).toMatch(/^v24\./);
     const bin = join(project, 'node_modules', 'robustmq-server', 'dist', 'bin.js');
-    const { exitCode, ready } = await startHealthStop(node24, [bin], project);
-    expect(ready).toMatchObject({ ready: true, version: serverVersion });
-    expect(exitCode).toBe(0);
+    const stopped = await startHealthStop(node24, [bin], project);
+    expect(stopped.ready).toMatchObject({ ready: true, version: serverVersion });
+    expect(stopped.exitCode).toBe(0);
+    expectCleanStop(stopped, project);
   });
 });
