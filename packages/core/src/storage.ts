@@ -70,7 +70,9 @@ export interface ReadResult {
  * conformance suite.
  *
  * Errors are {@link RobustMQError}s: `NOT_FOUND` for an unknown shard, `ALREADY_EXISTS`,
- * `OFFSET_OUT_OF_RANGE`, `TOO_LARGE`, `INVALID_ARGUMENT`, `CLOSED`. A failed call changes nothing.
+ * `OFFSET_OUT_OF_RANGE`, `TOO_LARGE`, `INVALID_ARGUMENT`, `CLOSED`. A failed call changes nothing,
+ * except that a write to a remote engine failing with `TIMEOUT` or `UNAVAILABLE` may have been carried
+ * out: its effect is unknown.
  */
 export interface StorageEngine {
   /**

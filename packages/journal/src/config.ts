@@ -64,6 +64,9 @@ const SETTINGS: Record<string, Setting> = {
   index_cache_bytes: { key: 'indexCacheBytes', parse: integer(0, Number.MAX_SAFE_INTEGER) },
 };
 
+/** The snake_case keys of the `[storage]` section the journal understands. */
+export const JOURNAL_SETTING_NAMES: readonly string[] = Object.freeze(Object.keys(SETTINGS));
+
 /**
  * Reads the journal's settings from its `[storage]` config section (snake_case keys, as in the
  * TOML file). An unknown key or a bad value is a {@link ConfigError} naming the setting.

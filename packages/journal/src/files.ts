@@ -1,5 +1,6 @@
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { SegmentSource } from './offload.js';
 
 /**
  * Makes a directory's entries (files created, renamed or removed in it) durable. Some platforms
@@ -63,7 +64,7 @@ export async function writeAll(handle: FileHandle, buffers: Uint8Array[], positi
 /**
  * Reads up to `length` bytes at `position`; fewer only when the file ends first.
  */
-export async function readAt(handle: FileHandle, position: number, length: number): Promise<Buffer> {
+export async function readAt(handle: SegmentSource, position: number, length: number): Promise<Buffer> {
   const buffer = Buffer.allocUnsafe(length);
   let filled = 0;
   while (filled < length) {

@@ -9,7 +9,21 @@ import { parseJournalConfig } from './config.js';
 import { openJournal } from './journal.js';
 
 export { Journal, openJournal, type JournalOptions } from './journal.js';
-export { DEFAULT_SETTINGS, parseJournalConfig, type JournalSettings } from './config.js';
+export {
+  DEFAULT_SETTINGS,
+  JOURNAL_SETTING_NAMES,
+  parseJournalConfig,
+  type JournalSettings,
+} from './config.js';
+export type {
+  OffloadedSegmentReader,
+  SealedSegment,
+  SegmentSealedListener,
+  SegmentSource,
+} from './offload.js';
+export { connectJournal, type JournalClient, type JournalClientOptions } from './remote/client.js';
+export { createJournalServer, type JournalServer, type JournalServerOptions } from './remote/server.js';
+export { serveJournal, type JournalService, type JournalServiceOptions } from './remote/service.js';
 
 /** The journal as a storage engine: `options.config` is the server's `[storage]` section. */
 const journal = defineStorageEngine({

@@ -22,6 +22,7 @@ import { DEFAULT_SETTINGS, type JournalSettings } from './config.js';
 import { syncDirectory } from './files.js';
 import { IndexCache } from './index-cache.js';
 import { journalMetrics, noopMetrics } from './metrics.js';
+import type { OffloadedSegmentReader, SealedSegment, SegmentSealedListener } from './offload.js';
 import { Shard, toRobustMQError, type ShardContext } from './shard.js';
 import { mergeShardConfig } from './shard-config.js';
 import { segmentFileStem, shardDirName } from './shard-dir.js';
@@ -33,6 +34,10 @@ export interface JournalOptions extends Partial<JournalSettings> {
   dir: string;
   logger?: Logger;
   metrics?: Metrics;
+  /** Called whenever a shard's active segment is sealed (tiering uploads it). Must not throw. */
+  onSegmentSealed?: SegmentSealedListener;
+  /** Reads segments offloaded with {@link Journal.offloadSegment}. */
+  offloadedReader?: OffloadedSegmentReader;
 }
 
 /** Shards opened at the same time while opening the engine. */
@@ -87,6 +92,8 @@ export class Journal implements StorageEngine {
       groupCommitMs: settings.groupCommitMs,
       groupCommitBytes: settings.groupCommitBytes,
       indexIntervalBytes: settings.indexIntervalBytes,
+      offloadedReader: options.offloadedReader ?? null,
+      onSegmentSealed: options.onSegmentSealed ?? null,
     };
     const defaults: ShardConfig = {
       ...DEFAULT_SHARD_CONFIG,
@@ -292,6 +299,29 @@ export class Journal implements StorageEngine {
         }
       }
       if (failures.length > 0) throw failures[0];
+    });
+  }
+
+  /**
+   * The sealed segments of a shard (every segment but the active one), oldest first, with their
+   * offsets, sizes and whether they are offloaded: what tiering works from.
+   */
+  sealedSegments(shard: string): Promise<SealedSegment[]> {
+    return this.#call(() => this.#shard(shard).sealedSegments());
+  }
+
+  /**
+   * Drops the local log of a sealed segment once a copy is kept elsewhere (call only after the
+   * copy is confirmed). Its index files stay and reads of its offsets go to the journal's
+   * `offloadedReader`; retention and `deleteBefore` still count and drop it. Resolves false when
+   * the shard has no such local sealed segment (any more): retention removed it, it was offloaded
+   * already, or it is damaged.
+   */
+  offloadSegment(shard: string, baseOffset: number): Promise<boolean> {
+    return this.#call(async () => {
+      const target = this.#shard(shard);
+      checkOffset('baseOffset', baseOffset);
+      return target.offloadSegment(baseOffset);
     });
   }
 

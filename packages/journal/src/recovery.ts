@@ -1,7 +1,8 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from '@robustmq/core';
+import { ErrorCode, RobustMQError, type Logger } from '@robustmq/core';
 import { removeFile, syncDirectory, writeFileAtomic } from './files.js';
+import { offloadedSource, readOffloadedMarker } from './offload.js';
 import { Segment } from './segment.js';
 import type { ShardContext } from './shard.js';
 import { parseSegmentFileName } from './shard-dir.js';
@@ -108,10 +109,37 @@ async function recoverSealed(
 }
 
 /**
+ * Sets up an offloaded segment from its marker. One whose extent does not reach the next segment
+ * (files lost) is treated like a damaged segment: reads reaching the gap get CORRUPT.
+ */
+async function recoverOffloaded(
+  segment: Segment,
+  shard: string,
+  nextBase: number | undefined,
+  ctx: ShardContext,
+  logger: Logger,
+): Promise<void> {
+  const marker = await readOffloadedMarker(segment.offloadedPath);
+  if (marker === null) {
+    throw new RobustMQError(ErrorCode.Corrupt, `offloaded segment marker ${segment.offloadedPath} is damaged`);
+  }
+  segment.restoreOffloaded(marker, offloadedSource(ctx.offloadedReader, segment.describe(shard)));
+  if (nextBase !== undefined && marker.endOffset !== nextBase) {
+    logger.error(
+      { segment: segment.offloadedPath, endOffset: marker.endOffset, expectedEnd: nextBase },
+      'offloaded segment does not reach the next segment; reads reaching the gap fail with CORRUPT',
+    );
+    segment.damagedAt = marker.size;
+    segment.endOffset = nextBase;
+  }
+}
+
+/**
  * Loads a shard directory after a clean or unclean shutdown: removes leftovers (temp files, orphan
  * indexes, segments below the persisted log start), checks every sealed segment against its
  * indexes (rebuilding them when missing or stale), and recovers the last segment, which is left
- * open for appending.
+ * open for appending. Offloaded segments are taken from their markers; an offload cut short (the
+ * log and a marker both there) keeps the local log.
  */
 export async function recoverShard(
   dir: string,
@@ -132,9 +160,15 @@ export async function recoverShard(
     files.set(parsed.baseOffset, kinds);
   }
   const bases: number[] = [];
+  const offloaded = new Set<number>();
   for (const [base, kinds] of files) {
     if (kinds.has('log')) {
       bases.push(base);
+      // The offload was cut short; tiering checks the copy again and offloads it again.
+      if (kinds.has('offloaded')) await removeFile(new Segment(dir, base).offloadedPath);
+    } else if (kinds.has('offloaded')) {
+      bases.push(base);
+      offloaded.add(base);
     } else {
       const orphan = new Segment(dir, base);
       await removeFile(orphan.indexPath);
@@ -153,6 +187,11 @@ export async function recoverShard(
   for (let i = 0; i < bases.length; i++) {
     const segment = new Segment(dir, bases[i] ?? 0);
     const nextBase = bases[i + 1];
+    if (offloaded.has(segment.baseOffset)) {
+      await recoverOffloaded(segment, meta.name, nextBase, ctx, logger);
+      segments.push(segment);
+      continue;
+    }
     const fileSize = (await stat(segment.logPath)).size;
     if (nextBase === undefined) {
       const trusted =
@@ -172,6 +211,15 @@ export async function recoverShard(
   }
 
   const last = segments[segments.length - 1];
+  if (last?.offloaded === true && last.endOffset >= meta.logStartOffset) {
+    // Only sealed segments are offloaded, so the active one was lost: start a new one after it.
+    logger.warn({ nextOffset: last.endOffset }, 'no local active segment; starting a new one');
+    const fresh = new Segment(dir, last.endOffset);
+    await fresh.create();
+    await syncDirectory(dir);
+    segments.push(fresh);
+    return { meta, segments };
+  }
   if (last === undefined || last.endOffset < meta.logStartOffset) {
     // Everything left lies below the log start (or nothing is left): start afresh there.
     if (last !== undefined)

@@ -1,4 +1,3 @@
-import type { FileHandle } from 'node:fs/promises';
 import { readAt } from './files.js';
 import {
   FRAME_HEADER_BYTES,
@@ -7,6 +6,7 @@ import {
   readFrameHeader,
   type FrameHeader,
 } from './frame.js';
+import type { SegmentSource } from './offload.js';
 
 /** What a scan does with the frame it just met: pass over it, hand it out, or end the scan. */
 export type FrameDecision = 'skip' | 'take' | 'stop';
@@ -42,7 +42,7 @@ export interface ScanResult {
  * (header and data, a view into a read buffer).
  */
 export async function scanFrames(
-  handle: FileHandle,
+  handle: SegmentSource,
   range: ScanRange,
   decide: (header: FrameHeader, position: number) => FrameDecision,
   take?: (header: FrameHeader, position: number, frame: Buffer) => void,

@@ -1,8 +1,14 @@
 import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { removeFile, writeAll, writeFileAtomic, readAt } from './files.js';
+import { isErrno, removeFile, writeAll, writeFileAtomic, readAt } from './files.js';
 import type { FrameHeader } from './frame.js';
 import { OffsetIndex } from './offset-index.js';
+import {
+  writeOffloadedMarker,
+  type OffloadedMarker,
+  type SealedSegment,
+  type SegmentSource,
+} from './offload.js';
 import { scanFrames, type ScanResult } from './scan.js';
 import { segmentFileStem } from './shard-dir.js';
 import { TimeIndex } from './time-index.js';
@@ -15,12 +21,16 @@ const SCAN_READ_AHEAD = 1024 * 1024;
  * appended to through a handle it keeps open, and its indexes live in memory (they are written
  * out when it is sealed or the engine closes cleanly). Sealed segments are read through a handle
  * opened per use, and their indexes are loaded on demand.
+ *
+ * A sealed segment can be offloaded: its log is dropped locally once a copy is kept elsewhere; its
+ * index files stay, `<base>.offloaded` records its extent, and reads go to that copy.
  */
 export class Segment {
   readonly baseOffset: number;
   readonly logPath: string;
   readonly indexPath: string;
   readonly timeIndexPath: string;
+  readonly offloadedPath: string;
   /** Bytes of log written (for the active segment this includes bytes not yet committed). */
   size = 0;
   /** The offset after the last batch written. */
@@ -38,6 +48,8 @@ export class Segment {
   #writer: FileHandle | null = null;
   #writerUsers = 0;
   #onWriterIdle: (() => void) | null = null;
+  /** Where the log is read from once offloaded; null while it is held locally. */
+  #offloaded: SegmentSource | null = null;
 
   constructor(dir: string, baseOffset: number) {
     this.baseOffset = baseOffset;
@@ -46,6 +58,26 @@ export class Segment {
     this.logPath = join(dir, `${stem}.log`);
     this.indexPath = join(dir, `${stem}.index`);
     this.timeIndexPath = join(dir, `${stem}.timeindex`);
+    this.offloadedPath = join(dir, `${stem}.offloaded`);
+  }
+
+  /** This segment as tiering sees it (call once it is sealed). */
+  describe(shard: string): SealedSegment {
+    return {
+      shard,
+      baseOffset: this.baseOffset,
+      endOffset: this.endOffset,
+      size: this.size,
+      maxTimestamp: this.maxTimestamp,
+      logPath: this.logPath,
+      offloaded: this.offloaded,
+      damaged: this.damagedAt !== null,
+    };
+  }
+
+  /** Whether the log was dropped locally and is read from a copy kept elsewhere. */
+  get offloaded(): boolean {
+    return this.#offloaded !== null;
   }
 
   get isEmpty(): boolean {
@@ -79,8 +111,11 @@ export class Segment {
     this.#writer = await open(this.logPath, 'r+');
   }
 
-  /** Runs `use` with a handle on the log file: the shared appending handle, or one of its own. */
-  async withHandle<T>(use: (handle: FileHandle) => Promise<T>): Promise<T> {
+  /**
+   * Runs `use` with a source of the log's bytes: the shared appending handle, a handle of its own,
+   * or the offloaded copy.
+   */
+  async withHandle<T>(use: (handle: SegmentSource) => Promise<T>): Promise<T> {
     const writer = this.#writer;
     if (writer !== null) {
       this.#writerUsers++;
@@ -95,12 +130,45 @@ export class Segment {
         }
       }
     }
-    const handle = await open(this.logPath, 'r');
+    if (this.#offloaded !== null) return use(this.#offloaded);
+    let handle: FileHandle;
+    try {
+      handle = await open(this.logPath, 'r');
+    } catch (error) {
+      // Offloaded between the check above and the open.
+      if (isErrno(error, 'ENOENT') && this.#offloaded !== null) return use(this.#offloaded);
+      throw error;
+    }
     try {
       return await use(handle);
     } finally {
       await handle.close();
     }
+  }
+
+  /**
+   * Drops the local log of this sealed segment, whose copy `source` reads: the marker goes first
+   * (atomically), so a crash in between leaves the log and a marker, which recovery resolves by
+   * keeping the log. The caller syncs the directory.
+   */
+  async offload(source: SegmentSource): Promise<void> {
+    await writeOffloadedMarker(this.offloadedPath, {
+      size: this.size,
+      endOffset: this.endOffset,
+      maxTimestamp: this.maxTimestamp,
+      lastBatchRelative: this.lastBatchRelative,
+    });
+    this.#offloaded = source;
+    await removeFile(this.logPath);
+  }
+
+  /** Sets up an offloaded segment found by recovery from its marker. */
+  restoreOffloaded(marker: OffloadedMarker, source: SegmentSource): void {
+    this.size = marker.size;
+    this.endOffset = marker.endOffset;
+    this.maxTimestamp = marker.maxTimestamp;
+    this.lastBatchRelative = marker.lastBatchRelative;
+    this.#offloaded = source;
   }
 
   /** Appends frames at the end of the log (the active segment only). */
@@ -231,7 +299,7 @@ export class Segment {
    * Rebuilds the in-memory state and indexes by reading every frame up to `size`, checking each
    * checksum. Returns where and why the scan ended; the state covers the frames before that.
    */
-  async rebuild(handle: FileHandle, size: number, indexIntervalBytes: number): Promise<ScanResult> {
+  async rebuild(handle: SegmentSource, size: number, indexIntervalBytes: number): Promise<ScanResult> {
     this.#index = new OffsetIndex();
     this.#timeIndex = new TimeIndex();
     this.#bytesSinceIndexEntry = 0;
@@ -255,7 +323,7 @@ export class Segment {
    * `loadIntoMemory`, also loads the indexes (for an active segment after a clean shutdown).
    */
   async checkIndexes(
-    handle: FileHandle,
+    handle: SegmentSource,
     fileSize: number,
     indexIntervalBytes: number,
     loadIntoMemory: boolean,
@@ -331,9 +399,13 @@ export class Segment {
     return true;
   }
 
-  /** Removes the segment's files (the caller has stopped using it). */
+  /**
+   * Removes the segment's files (the caller has stopped using it). The marker of an offloaded
+   * segment goes first: without it, recovery sees no segment, only orphan indexes.
+   */
   async remove(): Promise<void> {
     await this.closeWriter();
+    await removeFile(this.offloadedPath);
     await removeFile(this.logPath);
     await removeFile(this.indexPath);
     await removeFile(this.timeIndexPath);

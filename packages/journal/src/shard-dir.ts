@@ -26,13 +26,13 @@ export function segmentFileStem(baseOffset: number): string {
   return String(baseOffset).padStart(20, '0');
 }
 
+export type SegmentFileKind = 'log' | 'index' | 'timeindex' | 'offloaded';
+
 /** The base offset in a segment file name such as `00000000000000001234.log`, or null. */
-export function parseSegmentFileName(
-  name: string,
-): { baseOffset: number; kind: 'log' | 'index' | 'timeindex' } | null {
-  const match = /^(\d{20})\.(log|index|timeindex)$/.exec(name);
+export function parseSegmentFileName(name: string): { baseOffset: number; kind: SegmentFileKind } | null {
+  const match = /^(\d{20})\.(log|index|timeindex|offloaded)$/.exec(name);
   if (!match) return null;
   const baseOffset = Number(match[1]);
   if (!Number.isSafeInteger(baseOffset)) return null;
-  return { baseOffset, kind: match[2] as 'log' | 'index' | 'timeindex' };
+  return { baseOffset, kind: match[2] as SegmentFileKind };
 }

@@ -13,6 +13,12 @@ import { isErrno, syncDirectory } from './files.js';
 import { FRAME_HEADER_BYTES, sealFrame } from './frame.js';
 import type { IndexCache } from './index-cache.js';
 import type { JournalMetrics } from './metrics.js';
+import {
+  offloadedSource,
+  type OffloadedSegmentReader,
+  type SealedSegment,
+  type SegmentSealedListener,
+} from './offload.js';
 import { recoverShard, writeCleanMarker } from './recovery.js';
 import { scanFrames, type ScanResult } from './scan.js';
 import { Segment } from './segment.js';
@@ -34,6 +40,9 @@ export interface ShardContext {
   groupCommitMs: number;
   groupCommitBytes: number;
   indexIntervalBytes: number;
+  /** Reads offloaded segments; null when the journal was opened without one. */
+  offloadedReader: OffloadedSegmentReader | null;
+  onSegmentSealed: SegmentSealedListener | null;
 }
 
 interface SyncWaiter {
@@ -391,6 +400,17 @@ export class Shard {
       this.#rolling = false;
       this.#scheduleSync();
     }
+    this.#notifySealed(old);
+  }
+
+  #notifySealed(segment: Segment): void {
+    const listener = this.#ctx.onSegmentSealed;
+    if (listener === null) return;
+    try {
+      listener(segment.describe(this.name));
+    } catch (error) {
+      this.#logger.error({ err: error, segment: segment.logPath }, 'segment-sealed listener failed');
+    }
   }
 
   /**
@@ -512,7 +532,8 @@ export class Shard {
           );
         });
       } catch (error) {
-        if (isErrno(error, 'ENOENT') && offset < this.logStartOffset) {
+        // Retention removed the segment (or its offloaded copy) while this read was in it.
+        if ((isErrno(error, 'ENOENT') || segment.offloaded) && offset < this.logStartOffset) {
           throw new RobustMQError(
             ErrorCode.OffsetOutOfRange,
             `offset ${offset} was deleted from shard ${this.name} while reading`,
@@ -613,6 +634,30 @@ export class Shard {
         ),
       };
       this.#dataWaiters.add(waiter);
+    });
+  }
+
+  // ---- tiering -------------------------------------------------------------------------------
+
+  /** Every segment but the active one, oldest first. */
+  sealedSegments(): SealedSegment[] {
+    return this.segments.slice(0, -1).map((segment) => segment.describe(this.name));
+  }
+
+  /**
+   * Drops the local log of the sealed segment at `baseOffset`, whose copy the offloaded-segment
+   * reader serves from now on; its index files and extent stay, so reads still find it. False when
+   * there is no such sealed segment any more (retention removed it), it is offloaded already, or it
+   * is damaged.
+   */
+  async offloadSegment(baseOffset: number): Promise<boolean> {
+    return this.#lock.run(async () => {
+      const segment = this.segments.slice(0, -1).find((s) => s.baseOffset === baseOffset);
+      if (segment === undefined || segment.offloaded || segment.damagedAt !== null) return false;
+      const described = segment.describe(this.name);
+      await segment.offload(offloadedSource(this.#ctx.offloadedReader, { ...described, offloaded: true }));
+      await syncDirectory(this.dir);
+      return true;
     });
   }
 

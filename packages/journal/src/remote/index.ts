@@ -1,0 +1,44 @@
+/**
+ * `@robustmq/journal/remote`: the storage engine a broker uses when its shards live on a journal
+ * server in the cluster. The default export is the definition the server loads by package name:
+ *
+ * ```toml
+ * [storage]
+ * engine = "@robustmq/journal/remote"
+ * address = "journal-1:1228"
+ * request_timeout_ms = 30000
+ * ```
+ */
+import { defineStorageEngine, ErrorCode, isRobustMQError, RobustMQError } from '@robustmq/core';
+import { connectJournal } from './client.js';
+import { parseRemoteJournalConfig } from './config.js';
+
+export { connectJournal, type JournalClient, type JournalClientOptions } from './client.js';
+export { DEFAULT_REMOTE_SETTINGS, parseRemoteJournalConfig, type RemoteJournalSettings } from './config.js';
+
+/**
+ * The remote journal as a storage engine: `options.config` is the `[storage]` section. Opening
+ * waits up to `connect_timeout_ms` for the journal server and fails UNAVAILABLE if it does not
+ * answer, so a wrong address shows at start-up. `dataDir` is not used.
+ */
+const journalRemote = defineStorageEngine({
+  name: 'journal-remote',
+  async open(options) {
+    const settings = parseRemoteJournalConfig(options.config);
+    const client = connectJournal({ ...settings, logger: options.logger });
+    try {
+      await client.waitConnected(settings.connectTimeoutMs);
+    } catch (error) {
+      await client.close();
+      if (!isRobustMQError(error, ErrorCode.Unavailable)) throw error;
+      throw new RobustMQError(
+        ErrorCode.Unavailable,
+        `no journal server answered at ${settings.host}:${settings.port} within ${settings.connectTimeoutMs} ms`,
+        { cause: error },
+      );
+    }
+    return client;
+  },
+});
+
+export default journalRemote;

@@ -1,0 +1,164 @@
+/**
+ * What the journal server and its client say to each other over `@robustmq/rpc`: one RPC method per
+ * StorageEngine call, named `journal.<call>`, with a MessagePack map as the body.
+ *
+ * Record batches travel as tuples rather than maps, so a small batch costs a few bytes of framing:
+ * `[recordCount, maxTimestamp, data]` in an append, `[baseOffset, recordCount, maxTimestamp, data]`
+ * in a read reply. `data` of 2 KiB or more crosses as an RPC attachment: written to the socket from
+ * the caller's buffer and received as a view of the frame, never copied by the encoder.
+ *
+ * Bodies from the wire are untrusted. The server checks their shape here (INVALID_ARGUMENT when it
+ * is wrong) and leaves the values to the engine, which checks them as it would for a local caller.
+ */
+import {
+  ErrorCode,
+  RobustMQError,
+  type AppendResult,
+  type ReadResult,
+  type RecordBatch,
+  type ShardConfig,
+  type StoredBatch,
+} from '@robustmq/core';
+
+export const Method = {
+  createShard: 'journal.createShard',
+  deleteShard: 'journal.deleteShard',
+  listShards: 'journal.listShards',
+  shardInfo: 'journal.shardInfo',
+  updateShardConfig: 'journal.updateShardConfig',
+  append: 'journal.append',
+  read: 'journal.read',
+  waitForData: 'journal.waitForData',
+  offsetForTimestamp: 'journal.offsetForTimestamp',
+  deleteBefore: 'journal.deleteBefore',
+  enforceRetention: 'journal.enforceRetention',
+} as const;
+
+export type WireBatch = [recordCount: number, maxTimestamp: number, data: Uint8Array];
+export type WireStoredBatch = [
+  baseOffset: number,
+  recordCount: number,
+  maxTimestamp: number,
+  data: Uint8Array,
+];
+
+export interface ShardRequest {
+  shard: string;
+}
+
+export interface ConfigRequest extends ShardRequest {
+  config?: Partial<ShardConfig>;
+}
+
+export interface AppendRequest extends ShardRequest {
+  batches: WireBatch[];
+  /** The sender's leader epoch for the shard; omitted by senders that do not track placement. */
+  epoch?: number;
+}
+
+export interface ReadRequest extends ShardRequest {
+  offset: number;
+  maxBytes: number;
+}
+
+export interface WaitRequest extends ShardRequest {
+  offset: number;
+  timeoutMs: number;
+}
+
+export interface TimestampRequest extends ShardRequest {
+  timestamp: number;
+}
+
+export interface DeleteBeforeRequest extends ShardRequest {
+  offset: number;
+  epoch?: number;
+}
+
+export interface RetentionRequest {
+  now: number;
+}
+
+export interface ReadReply {
+  batches: WireStoredBatch[];
+  logStartOffset: number;
+  nextOffset: number;
+}
+
+function invalid(message: string): RobustMQError {
+  return new RobustMQError(ErrorCode.InvalidArgument, message);
+}
+
+function malformedReply(method: string): RobustMQError {
+  return new RobustMQError(ErrorCode.Internal, `the journal server sent a malformed reply to ${method}`);
+}
+
+/** The request body as a map (none counts as an empty one); anything else is INVALID_ARGUMENT. */
+export function requestFields(body: unknown, method: string): Record<string, unknown> {
+  if (body === undefined) return {};
+  if (body === null || typeof body !== 'object' || Array.isArray(body) || body instanceof Uint8Array) {
+    throw invalid(`${method}: the request body must be a map`);
+  }
+  return body as Record<string, unknown>;
+}
+
+/** An optional epoch field: absent, or a non-negative safe integer. */
+export function epochField(fields: Record<string, unknown>): number | undefined {
+  const epoch = fields.epoch;
+  if (epoch === undefined || epoch === null) return undefined;
+  if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0) {
+    throw invalid(`epoch must be a non-negative integer, got ${JSON.stringify(epoch) ?? typeof epoch}`);
+  }
+  return epoch;
+}
+
+export function encodeBatches(batches: readonly RecordBatch[]): WireBatch[] {
+  if (!Array.isArray(batches)) throw invalid('batches must be an array');
+  return batches.map((batch: RecordBatch | null | undefined) => {
+    if (batch === null || typeof batch !== 'object') throw invalid('each batch must be an object');
+    return [batch.recordCount, batch.maxTimestamp, batch.data];
+  });
+}
+
+/** The batches of an append request, checked for shape only. */
+export function decodeBatches(value: unknown): RecordBatch[] {
+  if (!Array.isArray(value)) throw invalid('batches must be an array');
+  return value.map((tuple: unknown, i) => {
+    if (!Array.isArray(tuple) || tuple.length !== 3 || !(tuple[2] instanceof Uint8Array)) {
+      throw invalid(`batch ${i} must be [recordCount, maxTimestamp, data bytes]`);
+    }
+    return { recordCount: tuple[0] as number, maxTimestamp: tuple[1] as number, data: tuple[2] };
+  });
+}
+
+/** Bytes a stored batch adds to a read reply beyond its data: a tuple of three numbers. */
+export const STORED_BATCH_OVERHEAD_BYTES = 40;
+
+export function encodeReadReply(result: ReadResult): ReadReply {
+  return {
+    batches: result.batches.map((b) => [b.baseOffset, b.recordCount, b.maxTimestamp, b.data]),
+    logStartOffset: result.logStartOffset,
+    nextOffset: result.nextOffset,
+  };
+}
+
+export function decodeReadReply(reply: unknown): ReadResult {
+  const fields = reply as Partial<ReadReply> | undefined;
+  if (!fields || !Array.isArray(fields.batches)) throw malformedReply(Method.read);
+  const batches: StoredBatch[] = fields.batches.map((tuple: unknown) => {
+    if (!Array.isArray(tuple) || tuple.length !== 4 || !(tuple[3] instanceof Uint8Array)) {
+      throw malformedReply(Method.read);
+    }
+    const [baseOffset, recordCount, maxTimestamp, data] = tuple as WireStoredBatch;
+    return { baseOffset, recordCount, maxTimestamp, data };
+  });
+  return { batches, logStartOffset: Number(fields.logStartOffset), nextOffset: Number(fields.nextOffset) };
+}
+
+export function decodeAppendReply(reply: unknown): AppendResult {
+  const fields = reply as Partial<AppendResult> | undefined;
+  if (!fields || typeof fields.baseOffset !== 'number' || typeof fields.lastOffset !== 'number') {
+    throw malformedReply(Method.append);
+  }
+  return { baseOffset: fields.baseOffset, lastOffset: fields.lastOffset };
+}
