@@ -9,13 +9,14 @@ import {
   type StorageEngine,
   type StorageEngineDefinition,
 } from '@robustmq/core';
+import { createJournalServer, type JournalServer } from '@robustmq/journal';
 import { openLocalMetaStore } from '@robustmq/meta-raft';
 import type { FastifyInstance } from 'fastify';
 import { createAdminHttp } from './admin/http.js';
 import { UserStoreAuthorizer } from './auth/authorizer.js';
 import { UserStore } from './auth/users.js';
 import type { LoadedConfig } from './config/load.js';
-import { ROLES, SERVER_KEYS, type NodeConfig } from './config/schema.js';
+import { SERVER_KEYS, type NodeConfig } from './config/schema.js';
 import { lockDataDir, type DataDir } from './data-dir.js';
 import { bindListener, type BoundListener } from './listeners/bind.js';
 import { createLogger } from './logger.js';
@@ -23,6 +24,7 @@ import { NodeMetrics } from './metrics.js';
 import { NodeStatus } from './node-status.js';
 import { loadProtocols, type LoadedProtocol } from './plugins/protocols.js';
 import { importPackage } from './plugins/resolve.js';
+import { nodeMode } from './roles.js';
 import { TopicTree } from './router/topic-tree.js';
 import { StartupError } from './startup-error.js';
 import { VERSION } from './version.js';
@@ -32,9 +34,10 @@ export interface RunningNode {
   readonly config: NodeConfig;
   readonly status: NodeStatus;
   readonly logger: Logger;
-  /** The context protocols receive; exposed for embedding and tests. */
-  readonly context: BrokerContext;
-  readonly users: UserStore;
+  /** The context protocols receive (null on a journal node, which runs no protocols). */
+  readonly context: BrokerContext | null;
+  /** The user store in the meta service (null on a journal node). */
+  readonly users: UserStore | null;
   /** Port the admin HTTP server listens on (useful with port 0). */
   readonly httpPort: number;
   readonly listeners: readonly BoundListener[];
@@ -52,7 +55,7 @@ const RETENTION_INTERVAL_MS = 60_000;
 /** Starts a node: admin HTTP first (answering 503), then meta, storage, protocols, listeners. */
 export async function startNode(loaded: LoadedConfig, options: StartOptions = {}): Promise<RunningNode> {
   const { config } = loaded;
-  checkRoles(config);
+  const mode = nodeMode(config);
   const logger = options.logger ?? createLogger(config.log, { node: config.node_id });
   const status = new NodeStatus(VERSION, config.node_id, config.roles);
   const metrics = new NodeMetrics({ node: String(config.node_id) });
@@ -88,13 +91,6 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
     const dataDir: DataDir = lockDataDir(resolve(config.data_dir));
     cleanup.push(() => dataDir.release());
 
-    const meta: MetaStore = await openLocalMetaStore({
-      dir: join(dataDir.path, 'meta'),
-      logger: logger.child({ component: 'meta' }),
-    });
-    cleanup.push(() => meta.close());
-    status.clusterId = await clusterId(meta);
-
     const { engine: _engine, ...engineConfig } = config.storage;
     const storage: StorageEngine = await openStorage(engine, {
       dataDir: join(dataDir.path, 'storage'),
@@ -104,36 +100,72 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
     });
     cleanup.push(() => storage.close());
 
-    const users = new UserStore(meta);
-    const context: BrokerContext = {
-      nodeId: config.node_id,
-      version: VERSION,
-      router: new TopicTree(logger.child({ component: 'router' })),
-      storage,
-      meta,
-      auth: new UserStoreAuthorizer(users, config.auth.allow_anonymous, logger.child({ component: 'auth' })),
-      metrics,
-      logger,
-    };
-
-    const listeners = await startProtocols(protocols, context, config, cleanup);
-    for (const l of listeners) {
-      status.listeners.push({
-        protocol: l.protocol,
-        name: l.name,
-        transport: l.transport,
-        host: l.host,
-        port: l.port,
+    let context: BrokerContext | null = null;
+    let users: UserStore | null = null;
+    const listeners: BoundListener[] = [];
+    if (mode === 'journal') {
+      const rpcHost = config.rpc.host ?? config.bind;
+      const server = createJournalServer({
+        engine: storage,
+        host: rpcHost,
+        port: config.rpc.port,
+        logger: logger.child({ component: 'journal-server' }),
+        metrics,
       });
+      await listenJournal(server, config.rpc.port, rpcHost);
+      cleanup.push(() => server.close());
+      status.listeners.push({
+        protocol: 'journal',
+        name: 'rpc',
+        transport: 'tcp',
+        host: rpcHost,
+        port: server.port,
+      });
+    } else {
+      const meta: MetaStore = await openLocalMetaStore({
+        dir: join(dataDir.path, 'meta'),
+        logger: logger.child({ component: 'meta' }),
+      });
+      cleanup.push(() => meta.close());
+      status.clusterId = await clusterId(meta);
+
+      users = new UserStore(meta);
+      context = {
+        nodeId: config.node_id,
+        version: VERSION,
+        router: new TopicTree(logger.child({ component: 'router' })),
+        storage,
+        meta,
+        auth: new UserStoreAuthorizer(
+          users,
+          config.auth.allow_anonymous,
+          logger.child({ component: 'auth' }),
+        ),
+        metrics,
+        logger,
+      };
+      listeners.push(...(await startProtocols(protocols, context, config, cleanup)));
+      for (const l of listeners) {
+        status.listeners.push({
+          protocol: l.protocol,
+          name: l.name,
+          transport: l.transport,
+          host: l.host,
+          port: l.port,
+        });
+      }
     }
 
-    const retention = setInterval(() => {
-      storage
-        .enforceRetention(Date.now())
-        .catch((error: unknown) => logger.error({ err: error }, 'retention failed'));
-    }, RETENTION_INTERVAL_MS);
-    retention.unref();
-    cleanup.push(() => clearInterval(retention));
+    // Retention runs where the data is: on the node with the journal role.
+    if (mode !== 'broker') {
+      const retention = setInterval(() => {
+        storage
+          .enforceRetention(Date.now())
+          .catch((error: unknown) => logger.error({ err: error }, 'retention failed'));
+      }, RETENTION_INTERVAL_MS);
+      retention.unref();
+      cleanup.push(() => clearInterval(retention));
+    }
 
     status.markReady();
     logger.info(
@@ -167,15 +199,6 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
   } catch (error) {
     await runCleanup();
     throw error;
-  }
-}
-
-function checkRoles(config: NodeConfig): void {
-  if (config.roles.length !== ROLES.length) {
-    throw new StartupError(
-      `roles = [${config.roles.join(', ')}]: this release runs nodes standalone (meta, broker and journal in one ` +
-        'process); separate roles need the cluster meta service and journal server',
-    );
   }
 }
 
@@ -229,6 +252,19 @@ async function listenHttp(http: FastifyInstance, port: number, host: string): Pr
   }
   const address = http.server.address();
   return typeof address === 'object' && address ? address.port : port;
+}
+
+async function listenJournal(server: JournalServer, port: number, host: string): Promise<void> {
+  try {
+    await server.listen();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE')
+      throw new StartupError(`port ${port} (journal rpc) is already in use on ${host}`);
+    if (code === 'EACCES')
+      throw new StartupError(`no permission to listen on port ${port} (journal rpc) on ${host}`);
+    throw error;
+  }
 }
 
 /** The cluster's id, created by the first node that starts. */

@@ -1,11 +1,9 @@
-import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LineClient } from './helpers/line-client.js';
-import { runServer, startServer, tempDir, type ServerProcess } from './helpers/server-process.js';
-
-const FIXTURE = fileURLToPath(new URL('./fixtures/robustmq-protocol-lines', import.meta.url));
+import { linesProject } from './helpers/lines-project.js';
+import { runServer, startServer, type ServerProcess } from './helpers/server-process.js';
 
 /**
  * A third-party protocol package, installed in the user's project and named in the config, is
@@ -16,25 +14,20 @@ describe('a protocol package loaded by name from config', () => {
   const cleanups: Array<() => unknown> = [];
 
   beforeEach(() => {
-    const dir = tempDir('plugin');
+    const dir = linesProject();
     cleanups.push(dir.remove);
     project = dir.path;
-    mkdirSync(join(project, 'node_modules'));
-    symlinkSync(FIXTURE, join(project, 'node_modules', 'robustmq-protocol-lines'), 'dir');
-    writeFileSync(
-      join(project, 'robustmq.toml'),
-      [
-        'bind = "127.0.0.1"',
-        'protocols = ["robustmq-protocol-lines"]',
-        '[http]',
-        'port = 0',
-        '[log]',
-        'format = "json"',
-        '[lines]',
-        'port = 0',
-        'max_line_bytes = 64',
-      ].join('\n'),
-    );
+    dir.writeConfig('robustmq.toml', [
+      'bind = "127.0.0.1"',
+      'protocols = ["robustmq-protocol-lines"]',
+      '[http]',
+      'port = 0',
+      '[log]',
+      'format = "json"',
+      '[lines]',
+      'port = 0',
+      'max_line_bytes = 64',
+    ]);
   });
 
   afterEach(async () => {

@@ -12,6 +12,9 @@ export const DEFAULT_PROTOCOLS: readonly string[] = [];
 /** The default storage engine package. */
 export const DEFAULT_STORAGE_ENGINE = '@robustmq/journal';
 
+/** The engine a node without the journal role stores through: a client of a journal node. */
+export const REMOTE_STORAGE_ENGINE = '@robustmq/journal/remote';
+
 const port = z.number().int().min(0).max(65535);
 
 /** Sections the server itself owns; every other top-level table belongs to a protocol plugin. */
@@ -45,6 +48,13 @@ export const nodeConfigSchema = z
         level: z.enum(LOG_LEVELS).default('info'),
         /** `auto` is pretty on a terminal and JSON otherwise. */
         format: z.enum(['json', 'pretty', 'auto']).default('auto'),
+      })
+      .prefault({}),
+    rpc: z
+      .strictObject({
+        /** Internal RPC between nodes: a journal node serves its storage here. */
+        port: port.default(1228),
+        host: z.string().min(1).optional(),
       })
       .prefault({}),
     auth: z
