@@ -315,12 +315,16 @@ export class Journal implements StorageEngine {
    * copy is confirmed). Its index files stay and reads of its offsets go to the journal's
    * `offloadedReader`; retention and `deleteBefore` still count and drop it. Resolves false when
    * the shard has no such local sealed segment (any more): retention removed it, it was offloaded
-   * already, or it is damaged.
+   * already, or it is damaged. A journal opened without an `offloadedReader` refuses with
+   * INVALID_ARGUMENT.
    */
   offloadSegment(shard: string, baseOffset: number): Promise<boolean> {
     return this.#call(async () => {
       const target = this.#shard(shard);
       checkOffset('baseOffset', baseOffset);
+      // Without a reader the segment's records would become unreadable.
+      if (this.#ctx.offloadedReader === null)
+        throw invalid('the journal was opened without an offloadedReader');
       return target.offloadSegment(baseOffset);
     });
   }

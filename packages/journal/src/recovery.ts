@@ -121,7 +121,10 @@ async function recoverOffloaded(
 ): Promise<void> {
   const marker = await readOffloadedMarker(segment.offloadedPath);
   if (marker === null) {
-    throw new RobustMQError(ErrorCode.Corrupt, `offloaded segment marker ${segment.offloadedPath} is damaged`);
+    throw new RobustMQError(
+      ErrorCode.Corrupt,
+      `offloaded segment marker ${segment.offloadedPath} is damaged`,
+    );
   }
   segment.restoreOffloaded(marker, offloadedSource(ctx.offloadedReader, segment.describe(shard)));
   if (nextBase !== undefined && marker.endOffset !== nextBase) {

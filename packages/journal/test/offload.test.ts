@@ -120,6 +120,13 @@ describe('journal offloading hooks', () => {
     engine = await open(dir);
     const failure = await engine.read('s', 0, { maxBytes: 100 }).catch((e: unknown) => e);
     expect(isRobustMQError(failure, ErrorCode.Unavailable)).toBe(true);
+    await engine.append(
+      's',
+      Array.from({ length: 12 }, () => batch(400)),
+    );
+    const local = (await engine.sealedSegments('s')).find((s) => !s.offloaded)!;
+    const refused = await engine.offloadSegment('s', local.baseOffset).catch((e: unknown) => e);
+    expect(isRobustMQError(refused, ErrorCode.InvalidArgument)).toBe(true);
     const last = sealed.at(-1)!.endOffset;
     expect((await engine.read('s', last, { maxBytes: 100 })).batches[0]?.baseOffset).toBe(last);
   });

@@ -1,0 +1,243 @@
+import type { Readable } from 'node:stream';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import { ErrorCode, RobustMQError, type Logger } from '@robustmq/core';
+import type { TieringSettings } from './config.js';
+
+/** What the bucket holds for one key, as far as confirming an upload needs. */
+export interface StoredObject {
+  size: number;
+  /** The ETag without quotes: the MD5 of the bytes for a plain upload. */
+  etag: string;
+  /** The SHA-256 the uploader recorded in the object's metadata, when there is one. */
+  sha256: string | undefined;
+}
+
+/** An object of a shard's segment, found by listing. */
+export interface SegmentObject {
+  key: string;
+  shard: string;
+  baseOffset: number;
+}
+
+/** A segment upload: its bytes and their digests. */
+export interface SegmentUpload {
+  body: Readable | Uint8Array;
+  size: number;
+  md5: Buffer;
+  sha256: string;
+  endOffset: number;
+}
+
+const SEGMENT_FILE = /^(\d{20})\.log$/;
+
+function stem(baseOffset: number): string {
+  return String(baseOffset).padStart(20, '0');
+}
+
+function isAbort(error: unknown): boolean {
+  return error instanceof Error && error.name === 'AbortError';
+}
+
+function statusOf(error: unknown): number | undefined {
+  return error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined;
+}
+
+/**
+ * Turns an S3 client failure into a RobustMQError: UNAVAILABLE for anything the bucket did not
+ * do (unreachable, timed out, refused, server errors), CLOSED when the engine closed mid-call.
+ */
+export function bucketError(error: unknown, what: string): RobustMQError {
+  if (error instanceof RobustMQError) return error;
+  if (isAbort(error))
+    return new RobustMQError(ErrorCode.Closed, `${what}: the engine closed`, { cause: error });
+  const reason =
+    error instanceof S3ServiceException
+      ? `${error.name} (HTTP ${String(error.$metadata.httpStatusCode)})`
+      : error instanceof Error
+        ? error.message
+        : String(error);
+  return new RobustMQError(ErrorCode.Unavailable, `${what}: the bucket cannot serve now: ${reason}`, {
+    cause: error,
+  });
+}
+
+/**
+ * The bucket as the tiered engine uses it: one object per uploaded segment, at
+ * `<prefix>shards/<shard name>/<base offset, 20 digits>.log`, holding the segment's log byte for
+ * byte. Every failure is a RobustMQError.
+ */
+export class SegmentBucket {
+  readonly client: S3Client;
+  readonly name: string;
+  readonly prefix: string;
+  readonly #signal: AbortSignal;
+
+  constructor(client: S3Client, name: string, prefix: string, signal: AbortSignal) {
+    this.client = client;
+    this.name = name;
+    this.prefix = prefix;
+    this.#signal = signal;
+  }
+
+  /**
+   * An S3 client for the settings: no checksums beyond what S3 requires, so any S3 server fits;
+   * the SDK's own warnings go to `logger`.
+   */
+  static client(settings: TieringSettings, logger: Logger): S3Client {
+    const sdkLog =
+      (level: 'warn' | 'error') =>
+      (...content: unknown[]): void =>
+        logger[level]({ sdk: content.map(String).join(' ') }, 'AWS SDK reported a problem');
+    return new S3Client({
+      logger: {
+        trace: () => {},
+        debug: () => {},
+        info: () => {},
+        warn: sdkLog('warn'),
+        error: sdkLog('error'),
+      },
+      region: settings.region,
+      forcePathStyle: settings.forcePathStyle,
+      ...(settings.endpoint === undefined ? {} : { endpoint: settings.endpoint }),
+      ...(settings.credentials === undefined ? {} : { credentials: settings.credentials }),
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: {
+        connectionTimeout: Math.min(settings.requestTimeoutMs, 10_000),
+        requestTimeout: settings.requestTimeoutMs,
+      },
+    });
+  }
+
+  /** The prefix of every object of `shard`. */
+  shardPrefix(shard: string): string {
+    return `${this.prefix}shards/${shard}/`;
+  }
+
+  keyOf(shard: string, baseOffset: number): string {
+    return `${this.shardPrefix(shard)}${stem(baseOffset)}.log`;
+  }
+
+  /** The shard and segment of an object key, or null for a key that is not one of ours. */
+  parseKey(key: string): SegmentObject | null {
+    const root = `${this.prefix}shards/`;
+    if (!key.startsWith(root)) return null;
+    const rest = key.slice(root.length);
+    const slash = rest.lastIndexOf('/');
+    if (slash <= 0) return null;
+    const match = SEGMENT_FILE.exec(rest.slice(slash + 1));
+    if (match === null) return null;
+    const baseOffset = Number(match[1]);
+    if (!Number.isSafeInteger(baseOffset)) return null;
+    return { key, shard: rest.slice(0, slash), baseOffset };
+  }
+
+  /** What the bucket holds at `key`, or null when nothing. */
+  async head(key: string): Promise<StoredObject | null> {
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.name, Key: key }), {
+        abortSignal: this.#signal,
+      });
+      return {
+        size: head.ContentLength ?? -1,
+        etag: (head.ETag ?? '').replaceAll('"', ''),
+        sha256: head.Metadata?.sha256,
+      };
+    } catch (error) {
+      if (statusOf(error) === 404) return null;
+      throw bucketError(error, `checking ${key}`);
+    }
+  }
+
+  /** Writes a segment's object (replacing whatever is there: keys are deterministic). */
+  async put(key: string, upload: SegmentUpload): Promise<void> {
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.name,
+          Key: key,
+          Body: upload.body,
+          ContentLength: upload.size,
+          ContentMD5: upload.md5.toString('base64'),
+          ContentType: 'application/octet-stream',
+          Metadata: { sha256: upload.sha256, 'end-offset': String(upload.endOffset) },
+        }),
+        { abortSignal: this.#signal },
+      );
+    } catch (error) {
+      throw bucketError(error, `uploading ${key}`);
+    }
+  }
+
+  /** Up to `length` bytes at `position` of an object; fewer only at its end. */
+  async read(key: string, position: number, length: number): Promise<Uint8Array> {
+    if (length <= 0) return new Uint8Array(0);
+    try {
+      const got = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.name,
+          Key: key,
+          Range: `bytes=${position}-${position + length - 1}`,
+        }),
+        { abortSignal: this.#signal },
+      );
+      if (got.Body === undefined) return new Uint8Array(0);
+      return await got.Body.transformToByteArray();
+    } catch (error) {
+      const status = statusOf(error);
+      if (status === 416) return new Uint8Array(0);
+      if (status === 404) {
+        throw new RobustMQError(
+          ErrorCode.Internal,
+          `segment object ${key} is missing from bucket ${this.name}`,
+          {
+            cause: error,
+          },
+        );
+      }
+      throw bucketError(error, `reading ${key}`);
+    }
+  }
+
+  /** Every segment object under `prefix` (default: every shard's). */
+  async list(prefix = `${this.prefix}shards/`): Promise<SegmentObject[]> {
+    const found: SegmentObject[] = [];
+    let token: string | undefined;
+    try {
+      do {
+        const page = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.name, Prefix: prefix, ContinuationToken: token }),
+          { abortSignal: this.#signal },
+        );
+        for (const object of page.Contents ?? []) {
+          const parsed = object.Key === undefined ? null : this.parseKey(object.Key);
+          if (parsed !== null) found.push(parsed);
+        }
+        token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
+      } while (token !== undefined);
+    } catch (error) {
+      throw bucketError(error, `listing ${prefix}`);
+    }
+    return found;
+  }
+
+  /** Deletes an object; one that is already gone is fine. */
+  async delete(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.name, Key: key }), {
+        abortSignal: this.#signal,
+      });
+    } catch (error) {
+      if (statusOf(error) === 404) return;
+      throw bucketError(error, `deleting ${key}`);
+    }
+  }
+}

@@ -1,0 +1,87 @@
+import { createHash } from 'node:crypto';
+import { open, type FileHandle } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { ErrorCode, RobustMQError } from '@robustmq/core';
+import type { SealedSegment } from '@robustmq/journal';
+import type { SegmentBucket, StoredObject } from './bucket.js';
+
+const DIGEST_CHUNK_BYTES = 1024 * 1024;
+
+/** How a sealed segment's copy was confirmed. */
+export interface CopyResult {
+  /** SHA-256 of the segment's log, which the object now holds. */
+  sha256: string;
+  /** False when the bucket held the same bytes already (an upload before a crash or restart). */
+  uploaded: boolean;
+}
+
+async function digest(handle: FileHandle, size: number): Promise<{ md5: Buffer; sha256: string }> {
+  const md5 = createHash('md5');
+  const sha256 = createHash('sha256');
+  const buffer = Buffer.allocUnsafe(Math.min(DIGEST_CHUNK_BYTES, Math.max(size, 1)));
+  let position = 0;
+  while (position < size) {
+    const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, size - position), position);
+    if (bytesRead === 0) {
+      throw new RobustMQError(ErrorCode.Internal, `segment log ended at ${position} of ${size} bytes`);
+    }
+    md5.update(buffer.subarray(0, bytesRead));
+    sha256.update(buffer.subarray(0, bytesRead));
+    position += bytesRead;
+  }
+  return { md5: md5.digest(), sha256: sha256.digest('hex') };
+}
+
+/** Whether the bucket's object is exactly the segment: same size, and same MD5 or SHA-256. */
+function holds(object: StoredObject | null, size: number, md5: Buffer, sha256: string): boolean {
+  return (
+    object !== null &&
+    object.size === size &&
+    (object.etag === md5.toString('hex') || object.sha256 === sha256)
+  );
+}
+
+/**
+ * Makes sure the bucket holds a sealed segment's log byte for byte: if the object is not there
+ * already (size and digest checked), uploads it and checks again. Idempotent, since the key is
+ * fixed by the shard and base offset. Resolves null when the local log is gone (retention removed
+ * the segment meanwhile).
+ */
+export async function copySegment(bucket: SegmentBucket, segment: SealedSegment): Promise<CopyResult | null> {
+  let handle: FileHandle;
+  try {
+    handle = await open(segment.logPath, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
+  let body: Readable | undefined;
+  try {
+    const { md5, sha256 } = await digest(handle, segment.size);
+    const key = bucket.keyOf(segment.shard, segment.baseOffset);
+    if (holds(await bucket.head(key), segment.size, md5, sha256)) return { sha256, uploaded: false };
+    // Read through the open handle, so the bytes hashed are the bytes sent even if the file goes.
+    body =
+      segment.size === 0
+        ? undefined
+        : handle.createReadStream({ start: 0, end: segment.size - 1, autoClose: false });
+    await bucket.put(key, {
+      body: body ?? new Uint8Array(0),
+      size: segment.size,
+      md5,
+      sha256,
+      endOffset: segment.endOffset,
+    });
+    const stored = await bucket.head(key);
+    if (!holds(stored, segment.size, md5, sha256)) {
+      throw new RobustMQError(
+        ErrorCode.Unavailable,
+        `upload of ${key} not confirmed: the bucket holds ${stored === null ? 'nothing' : `${stored.size} bytes, ETag ${stored.etag}`}`,
+      );
+    }
+    return { sha256, uploaded: true };
+  } finally {
+    body?.destroy();
+    await handle.close();
+  }
+}
