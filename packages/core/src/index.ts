@@ -4,6 +4,7 @@ export * from './metrics.js';
 export * from './records.js';
 export * from './topics.js';
 export * from './storage.js';
+export * from './shard-config.js';
 export * from './meta.js';
 export * from './auth.js';
 export * from './router.js';

@@ -1,5 +1,5 @@
-import { ConfigError, type DurabilityPolicy } from '@robustmq/core';
-import { MAX_SEGMENT_BYTES, isDurabilityPolicy } from './shard-config.js';
+import { ConfigError, isDurabilityPolicy, type DurabilityPolicy } from '@robustmq/core';
+import { MAX_SEGMENT_BYTES } from './shard-config.js';
 
 /** Settings of the `[storage]` config section the journal understands. */
 export interface JournalSettings {

@@ -24,7 +24,7 @@ import { IndexCache } from './index-cache.js';
 import { journalMetrics, noopMetrics } from './metrics.js';
 import type { OffloadedSegmentReader, SealedSegment, SegmentSealedListener } from './offload.js';
 import { Shard, toRobustMQError, type ShardContext } from './shard.js';
-import { mergeShardConfig } from './shard-config.js';
+import { mergeJournalShardConfig } from './shard-config.js';
 import { segmentFileStem, shardDirName } from './shard-dir.js';
 import { writeShardMeta } from './shard-meta.js';
 
@@ -175,7 +175,7 @@ export class Journal implements StorageEngine {
     return this.#track(async () => {
       this.#checkOpen();
       validateShardName(shard);
-      const merged = mergeShardConfig(this.#defaults, config);
+      const merged = mergeJournalShardConfig(this.#defaults, config);
       if (this.#shards.has(shard) || this.#busy.has(shard)) {
         throw new RobustMQError(ErrorCode.AlreadyExists, `shard ${shard} already exists`);
       }
@@ -232,7 +232,7 @@ export class Journal implements StorageEngine {
     return this.#call(async () => {
       const target = this.#shard(shard);
       if (config === undefined) throw invalid('config must be an object');
-      return target.updateConfig(mergeShardConfig(target.config, config));
+      return target.updateConfig(mergeJournalShardConfig(target.config, config));
     });
   }
 

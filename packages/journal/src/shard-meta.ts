@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULT_SHARD_CONFIG, ErrorCode, RobustMQError, type ShardConfig } from '@robustmq/core';
 import { writeFileAtomic } from './files.js';
-import { mergeShardConfig } from './shard-config.js';
+import { mergeJournalShardConfig } from './shard-config.js';
 
 export const SHARD_META_FILE = 'shard.json';
 const FORMAT = 1;
@@ -46,7 +46,7 @@ export async function readShardMeta(dir: string): Promise<ShardMeta> {
   }
   let config: ShardConfig;
   try {
-    config = mergeShardConfig(DEFAULT_SHARD_CONFIG, record.config);
+    config = mergeJournalShardConfig(DEFAULT_SHARD_CONFIG, record.config);
   } catch (error) {
     throw corrupt('has an invalid config', error);
   }

@@ -4,6 +4,7 @@ import {
   RobustMQError,
   silentLogger,
   validateShardName,
+  mergeShardConfig,
   type AppendResult,
   type Logger,
   type ReadOptions,
@@ -13,7 +14,7 @@ import {
   type ShardInfo,
   type StorageEngine,
 } from '@robustmq/core';
-import { resolveShardConfig } from './config.js';
+
 import { ShardLog } from './shard-log.js';
 
 /** Options for {@link MemoryStorageEngine}. */
@@ -77,7 +78,7 @@ export class MemoryStorageEngine implements StorageEngine {
     return settle(() => {
       this.#checkOpen();
       validateShardName(shard);
-      const resolved = resolveShardConfig(DEFAULT_SHARD_CONFIG, config);
+      const resolved = mergeShardConfig(DEFAULT_SHARD_CONFIG, config);
       if (this.#shards.has(shard))
         throw new RobustMQError(ErrorCode.AlreadyExists, `shard ${shard} already exists`);
       const log = new ShardLog(shard, resolved);
@@ -110,7 +111,7 @@ export class MemoryStorageEngine implements StorageEngine {
   updateShardConfig(shard: string, config: Partial<ShardConfig>): Promise<ShardInfo> {
     return settle(() => {
       const log = this.#shard(shard);
-      log.config = resolveShardConfig(log.config, config);
+      log.config = mergeShardConfig(log.config, config);
       return log.info;
     });
   }

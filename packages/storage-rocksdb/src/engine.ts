@@ -46,7 +46,7 @@ import {
 } from './keys.js';
 import { loadState } from './load.js';
 import { entries, firstKey } from './scan.js';
-import { encodeShardConfig, mergeShardConfig } from './shard-config.js';
+import { encodeShardConfig, mergeRocksShardConfig } from './shard-config.js';
 import { Shard } from './shard.js';
 import type { IndexedBatch } from './time-index.js';
 
@@ -175,7 +175,7 @@ export class RocksDbStorageEngine implements StorageEngine {
   createShard(shard: string, config?: Partial<ShardConfig>): Promise<ShardInfo> {
     return this.#call('create shard', async () => {
       validateShardName(shard);
-      const resolved = mergeShardConfig(DEFAULT_SHARD_CONFIG, config);
+      const resolved = mergeRocksShardConfig(DEFAULT_SHARD_CONFIG, config);
       if (this.#shards.has(shard) || this.#creating.has(shard)) {
         throw new RobustMQError(ErrorCode.AlreadyExists, `shard ${shard} already exists`);
       }
@@ -249,9 +249,9 @@ export class RocksDbStorageEngine implements StorageEngine {
   updateShardConfig(shard: string, config: Partial<ShardConfig>): Promise<ShardInfo> {
     return this.#call('update shard config', async () => {
       const found = this.#shard(shard);
-      mergeShardConfig(found.config, config);
+      mergeRocksShardConfig(found.config, config);
       return this.#exclusive(found, async () => {
-        const merged = mergeShardConfig(found.config, config);
+        const merged = mergeRocksShardConfig(found.config, config);
         await this.#db.batch([{ type: 'put', key: configKey(found.id), value: encodeShardConfig(merged) }], {
           sync: true,
         });
