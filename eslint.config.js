@@ -20,8 +20,8 @@ export default tseslint.config(
   {
     languageOptions: {
       parserOptions: {
-        // Each package's tsconfig.test.json covers both src and test.
-        project: ['./packages/*/tsconfig.test.json', './test/tsconfig.json'],
+        // Each package's tsconfig.test.json covers both src and test; bench/ has only src.
+        project: ['./packages/*/tsconfig.test.json', './test/tsconfig.json', './bench/tsconfig.json'],
         tsconfigRootDir: import.meta.dirname,
       },
     },

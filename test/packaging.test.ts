@@ -61,7 +61,7 @@ interface Stopped {
 async function startHealthStop(command: string, args: string[], cwd: string): Promise<Stopped> {
   const child = spawn(
     command,
-    [...args, '--bind', '127.0.0.1', '--http-port', '0', '--set', 'log.format="json"'],
+    [...args, '--bind', '127.0.0.1', '--http-port', '0', '--mqtt-port', '0', '--set', 'log.format="json"'],
     {
       cwd,
       detached: true,
@@ -148,6 +148,10 @@ describe('published packages', () => {
   it('starts with npx, answers /health/ready, and stops cleanly on SIGTERM', async () => {
     const stopped = await startHealthStop('npx', ['--no-install', 'robustmq-server'], project);
     expect(stopped.ready).toMatchObject({ ready: true, version: serverVersion });
+    // The default protocol came from the installed tarballs too.
+    expect((stopped.ready as { listeners: unknown[] }).listeners).toContainEqual(
+      expect.objectContaining({ protocol: 'mqtt', transport: 'tcp' }),
+    );
     expectCleanStop(stopped, project);
   });
 

@@ -54,6 +54,8 @@ describe('robustmq (CLI)', () => {
         '127.0.0.1',
         '--http-port',
         '0',
+        '--mqtt-port',
+        '0',
         '--data-dir',
         join(dir, 'data'),
         '--set',

@@ -5,3 +5,4 @@ export type { MetaApplyResult, MetaOpResult, MetaStateMachineOptions } from './s
 export { DEFAULT_HISTORY_LIMIT, MetaStateMachine } from './state-machine.js';
 export type { LocalMetaStoreOptions } from './local-meta-store.js';
 export { LocalMetaStore, openLocalMetaStore } from './local-meta-store.js';
+export * from './raft/index.js';

@@ -16,7 +16,7 @@ import { createAdminHttp } from './admin/http.js';
 import { UserStoreAuthorizer } from './auth/authorizer.js';
 import { UserStore } from './auth/users.js';
 import type { LoadedConfig } from './config/load.js';
-import { SERVER_KEYS, type NodeConfig } from './config/schema.js';
+import { DEFAULT_PROTOCOLS, SERVER_KEYS, type NodeConfig } from './config/schema.js';
 import { lockDataDir, type DataDir } from './data-dir.js';
 import { bindListener, type BoundListener } from './listeners/bind.js';
 import { createLogger } from './logger.js';
@@ -72,7 +72,8 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
 
   try {
     const searchDirs = [loaded.baseDir, process.cwd()];
-    const protocols = await loadProtocols(config.protocols, config, searchDirs);
+    const protocolNames = config.protocols ?? (mode === 'journal' ? [] : DEFAULT_PROTOCOLS);
+    const protocols = await loadProtocols(protocolNames, config, searchDirs);
     checkSections(config, protocols);
     const engine = await loadStorageEngine(config.storage.engine, searchDirs);
 

@@ -30,7 +30,7 @@ export function nodeMode(config: NodeConfig): NodeMode {
         `${list} serves its own storage: storage.engine cannot be ${REMOTE_STORAGE_ENGINE}`,
       );
     }
-    if (config.protocols.length > 0) {
+    if (config.protocols !== undefined && config.protocols.length > 0) {
       throw new StartupError(`${list} runs no protocols: protocols need the broker role`);
     }
     return 'journal';

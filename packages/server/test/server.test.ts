@@ -98,7 +98,7 @@ describe('robustmq-server', () => {
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
     cleanups.push(() => new Promise((resolve) => blocker.close(resolve)));
     const port = (blocker.address() as { port: number }).port;
-    const args = isolatedArgs(dataDir()).map((a) => (a === '0' ? String(port) : a));
+    const args = [...isolatedArgs(dataDir()), '--http-port', String(port)];
     const result = await runServer({ args });
     expect(result.code).toBe(1);
     expect(result.stderr.trim()).toBe(
@@ -134,9 +134,11 @@ describe('robustmq-server', () => {
     expect(badFlag.code).not.toBe(0);
     expect(badFlag.stderr).toContain("option '--http-port <port>' argument 'eighty' is invalid");
 
-    const stray = await runServer({ args: ['--data-dir', join(dir.path, 'd'), '--mqtt-port', '1883'] });
+    const stray = await runServer({ args: ['--data-dir', join(dir.path, 'd'), '--kafka-port', '9092'] });
     expect(stray.code).toBe(1);
-    expect(stray.stderr).toContain('mqtt: unknown setting (no loaded protocol is named mqtt');
+    expect(stray.stderr).toContain(
+      'kafka: unknown setting (no loaded protocol is named kafka; loaded: mqtt)',
+    );
 
     const roles = await runServer({ args: ['--roles', 'broker', '--data-dir', join(dir.path, 'd')] });
     expect(roles.code).toBe(1);
@@ -154,7 +156,7 @@ describe('robustmq-server', () => {
 
   it('takes settings from the environment, and flags over the environment', async () => {
     const dir = dataDir();
-    const server = await started(['--bind', '127.0.0.1', '--set', 'log.format="json"'], {
+    const server = await started(['--bind', '127.0.0.1', '--mqtt-port', '0', '--set', 'log.format="json"'], {
       ROBUSTMQ_DATA_DIR: dir,
       ROBUSTMQ_HTTP_PORT: '0',
       ROBUSTMQ_NODE_ID: '4',
@@ -163,11 +165,14 @@ describe('robustmq-server', () => {
     expect(body.nodeId).toBe(4);
     expect(existsSync(join(dir, 'LOCK'))).toBe(true);
     await server.stop();
-    const flagged = await started(['--bind', '127.0.0.1', '--set', 'log.format="json"', '--node-id', '5'], {
-      ROBUSTMQ_DATA_DIR: dir,
-      ROBUSTMQ_HTTP_PORT: '0',
-      ROBUSTMQ_NODE_ID: '4',
-    });
+    const flagged = await started(
+      ['--bind', '127.0.0.1', '--mqtt-port', '0', '--set', 'log.format="json"', '--node-id', '5'],
+      {
+        ROBUSTMQ_DATA_DIR: dir,
+        ROBUSTMQ_HTTP_PORT: '0',
+        ROBUSTMQ_NODE_ID: '4',
+      },
+    );
     expect(
       ((await (await fetch(`${flagged.httpUrl}/health/ready`)).json()) as { nodeId: number }).nodeId,
     ).toBe(5);

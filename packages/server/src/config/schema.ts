@@ -6,8 +6,8 @@ export type Role = (typeof ROLES)[number];
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
-/** First-party protocol packages started when the config names none. */
-export const DEFAULT_PROTOCOLS: readonly string[] = [];
+/** Protocol packages a node with the broker role starts when the config names none. */
+export const DEFAULT_PROTOCOLS: readonly string[] = ['@robustmq/protocol-mqtt'];
 
 /** The default storage engine package. */
 export const DEFAULT_STORAGE_ENGINE = '@robustmq/journal';
@@ -34,7 +34,8 @@ export const nodeConfigSchema = z
     data_dir: z.string().min(1).default('./robustmq-data'),
     /** Address every listener binds unless its own section says otherwise. */
     bind: z.string().min(1).default('0.0.0.0'),
-    protocols: z.array(z.string().min(1)).default([...DEFAULT_PROTOCOLS]),
+    /** Unset means the defaults on a node with the broker role, none on a journal node. */
+    protocols: z.array(z.string().min(1)).optional(),
     /** How long shutdown waits for protocols to finish in-flight work before closing sockets. */
     shutdown_timeout_ms: z.number().int().min(0).default(10_000),
     http: z

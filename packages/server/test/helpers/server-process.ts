@@ -117,6 +117,8 @@ export function isolatedArgs(dataDir: string): string[] {
     '127.0.0.1',
     '--http-port',
     '0',
+    '--mqtt-port',
+    '0',
     '--data-dir',
     dataDir,
     '--log-level',

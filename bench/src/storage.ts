@@ -1,0 +1,383 @@
+/**
+ * `npm run bench -- storage`: append and read throughput of every storage engine under every
+ * durability policy, next to this machine's disk and page-cache limits measured in the same run.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { DurabilityPolicy, StorageEngine } from '@robustmq/core';
+import { openJournal } from '@robustmq/journal';
+import { MemoryStorageEngine } from '@robustmq/storage-memory';
+import { RocksDbStorageEngine } from '@robustmq/storage-rocksdb';
+import { measureMachineLimits, type MachineLimits } from './machine-limits.js';
+import { RecordingMetrics } from './recording-metrics.js';
+import { UsageError, type Suite } from './suite.js';
+import { runWorkload, type WorkloadOptions, type WorkloadResult } from './storage-workload.js';
+import { formatMBps, formatPercent, formatRate, markdownTable, MiB } from './table.js';
+
+/** Syncs an engine made during the appends, read from its own metrics. */
+interface Syncs {
+  count: number;
+  /** Time spent in them, when the engine measures it. */
+  seconds: number | null;
+}
+
+interface EngineSetup {
+  name: string;
+  durabilities: readonly DurabilityPolicy[];
+  open(dir: string, metrics: RecordingMetrics): Promise<StorageEngine>;
+  /** Null for an engine that never syncs. */
+  syncs(metrics: RecordingMetrics): Syncs | null;
+}
+
+const ALL_POLICIES: readonly DurabilityPolicy[] = ['fsync', 'group-commit', 'none'];
+
+/** Each engine with its default settings, as the server would open it. */
+const ENGINES: readonly EngineSetup[] = [
+  {
+    name: 'journal',
+    durabilities: ALL_POLICIES,
+    open: (dir, metrics) => openJournal({ dir, metrics }),
+    syncs: (metrics) => ({
+      count: metrics.counterTotal('robustmq_journal_fsyncs_total'),
+      seconds: metrics.histogramTotals('robustmq_journal_fsync_seconds').sum,
+    }),
+  },
+  // Memory keeps nothing on disk: every policy is `none` to it, so it runs once.
+  {
+    name: 'memory',
+    durabilities: ['none'],
+    open: () => Promise.resolve(new MemoryStorageEngine()),
+    syncs: () => null,
+  },
+  {
+    name: 'rocksdb',
+    durabilities: ALL_POLICIES,
+    open: (dataDir, metrics) => RocksDbStorageEngine.open({ dataDir, metrics }),
+    syncs: (metrics) => ({
+      count: metrics.counterTotal('robustmq_storage_rocksdb_writes_total{sync="true"}'),
+      seconds: null,
+    }),
+  },
+];
+
+/** Group-commit appends against the sequential-write limit, reads against the page cache. */
+const APPEND_TARGET = 0.5;
+const READ_TARGET = 0.5;
+
+const OPTIONS = `    --engines LIST     engines to run, of journal,memory,rocksdb (default: all)
+    --records LIST     record sizes in bytes (default: 100,1024)
+    --mib N            MiB appended per engine, policy and record size (default: 256)
+    --seconds N        time limit of each append phase and each read phase (default: 5)
+    --concurrency N    appends in flight at once (default: 16)
+    --batch-kib N      batch size in KiB; records per batch = batch / record size (default: 16)
+    --read-mib N       maxBytes of each read in MiB (default: 4)
+    --json             print the results as JSON instead of tables`;
+
+interface Settings {
+  engines: readonly EngineSetup[];
+  recordSizes: readonly number[];
+  appendBytes: number;
+  phaseSeconds: number;
+  concurrency: number;
+  batchBytes: number;
+  readMaxBytes: number;
+  json: boolean;
+}
+
+interface Run extends WorkloadResult {
+  engine: string;
+  durability: DurabilityPolicy;
+  recordBytes: number;
+  batchBytes: number;
+  concurrency: number;
+  /** Syncs during the appends; null for the memory engine. */
+  syncs: Syncs | null;
+}
+
+interface Target {
+  engine: string;
+  recordBytes: number;
+  /** Group-commit append MB/s ÷ sequential-write MB/s; null for an engine without group commit. */
+  appendRatio: number | null;
+  appendPass: boolean | null;
+  /** Read MB/s of the default-policy run ÷ page-cache read MB/s. */
+  readRatio: number;
+  readPass: boolean;
+}
+
+function positive(name: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0) throw new UsageError(`--${name} must be a positive number`);
+  return value;
+}
+
+function parseSettings(args: readonly string[]): Settings {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...args],
+      options: {
+        engines: { type: 'string' },
+        records: { type: 'string' },
+        mib: { type: 'string' },
+        seconds: { type: 'string' },
+        concurrency: { type: 'string' },
+        'batch-kib': { type: 'string' },
+        'read-mib': { type: 'string' },
+        json: { type: 'boolean', default: false },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const names = values.engines?.split(',') ?? ENGINES.map((e) => e.name);
+  const engines = names.map((name) => {
+    const engine = ENGINES.find((e) => e.name === name);
+    if (engine === undefined) throw new UsageError(`unknown engine ${JSON.stringify(name)}`);
+    return engine;
+  });
+  const recordSizes = (values.records ?? '100,1024').split(',').map((size) => {
+    const bytes = Number(size);
+    if (!Number.isInteger(bytes) || bytes <= 0)
+      throw new UsageError(`bad record size ${JSON.stringify(size)}`);
+    return bytes;
+  });
+  return {
+    engines,
+    recordSizes,
+    appendBytes: Math.round(positive('mib', values.mib, 256) * MiB),
+    phaseSeconds: positive('seconds', values.seconds, 5),
+    concurrency: Math.round(positive('concurrency', values.concurrency, 16)),
+    batchBytes: Math.round(positive('batch-kib', values['batch-kib'], 16) * 1024),
+    readMaxBytes: Math.round(positive('read-mib', values['read-mib'], 4) * MiB),
+    json: values.json,
+  };
+}
+
+function progress(line: string): void {
+  process.stderr.write(`[storage] ${line}\n`);
+}
+
+async function runOne(
+  root: string,
+  setup: EngineSetup,
+  durability: DurabilityPolicy,
+  workload: WorkloadOptions,
+): Promise<Run> {
+  const dir = await mkdtemp(join(root, `${setup.name}-`));
+  const metrics = new RecordingMetrics();
+  const engine = await setup.open(dir, metrics);
+  try {
+    const shard = 'bench/0';
+    await engine.createShard(shard, { durability });
+    const result = await runWorkload(engine, shard, workload);
+    return {
+      engine: setup.name,
+      durability,
+      recordBytes: workload.recordBytes,
+      batchBytes: workload.batchBytes,
+      concurrency: workload.concurrency,
+      syncs: setup.syncs(metrics),
+      ...result,
+    };
+  } finally {
+    await engine.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function targetsOf(runs: readonly Run[], limits: MachineLimits): Target[] {
+  const targets: Target[] = [];
+  for (const run of runs) {
+    const hasGroupCommit = run.durability === 'group-commit';
+    const onlyPolicy = runs.every(
+      (r) => r.engine !== run.engine || r.recordBytes !== run.recordBytes || r === run,
+    );
+    if (!hasGroupCommit && !onlyPolicy) continue;
+    const appendRatio = hasGroupCommit
+      ? run.append.bytesPerSecond / limits.sequentialWrite.bytesPerSecond
+      : null;
+    const readRatio = run.read.bytesPerSecond / limits.pageCacheRead.bytesPerSecond;
+    targets.push({
+      engine: run.engine,
+      recordBytes: run.recordBytes,
+      appendRatio,
+      appendPass: appendRatio === null ? null : appendRatio >= APPEND_TARGET,
+      readRatio,
+      readPass: readRatio >= READ_TARGET,
+    });
+  }
+  return targets;
+}
+
+function describeMachine(): Record<string, string | number> {
+  const cpu = cpus();
+  return {
+    cpus: cpu.length,
+    cpuModel: cpu[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(totalmem() / 1024 ** 3),
+    os: `${process.platform} ${release()}`,
+    node: process.version,
+    tmpdir: tmpdir(),
+  };
+}
+
+function mibOf(bytes: number): string {
+  return `${(bytes / MiB).toFixed(0)} MiB`;
+}
+
+function verdict(ratio: number | null, pass: boolean | null): string {
+  if (ratio === null) return 'n/a';
+  return `${formatPercent(ratio)} ${pass === true ? 'PASS' : 'MISS'}`;
+}
+
+function report(
+  settings: Settings,
+  limits: MachineLimits,
+  runs: readonly Run[],
+  targets: readonly Target[],
+): string {
+  const machine = describeMachine();
+  const seq = limits.sequentialWrite.bytesPerSecond;
+  const cache = limits.pageCacheRead.bytesPerSecond;
+  const limitTable = markdownTable(
+    [{ title: 'machine limit' }, { title: 'MB/s', align: 'right' }, { title: 'ops/s', align: 'right' }],
+    [
+      [
+        `sequential write, ${mibOf(limits.sequentialWrite.bytes)} in 1 MiB writes + fdatasync`,
+        formatMBps(seq),
+        '',
+      ],
+      [
+        `synchronous 16 KiB writes (${limits.syncWrites.method})`,
+        formatMBps(limits.syncWrites.bytesPerSecond),
+        formatRate(limits.syncWrites.writesPerSecond),
+      ],
+      [`page-cache read of that file, 1 MiB reads (like cat)`, formatMBps(cache), ''],
+    ],
+  );
+  const runTable = markdownTable(
+    [
+      { title: 'engine' },
+      { title: 'durability' },
+      { title: 'record', align: 'right' },
+      { title: 'records/batch', align: 'right' },
+      { title: 'appended', align: 'right' },
+      { title: 'append MB/s', align: 'right' },
+      { title: 'records/s', align: 'right' },
+      { title: 'fsyncs', align: 'right' },
+      { title: 'fsync time', align: 'right' },
+      { title: 'read MB/s', align: 'right' },
+      { title: 'append ÷ seq write', align: 'right' },
+      { title: 'read ÷ page cache', align: 'right' },
+    ],
+    runs.map((run) => [
+      run.engine,
+      run.engine === 'memory' ? 'none (no disk)' : run.durability,
+      `${run.recordBytes} B`,
+      String(run.recordsPerBatch),
+      `${mibOf(run.append.bytes)}${run.append.complete ? '' : '*'}`,
+      formatMBps(run.append.bytesPerSecond),
+      formatRate(run.append.recordsPerSecond),
+      run.syncs === null ? 'n/a' : formatRate(run.syncs.count),
+      run.syncs?.seconds == null ? 'n/a' : `${run.syncs.seconds.toFixed(2)} s`,
+      `${formatMBps(run.read.bytesPerSecond)}${run.read.complete ? '' : '*'}`,
+      formatPercent(run.append.bytesPerSecond / seq),
+      formatPercent(run.read.bytesPerSecond / cache),
+    ]),
+  );
+  const targetTable = markdownTable(
+    [
+      { title: 'engine' },
+      { title: 'record', align: 'right' },
+      { title: `group-commit append ÷ seq write (>= ${formatPercent(APPEND_TARGET)})`, align: 'right' },
+      { title: `read ÷ page cache (>= ${formatPercent(READ_TARGET)})`, align: 'right' },
+    ],
+    targets.map((t) => [
+      t.engine,
+      `${t.recordBytes} B`,
+      verdict(t.appendRatio, t.appendPass),
+      verdict(t.readRatio, t.readPass),
+    ]),
+  );
+  const capped = runs.some((r) => !r.append.complete || !r.read.complete);
+  return [
+    `storage benchmark, ${new Date().toISOString()}`,
+    `machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, ${machine.os}, node ${machine.node}, files in ${machine.tmpdir}`,
+    `workload: one shard per run, ${settings.concurrency} appends in flight, ${settings.batchBytes / 1024} KiB batches (one per append), ` +
+      `${mibOf(settings.appendBytes)} or ${settings.phaseSeconds} s per phase, reads from offset 0 with maxBytes ${mibOf(settings.readMaxBytes)}; MB = 10^6 bytes`,
+    '',
+    limitTable,
+    '',
+    runTable,
+    ...(capped
+      ? [
+          '',
+          `* stopped at the ${settings.phaseSeconds} s limit before the full ${mibOf(settings.appendBytes)}`,
+        ]
+      : []),
+    '',
+    targetTable,
+    '',
+  ].join('\n');
+}
+
+async function run(args: readonly string[]): Promise<void> {
+  const settings = parseSettings(args);
+  const root = await mkdtemp(join(tmpdir(), 'robustmq-bench-storage-'));
+  try {
+    progress('measuring the machine limits');
+    const limits = measureMachineLimits({
+      dir: root,
+      fileBytes: settings.appendBytes,
+      syncSeconds: 2,
+      passes: 3,
+    });
+    const runs: Run[] = [];
+    for (const setup of settings.engines) {
+      for (const durability of setup.durabilities) {
+        for (const recordBytes of settings.recordSizes) {
+          progress(`${setup.name} ${durability} ${recordBytes} B records`);
+          runs.push(
+            await runOne(root, setup, durability, {
+              recordBytes,
+              batchBytes: settings.batchBytes,
+              concurrency: settings.concurrency,
+              appendBytes: settings.appendBytes,
+              phaseSeconds: settings.phaseSeconds,
+              readMaxBytes: settings.readMaxBytes,
+            }),
+          );
+        }
+      }
+    }
+    const targets = targetsOf(runs, limits);
+    if (settings.json) {
+      const { engines, json: _json, ...rest } = settings;
+      const result = {
+        suite: 'storage',
+        date: new Date().toISOString(),
+        machine: describeMachine(),
+        settings: { ...rest, engines: engines.map((e) => e.name) },
+        limits,
+        runs,
+        targets,
+      };
+      process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    } else {
+      process.stdout.write(report(settings, limits, runs, targets));
+    }
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+export const storageSuite: Suite = {
+  name: 'storage',
+  summary: 'append and read throughput of each storage engine and durability policy vs the disk',
+  options: OPTIONS,
+  run,
+};

@@ -1,0 +1,49 @@
+import type { Action, Authorizer, Logger, Principal } from '@robustmq/core';
+
+interface Answer {
+  allowed: boolean;
+  until: number;
+}
+
+const MAX_ANSWERS = 1024;
+
+/**
+ * A client's authorization checks, with answers reused for a while so that publishing to the
+ * same topic again does not wait on the authorizer: the hot path stays synchronous. A superuser
+ * is never checked.
+ */
+export class ClientAuthorization {
+  private readonly publish = new Map<string, Answer>();
+  private readonly subscribe = new Map<string, Answer>();
+
+  constructor(
+    private readonly authorizer: Authorizer,
+    readonly principal: Principal,
+    private readonly ttlMs: number,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Whether the client may `action` on `topic`: an answer now, or a promise of one. */
+  check(action: 'publish' | 'subscribe', topic: string, now: number): boolean | Promise<boolean> {
+    if (this.principal.superuser) return true;
+    const answers = action === 'publish' ? this.publish : this.subscribe;
+    const known = answers.get(topic);
+    if (known !== undefined && known.until > now) return known.allowed;
+    return this.ask(action, topic, answers);
+  }
+
+  private async ask(action: Action, topic: string, answers: Map<string, Answer>): Promise<boolean> {
+    let allowed: boolean;
+    try {
+      allowed = await this.authorizer.authorize(this.principal, action, topic);
+    } catch (error) {
+      this.logger.error({ err: error, action, topic }, 'authorization failed; refusing');
+      return false;
+    }
+    if (this.ttlMs > 0) {
+      if (answers.size >= MAX_ANSWERS) answers.clear();
+      answers.set(topic, { allowed, until: Date.now() + this.ttlMs });
+    }
+    return allowed;
+  }
+}

@@ -1,0 +1,223 @@
+import type { BrokerContext, Logger, Message, MessageOrigin } from '@robustmq/core';
+import type { ClientAuthorization } from './authorization.js';
+import type { MqttSettings } from './config.js';
+import type { Connection } from './connection.js';
+import { MqttMetrics } from './metrics.js';
+import { Publication } from './publication.js';
+import { RetainedStore } from './retained-store.js';
+import { RouterBridge } from './router-bridge.js';
+import { Session } from './session.js';
+import { SubscriptionTree, type Subscription, type SubscriptionOptions } from './subscription-tree.js';
+import { PendingWill, willPublication, type Will } from './wills.js';
+
+/** Messages from other protocols reach MQTT subscribers at most at this QoS. */
+const FOREIGN_QOS = 1;
+
+/**
+ * The MQTT broker state of one node: sessions by client id, the subscription tree, retained
+ * messages, and the routing between them and the node's router.
+ */
+export class MqttBroker {
+  readonly sessions = new Map<string, Session>();
+  readonly tree = new SubscriptionTree<Session>();
+  readonly retained = new RetainedStore();
+  readonly connections = new Set<Connection>();
+  readonly metrics: MqttMetrics;
+  readonly logger: Logger;
+  private readonly bridge: RouterBridge;
+  private readonly flushTimer: NodeJS.Timeout;
+
+  constructor(
+    readonly settings: MqttSettings,
+    readonly context: BrokerContext,
+  ) {
+    this.logger = context.logger;
+    this.metrics = new MqttMetrics(context.metrics);
+    this.bridge = new RouterBridge(context.router, (message) => this.fromRouter(message), this.logger);
+    this.bridge.start();
+    this.flushTimer = setInterval(() => this.flushMetrics(), 1000);
+    this.flushTimer.unref();
+  }
+
+  /**
+   * Routes a message from an MQTT client: retained store, MQTT subscribers, then the router for
+   * the other protocols. Returns how many MQTT sessions it reached.
+   */
+  publish(publication: Publication, origin: MessageOrigin, now: number): number {
+    if (publication.retain) this.retained.set(publication);
+    const reached = this.route(publication, now);
+    this.bridge.publish(publication, origin);
+    return reached;
+  }
+
+  /** Delivers to every MQTT session with a matching subscription, once each. */
+  route(publication: Publication, now: number): number {
+    const matches = this.tree.match(publication.topic);
+    let reached = 0;
+    for (let i = 0; i < matches.length; i++) {
+      const { subscriber: session, subscriptions } = matches[i]!;
+      if (subscriptions.length === 1) {
+        const options = subscriptions[0]!.options;
+        if (options.noLocal && publication.publisherId === session.clientId) continue;
+        session.deliver(
+          publication,
+          options.qos < publication.qos ? options.qos : publication.qos,
+          options.retainAsPublished && publication.retain,
+          options.subscriptionId === 0 ? null : [options.subscriptionId],
+          now,
+        );
+        reached++;
+      } else if (this.deliverMerged(session, subscriptions, publication, now)) {
+        reached++;
+      }
+    }
+    return reached;
+  }
+
+  /**
+   * Overlapping subscriptions of one client: one delivery at the highest QoS granted, carrying
+   * every subscription identifier (MQTT 5 section 3.3.4).
+   */
+  private deliverMerged(
+    session: Session,
+    subscriptions: readonly Subscription<Session>[],
+    publication: Publication,
+    now: number,
+  ): boolean {
+    let qos = -1;
+    let retain = false;
+    let ids: number[] | null = null;
+    for (const { options } of subscriptions) {
+      if (options.noLocal && publication.publisherId === session.clientId) continue;
+      if (options.qos > qos) qos = options.qos;
+      if (options.retainAsPublished && publication.retain) retain = true;
+      if (options.subscriptionId !== 0) (ids ??= []).push(options.subscriptionId);
+    }
+    if (qos < 0) return false;
+    session.deliver(publication, Math.min(qos, publication.qos), retain, ids, now);
+    return true;
+  }
+
+  /** A message another protocol published on the router. */
+  private fromRouter(message: Message): void {
+    const now = Date.now();
+    this.route(Publication.fromMessage(message, FOREIGN_QOS, now), now);
+  }
+
+  /**
+   * Binds `connection` to the session of `clientId`, taking it over from another connection if
+   * there is one. `clean` discards a previous session. Returns whether one was resumed.
+   */
+  attach(connection: Connection, clientId: string, clean: boolean): { session: Session; present: boolean } {
+    const previous = this.sessions.get(clientId)?.connection;
+    if (previous) previous.takeOver();
+    let session = this.sessions.get(clientId);
+    if (session && clean) {
+      this.endSession(session);
+      session = undefined;
+    }
+    const present = session !== undefined;
+    if (!session) {
+      session = new Session(
+        clientId,
+        this.metrics,
+        this.settings.maxInflightMessages,
+        this.settings.maxQueuedMessages,
+      );
+      this.sessions.set(clientId, session);
+    }
+    session.attach(connection);
+    return { session, present };
+  }
+
+  /**
+   * A connection ended. Its will is published (after its delay) unless the client said goodbye;
+   * its session ends now or when its expiry interval has passed.
+   */
+  detach(connection: Connection, will: Will | null, authorization: ClientAuthorization | null): void {
+    const session = connection.session;
+    if (!session || session.connection !== connection) return;
+    session.connection = null;
+    if (will && authorization) {
+      const publish = () => this.publishWill(will, session.clientId, authorization);
+      const delay = Math.min(will.delayInterval, session.expiryInterval);
+      if (delay > 0) session.holdWill(new PendingWill(delay, publish));
+      else publish();
+    }
+    if (session.expiryInterval === 0) this.endSession(session);
+    else session.startExpiry(() => this.endSession(session));
+  }
+
+  endSession(session: Session): void {
+    if (session.ended) return;
+    for (const filter of session.subscriptions.keys()) {
+      this.tree.remove(session, filter);
+      this.bridge.filterRemoved(filter);
+    }
+    session.end();
+    if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
+  }
+
+  /** Adds or replaces a subscription; returns true when it is new. */
+  subscribe(session: Session, filter: string, options: SubscriptionOptions): boolean {
+    session.subscriptions.set(filter, options);
+    const isNew = this.tree.add(session, filter, options);
+    if (isNew) this.bridge.filterAdded(filter);
+    return isNew;
+  }
+
+  unsubscribe(session: Session, filter: string): boolean {
+    if (!session.subscriptions.delete(filter)) return false;
+    this.tree.remove(session, filter);
+    this.bridge.filterRemoved(filter);
+    return true;
+  }
+
+  /** Sends the retained messages matching a new subscription, with RETAIN set. */
+  sendRetained(session: Session, filter: string, options: SubscriptionOptions): void {
+    const now = Date.now();
+    for (const message of this.retained.match(filter, now)) {
+      session.deliver(
+        message,
+        Math.min(options.qos, message.qos),
+        true,
+        options.subscriptionId === 0 ? null : [options.subscriptionId],
+        now,
+      );
+    }
+  }
+
+  private publishWill(will: Will, clientId: string, authorization: ClientAuthorization): void {
+    const send = (allowed: boolean) => {
+      if (!allowed) {
+        this.logger.warn({ clientId, topic: will.topic }, 'will not published: not authorized');
+        return;
+      }
+      const now = Date.now();
+      this.metrics.messagesReceived++;
+      this.publish(willPublication(will, clientId, now), { protocol: 'mqtt', clientId }, now);
+    };
+    const allowed = authorization.check('publish', will.topic, Date.now());
+    if (typeof allowed === 'boolean') send(allowed);
+    else void allowed.then(send);
+  }
+
+  flushMetrics(): void {
+    this.metrics.flush({
+      sessions: this.sessions.size,
+      subscriptions: this.tree.size,
+      retained: this.retained.size,
+    });
+  }
+
+  /** Closes every connection (MQTT 5 clients hear 0x8B, server shutting down) and stops timers. */
+  async stop(): Promise<void> {
+    const closed = [...this.connections].map((c) => c.shutDown());
+    await Promise.all(closed);
+    for (const session of this.sessions.values()) session.discard();
+    this.sessions.clear();
+    this.bridge.stop();
+    clearInterval(this.flushTimer);
+    this.flushMetrics();
+  }
+}

@@ -1,0 +1,85 @@
+import { ConfigError } from '@robustmq/core';
+
+/** The `[mqtt]` section of the server config, validated, with defaults filled in. */
+export interface MqttSettings {
+  /** TCP port (default 1883; 0 picks a free one). */
+  port: number;
+  /** Address to bind; the server's `bind` when unset. */
+  host: string | undefined;
+  /** Largest packet accepted from a client, in bytes; advertised to MQTT 5 clients. */
+  maxPacketSize: number;
+  /** Most levels in a topic name or filter. */
+  maxTopicLevels: number;
+  /** Longest keep-alive granted, in seconds; MQTT 5 clients asking for more (or 0) are told. */
+  maxKeepAlive: number;
+  /** Seconds a new connection has to send CONNECT. */
+  connectTimeout: number;
+  /** Whether a client may connect with an empty client id and get one assigned. */
+  allowEmptyClientId: boolean;
+  /** Longest session expiry granted, in seconds; also how long an MQTT 3 persistent session lasts. */
+  maxSessionExpiryInterval: number;
+  /** Most QoS 1 and 2 messages in flight to one client (lowered by its Receive Maximum). */
+  maxInflightMessages: number;
+  /** Most QoS 1 and 2 messages queued for one session beyond those in flight; newer ones are dropped. */
+  maxQueuedMessages: number;
+  /** Bytes buffered for a client's socket past which QoS 0 messages to it are dropped. */
+  maxOutgoingBytes: number;
+  /** Most QoS 2 messages a client may have unreleased at once (MQTT 5 Receive Maximum). */
+  receiveMaximum: number;
+  /** Most topic aliases a client may set (MQTT 5). */
+  topicAliasMaximum: number;
+  /** Seconds an authorization answer is reused for the same client and topic; 0 asks every time. */
+  authorizationCacheSeconds: number;
+}
+
+const U32 = 4_294_967_295;
+
+interface IntegerSetting {
+  key: keyof MqttSettings;
+  min: number;
+  max: number;
+  default: number;
+}
+
+const INTEGERS: Record<string, IntegerSetting> = {
+  port: { key: 'port', min: 0, max: 65_535, default: 1883 },
+  max_packet_size: { key: 'maxPacketSize', min: 64, max: 268_435_460, default: 1_048_576 },
+  max_topic_levels: { key: 'maxTopicLevels', min: 1, max: 65_535, default: 128 },
+  max_keep_alive: { key: 'maxKeepAlive', min: 1, max: 65_535, default: 65_535 },
+  connect_timeout: { key: 'connectTimeout', min: 1, max: 3600, default: 10 },
+  max_session_expiry_interval: { key: 'maxSessionExpiryInterval', min: 0, max: U32, default: U32 },
+  max_inflight_messages: { key: 'maxInflightMessages', min: 1, max: 65_535, default: 1000 },
+  max_queued_messages: { key: 'maxQueuedMessages', min: 0, max: 100_000_000, default: 1000 },
+  max_outgoing_bytes: { key: 'maxOutgoingBytes', min: 1024, max: 2 ** 31 - 1, default: 1_048_576 },
+  receive_maximum: { key: 'receiveMaximum', min: 1, max: 65_535, default: 65_535 },
+  topic_alias_maximum: { key: 'topicAliasMaximum', min: 0, max: 65_535, default: 10 },
+  authorization_cache_seconds: { key: 'authorizationCacheSeconds', min: 0, max: 86_400, default: 60 },
+};
+
+/** Reads the `[mqtt]` section; throws a ConfigError naming the first unknown or invalid setting. */
+export function parseSettings(section: Readonly<Record<string, unknown>>): MqttSettings {
+  const settings: Record<string, unknown> = {
+    host: undefined,
+    allowEmptyClientId: true,
+  };
+  for (const spec of Object.values(INTEGERS)) settings[spec.key] = spec.default;
+  for (const [name, value] of Object.entries(section)) {
+    const spec = INTEGERS[name];
+    if (spec) {
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < spec.min || value > spec.max) {
+        throw new ConfigError(name, `must be an integer from ${spec.min} to ${spec.max}`);
+      }
+      settings[spec.key] = value;
+    } else if (name === 'host') {
+      if (typeof value !== 'string' || value.length === 0)
+        throw new ConfigError(name, 'must be a non-empty string');
+      settings.host = value;
+    } else if (name === 'allow_empty_client_id') {
+      if (typeof value !== 'boolean') throw new ConfigError(name, 'must be true or false');
+      settings.allowEmptyClientId = value;
+    } else {
+      throw new ConfigError(name, 'unknown setting');
+    }
+  }
+  return settings as unknown as MqttSettings;
+}

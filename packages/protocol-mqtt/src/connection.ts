@@ -1,0 +1,359 @@
+import type { Duplex } from 'node:stream';
+import type { ConnectionInfo, MessageOrigin } from '@robustmq/core';
+import type { ClientAuthorization } from './authorization.js';
+import type { MqttBroker } from './broker.js';
+import { encodeAck, encodePacket } from './codec/encode.js';
+import type { MqttCodecError } from './codec/errors.js';
+import type { Packet, ProtocolVersion } from './codec/packets.js';
+import { MAX_PACKET_SIZE, PacketParser } from './codec/parser.js';
+import { ReasonCode } from './codec/reason-codes.js';
+import { handleConnect, handleDisconnect } from './connect.js';
+import { KeepAlive } from './keep-alive.js';
+import type { Publication, WireFamily } from './publication.js';
+import { handlePuback, handlePubcomp, handlePublish, handlePubrec, handlePubrel } from './publish.js';
+import type { Delivery, Session } from './session.js';
+import { handleSubscribe, handleUnsubscribe } from './subscribe.js';
+import type { Will } from './wills.js';
+
+type State = 'awaiting-connect' | 'connecting' | 'connected' | 'closed';
+
+/** Packets kept while an asynchronous step (authentication, authorization) is under way. */
+const BACKLOG_PAUSE = 256;
+/** How long a closing socket may take to flush its last packet. */
+const LINGER_MS = 2000;
+
+/**
+ * One client connection: reads and decodes packets in order, hands them to the handlers,
+ * batches writes per tick, enforces keep-alive, and tears down cleanly on any error.
+ */
+export class Connection {
+  state: State = 'awaiting-connect';
+  version: ProtocolVersion = 4;
+  family: WireFamily = 4;
+  clientId = '';
+  session: Session | null = null;
+  will: Will | null = null;
+  authorization: ClientAuthorization | null = null;
+  /** MQTT 5: how many QoS 1/2 messages the client accepts in flight. */
+  clientReceiveMaximum = 65_535;
+  /** MQTT 5: the largest packet the client accepts. */
+  clientMaxPacketSize = MAX_PACKET_SIZE;
+  /** MQTT 5 topic aliases the client has set, alias -> topic. */
+  readonly topicAliases = new Map<number, string>();
+  origin: MessageOrigin = { protocol: 'mqtt' };
+  private keepAlive: KeepAlive | null = null;
+  private connectTimer: NodeJS.Timeout | null;
+  private corked = false;
+  private backlog: Array<[Packet, Buffer]> | null = null;
+  private paused = false;
+  private readonly parser: PacketParser;
+  private readonly maxOutgoingBytes: number;
+  private closedSocket: Promise<void>;
+
+  constructor(
+    readonly broker: MqttBroker,
+    readonly socket: Duplex,
+    readonly info: ConnectionInfo,
+  ) {
+    const settings = broker.settings;
+    this.maxOutgoingBytes = settings.maxOutgoingBytes;
+    this.parser = new PacketParser({
+      maxPacketSize: settings.maxPacketSize,
+      onPacket: (packet, frame) => this.onPacket(packet, frame),
+      onError: (error) => this.onCodecError(error),
+    });
+    broker.connections.add(this);
+    broker.metrics.connectionOpened();
+    this.closedSocket = new Promise((resolve) => socket.once('close', () => resolve()));
+    socket.on('data', (chunk: Buffer) => {
+      broker.metrics.bytesReceived += chunk.length;
+      if (this.state === 'awaiting-connect' && !this.parser.started && chunk[0] !== 0x10) {
+        // Not MQTT at all (or not CONNECT first): no need to wait for the rest of it.
+        this.refuse('packet_before_connect', `first byte 0x${chunk[0]!.toString(16)} is not CONNECT`);
+        return;
+      }
+      this.parser.parse(chunk);
+    });
+    socket.on('drain', () => {
+      if (this.state === 'connected' && this.session?.connection === this) this.session.pump(Date.now());
+    });
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => this.close(true));
+    this.connectTimer = setTimeout(() => {
+      this.connectTimer = null;
+      if (this.state === 'awaiting-connect' || this.state === 'connecting') {
+        this.refuse('connect_timeout', `no CONNECT within ${settings.connectTimeout} s`);
+      }
+    }, settings.connectTimeout * 1000);
+    this.connectTimer.unref();
+  }
+
+  /** The connection was accepted: version and keep-alive are set, the session is attached. */
+  established(version: ProtocolVersion, clientId: string, session: Session, keepAliveSeconds: number): void {
+    this.state = 'connected';
+    this.version = version;
+    this.family = version === 5 ? 5 : 4;
+    this.clientId = clientId;
+    this.session = session;
+    this.origin = { protocol: 'mqtt', clientId };
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.connectTimer = null;
+    this.keepAlive = new KeepAlive(keepAliveSeconds, () => this.keepAliveExpired());
+  }
+
+  /** Whether the socket holds more unsent bytes than allowed: QoS 0 is dropped, QoS 1/2 waits. */
+  congested(): boolean {
+    return this.socket.writableLength > this.maxOutgoingBytes;
+  }
+
+  /** Writes bytes; everything written in one tick leaves in one system call. */
+  write(buffer: Buffer): void {
+    if (!this.socket.writable) return;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(this.uncork);
+    }
+    this.socket.write(buffer);
+    this.broker.metrics.bytesSent += buffer.length;
+  }
+
+  /** Encodes and writes a packet in this connection's protocol version. */
+  send(packet: Packet): void {
+    this.write(encodePacket(packet, this.version));
+  }
+
+  /** An acknowledgement, with an MQTT 5 reason code when this client speaks 5. */
+  sendAck(cmd: 'puback' | 'pubrec' | 'pubrel' | 'pubcomp', packetId: number, reasonCode: number): void {
+    this.write(encodeAck(cmd, packetId, this.version === 5 ? reasonCode : 0));
+  }
+
+  /** A QoS 0 delivery: dropped (and counted) when the client is not keeping up. */
+  sendQos0(
+    publication: Publication,
+    retain: boolean,
+    subscriptionIds: readonly number[] | null,
+    now: number,
+  ): void {
+    const metrics = this.broker.metrics;
+    if (this.congested()) {
+      metrics.dropped('slow_client');
+      return;
+    }
+    const frame =
+      subscriptionIds === null || this.family !== 5
+        ? publication.qos0Frame(this.family, retain, now)
+        : publication.encode(5, 0, 0, false, retain, subscriptionIds, now);
+    if (frame.length > this.clientMaxPacketSize) {
+      metrics.dropped('too_large');
+      return;
+    }
+    metrics.messagesSent++;
+    this.write(frame);
+  }
+
+  /** A QoS 1/2 PUBLISH with its packet id; false when it is over the client's maximum size. */
+  sendPublish(delivery: Delivery, packetId: number, dup: boolean, now: number): boolean {
+    const frame = delivery.publication.encode(
+      this.family,
+      delivery.qos,
+      packetId,
+      dup,
+      delivery.retain,
+      this.family === 5 ? delivery.subscriptionIds : null,
+      now,
+    );
+    if (frame.length > this.clientMaxPacketSize) return false;
+    this.broker.metrics.messagesSent++;
+    this.write(frame);
+    return true;
+  }
+
+  /**
+   * Ends the connection for bad input or a protocol violation: counted, logged, MQTT 5 clients
+   * get a DISCONNECT with `reasonCode`, and the will is published.
+   */
+  violation(reasonCode: number, reason: string, detail: string): void {
+    if (this.state === 'closed') return;
+    this.broker.metrics.badInput(reason);
+    this.broker.logger.warn(
+      {
+        clientId: this.clientId || undefined,
+        remoteAddress: this.info.remoteAddress,
+        reason,
+        reasonCode,
+        detail,
+      },
+      'bad input',
+    );
+    if (this.state === 'connected' && this.version === 5) {
+      this.send({ cmd: 'disconnect', reasonCode, properties: { reasonString: detail } });
+    }
+    this.close(true);
+  }
+
+  /** Refuses before CONNACK was sent: counted, logged, closed. */
+  refuse(reason: string, detail: string): void {
+    this.broker.metrics.badInput(reason);
+    this.broker.logger.warn({ remoteAddress: this.info.remoteAddress, reason, detail }, 'bad input');
+    this.close(false);
+  }
+
+  /** Another connection took this client id (MQTT 5: DISCONNECT 0x8E). */
+  takeOver(): void {
+    if (this.version === 5 && this.state === 'connected') {
+      this.send({ cmd: 'disconnect', reasonCode: ReasonCode.SessionTakenOver });
+    }
+    this.close(true);
+  }
+
+  /** The broker is stopping: MQTT 5 clients hear 0x8B; no wills. */
+  shutDown(): Promise<void> {
+    if (this.version === 5 && this.state === 'connected') {
+      this.send({ cmd: 'disconnect', reasonCode: ReasonCode.ServerShuttingDown });
+    }
+    this.close(false);
+    return this.closedSocket;
+  }
+
+  /** Closes the connection once; `publishWill` says whether it ended without a clean DISCONNECT. */
+  close(publishWill: boolean): void {
+    if (this.state === 'closed') return;
+    const wasConnected = this.state === 'connected';
+    this.state = 'closed';
+    this.keepAlive?.stop();
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.broker.connections.delete(this);
+    this.broker.metrics.connectionClosed();
+    this.backlog = null;
+    if (!this.socket.destroyed) {
+      this.socket.end();
+      setTimeout(() => this.socket.destroy(), LINGER_MS).unref();
+    }
+    if (wasConnected) this.broker.detach(this, publishWill ? this.will : null, this.authorization);
+  }
+
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
+
+  private keepAliveExpired(): void {
+    if (this.state !== 'connected') return;
+    this.broker.logger.info(
+      { clientId: this.clientId, remoteAddress: this.info.remoteAddress },
+      'keep-alive timeout',
+    );
+    if (this.version === 5) this.send({ cmd: 'disconnect', reasonCode: ReasonCode.KeepAliveTimeout });
+    this.close(true);
+  }
+
+  private onCodecError(error: MqttCodecError): void {
+    if (this.state === 'awaiting-connect' && error.message === 'Invalid protocol version') {
+      // An MQTT 3 CONNACK is what clients of every version can read (MQTT 5 section 3.1.2.2).
+      this.write(Buffer.from([0x20, 0x02, 0x00, 0x01]));
+      this.broker.metrics.refused('unsupported_protocol_version');
+      this.close(false);
+      return;
+    }
+    const reason = error.reasonCode === ReasonCode.PacketTooLarge ? 'packet_too_large' : 'malformed_packet';
+    if (this.state === 'connected') this.violation(error.reasonCode, reason, error.message);
+    else this.refuse(reason, error.message);
+  }
+
+  private onPacket(packet: Packet, frame: Buffer): void {
+    if (this.state === 'closed') return;
+    const now = Date.now();
+    this.keepAlive?.touch(now);
+    if (this.backlog !== null) {
+      this.backlog.push([packet, frame]);
+      if (this.backlog.length >= BACKLOG_PAUSE && !this.paused) {
+        this.paused = true;
+        this.socket.pause();
+      }
+      return;
+    }
+    const pending = this.dispatch(packet, frame, now);
+    if (pending) this.waitFor(pending, []);
+  }
+
+  private waitFor(pending: Promise<void>, backlog: Array<[Packet, Buffer]>): void {
+    this.backlog = backlog;
+    pending.then(
+      () => this.drainBacklog(),
+      (error: unknown) => this.failed(error),
+    );
+  }
+
+  private drainBacklog(): void {
+    const backlog = this.backlog;
+    if (backlog === null || this.state === 'closed') return;
+    for (let i = 0; i < backlog.length; i++) {
+      // A handler may have closed the connection.
+      if ((this.state as State) === 'closed') return;
+      const [packet, frame] = backlog[i]!;
+      const pending = this.dispatch(packet, frame, Date.now());
+      if (pending) {
+        this.waitFor(pending, backlog.slice(i + 1));
+        return;
+      }
+    }
+    this.backlog = null;
+    if (this.paused) {
+      this.paused = false;
+      this.socket.resume();
+    }
+  }
+
+  private dispatch(packet: Packet, frame: Buffer, now: number): void | Promise<void> {
+    try {
+      if (this.state === 'awaiting-connect') {
+        if (packet.cmd === 'connect') return handleConnect(this, packet, now);
+        return this.refuse('packet_before_connect', `${packet.cmd.toUpperCase()} before CONNECT`);
+      }
+      switch (packet.cmd) {
+        case 'publish':
+          return handlePublish(this, packet, frame, now);
+        case 'puback':
+          return handlePuback(this, packet, now);
+        case 'pubrec':
+          return handlePubrec(this, packet, now);
+        case 'pubrel':
+          return handlePubrel(this, packet);
+        case 'pubcomp':
+          return handlePubcomp(this, packet, now);
+        case 'subscribe':
+          return handleSubscribe(this, packet, now);
+        case 'unsubscribe':
+          return handleUnsubscribe(this, packet);
+        case 'pingreq':
+          return this.write(PINGRESP);
+        case 'disconnect':
+          return handleDisconnect(this, packet);
+        case 'connect':
+          return this.violation(ReasonCode.ProtocolError, 'protocol_violation', 'second CONNECT');
+        default:
+          return this.violation(
+            ReasonCode.ProtocolError,
+            'protocol_violation',
+            `a client must not send ${packet.cmd.toUpperCase()}`,
+          );
+      }
+    } catch (error) {
+      this.failed(error);
+    }
+  }
+
+  private failed(error: unknown): void {
+    this.broker.logger.error(
+      { err: error, clientId: this.clientId || undefined, remoteAddress: this.info.remoteAddress },
+      'MQTT connection failed',
+    );
+    if (this.state === 'connected' && this.version === 5) {
+      this.send({ cmd: 'disconnect', reasonCode: ReasonCode.ImplementationSpecificError });
+    }
+    this.close(true);
+  }
+}
+
+const PINGRESP = Buffer.from([0xd0, 0x00]);

@@ -1,0 +1,32 @@
+/**
+ * The receiver side of QoS 2 for one session (MQTT 5 section 4.3.3, method B's state): the
+ * packet identifiers of PUBLISH packets that were accepted and answered with PUBREC but not yet
+ * released. A PUBLISH repeating such an identifier is a duplicate and is not delivered again.
+ */
+export class InboundFlow {
+  private readonly awaitingRelease = new Set<number>();
+
+  /** Identifiers waiting for PUBREL. */
+  get size(): number {
+    return this.awaitingRelease.size;
+  }
+
+  /** Whether a QoS 2 PUBLISH with `packetId` was already accepted and awaits its PUBREL. */
+  isDuplicate(packetId: number): boolean {
+    return this.awaitingRelease.has(packetId);
+  }
+
+  /** Records an accepted QoS 2 PUBLISH. */
+  accept(packetId: number): void {
+    this.awaitingRelease.add(packetId);
+  }
+
+  /** A PUBREL arrived; returns whether the identifier was known (MQTT 5 answers 0x92 if not). */
+  release(packetId: number): boolean {
+    return this.awaitingRelease.delete(packetId);
+  }
+
+  clear(): void {
+    this.awaitingRelease.clear();
+  }
+}

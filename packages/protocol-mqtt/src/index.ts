@@ -1,0 +1,21 @@
+import { definePlugin } from '@robustmq/core';
+import { parseSettings } from './config.js';
+import { MqttPlugin } from './plugin.js';
+
+export { parseSettings, type MqttSettings } from './config.js';
+export { MqttPlugin } from './plugin.js';
+export {
+  SubscriptionTree,
+  type Match,
+  type Subscription,
+  type SubscriptionOptions,
+} from './subscription-tree.js';
+
+/**
+ * The MQTT 3.1 / 3.1.1 / 5.0 protocol plugin. The server loads it by package name
+ * (`protocols = ["@robustmq/protocol-mqtt"]`) and passes it the `[mqtt]` config section.
+ */
+export default definePlugin({
+  name: 'mqtt',
+  create: (config) => new MqttPlugin(parseSettings(config)),
+});

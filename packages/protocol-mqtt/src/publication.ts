@@ -1,0 +1,224 @@
+import type { Message, MessageHeader } from '@robustmq/core';
+import { encodePacket } from './codec/encode.js';
+import type { IPublishPacket, PublishProperties, QoS, UserProperties } from './codec/packets.js';
+
+/** PUBLISH encodings: MQTT 3.1 and 3.1.1 share one (4); MQTT 5 adds properties (5). */
+export type WireFamily = 4 | 5;
+
+/** The MQTT 5 properties that travel with a message from publisher to subscribers unchanged. */
+export interface CarriedProperties {
+  payloadFormatIndicator?: boolean;
+  contentType?: string;
+  responseTopic?: string;
+  correlationData?: Buffer;
+  userProperties?: UserProperties;
+}
+
+/**
+ * One message routed by the broker, shared by every delivery of it. It keeps the bytes it arrived
+ * as when they can be forwarded unchanged, and caches the QoS 0 encodings it was sent in, so a
+ * fan-out encodes at most once per wire format.
+ */
+export class Publication {
+  /** Encoded QoS 0 PUBLISH packets: [v3 live, v3 retained, v5 live, v5 retained]. */
+  private frames: Array<Buffer | undefined> | null = null;
+  private detached = false;
+
+  constructor(
+    readonly topic: string,
+    public payload: Buffer,
+    readonly qos: QoS,
+    readonly retain: boolean,
+    readonly properties: CarriedProperties | undefined,
+    /** When the message expires (MQTT 5 Message Expiry Interval), ms since the epoch; 0 never. */
+    readonly expiresAt: number,
+    /** Client id of the publisher (for no-local), null when it came from elsewhere. */
+    readonly publisherId: string | null,
+    /**
+     * The received PUBLISH, when it is a QoS 0 packet without RETAIN or a topic alias, i.e. what
+     * a subscriber of the same wire family would receive byte for byte.
+     */
+    private sourceFrame: Buffer | null,
+    private readonly sourceFamily: WireFamily,
+    readonly timestamp: number,
+  ) {}
+
+  /** Builds the publication for a PUBLISH a client sent. */
+  static fromPacket(
+    packet: IPublishPacket,
+    topic: string,
+    publisherId: string,
+    frame: Buffer | null,
+    family: WireFamily,
+    now: number,
+  ): Publication {
+    const props = packet.properties;
+    let carried: CarriedProperties | undefined;
+    let expiresAt = 0;
+    if (props) {
+      carried = carriedProperties(props);
+      if (props.messageExpiryInterval !== undefined) expiresAt = now + props.messageExpiryInterval * 1000;
+    }
+    return new Publication(
+      topic,
+      packet.payload as Buffer,
+      packet.qos,
+      packet.retain,
+      carried,
+      expiresAt,
+      publisherId,
+      frame,
+      family,
+      now,
+    );
+  }
+
+  /** Builds the publication for a message another protocol published on the router. */
+  static fromMessage(message: Message, qos: QoS, now: number): Publication {
+    let userProperties: UserProperties | undefined;
+    for (const header of message.headers) {
+      userProperties ??= Object.create(null) as UserProperties;
+      const value = Buffer.from(header.value).toString('utf8');
+      const existing = userProperties[header.key];
+      if (existing === undefined) userProperties[header.key] = value;
+      else if (Array.isArray(existing)) existing.push(value);
+      else userProperties[header.key] = [existing, value];
+    }
+    const payload = Buffer.isBuffer(message.payload)
+      ? message.payload
+      : Buffer.from(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength);
+    return new Publication(
+      message.topic,
+      payload,
+      qos,
+      false,
+      userProperties ? { userProperties } : undefined,
+      0,
+      null,
+      null,
+      4,
+      message.timestamp || now,
+    );
+  }
+
+  isExpired(now: number): boolean {
+    return this.expiresAt !== 0 && now >= this.expiresAt;
+  }
+
+  /**
+   * Copies the payload out of the socket chunk it points into, before the message is kept for
+   * longer than one delivery (retained or queued), so a kept message does not pin the chunk.
+   */
+  detach(): void {
+    if (this.detached) return;
+    this.detached = true;
+    this.sourceFrame = null;
+    if (this.payload.byteLength !== this.payload.buffer.byteLength) this.payload = Buffer.from(this.payload);
+    if (this.properties?.correlationData) {
+      this.properties.correlationData = Buffer.from(this.properties.correlationData);
+    }
+  }
+
+  /** The QoS 0 PUBLISH for a subscriber of `family`, forwarded or encoded once and shared. */
+  qos0Frame(family: WireFamily, retain: boolean, now: number): Buffer {
+    if (!retain && family === this.sourceFamily && this.sourceFrame !== null) return this.sourceFrame;
+    const slot = (family === 5 ? 2 : 0) + (retain ? 1 : 0);
+    const frames = (this.frames ??= []);
+    return (frames[slot] ??= this.encode(family, 0, 0, false, retain, null, now));
+  }
+
+  /** Encodes a PUBLISH of this message for one delivery. */
+  encode(
+    family: WireFamily,
+    qos: QoS,
+    packetId: number,
+    dup: boolean,
+    retain: boolean,
+    subscriptionIds: readonly number[] | null,
+    now: number,
+  ): Buffer {
+    const packet: IPublishPacket = {
+      cmd: 'publish',
+      topic: this.topic,
+      payload: this.payload,
+      qos,
+      dup,
+      retain,
+    };
+    if (qos > 0) packet.messageId = packetId;
+    if (family === 5) {
+      const properties: PublishProperties | undefined =
+        this.properties || this.expiresAt !== 0 || subscriptionIds ? { ...this.properties } : undefined;
+      if (properties) {
+        if (this.expiresAt !== 0) {
+          properties.messageExpiryInterval = Math.max(0, Math.ceil((this.expiresAt - now) / 1000));
+        }
+        if (subscriptionIds) {
+          properties.subscriptionIdentifier =
+            subscriptionIds.length === 1 ? subscriptionIds[0]! : [...subscriptionIds];
+        }
+        packet.properties = properties;
+      }
+    }
+    return encodePacket(packet, family);
+  }
+
+  /** This message as the router carries it to other protocols. */
+  toMessage(): Message {
+    return new RoutedMessage(this);
+  }
+}
+
+function carriedProperties(props: PublishProperties): CarriedProperties | undefined {
+  const carried: CarriedProperties = {};
+  let any = false;
+  if (props.payloadFormatIndicator !== undefined) {
+    carried.payloadFormatIndicator = props.payloadFormatIndicator;
+    any = true;
+  }
+  if (props.contentType !== undefined) {
+    carried.contentType = props.contentType;
+    any = true;
+  }
+  if (props.responseTopic !== undefined) {
+    carried.responseTopic = props.responseTopic;
+    any = true;
+  }
+  if (props.correlationData !== undefined) {
+    carried.correlationData = props.correlationData;
+    any = true;
+  }
+  if (props.userProperties !== undefined) {
+    carried.userProperties = props.userProperties;
+    any = true;
+  }
+  return any ? carried : undefined;
+}
+
+/** A Publication seen through the router's Message; headers (user properties) built on demand. */
+class RoutedMessage implements Message {
+  readonly topic: string;
+  readonly key = null;
+  readonly payload: Uint8Array;
+  readonly timestamp: number;
+  private built: MessageHeader[] | null = null;
+
+  constructor(private readonly publication: Publication) {
+    this.topic = publication.topic;
+    this.payload = publication.payload;
+    this.timestamp = publication.timestamp;
+  }
+
+  get headers(): readonly MessageHeader[] {
+    if (this.built) return this.built;
+    const headers: MessageHeader[] = [];
+    const props = this.publication.properties?.userProperties;
+    if (props) {
+      for (const key of Object.keys(props)) {
+        const value = props[key]!;
+        for (const v of Array.isArray(value) ? value : [value]) headers.push({ key, value: Buffer.from(v) });
+      }
+    }
+    return (this.built = headers);
+  }
+}

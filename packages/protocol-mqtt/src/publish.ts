@@ -1,0 +1,155 @@
+import type {
+  IPubackPacket,
+  IPubcompPacket,
+  IPublishPacket,
+  IPubrecPacket,
+  IPubrelPacket,
+} from './codec/packets.js';
+import { ReasonCode } from './codec/reason-codes.js';
+import type { Connection } from './connection.js';
+import { Publication } from './publication.js';
+import { topicNameProblem } from './topic-names.js';
+
+/**
+ * PUBLISH from a client (MQTT 5 section 3.3): resolves a topic alias, checks the topic, drops a
+ * repeated QoS 2 packet, authorizes, routes, acknowledges. Synchronous unless the authorizer has
+ * to be asked.
+ */
+export function handlePublish(
+  connection: Connection,
+  packet: IPublishPacket,
+  frame: Buffer,
+  now: number,
+): void | Promise<void> {
+  const settings = connection.broker.settings;
+  let topic = packet.topic;
+  // Forwarding the received bytes needs a packet that no subscriber sees differently.
+  let forwardable = packet.qos === 0 && !packet.retain;
+  if (connection.version === 5 && packet.properties) {
+    const { topicAlias, subscriptionIdentifier } = packet.properties;
+    if (subscriptionIdentifier !== undefined) {
+      return connection.violation(
+        ReasonCode.ProtocolError,
+        'protocol_violation',
+        'PUBLISH from a client carries a subscription identifier',
+      );
+    }
+    if (topicAlias !== undefined) {
+      if (topicAlias === 0 || topicAlias > settings.topicAliasMaximum) {
+        return connection.violation(
+          ReasonCode.TopicAliasInvalid,
+          'invalid_topic_alias',
+          `topic alias ${topicAlias} is outside 1..${settings.topicAliasMaximum}`,
+        );
+      }
+      if (topic.length > 0) connection.topicAliases.set(topicAlias, topic);
+      else {
+        const known = connection.topicAliases.get(topicAlias);
+        if (known === undefined) {
+          return connection.violation(
+            ReasonCode.ProtocolError,
+            'invalid_topic_alias',
+            `topic alias ${topicAlias} was never set`,
+          );
+        }
+        topic = known;
+      }
+      forwardable = false;
+    }
+  }
+  const problem = topicNameProblem(topic, settings.maxTopicLevels);
+  if (problem) return connection.violation(ReasonCode.TopicNameInvalid, 'invalid_topic', problem);
+
+  const session = connection.session!;
+  if (packet.qos === 2) {
+    const id = packet.messageId!;
+    if (session.inbound.isDuplicate(id)) return connection.sendAck('pubrec', id, ReasonCode.Success);
+    if (connection.version === 5 && session.inbound.size >= settings.receiveMaximum) {
+      return connection.violation(
+        ReasonCode.ReceiveMaximumExceeded,
+        'receive_maximum_exceeded',
+        `more than ${settings.receiveMaximum} QoS 2 messages unreleased`,
+      );
+    }
+  }
+  const allowed = connection.authorization!.check('publish', topic, now);
+  if (allowed === true) return accept(connection, packet, topic, forwardable ? frame : null, now);
+  if (allowed === false) return refuse(connection, packet);
+  return allowed.then((ok) => {
+    if (connection.state !== 'connected') return;
+    if (ok) accept(connection, packet, topic, forwardable ? frame : null, Date.now());
+    else refuse(connection, packet);
+  });
+}
+
+function accept(
+  connection: Connection,
+  packet: IPublishPacket,
+  topic: string,
+  frame: Buffer | null,
+  now: number,
+): void {
+  const { broker } = connection;
+  broker.metrics.messagesReceived++;
+  const publication = Publication.fromPacket(
+    packet,
+    topic,
+    connection.clientId,
+    frame,
+    connection.family,
+    now,
+  );
+  broker.publish(publication, connection.origin, now);
+  if (packet.qos === 1) connection.sendAck('puback', packet.messageId!, ReasonCode.Success);
+  else if (packet.qos === 2) {
+    connection.session!.inbound.accept(packet.messageId!);
+    connection.sendAck('pubrec', packet.messageId!, ReasonCode.Success);
+  }
+}
+
+/** Not authorized: MQTT 5 says so in the acknowledgement; MQTT 3 acknowledges and drops. */
+function refuse(connection: Connection, packet: IPublishPacket): void {
+  connection.broker.logger.info(
+    { clientId: connection.clientId, topic: packet.topic },
+    'publish not authorized',
+  );
+  if (packet.qos === 1) connection.sendAck('puback', packet.messageId!, ReasonCode.NotAuthorized);
+  else if (packet.qos === 2) connection.sendAck('pubrec', packet.messageId!, ReasonCode.NotAuthorized);
+}
+
+/** PUBREL: the QoS 2 identifier is free again; PUBCOMP (0x92 if it was not known, MQTT 5). */
+export function handlePubrel(connection: Connection, packet: IPubrelPacket): void {
+  const known = connection.session!.inbound.release(packet.messageId!);
+  connection.sendAck(
+    'pubcomp',
+    packet.messageId!,
+    known ? ReasonCode.Success : ReasonCode.PacketIdentifierNotFound,
+  );
+}
+
+/** PUBACK for a QoS 1 message the broker sent. */
+export function handlePuback(connection: Connection, packet: IPubackPacket, now: number): void {
+  const session = connection.session!;
+  if (session.outbound.puback(packet.messageId!) !== null) session.pump(now);
+}
+
+/** PUBREC for a QoS 2 message the broker sent: PUBREL follows (0x92 for an unknown id, MQTT 5). */
+export function handlePubrec(connection: Connection, packet: IPubrecPacket, now: number): void {
+  const session = connection.session!;
+  const failed = connection.version === 5 && (packet.reasonCode ?? 0) >= 0x80;
+  const outcome = session.outbound.pubrec(packet.messageId!, failed);
+  if (outcome === 'released') session.pump(now);
+  else {
+    connection.sendAck(
+      'pubrel',
+      packet.messageId!,
+      outcome === 'unknown' ? ReasonCode.PacketIdentifierNotFound : ReasonCode.Success,
+    );
+  }
+}
+
+/** PUBCOMP ends a QoS 2 exchange the broker started. */
+export function handlePubcomp(connection: Connection, packet: IPubcompPacket, now: number): void {
+  const session = connection.session!;
+  if (session.outbound.pubcomp(packet.messageId!) !== null) session.pump(now);
+}

@@ -1,0 +1,99 @@
+import type { ISubscribePacket, IUnsubscribePacket } from './codec/packets.js';
+import { ReasonCode, SUBACK_FAILURE } from './codec/reason-codes.js';
+import type { Connection } from './connection.js';
+import type { SubscriptionOptions } from './subscription-tree.js';
+import { isSharedFilter, topicFilterProblem } from './topic-names.js';
+
+/**
+ * SUBSCRIBE (MQTT 5 section 3.8): each filter is checked and authorized, the subscriptions are
+ * added (replacing same-filter ones), SUBACK answers, then retained messages follow as each
+ * subscription's Retain Handling asks.
+ */
+export function handleSubscribe(
+  connection: Connection,
+  packet: ISubscribePacket,
+  now: number,
+): void | Promise<void> {
+  const settings = connection.broker.settings;
+  const v5 = connection.version === 5;
+  const subscriptionId = v5 ? packet.properties?.subscriptionIdentifier : undefined;
+  if (subscriptionId !== undefined && (typeof subscriptionId !== 'number' || subscriptionId === 0)) {
+    return connection.violation(
+      ReasonCode.ProtocolError,
+      'protocol_violation',
+      'SUBSCRIBE with a subscription identifier of 0 or more than one',
+    );
+  }
+  if (packet.subscriptions.length === 0) {
+    return connection.violation(ReasonCode.ProtocolError, 'protocol_violation', 'SUBSCRIBE without filters');
+  }
+  // Per filter: a refusal reason code, or the authorization answer to wait for.
+  const checks: Array<number | boolean | Promise<boolean>> = packet.subscriptions.map(({ topic }) => {
+    const problem = topicFilterProblem(topic, settings.maxTopicLevels);
+    if (problem) {
+      connection.broker.metrics.badInput('invalid_topic_filter');
+      connection.broker.logger.warn(
+        { clientId: connection.clientId, filter: topic, detail: problem },
+        'subscription refused',
+      );
+      return ReasonCode.TopicFilterInvalid;
+    }
+    if (isSharedFilter(topic)) return ReasonCode.SharedSubscriptionsNotSupported;
+    return connection.authorization!.check('subscribe', topic, now);
+  });
+  if (checks.some((c) => c instanceof Promise)) {
+    return Promise.all(checks.map((check) => Promise.resolve(check))).then((answers) => {
+      if (connection.state === 'connected') complete(connection, packet, answers, subscriptionId ?? 0);
+    });
+  }
+  complete(connection, packet, checks as Array<number | boolean>, subscriptionId ?? 0);
+}
+
+function complete(
+  connection: Connection,
+  packet: ISubscribePacket,
+  answers: ReadonlyArray<number | boolean>,
+  subscriptionId: number,
+): void {
+  const { broker } = connection;
+  const session = connection.session!;
+  const v5 = connection.version === 5;
+  const granted: number[] = [];
+  const retained: Array<[string, SubscriptionOptions]> = [];
+  packet.subscriptions.forEach((subscription, i) => {
+    const answer = answers[i]!;
+    if (answer !== true) {
+      const code = answer === false ? ReasonCode.NotAuthorized : answer;
+      granted.push(v5 ? code : SUBACK_FAILURE);
+      return;
+    }
+    const options: SubscriptionOptions = {
+      qos: subscription.qos,
+      noLocal: v5 && subscription.nl === true,
+      retainAsPublished: v5 && subscription.rap === true,
+      retainHandling: v5 ? ((subscription.rh ?? 0) as 0 | 1 | 2) : 0,
+      subscriptionId,
+    };
+    const isNew = broker.subscribe(session, subscription.topic, options);
+    granted.push(options.qos);
+    if (options.retainHandling === 0 || (options.retainHandling === 1 && isNew)) {
+      retained.push([subscription.topic, options]);
+    }
+  });
+  connection.send({ cmd: 'suback', messageId: packet.messageId!, granted });
+  for (const [filter, options] of retained) broker.sendRetained(session, filter, options);
+}
+
+/** UNSUBSCRIBE: MQTT 5 says per filter whether there was a subscription (0x00) or not (0x11). */
+export function handleUnsubscribe(connection: Connection, packet: IUnsubscribePacket): void {
+  const { broker } = connection;
+  const session = connection.session!;
+  const codes = packet.unsubscriptions.map((filter) =>
+    broker.unsubscribe(session, filter) ? ReasonCode.Success : ReasonCode.NoSubscriptionExisted,
+  );
+  if (connection.version === 5) {
+    connection.send({ cmd: 'unsuback', messageId: packet.messageId!, granted: codes });
+  } else {
+    connection.send({ cmd: 'unsuback', messageId: packet.messageId!, granted: [] });
+  }
+}

@@ -1,0 +1,135 @@
+import { describe, expect, it } from 'vitest';
+import type { MqttCodecError } from '../src/codec/index.js';
+import { encodeAck, encodePacket, PacketParser, ReasonCode, type Packet } from '../src/codec/index.js';
+
+function parserFor(options: { maxPacketSize?: number; protocolVersion?: 3 | 4 | 5 } = {}) {
+  const packets: Array<{ packet: Packet; frame: Buffer }> = [];
+  const errors: MqttCodecError[] = [];
+  const parser = new PacketParser({
+    ...options,
+    onPacket: (packet, frame) => packets.push({ packet, frame: Buffer.from(frame) }),
+    onError: (error) => errors.push(error),
+  });
+  return { parser, packets, errors };
+}
+
+const connect5 = encodePacket(
+  { cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 'c1', clean: true, keepalive: 30 },
+  5,
+);
+
+describe('PacketParser', () => {
+  it('splits a stream into packets whatever the chunking, with the exact bytes of each', () => {
+    const publish = encodePacket(
+      {
+        cmd: 'publish',
+        topic: 'a/b',
+        payload: Buffer.from('x'.repeat(300)),
+        qos: 1,
+        messageId: 9,
+        dup: false,
+        retain: false,
+        properties: { userProperties: { k: 'v' }, contentType: 'text/plain' },
+      },
+      5,
+    );
+    const stream = Buffer.concat([connect5, publish, publish]);
+    for (const size of [1, 2, 3, 7, 64, stream.length]) {
+      const { parser, packets, errors } = parserFor();
+      for (let i = 0; i < stream.length; i += size) parser.parse(stream.subarray(i, i + size));
+      expect(errors).toEqual([]);
+      expect(packets.map((p) => p.packet.cmd)).toEqual(['connect', 'publish', 'publish']);
+      expect(packets[1]!.frame.equals(publish)).toBe(true);
+      const p = packets[2]!.packet as Extract<Packet, { cmd: 'publish' }>;
+      expect(p.properties?.contentType).toBe('text/plain');
+      expect(parser.protocolVersion).toBe(5);
+    }
+  });
+
+  it('refuses a packet over the maximum size as soon as its length is known', () => {
+    const { parser, packets, errors } = parserFor({ maxPacketSize: 100, protocolVersion: 4 });
+    // Type byte and a 2-byte remaining length of 200; the body never needs to arrive.
+    parser.parse(Buffer.from([0x30, 0xc8, 0x01]));
+    expect(packets).toEqual([]);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]!.reasonCode).toBe(ReasonCode.PacketTooLarge);
+    parser.parse(Buffer.from([0xc0, 0x00]));
+    expect(packets).toEqual([]);
+  });
+
+  it('reports malformed packets: QoS 3, bad flags, 5-byte lengths, packet id 0, will QoS 3', () => {
+    const cases: Array<[string, number[]]> = [
+      ['QoS 3', [0x36, 0x05, 0x00, 0x01, 0x61, 0x00, 0x01]],
+      ['reserved flags', [0x82 | 0x01, 0x05, 0x00, 0x01, 0x00, 0x01, 0x61]],
+      ['length', [0x30, 0xff, 0xff, 0xff, 0xff, 0x01]],
+      ['packet id 0', [0x32, 0x05, 0x00, 0x01, 0x61, 0x00, 0x00]],
+    ];
+    for (const [, bytes] of cases) {
+      const { parser, errors } = parserFor({ protocolVersion: 4 });
+      parser.parse(Buffer.from(bytes));
+      expect(errors).toHaveLength(1);
+      expect(errors[0]!.reasonCode).toBe(ReasonCode.MalformedPacket);
+    }
+    const willQos3 = Buffer.from(
+      encodePacket(
+        {
+          cmd: 'connect',
+          protocolId: 'MQTT',
+          protocolVersion: 4,
+          clientId: 'w',
+          clean: true,
+          keepalive: 0,
+          will: { topic: 't', payload: Buffer.from('p'), qos: 1, retain: false },
+        },
+        4,
+      ),
+    );
+    willQos3[9] = willQos3[9]! | 0x18; // connect flags: will QoS bits 11
+    const { parser, errors } = parserFor();
+    parser.parse(willQos3);
+    expect(errors[0]?.message).toMatch(/will QoS/);
+  });
+
+  it('refuses topic names and filters that are not UTF-8 or contain U+0000, keeps U+FFFD itself', () => {
+    const badTopic = [0x30, 0x05, 0x00, 0x02, 0xc3, 0x28, 0x00];
+    const nulTopic = [0x30, 0x05, 0x00, 0x02, 0x61, 0x00, 0x00];
+    for (const bytes of [badTopic, nulTopic]) {
+      const { parser, errors } = parserFor({ protocolVersion: 4 });
+      parser.parse(Buffer.from(bytes));
+      expect(errors[0]?.reasonCode).toBe(ReasonCode.MalformedPacket);
+    }
+    const replacement = encodePacket(
+      { cmd: 'publish', topic: 'a/\uFFFD', payload: Buffer.alloc(0), qos: 0, dup: false, retain: false },
+      4,
+    );
+    const ok = parserFor({ protocolVersion: 4 });
+    ok.parser.parse(replacement);
+    expect(ok.errors).toEqual([]);
+    expect(ok.packets).toHaveLength(1);
+
+    // SUBSCRIBE (v5: packet id, properties, filter, options) with an invalid filter.
+    const sub = parserFor({ protocolVersion: 5 });
+    sub.parser.parse(Buffer.from([0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, 0xff, 0x00]));
+    expect(sub.errors[0]?.message).toMatch(/UTF-8/);
+  });
+
+  it('ignores input after the first error', () => {
+    const { parser, packets, errors } = parserFor({ protocolVersion: 4 });
+    parser.parse(Buffer.from([0x36, 0x05, 0x00, 0x01, 0x61, 0x00, 0x01]));
+    parser.parse(encodePacket({ cmd: 'pingreq' }, 4));
+    expect(errors).toHaveLength(1);
+    expect(packets).toEqual([]);
+    expect(parser.hasFailed).toBe(true);
+  });
+});
+
+describe('encodeAck', () => {
+  it('encodes the short form for success and adds the reason code otherwise', () => {
+    expect([...encodeAck('puback', 0x1234)]).toEqual([0x40, 0x02, 0x12, 0x34]);
+    expect([...encodeAck('pubrel', 1)]).toEqual([0x62, 0x02, 0x00, 0x01]);
+    expect([...encodeAck('pubcomp', 2, 0x92)]).toEqual([0x70, 0x03, 0x00, 0x02, 0x92]);
+    const { parser, packets } = parserFor({ protocolVersion: 5 });
+    parser.parse(encodeAck('pubrec', 5, 0x87));
+    expect(packets[0]!.packet).toMatchObject({ cmd: 'pubrec', messageId: 5, reasonCode: 0x87 });
+  });
+});

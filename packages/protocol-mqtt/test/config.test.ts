@@ -1,0 +1,46 @@
+import { ConfigError } from '@robustmq/core';
+import { describe, expect, it } from 'vitest';
+import plugin from '../src/index.js';
+import { parseSettings } from '../src/config.js';
+
+describe('[mqtt] settings', () => {
+  it('has defaults', () => {
+    const s = parseSettings({});
+    expect(s.port).toBe(1883);
+    expect(s.maxPacketSize).toBe(1_048_576);
+    expect(s.allowEmptyClientId).toBe(true);
+    expect(s.maxSessionExpiryInterval).toBe(0xffffffff);
+  });
+
+  it('reads the settings given', () => {
+    const s = parseSettings({
+      port: 0,
+      max_topic_levels: 8,
+      allow_empty_client_id: false,
+      host: '127.0.0.1',
+    });
+    expect(s).toMatchObject({ port: 0, maxTopicLevels: 8, allowEmptyClientId: false, host: '127.0.0.1' });
+  });
+
+  it('names the unknown or invalid setting', () => {
+    const error = (section: Record<string, unknown>) => {
+      try {
+        parseSettings(section);
+      } catch (e) {
+        return e as ConfigError;
+      }
+      throw new Error('no error');
+    };
+    expect(error({ prot: 1 })).toMatchObject({ setting: 'prot', message: 'prot: unknown setting' });
+    expect(error({ port: 'x' }).setting).toBe('port');
+    expect(error({ port: 70000 }).message).toBe('port: must be an integer from 0 to 65535');
+    expect(error({ max_packet_size: 1.5 }).setting).toBe('max_packet_size');
+    expect(error({ allow_empty_client_id: 'yes' }).setting).toBe('allow_empty_client_id');
+    expect(error({ host: '' })).toBeInstanceOf(ConfigError);
+  });
+
+  it('is the default export: a plugin named mqtt with one TCP listener', () => {
+    expect(plugin.name).toBe('mqtt');
+    expect(plugin.create({ port: 0 }).listeners()).toEqual([{ name: 'tcp', port: 0, transport: 'tcp' }]);
+  });
+});

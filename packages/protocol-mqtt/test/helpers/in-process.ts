@@ -1,0 +1,132 @@
+import { createServer, type Server } from 'node:net';
+import {
+  silentLogger,
+  topicMatchesFilter,
+  type Action,
+  type BrokerContext,
+  type Counter,
+  type Credentials,
+  type Gauge,
+  type Message,
+  type MessageHandler,
+  type MessageOrigin,
+  type MetaStore,
+  type Metrics,
+  type Principal,
+  type Router,
+  type RouterSubscription,
+  type StorageEngine,
+} from '@robustmq/core';
+import { MqttPlugin } from '../../src/plugin.js';
+import { parseSettings } from '../../src/config.js';
+
+/** A router with the contract's semantics, as simple as possible. */
+export class ListRouter implements Router {
+  readonly subscriptions = new Set<{ filter: string; handler: MessageHandler }>();
+
+  publish(message: Message, origin: MessageOrigin): number {
+    let reached = 0;
+    for (const s of [...this.subscriptions]) {
+      if (topicMatchesFilter(s.filter, message.topic)) {
+        s.handler(message, origin);
+        reached++;
+      }
+    }
+    return reached;
+  }
+
+  subscribe(filter: string, handler: MessageHandler): RouterSubscription {
+    const entry = { filter, handler };
+    this.subscriptions.add(entry);
+    return { filter, unsubscribe: () => this.subscriptions.delete(entry) };
+  }
+}
+
+/** Counters and gauges kept as numbers by name and labels. */
+export class TestMetrics implements Metrics {
+  readonly values = new Map<string, number>();
+
+  counter(options: { name: string }): Counter {
+    return { inc: (labels, value = 1) => this.add(options.name, labels, value) };
+  }
+
+  gauge(options: { name: string }): Gauge {
+    return {
+      set: (labels, value) => this.values.set(key(options.name, labels), value),
+      inc: (labels, value = 1) => this.add(options.name, labels, value),
+      dec: (labels, value = 1) => this.add(options.name, labels, -value),
+    };
+  }
+
+  histogram(): { observe: () => void } {
+    return { observe: () => {} };
+  }
+
+  get(name: string, labels?: Record<string, string>): number {
+    return this.values.get(key(name, labels)) ?? 0;
+  }
+
+  private add(name: string, labels: Readonly<Record<string, string | number>> | undefined, value: number) {
+    const k = key(name, labels);
+    this.values.set(k, (this.values.get(k) ?? 0) + value);
+  }
+}
+
+const key = (name: string, labels?: Readonly<Record<string, string | number>>) =>
+  labels ? `${name}${JSON.stringify(labels)}` : name;
+
+/**
+ * The MQTT plugin in this process, with a context we control: an authorizer that knows
+ * alice/secret-pw and refuses topics under `secret/` (answering after a delay, as a remote one
+ * would), a simple router, and metrics we can read.
+ */
+export async function startInProcess(settings: Record<string, unknown> = {}) {
+  const router = new ListRouter();
+  const metrics = new TestMetrics();
+  const auth = {
+    async authenticate(credentials: Credentials): Promise<Principal | null> {
+      await new Promise((r) => setTimeout(r, 5));
+      if (credentials.username === null) return { username: null, superuser: false };
+      const ok =
+        credentials.username === 'alice' &&
+        Buffer.from(credentials.password ?? []).toString() === 'secret-pw';
+      return ok ? { username: 'alice', superuser: false } : null;
+    },
+    async authorize(_principal: Principal, _action: Action, topic: string): Promise<boolean> {
+      await new Promise((r) => setTimeout(r, 5));
+      return !topic.startsWith('secret/');
+    },
+  };
+  const context: BrokerContext = {
+    nodeId: 1,
+    version: '0.0.0-test',
+    router,
+    storage: {} as StorageEngine,
+    meta: {} as MetaStore,
+    auth,
+    metrics,
+    logger: silentLogger,
+  };
+  const plugin = new MqttPlugin(parseSettings({ port: 0, ...settings }));
+  await plugin.start(context);
+  const server: Server = createServer((socket) =>
+    plugin.accept(socket, {
+      listener: 'tcp',
+      transport: 'tcp',
+      remoteAddress: socket.remoteAddress ?? '',
+      remotePort: socket.remotePort ?? 0,
+    }),
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    router,
+    metrics,
+    plugin,
+    async stop() {
+      server.close();
+      await plugin.stop();
+    },
+  };
+}

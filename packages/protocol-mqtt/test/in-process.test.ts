@@ -1,0 +1,156 @@
+import type { Message, MessageOrigin } from '@robustmq/core';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { connectClient, endAll, Inbox, type MqttClient } from './helpers/mqttjs.js';
+import { startInProcess } from './helpers/in-process.js';
+import { RawClient } from './helpers/raw-client.js';
+
+let broker: Awaited<ReturnType<typeof startInProcess>>;
+let clients: MqttClient[] = [];
+
+beforeEach(async () => {
+  broker = await startInProcess();
+});
+afterEach(async () => {
+  await endAll(clients);
+  clients = [];
+  await broker.stop();
+});
+
+async function client(protocolVersion: 4 | 5, options = {}): Promise<MqttClient> {
+  const c = await connectClient(broker.port, { protocolVersion, ...options });
+  clients.push(c);
+  return c;
+}
+
+describe('authentication and authorization through the context', () => {
+  it('lets a known user in and refuses a wrong password', async () => {
+    const alice = await client(5, { username: 'alice', password: 'secret-pw' });
+    expect(alice.connected).toBe(true);
+    for (const [version, code] of [
+      [4, 4],
+      [5, 0x86],
+    ] as const) {
+      const error = await connectClient(broker.port, {
+        protocolVersion: version,
+        username: 'alice',
+        password: 'nope',
+      }).catch((e: unknown) => e as { code: number });
+      expect(error).toMatchObject({ code });
+    }
+    expect(broker.metrics.get('robustmq_mqtt_connections_refused_total', { reason: 'bad_credentials' })).toBe(
+      2,
+    );
+  });
+
+  it('refuses publishing to a forbidden topic: MQTT 5 says 0x87, MQTT 3 drops silently', async () => {
+    const watcher = await client(4);
+    const inbox = new Inbox(watcher);
+    await watcher.subscribeAsync('#');
+    const v5 = await RawClient.connected(broker.port, 5, 'v5-pub');
+    v5.send({
+      cmd: 'publish',
+      topic: 'secret/a',
+      payload: Buffer.from('x'),
+      qos: 1,
+      messageId: 1,
+      dup: false,
+      retain: false,
+    });
+    expect(await v5.next()).toMatchObject({ cmd: 'puback', messageId: 1, reasonCode: 0x87 });
+    v5.send({
+      cmd: 'publish',
+      topic: 'secret/a',
+      payload: Buffer.from('x'),
+      qos: 2,
+      messageId: 2,
+      dup: false,
+      retain: false,
+    });
+    expect(await v5.next()).toMatchObject({ cmd: 'pubrec', messageId: 2, reasonCode: 0x87 });
+    const v3 = await client(4);
+    await v3.publishAsync('secret/b', 'y', { qos: 1 });
+    await v3.publishAsync('public/b', 'z', { qos: 1 });
+    expect((await inbox.waitFor(1)).map((m) => m.topic)).toEqual(['public/b']);
+    expect(await inbox.settle(200)).toHaveLength(1);
+    v5.close();
+  });
+
+  it('refuses subscribing to a forbidden filter in SUBACK', async () => {
+    for (const [version, code] of [
+      [4, 0x80],
+      [5, 0x87],
+    ] as const) {
+      const c = await RawClient.connected(broker.port, version, `sub${version}`);
+      c.send({
+        cmd: 'subscribe',
+        messageId: 4,
+        subscriptions: [
+          { topic: 'secret/#', qos: 1 },
+          { topic: 'open/#', qos: 1 },
+        ],
+      });
+      expect(await c.next()).toMatchObject({ cmd: 'suback', granted: [code, 1] });
+      c.close();
+    }
+  });
+
+  it('keeps order while the authorizer is asked asynchronously', async () => {
+    const sub = await client(4);
+    const inbox = new Inbox(sub);
+    await sub.subscribeAsync('order/#', { qos: 1 });
+    const pub = await client(4);
+    // Every topic is new, so each publish waits on the authorizer before routing.
+    for (let i = 0; i < 50; i++) pub.publish(`order/${i}`, String(i), { qos: 0 });
+    const got = await inbox.waitFor(50);
+    expect(got.map((m) => m.payload)).toEqual(Array.from({ length: 50 }, (_, i) => String(i)));
+  });
+});
+
+describe('the router: MQTT and other protocols', () => {
+  it('publishes MQTT messages to the router with user properties as headers', async () => {
+    const seen: Array<[Message, MessageOrigin]> = [];
+    broker.router.subscribe('bridge/#', (m, o) => seen.push([m, o]));
+    const pub = await client(5, { clientId: 'publisher-1' });
+    await pub.publishAsync('bridge/x', 'hello', { qos: 1, properties: { userProperties: { k: 'v' } } });
+    expect(seen).toHaveLength(1);
+    const [message, origin] = seen[0]!;
+    expect(origin).toEqual({ protocol: 'mqtt', clientId: 'publisher-1' });
+    expect(message.topic).toBe('bridge/x');
+    expect(Buffer.from(message.payload).toString()).toBe('hello');
+    expect(message.headers.map((h) => [h.key, Buffer.from(h.value).toString()])).toEqual([['k', 'v']]);
+  });
+
+  it('delivers messages other protocols publish to MQTT subscribers, once, including $ topics', async () => {
+    const sub = await client(5);
+    const inbox = new Inbox(sub);
+    await sub.subscribeAsync({ 'kafka/#': { qos: 1 }, 'kafka/+': { qos: 2 }, '$events/#': { qos: 0 } });
+    const message = (topic: string): Message => ({
+      topic,
+      key: null,
+      payload: Buffer.from(`from ${topic}`),
+      headers: [{ key: 'source', value: Buffer.from('kafka') }],
+      timestamp: Date.now(),
+    });
+    broker.router.publish(message('kafka/orders'), { protocol: 'kafka' });
+    broker.router.publish(message('$events/created'), { protocol: 'amqp' });
+    broker.router.publish(message('kafka/ignored'), { protocol: 'mqtt', clientId: 'x' });
+    const got = await inbox.waitFor(2);
+    expect(got.map((m) => [m.topic, m.payload, m.packet.qos])).toEqual([
+      ['kafka/orders', 'from kafka/orders', 1],
+      ['$events/created', 'from $events/created', 0],
+    ]);
+    expect(got[0]!.packet.properties?.userProperties).toEqual({ source: 'kafka' });
+    expect(await inbox.settle(200)).toHaveLength(2);
+    await sub.unsubscribeAsync('$events/#');
+    expect([...broker.router.subscriptions].map((s) => s.filter)).toEqual(['#']);
+  });
+});
+
+describe('stopping', () => {
+  it('tells MQTT 5 clients the server is shutting down', async () => {
+    const c = await RawClient.connected(broker.port, 5, 'until-the-end');
+    await broker.plugin.stop();
+    expect(await c.next()).toMatchObject({ cmd: 'disconnect', reasonCode: 0x8b });
+    expect(await c.closesWithin(3000)).toBe(true);
+  });
+});

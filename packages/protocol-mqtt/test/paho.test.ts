@@ -1,0 +1,72 @@
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from './helpers/processes.js';
+import { startServer, type MqttServer } from './helpers/server.js';
+
+/** Paho Python 1.6 (Debian python3-paho-mqtt) under /usr/bin/python3. */
+const SCRIPT = fileURLToPath(new URL('./fixtures/paho_client.py', import.meta.url));
+let server: MqttServer;
+let seq = 0;
+
+beforeAll(async () => {
+  server = await startServer();
+});
+afterAll(async () => {
+  await server.stop();
+});
+
+async function paho(version: string, scenario: string): Promise<Record<string, unknown>> {
+  const topic = `paho-${scenario}-${version}-${++seq}`;
+  const result = await run(
+    '/usr/bin/python3',
+    [SCRIPT, String(server.port), version, scenario, topic],
+    20_000,
+  );
+  if (result.code !== 0) throw new Error(`paho ${scenario} failed: ${result.stderr}`);
+  return { topic, ...(JSON.parse(result.stdout) as Record<string, unknown>) };
+}
+
+describe.each(['31', '311', '5'])('Paho Python, MQTT version %s', (version) => {
+  it('publishes and subscribes with QoS 0, 1 and 2, and gets retained messages', async () => {
+    const { topic, live, retained } = (await paho(version, 'roundtrip')) as {
+      topic: string;
+      live: Array<Record<string, unknown>>;
+      retained: Array<Record<string, unknown>>;
+    };
+    expect(live.map((m) => [m.topic, m.payload, m.qos, m.retain])).toEqual([
+      [`${topic}/0`, 'qos0', 0, false],
+      [`${topic}/1`, 'qos1', 1, false],
+      [`${topic}/2`, 'qos2', 2, false],
+      [`${topic}/retained`, 'kept', 1, false],
+    ]);
+    expect(retained.map((m) => [m.payload, m.retain])).toEqual([['kept', true]]);
+  });
+
+  it('resumes a persistent session with the messages queued while away', async () => {
+    const result = await paho(version, 'session');
+    expect(result).toMatchObject({ sessionPresent: true, messages: ['offline-0', 'offline-1', 'offline-2'] });
+  });
+
+  it('gets the will of a client that lost its connection', async () => {
+    expect(await paho(version, 'will')).toMatchObject({ messages: ['paho is gone'] });
+  });
+});
+
+describe('Paho Python, MQTT 5 properties', () => {
+  it('passes user properties and content type through', async () => {
+    const { messages } = (await paho('5', 'properties')) as { messages: Array<Record<string, unknown>> };
+    expect(messages).toEqual([
+      {
+        topic: expect.any(String),
+        payload: 'with properties',
+        qos: 1,
+        retain: false,
+        user: [
+          ['room', 'hall'],
+          ['floor', '2'],
+        ],
+        contentType: 'text/plain',
+      },
+    ]);
+  });
+});
