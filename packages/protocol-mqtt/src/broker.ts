@@ -6,7 +6,10 @@ import { MqttMetrics } from './metrics.js';
 import { Publication } from './publication.js';
 import { RetainedStore } from './retained-store.js';
 import { RouterBridge } from './router-bridge.js';
-import { Session } from './session.js';
+import { Persistence, type StoredSession } from './persistence.js';
+import { WriteBarrier, type SessionRecord } from './session-log.js';
+import { Session, type Delivery } from './session.js';
+import { loadMessage } from './stored-message.js';
 import { SubscriptionTree, type Subscription, type SubscriptionOptions } from './subscription-tree.js';
 import { PendingWill, willPublication, type Will } from './wills.js';
 
@@ -24,6 +27,9 @@ export class MqttBroker {
   readonly connections = new Set<Connection>();
   readonly metrics: MqttMetrics;
   readonly logger: Logger;
+  readonly persistence: Persistence;
+  /** Collects the durable writes of one publish. */
+  readonly barrier = new WriteBarrier();
   private readonly bridge: RouterBridge;
   private readonly flushTimer: NodeJS.Timeout;
 
@@ -33,6 +39,7 @@ export class MqttBroker {
   ) {
     this.logger = context.logger;
     this.metrics = new MqttMetrics(context.metrics);
+    this.persistence = new Persistence(context);
     this.bridge = new RouterBridge(context.router, (message) => this.fromRouter(message), this.logger);
     this.bridge.start();
     this.flushTimer = setInterval(() => this.flushMetrics(), 1000);
@@ -40,14 +47,114 @@ export class MqttBroker {
   }
 
   /**
-   * Routes a message from an MQTT client: retained store, MQTT subscribers, then the router for
-   * the other protocols. Returns how many MQTT sessions it reached.
+   * Brings back what the previous run stored: retained messages, then persistent sessions with
+   * their subscriptions and QoS 1/2 state. A session whose expiry passed while the node was down
+   * is deleted.
    */
-  publish(publication: Publication, origin: MessageOrigin, now: number): number {
-    if (publication.retain) this.retained.set(publication);
-    const reached = this.route(publication, now);
+  async recover(): Promise<void> {
+    const now = Date.now();
+    for (const message of await this.persistence.loadRetained()) {
+      if (!message.isExpired(now)) this.retained.set(message);
+    }
+    for (const stored of await this.persistence.loadSessions()) this.restoreSession(stored, now);
+  }
+
+  private restoreSession({ record, log, entries }: StoredSession, now: number): void {
+    const elapsed = now - (record.disconnectedAt ?? now);
+    if (record.expiryInterval !== 0xffff_ffff && elapsed >= record.expiryInterval * 1000) {
+      void log.destroy().catch(() => {});
+      return;
+    }
+    const session = this.newSession(record.clientId);
+    session.expiryInterval = record.expiryInterval;
+    session.log = log;
+    for (const [filter, options] of record.subscriptions) this.subscribe(session, filter, options);
+    const deliveries = new Map<
+      number,
+      { delivery: Delivery; packetId: number; state: 'queued' | 'sent' | 'pubrec' }
+    >();
+    for (const entry of entries) {
+      if (entry.t === 'm') {
+        const delivery: Delivery = {
+          publication: loadMessage(entry.m),
+          qos: entry.q,
+          retain: entry.r,
+          subscriptionIds: entry.ids,
+          seq: entry.s,
+        };
+        deliveries.set(entry.s, { delivery, packetId: 0, state: 'queued' });
+        if (entry.s >= session.nextSeq) session.nextSeq = entry.s + 1;
+      } else if (entry.t === 's') {
+        const found = deliveries.get(entry.s);
+        if (found) {
+          found.state = 'sent';
+          found.packetId = entry.p;
+        }
+      } else if (entry.t === 'r') {
+        const found = deliveries.get(entry.s);
+        if (found) found.state = 'pubrec';
+      } else if (entry.t === 'a') deliveries.delete(entry.s);
+      else if (entry.t === 'i') session.inbound.accept(entry.p);
+      else session.inbound.release(entry.p);
+    }
+    for (const { delivery, packetId, state } of deliveries.values()) {
+      if (state === 'queued') session.outbound.restoreQueued(delivery);
+      else {
+        session.outbound.restoreInflight(
+          packetId,
+          delivery,
+          state === 'sent'
+            ? delivery.qos === 1
+              ? 'awaiting-puback'
+              : 'awaiting-pubrec'
+            : 'awaiting-pubcomp',
+        );
+      }
+    }
+    if (record.disconnectedAt === null) void log.saveRecord(this.sessionRecord(session, now)).catch(() => {});
+    session.startExpiry(() => this.endSession(session), elapsed);
+  }
+
+  /**
+   * Routes a message from an MQTT client: retained store, MQTT subscribers, then the router for
+   * the other protocols. Returns the writes to wait for before acknowledging it (stored retained
+   * message, persistent sessions' queues), or null when there are none.
+   */
+  publish(publication: Publication, origin: MessageOrigin, now: number): Promise<void> | null {
+    this.barrier.begin();
+    if (publication.retain) {
+      this.retained.set(publication);
+      this.barrier.add(this.persistence.saveRetained(publication));
+    }
+    this.route(publication, now);
     this.bridge.publish(publication, origin);
-    return reached;
+    return this.barrier.end();
+  }
+
+  /**
+   * Makes `session` persistent (stored) or not, as its expiry interval says, and writes its
+   * record. Resolves once the record is durable.
+   */
+  persist(session: Session, now: number): Promise<void> | null {
+    if (session.expiryInterval === 0) {
+      if (session.log !== null) {
+        const log = session.log;
+        session.log = null;
+        void log.destroy().catch(() => {});
+      }
+      return null;
+    }
+    session.log ??= this.persistence.logFor(session.clientId);
+    return session.log.saveRecord(this.sessionRecord(session, now));
+  }
+
+  private sessionRecord(session: Session, now: number): SessionRecord {
+    return {
+      clientId: session.clientId,
+      expiryInterval: session.expiryInterval,
+      subscriptions: [...session.subscriptions],
+      disconnectedAt: session.connection === null ? now : null,
+    };
   }
 
   /** Delivers to every MQTT session with a matching subscription, once each. */
@@ -117,17 +224,22 @@ export class MqttBroker {
       session = undefined;
     }
     const present = session !== undefined;
-    if (!session) {
-      session = new Session(
-        clientId,
-        this.metrics,
-        this.settings.maxInflightMessages,
-        this.settings.maxQueuedMessages,
-      );
-      this.sessions.set(clientId, session);
-    }
+    session ??= this.newSession(clientId);
     session.attach(connection);
     return { session, present };
+  }
+
+  private newSession(clientId: string): Session {
+    const session = new Session(
+      clientId,
+      this.metrics,
+      this.settings.maxInflightMessages,
+      this.settings.maxQueuedMessages,
+      this.settings.queueFullPolicy,
+      this.barrier,
+    );
+    this.sessions.set(clientId, session);
+    return session;
   }
 
   /**
@@ -145,7 +257,10 @@ export class MqttBroker {
       else publish();
     }
     if (session.expiryInterval === 0) this.endSession(session);
-    else session.startExpiry(() => this.endSession(session));
+    else {
+      void this.persist(session, Date.now())?.catch(() => {});
+      session.startExpiry(() => this.endSession(session));
+    }
   }
 
   endSession(session: Session): void {
@@ -155,6 +270,10 @@ export class MqttBroker {
       this.bridge.filterRemoved(filter);
     }
     session.end();
+    if (session.log !== null) {
+      void session.log.destroy().catch(() => {});
+      session.log = null;
+    }
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
   }
 
@@ -195,7 +314,9 @@ export class MqttBroker {
       }
       const now = Date.now();
       this.metrics.messagesReceived++;
-      this.publish(willPublication(will, clientId, now), { protocol: 'mqtt', clientId }, now);
+      void this.publish(willPublication(will, clientId, now), { protocol: 'mqtt', clientId }, now)?.catch(
+        () => {},
+      );
     };
     const allowed = authorization.check('publish', will.topic, Date.now());
     if (typeof allowed === 'boolean') send(allowed);
@@ -214,6 +335,7 @@ export class MqttBroker {
   async stop(): Promise<void> {
     const closed = [...this.connections].map((c) => c.shutDown());
     await Promise.all(closed);
+    await this.persistence.settled();
     for (const session of this.sessions.values()) session.discard();
     this.sessions.clear();
     this.bridge.stop();

@@ -1,4 +1,5 @@
 import { ConfigError } from '@robustmq/core';
+import type { QueueFullPolicy } from './session.js';
 
 /** The `[mqtt]` section of the server config, validated, with defaults filled in. */
 export interface MqttSettings {
@@ -20,8 +21,10 @@ export interface MqttSettings {
   maxSessionExpiryInterval: number;
   /** Most QoS 1 and 2 messages in flight to one client (lowered by its Receive Maximum). */
   maxInflightMessages: number;
-  /** Most QoS 1 and 2 messages queued for one session beyond those in flight; newer ones are dropped. */
+  /** Most QoS 1 and 2 messages queued for one session beyond those in flight (online or offline). */
   maxQueuedMessages: number;
+  /** What happens to a message for a full queue: it is dropped, or the oldest queued one is. */
+  queueFullPolicy: QueueFullPolicy;
   /** Bytes buffered for a client's socket past which QoS 0 messages to it are dropped. */
   maxOutgoingBytes: number;
   /** Most QoS 2 messages a client may have unreleased at once (MQTT 5 Receive Maximum). */
@@ -61,6 +64,7 @@ export function parseSettings(section: Readonly<Record<string, unknown>>): MqttS
   const settings: Record<string, unknown> = {
     host: undefined,
     allowEmptyClientId: true,
+    queueFullPolicy: 'drop_newest',
   };
   for (const spec of Object.values(INTEGERS)) settings[spec.key] = spec.default;
   for (const [name, value] of Object.entries(section)) {
@@ -77,6 +81,11 @@ export function parseSettings(section: Readonly<Record<string, unknown>>): MqttS
     } else if (name === 'allow_empty_client_id') {
       if (typeof value !== 'boolean') throw new ConfigError(name, 'must be true or false');
       settings.allowEmptyClientId = value;
+    } else if (name === 'queue_full_policy') {
+      if (value !== 'drop_newest' && value !== 'drop_oldest') {
+        throw new ConfigError(name, 'must be "drop_newest" or "drop_oldest"');
+      }
+      settings.queueFullPolicy = value;
     } else {
       throw new ConfigError(name, 'unknown setting');
     }

@@ -113,6 +113,8 @@ async function connect(connection: Connection, packet: IConnectPacket, now: numb
 
   const { session, present } = broker.attach(connection, clientId, clean);
   session.expiryInterval = expiry;
+  // Written in order with the session's later writes: a SUBACK waits for its own record.
+  void broker.persist(session, now)?.catch(() => {});
   connection.will = packet.will ? willFromConnect(packet.will) : null;
   connection.established(version, clientId, session, keepAlive);
 

@@ -53,6 +53,32 @@ export class OutboundFlow<T> {
     return true;
   }
 
+  /**
+   * Queues `message` even when the queue is full, taking out the oldest queued message to make
+   * room (the drop-oldest policy); returns the one taken out, if any.
+   */
+  enqueueDroppingOldest(message: T): T | undefined {
+    if (this.maxQueued === 0) return message;
+    const evicted = this.queuedCount >= this.maxQueued ? this.dequeue() : undefined;
+    this.queue.push(message);
+    return evicted;
+  }
+
+  /** Queues `message` whatever the limit (restoring a stored session). */
+  restoreQueued(message: T): void {
+    this.queue.push(message);
+  }
+
+  /** Puts back a message that was in flight with `packetId` (restoring a stored session). */
+  restoreInflight(packetId: number, message: T, state: InflightState): void {
+    this.inflight.set(packetId, { packetId, message, state });
+  }
+
+  /** The message in flight with `packetId`, if any. */
+  peek(packetId: number): T | undefined {
+    return this.inflight.get(packetId)?.message;
+  }
+
   /** Takes the oldest queued message. */
   dequeue(): T | undefined {
     if (this.head === this.queue.length) return undefined;

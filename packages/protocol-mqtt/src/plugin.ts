@@ -21,9 +21,10 @@ export class MqttPlugin implements ProtocolPlugin {
     ];
   }
 
-  start(context: BrokerContext): Promise<void> {
-    this.broker = new MqttBroker(this.settings, context);
-    return Promise.resolve();
+  async start(context: BrokerContext): Promise<void> {
+    const broker = new MqttBroker(this.settings, context);
+    await broker.recover();
+    this.broker = broker;
   }
 
   accept(connection: Duplex, info: ConnectionInfo): void {

@@ -77,18 +77,23 @@ export function handlePublish(
   if (allowed === false) return refuse(connection, packet);
   return allowed.then((ok) => {
     if (connection.state !== 'connected') return;
-    if (ok) accept(connection, packet, topic, forwardable ? frame : null, Date.now());
-    else refuse(connection, packet);
+    if (ok) return accept(connection, packet, topic, forwardable ? frame : null, Date.now());
+    refuse(connection, packet);
   });
 }
 
+/**
+ * Routes the message and acknowledges it; when the message had to be stored (a persistent
+ * subscriber's queue, a retained message, the QoS 2 id of a persistent session), the
+ * acknowledgement waits until that is durable.
+ */
 function accept(
   connection: Connection,
   packet: IPublishPacket,
   topic: string,
   frame: Buffer | null,
   now: number,
-): void {
+): void | Promise<void> {
   const { broker } = connection;
   broker.metrics.messagesReceived++;
   const publication = Publication.fromPacket(
@@ -99,12 +104,21 @@ function accept(
     connection.family,
     now,
   );
-  broker.publish(publication, connection.origin, now);
-  if (packet.qos === 1) connection.sendAck('puback', packet.messageId!, ReasonCode.Success);
-  else if (packet.qos === 2) {
-    connection.session!.inbound.accept(packet.messageId!);
-    connection.sendAck('pubrec', packet.messageId!, ReasonCode.Success);
+  const stored = broker.publish(publication, connection.origin, now);
+  if (packet.qos === 0) return;
+  const id = packet.messageId!;
+  let released: Promise<void> | null = null;
+  if (packet.qos === 2) {
+    broker.barrier.begin();
+    connection.session!.inboundAccepted(id);
+    released = broker.barrier.end();
   }
+  const acknowledge = () => {
+    if (connection.state === 'connected')
+      connection.sendAck(packet.qos === 1 ? 'puback' : 'pubrec', id, ReasonCode.Success);
+  };
+  if (stored === null && released === null) return acknowledge();
+  return Promise.all([stored, released]).then(acknowledge);
 }
 
 /** Not authorized: MQTT 5 says so in the acknowledgement; MQTT 3 acknowledges and drops. */
@@ -119,7 +133,7 @@ function refuse(connection: Connection, packet: IPublishPacket): void {
 
 /** PUBREL: the QoS 2 identifier is free again; PUBCOMP (0x92 if it was not known, MQTT 5). */
 export function handlePubrel(connection: Connection, packet: IPubrelPacket): void {
-  const known = connection.session!.inbound.release(packet.messageId!);
+  const known = connection.session!.inboundReleased(packet.messageId!);
   connection.sendAck(
     'pubcomp',
     packet.messageId!,
@@ -130,14 +144,14 @@ export function handlePubrel(connection: Connection, packet: IPubrelPacket): voi
 /** PUBACK for a QoS 1 message the broker sent. */
 export function handlePuback(connection: Connection, packet: IPubackPacket, now: number): void {
   const session = connection.session!;
-  if (session.outbound.puback(packet.messageId!) !== null) session.pump(now);
+  if (session.puback(packet.messageId!)) session.pump(now);
 }
 
 /** PUBREC for a QoS 2 message the broker sent: PUBREL follows (0x92 for an unknown id, MQTT 5). */
 export function handlePubrec(connection: Connection, packet: IPubrecPacket, now: number): void {
   const session = connection.session!;
   const failed = connection.version === 5 && (packet.reasonCode ?? 0) >= 0x80;
-  const outcome = session.outbound.pubrec(packet.messageId!, failed);
+  const outcome = session.pubrec(packet.messageId!, failed);
   if (outcome === 'released') session.pump(now);
   else {
     connection.sendAck(
@@ -151,5 +165,5 @@ export function handlePubrec(connection: Connection, packet: IPubrecPacket, now:
 /** PUBCOMP ends a QoS 2 exchange the broker started. */
 export function handlePubcomp(connection: Connection, packet: IPubcompPacket, now: number): void {
   const session = connection.session!;
-  if (session.outbound.pubcomp(packet.messageId!) !== null) session.pump(now);
+  if (session.pubcomp(packet.messageId!)) session.pump(now);
 }

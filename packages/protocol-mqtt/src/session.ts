@@ -7,6 +7,8 @@ import type { Publication } from './publication.js';
 import type { SubscriptionOptions } from './subscription-tree.js';
 import { LongTimer } from './timers.js';
 import type { PendingWill } from './wills.js';
+import type { LogEntry, SessionLog, WriteBarrier } from './session-log.js';
+import { storeMessage } from './stored-message.js';
 
 /** A QoS 1 or 2 message on its way to one session. */
 export interface Delivery {
@@ -15,7 +17,12 @@ export interface Delivery {
   /** The RETAIN flag to send. */
   readonly retain: boolean;
   readonly subscriptionIds: readonly number[] | null;
+  /** Its number in the session log; 0 when the session is not persistent. */
+  readonly seq: number;
 }
+
+/** What the session does when its queue is full. */
+export type QueueFullPolicy = 'drop_newest' | 'drop_oldest';
 
 /** Session Expiry Interval meaning "never" (MQTT 5 section 3.1.2.11.2). */
 export const NEVER_EXPIRES = 0xffff_ffff;
@@ -23,7 +30,8 @@ export const NEVER_EXPIRES = 0xffff_ffff;
 /**
  * The state the broker keeps for a client id across its connections: subscriptions, QoS 1/2
  * messages in flight and queued, QoS 2 identifiers awaiting release, expiry and a delayed will.
- * Held in memory; it outlives a connection for as long as its expiry interval says.
+ * Held in memory; it outlives a connection for as long as its expiry interval says. A persistent
+ * session also writes every change to its {@link SessionLog}, so it survives a restart.
  */
 export class Session {
   connection: Connection | null = null;
@@ -33,6 +41,10 @@ export class Session {
   /** Seconds the session outlives its connection; {@link NEVER_EXPIRES} for ever. */
   expiryInterval = 0;
   ended = false;
+  /** Where a persistent session is stored; null while it is not persistent. */
+  log: SessionLog | null = null;
+  /** The next log sequence number. */
+  nextSeq = 1;
   private expiryTimer: LongTimer | null = null;
   private pendingWill: PendingWill | null = null;
 
@@ -41,6 +53,8 @@ export class Session {
     private readonly metrics: MqttMetrics,
     private readonly maxInflight: number,
     maxQueued: number,
+    private readonly queueFullPolicy: QueueFullPolicy,
+    private readonly barrier: WriteBarrier,
   ) {
     this.outbound = new OutboundFlow(maxInflight, maxQueued);
   }
@@ -58,18 +72,107 @@ export class Session {
       if (connection !== null) connection.sendQos0(publication, retain, subscriptionIds, now);
       return;
     }
-    const delivery: Delivery = { publication, qos: qos as 1 | 2, retain, subscriptionIds };
-    if (
+    const log = this.log;
+    const direct =
       connection !== null &&
       this.outbound.queuedCount === 0 &&
       this.outbound.canSend() &&
-      !connection.congested()
+      !connection.congested();
+    if (
+      !direct &&
+      this.queueFullPolicy === 'drop_newest' &&
+      this.outbound.queuedCount >= this.outbound.maxQueued
     ) {
+      this.metrics.dropped('queue_full');
+      return;
+    }
+    let seq = 0;
+    if (log !== null) {
+      seq = this.nextSeq++;
+      this.barrier.add(
+        log.append({
+          t: 'm',
+          s: seq,
+          m: storeMessage(publication),
+          q: qos as 1 | 2,
+          r: retain,
+          ids: subscriptionIds,
+        }),
+      );
+    }
+    const delivery: Delivery = { publication, qos: qos as 1 | 2, retain, subscriptionIds, seq };
+    if (direct) {
       this.transmit(connection, delivery, now);
       return;
     }
     publication.detach();
-    if (!this.outbound.enqueue(delivery)) this.metrics.dropped('queue_full');
+    if (this.queueFullPolicy === 'drop_newest') {
+      this.outbound.enqueue(delivery);
+      return;
+    }
+    const evicted = this.outbound.enqueueDroppingOldest(delivery);
+    if (evicted !== undefined) {
+      this.metrics.dropped('queue_full');
+      this.done(evicted);
+    }
+  }
+
+  /** PUBACK from the client; false for an unknown packet id. */
+  puback(packetId: number): boolean {
+    const delivery = this.outbound.puback(packetId);
+    if (delivery === null) return false;
+    this.done(delivery);
+    return true;
+  }
+
+  /** PUBREC from the client; `failed` is an MQTT 5 error reason code. */
+  pubrec(packetId: number, failed: boolean): 'send-pubrel' | 'released' | 'unknown' {
+    const delivery = this.outbound.peek(packetId);
+    const outcome = this.outbound.pubrec(packetId, failed);
+    if (delivery !== undefined) {
+      if (outcome === 'released') this.done(delivery);
+      else if (outcome === 'send-pubrel') this.write({ t: 'r', s: delivery.seq }, delivery);
+    }
+    return outcome;
+  }
+
+  /** PUBCOMP from the client; false for an unknown packet id. */
+  pubcomp(packetId: number): boolean {
+    const delivery = this.outbound.pubcomp(packetId);
+    if (delivery === null) return false;
+    this.done(delivery);
+    return true;
+  }
+
+  /** An inbound QoS 2 PUBLISH was accepted; its id is stored before PUBREC goes out. */
+  inboundAccepted(packetId: number): void {
+    this.inbound.accept(packetId);
+    if (this.log !== null) this.barrier.add(this.log.append({ t: 'i', p: packetId }));
+  }
+
+  /** PUBREL from the client; returns whether the id was known. */
+  inboundReleased(packetId: number): boolean {
+    const known = this.inbound.release(packetId);
+    if (known && this.log !== null) void this.log.append({ t: 'I', p: packetId }).catch(() => {});
+    return known;
+  }
+
+  /** A message needs nothing more: logged as done; an empty session lets its log go. */
+  private done(delivery: Delivery): void {
+    this.write({ t: 'a', s: delivery.seq }, delivery);
+    if (
+      this.log !== null &&
+      this.outbound.inflightCount === 0 &&
+      this.outbound.queuedCount === 0 &&
+      this.inbound.size === 0
+    ) {
+      this.log.truncate();
+    }
+  }
+
+  private write(entry: LogEntry, delivery: Delivery): void {
+    // Failures are logged by the log itself; losing one only means a message comes again.
+    if (this.log !== null && delivery.seq !== 0) void this.log.append(entry).catch(() => {});
   }
 
   /** Sends queued messages while the window and the socket allow. */
@@ -80,6 +183,7 @@ export class Session {
       const delivery = this.outbound.dequeue()!;
       if (delivery.publication.isExpired(now)) {
         this.metrics.dropped('expired');
+        this.done(delivery);
         continue;
       }
       this.transmit(connection, delivery, now);
@@ -107,10 +211,10 @@ export class Session {
     this.pump(now);
   }
 
-  /** Starts the expiry clock once the connection is gone. */
-  startExpiry(onExpire: () => void): void {
+  /** Starts the expiry clock once the connection is gone (`elapsedMs` since it went). */
+  startExpiry(onExpire: () => void, elapsedMs = 0): void {
     if (this.expiryInterval === NEVER_EXPIRES) return;
-    this.expiryTimer = new LongTimer(this.expiryInterval * 1000, onExpire);
+    this.expiryTimer = new LongTimer(Math.max(0, this.expiryInterval * 1000 - elapsedMs), onExpire);
   }
 
   /** A will waiting for its delay; the session's end publishes it at once. */
@@ -144,6 +248,9 @@ export class Session {
     if (!connection.sendPublish(delivery, packetId, false, now)) {
       this.outbound.discard(packetId);
       this.metrics.dropped('too_large');
+      this.done(delivery);
+      return;
     }
+    this.write({ t: 's', s: delivery.seq, p: packetId }, delivery);
   }
 }

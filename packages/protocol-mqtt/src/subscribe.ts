@@ -43,10 +43,10 @@ export function handleSubscribe(
   });
   if (checks.some((c) => c instanceof Promise)) {
     return Promise.all(checks.map((check) => Promise.resolve(check))).then((answers) => {
-      if (connection.state === 'connected') complete(connection, packet, answers, subscriptionId ?? 0);
+      if (connection.state === 'connected') return complete(connection, packet, answers, subscriptionId ?? 0);
     });
   }
-  complete(connection, packet, checks as Array<number | boolean>, subscriptionId ?? 0);
+  return complete(connection, packet, checks as Array<number | boolean>, subscriptionId ?? 0);
 }
 
 function complete(
@@ -54,7 +54,7 @@ function complete(
   packet: ISubscribePacket,
   answers: ReadonlyArray<number | boolean>,
   subscriptionId: number,
-): void {
+): void | Promise<void> {
   const { broker } = connection;
   const session = connection.session!;
   const v5 = connection.version === 5;
@@ -80,8 +80,15 @@ function complete(
       retained.push([subscription.topic, options]);
     }
   });
-  connection.send({ cmd: 'suback', messageId: packet.messageId!, granted });
-  for (const [filter, options] of retained) broker.sendRetained(session, filter, options);
+  const answer = () => {
+    if (connection.state !== 'connected') return;
+    connection.send({ cmd: 'suback', messageId: packet.messageId!, granted });
+    for (const [filter, options] of retained) broker.sendRetained(session, filter, options);
+  };
+  // A persistent session's subscriptions are stored before SUBACK.
+  const stored = broker.persist(session, Date.now());
+  if (stored === null) return answer();
+  return stored.then(answer);
 }
 
 /** UNSUBSCRIBE: MQTT 5 says per filter whether there was a subscription (0x00) or not (0x11). */
@@ -91,6 +98,7 @@ export function handleUnsubscribe(connection: Connection, packet: IUnsubscribePa
   const codes = packet.unsubscriptions.map((filter) =>
     broker.unsubscribe(session, filter) ? ReasonCode.Success : ReasonCode.NoSubscriptionExisted,
   );
+  void broker.persist(session, Date.now())?.catch(() => {});
   if (connection.version === 5) {
     connection.send({ cmd: 'unsuback', messageId: packet.messageId!, granted: codes });
   } else {

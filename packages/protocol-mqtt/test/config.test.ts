@@ -10,6 +10,7 @@ describe('[mqtt] settings', () => {
     expect(s.maxPacketSize).toBe(1_048_576);
     expect(s.allowEmptyClientId).toBe(true);
     expect(s.maxSessionExpiryInterval).toBe(0xffffffff);
+    expect(s.queueFullPolicy).toBe('drop_newest');
   });
 
   it('reads the settings given', () => {
@@ -18,8 +19,15 @@ describe('[mqtt] settings', () => {
       max_topic_levels: 8,
       allow_empty_client_id: false,
       host: '127.0.0.1',
+      queue_full_policy: 'drop_oldest',
     });
-    expect(s).toMatchObject({ port: 0, maxTopicLevels: 8, allowEmptyClientId: false, host: '127.0.0.1' });
+    expect(s).toMatchObject({
+      port: 0,
+      maxTopicLevels: 8,
+      allowEmptyClientId: false,
+      host: '127.0.0.1',
+      queueFullPolicy: 'drop_oldest',
+    });
   });
 
   it('names the unknown or invalid setting', () => {
@@ -37,6 +45,7 @@ describe('[mqtt] settings', () => {
     expect(error({ max_packet_size: 1.5 }).setting).toBe('max_packet_size');
     expect(error({ allow_empty_client_id: 'yes' }).setting).toBe('allow_empty_client_id');
     expect(error({ host: '' })).toBeInstanceOf(ConfigError);
+    expect(error({ queue_full_policy: 'drop_all' }).setting).toBe('queue_full_policy');
   });
 
   it('is the default export: a plugin named mqtt with one TCP listener', () => {

@@ -10,13 +10,14 @@ import {
   type Message,
   type MessageHandler,
   type MessageOrigin,
+  type MetaEntry,
   type MetaStore,
   type Metrics,
   type Principal,
   type Router,
   type RouterSubscription,
-  type StorageEngine,
 } from '@robustmq/core';
+import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import { MqttPlugin } from '../../src/plugin.js';
 import { parseSettings } from '../../src/config.js';
 
@@ -101,8 +102,8 @@ export async function startInProcess(settings: Record<string, unknown> = {}) {
     nodeId: 1,
     version: '0.0.0-test',
     router,
-    storage: {} as StorageEngine,
-    meta: {} as MetaStore,
+    storage: new MemoryStorageEngine(),
+    meta: memoryMeta(),
     auth,
     metrics,
     logger: silentLogger,
@@ -129,4 +130,33 @@ export async function startInProcess(settings: Record<string, unknown> = {}) {
       await plugin.stop();
     },
   };
+}
+
+/** The part of a MetaStore the MQTT broker uses, in a Map (these tests restart nothing). */
+function memoryMeta(): MetaStore {
+  const entries = new Map<string, MetaEntry>();
+  let revision = 0;
+  const store: Partial<MetaStore> = {
+    get: (key) => Promise.resolve(entries.get(key) ?? null),
+    put(key, value) {
+      revision++;
+      const old = entries.get(key);
+      entries.set(key, {
+        key,
+        value,
+        createRevision: old?.createRevision ?? revision,
+        modRevision: revision,
+        version: (old?.version ?? 0) + 1,
+      });
+      return Promise.resolve(revision);
+    },
+    delete: (key) => Promise.resolve(entries.delete(key)),
+    list: (prefix) =>
+      Promise.resolve(
+        [...entries.values()]
+          .filter((e) => e.key.startsWith(prefix))
+          .sort((a, b) => (a.key < b.key ? -1 : 1)),
+      ),
+  };
+  return store as MetaStore;
 }

@@ -24,16 +24,22 @@ export interface MqttServer {
   waitForLog(predicate: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<void>;
   /** Stops the server (SIGTERM by default) and removes its directory. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Kills the server with SIGKILL and keeps its directory, for a restart on the same data. */
+  kill(): Promise<void>;
+  /** The server's directory (config and data). */
+  dir: string;
   child: ChildProcess;
 }
 
 /**
  * Starts a real server process with the MQTT plugin loaded by package name from its config, on
  * loopback and free ports, with a data directory of its own. `mqtt` adds lines to `[mqtt]`,
- * `extra` adds top-level sections.
+ * `extra` adds top-level sections; `dir` starts it again in the directory of a killed one.
  */
-export async function startServer(options: { mqtt?: string[]; extra?: string[] } = {}): Promise<MqttServer> {
-  const dir = mkdtempSync(join(tmpdir(), 'robustmq-mqtt-test-'));
+export async function startServer(
+  options: { mqtt?: string[]; extra?: string[]; dir?: string } = {},
+): Promise<MqttServer> {
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'robustmq-mqtt-test-'));
   writeFileSync(
     join(dir, 'robustmq.toml'),
     [
@@ -85,6 +91,7 @@ export async function startServer(options: { mqtt?: string[]; extra?: string[] }
   const metrics = async () => (await fetch(`${httpUrl}/metrics`)).text();
   return {
     port: ports.get('mqtt/tcp')!,
+    dir,
     httpUrl,
     logs,
     child,
@@ -111,6 +118,10 @@ export async function startServer(options: { mqtt?: string[]; extra?: string[] }
       const code = await exited;
       rmSync(dir, { recursive: true, force: true });
       return code;
+    },
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
     },
   };
 }

@@ -1,0 +1,97 @@
+import type { BrokerContext, Logger } from '@robustmq/core';
+import type { Publication } from './publication.js';
+import { SESSIONS_PREFIX, SessionLog, sessionKey, type LogEntry, type SessionRecord } from './session-log.js';
+import { loadMessage, storeMessage, type StoredMessage } from './stored-message.js';
+
+/** Meta store prefix of retained messages. */
+const RETAINED_PREFIX = '/mqtt/retained/';
+
+/** A stored session as found at start: its record and its log. */
+export interface StoredSession {
+  record: SessionRecord;
+  log: SessionLog;
+  entries: LogEntry[];
+}
+
+/**
+ * What the MQTT broker keeps across restarts, through the node's contracts only: session records
+ * and retained messages in the meta store, each persistent session's QoS 1/2 log in a storage
+ * shard.
+ */
+export class Persistence {
+  private readonly logs = new Map<string, SessionLog>();
+  private retainedChain: Promise<void> = Promise.resolve();
+  private readonly logger: Logger;
+
+  constructor(private readonly context: BrokerContext) {
+    this.logger = context.logger;
+  }
+
+  /** The log of `clientId` (one per client id, so its writes stay in order across sessions). */
+  logFor(clientId: string): SessionLog {
+    const key = sessionKey(clientId);
+    let log = this.logs.get(key);
+    if (!log) {
+      log = new SessionLog(clientId, this.context.storage, this.context.meta, this.logger);
+      this.logs.set(key, log);
+    }
+    return log;
+  }
+
+  /** Every stored session with its log entries. */
+  async loadSessions(): Promise<StoredSession[]> {
+    const found: StoredSession[] = [];
+    let startAfter: string | undefined;
+    for (;;) {
+      const page = await this.context.meta.list(SESSIONS_PREFIX, {
+        limit: 1000,
+        ...(startAfter ? { startAfter } : {}),
+      });
+      for (const entry of page) {
+        const record = JSON.parse(Buffer.from(entry.value).toString('utf8')) as SessionRecord;
+        const log = this.logFor(record.clientId);
+        found.push({ record, log, entries: await log.read() });
+      }
+      if (page.length < 1000) return found;
+      startAfter = page[page.length - 1]!.key;
+    }
+  }
+
+  /** Stores (or, for an empty payload, deletes) the retained message of a topic; resolves when durable. */
+  saveRetained(publication: Publication): Promise<void> {
+    const key = RETAINED_PREFIX + sessionKey(publication.topic);
+    const value =
+      publication.payload.length === 0 ? null : Buffer.from(JSON.stringify(storeMessage(publication)));
+    const meta = this.context.meta;
+    const write = this.retainedChain.then(async () => {
+      if (value === null) await meta.delete(key);
+      else await meta.put(key, value);
+    });
+    this.retainedChain = write.catch((error: unknown) => {
+      this.logger.error({ err: error, topic: publication.topic }, 'retained message write failed');
+    });
+    return write;
+  }
+
+  /** The stored retained messages. */
+  async loadRetained(): Promise<Publication[]> {
+    const messages: Publication[] = [];
+    let startAfter: string | undefined;
+    for (;;) {
+      const page = await this.context.meta.list(RETAINED_PREFIX, {
+        limit: 1000,
+        ...(startAfter ? { startAfter } : {}),
+      });
+      for (const entry of page) {
+        messages.push(loadMessage(JSON.parse(Buffer.from(entry.value).toString('utf8')) as StoredMessage));
+      }
+      if (page.length < 1000) return messages;
+      startAfter = page[page.length - 1]!.key;
+    }
+  }
+
+  /** Resolves once every write made so far is done. */
+  async settled(): Promise<void> {
+    await Promise.all([this.retainedChain, ...[...this.logs.values()].map((log) => log.settled())]);
+  }
+}

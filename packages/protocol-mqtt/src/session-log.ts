@@ -1,0 +1,188 @@
+import { createHash } from 'node:crypto';
+import { ErrorCode, RobustMQError, type Logger, type MetaStore, type StorageEngine } from '@robustmq/core';
+import type { StoredMessage } from './stored-message.js';
+import type { SubscriptionOptions } from './subscription-tree.js';
+
+/**
+ * One event in a persistent session's log. Replayed in order it gives the session's QoS 1/2 state:
+ * `m` a message for the session (queued), `s` it was sent with a packet id, `r` its PUBREC came,
+ * `a` it is done (acknowledged, expired or dropped); `i`/`I` an inbound QoS 2 id accepted/released.
+ */
+export type LogEntry =
+  | { t: 'm'; s: number; m: StoredMessage; q: 1 | 2; r: boolean; ids: readonly number[] | null }
+  | { t: 's'; s: number; p: number }
+  | { t: 'r'; s: number }
+  | { t: 'a'; s: number }
+  | { t: 'i'; p: number }
+  | { t: 'I'; p: number };
+
+/** A persistent session's record in the meta store. */
+export interface SessionRecord {
+  clientId: string;
+  expiryInterval: number;
+  subscriptions: Array<[string, SubscriptionOptions]>;
+  /** When the client went away, ms since the epoch; null while connected. */
+  disconnectedAt: number | null;
+}
+
+/** Meta store prefix of session records. */
+export const SESSIONS_PREFIX = '/mqtt/sessions/';
+/** Storage shard prefix of session logs. */
+const SHARD_PREFIX = 'mqtt-sessions/';
+
+/**
+ * Collects the writes a publish caused, so its PUBACK/PUBREC waits until they are durable.
+ */
+export class WriteBarrier {
+  private writes: Array<Promise<void>> | null = null;
+
+  begin(): void {
+    this.writes = null;
+  }
+
+  add(write: Promise<void>): void {
+    (this.writes ??= []).push(write);
+  }
+
+  /** The writes since {@link begin}, or null when there were none. */
+  end(): Promise<void> | null {
+    const writes = this.writes;
+    this.writes = null;
+    if (writes === null) return null;
+    return Promise.all(writes).then(() => undefined);
+  }
+}
+
+/** Hex SHA-256 of a client id: shard names and meta keys of any client id are then valid. */
+export function sessionKey(clientId: string): string {
+  return createHash('sha256').update(clientId).digest('hex');
+}
+
+/**
+ * The stored side of one client id's persistent session: its record in the meta store and its
+ * log shard in storage. Every write goes through one chain, so records and log entries land in
+ * the order they were made, and a session started again after its end waits for the deletion.
+ */
+export class SessionLog {
+  readonly key: string;
+  private readonly shard: string;
+  private chain: Promise<void> = Promise.resolve();
+  private shardReady = false;
+  /** Entries waiting for the next append, or null when none is open. */
+  private batch: LogEntry[] | null = null;
+  private batchWrite: Promise<void> = Promise.resolve();
+  /** The offset after the last appended entry. */
+  private endOffset = 0;
+
+  constructor(
+    readonly clientId: string,
+    private readonly storage: StorageEngine,
+    private readonly meta: MetaStore,
+    private readonly logger: Logger,
+  ) {
+    this.key = sessionKey(clientId);
+    this.shard = SHARD_PREFIX + this.key;
+  }
+
+  /** Writes the session record. */
+  saveRecord(record: SessionRecord): Promise<void> {
+    const value = Buffer.from(JSON.stringify(record));
+    return this.enqueue(async () => {
+      await this.meta.put(SESSIONS_PREFIX + this.key, value);
+    });
+  }
+
+  /** Appends an entry; entries made in one tick share one append. Resolves once it is durable. */
+  append(entry: LogEntry): Promise<void> {
+    if (this.batch === null) {
+      const batch: LogEntry[] = [];
+      this.batch = batch;
+      this.batchWrite = this.enqueue(async () => {
+        if (this.batch === batch) this.batch = null;
+        await this.ensureShard();
+        const now = Date.now();
+        const result = await this.storage.append(
+          this.shard,
+          batch.map((e) => ({ recordCount: 1, maxTimestamp: now, data: Buffer.from(JSON.stringify(e)) })),
+        );
+        this.endOffset = result.lastOffset + 1;
+      });
+    }
+    this.batch.push(entry);
+    return this.batchWrite;
+  }
+
+  /** Forgets every entry appended so far (nothing in them is needed any more). */
+  truncate(): void {
+    this.batch = null;
+    void this.enqueue(async () => {
+      if (this.shardReady && this.endOffset > 0) await this.storage.deleteBefore(this.shard, this.endOffset);
+    });
+  }
+
+  /** Reads the whole log, in order. */
+  async read(): Promise<LogEntry[]> {
+    await this.chain;
+    const entries: LogEntry[] = [];
+    let info;
+    try {
+      info = await this.storage.shardInfo(this.shard);
+    } catch (error) {
+      if (error instanceof RobustMQError && error.code === ErrorCode.NotFound) return entries;
+      throw error;
+    }
+    this.shardReady = true;
+    this.endOffset = info.nextOffset;
+    let offset = info.logStartOffset;
+    while (offset < info.nextOffset) {
+      const { batches } = await this.storage.read(this.shard, offset, { maxBytes: 1 << 20 });
+      if (batches.length === 0) break;
+      for (const batch of batches) {
+        if (batch.baseOffset + batch.recordCount <= offset) continue;
+        entries.push(JSON.parse(Buffer.from(batch.data).toString('utf8')) as LogEntry);
+        offset = batch.baseOffset + batch.recordCount;
+      }
+    }
+    return entries;
+  }
+
+  /** Deletes the record and the log (the session ended). */
+  destroy(): Promise<void> {
+    this.batch = null;
+    return this.enqueue(async () => {
+      await this.meta.delete(SESSIONS_PREFIX + this.key);
+      try {
+        await this.storage.deleteShard(this.shard);
+      } catch (error) {
+        if (!(error instanceof RobustMQError && error.code === ErrorCode.NotFound)) throw error;
+      }
+      this.shardReady = false;
+      this.endOffset = 0;
+    });
+  }
+
+  /** Resolves once every write made so far is done. */
+  settled(): Promise<void> {
+    return this.chain;
+  }
+
+  private async ensureShard(): Promise<void> {
+    if (this.shardReady) return;
+    try {
+      // Session messages stay until acknowledged or the session ends, whatever their age.
+      await this.storage.createShard(this.shard, { retentionMs: null, segmentBytes: 4 * 1024 * 1024 });
+    } catch (error) {
+      if (!(error instanceof RobustMQError && error.code === ErrorCode.AlreadyExists)) throw error;
+    }
+    this.shardReady = true;
+  }
+
+  private enqueue(write: () => Promise<void>): Promise<void> {
+    const next = this.chain.then(write);
+    // A failed write is logged; later writes still run (the chain never stays rejected).
+    this.chain = next.catch((error: unknown) => {
+      this.logger.error({ err: error, clientId: this.clientId }, 'session store write failed');
+    });
+    return next;
+  }
+}

@@ -1,0 +1,77 @@
+import type { QoS, UserProperties } from './codec/packets.js';
+import { Publication, type CarriedProperties } from './publication.js';
+
+/** A Publication as JSON, for session logs and retained messages kept across restarts. */
+export interface StoredMessage {
+  topic: string;
+  /** Payload, base64. */
+  payload: string;
+  qos: QoS;
+  retain: boolean;
+  expiresAt: number;
+  publisherId: string | null;
+  timestamp: number;
+  payloadFormatIndicator?: boolean;
+  contentType?: string;
+  responseTopic?: string;
+  /** Correlation data, base64. */
+  correlationData?: string;
+  userProperties?: UserProperties;
+}
+
+export function storeMessage(publication: Publication): StoredMessage {
+  const stored: StoredMessage = {
+    topic: publication.topic,
+    payload: publication.payload.toString('base64'),
+    qos: publication.qos,
+    retain: publication.retain,
+    expiresAt: publication.expiresAt,
+    publisherId: publication.publisherId,
+    timestamp: publication.timestamp,
+  };
+  const props = publication.properties;
+  if (props) {
+    if (props.payloadFormatIndicator !== undefined)
+      stored.payloadFormatIndicator = props.payloadFormatIndicator;
+    if (props.contentType !== undefined) stored.contentType = props.contentType;
+    if (props.responseTopic !== undefined) stored.responseTopic = props.responseTopic;
+    if (props.correlationData !== undefined)
+      stored.correlationData = props.correlationData.toString('base64');
+    if (props.userProperties !== undefined) stored.userProperties = props.userProperties;
+  }
+  return stored;
+}
+
+export function loadMessage(stored: StoredMessage): Publication {
+  let carried: CarriedProperties | undefined;
+  if (
+    stored.payloadFormatIndicator !== undefined ||
+    stored.contentType !== undefined ||
+    stored.responseTopic !== undefined ||
+    stored.correlationData !== undefined ||
+    stored.userProperties !== undefined
+  ) {
+    carried = {};
+    if (stored.payloadFormatIndicator !== undefined)
+      carried.payloadFormatIndicator = stored.payloadFormatIndicator;
+    if (stored.contentType !== undefined) carried.contentType = stored.contentType;
+    if (stored.responseTopic !== undefined) carried.responseTopic = stored.responseTopic;
+    if (stored.correlationData !== undefined)
+      carried.correlationData = Buffer.from(stored.correlationData, 'base64');
+    if (stored.userProperties !== undefined) carried.userProperties = stored.userProperties;
+  }
+  const publication = new Publication(
+    stored.topic,
+    Buffer.from(stored.payload, 'base64'),
+    stored.qos,
+    stored.retain,
+    carried,
+    stored.expiresAt,
+    stored.publisherId,
+    null,
+    4,
+    stored.timestamp,
+  );
+  publication.detach();
+  return publication;
+}
