@@ -1,4 +1,3 @@
-import { readAt } from './files.js';
 import {
   FRAME_HEADER_BYTES,
   frameBytes,
@@ -7,6 +6,7 @@ import {
   type FrameHeader,
 } from './frame.js';
 import type { SegmentSource } from './offload.js';
+import { ReadSpan } from './read-span.js';
 
 /** What a scan does with the frame it just met: pass over it, hand it out, or end the scan. */
 export type FrameDecision = 'skip' | 'take' | 'stop';
@@ -22,6 +22,11 @@ export interface ScanRange {
   readAhead: number;
   /** Check the checksum of skipped frames too (recovery), not just of taken ones (reads). */
   verifyAll: boolean;
+  /**
+   * Asked before reading further once the bytes read so far are used up; false ends the scan
+   * (`stopped`) without reading, e.g. once a read has taken as many bytes as it may return.
+   */
+  more?: () => boolean;
 }
 
 /**
@@ -38,8 +43,9 @@ export interface ScanResult {
 
 /**
  * Walks the frames of a segment file in `range`. `decide` sees each header before its data is
- * read; frames it takes are checked against their checksum and passed to `take` as the whole frame
- * (header and data, a view into a read buffer).
+ * read; frames it takes are checked against their checksum
+ * and passed to `take` as the whole frame (header and data, a view into a fresh read buffer that
+ * nothing overwrites later).
  */
 export async function scanFrames(
   handle: SegmentSource,
@@ -49,48 +55,55 @@ export async function scanFrames(
 ): Promise<ScanResult> {
   let position = range.from;
   let expected = range.expectedBase;
-  let buffer: Buffer = Buffer.alloc(0);
-  let bufferStart = position;
+  let span: ReadSpan | null = null;
   const bad = (reason: string): ScanResult => ({ kind: 'bad', position, nextOffset: expected, reason });
 
-  while (position < range.to) {
-    if (position + FRAME_HEADER_BYTES > bufferStart + buffer.length) {
-      if (position + FRAME_HEADER_BYTES > range.to) return bad('torn frame header');
-      buffer = await readAt(
-        handle,
-        position,
-        Math.min(range.to - position, Math.max(range.readAhead, FRAME_HEADER_BYTES)),
-      );
-      bufferStart = position;
-      if (buffer.length < FRAME_HEADER_BYTES) return bad('file ends early');
+  /**
+   * Makes `position .. position + bytes` readable from a span and returns the span and where in it
+   * `position` is, or null when the file ends first. A new span reads at least `readAhead` bytes.
+   */
+  const ensure = async (bytes: number): Promise<{ at: number; buffer: Buffer } | null> => {
+    if (span === null || position + bytes > span.position + span.length || position < span.position) {
+      if (span !== null) await span.settle();
+      span = new ReadSpan(handle, position, Math.min(range.to - position, Math.max(range.readAhead, bytes)));
     }
-    let at = position - bufferStart;
-    const header = readFrameHeader(buffer, at);
-    if (header === null) return bad('invalid frame header');
-    if (header.baseOffset !== expected)
-      return bad(`frame carries offset ${header.baseOffset}, expected ${expected}`);
-    const size = frameBytes(header.dataLength);
-    if (position + size > range.to) return bad('torn frame');
+    const at = position - span.position;
+    const filled = await span.available(at + bytes);
+    return filled < at + bytes ? null : { at, buffer: span.buffer };
+  };
 
-    const decision = decide(header, position);
-    if (decision === 'stop') return { kind: 'stopped', position, nextOffset: expected };
-    if (decision === 'take' || range.verifyAll) {
-      if (at + size > buffer.length) {
-        buffer = await readAt(
-          handle,
-          position,
-          Math.min(range.to - position, Math.max(size, range.readAhead)),
-        );
-        bufferStart = position;
-        at = 0;
-        if (buffer.length < size) return bad('file ends early');
+  try {
+    while (position < range.to) {
+      if (position + FRAME_HEADER_BYTES > range.to) return bad('torn frame header');
+      const current = span as ReadSpan | null;
+      const needsRead = current === null || position + FRAME_HEADER_BYTES > current.position + current.length;
+      if (needsRead && range.more?.() === false) return { kind: 'stopped', position, nextOffset: expected };
+      const headerBytes = await ensure(FRAME_HEADER_BYTES);
+      if (headerBytes === null) return bad('file ends early');
+      const header = readFrameHeader(headerBytes.buffer, headerBytes.at);
+      if (header === null) return bad('invalid frame header');
+      if (header.baseOffset !== expected)
+        return bad(`frame carries offset ${header.baseOffset}, expected ${expected}`);
+      const size = frameBytes(header.dataLength);
+      if (position + size > range.to) return bad('torn frame');
+
+      const decision = decide(header, position);
+      if (decision === 'stop') return { kind: 'stopped', position, nextOffset: expected };
+      if (decision === 'take' || range.verifyAll) {
+        const frameBytesRead = await ensure(size);
+        if (frameBytesRead === null) return bad('file ends early');
+        const { at, buffer } = frameBytesRead;
+        const frame = buffer.subarray(at, at + size);
+        if (!frameChecksumOk(frame, 0, header)) return bad('checksum mismatch');
+        if (decision === 'take') take?.(header, position, frame);
       }
-      const frame = buffer.subarray(at, at + size);
-      if (!frameChecksumOk(frame, 0, header)) return bad('checksum mismatch');
-      if (decision === 'take') take?.(header, position, frame);
+      position += size;
+      expected = header.baseOffset + header.recordCount;
     }
-    position += size;
-    expected = header.baseOffset + header.recordCount;
+    return { kind: 'end', position, nextOffset: expected };
+  } finally {
+    // Pieces read past where the scan stopped must finish before the caller closes the handle.
+    const last = span as ReadSpan | null;
+    if (last !== null) await last.settle();
   }
-  return { kind: 'end', position, nextOffset: expected };
 }

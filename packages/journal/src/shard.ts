@@ -513,6 +513,8 @@ export class Shard {
                 8 * 1024 * 1024,
               ),
               verifyAll: false,
+              // Once the budget is spent, the next frame cannot be taken: do not read on for it.
+              more: () => batches.length === 0 || total < maxBytes,
             },
             (header) => {
               if (header.baseOffset + header.recordCount <= offset) return 'skip';

@@ -1,0 +1,101 @@
+import type { SegmentSource } from './offload.js';
+
+/** Local reads at least this long are split into pieces read at the same time. */
+const PIECE_BYTES = 1024 * 1024;
+/** Pieces of one span in flight at once (the thread pool has 4 threads by default). */
+const MAX_PIECES = 4;
+
+interface Piece {
+  /** End of the piece, relative to the span. */
+  end: number;
+  /** Resolves to the bytes read into the piece (fewer than asked only where the source ends). */
+  done: Promise<number>;
+  settled: boolean;
+  bytesRead: number;
+  error: Error | null;
+}
+
+/**
+ * One contiguous read of a segment's log into a fresh buffer, which is never reused: views of it
+ * handed to readers stay valid. A long read of a local file is split into pieces read in
+ * parallel on the thread pool, so copying from the page cache uses more than one core and the
+ * caller can check the first frames while later pieces are still being read.
+ */
+export class ReadSpan {
+  /** Byte position in the log of `buffer[0]`. */
+  readonly position: number;
+  readonly buffer: Buffer;
+  readonly #pieces: Piece[] = [];
+
+  constructor(source: SegmentSource, position: number, length: number) {
+    this.position = position;
+    this.buffer = Buffer.allocUnsafe(length);
+    const local = isLocalFile(source);
+    const count = local ? Math.min(MAX_PIECES, Math.max(1, Math.floor(length / PIECE_BYTES))) : 1;
+    const pieceBytes = Math.ceil(length / count);
+    for (let start = 0; start < length; start += pieceBytes) {
+      const end = Math.min(length, start + pieceBytes);
+      const piece: Piece = { end, done: Promise.resolve(0), settled: false, bytesRead: 0, error: null };
+      piece.done = fill(source, this.buffer, start, end, position).then(
+        (n) => {
+          piece.settled = true;
+          piece.bytesRead = n;
+          return n;
+        },
+        (error: unknown) => {
+          piece.settled = true;
+          piece.error = error instanceof Error ? error : new Error(String(error));
+          return 0;
+        },
+      );
+      this.#pieces.push(piece);
+    }
+  }
+
+  /** Bytes past `position` the span was asked to hold. */
+  get length(): number {
+    return this.buffer.length;
+  }
+
+  /**
+   * Waits until the span holds its bytes up to `upTo` (relative to the span) and returns how many
+   * contiguous bytes from its start it holds: at least `upTo`, fewer only where the source ends.
+   */
+  async available(upTo: number): Promise<number> {
+    let start = 0;
+    for (const piece of this.#pieces) {
+      if (start >= upTo) return start;
+      if (!piece.settled) await piece.done;
+      if (piece.error !== null) throw piece.error;
+      start += piece.bytesRead;
+      if (start < piece.end) return start;
+    }
+    return start;
+  }
+
+  /** Waits for every piece still being read (so nothing reads a handle after it is closed). */
+  async settle(): Promise<void> {
+    await Promise.all(this.#pieces.map((piece) => piece.done));
+  }
+}
+
+function isLocalFile(source: SegmentSource): boolean {
+  return typeof (source as { fd?: unknown }).fd === 'number';
+}
+
+/** Reads log bytes `position + start .. position + end` into `buffer[start..end)`. */
+async function fill(
+  source: SegmentSource,
+  buffer: Buffer,
+  start: number,
+  end: number,
+  position: number,
+): Promise<number> {
+  let filled = start;
+  while (filled < end) {
+    const { bytesRead } = await source.read(buffer, filled, end - filled, position + filled);
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return filled - start;
+}
