@@ -7,6 +7,7 @@ import { UsageError, type Suite } from './suite.js';
 /** Suites load lazily, so one suite's engines and peers are not loaded to run another. */
 const SUITES: Record<string, () => Promise<Suite>> = {
   storage: async () => (await import('./storage.js')).storageSuite,
+  mqtt: async () => (await import('./mqtt.js')).mqttSuite,
 };
 
 async function usage(): Promise<string> {
