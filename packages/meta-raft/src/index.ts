@@ -5,4 +5,8 @@ export type { MetaApplyResult, MetaOpResult, MetaStateMachineOptions } from './s
 export { DEFAULT_HISTORY_LIMIT, MetaStateMachine } from './state-machine.js';
 export type { LocalMetaStoreOptions } from './local-meta-store.js';
 export { LocalMetaStore, openLocalMetaStore } from './local-meta-store.js';
+export type { DiskRaftStorageOptions } from './disk-raft-storage.js';
+export { DiskRaftStorage } from './disk-raft-storage.js';
 export * from './raft/index.js';
+export type { RaftMetaPeer, RaftMetaStatus, RaftMetaStoreOptions } from './raft-meta-store.js';
+export { openRaftMetaStore, RaftMetaStore } from './raft-meta-store.js';

@@ -8,6 +8,17 @@ export interface ListenerStatus {
   port: number;
 }
 
+/** This node's view of the meta Raft group (cluster mode only). */
+export interface MetaGroupStatus {
+  /** The leader's node id, 0 while none is known. */
+  leader: number;
+  role: string;
+  term: number;
+  commitIndex: number;
+  appliedIndex: number;
+  voters: number[];
+}
+
 /** What `/health/ready` reports; `robustmq status` prints it. */
 export interface StatusSnapshot {
   ready: boolean;
@@ -18,6 +29,8 @@ export interface StatusSnapshot {
   roles: Role[];
   uptimeSeconds: number;
   listeners: ListenerStatus[];
+  /** Present on a node in the meta Raft group. */
+  meta?: MetaGroupStatus;
 }
 
 /** The node's lifecycle as the outside sees it. */
@@ -26,6 +39,8 @@ export class NodeStatus {
   private readonly started = Date.now();
   clusterId: string | null = null;
   readonly listeners: ListenerStatus[] = [];
+  /** Set on a node in the meta Raft group: reads the group's state for each snapshot. */
+  metaGroup: (() => MetaGroupStatus) | null = null;
 
   constructor(
     private readonly version: string,
@@ -51,6 +66,7 @@ export class NodeStatus {
       roles: this.roles,
       uptimeSeconds: Math.floor((Date.now() - this.started) / 1000),
       listeners: this.listeners,
+      ...(this.metaGroup !== null ? { meta: this.metaGroup() } : {}),
     };
   }
 }

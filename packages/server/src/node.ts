@@ -9,8 +9,9 @@ import {
   type StorageEngine,
   type StorageEngineDefinition,
 } from '@robustmq/core';
-import { createJournalServer, type JournalServer } from '@robustmq/journal';
-import { openLocalMetaStore } from '@robustmq/meta-raft';
+import { createJournalServer, serveJournal, type JournalServer } from '@robustmq/journal';
+import { openLocalMetaStore, openRaftMetaStore, type RaftMetaStore } from '@robustmq/meta-raft';
+import { createRpcServer, type RpcServer } from '@robustmq/rpc';
 import type { FastifyInstance } from 'fastify';
 import { createAdminHttp } from './admin/http.js';
 import { UserStoreAuthorizer } from './auth/authorizer.js';
@@ -24,7 +25,7 @@ import { NodeMetrics } from './metrics.js';
 import { NodeStatus } from './node-status.js';
 import { loadProtocols, type LoadedProtocol } from './plugins/protocols.js';
 import { importPackage } from './plugins/resolve.js';
-import { nodeMode } from './roles.js';
+import { metaNodes, nodeMode, type NodeMode } from './roles.js';
 import { TopicTree } from './router/topic-tree.js';
 import { StartupError } from './startup-error.js';
 import { VERSION } from './version.js';
@@ -52,6 +53,11 @@ export interface StartOptions {
 
 const RETENTION_INTERVAL_MS = 60_000;
 
+/** Modes whose node keeps topic data on its own disk, and so runs retention. */
+const LOCAL_STORAGE_MODES: ReadonlySet<NodeMode> = new Set(['standalone', 'journal', 'meta-journal']);
+/** Modes that run the broker and its protocols. */
+const BROKER_MODES: ReadonlySet<NodeMode> = new Set(['standalone', 'broker']);
+
 /** Starts a node: admin HTTP first (answering 503), then meta, storage, protocols, listeners. */
 export async function startNode(loaded: LoadedConfig, options: StartOptions = {}): Promise<RunningNode> {
   const { config } = loaded;
@@ -72,10 +78,10 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
 
   try {
     const searchDirs = [loaded.baseDir, process.cwd()];
-    const protocolNames = config.protocols ?? (mode === 'journal' ? [] : DEFAULT_PROTOCOLS);
+    const protocolNames = config.protocols ?? (BROKER_MODES.has(mode) ? DEFAULT_PROTOCOLS : []);
     const protocols = await loadProtocols(protocolNames, config, searchDirs);
     checkSections(config, protocols);
-    const engine = await loadStorageEngine(config.storage.engine, searchDirs);
+    const engine = mode === 'meta' ? null : await loadStorageEngine(config.storage.engine, searchDirs);
 
     const http = createAdminHttp(status, metrics);
     cleanup.push(() => http.close());
@@ -93,21 +99,25 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
     cleanup.push(() => dataDir.release());
 
     const { engine: _engine, ...engineConfig } = config.storage;
-    const storage: StorageEngine = await openStorage(engine, {
-      dataDir: join(dataDir.path, 'storage'),
-      config: engineConfig,
-      logger: logger.child({ component: 'storage' }),
-      metrics,
-    });
-    cleanup.push(() => storage.close());
+    let storage: StorageEngine | null = null;
+    if (engine !== null) {
+      const opened = await openStorage(engine, {
+        dataDir: join(dataDir.path, 'storage'),
+        config: engineConfig,
+        logger: logger.child({ component: 'storage' }),
+        metrics,
+      });
+      storage = opened;
+      cleanup.push(() => opened.close());
+    }
 
     let context: BrokerContext | null = null;
     let users: UserStore | null = null;
     const listeners: BoundListener[] = [];
+    const rpcHost = config.rpc.host ?? config.bind;
     if (mode === 'journal') {
-      const rpcHost = config.rpc.host ?? config.bind;
       const server = createJournalServer({
-        engine: storage,
+        engine: storage!,
         host: rpcHost,
         port: config.rpc.port,
         logger: logger.child({ component: 'journal-server' }),
@@ -123,44 +133,80 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
         port: server.port,
       });
     } else {
-      const meta: MetaStore = await openLocalMetaStore({
-        dir: join(dataDir.path, 'meta'),
-        logger: logger.child({ component: 'meta' }),
-      });
-      cleanup.push(() => meta.close());
-      status.clusterId = await clusterId(meta);
-
-      users = new UserStore(meta);
-      context = {
-        nodeId: config.node_id,
-        version: VERSION,
-        router: new TopicTree(logger.child({ component: 'router' })),
-        storage,
-        meta,
-        auth: new UserStoreAuthorizer(
-          users,
-          config.auth.allow_anonymous,
-          logger.child({ component: 'auth' }),
-        ),
-        metrics,
-        logger,
-      };
-      listeners.push(...(await startProtocols(protocols, context, config, cleanup)));
-      for (const l of listeners) {
-        status.listeners.push({
-          protocol: l.protocol,
-          name: l.name,
-          transport: l.transport,
-          host: l.host,
-          port: l.port,
+      let meta: MetaStore;
+      if (config.cluster === undefined) {
+        meta = await openLocalMetaStore({
+          dir: join(dataDir.path, 'meta'),
+          logger: logger.child({ component: 'meta' }),
         });
+        cleanup.push(() => meta.close());
+      } else {
+        // Raft traffic, and the journal on a node with that role, share the one internal RPC port.
+        const rpc = createRpcServer({
+          host: rpcHost,
+          port: config.rpc.port,
+          logger: logger.child({ component: 'rpc' }),
+        });
+        cleanup.push(() => rpc.close());
+        const group: RaftMetaStore = await openRaftMetaStore({
+          id: config.node_id,
+          peers: metaNodes(config),
+          dir: join(dataDir.path, 'meta-raft'),
+          rpcServer: rpc,
+          tickMs: config.cluster.tick_ms,
+          logger: logger.child({ component: 'meta' }),
+        });
+        cleanup.push(() => group.close());
+        meta = group;
+        if (LOCAL_STORAGE_MODES.has(mode)) {
+          serveJournal(rpc, { engine: storage!, logger, metrics });
+        }
+        await listenRpc(rpc, config.rpc.port, rpcHost, 'meta rpc');
+        status.listeners.push({
+          protocol: 'meta',
+          name: 'rpc',
+          transport: 'tcp',
+          host: rpcHost,
+          port: rpc.port,
+        });
+        status.metaGroup = () => group.status();
+      }
+      status.clusterId = await waitForClusterId(meta, logger);
+
+      if (BROKER_MODES.has(mode)) {
+        users = new UserStore(meta);
+        context = {
+          nodeId: config.node_id,
+          version: VERSION,
+          router: new TopicTree(logger.child({ component: 'router' })),
+          storage: storage!,
+          meta,
+          auth: new UserStoreAuthorizer(
+            users,
+            config.auth.allow_anonymous,
+            logger.child({ component: 'auth' }),
+          ),
+          metrics,
+          logger,
+        };
+        listeners.push(...(await startProtocols(protocols, context, config, cleanup)));
+        for (const l of listeners) {
+          status.listeners.push({
+            protocol: l.protocol,
+            name: l.name,
+            transport: l.transport,
+            host: l.host,
+            port: l.port,
+          });
+        }
       }
     }
 
     // Retention runs where the data is: on the node with the journal role.
-    if (mode !== 'broker') {
+    if (LOCAL_STORAGE_MODES.has(mode) && storage !== null) {
+      const local = storage;
       const retention = setInterval(() => {
-        storage
+        local
           .enforceRetention(Date.now())
           .catch((error: unknown) => logger.error({ err: error }, 'retention failed'));
       }, RETENTION_INTERVAL_MS);
@@ -255,16 +301,41 @@ async function listenHttp(http: FastifyInstance, port: number, host: string): Pr
   return typeof address === 'object' && address ? address.port : port;
 }
 
-async function listenJournal(server: JournalServer, port: number, host: string): Promise<void> {
+function listenJournal(server: JournalServer, port: number, host: string): Promise<void> {
+  return listenRpc(server, port, host, 'journal rpc');
+}
+
+async function listenRpc(
+  server: JournalServer | RpcServer,
+  port: number,
+  host: string,
+  what: string,
+): Promise<void> {
   try {
     await server.listen();
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE')
-      throw new StartupError(`port ${port} (journal rpc) is already in use on ${host}`);
+    if (code === 'EADDRINUSE') throw new StartupError(`port ${port} (${what}) is already in use on ${host}`);
     if (code === 'EACCES')
-      throw new StartupError(`no permission to listen on port ${port} (journal rpc) on ${host}`);
+      throw new StartupError(`no permission to listen on port ${port} (${what}) on ${host}`);
     throw error;
+  }
+}
+
+/**
+ * The cluster id, waiting while the meta group has no quorum yet (its other members may still be
+ * starting): start-up blocks until a majority of meta nodes is up.
+ */
+async function waitForClusterId(meta: MetaStore, logger: Logger): Promise<string> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await clusterId(meta);
+    } catch (error) {
+      const waiting =
+        isRobustMQError(error, ErrorCode.Unavailable) || isRobustMQError(error, ErrorCode.Timeout);
+      if (!waiting) throw error;
+      logger.warn({ attempt, err: error }, 'waiting for the meta group to elect a leader');
+    }
   }
 }
 

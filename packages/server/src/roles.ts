@@ -4,24 +4,46 @@ import { StartupError } from './startup-error.js';
 /**
  * What a node does, from its roles:
  * - `standalone` (meta, broker, journal): everything in one process, calling each other in-process.
+ *   With `[cluster]`, the node is also a member of the meta Raft group.
  * - `journal`: a journal node, serving its storage engine to brokers over the internal RPC port.
  * - `broker` (meta, broker): protocols and meta here, storage on a journal node through
  *   `@robustmq/journal/remote`.
- * A broker without a local meta role needs the Raft meta service over the network, which this
- * release does not have yet; such role sets stop start-up with a message that says so.
+ * - `meta` (meta, with `[cluster]`): a member of the meta Raft group and nothing else.
+ * - `meta-journal` (meta, journal, with `[cluster]`): a meta group member that also serves its
+ *   storage to brokers, both on the one internal RPC port.
+ * Without `[cluster]` the meta role is a local store on the node. A broker without the meta role
+ * would need a meta client over the network, which this release does not have; such role sets
+ * stop start-up with a message that says so.
  */
-export type NodeMode = 'standalone' | 'journal' | 'broker';
+export type NodeMode = 'standalone' | 'journal' | 'broker' | 'meta' | 'meta-journal';
+
+/** A member of the meta Raft group, from `cluster.meta_nodes`. */
+export interface MetaNode {
+  id: number;
+  host: string;
+  port: number;
+}
 
 export function nodeMode(config: NodeConfig): NodeMode {
   const roles = new Set(config.roles);
   const remote = config.storage.engine === REMOTE_STORAGE_ENGINE;
+  const clustered = config.cluster !== undefined;
   const list = `roles = [${config.roles.join(', ')}]`;
-  if (roles.size === 3) {
+  const noProtocols = () => {
+    if (config.protocols !== undefined && config.protocols.length > 0) {
+      throw new StartupError(`${list} runs no protocols: protocols need the broker role`);
+    }
+  };
+  const localStorage = () => {
     if (remote) {
       throw new StartupError(
         `${list} stores locally: storage.engine cannot be ${REMOTE_STORAGE_ENGINE} with the journal role`,
       );
     }
+  };
+  if (roles.has('meta') && clustered) metaNodes(config); // checks this node is a member
+  if (roles.size === 3) {
+    localStorage();
     return 'standalone';
   }
   if (roles.size === 1 && roles.has('journal')) {
@@ -30,9 +52,7 @@ export function nodeMode(config: NodeConfig): NodeMode {
         `${list} serves its own storage: storage.engine cannot be ${REMOTE_STORAGE_ENGINE}`,
       );
     }
-    if (config.protocols !== undefined && config.protocols.length > 0) {
-      throw new StartupError(`${list} runs no protocols: protocols need the broker role`);
-    }
+    noProtocols();
     return 'journal';
   }
   if (roles.size === 2 && roles.has('meta') && roles.has('broker')) {
@@ -43,8 +63,39 @@ export function nodeMode(config: NodeConfig): NodeMode {
     }
     return 'broker';
   }
+  if (roles.has('meta') && !roles.has('broker')) {
+    if (!clustered) {
+      throw new StartupError(
+        `${list} runs the meta group without brokers: set [cluster] meta_nodes = ["<id>@<host>:<rpc port>", ...] with this node's node_id among them`,
+      );
+    }
+    noProtocols();
+    if (roles.size === 1) return 'meta';
+    localStorage();
+    return 'meta-journal';
+  }
   throw new StartupError(
-    `${list} is not a supported role set: use meta,broker,journal (standalone), journal (a journal node) ` +
-      'or meta,broker (brokers on a journal node); a broker without meta needs the cluster meta service',
+    `${list} is not a supported role set: use meta,broker,journal (standalone, or a cluster node with [cluster]), ` +
+      'journal (a journal node), meta,broker (brokers on a journal node), or with [cluster] meta or meta,journal ' +
+      '(meta group members); a broker without meta needs a meta client over the network, which this release does not have',
   );
+}
+
+/** The meta group's members from `cluster.meta_nodes`; this node must be one of them. */
+export function metaNodes(config: NodeConfig): MetaNode[] {
+  const entries = config.cluster?.meta_nodes ?? [];
+  const nodes = entries.map((entry) => {
+    const at = entry.indexOf('@');
+    const colon = entry.lastIndexOf(':');
+    const port = Number(entry.slice(colon + 1));
+    if (port < 1 || port > 65535)
+      throw new StartupError(`cluster.meta_nodes: ${entry}: port must be 1 to 65535`);
+    return { id: Number(entry.slice(0, at)), host: entry.slice(at + 1, colon), port };
+  });
+  if (!nodes.some((node) => node.id === config.node_id)) {
+    throw new StartupError(
+      `cluster.meta_nodes: node_id ${config.node_id} is not among the meta nodes (${nodes.map((node) => node.id).join(', ')}); set node_id to this node's id`,
+    );
+  }
+  return nodes;
 }

@@ -103,7 +103,7 @@ describe('a broker node storing on a journal node', () => {
     expect(reply).toBe('OK 2');
     expect(await c2.request('READ orders/0 0')).toBe('DATA first');
     expect(await c2.request('READ orders/0 2')).toBe('DATA third');
-  });
+  }, 30_000); // four process starts in a row: slow on a loaded machine
 
   it('refuses role sets it cannot run, saying what to set', async () => {
     const p = project();

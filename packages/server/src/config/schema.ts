@@ -64,6 +64,24 @@ export const nodeConfigSchema = z
         allow_anonymous: z.boolean().default(true),
       })
       .prefault({}),
+    /**
+     * The meta Raft group. Set, every node with the meta role is a member of it (its node_id among
+     * `meta_nodes`) and serves Raft on its rpc port; unset, meta is a local store on this node.
+     */
+    cluster: z
+      .strictObject({
+        /** The group's members as `"<node id>@<host>:<rpc port>"`. */
+        meta_nodes: z
+          .array(z.string().regex(/^[1-9]\d*@[^@\s]+:\d{1,5}$/, 'must look like "1@127.0.0.1:1228"'))
+          .min(1)
+          .refine(
+            (nodes) => new Set(nodes.map((node) => node.split('@')[0])).size === nodes.length,
+            'node ids must not repeat',
+          ),
+        /** Milliseconds per Raft tick; a leader is suspected lost after 10 to 20 ticks. */
+        tick_ms: z.number().int().min(1).default(100),
+      })
+      .optional(),
     storage: z
       .looseObject({
         /** Package name of the storage engine; the rest of the section is the engine's own. */

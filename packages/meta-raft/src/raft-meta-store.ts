@@ -1,0 +1,640 @@
+// The clustered MetaStore: the meta state machine replicated by a Raft group.
+import type {
+  Logger,
+  MetaEntry,
+  MetaEvent,
+  MetaListOptions,
+  MetaPutOptions,
+  MetaStore,
+  MetaWatch,
+  MetaWatchOptions,
+} from '@robustmq/core';
+import { ErrorCode, isRobustMQError, RobustMQError, silentLogger } from '@robustmq/core';
+import type { RpcServer } from '@robustmq/rpc';
+import { createRpcServer } from '@robustmq/rpc';
+import type { MetaOp } from './command.js';
+import { decodeMetaCommand, encodeMetaCommand } from './command.js';
+import { DiskRaftStorage } from './disk-raft-storage.js';
+import { confState } from './raft/conf-change.js';
+import { RawNode } from './raft/raw-node.js';
+import type { Entry, Message, NodeId, RaftRole, Ready } from './raft/types.js';
+import { NONE } from './raft/types.js';
+import type { RaftMetaPeer } from './raft-transport.js';
+import { META_PROPOSE_METHOD, RAFT_MESSAGES_METHOD, RaftTransport } from './raft-transport.js';
+import type { MetaApplyResult, MetaOpResult } from './state-machine.js';
+import { MetaStateMachine } from './state-machine.js';
+import { WatchRegistry } from './watch-registry.js';
+
+export type { RaftMetaPeer } from './raft-transport.js';
+
+export interface RaftMetaStoreOptions {
+  /** This node's id in the group. */
+  id: NodeId;
+  /**
+   * The group's members with their RPC addresses, this node included. A node whose storage is
+   * empty founds the group with these as voters; later the membership comes from the log.
+   */
+  peers: readonly RaftMetaPeer[];
+  /** Directory of this node's Raft log, hard state and snapshot; created if missing. */
+  dir: string;
+  /**
+   * The RPC server to serve Raft traffic on; the store adds its methods, the caller listens and
+   * closes it. Without one, a group of more than one node gets its own server on this node's
+   * address from `peers` (a one-node group needs none).
+   */
+  rpcServer?: RpcServer;
+  /** Milliseconds per Raft tick (default 100). */
+  tickMs?: number;
+  /** Ticks without a leader before an election; randomized up to twice this (default 10). */
+  electionTick?: number;
+  /** Take a snapshot and compact the log after this many applied entries (default 10,000). */
+  snapshotEntries?: number;
+  /** How long a read or write waits for a leader and its commit before failing (default 10 s). */
+  requestTimeoutMs?: number;
+  /** Events kept for watches resuming `afterRevision` (default 10,000). */
+  historyLimit?: number;
+  /** Uniform in [0, 1), for the randomized election timeout (default Math.random). */
+  random?: () => number;
+  logger?: Logger;
+}
+
+/** The node's view of the group, for health checks and admin pages. */
+export interface RaftMetaStatus {
+  id: NodeId;
+  role: RaftRole;
+  /** The leader's id, 0 when none is known. */
+  leader: NodeId;
+  term: number;
+  commitIndex: number;
+  appliedIndex: number;
+  voters: NodeId[];
+}
+
+type ApplyOutcome = { index: number; result: MetaApplyResult };
+
+/** What the leader answers a forwarded write: where it landed and how it went, or who leads. */
+type ProposeReply =
+  | { leader: NodeId }
+  | { index: number; ok: true; results: MetaOpResult[] }
+  | { index: number; ok: false; code: string; message: string };
+
+interface PendingProposal {
+  term: number;
+  resolve: (outcome: ApplyOutcome) => void;
+  reject: (error: unknown) => void;
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+const DEFAULT_SNAPSHOT_ENTRIES = 10_000;
+/** Entries kept behind a snapshot, so a follower a little behind catches up from the log. */
+const MAX_ENTRIES_KEPT = 1_000;
+
+/** Opens this node's member of the meta Raft group, founding the group if its storage is empty. */
+export function openRaftMetaStore(options: RaftMetaStoreOptions): Promise<RaftMetaStore> {
+  return RaftMetaStore.open(options);
+}
+
+/**
+ * A {@link MetaStore} replicated by Raft. Writes go to the leader (a follower forwards them over
+ * RPC) and resolve once committed and applied on this node, so this node's reads and watches see
+ * them at once. Reads are linearizable: a ReadIndex round confirms the leader still leads, then
+ * the read waits for this node to apply up to that point. Watches see the events this node
+ * applies; a node that catches up from a leader's snapshot gives its watches nothing for the
+ * revisions the snapshot skipped. The log is snapshotted and compacted every `snapshotEntries`.
+ */
+export class RaftMetaStore implements MetaStore {
+  private readonly node: RawNode;
+  private readonly watches: WatchRegistry;
+  private readonly transport: RaftTransport;
+  private readonly proposals = new Map<number, PendingProposal>();
+  private readonly reads = new Map<string, { index?: number; resolve: (index: number) => void }>();
+  private appliedWaiters: Array<{ index: number } & Waiter> = [];
+  private leaderWaiters: Waiter[] = [];
+  private applied: number;
+  private leader: NodeId = NONE;
+  private role: RaftRole = 'follower';
+  private readSequence = 0;
+  private driving: Promise<void> | null = null;
+  private failure: RobustMQError | null = null;
+  private closed = false;
+  private readonly ticker: NodeJS.Timeout;
+  private readonly electionMs: number;
+
+  private constructor(
+    private readonly id: NodeId,
+    private readonly storage: DiskRaftStorage,
+    private readonly machine: MetaStateMachine,
+    peers: ReadonlyMap<NodeId, RaftMetaPeer>,
+    private readonly ownServer: RpcServer | null,
+    private readonly options: Required<
+      Pick<RaftMetaStoreOptions, 'tickMs' | 'electionTick' | 'snapshotEntries' | 'requestTimeoutMs'>
+    >,
+    random: () => number,
+    private readonly logger: Logger,
+  ) {
+    this.applied = storage.snapshot().metadata.index;
+    this.node = new RawNode({
+      id,
+      storage,
+      random,
+      electionTick: options.electionTick,
+      applied: this.applied,
+      logger,
+    });
+    this.electionMs = options.tickMs * options.electionTick;
+    this.watches = new WatchRegistry(logger);
+    this.transport = new RaftTransport(
+      peers,
+      this.electionMs,
+      {
+        unreachable: (to) => this.input(() => this.node.reportUnreachable(to)),
+        snapshotDelivered: (to, ok) => this.input(() => this.node.reportSnapshot(to, ok)),
+      },
+      logger,
+    );
+    this.ticker = setInterval(() => this.input(() => this.node.tick()), options.tickMs);
+    this.ticker.unref();
+  }
+
+  static async open(options: RaftMetaStoreOptions): Promise<RaftMetaStore> {
+    const logger = (options.logger ?? silentLogger).child({ component: 'meta-raft', raftNode: options.id });
+    const resolved = {
+      tickMs: options.tickMs ?? 100,
+      electionTick: options.electionTick ?? 10,
+      snapshotEntries: options.snapshotEntries ?? DEFAULT_SNAPSHOT_ENTRIES,
+      requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
+    };
+    for (const [name, value] of Object.entries(resolved)) {
+      if (!(Number.isSafeInteger(value) && value > 0)) {
+        throw new RobustMQError(
+          ErrorCode.InvalidArgument,
+          `${name} must be a positive integer, got ${value}`,
+        );
+      }
+    }
+    const peers = new Map(options.peers.map((peer) => [peer.id, peer]));
+    const self = peers.get(options.id);
+    if (self === undefined) {
+      throw new RobustMQError(ErrorCode.InvalidArgument, `node ${options.id} is not among the meta peers`);
+    }
+
+    const machine = new MetaStateMachine({ historyLimit: options.historyLimit });
+    const storage = await DiskRaftStorage.open({ dir: options.dir, logger });
+    let ownServer: RpcServer | null = null;
+    try {
+      if (storage.isEmpty()) await storage.bootstrap(confState(peers.keys()), machine.snapshot());
+      machine.restore(storage.snapshot().data);
+      if (options.rpcServer === undefined && peers.size > 1) {
+        ownServer = createRpcServer({ host: self.host, port: self.port, logger });
+      }
+    } catch (error) {
+      await storage.close();
+      throw error;
+    }
+    const store = new RaftMetaStore(
+      options.id,
+      storage,
+      machine,
+      peers,
+      ownServer,
+      resolved,
+      options.random ?? Math.random,
+      logger,
+    );
+    store.serve(options.rpcServer ?? ownServer);
+    try {
+      if (ownServer !== null) await ownServer.listen();
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+    // Replay what this node knows is committed before anyone reads or watches.
+    try {
+      store.kick();
+      await store.waitApplied(storage.hardState().commit, Date.now() + resolved.requestTimeoutMs);
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+    const voters = store.node.status().conf.voters;
+    // A group of one has nobody to wait for: lead at once rather than after an election timeout.
+    if (voters.length === 1 && voters[0] === options.id) store.input(() => store.node.campaign());
+    logger.info(
+      { dir: options.dir, voters, appliedIndex: store.applied, revision: machine.revision },
+      'meta raft node opened',
+    );
+    return store;
+  }
+
+  /** This node's view of the group. */
+  status(): RaftMetaStatus {
+    const status = this.node.status();
+    return {
+      id: this.id,
+      role: status.role,
+      leader: status.leader,
+      term: status.term,
+      commitIndex: status.commit,
+      appliedIndex: this.applied,
+      voters: [...status.conf.voters],
+    };
+  }
+
+  async get(key: string): Promise<MetaEntry | null> {
+    await this.linearize();
+    const entry = this.machine.get(key);
+    return entry === null ? null : copyEntry(entry);
+  }
+
+  async put(key: string, value: Uint8Array, options: MetaPutOptions = {}): Promise<number> {
+    const op: MetaOp = { type: 'put', key, value };
+    if (options.ifRevision !== undefined) op.ifRevision = options.ifRevision;
+    const [result] = await this.txn([op]);
+    return (result as Extract<MetaOpResult, { type: 'put' }>).revision;
+  }
+
+  async delete(key: string, options: MetaPutOptions = {}): Promise<boolean> {
+    const op: MetaOp = { type: 'delete', key };
+    if (options.ifRevision !== undefined) op.ifRevision = options.ifRevision;
+    const [result] = await this.txn([op]);
+    return (result as Extract<MetaOpResult, { type: 'delete' }>).deleted;
+  }
+
+  /** Applies several puts and deletes atomically at one revision, as `LocalMetaStore.txn`. */
+  async txn(ops: MetaOp[]): Promise<MetaOpResult[]> {
+    this.checkUsable();
+    const command = encodeMetaCommand({ ops });
+    const reply = await this.submit(command);
+    if (!reply.ok) throw new RobustMQError(reply.code as ErrorCode, reply.message);
+    return reply.results;
+  }
+
+  async list(prefix: string, options: MetaListOptions = {}): Promise<MetaEntry[]> {
+    await this.linearize();
+    return this.machine.list(prefix, options).map(copyEntry);
+  }
+
+  watch(prefix: string, listener: (event: MetaEvent) => void, options: MetaWatchOptions = {}): MetaWatch {
+    this.checkOpen();
+    const { afterRevision } = options;
+    if (afterRevision === undefined) return this.watches.add(prefix, listener, []);
+    if (!(Number.isSafeInteger(afterRevision) && afterRevision >= 0)) {
+      throw new RobustMQError(
+        ErrorCode.InvalidArgument,
+        `afterRevision must be a non-negative integer, got ${afterRevision}`,
+      );
+    }
+    const backlog = this.machine.eventsAfter(afterRevision, prefix);
+    // This node may not have applied `afterRevision` yet: skip live events up to it.
+    return this.watches.add(
+      prefix,
+      (event) => {
+        if (event.revision > afterRevision) listener(event);
+      },
+      backlog,
+    );
+  }
+
+  async revision(): Promise<number> {
+    await this.linearize();
+    return this.machine.revision;
+  }
+
+  /**
+   * Lets the work already handed to Raft finish, then fails what is still waiting with `CLOSED`,
+   * ends every watch and closes the transport and storage. Later calls fail `CLOSED`.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.ticker);
+    await this.drain();
+    const closed = new RobustMQError(ErrorCode.Closed, 'meta store is closed');
+    this.rejectAll(closed);
+    this.watches.closeAll();
+    await this.transport.close();
+    if (this.ownServer !== null) await this.ownServer.close();
+    await this.storage.close();
+    this.logger.info(
+      { revision: this.machine.revision, appliedIndex: this.applied },
+      'meta raft node closed',
+    );
+  }
+
+  // ---- RPC ------------------------------------------------------------------------------------------
+
+  private serve(server: RpcServer | null): void {
+    if (server === null) return;
+    server.handle(RAFT_MESSAGES_METHOD, ({ messages }: { messages: Message[] }) => {
+      this.checkOpen();
+      this.input(() => {
+        for (const message of messages) {
+          try {
+            this.node.step(message);
+          } catch (error) {
+            this.logger.warn({ err: error, from: message.from, type: message.type }, 'raft message refused');
+          }
+        }
+      });
+      return {};
+    });
+    server.handle(
+      META_PROPOSE_METHOD,
+      async ({ command }: { command: Uint8Array }): Promise<ProposeReply> => {
+        this.checkUsable();
+        if (this.role !== 'leader') return { leader: this.leader };
+        const { index, result } = await this.proposeHere(command);
+        if (result.ok) return { index, ok: true, results: result.results };
+        return { index, ok: false, ...applyError(result) };
+      },
+    );
+  }
+
+  // ---- writes ---------------------------------------------------------------------------------------
+
+  /** Gets `command` committed and applied here: proposed on this node if it leads, else forwarded. */
+  private async submit(command: Uint8Array): Promise<Exclude<ProposeReply, { leader: NodeId }>> {
+    const deadline = Date.now() + this.options.requestTimeoutMs;
+    for (;;) {
+      this.checkUsable();
+      if (this.role === 'leader') {
+        let outcome: ApplyOutcome;
+        try {
+          outcome = await this.proposeHere(command);
+        } catch (error) {
+          if (isRobustMQError(error, ErrorCode.Unavailable) && error.message.startsWith('raft:')) {
+            await this.waitForLeaderChange(deadline);
+            continue;
+          }
+          throw error;
+        }
+        const { index, result } = outcome;
+        return result.ok
+          ? { index, ok: true, results: result.results }
+          : { index, ok: false, ...applyError(result) };
+      }
+      const client = this.leader === NONE ? undefined : this.transport.client(this.leader);
+      if (client === undefined) {
+        await this.waitForLeaderChange(deadline);
+        continue;
+      }
+      // A failed call may have been carried out: it is not retried, the caller learns UNAVAILABLE.
+      const reply = await client.call<ProposeReply>(
+        META_PROPOSE_METHOD,
+        { command },
+        { deadlineMs: Math.max(1, deadline - Date.now()) },
+      );
+      if ('leader' in reply) {
+        await this.waitForLeaderChange(deadline);
+        continue;
+      }
+      await this.waitApplied(reply.index, deadline);
+      return reply;
+    }
+  }
+
+  /** Proposes on this node, the leader, and resolves once the entry is applied here. */
+  private proposeHere(command: Uint8Array): Promise<ApplyOutcome> {
+    const { index, term } = this.node.propose(command);
+    const outcome = new Promise<ApplyOutcome>((resolve, reject) => {
+      this.proposals.set(index, { term, resolve, reject });
+    });
+    this.kick();
+    return withDeadline(outcome, this.options.requestTimeoutMs, () => {
+      this.proposals.delete(index);
+      return new RobustMQError(
+        ErrorCode.Timeout,
+        `meta write at index ${index} not committed within ${this.options.requestTimeoutMs} ms`,
+      );
+    });
+  }
+
+  // ---- reads ----------------------------------------------------------------------------------------
+
+  /** Waits until this node has applied everything committed before the call (ReadIndex). */
+  private async linearize(): Promise<void> {
+    this.checkUsable();
+    const deadline = Date.now() + this.options.requestTimeoutMs;
+    for (;;) {
+      this.checkUsable();
+      if (this.leader === NONE) {
+        await this.waitForLeaderChange(deadline);
+        continue;
+      }
+      const context = `${this.id}.${++this.readSequence}`;
+      const index = new Promise<number>((resolve) => this.reads.set(context, { resolve }));
+      try {
+        this.input(() => this.node.readIndex(context));
+      } catch (error) {
+        this.reads.delete(context);
+        if (!isRobustMQError(error, ErrorCode.Unavailable)) throw error;
+        await this.waitForLeaderChange(deadline);
+        continue;
+      }
+      // The request or its answer may be lost (a new leader, a dropped message): ask again.
+      const wait = Math.min(this.electionMs, Math.max(1, deadline - Date.now()));
+      const point = await orNullAfter(index, wait);
+      this.reads.delete(context);
+      if (point === null) {
+        if (Date.now() >= deadline) throw this.timeout('read');
+        continue;
+      }
+      await this.waitApplied(point, deadline);
+      return;
+    }
+  }
+
+  private waitApplied(index: number, deadline: number): Promise<void> {
+    if (this.applied >= index) return Promise.resolve();
+    const applied = new Promise<void>((resolve, reject) => {
+      this.appliedWaiters.push({ index, resolve, reject });
+    });
+    return withDeadline(applied, Math.max(1, deadline - Date.now()), () => this.timeout('apply'));
+  }
+
+  /** Resolves when the leader changes, or at the next election timeout; fails past `deadline`. */
+  private async waitForLeaderChange(deadline: number): Promise<void> {
+    const left = deadline - Date.now();
+    if (left <= 0) throw this.timeout('leader');
+    const changed = new Promise<void>((resolve, reject) => this.leaderWaiters.push({ resolve, reject }));
+    await orNullAfter(changed, Math.min(left, this.electionMs));
+  }
+
+  private timeout(what: string): RobustMQError {
+    return new RobustMQError(
+      ErrorCode.Unavailable,
+      `meta group: no ${what} within ${this.options.requestTimeoutMs} ms (leader ${this.leader || 'unknown'})`,
+    );
+  }
+
+  // ---- the driver loop ------------------------------------------------------------------------------
+
+  /** Feeds the node one input, then makes sure its Ready gets handled. */
+  private input(action: () => void): void {
+    if (this.failure !== null || this.closed) return;
+    action();
+    this.kick();
+  }
+
+  private kick(): void {
+    // With a Ready to handle, drive() always awaits, so `driving` is set before its finally runs.
+    if (this.driving !== null || this.failure !== null || !this.node.hasReady()) return;
+    this.driving = this.drive();
+  }
+
+  private async drain(): Promise<void> {
+    while (this.driving !== null) await this.driving;
+  }
+
+  private async drive(): Promise<void> {
+    try {
+      while (this.failure === null && this.node.hasReady()) await this.handle(this.node.ready());
+    } catch (error) {
+      this.fail(error);
+    } finally {
+      this.driving = null;
+    }
+  }
+
+  /** One Ready: persist, then send, then apply, then advance (see `Ready`). */
+  private async handle(ready: Ready): Promise<void> {
+    if (ready.snapshot !== undefined) await this.storage.applySnapshot(ready.snapshot);
+    if (ready.entries.length > 0) await this.storage.append(ready.entries, ready.mustSync);
+    if (ready.hardState !== undefined) await this.storage.setHardState(ready.hardState, ready.mustSync);
+    if (!this.closed) this.transport.send(ready.messages);
+
+    if (ready.snapshot !== undefined) this.restore(ready.snapshot.metadata.index, ready.snapshot.data);
+    for (const entry of ready.committedEntries) this.apply(entry);
+    for (const state of ready.readStates) this.reads.get(state.context)?.resolve(state.index);
+    if (ready.softState !== undefined) {
+      this.leader = ready.softState.leader;
+      this.role = ready.softState.role;
+      for (const waiter of this.leaderWaiters.splice(0)) waiter.resolve();
+    }
+    this.node.advance();
+    this.releaseApplied();
+    await this.maybeSnapshot();
+  }
+
+  private restore(index: number, data: Uint8Array): void {
+    if (index <= this.applied) return;
+    this.machine.restore(data);
+    this.applied = index;
+    // Proposals at or below the snapshot were decided without this node seeing how.
+    for (const [at, proposal] of this.proposals) {
+      if (at > index) continue;
+      this.proposals.delete(at);
+      proposal.reject(
+        new RobustMQError(ErrorCode.Unavailable, 'meta write outcome unknown: leadership changed'),
+      );
+    }
+    this.logger.info(
+      { index, revision: this.machine.revision },
+      'meta state restored from the leader snapshot',
+    );
+  }
+
+  private apply(entry: Entry): void {
+    if (entry.index <= this.applied) return;
+    this.applied = entry.index;
+    const proposal = this.proposals.get(entry.index);
+    this.proposals.delete(entry.index);
+    if (entry.type !== 'normal' || entry.data.length === 0) {
+      proposal?.reject(lost(entry.index));
+      return;
+    }
+    const result = this.machine.apply(decodeMetaCommand(entry.data));
+    if (result.ok) this.watches.publish(result.events);
+    if (proposal === undefined) return;
+    if (proposal.term === entry.term) proposal.resolve({ index: entry.index, result });
+    else proposal.reject(lost(entry.index));
+  }
+
+  private releaseApplied(): void {
+    if (this.appliedWaiters.length === 0) return;
+    const waiting: typeof this.appliedWaiters = [];
+    for (const waiter of this.appliedWaiters) {
+      if (waiter.index <= this.applied) waiter.resolve();
+      else waiting.push(waiter);
+    }
+    this.appliedWaiters = waiting;
+  }
+
+  private async maybeSnapshot(): Promise<void> {
+    const snapshotIndex = this.storage.snapshot().metadata.index;
+    if (this.applied - snapshotIndex < this.options.snapshotEntries) return;
+    const index = this.applied;
+    await this.storage.createSnapshot(index, this.node.confStateAt(index), this.machine.snapshot());
+    const kept = Math.min(MAX_ENTRIES_KEPT, Math.floor(this.options.snapshotEntries / 2));
+    await this.storage.compact(Math.max(snapshotIndex, index - kept));
+    this.logger.info({ index, revision: this.machine.revision }, 'meta raft snapshot taken, log compacted');
+  }
+
+  /** A storage write failed: the durable state is unknown, so this node stops taking part. */
+  private fail(error: unknown): void {
+    this.failure = new RobustMQError(
+      ErrorCode.Unavailable,
+      'meta raft storage write failed; restart the node',
+      {
+        cause: error,
+      },
+    );
+    this.logger.error({ err: error }, 'meta raft storage write failed');
+    clearInterval(this.ticker);
+    this.rejectAll(this.failure);
+  }
+
+  private rejectAll(error: RobustMQError): void {
+    for (const proposal of this.proposals.values()) proposal.reject(error);
+    this.proposals.clear();
+    for (const waiter of this.appliedWaiters.splice(0)) waiter.reject(error);
+    for (const waiter of this.leaderWaiters.splice(0)) waiter.reject(error);
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new RobustMQError(ErrorCode.Closed, 'meta store is closed');
+  }
+
+  private checkUsable(): void {
+    this.checkOpen();
+    if (this.failure !== null) throw this.failure;
+  }
+}
+
+function lost(index: number): RobustMQError {
+  return new RobustMQError(ErrorCode.Unavailable, `meta write at index ${index} lost: leadership changed`);
+}
+
+function applyError(result: Extract<MetaApplyResult, { ok: false }>): { code: string; message: string } {
+  if (result.code === ErrorCode.Conflict) {
+    return {
+      code: ErrorCode.Conflict,
+      message: `meta key ${result.key}: expected revision ${result.expected}, found ${result.actual}`,
+    };
+  }
+  return { code: ErrorCode.InvalidArgument, message: result.message };
+}
+
+/** `promise`, or a rejection with `onTimeout()` after `ms`. */
+function withDeadline<T>(promise: Promise<T>, ms: number, onTimeout: () => RobustMQError): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(onTimeout()), ms);
+    promise.finally(() => clearTimeout(timer)).then(resolve, reject);
+  });
+}
+
+/** `promise`, or null after `ms`. */
+function orNullAfter<T>(promise: Promise<T>, ms: number): Promise<T | null> {
+  return new Promise<T | null>((resolve, reject) => {
+    const timer = setTimeout(() => resolve(null), ms);
+    promise.finally(() => clearTimeout(timer)).then(resolve, reject);
+  });
+}
+
+function copyEntry(entry: MetaEntry): MetaEntry {
+  return { ...entry, value: entry.value.slice() };
+}
