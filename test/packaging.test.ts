@@ -50,6 +50,7 @@ interface Stopped {
   ready: unknown;
   /** Log lines the server wrote, up to its last. */
   logs: string[];
+  stderr: string;
 }
 
 /**
@@ -89,7 +90,7 @@ async function startHealthStop(command: string, args: string[], cwd: string): Pr
     process.kill(-child.pid!, 'SIGTERM');
     const exitCode = await exited;
     await outputClosed;
-    return { exitCode, ready, logs: stdout.trim().split('\n') };
+    return { exitCode, ready, logs: stdout.trim().split('\n'), stderr };
   } finally {
     try {
       process.kill(-child.pid!, 'SIGKILL');
@@ -101,7 +102,10 @@ async function startHealthStop(command: string, args: string[], cwd: string): Pr
 
 /** The server's own account of a clean stop: its last line, and its data directory unlocked. */
 function expectCleanStop(stopped: Stopped, project: string): void {
-  expect(JSON.parse(stopped.logs.at(-1)!)).toMatchObject({ msg: 'node stopped' });
+  expect(
+    JSON.parse(stopped.logs.at(-1)!),
+    `logs: ${stopped.logs.map((l) => (JSON.parse(l) as { msg: string }).msg).join(' | ')}; stderr: ${stopped.stderr}`,
+  ).toMatchObject({ msg: 'node stopped' });
   expect(existsSync(join(project, 'robustmq-data', 'LOCK'))).toBe(false);
 }
 
@@ -132,7 +136,9 @@ describe('published packages', () => {
       expect(files, p.json.name).toContain('package.json');
       expect(files, p.json.name).toContain('README.md');
       for (const file of files)
-        expect(file, p.json.name).toMatch(/^(dist\/|package\.json$|README\.md$|LICENSE$|CHANGELOG\.md$)/);
+        expect(file, p.json.name).toMatch(
+          /^(dist\/|examples\/|package\.json$|README\.md$|LICENSE$|CHANGELOG\.md$)/,
+        );
       expect(
         files.some((f) => f.endsWith('.test.ts') || f.startsWith('src/')),
         p.json.name,

@@ -8,6 +8,7 @@ import { UsageError, type Suite } from './suite.js';
 const SUITES: Record<string, () => Promise<Suite>> = {
   storage: async () => (await import('./storage.js')).storageSuite,
   mqtt: async () => (await import('./mqtt.js')).mqttSuite,
+  meta: async () => (await import('./meta.js')).metaSuite,
 };
 
 async function usage(): Promise<string> {
