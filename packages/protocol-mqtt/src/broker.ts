@@ -10,7 +10,16 @@ import { Persistence, type StoredSession } from './persistence.js';
 import { WriteBarrier, type SessionRecord } from './session-log.js';
 import { Session, type Delivery } from './session.js';
 import { loadMessage } from './stored-message.js';
-import { SubscriptionTree, type Subscription, type SubscriptionOptions } from './subscription-tree.js';
+import { DelayedPublications } from './delayed-publish.js';
+import { SharedGroups } from './shared-groups.js';
+import {
+  SubscriptionTree,
+  type Match,
+  type Subscription,
+  type SubscriptionOptions,
+} from './subscription-tree.js';
+import { SysTopics } from './sys-topics.js';
+import { parseFilter } from './topic-names.js';
 import { PendingWill, willPublication, type Will } from './wills.js';
 
 /** Messages from other protocols reach MQTT subscribers at most at this QoS. */
@@ -23,6 +32,12 @@ const FOREIGN_QOS = 1;
 export class MqttBroker {
   readonly sessions = new Map<string, Session>();
   readonly tree = new SubscriptionTree<Session>();
+  /** `$share/` and `$queue/` subscriptions. */
+  readonly shared = new SharedGroups();
+  /** `$exclusive/` subscriptions, by session, and who holds each filter. */
+  readonly exclusiveTree = new SubscriptionTree<Session>();
+  readonly exclusive = new Map<string, Session>();
+  readonly delayed: DelayedPublications;
   readonly retained = new RetainedStore();
   readonly connections = new Set<Connection>();
   readonly metrics: MqttMetrics;
@@ -32,6 +47,7 @@ export class MqttBroker {
   readonly barrier = new WriteBarrier();
   private readonly bridge: RouterBridge;
   private readonly flushTimer: NodeJS.Timeout;
+  private readonly sys: SysTopics;
 
   constructor(
     readonly settings: MqttSettings,
@@ -44,6 +60,15 @@ export class MqttBroker {
     this.bridge.start();
     this.flushTimer = setInterval(() => this.flushMetrics(), 1000);
     this.flushTimer.unref();
+    this.delayed = new DelayedPublications(context.meta, this.logger, (publication) => {
+      const now = Date.now();
+      const origin = {
+        protocol: 'mqtt',
+        ...(publication.publisherId ? { clientId: publication.publisherId } : {}),
+      };
+      return this.publish(publication, origin, now);
+    });
+    this.sys = new SysTopics(this, settings.sysIntervalSeconds);
   }
 
   /**
@@ -57,6 +82,8 @@ export class MqttBroker {
       if (!message.isExpired(now)) this.retained.set(message);
     }
     for (const stored of await this.persistence.loadSessions()) this.restoreSession(stored, now);
+    await this.delayed.recover();
+    this.sys.start();
   }
 
   private restoreSession({ record, log, entries }: StoredSession, now: number): void {
@@ -159,7 +186,30 @@ export class MqttBroker {
 
   /** Delivers to every MQTT session with a matching subscription, once each. */
   route(publication: Publication, now: number): number {
-    const matches = this.tree.match(publication.topic);
+    let reached = this.routeTo(this.tree.match(publication.topic), publication, now);
+    if (this.exclusive.size > 0) {
+      reached += this.routeTo(this.exclusiveTree.match(publication.topic), publication, now);
+    }
+    if (this.shared.tree.size > 0) {
+      for (const { subscriber: group } of this.shared.tree.match(publication.topic)) {
+        const member = group.pick();
+        if (member === null) continue;
+        const [session, options] = member;
+        session.deliver(
+          publication,
+          Math.min(options.qos, publication.qos),
+          options.retainAsPublished && publication.retain,
+          options.subscriptionId === 0 ? null : [options.subscriptionId],
+          now,
+          group.key,
+        );
+        reached++;
+      }
+    }
+    return reached;
+  }
+
+  private routeTo(matches: readonly Match<Session>[], publication: Publication, now: number): number {
     let reached = 0;
     for (let i = 0; i < matches.length; i++) {
       const { subscriber: session, subscriptions } = matches[i]!;
@@ -265,11 +315,10 @@ export class MqttBroker {
 
   endSession(session: Session): void {
     if (session.ended) return;
-    for (const filter of session.subscriptions.keys()) {
-      this.tree.remove(session, filter);
-      this.bridge.filterRemoved(filter);
-    }
+    const unacknowledged = session.sharedUnacknowledged();
+    for (const filter of session.subscriptions.keys()) this.removeSubscription(session, filter);
     session.end();
+    this.redeliverShared(unacknowledged);
     if (session.log !== null) {
       void session.log.destroy().catch(() => {});
       session.log = null;
@@ -277,19 +326,71 @@ export class MqttBroker {
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
   }
 
-  /** Adds or replaces a subscription; returns true when it is new. */
+  /**
+   * Messages a member of a shared group did not acknowledge before its session ended: each goes
+   * to another member of its group, if one is left.
+   */
+  private redeliverShared(deliveries: readonly Delivery[]): void {
+    const now = Date.now();
+    for (const delivery of deliveries) {
+      const group = this.shared.get(delivery.shared!);
+      const member = group?.pick();
+      if (!member) continue;
+      const [session, options] = member;
+      session.deliver(
+        delivery.publication,
+        Math.min(options.qos, delivery.qos),
+        false,
+        options.subscriptionId === 0 ? null : [options.subscriptionId],
+        now,
+        group!.key,
+      );
+    }
+  }
+
+  /**
+   * The session holding the exclusive subscription `filter` (the part after `$exclusive/`), if
+   * another one than `session` does.
+   */
+  exclusiveHolder(session: Session, filter: string): Session | null {
+    const holder = this.exclusive.get(filter);
+    return holder === undefined || holder === session ? null : holder;
+  }
+
+  /**
+   * Adds or replaces a subscription (`filter` as the client sent it, already valid); returns
+   * true when it is new. An exclusive filter another session holds is the caller's to refuse.
+   */
   subscribe(session: Session, filter: string, options: SubscriptionOptions): boolean {
+    const parsed = parseFilter(filter, Number.MAX_SAFE_INTEGER);
+    if (typeof parsed === 'string') return false;
     session.subscriptions.set(filter, options);
-    const isNew = this.tree.add(session, filter, options);
-    if (isNew) this.bridge.filterAdded(filter);
+    let isNew: boolean;
+    if (parsed.kind === 'shared') isNew = this.shared.add(session, parsed.group, parsed.filter, options);
+    else if (parsed.kind === 'exclusive') {
+      this.exclusive.set(parsed.filter, session);
+      isNew = this.exclusiveTree.add(session, parsed.filter, options);
+    } else isNew = this.tree.add(session, filter, options);
+    if (isNew) this.bridge.filterAdded(parsed.filter);
     return isNew;
   }
 
   unsubscribe(session: Session, filter: string): boolean {
-    if (!session.subscriptions.delete(filter)) return false;
-    this.tree.remove(session, filter);
-    this.bridge.filterRemoved(filter);
+    if (!session.subscriptions.has(filter)) return false;
+    this.removeSubscription(session, filter);
+    session.subscriptions.delete(filter);
     return true;
+  }
+
+  private removeSubscription(session: Session, filter: string): void {
+    const parsed = parseFilter(filter, Number.MAX_SAFE_INTEGER);
+    if (typeof parsed === 'string') return;
+    if (parsed.kind === 'shared') this.shared.remove(session, parsed.group, parsed.filter);
+    else if (parsed.kind === 'exclusive') {
+      this.exclusiveTree.remove(session, parsed.filter);
+      if (this.exclusive.get(parsed.filter) === session) this.exclusive.delete(parsed.filter);
+    } else this.tree.remove(session, filter);
+    this.bridge.filterRemoved(parsed.filter);
   }
 
   /** Sends the retained messages matching a new subscription, with RETAIN set. */
@@ -326,7 +427,7 @@ export class MqttBroker {
   flushMetrics(): void {
     this.metrics.flush({
       sessions: this.sessions.size,
-      subscriptions: this.tree.size,
+      subscriptions: this.tree.size + this.exclusiveTree.size,
       retained: this.retained.size,
     });
   }
@@ -335,7 +436,9 @@ export class MqttBroker {
   async stop(): Promise<void> {
     const closed = [...this.connections].map((c) => c.shutDown());
     await Promise.all(closed);
-    await this.persistence.settled();
+    this.sys.stop();
+    this.delayed.stop();
+    await Promise.all([this.persistence.settled(), this.delayed.settled()]);
     for (const session of this.sessions.values()) session.discard();
     this.sessions.clear();
     this.bridge.stop();

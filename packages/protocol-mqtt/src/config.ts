@@ -1,10 +1,22 @@
-import { ConfigError } from '@robustmq/core';
+import { ConfigError, type Transport } from '@robustmq/core';
 import type { QueueFullPolicy } from './session.js';
 
 /** The `[mqtt]` section of the server config, validated, with defaults filled in. */
 export interface MqttSettings {
   /** TCP port (default 1883; 0 picks a free one). */
   port: number;
+  /** The transports opened, each on its own port (default `["tcp"]`). */
+  listeners: readonly Transport[];
+  /** MQTT over TLS port (default 8883). */
+  tlsPort: number;
+  /** MQTT over WebSocket port (default 8083). */
+  wsPort: number;
+  /** MQTT over secure WebSocket port (default 8084). */
+  wssPort: number;
+  /** HTTP path of both WebSocket listeners (default `/mqtt`). */
+  wsPath: string;
+  /** PEM files for the `tls` and `wss` listeners; `ca` is optional. */
+  tls: { cert: string; key: string; ca?: string } | undefined;
   /** Address to bind; the server's `bind` when unset. */
   host: string | undefined;
   /** Largest packet accepted from a client, in bytes; advertised to MQTT 5 clients. */
@@ -33,6 +45,10 @@ export interface MqttSettings {
   topicAliasMaximum: number;
   /** Seconds an authorization answer is reused for the same client and topic; 0 asks every time. */
   authorizationCacheSeconds: number;
+  /** Seconds between `$SYS/` topic updates; 0 turns them off. */
+  sysIntervalSeconds: number;
+  /** Longest delay a `$delayed/{seconds}/{topic}` publish may ask for, in seconds. */
+  maxDelayedPublishSeconds: number;
 }
 
 const U32 = 4_294_967_295;
@@ -46,6 +62,9 @@ interface IntegerSetting {
 
 const INTEGERS: Record<string, IntegerSetting> = {
   port: { key: 'port', min: 0, max: 65_535, default: 1883 },
+  tls_port: { key: 'tlsPort', min: 0, max: 65_535, default: 8883 },
+  ws_port: { key: 'wsPort', min: 0, max: 65_535, default: 8083 },
+  wss_port: { key: 'wssPort', min: 0, max: 65_535, default: 8084 },
   max_packet_size: { key: 'maxPacketSize', min: 64, max: 268_435_460, default: 1_048_576 },
   max_topic_levels: { key: 'maxTopicLevels', min: 1, max: 65_535, default: 128 },
   max_keep_alive: { key: 'maxKeepAlive', min: 1, max: 65_535, default: 65_535 },
@@ -57,7 +76,12 @@ const INTEGERS: Record<string, IntegerSetting> = {
   receive_maximum: { key: 'receiveMaximum', min: 1, max: 65_535, default: 65_535 },
   topic_alias_maximum: { key: 'topicAliasMaximum', min: 0, max: 65_535, default: 10 },
   authorization_cache_seconds: { key: 'authorizationCacheSeconds', min: 0, max: 86_400, default: 60 },
+  sys_interval_seconds: { key: 'sysIntervalSeconds', min: 0, max: 86_400, default: 10 },
+  max_delayed_publish_seconds: { key: 'maxDelayedPublishSeconds', min: 0, max: U32, default: 86_400 },
 };
+
+const TRANSPORTS: readonly Transport[] = ['tcp', 'tls', 'ws', 'wss'];
+const FILES = ['tls_cert', 'tls_key', 'tls_ca'] as const;
 
 /** Reads the `[mqtt]` section; throws a ConfigError naming the first unknown or invalid setting. */
 export function parseSettings(section: Readonly<Record<string, unknown>>): MqttSettings {
@@ -65,7 +89,10 @@ export function parseSettings(section: Readonly<Record<string, unknown>>): MqttS
     host: undefined,
     allowEmptyClientId: true,
     queueFullPolicy: 'drop_newest',
+    listeners: ['tcp'],
+    wsPath: '/mqtt',
   };
+  const files: Partial<Record<(typeof FILES)[number], string>> = {};
   for (const spec of Object.values(INTEGERS)) settings[spec.key] = spec.default;
   for (const [name, value] of Object.entries(section)) {
     const spec = INTEGERS[name];
@@ -86,9 +113,54 @@ export function parseSettings(section: Readonly<Record<string, unknown>>): MqttS
         throw new ConfigError(name, 'must be "drop_newest" or "drop_oldest"');
       }
       settings.queueFullPolicy = value;
+    } else if (name === 'listeners') {
+      settings.listeners = parseListeners(value);
+    } else if (name === 'ws_path') {
+      if (typeof value !== 'string' || !value.startsWith('/'))
+        throw new ConfigError(name, 'must be a path starting with "/"');
+      settings.wsPath = value;
+    } else if ((FILES as readonly string[]).includes(name)) {
+      if (typeof value !== 'string' || value.length === 0)
+        throw new ConfigError(name, 'must be the path of a PEM file');
+      files[name as (typeof FILES)[number]] = value;
     } else {
       throw new ConfigError(name, 'unknown setting');
     }
   }
+  settings.tls = parseTls(files, settings.listeners as readonly Transport[]);
   return settings as unknown as MqttSettings;
+}
+
+function parseListeners(value: unknown): readonly Transport[] {
+  const valid =
+    Array.isArray(value) &&
+    value.length > 0 &&
+    value.every((t) => TRANSPORTS.includes(t as Transport)) &&
+    new Set(value).size === value.length;
+  if (!valid) {
+    throw new ConfigError('listeners', 'must list one or more of "tcp", "tls", "ws", "wss", each once');
+  }
+  return value as Transport[];
+}
+
+/** The certificate goes with the key, and with a listener that uses them: nothing is set in vain. */
+function parseTls(
+  files: Partial<Record<(typeof FILES)[number], string>>,
+  listeners: readonly Transport[],
+): MqttSettings['tls'] {
+  const secure = listeners.filter((t) => t === 'tls' || t === 'wss');
+  const { tls_cert: cert, tls_key: key, tls_ca: ca } = files;
+  if (cert === undefined && key === undefined) {
+    if (ca !== undefined) throw new ConfigError('tls_ca', 'needs tls_cert and tls_key');
+    if (secure.length > 0) {
+      throw new ConfigError('listeners', `"${secure[0]}" needs tls_cert and tls_key`);
+    }
+    return undefined;
+  }
+  if (key === undefined) throw new ConfigError('tls_key', 'must be set with tls_cert');
+  if (cert === undefined) throw new ConfigError('tls_cert', 'must be set with tls_key');
+  if (secure.length === 0) {
+    throw new ConfigError('tls_cert', 'is set but listeners has neither "tls" nor "wss"');
+  }
+  return { cert, key, ...(ca === undefined ? {} : { ca }) };
 }

@@ -124,7 +124,7 @@ async function connect(connection: Connection, packet: IConnectPacket, now: numb
     connack.properties = {
       maximumPacketSize: settings.maxPacketSize,
       topicAliasMaximum: settings.topicAliasMaximum,
-      sharedSubscriptionAvailable: false,
+      sharedSubscriptionAvailable: true,
       ...(settings.receiveMaximum < 65_535 ? { receiveMaximum: settings.receiveMaximum } : {}),
       ...(assigned ? { assignedClientIdentifier: clientId } : {}),
       ...(expiry !== requestedExpiry ? { sessionExpiryInterval: expiry } : {}),

@@ -22,6 +22,8 @@ export class MqttMetrics {
   messagesSent = 0;
   bytesReceived = 0;
   bytesSent = 0;
+  /** Counts since start, up to the last flush (for `$SYS/`). */
+  private readonly flushed = { messagesReceived: 0, messagesSent: 0, bytesReceived: 0, bytesSent: 0 };
   private readonly drops = new Map<DropReason, number>(DROP_REASONS.map((r) => [r, 0]));
 
   private readonly connections: Gauge;
@@ -103,12 +105,26 @@ export class MqttMetrics {
     this.connections.dec();
   }
 
+  /** Messages and bytes received and sent since start. */
+  totals(): { messagesReceived: number; messagesSent: number; bytesReceived: number; bytesSent: number } {
+    return {
+      messagesReceived: this.flushed.messagesReceived + this.messagesReceived,
+      messagesSent: this.flushed.messagesSent + this.messagesSent,
+      bytesReceived: this.flushed.bytesReceived + this.bytesReceived,
+      bytesSent: this.flushed.bytesSent + this.bytesSent,
+    };
+  }
+
   /** Moves the counts gathered since the last flush into the registry; sets the gauges. */
   flush(state: { sessions: number; subscriptions: number; retained: number }): void {
     if (this.messagesReceived) this.messagesReceivedTotal.inc(undefined, this.messagesReceived);
     if (this.messagesSent) this.messagesSentTotal.inc(undefined, this.messagesSent);
     if (this.bytesReceived) this.bytesReceivedTotal.inc(undefined, this.bytesReceived);
     if (this.bytesSent) this.bytesSentTotal.inc(undefined, this.bytesSent);
+    this.flushed.messagesReceived += this.messagesReceived;
+    this.flushed.messagesSent += this.messagesSent;
+    this.flushed.bytesReceived += this.bytesReceived;
+    this.flushed.bytesSent += this.bytesSent;
     this.messagesReceived = this.messagesSent = this.bytesReceived = this.bytesSent = 0;
     for (const [reason, count] of this.drops) {
       if (count) this.droppedTotal.inc({ reason }, count);

@@ -4,21 +4,31 @@ import { MqttBroker } from './broker.js';
 import type { MqttSettings } from './config.js';
 import { Connection } from './connection.js';
 
-/** The MQTT protocol plugin: one TCP listener, one broker, a Connection per accepted socket. */
+/** WebSocket subprotocols of MQTT: `mqtt` (3.1.1 and 5.0) and `mqttv3.1`. */
+const SUBPROTOCOLS = ['mqtt', 'mqttv3.1'];
+
+/** The MQTT protocol plugin: its listeners, one broker, a Connection per accepted stream. */
 export class MqttPlugin implements ProtocolPlugin {
   private broker: MqttBroker | null = null;
 
   constructor(readonly settings: MqttSettings) {}
 
   listeners(): readonly ListenerSpec[] {
-    return [
-      {
-        name: 'tcp',
-        port: this.settings.port,
-        transport: 'tcp',
-        ...(this.settings.host === undefined ? {} : { host: this.settings.host }),
-      },
-    ];
+    const { host, tls, wsPath } = this.settings;
+    const ports = {
+      tcp: this.settings.port,
+      tls: this.settings.tlsPort,
+      ws: this.settings.wsPort,
+      wss: this.settings.wssPort,
+    };
+    return this.settings.listeners.map((transport) => ({
+      name: transport,
+      port: ports[transport],
+      transport,
+      ...(host === undefined ? {} : { host }),
+      ...((transport === 'tls' || transport === 'wss') && tls ? { tls } : {}),
+      ...(transport === 'ws' || transport === 'wss' ? { path: wsPath, subprotocols: SUBPROTOCOLS } : {}),
+    }));
   }
 
   async start(context: BrokerContext): Promise<void> {

@@ -8,6 +8,7 @@ import type {
 import { ReasonCode } from './codec/reason-codes.js';
 import type { Connection } from './connection.js';
 import { Publication } from './publication.js';
+import { parseDelayedTopic } from './delayed-publish.js';
 import { topicNameProblem } from './topic-names.js';
 
 /**
@@ -59,6 +60,16 @@ export function handlePublish(
   }
   const problem = topicNameProblem(topic, settings.maxTopicLevels);
   if (problem) return connection.violation(ReasonCode.TopicNameInvalid, 'invalid_topic', problem);
+  let delay = 0;
+  const delayed = parseDelayedTopic(topic, settings.maxDelayedPublishSeconds, settings.maxTopicLevels);
+  if (typeof delayed === 'string') {
+    return connection.violation(ReasonCode.TopicNameInvalid, 'invalid_topic', delayed);
+  }
+  if (delayed !== null) {
+    topic = delayed.topic;
+    delay = delayed.seconds;
+    forwardable = false;
+  }
 
   const session = connection.session!;
   if (packet.qos === 2) {
@@ -73,17 +84,18 @@ export function handlePublish(
     }
   }
   const allowed = connection.authorization!.check('publish', topic, now);
-  if (allowed === true) return accept(connection, packet, topic, forwardable ? frame : null, now);
+  if (allowed === true) return accept(connection, packet, topic, forwardable ? frame : null, delay, now);
   if (allowed === false) return refuse(connection, packet);
   return allowed.then((ok) => {
     if (connection.state !== 'connected') return;
-    if (ok) return accept(connection, packet, topic, forwardable ? frame : null, Date.now());
+    if (ok) return accept(connection, packet, topic, forwardable ? frame : null, delay, Date.now());
     refuse(connection, packet);
   });
 }
 
 /**
- * Routes the message and acknowledges it; when the message had to be stored (a persistent
+ * Routes the message (or holds it, for `$delayed/`) and acknowledges it; when the message had to
+ * be stored (a delayed message, a persistent
  * subscriber's queue, a retained message, the QoS 2 id of a persistent session), the
  * acknowledgement waits until that is durable.
  */
@@ -92,6 +104,7 @@ function accept(
   packet: IPublishPacket,
   topic: string,
   frame: Buffer | null,
+  delaySeconds: number,
   now: number,
 ): void | Promise<void> {
   const { broker } = connection;
@@ -104,8 +117,15 @@ function accept(
     connection.family,
     now,
   );
-  const stored = broker.publish(publication, connection.origin, now);
-  if (packet.qos === 0) return;
+  // A delayed message is stored before it is acknowledged, and published when its time comes.
+  const stored =
+    delaySeconds > 0
+      ? broker.delayed.schedule(publication, now + delaySeconds * 1000)
+      : broker.publish(publication, connection.origin, now);
+  if (packet.qos === 0) {
+    void stored?.catch((error: unknown) => broker.logger.error({ err: error, topic }, 'publish not stored'));
+    return;
+  }
   const id = packet.messageId!;
   let released: Promise<void> | null = null;
   if (packet.qos === 2) {

@@ -19,6 +19,8 @@ export interface Delivery {
   readonly subscriptionIds: readonly number[] | null;
   /** Its number in the session log; 0 when the session is not persistent. */
   readonly seq: number;
+  /** The key of the shared group it came through, so another member can take it over. */
+  readonly shared?: string;
 }
 
 /** What the session does when its queue is full. */
@@ -66,6 +68,7 @@ export class Session {
     retain: boolean,
     subscriptionIds: readonly number[] | null,
     now: number,
+    shared: string | null = null,
   ): void {
     const connection = this.connection;
     if (qos === 0) {
@@ -100,7 +103,14 @@ export class Session {
         }),
       );
     }
-    const delivery: Delivery = { publication, qos: qos as 1 | 2, retain, subscriptionIds, seq };
+    const delivery: Delivery = {
+      publication,
+      qos: qos as 1 | 2,
+      retain,
+      subscriptionIds,
+      seq,
+      ...(shared === null ? {} : { shared }),
+    };
     if (direct) {
       this.transmit(connection, delivery, now);
       return;
@@ -221,6 +231,19 @@ export class Session {
   holdWill(will: PendingWill): void {
     this.pendingWill?.fire();
     this.pendingWill = will;
+  }
+
+  /**
+   * The messages that came through a shared subscription and the client has not received for
+   * sure (queued, or sent without PUBACK/PUBREC): what another member of the group should get.
+   */
+  sharedUnacknowledged(): Delivery[] {
+    const found: Delivery[] = [];
+    for (const entry of this.outbound.pending()) {
+      if (entry.message.shared !== undefined && entry.state !== 'awaiting-pubcomp') found.push(entry.message);
+    }
+    for (const delivery of this.outbound.queued()) if (delivery.shared !== undefined) found.push(delivery);
+    return found;
   }
 
   /** Ends the session: timers stop, a delayed will is published, state is dropped. */

@@ -2,7 +2,7 @@ import type { ISubscribePacket, IUnsubscribePacket } from './codec/packets.js';
 import { ReasonCode, SUBACK_FAILURE } from './codec/reason-codes.js';
 import type { Connection } from './connection.js';
 import type { SubscriptionOptions } from './subscription-tree.js';
-import { isSharedFilter, topicFilterProblem } from './topic-names.js';
+import { parseFilter, type ParsedFilter } from './topic-names.js';
 
 /**
  * SUBSCRIBE (MQTT 5 section 3.8): each filter is checked and authorized, the subscriptions are
@@ -27,10 +27,18 @@ export function handleSubscribe(
   if (packet.subscriptions.length === 0) {
     return connection.violation(ReasonCode.ProtocolError, 'protocol_violation', 'SUBSCRIBE without filters');
   }
+  const parsed = packet.subscriptions.map(({ topic }) => parseFilter(topic, settings.maxTopicLevels));
+  if (v5 && packet.subscriptions.some((s, i) => s.nl === true && isShared(parsed[i]!))) {
+    return connection.violation(
+      ReasonCode.ProtocolError,
+      'protocol_violation',
+      'no-local set on a shared subscription',
+    );
+  }
   // Per filter: a refusal reason code, or the authorization answer to wait for.
-  const checks: Array<number | boolean | Promise<boolean>> = packet.subscriptions.map(({ topic }) => {
-    const problem = topicFilterProblem(topic, settings.maxTopicLevels);
-    if (problem) {
+  const checks: Array<number | boolean | Promise<boolean>> = packet.subscriptions.map(({ topic }, i) => {
+    const problem = parsed[i]!;
+    if (typeof problem === 'string') {
       connection.broker.metrics.badInput('invalid_topic_filter');
       connection.broker.logger.warn(
         { clientId: connection.clientId, filter: topic, detail: problem },
@@ -38,8 +46,8 @@ export function handleSubscribe(
       );
       return ReasonCode.TopicFilterInvalid;
     }
-    if (isSharedFilter(topic)) return ReasonCode.SharedSubscriptionsNotSupported;
-    return connection.authorization!.check('subscribe', topic, now);
+    // Access rules are about topics: a shared or exclusive subscription is checked on its filter.
+    return connection.authorization!.check('subscribe', problem.filter, now);
   });
   if (checks.some((c) => c instanceof Promise)) {
     return Promise.all(checks.map((check) => Promise.resolve(check))).then((answers) => {
@@ -67,6 +75,18 @@ function complete(
       granted.push(v5 ? code : SUBACK_FAILURE);
       return;
     }
+    const parsed = parseFilter(subscription.topic, broker.settings.maxTopicLevels) as ParsedFilter;
+    if (parsed.kind === 'exclusive') {
+      const holder = broker.exclusiveHolder(session, parsed.filter);
+      if (holder !== null) {
+        broker.logger.info(
+          { clientId: connection.clientId, filter: subscription.topic },
+          'exclusive subscription held by another session',
+        );
+        granted.push(v5 ? ReasonCode.QuotaExceeded : SUBACK_FAILURE);
+        return;
+      }
+    }
     const options: SubscriptionOptions = {
       qos: subscription.qos,
       noLocal: v5 && subscription.nl === true,
@@ -76,6 +96,8 @@ function complete(
     };
     const isNew = broker.subscribe(session, subscription.topic, options);
     granted.push(options.qos);
+    // MQTT 5 section 3.8.4: retained messages are not sent for a shared subscription.
+    if (parsed.kind === 'shared') return;
     if (options.retainHandling === 0 || (options.retainHandling === 1 && isNew)) {
       retained.push([subscription.topic, options]);
     }
@@ -104,4 +126,8 @@ export function handleUnsubscribe(connection: Connection, packet: IUnsubscribePa
   } else {
     connection.send({ cmd: 'unsuback', messageId: packet.messageId!, granted: [] });
   }
+}
+
+function isShared(parsed: ParsedFilter | string): boolean {
+  return typeof parsed !== 'string' && parsed.kind === 'shared';
 }

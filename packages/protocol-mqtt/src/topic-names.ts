@@ -36,7 +36,37 @@ export function topicFilterProblem(filter: string, maxLevels: number): string | 
   return levels > maxLevels ? `topic filter has more than ${maxLevels} levels` : null;
 }
 
-/** Whether `filter` names a shared subscription (`$share/group/filter`) or a queue (`$queue/`). */
-export function isSharedFilter(filter: string): boolean {
-  return filter.startsWith('$share/') || filter.startsWith('$queue/');
+/** A SUBSCRIBE filter as the broker reads it: plain, shared by a group, or exclusive. */
+export type ParsedFilter =
+  | { readonly kind: 'plain'; readonly filter: string }
+  | { readonly kind: 'shared'; readonly group: string; readonly filter: string }
+  | { readonly kind: 'exclusive'; readonly filter: string };
+
+const SHARE = '$share/';
+const QUEUE = '$queue/';
+const EXCLUSIVE = '$exclusive/';
+
+/**
+ * Reads `$share/{group}/{filter}` (MQTT 5 section 4.8.2), `$queue/{filter}` (the group `$queue`)
+ * and `$exclusive/{filter}`; anything else is a plain filter. Returns why it is invalid instead
+ * when it is.
+ */
+export function parseFilter(full: string, maxLevels: number): ParsedFilter | string {
+  let parsed: ParsedFilter;
+  if (full.startsWith(SHARE)) {
+    const slash = full.indexOf('/', SHARE.length);
+    const group = full.slice(SHARE.length, slash < 0 ? full.length : slash);
+    if (group.length === 0 || group.includes('+') || group.includes('#')) {
+      return 'a shared subscription needs a group name without wildcards';
+    }
+    if (slash < 0) return 'a shared subscription needs a topic filter after its group';
+    parsed = { kind: 'shared', group, filter: full.slice(slash + 1) };
+  } else if (full.startsWith(QUEUE)) {
+    parsed = { kind: 'shared', group: '$queue', filter: full.slice(QUEUE.length) };
+  } else if (full.startsWith(EXCLUSIVE)) {
+    parsed = { kind: 'exclusive', filter: full.slice(EXCLUSIVE.length) };
+  } else {
+    parsed = { kind: 'plain', filter: full };
+  }
+  return topicFilterProblem(parsed.filter, maxLevels) ?? parsed;
 }

@@ -92,6 +92,32 @@ describe.each([
     expect([kept.payload, kept.packet.retain]).toEqual(['retained', true]);
   }, 20_000);
 
+  it('keeps shared and exclusive subscriptions', async () => {
+    await start();
+    const topic = unique('persist-shared');
+    const id = unique('member');
+    const sub = await client(persistent(protocolVersion, id));
+    await sub.subscribeAsync(`$share/g/${topic}/shared`, { qos: 1 });
+    await sub.subscribeAsync(`$exclusive/${topic}/only`, { qos: 1 });
+    await sub.endAsync();
+    const pub = await client({ protocolVersion, clientId: unique('pub') });
+    await pub.publishAsync(`${topic}/shared`, 'for the group', { qos: 1 });
+
+    await killAndRestart();
+    const resumed = await connectWithInbox(server!.port, persistent(protocolVersion, id));
+    clients.push(resumed.client);
+    expect((await resumed.inbox.waitFor(1))[0]!.payload).toBe('for the group');
+    const other = await client({ protocolVersion, clientId: unique('other') });
+    const refused = await other.subscribeAsync(`$exclusive/${topic}/only`, { qos: 1 }).then(
+      (granted) => granted[0]!.qos,
+      (error: { packet: { granted: number[] } }) => error.packet.granted[0]!,
+    );
+    expect(refused).toBe(protocolVersion === 5 ? 0x97 : 0x80);
+    const pub2 = await client({ protocolVersion, clientId: unique('pub') });
+    await pub2.publishAsync(`${topic}/only`, 'exclusive', { qos: 1 });
+    expect((await resumed.inbox.at(1)).payload).toBe('exclusive');
+  }, 20_000);
+
   it('sends unacknowledged messages again with DUP and the same packet id, and PUBREL after PUBREC', async () => {
     await start();
     const topic = unique('dup');

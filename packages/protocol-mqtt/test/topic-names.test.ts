@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isSharedFilter, topicFilterProblem, topicNameProblem } from '../src/topic-names.js';
+import { parseFilter, topicFilterProblem, topicNameProblem } from '../src/topic-names.js';
 
 describe('topic names and filters', () => {
   it('accepts names without wildcards up to the level limit', () => {
@@ -21,9 +21,15 @@ describe('topic names and filters', () => {
     expect(topicFilterProblem('a/b/c', 2)).toMatch(/more than 2 levels/);
   });
 
-  it('recognises shared subscriptions', () => {
-    expect(isSharedFilter('$share/g/a')).toBe(true);
-    expect(isSharedFilter('$queue/a')).toBe(true);
-    expect(isSharedFilter('$SYS/a')).toBe(false);
+  it('reads shared, queue and exclusive filters', () => {
+    expect(parseFilter('$share/g/a/+', 10)).toEqual({ kind: 'shared', group: 'g', filter: 'a/+' });
+    expect(parseFilter('$queue/a/#', 10)).toEqual({ kind: 'shared', group: '$queue', filter: 'a/#' });
+    expect(parseFilter('$exclusive/a', 10)).toEqual({ kind: 'exclusive', filter: 'a' });
+    expect(parseFilter('$SYS/a', 10)).toEqual({ kind: 'plain', filter: '$SYS/a' });
+    expect(parseFilter('$share/g', 10)).toMatch(/topic filter after its group/);
+    expect(parseFilter('$share//a', 10)).toMatch(/group name/);
+    expect(parseFilter('$share/g+/a', 10)).toMatch(/group name/);
+    expect(parseFilter('$share/g/a#', 10)).toMatch(/whole level/);
+    expect(parseFilter('$exclusive/', 10)).toMatch(/empty/);
   });
 });

@@ -1,0 +1,78 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectClient, endAll, Inbox, type MqttClient } from './helpers/mqttjs.js';
+import { run } from './helpers/processes.js';
+import { startServer, type MqttServer } from './helpers/server.js';
+
+/** `$SYS/broker/...` topics, every second here, to explicit `$SYS` subscribers only. */
+let server: MqttServer;
+
+beforeAll(async () => {
+  server = await startServer({ mqtt: ['sys_interval_seconds = 1'] });
+});
+afterAll(async () => {
+  await server.stop();
+});
+
+const TOPICS = [
+  'version',
+  'uptime',
+  'clients/connected',
+  'messages/received',
+  'messages/sent',
+  'bytes/received',
+  'bytes/sent',
+].map((t) => `$SYS/broker/${t}`);
+
+describe.each([
+  { name: 'MQTT 3.1.1', protocolVersion: 4 as const },
+  { name: 'MQTT 5', protocolVersion: 5 as const },
+])('MQTT.js, $name, $SYS topics', ({ protocolVersion }) => {
+  it('are retained, published periodically, and not matched by a leading wildcard', async () => {
+    const clients: MqttClient[] = [];
+    try {
+      const sys = await connectClient(server.port, { protocolVersion });
+      const everything = await connectClient(server.port, { protocolVersion });
+      clients.push(sys, everything);
+      const sysInbox = new Inbox(sys);
+      const everythingInbox = new Inbox(everything);
+      await everything.subscribeAsync('#', { qos: 0 });
+      await everything.subscribeAsync('+/broker/uptime', { qos: 0 });
+      await sys.subscribeAsync('$SYS/broker/#', { qos: 0 });
+      const retained = (await sysInbox.waitFor(TOPICS.length)).slice(0, TOPICS.length);
+      expect(retained.map((m) => m.topic).sort()).toEqual([...TOPICS].sort());
+      expect(retained.every((m) => m.packet.retain)).toBe(true);
+      const byTopic = new Map(retained.map((m) => [m.topic, m.payload]));
+      expect(byTopic.get('$SYS/broker/version')).toMatch(/^robustmq \d+\.\d+\.\d+/);
+      expect(byTopic.get('$SYS/broker/uptime')).toMatch(/^\d+ seconds$/);
+      expect(Number(byTopic.get('$SYS/broker/clients/connected'))).toBeGreaterThanOrEqual(0);
+      // The next round comes live.
+      const live = await sysInbox.waitFor(TOPICS.length * 2, 4000);
+      expect(live.slice(TOPICS.length).some((m) => m.topic === '$SYS/broker/clients/connected')).toBe(true);
+      const connected = live.filter((m) => m.topic === '$SYS/broker/clients/connected').at(-1)!;
+      expect(Number(connected.payload)).toBeGreaterThanOrEqual(2);
+      expect(everythingInbox.messages.filter((m) => m.topic.startsWith('$SYS'))).toEqual([]);
+    } finally {
+      await endAll(clients);
+    }
+  });
+});
+
+describe('mosquitto_sub', () => {
+  it('reads $SYS/broker/uptime', async () => {
+    const { code, stdout } = await run('mosquitto_sub', [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(server.port),
+      '-t',
+      '$SYS/broker/uptime',
+      '-C',
+      '1',
+      '-W',
+      '5',
+      '-v',
+    ]);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^\$SYS\/broker\/uptime \d+ seconds\n$/);
+  });
+});
