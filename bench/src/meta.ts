@@ -5,12 +5,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { measureFsyncCost, type FsyncCost } from './fsync-cost.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { MetaCluster } from './meta-cluster.js';
 import type { WriteLoad } from './meta-node-protocol.js';
-import { UsageError, type Suite } from './suite.js';
+import { parseSuiteArgs, positiveOption, progressTo, UsageError, type Suite } from './suite.js';
 import { formatPercent, formatRate, markdownTable } from './table.js';
 
 /** Issue 4's targets. */
@@ -55,29 +54,14 @@ interface Target {
   ratio: number;
 }
 
-function positive(name: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0) throw new UsageError(`--${name} must be a positive number`);
-  return value;
-}
-
 function parseSettings(args: readonly string[]): Settings {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...args],
-      options: {
-        writers: { type: 'string' },
-        'value-bytes': { type: 'string' },
-        seconds: { type: 'string' },
-        'cpu-prof': { type: 'string' },
-        json: { type: 'boolean', default: false },
-      },
-    }));
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
+  const values = parseSuiteArgs(args, {
+    writers: { type: 'string' },
+    'value-bytes': { type: 'string' },
+    seconds: { type: 'string' },
+    'cpu-prof': { type: 'string' },
+    json: { type: 'boolean', default: false },
+  });
   const writers = (values.writers ?? '1,64').split(',').map((text) => {
     const count = Number(text);
     if (!Number.isInteger(count) || count <= 0)
@@ -86,16 +70,14 @@ function parseSettings(args: readonly string[]): Settings {
   });
   return {
     writers,
-    valueBytes: Math.round(positive('value-bytes', values['value-bytes'], 100)),
-    seconds: positive('seconds', values.seconds, 5),
+    valueBytes: Math.round(positiveOption('value-bytes', values['value-bytes'], 100)),
+    seconds: positiveOption('seconds', values.seconds, 5),
     cpuProfDir: values['cpu-prof'] ?? null,
     json: values.json,
   };
 }
 
-function progress(line: string): void {
-  process.stderr.write(`[meta] ${line}\n`);
-}
+const progress = progressTo('meta');
 
 function describeMachine(): Record<string, string | number> {
   const cpu = cpus();

@@ -6,7 +6,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { BROKER_NAMES, startBroker, type BrokerName, type RunningBroker } from './mqtt-brokers.js';
 import { LoadWorkers } from './mqtt-load.js';
 import { PAYLOAD_BYTES } from './mqtt-load-protocol.js';
@@ -20,7 +19,7 @@ import {
   type ScenarioResult,
   type Timing,
 } from './mqtt-scenarios.js';
-import { UsageError, type Suite } from './suite.js';
+import { parseSuiteArgs, positiveOption, progressTo, UsageError, type Suite } from './suite.js';
 import { formatRate, markdownTable, MiB } from './table.js';
 
 const OPTIONS = `    --brokers LIST      brokers, of robustmq,mosquitto,aedes (default: all)
@@ -61,13 +60,6 @@ interface TargetResult {
   pass: boolean | null;
 }
 
-function positive(name: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0) throw new UsageError(`--${name} must be a positive number`);
-  return value;
-}
-
 function pickList<T extends string>(option: string, text: string | undefined, all: readonly T[]): T[] {
   if (text === undefined) return [...all];
   return text.split(',').map((item) => {
@@ -77,35 +69,27 @@ function pickList<T extends string>(option: string, text: string | undefined, al
 }
 
 function parseSettings(args: readonly string[]): Settings {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...args],
-      options: {
-        brokers: { type: 'string' },
-        scenarios: { type: 'string' },
-        seconds: { type: 'string' },
-        warmup: { type: 'string' },
-        window: { type: 'string' },
-        'qos1-window': { type: 'string' },
-        connections: { type: 'string' },
-        'cpu-prof': { type: 'string' },
-        json: { type: 'boolean', default: false },
-      },
-    }));
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
+  const values = parseSuiteArgs(args, {
+    brokers: { type: 'string' },
+    scenarios: { type: 'string' },
+    seconds: { type: 'string' },
+    warmup: { type: 'string' },
+    window: { type: 'string' },
+    'qos1-window': { type: 'string' },
+    connections: { type: 'string' },
+    'cpu-prof': { type: 'string' },
+    json: { type: 'boolean', default: false },
+  });
   const scenarios = pickList('scenario', values.scenarios, [...SCENARIO_NAMES, 'memory'] as const);
   return {
     brokers: pickList('broker', values.brokers, BROKER_NAMES),
     scenarios: scenarios.filter((s): s is ScenarioName => s !== 'memory'),
     memory: scenarios.includes('memory'),
-    measureSeconds: positive('seconds', values.seconds, 5),
-    warmupSeconds: positive('warmup', values.warmup, 2),
-    qos0Window: Math.round(positive('window', values.window, 1000)),
-    qos1Window: Math.min(65535, Math.round(positive('qos1-window', values['qos1-window'], 100))),
-    connections: Math.round(positive('connections', values.connections, 10_000)),
+    measureSeconds: positiveOption('seconds', values.seconds, 5),
+    warmupSeconds: positiveOption('warmup', values.warmup, 2),
+    qos0Window: Math.round(positiveOption('window', values.window, 1000)),
+    qos1Window: Math.min(65535, Math.round(positiveOption('qos1-window', values['qos1-window'], 100))),
+    connections: Math.round(positiveOption('connections', values.connections, 10_000)),
     // npm runs the suite in bench/: a relative directory means the one the user typed it in.
     cpuProfDir:
       values['cpu-prof'] === undefined
@@ -115,9 +99,7 @@ function parseSettings(args: readonly string[]): Settings {
   };
 }
 
-function progress(line: string): void {
-  process.stderr.write(`[mqtt] ${line}\n`);
-}
+const progress = progressTo('mqtt');
 
 function targetsOf(settings: Settings, results: readonly ScenarioResult[]): TargetResult[] {
   const rate = (broker: BrokerName, scenario: ScenarioName) =>

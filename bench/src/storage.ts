@@ -5,14 +5,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { DurabilityPolicy, StorageEngine } from '@robustmq/core';
 import { openJournal } from '@robustmq/journal';
 import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import { RocksDbStorageEngine } from '@robustmq/storage-rocksdb';
 import { measureMachineLimits, type MachineLimits } from './machine-limits.js';
 import { RecordingMetrics } from './recording-metrics.js';
-import { UsageError, type Suite } from './suite.js';
+import { parseSuiteArgs, positiveOption, progressTo, UsageError, type Suite } from './suite.js';
 import { runWorkload, type WorkloadOptions, type WorkloadResult } from './storage-workload.js';
 import { formatMBps, formatPercent, formatRate, markdownTable, MiB } from './table.js';
 
@@ -107,32 +106,17 @@ interface Target {
   readPass: boolean;
 }
 
-function positive(name: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0) throw new UsageError(`--${name} must be a positive number`);
-  return value;
-}
-
 function parseSettings(args: readonly string[]): Settings {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...args],
-      options: {
-        engines: { type: 'string' },
-        records: { type: 'string' },
-        mib: { type: 'string' },
-        seconds: { type: 'string' },
-        concurrency: { type: 'string' },
-        'batch-kib': { type: 'string' },
-        'read-mib': { type: 'string' },
-        json: { type: 'boolean', default: false },
-      },
-    }));
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
+  const values = parseSuiteArgs(args, {
+    engines: { type: 'string' },
+    records: { type: 'string' },
+    mib: { type: 'string' },
+    seconds: { type: 'string' },
+    concurrency: { type: 'string' },
+    'batch-kib': { type: 'string' },
+    'read-mib': { type: 'string' },
+    json: { type: 'boolean', default: false },
+  });
   const names = values.engines?.split(',') ?? ENGINES.map((e) => e.name);
   const engines = names.map((name) => {
     const engine = ENGINES.find((e) => e.name === name);
@@ -148,18 +132,16 @@ function parseSettings(args: readonly string[]): Settings {
   return {
     engines,
     recordSizes,
-    appendBytes: Math.round(positive('mib', values.mib, 256) * MiB),
-    phaseSeconds: positive('seconds', values.seconds, 5),
-    concurrency: Math.round(positive('concurrency', values.concurrency, 16)),
-    batchBytes: Math.round(positive('batch-kib', values['batch-kib'], 16) * 1024),
-    readMaxBytes: Math.round(positive('read-mib', values['read-mib'], 4) * MiB),
+    appendBytes: Math.round(positiveOption('mib', values.mib, 256) * MiB),
+    phaseSeconds: positiveOption('seconds', values.seconds, 5),
+    concurrency: Math.round(positiveOption('concurrency', values.concurrency, 16)),
+    batchBytes: Math.round(positiveOption('batch-kib', values['batch-kib'], 16) * 1024),
+    readMaxBytes: Math.round(positiveOption('read-mib', values['read-mib'], 4) * MiB),
     json: values.json,
   };
 }
 
-function progress(line: string): void {
-  process.stderr.write(`[storage] ${line}\n`);
-}
+const progress = progressTo('storage');
 
 async function runOne(
   root: string,
