@@ -30,6 +30,8 @@ export interface MetaCommand {
 export const MAX_COMMAND_BYTES = 16 * 1024 * 1024;
 
 const FORMAT_VERSION = 1;
+/** A Raft entry carrying several commands (see {@link encodeMetaCommandBatch}). */
+const BATCH_VERSION = 2;
 const OP_PUT = 1;
 const OP_DELETE = 2;
 const FLAG_IF_REVISION = 1;
@@ -115,4 +117,34 @@ export function decodeMetaCommand(bytes: Uint8Array): MetaCommand {
   }
   reader.end();
   return { ops };
+}
+
+/**
+ * Packs several encoded commands into one Raft entry, so a burst of writes costs one entry. Each
+ * command is still applied on its own, in order, at its own revision. Throws `TOO_LARGE` above
+ * {@link MAX_COMMAND_BYTES}.
+ */
+export function encodeMetaCommandBatch(commands: readonly Uint8Array[]): Uint8Array {
+  let total = 5;
+  for (const command of commands) total += 4 + command.length;
+  if (total > MAX_COMMAND_BYTES) {
+    throw new RobustMQError(ErrorCode.TooLarge, `meta command batch above ${MAX_COMMAND_BYTES} bytes`);
+  }
+  const writer = new ByteWriter(total);
+  writer.u8(BATCH_VERSION);
+  writer.u32(commands.length);
+  for (const command of commands) writer.bytes(command);
+  return writer.finish();
+}
+
+/** The commands in a Raft entry: one, as {@link encodeMetaCommand} wrote it, or a batch. */
+export function decodeMetaEntry(bytes: Uint8Array): MetaCommand[] {
+  if (bytes[0] !== BATCH_VERSION) return [decodeMetaCommand(bytes)];
+  const reader = new ByteReader(bytes, 'meta command batch');
+  reader.u8();
+  const count = reader.u32();
+  const commands: MetaCommand[] = [];
+  for (let i = 0; i < count; i++) commands.push(decodeMetaCommand(reader.bytes()));
+  reader.end();
+  return commands;
 }

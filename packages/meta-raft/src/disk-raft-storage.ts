@@ -22,8 +22,11 @@ const RECORD_HEADER = 8;
 const ENTRY_HEADER = 17;
 const MAX_ENTRY_BYTES = 64 * 1024 * 1024;
 
-// Hard state: two fixed slots written alternately, each u32 CRC32C ‖ u64 sequence ‖ u64 term ‖
-// u64 vote ‖ u64 commit. A torn write damages one slot; the other still holds the previous state.
+// Hard state: two fixed slots, each u32 CRC32C ‖ u64 sequence ‖ u64 term ‖ u64 vote ‖ u64 commit.
+// A synced write goes to the slot not holding the last synced state, which then becomes it; an
+// unsynced write (only the commit changed) also goes to that other slot. So the last synced term
+// and vote are never overwritten until a newer synced state is durable: a crash may lose or tear
+// unsynced writes, costing only a commit index, which need not be durable.
 const SLOT_BYTES = 36;
 
 const TYPE_NORMAL = 0;
@@ -50,6 +53,9 @@ export class DiskRaftStorage implements RaftStorage {
   /** Byte offset in the log file of each stored entry, by `index - firstIndex()`. */
   private offsets: number[] = [];
   private stateSequence: number;
+  /** The slot holding the last synced hard state; every write goes to the other one. */
+  private syncedSlot: number;
+  private snapshotWrites: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly memory: MemoryRaftStorage,
@@ -57,9 +63,11 @@ export class DiskRaftStorage implements RaftStorage {
     private logEnd: number,
     private readonly state: FileHandle,
     stateSequence: number,
+    newestSlot: number,
     private readonly dir: string,
   ) {
     this.stateSequence = stateSequence;
+    this.syncedSlot = newestSlot;
   }
 
   /** Opens (creating and recovering as needed) the storage in `options.dir`. */
@@ -73,14 +81,17 @@ export class DiskRaftStorage implements RaftStorage {
     if (snapshotFile !== null) memory.applySnapshot(decodeSnapshot(snapshotFile.index, snapshotFile.data));
 
     const { handle: state, bytes: stateBytes } = await openFile(join(dir, STATE_FILE));
-    const { sequence, hardState } = readHardState(stateBytes);
+    const { sequence, slot, hardState } = readHardState(stateBytes);
     if (hardState !== null) memory.setHardState(hardState);
 
     const logPath = join(dir, LOG_FILE);
     const { handle: log, bytes } = await openFile(logPath);
     const scan = scanEntries(bytes);
-    const storage = new DiskRaftStorage(memory, log, bytes.length, state, sequence, dir);
+    const storage = new DiskRaftStorage(memory, log, bytes.length, state, sequence, slot, dir);
     try {
+      // The newest slot may hold an unsynced write that outlived only this process: make it
+      // durable, since later writes must not overwrite it until a newer state is synced.
+      await state.datasync();
       if (scan.problem !== null) {
         logger.warn(
           { file: logPath, offset: scan.end, droppedBytes: bytes.length - scan.end, reason: scan.problem },
@@ -147,17 +158,31 @@ export class DiskRaftStorage implements RaftStorage {
     return this.memory.entries(lo, hi, maxBytes);
   }
 
-  /** Writes the hard state; `sync` makes it durable before resolving (a changed term or vote). */
+  /**
+   * Writes the hard state; `sync` makes it durable before resolving, needed whenever the term or
+   * vote changed. Without `sync` only the commit index may differ from the last synced state.
+   */
   async setHardState(hardState: HardState, sync = true): Promise<void> {
+    const durable = this.memory.hardState();
+    if (!sync && (hardState.term !== durable.term || hardState.vote !== durable.vote)) {
+      throw new RobustMQError(
+        ErrorCode.InvalidArgument,
+        'raft hard state: a changed term or vote must be synced',
+      );
+    }
     const sequence = this.stateSequence + 1;
+    const slotIndex = 1 - this.syncedSlot;
     const slot = Buffer.alloc(SLOT_BYTES);
     writeU64(slot, 4, sequence);
     writeU64(slot, 12, hardState.term);
     writeU64(slot, 20, hardState.vote);
     writeU64(slot, 28, hardState.commit);
     slot.writeUInt32BE(crc32c(slot.subarray(4)), 0);
-    await writeAll(this.state, slot, (sequence % 2) * SLOT_BYTES);
-    if (sync) await this.state.datasync();
+    await writeAll(this.state, slot, slotIndex * SLOT_BYTES);
+    if (sync) {
+      await this.state.datasync();
+      this.syncedSlot = slotIndex;
+    }
     this.stateSequence = sequence;
     this.memory.setHardState(hardState);
   }
@@ -192,7 +217,8 @@ export class DiskRaftStorage implements RaftStorage {
 
   /**
    * Records (durably) a snapshot the host took of its state machine at `index`, with the membership
-   * in force there. The log is kept; {@link compact} trims it.
+   * in force there. The log is kept; {@link compact} trims it once this resolves. The snapshot is
+   * served to the node at once, and other writes may go on while its file is written.
    */
   async createSnapshot(index: number, conf: ConfState, data: Uint8Array): Promise<Snapshot> {
     const previous = this.memory.snapshot();
@@ -209,14 +235,20 @@ export class DiskRaftStorage implements RaftStorage {
   }
 
   async close(): Promise<void> {
+    await this.snapshotWrites;
     await Promise.allSettled([this.log.close(), this.state.close()]);
   }
 
-  private async writeSnapshot(snapshot: Snapshot): Promise<void> {
-    await writeSnapshotFile(join(this.dir, SNAPSHOT_FILE), {
-      index: snapshot.metadata.index,
-      data: encodeSnapshot(snapshot),
-    });
+  /** Writes the snapshot file; writes run one at a time, in call order, as they share a temp file. */
+  private writeSnapshot(snapshot: Snapshot): Promise<void> {
+    const write = this.snapshotWrites.then(() =>
+      writeSnapshotFile(join(this.dir, SNAPSHOT_FILE), {
+        index: snapshot.metadata.index,
+        data: encodeSnapshot(snapshot),
+      }),
+    );
+    this.snapshotWrites = write.catch(() => undefined);
+    return write;
   }
 
   /** Writes the stored entries to a new log file, fsync'ed, and renames it over the old one. */
@@ -309,9 +341,13 @@ function readU64(buffer: Buffer, position: number): number {
   return buffer.readUInt32BE(position) * 2 ** 32 + buffer.readUInt32BE(position + 4);
 }
 
-/** The newer of the two valid hard state slots (none for a new node). */
-function readHardState(bytes: Buffer): { sequence: number; hardState: HardState | null } {
-  let best: { sequence: number; hardState: HardState | null } = { sequence: 0, hardState: null };
+/** The newer of the two valid hard state slots (none, and slot 0, for a new node). */
+function readHardState(bytes: Buffer): { sequence: number; slot: number; hardState: HardState | null } {
+  let best: { sequence: number; slot: number; hardState: HardState | null } = {
+    sequence: 0,
+    slot: 0,
+    hardState: null,
+  };
   for (let slot = 0; slot < 2; slot++) {
     const start = slot * SLOT_BYTES;
     if (bytes.length < start + SLOT_BYTES) break;
@@ -321,6 +357,7 @@ function readHardState(bytes: Buffer): { sequence: number; hardState: HardState 
     if (sequence > best.sequence) {
       best = {
         sequence,
+        slot,
         hardState: { term: readU64(data, 12), vote: readU64(data, 20), commit: readU64(data, 28) },
       };
     }

@@ -13,7 +13,7 @@ import { ErrorCode, isRobustMQError, RobustMQError, silentLogger } from '@robust
 import type { RpcServer } from '@robustmq/rpc';
 import { createRpcServer } from '@robustmq/rpc';
 import type { MetaOp } from './command.js';
-import { decodeMetaCommand, encodeMetaCommand } from './command.js';
+import { decodeMetaEntry, encodeMetaCommand, encodeMetaCommandBatch } from './command.js';
 import { DiskRaftStorage } from './disk-raft-storage.js';
 import { confState } from './raft/conf-change.js';
 import { RawNode } from './raft/raw-node.js';
@@ -78,8 +78,16 @@ type ProposeReply =
   | { index: number; ok: true; results: MetaOpResult[] }
   | { index: number; ok: false; code: string; message: string };
 
+/** The writes waiting on one Raft entry, by their place in it (null: the caller gave up). */
 interface PendingProposal {
   term: number;
+  writers: Array<{ resolve: (outcome: ApplyOutcome) => void; reject: (error: unknown) => void } | null>;
+}
+
+interface BatchedProposal {
+  command: Uint8Array;
+  /** Tells the caller the entry the command landed in, and its place there. */
+  placed: (index: number, place: number) => void;
   resolve: (outcome: ApplyOutcome) => void;
   reject: (error: unknown) => void;
 }
@@ -90,6 +98,8 @@ interface Waiter {
 }
 
 const DEFAULT_SNAPSHOT_ENTRIES = 10_000;
+/** Commands packed into one Raft entry stop here, so a burst does not make one huge entry. */
+const MAX_BATCH_ENTRY_BYTES = 1024 * 1024;
 /** Entries kept behind a snapshot, so a follower a little behind catches up from the log. */
 const MAX_ENTRIES_KEPT = 1_000;
 
@@ -119,6 +129,14 @@ export class RaftMetaStore implements MetaStore {
   private role: RaftRole = 'follower';
   private readSequence = 0;
   private driving: Promise<void> | null = null;
+  /** Commands waiting to be proposed together at the end of this turn of the event loop. */
+  private batch: BatchedProposal[] = [];
+  /** The snapshot file being written, if any. */
+  private snapshotting: Promise<void> | null = null;
+  /** Where to compact the log to, once a snapshot is durable. */
+  private compactTo: number | null = null;
+  /** While the leader persists entries it already sent: the messages that arrive meanwhile. */
+  private held: Message[] | null = null;
   private failure: RobustMQError | null = null;
   private closed = false;
   private readonly ticker: NodeJS.Timeout;
@@ -313,6 +331,7 @@ export class RaftMetaStore implements MetaStore {
     this.closed = true;
     clearInterval(this.ticker);
     await this.drain();
+    await this.snapshotting;
     const closed = new RobustMQError(ErrorCode.Closed, 'meta store is closed');
     this.rejectAll(closed);
     this.watches.closeAll();
@@ -331,15 +350,8 @@ export class RaftMetaStore implements MetaStore {
     if (server === null) return;
     server.handle(RAFT_MESSAGES_METHOD, ({ messages }: { messages: Message[] }) => {
       this.checkOpen();
-      this.input(() => {
-        for (const message of messages) {
-          try {
-            this.node.step(message);
-          } catch (error) {
-            this.logger.warn({ err: error, from: message.from, type: message.type }, 'raft message refused');
-          }
-        }
-      });
+      if (this.held !== null) this.held.push(...messages);
+      else this.input(() => this.stepAll(messages));
       return {};
     });
     server.handle(
@@ -397,20 +409,70 @@ export class RaftMetaStore implements MetaStore {
     }
   }
 
-  /** Proposes on this node, the leader, and resolves once the entry is applied here. */
+  /**
+   * Proposes on this node, the leader, and resolves once the entry is applied here. Commands
+   * arriving in the same turn of the event loop are proposed together, as one batch of entries.
+   */
   private proposeHere(command: Uint8Array): Promise<ApplyOutcome> {
-    const { index, term } = this.node.propose(command);
+    let index: number | undefined;
+    let position = 0;
     const outcome = new Promise<ApplyOutcome>((resolve, reject) => {
-      this.proposals.set(index, { term, resolve, reject });
+      if (this.batch.length === 0) queueMicrotask(() => this.proposeBatch());
+      this.batch.push({
+        command,
+        placed: (at, place) => {
+          index = at;
+          position = place;
+        },
+        resolve,
+        reject,
+      });
     });
-    this.kick();
     return withDeadline(outcome, this.options.requestTimeoutMs, () => {
-      this.proposals.delete(index);
+      const pending = index === undefined ? undefined : this.proposals.get(index);
+      if (pending !== undefined) pending.writers[position] = null;
       return new RobustMQError(
         ErrorCode.Timeout,
-        `meta write at index ${index} not committed within ${this.options.requestTimeoutMs} ms`,
+        `meta write at index ${index ?? 'unassigned'} not committed within ${this.options.requestTimeoutMs} ms`,
       );
     });
+  }
+
+  private proposeBatch(): void {
+    const batch = this.batch;
+    this.batch = [];
+    if (batch.length === 0) return;
+    // Pack the commands into entries of up to MAX_BATCH_ENTRY_BYTES; a lone command stays as is.
+    const groups: BatchedProposal[][] = [];
+    let bytes = Infinity;
+    for (const proposal of batch) {
+      if (bytes + proposal.command.length > MAX_BATCH_ENTRY_BYTES) {
+        groups.push([]);
+        bytes = 0;
+      }
+      groups[groups.length - 1]!.push(proposal);
+      bytes += proposal.command.length + 4;
+    }
+    let first: number;
+    let term: number;
+    try {
+      this.checkUsable();
+      const data = groups.map((group) =>
+        group.length === 1 ? group[0]!.command : encodeMetaCommandBatch(group.map((p) => p.command)),
+      );
+      ({ index: first, term } = this.node.propose(data));
+    } catch (error) {
+      for (const proposal of batch) proposal.reject(error);
+      return;
+    }
+    groups.forEach((group, offset) => {
+      group.forEach((proposal, place) => proposal.placed(first + offset, place));
+      this.proposals.set(first + offset, {
+        term,
+        writers: group.map(({ resolve, reject }) => ({ resolve, reject })),
+      });
+    });
+    this.kick();
   }
 
   // ---- reads ----------------------------------------------------------------------------------------
@@ -500,12 +562,38 @@ export class RaftMetaStore implements MetaStore {
     }
   }
 
-  /** One Ready: persist, then send, then apply, then advance (see `Ready`). */
+  /**
+   * One Ready: persist, then send, then apply, then advance (see `Ready`). A leader whose term and
+   * vote are already durable sends its appends and heartbeats while it persists (Raft thesis
+   * §10.2.1). Its own entries must count toward a commit only once durable here, and it counts
+   * them as soon as they are appended, so the messages that could commit them, the followers'
+   * answers, are held until the write is done. Followers still persist before they answer.
+   */
   private async handle(ready: Ready): Promise<void> {
-    if (ready.snapshot !== undefined) await this.storage.applySnapshot(ready.snapshot);
-    if (ready.entries.length > 0) await this.storage.append(ready.entries, ready.mustSync);
-    if (ready.hardState !== undefined) await this.storage.setHardState(ready.hardState, ready.mustSync);
-    if (!this.closed) this.transport.send(ready.messages);
+    const durable = this.storage.hardState();
+    const hard = ready.hardState;
+    const voteChanged = hard !== undefined && (hard.term !== durable.term || hard.vote !== durable.vote);
+    const leading = (ready.softState?.role ?? this.role) === 'leader';
+    let later = ready.messages;
+    if (leading && !voteChanged && ready.snapshot === undefined && !this.closed) {
+      const early = ready.messages.filter((m) => m.type === 'append' || m.type === 'heartbeat');
+      later = ready.messages.filter((m) => m.type !== 'append' && m.type !== 'heartbeat');
+      if (early.length > 0) {
+        this.held = [];
+        this.transport.send(early);
+      }
+    }
+    try {
+      if (ready.snapshot !== undefined) await this.storage.applySnapshot(ready.snapshot);
+      if (ready.entries.length > 0) await this.storage.append(ready.entries, ready.mustSync);
+      // Only the term and vote must be durable; a lost commit index is learnt again.
+      if (hard !== undefined) await this.storage.setHardState(hard, voteChanged);
+    } finally {
+      const held = this.held;
+      this.held = null;
+      if (held !== null && held.length > 0 && this.failure === null && !this.closed) this.stepAll(held);
+    }
+    if (!this.closed) this.transport.send(later);
 
     if (ready.snapshot !== undefined) this.restore(ready.snapshot.metadata.index, ready.snapshot.data);
     for (const entry of ready.committedEntries) this.apply(entry);
@@ -517,7 +605,18 @@ export class RaftMetaStore implements MetaStore {
     }
     this.node.advance();
     this.releaseApplied();
-    await this.maybeSnapshot();
+    this.maybeSnapshot();
+    await this.compact();
+  }
+
+  private stepAll(messages: readonly Message[]): void {
+    for (const message of messages) {
+      try {
+        this.node.step(message);
+      } catch (error) {
+        this.logger.warn({ err: error, from: message.from, type: message.type }, 'raft message refused');
+      }
+    }
   }
 
   private restore(index: number, data: Uint8Array): void {
@@ -528,9 +627,11 @@ export class RaftMetaStore implements MetaStore {
     for (const [at, proposal] of this.proposals) {
       if (at > index) continue;
       this.proposals.delete(at);
-      proposal.reject(
-        new RobustMQError(ErrorCode.Unavailable, 'meta write outcome unknown: leadership changed'),
+      const unknown = new RobustMQError(
+        ErrorCode.Unavailable,
+        'meta write outcome unknown: leadership changed',
       );
+      for (const writer of proposal.writers) writer?.reject(unknown);
     }
     this.logger.info(
       { index, revision: this.machine.revision },
@@ -544,14 +645,17 @@ export class RaftMetaStore implements MetaStore {
     const proposal = this.proposals.get(entry.index);
     this.proposals.delete(entry.index);
     if (entry.type !== 'normal' || entry.data.length === 0) {
-      proposal?.reject(lost(entry.index));
+      for (const writer of proposal?.writers ?? []) writer?.reject(lost(entry.index));
       return;
     }
-    const result = this.machine.apply(decodeMetaCommand(entry.data));
-    if (result.ok) this.watches.publish(result.events);
-    if (proposal === undefined) return;
-    if (proposal.term === entry.term) proposal.resolve({ index: entry.index, result });
-    else proposal.reject(lost(entry.index));
+    decodeMetaEntry(entry.data).forEach((command, place) => {
+      const result = this.machine.apply(command);
+      if (result.ok) this.watches.publish(result.events);
+      const writer = proposal?.writers[place];
+      if (writer === undefined || writer === null) return;
+      if (proposal!.term === entry.term) writer.resolve({ index: entry.index, result });
+      else writer.reject(lost(entry.index));
+    });
   }
 
   private releaseApplied(): void {
@@ -564,14 +668,39 @@ export class RaftMetaStore implements MetaStore {
     this.appliedWaiters = waiting;
   }
 
-  private async maybeSnapshot(): Promise<void> {
+  /**
+   * Every `snapshotEntries` applied entries: encodes the state here, then lets the snapshot file be
+   * written while Readys go on; the log is compacted (in the Ready loop, which owns the log file)
+   * only once the file is durable.
+   */
+  private maybeSnapshot(): void {
+    if (this.snapshotting !== null) return;
     const snapshotIndex = this.storage.snapshot().metadata.index;
     if (this.applied - snapshotIndex < this.options.snapshotEntries) return;
     const index = this.applied;
-    await this.storage.createSnapshot(index, this.node.confStateAt(index), this.machine.snapshot());
+    const revision = this.machine.revision;
     const kept = Math.min(MAX_ENTRIES_KEPT, Math.floor(this.options.snapshotEntries / 2));
-    await this.storage.compact(Math.max(snapshotIndex, index - kept));
-    this.logger.info({ index, revision: this.machine.revision }, 'meta raft snapshot taken, log compacted');
+    const written = this.storage.createSnapshot(index, this.node.confStateAt(index), this.machine.snapshot());
+    this.snapshotting = written.then(
+      () => {
+        this.snapshotting = null;
+        this.compactTo = Math.max(snapshotIndex, index - kept);
+        this.logger.info({ index, revision }, 'meta raft snapshot taken');
+      },
+      (error: unknown) => {
+        this.snapshotting = null;
+        this.fail(error);
+      },
+    );
+  }
+
+  /** Drops the log entries a durable snapshot covers, keeping a few for followers a little behind. */
+  private async compact(): Promise<void> {
+    const index = this.compactTo;
+    if (index === null) return;
+    this.compactTo = null;
+    await this.storage.compact(index);
+    this.logger.info({ index }, 'meta raft log compacted');
   }
 
   /** A storage write failed: the durable state is unknown, so this node stops taking part. */
@@ -589,7 +718,9 @@ export class RaftMetaStore implements MetaStore {
   }
 
   private rejectAll(error: RobustMQError): void {
-    for (const proposal of this.proposals.values()) proposal.reject(error);
+    for (const proposal of this.proposals.values()) {
+      for (const writer of proposal.writers) writer?.reject(error);
+    }
     this.proposals.clear();
     for (const waiter of this.appliedWaiters.splice(0)) waiter.reject(error);
     for (const waiter of this.leaderWaiters.splice(0)) waiter.reject(error);

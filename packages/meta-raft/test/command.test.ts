@@ -1,7 +1,13 @@
 import { ErrorCode } from '@robustmq/core';
 import { describe, expect, it } from 'vitest';
 import type { MetaCommand } from '../src/index.js';
-import { decodeMetaCommand, encodeMetaCommand, MAX_COMMAND_BYTES } from '../src/index.js';
+import {
+  decodeMetaCommand,
+  decodeMetaEntry,
+  encodeMetaCommand,
+  encodeMetaCommandBatch,
+  MAX_COMMAND_BYTES,
+} from '../src/index.js';
 
 const text = (value: string): Uint8Array => new TextEncoder().encode(value);
 
@@ -69,6 +75,16 @@ describe('meta command encoding', () => {
     const value = new Uint8Array(MAX_COMMAND_BYTES);
     expect(() => encodeMetaCommand({ ops: [{ type: 'put', key: '/big', value }] })).toThrow(
       expect.objectContaining({ code: ErrorCode.TooLarge }) as Error,
+    );
+  });
+
+  it('packs several commands into one Raft entry and reads a lone command as one', () => {
+    const other: MetaCommand = { ops: [{ type: 'put', key: '/b', value: text('2') }] };
+    const entry = encodeMetaCommandBatch([encodeMetaCommand(command), encodeMetaCommand(other)]);
+    expect(decodeMetaEntry(entry)).toEqual([command, other]);
+    expect(decodeMetaEntry(encodeMetaCommand(other))).toEqual([other]);
+    expect(() => decodeMetaEntry(entry.subarray(0, entry.length - 1))).toThrow(
+      expect.objectContaining({ code: ErrorCode.Corrupt }),
     );
   });
 });

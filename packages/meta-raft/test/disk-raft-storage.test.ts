@@ -155,6 +155,31 @@ describe('DiskRaftStorage', () => {
     await storage.close();
   });
 
+  it('writes commit-only changes unsynced without touching the last synced term and vote', async () => {
+    const dir = await tempDir();
+    let storage = await DiskRaftStorage.open({ dir });
+    await storage.bootstrap(confState([1]), new Uint8Array()); // synced, slot 1
+    await storage.setHardState({ term: 2, vote: 1, commit: 1 }); // synced, slot 0
+    const path = join(dir, 'raft.state');
+    const synced = (await readFile(path)).subarray(0, 36);
+    await storage.setHardState({ term: 2, vote: 1, commit: 2 }, false);
+    await storage.setHardState({ term: 2, vote: 1, commit: 3 }, false);
+    await expect(storage.setHardState({ term: 3, vote: 0, commit: 3 }, false)).rejects.toMatchObject({
+      code: ErrorCode.InvalidArgument,
+    });
+    await storage.close();
+    const bytes = await readFile(path);
+    expect(bytes.subarray(0, 36)).toEqual(synced);
+    bytes[36 + 20]! ^= 0xff; // a crash tore the unsynced slot
+    await writeFile(path, bytes);
+    storage = await DiskRaftStorage.open({ dir });
+    expect(storage.hardState()).toEqual({ term: 2, vote: 1, commit: 1 });
+    await storage.setHardState({ term: 3, vote: 2, commit: 1 }); // synced, into the torn slot
+    storage = await reopen(storage, dir);
+    expect(storage.hardState()).toEqual({ term: 3, vote: 2, commit: 1 });
+    await storage.close();
+  });
+
   it('drops log entries that do not continue an installed snapshot', async () => {
     const dir = await tempDir();
     let storage = await DiskRaftStorage.open({ dir });

@@ -1,9 +1,12 @@
 import { join } from 'node:path';
 import type { MetaStore } from '@robustmq/core';
+import { ErrorCode } from '@robustmq/core';
 import { createRpcServer } from '@robustmq/rpc';
 import type { RaftMetaStore } from '../src/index.js';
 import { openRaftMetaStore } from '../src/index.js';
 import { describeMetaStore } from '../src/testing/index.js';
+import { describe, expect, it } from 'vitest';
+import { text, useTempDirs } from './helpers.js';
 
 // A one-node group on a temp directory: no RPC server, leads at once.
 describeMetaStore('RaftMetaStore, one node', {
@@ -64,3 +67,28 @@ async function openGroup(dir: string): Promise<MetaStore> {
 }
 
 describeMetaStore('RaftMetaStore, three nodes on loopback', { open: openGroup, persistent: true });
+
+describe('RaftMetaStore write batching', () => {
+  const tempDir = useTempDirs();
+
+  it('packs puts made together into one entry, each at its own revision and outcome', async () => {
+    const store = await openRaftMetaStore({
+      id: 1,
+      peers: [{ id: 1, host: '127.0.0.1', port: 0 }],
+      dir: await tempDir(),
+      tickMs: 10,
+    });
+    try {
+      const before = store.status().commitIndex;
+      const puts = Array.from({ length: 20 }, (_, i) => store.put(`/k${i}`, text(`v${i}`)));
+      const conflict = store.put('/k0', text('late'), { ifRevision: 99 });
+      const revisions = await Promise.all(puts);
+      await expect(conflict).rejects.toMatchObject({ code: ErrorCode.Conflict });
+      expect(revisions).toEqual(Array.from({ length: 20 }, (_, i) => revisions[0]! + i));
+      expect(store.status().commitIndex - before).toBe(1);
+      expect((await store.get('/k19'))?.value).toEqual(text('v19'));
+    } finally {
+      await store.close();
+    }
+  });
+});
