@@ -10,6 +10,13 @@ const { version } = JSON.parse(readFileSync(new URL('../package.json', import.me
 };
 const write = (text: string) => process.stdout.write(text);
 
+// A reader that has seen enough (`robustmq status | head -1`) closes the pipe: end quietly, as Unix
+// tools do, instead of failing on the next write.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? ExitCode.Ok);
+  throw error;
+});
+
 interface GlobalOptions {
   server: string;
   output: OutputFormat;

@@ -101,6 +101,18 @@ describe('robustmq (CLI)', () => {
     expect(body).toMatchObject({ ready: true, version: serverVersion });
   });
 
+  it('ends quietly when its reader closes the pipe early (robustmq status | head -1)', async () => {
+    const child = spawn(process.execPath, [CLI, 'status', '--server', url], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+  });
+
   it('exits 3 with one line when the server cannot be reached', async () => {
     const port = await closedPort();
     const result = await run(['status', '--server', `http://127.0.0.1:${port}`]);
