@@ -3,13 +3,20 @@
  * three-process Raft group on loopback, next to this machine's fsync cost measured in the same run.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { measureFsyncCost, type FsyncCost } from './fsync-cost.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { MetaCluster } from './meta-cluster.js';
 import type { WriteLoad } from './meta-node-protocol.js';
-import { parseSuiteArgs, positiveOption, progressTo, UsageError, type Suite } from './suite.js';
+import {
+  describeMachine,
+  parseSuiteArgs,
+  positiveOption,
+  progressTo,
+  UsageError,
+  type Suite,
+} from './suite.js';
 import { formatPercent, formatRate, markdownTable } from './table.js';
 
 /** Issue 4's targets. */
@@ -78,18 +85,6 @@ function parseSettings(args: readonly string[]): Settings {
 }
 
 const progress = progressTo('meta');
-
-function describeMachine(): Record<string, string | number> {
-  const cpu = cpus();
-  return {
-    cpus: cpu.length,
-    cpuModel: cpu[0]?.model ?? 'unknown',
-    memoryGiB: Math.round(totalmem() / 1024 ** 3),
-    os: `${process.platform} ${release()}`,
-    node: process.version,
-    tmpdir: tmpdir(),
-  };
-}
 
 function targetsOf(results: readonly ScenarioResult[]): Target[] {
   const targets: Target[] = [];

@@ -4,7 +4,7 @@
  * resident memory per idle connection, with the ratios against issue 5's targets.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { BROKER_NAMES, startBroker, type BrokerName, type RunningBroker } from './mqtt-brokers.js';
 import { LoadWorkers } from './mqtt-load.js';
@@ -19,7 +19,14 @@ import {
   type ScenarioResult,
   type Timing,
 } from './mqtt-scenarios.js';
-import { parseSuiteArgs, positiveOption, progressTo, UsageError, type Suite } from './suite.js';
+import {
+  describeMachine,
+  parseSuiteArgs,
+  positiveOption,
+  progressTo,
+  UsageError,
+  type Suite,
+} from './suite.js';
 import { formatRate, markdownTable, MiB } from './table.js';
 
 const OPTIONS = `    --brokers LIST      brokers, of robustmq,mosquitto,aedes (default: all)
@@ -126,17 +133,6 @@ function targetsOf(settings: Settings, results: readonly ScenarioResult[]): Targ
       pass: qos1.lost === 0,
     });
   return targets;
-}
-
-function describeMachine(): Record<string, string | number> {
-  const cpu = cpus();
-  return {
-    cpus: cpu.length,
-    cpuModel: cpu[0]?.model ?? 'unknown',
-    memoryGiB: Math.round(totalmem() / 1024 ** 3),
-    os: `${process.platform} ${release()}`,
-    node: process.version,
-  };
 }
 
 const ms = (value: number | null) =>

@@ -3,7 +3,7 @@
  * durability policy, next to this machine's disk and page-cache limits measured in the same run.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DurabilityPolicy, StorageEngine } from '@robustmq/core';
 import { openJournal } from '@robustmq/journal';
@@ -11,7 +11,14 @@ import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import { RocksDbStorageEngine } from '@robustmq/storage-rocksdb';
 import { measureMachineLimits, type MachineLimits } from './machine-limits.js';
 import { RecordingMetrics } from './recording-metrics.js';
-import { parseSuiteArgs, positiveOption, progressTo, UsageError, type Suite } from './suite.js';
+import {
+  describeMachine,
+  parseSuiteArgs,
+  positiveOption,
+  progressTo,
+  UsageError,
+  type Suite,
+} from './suite.js';
 import { runWorkload, type WorkloadOptions, type WorkloadResult } from './storage-workload.js';
 import { formatMBps, formatPercent, formatRate, markdownTable, MiB } from './table.js';
 
@@ -193,18 +200,6 @@ function targetsOf(runs: readonly Run[], limits: MachineLimits): Target[] {
     });
   }
   return targets;
-}
-
-function describeMachine(): Record<string, string | number> {
-  const cpu = cpus();
-  return {
-    cpus: cpu.length,
-    cpuModel: cpu[0]?.model ?? 'unknown',
-    memoryGiB: Math.round(totalmem() / 1024 ** 3),
-    os: `${process.platform} ${release()}`,
-    node: process.version,
-    tmpdir: tmpdir(),
-  };
 }
 
 function mibOf(bytes: number): string {

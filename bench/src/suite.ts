@@ -1,3 +1,4 @@
+import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 /** The option table of `parseArgs`. */
@@ -44,4 +45,17 @@ export function positiveOption(name: string, text: string | undefined, fallback:
 /** Progress lines go to stderr, so `--json` output on stdout stays clean. */
 export function progressTo(suite: string): (line: string) => void {
   return (line) => process.stderr.write(`[${suite}] ${line}\n`);
+}
+
+/** The machine a run was measured on, for the report and `--json`. */
+export function describeMachine(): Record<string, string | number> {
+  const cpu = cpus();
+  return {
+    cpus: cpu.length,
+    cpuModel: cpu[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(totalmem() / 1024 ** 3),
+    os: `${process.platform} ${release()}`,
+    node: process.version,
+    tmpdir: tmpdir(),
+  };
 }

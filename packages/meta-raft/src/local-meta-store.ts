@@ -1,3 +1,4 @@
+import { deleteThroughTxn, putThroughTxn } from './meta-ops.js';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type {
@@ -130,18 +131,12 @@ export class LocalMetaStore implements MetaStore {
     });
   }
 
-  async put(key: string, value: Uint8Array, options: MetaPutOptions = {}): Promise<number> {
-    const op: MetaOp = { type: 'put', key, value };
-    if (options.ifRevision !== undefined) op.ifRevision = options.ifRevision;
-    const [result] = await this.txn([op]);
-    return (result as Extract<MetaOpResult, { type: 'put' }>).revision;
+  put(key: string, value: Uint8Array, options?: MetaPutOptions): Promise<number> {
+    return putThroughTxn((ops) => this.txn(ops), key, value, options);
   }
 
-  async delete(key: string, options: MetaPutOptions = {}): Promise<boolean> {
-    const op: MetaOp = { type: 'delete', key };
-    if (options.ifRevision !== undefined) op.ifRevision = options.ifRevision;
-    const [result] = await this.txn([op]);
-    return (result as Extract<MetaOpResult, { type: 'delete' }>).deleted;
+  delete(key: string, options?: MetaPutOptions): Promise<boolean> {
+    return deleteThroughTxn((ops) => this.txn(ops), key, options);
   }
 
   /**

@@ -9,6 +9,7 @@ import type {
   MetaWatch,
   MetaWatchOptions,
 } from '@robustmq/core';
+import { deleteThroughTxn, putThroughTxn } from './meta-ops.js';
 import { ErrorCode, isRobustMQError, RobustMQError, silentLogger } from '@robustmq/core';
 import type { RpcServer } from '@robustmq/rpc';
 import { createRpcServer } from '@robustmq/rpc';
@@ -268,18 +269,12 @@ export class RaftMetaStore implements MetaStore {
     return entry === null ? null : copyEntry(entry);
   }
 
-  async put(key: string, value: Uint8Array, options: MetaPutOptions = {}): Promise<number> {
-    const op: MetaOp = { type: 'put', key, value };
-    if (options.ifRevision !== undefined) op.ifRevision = options.ifRevision;
-    const [result] = await this.txn([op]);
-    return (result as Extract<MetaOpResult, { type: 'put' }>).revision;
+  put(key: string, value: Uint8Array, options?: MetaPutOptions): Promise<number> {
+    return putThroughTxn((ops) => this.txn(ops), key, value, options);
   }
 
-  async delete(key: string, options: MetaPutOptions = {}): Promise<boolean> {
-    const op: MetaOp = { type: 'delete', key };
-    if (options.ifRevision !== undefined) op.ifRevision = options.ifRevision;
-    const [result] = await this.txn([op]);
-    return (result as Extract<MetaOpResult, { type: 'delete' }>).deleted;
+  delete(key: string, options?: MetaPutOptions): Promise<boolean> {
+    return deleteThroughTxn((ops) => this.txn(ops), key, options);
   }
 
   /** Applies several puts and deletes atomically at one revision, as `LocalMetaStore.txn`. */

@@ -27,7 +27,7 @@ import { loadProtocols, type LoadedProtocol } from './plugins/protocols.js';
 import { importPackage } from './plugins/resolve.js';
 import { metaNodes, nodeMode, type NodeMode } from './roles.js';
 import { TopicTree } from './router/topic-tree.js';
-import { StartupError } from './startup-error.js';
+import { listenProblem, StartupError } from './startup-error.js';
 import { VERSION } from './version.js';
 
 /** A started node. */
@@ -287,16 +287,7 @@ async function openStorage(
 }
 
 async function listenHttp(http: FastifyInstance, port: number, host: string): Promise<number> {
-  try {
-    await http.listen({ port, host });
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE')
-      throw new StartupError(`port ${port} (admin http) is already in use on ${host}`);
-    if (code === 'EACCES')
-      throw new StartupError(`no permission to listen on port ${port} (admin http) on ${host}`);
-    throw error;
-  }
+  await explainListen(() => http.listen({ port, host }), port, host, 'admin http');
   const address = http.server.address();
   return typeof address === 'object' && address ? address.port : port;
 }
@@ -305,20 +296,25 @@ function listenJournal(server: JournalServer, port: number, host: string): Promi
   return listenRpc(server, port, host, 'journal rpc');
 }
 
-async function listenRpc(
+function listenRpc(
   server: JournalServer | RpcServer,
   port: number,
   host: string,
   what: string,
 ): Promise<void> {
+  return explainListen(() => server.listen(), port, host, what);
+}
+
+async function explainListen(
+  listen: () => Promise<unknown>,
+  port: number,
+  host: string,
+  what: string,
+): Promise<void> {
   try {
-    await server.listen();
+    await listen();
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') throw new StartupError(`port ${port} (${what}) is already in use on ${host}`);
-    if (code === 'EACCES')
-      throw new StartupError(`no permission to listen on port ${port} (${what}) on ${host}`);
-    throw error;
+    throw listenProblem(error, port, host, what) ?? error;
   }
 }
 

@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { ConnectionInfo, ListenerSpec } from '@robustmq/core';
 import { createWebSocketStream, WebSocketServer } from 'ws';
-import { StartupError } from '../startup-error.js';
+import { listenProblem, StartupError } from '../startup-error.js';
 
 /** A listener that is bound and handing connections to its protocol. */
 export interface BoundListener {
@@ -111,15 +111,10 @@ export function listen(
   return new Promise((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException) => {
       server.off('listening', onListening);
-      if (error.code === 'EADDRINUSE') {
-        reject(new StartupError(`port ${port} (${what}) is already in use on ${host}`));
-      } else if (error.code === 'EACCES') {
-        reject(new StartupError(`no permission to listen on port ${port} (${what}) on ${host}`));
-      } else if (error.code === 'EADDRNOTAVAIL') {
-        reject(new StartupError(`address ${host} (${what}) is not available on this machine`));
-      } else {
-        reject(new StartupError(`cannot listen on ${host}:${port} (${what}): ${error.message}`));
-      }
+      reject(
+        listenProblem(error, port, host, what) ??
+          new StartupError(`cannot listen on ${host}:${port} (${what}): ${error.message}`),
+      );
     };
     const onListening = () => {
       server.off('error', onError);
