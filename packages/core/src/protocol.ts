@@ -63,6 +63,38 @@ export interface ProtocolPlugin {
    * closes its connections and resolves.
    */
   stop(): Promise<void>;
+  /**
+   * The live objects this protocol shows operators (MQTT clients and sessions, Kafka consumer
+   * groups, AMQP queues), keyed by resource name. The admin API serves each under
+   * `/api/v1/<plugin>/<resource>`. Read after `start`.
+   */
+  adminResources?(): Readonly<Record<string, AdminResource>>;
+}
+
+/** One item of an {@link AdminResource}: plain JSON with a stable `id`. */
+export type AdminItem = { readonly id: string } & Readonly<Record<string, unknown>>;
+
+/** A page of items in a stable order; `next` is the `after` for the following page, or null. */
+export interface AdminPage {
+  items: readonly AdminItem[];
+  next: string | null;
+}
+
+/**
+ * A kind of live object an operator can list, inspect and act on. Errors are `RobustMQError`s:
+ * `INVALID_ARGUMENT` for a bad body, `NOT_FOUND` for an unknown id.
+ */
+export interface AdminResource {
+  /** Items after `after` (an id), at most `limit` of them. */
+  list(page: { limit: number; after?: string }): Promise<AdminPage>;
+  /** One item with its details, or null. */
+  get(id: string): Promise<AdminItem | null>;
+  /** Removes the item (kicks a client, deletes a session); false when it did not exist. */
+  remove?(id: string): Promise<boolean>;
+  /** Named operations on one item, e.g. Kafka `reset-offsets`; the result is returned as JSON. */
+  actions?: Readonly<
+    Record<string, (id: string, body: Readonly<Record<string, unknown>>) => Promise<unknown>>
+  >;
 }
 
 /**

@@ -58,3 +58,65 @@ export function parseShardName(shard: string): { topic: string; partition: numbe
   if (!Number.isInteger(partition) || partition < 0) return null;
   return { topic: shard.slice(0, slash), partition };
 }
+
+/** Prefix of the topic catalog in the meta store: one key per topic, `/topics/<name>`. */
+export const TOPICS_PREFIX = '/topics/';
+
+/** The meta key of a topic's catalog entry. */
+export function topicKey(name: string): string {
+  return TOPICS_PREFIX + name;
+}
+
+const STORAGE_CLASSES: readonly StorageClass[] = ['memory', 'file', 'rocksdb', 'tiered'];
+
+/** Serialises a topic for the catalog (UTF-8 JSON), so every protocol and the admin API agree. */
+export function encodeTopic(topic: Topic): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(topic));
+}
+
+function optionalLimit(value: unknown, field: string): number | null {
+  if (value === null) return null;
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 0) return value;
+  throw new RobustMQError(ErrorCode.Corrupt, `topic catalog entry: ${field} is not a count or null`);
+}
+
+/** Reads a catalog entry written by {@link encodeTopic}; throws `CORRUPT` for anything else. */
+export function decodeTopic(value: Uint8Array): Topic {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(value));
+  } catch (error) {
+    throw new RobustMQError(ErrorCode.Corrupt, 'topic catalog entry is not JSON', { cause: error });
+  }
+  const entry = raw as Partial<Record<keyof Topic, unknown>>;
+  if (
+    typeof raw !== 'object' ||
+    raw === null ||
+    typeof entry.name !== 'string' ||
+    typeof entry.partitions !== 'number' ||
+    !Number.isInteger(entry.partitions) ||
+    entry.partitions < 1 ||
+    !STORAGE_CLASSES.includes(entry.storageClass as StorageClass) ||
+    typeof entry.configs !== 'object' ||
+    entry.configs === null ||
+    typeof entry.createdAt !== 'number'
+  ) {
+    throw new RobustMQError(ErrorCode.Corrupt, 'topic catalog entry has missing or mistyped fields');
+  }
+  const configs: Record<string, string> = {};
+  for (const [key, setting] of Object.entries(entry.configs)) {
+    if (typeof setting !== 'string') {
+      throw new RobustMQError(ErrorCode.Corrupt, `topic catalog entry: config ${key} is not a string`);
+    }
+    configs[key] = setting;
+  }
+  return {
+    name: entry.name,
+    partitions: entry.partitions,
+    storageClass: entry.storageClass as StorageClass,
+    retentionMs: optionalLimit(entry.retentionMs, 'retentionMs'),
+    retentionBytes: optionalLimit(entry.retentionBytes, 'retentionBytes'),
+    configs,
+    createdAt: entry.createdAt,
+  };
+}

@@ -97,6 +97,7 @@ export async function startInProcess(settings: Record<string, unknown> = {}) {
       await new Promise((r) => setTimeout(r, 5));
       return !topic.startsWith('secret/');
     },
+    scramCredential: () => Promise.resolve(null),
   };
   const context: BrokerContext = {
     nodeId: 1,

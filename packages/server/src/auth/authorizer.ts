@@ -1,4 +1,12 @@
-import type { Action, Authorizer, Credentials, Logger, Principal } from '@robustmq/core';
+import type {
+  Action,
+  Authorizer,
+  Credentials,
+  Logger,
+  Principal,
+  ScramLogin,
+  ScramMechanism,
+} from '@robustmq/core';
 import { verifyPassword } from './passwords.js';
 import type { UserStore } from './users.js';
 
@@ -39,5 +47,20 @@ export class UserStoreAuthorizer implements Authorizer {
 
   authorize(_principal: Principal, _action: Action, _topic: string): Promise<boolean> {
     return Promise.resolve(true);
+  }
+
+  async scramCredential(username: string, mechanism: ScramMechanism): Promise<ScramLogin | null> {
+    const user = await this.users.get(username);
+    const stored = user?.scram?.[mechanism];
+    if (!user || !stored) return null;
+    return {
+      credential: {
+        salt: Buffer.from(stored.salt, 'base64'),
+        iterations: stored.iterations,
+        storedKey: Buffer.from(stored.storedKey, 'base64'),
+        serverKey: Buffer.from(stored.serverKey, 'base64'),
+      },
+      principal: { username, superuser: user.superuser },
+    };
   }
 }

@@ -1,11 +1,14 @@
 import { ErrorCode, RobustMQError, type MetaStore } from '@robustmq/core';
 import { hashPassword } from './passwords.js';
+import { deriveScramCredential, SCRAM_MECHANISMS, type StoredScramCredential } from './scram.js';
 
 /** A user as stored in the meta service under `/users/<name>`. */
 export interface StoredUser {
   passwordHash: string;
   superuser: boolean;
   createdAt: number;
+  /** SCRAM keys per mechanism (Kafka SASL SCRAM), derived when the password is set. */
+  scram?: Partial<Record<string, StoredScramCredential>>;
 }
 
 const USERNAME = /^[A-Za-z0-9._@-]{1,128}$/;
@@ -20,10 +23,15 @@ export class UserStore {
       throw new RobustMQError(ErrorCode.InvalidArgument, `invalid user name ${JSON.stringify(name)}`);
     }
     if (password.length === 0) throw new RobustMQError(ErrorCode.InvalidArgument, 'empty password');
+    const scram: Record<string, StoredScramCredential> = {};
+    for (const mechanism of SCRAM_MECHANISMS) {
+      scram[mechanism] = await deriveScramCredential(password, mechanism);
+    }
     const user: StoredUser = {
       passwordHash: await hashPassword(password),
       superuser: options.superuser ?? false,
       createdAt: Date.now(),
+      scram,
     };
     try {
       await this.meta.put(userKey(name), Buffer.from(JSON.stringify(user)), { ifRevision: 0 });

@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { decodeTopic, encodeTopic, topicKey, type Topic } from '../src/index.js';
+
+const orders: Topic = {
+  name: 'orders',
+  partitions: 3,
+  storageClass: 'file',
+  retentionMs: 86_400_000,
+  retentionBytes: null,
+  configs: { 'cleanup.policy': 'delete' },
+  createdAt: 1_700_000_000_000,
+};
+
+describe('topic catalog entries', () => {
+  it('round-trip through the meta store encoding under /topics/<name>', () => {
+    expect(topicKey('orders')).toBe('/topics/orders');
+    expect(decodeTopic(encodeTopic(orders))).toEqual(orders);
+  });
+
+  it('refuse entries that are not topics', () => {
+    const bytes = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
+    expect(() => decodeTopic(new Uint8Array([0xff, 0x00]))).toThrow(/not JSON/);
+    expect(() => decodeTopic(bytes({ ...orders, partitions: 0 }))).toThrow(/CORRUPT|mistyped/);
+    expect(() => decodeTopic(bytes({ ...orders, storageClass: 'floppy' }))).toThrow(/mistyped/);
+    expect(() => decodeTopic(bytes({ ...orders, retentionMs: -1 }))).toThrow(/retentionMs/);
+    expect(() => decodeTopic(bytes({ ...orders, configs: { 'retention.ms': 5 } }))).toThrow(/retention\.ms/);
+  });
+});
