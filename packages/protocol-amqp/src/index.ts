@@ -1,0 +1,2 @@
+// AMQP 1.0 broker plugin on rhea: queues, topics, credit and settlement
+export {};
