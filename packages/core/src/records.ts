@@ -39,3 +39,24 @@ export interface RecordBatch {
 export interface StoredBatch extends RecordBatch {
   baseOffset: number;
 }
+
+/** A message read back from a shard, with its offset. */
+export interface StoredMessage extends Message {
+  offset: number;
+}
+
+/**
+ * The shared encoding of stored records (the Kafka record batch, magic 2), offered to every
+ * protocol through its `BrokerContext`, so that MQTT and AMQP write what Kafka consumers read and
+ * read what Kafka producers wrote (compressed or not).
+ */
+export interface RecordCodec {
+  /** Encodes messages of one shard into one uncompressed batch; offsets are assigned on append. */
+  encode(messages: readonly Message[]): RecordBatch;
+  /**
+   * Decodes a stored batch (from `StorageEngine.read`) into its messages, decompressing as needed;
+   * `topic` fills `Message.topic`, which the batch does not carry. `CORRUPT` for bytes that fail
+   * their checksum or framing.
+   */
+  decode(batch: StoredBatch, topic: string): Promise<StoredMessage[]>;
+}
