@@ -3,6 +3,7 @@ import type { Authorizer } from './auth.js';
 import type { Logger } from './logger.js';
 import type { MetaStore } from './meta.js';
 import type { Metrics } from './metrics.js';
+import type { RecordCodec } from './records.js';
 import type { Router } from './router.js';
 import type { StorageEngine } from './storage.js';
 
@@ -41,6 +42,8 @@ export interface BrokerContext {
   readonly version: string;
   readonly router: Router;
   readonly storage: StorageEngine;
+  /** The shared encoding of stored records, so protocols read what others wrote. */
+  readonly records: RecordCodec;
   readonly meta: MetaStore;
   readonly auth: Authorizer;
   readonly metrics: Metrics;

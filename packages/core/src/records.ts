@@ -52,7 +52,7 @@ export interface StoredMessage extends Message {
  */
 export interface RecordCodec {
   /** Encodes messages of one shard into one uncompressed batch; offsets are assigned on append. */
-  encode(messages: readonly Message[]): RecordBatch;
+  encode(messages: readonly Message[]): Promise<RecordBatch>;
   /**
    * Decodes a stored batch (from `StorageEngine.read`) into its messages, decompressing as needed;
    * `topic` fills `Message.topic`, which the batch does not carry. `CORRUPT` for bytes that fail
