@@ -1,14 +1,14 @@
 import type { BrokerContext, Logger, Message, MessageOrigin } from '@robustmq/core';
-import type { ClientAuthorization } from './authorization.js';
 import type { MqttSettings } from './config.js';
 import type { Connection } from './connection.js';
+import type { EnhancedAuthMethod } from './enhanced-auth.js';
 import { MqttMetrics } from './metrics.js';
 import { Publication } from './publication.js';
 import { RetainedStore } from './retained-store.js';
 import { RouterBridge } from './router-bridge.js';
 import { Persistence, type StoredSession } from './persistence.js';
 import { WriteBarrier, type SessionRecord } from './session-log.js';
-import { Session, type Delivery } from './session.js';
+import { NEVER_EXPIRES, Session, type Delivery } from './session.js';
 import { loadMessage } from './stored-message.js';
 import { DelayedPublications } from './delayed-publish.js';
 import { SharedGroups } from './shared-groups.js';
@@ -20,7 +20,8 @@ import {
 } from './subscription-tree.js';
 import { SysTopics } from './sys-topics.js';
 import { parseFilter } from './topic-names.js';
-import { PendingWill, willPublication, type Will } from './wills.js';
+import { loadWill, PendingWill, storeWill, willPublication, type StoredWill, type Will } from './wills.js';
+import { ClientAuthorization } from './authorization.js';
 
 /** Messages from other protocols reach MQTT subscribers at most at this QoS. */
 const FOREIGN_QOS = 1;
@@ -43,6 +44,8 @@ export class MqttBroker {
   readonly metrics: MqttMetrics;
   readonly logger: Logger;
   readonly persistence: Persistence;
+  /** MQTT 5 enhanced authentication methods by name (set by the plugin before connections). */
+  authMethods: ReadonlyMap<string, EnhancedAuthMethod> = new Map();
   /** Collects the durable writes of one publish. */
   readonly barrier = new WriteBarrier();
   private readonly bridge: RouterBridge;
@@ -81,19 +84,42 @@ export class MqttBroker {
     for (const message of await this.persistence.loadRetained()) {
       if (!message.isExpired(now)) this.retained.set(message);
     }
-    for (const stored of await this.persistence.loadSessions()) this.restoreSession(stored, now);
+    const dueWills: Array<() => void> = [];
+    const expired: Session[] = [];
+    for (const stored of await this.persistence.loadSessions()) {
+      const session = this.restoreSession(stored, now, dueWills);
+      if (session.expiryInterval !== NEVER_EXPIRES && session.expiresIn(now) <= 0) expired.push(session);
+    }
+    // Sessions that expired while the node was down end now, their unacknowledged shared
+    // messages going to other members of their groups.
+    for (const session of expired) this.endSession(session);
+    // Published once every live session is back, so that each subscriber can get them.
+    for (const publish of dueWills) publish();
     await this.delayed.recover();
     this.sys.start();
   }
 
-  private restoreSession({ record, log, entries }: StoredSession, now: number): void {
+  /**
+   * Brings back one stored session. Its will (a client connected when the node stopped counts as
+   * gone at start) is published at once when its delay, or the session, ran out while the node
+   * was down, else held for the rest of its delay.
+   */
+  private restoreSession(
+    { record, log, entries }: StoredSession,
+    now: number,
+    dueWills: Array<() => void>,
+  ): Session {
     const elapsed = now - (record.disconnectedAt ?? now);
-    if (record.expiryInterval !== 0xffff_ffff && elapsed >= record.expiryInterval * 1000) {
-      void log.destroy().catch(() => {});
-      return;
-    }
+    const storedWill = record.will;
     const session = this.newSession(record.clientId);
     session.expiryInterval = record.expiryInterval;
+    session.disconnectedAt = record.disconnectedAt ?? now;
+    if (storedWill) {
+      const publish = this.storedWillPublisher(storedWill, record.clientId);
+      const delayMs = Math.min(storedWill.delayInterval, record.expiryInterval) * 1000 - elapsed;
+      if (delayMs <= 0) dueWills.push(publish);
+      else session.holdWill(new PendingWill(delayMs, () => this.willDue(session, publish), storedWill));
+    }
     session.log = log;
     for (const [filter, options] of record.subscriptions) this.subscribe(session, filter, options);
     const deliveries = new Map<
@@ -108,6 +134,7 @@ export class MqttBroker {
           retain: entry.r,
           subscriptionIds: entry.ids,
           seq: entry.s,
+          ...(entry.g === undefined ? {} : { shared: entry.g }),
         };
         deliveries.set(entry.s, { delivery, packetId: 0, state: 'queued' });
         if (entry.s >= session.nextSeq) session.nextSeq = entry.s + 1;
@@ -140,6 +167,7 @@ export class MqttBroker {
     }
     if (record.disconnectedAt === null) void log.saveRecord(this.sessionRecord(session, now)).catch(() => {});
     session.startExpiry(() => this.endSession(session), elapsed);
+    return session;
   }
 
   /**
@@ -176,12 +204,41 @@ export class MqttBroker {
   }
 
   private sessionRecord(session: Session, now: number): SessionRecord {
+    const connection = session.connection;
+    let will: StoredWill | null;
+    if (connection === null) will = session.heldWill;
+    else {
+      const principal = connection.authorization?.principal;
+      will = connection.will && principal ? storeWill(connection.will, principal) : null;
+    }
     return {
       clientId: session.clientId,
       expiryInterval: session.expiryInterval,
       subscriptions: [...session.subscriptions],
-      disconnectedAt: session.connection === null ? now : null,
+      disconnectedAt: connection === null ? (session.disconnectedAt ?? now) : null,
+      ...(will === null ? {} : { will }),
     };
+  }
+
+  /** Publishes a will kept in a session record, authorized as its principal. */
+  private storedWillPublisher(stored: StoredWill, clientId: string): () => void {
+    return () =>
+      this.publishWill(
+        loadWill(stored),
+        clientId,
+        new ClientAuthorization(
+          this.context.auth,
+          stored.principal,
+          this.settings.authorizationCacheSeconds * 1000,
+          this.logger,
+        ),
+      );
+  }
+
+  /** A delayed will's time came: published, and the session record no longer holds it. */
+  private willDue(session: Session, publish: () => void): void {
+    publish();
+    if (!session.ended && session.log !== null) void this.persist(session, Date.now())?.catch(() => {});
   }
 
   /** Delivers to every MQTT session with a matching subscription, once each. */
@@ -300,11 +357,19 @@ export class MqttBroker {
     const session = connection.session;
     if (!session || session.connection !== connection) return;
     session.connection = null;
+    session.disconnectedAt = Date.now();
     if (will && authorization) {
       const publish = () => this.publishWill(will, session.clientId, authorization);
       const delay = Math.min(will.delayInterval, session.expiryInterval);
-      if (delay > 0) session.holdWill(new PendingWill(delay, publish));
-      else publish();
+      if (delay > 0) {
+        session.holdWill(
+          new PendingWill(
+            delay * 1000,
+            () => this.willDue(session, publish),
+            storeWill(will, authorization.principal),
+          ),
+        );
+      } else publish();
     }
     if (session.expiryInterval === 0) this.endSession(session);
     else {

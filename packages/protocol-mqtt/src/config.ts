@@ -49,7 +49,24 @@ export interface MqttSettings {
   sysIntervalSeconds: number;
   /** Longest delay a `$delayed/{seconds}/{topic}` publish may ask for, in seconds. */
   maxDelayedPublishSeconds: number;
+  /**
+   * Most topic aliases the broker assigns on its own PUBLISH packets to one MQTT 5 client (also
+   * bounded by the client's Topic Alias Maximum); 0 never assigns any.
+   */
+  outboundTopicAliases: number;
+  /**
+   * The Response Information sent to an MQTT 5 client asking for it, with `{clientId}` replaced
+   * by its client id; empty sends none.
+   */
+  responseInformation: string;
+  /** Built-in enhanced authentication methods offered to MQTT 5 clients (SCRAM-SHA-256/512). */
+  enhancedAuthMethods: readonly string[];
+  /** A module (package name or file path) whose exports add enhanced authentication methods. */
+  enhancedAuthModule: string | undefined;
 }
+
+/** The enhanced authentication methods built into the plugin. */
+export const BUILTIN_AUTH_METHODS: readonly string[] = ['SCRAM-SHA-256', 'SCRAM-SHA-512'];
 
 const U32 = 4_294_967_295;
 
@@ -78,6 +95,7 @@ const INTEGERS: Record<string, IntegerSetting> = {
   authorization_cache_seconds: { key: 'authorizationCacheSeconds', min: 0, max: 86_400, default: 60 },
   sys_interval_seconds: { key: 'sysIntervalSeconds', min: 0, max: 86_400, default: 10 },
   max_delayed_publish_seconds: { key: 'maxDelayedPublishSeconds', min: 0, max: U32, default: 86_400 },
+  outbound_topic_aliases: { key: 'outboundTopicAliases', min: 0, max: 65_535, default: 64 },
 };
 
 const TRANSPORTS: readonly Transport[] = ['tcp', 'tls', 'ws', 'wss'];
@@ -91,6 +109,9 @@ export function parseSettings(section: Readonly<Record<string, unknown>>): MqttS
     queueFullPolicy: 'drop_newest',
     listeners: ['tcp'],
     wsPath: '/mqtt',
+    responseInformation: 'response/{clientId}/',
+    enhancedAuthMethods: BUILTIN_AUTH_METHODS,
+    enhancedAuthModule: undefined,
   };
   const files: Partial<Record<(typeof FILES)[number], string>> = {};
   for (const spec of Object.values(INTEGERS)) settings[spec.key] = spec.default;
@@ -119,6 +140,22 @@ export function parseSettings(section: Readonly<Record<string, unknown>>): MqttS
       if (typeof value !== 'string' || !value.startsWith('/'))
         throw new ConfigError(name, 'must be a path starting with "/"');
       settings.wsPath = value;
+    } else if (name === 'response_information') {
+      if (typeof value !== 'string') throw new ConfigError(name, 'must be a string');
+      settings.responseInformation = value;
+    } else if (name === 'enhanced_auth_methods') {
+      const valid = Array.isArray(value) && value.every((m) => BUILTIN_AUTH_METHODS.includes(m as string));
+      if (!valid) {
+        throw new ConfigError(
+          name,
+          `must list some of ${BUILTIN_AUTH_METHODS.map((m) => `"${m}"`).join(', ')}`,
+        );
+      }
+      settings.enhancedAuthMethods = value as string[];
+    } else if (name === 'enhanced_auth_module') {
+      if (typeof value !== 'string' || value.length === 0)
+        throw new ConfigError(name, 'must be a package name or a file path');
+      settings.enhancedAuthModule = value;
     } else if ((FILES as readonly string[]).includes(name)) {
       if (typeof value !== 'string' || value.length === 0)
         throw new ConfigError(name, 'must be the path of a PEM file');

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Principal } from '@robustmq/core';
+import { runConnectExchange } from './auth-exchange.js';
 import { ClientAuthorization } from './authorization.js';
 import type { IConnackPacket, IConnectPacket, IDisconnectPacket, ProtocolVersion } from './codec/packets.js';
 import { MAX_PACKET_SIZE } from './codec/parser.js';
@@ -55,9 +56,6 @@ async function connect(connection: Connection, packet: IConnectPacket, now: numb
     clientId = `auto-${randomUUID()}`;
     assigned = true;
   }
-  if (props?.authenticationMethod !== undefined) {
-    return refuse(connection, 'bad_authentication_method', 'enhanced authentication is not supported');
-  }
   if (props?.receiveMaximum === 0 || props?.maximumPacketSize === 0) {
     return refuse(connection, 'protocol_violation', 'receive maximum or maximum packet size of 0');
   }
@@ -69,24 +67,41 @@ async function connect(connection: Connection, packet: IConnectPacket, now: numb
     return refuse(connection, 'protocol_violation', 'password without user name');
   }
 
+  const authMethod = props?.authenticationMethod;
   let principal: Principal | null;
-  try {
-    principal = await broker.context.auth.authenticate({
-      protocol: 'mqtt',
-      username: packet.username ?? null,
-      password: packet.password ?? null,
+  let authData: Uint8Array | undefined;
+  if (authMethod !== undefined) {
+    const result = await runConnectExchange(
+      connection,
+      authMethod,
+      props?.authenticationData,
       clientId,
-      remoteAddress: connection.info.remoteAddress,
-    });
-  } catch (error) {
-    broker.logger.error({ err: error, clientId }, 'authentication failed with an error');
-    return refuse(connection, 'server_unavailable', 'authentication failed with an error');
-  }
-  if (connection.state !== 'connecting') return;
-  if (principal === null) {
-    return packet.username === undefined
-      ? refuse(connection, 'not_authorized', 'anonymous clients are not allowed')
-      : refuse(connection, 'bad_credentials', 'bad user name or password');
+      packet.username ?? null,
+    );
+    if (connection.state !== 'connecting') return;
+    if ('refusal' in result) return refuse(connection, result.refusal, result.detail);
+    principal = result.principal;
+    authData = result.data;
+    connection.authMethod = authMethod;
+  } else {
+    try {
+      principal = await broker.context.auth.authenticate({
+        protocol: 'mqtt',
+        username: packet.username ?? null,
+        password: packet.password ?? null,
+        clientId,
+        remoteAddress: connection.info.remoteAddress,
+      });
+    } catch (error) {
+      broker.logger.error({ err: error, clientId }, 'authentication failed with an error');
+      return refuse(connection, 'server_unavailable', 'authentication failed with an error');
+    }
+    if (connection.state !== 'connecting') return;
+    if (principal === null) {
+      return packet.username === undefined
+        ? refuse(connection, 'not_authorized', 'anonymous clients are not allowed')
+        : refuse(connection, 'bad_credentials', 'bad user name or password');
+    }
   }
 
   connection.authorization = new ClientAuthorization(
@@ -98,6 +113,7 @@ async function connect(connection: Connection, packet: IConnectPacket, now: numb
   if (props) {
     connection.clientReceiveMaximum = props.receiveMaximum ?? 65_535;
     connection.clientMaxPacketSize = props.maximumPacketSize ?? MAX_PACKET_SIZE;
+    connection.acceptOutboundAliases(props.topicAliasMaximum ?? 0);
   }
   const requestedExpiry = version === 5 ? (props?.sessionExpiryInterval ?? 0) : clean ? 0 : NEVER_EXPIRES;
   const expiry = Math.min(requestedExpiry, settings.maxSessionExpiryInterval);
@@ -113,9 +129,9 @@ async function connect(connection: Connection, packet: IConnectPacket, now: numb
 
   const { session, present } = broker.attach(connection, clientId, clean);
   session.expiryInterval = expiry;
+  connection.will = packet.will ? willFromConnect(packet.will) : null;
   // Written in order with the session's later writes: a SUBACK waits for its own record.
   void broker.persist(session, now)?.catch(() => {});
-  connection.will = packet.will ? willFromConnect(packet.will) : null;
   connection.established(version, clientId, session, keepAlive);
 
   const connack: IConnackPacket = { cmd: 'connack', sessionPresent: present };
@@ -129,6 +145,11 @@ async function connect(connection: Connection, packet: IConnectPacket, now: numb
       ...(assigned ? { assignedClientIdentifier: clientId } : {}),
       ...(expiry !== requestedExpiry ? { sessionExpiryInterval: expiry } : {}),
       ...(serverKeepAlive !== undefined ? { serverKeepAlive } : {}),
+      ...(props?.requestResponseInformation && settings.responseInformation.length > 0
+        ? { responseInformation: settings.responseInformation.replaceAll('{clientId}', clientId) }
+        : {}),
+      ...(authMethod !== undefined ? { authenticationMethod: authMethod } : {}),
+      ...(authData !== undefined ? { authenticationData: Buffer.from(authData) } : {}),
     };
   } else {
     connack.returnCode = ConnectReturnCode.Accepted;

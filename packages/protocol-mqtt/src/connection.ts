@@ -4,11 +4,15 @@ import type { ClientAuthorization } from './authorization.js';
 import type { MqttBroker } from './broker.js';
 import { encodeAck, encodePacket } from './codec/encode.js';
 import type { MqttCodecError } from './codec/errors.js';
-import type { Packet, ProtocolVersion } from './codec/packets.js';
+import type { IAuthPacket, Packet, ProtocolVersion } from './codec/packets.js';
 import { MAX_PACKET_SIZE, PacketParser } from './codec/parser.js';
 import { ReasonCode } from './codec/reason-codes.js';
+import { handleAuth } from './auth-exchange.js';
 import { handleConnect, handleDisconnect } from './connect.js';
+import type { EnhancedAuthExchange } from './enhanced-auth.js';
 import { KeepAlive } from './keep-alive.js';
+import type { ListenerCounts } from './metrics.js';
+import { OutboundTopicAliases } from './outbound-aliases.js';
 import type { Publication, WireFamily } from './publication.js';
 import { handlePuback, handlePubcomp, handlePublish, handlePubrec, handlePubrel } from './publish.js';
 import type { Delivery, Session } from './session.js';
@@ -40,7 +44,21 @@ export class Connection {
   clientMaxPacketSize = MAX_PACKET_SIZE;
   /** MQTT 5 topic aliases the client has set, alias -> topic. */
   readonly topicAliases = new Map<number, string>();
+  /** MQTT 5 topic aliases the broker assigns on what it sends; null when the client takes none. */
+  outboundAliases: OutboundTopicAliases | null = null;
   origin: MessageOrigin = { protocol: 'mqtt' };
+  /** MQTT 5: the enhanced authentication method of the CONNECT, null without one. */
+  authMethod: string | null = null;
+  /** A re-authentication under way (AUTH 0x19 received, not finished). */
+  reauthentication: EnhancedAuthExchange | null = null;
+  /** Whether the broker is working out its answer to the client's last AUTH. */
+  reauthenticating = false;
+  /** When the connection was accepted, ms since the epoch. */
+  readonly openedAt = Date.now();
+  /** The keep-alive granted, in seconds. */
+  keepAliveSeconds = 0;
+  private authWaiter: { resolve: (packet: IAuthPacket) => void; reject: (error: Error) => void } | null =
+    null;
   private keepAlive: KeepAlive | null = null;
   private connectTimer: NodeJS.Timeout | null;
   private corked = false;
@@ -48,6 +66,8 @@ export class Connection {
   private paused = false;
   private readonly parser: PacketParser;
   private readonly maxOutgoingBytes: number;
+  /** This connection's listener's traffic counts. */
+  readonly counts: ListenerCounts;
   private closedSocket: Promise<void>;
 
   constructor(
@@ -63,10 +83,11 @@ export class Connection {
       onError: (error) => this.onCodecError(error),
     });
     broker.connections.add(this);
-    broker.metrics.connectionOpened();
+    this.counts = broker.metrics.listener(info.listener);
+    broker.metrics.connectionOpened(this.counts);
     this.closedSocket = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.on('data', (chunk: Buffer) => {
-      broker.metrics.bytesReceived += chunk.length;
+      this.counts.bytesReceived += chunk.length;
       if (this.state === 'awaiting-connect' && !this.parser.started && chunk[0] !== 0x10) {
         // Not MQTT at all (or not CONNECT first): no need to wait for the rest of it.
         this.refuse('packet_before_connect', `first byte 0x${chunk[0]!.toString(16)} is not CONNECT`);
@@ -96,6 +117,7 @@ export class Connection {
     this.clientId = clientId;
     this.session = session;
     this.origin = { protocol: 'mqtt', clientId };
+    this.keepAliveSeconds = keepAliveSeconds;
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.connectTimer = null;
     this.keepAlive = new KeepAlive(keepAliveSeconds, () => this.keepAliveExpired());
@@ -115,7 +137,7 @@ export class Connection {
       process.nextTick(this.uncork);
     }
     this.socket.write(buffer);
-    this.broker.metrics.bytesSent += buffer.length;
+    this.counts.bytesSent += buffer.length;
   }
 
   /** Encodes and writes a packet in this connection's protocol version. */
@@ -141,32 +163,68 @@ export class Connection {
       return;
     }
     const frame =
-      subscriptionIds === null || this.family !== 5
-        ? publication.qos0Frame(this.family, retain, now)
-        : publication.encode(5, 0, 0, false, retain, subscriptionIds, now);
-    if (frame.length > this.clientMaxPacketSize) {
+      this.outboundAliases !== null
+        ? this.aliasedFrame(publication, 0, 0, false, retain, subscriptionIds, now)
+        : subscriptionIds === null || this.family !== 5
+          ? publication.qos0Frame(this.family, retain, now)
+          : publication.encode(5, 0, 0, false, retain, subscriptionIds, now);
+    if (frame === null || frame.length > this.clientMaxPacketSize) {
       metrics.dropped('too_large');
       return;
     }
-    metrics.messagesSent++;
+    if (!retain) this.counts.delivered(now, publication.timestamp);
+    else this.counts.messagesSent++;
     this.write(frame);
   }
 
   /** A QoS 1/2 PUBLISH with its packet id; false when it is over the client's maximum size. */
   sendPublish(delivery: Delivery, packetId: number, dup: boolean, now: number): boolean {
-    const frame = delivery.publication.encode(
-      this.family,
-      delivery.qos,
-      packetId,
-      dup,
-      delivery.retain,
-      this.family === 5 ? delivery.subscriptionIds : null,
-      now,
-    );
-    if (frame.length > this.clientMaxPacketSize) return false;
-    this.broker.metrics.messagesSent++;
+    const { publication, qos, retain } = delivery;
+    const ids = this.family === 5 ? delivery.subscriptionIds : null;
+    const frame =
+      this.outboundAliases !== null
+        ? this.aliasedFrame(publication, qos, packetId, dup, retain, ids, now)
+        : publication.encode(this.family, qos, packetId, dup, retain, ids, now);
+    if (frame === null || frame.length > this.clientMaxPacketSize) return false;
+    // Retained messages sent on subscribe would skew the latency: they are not sampled.
+    if (!retain) this.counts.delivered(now, publication.timestamp);
+    else this.counts.messagesSent++;
     this.write(frame);
     return true;
+  }
+
+  /**
+   * A PUBLISH with a topic alias: the topic and a new alias the first time, the alias alone
+   * afterwards. The alias is recorded only for a frame the client will get (null: too large).
+   */
+  private aliasedFrame(
+    publication: Publication,
+    qos: 0 | 1 | 2,
+    packetId: number,
+    dup: boolean,
+    retain: boolean,
+    subscriptionIds: readonly number[] | null,
+    now: number,
+  ): Buffer | null {
+    const aliases = this.outboundAliases!;
+    const known = aliases.lookup(publication.topic);
+    const alias = known ?? aliases.next();
+    const frame =
+      known !== undefined && qos === 0 && subscriptionIds === null
+        ? publication.aliasedQos0Frame(known, retain, now)
+        : publication.encode(5, qos, packetId, dup, retain, subscriptionIds, now, {
+            alias,
+            known: known !== undefined,
+          });
+    if (frame.length > this.clientMaxPacketSize) return null;
+    if (known === undefined) aliases.set(publication.topic, alias);
+    return frame;
+  }
+
+  /** MQTT 5: the client accepts up to `clientMaximum` topic aliases from the broker. */
+  acceptOutboundAliases(clientMaximum: number): void {
+    const maximum = Math.min(clientMaximum, this.broker.settings.outboundTopicAliases);
+    this.outboundAliases = maximum > 0 ? new OutboundTopicAliases(maximum) : null;
   }
 
   /**
@@ -199,6 +257,30 @@ export class Connection {
     this.close(false);
   }
 
+  /** The client's next AUTH packet during authentication at CONNECT; rejects if it closes first. */
+  nextAuth(): Promise<IAuthPacket> {
+    return new Promise((resolve, reject) => {
+      if (this.state === 'closed') reject(new Error('connection closed'));
+      else this.authWaiter = { resolve, reject };
+    });
+  }
+
+  /**
+   * Ends the connection on the broker's initiative (an operator's kick, a failed
+   * re-authentication): MQTT 5 clients get DISCONNECT with `reasonCode`; the will is published.
+   */
+  kick(reasonCode: number, detail: string): void {
+    if (this.state === 'closed') return;
+    this.broker.logger.info(
+      { clientId: this.clientId || undefined, remoteAddress: this.info.remoteAddress, reasonCode, detail },
+      'client disconnected by the broker',
+    );
+    if (this.state === 'connected' && this.version === 5) {
+      this.send({ cmd: 'disconnect', reasonCode, properties: { reasonString: detail } });
+    }
+    this.close(true);
+  }
+
   /** Another connection took this client id (MQTT 5: DISCONNECT 0x8E). */
   takeOver(): void {
     if (this.version === 5 && this.state === 'connected') {
@@ -224,8 +306,10 @@ export class Connection {
     this.keepAlive?.stop();
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.broker.connections.delete(this);
-    this.broker.metrics.connectionClosed();
+    this.broker.metrics.connectionClosed(this.counts);
     this.backlog = null;
+    this.authWaiter?.reject(new Error('connection closed'));
+    this.authWaiter = null;
     if (!this.socket.destroyed) {
       this.socket.end();
       setTimeout(() => this.socket.destroy(), LINGER_MS).unref();
@@ -265,6 +349,13 @@ export class Connection {
     if (this.state === 'closed') return;
     const now = Date.now();
     this.keepAlive?.touch(now);
+    if (this.authWaiter !== null && packet.cmd === 'auth') {
+      // The CONNECT is waiting for this answer: it cannot wait in the backlog behind it.
+      const waiter = this.authWaiter;
+      this.authWaiter = null;
+      waiter.resolve(packet);
+      return;
+    }
     if (this.backlog !== null) {
       this.backlog.push([packet, frame]);
       if (this.backlog.length >= BACKLOG_PAUSE && !this.paused) {
@@ -330,6 +421,8 @@ export class Connection {
           return this.write(PINGRESP);
         case 'disconnect':
           return handleDisconnect(this, packet);
+        case 'auth':
+          return handleAuth(this, packet);
         case 'connect':
           return this.violation(ReasonCode.ProtocolError, 'protocol_violation', 'second CONNECT');
         default:

@@ -4,6 +4,12 @@ import { MqttPlugin } from './plugin.js';
 
 export { parseSettings, type MqttSettings } from './config.js';
 export { MqttPlugin } from './plugin.js';
+export type {
+  EnhancedAuthExchange,
+  EnhancedAuthMethod,
+  EnhancedAuthRequest,
+  EnhancedAuthStep,
+} from './enhanced-auth.js';
 export {
   SubscriptionTree,
   type Match,

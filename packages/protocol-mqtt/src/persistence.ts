@@ -59,16 +59,25 @@ export class Persistence {
 
   /** Stores (or, for an empty payload, deletes) the retained message of a topic; resolves when durable. */
   saveRetained(publication: Publication): Promise<void> {
-    const key = RETAINED_PREFIX + sessionKey(publication.topic);
     const value =
       publication.payload.length === 0 ? null : Buffer.from(JSON.stringify(storeMessage(publication)));
+    return this.writeRetained(publication.topic, value);
+  }
+
+  /** Deletes the stored retained message of `topic`; resolves when durable. */
+  deleteRetained(topic: string): Promise<void> {
+    return this.writeRetained(topic, null);
+  }
+
+  private writeRetained(topic: string, value: Buffer | null): Promise<void> {
+    const key = RETAINED_PREFIX + sessionKey(topic);
     const meta = this.context.meta;
     const write = this.retainedChain.then(async () => {
       if (value === null) await meta.delete(key);
       else await meta.put(key, value);
     });
     this.retainedChain = write.catch((error: unknown) => {
-      this.logger.error({ err: error, topic: publication.topic }, 'retained message write failed');
+      this.logger.error({ err: error, topic }, 'retained message write failed');
     });
     return write;
   }

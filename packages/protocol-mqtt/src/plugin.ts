@@ -1,8 +1,17 @@
-import type { BrokerContext, ConnectionInfo, ListenerSpec, ProtocolPlugin } from '@robustmq/core';
+import type {
+  AdminResource,
+  BrokerContext,
+  ConnectionInfo,
+  ListenerSpec,
+  ProtocolPlugin,
+} from '@robustmq/core';
+import { ErrorCode, RobustMQError } from '@robustmq/core';
+import { adminResources } from './admin.js';
 import type { Duplex } from 'node:stream';
 import { MqttBroker } from './broker.js';
 import type { MqttSettings } from './config.js';
 import { Connection } from './connection.js';
+import { loadAuthMethods } from './enhanced-auth.js';
 
 /** WebSocket subprotocols of MQTT: `mqtt` (3.1.1 and 5.0) and `mqttv3.1`. */
 const SUBPROTOCOLS = ['mqtt', 'mqttv3.1'];
@@ -32,9 +41,18 @@ export class MqttPlugin implements ProtocolPlugin {
   }
 
   async start(context: BrokerContext): Promise<void> {
+    const methods = await loadAuthMethods(this.settings);
     const broker = new MqttBroker(this.settings, context);
+    broker.authMethods = methods;
     await broker.recover();
     this.broker = broker;
+  }
+
+  /** `clients`, `sessions`, `subscriptions` and `retained` (see the README). */
+  adminResources(): Readonly<Record<string, AdminResource>> {
+    const broker = this.broker;
+    if (!broker) throw new RobustMQError(ErrorCode.Unavailable, 'the MQTT plugin is not started');
+    return adminResources(broker);
   }
 
   accept(connection: Duplex, info: ConnectionInfo): void {

@@ -22,6 +22,8 @@ export interface CarriedProperties {
 export class Publication {
   /** Encoded QoS 0 PUBLISH packets: [v3 live, v3 retained, v5 live, v5 retained]. */
   private frames: Array<Buffer | undefined> | null = null;
+  /** Encoded QoS 0 MQTT 5 PUBLISH packets with a known topic alias, by alias and RETAIN. */
+  private aliasFrames: Map<number, Buffer> | null = null;
   private detached = false;
 
   constructor(
@@ -127,7 +129,25 @@ export class Publication {
     return (frames[slot] ??= this.encode(family, 0, 0, false, retain, null, now));
   }
 
-  /** Encodes a PUBLISH of this message for one delivery. */
+  /**
+   * The QoS 0 MQTT 5 PUBLISH carrying only topic alias `alias` (the client knows the topic),
+   * encoded once per alias and shared by every client that uses that alias for this topic.
+   */
+  aliasedQos0Frame(alias: number, retain: boolean, now: number): Buffer {
+    const key = alias * 2 + (retain ? 1 : 0);
+    const frames = (this.aliasFrames ??= new Map<number, Buffer>());
+    let frame = frames.get(key);
+    if (frame === undefined) {
+      frame = this.encode(5, 0, 0, false, retain, null, now, { alias, known: true });
+      frames.set(key, frame);
+    }
+    return frame;
+  }
+
+  /**
+   * Encodes a PUBLISH of this message for one delivery; with `alias` (MQTT 5), it carries that
+   * topic alias, and an empty topic name when the client already knows the alias.
+   */
   encode(
     family: WireFamily,
     qos: QoS,
@@ -136,10 +156,11 @@ export class Publication {
     retain: boolean,
     subscriptionIds: readonly number[] | null,
     now: number,
+    alias?: { alias: number; known: boolean },
   ): Buffer {
     const packet: IPublishPacket = {
       cmd: 'publish',
-      topic: this.topic,
+      topic: alias?.known ? '' : this.topic,
       payload: this.payload,
       qos,
       dup,
@@ -148,8 +169,11 @@ export class Publication {
     if (qos > 0) packet.messageId = packetId;
     if (family === 5) {
       const properties: PublishProperties | undefined =
-        this.properties || this.expiresAt !== 0 || subscriptionIds ? { ...this.properties } : undefined;
+        this.properties || this.expiresAt !== 0 || subscriptionIds || alias
+          ? { ...this.properties }
+          : undefined;
       if (properties) {
+        if (alias) properties.topicAlias = alias.alias;
         if (this.expiresAt !== 0) {
           properties.messageExpiryInterval = Math.max(0, Math.ceil((this.expiresAt - now) / 1000));
         }

@@ -108,7 +108,7 @@ function accept(
   now: number,
 ): void | Promise<void> {
   const { broker } = connection;
-  broker.metrics.messagesReceived++;
+  connection.counts.messagesReceived++;
   const publication = Publication.fromPacket(
     packet,
     topic,

@@ -101,6 +101,17 @@ export class RetainedStore {
     }
   }
 
+  /** Every retained message held (expired ones included until met), in no particular order. */
+  all(): Publication[] {
+    const found: Publication[] = [];
+    const visit = (node: RetainedNode) => {
+      if (node.message) found.push(node.message);
+      if (node.children) for (const child of node.children.values()) visit(child);
+    };
+    visit(this.root);
+    return found;
+  }
+
   private everything(node: RetainedNode, depth: number, found: Publication[]): void {
     if (!node.children) return;
     for (const [name, child] of node.children) {

@@ -1,15 +1,25 @@
 import { createHash } from 'node:crypto';
 import { ErrorCode, RobustMQError, type Logger, type MetaStore, type StorageEngine } from '@robustmq/core';
 import type { StoredMessage } from './stored-message.js';
+import type { StoredWill } from './wills.js';
 import type { SubscriptionOptions } from './subscription-tree.js';
 
 /**
  * One event in a persistent session's log. Replayed in order it gives the session's QoS 1/2 state:
- * `m` a message for the session (queued), `s` it was sent with a packet id, `r` its PUBREC came,
+ * `m` a message for the session (queued, with its shared group), `s` it was sent with a packet id, `r` its PUBREC came,
  * `a` it is done (acknowledged, expired or dropped); `i`/`I` an inbound QoS 2 id accepted/released.
  */
 export type LogEntry =
-  | { t: 'm'; s: number; m: StoredMessage; q: 1 | 2; r: boolean; ids: readonly number[] | null }
+  | {
+      t: 'm';
+      s: number;
+      m: StoredMessage;
+      q: 1 | 2;
+      r: boolean;
+      ids: readonly number[] | null;
+      /** The shared group it came through, if any. */
+      g?: string;
+    }
   | { t: 's'; s: number; p: number }
   | { t: 'r'; s: number }
   | { t: 'a'; s: number }
@@ -23,6 +33,11 @@ export interface SessionRecord {
   subscriptions: Array<[string, SubscriptionOptions]>;
   /** When the client went away, ms since the epoch; null while connected. */
   disconnectedAt: number | null;
+  /**
+   * The will still to publish: the connected client's, or one waiting out its delay. Absent
+   * when there is none (no will, a clean DISCONNECT, or already published).
+   */
+  will?: StoredWill;
 }
 
 /** Meta store prefix of session records. */

@@ -6,7 +6,7 @@ import { OutboundFlow } from './outbound-flow.js';
 import type { Publication } from './publication.js';
 import type { SubscriptionOptions } from './subscription-tree.js';
 import { LongTimer } from './timers.js';
-import type { PendingWill } from './wills.js';
+import type { PendingWill, StoredWill } from './wills.js';
 import type { LogEntry, SessionLog, WriteBarrier } from './session-log.js';
 import { storeMessage } from './stored-message.js';
 
@@ -47,6 +47,8 @@ export class Session {
   log: SessionLog | null = null;
   /** The next log sequence number. */
   nextSeq = 1;
+  /** When its last connection went away, ms since the epoch; null while connected. */
+  disconnectedAt: number | null = null;
   private expiryTimer: LongTimer | null = null;
   private pendingWill: PendingWill | null = null;
 
@@ -100,6 +102,7 @@ export class Session {
           q: qos as 1 | 2,
           r: retain,
           ids: subscriptionIds,
+          ...(shared === null ? {} : { g: shared }),
         }),
       );
     }
@@ -207,6 +210,7 @@ export class Session {
     this.pendingWill?.cancel();
     this.pendingWill = null;
     this.connection = connection;
+    this.disconnectedAt = null;
     this.outbound.window = Math.min(this.maxInflight, connection.clientReceiveMaximum);
   }
 
@@ -221,10 +225,21 @@ export class Session {
     this.pump(now);
   }
 
+  /** Ms until a disconnected session expires (negative: overdue); Infinity while connected. */
+  expiresIn(now: number): number {
+    if (this.disconnectedAt === null || this.expiryInterval === NEVER_EXPIRES) return Infinity;
+    return this.disconnectedAt + this.expiryInterval * 1000 - now;
+  }
+
   /** Starts the expiry clock once the connection is gone (`elapsedMs` since it went). */
   startExpiry(onExpire: () => void, elapsedMs = 0): void {
     if (this.expiryInterval === NEVER_EXPIRES) return;
     this.expiryTimer = new LongTimer(Math.max(0, this.expiryInterval * 1000 - elapsedMs), onExpire);
+  }
+
+  /** The will waiting for its delay, as stored, if there is one. */
+  get heldWill(): StoredWill | null {
+    return this.pendingWill?.pending ? this.pendingWill.stored : null;
   }
 
   /** A will waiting for its delay; the session's end publishes it at once. */

@@ -1,4 +1,5 @@
-import type { IConnectPacket, QoS } from './codec/packets.js';
+import type { Principal } from '@robustmq/core';
+import type { IConnectPacket, QoS, UserProperties } from './codec/packets.js';
 import { Publication, type CarriedProperties } from './publication.js';
 import { LongTimer } from './timers.js';
 
@@ -54,6 +55,66 @@ export function willPublication(will: Will, clientId: string, now: number): Publ
   );
 }
 
+/** A will as kept in a persistent session's record, with who may publish it. */
+export interface StoredWill {
+  topic: string;
+  /** Payload, base64. */
+  payload: string;
+  qos: QoS;
+  retain: boolean;
+  messageExpiryInterval?: number;
+  delayInterval: number;
+  payloadFormatIndicator?: boolean;
+  contentType?: string;
+  responseTopic?: string;
+  /** Correlation data, base64. */
+  correlationData?: string;
+  userProperties?: UserProperties;
+  /** The principal the client authenticated as: the will is authorized as it. */
+  principal: Principal;
+}
+
+export function storeWill(will: Will, principal: Principal): StoredWill {
+  const stored: StoredWill = {
+    topic: will.topic,
+    payload: will.payload.toString('base64'),
+    qos: will.qos,
+    retain: will.retain,
+    delayInterval: will.delayInterval,
+    principal,
+  };
+  if (will.messageExpiryInterval !== undefined) stored.messageExpiryInterval = will.messageExpiryInterval;
+  const props = will.properties;
+  if (props?.payloadFormatIndicator !== undefined)
+    stored.payloadFormatIndicator = props.payloadFormatIndicator;
+  if (props?.contentType !== undefined) stored.contentType = props.contentType;
+  if (props?.responseTopic !== undefined) stored.responseTopic = props.responseTopic;
+  if (props?.correlationData !== undefined) stored.correlationData = props.correlationData.toString('base64');
+  if (props?.userProperties !== undefined) stored.userProperties = props.userProperties;
+  return stored;
+}
+
+export function loadWill(stored: StoredWill): Will {
+  const carried: CarriedProperties = {};
+  if (stored.payloadFormatIndicator !== undefined)
+    carried.payloadFormatIndicator = stored.payloadFormatIndicator;
+  if (stored.contentType !== undefined) carried.contentType = stored.contentType;
+  if (stored.responseTopic !== undefined) carried.responseTopic = stored.responseTopic;
+  if (stored.correlationData !== undefined) {
+    carried.correlationData = Buffer.from(stored.correlationData, 'base64');
+  }
+  if (stored.userProperties !== undefined) carried.userProperties = stored.userProperties;
+  return {
+    topic: stored.topic,
+    payload: Buffer.from(stored.payload, 'base64'),
+    qos: stored.qos,
+    retain: stored.retain,
+    properties: Object.keys(carried).length > 0 ? carried : undefined,
+    messageExpiryInterval: stored.messageExpiryInterval,
+    delayInterval: stored.delayInterval,
+  };
+}
+
 /**
  * A will waiting out its delay (MQTT 5 section 3.1.3.2): published when the delay passes or the
  * session ends, whichever is first; dropped if the client reconnects to the session in time.
@@ -63,10 +124,17 @@ export class PendingWill {
   private done = false;
 
   constructor(
-    delaySeconds: number,
+    delayMs: number,
     private readonly publish: () => void,
+    /** The will and its principal, for the session record. */
+    readonly stored: StoredWill,
   ) {
-    this.timer = new LongTimer(delaySeconds * 1000, () => this.fire());
+    this.timer = new LongTimer(delayMs, () => this.fire());
+  }
+
+  /** Whether it is still waiting. */
+  get pending(): boolean {
+    return !this.done;
   }
 
   /** Publishes now (the session ended). */

@@ -46,6 +46,39 @@ describe('[mqtt] settings', () => {
     expect(error({ allow_empty_client_id: 'yes' }).setting).toBe('allow_empty_client_id');
     expect(error({ host: '' })).toBeInstanceOf(ConfigError);
     expect(error({ queue_full_policy: 'drop_all' }).setting).toBe('queue_full_policy');
+    expect(error({ outbound_topic_aliases: -1 }).setting).toBe('outbound_topic_aliases');
+    expect(error({ response_information: 3 }).setting).toBe('response_information');
+    expect(error({ enhanced_auth_methods: ['PLAIN'] }).setting).toBe('enhanced_auth_methods');
+    expect(error({ enhanced_auth_module: '' }).setting).toBe('enhanced_auth_module');
+  });
+
+  it('reads the MQTT 5 extras: outbound topic aliases, response information, enhanced authentication', () => {
+    expect(parseSettings({})).toMatchObject({
+      outboundTopicAliases: 64,
+      responseInformation: 'response/{clientId}/',
+      enhancedAuthMethods: ['SCRAM-SHA-256', 'SCRAM-SHA-512'],
+      enhancedAuthModule: undefined,
+    });
+    expect(
+      parseSettings({
+        outbound_topic_aliases: 0,
+        response_information: '',
+        enhanced_auth_methods: [],
+        enhanced_auth_module: './auth.mjs',
+      }),
+    ).toMatchObject({
+      outboundTopicAliases: 0,
+      responseInformation: '',
+      enhancedAuthMethods: [],
+      enhancedAuthModule: './auth.mjs',
+    });
+  });
+
+  it('fails to start with a ConfigError when the enhanced auth module cannot be loaded', async () => {
+    const broken = plugin.create({ port: 0, enhanced_auth_module: './no/such/module.mjs' });
+    const error = await broken.start({} as Parameters<typeof broken.start>[0]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).setting).toBe('enhanced_auth_module');
   });
 
   it('is the default export: a plugin named mqtt with one TCP listener', () => {

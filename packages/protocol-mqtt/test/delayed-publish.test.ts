@@ -60,7 +60,8 @@ describe.each([
     server = await startServer({ mqtt: MAX });
     const topic = unique(`delayed-restart/${protocolVersion}`);
     const publisher = await client({ protocolVersion });
-    await publisher.publishAsync(`$delayed/2/${topic}`, 'survives', { qos: 1 });
+    // Due well after the restart, so the subscriber below is there in time even on a busy machine.
+    await publisher.publishAsync(`$delayed/5/${topic}`, 'survives', { qos: 1 });
     await endAll(clients);
     clients = [];
     const dir = server.dir;
@@ -69,7 +70,7 @@ describe.each([
     const sub = await client({ protocolVersion });
     const inbox = new Inbox(sub);
     await sub.subscribeAsync(topic, { qos: 1 });
-    expect((await inbox.waitFor(1, 6000))[0]).toMatchObject({ topic, payload: 'survives' });
+    expect((await inbox.waitFor(1, 15_000))[0]).toMatchObject({ topic, payload: 'survives' });
     expect((await inbox.settle(300)).length).toBe(1);
   });
 });

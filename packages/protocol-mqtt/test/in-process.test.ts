@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { connectClient, endAll, Inbox, type MqttClient } from './helpers/mqttjs.js';
 import { startInProcess } from './helpers/in-process.js';
 import { RawClient } from './helpers/raw-client.js';
+import type { Packet } from '../src/codec/index.js';
 
 let broker: Awaited<ReturnType<typeof startInProcess>>;
 let clients: MqttClient[] = [];
@@ -152,5 +153,33 @@ describe('stopping', () => {
     await broker.plugin.stop();
     expect(await c.next()).toMatchObject({ cmd: 'disconnect', reasonCode: 0x8b });
     expect(await c.closesWithin(3000)).toBe(true);
+  });
+});
+
+describe('response information', () => {
+  it('follows the response_information setting, and an empty one sends none', async () => {
+    for (const [setting, expected] of [
+      ['replies/{clientId}', 'replies/asker'],
+      ['', undefined],
+    ] as const) {
+      const own = await startInProcess({ response_information: setting });
+      try {
+        const raw = await RawClient.open(own.port, 5);
+        raw.send({
+          cmd: 'connect',
+          protocolId: 'MQTT',
+          protocolVersion: 5,
+          clientId: 'asker',
+          clean: true,
+          keepalive: 30,
+          properties: { requestResponseInformation: true },
+        });
+        const connack = (await raw.next()) as Extract<Packet, { cmd: 'connack' }>;
+        expect(connack.properties?.responseInformation).toBe(expected);
+        raw.close();
+      } finally {
+        await own.stop();
+      }
+    }
   });
 });

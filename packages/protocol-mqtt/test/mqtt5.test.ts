@@ -271,4 +271,24 @@ describe('MQTT 5 with MQTT.js', () => {
     await leaving.endAsync(false, { reasonCode: 0x04 });
     expect((await inbox.at(0)).payload).toBe('asked');
   });
+
+  it('sends Response Information only to a client that requests it', async () => {
+    const clientId = unique('resp-info');
+    const asking = await connectWithInbox(server.port, {
+      protocolVersion: 5,
+      clientId,
+      properties: { requestResponseInformation: true },
+    });
+    clients.push(asking.client);
+    expect(asking.connack.properties?.responseInformation).toBe(`response/${clientId}/`);
+    // The prefix is the client's to use for its replies.
+    const replies = new Inbox(asking.client);
+    await asking.client.subscribeAsync(`response/${clientId}/#`, { qos: 1 });
+    const other = await client();
+    await other.publishAsync(`response/${clientId}/r1`, 'reply', { qos: 1 });
+    expect((await replies.at(0)).payload).toBe('reply');
+    const silent = await connectWithInbox(server.port, { protocolVersion: 5, clientId: unique('no-info') });
+    clients.push(silent.client);
+    expect(silent.connack.properties?.responseInformation).toBeUndefined();
+  });
 });

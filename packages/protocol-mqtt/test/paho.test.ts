@@ -54,6 +54,39 @@ describe.each(['31', '311', '5'])('Paho Python, MQTT version %s', (version) => {
   it('gets the will of a client that lost its connection', async () => {
     expect(await paho(version, 'will')).toMatchObject({ messages: ['paho is gone'] });
   });
+
+  it('deals $share/ messages between group members and gives $queue/ every one', async () => {
+    const { members, queue } = (await paho(version, 'shared')) as { members: string[][]; queue: string[] };
+    // Round-robin: two each, and together all four once.
+    expect(members.map((m) => m.length)).toEqual([2, 2]);
+    expect(members.flat().sort()).toEqual(['job-0', 'job-1', 'job-2', 'job-3']);
+    expect(queue).toEqual(['job-0', 'job-1', 'job-2', 'job-3']);
+  });
+
+  it('publishes a $delayed/ message after its delay, acknowledged at once', async () => {
+    const { topic, messages, after } = (await paho(version, 'delayed')) as {
+      topic: string;
+      messages: string[][];
+      after: number;
+    };
+    expect(messages).toEqual([[topic, 'later']]);
+    expect(after).toBeGreaterThanOrEqual(1.9);
+  });
+
+  it('receives $SYS/broker/ topics on an explicit filter, not on #', async () => {
+    const { topics, leaked } = (await paho(version, 'sys')) as { topics: string[][]; leaked: string[] };
+    expect(topics.map(([t]) => t)).toEqual([
+      '$SYS/broker/bytes/received',
+      '$SYS/broker/bytes/sent',
+      '$SYS/broker/clients/connected',
+      '$SYS/broker/messages/received',
+      '$SYS/broker/messages/sent',
+      '$SYS/broker/uptime',
+      '$SYS/broker/version',
+    ]);
+    expect(topics.find(([t]) => t === '$SYS/broker/version')![1]).toMatch(/\d+\.\d+\.\d+/);
+    expect(leaked).toEqual([]);
+  });
 });
 
 describe('Paho Python, MQTT 5 properties', () => {

@@ -314,4 +314,42 @@ describe('session expiry and the offline queue limit, across kill -9', () => {
     },
     20_000,
   );
+
+  it.each([
+    { when: 'while the node is down', downMs: 2500 },
+    { when: 'after the restart', downMs: 0 },
+  ])(
+    'gives a shared member’s unacknowledged messages to another member when its session expires $when',
+    async ({ downMs }) => {
+      await start();
+      const topic = `shared-expiry-${++seq}`;
+      const filter = `$share/workers/${topic}`;
+      // The member that will keep its messages without acknowledging them: expires 2 s after it goes.
+      const holder = await RawClient.connected(server!.port, 5, `${topic}-holder`, {
+        clean: false,
+        properties: { sessionExpiryInterval: 2 },
+      });
+      raws.push(holder);
+      holder.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos: 1 }] });
+      expect((await holder.next()).cmd).toBe('suback');
+      // The other member is away (persistent), so the connected holder gets every message.
+      const other = await client(v5(`${topic}-other`, 600));
+      await other.subscribeAsync(filter, { qos: 1 });
+      await other.endAsync();
+      const pub = await client({ clientId: `${topic}-pub` });
+      for (const payload of ['j1', 'j2', 'j3']) await pub.publishAsync(topic, payload, { qos: 1 });
+      for (let i = 0; i < 3; i++) expect((await holder.next()).cmd).toBe('publish');
+
+      const dir = server!.dir;
+      await server!.kill();
+      await new Promise((r) => setTimeout(r, downMs));
+      server = await startServer({ dir });
+      const back = await connectWithInbox(server.port, v5(`${topic}-other`, 600));
+      clients.push(back.client);
+      const got = await back.inbox.waitFor(3, 10_000);
+      expect(got.map((m) => m.payload).sort()).toEqual(['j1', 'j2', 'j3']);
+      expect(await back.inbox.settle(300)).toHaveLength(3);
+    },
+    30_000,
+  );
 });

@@ -16,10 +16,14 @@ import {
   type Principal,
   type Router,
   type RouterSubscription,
+  type ScramCredential,
+  type ScramLogin,
+  type ScramMechanism,
 } from '@robustmq/core';
 import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import { MqttPlugin } from '../../src/plugin.js';
 import { parseSettings } from '../../src/config.js';
+import { scramCredentialOf } from './scram-client.js';
 
 /** A router with the contract's semantics, as simple as possible. */
 export class ListRouter implements Router {
@@ -78,12 +82,13 @@ const key = (name: string, labels?: Readonly<Record<string, string | number>>) =
 
 /**
  * The MQTT plugin in this process, with a context we control: an authorizer that knows
- * alice/secret-pw and refuses topics under `secret/` (answering after a delay, as a remote one
+ * alice/secret-pw (also as SCRAM credentials) and refuses topics under `secret/` (answering after a delay, as a remote one
  * would), a simple router, and metrics we can read.
  */
 export async function startInProcess(settings: Record<string, unknown> = {}) {
   const router = new ListRouter();
   const metrics = new TestMetrics();
+  const scram: Partial<Record<'sha256' | 'sha512', ScramCredential>> = {};
   const auth = {
     async authenticate(credentials: Credentials): Promise<Principal | null> {
       await new Promise((r) => setTimeout(r, 5));
@@ -97,13 +102,24 @@ export async function startInProcess(settings: Record<string, unknown> = {}) {
       await new Promise((r) => setTimeout(r, 5));
       return !topic.startsWith('secret/');
     },
-    scramCredential: () => Promise.resolve(null),
+    async scramCredential(username: string, mechanism: ScramMechanism): Promise<ScramLogin | null> {
+      await new Promise((r) => setTimeout(r, 5));
+      if (username !== 'alice') return null;
+      const digest = mechanism === 'SCRAM-SHA-256' ? 'sha256' : 'sha512';
+      scram[digest] ??= scramCredentialOf('secret-pw', digest);
+      return { credential: scram[digest], principal: { username: 'alice', superuser: false } };
+    },
   };
   const context: BrokerContext = {
     nodeId: 1,
     version: '0.0.0-test',
     router,
     storage: new MemoryStorageEngine(),
+    // The MQTT plugin keeps its own session log format and never encodes records.
+    records: {
+      encode: () => Promise.reject(new Error('the MQTT plugin does not encode records')),
+      decode: () => Promise.reject(new Error('the MQTT plugin does not decode records')),
+    },
     meta: memoryMeta(),
     auth,
     metrics,
