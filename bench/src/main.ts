@@ -8,7 +8,9 @@ import { UsageError, type Suite } from './suite.js';
 const SUITES: Record<string, () => Promise<Suite>> = {
   storage: async () => (await import('./storage.js')).storageSuite,
   mqtt: async () => (await import('./mqtt.js')).mqttSuite,
+  amqp: async () => (await import('./amqp.js')).amqpSuite,
   meta: async () => (await import('./meta.js')).metaSuite,
+  kafka: async () => (await import('./kafka.js')).kafkaSuite,
 };
 
 async function usage(): Promise<string> {

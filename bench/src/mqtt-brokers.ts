@@ -173,6 +173,8 @@ export async function startBroker(name: BrokerName, options: BrokerOptions): Pro
         HOST,
         '--http-port',
         String(httpPort),
+        '--protocols',
+        '@robustmq/protocol-mqtt',
         '--mqtt-port',
         String(port),
         '--log-level',

@@ -1,34 +1,13 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, run } from './helpers/cli.js';
+import { startServer, type TestServer } from './helpers/server.js';
 
-const CLI = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
-const SERVER_BIN = join(
-  dirname(createRequire(import.meta.url).resolve('robustmq-server/package.json')),
-  'dist/bin.js',
-);
 const VERSION = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
 ).version;
-
-function run(
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    env: { ...process.env, ROBUSTMQ_API_URL: '', ...env },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
-}
 
 /** A port nothing listens on: bound, then released. */
 async function closedPort(): Promise<number> {
@@ -39,70 +18,37 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-describe('robustmq (CLI)', () => {
-  let server: ReturnType<typeof spawn>;
-  let url = '';
-  let serverVersion = '';
-  const dir = mkdtempSync(join(tmpdir(), 'robustmq-cli-'));
+describe('robustmq status, exit codes and help', () => {
+  let server: TestServer;
 
   beforeAll(async () => {
-    server = spawn(
-      process.execPath,
-      [
-        SERVER_BIN,
-        '--bind',
-        '127.0.0.1',
-        '--http-port',
-        '0',
-        '--mqtt-port',
-        '0',
-        '--data-dir',
-        join(dir, 'data'),
-        '--set',
-        'log.format="json"',
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    const ready = await new Promise<{ version: string; listeners: string[] }>((resolve, reject) => {
-      let buffered = '';
-      server.stdout!.on('data', (d: Buffer) => {
-        buffered += d.toString();
-        for (const line of buffered.split('\n')) {
-          if (line.includes('"node ready"'))
-            resolve(JSON.parse(line) as { version: string; listeners: string[] });
-        }
-      });
-      server.on('exit', (code) => reject(new Error(`server exited ${code}`)));
-    });
-    serverVersion = ready.version;
-    url = `http://127.0.0.1:${ready.listeners[0]!.split(':').pop()}`;
+    server = await startServer();
   });
 
   afterAll(async () => {
-    server.kill('SIGTERM');
-    await new Promise((resolve) => server.on('exit', resolve));
-    rmSync(dir, { recursive: true, force: true });
+    await server.stop();
   });
 
   it('prints the status of a ready node as a table and exits 0', async () => {
-    const result = await run(['status', '--server', url]);
+    const result = await run(['status', '--server', server.url]);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^status: +ready$/m);
-    expect(result.stdout).toMatch(new RegExp(`^version: +${serverVersion.replaceAll('.', '\\.')}$`, 'm'));
+    expect(result.stdout).toMatch(new RegExp(`^version: +${server.version.replaceAll('.', '\\.')}$`, 'm'));
     expect(result.stdout).toMatch(/^PROTOCOL +LISTENER +TRANSPORT +ADDRESS$/m);
     expect(result.stdout).toMatch(/^admin +http +http +127\.0\.0\.1:\d+$/m);
+    expect(result.stdout).toMatch(/^mqtt +tcp +tcp +127\.0\.0\.1:\d+$/m);
   });
 
   it('prints JSON with --output json, and takes the address from ROBUSTMQ_API_URL', async () => {
-    const result = await run(['status', '-o', 'json'], { ROBUSTMQ_API_URL: url });
+    const result = await run(['status', '-o', 'json'], { env: { ROBUSTMQ_API_URL: server.url } });
     expect(result.code).toBe(0);
     const body = JSON.parse(result.stdout) as { ready: boolean; version: string };
-    expect(body).toMatchObject({ ready: true, version: serverVersion });
+    expect(body).toMatchObject({ ready: true, version: server.version });
   });
 
   it('ends quietly when its reader closes the pipe early (robustmq status | head -1)', async () => {
-    const child = spawn(process.execPath, [CLI, 'status', '--server', url], {
+    const child = spawn(process.execPath, [CLI, 'status', '--server', server.url], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout.destroy();
@@ -115,17 +61,57 @@ describe('robustmq (CLI)', () => {
 
   it('exits 3 with one line when the server cannot be reached', async () => {
     const port = await closedPort();
-    const result = await run(['status', '--server', `http://127.0.0.1:${port}`]);
-    expect(result.code).toBe(3);
-    expect(result.stderr.trim()).toBe(`robustmq: cannot reach http://127.0.0.1:${port}: ECONNREFUSED`);
+    for (const args of [['status'], ['topic', 'list'], ['cluster']]) {
+      const result = await run([...args, '--server', `http://127.0.0.1:${port}`]);
+      expect(result.code).toBe(3);
+      expect(result.stderr.trim()).toBe(`robustmq: cannot reach http://127.0.0.1:${port}: ECONNREFUSED`);
+    }
+  });
+
+  it('exits 4 when the admin API wants credentials and gets none, or wrong ones', async () => {
+    const none = await run(['topic', 'list', '--server', server.url]);
+    expect(none.code).toBe(4);
+    expect(none.stderr).toMatch(/^robustmq: UNAUTHENTICATED: .*pass --user and --password/);
+    const wrong = await run([
+      'topic',
+      'list',
+      '--server',
+      server.url,
+      '--user',
+      'admin',
+      '--password',
+      'nope',
+    ]);
+    expect(wrong.code).toBe(4);
+    expect(wrong.stderr).toMatch(/^robustmq: UNAUTHENTICATED: /);
   });
 
   it('exits 2 on a bad command line, 0 on --help and --version', async () => {
     expect((await run(['frobnicate'])).code).toBe(2);
     expect((await run(['status', '--output', 'yaml'])).code).toBe(2);
+    expect((await run(['topic', 'create'])).code).toBe(2);
+    expect((await run(['topic', 'create', 't', '--partitions', 'many'])).code).toBe(2);
+    expect((await run(['mqtt', 'pub', '-t', 'a', '--qos', '3', 'x'])).code).toBe(2);
+    const alter = await run(['topic', 'alter', 't', '--server', server.url]);
+    expect(alter.code).toBe(2);
+    expect(alter.stderr).toMatch(/nothing to change/);
     const help = await run(['--help']);
     expect(help.code).toBe(0);
-    expect(help.stdout).toContain('status');
+    for (const command of [
+      'status',
+      'cluster',
+      'topic',
+      'mqtt',
+      'kafka',
+      'amqp',
+      'user',
+      'acl',
+      'config',
+      'completion',
+    ]) {
+      expect(help.stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
+    }
+    expect(help.stdout).toMatch(/^Exit codes:$/m);
     const version = await run(['--version']);
     expect(version.code).toBe(0);
     expect(version.stdout.trim()).toBe(VERSION);

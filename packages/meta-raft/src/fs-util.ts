@@ -1,4 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
+import { writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 
 /** Makes a directory's entries (a created, renamed or removed file) durable. */
@@ -17,5 +18,13 @@ export async function writeAll(handle: FileHandle, bytes: Uint8Array, position: 
   while (written < bytes.length) {
     const { bytesWritten } = await handle.write(bytes, written, bytes.length - written, position + written);
     written += bytesWritten;
+  }
+}
+
+/** {@link writeAll} with blocking calls, for a file descriptor no asynchronous call is using. */
+export function writeAllSync(fd: number, bytes: Uint8Array, position: number): void {
+  let written = 0;
+  while (written < bytes.length) {
+    written += writeSync(fd, bytes, written, bytes.length - written, position + written);
   }
 }

@@ -16,3 +16,5 @@ export { DiskRaftStorage } from './disk-raft-storage.js';
 export * from './raft/index.js';
 export type { RaftMetaPeer, RaftMetaStatus, RaftMetaStoreOptions } from './raft-meta-store.js';
 export { openRaftMetaStore, RaftMetaStore } from './raft-meta-store.js';
+export type { ServedMetaStore, ServedNodeView } from './remote/service.js';
+export { serveMetaClients } from './remote/service.js';

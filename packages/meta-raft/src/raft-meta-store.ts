@@ -12,19 +12,29 @@ import type {
 import { deleteThroughTxn, putThroughTxn } from './meta-ops.js';
 import { ErrorCode, isRobustMQError, RobustMQError, silentLogger } from '@robustmq/core';
 import type { RpcServer } from '@robustmq/rpc';
-import { createRpcServer } from '@robustmq/rpc';
+import { createRpcServer, DEFAULT_MAX_FRAME_BYTES } from '@robustmq/rpc';
 import type { MetaOp } from './command.js';
 import { decodeMetaEntry, encodeMetaCommand, encodeMetaCommandBatch } from './command.js';
 import { DiskRaftStorage } from './disk-raft-storage.js';
 import { confState } from './raft/conf-change.js';
 import { RawNode } from './raft/raw-node.js';
-import type { Entry, Message, NodeId, RaftRole, Ready } from './raft/types.js';
+import type { ConfChange, Entry, Message, NodeId, RaftRole, Ready } from './raft/types.js';
 import { NONE } from './raft/types.js';
 import type { RaftMetaPeer } from './raft-transport.js';
-import { META_PROPOSE_METHOD, RAFT_MESSAGES_METHOD, RaftTransport } from './raft-transport.js';
+import type { SnapshotChunk } from './raft-transport.js';
+import {
+  META_PROPOSE_METHOD,
+  probeGroup,
+  RAFT_GROUP_METHOD,
+  RAFT_MESSAGES_METHOD,
+  RAFT_SNAPSHOT_CHUNK_METHOD,
+  RaftTransport,
+  SnapshotAssembler,
+} from './raft-transport.js';
 import type { MetaApplyResult, MetaOpResult } from './state-machine.js';
 import { MetaStateMachine } from './state-machine.js';
 import { WatchRegistry } from './watch-registry.js';
+import { serveMetaClients } from './remote/service.js';
 
 export type { RaftMetaPeer } from './raft-transport.js';
 
@@ -44,6 +54,12 @@ export interface RaftMetaStoreOptions {
    * address from `peers` (a one-node group needs none).
    */
   rpcServer?: RpcServer;
+  /**
+   * The largest RPC frame the group's servers take (default @robustmq/rpc's, 64 MiB). Snapshots
+   * go to followers in pieces of at most a quarter of it (and at most 4 MiB), so the meta state may
+   * outgrow one frame. The caller's `rpcServer` must take frames this large.
+   */
+  maxFrameBytes?: number;
   /** Milliseconds per Raft tick (default 100). */
   tickMs?: number;
   /** Ticks without a leader before an election; randomized up to twice this (default 10). */
@@ -103,6 +119,8 @@ const DEFAULT_SNAPSHOT_ENTRIES = 10_000;
 const MAX_BATCH_ENTRY_BYTES = 1024 * 1024;
 /** Entries kept behind a snapshot, so a follower a little behind catches up from the log. */
 const MAX_ENTRIES_KEPT = 1_000;
+/** The largest piece a snapshot is sent in, whatever the frame limit. */
+const MAX_SNAPSHOT_CHUNK_BYTES = 4 * 1024 * 1024;
 
 /** Opens this node's member of the meta Raft group, founding the group if its storage is empty. */
 export function openRaftMetaStore(options: RaftMetaStoreOptions): Promise<RaftMetaStore> {
@@ -138,9 +156,17 @@ export class RaftMetaStore implements MetaStore {
   private compactTo: number | null = null;
   /** While the leader persists entries it already sent: the messages that arrive meanwhile. */
   private held: Message[] | null = null;
+  /**
+   * Messages a leader has cleared to send but holds back until its next send or the end of the
+   * Ready loop, so the commit news of one Ready and the entries of the next travel together.
+   */
+  private outbox: Message[] = [];
   private failure: RobustMQError | null = null;
   private closed = false;
   private readonly ticker: NodeJS.Timeout;
+  private ticks = 0;
+  /** The members the configuration lists; the leader brings the missing ones in. */
+  private readonly configured: NodeId[];
   private readonly electionMs: number;
 
   private constructor(
@@ -150,7 +176,10 @@ export class RaftMetaStore implements MetaStore {
     peers: ReadonlyMap<NodeId, RaftMetaPeer>,
     private readonly ownServer: RpcServer | null,
     private readonly options: Required<
-      Pick<RaftMetaStoreOptions, 'tickMs' | 'electionTick' | 'snapshotEntries' | 'requestTimeoutMs'>
+      Pick<
+        RaftMetaStoreOptions,
+        'tickMs' | 'electionTick' | 'snapshotEntries' | 'requestTimeoutMs' | 'maxFrameBytes'
+      >
     >,
     random: () => number,
     private readonly logger: Logger,
@@ -162,6 +191,8 @@ export class RaftMetaStore implements MetaStore {
       random,
       electionTick: options.electionTick,
       applied: this.applied,
+      // Appends travel whole: keep each well inside one RPC frame.
+      maxSizePerMsg: this.messageBytes(),
       logger,
     });
     this.electionMs = options.tickMs * options.electionTick;
@@ -174,8 +205,14 @@ export class RaftMetaStore implements MetaStore {
         snapshotDelivered: (to, ok) => this.input(() => this.node.reportSnapshot(to, ok)),
       },
       logger,
+      Math.min(MAX_SNAPSHOT_CHUNK_BYTES, Math.floor(options.maxFrameBytes / 4)),
+      options.maxFrameBytes,
     );
-    this.ticker = setInterval(() => this.input(() => this.node.tick()), options.tickMs);
+    this.configured = [...peers.keys()];
+    this.ticker = setInterval(() => {
+      this.input(() => this.node.tick());
+      if (++this.ticks % options.electionTick === 0) this.reconcileMembers();
+    }, options.tickMs);
     this.ticker.unref();
   }
 
@@ -186,6 +223,7 @@ export class RaftMetaStore implements MetaStore {
       electionTick: options.electionTick ?? 10,
       snapshotEntries: options.snapshotEntries ?? DEFAULT_SNAPSHOT_ENTRIES,
       requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
+      maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
     };
     for (const [name, value] of Object.entries(resolved)) {
       if (!(Number.isSafeInteger(value) && value > 0)) {
@@ -205,10 +243,31 @@ export class RaftMetaStore implements MetaStore {
     const storage = await DiskRaftStorage.open({ dir: options.dir, logger });
     let ownServer: RpcServer | null = null;
     try {
-      if (storage.isEmpty()) await storage.bootstrap(confState(peers.keys()), machine.snapshot());
-      machine.restore(storage.snapshot().data);
+      if (storage.isEmpty()) {
+        // A node new to a running group that does not count it joins it (the leader adds it);
+        // otherwise the configured peers found the group together.
+        const others = [...peers.values()].filter((peer) => peer.id !== options.id);
+        const group =
+          others.length === 0
+            ? null
+            : await probeGroup(others, resolved.tickMs * resolved.electionTick, logger);
+        if (group !== null && !group.voters.includes(options.id)) {
+          logger.info(
+            { voters: group.voters, learners: group.learners, leader: group.leader },
+            'joining the running meta group; its leader adds this node',
+          );
+        } else {
+          await storage.bootstrap(confState(peers.keys()), machine.snapshot());
+        }
+      }
+      if (storage.snapshot().metadata.index > 0) machine.restore(storage.snapshot().data);
       if (options.rpcServer === undefined && peers.size > 1) {
-        ownServer = createRpcServer({ host: self.host, port: self.port, logger });
+        ownServer = createRpcServer({
+          host: self.host,
+          port: self.port,
+          logger,
+          maxFrameBytes: resolved.maxFrameBytes,
+        });
       }
     } catch (error) {
       await storage.close();
@@ -345,8 +404,23 @@ export class RaftMetaStore implements MetaStore {
     if (server === null) return;
     server.handle(RAFT_MESSAGES_METHOD, ({ messages }: { messages: Message[] }) => {
       this.checkOpen();
-      if (this.held !== null) this.held.push(...messages);
-      else this.input(() => this.stepAll(messages));
+      this.receive(messages);
+      return {};
+    });
+    server.handle(RAFT_GROUP_METHOD, () => {
+      this.checkOpen();
+      const { conf, leader } = this.node.status();
+      return { voters: [...conf.voters], learners: [...conf.learners], leader };
+    });
+    serveMetaClients(server, this, {
+      leader: () => this.leader,
+      appliedRevision: () => this.machine.revision,
+    });
+    const snapshots = new SnapshotAssembler();
+    server.handle(RAFT_SNAPSHOT_CHUNK_METHOD, (chunk: SnapshotChunk) => {
+      this.checkOpen();
+      const message = snapshots.add(chunk);
+      if (message !== null) this.receive([message]);
       return {};
     });
     server.handle(
@@ -388,6 +462,16 @@ export class RaftMetaStore implements MetaStore {
       if (client === undefined) {
         await this.waitForLeaderChange(deadline);
         continue;
+      }
+      if (!client.connected) {
+        // A call made without a connection waits for one until its deadline; a leader that
+        // cannot be reached is soon replaced, so wait for that instead.
+        try {
+          await client.waitConnected(Math.max(1, Math.min(this.electionMs, deadline - Date.now())));
+        } catch {
+          await this.waitForLeaderChange(deadline);
+          continue;
+        }
       }
       // A failed call may have been carried out: it is not retried, the caller learns UNAVAILABLE.
       const reply = await client.call<ProposeReply>(
@@ -440,8 +524,9 @@ export class RaftMetaStore implements MetaStore {
     // Pack the commands into entries of up to MAX_BATCH_ENTRY_BYTES; a lone command stays as is.
     const groups: BatchedProposal[][] = [];
     let bytes = Infinity;
+    const limit = this.messageBytes();
     for (const proposal of batch) {
-      if (bytes + proposal.command.length > MAX_BATCH_ENTRY_BYTES) {
+      if (bytes + proposal.command.length > limit) {
         groups.push([]);
         bytes = 0;
       }
@@ -468,6 +553,38 @@ export class RaftMetaStore implements MetaStore {
       });
     });
     this.kick();
+  }
+
+  /** The size entries packed together, and the appends carrying them, keep under. */
+  private messageBytes(): number {
+    return Math.min(MAX_BATCH_ENTRY_BYTES, Math.floor(this.options.maxFrameBytes / 4));
+  }
+
+  /**
+   * On the leader, every election timeout: a configured node missing from the group is added as a
+   * learner, and a configured learner that has caught up with the commit index is made a voter,
+   * one change at a time. Nodes are never removed here.
+   */
+  private reconcileMembers(): void {
+    if (this.role !== 'leader' || this.failure !== null || this.closed) return;
+    const { conf, progress, commit } = this.node.status();
+    let change: ConfChange | null = null;
+    const missing = this.configured.find((id) => !conf.voters.includes(id) && !conf.learners.includes(id));
+    if (missing !== undefined) change = { type: 'addLearner', nodeId: missing };
+    else {
+      const ready = conf.learners.find(
+        (id) => this.configured.includes(id) && (progress.get(id)?.match ?? 0) >= commit,
+      );
+      if (ready !== undefined) change = { type: 'addVoter', nodeId: ready };
+    }
+    if (change === null) return;
+    try {
+      this.input(() => this.node.proposeConfChange(change));
+      this.logger.info({ change }, 'meta group membership change proposed');
+    } catch (error) {
+      // The previous change is not committed yet, or a transfer is under way: next time.
+      this.logger.debug({ err: error, change }, 'meta group membership change not proposed');
+    }
   }
 
   // ---- reads ----------------------------------------------------------------------------------------
@@ -550,6 +667,7 @@ export class RaftMetaStore implements MetaStore {
   private async drive(): Promise<void> {
     try {
       while (this.failure === null && this.node.hasReady()) await this.handle(this.node.ready());
+      this.flushOutbox();
     } catch (error) {
       this.fail(error);
     } finally {
@@ -562,7 +680,9 @@ export class RaftMetaStore implements MetaStore {
    * vote are already durable sends its appends and heartbeats while it persists (Raft thesis
    * §10.2.1). Its own entries must count toward a commit only once durable here, and it counts
    * them as soon as they are appended, so the messages that could commit them, the followers'
-   * answers, are held until the write is done. Followers still persist before they answer.
+   * answers, are held until the write is done. Followers still persist before they answer, and
+   * answer before they apply. A leader applies as soon as a Ready commits, and keeps its other
+   * messages in the outbox until it next sends, so commit news rides with the next entries.
    */
   private async handle(ready: Ready): Promise<void> {
     const durable = this.storage.hardState();
@@ -570,12 +690,17 @@ export class RaftMetaStore implements MetaStore {
     const voteChanged = hard !== undefined && (hard.term !== durable.term || hard.vote !== durable.vote);
     const leading = (ready.softState?.role ?? this.role) === 'leader';
     let later = ready.messages;
-    if (leading && !voteChanged && ready.snapshot === undefined && !this.closed) {
+    // With no entries to write there is nothing to overlap: the messages wait in the outbox.
+    const writes = ready.entries.length > 0;
+    if (leading && writes && !voteChanged && ready.snapshot === undefined && !this.closed) {
       const early = ready.messages.filter((m) => m.type === 'append' || m.type === 'heartbeat');
       later = ready.messages.filter((m) => m.type !== 'append' && m.type !== 'heartbeat');
       if (early.length > 0) {
         this.held = [];
-        this.transport.send(early);
+        this.outbox.push(...early);
+        this.flushOutbox();
+        // The storage writes below block: let the RPC layer hand these to the kernel first.
+        await flushTick();
       }
     }
     try {
@@ -588,10 +713,20 @@ export class RaftMetaStore implements MetaStore {
       this.held = null;
       if (held !== null && held.length > 0 && this.failure === null && !this.closed) this.stepAll(held);
     }
-    if (!this.closed) this.transport.send(later);
+    this.outbox.push(...later);
+    if (!leading && this.outbox.length > 0) {
+      this.flushOutbox();
+      // Out before applying: a follower's answers are what the leader waits on to commit.
+      await flushTick();
+    }
 
     if (ready.snapshot !== undefined) this.restore(ready.snapshot.metadata.index, ready.snapshot.data);
     for (const entry of ready.committedEntries) this.apply(entry);
+    if (leading && ready.committedEntries.length > 0) {
+      // The writers just resolved usually write again at once: let them, so that their entries
+      // and the commit news held in the outbox reach the followers in one call.
+      await flushTick();
+    }
     for (const state of ready.readStates) this.reads.get(state.context)?.resolve(state.index);
     if (ready.softState !== undefined) {
       this.leader = ready.softState.leader;
@@ -602,6 +737,20 @@ export class RaftMetaStore implements MetaStore {
     this.releaseApplied();
     this.maybeSnapshot();
     await this.compact();
+  }
+
+  /** Steps messages from peers now, or once the write in progress is durable (see `handle`). */
+  private receive(messages: Message[]): void {
+    if (this.held !== null) this.held.push(...messages);
+    else this.input(() => this.stepAll(messages));
+  }
+
+  /** Sends what the outbox holds (nothing once closed). */
+  private flushOutbox(): void {
+    if (this.outbox.length === 0) return;
+    const messages = this.outbox;
+    this.outbox = [];
+    if (!this.closed) this.transport.send(messages);
   }
 
   private stepAll(messages: readonly Message[]): void {
@@ -751,6 +900,11 @@ function withDeadline<T>(promise: Promise<T>, ms: number, onTimeout: () => Robus
     const timer = setTimeout(() => reject(onTimeout()), ms);
     promise.finally(() => clearTimeout(timer)).then(resolve, reject);
   });
+}
+
+/** Resolves once the `process.nextTick` queue has run, where the RPC layer writes queued frames. */
+function flushTick(): Promise<void> {
+  return new Promise((resolve) => process.nextTick(resolve));
 }
 
 /** `promise`, or null after `ms`. */

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { ErrorCode } from '@robustmq/core';
 import { describe, expect, it } from 'vitest';
 import type { Entry } from '../src/index.js';
+import { scanEntries } from '../src/disk-raft-storage.js';
 import { confState, DiskRaftStorage } from '../src/index.js';
 import { captureLogger, useTempDirs } from './helpers.js';
 
@@ -105,7 +106,7 @@ describe('DiskRaftStorage', () => {
     let storage = await DiskRaftStorage.open({ dir });
     await storage.bootstrap(confState([1]), new Uint8Array());
     await storage.append([entry(1, 2), entry(1, 3)]);
-    const whole = (await stat(join(dir, 'raft.log'))).size;
+    const whole = await logDataEnd(dir);
     await storage.append([entry(1, 4, 'x'.repeat(100))]);
     await storage.close();
     // The last entry's write was torn halfway.
@@ -132,11 +133,29 @@ describe('DiskRaftStorage', () => {
     await storage.close();
     const path = join(dir, 'raft.log');
     const bytes = await readFile(path);
-    bytes[bytes.length - 2]! ^= 0xff; // damage the last entry's data
+    bytes[scanEntries(bytes).end - 2]! ^= 0xff; // damage the last entry's data
     await writeFile(path, bytes);
     await appendFile(path, Buffer.from([1, 2, 3]));
     storage = await DiskRaftStorage.open({ dir, logger: captureLogger() });
     expect(storage.lastIndex()).toBe(3);
+    await storage.close();
+  });
+
+  it('grows the log file ahead of its entries and reads the zeros after them as its clean end', async () => {
+    const dir = await tempDir();
+    let storage = await DiskRaftStorage.open({ dir });
+    await storage.bootstrap(confState([1]), new Uint8Array());
+    await storage.append([entry(1, 2), entry(1, 3)]);
+    const end = await logDataEnd(dir);
+    expect((await stat(join(dir, 'raft.log'))).size).toBeGreaterThan(end);
+    await storage.close();
+    const logger = captureLogger();
+    storage = await DiskRaftStorage.open({ dir, logger });
+    expect(storage.entries(2, 4).map((e) => e.index)).toEqual([2, 3]);
+    expect(logger.lines.filter((line) => line.level === 'warn')).toEqual([]);
+    await storage.append([entry(1, 4)]);
+    storage = await reopen(storage, dir);
+    expect(storage.lastIndex()).toBe(4);
     await storage.close();
   });
 
@@ -198,3 +217,8 @@ describe('DiskRaftStorage', () => {
     await storage.close();
   });
 });
+
+/** Where the entries in the log file end; zeros the log was grown by may follow. */
+async function logDataEnd(dir: string): Promise<number> {
+  return scanEntries(await readFile(join(dir, 'raft.log'))).end;
+}

@@ -20,8 +20,16 @@ describe('RaftMetaStore, a three-node group', () => {
   const members: Member[] = [];
   let peers: RaftMetaPeer[] = [];
   let dir = '';
+  /** The RPC frame limit of the nodes started next; undefined for the default. */
+  let frameLimit: number | undefined;
+  const loggers = new Map<number, ReturnType<typeof captureLogger>>();
+  /** Every logger given to a node in this test, restarts included. */
+  const allLoggers: Array<ReturnType<typeof captureLogger>> = [];
 
   afterEach(async () => {
+    frameLimit = undefined;
+    loggers.clear();
+    allLoggers.length = 0;
     for (const member of members.splice(0)) {
       await member.store?.close();
       await member.server?.close();
@@ -31,9 +39,12 @@ describe('RaftMetaStore, a three-node group', () => {
   /** Starts node `id` on its port and directory (again, after a stop). */
   async function start(id: number, logger = captureLogger()): Promise<RaftMetaStore> {
     const peer = peers[id - 1]!;
-    const server = createRpcServer({ host: '127.0.0.1', port: peer.port });
+    const limit = frameLimit === undefined ? {} : { maxFrameBytes: frameLimit };
+    const server = createRpcServer({ host: '127.0.0.1', port: peer.port, ...limit });
     const address = await server.listen();
     peer.port = address.port;
+    loggers.set(id, logger);
+    allLoggers.push(logger);
     const store = await openRaftMetaStore({
       id,
       peers,
@@ -42,6 +53,7 @@ describe('RaftMetaStore, a three-node group', () => {
       tickMs: 10,
       snapshotEntries: 20,
       logger,
+      ...limit,
     });
     members[id - 1] = { store, server };
     return store;
@@ -123,6 +135,85 @@ describe('RaftMetaStore, a three-node group', () => {
     );
   });
 
+  it('catches a follower up from a snapshot larger than the RPC frame limit, sent in pieces', async () => {
+    frameLimit = 64 * 1024;
+    const stores = await startGroup();
+    const leader = await leaderOf(stores);
+    const lagging = [1, 2, 3].find((id) => id !== leader)!;
+    await stop(lagging);
+    const rest = members.map((member) => member.store).filter((store) => store !== null);
+    // 60 values of 8 KiB: a state of about 480 KiB, over seven times the frame limit.
+    const valueOf = (i: number): Uint8Array => new Uint8Array(8 * 1024).map((_, j) => (i * 31 + j) & 0xff);
+    for (let i = 0; i < 60; i++) await rest[i % 2]!.put(`/big/${i}`, valueOf(i));
+    const restarted = await start(lagging);
+    const leaderStore = members[leader - 1]!.store!;
+    await vi.waitFor(() => expect(restarted.status().appliedIndex).toBe(leaderStore.status().appliedIndex), {
+      timeout: 10_000,
+      interval: 10,
+    });
+    const entries = await restarted.list('/big/');
+    expect(entries).toHaveLength(60);
+    for (const entry of entries) {
+      expect(entry.value).toEqual(valueOf(Number(entry.key.slice('/big/'.length))));
+    }
+    expect(loggers.get(lagging)!.lines.map((line) => line.message)).toContain(
+      'meta state restored from the leader snapshot',
+    );
+    expect(loggers.get(leader)!.lines.map((line) => line.message)).toContain('sending a snapshot in pieces');
+  }, 30_000);
+
+  it('adds a node newly listed in the configuration, first as a learner, then as a voter', async () => {
+    const stores = await startGroup();
+    await leaderOf(stores);
+    for (let i = 0; i < 30; i++) await stores[i % 3]!.put(`/m/${i}`, text(`${i}`));
+    // Node 4 is added to every node's list of meta peers: it starts on its own port, then the
+    // others restart one at a time with the new list (a rolling restart).
+    const reserved = createRpcServer({ host: '127.0.0.1', port: 0 });
+    const port = (await reserved.listen()).port;
+    await reserved.close();
+    peers.push({ id: 4, host: '127.0.0.1', port });
+    const joining = await start(4);
+    expect(loggers.get(4)!.lines.map((line) => line.message)).toContain(
+      'joining the running meta group; its leader adds this node',
+    );
+    const live = (): RaftMetaStore[] =>
+      members.map((member) => member.store).filter((store) => store !== null);
+    for (const id of [1, 2, 3]) {
+      await stop(id);
+      await start(id);
+      await leaderOf(live());
+    }
+    const leader = await vi.waitFor(
+      () => {
+        const current = live().find((store) => store.status().role === 'leader');
+        expect(current?.status().voters).toEqual([1, 2, 3, 4]);
+        return current!;
+      },
+      { timeout: 20_000, interval: 20 },
+    );
+    await leader.put('/m/after', text('joined'));
+    await vi.waitFor(() => expect(joining.status().appliedIndex).toBe(leader.status().appliedIndex), {
+      timeout: 10_000,
+      interval: 10,
+    });
+    expect(await joining.list('/m/')).toHaveLength(31);
+    expect(joining.status().voters).toEqual([1, 2, 3, 4]);
+    const changes = allLoggers
+      .flatMap((logger) => logger.lines)
+      .filter((line) => line.message === 'meta group membership change proposed')
+      .map((line) => line.fields.change);
+    // (A change a leader proposed just before losing leadership may be proposed again.)
+    const learner = changes.findIndex((change) => isEqual(change, { type: 'addLearner', nodeId: 4 }));
+    const voter = changes.findIndex((change) => isEqual(change, { type: 'addVoter', nodeId: 4 }));
+    expect(learner).toBeGreaterThanOrEqual(0);
+    expect(voter).toBeGreaterThan(learner);
+    expect(changes.every((change) => (change as { nodeId: number }).nodeId === 4)).toBe(true);
+    // Four voters: writes go on with one of the first three down, the new member counting.
+    await stop(leader.status().id === 1 ? 2 : 1);
+    expect(decode((await joining.get('/m/after'))?.value)).toBe('joined');
+    await live()[0]!.put('/m/quorum', text('three of four'));
+  }, 60_000);
+
   it('fails reads and writes with UNAVAILABLE when no majority is left', async () => {
     dir = await tempDir();
     const reserved = [1, 2, 3].map(() => createRpcServer({ host: '127.0.0.1', port: 0 }));
@@ -145,3 +236,5 @@ describe('RaftMetaStore, a three-node group', () => {
     expect(store.status()).toMatchObject({ leader: 0 });
   });
 });
+
+const isEqual = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);

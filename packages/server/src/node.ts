@@ -8,21 +8,29 @@ import {
   type MetaStore,
   type StorageEngine,
   type StorageEngineDefinition,
+  TopicCatalog,
 } from '@robustmq/core';
 import { createJournalServer, serveJournal, type JournalServer } from '@robustmq/journal';
 import { openLocalMetaStore, openRaftMetaStore, type RaftMetaStore } from '@robustmq/meta-raft';
+import { connectRemoteMetaStore } from '@robustmq/meta-raft/remote';
 import { createRpcServer, type RpcServer } from '@robustmq/rpc';
 import type { FastifyInstance } from 'fastify';
+import { AdminApi } from './admin/api.js';
 import { createAdminHttp } from './admin/http.js';
+import { startMetaServices } from './admin/wiring.js';
 import { UserStoreAuthorizer } from './auth/authorizer.js';
-import { UserStore } from './auth/users.js';
+import type { AuthSettings } from './auth/settings.js';
+import type { UserStore } from './auth/users.js';
 import type { LoadedConfig } from './config/load.js';
 import { DEFAULT_PROTOCOLS, SERVER_KEYS, type NodeConfig } from './config/schema.js';
 import { lockDataDir, type DataDir } from './data-dir.js';
 import { bindListener, type BoundListener } from './listeners/bind.js';
+import { gateLogger, LogLevelControl } from './log-level.js';
 import { createLogger } from './logger.js';
+import { measureStorage } from './measured-storage.js';
 import { NodeMetrics } from './metrics.js';
 import { NodeStatus } from './node-status.js';
+import { kafkaRecordCodec } from './records.js';
 import { loadProtocols, type LoadedProtocol } from './plugins/protocols.js';
 import { importPackage } from './plugins/resolve.js';
 import { metaNodes, nodeMode, type NodeMode } from './roles.js';
@@ -54,15 +62,30 @@ export interface StartOptions {
 const RETENTION_INTERVAL_MS = 60_000;
 
 /** Modes whose node keeps topic data on its own disk, and so runs retention. */
-const LOCAL_STORAGE_MODES: ReadonlySet<NodeMode> = new Set(['standalone', 'journal', 'meta-journal']);
+const LOCAL_STORAGE_MODES: ReadonlySet<NodeMode> = new Set([
+  'standalone',
+  'journal',
+  'meta-journal',
+  'remote-broker-journal',
+]);
 /** Modes that run the broker and its protocols. */
-const BROKER_MODES: ReadonlySet<NodeMode> = new Set(['standalone', 'broker']);
+const BROKER_MODES: ReadonlySet<NodeMode> = new Set([
+  'standalone',
+  'broker',
+  'remote-broker',
+  'remote-broker-journal',
+]);
+/** Modes whose meta store is the meta nodes', over the network. */
+const REMOTE_META_MODES: ReadonlySet<NodeMode> = new Set(['remote-broker', 'remote-broker-journal']);
 
 /** Starts a node: admin HTTP first (answering 503), then meta, storage, protocols, listeners. */
 export async function startNode(loaded: LoadedConfig, options: StartOptions = {}): Promise<RunningNode> {
   const { config } = loaded;
   const mode = nodeMode(config);
-  const logger = options.logger ?? createLogger(config.log, { node: config.node_id });
+  const logLevel = new LogLevelControl(config.log.level);
+  const logger = options.logger
+    ? gateLogger(options.logger, logLevel)
+    : createLogger(config.log, { node: config.node_id }, logLevel);
   const status = new NodeStatus(VERSION, config.node_id, config.roles);
   const metrics = new NodeMetrics({ node: String(config.node_id) });
   const cleanup: Array<() => Promise<void> | void> = [];
@@ -83,7 +106,12 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
     checkSections(config, protocols);
     const engine = mode === 'meta' ? null : await loadStorageEngine(config.storage.engine, searchDirs);
 
-    const http = createAdminHttp(status, metrics);
+    const authSettings: AuthSettings = {
+      allowAnonymous: config.auth.allow_anonymous,
+      aclDefault: config.auth.acl_default,
+    };
+    const api = new AdminApi({ status, config, logLevel, authSettings, logger });
+    const http = createAdminHttp(status, metrics, api);
     cleanup.push(() => http.close());
     const httpHost = config.http.host ?? config.bind;
     const httpPort = await listenHttp(http, config.http.port, httpHost);
@@ -101,12 +129,16 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
     const { engine: _engine, ...engineConfig } = config.storage;
     let storage: StorageEngine | null = null;
     if (engine !== null) {
-      const opened = await openStorage(engine, {
-        dataDir: join(dataDir.path, 'storage'),
-        config: engineConfig,
-        logger: logger.child({ component: 'storage' }),
+      const opened = measureStorage(
+        await openStorage(engine, {
+          dataDir: join(dataDir.path, 'storage'),
+          config: engineConfig,
+          logger: logger.child({ component: 'storage' }),
+          metrics,
+        }),
+        config.storage.engine,
         metrics,
-      });
+      );
       storage = opened;
       cleanup.push(() => opened.close());
     }
@@ -115,7 +147,7 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
     let users: UserStore | null = null;
     const listeners: BoundListener[] = [];
     const rpcHost = config.rpc.host ?? config.bind;
-    if (mode === 'journal') {
+    if (mode === 'journal' || mode === 'remote-broker-journal') {
       const server = createJournalServer({
         engine: storage!,
         host: rpcHost,
@@ -132,7 +164,8 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
         host: rpcHost,
         port: server.port,
       });
-    } else {
+    }
+    if (mode !== 'journal') {
       let meta: MetaStore;
       if (config.cluster === undefined) {
         meta = await openLocalMetaStore({
@@ -140,6 +173,13 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
           logger: logger.child({ component: 'meta' }),
         });
         cleanup.push(() => meta.close());
+      } else if (REMOTE_META_MODES.has(mode)) {
+        const remote = connectRemoteMetaStore({
+          nodes: metaNodes(config),
+          logger: logger.child({ component: 'meta' }),
+        });
+        cleanup.push(() => remote.close());
+        meta = remote;
       } else {
         // Raft traffic, and the journal on a node with that role, share the one internal RPC port.
         const rpc = createRpcServer({
@@ -172,24 +212,32 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
         status.metaGroup = () => group.status();
       }
       status.clusterId = await waitForClusterId(meta, logger);
+      const services = await startMetaServices({ api, meta, config, status, metrics, logger });
+      cleanup.push(() => services.close());
 
       if (BROKER_MODES.has(mode)) {
-        users = new UserStore(meta);
+        users = services.users;
         context = {
           nodeId: config.node_id,
           version: VERSION,
           router: new TopicTree(logger.child({ component: 'router' })),
           storage: storage!,
+          records: kafkaRecordCodec,
           meta,
           auth: new UserStoreAuthorizer(
             users,
-            config.auth.allow_anonymous,
+            services.acls,
+            authSettings,
             logger.child({ component: 'auth' }),
           ),
           metrics,
           logger,
         };
         listeners.push(...(await startProtocols(protocols, context, config, cleanup)));
+        api.attachTopics({ catalog: new TopicCatalog(meta, storage!), storage: storage! });
+        for (const { name, plugin } of protocols) {
+          if (plugin.adminResources) api.attachProtocol(name, plugin.adminResources());
+        }
         for (const l of listeners) {
           status.listeners.push({
             protocol: l.protocol,

@@ -11,11 +11,14 @@ import { StartupError } from './startup-error.js';
  * - `meta` (meta, with `[cluster]`): a member of the meta Raft group and nothing else.
  * - `meta-journal` (meta, journal, with `[cluster]`): a meta group member that also serves its
  *   storage to brokers, both on the one internal RPC port.
- * Without `[cluster]` the meta role is a local store on the node. A broker without the meta role
- * would need a meta client over the network, which this release does not have; such role sets
- * stop start-up with a message that says so.
+ * - `remote-broker` (broker, with `[cluster]`): protocols here, meta on the meta nodes through
+ *   `@robustmq/meta-raft/remote`, storage on a journal node through `@robustmq/journal/remote`.
+ * - `remote-broker-journal` (broker, journal, with `[cluster]`): protocols and storage here, meta
+ *   on the meta nodes; the storage is also served to other brokers on the internal RPC port.
+ * Without `[cluster]` the meta role is a local store on the node, and a broker needs it.
  */
-export type NodeMode = 'standalone' | 'journal' | 'broker' | 'meta' | 'meta-journal';
+export type NodeMode =
+  'standalone' | 'journal' | 'broker' | 'meta' | 'meta-journal' | 'remote-broker' | 'remote-broker-journal';
 
 /** A member of the meta Raft group, from `cluster.meta_nodes`. */
 export interface MetaNode {
@@ -41,7 +44,7 @@ export function nodeMode(config: NodeConfig): NodeMode {
       );
     }
   };
-  if (roles.has('meta') && clustered) metaNodes(config); // checks this node is a member
+  if (roles.has('meta') && clustered) checkMetaMember(config);
   if (roles.size === 3) {
     localStorage();
     return 'standalone';
@@ -63,6 +66,24 @@ export function nodeMode(config: NodeConfig): NodeMode {
     }
     return 'broker';
   }
+  if (roles.has('broker') && !roles.has('meta')) {
+    if (!clustered) {
+      throw new StartupError(
+        `${list} keeps its meta data on the meta nodes: set [cluster] meta_nodes = ["<id>@<host>:<rpc port>", ...]`,
+      );
+    }
+    metaNodes(config); // checks the list
+    if (roles.size === 1) {
+      if (!remote) {
+        throw new StartupError(
+          `${list} keeps no storage of its own: set storage.engine = "${REMOTE_STORAGE_ENGINE}" and storage.address = "<journal node>:1228"`,
+        );
+      }
+      return 'remote-broker';
+    }
+    localStorage();
+    return 'remote-broker-journal';
+  }
   if (roles.has('meta') && !roles.has('broker')) {
     if (!clustered) {
       throw new StartupError(
@@ -77,11 +98,24 @@ export function nodeMode(config: NodeConfig): NodeMode {
   throw new StartupError(
     `${list} is not a supported role set: use meta,broker,journal (standalone, or a cluster node with [cluster]), ` +
       'journal (a journal node), meta,broker (brokers on a journal node), or with [cluster] meta or meta,journal ' +
-      '(meta group members); a broker without meta needs a meta client over the network, which this release does not have',
+      '(meta group members) and broker or broker,journal (brokers using the meta group over the network)',
   );
 }
 
-/** The meta group's members from `cluster.meta_nodes`; this node must be one of them. */
+/** Checks that this node, having the meta role, is among `cluster.meta_nodes`. */
+function checkMetaMember(config: NodeConfig): void {
+  const nodes = metaNodes(config);
+  if (!nodes.some((node) => node.id === config.node_id)) {
+    throw new StartupError(
+      `cluster.meta_nodes: node_id ${config.node_id} is not among the meta nodes (${nodes.map((node) => node.id).join(', ')}); set node_id to this node's id`,
+    );
+  }
+}
+
+/**
+ * The meta group's members from `cluster.meta_nodes`. A node with the meta role is one of them
+ * (`nodeMode` checks); a broker without it talks to them.
+ */
 export function metaNodes(config: NodeConfig): MetaNode[] {
   const entries = config.cluster?.meta_nodes ?? [];
   const nodes = entries.map((entry) => {
@@ -92,10 +126,5 @@ export function metaNodes(config: NodeConfig): MetaNode[] {
       throw new StartupError(`cluster.meta_nodes: ${entry}: port must be 1 to 65535`);
     return { id: Number(entry.slice(0, at)), host: entry.slice(at + 1, colon), port };
   });
-  if (!nodes.some((node) => node.id === config.node_id)) {
-    throw new StartupError(
-      `cluster.meta_nodes: node_id ${config.node_id} is not among the meta nodes (${nodes.map((node) => node.id).join(', ')}); set node_id to this node's id`,
-    );
-  }
   return nodes;
 }

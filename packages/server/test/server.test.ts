@@ -11,6 +11,9 @@ import {
   type ServerProcess,
 } from './helpers/server-process.js';
 
+/** Every default protocol on a free port. */
+const FREE_PROTOCOL_PORTS = ['--mqtt-port', '0', '--kafka-port', '0', '--amqp-port', '0'];
+
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
@@ -156,17 +159,20 @@ describe('robustmq-server', () => {
 
   it('takes settings from the environment, and flags over the environment', async () => {
     const dir = dataDir();
-    const server = await started(['--bind', '127.0.0.1', '--mqtt-port', '0', '--set', 'log.format="json"'], {
-      ROBUSTMQ_DATA_DIR: dir,
-      ROBUSTMQ_HTTP_PORT: '0',
-      ROBUSTMQ_NODE_ID: '4',
-    });
+    const server = await started(
+      ['--bind', '127.0.0.1', ...FREE_PROTOCOL_PORTS, '--set', 'log.format="json"'],
+      {
+        ROBUSTMQ_DATA_DIR: dir,
+        ROBUSTMQ_HTTP_PORT: '0',
+        ROBUSTMQ_NODE_ID: '4',
+      },
+    );
     const body = (await (await fetch(`${server.httpUrl}/health/ready`)).json()) as { nodeId: number };
     expect(body.nodeId).toBe(4);
     expect(existsSync(join(dir, 'LOCK'))).toBe(true);
     await server.stop();
     const flagged = await started(
-      ['--bind', '127.0.0.1', '--mqtt-port', '0', '--set', 'log.format="json"', '--node-id', '5'],
+      ['--bind', '127.0.0.1', ...FREE_PROTOCOL_PORTS, '--set', 'log.format="json"', '--node-id', '5'],
       {
         ROBUSTMQ_DATA_DIR: dir,
         ROBUSTMQ_HTTP_PORT: '0',

@@ -1,5 +1,7 @@
+import type { Command } from 'commander';
 import { ExitCode, getJson } from '../api.js';
-import { fields, table, type OutputFormat } from '../output.js';
+import { action } from '../context.js';
+import { fields, formatSeconds, json, table } from '../output.js';
 
 interface Status {
   ready: boolean;
@@ -13,40 +15,33 @@ interface Status {
 }
 
 /** `robustmq status`: the node's readiness, version and listeners. Exit 0 only when ready. */
-export async function status(
-  server: string,
-  output: OutputFormat,
-  write: (text: string) => void,
-): Promise<number> {
-  const { body } = await getJson<Status>(server, '/health/ready');
-  if (output === 'json') {
-    write(JSON.stringify(body, null, 2) + '\n');
-  } else {
-    write(
-      fields([
-        ['status', body.status],
-        ['version', body.version],
-        ['node', String(body.nodeId)],
-        ['cluster', body.clusterId ?? '-'],
-        ['roles', body.roles.join(', ')],
-        ['uptime', formatUptime(body.uptimeSeconds)],
-      ]),
+export function registerStatus(program: Command): void {
+  program
+    .command('status')
+    .description('show whether the node is ready, its version, roles and listeners (exit 1 if not ready)')
+    .action(
+      action(async (context) => {
+        const { body } = await getJson<Status>(context.server, '/health/ready');
+        if (context.output === 'json') {
+          context.out(json(body));
+        } else {
+          context.out(
+            fields([
+              ['status', body.status],
+              ['version', body.version],
+              ['node', String(body.nodeId)],
+              ['cluster', body.clusterId ?? '-'],
+              ['roles', body.roles.join(', ')],
+              ['uptime', formatSeconds(body.uptimeSeconds)],
+            ]) +
+              '\n' +
+              table(
+                ['PROTOCOL', 'LISTENER', 'TRANSPORT', 'ADDRESS'],
+                body.listeners.map((l) => [l.protocol, l.name, l.transport, `${l.host}:${l.port}`]),
+              ),
+          );
+        }
+        return body.ready ? ExitCode.Ok : ExitCode.NotOk;
+      }),
     );
-    write('\n');
-    write(
-      table(
-        ['PROTOCOL', 'LISTENER', 'TRANSPORT', 'ADDRESS'],
-        body.listeners.map((l) => [l.protocol, l.name, l.transport, `${l.host}:${l.port}`]),
-      ),
-    );
-  }
-  return body.ready ? ExitCode.Ok : ExitCode.NotOk;
-}
-
-function formatUptime(seconds: number): string {
-  const d = Math.floor(seconds / 86400);
-  const h = Math.floor((seconds % 86400) / 3600);
-  const m = Math.floor((seconds % 3600) / 60);
-  const s = seconds % 60;
-  return [d ? `${d}d` : '', h ? `${h}h` : '', m ? `${m}m` : '', `${s}s`].filter(Boolean).join(' ');
 }

@@ -1,13 +1,34 @@
+import swagger from '@fastify/swagger';
 import fastify, { type FastifyInstance } from 'fastify';
+import {
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
 import type { NodeMetrics } from '../metrics.js';
 import type { NodeStatus } from '../node-status.js';
+import { VERSION } from '../version.js';
+import type { AdminApi } from './api.js';
+import { installErrorHandlers } from './errors.js';
+import { aclRoutes } from './routes/acls.js';
+import { authHook, loginRoutes } from './routes/auth.js';
+import { clusterRoutes } from './routes/cluster.js';
+import { configRoutes } from './routes/config.js';
+import { protocolRoutes } from './routes/protocols.js';
+import { topicRoutes } from './routes/topics.js';
+import { userRoutes } from './routes/users.js';
+
+/** Largest request body the admin API accepts; larger ones get 413 TOO_LARGE. */
+export const BODY_LIMIT = 1024 * 1024;
 
 /**
- * The admin HTTP server: health, metrics, and (as the admin API grows) the REST resources. It is
- * bound first, so `/health/ready` can answer 503 while the rest of the node starts.
+ * The admin HTTP server: health, metrics, the OpenAPI document and the REST API under `/api/v1`.
+ * It is bound first, so `/health/ready` can answer 503 while the rest of the node starts; `api`
+ * may be omitted for a server with health and metrics only.
  */
-export function createAdminHttp(status: NodeStatus, metrics: NodeMetrics): FastifyInstance {
-  const app = fastify({ logger: false, bodyLimit: 1024 * 1024 });
+export function createAdminHttp(status: NodeStatus, metrics: NodeMetrics, api?: AdminApi): FastifyInstance {
+  const app = fastify({ logger: false, bodyLimit: BODY_LIMIT });
 
   app.get('/health/live', (_request, reply) => reply.send({ status: 'live' }));
 
@@ -20,5 +41,40 @@ export function createAdminHttp(status: NodeStatus, metrics: NodeMetrics): Fasti
     return reply.type('text/plain; version=0.0.4; charset=utf-8').send(await metrics.render());
   });
 
+  if (api === undefined) return app;
+
+  installErrorHandlers(app, api.options.logger.child({ component: 'admin-api' }));
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  void app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'RobustMQ admin API',
+        version: VERSION,
+        description:
+          'Operate a RobustMQ node: cluster, topics, protocol resources, users, ACLs and config. ' +
+          'Log in with POST /api/v1/login and send the token as `Authorization: Bearer <token>`.',
+      },
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+  void app.register((scoped: FastifyInstance, _options, done) => {
+    const routes = scoped.withTypeProvider<ZodTypeProvider>();
+    routes.get('/api/openapi.json', { schema: { hide: true } }, () => app.swagger());
+    routes.addHook('onRequest', authHook(api));
+    loginRoutes(routes, api);
+    clusterRoutes(routes, api);
+    topicRoutes(routes, api);
+    userRoutes(routes, api);
+    aclRoutes(routes, api);
+    configRoutes(routes, api);
+    protocolRoutes(routes, api);
+    done();
+  });
   return app;
 }

@@ -7,24 +7,28 @@ import type {
   ScramLogin,
   ScramMechanism,
 } from '@robustmq/core';
+import type { AclStore } from '../acl/acl-store.js';
+import { decide } from '../acl/rules.js';
 import { verifyPassword } from './passwords.js';
+import type { AuthSettings } from './settings.js';
 import type { UserStore } from './users.js';
 
 /**
- * Authentication against the meta service's user store. Anonymous clients are let in only when
- * `auth.allow_anonymous` is on. Until ACL rules exist (they come with the admin API), an
- * authenticated principal may do everything, as in Mosquitto without an ACL file.
+ * Authentication against the meta service's user store, authorization by the ACL rules. Anonymous
+ * clients are let in only when `auth.allow_anonymous` is on. Superusers may do everything; for
+ * everyone else a matching deny rule wins, then a matching allow rule, else `auth.acl_default`.
  */
 export class UserStoreAuthorizer implements Authorizer {
   constructor(
     private readonly users: UserStore,
-    private readonly allowAnonymous: boolean,
+    private readonly acls: AclStore,
+    private readonly settings: AuthSettings,
     private readonly logger: Logger,
   ) {}
 
   async authenticate(credentials: Credentials): Promise<Principal | null> {
     if (credentials.username === null) {
-      return this.allowAnonymous ? { username: null, superuser: false } : null;
+      return this.settings.allowAnonymous ? { username: null, superuser: false } : null;
     }
     const user = await this.users.get(credentials.username);
     const ok =
@@ -45,8 +49,10 @@ export class UserStoreAuthorizer implements Authorizer {
     return { username: credentials.username, superuser: user.superuser };
   }
 
-  authorize(_principal: Principal, _action: Action, _topic: string): Promise<boolean> {
-    return Promise.resolve(true);
+  /** Decided from the in-memory rules (kept current by a meta watch): no I/O per call. */
+  authorize(principal: Principal, action: Action, topic: string): Promise<boolean> {
+    if (principal.superuser) return Promise.resolve(true);
+    return Promise.resolve(decide(this.acls.rules(), principal, action, topic, this.settings.aclDefault));
   }
 
   async scramCredential(username: string, mechanism: ScramMechanism): Promise<ScramLogin | null> {

@@ -11,8 +11,28 @@ export interface StoredUser {
   scram?: Partial<Record<string, StoredScramCredential>>;
 }
 
-const USERNAME = /^[A-Za-z0-9._@-]{1,128}$/;
-const userKey = (name: string) => `/users/${name}`;
+/** What a user name may look like: 1 to 128 of `A-Z a-z 0-9 . _ @ -`. */
+export const USERNAME = /^[A-Za-z0-9._@-]{1,128}$/;
+const USERS_PREFIX = '/users/';
+const userKey = (name: string) => USERS_PREFIX + name;
+
+/** A user as listed: no secrets. */
+export interface UserSummary {
+  name: string;
+  superuser: boolean;
+  createdAt: number;
+}
+
+async function secrets(password: string): Promise<Pick<StoredUser, 'passwordHash' | 'scram'>> {
+  if (password.length === 0) throw new RobustMQError(ErrorCode.InvalidArgument, 'empty password');
+  const scram: Record<string, StoredScramCredential> = {};
+  for (const mechanism of SCRAM_MECHANISMS) {
+    scram[mechanism] = await deriveScramCredential(password, mechanism);
+  }
+  return { passwordHash: await hashPassword(password), scram };
+}
+
+const decodeUser = (value: Uint8Array) => JSON.parse(Buffer.from(value).toString('utf8')) as StoredUser;
 
 /** The user store in the meta service, shared by every protocol's authentication. */
 export class UserStore {
@@ -22,16 +42,10 @@ export class UserStore {
     if (!USERNAME.test(name)) {
       throw new RobustMQError(ErrorCode.InvalidArgument, `invalid user name ${JSON.stringify(name)}`);
     }
-    if (password.length === 0) throw new RobustMQError(ErrorCode.InvalidArgument, 'empty password');
-    const scram: Record<string, StoredScramCredential> = {};
-    for (const mechanism of SCRAM_MECHANISMS) {
-      scram[mechanism] = await deriveScramCredential(password, mechanism);
-    }
     const user: StoredUser = {
-      passwordHash: await hashPassword(password),
+      ...(await secrets(password)),
       superuser: options.superuser ?? false,
       createdAt: Date.now(),
-      scram,
     };
     try {
       await this.meta.put(userKey(name), Buffer.from(JSON.stringify(user)), { ifRevision: 0 });
@@ -46,7 +60,41 @@ export class UserStore {
   async get(name: string): Promise<StoredUser | null> {
     if (!USERNAME.test(name)) return null;
     const entry = await this.meta.get(userKey(name));
-    return entry ? (JSON.parse(Buffer.from(entry.value).toString('utf8')) as StoredUser) : null;
+    return entry ? decodeUser(entry.value) : null;
+  }
+
+  /** Users in name order after `after`, at most `limit`. */
+  async list(page: { after?: string; limit?: number } = {}): Promise<UserSummary[]> {
+    const entries = await this.meta.list(USERS_PREFIX, {
+      ...(page.after !== undefined && { startAfter: userKey(page.after) }),
+      ...(page.limit !== undefined && { limit: page.limit }),
+    });
+    return entries.map((entry) => {
+      const user = decodeUser(entry.value);
+      return {
+        name: entry.key.slice(USERS_PREFIX.length),
+        superuser: user.superuser,
+        createdAt: user.createdAt,
+      };
+    });
+  }
+
+  /** Replaces the password: a new scrypt hash and new SCRAM keys. `NOT_FOUND` for an unknown user. */
+  async setPassword(name: string, password: string): Promise<void> {
+    const fresh = await secrets(password);
+    for (;;) {
+      const entry = USERNAME.test(name) ? await this.meta.get(userKey(name)) : null;
+      if (!entry) throw new RobustMQError(ErrorCode.NotFound, `user ${name} does not exist`);
+      const user: StoredUser = { ...decodeUser(entry.value), ...fresh };
+      try {
+        await this.meta.put(userKey(name), Buffer.from(JSON.stringify(user)), {
+          ifRevision: entry.modRevision,
+        });
+        return;
+      } catch (error) {
+        if (!(error instanceof RobustMQError && error.code === ErrorCode.Conflict)) throw error;
+      }
+    }
   }
 
   async delete(name: string): Promise<boolean> {

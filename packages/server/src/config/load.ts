@@ -35,8 +35,17 @@ export interface LoadedConfig {
   baseDir: string;
 }
 
-/** Environment variables with the prefix that are not node settings. */
-const FOREIGN_ENV = new Set(['ROBUSTMQ_CONFIG', 'ROBUSTMQ_API_URL']);
+/**
+ * Environment variables with the prefix that are not node settings: the `robustmq` CLI's, which
+ * users may export in the shell they start the server from.
+ */
+const FOREIGN_ENV = new Set([
+  'ROBUSTMQ_CONFIG',
+  'ROBUSTMQ_API_URL',
+  'ROBUSTMQ_USER',
+  'ROBUSTMQ_PASSWORD',
+  'ROBUSTMQ_TOKEN',
+]);
 const LIST_SETTINGS = new Set(['roles', 'protocols']);
 const TOP_LEVEL_SCALARS = ['node_id', 'data_dir', 'bind', 'roles', 'protocols', 'shutdown_timeout_ms'];
 

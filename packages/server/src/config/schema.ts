@@ -7,7 +7,11 @@ export type Role = (typeof ROLES)[number];
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
 /** Protocol packages a node with the broker role starts when the config names none. */
-export const DEFAULT_PROTOCOLS: readonly string[] = ['@robustmq/protocol-mqtt'];
+export const DEFAULT_PROTOCOLS: readonly string[] = [
+  '@robustmq/protocol-mqtt',
+  '@robustmq/protocol-kafka',
+  '@robustmq/protocol-amqp',
+];
 
 /** The default storage engine package. */
 export const DEFAULT_STORAGE_ENGINE = '@robustmq/journal';
@@ -62,6 +66,23 @@ export const nodeConfigSchema = z
       .strictObject({
         /** Whether clients without credentials are let in. */
         allow_anonymous: z.boolean().default(true),
+        /** What a principal may do when no ACL rule matches: `allow` (the default) or `deny`. */
+        acl_default: z.enum(['allow', 'deny']).default('allow'),
+      })
+      .prefault({}),
+    admin: z
+      .strictObject({
+        /**
+         * The bootstrap `admin` user's password, used only on the first start (no users yet); unset,
+         * a random one is generated and printed once. Env `ROBUSTMQ_ADMIN_PASSWORD`.
+         */
+        password: z.coerce.string().min(1).optional(),
+        /** How long an admin API login token stays valid. */
+        token_ttl_seconds: z
+          .number()
+          .int()
+          .min(1)
+          .default(12 * 60 * 60),
       })
       .prefault({}),
     /**
