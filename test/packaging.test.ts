@@ -62,7 +62,21 @@ interface Stopped {
 async function startHealthStop(command: string, args: string[], cwd: string): Promise<Stopped> {
   const child = spawn(
     command,
-    [...args, '--bind', '127.0.0.1', '--http-port', '0', '--mqtt-port', '0', '--kafka-port', '0', '--amqp-port', '0', '--set', 'log.format="json"'],
+    [
+      ...args,
+      '--bind',
+      '127.0.0.1',
+      '--http-port',
+      '0',
+      '--mqtt-port',
+      '0',
+      '--kafka-port',
+      '0',
+      '--amqp-port',
+      '0',
+      '--set',
+      'log.format="json"',
+    ],
     {
       cwd,
       detached: true,

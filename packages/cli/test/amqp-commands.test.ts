@@ -41,7 +41,7 @@ describe('robustmq amqp against a real server with the AMQP plugin', () => {
       'j2',
       'j3',
     ]);
-    expect(received.stderr).toMatch(/^received 3 messages in \d+\.\d+s \(\d+ msg\/s\)$/m);
+    expect(received.stderr).toMatch(/^received 3 messages in \d+\.\d+s \(\d+(\.\d)? msg\/s\)$/m);
   });
 
   it('settled mode sends and receives at most once; --count ends with the rate', async () => {
@@ -66,7 +66,7 @@ describe('robustmq amqp against a real server with the AMQP plugin', () => {
       'm',
     ]);
     expect(sent.code).toBe(0);
-    expect(sent.stderr).toMatch(/^sent 300 messages in \d+\.\d+s \(\d+ msg\/s\)\n$/);
+    expect(sent.stderr).toMatch(/^sent 300 messages in \d+\.\d+s \(\d+(\.\d)? msg\/s\)\n$/);
     const result = await receiver.done();
     expect(result.code).toBe(0);
     expect(lines(result.stdout)).toHaveLength(300);
