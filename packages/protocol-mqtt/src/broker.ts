@@ -1,4 +1,5 @@
 import type { BrokerContext, Logger, Message, MessageOrigin } from '@robustmq/core';
+import { TopicBindings } from './bindings.js';
 import type { MqttSettings } from './config.js';
 import type { Connection } from './connection.js';
 import type { EnhancedAuthMethod } from './enhanced-auth.js';
@@ -48,6 +49,8 @@ export class MqttBroker {
   authMethods: ReadonlyMap<string, EnhancedAuthMethod> = new Map();
   /** Collects the durable writes of one publish. */
   readonly barrier = new WriteBarrier();
+  /** MQTT topic filters bound to stored topics (`[[mqtt.bindings]]`). */
+  readonly bindings: TopicBindings;
   private readonly bridge: RouterBridge;
   private readonly flushTimer: NodeJS.Timeout;
   private readonly sys: SysTopics;
@@ -59,6 +62,7 @@ export class MqttBroker {
     this.logger = context.logger;
     this.metrics = new MqttMetrics(context.metrics);
     this.persistence = new Persistence(context);
+    this.bindings = new TopicBindings(settings.bindings, context, this.logger);
     this.bridge = new RouterBridge(context.router, (message) => this.fromRouter(message), this.logger);
     this.bridge.start();
     this.flushTimer = setInterval(() => this.flushMetrics(), 1000);
@@ -80,6 +84,8 @@ export class MqttBroker {
    * is deleted.
    */
   async recover(): Promise<void> {
+    // Bound topics exist before anything (a will, a delayed message) can be published to them.
+    await this.bindings.start();
     const now = Date.now();
     for (const message of await this.persistence.loadRetained()) {
       if (!message.isExpired(now)) this.retained.set(message);
@@ -171,15 +177,20 @@ export class MqttBroker {
   }
 
   /**
-   * Routes a message from an MQTT client: retained store, MQTT subscribers, then the router for
-   * the other protocols. Returns the writes to wait for before acknowledging it (stored retained
-   * message, persistent sessions' queues), or null when there are none.
+   * Routes a message from an MQTT client: retained store, bound stored topics, MQTT subscribers,
+   * then the router for the other protocols. Returns the writes to wait for before acknowledging
+   * it (stored retained message, appends to bound topics, persistent sessions' queues), or null
+   * when there are none.
    */
   publish(publication: Publication, origin: MessageOrigin, now: number): Promise<void> | null {
     this.barrier.begin();
     if (publication.retain) {
       this.retained.set(publication);
       this.barrier.add(this.persistence.saveRetained(publication));
+    }
+    if (this.bindings.active) {
+      const appended = this.bindings.append(publication);
+      if (appended !== null) this.barrier.add(appended);
     }
     this.route(publication, now);
     this.bridge.publish(publication, origin);
@@ -312,10 +323,27 @@ export class MqttBroker {
     return true;
   }
 
-  /** A message another protocol published on the router. */
+  /**
+   * A message another protocol published on the router: delivered on its topic, or on the MQTT
+   * topic its key names when it is a record of a bound stored topic.
+   */
   private fromRouter(message: Message): void {
+    if (this.tree.size === 0 && this.exclusive.size === 0 && this.shared.tree.size === 0) return;
+    const topic = this.bindings.active ? this.bindings.deliveryTopic(message) : message.topic;
+    // Until a subscription matches, only the topic (and the key, for a bound stored topic) is
+    // read: a protocol may decode the rest lazily (Kafka does), and then it is never decoded.
+    if (!this.hasSubscribers(topic)) return;
     const now = Date.now();
-    this.route(Publication.fromMessage(message, FOREIGN_QOS, now), now);
+    this.route(Publication.fromMessage(message, FOREIGN_QOS, now, topic), now);
+  }
+
+  /** Whether any MQTT subscription (plain, exclusive or shared) matches `topic`. */
+  private hasSubscribers(topic: string): boolean {
+    return (
+      this.tree.match(topic).length > 0 ||
+      (this.exclusive.size > 0 && this.exclusiveTree.match(topic).length > 0) ||
+      (this.shared.tree.size > 0 && this.shared.tree.match(topic).length > 0)
+    );
   }
 
   /**
@@ -503,7 +531,7 @@ export class MqttBroker {
     await Promise.all(closed);
     this.sys.stop();
     this.delayed.stop();
-    await Promise.all([this.persistence.settled(), this.delayed.settled()]);
+    await Promise.all([this.persistence.settled(), this.delayed.settled(), this.bindings.stop()]);
     for (const session of this.sessions.values()) session.discard();
     this.sessions.clear();
     this.bridge.stop();

@@ -1,5 +1,21 @@
-import { ConfigError, type Transport } from '@robustmq/core';
+import { ConfigError, validateTopicName, type Transport } from '@robustmq/core';
 import type { QueueFullPolicy } from './session.js';
+import { parseFilter } from './topic-names.js';
+
+/**
+ * A binding (`[[mqtt.bindings]]`): MQTT messages whose topic matches `filter` are also appended
+ * to the stored topic `topic`, where Kafka and AMQP clients read them (docs/cross-protocol.md).
+ */
+export interface BindingSettings {
+  /** An MQTT topic filter (wildcards allowed; not a shared or exclusive subscription). */
+  filter: string;
+  /** The stored topic (a Kafka topic name); created at start when it does not exist. */
+  topic: string;
+  /** Partitions of the stored topic when the binding creates it (default 1). */
+  partitions: number;
+  /** Whether retained PUBLISH packets are appended too (default false: only live messages). */
+  retained: boolean;
+}
 
 /** The `[mqtt]` section of the server config, validated, with defaults filled in. */
 export interface MqttSettings {
@@ -63,6 +79,8 @@ export interface MqttSettings {
   enhancedAuthMethods: readonly string[];
   /** A module (package name or file path) whose exports add enhanced authentication methods. */
   enhancedAuthModule: string | undefined;
+  /** MQTT topic filters bound to stored topics (default none). */
+  bindings: readonly BindingSettings[];
 }
 
 /** The enhanced authentication methods built into the plugin. */
@@ -112,6 +130,7 @@ export function parseSettings(section: Readonly<Record<string, unknown>>): MqttS
     responseInformation: 'response/{clientId}/',
     enhancedAuthMethods: BUILTIN_AUTH_METHODS,
     enhancedAuthModule: undefined,
+    bindings: [],
   };
   const files: Partial<Record<(typeof FILES)[number], string>> = {};
   for (const spec of Object.values(INTEGERS)) settings[spec.key] = spec.default;
@@ -156,6 +175,8 @@ export function parseSettings(section: Readonly<Record<string, unknown>>): MqttS
       if (typeof value !== 'string' || value.length === 0)
         throw new ConfigError(name, 'must be a package name or a file path');
       settings.enhancedAuthModule = value;
+    } else if (name === 'bindings') {
+      settings.bindings = parseBindings(value);
     } else if ((FILES as readonly string[]).includes(name)) {
       if (typeof value !== 'string' || value.length === 0)
         throw new ConfigError(name, 'must be the path of a PEM file');
@@ -166,6 +187,47 @@ export function parseSettings(section: Readonly<Record<string, unknown>>): MqttS
   }
   settings.tls = parseTls(files, settings.listeners as readonly Transport[]);
   return settings as unknown as MqttSettings;
+}
+
+const BINDING_KEYS = new Set(['filter', 'topic', 'partitions', 'retained']);
+
+/** `[[mqtt.bindings]]`: an array of tables, each a filter and a stored topic. */
+function parseBindings(value: unknown): readonly BindingSettings[] {
+  if (!Array.isArray(value))
+    throw new ConfigError('bindings', 'must be an array of tables ([[mqtt.bindings]])');
+  return value.map((entry: unknown, index) => {
+    const at = `bindings[${index}]`;
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
+      throw new ConfigError(at, 'must be a table with filter and topic');
+    }
+    const table = entry as Record<string, unknown>;
+    for (const key of Object.keys(table)) {
+      if (!BINDING_KEYS.has(key)) throw new ConfigError(`${at}.${key}`, 'unknown setting');
+    }
+    const { filter, topic, partitions = 1, retained = false } = table;
+    if (typeof filter !== 'string') throw new ConfigError(`${at}.filter`, 'must be an MQTT topic filter');
+    const parsed = parseFilter(filter, Number.MAX_SAFE_INTEGER);
+    if (typeof parsed === 'string') throw new ConfigError(`${at}.filter`, parsed);
+    if (parsed.kind !== 'plain') {
+      throw new ConfigError(`${at}.filter`, 'must be a plain filter, not a shared or exclusive subscription');
+    }
+    if (typeof topic !== 'string') throw new ConfigError(`${at}.topic`, 'must be a stored topic name');
+    try {
+      validateTopicName(topic);
+    } catch (error) {
+      throw new ConfigError(`${at}.topic`, (error as Error).message);
+    }
+    if (
+      typeof partitions !== 'number' ||
+      !Number.isInteger(partitions) ||
+      partitions < 1 ||
+      partitions > 100_000
+    ) {
+      throw new ConfigError(`${at}.partitions`, 'must be an integer from 1 to 100000');
+    }
+    if (typeof retained !== 'boolean') throw new ConfigError(`${at}.retained`, 'must be true or false');
+    return { filter, topic, partitions, retained };
+  });
 }
 
 function parseListeners(value: unknown): readonly Transport[] {

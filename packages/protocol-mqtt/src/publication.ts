@@ -1,6 +1,7 @@
 import type { Message, MessageHeader } from '@robustmq/core';
 import { encodePacket } from './codec/encode.js';
 import type { IPublishPacket, PublishProperties, QoS, UserProperties } from './codec/packets.js';
+import { headersOf, propertiesOf } from './message-headers.js';
 
 /** PUBLISH encodings: MQTT 3.1 and 3.1.1 share one (4); MQTT 5 adds properties (5). */
 export type WireFamily = 4 | 5;
@@ -75,26 +76,20 @@ export class Publication {
     );
   }
 
-  /** Builds the publication for a message another protocol published on the router. */
-  static fromMessage(message: Message, qos: QoS, now: number): Publication {
-    let userProperties: UserProperties | undefined;
-    for (const header of message.headers) {
-      userProperties ??= Object.create(null) as UserProperties;
-      const value = Buffer.from(header.value).toString('utf8');
-      const existing = userProperties[header.key];
-      if (existing === undefined) userProperties[header.key] = value;
-      else if (Array.isArray(existing)) existing.push(value);
-      else userProperties[header.key] = [existing, value];
-    }
+  /**
+   * Builds the publication for a message another protocol published on the router, delivered on
+   * `topic` (the message's own, or the MQTT topic a binding's record key names).
+   */
+  static fromMessage(message: Message, qos: QoS, now: number, topic = message.topic): Publication {
     const payload = Buffer.isBuffer(message.payload)
       ? message.payload
       : Buffer.from(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength);
     return new Publication(
-      message.topic,
+      topic,
       payload,
       qos,
       false,
-      userProperties ? { userProperties } : undefined,
+      propertiesOf(message.headers),
       0,
       null,
       null,
@@ -219,7 +214,7 @@ function carriedProperties(props: PublishProperties): CarriedProperties | undefi
   return any ? carried : undefined;
 }
 
-/** A Publication seen through the router's Message; headers (user properties) built on demand. */
+/** A Publication seen through the router's Message; headers (user properties and more) built on demand. */
 class RoutedMessage implements Message {
   readonly topic: string;
   readonly key = null;
@@ -234,15 +229,6 @@ class RoutedMessage implements Message {
   }
 
   get headers(): readonly MessageHeader[] {
-    if (this.built) return this.built;
-    const headers: MessageHeader[] = [];
-    const props = this.publication.properties?.userProperties;
-    if (props) {
-      for (const key of Object.keys(props)) {
-        const value = props[key]!;
-        for (const v of Array.isArray(value) ? value : [value]) headers.push({ key, value: Buffer.from(v) });
-      }
-    }
-    return (this.built = headers);
+    return (this.built ??= headersOf(this.publication.properties));
   }
 }

@@ -1,5 +1,7 @@
 import { createServer, type Server } from 'node:net';
 import {
+  ErrorCode,
+  RobustMQError,
   silentLogger,
   topicMatchesFilter,
   type Action,
@@ -11,6 +13,10 @@ import {
   type MessageHandler,
   type MessageOrigin,
   type MetaEntry,
+  type MetaEvent,
+  type RecordCodec,
+  type StorageEngine,
+  type StoredMessage,
   type MetaStore,
   type Metrics,
   type Principal,
@@ -85,7 +91,10 @@ const key = (name: string, labels?: Readonly<Record<string, string | number>>) =
  * alice/secret-pw (also as SCRAM credentials) and refuses topics under `secret/` (answering after a delay, as a remote one
  * would), a simple router, and metrics we can read.
  */
-export async function startInProcess(settings: Record<string, unknown> = {}) {
+export async function startInProcess(
+  settings: Record<string, unknown> = {},
+  options: { storage?: StorageEngine; meta?: MetaStore } = {},
+) {
   const router = new ListRouter();
   const metrics = new TestMetrics();
   const scram: Partial<Record<'sha256' | 'sha512', ScramCredential>> = {};
@@ -114,13 +123,11 @@ export async function startInProcess(settings: Record<string, unknown> = {}) {
     nodeId: 1,
     version: '0.0.0-test',
     router,
-    storage: new MemoryStorageEngine(),
-    // The MQTT plugin keeps its own session log format and never encodes records.
-    records: {
-      encode: () => Promise.reject(new Error('the MQTT plugin does not encode records')),
-      decode: () => Promise.reject(new Error('the MQTT plugin does not decode records')),
-    },
-    meta: memoryMeta(),
+    storage: options.storage ?? new MemoryStorageEngine(),
+    // The server's codec is the Kafka record batch (exercised in the root cross-protocol test);
+    // here a JSON stand-in shows what the plugin hands it.
+    records: jsonRecords,
+    meta: options.meta ?? memoryMeta(),
     auth,
     metrics,
     logger: silentLogger,
@@ -142,6 +149,7 @@ export async function startInProcess(settings: Record<string, unknown> = {}) {
     router,
     metrics,
     plugin,
+    context,
     async stop() {
       server.close();
       await plugin.stop();
@@ -149,31 +157,105 @@ export async function startInProcess(settings: Record<string, unknown> = {}) {
   };
 }
 
-/** The part of a MetaStore the MQTT broker uses, in a Map (these tests restart nothing). */
-function memoryMeta(): MetaStore {
+/**
+ * A RecordCodec that keeps messages as JSON (a batch per call), so tests can read back exactly
+ * what the plugin appended.
+ */
+export const jsonRecords: RecordCodec = {
+  encode(messages) {
+    const json = messages.map((m) => ({
+      key: m.key === null ? null : Buffer.from(m.key).toString('base64'),
+      payload: Buffer.from(m.payload).toString('base64'),
+      headers: m.headers.map((h) => [h.key, Buffer.from(h.value).toString('base64')]),
+      timestamp: m.timestamp,
+    }));
+    return Promise.resolve({
+      recordCount: messages.length,
+      maxTimestamp: Math.max(...messages.map((m) => m.timestamp)),
+      data: Buffer.from(JSON.stringify(json)),
+    });
+  },
+  decode(batch, topic) {
+    const json = JSON.parse(Buffer.from(batch.data).toString()) as Array<{
+      key: string | null;
+      payload: string;
+      headers: Array<[string, string]>;
+      timestamp: number;
+    }>;
+    return Promise.resolve(
+      json.map((r, i) => ({
+        topic,
+        key: r.key === null ? null : Buffer.from(r.key, 'base64'),
+        payload: Buffer.from(r.payload, 'base64'),
+        headers: r.headers.map(([key, value]) => ({ key, value: Buffer.from(value, 'base64') })),
+        timestamp: r.timestamp,
+        offset: batch.baseOffset + i,
+      })),
+    );
+  },
+};
+
+/** The messages stored in a shard, decoded with {@link jsonRecords}. */
+export async function storedMessages(storage: StorageEngine, shard: string): Promise<StoredMessage[]> {
+  const { batches } = await storage.read(shard, 0, { maxBytes: 64 * 1024 * 1024 });
+  const messages: StoredMessage[] = [];
+  for (const batch of batches) messages.push(...(await jsonRecords.decode(batch, shard)));
+  return messages;
+}
+
+/**
+ * A MetaStore in a Map with compare-and-set and watches: enough for the MQTT broker and the topic
+ * catalog (these tests restart nothing).
+ */
+export function memoryMeta(): MetaStore {
   const entries = new Map<string, MetaEntry>();
+  const watchers = new Set<{ prefix: string; listener: (event: MetaEvent) => void }>();
   let revision = 0;
+  const conflict = (key: string, ifRevision: number | undefined) =>
+    ifRevision !== undefined && (entries.get(key)?.modRevision ?? 0) !== ifRevision
+      ? new RobustMQError(ErrorCode.Conflict, `${key} changed`)
+      : null;
+  const notify = (key: string, event: MetaEvent) => {
+    for (const w of watchers) if (key.startsWith(w.prefix)) w.listener(event);
+  };
   const store: Partial<MetaStore> = {
     get: (key) => Promise.resolve(entries.get(key) ?? null),
-    put(key, value) {
+    put(key, value, options) {
+      const refused = conflict(key, options?.ifRevision);
+      if (refused) return Promise.reject(refused);
       revision++;
       const old = entries.get(key);
-      entries.set(key, {
+      const entry = {
         key,
         value,
         createRevision: old?.createRevision ?? revision,
         modRevision: revision,
         version: (old?.version ?? 0) + 1,
-      });
+      };
+      entries.set(key, entry);
+      notify(key, { type: 'put', entry, revision });
       return Promise.resolve(revision);
     },
-    delete: (key) => Promise.resolve(entries.delete(key)),
+    delete(key, options) {
+      const refused = conflict(key, options?.ifRevision);
+      if (refused) return Promise.reject(refused);
+      if (!entries.delete(key)) return Promise.resolve(false);
+      revision++;
+      notify(key, { type: 'delete', key, revision });
+      return Promise.resolve(true);
+    },
     list: (prefix) =>
       Promise.resolve(
         [...entries.values()]
           .filter((e) => e.key.startsWith(prefix))
           .sort((a, b) => (a.key < b.key ? -1 : 1)),
       ),
+    watch(prefix, listener) {
+      const watcher = { prefix, listener };
+      watchers.add(watcher);
+      return { close: () => watchers.delete(watcher) };
+    },
+    revision: () => Promise.resolve(revision),
   };
   return store as MetaStore;
 }

@@ -1,0 +1,184 @@
+import {
+  DEFAULT_SHARD_CONFIG,
+  decodeTopic,
+  ErrorCode,
+  isRobustMQError,
+  shardName,
+  topicKey,
+  TopicCatalog,
+  topicMatchesFilter,
+  type BrokerContext,
+  type Logger,
+  type Message,
+  type MetaWatch,
+} from '@robustmq/core';
+import type { BindingSettings } from './config.js';
+import { headersOf } from './message-headers.js';
+import { partitionOf } from './partitioner.js';
+import type { Publication } from './publication.js';
+import { ShardAppender } from './shard-appender.js';
+import { topicNameProblem } from './topic-names.js';
+
+/** One stored topic that bindings write to, with the filters bound to it. */
+interface BoundTopic {
+  name: string;
+  filters: string[];
+  /** Filters whose retained messages are appended too. */
+  retainedFilters: string[];
+  /** One appender per partition; empty while the topic does not exist. */
+  appenders: ShardAppender[];
+}
+
+const keyDecoder = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The `[[mqtt.bindings]]` of the MQTT plugin: MQTT messages on a bound filter are appended to the
+ * stored topic (record key = the MQTT topic name, partition = its murmur2 hash), and records of a
+ * bound stored topic that other protocols publish come back to subscribers of the MQTT topic their
+ * key names. The mapping is written down in docs/cross-protocol.md.
+ */
+export class TopicBindings {
+  private readonly topics = new Map<string, BoundTopic>();
+  private readonly watches: MetaWatch[] = [];
+
+  constructor(
+    private readonly bindings: readonly BindingSettings[],
+    private readonly context: BrokerContext,
+    private readonly logger: Logger,
+  ) {
+    for (const binding of bindings) {
+      let topic = this.topics.get(binding.topic);
+      if (!topic) {
+        topic = { name: binding.topic, filters: [], retainedFilters: [], appenders: [] };
+        this.topics.set(binding.topic, topic);
+      }
+      topic.filters.push(binding.filter);
+      if (binding.retained) topic.retainedFilters.push(binding.filter);
+    }
+  }
+
+  /** Whether any binding is configured (the publish path skips this class when not). */
+  get active(): boolean {
+    return this.topics.size > 0;
+  }
+
+  /**
+   * Creates the stored topics that do not exist yet (with the binding's partition count) and
+   * follows their partition count from then on.
+   */
+  async start(): Promise<void> {
+    const catalog = new TopicCatalog(this.context.meta, this.context.storage);
+    for (const bound of this.topics.values()) {
+      const wanted = this.bindings.find((b) => b.topic === bound.name)!.partitions;
+      let topic = await catalog.get(bound.name);
+      if (!topic) {
+        try {
+          topic = await catalog.create({
+            name: bound.name,
+            partitions: wanted,
+            storageClass: 'file',
+            retentionMs: DEFAULT_SHARD_CONFIG.retentionMs,
+            retentionBytes: null,
+            configs: {},
+          });
+          this.logger.info(
+            { topic: bound.name, partitions: wanted },
+            'stored topic created for an MQTT binding',
+          );
+        } catch (error) {
+          if (!isRobustMQError(error, ErrorCode.AlreadyExists)) throw error;
+          topic = await catalog.get(bound.name);
+        }
+      }
+      this.resize(bound, topic?.partitions ?? 0);
+      const key = topicKey(bound.name);
+      this.watches.push(
+        this.context.meta.watch(key, (event) => {
+          if (event.type === 'put' && event.entry.key === key) {
+            this.resize(bound, decodeTopic(event.entry.value).partitions);
+          } else if (event.type === 'delete' && event.key === key) {
+            this.logger.warn(
+              { topic: bound.name },
+              'a bound stored topic was deleted; its binding stores nothing',
+            );
+            this.resize(bound, 0);
+          }
+        }),
+      );
+    }
+  }
+
+  /**
+   * Appends `publication` to every stored topic whose binding matches it. QoS 0 messages are
+   * appended in the background (returns null); for QoS 1 and 2 the promise resolves once every
+   * append is durable.
+   */
+  append(publication: Publication): Promise<void> | null {
+    let writes: Array<Promise<void>> | null = null;
+    let message: Message | null = null;
+    for (const bound of this.topics.values()) {
+      if (bound.appenders.length === 0) continue;
+      const filters = publication.retain ? bound.retainedFilters : bound.filters;
+      if (!filters.some((filter) => topicMatchesFilter(filter, publication.topic))) continue;
+      message ??= {
+        topic: bound.name,
+        key: Buffer.from(publication.topic, 'utf8'),
+        payload: publication.payload,
+        headers: headersOf(publication.properties),
+        timestamp: publication.timestamp,
+      };
+      const stored = bound.name === message.topic ? message : { ...message, topic: bound.name };
+      const appender = bound.appenders[partitionOf(stored.key!, bound.appenders.length)]!;
+      if (publication.qos === 0) appender.appendLater(stored);
+      else (writes ??= []).push(appender.append(stored));
+    }
+    if (writes === null) return null;
+    return writes.length === 1 ? writes[0]! : Promise.all(writes).then(() => {});
+  }
+
+  /**
+   * The MQTT topic a message from another protocol is delivered on: for a record of a bound
+   * stored topic whose key is an MQTT topic name matching one of that topic's filters, the key;
+   * else the message's own topic.
+   */
+  deliveryTopic(message: Message): string {
+    const bound = this.topics.get(message.topic);
+    if (!bound || message.key === null) return message.topic;
+    let name: string;
+    try {
+      name = keyDecoder.decode(message.key);
+    } catch {
+      return message.topic;
+    }
+    if (name.includes('\u0000') || topicNameProblem(name, Number.MAX_SAFE_INTEGER) !== null) {
+      return message.topic;
+    }
+    return bound.filters.some((filter) => topicMatchesFilter(filter, name)) ? name : message.topic;
+  }
+
+  /** Stops following the topics and resolves once every append under way has finished. */
+  async stop(): Promise<void> {
+    for (const watch of this.watches) watch.close();
+    this.watches.length = 0;
+    await Promise.all(
+      [...this.topics.values()].flatMap((bound) => bound.appenders.map((appender) => appender.settled())),
+    );
+  }
+
+  private resize(bound: BoundTopic, partitions: number): void {
+    if (partitions === 0) {
+      bound.appenders = [];
+      return;
+    }
+    for (let partition = bound.appenders.length; partition < partitions; partition++) {
+      const appender = new ShardAppender(
+        this.context.storage,
+        this.context.records,
+        shardName(bound.name, partition),
+      );
+      appender.onError = (error, shard) =>
+        this.logger.error({ err: error, shard }, 'QoS 0 MQTT messages not stored in a bound topic');
+      bound.appenders.push(appender);
+    }
+  }
+}
