@@ -22,11 +22,11 @@ export function journalMetrics(metrics: Metrics): JournalMetrics {
     }),
     fsyncs: metrics.counter({
       name: 'robustmq_journal_fsyncs_total',
-      help: 'fsyncs of journal segment files for appends',
+      help: 'fsyncs of journal segment files for appends (a write through an O_DSYNC handle counts as one)',
     }),
     fsyncSeconds: metrics.histogram({
       name: 'robustmq_journal_fsync_seconds',
-      help: 'Time one fsync of a journal segment took',
+      help: 'Time one fsync of a journal segment took (for an O_DSYNC write, the write and its sync)',
       buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1],
     }),
     corruptFrames: metrics.counter({

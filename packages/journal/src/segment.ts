@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isErrno, removeFile, writeAll, writeFileAtomic, readAt } from './files.js';
@@ -14,6 +15,8 @@ import { segmentFileStem } from './shard-dir.js';
 import { TimeIndex } from './time-index.js';
 
 const SCAN_READ_AHEAD = 1024 * 1024;
+/** Opens the log for writes that return only once their bytes are durable; null where unsupported. */
+const DSYNC_WRITE_FLAGS = constants.O_DSYNC === undefined ? null : constants.O_WRONLY | constants.O_DSYNC;
 
 /**
  * One segment of a shard's log: `<base>.log` holding frames, plus `<base>.index` (offset index)
@@ -46,6 +49,11 @@ export class Segment {
   #index: OffsetIndex | null = null;
   #timeIndex: TimeIndex | null = null;
   #writer: FileHandle | null = null;
+  /** Handles of the log opened with O_DSYNC for durable writes, free for the next one. */
+  #idleSyncWriters: FileHandle[] = [];
+  /** Writes through `#writer` that returned, and how many of them the last datasync covered. */
+  #plainWrites = 0;
+  #plainWritesSynced = 0;
   #writerUsers = 0;
   #onWriterIdle: (() => void) | null = null;
   /** Where the log is read from once offloaded; null while it is held locally. */
@@ -109,6 +117,9 @@ export class Segment {
   /** Opens an existing log file for appending (the active segment after recovery). */
   async openForAppend(): Promise<void> {
     this.#writer = await open(this.logPath, 'r+');
+    // What the file holds may not be durable yet (written before a crash): sync it before relying on it.
+    this.#plainWrites = 1;
+    this.#plainWritesSynced = 0;
   }
 
   /**
@@ -171,23 +182,56 @@ export class Segment {
     this.#offloaded = source;
   }
 
-  /** Appends frames at the end of the log (the active segment only). */
+  /** Appends frames at the end of the log (the active segment only), leaving them in the OS cache. */
   async write(buffers: Buffer[], bytes: number): Promise<void> {
     if (this.#writer === null) throw new Error(`segment ${this.logPath} is not open for appending`);
     await writeAll(this.#writer, buffers, this.size);
     this.size += bytes;
+    this.#plainWrites++;
   }
 
+  /**
+   * Appends frames and returns once they are durable, as is everything before them once the
+   * durable writes started earlier have returned too. The bytes are placed at once, so the next
+   * durable write can start before this one returns (the caller waits for them in order). When no
+   * bytes written otherwise are waiting for a sync this is one write through an O_DSYNC handle of
+   * its own (the write and the sync of its range in one system call; a handle per write under way,
+   * so that a write-back error is reported to each of them); otherwise a write, then fdatasync of
+   * the whole file.
+   */
+  async writeDurably(buffers: Buffer[], bytes: number): Promise<void> {
+    const writer = this.#writer;
+    if (writer === null) throw new Error(`segment ${this.logPath} is not open for appending`);
+    const position = this.size;
+    this.size += bytes;
+    if (this.#plainWritesSynced < this.#plainWrites || DSYNC_WRITE_FLAGS === null) {
+      await writeAll(writer, buffers, position);
+      this.#plainWrites++;
+      await this.datasync();
+      return;
+    }
+    const handle = this.#idleSyncWriters.pop() ?? (await open(this.logPath, DSYNC_WRITE_FLAGS));
+    try {
+      await writeAll(handle, buffers, position);
+    } finally {
+      if (this.#writer === null) await handle.close();
+      else this.#idleSyncWriters.push(handle);
+    }
+  }
+
+  /** Makes every write that returned before this call durable. */
   async datasync(): Promise<void> {
     if (this.#writer === null) throw new Error(`segment ${this.logPath} is not open for appending`);
+    const covered = this.#plainWrites;
     await this.#writer.datasync();
+    this.#plainWritesSynced = Math.max(this.#plainWritesSynced, covered);
   }
 
   /** Cuts the log back to `size` bytes and makes that durable. */
   async truncate(size: number): Promise<void> {
     if (this.#writer !== null) {
       await this.#writer.truncate(size);
-      await this.#writer.datasync();
+      await this.datasync();
     } else {
       const handle = await open(this.logPath, 'r+');
       try {
@@ -242,11 +286,13 @@ export class Segment {
     const writer = this.#writer;
     if (writer === null) return;
     this.#writer = null;
+    const idle = this.#idleSyncWriters.splice(0);
     if (this.#writerUsers > 0) {
       await new Promise<void>((resolve) => {
         this.#onWriterIdle = resolve;
       });
     }
+    for (const handle of idle) await handle.close();
     await writer.close();
   }
 

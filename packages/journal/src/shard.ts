@@ -27,6 +27,8 @@ import { writeShardMeta } from './shard-meta.js';
 
 /** Appends queued behind one write are written together, up to about this many bytes. */
 const MAX_GROUP_BYTES = 16 * 1024 * 1024;
+/** Durable writes of a shard under way at once. */
+const MAX_DURABLE_WRITES = 2;
 /** Relative offsets in the indexes are 32-bit. */
 const MAX_RELATIVE_OFFSET = 0xffffffff;
 /** setTimeout fires at once for longer delays. */
@@ -83,6 +85,8 @@ export class Shard {
   #committedSize: number;
 
   #queue: AppendRequest[] = [];
+  /** Durable writes under way, oldest first; each settles (never rejects) after those before it. */
+  #durableWrites: { finished: Promise<void> }[] = [];
   #draining: Promise<void> | null = null;
   #syncWaiters: SyncWaiter[] = [];
   #syncing: Promise<void> | null = null;
@@ -165,22 +169,61 @@ export class Shard {
   async #drain(): Promise<void> {
     try {
       while (this.#queue.length > 0) {
-        // The group is taken inside the task, a tick later, so appends made together go together.
-        await this.#lock.run(() => this.#writeGroup(this.#takeGroup()));
+        // The group is taken inside the task, a tick later, so appends made together go together,
+        // and once a durable write may start, so appends arriving meanwhile join it.
+        await this.#lock.run(async () => {
+          await this.#durableWriteSlot();
+          await this.#writeGroup(this.#takeGroup());
+        });
       }
     } finally {
       this.#draining = null;
     }
   }
 
+  /**
+   * The appends to write next. Durable writes share out a queue of several appends among the
+   * writes that may still start (half of it with none under way and two allowed): the later ones
+   * start while the first ones sync. Otherwise producers that all wait on one write and all answer
+   * at once would leave the disk idle while they do.
+   */
   #takeGroup(): AppendRequest[] {
+    let limit = MAX_GROUP_BYTES;
+    const free = MAX_DURABLE_WRITES - this.#durableWrites.length;
+    if (free > 1 && this.#queue.length > 1 && this.#writesDurably()) {
+      let queued = 0;
+      for (const request of this.#queue) queued += request.bytes;
+      limit = Math.min(limit, queued / free);
+    }
     let bytes = 0;
     let count = 0;
-    while (count < this.#queue.length && (count === 0 || bytes < MAX_GROUP_BYTES)) {
+    while (count < this.#queue.length && (count === 0 || bytes < limit)) {
       bytes += this.#queue[count]?.bytes ?? 0;
       count++;
     }
     return this.#queue.splice(0, count);
+  }
+
+  /**
+   * Whether appends are acknowledged once their own write returns, that write making them and
+   * everything before them durable (rather than by a separate group fsync, or without one).
+   */
+  #writesDurably(): boolean {
+    return (
+      this.config.durability === 'fsync' ||
+      (this.config.durability === 'group-commit' && this.#ctx.groupCommitMs === 0)
+    );
+  }
+
+  /** Waits until fewer than {@link MAX_DURABLE_WRITES} durable writes are under way. */
+  async #durableWriteSlot(): Promise<void> {
+    while (this.#durableWrites.length >= MAX_DURABLE_WRITES) await this.#durableWrites[0]?.finished;
+  }
+
+  /** Waits until no durable write is under way. */
+  async #settleDurableWrites(): Promise<void> {
+    while (this.#durableWrites.length > 0)
+      await this.#durableWrites[this.#durableWrites.length - 1]?.finished;
   }
 
   /** Writes queued appends, rolling segments between them as needed. Never throws. */
@@ -203,7 +246,17 @@ export class Shard {
         }
         const run = group.slice(i, end);
         i = end;
-        await this.#writeRun(run, runBytes);
+        if (this.#writesDurably()) {
+          await this.#durableWriteSlot();
+          if (this.#failure !== null) {
+            i -= run.length;
+            throw this.#failedError();
+          }
+          this.#startDurableWrite(run, runBytes);
+        } else {
+          await this.#settleDurableWrites();
+          await this.#writeRun(run, runBytes);
+        }
       }
     } catch (error) {
       const failure = toRobustMQError(error);
@@ -222,10 +275,8 @@ export class Shard {
     );
   }
 
-  /** Writes appends that all go to the active segment, with one vectored write. */
-  async #writeRun(run: AppendRequest[], bytes: number): Promise<void> {
-    const segment = this.active;
-    const start = segment.size;
+  /** Gives each append of a run its offsets and seals its frames; returns the offset after them. */
+  #assignOffsets(run: AppendRequest[]): number {
     let offset = this.#nextOffset;
     for (const request of run) {
       request.baseOffset = offset;
@@ -235,22 +286,11 @@ export class Shard {
       }
       request.endOffset = offset;
     }
-    try {
-      await segment.write(
-        run.map((r) => r.frames),
-        bytes,
-      );
-    } catch (error) {
-      // Put the file back as it was, so the failed appends change nothing.
-      try {
-        await segment.truncate(start);
-      } catch (truncateError) {
-        this.#fail(truncateError);
-      }
-      for (const request of run) request.reject(toRobustMQError(error));
-      return;
-    }
+    return offset;
+  }
 
+  /** Adds a run just written at `start` to the segment's indexes and the metrics. */
+  #noteRun(segment: Segment, run: AppendRequest[], start: number, bytes: number): void {
     let position = start;
     for (const request of run) {
       for (const batch of request.batches) {
@@ -267,34 +307,87 @@ export class Shard {
         position += batch.bytes;
       }
     }
-    this.#nextOffset = offset;
     this.#ctx.metrics.appendedBytes.inc(undefined, bytes);
     this.#ctx.metrics.appendedBatches.inc(
       undefined,
       run.reduce((n, r) => n + r.batches.length, 0),
     );
+  }
 
-    switch (this.config.durability) {
-      case 'none':
-        this.#commit(offset, segment.size, false);
-        for (const request of run) resolveRequest(request);
+  /**
+   * Starts a durable write of a run to the active segment, after the ones under way. Each is
+   * finished in the order started: its appends are acknowledged only once it and every write
+   * before it returned, so each acknowledgement follows the sync of everything before it.
+   */
+  #startDurableWrite(run: AppendRequest[], bytes: number): void {
+    const segment = this.active;
+    const start = segment.size;
+    const end = this.#assignOffsets(run);
+    this.#nextOffset = end;
+    const started = performance.now();
+    const writing = segment.writeDurably(
+      run.map((r) => r.frames),
+      bytes,
+    );
+    const previous = this.#durableWrites[this.#durableWrites.length - 1]?.finished;
+    const finished = (async () => {
+      let error: unknown = null;
+      try {
+        await writing;
+      } catch (writeError) {
+        error = writeError;
+      }
+      if (previous !== undefined) await previous;
+      // This write is the oldest under way now: take it off the list.
+      this.#durableWrites.shift();
+      if (error !== null) {
+        // A failed sync leaves unknown what reached the disk: the shard fails, as after a failed
+        // fsync, and the log is cut back to what was acknowledged.
+        this.#fail(error);
+        for (const request of run) request.reject(toRobustMQError(error));
         return;
-      case 'fsync':
-        try {
-          await this.#datasync(segment);
-        } catch (error) {
-          this.#fail(error);
-          for (const request of run) request.reject(this.#failedError());
-          return;
-        }
-        this.#commit(offset, segment.size, true);
-        for (const request of run) resolveRequest(request);
+      }
+      if (this.#failure !== null) {
+        for (const request of run) request.reject(this.#failedError());
         return;
-      case 'group-commit':
-        for (const request of run) this.#syncWaiters.push({ request, endOffset: request.endOffset });
-        this.#unsyncedBytes += bytes;
-        this.#scheduleSync();
-        return;
+      }
+      this.#observeSync(started);
+      this.#noteRun(segment, run, start, bytes);
+      this.#commit(end, start + bytes, true);
+      for (const request of run) resolveRequest(request);
+    })();
+    this.#durableWrites.push({ finished });
+  }
+
+  /** Writes appends that all go to the active segment, with one vectored write, without syncing. */
+  async #writeRun(run: AppendRequest[], bytes: number): Promise<void> {
+    const segment = this.active;
+    const start = segment.size;
+    const offset = this.#assignOffsets(run);
+    try {
+      await segment.write(
+        run.map((r) => r.frames),
+        bytes,
+      );
+    } catch (error) {
+      // Put the file back as it was, so the failed appends change nothing.
+      try {
+        await segment.truncate(start);
+      } catch (truncateError) {
+        this.#fail(truncateError);
+      }
+      for (const request of run) request.reject(toRobustMQError(error));
+      return;
+    }
+    this.#noteRun(segment, run, start, bytes);
+    this.#nextOffset = offset;
+    if (this.config.durability === 'group-commit') {
+      for (const request of run) this.#syncWaiters.push({ request, endOffset: request.endOffset });
+      this.#unsyncedBytes += bytes;
+      this.#scheduleSync();
+    } else {
+      this.#commit(offset, segment.size, false);
+      for (const request of run) resolveRequest(request);
     }
   }
 
@@ -341,6 +434,11 @@ export class Shard {
   async #datasync(segment: Segment): Promise<void> {
     const started = performance.now();
     await segment.datasync();
+    this.#observeSync(started);
+  }
+
+  /** Counts a sync (an fdatasync, or a write that syncs itself) that began at `started`. */
+  #observeSync(started: number): void {
     this.#ctx.metrics.fsyncs.inc();
     this.#ctx.metrics.fsyncSeconds.observe(undefined, (performance.now() - started) / 1000);
   }
@@ -377,6 +475,7 @@ export class Shard {
     const old = this.active;
     this.#rolling = true;
     try {
+      await this.#settleDurableWrites();
       if (this.#syncTimer !== null) clearTimeout(this.#syncTimer);
       this.#syncTimer = null;
       if (this.#syncing !== null) await this.#syncing;
@@ -431,6 +530,8 @@ export class Shard {
     const committedSize = this.#committedSize;
     void this.#lock.run(async () => {
       try {
+        // Writes still under way land first, so none lands after the cut.
+        await this.#settleDurableWrites();
         await segment.truncate(committedSize);
       } catch (truncateError) {
         this.#logger.error(
@@ -739,6 +840,7 @@ export class Shard {
   async close(): Promise<void> {
     if (this.#draining !== null) await this.#draining;
     await this.#lock.run(async () => {
+      await this.#settleDurableWrites();
       if (this.#syncTimer !== null) clearTimeout(this.#syncTimer);
       this.#syncTimer = null;
       if (this.#syncing !== null) await this.#syncing;
@@ -761,6 +863,7 @@ export class Shard {
     for (const request of this.#queue.splice(0)) request.reject(gone);
     if (this.#draining !== null) await this.#draining;
     await this.#lock.run(async () => {
+      await this.#settleDurableWrites();
       if (this.#syncTimer !== null) clearTimeout(this.#syncTimer);
       this.#syncTimer = null;
       if (this.#syncing !== null) await this.#syncing;
