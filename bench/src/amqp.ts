@@ -178,7 +178,11 @@ async function startRobustmq(root: string, cpuProfDir: string | null): Promise<B
   const profile =
     cpuProfDir === null
       ? []
-      : ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=robustmq-amqp-${Date.now()}.cpuprofile`];
+      : [
+          '--cpu-prof',
+          `--cpu-prof-dir=${cpuProfDir}`,
+          `--cpu-prof-name=robustmq-amqp-${Date.now()}.cpuprofile`,
+        ];
   const child = spawnWithFileLimit(process.execPath, [...profile, bin, '--config', config]);
   const supervised = supervise(child);
   try {
@@ -243,13 +247,19 @@ async function startRabbitmq(root: string): Promise<Broker | string> {
     address: '/queue/bench',
     connection: { username: 'guest', password: 'guest' },
     queueDurability() {
-      const listed = spawnSync(RABBITMQCTL, ['-n', env.RABBITMQ_NODENAME, '-q', 'list_queues', 'name', 'durable'], {
-        env,
-        encoding: 'utf8',
-      });
+      const listed = spawnSync(
+        RABBITMQCTL,
+        ['-n', env.RABBITMQ_NODENAME, '-q', 'list_queues', 'name', 'durable'],
+        {
+          env,
+          encoding: 'utf8',
+        },
+      );
       const row = listed.stdout.split('\n').find((line) => line.startsWith('bench\t'));
       if (!row) return 'rabbitmq: could not list the bench queue';
-      return row.endsWith('\ttrue') ? 'rabbitmq: queue "bench" is durable' : 'rabbitmq: queue "bench" is NOT durable';
+      return row.endsWith('\ttrue')
+        ? 'rabbitmq: queue "bench" is durable'
+        : 'rabbitmq: queue "bench" is NOT durable';
     },
     stop,
   };

@@ -64,7 +64,13 @@ export class KafkaWire {
   private receive(chunk: Buffer): void {
     this.buffered.push(chunk);
     this.bufferedBytes += chunk.length;
+    // Join chunks only once a whole frame is there: a large Fetch response arrives in many chunks,
+    // and joining at each one would copy it over and over.
     if (this.bufferedBytes < 4) return;
+    if (this.buffered.length > 1 && this.buffered[0]!.length >= 4) {
+      const size = this.buffered[0]!.readInt32BE(0);
+      if (this.bufferedBytes < 4 + size) return;
+    }
     let data = this.buffered.length === 1 ? chunk : Buffer.concat(this.buffered, this.bufferedBytes);
     let offset = 0;
     while (data.length - offset >= 4) {

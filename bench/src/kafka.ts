@@ -9,7 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import {
   decodeRecordBatches,
   encodeRecordBatch,
@@ -28,6 +28,7 @@ const OPTIONS = `    --seconds N         measured seconds per phase (default: 5)
     --batch-records N   1 KiB records per produce request (default: 64)
     --inflight N        produce requests in flight per producer (default: 8)
     --rate N            records/s for the latency phase (default: 500)
+    --cpu-prof DIR      run robustmq-server under --cpu-prof, the profile written to DIR
     --json              print the results as JSON instead of tables`;
 
 const API = { produce: 0, fetch: 1, createTopics: 19 } as const;
@@ -46,6 +47,7 @@ interface Settings {
   batchRecords: number;
   inflight: number;
   rate: number;
+  cpuProfDir: string | null;
   json: boolean;
 }
 
@@ -67,6 +69,7 @@ function parseSettings(args: readonly string[]): Settings {
     'batch-records': { type: 'string' },
     inflight: { type: 'string' },
     rate: { type: 'string' },
+    'cpu-prof': { type: 'string' },
     json: { type: 'boolean' },
   });
   return {
@@ -75,6 +78,10 @@ function parseSettings(args: readonly string[]): Settings {
     batchRecords: Math.round(positiveOption('batch-records', values['batch-records'], 64)),
     inflight: Math.round(positiveOption('inflight', values.inflight, 8)),
     rate: positiveOption('rate', values.rate, 500),
+    cpuProfDir:
+      values['cpu-prof'] === undefined
+        ? null
+        : resolve(process.env.INIT_CWD ?? process.cwd(), values['cpu-prof']),
     json: values.json ?? false,
   };
 }
@@ -96,7 +103,7 @@ async function accepts(port: number): Promise<boolean> {
 }
 
 /** The built robustmq-server, standalone with the Kafka plugin, on free loopback ports. */
-async function startServer(root: string): Promise<Server> {
+async function startServer(root: string, cpuProfDir: string | null): Promise<Server> {
   const port = await freePort();
   const config = join(root, 'robustmq.toml');
   await writeFile(
@@ -115,7 +122,15 @@ async function startServer(root: string): Promise<Server> {
     ].join('\n'),
   );
   const bin = join(dirname(require.resolve('robustmq-server/package.json')), 'dist', 'bin.js');
-  const child: ChildProcess = spawnWithFileLimit(process.execPath, [bin, '--config', config]);
+  const profile =
+    cpuProfDir === null
+      ? []
+      : [
+          '--cpu-prof',
+          `--cpu-prof-dir=${cpuProfDir}`,
+          `--cpu-prof-name=robustmq-kafka-${Date.now()}.cpuprofile`,
+        ];
+  const child: ChildProcess = spawnWithFileLimit(process.execPath, [...profile, bin, '--config', config]);
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4096)));
   child.stderr?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4096)));
@@ -429,7 +444,7 @@ async function run(args: readonly string[]): Promise<void> {
     });
     const loopbackBytesPerSecond = await measureLoopback(Math.min(settings.seconds, 3));
     progress('starting robustmq-server with the Kafka plugin');
-    server = await startServer(root);
+    server = await startServer(root, settings.cpuProfDir);
     const admin = await KafkaWire.open(HOST, server.port);
     await createTopic(admin, TOPIC, settings.producers);
     admin.close();

@@ -1,0 +1,109 @@
+import { KafkaErrorCode } from '../../codec/error-codes.js';
+import type { DescribeConfigsRequest } from '../../codec/messages/describe-configs-request.js';
+import type {
+  DescribeConfigsResponse,
+  DescribeConfigsResponseDescribeConfigsResourceResult,
+} from '../../codec/messages/describe-configs-response.js';
+import { ResourceType } from '../config-resources.js';
+import type { ApiHandler, KafkaBroker } from '../handler.js';
+import { configValue, explicitConfigs, TOPIC_CONFIG_NAMES } from '../topic-configs.js';
+import { authorized, kafkaErrorOf } from '../topics.js';
+
+/** Where a config value comes from (DescribeConfigs v1+). */
+const Source = { topic: 1, staticBroker: 4, default: 5 } as const;
+
+function entry(
+  name: string,
+  value: string,
+  source: number,
+  readOnly: boolean,
+): DescribeConfigsResponseDescribeConfigsResourceResult {
+  return {
+    name,
+    value,
+    readOnly,
+    isDefault: source === Source.default,
+    configSource: source,
+    isSensitive: false,
+    synonyms: [],
+    configType: 0,
+    documentation: null,
+  };
+}
+
+function brokerConfigs(broker: KafkaBroker): Array<[string, string]> {
+  const { settings } = broker;
+  return [
+    ['broker.id', String(broker.nodeId)],
+    ['auto.create.topics.enable', String(settings.autoCreateTopics)],
+    ['num.partitions', String(settings.defaultPartitions)],
+    ['socket.request.max.bytes', String(settings.maxFrameSize)],
+    ['default.replication.factor', '1'],
+    ['offsets.topic.replication.factor', '1'],
+    ['group.min.session.timeout.ms', String(settings.groupMinSessionTimeoutMs)],
+    ['group.max.session.timeout.ms', String(settings.groupMaxSessionTimeoutMs)],
+    ['group.initial.rebalance.delay.ms', String(settings.groupInitialRebalanceDelayMs)],
+  ];
+}
+
+/** DescribeConfigs for topics (every known config, with its source) and for this broker. */
+export const handleDescribeConfigs: ApiHandler<DescribeConfigsRequest, DescribeConfigsResponse> = async (
+  request,
+  context,
+) => {
+  const { broker } = context;
+  const results: DescribeConfigsResponse['results'] = [];
+  for (const resource of request.resources) {
+    const answer = (
+      errorCode: number,
+      errorMessage: string | null,
+      configs: DescribeConfigsResponse['results'][number]['configs'],
+    ) => ({
+      errorCode,
+      errorMessage,
+      resourceType: resource.resourceType,
+      resourceName: resource.resourceName,
+      configs,
+    });
+    const keys = resource.configurationKeys;
+    const wanted = (name: string) => keys === null || keys.length === 0 || keys.includes(name);
+    if (resource.resourceType === ResourceType.broker) {
+      const configs = brokerConfigs(broker)
+        .filter(([name]) => wanted(name))
+        .map(([name, value]) => entry(name, value, Source.staticBroker, true));
+      results.push(answer(KafkaErrorCode.none, null, configs));
+      continue;
+    }
+    if (resource.resourceType !== ResourceType.topic) {
+      results.push(
+        answer(KafkaErrorCode.invalidRequest, `unsupported resource type ${resource.resourceType}`, []),
+      );
+      continue;
+    }
+    if (!(await authorized(context, 'describe', resource.resourceName))) {
+      results.push(answer(KafkaErrorCode.topicAuthorizationFailed, 'not allowed to describe this topic', []));
+      continue;
+    }
+    try {
+      const topic = await broker.catalog.get(resource.resourceName);
+      if (!topic) {
+        results.push(
+          answer(KafkaErrorCode.unknownTopicOrPartition, `topic ${resource.resourceName} does not exist`, []),
+        );
+        continue;
+      }
+      const names = new Set([...TOPIC_CONFIG_NAMES, ...explicitConfigs(topic).keys()]);
+      const configs = [...names]
+        .filter(wanted)
+        .sort()
+        .map((name) => {
+          const { value, isDefault } = configValue(topic, name)!;
+          return entry(name, value, isDefault ? Source.default : Source.topic, false);
+        });
+      results.push(answer(KafkaErrorCode.none, null, configs));
+    } catch (error) {
+      results.push(answer(kafkaErrorOf(error), (error as Error).message, []));
+    }
+  }
+  return { throttleTimeMs: 0, results };
+};

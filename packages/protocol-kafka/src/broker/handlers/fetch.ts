@@ -1,0 +1,177 @@
+import { ErrorCode, isRobustMQError, shardName, type StoredBatch } from '@robustmq/core';
+import { KafkaErrorCode } from '../../codec/error-codes.js';
+import type { FetchRequest, FetchRequestFetchPartition } from '../../codec/messages/fetch-request.js';
+import type { FetchResponse, FetchResponsePartitionData } from '../../codec/messages/fetch-response.js';
+import { setBaseOffset } from '../../codec/record-batch.js';
+import type { ApiHandler, RequestContext } from '../handler.js';
+import { authorized, kafkaErrorOf } from '../topics.js';
+
+interface PartitionRead {
+  topic: string;
+  request: FetchRequestFetchPartition;
+  allowed: boolean;
+  data: FetchResponsePartitionData;
+  bytes: number;
+  /** Records in the batches read (whole batches, as sent). */
+  records: number;
+}
+
+function empty(partitionIndex: number, errorCode: number): FetchResponsePartitionData {
+  return {
+    partitionIndex,
+    errorCode,
+    highWatermark: -1n,
+    lastStableOffset: -1n,
+    logStartOffset: -1n,
+    abortedTransactions: [],
+    preferredReadReplica: -1,
+    records: null,
+  };
+}
+
+/**
+ * The bytes of stored batches as a client reads them. A batch whose header does not carry the
+ * offset storage gave it (another writer appended between offset assignment and append) is
+ * copied and corrected; all others are served as stored.
+ */
+function recordsOf(batches: readonly StoredBatch[]): Buffer {
+  const parts = batches.map((batch) => {
+    const data = Buffer.from(batch.data.buffer, batch.data.byteOffset, batch.data.byteLength);
+    if (data.length >= 8 && data.readBigInt64BE(0) !== BigInt(batch.baseOffset)) {
+      const copy = Buffer.from(data);
+      setBaseOffset(copy, batch.baseOffset);
+      return copy;
+    }
+    return data;
+  });
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
+async function readPartition(context: RequestContext, read: PartitionRead, budget: number): Promise<void> {
+  const { storage } = context.broker.context;
+  const shard = shardName(read.topic, read.request.partition);
+  const index = read.request.partition;
+  if (!read.allowed) {
+    read.data = empty(index, KafkaErrorCode.topicAuthorizationFailed);
+    return;
+  }
+  const offset = Number(read.request.fetchOffset);
+  try {
+    if (budget <= 0 || read.request.partitionMaxBytes <= 0) {
+      const info = await storage.shardInfo(shard);
+      read.data = {
+        ...empty(index, KafkaErrorCode.none),
+        highWatermark: BigInt(info.nextOffset),
+        lastStableOffset: BigInt(info.nextOffset),
+        logStartOffset: BigInt(info.logStartOffset),
+        records: Buffer.alloc(0),
+      };
+      read.bytes = 0;
+      read.records = 0;
+      return;
+    }
+    const result = await storage.read(shard, offset, {
+      maxBytes: Math.min(budget, read.request.partitionMaxBytes),
+    });
+    const records = result.batches.length > 0 ? recordsOf(result.batches) : Buffer.alloc(0);
+    read.data = {
+      ...empty(index, KafkaErrorCode.none),
+      highWatermark: BigInt(result.nextOffset),
+      lastStableOffset: BigInt(result.nextOffset),
+      logStartOffset: BigInt(result.logStartOffset),
+      records,
+    };
+    read.bytes = records.length;
+    read.records = result.batches.reduce((count, batch) => count + batch.recordCount, 0);
+  } catch (error) {
+    read.bytes = 0;
+    read.records = 0;
+    const errorCode = kafkaErrorOf(error);
+    read.data = empty(index, errorCode);
+    if (isRobustMQError(error, ErrorCode.OffsetOutOfRange)) {
+      try {
+        const info = await storage.shardInfo(shard);
+        read.data.highWatermark = BigInt(info.nextOffset);
+        read.data.lastStableOffset = BigInt(info.nextOffset);
+        read.data.logStartOffset = BigInt(info.logStartOffset);
+      } catch {
+        // The shard went away meanwhile: the error code already says enough.
+      }
+    } else if (errorCode === KafkaErrorCode.unknownServerError) {
+      context.logger.error({ err: error, shard, offset }, 'fetch read failed');
+    }
+  }
+}
+
+/**
+ * Fetch: serves stored batches as they are (no decoding, no decompression). Reads every partition,
+ * and if fewer than `min_bytes` came back, waits for new data up to `max_wait_ms` and reads again.
+ * `max_bytes` bounds the response except that the first partition with data returns at least one
+ * whole batch, so a consumer always progresses.
+ */
+export const handleFetch: ApiHandler<FetchRequest, FetchResponse> = async (request, context) => {
+  const { broker } = context;
+  const reads: PartitionRead[] = [];
+  for (const topic of request.topics) {
+    const name = topic.topic ?? '';
+    const allowed = await authorized(context, 'subscribe', name);
+    for (const partition of topic.partitions) {
+      reads.push({
+        topic: name,
+        request: partition,
+        allowed,
+        data: empty(partition.partition, 0),
+        bytes: 0,
+        records: 0,
+      });
+    }
+  }
+  const maxBytes = request.maxBytes ?? 0x7fffffff;
+  const deadline = Date.now() + Math.max(0, request.maxWaitMs);
+  for (;;) {
+    let budget = maxBytes;
+    let total = 0;
+    let failed = false;
+    for (const read of reads) {
+      await readPartition(context, read, budget);
+      budget -= read.bytes;
+      total += read.bytes;
+      if (read.data.errorCode !== KafkaErrorCode.none) failed = true;
+    }
+    const remaining = deadline - Date.now();
+    if (total >= Math.max(1, request.minBytes) || failed || remaining <= 0 || broker.stopped.aborted) break;
+    await Promise.race(
+      reads.map((read) =>
+        broker.context.storage
+          .waitForData(shardName(read.topic, read.request.partition), waitOffset(read), remaining)
+          .catch(() => undefined),
+      ),
+    );
+  }
+  broker.metrics.recordsSent(
+    context.connection.listener,
+    reads.reduce((count, read) => count + read.records, 0),
+  );
+  return {
+    throttleTimeMs: 0,
+    errorCode: KafkaErrorCode.none,
+    sessionId: 0,
+    responses: groupByTopic(reads),
+  };
+};
+
+/** Where new data for a partition would start: past what it holds now. */
+function waitOffset(read: PartitionRead): number {
+  const end = Number(read.data.highWatermark);
+  return Math.max(end, Number(read.request.fetchOffset));
+}
+
+function groupByTopic(reads: readonly PartitionRead[]): FetchResponse['responses'] {
+  const out: FetchResponse['responses'] = [];
+  for (const read of reads) {
+    const last = out[out.length - 1];
+    if (last && last.topic === read.topic) last.partitions.push(read.data);
+    else out.push({ topic: read.topic, partitions: [read.data] });
+  }
+  return out;
+}

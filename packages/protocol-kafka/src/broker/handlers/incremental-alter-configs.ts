@@ -1,0 +1,47 @@
+import type { IncrementalAlterConfigsRequest } from '../../codec/messages/incremental-alter-configs-request.js';
+import type { IncrementalAlterConfigsResponse } from '../../codec/messages/incremental-alter-configs-response.js';
+import { alterTopicConfigs } from '../config-resources.js';
+import type { ApiHandler } from '../handler.js';
+import { TopicConfigError } from '../topic-configs.js';
+
+const SET = 0;
+const DELETE = 1;
+const APPEND = 2;
+const SUBTRACT = 3;
+
+/** IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT on a topic's configs. */
+export const handleIncrementalAlterConfigs: ApiHandler<
+  IncrementalAlterConfigsRequest,
+  IncrementalAlterConfigsResponse
+> = async (request, context) => {
+  const responses = [];
+  for (const resource of request.resources) {
+    responses.push(
+      await alterTopicConfigs(context, resource, request.validateOnly, (current) => {
+        for (const config of resource.configs) {
+          const list = (current.get(config.name) ?? '').split(',').filter((item) => item.length > 0);
+          const items = (config.value ?? '').split(',').filter((item) => item.length > 0);
+          switch (config.configOperation) {
+            case SET:
+              if (config.value === null) throw new TopicConfigError(`${config.name}: SET needs a value`);
+              current.set(config.name, config.value);
+              break;
+            case DELETE:
+              current.delete(config.name);
+              break;
+            case APPEND:
+              current.set(config.name, [...list, ...items.filter((item) => !list.includes(item))].join(','));
+              break;
+            case SUBTRACT:
+              current.set(config.name, list.filter((item) => !items.includes(item)).join(','));
+              break;
+            default:
+              throw new TopicConfigError(`${config.name}: unknown operation ${config.configOperation}`);
+          }
+        }
+        return current;
+      }),
+    );
+  }
+  return { throttleTimeMs: 0, responses };
+};

@@ -1,0 +1,124 @@
+import { shardName, type StorageEngine } from '@robustmq/core';
+import { KafkaErrorCode } from '../../codec/error-codes.js';
+import type { ListOffsetsRequest } from '../../codec/messages/list-offsets-request.js';
+import type {
+  ListOffsetsResponse,
+  ListOffsetsResponseListOffsetsPartitionResponse,
+} from '../../codec/messages/list-offsets-response.js';
+import { decodeRecordBatch, readBatchHeader } from '../../codec/record-batch.js';
+import type { ApiHandler } from '../handler.js';
+import { LEADER_EPOCH } from '../partition-writer.js';
+import { authorized, kafkaErrorOf } from '../topics.js';
+
+const LATEST = -1;
+const EARLIEST = -2;
+const MAX_TIMESTAMP = -3;
+const EARLIEST_LOCAL = -4;
+const SCAN_BYTES = 1024 * 1024;
+
+interface Found {
+  offset: number;
+  timestamp: number;
+}
+
+/** The first record at or after `timestamp`: the batch from storage's time index, then its records. */
+async function offsetForTimestamp(
+  storage: StorageEngine,
+  shard: string,
+  timestamp: number,
+): Promise<Found | null> {
+  let offset = await storage.offsetForTimestamp(shard, timestamp);
+  while (offset !== null) {
+    const { batches, nextOffset } = await storage.read(shard, offset, { maxBytes: SCAN_BYTES });
+    if (batches.length === 0) return null;
+    for (const batch of batches) {
+      const decoded = decodeRecordBatch(batch.data, { verifyCrc: false });
+      for (const record of decoded.records) {
+        const recordOffset = batch.baseOffset + (record.offset - decoded.baseOffset);
+        if (recordOffset >= offset && record.timestamp >= timestamp) {
+          return { offset: recordOffset, timestamp: record.timestamp };
+        }
+      }
+    }
+    const last = batches[batches.length - 1]!;
+    offset = last.baseOffset + last.recordCount;
+    if (offset >= nextOffset) return null;
+  }
+  return null;
+}
+
+/** The record with the largest timestamp (the earliest such): a scan of batch headers, then one batch. */
+async function maxTimestampOffset(storage: StorageEngine, shard: string): Promise<Found | null> {
+  const info = await storage.shardInfo(shard);
+  let best: { batch: Buffer; baseOffset: number; maxTimestamp: number } | null = null;
+  let offset = info.logStartOffset;
+  while (offset < info.nextOffset) {
+    const { batches } = await storage.read(shard, offset, { maxBytes: SCAN_BYTES });
+    if (batches.length === 0) break;
+    for (const batch of batches) {
+      const header = readBatchHeader(batch.data);
+      if (!best || header.maxTimestamp > best.maxTimestamp) {
+        best = {
+          batch: Buffer.from(batch.data),
+          baseOffset: batch.baseOffset,
+          maxTimestamp: header.maxTimestamp,
+        };
+      }
+      offset = batch.baseOffset + batch.recordCount;
+    }
+  }
+  if (!best) return null;
+  const decoded = decodeRecordBatch(best.batch, { verifyCrc: false });
+  const record = decoded.records.find((r) => r.timestamp === best.maxTimestamp) ?? decoded.records.at(-1);
+  if (!record) return null;
+  return { offset: best.baseOffset + (record.offset - decoded.baseOffset), timestamp: record.timestamp };
+}
+
+/**
+ * ListOffsets: latest (-1) is the high watermark, earliest (-2, -4) the log start, -3 the record
+ * with the largest timestamp, and a timestamp the first record at or after it.
+ */
+export const handleListOffsets: ApiHandler<ListOffsetsRequest, ListOffsetsResponse> = async (
+  request,
+  context,
+) => {
+  const { storage } = context.broker.context;
+  const topics = await Promise.all(
+    request.topics.map(async (topic) => {
+      const allowed = await authorized(context, 'describe', topic.name);
+      const partitions = await Promise.all(
+        topic.partitions.map(async (p): Promise<ListOffsetsResponseListOffsetsPartitionResponse> => {
+          const answer = (errorCode: number, found: Found | null) => ({
+            partitionIndex: p.partitionIndex,
+            errorCode,
+            oldStyleOffsets: [],
+            timestamp: BigInt(found?.timestamp ?? -1),
+            offset: BigInt(found?.offset ?? -1),
+            leaderEpoch: found ? LEADER_EPOCH : -1,
+          });
+          if (!allowed) return answer(KafkaErrorCode.topicAuthorizationFailed, null);
+          const shard = shardName(topic.name, p.partitionIndex);
+          const wanted = Number(p.timestamp);
+          try {
+            if (wanted === LATEST) {
+              return answer(0, { offset: (await storage.shardInfo(shard)).nextOffset, timestamp: -1 });
+            }
+            if (wanted === EARLIEST || wanted === EARLIEST_LOCAL) {
+              return answer(0, { offset: (await storage.shardInfo(shard)).logStartOffset, timestamp: -1 });
+            }
+            if (wanted === MAX_TIMESTAMP) return answer(0, await maxTimestampOffset(storage, shard));
+            if (wanted < 0) {
+              await storage.shardInfo(shard);
+              return answer(0, null);
+            }
+            return answer(0, await offsetForTimestamp(storage, shard, wanted));
+          } catch (error) {
+            return answer(kafkaErrorOf(error), null);
+          }
+        }),
+      );
+      return { name: topic.name, partitions };
+    }),
+  );
+  return { throttleTimeMs: 0, topics };
+};

@@ -1,0 +1,176 @@
+import { KafkaErrorCode } from '../../codec/error-codes.js';
+import { Compression } from '../../codec/compression.js';
+import type {
+  ProduceRequest,
+  ProduceRequestPartitionProduceData,
+} from '../../codec/messages/produce-request.js';
+import type {
+  ProduceResponse,
+  ProduceResponsePartitionProduceResponse,
+} from '../../codec/messages/produce-response.js';
+import { readBatchHeader, RecordBatchError, splitBatches, verifyBatchCrc } from '../../codec/record-batch.js';
+import { producerStateCheck } from '../../producers/index.js';
+import type { ApiHandler, ProducedBatch, RequestContext } from '../handler.js';
+import { PartitionWriter } from '../partition-writer.js';
+import { publishStoredBatch } from '../router-feed.js';
+import { authorized, kafkaErrorOf } from '../topics.js';
+
+/** The broker's partition writer, shared by every connection. */
+export function partitionWriter(context: RequestContext): PartitionWriter {
+  const { broker } = context;
+  return broker.service('partition-writer', () => new PartitionWriter(broker.context.storage));
+}
+
+function result(
+  index: number,
+  errorCode: number,
+  baseOffset = -1,
+  errorMessage: string | null = null,
+): ProduceResponsePartitionProduceResponse {
+  return {
+    index,
+    errorCode,
+    baseOffset: BigInt(baseOffset),
+    logAppendTimeMs: -1n,
+    logStartOffset: -1n,
+    recordErrors: [],
+    errorMessage,
+  };
+}
+
+/**
+ * Checks a partition's records as Kafka does for Produce v3+: exactly one whole batch, magic 2,
+ * a matching CRC, zstd only from v7. Returns the batch or the error to answer with.
+ */
+function validate(
+  data: ProduceRequestPartitionProduceData,
+  version: number,
+): { batch: Buffer } | { errorCode: number; message: string } {
+  if (data.records === null || data.records.length === 0) {
+    return { errorCode: KafkaErrorCode.invalidRecord, message: 'no records' };
+  }
+  const { batches, remainder } = splitBatches(data.records);
+  if (remainder !== 0)
+    return { errorCode: KafkaErrorCode.corruptMessage, message: 'records end in a partial batch' };
+  if (batches.length !== 1) {
+    return {
+      errorCode: KafkaErrorCode.invalidRecord,
+      message: 'Produce v3+ carries exactly one batch per partition',
+    };
+  }
+  const batch = batches[0]!;
+  let compression: number;
+  try {
+    compression = readBatchHeader(batch).compression;
+  } catch (error) {
+    const reason = error instanceof RecordBatchError ? error.reason : 'corrupt';
+    if (reason === 'unsupported-compression') {
+      return { errorCode: KafkaErrorCode.unsupportedCompressionType, message: (error as Error).message };
+    }
+    return {
+      errorCode:
+        reason === 'unsupported-magic' ? KafkaErrorCode.invalidRecord : KafkaErrorCode.corruptMessage,
+      message: (error as Error).message,
+    };
+  }
+  if (compression === Compression.zstd && version < 7) {
+    return {
+      errorCode: KafkaErrorCode.unsupportedCompressionType,
+      message: 'zstd needs Produce v7 or later',
+    };
+  }
+  if (!verifyBatchCrc(batch))
+    return { errorCode: KafkaErrorCode.corruptMessage, message: 'record batch CRC mismatch' };
+  return { batch };
+}
+
+/** Hands a stored batch's records to the node's router, for MQTT subscribers (docs/cross-protocol.md). */
+function publish(context: RequestContext, topic: string, batch: Buffer): void {
+  const node = context.broker.context;
+  publishStoredBatch(node.router, topic, batch, node.logger);
+}
+
+async function producePartition(
+  context: RequestContext,
+  topic: string,
+  data: ProduceRequestPartitionProduceData,
+): Promise<ProduceResponsePartitionProduceResponse> {
+  const checked = validate(data, context.apiVersion);
+  if ('errorCode' in checked) {
+    context.broker.metrics.bad(context.connection.listener, 'bad_batch');
+    context.logger.warn({ topic, partition: data.index, reason: checked.message }, 'produced batch refused');
+    return result(data.index, checked.errorCode, -1, checked.message);
+  }
+  const batch = checked.batch;
+  const header = readBatchHeader(batch);
+  const maxTimestamp = header.maxTimestamp >= 0 ? header.maxTimestamp : Date.now();
+  const writer = partitionWriter(context);
+  try {
+    if (header.producerId < 0n) {
+      // Not idempotent: queue the append in order, release the partition, then wait for it.
+      const { stored } = await writer.withShard(topic, data.index, (append) => append(batch, maxTimestamp));
+      const { baseOffset } = await stored;
+      publish(context, topic, batch);
+      context.broker.metrics.recordsReceived(context.connection.listener, header.lastOffsetDelta + 1);
+      return result(data.index, KafkaErrorCode.none, baseOffset);
+    }
+    const produced: ProducedBatch = {
+      topic,
+      partition: data.index,
+      producerId: header.producerId,
+      producerEpoch: header.producerEpoch,
+      baseSequence: header.baseSequence,
+      lastOffsetDelta: header.lastOffsetDelta,
+      transactional: header.transactional,
+    };
+    const producers = producerStateCheck(context.broker);
+    return await writer.withShard(topic, data.index, async (append) => {
+      const verdict = await producers.check(produced);
+      if (verdict.kind === 'duplicate') return result(data.index, KafkaErrorCode.none, verdict.baseOffset);
+      if (verdict.kind === 'error') return result(data.index, verdict.errorCode);
+      const { stored } = await append(batch, maxTimestamp);
+      const { baseOffset } = await stored;
+      await producers.appended(produced, baseOffset);
+      publish(context, topic, batch);
+      context.broker.metrics.recordsReceived(context.connection.listener, header.lastOffsetDelta + 1);
+      return result(data.index, KafkaErrorCode.none, baseOffset);
+    });
+  } catch (error) {
+    const errorCode = kafkaErrorOf(error);
+    if (errorCode === KafkaErrorCode.unknownServerError) {
+      context.logger.error({ err: error, topic, partition: data.index }, 'produce failed');
+    }
+    return result(data.index, errorCode, -1, (error as Error).message);
+  }
+}
+
+/**
+ * Produce: each partition's batch is validated, given its base offset in place and stored as
+ * received. acks 1 and all both answer once storage has made the batch durable by the shard's
+ * policy; acks 0 is answered with nothing (the dispatch table drops the response). Once every
+ * partition's append is queued the connection may start its next Produce (`context.queued`), so
+ * pipelined requests share the storage's syncs.
+ */
+export const handleProduce: ApiHandler<ProduceRequest, ProduceResponse> = async (request, context) => {
+  const acksValid = request.acks === 0 || request.acks === 1 || request.acks === -1;
+  const allowed = await Promise.all(
+    request.topicData.map((topicData) => authorized(context, 'publish', topicData.name)),
+  );
+  // From here to `queued` nothing awaits: each partition takes its place in its shard's queue.
+  const pending = request.topicData.map((topicData, i) => ({
+    name: topicData.name,
+    partitionResponses: topicData.partitionData.map((data) => {
+      if (!acksValid) return Promise.resolve(result(data.index, KafkaErrorCode.invalidRequiredAcks));
+      if (!allowed[i]) return Promise.resolve(result(data.index, KafkaErrorCode.topicAuthorizationFailed));
+      return producePartition(context, topicData.name, data);
+    }),
+  }));
+  context.queued?.();
+  const responses = await Promise.all(
+    pending.map(async (topic) => ({
+      name: topic.name,
+      partitionResponses: await Promise.all(topic.partitionResponses),
+    })),
+  );
+  return { responses, throttleTimeMs: 0 };
+};

@@ -1,0 +1,81 @@
+import { shardName, type AppendResult, type StorageEngine } from '@robustmq/core';
+import { readBatchHeader, setBaseOffset, setPartitionLeaderEpoch } from '../codec/record-batch.js';
+
+/** A batch handed to storage: `stored` settles once it is durable (or failed). */
+export interface Appending {
+  stored: Promise<AppendResult>;
+}
+
+/** The leader epoch this node stamps on stored batches and reports in Metadata. */
+export const LEADER_EPOCH = 0;
+
+/**
+ * Appends produced batches to partition shards. Per shard, batches are ordered: each gets the
+ * base offset it will be stored at written into its header (the CRC does not cover it, so
+ * compressed bytes are untouched) before it is handed to storage. The next offset is tracked here
+ * so that appends can be pipelined; if another writer appended meanwhile, Fetch corrects the base
+ * offset when serving.
+ */
+export class PartitionWriter {
+  private readonly nextOffsets = new Map<string, number>();
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly storage: StorageEngine) {}
+
+  /**
+   * Runs `task` after every earlier task of the same shard has released it. `task` receives a
+   * function that hands one batch to storage and resolves once it is queued there, in order, with
+   * `stored`, the promise of the append. The shard is released when `task` settles: a task that
+   * awaits `stored` holds the shard until the batch is durable (idempotent producers need that);
+   * one that returns `stored` unawaited lets the next batch queue behind it at once.
+   */
+  async withShard<T>(
+    topic: string,
+    partition: number,
+    task: (append: (batch: Buffer, maxTimestamp: number) => Promise<Appending>) => Promise<T>,
+  ): Promise<T> {
+    const shard = shardName(topic, partition);
+    const previous = this.tails.get(shard) ?? Promise.resolve();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const tail = previous.then(() => gate);
+    this.tails.set(shard, tail);
+    await previous;
+    try {
+      return await task((batch, maxTimestamp) => this.append(shard, batch, maxTimestamp));
+    } finally {
+      release();
+      if (this.tails.get(shard) === tail) this.tails.delete(shard);
+    }
+  }
+
+  private async append(shard: string, batch: Buffer, maxTimestamp: number): Promise<Appending> {
+    let expected = this.nextOffsets.get(shard);
+    if (expected === undefined) {
+      expected = (await this.storage.shardInfo(shard)).nextOffset;
+    }
+    const header = readBatchHeader(batch);
+    const recordCount = header.lastOffsetDelta + 1;
+    setBaseOffset(batch, expected);
+    setPartitionLeaderEpoch(batch, LEADER_EPOCH);
+    this.nextOffsets.set(shard, expected + recordCount);
+    const stored = this.storage.append(shard, [{ recordCount, maxTimestamp, data: batch }]).then(
+      (result) => {
+        if (result.baseOffset !== expected) this.nextOffsets.set(shard, result.lastOffset + 1);
+        return result;
+      },
+      (error: unknown) => {
+        this.nextOffsets.delete(shard);
+        throw error;
+      },
+    );
+    return { stored };
+  }
+
+  /** Forgets the tracked offsets of a topic's shards (deleted or recreated topics). */
+  forgetTopic(topic: string): void {
+    for (const shard of this.nextOffsets.keys()) {
+      if (shard.startsWith(`${topic}/`)) this.nextOffsets.delete(shard);
+    }
+  }
+}

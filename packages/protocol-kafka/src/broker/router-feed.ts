@@ -1,0 +1,68 @@
+import type { Logger, Message, MessageHeader, Router } from '@robustmq/core';
+import { decodeRecordBatch, readBatchHeader, type KafkaRecord } from '../codec/record-batch.js';
+
+const EMPTY = Buffer.alloc(0);
+const ORIGIN = { protocol: 'kafka' } as const;
+
+/** The records of one stored batch, decoded once, on first need. */
+class LazyBatch {
+  private records: KafkaRecord[] | null = null;
+
+  constructor(private readonly batch: Buffer) {}
+
+  record(index: number): KafkaRecord {
+    // The batch passed its CRC check before it was stored.
+    this.records ??= decodeRecordBatch(this.batch, { verifyCrc: false }).records;
+    return this.records[index]!;
+  }
+}
+
+/**
+ * A stored record as the router carries it. Only `topic` is known up front: the key, value,
+ * headers and timestamp are decoded when a subscriber first reads them, so records nobody on the
+ * node wants (the usual case for a busy Kafka topic) are never decoded.
+ */
+class RoutedRecord implements Message {
+  constructor(
+    readonly topic: string,
+    private readonly batch: LazyBatch,
+    private readonly index: number,
+  ) {}
+
+  get key(): Uint8Array | null {
+    return this.batch.record(this.index).key;
+  }
+
+  get payload(): Uint8Array {
+    return this.batch.record(this.index).value ?? EMPTY;
+  }
+
+  get headers(): readonly MessageHeader[] {
+    return this.batch
+      .record(this.index)
+      .headers.map((header) => ({ key: header.key, value: header.value ?? EMPTY }));
+  }
+
+  get timestamp(): number {
+    return this.batch.record(this.index).timestamp;
+  }
+}
+
+/**
+ * Publishes the records of a batch Kafka producers stored on the node's router (origin `kafka`),
+ * so MQTT subscribers get them (docs/cross-protocol.md). Called once the batch is durable, in
+ * offset order per partition. Transactional batches are left out: live delivery cannot wait for
+ * the commit, and an aborted record must not reach anyone.
+ */
+export function publishStoredBatch(router: Router, topic: string, batch: Buffer, logger: Logger): void {
+  const header = readBatchHeader(batch);
+  if (header.control || header.transactional) return;
+  const lazy = new LazyBatch(batch);
+  try {
+    for (let index = 0; index < header.recordCount; index++) {
+      router.publish(new RoutedRecord(topic, lazy, index), ORIGIN);
+    }
+  } catch (error) {
+    logger.error({ err: error, topic }, 'stored Kafka records not published on the router');
+  }
+}

@@ -1,0 +1,138 @@
+import { DEFAULT_SHARD_CONFIG, type NewTopic, type Topic, type TopicChange } from '@robustmq/core';
+
+/**
+ * Kafka topic configs. Those marked `acts` change what storage does (retention, segment size,
+ * largest batch); the others are accepted and kept so clients that set them keep working, and
+ * are reported back by DescribeConfigs.
+ */
+const TOPIC_CONFIGS: Readonly<
+  Record<string, { default: string; kind: 'int' | 'string' | 'bool' | 'ratio'; acts?: true }>
+> = {
+  'retention.ms': { default: String(DEFAULT_SHARD_CONFIG.retentionMs), kind: 'int', acts: true },
+  'retention.bytes': { default: '-1', kind: 'int', acts: true },
+  'segment.bytes': { default: String(DEFAULT_SHARD_CONFIG.segmentBytes), kind: 'int', acts: true },
+  'max.message.bytes': { default: String(DEFAULT_SHARD_CONFIG.maxBatchBytes), kind: 'int', acts: true },
+  'cleanup.policy': { default: 'delete', kind: 'string', acts: true },
+  'compression.type': { default: 'producer', kind: 'string' },
+  'delete.retention.ms': { default: '86400000', kind: 'int' },
+  'file.delete.delay.ms': { default: '60000', kind: 'int' },
+  'flush.messages': { default: '9223372036854775807', kind: 'int' },
+  'flush.ms': { default: '9223372036854775807', kind: 'int' },
+  'index.interval.bytes': { default: '4096', kind: 'int' },
+  'max.compaction.lag.ms': { default: '9223372036854775807', kind: 'int' },
+  'message.timestamp.type': { default: 'CreateTime', kind: 'string' },
+  'message.timestamp.before.max.ms': { default: '9223372036854775807', kind: 'int' },
+  'message.timestamp.after.max.ms': { default: '9223372036854775807', kind: 'int' },
+  'message.timestamp.difference.max.ms': { default: '9223372036854775807', kind: 'int' },
+  'message.downconversion.enable': { default: 'true', kind: 'bool' },
+  'min.cleanable.dirty.ratio': { default: '0.5', kind: 'ratio' },
+  'min.compaction.lag.ms': { default: '0', kind: 'int' },
+  'min.insync.replicas': { default: '1', kind: 'int' },
+  preallocate: { default: 'false', kind: 'bool' },
+  'segment.index.bytes': { default: '10485760', kind: 'int' },
+  'segment.jitter.ms': { default: '0', kind: 'int' },
+  'segment.ms': { default: '604800000', kind: 'int' },
+  'unclean.leader.election.enable': { default: 'false', kind: 'bool' },
+};
+
+/** Config names DescribeConfigs lists for a topic, in order. */
+export const TOPIC_CONFIG_NAMES: readonly string[] = Object.keys(TOPIC_CONFIGS).sort();
+
+/** A bad config: the Kafka error is INVALID_CONFIG with this message. */
+export class TopicConfigError extends Error {}
+
+/** Checks one config value; throws a TopicConfigError saying what is wrong. */
+export function checkTopicConfig(name: string, value: string): void {
+  const spec = TOPIC_CONFIGS[name];
+  if (!spec) throw new TopicConfigError(`unknown topic config ${name}`);
+  const bad = (why: string) => new TopicConfigError(`${name}=${value}: ${why}`);
+  if (spec.kind === 'int' && !/^-?\d+$/.test(value)) throw bad('not an integer');
+  if (spec.kind === 'bool' && value !== 'true' && value !== 'false') throw bad('not true or false');
+  if (spec.kind === 'ratio' && !(Number(value) >= 0 && Number(value) <= 1)) throw bad('not between 0 and 1');
+  const number = Number(value);
+  switch (name) {
+    case 'retention.ms':
+    case 'retention.bytes':
+      if (number < -1 || !Number.isSafeInteger(number)) throw bad('must be -1 (no limit) or a count');
+      break;
+    case 'segment.bytes':
+    case 'max.message.bytes':
+      if (number < 1 || !Number.isSafeInteger(number)) throw bad('must be a positive count of bytes');
+      break;
+    case 'cleanup.policy':
+      if (value !== 'delete') throw bad('only cleanup.policy=delete is supported (no compaction)');
+      break;
+    case 'message.timestamp.type':
+      if (value !== 'CreateTime' && value !== 'LogAppendTime')
+        throw bad('must be CreateTime or LogAppendTime');
+      break;
+    case 'compression.type':
+      if (!['producer', 'uncompressed', 'gzip', 'snappy', 'lz4', 'zstd'].includes(value)) {
+        throw bad('unknown compression type');
+      }
+      break;
+  }
+}
+
+function limit(value: string): number | null {
+  const number = Number(value);
+  return number < 0 ? null : number;
+}
+
+/** The settings of a topic as Kafka configs: explicitly set ones only. */
+export function explicitConfigs(topic: Topic): Map<string, string> {
+  const out = new Map<string, string>(Object.entries(topic.configs));
+  if (topic.retentionMs !== DEFAULT_SHARD_CONFIG.retentionMs)
+    out.set('retention.ms', String(topic.retentionMs ?? -1));
+  if (topic.retentionBytes !== null) out.set('retention.bytes', String(topic.retentionBytes));
+  return out;
+}
+
+/** The value of one config of a topic and whether it is the default. */
+export function configValue(topic: Topic, name: string): { value: string; isDefault: boolean } | null {
+  const spec = TOPIC_CONFIGS[name];
+  const set = explicitConfigs(topic).get(name);
+  if (set !== undefined) return { value: set, isDefault: false };
+  if (!spec) return null;
+  return { value: spec.default, isDefault: true };
+}
+
+/** A new topic from CreateTopics' configs (already checked). */
+export function newTopicWith(
+  name: string,
+  partitions: number,
+  configs: ReadonlyMap<string, string>,
+): NewTopic {
+  const rest: Record<string, string> = {};
+  for (const [key, value] of configs)
+    if (key !== 'retention.ms' && key !== 'retention.bytes') rest[key] = value;
+  const retentionMs = configs.get('retention.ms');
+  const retentionBytes = configs.get('retention.bytes');
+  return {
+    name,
+    partitions,
+    storageClass: 'file',
+    retentionMs: retentionMs === undefined ? DEFAULT_SHARD_CONFIG.retentionMs : limit(retentionMs),
+    retentionBytes: retentionBytes === undefined ? null : limit(retentionBytes),
+    configs: rest,
+  };
+}
+
+/**
+ * The change that makes a topic's explicit configs exactly `wanted` (values already checked):
+ * configs left out go back to their defaults.
+ */
+export function changeTo(topic: Topic, wanted: ReadonlyMap<string, string>): TopicChange {
+  const configs: Record<string, string | null> = {};
+  for (const key of Object.keys(topic.configs)) configs[key] = null;
+  for (const [key, value] of wanted) {
+    if (key !== 'retention.ms' && key !== 'retention.bytes') configs[key] = value;
+  }
+  const retentionMs = wanted.get('retention.ms');
+  const retentionBytes = wanted.get('retention.bytes');
+  return {
+    retentionMs: retentionMs === undefined ? DEFAULT_SHARD_CONFIG.retentionMs : limit(retentionMs),
+    retentionBytes: retentionBytes === undefined ? null : limit(retentionBytes),
+    configs,
+  };
+}

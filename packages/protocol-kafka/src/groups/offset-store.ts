@@ -1,0 +1,150 @@
+import type { Logger, MetaStore } from '@robustmq/core';
+import type { PersistedGroup } from './types.js';
+
+/** An offset a group committed for one partition. */
+export interface CommittedOffset {
+  /** The next offset the group will consume. */
+  offset: number;
+  /** The leader epoch of the last consumed record, or -1. */
+  leaderEpoch: number;
+  /** Client-chosen text stored with the offset. */
+  metadata: string;
+  /** When it was committed, ms since the epoch. */
+  commitTimestamp: number;
+}
+
+export interface PartitionOffset {
+  topic: string;
+  partition: number;
+  committed: CommittedOffset;
+}
+
+/** Meta keys: `/kafka/groups/<group, URI-encoded>/group` and `.../offsets/<topic>/<partition>`. */
+export const GROUPS_PREFIX = '/kafka/groups/';
+
+const groupPrefix = (groupId: string) => `${GROUPS_PREFIX}${encodeURIComponent(groupId)}/`;
+const groupKey = (groupId: string) => `${groupPrefix(groupId)}group`;
+const offsetKey = (groupId: string, topic: string, partition: number) =>
+  `${groupPrefix(groupId)}offsets/${topic}/${partition}`;
+
+const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
+const decode = (value: Uint8Array): unknown => JSON.parse(new TextDecoder().decode(value));
+
+function isCommitted(value: unknown): value is CommittedOffset {
+  const v = value as Partial<CommittedOffset> | null;
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    Number.isSafeInteger(v.offset) &&
+    Number.isInteger(v.leaderEpoch) &&
+    typeof v.metadata === 'string' &&
+    typeof v.commitTimestamp === 'number'
+  );
+}
+
+/**
+ * Committed offsets and group records, kept in the meta store (so they survive restarts and are
+ * shared by every broker) with a write-through copy in memory for reads.
+ */
+export class OffsetStore {
+  /** group -> "topic/partition" -> offset */
+  private readonly offsets = new Map<string, Map<string, PartitionOffset>>();
+  private readonly groups = new Map<string, PersistedGroup>();
+
+  constructor(
+    private readonly meta: MetaStore,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Reads every group and offset from the meta store; entries it cannot read are logged and skipped. */
+  async load(): Promise<void> {
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.meta.list(GROUPS_PREFIX, { startAfter: after, limit: 1000 });
+      for (const entry of page) this.loadEntry(entry.key, entry.value);
+      if (page.length < 1000) break;
+      after = page[page.length - 1]!.key;
+    }
+  }
+
+  private loadEntry(key: string, value: Uint8Array): void {
+    const parts = key.slice(GROUPS_PREFIX.length).split('/');
+    try {
+      const groupId = decodeURIComponent(parts[0]!);
+      if (parts.length === 2 && parts[1] === 'group') {
+        const group = decode(value) as PersistedGroup;
+        this.groups.set(groupId, {
+          protocolType: typeof group.protocolType === 'string' ? group.protocolType : null,
+          generationId: Number.isInteger(group.generationId) ? group.generationId : 0,
+        });
+        return;
+      }
+      if (parts.length === 4 && parts[1] === 'offsets') {
+        const committed = decode(value);
+        const partition = Number(parts[3]);
+        if (isCommitted(committed) && Number.isInteger(partition)) {
+          this.put(groupId, { topic: parts[2]!, partition, committed });
+          return;
+        }
+      }
+    } catch {
+      // Falls through to the warning below.
+    }
+    this.logger.warn({ key }, 'skipping an unreadable consumer group entry in the meta store');
+  }
+
+  private put(groupId: string, entry: PartitionOffset): void {
+    let group = this.offsets.get(groupId);
+    if (!group) this.offsets.set(groupId, (group = new Map<string, PartitionOffset>()));
+    group.set(`${entry.topic}/${entry.partition}`, entry);
+  }
+
+  /** Groups with a record or committed offsets. */
+  groupIds(): string[] {
+    return [...new Set([...this.groups.keys(), ...this.offsets.keys()])];
+  }
+
+  persistedGroup(groupId: string): PersistedGroup | null {
+    return this.groups.get(groupId) ?? null;
+  }
+
+  get(groupId: string, topic: string, partition: number): CommittedOffset | null {
+    return this.offsets.get(groupId)?.get(`${topic}/${partition}`)?.committed ?? null;
+  }
+
+  /** Every committed offset of a group, by topic then partition. */
+  list(groupId: string): PartitionOffset[] {
+    return [...(this.offsets.get(groupId)?.values() ?? [])].sort((a, b) =>
+      a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1,
+    );
+  }
+
+  /** Stores offsets durably; resolves once all are committed to the meta store. */
+  async commit(groupId: string, entries: readonly PartitionOffset[]): Promise<void> {
+    await Promise.all(
+      entries.map((e) => this.meta.put(offsetKey(groupId, e.topic, e.partition), encode(e.committed))),
+    );
+    for (const entry of entries) this.put(groupId, entry);
+  }
+
+  /** Forgets offsets (OffsetDelete, reset); resolves once the meta store has dropped them. */
+  async delete(groupId: string, partitions: readonly { topic: string; partition: number }[]): Promise<void> {
+    await Promise.all(partitions.map((p) => this.meta.delete(offsetKey(groupId, p.topic, p.partition))));
+    const group = this.offsets.get(groupId);
+    for (const p of partitions) group?.delete(`${p.topic}/${p.partition}`);
+    if (group?.size === 0) this.offsets.delete(groupId);
+  }
+
+  async saveGroup(groupId: string, group: PersistedGroup): Promise<void> {
+    this.groups.set(groupId, group);
+    await this.meta.put(groupKey(groupId), encode(group));
+  }
+
+  /** Drops a group's record and all its offsets. */
+  async deleteGroup(groupId: string): Promise<void> {
+    const keys = (await this.meta.list(groupPrefix(groupId))).map((e) => e.key);
+    await Promise.all(keys.map((key) => this.meta.delete(key)));
+    this.offsets.delete(groupId);
+    this.groups.delete(groupId);
+  }
+}

@@ -1,0 +1,24 @@
+import type { KafkaBroker, ProducerStateCheck } from '../broker/handler.js';
+import { ProducerService } from './producer-service.js';
+
+export { ProducerService, type InitProducerIdInput, type InitProducerIdOutcome } from './producer-service.js';
+export { ProducerStateTable } from './producer-state.js';
+export { ProducerIdAllocator, PRODUCER_ID_KEY } from './producer-ids.js';
+
+/** The broker's producer service (ids and sequence state), created on first use. */
+export function producerService(broker: KafkaBroker): ProducerService {
+  return broker.service(
+    'producers',
+    () =>
+      new ProducerService(
+        broker.context.meta,
+        broker.context.storage,
+        broker.logger.child({ component: 'producers' }),
+      ),
+  );
+}
+
+/** What Produce calls for batches with a producer id. */
+export function producerStateCheck(broker: KafkaBroker): ProducerStateCheck {
+  return producerService(broker).state;
+}

@@ -1,0 +1,189 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger, type BrokerContext, type MetaStore, type Metrics } from '@robustmq/core';
+import { openLocalMetaStore } from '@robustmq/meta-raft';
+import { MemoryStorageEngine } from '@robustmq/storage-memory';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Broker } from '../src/broker/broker.js';
+import type { RequestContext } from '../src/broker/handler.js';
+import { handleCreateTopics } from '../src/broker/handlers/create-topics.js';
+import { handleDescribeConfigs } from '../src/broker/handlers/describe-configs.js';
+import { handleIncrementalAlterConfigs } from '../src/broker/handlers/incremental-alter-configs.js';
+import { handleProduce } from '../src/broker/handlers/produce.js';
+import { encodeRecordBatch, KafkaErrorCode } from '../src/codec/index.js';
+import { parseSettings } from '../src/config.js';
+
+const noMetrics: Metrics = {
+  counter: () => ({ inc: () => {} }),
+  gauge: () => ({ set: () => {}, inc: () => {}, dec: () => {} }),
+  histogram: () => ({ observe: () => {} }),
+};
+
+let dir: string;
+let meta: MetaStore;
+let storage: MemoryStorageEngine;
+let broker: Broker;
+
+function context(apiKey: number, apiVersion: number): RequestContext {
+  return {
+    apiKey,
+    apiVersion,
+    correlationId: 1,
+    clientId: 'test',
+    connection: {
+      id: 1,
+      listener: 'tcp',
+      remoteAddress: '127.0.0.1',
+      remotePort: 1,
+      clientId: 'test',
+      principal: { username: null, superuser: false },
+      authenticated: true,
+      sasl: null,
+      rawSasl: null,
+    },
+    broker,
+    logger: silentLogger,
+  };
+}
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'robustmq-kafka-configs-'));
+  meta = await openLocalMetaStore({ dir, logger: silentLogger });
+  storage = new MemoryStorageEngine();
+  const brokerContext: BrokerContext = {
+    nodeId: 1,
+    version: 'test',
+    router: { publish: () => 0, subscribe: () => ({ filter: '', unsubscribe: () => {} }) },
+    storage,
+    meta,
+    auth: {
+      authenticate: () => Promise.resolve(null),
+      authorize: () => Promise.resolve(true),
+      scramCredential: () => Promise.resolve(null),
+    },
+    metrics: noMetrics,
+    logger: silentLogger,
+    records: {
+      encode: () => Promise.reject(new Error('not used')),
+      decode: () => Promise.reject(new Error('not used')),
+    },
+  };
+  broker = new Broker(brokerContext, parseSettings({}));
+});
+
+afterEach(async () => {
+  await broker.stop();
+  await storage.close();
+  await meta.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const create = (configs: Array<{ name: string; value: string }>, name = 'configured') =>
+  handleCreateTopics(
+    { topics: [{ name, numPartitions: 2, replicationFactor: 1, assignments: [], configs }], timeoutMs: 1000 },
+    context(19, 7),
+  );
+
+const alter = (configs: Array<{ name: string; configOperation: number; value: string | null }>) =>
+  handleIncrementalAlterConfigs(
+    { resources: [{ resourceType: 2, resourceName: 'configured', configs }], validateOnly: false },
+    context(44, 1),
+  );
+
+describe('topic configs act on storage', () => {
+  it('applies configs given at creation to every partition shard', async () => {
+    const created = await create([
+      { name: 'retention.ms', value: '60000' },
+      { name: 'retention.bytes', value: '1048576' },
+      { name: 'segment.bytes', value: '65536' },
+      { name: 'max.message.bytes', value: '2048' },
+      { name: 'cleanup.policy', value: 'delete' },
+    ]);
+    expect(created.topics[0]).toMatchObject({ errorCode: 0, numPartitions: 2 });
+    for (const partition of [0, 1]) {
+      expect((await storage.shardInfo(`configured/${partition}`)).config).toMatchObject({
+        retentionMs: 60000,
+        retentionBytes: 1048576,
+        segmentBytes: 65536,
+        maxBatchBytes: 2048,
+      });
+    }
+    // max.message.bytes bounds what Produce accepts.
+    const big = await encodeRecordBatch({ records: [{ value: Buffer.alloc(4096, 1) }] });
+    const produced = await handleProduce(
+      {
+        acks: -1,
+        timeoutMs: 1000,
+        topicData: [{ name: 'configured', partitionData: [{ index: 0, records: big }] }],
+      },
+      context(0, 9),
+    );
+    expect(produced.responses[0]!.partitionResponses[0]!.errorCode).toBe(KafkaErrorCode.messageTooLarge);
+  });
+
+  it('alters, deletes and reports configs incrementally; retention.ms then removes old records', async () => {
+    await create([]);
+    expect(
+      (await alter([{ name: 'retention.ms', configOperation: 0, value: '1000' }])).responses[0]!.errorCode,
+    ).toBe(0);
+    expect((await storage.shardInfo('configured/0')).config.retentionMs).toBe(1000);
+    const old = await encodeRecordBatch({ records: [{ value: 'old', timestamp: Date.now() - 60_000 }] });
+    await handleProduce(
+      {
+        acks: -1,
+        timeoutMs: 1000,
+        topicData: [{ name: 'configured', partitionData: [{ index: 0, records: old }] }],
+      },
+      context(0, 9),
+    );
+    expect((await storage.shardInfo('configured/0')).nextOffset).toBe(1);
+    await storage.enforceRetention(Date.now());
+    expect((await storage.shardInfo('configured/0')).logStartOffset).toBe(1);
+
+    await alter([{ name: 'retention.ms', configOperation: 1, value: null }]);
+    expect((await storage.shardInfo('configured/0')).config.retentionMs).toBe(7 * 24 * 3600 * 1000);
+    const described = await handleDescribeConfigs(
+      { resources: [{ resourceType: 2, resourceName: 'configured', configurationKeys: ['retention.ms'] }] },
+      context(32, 4),
+    );
+    expect(described.results[0]!.configs).toEqual([
+      expect.objectContaining({ name: 'retention.ms', value: '604800000', configSource: 5 }),
+    ]);
+  });
+
+  it('refuses compaction, unknown configs and bad values with INVALID_CONFIG', async () => {
+    expect((await create([{ name: 'cleanup.policy', value: 'compact' }], 'a')).topics[0]!.errorCode).toBe(
+      KafkaErrorCode.invalidConfig,
+    );
+    expect((await create([{ name: 'no.such.config', value: '1' }], 'b')).topics[0]!.errorCode).toBe(
+      KafkaErrorCode.invalidConfig,
+    );
+    await create([]);
+    const bad = await alter([{ name: 'segment.bytes', configOperation: 0, value: 'lots' }]);
+    expect(bad.responses[0]).toMatchObject({ errorCode: KafkaErrorCode.invalidConfig });
+    expect(await broker.catalog.get('a')).toBeNull();
+  });
+});
+
+describe('[kafka] settings', () => {
+  it('fills defaults', () => {
+    expect(parseSettings({})).toMatchObject({
+      port: 9092,
+      listeners: ['tcp'],
+      autoCreateTopics: true,
+      defaultPartitions: 1,
+      maxFrameSize: 104_857_600,
+      saslEnabled: false,
+    });
+  });
+
+  it('names the setting that is unknown or invalid', () => {
+    expect(() => parseSettings({ prot: 1 })).toThrow(/prot: unknown setting/);
+    expect(() => parseSettings({ port: -1 })).toThrow(/^port:/);
+    expect(() => parseSettings({ listeners: ['tls'] })).toThrow(
+      /listeners: "tls" needs tls_cert and tls_key/,
+    );
+    expect(() => parseSettings({ tls_cert: 'c.pem', tls_key: 'k.pem' })).toThrow(/tls_cert: is set but/);
+  });
+});

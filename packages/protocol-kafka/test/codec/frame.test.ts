@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest';
+import {
+  API_SCHEMAS,
+  ApiKey,
+  decodeRequest,
+  decodeResponse,
+  encodeRequest,
+  encodeResponse,
+  encodeResponseChunks,
+  requestHeaderVersion,
+  responseHeaderVersion,
+  type MetadataRequest,
+} from '../../src/codec/index.js';
+
+describe('frames and header versions', () => {
+  it('picks header versions from flexibility, with the ApiVersions response exception', () => {
+    expect(requestHeaderVersion(ApiKey.metadata, 8)).toBe(1);
+    expect(requestHeaderVersion(ApiKey.metadata, 9)).toBe(2);
+    expect(responseHeaderVersion(ApiKey.metadata, 8)).toBe(0);
+    expect(responseHeaderVersion(ApiKey.metadata, 9)).toBe(1);
+    expect(requestHeaderVersion(ApiKey.apiVersions, 3)).toBe(2);
+    expect(responseHeaderVersion(ApiKey.apiVersions, 3)).toBe(0);
+    expect(API_SCHEMAS.get(ApiKey.produce)).toMatchObject({ name: 'Produce', minVersion: 0, flexibleMin: 9 });
+  });
+
+  it('keeps the client id a classic int16 string in request header v2', () => {
+    const frame = encodeRequest(
+      { apiKey: ApiKey.metadata, apiVersion: 12, correlationId: 7, clientId: 'me' },
+      { topics: null, allowAutoTopicCreation: false },
+    );
+    expect(frame.readInt32BE(0)).toBe(frame.length - 4);
+    // size, key, version, correlation id, then int16 length 2 and "me", then an empty tag section.
+    expect(frame.subarray(4, 16)).toEqual(Buffer.from([0, 3, 0, 12, 0, 0, 0, 7, 0, 2, 0x6d, 0x65]));
+    expect(frame[16]).toBe(0);
+    const { header, request } = decodeRequest(frame.subarray(4));
+    expect(header).toEqual({ requestApiKey: 3, requestApiVersion: 12, correlationId: 7, clientId: 'me' });
+    expect((request as MetadataRequest).topics).toBeNull();
+  });
+
+  it('encodes a flexible response with header v1 and ApiVersions v3 with header v0', () => {
+    const flexible = encodeResponse(ApiKey.metadata, 12, 9, { brokers: [], topics: [] });
+    expect(flexible.readInt32BE(4)).toBe(9);
+    expect(flexible[8]).toBe(0); // the header's empty tag section
+    expect(decodeResponse(flexible.subarray(4), ApiKey.metadata, 12).correlationId).toBe(9);
+    const versions = encodeResponse(ApiKey.apiVersions, 3, 5, { errorCode: 0, apiKeys: [] });
+    expect(versions.readInt32BE(4)).toBe(5);
+    expect(versions.readInt16BE(8)).toBe(0); // the body's error code follows the correlation id at once
+  });
+
+  it('references large Fetch records instead of copying them, with the same bytes on the wire', () => {
+    const records = Buffer.alloc(100_000, 7);
+    const body = {
+      responses: [
+        {
+          topic: 't',
+          partitions: [{ partitionIndex: 0, errorCode: 0, highWatermark: 5n, records }],
+        },
+      ],
+    };
+    const chunks = encodeResponseChunks(ApiKey.fetch, 12, 3, body);
+    expect(chunks.length).toBe(3);
+    expect(chunks[1]).toBe(records);
+    expect(Buffer.concat(chunks).equals(encodeResponse(ApiKey.fetch, 12, 3, body))).toBe(true);
+  });
+
+  it('refuses unknown API keys and versions', () => {
+    const frame = encodeRequest(
+      { apiKey: ApiKey.metadata, apiVersion: 1, correlationId: 1, clientId: null },
+      { topics: [] },
+    );
+    const unknownVersion = Buffer.from(frame.subarray(4));
+    unknownVersion.writeInt16BE(99, 2);
+    expect(() => decodeRequest(unknownVersion)).toThrow(/no version 99/);
+    const unknownKey = Buffer.from(frame.subarray(4));
+    unknownKey.writeInt16BE(999, 0);
+    expect(() => decodeRequest(unknownKey)).toThrow(/unknown API key 999/);
+  });
+});

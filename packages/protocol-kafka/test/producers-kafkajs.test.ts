@@ -1,0 +1,173 @@
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { Kafka, logLevel } from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from './helpers/processes.js';
+import { startServer, type KafkaServer } from './helpers/server.js';
+
+/**
+ * A TCP proxy in front of the broker that can lose responses: it forwards every request, but for
+ * the next `dropProduceResponses` Produce responses it cuts the connection instead, so the
+ * client retries a batch the broker has already stored.
+ */
+class LossyProxy {
+  dropProduceResponses = 0;
+  dropped = 0;
+  upstreamPort = 0;
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+
+  constructor() {
+    this.server = createServer((client) => this.connect(client));
+  }
+
+  port = 0;
+
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.address() as { port: number }).port;
+    return this.port;
+  }
+
+  private connect(client: Socket): void {
+    const upstream = createConnection(this.upstreamPort, '127.0.0.1');
+    this.sockets.add(client).add(upstream);
+    const apiKeys = new Map<number, number>();
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', close).on('close', close);
+    upstream.on('error', close).on('close', close);
+    frames(client, (frame) => {
+      apiKeys.set(frame.readInt32BE(8), frame.readInt16BE(4));
+      upstream.write(frame);
+    });
+    frames(upstream, (frame) => {
+      const apiKey = apiKeys.get(frame.readInt32BE(4));
+      if (apiKey === 0 && this.dropProduceResponses > 0) {
+        this.dropProduceResponses--;
+        this.dropped++;
+        close();
+        return;
+      }
+      client.write(frame);
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+/** Calls `onFrame` with each whole size-prefixed frame (prefix included) read from `socket`. */
+function frames(socket: Socket, onFrame: (frame: Buffer) => void): void {
+  let pending = Buffer.alloc(0);
+  socket.on('data', (data: Buffer) => {
+    pending = Buffer.concat([pending, data]);
+    while (pending.length >= 4 && pending.length >= 4 + pending.readInt32BE(0)) {
+      const size = 4 + pending.readInt32BE(0);
+      onFrame(pending.subarray(0, size));
+      pending = pending.subarray(size);
+    }
+  });
+}
+
+let server: KafkaServer;
+let proxy: LossyProxy;
+let kafka: Kafka;
+
+beforeAll(async () => {
+  proxy = new LossyProxy();
+  const proxyPort = await proxy.listen();
+  // Clients learn the broker's address from Metadata: make it the proxy's.
+  server = await startServer({ kafka: ['advertised_host = "127.0.0.1"', `advertised_port = ${proxyPort}`] });
+  proxy.upstreamPort = server.port;
+  kafka = new Kafka({
+    brokers: [`127.0.0.1:${proxyPort}`],
+    logLevel: logLevel.NOTHING,
+    clientId: 'idempotence-test',
+    retry: { retries: 10, initialRetryTime: 50 },
+  });
+}, 30_000);
+
+afterAll(async () => {
+  await proxy?.close();
+  await server?.stop();
+});
+
+async function storedValues(topic: string): Promise<string[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  const high = (await admin.fetchTopicOffsets(topic))[0]!.high;
+  await admin.disconnect();
+  const consumer = kafka.consumer({ groupId: `${topic}-reader`, maxWaitTimeInMs: 100 });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  const values: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    consumer
+      .run({
+        eachMessage: ({ message }) => {
+          values.push(message.value!.toString());
+          if (values.length === Number(high)) resolve();
+          return Promise.resolve();
+        },
+      })
+      .catch(reject);
+  });
+  await consumer.disconnect();
+  return values;
+}
+
+describe('idempotent producers through a connection that loses responses', () => {
+  it('stores each KafkaJS batch once although the producer had to retry it', async () => {
+    const topic = 'idempotent-kafkajs';
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }] });
+    await admin.disconnect();
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    const expected: string[] = [];
+    for (let send = 0; send < 6; send++) {
+      // Every other send loses its first response: the retry must not store the batch again.
+      if (send % 2 === 1) proxy.dropProduceResponses = 1;
+      const messages = Array.from({ length: 10 }, (_, i) => ({ value: `send-${send}-${i}` }));
+      const [result] = await producer.send({ topic, acks: -1, messages });
+      expect(result!.baseOffset).toBe(String(send * 10));
+      expected.push(...messages.map((m) => m.value));
+    }
+    await producer.disconnect();
+    expect(proxy.dropped).toBe(3);
+    expect(await storedValues(topic)).toEqual(expected);
+  }, 60_000);
+
+  it('accepts librdkafka idempotent producers, one producer id per run', async () => {
+    // kcat gives up when its only broker connection drops, so this run loses nothing.
+    const topic = 'idempotent-kcat';
+    const produce = (lines: string[]) =>
+      run(
+        '/usr/bin/kcat',
+        [
+          '-b',
+          `127.0.0.1:${server.port}`,
+          '-t',
+          topic,
+          '-P',
+          '-p',
+          '0',
+          '-X',
+          'enable.idempotence=true',
+          '-X',
+          'linger.ms=5',
+        ],
+        { input: lines.join('\n') + '\n' },
+      );
+    const first = Array.from({ length: 500 }, (_, i) => `first-${i}`);
+    const second = Array.from({ length: 500 }, (_, i) => `second-${i}`);
+    await produce(first);
+    await produce(second);
+    expect(await storedValues(topic)).toEqual([...first, ...second]);
+  }, 60_000);
+});

@@ -1,0 +1,172 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { MetaStore } from '@robustmq/core';
+import { openLocalMetaStore } from '@robustmq/meta-raft';
+import { MemoryStorageEngine } from '@robustmq/storage-memory';
+import type { ProducedBatch, ProducerCheckResult } from '../src/broker/handler.js';
+import { KafkaErrorCode as E } from '../src/codec/error-codes.js';
+import { encodeRecordBatch } from '../src/codec/record-batch.js';
+import { ProducerIdAllocator } from '../src/producers/producer-ids.js';
+import { ProducerService } from '../src/producers/producer-service.js';
+import { ProducerStateTable } from '../src/producers/producer-state.js';
+
+describe('idempotent producers', () => {
+  let dir: string;
+  let meta: MetaStore;
+  let storage: MemoryStorageEngine;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'kafka-producers-'));
+    meta = await openLocalMetaStore({ dir });
+    storage = new MemoryStorageEngine();
+    await storage.createShard('t/0');
+  });
+
+  afterEach(async () => {
+    await meta.close();
+    await storage.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** What Produce does with one batch: check, append when told to, record the offset. */
+  async function produce(
+    table: ProducerStateTable,
+    producerId: bigint,
+    producerEpoch: number,
+    baseSequence: number,
+    count: number,
+  ): Promise<ProducerCheckResult & { offset?: number }> {
+    const data = await encodeRecordBatch({
+      records: Array.from({ length: count }, (_, i) => ({ value: `v${baseSequence + i}`, timestamp: 1000 })),
+      producerId,
+      producerEpoch,
+      baseSequence,
+    });
+    const batch: ProducedBatch = {
+      topic: 't',
+      partition: 0,
+      producerId,
+      producerEpoch,
+      baseSequence,
+      lastOffsetDelta: count - 1,
+      transactional: false,
+    };
+    const result = await table.check(batch);
+    if (result.kind !== 'append') return result;
+    const { baseOffset } = await storage.append('t/0', [{ recordCount: count, maxTimestamp: 1000, data }]);
+    await table.appended(batch, baseOffset);
+    return { ...result, offset: baseOffset };
+  }
+
+  it('appends batches in sequence and answers a retry with the original offset', async () => {
+    const table = new ProducerStateTable(storage);
+    expect(await produce(table, 7n, 0, 0, 3)).toEqual({ kind: 'append', offset: 0 });
+    expect(await produce(table, 7n, 0, 3, 2)).toEqual({ kind: 'append', offset: 3 });
+    expect(await produce(table, 7n, 0, 0, 3)).toEqual({ kind: 'duplicate', baseOffset: 0 });
+    expect(await produce(table, 7n, 0, 3, 2)).toEqual({ kind: 'duplicate', baseOffset: 3 });
+    expect((await storage.shardInfo('t/0')).nextOffset).toBe(5);
+  });
+
+  it('refuses a gap in the sequence and a batch from an older epoch', async () => {
+    const table = new ProducerStateTable(storage);
+    await produce(table, 7n, 1, 0, 2);
+    expect(await produce(table, 7n, 1, 5, 1)).toEqual({
+      kind: 'error',
+      errorCode: E.outOfOrderSequenceNumber,
+    });
+    expect(await produce(table, 7n, 0, 2, 1)).toEqual({ kind: 'error', errorCode: E.invalidProducerEpoch });
+    // A new epoch starts over at sequence 0 and nowhere else.
+    expect(await produce(table, 7n, 2, 9, 1)).toEqual({
+      kind: 'error',
+      errorCode: E.outOfOrderSequenceNumber,
+    });
+    expect((await produce(table, 7n, 2, 0, 1)).kind).toBe('append');
+    expect(await produce(table, 7n, 1, 2, 1)).toEqual({ kind: 'error', errorCode: E.invalidProducerEpoch });
+  });
+
+  it('remembers the last five batches per producer, and producers apart from each other', async () => {
+    const table = new ProducerStateTable(storage);
+    for (let i = 0; i < 6; i++) await produce(table, 1n, 0, i, 1);
+    await produce(table, 2n, 0, 0, 1);
+    expect(await produce(table, 1n, 0, 1, 1)).toEqual({ kind: 'duplicate', baseOffset: 1 });
+    expect(await produce(table, 1n, 0, 0, 1)).toEqual({
+      kind: 'error',
+      errorCode: E.outOfOrderSequenceNumber,
+    });
+    expect(await produce(table, 2n, 0, 0, 1)).toEqual({ kind: 'duplicate', baseOffset: 6 });
+    expect((await produce(table, 2n, 0, 1, 1)).kind).toBe('append');
+  });
+
+  it('accepts the first batch of a producer it has not seen, whatever its sequence', async () => {
+    const table = new ProducerStateTable(storage);
+    expect((await produce(table, 9n, 3, 42, 2)).kind).toBe('append');
+    expect((await produce(table, 9n, 3, 44, 1)).kind).toBe('append');
+  });
+
+  it('wraps sequences from 2^31-1 to 0', async () => {
+    const table = new ProducerStateTable(storage);
+    const max = 2 ** 31 - 1;
+    await produce(table, 5n, 0, max - 1, 2);
+    expect((await produce(table, 5n, 0, 0, 1)).kind).toBe('append');
+    expect(await produce(table, 5n, 0, max - 1, 2)).toEqual({ kind: 'duplicate', baseOffset: 0 });
+  });
+
+  it('rebuilds state from the stored log, so a retry after a restart is still a duplicate', async () => {
+    const before = new ProducerStateTable(storage);
+    await produce(before, 11n, 0, 0, 4);
+    await produce(before, 11n, 0, 4, 4);
+    await storage.append('t/0', [
+      { recordCount: 1, maxTimestamp: 1, data: await encodeRecordBatch({ records: [{ value: 'plain' }] }) },
+    ]);
+    const after = new ProducerStateTable(storage);
+    expect(await produce(after, 11n, 0, 4, 4)).toEqual({ kind: 'duplicate', baseOffset: 4 });
+    expect(await produce(after, 11n, 0, 12, 1)).toEqual({
+      kind: 'error',
+      errorCode: E.outOfOrderSequenceNumber,
+    });
+    expect(await produce(after, 11n, 0, 8, 1)).toEqual({ kind: 'append', offset: 9 });
+  });
+
+  it('allocates unique producer ids in blocks that survive restarts and concurrent brokers', async () => {
+    const a = new ProducerIdAllocator(meta, 10);
+    const b = new ProducerIdAllocator(meta, 10);
+    const ids = await Promise.all([
+      ...Array.from({ length: 25 }, () => a.allocate()),
+      ...Array.from({ length: 25 }, () => b.allocate()),
+    ]);
+    expect(new Set(ids).size).toBe(50);
+    const reopened = new ProducerIdAllocator(meta, 10);
+    const next = await reopened.allocate();
+    expect(next).toBeGreaterThan(Math.max(...ids));
+  });
+
+  it('gives idempotent producers fresh ids and transactional ones the same id with a higher epoch', async () => {
+    const service = new ProducerService(meta, storage);
+    const one = await service.initProducerId({
+      transactionalId: null,
+      transactionTimeoutMs: 0,
+      producerId: -1n,
+      producerEpoch: -1,
+    });
+    const two = await service.initProducerId({
+      transactionalId: null,
+      transactionTimeoutMs: 0,
+      producerId: -1n,
+      producerEpoch: -1,
+    });
+    expect(one).toMatchObject({ errorCode: E.none, producerEpoch: 0 });
+    expect(two.producerId).not.toBe(one.producerId);
+
+    const txn = (producerId = -1n, producerEpoch = -1, transactionTimeoutMs = 60_000) =>
+      service.initProducerId({ transactionalId: 'tx-1', transactionTimeoutMs, producerId, producerEpoch });
+    const first = await txn();
+    const second = await txn();
+    expect(second.producerId).toBe(first.producerId);
+    expect(second.producerEpoch).toBe(first.producerEpoch + 1);
+    expect((await txn(first.producerId, first.producerEpoch)).errorCode).toBe(E.producerFenced);
+    expect((await txn(second.producerId, second.producerEpoch)).producerEpoch).toBe(second.producerEpoch + 1);
+    expect((await txn(-1n, -1, 0)).errorCode).toBe(E.invalidTransactionTimeout);
+  });
+});
