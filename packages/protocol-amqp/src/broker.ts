@@ -1,0 +1,363 @@
+import { randomUUID } from 'node:crypto';
+import {
+  DEFAULT_SHARD_CONFIG,
+  ErrorCode,
+  isRobustMQError,
+  shardConfigOf,
+  shardName,
+  TopicCatalog,
+  validateTopicName,
+  type BrokerContext,
+  type Logger,
+  type Message,
+  type Principal,
+} from '@robustmq/core';
+import type { AddressKind, AmqpSettings } from './config.js';
+import { AmqpHeader, withHeader } from './message-format.js';
+import { asError, MemoryLog, ShardLog, type MessageLog } from './message-log.js';
+import { MessageQueue, type AckState, type Entry } from './message-queue.js';
+import type { AmqpMetrics } from './metrics.js';
+import type { RecordCodec } from '@robustmq/core';
+
+/** A link or connection refused with an AMQP error condition. */
+export class AmqpRefusal extends Error {
+  override name = 'AmqpRefusal';
+  constructor(
+    readonly condition: string,
+    description: string,
+  ) {
+    super(description);
+  }
+}
+
+/** An address after the address model has been applied. */
+export interface ResolvedAddress {
+  /** The topic in the unified namespace, or a temporary queue's name. */
+  name: string;
+  kind: AddressKind | 'temporary';
+}
+
+/** An open link, as the admin API lists it. */
+export interface LinkView {
+  id: string;
+  connection: string;
+  address: string;
+  role: 'sender' | 'receiver';
+  credit(): number;
+  unsettled(): number;
+  /** Detaches the link with `amqp:link:detach-forced`. */
+  close(): void;
+}
+
+const QUEUES_KEY = '/amqp/queues/';
+const AMQP_ORIGIN = Object.freeze({ protocol: 'amqp' });
+
+/**
+ * The node-wide AMQP state: which addresses exist, their logs, the shared queues, topic
+ * subscriptions and temporary queues, and publishing into them.
+ */
+export class AmqpBroker {
+  readonly catalog: TopicCatalog;
+  readonly logger: Logger;
+  readonly links = new Map<string, LinkView>();
+  readonly subscriptions = new Set<MessageQueue>();
+  private readonly logs = new Map<string, ShardLog>();
+  private readonly queues = new Map<string, Promise<MessageQueue>>();
+  private readonly openQueues = new Map<string, MessageQueue>();
+  private readonly temporaries = new Map<string, { log: MemoryLog; queue: MessageQueue }>();
+  private readonly known = new Set<string>();
+  private readonly ensuring = new Map<string, Promise<void>>();
+  private readonly deadLetterName: string | null;
+  private stopped = false;
+
+  constructor(
+    readonly settings: AmqpSettings,
+    readonly context: BrokerContext,
+    private readonly codec: RecordCodec,
+    readonly metrics: AmqpMetrics,
+  ) {
+    this.catalog = new TopicCatalog(context.meta, context.storage);
+    this.logger = context.logger.child({ protocol: 'amqp' });
+    this.deadLetterName =
+      settings.deadLetterAddress === undefined ? null : this.parse(settings.deadLetterAddress, []).name;
+  }
+
+  /** Opens the queues that existed before a restart, so their messages are ready again. */
+  async start(): Promise<void> {
+    const entries = await this.context.meta.list(QUEUES_KEY);
+    for (const entry of entries) await this.queue(entry.key.slice(QUEUES_KEY.length));
+  }
+
+  /** Stops delivering; saves every queue's settled offsets first. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all([...this.openQueues.values()].map((queue) => queue.flush()));
+    for (const queue of this.openQueues.values()) queue.close();
+    for (const queue of this.subscriptions) queue.close();
+    for (const { log, queue } of this.temporaries.values()) {
+      queue.close();
+      log.close();
+    }
+  }
+
+  /**
+   * Applies the address model: a configured prefix names the kind, else a `queue` or `topic`
+   * capability on the terminus, else the configured default. Temporary addresses are used as
+   * they are.
+   */
+  parse(address: string, capabilities: readonly string[]): ResolvedAddress {
+    if (this.temporaries.has(address)) return { name: address, kind: 'temporary' };
+    const { queuePrefix, topicPrefix } = this.settings;
+    let name = address;
+    let kind: AddressKind = this.settings.defaultAddressKind;
+    if (address.startsWith(queuePrefix)) {
+      name = address.slice(queuePrefix.length);
+      kind = 'queue';
+    } else if (address.startsWith(topicPrefix)) {
+      name = address.slice(topicPrefix.length);
+      kind = 'topic';
+    } else if (capabilities.includes('topic')) {
+      kind = 'topic';
+    } else if (capabilities.includes('queue')) {
+      kind = 'queue';
+    }
+    try {
+      validateTopicName(name);
+    } catch {
+      throw new AmqpRefusal(
+        'amqp:invalid-field',
+        `invalid address ${JSON.stringify(address)}: a name of 1 to 249 of A-Z a-z 0-9 . _ - after an optional prefix`,
+      );
+    }
+    return { name, kind };
+  }
+
+  /** Checks `action` on the address for `principal`; refuses with unauthorized-access. */
+  async authorize(
+    principal: Principal,
+    action: 'publish' | 'subscribe',
+    address: ResolvedAddress,
+  ): Promise<void> {
+    if (address.kind === 'temporary') return;
+    if (!(await this.context.auth.authorize(principal, action, address.name))) {
+      this.metrics.refused('forbidden');
+      throw new AmqpRefusal('amqp:unauthorized-access', `not allowed to ${action} on ${address.name}`);
+    }
+  }
+
+  /** Makes sure the topic behind an address exists, creating it when `auto_create` allows. */
+  ensure(address: ResolvedAddress, principal: Principal): Promise<void> {
+    if (address.kind === 'temporary' || this.known.has(address.name)) return Promise.resolve();
+    // Links attaching together to a new address wait for the one creation.
+    let pending = this.ensuring.get(address.name);
+    if (!pending) {
+      pending = this.create(address, principal).finally(() => this.ensuring.delete(address.name));
+      this.ensuring.set(address.name, pending);
+    }
+    return pending;
+  }
+
+  private async create(address: ResolvedAddress, principal: Principal): Promise<void> {
+    let topic = await this.catalog.get(address.name);
+    if (!topic) {
+      if (!this.settings.autoCreate) {
+        throw new AmqpRefusal('amqp:not-found', `no address ${address.name} (auto_create is off)`);
+      }
+      if (!(await this.context.auth.authorize(principal, 'create', address.name))) {
+        this.metrics.refused('forbidden');
+        throw new AmqpRefusal('amqp:unauthorized-access', `not allowed to create ${address.name}`);
+      }
+      try {
+        topic = await this.catalog.create({
+          name: address.name,
+          partitions: 1,
+          storageClass: 'file',
+          retentionMs: DEFAULT_SHARD_CONFIG.retentionMs,
+          retentionBytes: null,
+          configs: {},
+        });
+        this.logger.info({ address: address.name }, 'address created');
+      } catch (error) {
+        if (!isRobustMQError(error, ErrorCode.AlreadyExists)) throw error;
+        topic = await this.catalog.get(address.name);
+      }
+    }
+    // The catalog entry is written before the shards: a topic being created elsewhere may lack one yet.
+    const shard = shardName(address.name, 0);
+    try {
+      await this.context.storage.shardInfo(shard);
+    } catch (error) {
+      if (!isRobustMQError(error, ErrorCode.NotFound) || !topic) throw error;
+      try {
+        await this.context.storage.createShard(shard, shardConfigOf(topic));
+      } catch (again) {
+        if (!isRobustMQError(again, ErrorCode.AlreadyExists)) throw again;
+      }
+    }
+    this.known.add(address.name);
+  }
+
+  private log(address: ResolvedAddress): MessageLog {
+    if (address.kind === 'temporary') {
+      const temporary = this.temporaries.get(address.name);
+      if (!temporary) throw new AmqpRefusal('amqp:not-found', `temporary address ${address.name} is gone`);
+      return temporary.log;
+    }
+    let log = this.logs.get(address.name);
+    if (!log) {
+      log = new ShardLog(this.context.storage, this.codec, address.name, shardName(address.name, 0));
+      this.logs.set(address.name, log);
+    }
+    return log;
+  }
+
+  /** The shared queue on an address (competing consumers, acks persisted). */
+  queue(name: string): Promise<MessageQueue> {
+    let queue = this.queues.get(name);
+    if (!queue) {
+      queue = this.openQueue(name);
+      this.queues.set(name, queue);
+      queue.catch(() => this.queues.delete(name));
+    }
+    return queue;
+  }
+
+  private async openQueue(name: string): Promise<MessageQueue> {
+    const key = QUEUES_KEY + name;
+    const meta = this.context.meta;
+    const encoder = new TextEncoder();
+    const queue = new MessageQueue(name, this.log({ name, kind: 'queue' }), {
+      window: this.settings.queueMemoryMessages,
+      fromEnd: false,
+      persistence: {
+        async load() {
+          const entry = await meta.get(key);
+          return entry ? (JSON.parse(new TextDecoder().decode(entry.value)) as AckState) : null;
+        },
+        async save(state) {
+          await meta.put(key, encoder.encode(JSON.stringify(state)));
+        },
+      },
+      deadLetter:
+        this.deadLetterName === null ? null : (entry, reason) => this.deadLetter(name, entry, reason),
+      onDropped: (reason) => this.metrics.dropped(reason),
+      logger: this.logger,
+    });
+    await queue.open();
+    this.openQueues.set(name, queue);
+    return queue;
+  }
+
+  /**
+   * A subscription on a topic: its own cursor from the end, kept while the link lives. It sees
+   * every message appended from this call on; `open` it once the address is checked.
+   */
+  subscribe(name: string): MessageQueue {
+    const queue = new MessageQueue(name, this.log({ name, kind: 'topic' }), {
+      window: this.settings.queueMemoryMessages,
+      fromEnd: true,
+      persistence: null,
+      deadLetter:
+        this.deadLetterName === null ? null : (entry, reason) => this.deadLetter(name, entry, reason),
+      onDropped: (reason) => this.metrics.dropped(reason),
+      logger: this.logger,
+    });
+    queue.listen();
+    this.subscriptions.add(queue);
+    return queue;
+  }
+
+  unsubscribe(queue: MessageQueue): void {
+    queue.close();
+    this.subscriptions.delete(queue);
+  }
+
+  /** A fresh name for a temporary address. */
+  temporaryName(): string {
+    return `amqp-tmp-${randomUUID()}`;
+  }
+
+  /** A temporary queue in memory for a dynamic terminus; it ends with the link that made it. */
+  async createTemporary(name: string): Promise<MessageQueue> {
+    const log = new MemoryLog(name);
+    const queue = new MessageQueue(name, log, {
+      window: this.settings.queueMemoryMessages,
+      fromEnd: false,
+      persistence: null,
+      deadLetter: null,
+      onDropped: (reason) => this.metrics.dropped(reason),
+      logger: this.logger,
+    });
+    this.temporaries.set(name, { log, queue });
+    await queue.open();
+    return queue;
+  }
+
+  /** The queue of a temporary address, for a second consumer of it. */
+  temporary(name: string): MessageQueue | undefined {
+    return this.temporaries.get(name)?.queue;
+  }
+
+  deleteTemporary(name: string): void {
+    const temporary = this.temporaries.get(name);
+    if (!temporary) return;
+    this.temporaries.delete(name);
+    temporary.queue.close();
+    temporary.log.close();
+  }
+
+  /** Stores a message on an address; resolves once it is durable. Then routes it live to other protocols. */
+  publish(address: ResolvedAddress, message: Message): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.publishThen(address, message, (error) => (error === null ? resolve() : reject(asError(error)))),
+    );
+  }
+
+  /** {@link publish} with a callback: `done(null)` once durable, `done(error)` when refused or failed. */
+  publishThen(address: ResolvedAddress, message: Message, done: (error: unknown) => void): void {
+    if (this.stopped) {
+      done(new AmqpRefusal('amqp:connection:forced', 'the node is stopping'));
+      return;
+    }
+    let log: MessageLog;
+    try {
+      log = this.log(address);
+    } catch (error) {
+      done(error);
+      return;
+    }
+    log.appendThen(message, (error) => {
+      if (error !== null) {
+        if (isRobustMQError(error, ErrorCode.NotFound)) this.known.delete(address.name);
+        done(error);
+        return;
+      }
+      if (address.kind !== 'temporary') {
+        try {
+          this.context.router.publish(message, AMQP_ORIGIN);
+        } catch (routeError) {
+          this.logger.error({ err: routeError, address: address.name }, 'router refused an AMQP message');
+        }
+      }
+      done(null);
+    });
+  }
+
+  private async deadLetter(from: string, entry: Entry, reason: string): Promise<void> {
+    const name = this.deadLetterName!;
+    const address: ResolvedAddress = { name, kind: 'queue' };
+    await this.ensure(address, { username: null, superuser: true });
+    await this.queue(name);
+    const message = withHeader({ ...entry.message, topic: name }, AmqpHeader.deadLetteredFrom, from);
+    await this.publish(address, message);
+    this.logger.debug({ queue: from, offset: entry.offset, reason }, 'message dead-lettered');
+  }
+
+  /** Shared queues, topic subscriptions and temporary queues, for metrics and the admin API. */
+  allQueues(): Array<{ id: string; kind: string; queue: MessageQueue }> {
+    const all: Array<{ id: string; kind: string; queue: MessageQueue }> = [];
+    for (const [name, queue] of this.openQueues) all.push({ id: name, kind: 'queue', queue });
+    for (const [name, { queue }] of this.temporaries) all.push({ id: name, kind: 'temporary', queue });
+    return all;
+  }
+}

@@ -1,0 +1,458 @@
+import type { ConnectionInfo, Logger, Principal } from '@robustmq/core';
+import type { Duplex } from 'node:stream';
+import rhea from 'rhea';
+import { AmqpRefusal, type AmqpBroker, type ResolvedAddress } from './broker.js';
+import { encodeCloseFrame, GuardedSocket, type FrameViolation } from './frame-guard.js';
+import { IncomingLink } from './incoming-link.js';
+import { MalformedMessageError, parseIncoming, type Incoming } from './message-format.js';
+import type { MessageQueue, Outcome } from './message-queue.js';
+import { OutgoingLink } from './outgoing-link.js';
+import type {
+  RheaConnection,
+  RheaContext,
+  RheaReceiver,
+  RheaSender,
+  RheaTerminus,
+  TransferFrame,
+} from './rhea-shapes.js';
+import { saslMechanisms } from './sasl.js';
+
+let connections = 0;
+
+const EMPTY = Buffer.alloc(0);
+const AMQP_HEADER = Buffer.from([0x41, 0x4d, 0x51, 0x50, 0, 1, 0, 0]);
+/** What rhea decodes in place of each message: an empty data section. */
+const PLACEHOLDER = Buffer.from([0x00, 0x53, 0x75, 0xa0, 0x00]);
+
+interface RheaContainer {
+  sasl_server_mechanisms: Record<string, unknown>;
+  create_connection(options: Record<string, unknown>): RheaConnection;
+}
+
+function capabilities(terminus: RheaTerminus | null | undefined): string[] {
+  const caps = terminus?.capabilities;
+  if (!caps) return [];
+  return (Array.isArray(caps) ? caps : [caps]).map(String);
+}
+
+function describe(error: unknown): { condition: string; description: string } {
+  if (error instanceof AmqpRefusal) return { condition: error.condition, description: error.message };
+  return { condition: 'amqp:internal-error', description: 'the link could not be set up' };
+}
+
+interface OutgoingState {
+  link: OutgoingLink;
+  /** A topic subscription or temporary queue this link owns and ends with it. */
+  owned: { kind: 'subscription' | 'temporary'; name: string } | null;
+}
+
+/**
+ * One client connection: rhea runs the AMQP state machine (SASL, open, sessions, links, flow)
+ * over a {@link GuardedSocket}; this class answers its events with the broker's addresses.
+ */
+export class AmqpConnection {
+  readonly id: string;
+  private readonly rhea: RheaConnection;
+  private readonly guard: GuardedSocket;
+  private readonly logger: Logger;
+  private principal: Promise<Principal | null> | null = null;
+  private opened = false;
+  private closed = false;
+  private readonly outgoing = new Map<RheaSender, OutgoingState>();
+  private readonly incoming = new Map<RheaReceiver, IncomingLink>();
+  private readonly partial = new Map<string, Buffer[]>();
+  private lastIncoming: Incoming | MalformedMessageError = new MalformedMessageError('no message');
+  private lastSize = 0;
+  private links = 0;
+
+  constructor(
+    private readonly broker: AmqpBroker,
+    socket: Duplex,
+    readonly info: ConnectionInfo,
+    private readonly onClosed: (connection: AmqpConnection) => void,
+  ) {
+    this.id = `amqp-${++connections}`;
+    const { settings, context, metrics } = broker;
+    this.logger = broker.logger.child({
+      connection: this.id,
+      remote: `${info.remoteAddress}:${info.remotePort}`,
+    });
+    metrics.connectionOpened(info.listener);
+
+    this.guard = new GuardedSocket(socket, settings.maxFrameSize, (violation) => this.violation(violation));
+    socket.on('close', () => this.cleanup());
+    socket.on('drain', () => {
+      for (const { link } of this.outgoing.values()) link.wake();
+    });
+
+    const container = rhea.create_container({ id: `robustmq-${context.nodeId}` }) as unknown as RheaContainer;
+    Object.assign(
+      container.sasl_server_mechanisms,
+      saslMechanisms(context.auth, settings.allowAnonymous, info.remoteAddress, (principal, mechanism) => {
+        this.principal = Promise.resolve(principal);
+        if (!principal) {
+          metrics.refused('bad_credentials');
+          this.logger.info({ mechanism }, 'SASL authentication refused');
+        }
+      }),
+    );
+    this.rhea = container.create_connection({
+      id: this.id,
+      container_id: `robustmq-${context.nodeId}`,
+      max_frame_size: settings.maxFrameSize,
+      channel_max: settings.channelMax,
+      idle_time_out: settings.idleTimeoutMs,
+      offered_capabilities: ['ANONYMOUS-RELAY'],
+      properties: { product: 'RobustMQ', version: context.version },
+      receiver_options: { credit_window: 0, autoaccept: false, max_message_size: settings.maxMessageSize },
+      sender_options: { autosettle: true, treat_modified_as_released: false },
+      require_sasl: !settings.allowAnonymous,
+      reconnect: false,
+      // Frames of one turn already leave in one write (GuardedSocket corks), so Nagle only delays them.
+      tcp_no_delay: true,
+    });
+    this.captureRawTransfers();
+    this.listen();
+    this.rhea.accept(this.guard);
+  }
+
+  /** rhea decodes each message; the broker keeps the bytes as they came, so it takes them here. */
+  /**
+   * The broker keeps each message's bytes as they came and reads the few fields it needs itself,
+   * so rhea is handed a five-byte placeholder to decode instead of the message. A message whose
+   * sections do not decode is then rejected alone, where rhea would fail the whole connection.
+   */
+  private captureRawTransfers(): void {
+    const original = this.rhea.on_transfer.bind(this.rhea);
+    this.rhea.on_transfer = (frame: TransferFrame) => {
+      const payload = frame.payload ?? EMPTY;
+      // Most messages come in one frame: no key and no lookup for them while nothing is partial.
+      const split = frame.performative.more || frame.performative.aborted || this.partial.size > 0;
+      const key = split ? `${frame.channel}/${frame.performative.handle}` : '';
+      if (frame.performative.aborted) {
+        this.partial.delete(key);
+        original(frame);
+        return;
+      }
+      if (frame.performative.more) {
+        const chunks = this.partial.get(key);
+        if (chunks) chunks.push(payload);
+        else this.partial.set(key, [payload]);
+        original({ ...frame, payload: EMPTY });
+        return;
+      }
+      const chunks = split ? this.partial.get(key) : undefined;
+      if (chunks) this.partial.delete(key);
+      const raw = chunks ? Buffer.concat([...chunks, payload]) : payload;
+      this.lastSize = raw.length;
+      try {
+        this.lastIncoming = parseIncoming(raw);
+      } catch (error) {
+        this.lastIncoming =
+          error instanceof MalformedMessageError ? error : new MalformedMessageError(String(error));
+      }
+      original({ ...frame, payload: PLACEHOLDER });
+    };
+  }
+
+  private listen(): void {
+    const on = (event: string, handler: (context: RheaContext) => void) => this.rhea.on(event, handler);
+    on('connection_open', () => this.opening());
+    on('receiver_open', (c) => this.receiverOpen(c.receiver!));
+    on('sender_open', (c) => this.senderOpen(c.sender!));
+    on('message', (c) =>
+      this.incoming.get(c.receiver!)?.message(c.delivery!, this.lastIncoming, this.lastSize),
+    );
+    on('sendable', (c) => this.outgoing.get(c.sender!)?.link.wake());
+    on('sender_flow', (c) => this.outgoing.get(c.sender!)?.link.wake());
+    on('sender_draining', (c) => this.outgoing.get(c.sender!)?.link.drain(() => this.rhea._register()));
+    on('accepted', (c) => this.outcome(c, { type: 'accepted' }));
+    on('released', (c) => this.outcome(c, { type: 'released' }));
+    on('rejected', (c) =>
+      this.outcome(c, {
+        type: 'rejected',
+        ...(c.delivery?.remote_state?.error?.description
+          ? { description: c.delivery.remote_state.error.description }
+          : {}),
+      }),
+    );
+    on('modified', (c) =>
+      this.outcome(c, {
+        type: 'modified',
+        deliveryFailed: c.delivery?.remote_state?.delivery_failed === true,
+        undeliverableHere: c.delivery?.remote_state?.undeliverable_here === true,
+      }),
+    );
+    on('settled', (c) => {
+      if (c.sender && c.delivery) this.outgoing.get(c.sender)?.link.settled(c.delivery);
+    });
+    on('sender_close', (c) => this.closeOutgoing(c.sender!));
+    on('receiver_close', (c) => this.closeIncoming(c.receiver!));
+    on('session_close', () => this.sweepClosedLinks());
+    on('sender_error', () => {});
+    on('receiver_error', () => {});
+    on('session_error', () => {});
+    on('connection_error', (c) => this.logger.info({ err: c.error }, 'connection closed with an error'));
+    on('connection_close', () => {});
+    on('disconnected', () => this.cleanup());
+    this.rhea.on('protocol_error', (error: Error) =>
+      this.fail('amqp:connection:framing-error', error.message, 'protocol_error'),
+    );
+    this.rhea.on('error', (error: Error) => this.fail('amqp:decode-error', error.message, 'decode_error'));
+  }
+
+  private opening(): void {
+    this.opened = true;
+    if (this.principal) return;
+    // The client skipped SASL, which only an anonymous-allowing listener permits.
+    this.principal = this.broker.context.auth.authenticate({
+      protocol: 'amqp',
+      username: null,
+      password: null,
+      remoteAddress: this.info.remoteAddress,
+    });
+    void this.principal.then((principal) => {
+      if (principal) return;
+      this.broker.metrics.refused('anonymous');
+      this.rhea.close({
+        condition: 'amqp:unauthorized-access',
+        description: 'anonymous clients are not admitted',
+      });
+    });
+  }
+
+  private async whoIs(): Promise<Principal> {
+    const principal = await (this.principal ?? Promise.resolve(null));
+    if (!principal) throw new AmqpRefusal('amqp:unauthorized-access', 'not authenticated');
+    return principal;
+  }
+
+  private linkId(): string {
+    return `${this.id}/${++this.links}`;
+  }
+
+  private receiverOpen(receiver: RheaReceiver): void {
+    const target = receiver.remote.attach?.target;
+    const dynamic = target?.dynamic === true;
+    const address = dynamic ? this.broker.temporaryName() : (target?.address ?? null);
+    receiver.set_target(address === null ? {} : { address, ...(dynamic ? { dynamic: true } : {}) });
+    const id = this.linkId();
+    const link = new IncomingLink(id, address, dynamic ? address : null, receiver, this.broker, this.logger);
+    this.incoming.set(receiver, link);
+    this.broker.links.set(id, {
+      id,
+      connection: this.id,
+      address: address ?? '(anonymous relay)',
+      role: 'receiver',
+      credit: () => link.credit,
+      unsettled: () => link.unsettled,
+      close: () => this.forceClose(receiver),
+    });
+    void (async () => {
+      const principal = await this.whoIs();
+      let resolved: ResolvedAddress | null = null;
+      if (dynamic) {
+        await this.broker.createTemporary(address!);
+        resolved = { name: address!, kind: 'temporary' };
+      } else if (address !== null) {
+        resolved = this.broker.parse(address, capabilities(target));
+        await this.broker.authorize(principal, 'publish', resolved);
+        await this.broker.ensure(resolved, principal);
+        if (resolved.kind === 'queue') await this.broker.queue(resolved.name);
+      }
+      if (this.incoming.has(receiver)) link.start(resolved, principal);
+      else if (dynamic) this.broker.deleteTemporary(address!);
+    })().catch((error: unknown) => this.refuseLink(receiver, id, error));
+  }
+
+  private senderOpen(sender: RheaSender): void {
+    const source = sender.remote.attach?.source;
+    sender.local.attach.snd_settle_mode = sender.remote.attach?.snd_settle_mode === 1 ? 1 : 0;
+    const id = this.linkId();
+    const dynamic = source?.dynamic === true;
+    let resolved: ResolvedAddress;
+    let address: string;
+    try {
+      if (dynamic) {
+        resolved = { name: this.broker.temporaryName(), kind: 'temporary' };
+        address = resolved.name;
+      } else if (!source?.address) {
+        throw new AmqpRefusal('amqp:invalid-field', 'a receiving link needs a source address');
+      } else {
+        address = source.address;
+        resolved = this.broker.parse(address, capabilities(source));
+      }
+    } catch (error) {
+      sender.set_source({});
+      this.refuseLink(sender, id, error);
+      return;
+    }
+    sender.set_source({
+      address,
+      ...(dynamic ? { dynamic: true } : {}),
+      capabilities: [resolved.kind === 'topic' ? 'topic' : 'queue'],
+      distribution_mode: resolved.kind === 'topic' ? 'copy' : 'move',
+    });
+    const socket = this.guard.socket;
+    const maxOutgoing = this.broker.settings.maxOutgoingBytes;
+    const metrics = this.broker.metrics;
+    const link = new OutgoingLink(
+      id,
+      address,
+      sender,
+      () => socket.writableLength < maxOutgoing,
+      (bytes) => {
+        metrics.messagesOut++;
+        metrics.bytesOut += bytes;
+      },
+    );
+    const state: OutgoingState = { link, owned: null };
+    // A topic subscription starts now, when the client sees its link attached.
+    const subscription = resolved.kind === 'topic' ? this.broker.subscribe(resolved.name) : null;
+    if (subscription) {
+      state.owned = { kind: 'subscription', name: resolved.name };
+      this.ownedQueues.set(state, subscription);
+    }
+    this.outgoing.set(sender, state);
+    this.broker.links.set(id, {
+      id,
+      connection: this.id,
+      address,
+      role: 'sender',
+      credit: () => link.credit,
+      unsettled: () => link.unsettled,
+      close: () => this.forceClose(sender),
+    });
+    void (async () => {
+      const principal = await this.whoIs();
+      let queue: MessageQueue;
+      if (dynamic) {
+        queue = await this.broker.createTemporary(resolved.name);
+        state.owned = { kind: 'temporary', name: resolved.name };
+      } else if (resolved.kind === 'temporary') {
+        const temporary = this.broker.temporary(resolved.name);
+        if (!temporary) throw new AmqpRefusal('amqp:not-found', `temporary address ${resolved.name} is gone`);
+        queue = temporary;
+      } else {
+        await this.broker.authorize(principal, 'subscribe', resolved);
+        await this.broker.ensure(resolved, principal);
+        if (subscription) {
+          await subscription.open();
+          queue = subscription;
+        } else {
+          queue = await this.broker.queue(resolved.name);
+        }
+      }
+      if (!this.outgoing.has(sender)) {
+        this.release(state, queue);
+        return;
+      }
+      link.attach(queue);
+      this.ownedQueues.set(state, queue);
+    })().catch((error: unknown) => this.refuseLink(sender, id, error));
+  }
+
+  private readonly ownedQueues = new Map<OutgoingState, MessageQueue>();
+
+  private refuseLink(link: RheaSender | RheaReceiver, id: string, error: unknown): void {
+    const { condition, description } = describe(error);
+    if (error instanceof AmqpRefusal) {
+      this.broker.metrics.refused(condition.replace(/^amqp:/, '').replace(/[:-]/g, '_'));
+      this.logger.info({ link: id, condition }, `link refused: ${description}`);
+    } else {
+      this.logger.error({ link: id, err: error }, 'link setup failed');
+    }
+    if (link.is_sender()) this.closeOutgoing(link as RheaSender);
+    else this.closeIncoming(link as RheaReceiver);
+    if (!link.is_closed()) link.close({ condition, description });
+  }
+
+  /** An operator closed the link (admin API): detach-forced, unsettled messages go back. */
+  private forceClose(link: RheaSender | RheaReceiver): void {
+    if (link.is_sender()) this.closeOutgoing(link as RheaSender);
+    else this.closeIncoming(link as RheaReceiver);
+    if (!link.is_closed()) {
+      link.close({ condition: 'amqp:link:detach-forced', description: 'closed by an operator' });
+    }
+  }
+
+  private outcome(context: RheaContext, outcome: Outcome): void {
+    if (context.sender && context.delivery)
+      this.outgoing.get(context.sender)?.link.outcome(context.delivery, outcome);
+  }
+
+  private release(state: OutgoingState, queue: MessageQueue | null): void {
+    if (!state.owned) return;
+    if (state.owned.kind === 'temporary') this.broker.deleteTemporary(state.owned.name);
+    else if (queue) this.broker.unsubscribe(queue);
+  }
+
+  private closeOutgoing(sender: RheaSender): void {
+    const state = this.outgoing.get(sender);
+    if (!state) return;
+    this.outgoing.delete(sender);
+    this.broker.links.delete(state.link.id);
+    state.link.close();
+    this.release(state, this.ownedQueues.get(state) ?? null);
+    this.ownedQueues.delete(state);
+  }
+
+  private closeIncoming(receiver: RheaReceiver): void {
+    const link = this.incoming.get(receiver);
+    if (!link) return;
+    this.incoming.delete(receiver);
+    this.broker.links.delete(link.id);
+    link.close();
+    if (link.dynamicAddress) this.broker.deleteTemporary(link.dynamicAddress);
+  }
+
+  /** After a session ends, its links are closed too. */
+  private sweepClosedLinks(): void {
+    setImmediate(() => {
+      for (const sender of [...this.outgoing.keys()]) if (sender.is_closed()) this.closeOutgoing(sender);
+      for (const receiver of [...this.incoming.keys()])
+        if (receiver.is_closed()) this.closeIncoming(receiver);
+    });
+  }
+
+  private violation(violation: FrameViolation): void {
+    this.fail(violation.condition, violation.description, violation.reason);
+  }
+
+  /** Bad input: the error condition in a `close` frame (once AMQP is open), a log line, a count. */
+  private fail(condition: string, description: string, reason: string): void {
+    if (this.closed) return;
+    this.broker.metrics.badInput(reason);
+    this.logger.warn({ condition, reason }, `bad input, connection closed: ${description}`);
+    this.guard.stop();
+    const socket = this.guard.socket;
+    // A peer that does not speak AMQP 1.0 is told which protocol this is (AMQP 1.0, section 2.2).
+    if (reason === 'bad_protocol_header' && socket.writable) socket.write(AMQP_HEADER);
+    if (this.opened && socket.writable) socket.write(encodeCloseFrame(condition, description));
+    socket.end();
+    setTimeout(() => socket.destroy(), 1000).unref();
+    this.cleanup();
+  }
+
+  /** Closes the connection for shutdown. */
+  close(): void {
+    if (this.closed) return;
+    const socket = this.guard.socket;
+    if (this.opened && socket.writable) {
+      this.guard.stop();
+      socket.write(encodeCloseFrame('amqp:connection:forced', 'the node is stopping'));
+    }
+    socket.end();
+    setTimeout(() => socket.destroy(), 500).unref();
+    this.cleanup();
+  }
+
+  private cleanup(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const sender of [...this.outgoing.keys()]) this.closeOutgoing(sender);
+    for (const receiver of [...this.incoming.keys()]) this.closeIncoming(receiver);
+    this.broker.metrics.connectionClosed(this.info.listener);
+    this.onClosed(this);
+  }
+}

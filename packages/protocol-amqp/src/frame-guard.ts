@@ -1,0 +1,205 @@
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+
+/** A frame the guard refuses before it reaches the AMQP engine. */
+export interface FrameViolation {
+  condition: 'amqp:connection:framing-error' | 'amqp:not-implemented';
+  description: string;
+  reason: 'frame_too_large' | 'bad_frame_header' | 'bad_protocol_header' | 'unknown_performative';
+}
+
+const AMQP = 0x414d5150;
+/** Performative codes: AMQP frames 0x10-0x18 (open .. close), SASL frames 0x40-0x44. */
+const KNOWN = [
+  [0x10, 0x18],
+  [0x40, 0x44],
+] as const;
+
+/**
+ * Stands between the client's socket and rhea: it follows frame boundaries in the byte stream and
+ * stops a frame over the advertised max-frame-size, a frame header that cannot be valid, or an
+ * unknown performative before the engine sees it. rhea reads and writes through it as if it were
+ * the socket.
+ */
+export class GuardedSocket extends EventEmitter {
+  private remaining = 0;
+  private boundary: Buffer = Buffer.alloc(0);
+  private stopped = false;
+  private corked = false;
+  /** Whether the first protocol header has been seen. */
+  private started = false;
+
+  constructor(
+    readonly socket: Duplex,
+    private readonly maxFrameSize: number,
+    private readonly onViolation: (violation: FrameViolation) => void,
+  ) {
+    super();
+    socket.on('data', (chunk: Buffer) => this.scan(chunk));
+    socket.on('error', (error: Error) => this.emit('error', error));
+    socket.on('end', () => this.emit('end'));
+  }
+
+  get encrypted(): boolean {
+    return (this.socket as { encrypted?: boolean }).encrypted === true;
+  }
+
+  get authorized(): boolean {
+    return (this.socket as { authorized?: boolean }).authorized === true;
+  }
+
+  get remoteAddress(): string | undefined {
+    return (this.socket as { remoteAddress?: string }).remoteAddress;
+  }
+
+  get remotePort(): number | undefined {
+    return (this.socket as { remotePort?: number }).remotePort;
+  }
+
+  /**
+   * rhea writes each frame on its own; corking until the end of the tick sends the frames of one
+   * turn (transfers, dispositions, flows) in one system call.
+   */
+  write(data: Buffer): boolean {
+    if (!this.socket.writable) return false;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(this.uncork);
+    }
+    return this.socket.write(data);
+  }
+
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
+
+  end(): void {
+    this.socket.end();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  setNoDelay(noDelay: boolean): void {
+    (this.socket as { setNoDelay?: (v: boolean) => void }).setNoDelay?.(noDelay);
+  }
+
+  /** Stops passing input on (the connection is being closed). */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  private scan(chunk: Buffer): void {
+    if (this.stopped) return;
+    let pos = 0;
+    while (pos < chunk.length) {
+      if (this.remaining > 0) {
+        const take = Math.min(this.remaining, chunk.length - pos);
+        pos += take;
+        this.remaining -= take;
+        continue;
+      }
+      // At a frame boundary: gather the frame header (and the performative code after it).
+      while (this.boundary.length < this.wanted() && pos < chunk.length) {
+        const take = Math.min(this.wanted() - this.boundary.length, chunk.length - pos);
+        const piece = chunk.subarray(pos, pos + take);
+        this.boundary = this.boundary.length === 0 ? piece : Buffer.concat([this.boundary, piece]);
+        pos += take;
+      }
+      if (this.boundary.length < this.wanted()) break;
+      const violation = this.check(this.boundary);
+      if (violation) {
+        const frameStart = pos - this.boundary.length;
+        if (frameStart > 0) this.emit('data', chunk.subarray(0, frameStart));
+        this.stopped = true;
+        this.onViolation(violation);
+        return;
+      }
+      const header = this.boundary;
+      this.boundary = Buffer.alloc(0);
+      this.remaining =
+        header.readUInt32BE(0) === AMQP ? 8 - header.length : header.readUInt32BE(0) - header.length;
+    }
+    this.emit('data', chunk);
+  }
+
+  /** Bytes needed at a boundary: 8 for a protocol header or frame header, 11 to see a performative code. */
+  private wanted(): number {
+    if (this.boundary.length < 8) return 8;
+    const size = this.boundary.readUInt32BE(0);
+    if (size === AMQP || this.headerViolation(this.boundary)) return 8;
+    return size >= 11 && this.boundary[4] === 2 ? 11 : 8;
+  }
+
+  private check(header: Buffer): FrameViolation | null {
+    const size = header.readUInt32BE(0);
+    if (size === AMQP) {
+      this.started = true;
+      return null;
+    }
+    const violation = this.headerViolation(header);
+    if (violation) return violation;
+    if (header.length >= 11 && header[8] === 0x00 && header[9] === 0x53) {
+      const type = header[5]!;
+      const code = header[10]!;
+      const [low, high] = KNOWN[type]!;
+      if (code < low || code > high) {
+        return {
+          condition: 'amqp:not-implemented',
+          description: `unknown performative 0x${code.toString(16)}`,
+          reason: 'unknown_performative',
+        };
+      }
+    }
+    return null;
+  }
+
+  private headerViolation(header: Buffer): FrameViolation | null {
+    const size = header.readUInt32BE(0);
+    if (!this.started) {
+      return {
+        condition: 'amqp:connection:framing-error',
+        description: 'the stream does not start with an AMQP protocol header',
+        reason: 'bad_protocol_header',
+      };
+    }
+    const doff = header[4]!;
+    const type = header[5]!;
+    if (size < 8 || doff < 2 || doff * 4 > size || (type !== 0 && type !== 1)) {
+      return {
+        condition: 'amqp:connection:framing-error',
+        description: `invalid frame header (size ${size}, data offset ${doff}, type ${type})`,
+        reason: 'bad_frame_header',
+      };
+    }
+    if (size > this.maxFrameSize) {
+      return {
+        condition: 'amqp:connection:framing-error',
+        description: `frame of ${size} bytes exceeds max-frame-size ${this.maxFrameSize}`,
+        reason: 'frame_too_large',
+      };
+    }
+    return null;
+  }
+}
+
+/** An AMQP `close` frame carrying an error, written when rhea cannot be asked to (bad input). */
+export function encodeCloseFrame(condition: string, description: string): Buffer {
+  const symbol = Buffer.from(condition, 'ascii');
+  const text = Buffer.from(description.slice(0, 120), 'utf8');
+  const error = Buffer.concat([
+    Buffer.from([0x00, 0x53, 0x1d, 0xc0, 0, 2, 0xa3, symbol.length]),
+    symbol,
+    Buffer.from([0xa1, text.length]),
+    text,
+  ]);
+  error[4] = error.length - 5;
+  const close = Buffer.concat([Buffer.from([0x00, 0x53, 0x18, 0xc0, 0, 1]), error]);
+  close[4] = close.length - 5;
+  const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, 2, 0, 0, 0]), close]);
+  frame.writeUInt32BE(frame.length, 0);
+  return frame;
+}

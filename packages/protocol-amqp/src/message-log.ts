@@ -1,0 +1,239 @@
+import { ErrorCode, isRobustMQError, type Message, type StorageEngine } from '@robustmq/core';
+import type { RecordCodec, StoredMessage } from '@robustmq/core';
+
+export interface ReadMessages {
+  messages: StoredMessage[];
+  /** The offset after the last message read (where the next read starts). */
+  nextOffset: number;
+}
+
+/** Called after messages were appended through this log, with the offset of the first. */
+export type AppendListener = (baseOffset: number, messages: readonly Message[]) => void;
+
+/** An error as thrown, or one carrying its text when something else was thrown. */
+export function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+/** Told once an append is durable (`error` null, with the message's offset) or has failed (with the error). */
+export type AppendCallback = (error: unknown, offset: number) => void;
+
+/** The ordered, offset-addressed messages behind an address. */
+export interface MessageLog {
+  /** Resolves with the message's offset once it is durable by the shard's policy. */
+  append(message: Message): Promise<number>;
+  /** {@link append} without a promise per message, for the producer hot path. */
+  appendThen(message: Message, done: AppendCallback): void;
+  /** Messages from `offset` on (at least one when any exist); below the log start reads from the start. */
+  read(offset: number): Promise<ReadMessages>;
+  /** The offset the next message will get. */
+  end(): Promise<number>;
+  /** Resolves once a message at `offset` or later exists, or after `timeoutMs`. */
+  waitForData(offset: number, timeoutMs: number): Promise<void>;
+  /** Drops messages before `offset` where the log may (in-memory logs); stored shards keep theirs. */
+  trim(offset: number): void;
+  readonly listeners: Set<AppendListener>;
+}
+
+const READ_BYTES = 1_048_576;
+const BATCH_BYTES = 1_048_576;
+/** What a record adds to its payload in a batch, roughly (lengths, offsets, AMQP section headers). */
+const RECORD_OVERHEAD = 64;
+/** Record batches of one shard being written at once. */
+const MAX_WRITES = 4;
+
+/**
+ * A log on one storage shard (`<topic>/0`), encoded with the shared record codec. Appends made
+ * in one turn of the event loop (from every link and connection) go out as one record batch, and
+ * appends arriving while batches are being written wait to form the next one.
+ */
+export class ShardLog implements MessageLog {
+  readonly listeners = new Set<AppendListener>();
+  private pending: Message[] = [];
+  private callbacks: AppendCallback[] = [];
+  private pendingBytes = 0;
+  private writing = 0;
+  private scheduled = false;
+
+  constructor(
+    private readonly storage: StorageEngine,
+    private readonly codec: RecordCodec,
+    readonly topic: string,
+    readonly shard: string,
+  ) {}
+
+  append(message: Message): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.appendThen(message, (error, offset) =>
+        error === null ? resolve(offset) : reject(asError(error)),
+      );
+    });
+  }
+
+  appendThen(message: Message, done: AppendCallback): void {
+    this.pending.push(message);
+    this.callbacks.push(done);
+    this.pendingBytes += message.payload.length + RECORD_OVERHEAD;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  /**
+   * Writes what is pending as record batches. A few batches may be in flight at once: the
+   * storage engine's group commit lets them share an fsync, so a batch does not wait for the
+   * previous one's fsync before it is even written. Past that, pending appends wait and go out
+   * together once a write returns.
+   */
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    while (this.pending.length > 0 && this.writing < MAX_WRITES) {
+      let messages: Message[];
+      let callbacks: AppendCallback[];
+      if (this.pendingBytes <= BATCH_BYTES) {
+        messages = this.pending;
+        callbacks = this.callbacks;
+        this.pending = [];
+        this.callbacks = [];
+        this.pendingBytes = 0;
+      } else {
+        let bytes = 0;
+        let count = 0;
+        while (count < this.pending.length && (count === 0 || bytes < BATCH_BYTES)) {
+          bytes += this.pending[count]!.payload.length + RECORD_OVERHEAD;
+          count++;
+        }
+        messages = this.pending.splice(0, count);
+        callbacks = this.callbacks.splice(0, count);
+        this.pendingBytes -= bytes;
+      }
+      void this.write(messages, callbacks);
+    }
+  };
+
+  private async write(messages: Message[], callbacks: AppendCallback[]): Promise<void> {
+    this.writing++;
+    let baseOffset: number;
+    try {
+      const batch = await this.codec.encode(messages);
+      baseOffset = (await this.storage.append(this.shard, [batch])).baseOffset;
+    } catch (error) {
+      this.writing--;
+      for (const done of callbacks) done(error, -1);
+      this.flush();
+      return;
+    }
+    this.writing--;
+    for (const listener of this.listeners) listener(baseOffset, messages);
+    // The producers' outcomes wait one microtask, behind the deliveries the listeners scheduled:
+    // consumers get the messages first, which keeps end-to-end latency down.
+    queueMicrotask(() => {
+      for (let i = 0; i < callbacks.length; i++) callbacks[i]!(null, baseOffset + i);
+    });
+    this.flush();
+  }
+
+  async read(offset: number): Promise<ReadMessages> {
+    let from = offset;
+    for (;;) {
+      try {
+        const result = await this.storage.read(this.shard, from, { maxBytes: READ_BYTES });
+        const messages: StoredMessage[] = [];
+        let nextOffset = from;
+        for (const batch of result.batches) {
+          for (const message of await this.codec.decode(batch, this.topic)) {
+            if (message.offset >= from) messages.push(message);
+          }
+          nextOffset = Math.max(nextOffset, batch.baseOffset + batch.recordCount);
+        }
+        return { messages, nextOffset };
+      } catch (error) {
+        if (!isRobustMQError(error, ErrorCode.OffsetOutOfRange)) throw error;
+        const info = await this.storage.shardInfo(this.shard);
+        if (from < info.logStartOffset) from = info.logStartOffset;
+        else return { messages: [], nextOffset: info.nextOffset };
+      }
+    }
+  }
+
+  async end(): Promise<number> {
+    return (await this.storage.shardInfo(this.shard)).nextOffset;
+  }
+
+  waitForData(offset: number, timeoutMs: number): Promise<void> {
+    return this.storage.waitForData(this.shard, offset, timeoutMs);
+  }
+
+  trim(): void {}
+}
+
+/** A log in memory: the backing of temporary (dynamic) addresses, which end with their link. */
+export class MemoryLog implements MessageLog {
+  readonly listeners = new Set<AppendListener>();
+  private messages: StoredMessage[] = [];
+  private start = 0;
+  private waiters = new Set<() => void>();
+
+  constructor(readonly topic: string) {}
+
+  appendThen(message: Message, done: AppendCallback): void {
+    let offset: number;
+    try {
+      offset = this.appendNow(message);
+    } catch (error) {
+      done(error, -1);
+      return;
+    }
+    done(null, offset);
+  }
+
+  append(message: Message): Promise<number> {
+    return Promise.resolve(this.appendNow(message));
+  }
+
+  private appendNow(message: Message): number {
+    const offset = this.start + this.messages.length;
+    this.messages.push({ ...message, offset });
+    for (const wake of this.waiters) wake();
+    this.waiters.clear();
+    for (const listener of this.listeners) listener(offset, [message]);
+    return offset;
+  }
+
+  read(offset: number): Promise<ReadMessages> {
+    const from = Math.max(offset, this.start);
+    const messages = this.messages.slice(from - this.start, from - this.start + 1000);
+    return Promise.resolve({ messages, nextOffset: from + messages.length });
+  }
+
+  end(): Promise<number> {
+    return Promise.resolve(this.start + this.messages.length);
+  }
+
+  waitForData(offset: number, timeoutMs: number): Promise<void> {
+    if (offset < this.start + this.messages.length) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.waiters.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, timeoutMs);
+      timer.unref();
+      this.waiters.add(wake);
+    });
+  }
+
+  trim(offset: number): void {
+    if (offset <= this.start) return;
+    const drop = Math.min(offset - this.start, this.messages.length);
+    this.messages = this.messages.slice(drop);
+    this.start += drop;
+  }
+
+  /** Wakes pending waits (the address is going away). */
+  close(): void {
+    for (const wake of this.waiters) wake();
+  }
+}

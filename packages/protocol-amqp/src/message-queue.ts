@@ -1,0 +1,438 @@
+import type { Logger, Message } from '@robustmq/core';
+import { deliveryFacts } from './message-format.js';
+import type { MessageLog } from './message-log.js';
+import { ReadyList } from './ready-list.js';
+
+/** One message of a queue on its way to consumers. */
+export interface Entry {
+  offset: number;
+  message: Message;
+  priority: number;
+  expiresAt: number;
+  /** Failed deliveries so far (AMQP header delivery-count). */
+  deliveryCount: number;
+  /** Consumers that answered `modified` with undeliverable-here. */
+  refusedBy?: Set<QueueConsumer>;
+}
+
+/** What a consumer (an outgoing link) answers for a delivery. */
+export type Outcome =
+  | { type: 'accepted' }
+  | { type: 'released' }
+  | { type: 'rejected'; description?: string }
+  | { type: 'modified'; deliveryFailed: boolean; undeliverableHere: boolean };
+
+export interface QueueConsumer {
+  /** How many more deliveries it takes now (link credit, socket room). */
+  capacity(): number;
+  /** Sends the entry; true when it went pre-settled (at-most-once), so it counts as accepted. */
+  deliver(entry: Entry, queue: MessageQueue): boolean;
+}
+
+/** The part of a queue's consumption state that survives restarts. */
+export interface AckState {
+  /** Every offset below is settled. */
+  floor: number;
+  /** Settled offsets above the floor. */
+  acked: number[];
+}
+
+export interface AckPersistence {
+  load(): Promise<AckState | null>;
+  save(state: AckState): Promise<void>;
+}
+
+export interface QueueOptions {
+  /** Messages held in memory (ready plus unsettled); more are read from the log as room frees. */
+  window: number;
+  /** Where acks are kept; null for queues that start afresh (topic subscriptions, temporary queues). */
+  persistence: AckPersistence | null;
+  /** Start at the log's end (a topic subscription) instead of the first unsettled offset. */
+  fromEnd: boolean;
+  /** A rejected message goes here before it counts as settled; absent means it is dropped. */
+  deadLetter: ((entry: Entry, reason: string) => Promise<void>) | null;
+  onDropped: (reason: 'expired' | 'rejected') => void;
+  logger: Logger;
+}
+
+const WAIT_MS = 5000;
+const RETRY_MS = 1000;
+/** Shortest gap between two saves of a queue's settled offsets. */
+const ACK_SAVE_INTERVAL_MS = 250;
+
+/**
+ * A cursor over a message log that hands each message to one of its consumers (competing
+ * consumers), highest priority first, and keeps it until it is settled: `accepted` settles it,
+ * `released` and `modified` put it back, `rejected` dead-letters it. Unsettled messages of a
+ * consumer that goes away go to the others. Settled offsets are persisted (coalesced), so after a
+ * restart delivery resumes with the first unsettled message.
+ */
+export class MessageQueue {
+  readonly consumers: QueueConsumer[] = [];
+  private turn = 0;
+  private readonly ready = new ReadyList();
+  private readonly inflight = new Map<number, { entry: Entry; consumer: QueueConsumer }>();
+  private readonly acked = new Set<number>();
+  private floor = 0;
+  private readOffset = 0;
+  private knownEnd = 0;
+  private paging = false;
+  private pageAgain = false;
+  private waiting = false;
+  private pumpScheduled = false;
+  private saving = false;
+  private dirty = false;
+  private lastSave = 0;
+  private saveTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+  private listening = false;
+  /** The first offset appended since `listen`, where a subscription from the end starts at the latest. */
+  private firstSeen: number | null = null;
+  private deadLettering = 0;
+
+  constructor(
+    readonly name: string,
+    readonly log: MessageLog,
+    private readonly options: QueueOptions,
+  ) {}
+
+  /**
+   * Starts watching the log's appends before anything is read, so a subscription starting at the
+   * end misses nothing appended from this moment on (the log may not even exist yet).
+   */
+  listen(): void {
+    if (this.listening) return;
+    this.listening = true;
+    this.paging = true;
+    this.log.listeners.add(this.appended);
+  }
+
+  async open(): Promise<void> {
+    // Appends while opening only raise knownEnd (and note the first offset); the first page reads them.
+    this.listen();
+    let end: number;
+    let state: AckState | null | undefined;
+    try {
+      end = await this.log.end();
+      state = this.options.fromEnd ? null : await this.options.persistence?.load();
+    } finally {
+      this.paging = false;
+    }
+    this.floor = this.options.fromEnd ? Math.min(end, this.firstSeen ?? end) : (state?.floor ?? 0);
+    for (const offset of state?.acked ?? []) if (offset >= this.floor) this.acked.add(offset);
+    this.readOffset = this.floor;
+    this.knownEnd = Math.max(this.knownEnd, end);
+    if (this.options.persistence && !state) this.persist();
+    this.page();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.log.listeners.delete(this.appended);
+    this.ready.clear();
+  }
+
+  /** Messages not yet settled (ready, unsettled, or still only in the log). */
+  get depth(): number {
+    return Math.max(0, this.knownEnd - this.floor - this.acked.size);
+  }
+
+  get unsettled(): number {
+    return this.inflight.size;
+  }
+
+  addConsumer(consumer: QueueConsumer): void {
+    this.consumers.push(consumer);
+    this.schedulePump();
+    this.page();
+  }
+
+  /** Removes a consumer; its unsettled messages go back to the queue with their delivery count raised. */
+  removeConsumer(consumer: QueueConsumer): void {
+    const at = this.consumers.indexOf(consumer);
+    if (at >= 0) this.consumers.splice(at, 1);
+    for (const [offset, held] of this.inflight) {
+      if (held.consumer !== consumer) continue;
+      this.inflight.delete(offset);
+      held.entry.deliveryCount++;
+      this.requeue(held.entry);
+    }
+    this.schedulePump();
+  }
+
+  /** Applies a consumer's outcome for the delivery of `offset`. */
+  settle(offset: number, outcome: Outcome, consumer: QueueConsumer): void {
+    const held = this.inflight.get(offset);
+    if (!held || held.consumer !== consumer) return;
+    this.inflight.delete(offset);
+    const entry = held.entry;
+    switch (outcome.type) {
+      case 'accepted':
+        this.ack(offset);
+        break;
+      case 'released':
+        this.requeue(entry);
+        break;
+      case 'modified':
+        if (outcome.deliveryFailed) entry.deliveryCount++;
+        if (outcome.undeliverableHere) (entry.refusedBy ??= new Set()).add(consumer);
+        this.requeue(entry);
+        break;
+      case 'rejected':
+        this.reject(entry, outcome.description ?? 'rejected by the consumer');
+        break;
+    }
+    this.schedulePump();
+  }
+
+  /** Delivers to consumers with capacity now; called when credit or socket room appears. */
+  schedulePump(): void {
+    if (this.pumpScheduled || this.closed) return;
+    this.pumpScheduled = true;
+    queueMicrotask(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (this.closed) return;
+    const consumers = this.consumers;
+    let idle = 0;
+    const now = Date.now();
+    while (this.ready.size > 0 && consumers.length > 0 && idle < consumers.length) {
+      const consumer = consumers[this.turn++ % consumers.length]!;
+      if (consumer.capacity() <= 0) {
+        idle++;
+        continue;
+      }
+      const entry = this.ready.take((e) => !e.refusedBy?.has(consumer));
+      if (!entry) {
+        idle++;
+        continue;
+      }
+      idle = 0;
+      if (entry.expiresAt <= now) {
+        this.options.onDropped('expired');
+        this.ack(entry.offset);
+        continue;
+      }
+      this.inflight.set(entry.offset, { entry, consumer });
+      if (consumer.deliver(entry, this)) {
+        this.inflight.delete(entry.offset);
+        this.ack(entry.offset);
+      }
+    }
+    if (this.turn > 1e9) this.turn = 0;
+    this.page();
+  }
+
+  private room(): number {
+    return this.options.window - this.ready.size - this.inflight.size - this.deadLettering;
+  }
+
+  private readonly appended = (baseOffset: number, messages: readonly Message[]): void => {
+    this.knownEnd = Math.max(this.knownEnd, baseOffset + messages.length);
+    this.firstSeen = Math.min(this.firstSeen ?? baseOffset, baseOffset);
+    if (this.closed) return;
+    if (this.paging) {
+      this.pageAgain = true;
+      return;
+    }
+    if (baseOffset === this.readOffset && this.room() >= messages.length) {
+      messages.forEach((message, i) => this.add(baseOffset + i, message));
+      this.readOffset += messages.length;
+      this.schedulePump();
+    } else if (baseOffset > this.readOffset) {
+      this.page();
+    }
+  };
+
+  private add(offset: number, message: Message): void {
+    if (this.acked.has(offset)) return;
+    const facts = deliveryFacts(message);
+    this.ready.push({
+      offset,
+      message,
+      priority: facts.priority,
+      expiresAt: facts.expiresAt,
+      deliveryCount: 0,
+    });
+  }
+
+  private requeue(entry: Entry): void {
+    this.ready.insert(entry);
+  }
+
+  private reject(entry: Entry, reason: string): void {
+    const deadLetter = this.options.deadLetter;
+    if (!deadLetter) {
+      this.options.onDropped('rejected');
+      this.ack(entry.offset);
+      return;
+    }
+    this.deadLettering++;
+    deadLetter(entry, reason).then(
+      () => {
+        this.deadLettering--;
+        this.ack(entry.offset);
+      },
+      (error: unknown) => {
+        this.deadLettering--;
+        this.options.logger.error(
+          { err: error, queue: this.name },
+          'dead-lettering failed; message requeued',
+        );
+        if (!this.closed) this.requeue(entry);
+        this.schedulePump();
+      },
+    );
+  }
+
+  private ack(offset: number): void {
+    if (offset < this.floor) return;
+    this.acked.add(offset);
+    if (offset !== this.floor) {
+      this.persist();
+      return;
+    }
+    while (this.acked.delete(this.floor)) this.floor++;
+    this.log.trim(this.floor);
+    this.persist();
+  }
+
+  /** Marks offsets that no longer exist in the log (retention) as settled. */
+  private settleGap(from: number, to: number): void {
+    if (from <= this.floor) {
+      this.floor = Math.max(this.floor, to);
+      for (const offset of this.acked) if (offset < this.floor) this.acked.delete(offset);
+      while (this.acked.delete(this.floor)) this.floor++;
+      this.persist();
+    } else {
+      for (let offset = from; offset < to; offset++) this.acked.add(offset);
+    }
+  }
+
+  /**
+   * Saves the settled offsets: at most one save in flight, and at most one every
+   * `ACK_SAVE_INTERVAL_MS`, so a busy queue costs the meta store a few writes a second.
+   */
+  private persist(): void {
+    if (!this.options.persistence) return;
+    this.dirty = true;
+    if (this.saving || this.saveTimer) return;
+    const wait = Math.max(0, this.lastSave + ACK_SAVE_INTERVAL_MS - Date.now());
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = null;
+      void this.save();
+    }, wait);
+    this.saveTimer.unref();
+  }
+
+  private async save(): Promise<void> {
+    const persistence = this.options.persistence!;
+    this.saving = true;
+    this.dirty = false;
+    this.lastSave = Date.now();
+    const state: AckState = { floor: this.floor, acked: [...this.acked] };
+    try {
+      await persistence.save(state);
+      this.saving = false;
+      if (this.dirty && !this.closed) this.persist();
+    } catch (error) {
+      this.saving = false;
+      this.dirty = true;
+      this.options.logger.error({ err: error, queue: this.name }, 'saving queue acks failed');
+      if (!this.closed) setTimeout(() => this.persist(), RETRY_MS).unref();
+    }
+  }
+
+  /** Saves what is settled now (on shutdown), instead of on the next tick of the interval. */
+  async flush(): Promise<void> {
+    if (!this.options.persistence) return;
+    if (this.saveTimer) {
+      clearTimeout(this.saveTimer);
+      this.saveTimer = null;
+    }
+    while (this.saving) await new Promise((resolve) => setTimeout(resolve, 5));
+    if (this.dirty) await this.save();
+  }
+
+  /** Reads from the log while there is room and something to read. */
+  private page(): void {
+    if (this.paging || this.closed) return;
+    if (this.readOffset >= this.knownEnd || this.room() <= 0) {
+      this.watch();
+      return;
+    }
+    this.paging = true;
+    this.pageAgain = false;
+    void this.readMore().finally(() => {
+      this.paging = false;
+      if (this.closed) return;
+      this.schedulePump();
+      if (this.pageAgain) this.page();
+      else this.watch();
+    });
+  }
+
+  private async readMore(): Promise<void> {
+    try {
+      while (!this.closed && this.room() > 0 && this.readOffset < this.knownEnd) {
+        const from = this.readOffset;
+        const { messages, nextOffset } = await this.log.read(from);
+        if (this.closed) return;
+        let expected = from;
+        for (const message of messages) {
+          if (message.offset < expected) continue;
+          if (message.offset > expected) this.settleGap(expected, message.offset);
+          this.add(message.offset, message);
+          expected = message.offset + 1;
+        }
+        if (nextOffset > expected) this.settleGap(expected, nextOffset);
+        if (nextOffset <= from) {
+          this.knownEnd = from;
+          return;
+        }
+        this.readOffset = nextOffset;
+        this.knownEnd = Math.max(this.knownEnd, nextOffset);
+      }
+    } catch (error) {
+      this.options.logger.error({ err: error, queue: this.name }, 'reading the queue failed; retrying');
+      await new Promise((resolve) => setTimeout(resolve, RETRY_MS).unref());
+      this.pageAgain = true;
+    }
+  }
+
+  /**
+   * While caught up and consumed, waits for messages appended by others (another protocol, a
+   * Kafka producer) so they are delivered too.
+   */
+  private watch(): void {
+    if (this.waiting || this.closed || this.consumers.length === 0 || this.readOffset < this.knownEnd) return;
+    this.waiting = true;
+    const at = this.readOffset;
+    this.log.waitForData(at, WAIT_MS).then(
+      () =>
+        setImmediate(() => {
+          this.waiting = false;
+          if (this.closed) return;
+          if (this.readOffset === at) this.knownEnd = Math.max(this.knownEnd, at + 1);
+          this.page();
+        }),
+      () => {
+        this.waiting = false;
+      },
+    );
+  }
+
+  /** What the admin API shows. */
+  describe(): { depth: number; consumers: number; unsettled: number; ready: number } {
+    return {
+      depth: this.depth,
+      consumers: this.consumers.length,
+      unsettled: this.inflight.size,
+      ready: this.ready.size,
+    };
+  }
+}

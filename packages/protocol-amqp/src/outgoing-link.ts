@@ -1,0 +1,110 @@
+import { toTransferPayload } from './message-format.js';
+import type { Entry, MessageQueue, Outcome, QueueConsumer } from './message-queue.js';
+import type { RheaDelivery, RheaSender } from './rhea-shapes.js';
+
+interface Sent {
+  offset: number;
+  queue: MessageQueue;
+}
+
+/**
+ * A link on which the broker sends (the peer's receiver): a consumer of one queue. It takes
+ * messages only while the peer has given credit and the socket has room, and turns the peer's
+ * dispositions into queue outcomes.
+ */
+export class OutgoingLink implements QueueConsumer {
+  private readonly sent = new Map<RheaDelivery, Sent>();
+  /** Deliveries handed to rhea in this turn; rhea takes them off the credit on its next tick. */
+  private unflushed = 0;
+  private flushScheduled = false;
+  private queue: MessageQueue | null = null;
+  private closed = false;
+
+  constructor(
+    readonly id: string,
+    readonly address: string,
+    private readonly sender: RheaSender,
+    private readonly socketRoom: () => boolean,
+    private readonly counted: (bytes: number) => void,
+  ) {}
+
+  /** Whether deliveries go pre-settled (the peer asked for snd-settle-mode settled). */
+  get presettled(): boolean {
+    return this.sender.local.attach.snd_settle_mode === 1;
+  }
+
+  attach(queue: MessageQueue): void {
+    if (this.closed) return;
+    this.queue = queue;
+    queue.addConsumer(this);
+  }
+
+  capacity(): number {
+    if (this.closed || !this.sender.is_open() || !this.socketRoom()) return 0;
+    return Math.min(this.sender.credit - this.unflushed, this.sender.session.outgoing.available());
+  }
+
+  deliver(entry: Entry, queue: MessageQueue): boolean {
+    const payload = toTransferPayload(entry.message, entry.deliveryCount);
+    const delivery = this.sender.send(payload, undefined, 0);
+    this.counted(payload.length);
+    this.unflushed++;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.unflushed = 0;
+        this.queue?.schedulePump();
+      });
+    }
+    if (this.presettled) return true;
+    this.sent.set(delivery, { offset: entry.offset, queue });
+    return false;
+  }
+
+  /** The peer gave credit or the socket drained. */
+  wake(): void {
+    this.queue?.schedulePump();
+  }
+
+  /** The peer asked to drain: send what is ready, then give back the rest of the credit. */
+  drain(flush: () => void): void {
+    setImmediate(() => {
+      if (this.closed || !this.sender.is_open()) return;
+      if (this.sender.credit - this.unflushed > 0) {
+        this.sender.set_drained(true);
+        flush();
+      }
+    });
+  }
+
+  outcome(delivery: RheaDelivery, outcome: Outcome): void {
+    const sent = this.sent.get(delivery);
+    if (!sent) return;
+    this.sent.delete(delivery);
+    if (!delivery.remote_settled) delivery.update(true);
+    sent.queue.settle(sent.offset, outcome, this);
+  }
+
+  /** The peer settled without an outcome: taken as accepted. */
+  settled(delivery: RheaDelivery): void {
+    this.outcome(delivery, { type: 'accepted' });
+  }
+
+  get credit(): number {
+    return this.sender.credit;
+  }
+
+  get unsettled(): number {
+    return this.sent.size;
+  }
+
+  /** The link or its connection ended: unsettled messages go back to the queue for others. */
+  close(): MessageQueue | null {
+    if (this.closed) return null;
+    this.closed = true;
+    this.sent.clear();
+    this.queue?.removeConsumer(this);
+    return this.queue;
+  }
+}

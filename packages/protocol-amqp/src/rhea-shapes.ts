@@ -1,0 +1,97 @@
+import type { EventEmitter } from 'node:events';
+
+/*
+ * The parts of rhea's server-side objects this plugin uses. rhea's own typings describe the client
+ * API; accepting a socket, transfer frames and link internals are typed here once.
+ */
+
+export interface RheaTerminus {
+  address?: string | null;
+  dynamic?: boolean;
+  capabilities?: string | string[] | null;
+  distribution_mode?: string;
+  durable?: number;
+  expiry_policy?: string;
+}
+
+export interface RheaError {
+  condition: string;
+  description: string;
+}
+
+export interface RheaDelivery {
+  readonly id: number;
+  readonly remote_settled: boolean;
+  readonly settled: boolean;
+  readonly remote_state?: { error?: RheaError; delivery_failed?: boolean; undeliverable_here?: boolean };
+  update(settled: boolean | undefined, state?: unknown): void;
+  accept(): void;
+  release(params?: { delivery_failed?: boolean; undeliverable_here?: boolean }): void;
+  reject(error?: RheaError): void;
+}
+
+interface RheaLinkBase {
+  readonly name: string;
+  credit: number;
+  readonly local: {
+    handle: number;
+    attach: { snd_settle_mode?: number; rcv_settle_mode?: number; max_message_size?: number };
+  };
+  readonly remote: {
+    attach?: {
+      source?: RheaTerminus | null;
+      target?: RheaTerminus | null;
+      snd_settle_mode?: number;
+      rcv_settle_mode?: number;
+    };
+  };
+  readonly session: { readonly outgoing: { available(): number } };
+  set_source(fields: Record<string, unknown>): void;
+  set_target(fields: Record<string, unknown>): void;
+  close(error?: RheaError): void;
+  is_open(): boolean;
+  is_closed(): boolean;
+  is_sender(): boolean;
+}
+
+export interface RheaSender extends RheaLinkBase {
+  sendable(): boolean;
+  send(payload: Buffer, tag: Buffer | undefined, format: number): RheaDelivery;
+  set_drained(drained: boolean): void;
+}
+
+export interface RheaReceiver extends RheaLinkBase {
+  add_credit(credit: number): void;
+}
+
+export interface TransferFrame {
+  channel: number;
+  performative: { handle: number; more?: boolean; aborted?: boolean };
+  payload?: Buffer;
+}
+
+export interface RheaConnection extends EventEmitter {
+  readonly options: { id: string };
+  readonly remote: { open?: { container_id?: string } };
+  accept(socket: unknown): RheaConnection;
+  on_transfer(frame: TransferFrame): void;
+  close(error?: RheaError): void;
+  is_open(): boolean;
+  is_closed(): boolean;
+  _register(): void;
+}
+
+export interface RheaContext {
+  connection: RheaConnection;
+  sender?: RheaSender;
+  receiver?: RheaReceiver;
+  delivery?: RheaDelivery;
+  error?: unknown;
+}
+
+/** A SASL mechanism as rhea's server drives it: `start` sets `outcome` (and `username`). */
+export interface SaslMechanism {
+  outcome: boolean | undefined;
+  username: string | undefined;
+  start(response: Buffer | undefined, hostname: string | undefined): Promise<void>;
+}

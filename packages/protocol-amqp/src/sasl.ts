@@ -1,0 +1,71 @@
+import type { Authorizer, Principal } from '@robustmq/core';
+import type { SaslMechanism } from './rhea-shapes.js';
+
+export type SaslResult = (principal: Principal | null, mechanism: string) => void;
+
+/** SASL PLAIN (RFC 4616): `authzid NUL authcid NUL passwd`, checked against the node's users. */
+class PlainMechanism implements SaslMechanism {
+  outcome: boolean | undefined;
+  username: string | undefined;
+
+  constructor(
+    private readonly auth: Authorizer,
+    private readonly remoteAddress: string,
+    private readonly done: SaslResult,
+  ) {}
+
+  async start(response: Buffer | undefined): Promise<void> {
+    const fields = (response ?? Buffer.alloc(0)).toString('utf8').split('\0');
+    if (fields.length !== 3 || !fields[1]) {
+      this.outcome = false;
+      this.done(null, 'PLAIN');
+      return;
+    }
+    const principal = await this.auth.authenticate({
+      protocol: 'amqp',
+      username: fields[1],
+      password: Buffer.from(fields[2]!, 'utf8'),
+      remoteAddress: this.remoteAddress,
+    });
+    this.outcome = principal !== null;
+    this.username = fields[1];
+    this.done(principal, 'PLAIN');
+  }
+}
+
+/** SASL ANONYMOUS (RFC 4505): admitted when the node admits anonymous clients. */
+class AnonymousMechanism implements SaslMechanism {
+  outcome: boolean | undefined;
+  username: string | undefined;
+
+  constructor(
+    private readonly auth: Authorizer,
+    private readonly remoteAddress: string,
+    private readonly done: SaslResult,
+  ) {}
+
+  async start(): Promise<void> {
+    const principal = await this.auth.authenticate({
+      protocol: 'amqp',
+      username: null,
+      password: null,
+      remoteAddress: this.remoteAddress,
+    });
+    this.outcome = principal !== null;
+    this.done(principal, 'ANONYMOUS');
+  }
+}
+
+/** The mechanisms offered on one connection, in rhea's shape (name to factory). */
+export function saslMechanisms(
+  auth: Authorizer,
+  allowAnonymous: boolean,
+  remoteAddress: string,
+  done: SaslResult,
+): Record<string, () => SaslMechanism> {
+  const mechanisms: Record<string, () => SaslMechanism> = {
+    PLAIN: () => new PlainMechanism(auth, remoteAddress, done),
+  };
+  if (allowAnonymous) mechanisms.ANONYMOUS = () => new AnonymousMechanism(auth, remoteAddress, done);
+  return mechanisms;
+}

@@ -1,0 +1,112 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startInProcess } from './helpers/in-process.js';
+import { AMQP_HEADER, frame, OPEN, RawClient } from './helpers/raw-client.js';
+import { TestClient } from './helpers/rhea-client.js';
+
+let broker: Awaited<ReturnType<typeof startInProcess>>;
+
+beforeAll(async () => {
+  broker = await startInProcess({ max_frame_size: 4096, idle_timeout_ms: 400 });
+});
+
+afterAll(async () => {
+  await broker.stop();
+});
+
+/** Opens AMQP (header and open), then sends `bad`; returns what the broker answered. */
+async function afterOpen(bad: Buffer): Promise<string> {
+  const raw = await RawClient.open(broker.port);
+  raw.send(Buffer.concat([AMQP_HEADER, OPEN]));
+  await raw.waitFor(9);
+  raw.send(bad);
+  return raw.closedText();
+}
+
+async function stillServes(): Promise<void> {
+  const client = await TestClient.connect(broker.port);
+  const sender = await client.sender('queue://after-bad-input');
+  expect((await sender.send({ body: 'fine' })).outcome).toBe('accepted');
+  await client.close();
+}
+
+const bad = (reason: string) => broker.metrics.get('robustmq_amqp_bad_input_total', { reason });
+
+describe('bad input', () => {
+  it('closes with framing-error for a frame over max-frame-size', async () => {
+    const header = Buffer.from([0, 0x01, 0, 0, 2, 0, 0, 0]);
+    expect(await afterOpen(header)).toContain('amqp:connection:framing-error');
+    expect(bad('frame_too_large')).toBe(1);
+    await stillServes();
+  });
+
+  it('closes with not-implemented for an unknown performative', async () => {
+    const text = await afterOpen(frame(Buffer.from([0x00, 0x53, 0x30, 0x45])));
+    expect(text).toContain('amqp:not-implemented');
+    expect(text).toContain('unknown performative 0x30');
+    expect(bad('unknown_performative')).toBe(1);
+    await stillServes();
+  });
+
+  it('closes with decode-error for a performative that does not decode', async () => {
+    const begin = frame(Buffer.from([0x00, 0x53, 0x11, 0xc0, 0x04, 0x02, 0xff, 0xff, 0xff]));
+    expect(await afterOpen(begin)).toContain('amqp:decode-error');
+    expect(bad('decode_error')).toBe(1);
+    await stillServes();
+  });
+
+  it('closes with framing-error for a frame header that cannot be valid', async () => {
+    expect(await afterOpen(Buffer.from([0, 0, 0, 4, 2, 0, 0, 0]))).toContain('amqp:connection:framing-error');
+    expect(bad('bad_frame_header')).toBe(1);
+    await stillServes();
+  });
+
+  it('closes the socket for something that is not AMQP', async () => {
+    const raw = await RawClient.open(broker.port);
+    raw.send(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+    await raw.closedText();
+    expect(bad('bad_protocol_header')).toBe(1);
+    await stillServes();
+  });
+
+  it('closes an idle connection that sends no heartbeats', async () => {
+    const raw = await RawClient.open(broker.port);
+    raw.send(Buffer.concat([AMQP_HEADER, OPEN]));
+    const text = await raw.closedText(5000);
+    expect(text).toContain('amqp:resource-limit-exceeded');
+  });
+
+  it('keeps a client that sends heartbeats', async () => {
+    const client = await TestClient.connect(broker.port, { idle_time_out: 200 });
+    await new Promise((r) => setTimeout(r, 1200));
+    const sender = await client.sender('queue://heartbeats');
+    expect((await sender.send({ body: 'alive' })).outcome).toBe('accepted');
+    await client.close();
+  });
+
+  it('rejects a message with a malformed body and keeps the link', async () => {
+    const client = await TestClient.connect(broker.port);
+    const sender = await client.sender('queue://malformed');
+    const broken = Buffer.from([0x00, 0x53, 0x75, 0xb0, 0x00, 0x00, 0x10, 0x00, 0x01]);
+    const delivery = sender.link.send(broken, undefined, 0);
+    const outcome = await new Promise<string>((resolve) => {
+      sender.link.once('rejected', (context) => {
+        expect(context.delivery).toBe(delivery);
+        resolve((context.delivery!.remote_state as { error: { condition: string } }).error.condition);
+      });
+    });
+    expect(outcome).toBe('amqp:decode-error');
+    expect((await sender.send({ body: 'next' })).outcome).toBe('accepted');
+    expect(bad('malformed_message')).toBe(1);
+    await client.close();
+  });
+
+  it('detaches a link whose message is over max_message_size', async () => {
+    const small = await startInProcess({ max_message_size: 1024 });
+    const client = await TestClient.connect(small.port);
+    const sender = await client.sender('queue://big');
+    sender.link.send({ body: Buffer.alloc(4000) });
+    expect((await sender.waitClosed()).condition).toBe('amqp:link:message-size-exceeded');
+    await client.close();
+    await small.stop();
+  });
+});

@@ -1,0 +1,336 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { jsonCodec, startInProcess } from './helpers/in-process.js';
+import { TestClient } from './helpers/rhea-client.js';
+
+type Broker = Awaited<ReturnType<typeof startInProcess>>;
+
+let broker: Broker;
+const clients: TestClient[] = [];
+
+async function client(options = {}): Promise<TestClient> {
+  const c = await TestClient.connect(broker.port, options);
+  clients.push(c);
+  return c;
+}
+
+beforeEach(async () => {
+  broker = await startInProcess({ dead_letter_address: 'queue://DLQ' });
+});
+
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+  await broker.stop();
+});
+
+describe('queues', () => {
+  it('stores a message, then delivers it to a consumer with its properties and annotations', async () => {
+    const c = await client();
+    const sender = await c.sender('queue://orders');
+    const result = await sender.send({
+      body: 'hello',
+      message_id: 'm-1',
+      subject: 'greeting',
+      application_properties: { region: 'eu', count: 3 },
+      message_annotations: { 'x-opt-tag': 'a' },
+      durable: true,
+    });
+    expect(result.outcome).toBe('accepted');
+    const receiver = await c.receiver('queue://orders');
+    const [got] = await receiver.waitFor(1);
+    expect(got!.message.body).toBe('hello');
+    expect(got!.message.message_id).toBe('m-1');
+    expect(got!.message.subject).toBe('greeting');
+    expect(got!.message.application_properties).toEqual({ region: 'eu', count: 3 });
+    expect(got!.message.message_annotations).toEqual({ 'x-opt-tag': 'a' });
+    expect(got!.message.durable).toBe(true);
+    const stored = broker.router.published[0]!.message;
+    expect(Buffer.from(stored.payload).toString()).toBe('hello');
+    expect(stored.topic).toBe('orders');
+    expect(stored.headers.find((h) => h.key === 'region')?.value).toEqual(Buffer.from('eu'));
+  });
+
+  it('hands each message to one of several competing consumers', async () => {
+    const c = await client();
+    const a = await c.receiver('queue://work');
+    const b = await c.receiver('queue://work');
+    const sender = await c.sender('queue://work');
+    for (let i = 0; i < 20; i++) await sender.send({ body: `job-${i}` });
+    const deadline = Date.now() + 5000;
+    while (a.inbox.length + b.inbox.length < 20 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
+    const all = [...a.bodies(), ...b.bodies()].sort();
+    expect(all).toHaveLength(20);
+    expect(new Set(all).size).toBe(20);
+    expect(a.inbox.length).toBeGreaterThan(0);
+    expect(b.inbox.length).toBeGreaterThan(0);
+  });
+
+  it('delivers nothing without credit, and as much as the credit given', async () => {
+    const c = await client();
+    const sender = await c.sender('queue://credit');
+    for (let i = 0; i < 5; i++) await sender.send({ body: i });
+    const receiver = await c.receiver('queue://credit', { credit_window: 0 });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(receiver.inbox).toHaveLength(0);
+    receiver.link.add_credit(2);
+    await receiver.waitFor(2);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(receiver.inbox).toHaveLength(2);
+    receiver.link.add_credit(10);
+    await receiver.waitFor(5);
+    expect(receiver.bodies()).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it('takes pre-settled sends and sends pre-settled to a consumer that asks (at-most-once)', async () => {
+    const c = await client();
+    const sender = await c.sender('queue://fire-and-forget', { snd_settle_mode: 1 });
+    await expect.poll(() => sender.link.sendable()).toBe(true);
+    for (let i = 0; i < 3; i++) sender.link.send({ body: i });
+    const receiver = await c.receiver('queue://fire-and-forget', { snd_settle_mode: 1, autoaccept: false });
+    const got = await receiver.waitFor(3);
+    expect(receiver.bodies()).toEqual([0, 1, 2]);
+    expect(got.every((r) => r.delivery.remote_settled)).toBe(true);
+    const queues = broker.plugin.adminResources().queues!;
+    await expect.poll(async () => (await queues.get('fire-and-forget'))?.depth).toBe(0);
+  });
+
+  it('drains: with nothing to send the broker gives the credit back', async () => {
+    const c = await client();
+    const receiver = await c.receiver('queue://drain', { credit_window: 0 });
+    receiver.link.add_credit(5);
+    const drained = new Promise<void>((resolve) => receiver.link.once('receiver_drained', () => resolve()));
+    receiver.link.drain_credit();
+    await drained;
+    expect((receiver.link as unknown as { credit: number }).credit).toBe(0);
+  });
+
+  it('redelivers released messages and counts failed deliveries for modified', async () => {
+    const c = await client();
+    const sender = await c.sender('queue://retry');
+    await sender.send({ body: 'again' });
+    const receiver = await c.receiver('queue://retry', { autoaccept: false });
+    const [first] = await receiver.waitFor(1);
+    first!.delivery.release();
+    const [, second] = await receiver.waitFor(2);
+    expect(second!.message.body).toBe('again');
+    expect(second!.message.delivery_count ?? 0).toBe(0);
+    second!.delivery.modified({ delivery_failed: true });
+    const [, , third] = await receiver.waitFor(3);
+    expect(third!.message.delivery_count).toBe(1);
+    third!.delivery.accept();
+  });
+
+  it('sends a message refused with undeliverable-here to another consumer', async () => {
+    const c = await client();
+    const sender = await c.sender('queue://picky');
+    const a = await c.receiver('queue://picky', { autoaccept: false });
+    await sender.send({ body: 'not for a' });
+    const [got] = await a.waitFor(1);
+    const b = await c.receiver('queue://picky');
+    got!.delivery.modified({ undeliverable_here: true });
+    await b.waitFor(1);
+    expect(b.bodies()).toEqual(['not for a']);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(a.inbox).toHaveLength(1);
+  });
+
+  it('moves rejected messages to the dead-letter address', async () => {
+    const c = await client();
+    const sender = await c.sender('queue://fragile');
+    await sender.send({ body: 'poison' });
+    const receiver = await c.receiver('queue://fragile', { autoaccept: false });
+    const [got] = await receiver.waitFor(1);
+    got!.delivery.reject({ condition: 'app:bad', description: 'cannot parse' });
+    const dlq = await c.receiver('queue://DLQ');
+    const [dead] = await dlq.waitFor(1);
+    expect(dead!.message.body).toBe('poison');
+  });
+
+  it('gives unsettled messages of a consumer that goes away to another', async () => {
+    const c1 = await client();
+    const c2 = await client();
+    const sender = await c1.sender('queue://handover');
+    for (let i = 0; i < 3; i++) await sender.send({ body: i });
+    const first = await c2.receiver('queue://handover', { autoaccept: false });
+    await first.waitFor(3);
+    const second = await c1.receiver('queue://handover');
+    await c2.close();
+    await second.waitFor(3);
+    expect(second.bodies()).toEqual([0, 1, 2]);
+    expect(second.inbox[0]!.message.delivery_count).toBe(1);
+  });
+
+  it('gives unsettled messages of a link that detaches to the next consumer', async () => {
+    const c = await client();
+    const sender = await c.sender('queue://detach');
+    await sender.send({ body: 'held' });
+    const first = await c.receiver('queue://detach', { autoaccept: false });
+    await first.waitFor(1);
+    first.link.close();
+    const second = await c.receiver('queue://detach');
+    const [again] = await second.waitFor(1);
+    expect(again!.message.body).toBe('held');
+    expect(again!.message.delivery_count).toBe(1);
+  });
+
+  it('does not deliver expired messages', async () => {
+    const c = await client();
+    const sender = await c.sender('queue://ttl');
+    await sender.send({ body: 'short', ttl: 50 });
+    await sender.send({ body: 'long', ttl: 60_000 });
+    await new Promise((r) => setTimeout(r, 120));
+    const receiver = await c.receiver('queue://ttl');
+    await receiver.waitFor(1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(receiver.bodies()).toEqual(['long']);
+  });
+
+  it('delivers higher priority first within a queue', async () => {
+    const c = await client();
+    const sender = await c.sender('queue://prio');
+    await sender.send({ body: 'low', priority: 1 });
+    await sender.send({ body: 'normal' });
+    await sender.send({ body: 'high', priority: 9 });
+    const receiver = await c.receiver('queue://prio');
+    await receiver.waitFor(3);
+    expect(receiver.bodies()).toEqual(['high', 'normal', 'low']);
+  });
+
+  it('keeps unsettled messages across a restart and does not redeliver accepted ones', async () => {
+    const c = await client();
+    const sender = await c.sender('queue://durable');
+    for (let i = 0; i < 4; i++) await sender.send({ body: i, durable: true });
+    const receiver = await c.receiver('queue://durable', { autoaccept: false });
+    const got = await receiver.waitFor(4);
+    got[0]!.delivery.accept();
+    got[2]!.delivery.accept();
+    await new Promise((r) => setTimeout(r, 100));
+    await c.close();
+    clients.length = 0;
+    const { storage, meta } = broker;
+    await broker.stop();
+    broker = await startInProcess({}, { storage, meta });
+    const again = await (await client()).receiver('queue://durable');
+    await again.waitFor(2);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(again.bodies()).toEqual([1, 3]);
+  });
+});
+
+describe('records from other protocols', () => {
+  it('delivers a record another protocol appended to the topic, as a data section', async () => {
+    const c = await client();
+    const receiver = await c.receiver('queue://mixed');
+    await expect
+      .poll(async () => (await broker.plugin.adminResources().queues!.get('mixed'))?.consumers)
+      .toBe(1);
+    const batch = await jsonCodec.encode([
+      {
+        topic: 'mixed',
+        key: null,
+        payload: Buffer.from('from kafka'),
+        headers: [{ key: 'trace-id', value: Buffer.from('t-1') }],
+        timestamp: Date.now(),
+      },
+    ]);
+    await broker.storage.append('mixed/0', [batch]);
+    const [got] = await receiver.waitFor(1);
+    expect(Buffer.from((got!.message.body as { content: Buffer }).content).toString()).toBe('from kafka');
+    expect(got!.message.application_properties).toEqual({ 'trace-id': 't-1' });
+  });
+});
+
+describe('topics', () => {
+  it('gives every subscriber a copy', async () => {
+    const c = await client();
+    const a = await c.receiver('topic://news');
+    const b = await c.receiver('news', { source: { address: 'news', capabilities: ['topic'] } });
+    const sender = await c.sender('topic://news');
+    await sender.send({ body: 'extra' });
+    await a.waitFor(1);
+    await b.waitFor(1);
+    expect(a.bodies()).toEqual(['extra']);
+    expect(b.bodies()).toEqual(['extra']);
+  });
+
+  it('starts a subscription at the end: earlier messages are not replayed', async () => {
+    const c = await client();
+    const sender = await c.sender('topic://ticks');
+    await sender.send({ body: 'before' });
+    const a = await c.receiver('topic://ticks');
+    await sender.send({ body: 'after' });
+    await a.waitFor(1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(a.bodies()).toEqual(['after']);
+  });
+});
+
+describe('request and reply', () => {
+  it('replies over a dynamic address through the anonymous relay', async () => {
+    const service = await client();
+    const requests = await service.receiver('queue://rpc');
+    const relay = await service.sender(null);
+    const caller = await client();
+    const replies = await caller.receiver({ dynamic: true });
+    const replyTo = (replies.link.source as { address: string }).address;
+    expect(replyTo).toMatch(/^amqp-tmp-/);
+    const sender = await caller.sender('queue://rpc');
+    await sender.send({ body: 'ping', reply_to: replyTo, correlation_id: 'c-1' });
+    const [request] = await requests.waitFor(1);
+    const outcome = await relay.send({
+      to: request!.message.reply_to!,
+      body: 'pong',
+      correlation_id: request!.message.correlation_id!,
+    });
+    expect(outcome.outcome).toBe('accepted');
+    const [reply] = await replies.waitFor(1);
+    expect(reply!.message.body).toBe('pong');
+    expect(reply!.message.correlation_id).toBe('c-1');
+  });
+});
+
+describe('security', () => {
+  it('authenticates with SASL PLAIN and refuses a wrong password', async () => {
+    const ok = await client({ username: 'alice', password: 'secret-pw' });
+    await ok.sender('queue://x');
+    await expect(TestClient.connect(broker.port, { username: 'alice', password: 'nope' })).rejects.toThrow();
+    expect(broker.metrics.get('robustmq_amqp_refused_total', { reason: 'bad_credentials' })).toBe(1);
+  });
+
+  it('refuses a link to a forbidden address with unauthorized-access', async () => {
+    const c = await client();
+    const sender = await c.sender('queue://secret-plans');
+    const error = await sender.waitClosed();
+    expect(error.condition).toBe('amqp:unauthorized-access');
+    const receiver = await c.receiver('queue://secret-plans');
+    expect((await receiver.waitClosed()).condition).toBe('amqp:unauthorized-access');
+    const fine = await c.sender('queue://open');
+    expect((await fine.send({ body: 1 })).outcome).toBe('accepted');
+  });
+
+  it('refuses an invalid address name', async () => {
+    const c = await client();
+    const receiver = await c.receiver('queue://no spaces/allowed');
+    expect((await receiver.waitClosed()).condition).toBe('amqp:invalid-field');
+  });
+});
+
+describe('admin resources', () => {
+  it('lists queues and links', async () => {
+    const c = await client();
+    const sender = await c.sender('queue://listed');
+    await sender.send({ body: 1 });
+    await c.receiver('queue://listed', { credit_window: 0 });
+    const resources = broker.plugin.adminResources();
+    // The consumer joins the queue once its link is checked, just after the client sees it attached.
+    await expect
+      .poll(async () => (await resources.queues!.list({ limit: 10 })).items)
+      .toContainEqual({ id: 'listed', kind: 'queue', depth: 1, consumers: 1, unsettled: 0 });
+    const links = await resources.links!.list({ limit: 10 });
+    expect(links.items.map((l) => l.role).sort()).toEqual(['receiver', 'sender']);
+    expect(links.items.find((l) => l.role === 'sender')).toMatchObject({
+      address: 'queue://listed',
+      credit: 0,
+    });
+  });
+});

@@ -1,0 +1,146 @@
+import rhea from 'rhea';
+import { describe, expect, it } from 'vitest';
+import {
+  AmqpHeader,
+  MalformedMessageError,
+  parseIncoming,
+  readHeader,
+  splitSections,
+  toStoredMessage,
+  toTransferPayload,
+  writeHeader,
+} from '../src/message-format.js';
+
+const encode = (message: Record<string, unknown>) => rhea.message.encode(message);
+const decode = (bytes: Buffer) => rhea.message.decode(bytes) as Record<string, unknown>;
+const header = (m: { headers: readonly { key: string; value: Uint8Array }[] }, key: string) =>
+  m.headers.find((h) => h.key === key)?.value;
+
+function store(message: Record<string, unknown>, now = 1000) {
+  const raw = encode(message);
+  return toStoredMessage('t', parseIncoming(raw), now);
+}
+
+describe('AMQP messages in the unified namespace', () => {
+  it('keeps a data body as the payload and sends the message back out byte for byte', () => {
+    const raw = encode({
+      body: rhea.message.data_section(Buffer.from('raw bytes')),
+      message_id: 7,
+      application_properties: { a: 1 },
+      message_annotations: { 'x-opt-k': 'v' },
+    });
+    const stored = toStoredMessage('t', parseIncoming(raw), 0);
+    expect(Buffer.from(stored.payload).toString()).toBe('raw bytes');
+    expect(header(stored, AmqpHeader.body)).toBeUndefined();
+    expect(toTransferPayload(stored, 0)).toEqual(raw);
+  });
+
+  it('keeps a string value as UTF-8 and rebuilds it', () => {
+    const stored = store({ body: 'héllo' });
+    expect(Buffer.from(stored.payload).toString('utf8')).toBe('héllo');
+    expect(decode(toTransferPayload(stored, 0)).body).toBe('héllo');
+  });
+
+  it('keeps other bodies as their encoded sections', () => {
+    const stored = store({ body: { nested: [1, 2] } });
+    expect(Buffer.from(header(stored, AmqpHeader.body)!).toString()).toBe('sections');
+    expect(decode(toTransferPayload(stored, 0)).body).toEqual({ nested: [1, 2] });
+  });
+
+  it('notes expiry and priority for delivery', () => {
+    const stored = store({ body: 'x', ttl: 500, priority: 7 }, 1000);
+    expect(Buffer.from(header(stored, AmqpHeader.expiresAt)!).toString()).toBe('1500');
+    expect(Buffer.from(header(stored, AmqpHeader.priority)!).toString()).toBe('7');
+  });
+
+  it('writes the delivery count into the header on redelivery', () => {
+    const stored = store({ body: 'x', durable: true, priority: 6, ttl: 100 });
+    const redelivered = decode(toTransferPayload(stored, 3));
+    expect(redelivered).toMatchObject({ durable: true, priority: 6, ttl: 100, delivery_count: 3, body: 'x' });
+    expect(
+      readHeader(
+        writeHeader({ durable: false, priority: 4, ttl: null, firstAcquirer: true, deliveryCount: 9 }),
+      ),
+    ).toEqual({ durable: false, priority: 4, ttl: null, firstAcquirer: true, deliveryCount: 9 });
+  });
+
+  it('delivers a message from another protocol as a data section with its headers as properties', () => {
+    const payload = toTransferPayload(
+      {
+        topic: 't',
+        key: null,
+        payload: Buffer.from('{"k":1}'),
+        headers: [{ key: 'trace', value: Buffer.from('abc') }],
+        timestamp: 0,
+      },
+      0,
+    );
+    const message = decode(payload);
+    expect(Buffer.from((message.body as { content: Buffer }).content).toString()).toBe('{"k":1}');
+    expect(message.application_properties).toEqual({ trace: 'abc' });
+  });
+
+  it('maps a record’s key, content type, timestamp and binary headers for AMQP receivers', () => {
+    const message = decode(
+      toTransferPayload(
+        {
+          topic: 't',
+          key: Buffer.from('sensors/room1'),
+          payload: Buffer.from([0, 0xff]),
+          headers: [
+            { key: 'unit', value: Buffer.from('C') },
+            { key: 'content-type', value: Buffer.from('application/json') },
+            { key: 'raw', value: Buffer.from([0xff, 0x00]) },
+          ],
+          timestamp: 1_700_000_000_123,
+        },
+        0,
+      ),
+    );
+    expect(Buffer.from((message.body as { content: Buffer }).content)).toEqual(Buffer.from([0, 0xff]));
+    expect(message.application_properties).toEqual({ unit: 'C', raw: Buffer.from([0xff, 0x00]) });
+    expect(message.content_type).toBe('application/json');
+    expect((message.creation_time as Date).getTime()).toBe(1_700_000_000_123);
+    expect(message.message_annotations).toEqual({ 'x-opt-kafka-key': Buffer.from('sensors/room1') });
+  });
+
+  it('keeps the content type and binary application properties as plain headers', () => {
+    const stored = store({
+      body: rhea.message.data_section(Buffer.from('b')),
+      content_type: 'text/plain',
+      application_properties: { s: 'x', b: Buffer.from([1, 2]), n: 1 },
+    });
+    const plain = stored.headers.filter((h) => !h.key.startsWith('amqp-'));
+    expect(plain.map((h) => [h.key, Buffer.from(h.value)])).toEqual([
+      ['s', Buffer.from('x')],
+      ['b', Buffer.from([1, 2])],
+      ['content-type', Buffer.from('text/plain')],
+    ]);
+  });
+
+  it('reads to, absolute expiry and string application properties without rhea', () => {
+    const incoming = parseIncoming(
+      encode({
+        to: 'queue://a',
+        absolute_expiry_time: new Date(5000),
+        application_properties: { s: 'x', n: 1, t: 'y' },
+        body: 'b',
+      }),
+    );
+    expect(incoming).toMatchObject({
+      to: 'queue://a',
+      absoluteExpiry: 5000,
+      stringProperties: { s: 'x', t: 'y' },
+      binaryProperties: {},
+      contentType: undefined,
+    });
+  });
+
+  it('refuses bytes that are not message sections', () => {
+    expect(() => splitSections(Buffer.from([0x00, 0x53, 0x75, 0xb0, 0, 0, 1, 0, 1]))).toThrow(
+      MalformedMessageError,
+    );
+    expect(() => splitSections(Buffer.from([0x01, 0x02]))).toThrow(MalformedMessageError);
+    expect(() => splitSections(Buffer.from([0x00, 0x53, 0x79, 0x40]))).toThrow('unknown message section');
+  });
+});
