@@ -55,6 +55,10 @@ describe('a three-node meta cluster', () => {
       '0',
       '--mqtt-port',
       '0',
+      '--kafka-port',
+      '0',
+      '--amqp-port',
+      '0',
       '--log-level',
       'info',
       '--set',
@@ -66,7 +70,8 @@ describe('a three-node meta cluster', () => {
       '--set',
       'cluster.tick_ms=50',
       '--set',
-      'protocols=["@robustmq/protocol-mqtt", "robustmq-protocol-lines"]',
+      // The example configs set Kafka and AMQP ports, so those plugins are loaded too.
+      'protocols=["@robustmq/protocol-mqtt", "@robustmq/protocol-kafka", "@robustmq/protocol-amqp", "robustmq-protocol-lines"]',
       '--set',
       'lines.port=0',
     ];
