@@ -137,7 +137,16 @@ describe('robustmq-server', () => {
     expect(badFlag.code).not.toBe(0);
     expect(badFlag.stderr).toContain("option '--http-port <port>' argument 'eighty' is invalid");
 
-    const stray = await runServer({ args: ['--data-dir', join(dir.path, 'd'), '--kafka-port', '9092'] });
+    const stray = await runServer({
+      args: [
+        '--data-dir',
+        join(dir.path, 'd'),
+        '--protocols',
+        '@robustmq/protocol-mqtt',
+        '--kafka-port',
+        '9092',
+      ],
+    });
     expect(stray.code).toBe(1);
     expect(stray.stderr).toContain(
       'kafka: unknown setting (no loaded protocol is named kafka; loaded: mqtt)',
