@@ -94,7 +94,7 @@ export class Connection {
 
   private drop(reason: string, message: string, fields: object = {}): void {
     this.broker.metrics.bad(this.listener, reason);
-    this.logger.warn({ reason, ...fields }, message);
+    this.logger.warn({ reason, clientId: this.state.clientId, ...fields }, message);
     this.onClose();
     this.socket.destroy();
   }
@@ -186,7 +186,7 @@ export class Connection {
 
   private fail(error: unknown): void {
     if (this.closed) return;
-    this.logger.error({ err: error }, 'connection failed');
+    this.logger.error({ err: error, clientId: this.state.clientId }, 'connection failed');
     this.onClose();
     this.socket.destroy();
   }
