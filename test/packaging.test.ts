@@ -140,7 +140,7 @@ describe('published packages', () => {
 
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  it('packs every public package with only its dist, README and package.json', async () => {
+  it('packs every public package with only its dist (and bin shims), README and package.json', async () => {
     expect(readdirSync(tarballs)).toHaveLength(packages.length);
     for (const p of packages) {
       const listing = await npm(['pack', '--dry-run', '--json'], join(ROOT, 'packages', p.folder));
@@ -151,7 +151,7 @@ describe('published packages', () => {
       expect(files, p.json.name).toContain('README.md');
       for (const file of files)
         expect(file, p.json.name).toMatch(
-          /^(dist\/|examples\/|package\.json$|README\.md$|LICENSE$|CHANGELOG\.md$)/,
+          /^(dist\/|bin\/|examples\/|package\.json$|README\.md$|LICENSE$|CHANGELOG\.md$)/,
         );
       expect(
         files.some((f) => f.endsWith('.test.ts') || f.startsWith('src/')),
@@ -160,9 +160,11 @@ describe('published packages', () => {
     }
   });
 
-  it('runs `npx robustmq-server --version` from the installed tarballs', async () => {
+  it('runs `npx robustmq-server --version` and `npx robustmq --version` from the installed tarballs', async () => {
     const { stdout } = await run('npx', ['--no-install', 'robustmq-server', '--version'], { cwd: project });
     expect(stdout.trim()).toBe(serverVersion);
+    const cli = await run('npx', ['--no-install', 'robustmq', '--version'], { cwd: project });
+    expect(cli.stdout.trim()).toBe(packages.find((p) => p.json.name === '@robustmq/cli')!.json.version);
   });
 
   it('starts with npx, answers /health/ready, and stops cleanly on SIGTERM', async () => {
