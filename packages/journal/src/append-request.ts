@@ -5,6 +5,30 @@ import { frameBytes, writeFrame } from './frame.js';
 const MAX_APPEND_RECORDS = 2 ** 31 - 1;
 /** Bytes in one append, framing included: byte positions in a segment are 32-bit. */
 const MAX_APPEND_BYTES = 2 ** 30;
+/** Frames of small appends are carved from slabs of this size rather than allocated one by one. */
+const SLAB_BYTES = 1024 * 1024;
+/** Appends framed to more bytes than this get a buffer of their own. */
+const MAX_SLAB_PIECE = SLAB_BYTES / 8;
+
+let slab = Buffer.allocUnsafe(0);
+let slabUsed = 0;
+
+/**
+ * A buffer for the frames of one append. Small ones share slabs (one allocation for dozens of
+ * appends, as Node's own pool does for small buffers): frames are never handed out, and a slab
+ * is freed once no append framed into it is referenced any more.
+ */
+function framesBuffer(bytes: number): Buffer {
+  if (bytes > MAX_SLAB_PIECE) return Buffer.allocUnsafe(bytes);
+  if (slabUsed + bytes > slab.length) {
+    slab = Buffer.allocUnsafe(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const piece = slab.subarray(slabUsed, slabUsed + bytes);
+  // Keep the next piece 8-byte aligned, as the checksum reads whole words fastest.
+  slabUsed += (bytes + 7) & ~7;
+  return piece;
+}
 
 export interface FramedBatch {
   /** Where the frame starts in {@link AppendRequest.frames}. */
@@ -74,7 +98,7 @@ export function frameAppend(shard: string, batches: unknown, maxBatchBytes: numb
   if (bytes > MAX_APPEND_BYTES)
     throw new RobustMQError(ErrorCode.TooLarge, `one append may hold at most ${MAX_APPEND_BYTES} bytes`);
 
-  const frames = Buffer.allocUnsafe(bytes);
+  const frames = framesBuffer(bytes);
   const framed: FramedBatch[] = [];
   let at = 0;
   let relative = 0;

@@ -17,12 +17,13 @@ import {
   type ShardInfo,
   type StorageEngine,
 } from '@robustmq/core';
-import { frameAppend } from './append-request.js';
+import { frameAppend, type AppendRequest } from './append-request.js';
 import { DEFAULT_SETTINGS, type JournalSettings } from './config.js';
 import { syncDirectory } from './files.js';
 import { IndexCache } from './index-cache.js';
 import { journalMetrics, noopMetrics } from './metrics.js';
 import type { OffloadedSegmentReader, SealedSegment, SegmentSealedListener } from './offload.js';
+import { ReadHandleCache } from './read-handles.js';
 import { Shard, toRobustMQError, type ShardContext } from './shard.js';
 import { mergeJournalShardConfig } from './shard-config.js';
 import { segmentFileStem, shardDirName } from './shard-dir.js';
@@ -42,6 +43,8 @@ export interface JournalOptions extends Partial<JournalSettings> {
 
 /** Shards opened at the same time while opening the engine. */
 const OPEN_CONCURRENCY = 8;
+/** Sealed segments of an engine that keep a read handle open between reads, most recent first. */
+const MAX_KEPT_READ_HANDLES = 64;
 
 function invalid(message: string): RobustMQError {
   return new RobustMQError(ErrorCode.InvalidArgument, message);
@@ -89,6 +92,9 @@ export class Journal implements StorageEngine {
       logger,
       metrics: journalMetrics(options.metrics ?? noopMetrics),
       indexCache: new IndexCache(settings.indexCacheBytes),
+      readHandles: new ReadHandleCache(MAX_KEPT_READ_HANDLES, (error) =>
+        logger.warn({ err: error }, 'could not close a segment read handle'),
+      ),
       groupCommitMs: settings.groupCommitMs,
       groupCommitBytes: settings.groupCommitBytes,
       indexIntervalBytes: settings.indexIntervalBytes,
@@ -237,10 +243,16 @@ export class Journal implements StorageEngine {
   }
 
   append(shard: string, batches: readonly RecordBatch[]): Promise<AppendResult> {
-    return this.#call(async () => {
-      const target = this.#shard(shard);
-      return target.append(frameAppend(shard, batches, target.config.maxBatchBytes));
-    });
+    // The hottest call: no async wrapper, as the shard rejects only with RobustMQErrors.
+    let request: AppendRequest;
+    let target: Shard;
+    try {
+      target = this.#shard(shard);
+      request = frameAppend(shard, batches, target.config.maxBatchBytes);
+    } catch (error) {
+      return Promise.reject(toRobustMQError(error));
+    }
+    return target.append(request);
   }
 
   read(shard: string, offset: number, options: ReadOptions): Promise<ReadResult> {

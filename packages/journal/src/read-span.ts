@@ -58,6 +58,22 @@ export class ReadSpan {
   }
 
   /**
+   * How many contiguous bytes from the span's start it holds, if that is known without waiting
+   * (every piece up to `upTo` has arrived); null otherwise. Lets a scan check the frames already
+   * read one after the other without awaiting a promise for each.
+   */
+  availableNow(upTo: number): number | null {
+    let start = 0;
+    for (const piece of this.#pieces) {
+      if (start >= upTo) return start;
+      if (!piece.settled || piece.error !== null) return null;
+      start += piece.bytesRead;
+      if (start < piece.end) return start;
+    }
+    return start;
+  }
+
+  /**
    * Waits until the span holds its bytes up to `upTo` (relative to the span) and returns how many
    * contiguous bytes from its start it holds: at least `upTo`, fewer only where the source ends.
    */

@@ -148,6 +148,22 @@ export async function recoverShard(
   dir: string,
   ctx: ShardContext,
 ): Promise<{ meta: ShardMeta; segments: Segment[] }> {
+  const opened: Segment[] = [];
+  try {
+    return await recoverSegments(dir, ctx, opened);
+  } catch (error) {
+    // The shard is not opened: release what reading its segments kept open.
+    for (const segment of opened) await segment.retireReader();
+    throw error;
+  }
+}
+
+/** {@link recoverShard}; `opened` collects the segments it reads, to be released on failure. */
+async function recoverSegments(
+  dir: string,
+  ctx: ShardContext,
+  opened: Segment[],
+): Promise<{ meta: ShardMeta; segments: Segment[] }> {
   const meta = await readShardMeta(dir);
   const logger = ctx.logger.child({ shard: meta.name });
   const files = new Map<number, Set<string>>();
@@ -188,7 +204,8 @@ export async function recoverShard(
   const clean = await readCleanMarker(dir);
   const segments: Segment[] = [];
   for (let i = 0; i < bases.length; i++) {
-    const segment = new Segment(dir, bases[i] ?? 0);
+    const segment = new Segment(dir, bases[i] ?? 0, ctx.readHandles);
+    opened.push(segment);
     const nextBase = bases[i + 1];
     if (offloaded.has(segment.baseOffset)) {
       await recoverOffloaded(segment, meta.name, nextBase, ctx, logger);
@@ -217,7 +234,7 @@ export async function recoverShard(
   if (last?.offloaded === true && last.endOffset >= meta.logStartOffset) {
     // Only sealed segments are offloaded, so the active one was lost: start a new one after it.
     logger.warn({ nextOffset: last.endOffset }, 'no local active segment; starting a new one');
-    const fresh = new Segment(dir, last.endOffset);
+    const fresh = new Segment(dir, last.endOffset, ctx.readHandles);
     await fresh.create();
     await syncDirectory(dir);
     segments.push(fresh);
@@ -232,7 +249,7 @@ export async function recoverShard(
       );
     for (const segment of segments) await segment.remove();
     segments.length = 0;
-    const fresh = new Segment(dir, meta.logStartOffset);
+    const fresh = new Segment(dir, meta.logStartOffset, ctx.readHandles);
     await fresh.create();
     await syncDirectory(dir);
     segments.push(fresh);

@@ -59,17 +59,37 @@ export async function scanFrames(
   const bad = (reason: string): ScanResult => ({ kind: 'bad', position, nextOffset: expected, reason });
 
   /**
-   * Makes `position .. position + bytes` readable from a span and returns the span and where in it
-   * `position` is, or null when the file ends first. A new span reads at least `readAhead` bytes.
+   * Makes `position .. position + bytes` readable from a span and returns where in the span's
+   * buffer `position` is, or null when the file ends first. A new span reads at least `readAhead`
+   * bytes.
    */
-  const ensure = async (bytes: number): Promise<{ at: number; buffer: Buffer } | null> => {
+  const ensure = async (bytes: number): Promise<number | null> => {
     if (span === null || position + bytes > span.position + span.length || position < span.position) {
       if (span !== null) await span.settle();
       span = new ReadSpan(handle, position, Math.min(range.to - position, Math.max(range.readAhead, bytes)));
     }
     const at = position - span.position;
     const filled = await span.available(at + bytes);
-    return filled < at + bytes ? null : { at, buffer: span.buffer };
+    return filled < at + bytes ? null : at;
+  };
+  /** The current span's bytes (there is one once {@link ensure} or {@link ensureNow} found bytes). */
+  const spanBuffer = (): Buffer => {
+    const current = span;
+    if (current === null) throw new Error('no bytes read yet');
+    return current.buffer;
+  };
+  /**
+   * {@link ensure} without waiting when the current span already holds the bytes (the usual case
+   * within a span): undefined when it would have to wait or read.
+   */
+  const ensureNow = (bytes: number): number | null | undefined => {
+    const current = span;
+    if (current === null || position < current.position) return undefined;
+    const at = position - current.position;
+    if (at + bytes > current.length) return undefined;
+    const filled = current.availableNow(at + bytes);
+    if (filled === null) return undefined;
+    return filled < at + bytes ? null : at;
   };
 
   try {
@@ -78,9 +98,10 @@ export async function scanFrames(
       const current = span as ReadSpan | null;
       const needsRead = current === null || position + FRAME_HEADER_BYTES > current.position + current.length;
       if (needsRead && range.more?.() === false) return { kind: 'stopped', position, nextOffset: expected };
-      const headerBytes = await ensure(FRAME_HEADER_BYTES);
-      if (headerBytes === null) return bad('file ends early');
-      const header = readFrameHeader(headerBytes.buffer, headerBytes.at);
+      let headerAt = ensureNow(FRAME_HEADER_BYTES);
+      if (headerAt === undefined) headerAt = await ensure(FRAME_HEADER_BYTES);
+      if (headerAt === null) return bad('file ends early');
+      const header = readFrameHeader(spanBuffer(), headerAt);
       if (header === null) return bad('invalid frame header');
       if (header.baseOffset !== expected)
         return bad(`frame carries offset ${header.baseOffset}, expected ${expected}`);
@@ -90,12 +111,12 @@ export async function scanFrames(
       const decision = decide(header, position);
       if (decision === 'stop') return { kind: 'stopped', position, nextOffset: expected };
       if (decision === 'take' || range.verifyAll) {
-        const frameBytesRead = await ensure(size);
-        if (frameBytesRead === null) return bad('file ends early');
-        const { at, buffer } = frameBytesRead;
-        const frame = buffer.subarray(at, at + size);
-        if (!frameChecksumOk(frame, 0, header)) return bad('checksum mismatch');
-        if (decision === 'take') take?.(header, position, frame);
+        let at = ensureNow(size);
+        if (at === undefined) at = await ensure(size);
+        if (at === null) return bad('file ends early');
+        const buffer = spanBuffer();
+        if (!frameChecksumOk(buffer, at, header)) return bad('checksum mismatch');
+        if (decision === 'take') take?.(header, position, buffer.subarray(at, at + size));
       }
       position += size;
       expected = header.baseOffset + header.recordCount;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { isErrno, removeFile, writeAll, writeFileAtomic, readAt } from './files.js';
 import type { FrameHeader } from './frame.js';
 import { OffsetIndex } from './offset-index.js';
+import type { ReadHandleCache, ReadHandleHolder } from './read-handles.js';
 import {
   writeOffloadedMarker,
   type OffloadedMarker,
@@ -18,6 +19,13 @@ const SCAN_READ_AHEAD = 1024 * 1024;
 /** Opens the log for writes that return only once their bytes are durable; null where unsupported. */
 const DSYNC_WRITE_FLAGS = constants.O_DSYNC === undefined ? null : constants.O_WRONLY | constants.O_DSYNC;
 
+/** A read handle of a sealed segment's log, kept open between reads. */
+interface KeptReader {
+  handle: Promise<FileHandle>;
+  /** Reads using it now. */
+  users: number;
+}
+
 /**
  * One segment of a shard's log: `<base>.log` holding frames, plus `<base>.index` (offset index)
  * and `<base>.timeindex` (time index). The last segment of a shard is the active one: it is
@@ -28,7 +36,7 @@ const DSYNC_WRITE_FLAGS = constants.O_DSYNC === undefined ? null : constants.O_W
  * A sealed segment can be offloaded: its log is dropped locally once a copy is kept elsewhere; its
  * index files stay, `<base>.offloaded` records its extent, and reads go to that copy.
  */
-export class Segment {
+export class Segment implements ReadHandleHolder {
   readonly baseOffset: number;
   readonly logPath: string;
   readonly indexPath: string;
@@ -58,8 +66,14 @@ export class Segment {
   #onWriterIdle: (() => void) | null = null;
   /** Where the log is read from once offloaded; null while it is held locally. */
   #offloaded: SegmentSource | null = null;
+  /** The read handle of a sealed segment kept open between reads; null when none is. */
+  #reader: KeptReader | null = null;
+  /** Null once the segment is removed or its shard closed: reads from then on open their own. */
+  #readHandles: ReadHandleCache | null;
 
-  constructor(dir: string, baseOffset: number) {
+  /** `readHandles` bounds the read handles kept open; without it every read opens its own. */
+  constructor(dir: string, baseOffset: number, readHandles: ReadHandleCache | null = null) {
+    this.#readHandles = readHandles;
     this.baseOffset = baseOffset;
     this.endOffset = baseOffset;
     const stem = segmentFileStem(baseOffset);
@@ -142,6 +156,7 @@ export class Segment {
       }
     }
     if (this.#offloaded !== null) return use(this.#offloaded);
+    if (this.#readHandles !== null) return this.#withKeptReader(use);
     let handle: FileHandle;
     try {
       handle = await open(this.logPath, 'r');
@@ -157,6 +172,63 @@ export class Segment {
     }
   }
 
+  /** {@link withHandle} for a sealed local log, through the read handle kept open for it. */
+  async #withKeptReader<T>(use: (handle: SegmentSource) => Promise<T>): Promise<T> {
+    let reader = this.#reader;
+    if (reader === null) {
+      reader = { handle: open(this.logPath, 'r'), users: 0 };
+      this.#reader = reader;
+    }
+    this.#readHandles?.touch(this);
+    reader.users++;
+    let handle: FileHandle;
+    try {
+      handle = await reader.handle;
+    } catch (error) {
+      reader.users--;
+      if (this.#reader === reader) {
+        this.#reader = null;
+        this.#readHandles?.forget(this);
+      }
+      // Offloaded between the check in withHandle and the open.
+      if (isErrno(error, 'ENOENT') && this.#offloaded !== null) return use(this.#offloaded);
+      throw error;
+    }
+    try {
+      return await use(handle);
+    } finally {
+      reader.users--;
+      // Closed meanwhile (evicted, offloaded or removed): the last user closes it.
+      if (this.#reader !== reader && reader.users === 0) await handle.close();
+    }
+  }
+
+  /**
+   * Stops keeping a read handle for this segment (it is being removed, or its shard closed) and
+   * closes the one kept, so that no read still under way leaves one open behind.
+   */
+  async retireReader(): Promise<void> {
+    const closing = this.closeReader();
+    this.#readHandles = null;
+    await closing;
+  }
+
+  /** Closes the kept read handle, at once or when the reads using it are done. */
+  async closeReader(): Promise<void> {
+    const reader = this.#reader;
+    if (reader === null) return;
+    this.#reader = null;
+    this.#readHandles?.forget(this);
+    if (reader.users > 0) return;
+    let handle: FileHandle;
+    try {
+      handle = await reader.handle;
+    } catch {
+      return;
+    }
+    await handle.close();
+  }
+
   /**
    * Drops the local log of this sealed segment, whose copy `source` reads: the marker goes first
    * (atomically), so a crash in between leaves the log and a marker, which recovery resolves by
@@ -170,6 +242,7 @@ export class Segment {
       lastBatchRelative: this.lastBatchRelative,
     });
     this.#offloaded = source;
+    await this.closeReader();
     await removeFile(this.logPath);
   }
 
@@ -451,6 +524,7 @@ export class Segment {
    */
   async remove(): Promise<void> {
     await this.closeWriter();
+    await this.retireReader();
     await removeFile(this.offloadedPath);
     await removeFile(this.logPath);
     await removeFile(this.indexPath);

@@ -19,6 +19,7 @@ import {
   type SealedSegment,
   type SegmentSealedListener,
 } from './offload.js';
+import type { ReadHandleCache } from './read-handles.js';
 import { recoverShard, writeCleanMarker } from './recovery.js';
 import { scanFrames, type ScanResult } from './scan.js';
 import { Segment } from './segment.js';
@@ -39,6 +40,8 @@ export interface ShardContext {
   logger: Logger;
   metrics: JournalMetrics;
   indexCache: IndexCache;
+  /** Bounds the read handles sealed segments keep open between reads. */
+  readHandles: ReadHandleCache;
   groupCommitMs: number;
   groupCommitBytes: number;
   indexIntervalBytes: number;
@@ -488,7 +491,7 @@ export class Shard {
       }
       this.#commit(this.#nextOffset, old.size, true);
       await old.writeIndexes();
-      const next = new Segment(this.dir, this.#nextOffset);
+      const next = new Segment(this.dir, this.#nextOffset, this.#ctx.readHandles);
       await next.create();
       await syncDirectory(this.dir);
       this.segments.push(next);
@@ -853,6 +856,7 @@ export class Shard {
       }
       this.#stop(new RobustMQError(ErrorCode.Closed, 'the journal is closed'));
       await active.closeWriter();
+      for (const segment of this.segments) await segment.retireReader();
     });
   }
 
@@ -871,6 +875,7 @@ export class Shard {
       for (const segment of this.segments) {
         this.#ctx.indexCache.forget(segment);
         await segment.closeWriter();
+        await segment.retireReader();
       }
     });
   }
