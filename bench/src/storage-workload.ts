@@ -1,6 +1,8 @@
 /**
  * The storage workload: many appenders filling one shard with producer-sized batches, then one
- * reader taking the shard back from offset 0, each bounded by bytes and by time.
+ * reader taking the shard back from offset 0, each bounded by bytes and by time. The reader lends
+ * every read the same buffer (`ReadOptions.into`), as a consumer that copies or sends the data out
+ * before its next read does.
  */
 import { randomFillSync } from 'node:crypto';
 import type { RecordBatch, StorageEngine } from '@robustmq/core';
@@ -37,6 +39,12 @@ export interface WorkloadResult {
   append: PhaseResult;
   read: PhaseResult;
 }
+
+/**
+ * Room the reader's buffer has beyond `readMaxBytes`: an engine reads a little more than the data
+ * it returns (framing, the start of the batch the offset is in).
+ */
+export const READ_BUFFER_HEADROOM_BYTES = 1024 * 1024;
 
 /** Distinct batches cycled through by the appenders; random bytes, so nothing compresses them. */
 const BATCH_POOL = 64;
@@ -106,8 +114,9 @@ async function readPhase(
   let records = 0;
   let calls = 0;
   let offset = 0;
+  const into = Buffer.allocUnsafe(options.readMaxBytes + READ_BUFFER_HEADROOM_BYTES);
   while (offset < expected.records && performance.now() < deadline) {
-    const { batches } = await engine.read(shard, offset, { maxBytes: options.readMaxBytes });
+    const { batches } = await engine.read(shard, offset, { maxBytes: options.readMaxBytes, into });
     calls++;
     for (const batch of batches) {
       bytes += batch.data.length;

@@ -19,7 +19,12 @@ import {
   UsageError,
   type Suite,
 } from './suite.js';
-import { runWorkload, type WorkloadOptions, type WorkloadResult } from './storage-workload.js';
+import {
+  READ_BUFFER_HEADROOM_BYTES,
+  runWorkload,
+  type WorkloadOptions,
+  type WorkloadResult,
+} from './storage-workload.js';
 import { formatMBps, formatPercent, formatRate, markdownTable, MiB } from './table.js';
 
 /** Syncs an engine made during the appends, read from its own metrics. */
@@ -285,7 +290,8 @@ function report(
     `storage benchmark, ${new Date().toISOString()}`,
     `machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, ${machine.os}, node ${machine.node}, files in ${machine.tmpdir}`,
     `workload: one shard per run, ${settings.concurrency} appends in flight, ${settings.batchBytes / 1024} KiB batches (one per append), ` +
-      `${mibOf(settings.appendBytes)} or ${settings.phaseSeconds} s per phase, reads from offset 0 with maxBytes ${mibOf(settings.readMaxBytes)}; MB = 10^6 bytes`,
+      `${mibOf(settings.appendBytes)} or ${settings.phaseSeconds} s per phase, reads from offset 0 with maxBytes ${mibOf(settings.readMaxBytes)}, ` +
+      `each read into the same reused ${mibOf(settings.readMaxBytes + READ_BUFFER_HEADROOM_BYTES)} buffer (ReadOptions.into; engines may ignore it); MB = 10^6 bytes`,
     '',
     limitTable,
     '',

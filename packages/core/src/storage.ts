@@ -56,6 +56,19 @@ export interface ReadOptions {
    * larger, so a consumer can always make progress.
    */
   maxBytes: number;
+  /**
+   * A buffer the caller lends for this read, so a consumer that reads again and again (a fetch
+   * loop, a replica, a tool copying a shard) need not have fresh memory allocated for every read.
+   * The engine MAY read into it and return `data` as views of it; such views are valid only until
+   * the caller reuses or changes this buffer (passes it to another read, writes to it), so a
+   * caller that keeps a batch past that must copy it first (`new Uint8Array(data)` copies; a
+   * Buffer's `slice` does not). The caller must not use the buffer
+   * while the read is pending. An engine that cannot use it, or a read
+   * whose bytes do not fit in it, returns `data` in buffers of its own as without it. The batches
+   * returned are byte for byte the same either way. What the buffer held before does not matter, and
+   * the engine may change any of its bytes, also ones no returned `data` covers.
+   */
+  into?: Uint8Array;
 }
 
 export interface ReadResult {
@@ -97,7 +110,8 @@ export interface StorageEngine {
    * Reads from `offset`: the batch containing it (a read may start in the middle of a batch) and
    * as many whole batches after it as fit in `maxBytes`; only the first may exceed it. `offset`
    * equal to the next offset gives no batches; below the log start or above the next offset is
-   * OFFSET_OUT_OF_RANGE.
+   * OFFSET_OUT_OF_RANGE. With `into`, returned `data` may be views of that buffer (see
+   * {@link ReadOptions.into}).
    */
   read(shard: string, offset: number, options: ReadOptions): Promise<ReadResult>;
 

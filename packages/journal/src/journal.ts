@@ -263,7 +263,11 @@ export class Journal implements StorageEngine {
       if (typeof maxBytes !== 'number' || Number.isNaN(maxBytes) || maxBytes < 0) {
         throw invalid(`maxBytes must be a non-negative number, got ${String(maxBytes)}`);
       }
-      return target.read(offset, maxBytes);
+      const into: unknown = (options as Partial<ReadOptions>).into;
+      if (into !== undefined && !(into instanceof Uint8Array)) {
+        throw invalid('into must be a Uint8Array (or Buffer) when given');
+      }
+      return target.read(offset, maxBytes, into);
     });
   }
 

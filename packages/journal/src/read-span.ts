@@ -16,8 +16,9 @@ interface Piece {
 }
 
 /**
- * One contiguous read of a segment's log into a fresh buffer, which is never reused: views of it
- * handed to readers stay valid. A long read of a local file is split into pieces read in
+ * One contiguous read of a segment's log into `buffer`: fresh memory, or part of the buffer a
+ * caller lent the read (see `ReadMemory`); either way nothing else writes to it while views of
+ * it handed to the reader are in use. A long read of a local file is split into pieces read in
  * parallel on the thread pool, so copying from the page cache uses more than one core and the
  * caller can check the first frames while later pieces are still being read.
  */
@@ -27,9 +28,11 @@ export class ReadSpan {
   readonly buffer: Buffer;
   readonly #pieces: Piece[] = [];
 
-  constructor(source: SegmentSource, position: number, length: number) {
+  /** Starts reading `buffer.length` bytes of the log from `position` into `buffer`. */
+  constructor(source: SegmentSource, position: number, buffer: Buffer) {
+    const length = buffer.length;
     this.position = position;
-    this.buffer = Buffer.allocUnsafe(length);
+    this.buffer = buffer;
     const local = isLocalFile(source);
     const count = local ? Math.min(MAX_PIECES, Math.max(1, Math.floor(length / PIECE_BYTES))) : 1;
     const pieceBytes = Math.ceil(length / count);

@@ -6,6 +6,7 @@ import {
   type FrameHeader,
 } from './frame.js';
 import type { SegmentSource } from './offload.js';
+import { FRESH_MEMORY, type ReadMemory } from './read-memory.js';
 import { ReadSpan } from './read-span.js';
 
 /** What a scan does with the frame it just met: pass over it, hand it out, or end the scan. */
@@ -27,6 +28,8 @@ export interface ScanRange {
    * (`stopped`) without reading, e.g. once a read has taken as many bytes as it may return.
    */
   more?: () => boolean;
+  /** Where the bytes read go; fresh memory by default. */
+  memory?: ReadMemory;
 }
 
 /**
@@ -43,9 +46,9 @@ export interface ScanResult {
 
 /**
  * Walks the frames of a segment file in `range`. `decide` sees each header before its data is
- * read; frames it takes are checked against their checksum
- * and passed to `take` as the whole frame (header and data, a view into a fresh read buffer that
- * nothing overwrites later).
+ * read; frames it takes are checked against their checksum, on every read, and passed to `take`
+ * as the whole frame (header and data: a view into the read's memory that nothing overwrites while
+ * the read's caller uses it).
  */
 export async function scanFrames(
   handle: SegmentSource,
@@ -56,6 +59,7 @@ export async function scanFrames(
   let position = range.from;
   let expected = range.expectedBase;
   let span: ReadSpan | null = null;
+  const memory = range.memory ?? FRESH_MEMORY;
   const bad = (reason: string): ScanResult => ({ kind: 'bad', position, nextOffset: expected, reason });
 
   /**
@@ -66,7 +70,8 @@ export async function scanFrames(
   const ensure = async (bytes: number): Promise<number | null> => {
     if (span === null || position + bytes > span.position + span.length || position < span.position) {
       if (span !== null) await span.settle();
-      span = new ReadSpan(handle, position, Math.min(range.to - position, Math.max(range.readAhead, bytes)));
+      const length = Math.min(range.to - position, Math.max(range.readAhead, bytes));
+      span = new ReadSpan(handle, position, memory.take(length));
     }
     const at = position - span.position;
     const filled = await span.available(at + bytes);

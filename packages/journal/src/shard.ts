@@ -21,6 +21,7 @@ import {
 } from './offload.js';
 import type { ReadHandleCache } from './read-handles.js';
 import { recoverShard, writeCleanMarker } from './recovery.js';
+import { ReadMemory } from './read-memory.js';
 import { scanFrames, type ScanResult } from './scan.js';
 import { Segment } from './segment.js';
 import { SerialQueue } from './serial.js';
@@ -580,7 +581,8 @@ export class Shard {
     this.#ctx.indexCache.touch(segment);
   }
 
-  async read(offset: number, maxBytes: number): Promise<ReadResult> {
+  /** Reads from `offset`; with `into`, the batches returned may be views of it. */
+  async read(offset: number, maxBytes: number, into?: Uint8Array): Promise<ReadResult> {
     const committed = this.#committedOffset;
     const committedSize = this.#committedSize;
     const logStart = this.logStartOffset;
@@ -595,6 +597,7 @@ export class Shard {
 
     const segments = this.segments.slice();
     const active = this.active;
+    const memory = new ReadMemory(into);
     let total = 0;
     for (let i = this.#segmentFor(segments, offset); i < segments.length; i++) {
       const segment = segments[i] as Segment;
@@ -617,6 +620,7 @@ export class Shard {
                 8 * 1024 * 1024,
               ),
               verifyAll: false,
+              memory,
               // Once the budget is spent, the next frame cannot be taken: do not read on for it.
               more: () => batches.length === 0 || total < maxBytes,
             },

@@ -6,6 +6,7 @@ import { describeClose } from './suites/closed.js';
 import { describeConcurrency } from './suites/concurrency.js';
 import { describeShardConfig } from './suites/config.js';
 import { describeDeleteBefore } from './suites/delete-before.js';
+import { describeReadInto } from './suites/read-into.js';
 import { describePersistence } from './suites/persistence.js';
 import { describeRetention } from './suites/retention.js';
 import { describeShards } from './suites/shards.js';
@@ -29,6 +30,7 @@ export function describeStorageEngine(name: string, harness: StorageHarness): vo
 
     describeShards(subject);
     describeAppendRead(subject);
+    describeReadInto(subject);
     describeDeleteBefore(subject);
     describeShardConfig(subject);
     describeValidation(subject);
