@@ -1,6 +1,5 @@
 import { ErrorCode, RobustMQError } from '@robustmq/core';
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 const TWO_32 = 2 ** 32;
 
@@ -11,6 +10,7 @@ const TWO_32 = 2 ** 32;
 export class ByteWriter {
   private buffer: Uint8Array;
   private view: DataView;
+  private text: Buffer | null = null;
   private length = 0;
 
   constructor(initialCapacity = 256) {
@@ -46,7 +46,13 @@ export class ByteWriter {
 
   /** Length-prefixed UTF-8. */
   string(value: string): void {
-    this.bytes(encoder.encode(value));
+    // Straight into the buffer: TextEncoder.encode would allocate an array per string.
+    const length = Buffer.byteLength(value, 'utf8');
+    this.u32(length);
+    this.reserve(length);
+    this.text ??= Buffer.from(this.buffer.buffer, this.buffer.byteOffset, this.buffer.byteLength);
+    this.text.write(value, this.length, length, 'utf8');
+    this.length += length;
   }
 
   raw(value: Uint8Array): void {
@@ -73,17 +79,24 @@ export class ByteWriter {
     next.set(this.buffer.subarray(0, this.length));
     this.buffer = next;
     this.view = new DataView(next.buffer);
+    this.text = null;
   }
 }
 
 /** Reads what {@link ByteWriter} wrote; any malformed input throws `CORRUPT`. */
 export class ByteReader {
   private readonly view: DataView;
+  private text: Buffer | null = null;
   private position = 0;
 
+  /**
+   * @param views when true, {@link bytes} returns views of `buffer` instead of copies: for a buffer
+   *   the caller owns and keeps as it is (such as a private copy of a log entry)
+   */
   constructor(
     private readonly buffer: Uint8Array,
     private readonly what: string,
+    private readonly views = false,
   ) {
     this.view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   }
@@ -118,21 +131,41 @@ export class ByteReader {
   bytes(): Uint8Array {
     const length = this.u32();
     this.need(length);
-    const value = new Uint8Array(this.buffer.subarray(this.position, this.position + length));
+    const view = this.buffer.subarray(this.position, this.position + length);
     this.position += length;
-    return value;
+    return this.views ? view : new Uint8Array(view);
+  }
+
+  /** The next `length` bytes, read by a reader of their own (in the same mode). */
+  sub(length: number, what: string): ByteReader {
+    this.need(length);
+    const reader = new ByteReader(
+      this.buffer.subarray(this.position, this.position + length),
+      what,
+      this.views,
+    );
+    this.position += length;
+    return reader;
   }
 
   string(): string {
     const length = this.u32();
     this.need(length);
+    const start = this.position;
+    const end = start + length;
     let value: string;
-    try {
-      value = decoder.decode(this.buffer.subarray(this.position, this.position + length));
-    } catch (error) {
-      this.fail('invalid UTF-8', error);
+    if (isAscii(this.buffer, start, end)) {
+      // ASCII is its own UTF-8; Buffer's latin1 decoding is several times cheaper than TextDecoder.
+      this.text ??= Buffer.from(this.buffer.buffer, this.buffer.byteOffset, this.buffer.byteLength);
+      value = this.text.toString('latin1', start, end);
+    } else {
+      try {
+        value = decoder.decode(this.buffer.subarray(start, end));
+      } catch (error) {
+        this.fail('invalid UTF-8', error);
+      }
     }
-    this.position += length;
+    this.position = end;
     return value;
   }
 
@@ -149,4 +182,9 @@ export class ByteReader {
   private need(count: number): void {
     if (this.position + count > this.buffer.length) this.fail('truncated');
   }
+}
+
+function isAscii(bytes: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (bytes[i]! >= 0x80) return false;
+  return true;
 }

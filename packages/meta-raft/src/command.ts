@@ -44,14 +44,17 @@ const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\
  */
 export function invalidCommandReason(command: MetaCommand): string | null {
   if (!Array.isArray(command.ops)) return 'ops must be an array';
-  const seen = new Set<string>();
+  // Most commands hold one op: no set needed to find a repeated key.
+  const seen = command.ops.length > 1 ? new Set<string>() : null;
   for (const op of command.ops) {
     if (op.type !== 'put' && op.type !== 'delete')
       return `unknown op type ${String((op as { type: unknown }).type)}`;
     const reason = invalidKeyReason(op.key);
     if (reason !== null) return reason;
-    if (seen.has(op.key)) return `key ${op.key} appears twice in one command`;
-    seen.add(op.key);
+    if (seen !== null) {
+      if (seen.has(op.key)) return `key ${op.key} appears twice in one command`;
+      seen.add(op.key);
+    }
     if (op.ifRevision !== undefined && !(Number.isSafeInteger(op.ifRevision) && op.ifRevision >= 0)) {
       return `ifRevision must be a non-negative integer, got ${String(op.ifRevision)}`;
     }
@@ -94,6 +97,12 @@ export function encodeMetaCommand(command: MetaCommand): Uint8Array {
 /** Decodes what {@link encodeMetaCommand} wrote; malformed bytes throw `CORRUPT`. Values are copies. */
 export function decodeMetaCommand(bytes: Uint8Array): MetaCommand {
   const reader = new ByteReader(bytes, 'meta command');
+  const command = readCommand(reader);
+  reader.end();
+  return command;
+}
+
+function readCommand(reader: ByteReader): MetaCommand {
   const version = reader.u8();
   if (version !== FORMAT_VERSION) reader.fail(`unknown format version ${version}`);
   const count = reader.u32();
@@ -115,8 +124,106 @@ export function decodeMetaCommand(bytes: Uint8Array): MetaCommand {
       reader.fail(`unknown op kind ${kind}`);
     }
   }
-  reader.end();
   return { ops };
+}
+
+/**
+ * Checks `command` as {@link encodeMetaCommand} does (throwing `INVALID_ARGUMENT` or `TOO_LARGE`)
+ * and returns the size of its encoding, without encoding it.
+ */
+export function checkMetaCommand(command: MetaCommand): number {
+  const reason = invalidCommandReason(command);
+  if (reason !== null) throw new RobustMQError(ErrorCode.InvalidArgument, reason);
+  let size = 5;
+  for (const op of command.ops) {
+    size += 6 + Buffer.byteLength(op.key, 'utf8');
+    if (op.ifRevision !== undefined) size += 8;
+    if (op.type === 'put') size += 4 + op.value.length;
+  }
+  if (size > MAX_COMMAND_BYTES) {
+    throw new RobustMQError(ErrorCode.TooLarge, `meta command above ${MAX_COMMAND_BYTES} bytes`);
+  }
+  return size;
+}
+
+/** One Raft entry's bytes and the commands it carries, their values views of those bytes. */
+export interface EncodedMetaEntry {
+  data: Uint8Array;
+  commands: MetaCommand[];
+}
+
+/**
+ * Encodes checked commands as one Raft entry, in one pass and one buffer: a lone command as
+ * {@link encodeMetaCommand} writes it, several as {@link encodeMetaCommandBatch} packs them.
+ * `sizes` are what {@link checkMetaCommand} returned for each. Also returns the commands as
+ * {@link decodeMetaEntry} would give them back, their values views of `data`, so whoever proposed
+ * them can apply them without decoding the entry (and without holding the caller's arrays).
+ */
+export function encodeMetaEntry(
+  commands: readonly MetaCommand[],
+  sizes: readonly number[],
+): EncodedMetaEntry {
+  const batch = commands.length !== 1;
+  let total = batch ? 5 : 0;
+  for (const size of sizes) total += batch ? 4 + size : size;
+  if (total > MAX_COMMAND_BYTES) {
+    throw new RobustMQError(ErrorCode.TooLarge, `meta command batch above ${MAX_COMMAND_BYTES} bytes`);
+  }
+  const data = new Uint8Array(total);
+  const out = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  let at = 0;
+  if (batch) {
+    out[0] = BATCH_VERSION;
+    out.writeUInt32BE(commands.length, 1);
+    at = 5;
+  }
+  const placed: MetaCommand[] = [];
+  for (let i = 0; i < commands.length; i++) {
+    const { ops } = commands[i]!;
+    if (batch) {
+      out.writeUInt32BE(sizes[i]!, at);
+      at += 4;
+    }
+    out[at] = FORMAT_VERSION;
+    out.writeUInt32BE(ops.length, at + 1);
+    at += 5;
+    const copies: MetaOp[] = [];
+    for (const op of ops) {
+      out[at] = op.type === 'put' ? OP_PUT : OP_DELETE;
+      out[at + 1] = op.ifRevision === undefined ? 0 : FLAG_IF_REVISION;
+      const keyBytes = out.write(op.key, at + 6, 'utf8');
+      out.writeUInt32BE(keyBytes, at + 2);
+      at += 6 + keyBytes;
+      if (op.ifRevision !== undefined) {
+        out.writeUInt32BE(Math.floor(op.ifRevision / 2 ** 32), at);
+        out.writeUInt32BE(op.ifRevision % 2 ** 32, at + 4);
+        at += 8;
+      }
+      if (op.type === 'put') {
+        out.writeUInt32BE(op.value.length, at);
+        at += 4;
+        data.set(op.value, at);
+        const value = data.subarray(at, at + op.value.length);
+        at += op.value.length;
+        copies.push(
+          op.ifRevision === undefined
+            ? { type: 'put', key: op.key, value }
+            : { type: 'put', key: op.key, value, ifRevision: op.ifRevision },
+        );
+      } else {
+        copies.push(
+          op.ifRevision === undefined
+            ? { type: 'delete', key: op.key }
+            : { type: 'delete', key: op.key, ifRevision: op.ifRevision },
+        );
+      }
+    }
+    placed.push({ ops: copies });
+  }
+  if (at !== total) {
+    throw new RobustMQError(ErrorCode.Internal, `meta entry of ${total} bytes got ${at}: sizes do not match`);
+  }
+  return { data, commands: placed };
 }
 
 /**
@@ -137,14 +244,28 @@ export function encodeMetaCommandBatch(commands: readonly Uint8Array[]): Uint8Ar
   return writer.finish();
 }
 
-/** The commands in a Raft entry: one, as {@link encodeMetaCommand} wrote it, or a batch. */
+/**
+ * The commands in a Raft entry: one, as {@link encodeMetaCommand} wrote it, or a batch. The entry
+ * is copied once and the values are views of that copy (so they share one allocation, and stay
+ * as they are whatever happens to `bytes`).
+ */
 export function decodeMetaEntry(bytes: Uint8Array): MetaCommand[] {
-  if (bytes[0] !== BATCH_VERSION) return [decodeMetaCommand(bytes)];
-  const reader = new ByteReader(bytes, 'meta command batch');
+  const own = new Uint8Array(bytes);
+  if (own[0] !== BATCH_VERSION) {
+    const reader = new ByteReader(own, 'meta command', true);
+    const command = readCommand(reader);
+    reader.end();
+    return [command];
+  }
+  const reader = new ByteReader(own, 'meta command batch', true);
   reader.u8();
   const count = reader.u32();
   const commands: MetaCommand[] = [];
-  for (let i = 0; i < count; i++) commands.push(decodeMetaCommand(reader.bytes()));
+  for (let i = 0; i < count; i++) {
+    const inner = reader.sub(reader.u32(), 'meta command');
+    commands.push(readCommand(inner));
+    inner.end();
+  }
   reader.end();
   return commands;
 }

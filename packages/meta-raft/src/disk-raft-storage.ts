@@ -1,5 +1,5 @@
 // The Raft node's durable state on local disk: the log, the hard state and the latest snapshot.
-import { fdatasyncSync } from 'node:fs';
+import { fdatasync, fdatasyncSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { constants, mkdir, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -65,6 +65,20 @@ export class DiskRaftStorage implements RaftStorage {
   /** The slot holding the last synced hard state; every write goes to the other one. */
   private syncedSlot: number;
   private snapshotWrites: Promise<void> = Promise.resolve();
+  /**
+   * Settles once the log file operations queued so far (background syncs, truncations, the swap
+   * to a rewritten file) are done: they run one after another, so a sync never meets a descriptor
+   * being closed.
+   */
+  private logTail: Promise<void> = Promise.resolve();
+  /**
+   * The last index known durable in the log file (-1: not known yet, taken as the last index). The
+   * hard state written to disk never claims a commit above it, so after a crash that loses
+   * entries appended without `sync`, the stored commit index still points into the stored log.
+   */
+  private synced = -1;
+  /** The commit index the hard state on disk holds (see `synced`). */
+  private storedCommit = 0;
 
   private constructor(
     private readonly memory: MemoryRaftStorage,
@@ -196,7 +210,8 @@ export class DiskRaftStorage implements RaftStorage {
     writeU64(slot, 4, sequence);
     writeU64(slot, 12, hardState.term);
     writeU64(slot, 20, hardState.vote);
-    writeU64(slot, 28, hardState.commit);
+    const commit = Math.min(hardState.commit, this.syncedIndex());
+    writeU64(slot, 28, commit);
     slot.writeUInt32BE(crc32c(slot.subarray(4)), 0);
     writeAllSync(this.state.fd, slot, slotIndex * SLOT_BYTES);
     if (sync) {
@@ -204,6 +219,7 @@ export class DiskRaftStorage implements RaftStorage {
       this.syncedSlot = slotIndex;
     }
     this.stateSequence = sequence;
+    this.storedCommit = commit;
     this.memory.setHardState(hardState);
   }
 
@@ -220,12 +236,55 @@ export class DiskRaftStorage implements RaftStorage {
     if (keep < this.offsets.length) {
       await this.truncateLog(this.offsets[keep]!);
       this.offsets.length = keep;
+      this.synced = Math.min(this.syncedIndex(), first.index - 1);
     }
     const buffer = encodeEntries(fresh, this.logEnd, this.offsets);
     this.preallocate(this.logEnd + buffer.length);
     writeAllSync(this.log.fd, buffer, this.logEnd);
     this.logEnd += buffer.length;
-    if (sync) fdatasyncSync(this.log.fd);
+    if (sync) {
+      fdatasyncSync(this.log.fd);
+      this.synced = this.memory.lastIndex();
+    } else {
+      this.synced = Math.min(this.syncedIndex(), first.index - 1);
+    }
+  }
+
+  /**
+   * Makes durable what was appended without `sync`, in the thread pool so the event loop goes on
+   * meanwhile; entries appended while it runs may or may not be covered.
+   */
+  syncLog(): Promise<void> {
+    const upTo = this.memory.lastIndex();
+    return this.onLog(
+      () =>
+        new Promise<void>((resolve, reject) => {
+          fdatasync(this.log.fd, (error) => {
+            if (error !== null) return reject(error);
+            // A truncation runs after this sync, so `upTo` still names entries the file holds.
+            this.synced = Math.max(this.syncedIndex(), upTo);
+            // The commit index held back from the disk for want of this sync goes there now, so
+            // a reopened node replays everything it had applied before it serves.
+            const hardState = this.memory.hardState();
+            try {
+              if (hardState.commit > this.storedCommit) this.writeHardState(hardState, false);
+            } catch (failure) {
+              return reject(failure instanceof Error ? failure : new Error(String(failure)));
+            }
+            resolve();
+          });
+        }),
+    );
+  }
+
+  /** Runs `operation` on the log file once the ones queued before it are done (see `logTail`). */
+  private onLog<T>(operation: () => Promise<T>): Promise<T> {
+    const run = this.logTail.then(operation);
+    this.logTail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
   }
 
   /** Replaces everything with a snapshot received from the leader (older ones are ignored). */
@@ -257,6 +316,7 @@ export class DiskRaftStorage implements RaftStorage {
 
   async close(): Promise<void> {
     await this.snapshotWrites;
+    await this.logTail;
     await Promise.allSettled([this.log.close(), this.state.close()]);
   }
 
@@ -290,11 +350,14 @@ export class DiskRaftStorage implements RaftStorage {
     }
     await rename(temporary, path);
     await syncDirectory(this.dir);
-    await this.log.close();
-    this.log = await open(path, constants.O_RDWR);
+    await this.onLog(async () => {
+      await this.log.close();
+      this.log = await open(path, constants.O_RDWR);
+    });
     this.logEnd = buffer.length;
     this.logAllocated = buffer.length;
     this.offsets = offsets;
+    this.synced = this.memory.lastIndex();
   }
 
   /** Grows the log file with zeros, well past `end` once it would pass the end of the file. */
@@ -307,9 +370,16 @@ export class DiskRaftStorage implements RaftStorage {
     this.logAllocated = target;
   }
 
+  /** See `synced`. */
+  private syncedIndex(): number {
+    return this.synced < 0 ? this.memory.lastIndex() : this.synced;
+  }
+
   private async truncateLog(offset: number): Promise<void> {
-    await this.log.truncate(offset);
-    await this.log.datasync();
+    await this.onLog(async () => {
+      await this.log.truncate(offset);
+      await this.log.datasync();
+    });
     this.logEnd = offset;
     this.logAllocated = offset;
   }

@@ -9,12 +9,18 @@ import type {
   MetaWatch,
   MetaWatchOptions,
 } from '@robustmq/core';
-import { deleteThroughTxn, putThroughTxn } from './meta-ops.js';
+import { deleted, deleteOp, putOp, putRevision } from './meta-ops.js';
 import { ErrorCode, isRobustMQError, RobustMQError, silentLogger } from '@robustmq/core';
 import type { RpcServer } from '@robustmq/rpc';
 import { createRpcServer, DEFAULT_MAX_FRAME_BYTES } from '@robustmq/rpc';
-import type { MetaOp } from './command.js';
-import { decodeMetaEntry, encodeMetaCommand, encodeMetaCommandBatch } from './command.js';
+import type { MetaCommand, MetaOp } from './command.js';
+import {
+  checkMetaCommand,
+  decodeMetaCommand,
+  decodeMetaEntry,
+  encodeMetaCommand,
+  encodeMetaEntry,
+} from './command.js';
 import { DiskRaftStorage } from './disk-raft-storage.js';
 import { confState } from './raft/conf-change.js';
 import { RawNode } from './raft/raw-node.js';
@@ -31,6 +37,7 @@ import {
   RaftTransport,
   SnapshotAssembler,
 } from './raft-transport.js';
+import type { RaftMessagesReply } from './raft-transport.js';
 import type { MetaApplyResult, MetaOpResult } from './state-machine.js';
 import { MetaStateMachine } from './state-machine.js';
 import { WatchRegistry } from './watch-registry.js';
@@ -95,18 +102,25 @@ type ProposeReply =
   | { index: number; ok: true; results: MetaOpResult[] }
   | { index: number; ok: false; code: string; message: string };
 
-/** The writes waiting on one Raft entry, by their place in it (null: the caller gave up). */
-interface PendingProposal {
-  term: number;
-  writers: Array<{ resolve: (outcome: ApplyOutcome) => void; reject: (error: unknown) => void } | null>;
-}
-
-interface BatchedProposal {
-  command: Uint8Array;
-  /** Tells the caller the entry the command landed in, and its place there. */
-  placed: (index: number, place: number) => void;
+interface Writer {
   resolve: (outcome: ApplyOutcome) => void;
   reject: (error: unknown) => void;
+}
+
+/** The writes waiting on one Raft entry this node proposed, by their place in it. */
+interface PendingProposal {
+  term: number;
+  /** When its writers stop waiting (checked every tick). */
+  deadline: number;
+  /** The entry's commands, as decoding it would give them: applied instead of decoding it. */
+  commands: MetaCommand[];
+  writers: Writer[];
+}
+
+interface BatchedProposal extends Writer {
+  command: MetaCommand;
+  /** Its encoded size, from `checkMetaCommand`. */
+  size: number;
 }
 
 interface Waiter {
@@ -154,13 +168,17 @@ export class RaftMetaStore implements MetaStore {
   private snapshotting: Promise<void> | null = null;
   /** Where to compact the log to, once a snapshot is durable. */
   private compactTo: number | null = null;
-  /** While the leader persists entries it already sent: the messages that arrive meanwhile. */
-  private held: Message[] | null = null;
+  /** The leader's log sync running in the thread pool, if any (see `syncLog`). */
+  private syncing: Promise<void> | null = null;
+  /** The last entry appended since that sync began: the next sync makes it durable. */
+  private unsynced: { index: number; term: number } | null = null;
   /**
    * Messages a leader has cleared to send but holds back until its next send or the end of the
    * Ready loop, so the commit news of one Ready and the entries of the next travel together.
    */
   private outbox: Message[] = [];
+  /** Calls from peers whose replies wait for this node's next messages to them, oldest first. */
+  private readonly replies = new Map<NodeId, Array<(reply: RaftMessagesReply) => void>>();
   private failure: RobustMQError | null = null;
   private closed = false;
   private readonly ticker: NodeJS.Timeout;
@@ -193,6 +211,8 @@ export class RaftMetaStore implements MetaStore {
       applied: this.applied,
       // Appends travel whole: keep each well inside one RPC frame.
       maxSizePerMsg: this.messageBytes(),
+      // The leader syncs its log in the thread pool while it steps the followers' answers.
+      asyncLeaderPersistence: true,
       logger,
     });
     this.electionMs = options.tickMs * options.electionTick;
@@ -202,6 +222,7 @@ export class RaftMetaStore implements MetaStore {
       this.electionMs,
       {
         unreachable: (to) => this.input(() => this.node.reportUnreachable(to)),
+        received: (messages) => this.receive(messages),
         snapshotDelivered: (to, ok) => this.input(() => this.node.reportSnapshot(to, ok)),
       },
       logger,
@@ -210,6 +231,7 @@ export class RaftMetaStore implements MetaStore {
     );
     this.configured = [...peers.keys()];
     this.ticker = setInterval(() => {
+      this.expireProposals();
       this.input(() => this.node.tick());
       if (++this.ticks % options.electionTick === 0) this.reconcileMembers();
     }, options.tickMs);
@@ -329,20 +351,16 @@ export class RaftMetaStore implements MetaStore {
   }
 
   put(key: string, value: Uint8Array, options?: MetaPutOptions): Promise<number> {
-    return putThroughTxn((ops) => this.txn(ops), key, value, options);
+    return this.write({ ops: [putOp(key, value, options)] }).then(putRevision);
   }
 
   delete(key: string, options?: MetaPutOptions): Promise<boolean> {
-    return deleteThroughTxn((ops) => this.txn(ops), key, options);
+    return this.write({ ops: [deleteOp(key, options)] }).then(deleted);
   }
 
   /** Applies several puts and deletes atomically at one revision, as `LocalMetaStore.txn`. */
-  async txn(ops: MetaOp[]): Promise<MetaOpResult[]> {
-    this.checkUsable();
-    const command = encodeMetaCommand({ ops });
-    const reply = await this.submit(command);
-    if (!reply.ok) throw new RobustMQError(reply.code as ErrorCode, reply.message);
-    return reply.results;
+  txn(ops: MetaOp[]): Promise<MetaOpResult[]> {
+    return this.write({ ops });
   }
 
   async list(prefix: string, options: MetaListOptions = {}): Promise<MetaEntry[]> {
@@ -386,6 +404,7 @@ export class RaftMetaStore implements MetaStore {
     clearInterval(this.ticker);
     await this.drain();
     await this.snapshotting;
+    while (this.syncing !== null) await this.syncing;
     const closed = new RobustMQError(ErrorCode.Closed, 'meta store is closed');
     this.rejectAll(closed);
     this.watches.closeAll();
@@ -402,11 +421,22 @@ export class RaftMetaStore implements MetaStore {
 
   private serve(server: RpcServer | null): void {
     if (server === null) return;
-    server.handle(RAFT_MESSAGES_METHOD, ({ messages }: { messages: Message[] }) => {
-      this.checkOpen();
-      this.receive(messages);
-      return {};
-    });
+    server.handle(
+      RAFT_MESSAGES_METHOD,
+      ({ messages }: { messages: Message[] }): RaftMessagesReply | Promise<RaftMessagesReply> => {
+        this.checkOpen();
+        this.receive(messages);
+        const from = messages[0]?.from;
+        // The answers ride back on this call's reply, saving a call each way, unless nothing is
+        // being handled that could make them (see `answerCalls`).
+        if (from === undefined || this.driving === null || this.failure !== null) return {};
+        return new Promise<RaftMessagesReply>((resolve) => {
+          const waiting = this.replies.get(from);
+          if (waiting === undefined) this.replies.set(from, [resolve]);
+          else waiting.push(resolve);
+        });
+      },
+    );
     server.handle(RAFT_GROUP_METHOD, () => {
       this.checkOpen();
       const { conf, leader } = this.node.status();
@@ -428,7 +458,8 @@ export class RaftMetaStore implements MetaStore {
       async ({ command }: { command: Uint8Array }): Promise<ProposeReply> => {
         this.checkUsable();
         if (this.role !== 'leader') return { leader: this.leader };
-        const { index, result } = await this.proposeHere(command);
+        const decoded = decodeMetaCommand(command);
+        const { index, result } = await this.proposeHere(decoded, checkMetaCommand(decoded));
         if (result.ok) return { index, ok: true, results: result.results };
         return { index, ok: false, ...applyError(result) };
       },
@@ -437,26 +468,43 @@ export class RaftMetaStore implements MetaStore {
 
   // ---- writes ---------------------------------------------------------------------------------------
 
-  /** Gets `command` committed and applied here: proposed on this node if it leads, else forwarded. */
-  private async submit(command: Uint8Array): Promise<Exclude<ProposeReply, { leader: NodeId }>> {
+  /**
+   * Gets `command` committed and applied here and returns its results. A leader proposes it at
+   * once; otherwise, or when leadership moves meanwhile, see `submit`.
+   */
+  private write(command: MetaCommand): Promise<MetaOpResult[]> {
+    let size: number;
+    try {
+      this.checkUsable();
+      size = checkMetaCommand(command);
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
     const deadline = Date.now() + this.options.requestTimeoutMs;
+    if (this.role !== 'leader') return this.submit(command, size, deadline);
+    return this.proposeHere(command, size).then(outcomeResults, (error: unknown) => {
+      if (!isLeadershipLost(error)) throw error;
+      return this.waitForLeaderChange(deadline).then(() => this.submit(command, size, deadline));
+    });
+  }
+
+  /** Gets `command` committed and applied here: proposed on this node if it leads, else forwarded. */
+  private async submit(command: MetaCommand, size: number, deadline: number): Promise<MetaOpResult[]> {
+    let encoded: Uint8Array | null = null;
     for (;;) {
       this.checkUsable();
       if (this.role === 'leader') {
         let outcome: ApplyOutcome;
         try {
-          outcome = await this.proposeHere(command);
+          outcome = await this.proposeHere(command, size);
         } catch (error) {
-          if (isRobustMQError(error, ErrorCode.Unavailable) && error.message.startsWith('raft:')) {
+          if (isLeadershipLost(error)) {
             await this.waitForLeaderChange(deadline);
             continue;
           }
           throw error;
         }
-        const { index, result } = outcome;
-        return result.ok
-          ? { index, ok: true, results: result.results }
-          : { index, ok: false, ...applyError(result) };
+        return outcomeResults(outcome);
       }
       const client = this.leader === NONE ? undefined : this.transport.client(this.leader);
       if (client === undefined) {
@@ -473,10 +521,11 @@ export class RaftMetaStore implements MetaStore {
           continue;
         }
       }
+      encoded ??= encodeMetaCommand(command);
       // A failed call may have been carried out: it is not retried, the caller learns UNAVAILABLE.
       const reply = await client.call<ProposeReply>(
         META_PROPOSE_METHOD,
-        { command },
+        { command: encoded },
         { deadlineMs: Math.max(1, deadline - Date.now()) },
       );
       if ('leader' in reply) {
@@ -484,36 +533,20 @@ export class RaftMetaStore implements MetaStore {
         continue;
       }
       await this.waitApplied(reply.index, deadline);
-      return reply;
+      if (!reply.ok) throw new RobustMQError(reply.code as ErrorCode, reply.message);
+      return reply.results;
     }
   }
 
   /**
    * Proposes on this node, the leader, and resolves once the entry is applied here. Commands
-   * arriving in the same turn of the event loop are proposed together, as one batch of entries.
+   * arriving in the same turn of the event loop are proposed together, packed into few entries.
+   * Writers not answered by `requestTimeoutMs` are failed by the ticker (`expireProposals`).
    */
-  private proposeHere(command: Uint8Array): Promise<ApplyOutcome> {
-    let index: number | undefined;
-    let position = 0;
-    const outcome = new Promise<ApplyOutcome>((resolve, reject) => {
+  private proposeHere(command: MetaCommand, size: number): Promise<ApplyOutcome> {
+    return new Promise<ApplyOutcome>((resolve, reject) => {
       if (this.batch.length === 0) queueMicrotask(() => this.proposeBatch());
-      this.batch.push({
-        command,
-        placed: (at, place) => {
-          index = at;
-          position = place;
-        },
-        resolve,
-        reject,
-      });
-    });
-    return withDeadline(outcome, this.options.requestTimeoutMs, () => {
-      const pending = index === undefined ? undefined : this.proposals.get(index);
-      if (pending !== undefined) pending.writers[position] = null;
-      return new RobustMQError(
-        ErrorCode.Timeout,
-        `meta write at index ${index ?? 'unassigned'} not committed within ${this.options.requestTimeoutMs} ms`,
-      );
+      this.batch.push({ command, size, resolve, reject });
     });
   }
 
@@ -526,33 +559,53 @@ export class RaftMetaStore implements MetaStore {
     let bytes = Infinity;
     const limit = this.messageBytes();
     for (const proposal of batch) {
-      if (bytes + proposal.command.length > limit) {
+      if (bytes + proposal.size > limit) {
         groups.push([]);
         bytes = 0;
       }
       groups[groups.length - 1]!.push(proposal);
-      bytes += proposal.command.length + 4;
+      bytes += proposal.size + 4;
     }
     let first: number;
     let term: number;
+    let entries: ReturnType<typeof encodeMetaEntry>[];
     try {
       this.checkUsable();
-      const data = groups.map((group) =>
-        group.length === 1 ? group[0]!.command : encodeMetaCommandBatch(group.map((p) => p.command)),
+      entries = groups.map((group) =>
+        encodeMetaEntry(
+          group.map((p) => p.command),
+          group.map((p) => p.size),
+        ),
       );
-      ({ index: first, term } = this.node.propose(data));
+      ({ index: first, term } = this.node.propose(entries.map((entry) => entry.data)));
     } catch (error) {
       for (const proposal of batch) proposal.reject(error);
       return;
     }
+    const deadline = Date.now() + this.options.requestTimeoutMs;
     groups.forEach((group, offset) => {
-      group.forEach((proposal, place) => proposal.placed(first + offset, place));
-      this.proposals.set(first + offset, {
-        term,
-        writers: group.map(({ resolve, reject }) => ({ resolve, reject })),
-      });
+      const index = first + offset;
+      // A proposal of an earlier term left at this index lost its place in the log.
+      const replaced = this.proposals.get(index);
+      if (replaced !== undefined) for (const writer of replaced.writers) writer.reject(lost(index));
+      this.proposals.set(index, { term, deadline, commands: entries[offset]!.commands, writers: group });
     });
     this.kick();
+  }
+
+  /** Fails the writers whose proposals are past their deadline; their entries may still commit. */
+  private expireProposals(): void {
+    if (this.proposals.size === 0) return;
+    const now = Date.now();
+    for (const [index, proposal] of this.proposals) {
+      if (proposal.deadline > now) continue;
+      this.proposals.delete(index);
+      const error = new RobustMQError(
+        ErrorCode.Timeout,
+        `meta write at index ${index} not committed within ${this.options.requestTimeoutMs} ms`,
+      );
+      for (const writer of proposal.writers) writer.reject(error);
+    }
   }
 
   /** The size entries packed together, and the appends carrying them, keep under. */
@@ -672,17 +725,20 @@ export class RaftMetaStore implements MetaStore {
       this.fail(error);
     } finally {
       this.driving = null;
+      // Nothing more comes from the calls stepped so far: the replies still waiting go empty.
+      this.releaseReplies();
     }
   }
 
   /**
    * One Ready: persist, then send, then apply, then advance (see `Ready`). A leader whose term and
-   * vote are already durable sends its appends and heartbeats while it persists (Raft thesis
-   * §10.2.1). Its own entries must count toward a commit only once durable here, and it counts
-   * them as soon as they are appended, so the messages that could commit them, the followers'
-   * answers, are held until the write is done. Followers still persist before they answer, and
-   * answer before they apply. A leader applies as soon as a Ready commits, and keeps its other
-   * messages in the outbox until it next sends, so commit news rides with the next entries.
+   * vote are already durable sends its appends and heartbeats first, writes its entries without
+   * waiting for them to be durable and syncs them in the thread pool meanwhile (Raft thesis
+   * §10.2.1): the Raft core counts the leader's own entries toward a commit only once that sync
+   * reports them durable (`asyncLeaderPersistence`), so entries the followers hold commit without
+   * it. Followers persist before they answer, and answer before they apply. A leader applies as
+   * soon as a Ready commits, and keeps its other messages in the outbox until it next sends, so
+   * commit news rides with the next entries.
    */
   private async handle(ready: Ready): Promise<void> {
     const durable = this.storage.hardState();
@@ -690,29 +746,32 @@ export class RaftMetaStore implements MetaStore {
     const voteChanged = hard !== undefined && (hard.term !== durable.term || hard.vote !== durable.vote);
     const leading = (ready.softState?.role ?? this.role) === 'leader';
     let later = ready.messages;
+    const last = ready.entries[ready.entries.length - 1];
     // With no entries to write there is nothing to overlap: the messages wait in the outbox.
-    const writes = ready.entries.length > 0;
-    if (leading && writes && !voteChanged && ready.snapshot === undefined && !this.closed) {
-      const early = ready.messages.filter((m) => m.type === 'append' || m.type === 'heartbeat');
+    const early =
+      leading && last !== undefined && !voteChanged && ready.snapshot === undefined && !this.closed;
+    if (early) {
+      const sends = ready.messages.filter((m) => m.type === 'append' || m.type === 'heartbeat');
       later = ready.messages.filter((m) => m.type !== 'append' && m.type !== 'heartbeat');
-      if (early.length > 0) {
-        this.held = [];
-        this.outbox.push(...early);
+      if (sends.length > 0) {
+        this.outbox.push(...sends);
         this.flushOutbox();
         // The storage writes below block: let the RPC layer hand these to the kernel first.
         await flushTick();
       }
     }
-    try {
-      if (ready.snapshot !== undefined) await this.storage.applySnapshot(ready.snapshot);
-      if (ready.entries.length > 0) await this.storage.append(ready.entries, ready.mustSync);
-      // Only the term and vote must be durable; a lost commit index is learnt again.
-      if (hard !== undefined) await this.storage.setHardState(hard, voteChanged);
-    } finally {
-      const held = this.held;
-      this.held = null;
-      if (held !== null && held.length > 0 && this.failure === null && !this.closed) this.stepAll(held);
+    if (ready.snapshot !== undefined) {
+      await this.storage.applySnapshot(ready.snapshot);
+      const { index, term } = ready.snapshot.metadata;
+      this.node.persisted(index, term);
     }
+    if (last !== undefined) {
+      await this.storage.append(ready.entries, !early);
+      if (early) this.syncLog(last);
+      else this.node.persisted(last.index, last.term);
+    }
+    // Only the term and vote must be durable; a lost commit index is learnt again.
+    if (hard !== undefined) await this.storage.setHardState(hard, voteChanged);
     this.outbox.push(...later);
     if (!leading && this.outbox.length > 0) {
       this.flushOutbox();
@@ -739,18 +798,73 @@ export class RaftMetaStore implements MetaStore {
     await this.compact();
   }
 
-  /** Steps messages from peers now, or once the write in progress is durable (see `handle`). */
+  /**
+   * Makes the leader's log durable up to `entry` in the thread pool, then tells the Raft core. One
+   * sync runs at a time; entries appended meanwhile wait for the next, which covers them all.
+   */
+  private syncLog(entry: { index: number; term: number }): void {
+    this.unsynced = { index: entry.index, term: entry.term };
+    if (this.syncing !== null) return;
+    this.syncing = (async () => {
+      try {
+        while (this.unsynced !== null && this.failure === null) {
+          const target = this.unsynced;
+          this.unsynced = null;
+          await this.storage.syncLog();
+          this.input(() => this.node.persisted(target.index, target.term));
+        }
+      } catch (error) {
+        this.fail(error);
+      } finally {
+        this.syncing = null;
+      }
+    })();
+  }
+
+  /** Steps messages from peers now. */
   private receive(messages: Message[]): void {
-    if (this.held !== null) this.held.push(...messages);
-    else this.input(() => this.stepAll(messages));
+    this.input(() => this.stepAll(messages));
   }
 
   /** Sends what the outbox holds (nothing once closed). */
   private flushOutbox(): void {
     if (this.outbox.length === 0) return;
-    const messages = this.outbox;
+    let messages = this.outbox;
     this.outbox = [];
-    if (!this.closed) this.transport.send(messages);
+    if (this.closed) return;
+    if (this.replies.size > 0) messages = this.answerCalls(messages);
+    if (messages.length > 0) this.transport.send(messages);
+  }
+
+  /**
+   * Hands each peer's messages (snapshots aside) to the oldest of its calls waiting for a reply;
+   * returns the messages left to send in calls of their own.
+   */
+  private answerCalls(messages: Message[]): Message[] {
+    const rest: Message[] = [];
+    const answers = new Map<NodeId, Message[]>();
+    for (const message of messages) {
+      if (message.type === 'snapshot' || !this.replies.has(message.to)) rest.push(message);
+      else {
+        const batch = answers.get(message.to);
+        if (batch === undefined) answers.set(message.to, [message]);
+        else batch.push(message);
+      }
+    }
+    for (const [to, batch] of answers) {
+      const waiting = this.replies.get(to)!;
+      const reply = waiting.shift()!;
+      if (waiting.length === 0) this.replies.delete(to);
+      reply({ messages: batch });
+    }
+    return rest;
+  }
+
+  /** Answers every waiting call with no messages. */
+  private releaseReplies(): void {
+    if (this.replies.size === 0) return;
+    for (const waiting of this.replies.values()) for (const reply of waiting) reply({});
+    this.replies.clear();
   }
 
   private stepAll(messages: readonly Message[]): void {
@@ -775,7 +889,7 @@ export class RaftMetaStore implements MetaStore {
         ErrorCode.Unavailable,
         'meta write outcome unknown: leadership changed',
       );
-      for (const writer of proposal.writers) writer?.reject(unknown);
+      for (const writer of proposal.writers) writer.reject(unknown);
     }
     this.logger.info(
       { index, revision: this.machine.revision },
@@ -789,17 +903,21 @@ export class RaftMetaStore implements MetaStore {
     const proposal = this.proposals.get(entry.index);
     this.proposals.delete(entry.index);
     if (entry.type !== 'normal' || entry.data.length === 0) {
-      for (const writer of proposal?.writers ?? []) writer?.reject(lost(entry.index));
+      for (const writer of proposal?.writers ?? []) writer.reject(lost(entry.index));
       return;
     }
-    decodeMetaEntry(entry.data).forEach((command, place) => {
-      const result = this.machine.apply(command);
+    // The same index and term is the same entry (Raft's log matching): the one proposed here,
+    // whose commands are at hand. Any other entry is decoded, and its index's writers lost.
+    const ours = proposal !== undefined && proposal.term === entry.term;
+    const commands = ours ? proposal.commands : decodeMetaEntry(entry.data);
+    for (let place = 0; place < commands.length; place++) {
+      const result = this.machine.apply(commands[place]!);
       if (result.ok) this.watches.publish(result.events);
       const writer = proposal?.writers[place];
-      if (writer === undefined || writer === null) return;
-      if (proposal!.term === entry.term) writer.resolve({ index: entry.index, result });
+      if (writer === undefined) continue;
+      if (ours) writer.resolve({ index: entry.index, result });
       else writer.reject(lost(entry.index));
-    });
+    }
   }
 
   private releaseApplied(): void {
@@ -863,7 +981,7 @@ export class RaftMetaStore implements MetaStore {
 
   private rejectAll(error: RobustMQError): void {
     for (const proposal of this.proposals.values()) {
-      for (const writer of proposal.writers) writer?.reject(error);
+      for (const writer of proposal.writers) writer.reject(error);
     }
     this.proposals.clear();
     for (const waiter of this.appliedWaiters.splice(0)) waiter.reject(error);
@@ -882,6 +1000,18 @@ export class RaftMetaStore implements MetaStore {
 
 function lost(index: number): RobustMQError {
   return new RobustMQError(ErrorCode.Unavailable, `meta write at index ${index} lost: leadership changed`);
+}
+
+/** A proposal refused because this node no longer leads: the write may go to the new leader. */
+function isLeadershipLost(error: unknown): boolean {
+  return isRobustMQError(error, ErrorCode.Unavailable) && error.message.startsWith('raft:');
+}
+
+/** The results of an applied command, or its failure as the caller's error. */
+function outcomeResults({ result }: ApplyOutcome): MetaOpResult[] {
+  if (result.ok) return result.results;
+  const { code, message } = applyError(result);
+  throw new RobustMQError(code as ErrorCode, message);
 }
 
 function applyError(result: Extract<MetaApplyResult, { ok: false }>): { code: string; message: string } {

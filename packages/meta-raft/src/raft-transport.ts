@@ -7,6 +7,15 @@ import type { Message, NodeId, SnapshotMessage } from './raft/types.js';
 
 /** RPC method carrying a batch of Raft messages to one node. */
 export const RAFT_MESSAGES_METHOD = 'meta.raft';
+/**
+ * What a node replies to a {@link RAFT_MESSAGES_METHOD} call: the messages it has for the caller
+ * once it has handled the call's (its answers, made durable first where Raft says so), if any
+ * came soon enough; others go in calls of their own.
+ */
+export interface RaftMessagesReply {
+  messages?: Message[];
+}
+
 /** RPC method a follower uses to hand a write to the leader. */
 export const META_PROPOSE_METHOD = 'meta.propose';
 /** RPC method answering who is in the group, for a node with empty storage deciding to join it. */
@@ -73,6 +82,8 @@ export interface RaftMetaPeer {
 /** What a delivery attempt tells the Raft node. */
 export interface DeliveryReport {
   unreachable(to: NodeId): void;
+  /** Messages a peer sent back as the reply to a call (its answers to the messages in it). */
+  received(messages: Message[]): void;
   snapshotDelivered(to: NodeId, ok: boolean): void;
 }
 
@@ -156,16 +167,20 @@ export class RaftTransport {
 
   private sendBatch(client: RpcClient, to: NodeId, batch: Message[]): void {
     const hasSnapshot = batch.some((message) => message.type === 'snapshot');
-    client.call(RAFT_MESSAGES_METHOD, { messages: batch }, { deadlineMs: this.deadlineMs }).then(
-      () => {
-        if (hasSnapshot) this.report.snapshotDelivered(to, true);
-      },
-      (error: unknown) => {
-        this.logger.debug({ err: error, to }, 'raft messages not delivered');
-        if (hasSnapshot) this.report.snapshotDelivered(to, false);
-        this.report.unreachable(to);
-      },
-    );
+    client
+      .call<RaftMessagesReply>(RAFT_MESSAGES_METHOD, { messages: batch }, { deadlineMs: this.deadlineMs })
+      .then(
+        (reply) => {
+          if (hasSnapshot) this.report.snapshotDelivered(to, true);
+          const answers = reply?.messages;
+          if (Array.isArray(answers) && answers.length > 0) this.report.received(answers);
+        },
+        (error: unknown) => {
+          this.logger.debug({ err: error, to }, 'raft messages not delivered');
+          if (hasSnapshot) this.report.snapshotDelivered(to, false);
+          this.report.unreachable(to);
+        },
+      );
   }
 
   /** Sends a large snapshot message piece by piece, then reports how its delivery went. */

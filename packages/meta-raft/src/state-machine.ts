@@ -38,13 +38,23 @@ export interface MetaStateMachineOptions {
 export const DEFAULT_HISTORY_LIMIT = 10_000;
 
 /**
+ * Where a key's current entry lives. The sorted map holds one slot per key for ordered listing and
+ * the hash map the same slot for lookups, so rewriting an existing key replaces `entry` in its slot
+ * and touches neither structure (keys are found by hash rather than by walking the tree).
+ */
+interface Slot {
+  entry: MetaEntry;
+}
+
+/**
  * The meta service's replicated state machine: versioned keys in etcd's revision model. It is pure
  * (no I/O, clocks or randomness), so replicas applying the same commands in the same order hold the
  * same state and produce the same snapshot bytes. Entries it returns are shared and must not be
  * mutated.
  */
 export class MetaStateMachine {
-  private entries: SortedMap<MetaEntry> = createSortedMap();
+  private entries: SortedMap<Slot> = createSortedMap();
+  private readonly slots = new Map<string, Slot>();
   private current = 0;
   private readonly history: EventHistory;
 
@@ -83,10 +93,17 @@ export class MetaStateMachine {
     if (reason !== null)
       return { ok: false, code: ErrorCode.InvalidArgument, message: reason, revision: this.current };
 
+    const ops = command.ops;
+    // Commands rarely hold more than one op: remember the first op's slot without an array.
+    let firstSlot: Slot | undefined;
+    const slots: Array<Slot | undefined> | null = ops.length > 1 ? [] : null;
     let changes = false;
-    for (const op of command.ops) {
-      const existing = this.entries.get(op.key);
-      const actual = existing?.modRevision ?? 0;
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      const slot = this.slots.get(op.key);
+      if (i === 0) firstSlot = slot;
+      if (slots !== null) slots.push(slot);
+      const actual = slot?.entry.modRevision ?? 0;
       if (op.ifRevision !== undefined && op.ifRevision !== actual) {
         return {
           ok: false,
@@ -97,19 +114,22 @@ export class MetaStateMachine {
           revision: this.current,
         };
       }
-      if (op.type === 'put' || existing !== undefined) changes = true;
+      if (op.type === 'put' || slot !== undefined) changes = true;
     }
     if (!changes) {
-      const results = command.ops.map((): MetaOpResult => ({ type: 'delete', deleted: false }));
+      const results = ops.map((): MetaOpResult => ({ type: 'delete', deleted: false }));
       return { ok: true, revision: this.current, results, events: [] };
     }
 
     const revision = this.current + 1;
     const results: MetaOpResult[] = [];
     const events: MetaEvent[] = [];
-    for (const op of command.ops) {
-      const existing = this.entries.get(op.key);
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      // Keys are unique within a command, so the slots found above are still current.
+      const slot = slots === null ? firstSlot : slots[i];
       if (op.type === 'put') {
+        const existing = slot?.entry;
         const entry: MetaEntry = Object.freeze({
           key: op.key,
           value: op.value,
@@ -117,10 +137,16 @@ export class MetaStateMachine {
           modRevision: revision,
           version: (existing?.version ?? 0) + 1,
         });
-        this.entries.set(op.key, entry);
+        if (slot !== undefined) slot.entry = entry;
+        else {
+          const added: Slot = { entry };
+          this.slots.set(op.key, added);
+          this.entries.set(op.key, added);
+        }
         results.push({ type: 'put', revision });
         events.push({ type: 'put', entry, revision });
-      } else if (existing !== undefined) {
+      } else if (slot !== undefined) {
+        this.slots.delete(op.key);
         this.entries.delete(op.key);
         results.push({ type: 'delete', deleted: true });
         events.push({ type: 'delete', key: op.key, revision });
@@ -134,7 +160,7 @@ export class MetaStateMachine {
   }
 
   get(key: string): MetaEntry | null {
-    return this.entries.get(key) ?? null;
+    return this.slots.get(key)?.entry ?? null;
   }
 
   /** Entries whose key starts with `prefix`, in key order, after `startAfter`, at most `limit`. */
@@ -150,10 +176,10 @@ export class MetaStateMachine {
     const found: MetaEntry[] = [];
     if (max === 0) return found;
     const from = startAfter !== undefined && startAfter > prefix ? startAfter : prefix;
-    for (const [key, entry] of this.entries.entries(from)) {
+    for (const [key, slot] of this.entries.entries(from)) {
       if (!key.startsWith(prefix)) break;
       if (key === startAfter) continue;
-      found.push(entry);
+      found.push(slot.entry);
       if (found.length >= max) break;
     }
     return found;
@@ -176,7 +202,7 @@ export class MetaStateMachine {
 
   /** The whole key space and revision as deterministic bytes (event history is not included). */
   snapshot(): Uint8Array {
-    return encodeMetaSnapshot(this.current, this.entries.size, this.entries.values());
+    return encodeMetaSnapshot(this.current, this.entries.size, entriesOf(this.entries.values()));
   }
 
   /**
@@ -185,8 +211,18 @@ export class MetaStateMachine {
    */
   restore(bytes: Uint8Array): void {
     const decoded = decodeMetaSnapshot(bytes);
-    this.entries = createSortedMap(decoded.entries.map((entry) => [entry.key, Object.freeze(entry)]));
+    const slots = decoded.entries.map((entry): [string, Slot] => [
+      entry.key,
+      { entry: Object.freeze(entry) },
+    ]);
+    this.entries = createSortedMap(slots);
+    this.slots.clear();
+    for (const [key, slot] of slots) this.slots.set(key, slot);
     this.current = decoded.revision;
     this.history.reset(decoded.revision);
   }
+}
+
+function* entriesOf(slots: Iterable<Slot>): Iterable<MetaEntry> {
+  for (const slot of slots) yield slot.entry;
 }

@@ -199,6 +199,53 @@ describe('DiskRaftStorage', () => {
     await storage.close();
   });
 
+  it('syncs entries appended without sync in the background, and stores no commit beyond them', async () => {
+    const dir = await tempDir();
+    let storage = await DiskRaftStorage.open({ dir });
+    await storage.bootstrap(confState([1]), new Uint8Array());
+    await storage.append([entry(2, 2), entry(2, 3)]);
+    await storage.setHardState({ term: 2, vote: 1, commit: 1 });
+    await storage.append([entry(2, 4), entry(2, 5), entry(2, 6)], false);
+    // Committed by the followers while this node's own copy may still be lost in a crash.
+    await storage.setHardState({ term: 2, vote: 1, commit: 6 }, false);
+    expect(storage.hardState().commit).toBe(6);
+    storage = await reopen(storage, dir);
+    expect(storage.hardState()).toEqual({ term: 2, vote: 1, commit: 3 });
+    expect(storage.lastIndex()).toBe(6);
+    await storage.append([entry(2, 7)], false);
+    await storage.setHardState({ term: 2, vote: 1, commit: 7 }, false);
+    // The sync also stores the commit index it held back.
+    await storage.syncLog();
+    storage = await reopen(storage, dir);
+    expect(storage.hardState().commit).toBe(7);
+    // A rewrite (here on compaction) leaves the whole log durable.
+    await storage.append([entry(2, 8)], false);
+    await storage.createSnapshot(7, confState([1]), new Uint8Array([1]));
+    await storage.compact(7);
+    await storage.setHardState({ term: 2, vote: 1, commit: 8 }, false);
+    storage = await reopen(storage, dir);
+    expect(storage.hardState().commit).toBe(8);
+    await storage.close();
+  });
+
+  it('runs background syncs and the swap to a rewritten log one after another', async () => {
+    const dir = await tempDir();
+    let storage = await DiskRaftStorage.open({ dir });
+    await storage.bootstrap(confState([1]), new Uint8Array());
+    await storage.append([entry(2, 2), entry(2, 3), entry(2, 4)], false);
+    await storage.setHardState({ term: 2, vote: 1, commit: 4 });
+    const before = storage.syncLog();
+    await storage.createSnapshot(3, confState([1]), new Uint8Array([3]));
+    const compacting = storage.compact(3);
+    const during = storage.syncLog();
+    await Promise.all([before, compacting, during]);
+    await storage.append([entry(2, 5)], false);
+    await storage.syncLog();
+    storage = await reopen(storage, dir);
+    expect(summary(storage)).toMatchObject({ firstIndex: 4, lastIndex: 5 });
+    await storage.close();
+  });
+
   it('drops log entries that do not continue an installed snapshot', async () => {
     const dir = await tempDir();
     let storage = await DiskRaftStorage.open({ dir });

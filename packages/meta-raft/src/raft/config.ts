@@ -41,6 +41,15 @@ export interface RaftOptions {
   checkQuorum?: boolean;
   /** Default `safe`. */
   readOnly?: ReadOnlyOption;
+  /**
+   * When true, a leader counts its own entries toward a commit only once the host reports them
+   * durable with `RawNode.persisted`, so the host may make them durable after the Ready is
+   * advanced, while the followers' answers are stepped (Raft thesis §10.2.1): entries held by a
+   * majority of followers commit without the leader's write. The host then reports every durable
+   * write of entries or snapshot, as leader or not. Default false: a leader counts its entries
+   * once appended, and the host must make them durable before stepping any answer to them.
+   */
+  asyncLeaderPersistence?: boolean;
   logger?: Logger;
 }
 
@@ -61,6 +70,7 @@ export function resolveRaftOptions(options: RaftOptions): ResolvedRaftOptions {
     preVote: true,
     checkQuorum: true,
     readOnly: 'safe',
+    asyncLeaderPersistence: false,
     ...options,
   };
   if (!isNodeId(resolved.id)) throw new ConfigError('raft.id', 'must be a positive integer');

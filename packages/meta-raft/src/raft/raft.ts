@@ -81,6 +81,8 @@ export class Raft {
   private heartbeatRound = 0;
   private readonly roundTicks = new Map<number, number>();
   private leaseFloorRound = 0;
+  /** With `asyncLeaderPersistence`: the last index of this node's log known durable. */
+  private durable: number;
 
   constructor(options: RaftOptions) {
     this.options = resolveRaftOptions(options);
@@ -89,6 +91,8 @@ export class Raft {
     const storage = this.options.storage;
     this.log = new RaftLog(storage, this.options.applied ?? 0);
     const hardState = storage.hardState();
+    // What the storage holds when the node starts is durable.
+    this.durable = storage.lastIndex();
     const snapshot = storage.snapshot().metadata;
     this.confs = [{ index: snapshot.index, conf: snapshot.conf }];
     for (let lo = storage.firstIndex(), last = storage.lastIndex(); lo <= last;) {
@@ -167,7 +171,7 @@ export class Raft {
         known.isLearner = isLearner;
       } else {
         const progress = this.newProgress(isLearner);
-        if (id === this.id) progress.match = this.log.lastIndex();
+        if (id === this.id) progress.match = this.ownMatch();
         this.progress.set(id, progress);
       }
     }
@@ -239,7 +243,7 @@ export class Raft {
     for (const id of [...voters, ...learners]) this.progress.set(id, this.newProgress(learners.includes(id)));
     const self = this.progress.get(this.id);
     if (self !== undefined) {
-      self.match = this.log.lastIndex();
+      self.match = this.ownMatch();
       self.becomeReplicate();
     }
     this.logger?.info({ raft: this.id, term: this.term }, 'raft became leader');
@@ -583,7 +587,7 @@ export class Raft {
       data: entry.data,
     }));
     this.log.append(full);
-    this.progress.get(this.id)?.maybeUpdate(this.log.lastIndex());
+    if (!this.options.asyncLeaderPersistence) this.progress.get(this.id)?.maybeUpdate(this.log.lastIndex());
     this.onEntriesWritten(full[0]!.index, full);
     // A group of one commits at once.
     this.maybeCommit();
@@ -718,6 +722,30 @@ export class Raft {
         round: this.heartbeatRound,
       });
     }
+  }
+
+  /**
+   * With `asyncLeaderPersistence`: the host made this node's log durable up to `index`, whose
+   * entry has `term` (ignored when the log no longer holds that entry). A leader counts it.
+   */
+  persisted(index: number, term: number): void {
+    if (!this.options.asyncLeaderPersistence || this.log.term(index) !== term) return;
+    // Not a maximum: after a suffix was replaced, the latest report is what is known durable.
+    this.durable = index;
+    if (this.role !== 'leader') return;
+    if (this.progress.get(this.id)?.maybeUpdate(Math.min(index, this.log.lastIndex())) === true) {
+      if (this.maybeCommit()) this.broadcastAppend();
+    }
+  }
+
+  /**
+   * How far this node's own log counts toward a commit as it becomes leader: all of it, or with
+   * `asyncLeaderPersistence` what is known durable (entries not yet written are unstable).
+   */
+  private ownMatch(): number {
+    const last = this.log.lastIndex();
+    if (!this.options.asyncLeaderPersistence) return last;
+    return Math.min(last, this.durable, this.log.unstable.offset - 1);
   }
 
   /** Commits what a majority of voters hold, if it is from this term. */

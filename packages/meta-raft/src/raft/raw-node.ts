@@ -129,6 +129,15 @@ export class RawNode {
     this.raft.transferLeader(target);
   }
 
+  /**
+   * With `asyncLeaderPersistence`: this node's log is durable up to `index`, whose entry has
+   * `term` (a report about entries the log no longer holds is ignored). Report every durable write
+   * of entries, and an installed snapshot by its index and term.
+   */
+  persisted(index: number, term: number): void {
+    this.raft.persisted(index, term);
+  }
+
   /** The transport could not reach `id`. */
   reportUnreachable(id: NodeId): void {
     this.raft.reportUnreachable(id);
