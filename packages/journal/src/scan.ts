@@ -19,8 +19,11 @@ export interface ScanRange {
   to: number;
   /** The base offset the first frame must carry; each next frame must follow on. */
   expectedBase: number;
-  /** How many bytes to read at a time. */
-  readAhead: number;
+  /**
+   * How many bytes a new span reads (at least the frame it is for). A function is asked at each new
+   * span, so a read can size the next span to what its budget still allows.
+   */
+  readAhead: number | (() => number);
   /** Check the checksum of skipped frames too (recovery), not just of taken ones (reads). */
   verifyAll: boolean;
   /**
@@ -70,7 +73,8 @@ export async function scanFrames(
   const ensure = async (bytes: number): Promise<number | null> => {
     if (span === null || position + bytes > span.position + span.length || position < span.position) {
       if (span !== null) await span.settle();
-      const length = Math.min(range.to - position, Math.max(range.readAhead, bytes));
+      const readAhead = typeof range.readAhead === 'number' ? range.readAhead : range.readAhead();
+      const length = Math.min(range.to - position, Math.max(readAhead, bytes));
       span = new ReadSpan(handle, position, memory.take(length));
     }
     const at = position - span.position;

@@ -615,10 +615,18 @@ export class Shard {
               from: position,
               to,
               expectedBase: segment.baseOffset + relativeOffset,
-              readAhead: Math.min(
-                Math.max(maxBytes - total + 2 * this.#ctx.indexIntervalBytes, 64 * 1024),
-                8 * 1024 * 1024,
-              ),
+              // Sized afresh for each span from what the budget still allows, so the span after
+              // a full one does not read megabytes only to find the next frame does not fit.
+              readAhead: () =>
+                Math.min(
+                  Math.max(
+                    maxBytes -
+                      total +
+                      (batches.length === 0 ? 2 * this.#ctx.indexIntervalBytes : FRAME_HEADER_BYTES),
+                    64 * 1024,
+                  ),
+                  8 * 1024 * 1024,
+                ),
               verifyAll: false,
               memory,
               // Once the budget is spent, the next frame cannot be taken: do not read on for it.

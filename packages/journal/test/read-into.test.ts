@@ -1,5 +1,6 @@
-import { readFile, writeFile } from 'node:fs/promises';
-import { describe, expect, it } from 'vitest';
+import { open as fsOpen, readFile, writeFile, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
 import { ErrorCode } from '@robustmq/core';
 import { ReadMemory } from '../src/read-memory.js';
 import { batch, open, segmentLogs, sha, tempDir } from './helpers.js';
@@ -120,5 +121,38 @@ describe('ReadMemory', () => {
     expect(third.buffer).toBe(lent.buffer);
     expect(third.byteOffset).toBe(60);
     expect(memory.take(1).buffer).not.toBe(lent.buffer);
+  });
+});
+
+describe('journal read spans', () => {
+  it('sizes the span after a full one to the budget left, not to a whole new read', async () => {
+    const dir = await tempDir();
+    const engine = await open(dir);
+    await engine.createShard('s', { retentionMs: null });
+    // 16 KiB batches: an 8 MiB span holds 511 frames, a little less data than an 8 MiB budget.
+    const data = 16 * 1024;
+    const written = [];
+    for (let i = 0; i < 768; i++) {
+      const b = batch(data, 1_000 + i);
+      written.push(b);
+      await engine.append('s', [b]);
+    }
+    const maxBytes = 8 * 1024 * 1024;
+    // Every FileHandle shares one prototype: count the bytes the read asks of the file.
+    const probe = await fsOpen(join(dir, 'probe'), 'w+');
+    const prototype = Object.getPrototypeOf(probe) as FileHandle;
+    await probe.close();
+    const reads = vi.spyOn(prototype, 'read');
+    try {
+      const { batches } = await engine.read('s', 0, { maxBytes });
+      expect(batches.length).toBe(512);
+      expect(batches.map((b) => sha(b.data))).toEqual(written.slice(0, 512).map((b) => sha(b.data)));
+      const asked = reads.mock.calls.reduce((sum, call) => sum + Number((call as unknown[])[2] ?? 0), 0);
+      // One span of 8 MiB, then one small one for the last frame: not a second 8 MiB.
+      expect(asked).toBeGreaterThanOrEqual(maxBytes);
+      expect(asked).toBeLessThan(maxBytes + 256 * 1024);
+    } finally {
+      reads.mockRestore();
+    }
   });
 });
