@@ -13,16 +13,25 @@ interface Pending {
   reject: (error: Error) => void;
 }
 
+/** Bytes a read into the scratch buffer may bring: size prefixes, small frames, frame starts. */
+const SCRATCH_BYTES = 64 * 1024;
+
 export class KafkaWire {
   private readonly pending = new Map<number, Pending>();
   private nextCorrelationId = 1;
-  private buffered: Buffer[] = [];
-  private bufferedBytes = 0;
   private failure: Error | null = null;
+  /** Where reads land when no frame is being filled. */
+  private readonly scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
+  /** Whether the read under way goes straight into {@link frame}. */
+  private readingFrame = false;
+  /** The bytes of a size prefix split between reads. */
+  private prefix = Buffer.alloc(0);
+  /** The frame being received (its size known), and how much of it is there. */
+  private frame: Buffer | null = null;
+  private filled = 0;
 
   private constructor(private readonly socket: Socket) {
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.receive(chunk));
     const fail = (error: Error) => {
       this.failure = error;
       for (const waiter of this.pending.values()) waiter.reject(error);
@@ -33,12 +42,27 @@ export class KafkaWire {
   }
 
   static async open(host: string, port: number): Promise<KafkaWire> {
-    const socket = connect({ host, port });
+    // Reads go straight into the frame being received, so a large Fetch response is neither
+    // gathered from chunks nor copied once more by this client: it costs what reading a plain
+    // loopback stream costs (the machine limit the consume phase is compared with).
+    let wire: KafkaWire | null = null;
+    const socket = connect({
+      host,
+      port,
+      onread: {
+        buffer: () => wire?.nextReadBuffer() ?? Buffer.allocUnsafe(SCRATCH_BYTES),
+        callback: (bytes, buffer) => {
+          wire?.received(bytes, buffer);
+          return true;
+        },
+      },
+    });
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);
     });
-    return new KafkaWire(socket);
+    wire = new KafkaWire(socket);
+    return wire;
   }
 
   /** Sends one request and resolves with its decoded response body. */
@@ -61,35 +85,57 @@ export class KafkaWire {
     this.socket.destroy();
   }
 
-  private receive(chunk: Buffer): void {
-    this.buffered.push(chunk);
-    this.bufferedBytes += chunk.length;
-    // Join chunks only once a whole frame is there: a large Fetch response arrives in many chunks,
-    // and joining at each one would copy it over and over.
-    if (this.bufferedBytes < 4) return;
-    if (this.buffered.length > 1 && this.buffered[0]!.length >= 4) {
-      const size = this.buffered[0]!.readInt32BE(0);
-      if (this.bufferedBytes < 4 + size) return;
+  /** The frame's missing bytes while one is being received, else the scratch buffer. */
+  private nextReadBuffer(): Buffer {
+    this.readingFrame = this.frame !== null;
+    return this.frame ? this.frame.subarray(this.filled) : this.scratch;
+  }
+
+  private received(bytes: number, buffer: Uint8Array): void {
+    if (this.readingFrame) {
+      this.filled += bytes;
+      if (this.filled === this.frame!.length) this.complete();
+      return;
     }
-    let data = this.buffered.length === 1 ? chunk : Buffer.concat(this.buffered, this.bufferedBytes);
-    let offset = 0;
-    while (data.length - offset >= 4) {
-      const size = data.readInt32BE(offset);
-      if (data.length - offset - 4 < size) break;
-      const frame = data.subarray(offset + 4, offset + 4 + size);
-      offset += 4 + size;
-      const correlationId = frame.readInt32BE(0);
-      const waiter = this.pending.get(correlationId);
-      if (!waiter) continue;
-      this.pending.delete(correlationId);
-      try {
-        waiter.resolve(decodeResponse(frame, waiter.apiKey, waiter.apiVersion).response);
-      } catch (error) {
-        waiter.reject(error as Error);
+    // Into a scratch buffer: size prefixes and small frames, copied out since the next read
+    // overwrites them; a frame that goes on past this read is filled by the reads after it.
+    const data = Buffer.from(buffer.buffer, buffer.byteOffset, bytes);
+    let at = 0;
+    while (at < data.length) {
+      if (this.frame) {
+        const used = Math.min(data.length - at, this.frame.length - this.filled);
+        data.copy(this.frame, this.filled, at, at + used);
+        this.filled += used;
+        at += used;
+        if (this.filled === this.frame.length) this.complete();
+        continue;
       }
+      const need = 4 - this.prefix.length;
+      if (data.length - at < need) {
+        this.prefix = Buffer.concat([this.prefix, data.subarray(at)]);
+        return;
+      }
+      const size = Buffer.concat([this.prefix, data.subarray(at, at + need)]).readInt32BE(0);
+      this.prefix = Buffer.alloc(0);
+      at += need;
+      this.frame = Buffer.allocUnsafe(size);
+      this.filled = 0;
+      if (size === 0) this.complete();
     }
-    data = data.subarray(offset);
-    this.buffered = data.length > 0 ? [data] : [];
-    this.bufferedBytes = data.length;
+  }
+
+  private complete(): void {
+    const frame = this.frame!;
+    this.frame = null;
+    this.filled = 0;
+    const correlationId = frame.readInt32BE(0);
+    const waiter = this.pending.get(correlationId);
+    if (!waiter) return;
+    this.pending.delete(correlationId);
+    try {
+      waiter.resolve(decodeResponse(frame, waiter.apiKey, waiter.apiVersion).response);
+    } catch (error) {
+      waiter.reject(error as Error);
+    }
   }
 }

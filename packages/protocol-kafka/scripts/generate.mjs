@@ -164,6 +164,22 @@ function model(schema) {
   }
 
   addStruct(schema.name, schema.fields ?? [], validVersions);
+  // Structs that hold a records field, directly or through their fields, are generic in how records
+  // are given for writing (see `Records` in protocol.ts); repeat until no more are found.
+  for (let changed = true; changed;) {
+    changed = false;
+    for (const struct of structs.values()) {
+      if (struct.carriesRecords) continue;
+      const carries = struct.fields.some(
+        (f) => f.versions !== null && (f.type === 'records' || structs.get(f.struct)?.carriesRecords),
+      );
+      if (carries) struct.carriesRecords = changed = true;
+    }
+  }
+  for (const struct of structs.values()) {
+    for (const f of struct.fields)
+      f.carriesRecords = f.type === 'records' || !!structs.get(f.struct)?.carriesRecords;
+  }
   return { schema, validVersions, flexible, structs: [...structs.values()] };
 }
 
@@ -179,9 +195,14 @@ function cond(range, within) {
   return parts.length === 0 ? 'true' : parts.join(' && ');
 }
 
-function tsType(field) {
+/**
+ * The TypeScript type of a field. `generic` is for the interface of a struct carrying records,
+ * where records are `R` (a single Buffer when decoded, pieces allowed when written).
+ */
+function tsType(field, generic = false) {
   let base;
-  if (field.struct) base = field.struct;
+  if (field.struct) base = generic && field.carriesRecords ? `${field.struct}<R>` : field.struct;
+  else if (field.type === 'records' && generic) base = 'R';
   else if (field.type === 'int64') base = 'bigint';
   else if (field.type === 'bool') base = 'boolean';
   else if (field.type === 'string' || field.type === 'uuid') base = 'string';
@@ -315,8 +336,9 @@ function writeScalar(type, x, compact) {
     case 'string':
       return `w.writeNullableString(${x}, ${compact})`;
     case 'bytes':
-    case 'records':
       return `w.writeNullableBytes(${x}, ${compact})`;
+    case 'records':
+      return `w.writeNullableRecords(${x}, ${compact})`;
   }
   throw new Error(`no writer for ${type}`);
 }
@@ -324,6 +346,7 @@ function writeScalar(type, x, compact) {
 function sizeScalar(type, x, compact) {
   if (FIXED_SIZE[type] !== undefined) return String(FIXED_SIZE[type]);
   if (type === 'string') return `stringSize(${x}, ${compact})`;
+  if (type === 'records') return `recordsSize(${x}, ${compact})`;
   return `bytesSize(${x}, ${compact})`;
 }
 
@@ -389,10 +412,17 @@ function generateStruct(m, struct) {
   const lines = [];
 
   // Interface
-  lines.push(`export interface ${struct.tsName} {`);
+  // The type written: records may be given in pieces.
+  const input = struct.carriesRecords ? `${struct.tsName}<Records>` : struct.tsName;
+  if (struct.carriesRecords) {
+    lines.push('/** `R`: how records are given, one Buffer (as decoded) or pieces too (for writing). */');
+  }
+  lines.push(
+    `export interface ${struct.tsName}${struct.carriesRecords ? '<R extends Records = Buffer>' : ''} {`,
+  );
   for (const f of struct.fields) {
     if (f.versions === null) continue;
-    lines.push(`  ${f.prop}${required(f, struct) ? '' : '?'}: ${tsType(f)};`);
+    lines.push(`  ${f.prop}${required(f, struct) ? '' : '?'}: ${tsType(f, struct.carriesRecords)};`);
   }
   lines.push('  /** Tagged fields this codec does not know, kept so they are written back. */');
   lines.push('  unknownTaggedFields?: TaggedField[];');
@@ -447,7 +477,7 @@ function generateStruct(m, struct) {
 
   // Tagged writes
   if (tagged.length > 0 && flexibleExpr !== 'false') {
-    lines.push(`function tags${struct.tsName}(v: ${struct.tsName}, version: number): TaggedWrite[] {`);
+    lines.push(`function tags${struct.tsName}(v: ${input}, version: number): TaggedWrite[] {`);
     lines.push('  const flexible = true;');
     lines.push('  const out: TaggedWrite[] = [];');
     for (const f of tagged) {
@@ -466,9 +496,7 @@ function generateStruct(m, struct) {
     tagged.length > 0 && flexibleExpr !== 'false' ? `tags${struct.tsName}(v, version)` : 'NO_TAGS';
 
   // Write
-  lines.push(
-    `export function write${struct.tsName}(w: Writer, v: ${struct.tsName}, version: number): void {`,
-  );
+  lines.push(`export function write${struct.tsName}(w: Writer, v: ${input}, version: number): void {`);
   lines.push(`  const flexible = ${flexibleExpr};`);
   for (const f of regular) {
     const c = cond(f.versions, within);
@@ -481,7 +509,7 @@ function generateStruct(m, struct) {
   lines.push('}', '');
 
   // Size
-  lines.push(`export function size${struct.tsName}(v: ${struct.tsName}, version: number): number {`);
+  lines.push(`export function size${struct.tsName}(v: ${input}, version: number): number {`);
   lines.push(`  const flexible = ${flexibleExpr};`);
   lines.push('  let size = 0;');
   for (const f of regular) {
@@ -528,12 +556,13 @@ function generateModule(m) {
     'fixedArraySize',
     'NO_TAGS',
     'readArray',
+    'recordsSize',
     'stringSize',
     'taggedFieldsSize',
     'writeArray',
     'ZERO_UUID',
   ].filter((name) => new RegExp(`\\b${name}\\b`).test(body));
-  const types = ['MessageCodec', 'Reader', 'TaggedField', 'TaggedWrite', 'Writer'].filter((name) =>
+  const types = ['MessageCodec', 'Reader', 'Records', 'TaggedField', 'TaggedWrite', 'Writer'].filter((name) =>
     new RegExp(`\\b${name}\\b`).test(body + 'MessageCodec'),
   );
   const kind =

@@ -4,6 +4,7 @@ import {
   decodeRecordBatches,
   decodeResponse,
   encodeRecordBatch,
+  encodeRequest,
   KafkaErrorCode,
   type ApiVersionsResponse,
   type CreatePartitionsResponse,
@@ -162,6 +163,41 @@ describe('Kafka broker over the wire', () => {
     // Each refusal is a log line and a count.
     await server.waitForLog((line) => line.msg === 'produced batch refused' && line.topic === 'strict');
     await server.waitForMetric(/^robustmq_kafka_bad_input_total\{.*reason="bad_batch".*\} 4$/);
+  });
+
+  it('reads requests however the stream splits them: inside size prefixes, frames, several at once', async () => {
+    await createTopic('split');
+    const batch = await encodeRecordBatch({ records: [{ value: Buffer.alloc(100_000, 5) }] });
+    const produceFrame = encodeRequest(
+      { apiKey: 0, apiVersion: 9, correlationId: 501, clientId: 'split' },
+      {
+        acks: -1,
+        timeoutMs: 5000,
+        topicData: [{ name: 'split', partitionData: [{ index: 0, records: batch }] }],
+      },
+    );
+    const metadataFrame = (correlationId: number) =>
+      encodeRequest({ apiKey: 3, apiVersion: 12, correlationId, clientId: 'split' }, { topics: [] });
+    const stream = Buffer.concat([metadataFrame(500), produceFrame, metadataFrame(502), metadataFrame(503)]);
+    // Cuts in a size prefix (twice), in a header and in the records; the last piece but one holds
+    // the end of the Produce request, a whole Metadata request and the start of another.
+    const first = metadataFrame(0).length;
+    const cuts = [2, first + 2, first + 30, first + 70_000, stream.length - 10];
+    let from = 0;
+    for (const cut of [...cuts, stream.length]) {
+      client.socket.write(stream.subarray(from, cut));
+      from = cut;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const answers = [];
+    for (let i = 0; i < 4; i++)
+      answers.push(decodeResponse(await client.nextFrame(), i === 1 ? 0 : 3, i === 1 ? 9 : 12));
+    expect(answers.map((answer) => answer.correlationId)).toEqual([500, 501, 502, 503]);
+    const produced = (answers[1]!.response as ProduceResponse).responses[0]!.partitionResponses[0]!;
+    expect(produced.errorCode).toBe(KafkaErrorCode.none);
+    const fetched = await client.request<FetchResponse>(1, 12, fetchBody('split', 0));
+    const records = decodeRecordBatches(fetched.responses[0]!.partitions[0]!.records!)[0]!.records;
+    expect(records[0]!.value!.equals(Buffer.alloc(100_000, 5))).toBe(true);
   });
 
   it('sends nothing for acks=0 and keeps responses in request order', async () => {

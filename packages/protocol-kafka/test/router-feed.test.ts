@@ -86,6 +86,22 @@ describe('stored Kafka records on the router', () => {
     expect(topics).toEqual(['t']);
   });
 
+  it('stops after the first record of a batch when nobody subscribes to its topic', async () => {
+    const batch = await encodeRecordBatch({ records: [{ value: 'a' }, { value: 'b' }, { value: 'c' }] });
+    const published: string[] = [];
+    const nobody: Router = {
+      publish(message: Message) {
+        published.push(message.topic);
+        return 0;
+      },
+      subscribe: () => {
+        throw new Error('not used');
+      },
+    };
+    publishStoredBatch(nobody, 't', batch, silentLogger);
+    expect(published).toEqual(['t']);
+  });
+
   it('leaves transactional batches out', async () => {
     const batch = await encodeRecordBatch({
       records: [{ value: 'in a transaction' }],

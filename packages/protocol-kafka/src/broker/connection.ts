@@ -45,6 +45,8 @@ export class Connection {
   private readonly answering: Promise<void>[] = [];
   /** Frame bytes of the requests in {@link answering}. */
   private answeringBytes = 0;
+  /** Whether {@link write} corked the socket until the next tick. */
+  private corked = false;
 
   constructor(
     private readonly broker: Broker,
@@ -105,8 +107,8 @@ export class Connection {
     this.chunks.push(data);
     this.buffered += data.length;
     while (this.buffered >= 4) {
-      const first = this.chunks[0]!.length >= 4 ? this.chunks[0]! : this.flatten();
-      const size = first.readInt32BE(0);
+      if (this.chunks[0]!.length < 4) this.chunks = [Buffer.concat(this.chunks, this.buffered)];
+      const size = this.chunks[0]!.readInt32BE(0);
       if (size < 0 || size > this.broker.settings.maxFrameSize) {
         this.drop('frame_size', 'request frame size out of bounds', {
           size,
@@ -115,11 +117,7 @@ export class Connection {
         return;
       }
       if (this.buffered < 4 + size) break;
-      const all = this.chunks.length === 1 ? this.chunks[0]! : this.flatten();
-      const frame = all.subarray(4, 4 + size);
-      const rest = all.subarray(4 + size);
-      this.chunks = rest.length > 0 ? [rest] : [];
-      this.buffered = rest.length;
+      const frame = this.take(4 + size).subarray(4);
       this.queue.push(frame);
       this.queuedBytes += frame.length;
     }
@@ -127,10 +125,29 @@ export class Connection {
     if (!this.processing) void this.processQueue();
   }
 
-  private flatten(): Buffer {
-    const all = Buffer.concat(this.chunks, this.buffered);
-    this.chunks = [all];
-    return all;
+  /**
+   * Removes the first `bytes` buffered bytes: a view when one chunk holds them, else one copy of
+   * just those bytes (what follows stays in its chunks, so no byte is copied twice).
+   */
+  private take(bytes: number): Buffer {
+    this.buffered -= bytes;
+    const first = this.chunks[0]!;
+    if (first.length >= bytes) {
+      if (first.length === bytes) this.chunks.shift();
+      else this.chunks[0] = first.subarray(bytes);
+      return first.subarray(0, bytes);
+    }
+    const out = Buffer.allocUnsafe(bytes);
+    let filled = 0;
+    while (filled < bytes) {
+      const chunk = this.chunks[0]!;
+      const used = Math.min(chunk.length, bytes - filled);
+      chunk.copy(out, filled, 0, used);
+      filled += used;
+      if (used === chunk.length) this.chunks.shift();
+      else this.chunks[0] = chunk.subarray(used);
+    }
+    return out;
   }
 
   private async processQueue(): Promise<void> {
@@ -154,8 +171,9 @@ export class Connection {
         if (this.closed) break;
         let queued!: () => void;
         const admitted = new Promise<void>((resolve) => (queued = resolve));
-        const handled = this.handleFrame(frame, produce ? queued : undefined);
-        const answered = this.answerInOrder(handled, frame.length);
+        const afterResponse: Array<() => void> = [];
+        const handled = this.handleFrame(frame, afterResponse, produce ? queued : undefined);
+        const answered = this.answerInOrder(handled, frame.length, afterResponse);
         if (produce) await Promise.race([admitted, handled]);
         else await answered;
       }
@@ -166,13 +184,32 @@ export class Connection {
     }
   }
 
-  /** Writes a request's response after every earlier request's response. */
-  private answerInOrder(handled: Promise<Buffer | Buffer[] | null>, bytes: number): Promise<void> {
+  /**
+   * Writes a request's response after every earlier request's response; `afterResponse` runs once
+   * the socket has taken it (or it will never be sent).
+   */
+  private answerInOrder(
+    handled: Promise<Buffer | Buffer[] | null>,
+    bytes: number,
+    afterResponse: ReadonlyArray<() => void>,
+  ): Promise<void> {
     const previous = this.answering[this.answering.length - 1];
+    let taken = false;
+    const done = () => {
+      if (taken) return;
+      taken = true;
+      for (const callback of afterResponse) callback();
+    };
     const answered = (async () => {
-      const response = await handled;
-      if (previous) await previous;
-      if (response && !this.closed) await this.write(response);
+      try {
+        const response = await handled;
+        if (previous) await previous;
+        if (response && !this.closed) await this.write(response, done);
+        else done();
+      } catch (error) {
+        done();
+        throw error;
+      }
     })().catch((error: unknown) => this.fail(error));
     this.answering.push(answered);
     this.answeringBytes += bytes;
@@ -191,19 +228,31 @@ export class Connection {
     this.socket.destroy();
   }
 
-  private async write(response: Buffer | Buffer[]): Promise<void> {
+  /** Writes a response; `written` runs once the socket is done with its bytes (or failed). */
+  private async write(response: Buffer | Buffer[], written: () => void): Promise<void> {
+    // Responses that become ready together (the Produce requests one sync made durable) leave in
+    // one system call: the socket stays corked until the current burst of callbacks is over.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
     let flowing: boolean;
     if (Array.isArray(response)) {
       this.broker.metrics.sent(
         this.listener,
         response.reduce((total, chunk) => total + chunk.length, 0),
       );
-      this.socket.cork();
-      flowing = response.map((chunk) => this.socket.write(chunk)).every(Boolean);
-      this.socket.uncork();
+      flowing = response
+        .map((chunk, i) => this.socket.write(chunk, i === response.length - 1 ? written : undefined))
+        .every(Boolean);
+      if (response.length === 0) written();
     } else {
       this.broker.metrics.sent(this.listener, response.length);
-      flowing = this.socket.write(response);
+      flowing = this.socket.write(response, written);
     }
     if (flowing) return;
     // A client that does not read slows only itself: its next request waits for the drain.
@@ -219,7 +268,11 @@ export class Connection {
   }
 
   /** Handles one frame; resolves with the bytes to send back, or null for none. */
-  private async handleFrame(frame: Buffer, queued?: () => void): Promise<Buffer | Buffer[] | null> {
+  private async handleFrame(
+    frame: Buffer,
+    afterResponse: Array<() => void>,
+    queued?: () => void,
+  ): Promise<Buffer | Buffer[] | null> {
     if (this.state.rawSasl) return this.handleRawSasl(frame);
     let header: RequestHeader;
     let bodyOffset: number;
@@ -267,6 +320,7 @@ export class Connection {
       broker: this.broker,
       logger: this.logger,
       queued,
+      afterResponse: (done) => afterResponse.push(done),
     };
     let response: unknown;
     try {

@@ -17,7 +17,8 @@
  * - A handler file `handlers/join-group.ts` exports `handleJoinGroup: ApiHandler<JoinGroupRequest,
  *   JoinGroupResponse>`; the request/response types come from `../../codec/messages/<kebab>.js`
  *   (`join-group-request.js` exports the interface and codec `JoinGroupRequest`). int64 fields are
- *   `bigint`, bytes and records `Buffer`, uuid a lower-case hyphenated string.
+ *   `bigint`, bytes and records `Buffer` (records in a response may be pieces, `Records`), uuid a
+ *   lower-case hyphenated string.
  * - A handler answers every request with a response body (errors go in error codes); it throws
  *   only for a bug or to close the connection (`CloseConnection`). The throttle time is 0.
  * - State that lives as long as the broker (group coordinator, producer table) is a service:
@@ -73,6 +74,11 @@ export interface RequestContext {
    * go out in request order. Handlers that never call it run alone, as in Kafka.
    */
   readonly queued?: () => void;
+  /**
+   * Runs `done` once the response has been handed to the socket (or will never be sent): buffers
+   * the response refers to may be used again from then on.
+   */
+  readonly afterResponse?: (done: () => void) => void;
 }
 
 /** Handles one decoded request and resolves with its response body. */

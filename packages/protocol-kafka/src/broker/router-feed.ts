@@ -60,7 +60,10 @@ export function publishStoredBatch(router: Router, topic: string, batch: Buffer,
   const lazy = new LazyBatch(batch);
   try {
     for (let index = 0; index < header.recordCount; index++) {
-      router.publish(new RoutedRecord(topic, lazy, index), ORIGIN);
+      const receivers = router.publish(new RoutedRecord(topic, lazy, index), ORIGIN);
+      // Nobody took the first record, so no handler ran and the subscriptions are as they were:
+      // the other records of the batch (same topic) would find nobody either.
+      if (receivers === 0 && index === 0) return;
     }
   } catch (error) {
     logger.error({ err: error, topic }, 'stored Kafka records not published on the router');

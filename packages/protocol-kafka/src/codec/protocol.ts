@@ -26,6 +26,23 @@ export class ProtocolError extends Error {
   }
 }
 
+/**
+ * A `records` field as written: one buffer, or pieces written one after another as if joined (a
+ * Fetch response sends a partition's stored batches this way, without copying them together).
+ * Decoding always gives one Buffer.
+ */
+export type Records = Buffer | readonly Uint8Array[];
+
+function isPieces(value: Records): value is readonly Uint8Array[] {
+  return Array.isArray(value);
+}
+
+function piecesLength(pieces: readonly Uint8Array[]): number {
+  let length = 0;
+  for (const piece of pieces) length += piece.length;
+  return length;
+}
+
 export const ZERO_UUID = '00000000-0000-0000-0000-000000000000';
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const EMPTY = Buffer.alloc(0);
@@ -230,6 +247,15 @@ export class Writer {
     this.writeLength(value.length, compact, true);
     this.writeRaw(value);
   }
+  /** Records (or null) with their length; pieces are written in order, each like {@link writeRaw}. */
+  writeNullableRecords(value: Records | null, compact: boolean): void {
+    if (value === null || !isPieces(value)) {
+      this.writeNullableBytes(value, compact);
+      return;
+    }
+    this.writeLength(piecesLength(value), compact, true);
+    for (const piece of value) this.writeRaw(piece);
+  }
   writeArrayLength(length: number, compact: boolean): void {
     this.writeLength(length, compact, true);
   }
@@ -298,6 +324,13 @@ export function bytesSize(value: Uint8Array | null, compact: boolean): number {
   return lengthSize(value.length, compact, true) + value.length;
 }
 
+/** Bytes of (nullable) records with their length, whether one buffer or pieces. */
+export function recordsSize(value: Records | null, compact: boolean): number {
+  if (value === null || !isPieces(value)) return bytesSize(value, compact);
+  const length = piecesLength(value);
+  return lengthSize(length, compact, true) + length;
+}
+
 /** Bytes of an array length prefix. */
 export function arrayLengthSize(length: number, compact: boolean): number {
   return lengthSize(length, compact, true);
@@ -337,7 +370,8 @@ export const EMPTY_BYTES: Buffer = EMPTY;
 
 /**
  * One message type of one schema: its versions and its generated reader, writer and size.
- * Values of type `T` are plain objects; int64 is `bigint`, bytes and records `Buffer`.
+ * Values of type `T` are plain objects; int64 is `bigint`, bytes and records `Buffer` (a records
+ * field being written may also be pieces, see {@link Records}).
  */
 export interface MessageCodec<T> {
   readonly name: string;

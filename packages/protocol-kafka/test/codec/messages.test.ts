@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { run } from '../helpers/processes.js';
 import * as codec from '../../src/codec/index.js';
-import { decodeMessage, encodeMessage, type MessageCodec } from '../../src/codec/index.js';
+import { decodeMessage, encodeMessage, type MessageCodec, type Records } from '../../src/codec/index.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');
 
@@ -67,6 +67,88 @@ describe('generated message codecs', () => {
     expect(() => decodeMessage(codec.MetadataRequest, Buffer.concat([bytes, Buffer.from([0])]), 9)).toThrow(
       /left after/,
     );
+  });
+});
+
+/** The messages with a records field, and that field's name. */
+const RECORDS_FIELDS: Record<string, string> = {
+  ProduceRequest: 'records',
+  FetchResponse: 'records',
+  FetchSnapshotResponse: 'unalignedRecords',
+  ShareFetchResponse: 'records',
+};
+
+/** A copy of `value` with each records field's buffer given by `split` (pieces or one buffer). */
+function withRecords(value: unknown, field: string, split: (records: Buffer) => unknown): unknown {
+  if (Array.isArray(value)) return value.map((e) => withRecords(e, field, split));
+  if (value === null || typeof value !== 'object' || Buffer.isBuffer(value)) return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([key, inner]) => [
+      key,
+      key === field && Buffer.isBuffer(inner) ? split(inner) : withRecords(inner, field, split),
+    ]),
+  );
+}
+
+describe('records given in pieces', () => {
+  const splits: Record<string, (records: Buffer) => Uint8Array[]> = {
+    'one piece per byte': (records) => [...records].map((byte) => Buffer.from([byte])),
+    'an empty piece first': (records) => [Buffer.alloc(0), records],
+    'plain Uint8Arrays': (records) => [
+      new Uint8Array(records.subarray(0, 1)),
+      new Uint8Array(records.subarray(1)),
+    ],
+  };
+
+  for (const [name, field] of Object.entries(RECORDS_FIELDS)) {
+    it(`${name} writes the same bytes as the joined records, in every version`, () => {
+      const fixture = fixtures.find((f) => f.name === name)!;
+      const messageCodec = (codec as unknown as Record<string, MessageCodec<unknown>>)[name]!;
+      for (const { version, value } of fixture.cases) {
+        const joined = encodeMessage(messageCodec, value, version);
+        for (const [how, split] of Object.entries(splits)) {
+          const pieces = withRecords(value, field, split);
+          expect(messageCodec.size(pieces, version), `v${version} ${how} size`).toBe(joined.length);
+          expect(encodeMessage(messageCodec, pieces, version).equals(joined), `v${version} ${how}`).toBe(
+            true,
+          );
+        }
+      }
+    });
+  }
+
+  it('covers every message with a records field', () => {
+    const generated = readdirSync(join(import.meta.dirname, '../../src/codec/messages'))
+      .map((file) => readFileSync(join(import.meta.dirname, '../../src/codec/messages', file), 'utf8'))
+      .filter((source) => source.includes('writeNullableRecords('));
+    expect(generated).toHaveLength(Object.keys(RECORDS_FIELDS).length);
+  });
+
+  it('sends large pieces of every Fetch version by reference, the frame equal to the joined one', () => {
+    const batches = [
+      Buffer.alloc(40_000, 1),
+      Buffer.alloc(10, 2),
+      Buffer.alloc(70_000, 3),
+      Buffer.alloc(5, 4),
+    ];
+    const joined = Buffer.concat(batches);
+    const body = (records: Records) => ({
+      responses: [
+        { topic: 't', partitions: [{ partitionIndex: 0, errorCode: 0, highWatermark: 9n, records }] },
+      ],
+    });
+    const { minVersion, maxVersion } = codec.FetchResponse;
+    for (let version = minVersion; version <= maxVersion; version++) {
+      const chunks = codec.encodeResponseChunks(codec.ApiKey.fetch, version, 3, body(batches));
+      // The two pieces of 32 KiB or more are chunks of their own, not copies.
+      expect(chunks.filter((chunk) => chunk === batches[0] || chunk === batches[2])).toHaveLength(2);
+      const expected = codec.encodeResponse(codec.ApiKey.fetch, version, 3, body(joined));
+      expect(Buffer.concat(chunks).equals(expected), `v${version}`).toBe(true);
+      expect(codec.encodeResponse(codec.ApiKey.fetch, version, 3, body(batches)).equals(expected)).toBe(true);
+      const decoded = codec.decodeResponse(expected.subarray(4), codec.ApiKey.fetch, version)
+        .response as codec.FetchResponse;
+      expect(decoded.responses[0]!.partitions[0]!.records!.equals(joined)).toBe(true);
+    }
   });
 });
 

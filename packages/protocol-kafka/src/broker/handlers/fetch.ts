@@ -1,22 +1,29 @@
-import { ErrorCode, isRobustMQError, shardName, type StoredBatch } from '@robustmq/core';
+import { ErrorCode, isRobustMQError, shardName, type ReadOptions, type StoredBatch } from '@robustmq/core';
 import { KafkaErrorCode } from '../../codec/error-codes.js';
 import type { FetchRequest, FetchRequestFetchPartition } from '../../codec/messages/fetch-request.js';
 import type { FetchResponse, FetchResponsePartitionData } from '../../codec/messages/fetch-response.js';
+import type { Records } from '../../codec/protocol.js';
 import { setBaseOffset } from '../../codec/record-batch.js';
 import type { ApiHandler, RequestContext } from '../handler.js';
+import { ReadBuffers } from '../read-buffers.js';
 import { authorized, kafkaErrorOf } from '../topics.js';
+
+/** Bytes of buffers one Fetch may borrow for its reads; partitions beyond it read into fresh memory. */
+const MAX_LENT_PER_FETCH = 32 * 1024 * 1024;
 
 interface PartitionRead {
   topic: string;
   request: FetchRequestFetchPartition;
   allowed: boolean;
-  data: FetchResponsePartitionData;
+  data: FetchResponsePartitionData<Records>;
   bytes: number;
   /** Records in the batches read (whole batches, as sent). */
   records: number;
+  /** The buffer lent to this partition's storage reads, if any; the response may refer to it. */
+  lent: Buffer | null;
 }
 
-function empty(partitionIndex: number, errorCode: number): FetchResponsePartitionData {
+function empty(partitionIndex: number, errorCode: number): FetchResponsePartitionData<Records> {
   return {
     partitionIndex,
     errorCode,
@@ -30,12 +37,14 @@ function empty(partitionIndex: number, errorCode: number): FetchResponsePartitio
 }
 
 /**
- * The bytes of stored batches as a client reads them. A batch whose header does not carry the
- * offset storage gave it (another writer appended between offset assignment and append) is
- * copied and corrected; all others are served as stored.
+ * The bytes of stored batches as a client reads them, one piece per batch: the response writes
+ * them one after another, so they are neither joined nor copied (the storage keeps a frame header
+ * between batches). A batch whose header does not carry the offset storage gave it (another writer
+ * appended between offset assignment and append) is copied and corrected; all others are served
+ * as stored.
  */
-function recordsOf(batches: readonly StoredBatch[]): Buffer {
-  const parts = batches.map((batch) => {
+function recordsOf(batches: readonly StoredBatch[]): Buffer[] {
+  return batches.map((batch) => {
     const data = Buffer.from(batch.data.buffer, batch.data.byteOffset, batch.data.byteLength);
     if (data.length >= 8 && data.readBigInt64BE(0) !== BigInt(batch.baseOffset)) {
       const copy = Buffer.from(data);
@@ -44,10 +53,14 @@ function recordsOf(batches: readonly StoredBatch[]): Buffer {
     }
     return data;
   });
-  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
-async function readPartition(context: RequestContext, read: PartitionRead, budget: number): Promise<void> {
+async function readPartition(
+  context: RequestContext,
+  read: PartitionRead,
+  budget: number,
+  lend: (bytes: number) => Buffer | null,
+): Promise<void> {
   const { storage } = context.broker.context;
   const shard = shardName(read.topic, read.request.partition);
   const index = read.request.partition;
@@ -70,10 +83,13 @@ async function readPartition(context: RequestContext, read: PartitionRead, budge
       read.records = 0;
       return;
     }
-    const result = await storage.read(shard, offset, {
-      maxBytes: Math.min(budget, read.request.partitionMaxBytes),
-    });
-    const records = result.batches.length > 0 ? recordsOf(result.batches) : Buffer.alloc(0);
+    const maxBytes = Math.min(budget, read.request.partitionMaxBytes);
+    // Storage may read into the lent buffer (an engine that cannot, ignores it); a read again
+    // after waiting reuses it, as the earlier read's batches are dropped.
+    read.lent ??= lend(maxBytes);
+    const options: ReadOptions = read.lent === null ? { maxBytes } : { maxBytes, into: read.lent };
+    const result = await storage.read(shard, offset, options);
+    const records = recordsOf(result.batches);
     read.data = {
       ...empty(index, KafkaErrorCode.none),
       highWatermark: BigInt(result.nextOffset),
@@ -81,7 +97,7 @@ async function readPartition(context: RequestContext, read: PartitionRead, budge
       logStartOffset: BigInt(result.logStartOffset),
       records,
     };
-    read.bytes = records.length;
+    read.bytes = records.reduce((total, piece) => total + piece.length, 0);
     read.records = result.batches.reduce((count, batch) => count + batch.recordCount, 0);
   } catch (error) {
     read.bytes = 0;
@@ -109,8 +125,23 @@ async function readPartition(context: RequestContext, read: PartitionRead, budge
  * `max_bytes` bounds the response except that the first partition with data returns at least one
  * whole batch, so a consumer always progresses.
  */
-export const handleFetch: ApiHandler<FetchRequest, FetchResponse> = async (request, context) => {
+export const handleFetch: ApiHandler<FetchRequest, FetchResponse<Records>> = async (request, context) => {
   const { broker } = context;
+  // Buffers lent to storage go back once the response that refers to them is in the socket's hands.
+  const lending = context.afterResponse ? readBuffers(context) : null;
+  const lent: Buffer[] = [];
+  let lentBytes = 0;
+  if (lending) context.afterResponse!(() => lent.forEach((buffer) => lending.release(buffer)));
+  /** A buffer for a partition's reads, while the request's lent buffers stay within bounds. */
+  const lend = (bytes: number): Buffer | null => {
+    if (!lending || lentBytes >= MAX_LENT_PER_FETCH) return null;
+    const buffer = lending.acquire(bytes);
+    if (buffer) {
+      lent.push(buffer);
+      lentBytes += buffer.length;
+    }
+    return buffer;
+  };
   const reads: PartitionRead[] = [];
   for (const topic of request.topics) {
     const name = topic.topic ?? '';
@@ -123,6 +154,7 @@ export const handleFetch: ApiHandler<FetchRequest, FetchResponse> = async (reque
         data: empty(partition.partition, 0),
         bytes: 0,
         records: 0,
+        lent: null,
       });
     }
   }
@@ -133,7 +165,7 @@ export const handleFetch: ApiHandler<FetchRequest, FetchResponse> = async (reque
     let total = 0;
     let failed = false;
     for (const read of reads) {
-      await readPartition(context, read, budget);
+      await readPartition(context, read, budget, lend);
       budget -= read.bytes;
       total += read.bytes;
       if (read.data.errorCode !== KafkaErrorCode.none) failed = true;
@@ -160,14 +192,19 @@ export const handleFetch: ApiHandler<FetchRequest, FetchResponse> = async (reque
   };
 };
 
+/** The broker's buffers for storage reads, shared by every connection. */
+function readBuffers(context: RequestContext): ReadBuffers {
+  return context.broker.service('read-buffers', () => new ReadBuffers());
+}
+
 /** Where new data for a partition would start: past what it holds now. */
 function waitOffset(read: PartitionRead): number {
   const end = Number(read.data.highWatermark);
   return Math.max(end, Number(read.request.fetchOffset));
 }
 
-function groupByTopic(reads: readonly PartitionRead[]): FetchResponse['responses'] {
-  const out: FetchResponse['responses'] = [];
+function groupByTopic(reads: readonly PartitionRead[]): FetchResponse<Records>['responses'] {
+  const out: FetchResponse<Records>['responses'] = [];
   for (const read of reads) {
     const last = out[out.length - 1];
     if (last && last.topic === read.topic) last.partitions.push(read.data);

@@ -2,26 +2,28 @@
 
 import {
   arraySize,
-  bytesSize,
   deepEqual,
   NO_TAGS,
   readArray,
+  recordsSize,
   stringSize,
   taggedFieldsSize,
   writeArray,
   ZERO_UUID,
   type MessageCodec,
   type Reader,
+  type Records,
   type TaggedField,
   type TaggedWrite,
   type Writer,
 } from '../protocol.js';
 
-export interface FetchResponse {
+/** `R`: how records are given, one Buffer (as decoded) or pieces too (for writing). */
+export interface FetchResponse<R extends Records = Buffer> {
   throttleTimeMs?: number;
   errorCode?: number;
   sessionId?: number;
-  responses: FetchResponseFetchableTopicResponse[];
+  responses: FetchResponseFetchableTopicResponse<R>[];
   nodeEndpoints?: FetchResponseNodeEndpoint[];
   /** Tagged fields this codec does not know, kept so they are written back. */
   unknownTaggedFields?: TaggedField[];
@@ -75,7 +77,7 @@ export function readFetchResponse(r: Reader, version: number): FetchResponse {
   return v;
 }
 
-function tagsFetchResponse(v: FetchResponse, version: number): TaggedWrite[] {
+function tagsFetchResponse(v: FetchResponse<Records>, version: number): TaggedWrite[] {
   const flexible = true;
   const out: TaggedWrite[] = [];
   {
@@ -93,7 +95,7 @@ function tagsFetchResponse(v: FetchResponse, version: number): TaggedWrite[] {
   return out;
 }
 
-export function writeFetchResponse(w: Writer, v: FetchResponse, version: number): void {
+export function writeFetchResponse(w: Writer, v: FetchResponse<Records>, version: number): void {
   const flexible = version >= 12;
   if (version >= 1) {
     const x = v.throttleTimeMs === undefined ? 0 : v.throttleTimeMs;
@@ -114,7 +116,7 @@ export function writeFetchResponse(w: Writer, v: FetchResponse, version: number)
   if (flexible) w.writeTaggedFields(tagsFetchResponse(v, version), v.unknownTaggedFields);
 }
 
-export function sizeFetchResponse(v: FetchResponse, version: number): number {
+export function sizeFetchResponse(v: FetchResponse<Records>, version: number): number {
   const flexible = version >= 12;
   let size = 0;
   if (version >= 1) size += 4;
@@ -128,10 +130,11 @@ export function sizeFetchResponse(v: FetchResponse, version: number): number {
   return size;
 }
 
-export interface FetchResponseFetchableTopicResponse {
+/** `R`: how records are given, one Buffer (as decoded) or pieces too (for writing). */
+export interface FetchResponseFetchableTopicResponse<R extends Records = Buffer> {
   topic?: string;
   topicId?: string;
-  partitions: FetchResponsePartitionData[];
+  partitions: FetchResponsePartitionData<R>[];
   /** Tagged fields this codec does not know, kept so they are written back. */
   unknownTaggedFields?: TaggedField[];
 }
@@ -180,7 +183,7 @@ export function readFetchResponseFetchableTopicResponse(
 
 export function writeFetchResponseFetchableTopicResponse(
   w: Writer,
-  v: FetchResponseFetchableTopicResponse,
+  v: FetchResponseFetchableTopicResponse<Records>,
   version: number,
 ): void {
   const flexible = version >= 12;
@@ -200,7 +203,7 @@ export function writeFetchResponseFetchableTopicResponse(
 }
 
 export function sizeFetchResponseFetchableTopicResponse(
-  v: FetchResponseFetchableTopicResponse,
+  v: FetchResponseFetchableTopicResponse<Records>,
   version: number,
 ): number {
   const flexible = version >= 12;
@@ -218,7 +221,8 @@ export function sizeFetchResponseFetchableTopicResponse(
   return size;
 }
 
-export interface FetchResponsePartitionData {
+/** `R`: how records are given, one Buffer (as decoded) or pieces too (for writing). */
+export interface FetchResponsePartitionData<R extends Records = Buffer> {
   partitionIndex: number;
   errorCode: number;
   highWatermark: bigint;
@@ -229,7 +233,7 @@ export interface FetchResponsePartitionData {
   snapshotId?: FetchResponseSnapshotId;
   abortedTransactions?: FetchResponseAbortedTransaction[] | null;
   preferredReadReplica?: number;
-  records: Buffer | null;
+  records: R | null;
   /** Tagged fields this codec does not know, kept so they are written back. */
   unknownTaggedFields?: TaggedField[];
 }
@@ -306,7 +310,10 @@ export function readFetchResponsePartitionData(r: Reader, version: number): Fetc
   return v;
 }
 
-function tagsFetchResponsePartitionData(v: FetchResponsePartitionData, version: number): TaggedWrite[] {
+function tagsFetchResponsePartitionData(
+  v: FetchResponsePartitionData<Records>,
+  version: number,
+): TaggedWrite[] {
   const out: TaggedWrite[] = [];
   {
     const x = v.divergingEpoch === undefined ? defaultFetchResponseEpochEndOffset() : v.divergingEpoch;
@@ -349,7 +356,7 @@ function tagsFetchResponsePartitionData(v: FetchResponsePartitionData, version: 
 
 export function writeFetchResponsePartitionData(
   w: Writer,
-  v: FetchResponsePartitionData,
+  v: FetchResponsePartitionData<Records>,
   version: number,
 ): void {
   const flexible = version >= 12;
@@ -383,12 +390,15 @@ export function writeFetchResponsePartitionData(
   }
   {
     const x = v.records;
-    w.writeNullableBytes(x, flexible);
+    w.writeNullableRecords(x, flexible);
   }
   if (flexible) w.writeTaggedFields(tagsFetchResponsePartitionData(v, version), v.unknownTaggedFields);
 }
 
-export function sizeFetchResponsePartitionData(v: FetchResponsePartitionData, version: number): number {
+export function sizeFetchResponsePartitionData(
+  v: FetchResponsePartitionData<Records>,
+  version: number,
+): number {
   const flexible = version >= 12;
   let size = 0;
   size += 4;
@@ -403,7 +413,7 @@ export function sizeFetchResponsePartitionData(v: FetchResponsePartitionData, ve
   if (version >= 11) size += 4;
   {
     const x = v.records;
-    size += bytesSize(x, flexible);
+    size += recordsSize(x, flexible);
   }
   if (flexible) size += taggedFieldsSize(tagsFetchResponsePartitionData(v, version), v.unknownTaggedFields);
   return size;

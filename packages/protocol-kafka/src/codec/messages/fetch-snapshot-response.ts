@@ -2,24 +2,26 @@
 
 import {
   arraySize,
-  bytesSize,
   deepEqual,
   NO_TAGS,
   readArray,
+  recordsSize,
   stringSize,
   taggedFieldsSize,
   writeArray,
   type MessageCodec,
   type Reader,
+  type Records,
   type TaggedField,
   type TaggedWrite,
   type Writer,
 } from '../protocol.js';
 
-export interface FetchSnapshotResponse {
+/** `R`: how records are given, one Buffer (as decoded) or pieces too (for writing). */
+export interface FetchSnapshotResponse<R extends Records = Buffer> {
   throttleTimeMs: number;
   errorCode: number;
-  topics: FetchSnapshotResponseTopicSnapshot[];
+  topics: FetchSnapshotResponseTopicSnapshot<R>[];
   nodeEndpoints?: FetchSnapshotResponseNodeEndpoint[];
   /** Tagged fields this codec does not know, kept so they are written back. */
   unknownTaggedFields?: TaggedField[];
@@ -69,7 +71,7 @@ export function readFetchSnapshotResponse(r: Reader, version: number): FetchSnap
   return v;
 }
 
-function tagsFetchSnapshotResponse(v: FetchSnapshotResponse, version: number): TaggedWrite[] {
+function tagsFetchSnapshotResponse(v: FetchSnapshotResponse<Records>, version: number): TaggedWrite[] {
   const flexible = true;
   const out: TaggedWrite[] = [];
   {
@@ -87,7 +89,11 @@ function tagsFetchSnapshotResponse(v: FetchSnapshotResponse, version: number): T
   return out;
 }
 
-export function writeFetchSnapshotResponse(w: Writer, v: FetchSnapshotResponse, version: number): void {
+export function writeFetchSnapshotResponse(
+  w: Writer,
+  v: FetchSnapshotResponse<Records>,
+  version: number,
+): void {
   const flexible = true;
   {
     const x = v.throttleTimeMs;
@@ -104,7 +110,7 @@ export function writeFetchSnapshotResponse(w: Writer, v: FetchSnapshotResponse, 
   if (flexible) w.writeTaggedFields(tagsFetchSnapshotResponse(v, version), v.unknownTaggedFields);
 }
 
-export function sizeFetchSnapshotResponse(v: FetchSnapshotResponse, version: number): number {
+export function sizeFetchSnapshotResponse(v: FetchSnapshotResponse<Records>, version: number): number {
   const flexible = true;
   let size = 0;
   size += 4;
@@ -117,9 +123,10 @@ export function sizeFetchSnapshotResponse(v: FetchSnapshotResponse, version: num
   return size;
 }
 
-export interface FetchSnapshotResponseTopicSnapshot {
+/** `R`: how records are given, one Buffer (as decoded) or pieces too (for writing). */
+export interface FetchSnapshotResponseTopicSnapshot<R extends Records = Buffer> {
   name: string;
-  partitions: FetchSnapshotResponsePartitionSnapshot[];
+  partitions: FetchSnapshotResponsePartitionSnapshot<R>[];
   /** Tagged fields this codec does not know, kept so they are written back. */
   unknownTaggedFields?: TaggedField[];
 }
@@ -163,7 +170,7 @@ export function readFetchSnapshotResponseTopicSnapshot(
 
 export function writeFetchSnapshotResponseTopicSnapshot(
   w: Writer,
-  v: FetchSnapshotResponseTopicSnapshot,
+  v: FetchSnapshotResponseTopicSnapshot<Records>,
   version: number,
 ): void {
   const flexible = true;
@@ -179,7 +186,7 @@ export function writeFetchSnapshotResponseTopicSnapshot(
 }
 
 export function sizeFetchSnapshotResponseTopicSnapshot(
-  v: FetchSnapshotResponseTopicSnapshot,
+  v: FetchSnapshotResponseTopicSnapshot<Records>,
   version: number,
 ): number {
   const flexible = true;
@@ -196,14 +203,15 @@ export function sizeFetchSnapshotResponseTopicSnapshot(
   return size;
 }
 
-export interface FetchSnapshotResponsePartitionSnapshot {
+/** `R`: how records are given, one Buffer (as decoded) or pieces too (for writing). */
+export interface FetchSnapshotResponsePartitionSnapshot<R extends Records = Buffer> {
   index: number;
   errorCode: number;
   snapshotId: FetchSnapshotResponseSnapshotId;
   currentLeader?: FetchSnapshotResponseLeaderIdAndEpoch;
   size: bigint;
   position: bigint;
-  unalignedRecords: Buffer;
+  unalignedRecords: R;
   /** Tagged fields this codec does not know, kept so they are written back. */
   unknownTaggedFields?: TaggedField[];
 }
@@ -261,7 +269,7 @@ export function readFetchSnapshotResponsePartitionSnapshot(
 }
 
 function tagsFetchSnapshotResponsePartitionSnapshot(
-  v: FetchSnapshotResponsePartitionSnapshot,
+  v: FetchSnapshotResponsePartitionSnapshot<Records>,
   version: number,
 ): TaggedWrite[] {
   const out: TaggedWrite[] = [];
@@ -283,7 +291,7 @@ function tagsFetchSnapshotResponsePartitionSnapshot(
 
 export function writeFetchSnapshotResponsePartitionSnapshot(
   w: Writer,
-  v: FetchSnapshotResponsePartitionSnapshot,
+  v: FetchSnapshotResponsePartitionSnapshot<Records>,
   version: number,
 ): void {
   const flexible = true;
@@ -309,14 +317,14 @@ export function writeFetchSnapshotResponsePartitionSnapshot(
   }
   {
     const x = v.unalignedRecords;
-    w.writeNullableBytes(x, flexible);
+    w.writeNullableRecords(x, flexible);
   }
   if (flexible)
     w.writeTaggedFields(tagsFetchSnapshotResponsePartitionSnapshot(v, version), v.unknownTaggedFields);
 }
 
 export function sizeFetchSnapshotResponsePartitionSnapshot(
-  v: FetchSnapshotResponsePartitionSnapshot,
+  v: FetchSnapshotResponsePartitionSnapshot<Records>,
   version: number,
 ): number {
   const flexible = true;
@@ -331,7 +339,7 @@ export function sizeFetchSnapshotResponsePartitionSnapshot(
   size += 8;
   {
     const x = v.unalignedRecords;
-    size += bytesSize(x, flexible);
+    size += recordsSize(x, flexible);
   }
   if (flexible)
     size += taggedFieldsSize(tagsFetchSnapshotResponsePartitionSnapshot(v, version), v.unknownTaggedFields);

@@ -2,23 +2,25 @@
 
 import {
   arraySize,
-  bytesSize,
   NO_TAGS,
   readArray,
+  recordsSize,
   stringSize,
   taggedFieldsSize,
   writeArray,
   type MessageCodec,
   type Reader,
+  type Records,
   type TaggedField,
   type Writer,
 } from '../protocol.js';
 
-export interface ProduceRequest {
+/** `R`: how records are given, one Buffer (as decoded) or pieces too (for writing). */
+export interface ProduceRequest<R extends Records = Buffer> {
   transactionalId?: string | null;
   acks: number;
   timeoutMs: number;
-  topicData: ProduceRequestTopicProduceData[];
+  topicData: ProduceRequestTopicProduceData<R>[];
   /** Tagged fields this codec does not know, kept so they are written back. */
   unknownTaggedFields?: TaggedField[];
 }
@@ -64,7 +66,7 @@ export function readProduceRequest(r: Reader, version: number): ProduceRequest {
   return v;
 }
 
-export function writeProduceRequest(w: Writer, v: ProduceRequest, version: number): void {
+export function writeProduceRequest(w: Writer, v: ProduceRequest<Records>, version: number): void {
   const flexible = version >= 9;
   if (version >= 3) {
     const x = v.transactionalId === undefined ? null : v.transactionalId;
@@ -85,7 +87,7 @@ export function writeProduceRequest(w: Writer, v: ProduceRequest, version: numbe
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
 
-export function sizeProduceRequest(v: ProduceRequest, version: number): number {
+export function sizeProduceRequest(v: ProduceRequest<Records>, version: number): number {
   const flexible = version >= 9;
   let size = 0;
   if (version >= 3) {
@@ -102,9 +104,10 @@ export function sizeProduceRequest(v: ProduceRequest, version: number): number {
   return size;
 }
 
-export interface ProduceRequestTopicProduceData {
+/** `R`: how records are given, one Buffer (as decoded) or pieces too (for writing). */
+export interface ProduceRequestTopicProduceData<R extends Records = Buffer> {
   name: string;
-  partitionData: ProduceRequestPartitionProduceData[];
+  partitionData: ProduceRequestPartitionProduceData<R>[];
   /** Tagged fields this codec does not know, kept so they are written back. */
   unknownTaggedFields?: TaggedField[];
 }
@@ -148,7 +151,7 @@ export function readProduceRequestTopicProduceData(
 
 export function writeProduceRequestTopicProduceData(
   w: Writer,
-  v: ProduceRequestTopicProduceData,
+  v: ProduceRequestTopicProduceData<Records>,
   version: number,
 ): void {
   const flexible = version >= 9;
@@ -164,7 +167,7 @@ export function writeProduceRequestTopicProduceData(
 }
 
 export function sizeProduceRequestTopicProduceData(
-  v: ProduceRequestTopicProduceData,
+  v: ProduceRequestTopicProduceData<Records>,
   version: number,
 ): number {
   const flexible = version >= 9;
@@ -181,9 +184,10 @@ export function sizeProduceRequestTopicProduceData(
   return size;
 }
 
-export interface ProduceRequestPartitionProduceData {
+/** `R`: how records are given, one Buffer (as decoded) or pieces too (for writing). */
+export interface ProduceRequestPartitionProduceData<R extends Records = Buffer> {
   index: number;
-  records: Buffer | null;
+  records: R | null;
   /** Tagged fields this codec does not know, kept so they are written back. */
   unknownTaggedFields?: TaggedField[];
 }
@@ -225,7 +229,7 @@ export function readProduceRequestPartitionProduceData(
 
 export function writeProduceRequestPartitionProduceData(
   w: Writer,
-  v: ProduceRequestPartitionProduceData,
+  v: ProduceRequestPartitionProduceData<Records>,
   version: number,
 ): void {
   const flexible = version >= 9;
@@ -235,13 +239,13 @@ export function writeProduceRequestPartitionProduceData(
   }
   {
     const x = v.records;
-    w.writeNullableBytes(x, flexible);
+    w.writeNullableRecords(x, flexible);
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
 
 export function sizeProduceRequestPartitionProduceData(
-  v: ProduceRequestPartitionProduceData,
+  v: ProduceRequestPartitionProduceData<Records>,
   version: number,
 ): number {
   const flexible = version >= 9;
@@ -249,7 +253,7 @@ export function sizeProduceRequestPartitionProduceData(
   size += 4;
   {
     const x = v.records;
-    size += bytesSize(x, flexible);
+    size += recordsSize(x, flexible);
   }
   if (flexible) size += taggedFieldsSize(NO_TAGS, v.unknownTaggedFields);
   return size;

@@ -2,24 +2,26 @@
 
 import {
   arraySize,
-  bytesSize,
   NO_TAGS,
   readArray,
+  recordsSize,
   stringSize,
   taggedFieldsSize,
   writeArray,
   ZERO_UUID,
   type MessageCodec,
   type Reader,
+  type Records,
   type TaggedField,
   type Writer,
 } from '../protocol.js';
 
-export interface ShareFetchResponse {
+/** `R`: how records are given, one Buffer (as decoded) or pieces too (for writing). */
+export interface ShareFetchResponse<R extends Records = Buffer> {
   throttleTimeMs: number;
   errorCode: number;
   errorMessage: string | null;
-  responses: ShareFetchResponseShareFetchableTopicResponse[];
+  responses: ShareFetchResponseShareFetchableTopicResponse<R>[];
   nodeEndpoints: ShareFetchResponseNodeEndpoint[];
   /** Tagged fields this codec does not know, kept so they are written back. */
   unknownTaggedFields?: TaggedField[];
@@ -70,7 +72,7 @@ export function readShareFetchResponse(r: Reader, version: number): ShareFetchRe
   return v;
 }
 
-export function writeShareFetchResponse(w: Writer, v: ShareFetchResponse, version: number): void {
+export function writeShareFetchResponse(w: Writer, v: ShareFetchResponse<Records>, version: number): void {
   const flexible = true;
   {
     const x = v.throttleTimeMs;
@@ -95,7 +97,7 @@ export function writeShareFetchResponse(w: Writer, v: ShareFetchResponse, versio
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
 
-export function sizeShareFetchResponse(v: ShareFetchResponse, version: number): number {
+export function sizeShareFetchResponse(v: ShareFetchResponse<Records>, version: number): number {
   const flexible = true;
   let size = 0;
   size += 4;
@@ -116,9 +118,10 @@ export function sizeShareFetchResponse(v: ShareFetchResponse, version: number): 
   return size;
 }
 
-export interface ShareFetchResponseShareFetchableTopicResponse {
+/** `R`: how records are given, one Buffer (as decoded) or pieces too (for writing). */
+export interface ShareFetchResponseShareFetchableTopicResponse<R extends Records = Buffer> {
   topicId: string;
-  partitions: ShareFetchResponsePartitionData[];
+  partitions: ShareFetchResponsePartitionData<R>[];
   /** Tagged fields this codec does not know, kept so they are written back. */
   unknownTaggedFields?: TaggedField[];
 }
@@ -162,7 +165,7 @@ export function readShareFetchResponseShareFetchableTopicResponse(
 
 export function writeShareFetchResponseShareFetchableTopicResponse(
   w: Writer,
-  v: ShareFetchResponseShareFetchableTopicResponse,
+  v: ShareFetchResponseShareFetchableTopicResponse<Records>,
   version: number,
 ): void {
   const flexible = true;
@@ -178,7 +181,7 @@ export function writeShareFetchResponseShareFetchableTopicResponse(
 }
 
 export function sizeShareFetchResponseShareFetchableTopicResponse(
-  v: ShareFetchResponseShareFetchableTopicResponse,
+  v: ShareFetchResponseShareFetchableTopicResponse<Records>,
   version: number,
 ): number {
   const flexible = true;
@@ -192,14 +195,15 @@ export function sizeShareFetchResponseShareFetchableTopicResponse(
   return size;
 }
 
-export interface ShareFetchResponsePartitionData {
+/** `R`: how records are given, one Buffer (as decoded) or pieces too (for writing). */
+export interface ShareFetchResponsePartitionData<R extends Records = Buffer> {
   partitionIndex: number;
   errorCode: number;
   errorMessage: string | null;
   acknowledgeErrorCode: number;
   acknowledgeErrorMessage: string | null;
   currentLeader: ShareFetchResponseLeaderIdAndEpoch;
-  records: Buffer | null;
+  records: R | null;
   acquiredRecords: ShareFetchResponseAcquiredRecords[];
   /** Tagged fields this codec does not know, kept so they are written back. */
   unknownTaggedFields?: TaggedField[];
@@ -265,7 +269,7 @@ export function readShareFetchResponsePartitionData(
 
 export function writeShareFetchResponsePartitionData(
   w: Writer,
-  v: ShareFetchResponsePartitionData,
+  v: ShareFetchResponsePartitionData<Records>,
   version: number,
 ): void {
   const flexible = true;
@@ -295,7 +299,7 @@ export function writeShareFetchResponsePartitionData(
   }
   {
     const x = v.records;
-    w.writeNullableBytes(x, flexible);
+    w.writeNullableRecords(x, flexible);
   }
   {
     const x = v.acquiredRecords;
@@ -305,7 +309,7 @@ export function writeShareFetchResponsePartitionData(
 }
 
 export function sizeShareFetchResponsePartitionData(
-  v: ShareFetchResponsePartitionData,
+  v: ShareFetchResponsePartitionData<Records>,
   version: number,
 ): number {
   const flexible = true;
@@ -327,7 +331,7 @@ export function sizeShareFetchResponsePartitionData(
   }
   {
     const x = v.records;
-    size += bytesSize(x, flexible);
+    size += recordsSize(x, flexible);
   }
   {
     const x = v.acquiredRecords;
