@@ -103,6 +103,8 @@ export interface StorageEngine {
    * Appends batches in order. Resolves only once they are durable by the shard's policy; the
    * offsets are consecutive, starting at the shard's next offset. An empty `batches` is
    * INVALID_ARGUMENT; a batch over `maxBatchBytes` is TOO_LARGE, and then none of them is stored.
+   * The caller must leave each batch's `data` unchanged until the returned promise settles: an
+   * engine may write straight from it rather than copy it first.
    */
   append(shard: string, batches: readonly RecordBatch[]): Promise<AppendResult>;
 

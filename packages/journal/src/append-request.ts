@@ -1,5 +1,5 @@
 import { ErrorCode, RobustMQError, type AppendResult, type RecordBatch } from '@robustmq/core';
-import { frameBytes, writeFrame } from './frame.js';
+import { FRAME_HEADER_BYTES, frameBytes, writeFrame, writeFrameHeader } from './frame.js';
 
 /** Records in one append: the indexes hold offsets relative to a segment in 32 bits. */
 const MAX_APPEND_RECORDS = 2 ** 31 - 1;
@@ -9,6 +9,12 @@ const MAX_APPEND_BYTES = 2 ** 30;
 const SLAB_BYTES = 1024 * 1024;
 /** Appends framed to more bytes than this get a buffer of their own. */
 const MAX_SLAB_PIECE = SLAB_BYTES / 8;
+/**
+ * Batches with more data than this are written from the caller's own buffer, after a header of
+ * their own, rather than copied behind their header: the copy would cost more than the extra
+ * piece of the vectored write.
+ */
+const MAX_COPIED_DATA = 4096;
 
 let slab = Buffer.allocUnsafe(0);
 let slabUsed = 0;
@@ -31,8 +37,13 @@ function framesBuffer(bytes: number): Buffer {
 }
 
 export interface FramedBatch {
-  /** Where the frame starts in {@link AppendRequest.frames}. */
-  at: number;
+  /**
+   * The frame's header, followed by its data unless {@link data} holds them: filled in up front,
+   * sealed (offset and checksum) when the writer assigns offsets.
+   */
+  frame: Buffer;
+  /** The caller's data, written right after {@link frame}; null when copied into it. */
+  data: Uint8Array | null;
   /** Offset of the batch relative to the append's first offset. */
   relative: number;
   recordCount: number;
@@ -42,12 +53,14 @@ export interface FramedBatch {
 }
 
 /**
- * One call to `append`, framed up front: the batches are copied into one buffer of frames (so a
- * caller reusing its buffers cannot change what is written) and only their offsets and checksums
- * are filled in when the writer assigns offsets.
+ * One call to `append`, framed up front: each batch gets a header (small batches are copied behind
+ * it), and only their offsets and checksums are filled in when the writer assigns offsets. Larger
+ * batches are written straight from the caller's buffers, which the caller leaves unchanged until
+ * the append settles (see `Journal.append`).
  */
 export interface AppendRequest {
-  frames: Buffer;
+  /** What to write, in order: the frames, as one vectored write. */
+  pieces: Uint8Array[];
   batches: FramedBatch[];
   bytes: number;
   records: number;
@@ -67,7 +80,8 @@ export function frameAppend(shard: string, batches: unknown, maxBatchBytes: numb
   if (batches.length === 0) throw invalid('append needs at least one batch');
   let bytes = 0;
   let records = 0;
-  for (const [i, value] of (batches as unknown[]).entries()) {
+  for (let i = 0; i < batches.length; i++) {
+    const value: unknown = batches[i];
     if (value === null || typeof value !== 'object') throw invalid(`batch ${i} is not a record batch`);
     const batch = value as Partial<RecordBatch>;
     if (!(batch.data instanceof Uint8Array)) throw invalid(`batch ${i}: data must be a Uint8Array`);
@@ -98,24 +112,44 @@ export function frameAppend(shard: string, batches: unknown, maxBatchBytes: numb
   if (bytes > MAX_APPEND_BYTES)
     throw new RobustMQError(ErrorCode.TooLarge, `one append may hold at most ${MAX_APPEND_BYTES} bytes`);
 
-  const frames = framesBuffer(bytes);
+  // Room for the headers, and for the data copied behind them (each frame kept 8-byte aligned).
+  let framedBytes = 0;
+  for (const batch of batches as RecordBatch[]) {
+    framedBytes += FRAME_HEADER_BYTES + (batch.data.length <= MAX_COPIED_DATA ? (batch.data.length + 7) & ~7 : 0);
+  }
+  const frames = framesBuffer(framedBytes);
   const framed: FramedBatch[] = [];
+  const pieces: Uint8Array[] = [];
   let at = 0;
   let relative = 0;
   for (const batch of batches as RecordBatch[]) {
-    const end = writeFrame(frames, at, batch.recordCount, batch.maxTimestamp, batch.data);
+    const data = batch.data;
+    let frame: Buffer;
+    let apart: Uint8Array | null = null;
+    if (data.length <= MAX_COPIED_DATA) {
+      const end = writeFrame(frames, at, batch.recordCount, batch.maxTimestamp, data);
+      frame = frames.subarray(at, end);
+      at += (end - at + 7) & ~7;
+      pieces.push(frame);
+    } else {
+      frame = frames.subarray(at, at + FRAME_HEADER_BYTES);
+      writeFrameHeader(frame, 0, data.length, batch.recordCount, batch.maxTimestamp);
+      at += FRAME_HEADER_BYTES;
+      apart = data;
+      pieces.push(frame, data);
+    }
     framed.push({
-      at,
+      frame,
+      data: apart,
       relative,
       recordCount: batch.recordCount,
       maxTimestamp: batch.maxTimestamp,
-      bytes: end - at,
+      bytes: frameBytes(data.length),
     });
     relative += batch.recordCount;
-    at = end;
   }
   return {
-    frames,
+    pieces,
     batches: framed,
     bytes,
     records,

@@ -38,9 +38,25 @@ export function frameBytes(dataLength: number): number {
 }
 
 /**
- * Writes a frame's header fields that do not depend on its position in the log, and its data.
- * {@link sealFrame} fills in the base offset and checksum once the offset is known.
+ * Writes a frame's header fields that do not depend on its position in the log, for data of
+ * `dataLength` bytes. {@link sealFrame} fills in the base offset and checksum once the offset is
+ * known.
  */
+export function writeFrameHeader(
+  target: Buffer,
+  at: number,
+  dataLength: number,
+  recordCount: number,
+  maxTimestamp: number,
+): void {
+  target.writeUInt32BE(dataLength, at);
+  target.writeUInt32BE(0, at + 4);
+  target.writeUInt32BE(FRAME_MAGIC * 0x1000000, at + 8);
+  target.writeUInt32BE(recordCount, at + 20);
+  target.writeDoubleBE(maxTimestamp, at + 24);
+}
+
+/** Writes a whole frame, header and data, into `target` at `at`; returns where it ends. */
 export function writeFrame(
   target: Buffer,
   at: number,
@@ -48,21 +64,26 @@ export function writeFrame(
   maxTimestamp: number,
   data: Uint8Array,
 ): number {
-  target.writeUInt32BE(data.length, at);
-  target.writeUInt32BE(0, at + 4);
-  target.writeUInt32BE(FRAME_MAGIC * 0x1000000, at + 8);
-  target.writeUInt32BE(recordCount, at + 20);
-  target.writeDoubleBE(maxTimestamp, at + 24);
+  writeFrameHeader(target, at, data.length, recordCount, maxTimestamp);
   target.set(data, at + FRAME_HEADER_BYTES);
   return at + frameBytes(data.length);
 }
 
-/** Stamps the base offset into a frame written by {@link writeFrame} and computes its checksum. */
-export function sealFrame(target: Buffer, at: number, baseOffset: number): void {
+/**
+ * Stamps the base offset into a frame header written by {@link writeFrameHeader} and computes the
+ * frame's checksum. The data follows the header in `target` unless given apart as `data` (a frame
+ * written from two pieces): the checksum is the same either way.
+ */
+export function sealFrame(target: Buffer, at: number, baseOffset: number, data?: Uint8Array): void {
   target.writeUInt32BE(Math.floor(baseOffset / TWO_32), at + 12);
   target.writeUInt32BE(baseOffset >>> 0, at + 16);
-  const end = at + frameBytes(target.readUInt32BE(at));
-  target.writeUInt32BE(crc32c(target.subarray(at + 8, end)), at + 4);
+  let crc: number;
+  if (data === undefined) {
+    crc = crc32c(target.subarray(at + 8, at + frameBytes(target.readUInt32BE(at))));
+  } else {
+    crc = crc32c(data, crc32c(target.subarray(at + 8, at + FRAME_HEADER_BYTES)));
+  }
+  target.writeUInt32BE(crc, at + 4);
 }
 
 /**

@@ -151,10 +151,10 @@ export class Journal implements StorageEngine {
 
   #shard(name: string): Shard {
     this.#checkOpen();
-    validateShardName(name);
     const shard = this.#shards.get(name);
-    if (shard === undefined) throw new RobustMQError(ErrorCode.NotFound, `shard ${name} does not exist`);
-    return shard;
+    if (shard !== undefined) return shard; // Its name was checked when it was created or found.
+    validateShardName(name);
+    throw new RobustMQError(ErrorCode.NotFound, `shard ${name} does not exist`);
   }
 
   /** Runs a public call, turning unexpected errors (I/O) into INTERNAL RobustMQErrors. */
@@ -242,6 +242,11 @@ export class Journal implements StorageEngine {
     });
   }
 
+  /**
+   * {@link StorageEngine.append}. Batches of more than 4 KiB are written from the caller's `data`
+   * without a copy: leave it unchanged until the returned promise settles (a change meanwhile may
+   * store a frame that fails its checksum, which reads refuse). Smaller batches are copied at once.
+   */
   append(shard: string, batches: readonly RecordBatch[]): Promise<AppendResult> {
     // The hottest call: no async wrapper, as the shard rejects only with RobustMQErrors.
     let request: AppendRequest;

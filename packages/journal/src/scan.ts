@@ -50,14 +50,14 @@ export interface ScanResult {
 /**
  * Walks the frames of a segment file in `range`. `decide` sees each header before its data is
  * read; frames it takes are checked against their checksum, on every read, and passed to `take`
- * as the whole frame (header and data: a view into the read's memory that nothing overwrites while
- * the read's caller uses it).
+ * as the bytes holding the whole frame (header and data) from `at` on: the read's memory, which
+ * nothing overwrites while the read's caller uses it.
  */
 export async function scanFrames(
   handle: SegmentSource,
   range: ScanRange,
   decide: (header: FrameHeader, position: number) => FrameDecision,
-  take?: (header: FrameHeader, position: number, frame: Buffer) => void,
+  take?: (header: FrameHeader, position: number, bytes: Buffer, at: number) => void,
 ): Promise<ScanResult> {
   let position = range.from;
   let expected = range.expectedBase;
@@ -125,7 +125,7 @@ export async function scanFrames(
         if (at === null) return bad('file ends early');
         const buffer = spanBuffer();
         if (!frameChecksumOk(buffer, at, header)) return bad('checksum mismatch');
-        if (decision === 'take') take?.(header, position, buffer.subarray(at, at + size));
+        if (decision === 'take') take?.(header, position, buffer, at);
       }
       position += size;
       expected = header.baseOffset + header.recordCount;

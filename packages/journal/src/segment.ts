@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isErrno, removeFile, writeAll, writeFileAtomic, readAt } from './files.js';
-import type { FrameHeader } from './frame.js';
+import { frameBytes, type FrameHeader } from './frame.js';
 import { OffsetIndex } from './offset-index.js';
 import type { ReadHandleCache, ReadHandleHolder } from './read-handles.js';
 import {
@@ -256,7 +256,7 @@ export class Segment implements ReadHandleHolder {
   }
 
   /** Appends frames at the end of the log (the active segment only), leaving them in the OS cache. */
-  async write(buffers: Buffer[], bytes: number): Promise<void> {
+  async write(buffers: Uint8Array[], bytes: number): Promise<void> {
     if (this.#writer === null) throw new Error(`segment ${this.logPath} is not open for appending`);
     await writeAll(this.#writer, buffers, this.size);
     this.size += bytes;
@@ -272,7 +272,7 @@ export class Segment implements ReadHandleHolder {
    * so that a write-back error is reported to each of them); otherwise a write, then fdatasync of
    * the whole file.
    */
-  async writeDurably(buffers: Buffer[], bytes: number): Promise<void> {
+  async writeDurably(buffers: Uint8Array[], bytes: number): Promise<void> {
     const writer = this.#writer;
     if (writer === null) throw new Error(`segment ${this.logPath} is not open for appending`);
     const position = this.size;
@@ -429,7 +429,7 @@ export class Segment implements ReadHandleHolder {
       handle,
       { from: 0, to: size, expectedBase: this.baseOffset, readAhead: SCAN_READ_AHEAD, verifyAll: false },
       () => 'take',
-      (header, position, frame) => this.noteBatch(header, position, frame.length, indexIntervalBytes),
+      (header, position) => this.noteBatch(header, position, frameBytes(header.dataLength), indexIntervalBytes),
     );
     this.size = result.position;
     return result;

@@ -186,22 +186,16 @@ export class Shard {
   }
 
   /**
-   * The appends to write next. Durable writes share out a queue of several appends among the
-   * writes that may still start (half of it with none under way and two allowed): the later ones
-   * start while the first ones sync. Otherwise producers that all wait on one write and all answer
-   * at once would leave the disk idle while they do.
+   * The appends to write next: all those queued, up to about {@link MAX_GROUP_BYTES}. A queue is
+   * not shared out among several durable writes: producers that all wait on one write answer
+   * together, and one larger write syncs sooner than two smaller ones started together (measured:
+   * splitting 16 appends of 16 KiB into two writes of 8 was 3-10% slower). A second durable write
+   * still starts at once for appends that arrive while one is under way.
    */
   #takeGroup(): AppendRequest[] {
-    let limit = MAX_GROUP_BYTES;
-    const free = MAX_DURABLE_WRITES - this.#durableWrites.length;
-    if (free > 1 && this.#queue.length > 1 && this.#writesDurably()) {
-      let queued = 0;
-      for (const request of this.#queue) queued += request.bytes;
-      limit = Math.min(limit, queued / free);
-    }
     let bytes = 0;
     let count = 0;
-    while (count < this.#queue.length && (count === 0 || bytes < limit)) {
+    while (count < this.#queue.length && (count === 0 || bytes < MAX_GROUP_BYTES)) {
       bytes += this.#queue[count]?.bytes ?? 0;
       count++;
     }
@@ -285,7 +279,7 @@ export class Shard {
     for (const request of run) {
       request.baseOffset = offset;
       for (const batch of request.batches) {
-        sealFrame(request.frames, batch.at, offset);
+        sealFrame(batch.frame, 0, offset, batch.data ?? undefined);
         offset += batch.recordCount;
       }
       request.endOffset = offset;
@@ -330,7 +324,7 @@ export class Shard {
     this.#nextOffset = end;
     const started = performance.now();
     const writing = segment.writeDurably(
-      run.map((r) => r.frames),
+      piecesOf(run),
       bytes,
     );
     const previous = this.#durableWrites[this.#durableWrites.length - 1]?.finished;
@@ -370,7 +364,7 @@ export class Shard {
     const offset = this.#assignOffsets(run);
     try {
       await segment.write(
-        run.map((r) => r.frames),
+        piecesOf(run),
         bytes,
       );
     } catch (error) {
@@ -638,12 +632,13 @@ export class Shard {
               if (batches.length > 0 && total + header.dataLength > maxBytes) return 'stop';
               return 'take';
             },
-            (header, _position, frame) => {
+            (header, _position, bytes, at) => {
+              const dataAt = at + FRAME_HEADER_BYTES;
               batches.push({
                 baseOffset: header.baseOffset,
                 recordCount: header.recordCount,
                 maxTimestamp: header.maxTimestamp,
-                data: frame.subarray(FRAME_HEADER_BYTES),
+                data: bytes.subarray(dataAt, dataAt + header.dataLength),
               });
               total += header.dataLength;
             },
@@ -901,6 +896,14 @@ export class Shard {
     }
     this.#dataWaiters.clear();
   }
+}
+
+/** The pieces of a run's frames, in order, for one vectored write. */
+function piecesOf(run: AppendRequest[]): Uint8Array[] {
+  if (run.length === 1) return (run[0] as AppendRequest).pieces;
+  const pieces: Uint8Array[] = [];
+  for (const request of run) for (const piece of request.pieces) pieces.push(piece);
+  return pieces;
 }
 
 function resolveRequest(request: AppendRequest): void {
