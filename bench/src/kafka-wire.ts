@@ -4,7 +4,7 @@
  * rather than a client library.
  */
 import { connect, type Socket } from 'node:net';
-import { decodeResponse, encodeRequest } from '@robustmq/protocol-kafka/codec';
+import { decodeResponse, encodeRequestChunks } from '@robustmq/protocol-kafka/codec';
 
 interface Pending {
   apiKey: number;
@@ -69,7 +69,12 @@ export class KafkaWire {
   call<T>(apiKey: number, apiVersion: number, body: unknown): Promise<T> {
     if (this.failure) return Promise.reject(this.failure);
     const correlationId = this.nextCorrelationId++;
-    const frame = encodeRequest({ apiKey, apiVersion, correlationId, clientId: 'robustmq-bench' }, body);
+    // Large records go out from the caller's buffer behind the header, in one vectored write, as
+    // librdkafka sends them: the client does not copy each produced batch into a fresh frame.
+    const chunks = encodeRequestChunks(
+      { apiKey, apiVersion, correlationId, clientId: 'robustmq-bench' },
+      body,
+    );
     return new Promise<T>((resolve, reject) => {
       this.pending.set(correlationId, {
         apiKey,
@@ -77,7 +82,13 @@ export class KafkaWire {
         resolve: resolve as (response: unknown) => void,
         reject,
       });
-      this.socket.write(frame);
+      if (chunks.length === 1) {
+        this.socket.write(chunks[0]!);
+        return;
+      }
+      this.socket.cork();
+      for (const chunk of chunks) this.socket.write(chunk);
+      this.socket.uncork();
     });
   }
 

@@ -1,4 +1,4 @@
-import { shardName, type AppendResult, type StorageEngine } from '@robustmq/core';
+import { shardName, type AppendResult, type RecordBatch, type StorageEngine } from '@robustmq/core';
 import { readBatchHeader, setBaseOffset, setPartitionLeaderEpoch } from '../codec/record-batch.js';
 
 /** A batch handed to storage: `stored` settles once it is durable (or failed). */
@@ -14,11 +14,20 @@ export const LEADER_EPOCH = 0;
  * base offset it will be stored at written into its header (the CRC does not cover it, so
  * compressed bytes are untouched) before it is handed to storage. The next offset is tracked here
  * so that appends can be pipelined; if another writer appended meanwhile, Fetch corrects the base
- * offset when serving.
+ * offset when serving. Batches are handed to storage once the current pass of the event loop is
+ * over, so the requests read together are written together.
  */
 export class PartitionWriter {
   private readonly nextOffsets = new Map<string, number>();
   private readonly tails = new Map<string, Promise<unknown>>();
+  /** Batches given their offsets and not yet handed to storage, in order. */
+  private readonly waiting: Array<{
+    shard: string;
+    batch: RecordBatch;
+    resolve: (result: AppendResult) => void;
+    reject: (error: unknown) => void;
+  }> = [];
+  private handOffScheduled = false;
 
   constructor(private readonly storage: StorageEngine) {}
 
@@ -59,7 +68,14 @@ export class PartitionWriter {
     setBaseOffset(batch, expected);
     setPartitionLeaderEpoch(batch, LEADER_EPOCH);
     this.nextOffsets.set(shard, expected + recordCount);
-    const stored = this.storage.append(shard, [{ recordCount, maxTimestamp, data: batch }]).then(
+    const handed = new Promise<AppendResult>((resolve, reject) => {
+      this.waiting.push({ shard, batch: { recordCount, maxTimestamp, data: batch }, resolve, reject });
+    });
+    if (!this.handOffScheduled) {
+      this.handOffScheduled = true;
+      setImmediate(() => this.handOff());
+    }
+    const stored = handed.then(
       (result) => {
         if (result.baseOffset !== expected) this.nextOffsets.set(shard, result.lastOffset + 1);
         return result;
@@ -70,6 +86,26 @@ export class PartitionWriter {
       },
     );
     return { stored };
+  }
+
+  /**
+   * Hands the batches queued since the last hand-off to storage, in order. Batches that arrive
+   * together (the requests a pipelining producer sent at once, read in one pass of the event loop)
+   * reach storage together, so it can write them with one durable write rather than one each.
+   */
+  private handOff(): void {
+    this.handOffScheduled = false;
+    const waiting = this.waiting.splice(0);
+    for (const { shard, batch, resolve, reject } of waiting) {
+      let appending: Promise<AppendResult>;
+      try {
+        appending = this.storage.append(shard, [batch]);
+      } catch (error) {
+        reject(error);
+        continue;
+      }
+      appending.then(resolve, reject);
+    }
   }
 
   /** Forgets the tracked offsets of a topic's shards (deleted or recreated topics). */

@@ -73,11 +73,11 @@ export function decodeRequest(frame: Buffer): DecodedRequest {
   return { header, request };
 }
 
-/** Encodes a request with its header and the 4-byte size prefix. */
-export function encodeRequest(
+function requestWriter(
   header: { apiKey: number; apiVersion: number; correlationId: number; clientId: string | null },
   body: unknown,
-): Buffer {
+  shareLargeBytes: boolean,
+): Writer {
   const schema = API_SCHEMAS.get(header.apiKey);
   if (!schema) throw new ProtocolError(`unknown API key ${header.apiKey}`);
   const headerValue: RequestHeader = {
@@ -89,11 +89,45 @@ export function encodeRequest(
   const headerVersion = requestHeaderVersion(header.apiKey, header.apiVersion);
   const headerSize = sizeRequestHeader(headerValue, headerVersion);
   const size = headerSize + schema.request.size(body, header.apiVersion);
-  const writer = new Writer(4 + size);
+  const sharedBytes = shareLargeBytes ? largeBytesIn(body) : 0;
+  const writer = new Writer(4 + size, { shareLargeBytes, sharedBytes });
   writer.writeInt32(size);
   writeRequestHeader(writer, headerValue, headerVersion);
   schema.request.write(writer, body, header.apiVersion);
-  return writer.buf;
+  if (writer.length !== 4 + size || writer.offset !== writer.buf.length) {
+    throw new ProtocolError(
+      `${schema.name} v${header.apiVersion} wrote ${writer.length} bytes, sized ${4 + size}`,
+    );
+  }
+  return writer;
+}
+
+/** Encodes a request with its header and the 4-byte size prefix. */
+export function encodeRequest(
+  header: { apiKey: number; apiVersion: number; correlationId: number; clientId: string | null },
+  body: unknown,
+): Buffer {
+  return requestWriter(header, body, false).buf;
+}
+
+/**
+ * Encodes a request like {@link encodeRequest}, as buffers to write in order: large byte fields
+ * (Produce records) are referenced rather than copied into the frame, as a client writing the
+ * frame with one vectored write would send them.
+ */
+export function encodeRequestChunks(
+  header: { apiKey: number; apiVersion: number; correlationId: number; clientId: string | null },
+  body: unknown,
+): Buffer[] {
+  let writer: Writer;
+  try {
+    writer = requestWriter(header, body, true);
+  } catch {
+    // A large byte value in a field this version leaves out: the frame has room for it that
+    // the shared writer did not reserve. Copying is always right.
+    return [encodeRequest(header, body)];
+  }
+  return writer.chunks();
 }
 
 function responseWriter(

@@ -5,6 +5,7 @@ import {
   decodeRequest,
   decodeResponse,
   encodeRequest,
+  encodeRequestChunks,
   encodeResponse,
   encodeResponseChunks,
   requestHeaderVersion,
@@ -61,6 +62,30 @@ describe('frames and header versions', () => {
     expect(chunks.length).toBe(3);
     expect(chunks[1]).toBe(records);
     expect(Buffer.concat(chunks).equals(encodeResponse(ApiKey.fetch, 12, 3, body))).toBe(true);
+  });
+
+  it('references large Produce records in a request instead of copying them, with the same bytes', () => {
+    const records = Buffer.alloc(70_000, 9);
+    const header = { apiKey: ApiKey.produce, apiVersion: 9, correlationId: 4, clientId: 'c' };
+    const body = {
+      transactionalId: null,
+      acks: -1,
+      timeoutMs: 1000,
+      topicData: [{ name: 't', partitionData: [{ index: 0, records }] }],
+    };
+    const chunks = encodeRequestChunks(header, body);
+    expect(chunks.length).toBe(3);
+    expect(chunks[1]).toBe(records);
+    const whole = encodeRequest(header, body);
+    expect(Buffer.concat(chunks).equals(whole)).toBe(true);
+    const decoded = decodeRequest(whole.subarray(4)).request as typeof body;
+    expect(decoded.topicData[0]!.partitionData[0]!.records.equals(records)).toBe(true);
+    // Small requests stay one buffer.
+    const small = {
+      ...body,
+      topicData: [{ name: 't', partitionData: [{ index: 0, records: records.subarray(0, 10) }] }],
+    };
+    expect(encodeRequestChunks(header, small)).toEqual([encodeRequest(header, small)]);
   });
 
   it('refuses unknown API keys and versions', () => {
