@@ -30,7 +30,13 @@ export class KafkaWire {
   private frame: Buffer | null = null;
   private filled = 0;
 
-  private constructor(private readonly socket: Socket) {
+  /** With `reuseFrames`, the memory of the last large response, used for the next one. */
+  private spare: Buffer | null = null;
+
+  private constructor(
+    private readonly socket: Socket,
+    private readonly reuseFrames: boolean,
+  ) {
     socket.setNoDelay(true);
     const fail = (error: Error) => {
       this.failure = error;
@@ -41,7 +47,13 @@ export class KafkaWire {
     socket.on('close', () => fail(new Error('kafka connection closed')));
   }
 
-  static async open(host: string, port: number): Promise<KafkaWire> {
+  /**
+   * With `reuseFrames`, each response is received into the memory of the one before, as a client
+   * that keeps its receive buffer does: a decoded response is then valid only until the next
+   * response arrives, so it suits a wire with one request in flight whose caller is done with each
+   * response before it sends the next request (the consumers).
+   */
+  static async open(host: string, port: number, options: { reuseFrames?: boolean } = {}): Promise<KafkaWire> {
     // Reads go straight into the frame being received, so a large Fetch response is neither
     // gathered from chunks nor copied once more by this client: it costs what reading a plain
     // loopback stream costs (the machine limit the consume phase is compared with).
@@ -61,7 +73,7 @@ export class KafkaWire {
       socket.once('connect', resolve);
       socket.once('error', reject);
     });
-    wire = new KafkaWire(socket);
+    wire = new KafkaWire(socket, options.reuseFrames ?? false);
     return wire;
   }
 
@@ -129,7 +141,10 @@ export class KafkaWire {
       const size = Buffer.concat([this.prefix, data.subarray(at, at + need)]).readInt32BE(0);
       this.prefix = Buffer.alloc(0);
       at += need;
-      this.frame = Buffer.allocUnsafe(size);
+      this.frame =
+        this.spare !== null && this.spare.length >= size
+          ? this.spare.subarray(0, size)
+          : Buffer.allocUnsafe(size);
       this.filled = 0;
       if (size === 0) this.complete();
     }
@@ -137,6 +152,13 @@ export class KafkaWire {
 
   private complete(): void {
     const frame = this.frame!;
+    if (
+      this.reuseFrames &&
+      frame.buffer.byteLength >= SCRATCH_BYTES &&
+      (this.spare?.length ?? 0) < frame.buffer.byteLength
+    ) {
+      this.spare = Buffer.from(frame.buffer, 0, frame.buffer.byteLength);
+    }
     this.frame = null;
     this.filled = 0;
     const correlationId = frame.readInt32BE(0);

@@ -267,7 +267,7 @@ async function produce(
 /** One consumer per partition fetches from offset 0 for `seconds`; returns record bytes/s. */
 async function consume(port: number, settings: Settings, seconds: number): Promise<number> {
   const wires = await Promise.all(
-    Array.from({ length: settings.producers }, () => KafkaWire.open(HOST, port)),
+    Array.from({ length: settings.producers }, () => KafkaWire.open(HOST, port, { reuseFrames: true })),
   );
   let received = 0;
   const deadline = performance.now() + seconds * 1000;
