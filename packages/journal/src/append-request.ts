@@ -115,7 +115,8 @@ export function frameAppend(shard: string, batches: unknown, maxBatchBytes: numb
   // Room for the headers, and for the data copied behind them (each frame kept 8-byte aligned).
   let framedBytes = 0;
   for (const batch of batches as RecordBatch[]) {
-    framedBytes += FRAME_HEADER_BYTES + (batch.data.length <= MAX_COPIED_DATA ? (batch.data.length + 7) & ~7 : 0);
+    framedBytes +=
+      FRAME_HEADER_BYTES + (batch.data.length <= MAX_COPIED_DATA ? (batch.data.length + 7) & ~7 : 0);
   }
   const frames = framesBuffer(framedBytes);
   const framed: FramedBatch[] = [];

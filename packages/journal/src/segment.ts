@@ -429,7 +429,8 @@ export class Segment implements ReadHandleHolder {
       handle,
       { from: 0, to: size, expectedBase: this.baseOffset, readAhead: SCAN_READ_AHEAD, verifyAll: false },
       () => 'take',
-      (header, position) => this.noteBatch(header, position, frameBytes(header.dataLength), indexIntervalBytes),
+      (header, position) =>
+        this.noteBatch(header, position, frameBytes(header.dataLength), indexIntervalBytes),
     );
     this.size = result.position;
     return result;

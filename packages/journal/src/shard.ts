@@ -323,10 +323,7 @@ export class Shard {
     const end = this.#assignOffsets(run);
     this.#nextOffset = end;
     const started = performance.now();
-    const writing = segment.writeDurably(
-      piecesOf(run),
-      bytes,
-    );
+    const writing = segment.writeDurably(piecesOf(run), bytes);
     const previous = this.#durableWrites[this.#durableWrites.length - 1]?.finished;
     const finished = (async () => {
       let error: unknown = null;
@@ -363,10 +360,7 @@ export class Shard {
     const start = segment.size;
     const offset = this.#assignOffsets(run);
     try {
-      await segment.write(
-        piecesOf(run),
-        bytes,
-      );
+      await segment.write(piecesOf(run), bytes);
     } catch (error) {
       // Put the file back as it was, so the failed appends change nothing.
       try {

@@ -115,7 +115,9 @@ describe('read handles of sealed segments', () => {
     const copies = new Map<number, Buffer>();
     const reader: OffloadedSegmentReader = {
       read: (segment: SealedSegment, position: number, length: number) =>
-        Promise.resolve((copies.get(segment.baseOffset) ?? Buffer.alloc(0)).subarray(position, position + length)),
+        Promise.resolve(
+          (copies.get(segment.baseOffset) ?? Buffer.alloc(0)).subarray(position, position + length),
+        ),
     };
     const dir = await tempDir();
     const engine = await open(dir, { offloadedReader: reader });
