@@ -34,25 +34,42 @@ export class ReadSpan {
     this.position = position;
     this.buffer = buffer;
     const local = isLocalFile(source);
-    const count = local ? Math.min(MAX_PIECES, Math.max(1, Math.floor(length / PIECE_BYTES))) : 1;
+    const count = local ? Math.max(1, Math.floor(length / PIECE_BYTES)) : 1;
     const pieceBytes = Math.ceil(length / count);
+    const pending: (() => void)[] = [];
+    let running = 0;
+    const startNext = (): void => {
+      while (running < MAX_PIECES && pending.length > 0) {
+        running++;
+        (pending.shift() as () => void)();
+      }
+    };
     for (let start = 0; start < length; start += pieceBytes) {
       const end = Math.min(length, start + pieceBytes);
       const piece: Piece = { end, done: Promise.resolve(0), settled: false, bytesRead: 0, error: null };
-      piece.done = fill(source, this.buffer, start, end, position).then(
-        (n) => {
-          piece.settled = true;
-          piece.bytesRead = n;
-          return n;
-        },
-        (error: unknown) => {
-          piece.settled = true;
-          piece.error = error instanceof Error ? error : new Error(String(error));
-          return 0;
-        },
-      );
+      piece.done = new Promise<number>((resolve) => {
+        pending.push(() => {
+          fill(source, this.buffer, start, end, position).then(
+            (n) => {
+              piece.settled = true;
+              piece.bytesRead = n;
+              running--;
+              startNext();
+              resolve(n);
+            },
+            (error: unknown) => {
+              piece.settled = true;
+              piece.error = error instanceof Error ? error : new Error(String(error));
+              running--;
+              startNext();
+              resolve(0);
+            },
+          );
+        });
+      });
       this.#pieces.push(piece);
     }
+    startNext();
   }
 
   /** Bytes past `position` the span was asked to hold. */
@@ -70,6 +87,17 @@ export class ReadSpan {
     for (const piece of this.#pieces) {
       if (start >= upTo) return start;
       if (!piece.settled || piece.error !== null) return null;
+      start += piece.bytesRead;
+      if (start < piece.end) return start;
+    }
+    return start;
+  }
+
+  /** How many contiguous bytes from the span's start have arrived so far (without waiting). */
+  filledNow(): number {
+    let start = 0;
+    for (const piece of this.#pieces) {
+      if (!piece.settled || piece.error !== null) return start;
       start += piece.bytesRead;
       if (start < piece.end) return start;
     }

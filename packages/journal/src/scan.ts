@@ -5,6 +5,7 @@ import {
   readFrameHeader,
   type FrameHeader,
 } from './frame.js';
+import { checkedRunEnd } from './checksum-run.js';
 import type { SegmentSource } from './offload.js';
 import { FRESH_MEMORY, type ReadMemory } from './read-memory.js';
 import { ReadSpan } from './read-span.js';
@@ -62,6 +63,13 @@ export async function scanFrames(
   let position = range.from;
   let expected = range.expectedBase;
   let span: ReadSpan | null = null;
+  /**
+   * The span bytes before `checkedTo` (relative to `checkedSpan`) were checked as one run; once a
+   * run in a span does not add up, the rest of that span is checked frame by frame.
+   */
+  let checkedSpan: ReadSpan | null = null;
+  let checkedTo = 0;
+  let runFailed = false;
   const memory = range.memory ?? FRESH_MEMORY;
   const bad = (reason: string): ScanResult => ({ kind: 'bad', position, nextOffset: expected, reason });
 
@@ -81,11 +89,11 @@ export async function scanFrames(
     const filled = await span.available(at + bytes);
     return filled < at + bytes ? null : at;
   };
-  /** The current span's bytes (there is one once {@link ensure} or {@link ensureNow} found bytes). */
-  const spanBuffer = (): Buffer => {
+  /** The current span (there is one once {@link ensure} or {@link ensureNow} found bytes). */
+  const currentSpan = (): ReadSpan => {
     const current = span;
     if (current === null) throw new Error('no bytes read yet');
-    return current.buffer;
+    return current;
   };
   /**
    * {@link ensure} without waiting when the current span already holds the bytes (the usual case
@@ -110,7 +118,7 @@ export async function scanFrames(
       let headerAt = ensureNow(FRAME_HEADER_BYTES);
       if (headerAt === undefined) headerAt = await ensure(FRAME_HEADER_BYTES);
       if (headerAt === null) return bad('file ends early');
-      const header = readFrameHeader(spanBuffer(), headerAt);
+      const header = readFrameHeader(currentSpan().buffer, headerAt);
       if (header === null) return bad('invalid frame header');
       if (header.baseOffset !== expected)
         return bad(`frame carries offset ${header.baseOffset}, expected ${expected}`);
@@ -123,8 +131,21 @@ export async function scanFrames(
         let at = ensureNow(size);
         if (at === undefined) at = await ensure(size);
         if (at === null) return bad('file ends early');
-        const buffer = spanBuffer();
-        if (!frameChecksumOk(buffer, at, header)) return bad('checksum mismatch');
+        const held = currentSpan();
+        const buffer = held.buffer;
+        if (checkedSpan !== held) {
+          checkedSpan = held;
+          checkedTo = 0;
+          runFailed = false;
+        }
+        if (at + size > checkedTo) {
+          // Every whole frame already read from here on is checked in one pass.
+          if (!runFailed) {
+            checkedTo = checkedRunEnd(buffer, at, held.filledNow());
+            runFailed = checkedTo === at;
+          }
+          if (at + size > checkedTo && !frameChecksumOk(buffer, at, header)) return bad('checksum mismatch');
+        }
         if (decision === 'take') take?.(header, position, buffer, at);
       }
       position += size;
