@@ -47,6 +47,8 @@ export class Connection {
   private answeringBytes = 0;
   /** Whether {@link write} corked the socket until the next tick. */
   private corked = false;
+  /** Aborted when the connection closes (`RequestContext.closed`). */
+  private readonly closing = new AbortController();
 
   constructor(
     private readonly broker: Broker,
@@ -92,6 +94,7 @@ export class Connection {
     this.closed = true;
     this.broker.metrics.connectionClosed(this.listener);
     this.queue.length = 0;
+    this.closing.abort();
   }
 
   private drop(reason: string, message: string, fields: object = {}): void {
@@ -321,6 +324,7 @@ export class Connection {
       logger: this.logger,
       queued,
       afterResponse: (done) => afterResponse.push(done),
+      closed: this.closing.signal,
     };
     let response: unknown;
     try {

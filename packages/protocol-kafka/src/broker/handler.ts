@@ -79,6 +79,11 @@ export interface RequestContext {
    * the response refers to may be used again from then on.
    */
   readonly afterResponse?: (done: () => void) => void;
+  /**
+   * Aborted once the connection closes: what a handler keeps for the connection between requests
+   * (Fetch's reads ahead) is let go then.
+   */
+  readonly closed?: AbortSignal;
 }
 
 /** Handles one decoded request and resolves with its response body. */

@@ -9,6 +9,7 @@ export class KafkaMetrics {
   private readonly badInput: Counter;
   private readonly recordsIn: Counter;
   private readonly recordsOut: Counter;
+  private readonly readsAhead: Counter;
 
   constructor(metrics: Metrics) {
     this.connections = metrics.gauge({
@@ -41,6 +42,11 @@ export class KafkaMetrics {
       help: 'Records sent to Kafka consumers in fetched batches',
       labelNames: ['listener'],
     });
+    this.readsAhead = metrics.counter({
+      name: 'robustmq_kafka_fetch_reads_ahead_total',
+      help: 'Storage reads Fetch made ahead of a consumer, by outcome: used by its next Fetch or discarded',
+      labelNames: ['listener', 'outcome'],
+    });
     this.badInput = metrics.counter({
       name: 'robustmq_kafka_bad_input_total',
       help: 'Malformed, oversized or refused Kafka requests, by listener and reason',
@@ -68,6 +74,9 @@ export class KafkaMetrics {
   }
   recordsSent(listener: string, count: number): void {
     if (count > 0) this.recordsOut.inc({ listener }, count);
+  }
+  readAhead(listener: string, outcome: 'used' | 'discarded'): void {
+    this.readsAhead.inc({ listener, outcome });
   }
   bad(listener: string, reason: string): void {
     this.badInput.inc({ listener, reason });

@@ -1,10 +1,18 @@
-import { ErrorCode, isRobustMQError, shardName, type ReadOptions, type StoredBatch } from '@robustmq/core';
+import {
+  ErrorCode,
+  isRobustMQError,
+  shardName,
+  type ReadOptions,
+  type ReadResult,
+  type StoredBatch,
+} from '@robustmq/core';
 import { KafkaErrorCode } from '../../codec/error-codes.js';
 import type { FetchRequest, FetchRequestFetchPartition } from '../../codec/messages/fetch-request.js';
 import type { FetchResponse, FetchResponsePartitionData } from '../../codec/messages/fetch-response.js';
 import type { Records } from '../../codec/protocol.js';
 import { setBaseOffset } from '../../codec/record-batch.js';
-import type { ApiHandler, RequestContext } from '../handler.js';
+import type { ApiHandler, ConnectionState, RequestContext } from '../handler.js';
+import { ReadAhead, ReadAheadMemory } from '../read-ahead.js';
 import { ReadBuffers } from '../read-buffers.js';
 import { authorized, kafkaErrorOf } from '../topics.js';
 
@@ -21,6 +29,10 @@ interface PartitionRead {
   records: number;
   /** The buffer lent to this partition's storage reads, if any; the response may refer to it. */
   lent: Buffer | null;
+  /** The byte limit of the latest read. */
+  maxBytes: number;
+  /** The offset after the last batch read (the fetch offset when none was). */
+  end: number;
 }
 
 function empty(partitionIndex: number, errorCode: number): FetchResponsePartitionData<Records> {
@@ -55,11 +67,20 @@ function recordsOf(batches: readonly StoredBatch[]): Buffer[] {
   });
 }
 
+/** How a Fetch's partition reads get their buffers. */
+interface Lending {
+  /** A buffer for a read of up to `bytes`, or null to read into fresh memory. */
+  lend(bytes: number): Buffer | null;
+  /** Takes on a buffer a read ahead filled, given back with the Fetch's own. */
+  adopt(buffer: Buffer): void;
+}
+
 async function readPartition(
   context: RequestContext,
   read: PartitionRead,
   budget: number,
-  lend: (bytes: number) => Buffer | null,
+  lending: Lending,
+  ahead: ReadAhead | null,
 ): Promise<void> {
   const { storage } = context.broker.context;
   const shard = shardName(read.topic, read.request.partition);
@@ -69,6 +90,7 @@ async function readPartition(
     return;
   }
   const offset = Number(read.request.fetchOffset);
+  read.end = offset;
   try {
     if (budget <= 0 || read.request.partitionMaxBytes <= 0) {
       const info = await storage.shardInfo(shard);
@@ -84,11 +106,22 @@ async function readPartition(
       return;
     }
     const maxBytes = Math.min(budget, read.request.partitionMaxBytes);
-    // Storage may read into the lent buffer (an engine that cannot, ignores it); a read again
-    // after waiting reuses it, as the earlier read's batches are dropped.
-    read.lent ??= lend(maxBytes);
-    const options: ReadOptions = read.lent === null ? { maxBytes } : { maxBytes, into: read.lent };
-    const result = await storage.read(shard, offset, options);
+    read.maxBytes = maxBytes;
+    const hit = ahead === null ? null : await ahead.take(shard, offset, maxBytes);
+    let result: ReadResult;
+    if (hit !== null) {
+      lending.adopt(hit.buffer);
+      read.lent ??= hit.buffer;
+      result = hit.result;
+    } else {
+      // Storage may read into the lent buffer (an engine that cannot, ignores it); a read again
+      // after waiting reuses it, as the earlier read's batches are dropped.
+      read.lent ??= lending.lend(maxBytes);
+      const options: ReadOptions = read.lent === null ? { maxBytes } : { maxBytes, into: read.lent };
+      result = await storage.read(shard, offset, options);
+    }
+    const last = result.batches[result.batches.length - 1];
+    if (last) read.end = last.baseOffset + last.recordCount;
     const records = recordsOf(result.batches);
     read.data = {
       ...empty(index, KafkaErrorCode.none),
@@ -128,20 +161,27 @@ async function readPartition(
 export const handleFetch: ApiHandler<FetchRequest, FetchResponse<Records>> = async (request, context) => {
   const { broker } = context;
   // Buffers lent to storage go back once the response that refers to them is in the socket's hands.
-  const lending = context.afterResponse ? readBuffers(context) : null;
+  const buffers = context.afterResponse ? readBuffers(context) : null;
   const lent: Buffer[] = [];
   let lentBytes = 0;
-  if (lending) context.afterResponse!(() => lent.forEach((buffer) => lending.release(buffer)));
-  /** A buffer for a partition's reads, while the request's lent buffers stay within bounds. */
-  const lend = (bytes: number): Buffer | null => {
-    if (!lending || lentBytes >= MAX_LENT_PER_FETCH) return null;
-    const buffer = lending.acquire(bytes);
-    if (buffer) {
+  if (buffers) context.afterResponse!(() => lent.forEach((buffer) => buffers.release(buffer)));
+  const lending: Lending = {
+    // A buffer for a partition's reads, while the request's lent buffers stay within bounds.
+    lend: (bytes) => {
+      if (!buffers || lentBytes >= MAX_LENT_PER_FETCH) return null;
+      const buffer = buffers.acquire(bytes);
+      if (buffer) {
+        lent.push(buffer);
+        lentBytes += buffer.length;
+      }
+      return buffer;
+    },
+    adopt: (buffer) => {
       lent.push(buffer);
       lentBytes += buffer.length;
-    }
-    return buffer;
+    },
   };
+  const ahead = buffers ? readAheadOf(context, buffers) : null;
   const reads: PartitionRead[] = [];
   for (const topic of request.topics) {
     const name = topic.topic ?? '';
@@ -155,6 +195,8 @@ export const handleFetch: ApiHandler<FetchRequest, FetchResponse<Records>> = asy
         bytes: 0,
         records: 0,
         lent: null,
+        maxBytes: 0,
+        end: Number(partition.fetchOffset),
       });
     }
   }
@@ -165,7 +207,7 @@ export const handleFetch: ApiHandler<FetchRequest, FetchResponse<Records>> = asy
     let total = 0;
     let failed = false;
     for (const read of reads) {
-      await readPartition(context, read, budget, lend);
+      await readPartition(context, read, budget, lending, ahead);
       budget -= read.bytes;
       total += read.bytes;
       if (read.data.errorCode !== KafkaErrorCode.none) failed = true;
@@ -179,6 +221,19 @@ export const handleFetch: ApiHandler<FetchRequest, FetchResponse<Records>> = asy
           .catch(() => undefined),
       ),
     );
+  }
+  // The consumer's next Fetch most likely asks for what follows: read it while this response is
+  // being written.
+  if (ahead) {
+    for (const read of reads) {
+      if (
+        read.data.errorCode === KafkaErrorCode.none &&
+        read.records > 0 &&
+        read.end < Number(read.data.highWatermark)
+      ) {
+        ahead.start(shardName(read.topic, read.request.partition), read.end, read.maxBytes);
+      }
+    }
   }
   broker.metrics.recordsSent(
     context.connection.listener,
@@ -195,6 +250,25 @@ export const handleFetch: ApiHandler<FetchRequest, FetchResponse<Records>> = asy
 /** The broker's buffers for storage reads, shared by every connection. */
 function readBuffers(context: RequestContext): ReadBuffers {
   return context.broker.service('read-buffers', () => new ReadBuffers());
+}
+
+const readsAhead = new WeakMap<ConnectionState, ReadAhead>();
+
+/** The connection's reads ahead, or null for a request outside a connection that can close. */
+function readAheadOf(context: RequestContext, buffers: ReadBuffers): ReadAhead | null {
+  const { closed, connection, broker } = context;
+  if (!closed || closed.aborted) return null;
+  let ahead = readsAhead.get(connection);
+  if (!ahead) {
+    const memory = broker.service('read-ahead-memory', () => new ReadAheadMemory());
+    const created = new ReadAhead(broker.context.storage, buffers, memory, undefined, (outcome) =>
+      broker.metrics.readAhead(connection.listener, outcome),
+    );
+    closed.addEventListener('abort', () => created.close(), { once: true });
+    readsAhead.set(connection, created);
+    ahead = created;
+  }
+  return ahead;
 }
 
 /** Where new data for a partition would start: past what it holds now. */
