@@ -7,9 +7,11 @@ import { IncomingLink } from './incoming-link.js';
 import { MalformedMessageError, parseIncoming, type Incoming } from './message-format.js';
 import type { MessageQueue, Outcome } from './message-queue.js';
 import { OutgoingLink } from './outgoing-link.js';
+import { encodeTransferFrame, transferFields } from './transfer-frame.js';
 import type {
   RheaConnection,
   RheaContext,
+  RheaDelivery,
   RheaReceiver,
   RheaSender,
   RheaTerminus,
@@ -21,8 +23,13 @@ let connections = 0;
 
 const EMPTY = Buffer.alloc(0);
 const AMQP_HEADER = Buffer.from([0x41, 0x4d, 0x51, 0x50, 0, 1, 0, 0]);
-/** What rhea decodes in place of each message: an empty data section. */
+/** What rhea gets in place of each message: an empty data section. */
 const PLACEHOLDER = Buffer.from([0x00, 0x53, 0x75, 0xa0, 0x00]);
+/**
+ * The message format rhea is told incoming messages have: any but 0 makes it hand the payload on
+ * as bytes instead of decoding it. The broker reads messages itself, whatever rhea is told.
+ */
+const UNDECODED_FORMAT = 1;
 
 interface RheaContainer {
   sasl_server_mechanisms: Record<string, unknown>;
@@ -39,6 +46,9 @@ function describe(error: unknown): { condition: string; description: string } {
   if (error instanceof AmqpRefusal) return { condition: error.condition, description: error.message };
   return { condition: 'amqp:internal-error', description: 'the link could not be set up' };
 }
+
+const ACCEPTED: Outcome = Object.freeze({ type: 'accepted' });
+const RELEASED: Outcome = Object.freeze({ type: 'released' });
 
 interface OutgoingState {
   link: OutgoingLink;
@@ -112,33 +122,40 @@ export class AmqpConnection {
       tcp_no_delay: true,
     });
     this.captureRawTransfers();
+    this.writeTransfersDirectly();
     this.listen();
     this.rhea.accept(this.guard);
   }
 
-  /** rhea decodes each message; the broker keeps the bytes as they came, so it takes them here. */
   /**
    * The broker keeps each message's bytes as they came and reads the few fields it needs itself,
-   * so rhea is handed a five-byte placeholder to decode instead of the message. A message whose
-   * sections do not decode is then rejected alone, where rhea would fail the whole connection.
+   * so rhea gets a five-byte placeholder instead of the message, marked with a message format
+   * other than 0 so that rhea does not decode even that. A message whose sections do not decode is
+   * then rejected alone, where rhea would fail the whole connection.
    */
   private captureRawTransfers(): void {
     const original = this.rhea.on_transfer.bind(this.rhea);
     this.rhea.on_transfer = (frame: TransferFrame) => {
+      const performative = frame.performative;
       const payload = frame.payload ?? EMPTY;
+      const more = performative.more === true;
+      const aborted = performative.aborted === true;
       // Most messages come in one frame: no key and no lookup for them while nothing is partial.
-      const split = frame.performative.more || frame.performative.aborted || this.partial.size > 0;
-      const key = split ? `${frame.channel}/${frame.performative.handle}` : '';
-      if (frame.performative.aborted) {
+      const split = more || aborted || this.partial.size > 0;
+      const key = split ? `${frame.channel}/${performative.handle}` : '';
+      // The frame is rhea's, freshly read for this call: it is changed in place rather than copied.
+      performative.message_format = UNDECODED_FORMAT;
+      if (aborted) {
         this.partial.delete(key);
         original(frame);
         return;
       }
-      if (frame.performative.more) {
+      if (more) {
         const chunks = this.partial.get(key);
         if (chunks) chunks.push(payload);
         else this.partial.set(key, [payload]);
-        original({ ...frame, payload: EMPTY });
+        frame.payload = EMPTY;
+        original(frame);
         return;
       }
       const chunks = split ? this.partial.get(key) : undefined;
@@ -151,7 +168,29 @@ export class AmqpConnection {
         this.lastIncoming =
           error instanceof MalformedMessageError ? error : new MalformedMessageError(String(error));
       }
-      original({ ...frame, payload: PLACEHOLDER });
+      frame.payload = PLACEHOLDER;
+      original(frame);
+    };
+  }
+
+  /**
+   * Transfers (one frame per delivered message) are encoded here rather than by rhea's generic
+   * writer; every other frame, and a transfer while rhea still holds frames back (before the
+   * connection is up), goes through rhea, so frames keep their order.
+   */
+  private writeTransfersDirectly(): void {
+    const connection = this.rhea;
+    const original = connection._write_frame.bind(connection);
+    connection._write_frame = (channel: number, performative: unknown, payload?: Buffer) => {
+      if (payload !== undefined && connection.socket_ready && !connection.transport.has_writes_pending()) {
+        const fields = transferFields(performative);
+        const frame = fields === null ? null : encodeTransferFrame(channel, fields, payload);
+        if (frame !== null) {
+          this.guard.write(frame);
+          return;
+        }
+      }
+      original(channel, performative, payload);
     };
   }
 
@@ -160,32 +199,9 @@ export class AmqpConnection {
     on('connection_open', () => this.opening());
     on('receiver_open', (c) => this.receiverOpen(c.receiver!));
     on('sender_open', (c) => this.senderOpen(c.sender!));
-    on('message', (c) =>
-      this.incoming.get(c.receiver!)?.message(c.delivery!, this.lastIncoming, this.lastSize),
-    );
     on('sendable', (c) => this.outgoing.get(c.sender!)?.link.wake());
     on('sender_flow', (c) => this.outgoing.get(c.sender!)?.link.wake());
     on('sender_draining', (c) => this.outgoing.get(c.sender!)?.link.drain(() => this.rhea._register()));
-    on('accepted', (c) => this.outcome(c, { type: 'accepted' }));
-    on('released', (c) => this.outcome(c, { type: 'released' }));
-    on('rejected', (c) =>
-      this.outcome(c, {
-        type: 'rejected',
-        ...(c.delivery?.remote_state?.error?.description
-          ? { description: c.delivery.remote_state.error.description }
-          : {}),
-      }),
-    );
-    on('modified', (c) =>
-      this.outcome(c, {
-        type: 'modified',
-        deliveryFailed: c.delivery?.remote_state?.delivery_failed === true,
-        undeliverableHere: c.delivery?.remote_state?.undeliverable_here === true,
-      }),
-    );
-    on('settled', (c) => {
-      if (c.sender && c.delivery) this.outgoing.get(c.sender)?.link.settled(c.delivery);
-    });
     on('sender_close', (c) => this.closeOutgoing(c.sender!));
     on('receiver_close', (c) => this.closeIncoming(c.receiver!));
     on('session_close', () => this.sweepClosedLinks());
@@ -239,6 +255,7 @@ export class AmqpConnection {
     const id = this.linkId();
     const link = new IncomingLink(id, address, dynamic ? address : null, receiver, this.broker, this.logger);
     this.incoming.set(receiver, link);
+    this.listenForMessages(receiver, link);
     this.broker.links.set(id, {
       id,
       connection: this.id,
@@ -293,19 +310,20 @@ export class AmqpConnection {
       capabilities: [resolved.kind === 'topic' ? 'topic' : 'queue'],
       distribution_mode: resolved.kind === 'topic' ? 'copy' : 'move',
     });
-    const socket = this.guard.socket;
+    const guard = this.guard;
     const maxOutgoing = this.broker.settings.maxOutgoingBytes;
     const metrics = this.broker.metrics;
     const link = new OutgoingLink(
       id,
       address,
       sender,
-      () => socket.writableLength < maxOutgoing,
+      () => guard.writableLength < maxOutgoing,
       (bytes) => {
         metrics.messagesOut++;
         metrics.bytesOut += bytes;
       },
     );
+    this.listenForOutcomes(sender, link);
     const state: OutgoingState = { link, owned: null };
     // A topic subscription starts now, when the client sees its link attached.
     const subscription = resolved.kind === 'topic' ? this.broker.subscribe(resolved.name) : null;
@@ -376,9 +394,36 @@ export class AmqpConnection {
     }
   }
 
-  private outcome(context: RheaContext, outcome: Outcome): void {
-    if (context.sender && context.delivery)
-      this.outgoing.get(context.sender)?.link.outcome(context.delivery, outcome);
+  /**
+   * A receiving link's messages go straight to it: with a handler on the link itself, rhea does
+   * not pass each message's event on through the session and the connection.
+   */
+  private listenForMessages(receiver: RheaReceiver, link: IncomingLink): void {
+    receiver.on('message', (c) => {
+      if (this.incoming.get(receiver) === link) link.message(c.delivery!, this.lastIncoming, this.lastSize);
+    });
+  }
+
+  /** A sending link's outcomes go straight to it, as {@link listenForMessages} does for messages. */
+  private listenForOutcomes(sender: RheaSender, link: OutgoingLink): void {
+    const on = (event: string, outcome: (delivery: RheaDelivery) => Outcome) =>
+      sender.on(event, (c) => {
+        if (c.delivery) link.outcome(c.delivery, outcome(c.delivery));
+      });
+    on('accepted', () => ACCEPTED);
+    on('released', () => RELEASED);
+    on('rejected', (delivery) => {
+      const description = delivery.remote_state?.error?.description;
+      return description ? { type: 'rejected', description } : { type: 'rejected' };
+    });
+    on('modified', (delivery) => ({
+      type: 'modified',
+      deliveryFailed: delivery.remote_state?.delivery_failed === true,
+      undeliverableHere: delivery.remote_state?.undeliverable_here === true,
+    }));
+    sender.on('settled', (c) => {
+      if (c.delivery) link.settled(c.delivery);
+    });
   }
 
   private release(state: OutgoingState, queue: MessageQueue | null): void {
@@ -425,6 +470,8 @@ export class AmqpConnection {
     this.broker.metrics.badInput(reason);
     this.logger.warn({ condition, reason }, `bad input, connection closed: ${description}`);
     this.guard.stop();
+    // Frames rhea already wrote go first, as they were written before the failure.
+    this.guard.flush();
     const socket = this.guard.socket;
     // A peer that does not speak AMQP 1.0 is told which protocol this is (AMQP 1.0, section 2.2).
     if (reason === 'bad_protocol_header' && socket.writable) socket.write(AMQP_HEADER);
@@ -438,6 +485,7 @@ export class AmqpConnection {
   close(): void {
     if (this.closed) return;
     const socket = this.guard.socket;
+    this.guard.flush();
     if (this.opened && socket.writable) {
       this.guard.stop();
       socket.write(encodeCloseFrame('amqp:connection:forced', 'the node is stopping'));

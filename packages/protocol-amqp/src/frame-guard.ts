@@ -9,6 +9,9 @@ export interface FrameViolation {
 }
 
 const AMQP = 0x414d5150;
+const NO_BYTES = Buffer.alloc(0);
+/** Up to this many bytes of frames are copied into one buffer per socket write. */
+const COPY_LIMIT = 256 * 1024;
 /** Performative codes: AMQP frames 0x10-0x18 (open .. close), SASL frames 0x40-0x44. */
 const KNOWN = [
   [0x10, 0x18],
@@ -23,9 +26,11 @@ const KNOWN = [
  */
 export class GuardedSocket extends EventEmitter {
   private remaining = 0;
-  private boundary: Buffer = Buffer.alloc(0);
+  private boundary: Buffer = NO_BYTES;
   private stopped = false;
-  private corked = false;
+  /** Frames written in this turn, sent together at its end. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
   /** Whether the first protocol header has been seen. */
   private started = false;
 
@@ -57,25 +62,45 @@ export class GuardedSocket extends EventEmitter {
   }
 
   /**
-   * rhea writes each frame on its own; corking until the end of the tick sends the frames of one
-   * turn (transfers, dispositions, flows) in one system call.
+   * rhea writes each frame on its own; they are gathered until the end of the tick and go out as
+   * one buffer, so the frames of one turn (transfers, dispositions, flows) cost one socket write
+   * and one system call.
    */
   write(data: Buffer): boolean {
     if (!this.socket.writable) return false;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(this.uncork);
-    }
-    return this.socket.write(data);
+    if (this.pending.length === 0) process.nextTick(this.flush);
+    this.pending.push(data);
+    this.pendingBytes += data.length;
+    return true;
   }
 
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.socket.uncork();
+  /** Sends the frames gathered so far; called at the end of the tick, and before anything written past rhea. */
+  readonly flush = (): void => {
+    const frames = this.pending;
+    if (frames.length === 0) return;
+    const bytes = this.pendingBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (!this.socket.writable) return;
+    if (frames.length === 1) {
+      this.socket.write(frames[0]!);
+    } else if (bytes <= COPY_LIMIT) {
+      this.socket.write(Buffer.concat(frames, bytes));
+    } else {
+      // Large frames are not worth copying: one vectored write instead.
+      this.socket.cork();
+      for (const frame of frames) this.socket.write(frame);
+      this.socket.uncork();
+    }
   };
 
+  /** Bytes accepted but not yet handed to the socket, plus what the socket still buffers. */
+  get writableLength(): number {
+    return this.pendingBytes + this.socket.writableLength;
+  }
+
   end(): void {
+    this.flush();
     this.socket.end();
   }
 
@@ -102,12 +127,16 @@ export class GuardedSocket extends EventEmitter {
         this.remaining -= take;
         continue;
       }
-      // At a frame boundary: gather the frame header (and the performative code after it).
+      // At a frame boundary: gather the frame header (and the performative code after it), as a
+      // view of this chunk when it starts here (the usual case), else copied together.
+      const start = this.boundary.length === 0 ? pos : -1;
       while (this.boundary.length < this.wanted() && pos < chunk.length) {
         const take = Math.min(this.wanted() - this.boundary.length, chunk.length - pos);
-        const piece = chunk.subarray(pos, pos + take);
-        this.boundary = this.boundary.length === 0 ? piece : Buffer.concat([this.boundary, piece]);
         pos += take;
+        this.boundary =
+          start >= 0
+            ? chunk.subarray(start, pos)
+            : Buffer.concat([this.boundary, chunk.subarray(pos - take, pos)]);
       }
       if (this.boundary.length < this.wanted()) break;
       const violation = this.check(this.boundary);
@@ -119,7 +148,7 @@ export class GuardedSocket extends EventEmitter {
         return;
       }
       const header = this.boundary;
-      this.boundary = Buffer.alloc(0);
+      this.boundary = NO_BYTES;
       this.remaining =
         header.readUInt32BE(0) === AMQP ? 8 - header.length : header.readUInt32BE(0) - header.length;
     }

@@ -143,21 +143,34 @@ export interface Sections {
   body: Buffer[];
   bodyCode: number;
   footer?: Buffer;
+  /**
+   * The whole encoded message, when it can go out to consumers as it came: its sections in the
+   * standard order and none dropped (no delivery-annotations).
+   */
+  wire?: Buffer;
 }
 
 /** Splits an encoded message into its sections; delivery-annotations are dropped (they are per hop). */
 export function splitSections(buffer: Buffer): Sections {
   const sections: Sections = { body: [], bodyCode: -1 };
   let pos = 0;
+  let previous = -1;
+  let inOrder = true;
   while (pos < buffer.length) {
     const code = sectionCode(buffer, pos);
     const end = skipValue(buffer, pos);
     const slice = buffer.subarray(pos, end);
+    // Only body sections may repeat; anything else out of the standard order is re-encoded.
+    if (code < previous || (code === previous && code !== SECTION.data && code !== SECTION.sequence)) {
+      inOrder = false;
+    }
+    previous = code;
     switch (code) {
       case SECTION.header:
         sections.header = slice;
         break;
       case SECTION.deliveryAnnotations:
+        inOrder = false;
         break;
       case SECTION.messageAnnotations:
         sections.messageAnnotations = slice;
@@ -185,6 +198,7 @@ export function splitSections(buffer: Buffer): Sections {
     }
     pos = end;
   }
+  if (inOrder && sections.bodyCode !== -1) sections.wire = buffer;
   return sections;
 }
 
@@ -401,6 +415,9 @@ function readBinary(buffer: Buffer, pos: number): Buffer | undefined {
   return undefined;
 }
 
+/** The application properties of a message that has none (most): one shared, empty object. */
+const NO_PROPERTIES: Record<string, never> = Object.freeze({});
+
 const PROPERTY_TO = 2;
 const PROPERTY_CONTENT_TYPE = 6;
 const PROPERTY_ABSOLUTE_EXPIRY = 8;
@@ -416,8 +433,8 @@ export function parseIncoming(raw: Buffer): Incoming {
   let to: string | undefined;
   let contentType: string | undefined;
   let absoluteExpiry: number | undefined;
-  const stringProperties: Record<string, string> = {};
-  const binaryProperties: Record<string, Buffer> = {};
+  let stringProperties: Record<string, string> = NO_PROPERTIES;
+  let binaryProperties: Record<string, Buffer> = NO_PROPERTIES;
   const properties = sections.properties;
   if (properties) {
     const { first, count } = compound(properties, valueStart(properties, 0));
@@ -433,6 +450,8 @@ export function parseIncoming(raw: Buffer): Incoming {
   }
   const application = sections.applicationProperties;
   if (application) {
+    stringProperties = {};
+    binaryProperties = {};
     const { first, count } = compound(application, valueStart(application, 0));
     let pos = first;
     for (let i = 0; i + 1 < count; i += 2) {
@@ -450,6 +469,12 @@ export function parseIncoming(raw: Buffer): Incoming {
 }
 
 const text = (value: string) => Buffer.from(value, 'utf8');
+
+/**
+ * Messages stored from an AMQP transfer whose bytes can be delivered as they came, saving their
+ * re-encoding on first delivery (the common case: delivered from memory right after the append).
+ */
+const wireForms = new WeakMap<Message, Buffer>();
 
 /**
  * The unified-namespace message for an AMQP transfer: the body's bytes as payload, the sections
@@ -499,7 +524,9 @@ export function toStoredMessage(topic: string, incoming: Incoming, now: number):
   }
   if (incoming.contentType !== undefined)
     headers.push({ key: CONTENT_TYPE, value: text(incoming.contentType) });
-  return { topic, key: null, payload, headers, timestamp: now };
+  const message: Message = { topic, key: null, payload, headers, timestamp: now };
+  if (sections.wire) wireForms.set(message, sections.wire);
+  return message;
 }
 
 function headerValue(message: Message, key: string): Uint8Array | undefined {
@@ -532,6 +559,10 @@ export function deliveryFacts(message: Message): DeliveryFacts {
  * key as the message annotation `x-opt-kafka-key`.
  */
 export function toTransferPayload(message: Message, deliveryCount: number): Buffer {
+  if (deliveryCount === 0) {
+    const wire = wireForms.get(message);
+    if (wire) return wire;
+  }
   const parts: Buffer[] = [];
   const header = headerValue(message, AmqpHeader.header);
   if (deliveryCount > 0) {

@@ -39,8 +39,12 @@ const READ_BYTES = 1_048_576;
 const BATCH_BYTES = 1_048_576;
 /** What a record adds to its payload in a batch, roughly (lengths, offsets, AMQP section headers). */
 const RECORD_OVERHEAD = 64;
-/** Record batches of one shard being written at once. */
-const MAX_WRITES = 4;
+/**
+ * Record batches of one shard being written at once: as many as the journal writes durably at
+ * once. More would only wait in the journal's queue as separate batches, each with its own
+ * encoding and completion; held here, they join the next batch instead.
+ */
+const MAX_WRITES = 2;
 
 /**
  * A log on one storage shard (`<topic>/0`), encoded with the shared record codec. Appends made
@@ -81,10 +85,9 @@ export class ShardLog implements MessageLog {
   }
 
   /**
-   * Writes what is pending as record batches. A few batches may be in flight at once: the
-   * storage engine's group commit lets them share an fsync, so a batch does not wait for the
-   * previous one's fsync before it is even written. Past that, pending appends wait and go out
-   * together once a write returns.
+   * Writes what is pending as record batches. Two may be in flight at once, so a batch does not
+   * wait for the previous one's sync before it is even written. Past that, pending appends wait
+   * and go out together, as one batch, once a write returns.
    */
   private readonly flush = (): void => {
     this.scheduled = false;

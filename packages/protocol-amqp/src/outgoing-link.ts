@@ -2,18 +2,19 @@ import { toTransferPayload } from './message-format.js';
 import type { Entry, MessageQueue, Outcome, QueueConsumer } from './message-queue.js';
 import type { RheaDelivery, RheaSender } from './rhea-shapes.js';
 
-interface Sent {
-  offset: number;
-  queue: MessageQueue;
-}
-
 /**
  * A link on which the broker sends (the peer's receiver): a consumer of one queue. It takes
  * messages only while the peer has given credit and the socket has room, and turns the peer's
  * dispositions into queue outcomes.
  */
 export class OutgoingLink implements QueueConsumer {
-  private readonly sent = new Map<RheaDelivery, Sent>();
+  /** Unsettled deliveries and the offsets of their messages. */
+  private readonly sent = new Map<RheaDelivery, number>();
+  /**
+   * The next delivery tag, a 32-bit counter (rhea's own tags are decimal strings, dearer to make):
+   * it repeats only after 2^32 deliveries, far more than a link ever has unsettled.
+   */
+  private tag = 0;
   /** Deliveries handed to rhea in this turn; rhea takes them off the credit on its next tick. */
   private unflushed = 0;
   private flushScheduled = false;
@@ -44,9 +45,12 @@ export class OutgoingLink implements QueueConsumer {
     return Math.min(this.sender.credit - this.unflushed, this.sender.session.outgoing.available());
   }
 
-  deliver(entry: Entry, queue: MessageQueue): boolean {
+  deliver(entry: Entry): boolean {
     const payload = toTransferPayload(entry.message, entry.deliveryCount);
-    const delivery = this.sender.send(payload, undefined, 0);
+    const tag = Buffer.allocUnsafe(4);
+    tag.writeUInt32BE(this.tag);
+    this.tag = (this.tag + 1) >>> 0;
+    const delivery = this.sender.send(payload, tag, 0);
     this.counted(payload.length);
     this.unflushed++;
     if (!this.flushScheduled) {
@@ -58,7 +62,7 @@ export class OutgoingLink implements QueueConsumer {
       });
     }
     if (this.presettled) return true;
-    this.sent.set(delivery, { offset: entry.offset, queue });
+    this.sent.set(delivery, entry.offset);
     return false;
   }
 
@@ -79,11 +83,11 @@ export class OutgoingLink implements QueueConsumer {
   }
 
   outcome(delivery: RheaDelivery, outcome: Outcome): void {
-    const sent = this.sent.get(delivery);
-    if (!sent) return;
+    const offset = this.sent.get(delivery);
+    if (offset === undefined) return;
     this.sent.delete(delivery);
     if (!delivery.remote_settled) delivery.update(true);
-    sent.queue.settle(sent.offset, outcome, this);
+    this.queue?.settle(offset, outcome, this);
   }
 
   /** The peer settled without an outcome: taken as accepted. */

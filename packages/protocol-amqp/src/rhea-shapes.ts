@@ -52,6 +52,8 @@ interface RheaLinkBase {
   is_open(): boolean;
   is_closed(): boolean;
   is_sender(): boolean;
+  /** Events on the link itself; rhea passes an event on to the session only when the link has no handler. */
+  on(event: string, handler: (context: RheaContext) => void): void;
 }
 
 export interface RheaSender extends RheaLinkBase {
@@ -66,7 +68,7 @@ export interface RheaReceiver extends RheaLinkBase {
 
 export interface TransferFrame {
   channel: number;
-  performative: { handle: number; more?: boolean; aborted?: boolean };
+  performative: { handle: number; more?: boolean; aborted?: boolean; message_format?: number };
   payload?: Buffer;
 }
 
@@ -75,6 +77,10 @@ export interface RheaConnection extends EventEmitter {
   readonly remote: { open?: { container_id?: string } };
   accept(socket: unknown): RheaConnection;
   on_transfer(frame: TransferFrame): void;
+  /** Queues one frame (a performative, rhea's own object) and writes what is queued. */
+  _write_frame(channel: number, performative: unknown, payload?: Buffer): void;
+  readonly socket_ready: boolean;
+  readonly transport: { has_writes_pending(): boolean };
   close(error?: RheaError): void;
   is_open(): boolean;
   is_closed(): boolean;

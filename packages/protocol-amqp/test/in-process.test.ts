@@ -1,3 +1,4 @@
+import rhea from 'rhea';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { jsonCodec, startInProcess } from './helpers/in-process.js';
 import { TestClient } from './helpers/rhea-client.js';
@@ -47,6 +48,29 @@ describe('queues', () => {
     expect(Buffer.from(stored.payload).toString()).toBe('hello');
     expect(stored.topic).toBe('orders');
     expect(stored.headers.find((h) => h.key === 'region')?.value).toEqual(Buffer.from('eu'));
+  });
+
+  it('takes and delivers messages larger than a frame, and many in a row in order, each once', async () => {
+    // Small frames both ways: the big message crosses as many transfers to and from the broker.
+    const c = await client({ max_frame_size: 16_384 });
+    const sender = await c.sender('queue://big');
+    const big = Buffer.alloc(200_000, 7);
+    big.write('first', 0);
+    expect((await sender.send({ body: rhea.message.data_section(big) })).outcome).toBe('accepted');
+    const sends = Array.from({ length: 300 }, (_, i) => sender.send({ body: `m${i}` }));
+    expect((await Promise.all(sends)).every((r) => r.outcome === 'accepted')).toBe(true);
+    const receiver = await c.receiver('queue://big');
+    const got = await receiver.waitFor(301);
+    expect(Buffer.from((got[0]!.message.body as { content: Buffer }).content)).toEqual(big);
+    expect(got.slice(1).map((r) => r.message.body as unknown)).toEqual(
+      Array.from({ length: 300 }, (_, i) => `m${i}`),
+    );
+    // Every delivery was settled once: nothing is left unsettled or delivered again.
+    const resources = broker.plugin.adminResources();
+    await expect
+      .poll(async () => (await resources.queues!.list({ limit: 10 })).items)
+      .toContainEqual({ id: 'big', kind: 'queue', depth: 0, consumers: 1, unsettled: 0 });
+    expect(receiver.inbox).toHaveLength(301);
   });
 
   it('hands each message to one of several competing consumers', async () => {

@@ -35,6 +35,31 @@ describe('AMQP messages in the unified namespace', () => {
     expect(toTransferPayload(stored, 0)).toEqual(raw);
   });
 
+  it('delivers a stored transfer as the very bytes that came, unless it must change', () => {
+    const raw = encode({ body: 'as sent', durable: true, subject: 's' });
+    const stored = toStoredMessage('t', parseIncoming(raw), 0);
+    expect(toTransferPayload(stored, 0)).toBe(raw);
+    // A redelivery carries its delivery count, so the header is written anew.
+    expect(decode(toTransferPayload(stored, 2))).toMatchObject({ delivery_count: 2, body: 'as sent' });
+    // A stored message read back (another object) is re-encoded to the same message.
+    expect(toTransferPayload({ ...stored }, 0)).toEqual(raw);
+  });
+
+  it('drops delivery annotations and puts sections in the standard order before delivering', () => {
+    const withAnnotations = encode({ body: 'b', delivery_annotations: { hop: 1 }, subject: 's' });
+    const out = toTransferPayload(toStoredMessage('t', parseIncoming(withAnnotations), 0), 0);
+    expect(out).not.toBe(withAnnotations);
+    expect(decode(out)).toMatchObject({ body: 'b', subject: 's' });
+    expect(decode(out).delivery_annotations).toBeUndefined();
+
+    const sections = splitSections(encode({ subject: 's', body: 'b' }));
+    const properties = sections.properties!;
+    const reordered = Buffer.concat([...sections.body, properties]);
+    const rebuilt = toTransferPayload(toStoredMessage('t', parseIncoming(reordered), 0), 0);
+    expect(rebuilt.subarray(0, properties.length)).toEqual(properties);
+    expect(decode(rebuilt)).toMatchObject({ subject: 's', body: 'b' });
+  });
+
   it('keeps a string value as UTF-8 and rebuilds it', () => {
     const stored = store({ body: 'héllo' });
     expect(Buffer.from(stored.payload).toString('utf8')).toBe('héllo');
