@@ -11,7 +11,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import rhea, { type Connection, type ConnectionOptions, type EventContext, type Sender } from 'rhea';
 import { LatencyHistogram } from './latency-histogram.js';
 import { freePort, HOST, spawnWithFileLimit } from './mqtt-brokers.js';
@@ -24,6 +24,7 @@ import {
   type Suite,
 } from './suite.js';
 import { formatRate, markdownTable } from './table.js';
+import { serverArgs } from './server-command.js';
 
 const OPTIONS = `    --seconds N         measured seconds per scenario (default: 5)
     --inflight N        unsettled messages per producer (default: 100)
@@ -173,8 +174,6 @@ async function startRobustmq(root: string, cpuProfDir: string | null): Promise<B
       '',
     ].join('\n'),
   );
-  const manifest = require.resolve('robustmq-server/package.json');
-  const bin = join(dirname(manifest), 'dist', 'bin.js');
   const profile =
     cpuProfDir === null
       ? []
@@ -183,7 +182,7 @@ async function startRobustmq(root: string, cpuProfDir: string | null): Promise<B
           `--cpu-prof-dir=${cpuProfDir}`,
           `--cpu-prof-name=robustmq-amqp-${Date.now()}.cpuprofile`,
         ];
-  const child = spawnWithFileLimit(process.execPath, [...profile, bin, '--config', config]);
+  const child = spawnWithFileLimit(process.execPath, serverArgs(profile, ['--config', config]));
   const supervised = supervise(child);
   try {
     await waitForPort(port, child, 'robustmq-server', supervised.output);

@@ -6,10 +6,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import {
   decodeRecordBatches,
   encodeRecordBatch,
@@ -22,6 +21,7 @@ import { freePort, HOST, spawnWithFileLimit } from './mqtt-brokers.js';
 import { KafkaWire } from './kafka-wire.js';
 import { describeMachine, parseSuiteArgs, positiveOption, progressTo, type Suite } from './suite.js';
 import { formatMBps, formatPercent, markdownTable } from './table.js';
+import { serverArgs } from './server-command.js';
 
 const OPTIONS = `    --seconds N         measured seconds per phase (default: 5)
     --producers N       producer connections, one partition each (default: 2)
@@ -41,7 +41,6 @@ const TOPIC = 'bench-acks-all';
 const LATENCY_TOPIC = 'bench-latency';
 const START_TIMEOUT_MS = 30_000;
 const progress = progressTo('kafka');
-const require = createRequire(import.meta.url);
 
 interface Settings {
   seconds: number;
@@ -123,7 +122,6 @@ async function startServer(root: string, cpuProfDir: string | null): Promise<Ser
       '',
     ].join('\n'),
   );
-  const bin = join(dirname(require.resolve('robustmq-server/package.json')), 'dist', 'bin.js');
   const profile =
     cpuProfDir === null
       ? []
@@ -132,7 +130,7 @@ async function startServer(root: string, cpuProfDir: string | null): Promise<Ser
           `--cpu-prof-dir=${cpuProfDir}`,
           `--cpu-prof-name=robustmq-kafka-${Date.now()}.cpuprofile`,
         ];
-  const child: ChildProcess = spawnWithFileLimit(process.execPath, [...profile, bin, '--config', config]);
+  const child: ChildProcess = spawnWithFileLimit(process.execPath, serverArgs(profile, ['--config', config]));
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4096)));
   child.stderr?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4096)));

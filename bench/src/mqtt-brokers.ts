@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { connect, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { serverArgs } from './server-command.js';
 
 export type BrokerName = 'robustmq' | 'mosquitto' | 'aedes';
 export const BROKER_NAMES: readonly BrokerName[] = ['robustmq', 'mosquitto', 'aedes'];
@@ -159,27 +160,27 @@ export async function startBroker(name: BrokerName, options: BrokerOptions): Pro
   let version: string;
   switch (name) {
     case 'robustmq': {
-      const bin = join(dirname(require.resolve('robustmq-server/package.json')), 'dist', 'bin.js');
       const dataDir = join(options.root, `robustmq-${port}`);
       mkdirSync(dataDir);
       const httpPort = await freePort();
       version = packageVersion('robustmq-server');
-      child = spawnWithFileLimit(process.execPath, [
-        ...nodeFlags(name, options),
-        bin,
-        '--data-dir',
-        dataDir,
-        '--bind',
-        HOST,
-        '--http-port',
-        String(httpPort),
-        '--protocols',
-        '@robustmq/protocol-mqtt',
-        '--mqtt-port',
-        String(port),
-        '--log-level',
-        'warn',
-      ]);
+      child = spawnWithFileLimit(
+        process.execPath,
+        serverArgs(nodeFlags(name, options), [
+          '--data-dir',
+          dataDir,
+          '--bind',
+          HOST,
+          '--http-port',
+          String(httpPort),
+          '--protocols',
+          '@robustmq/protocol-mqtt',
+          '--mqtt-port',
+          String(port),
+          '--log-level',
+          'warn',
+        ]),
+      );
       break;
     }
     case 'mosquitto': {
