@@ -36,40 +36,26 @@ export class ReadSpan {
     const local = isLocalFile(source);
     const count = local ? Math.max(1, Math.floor(length / PIECE_BYTES)) : 1;
     const pieceBytes = Math.ceil(length / count);
-    const pending: (() => void)[] = [];
-    let running = 0;
-    const startNext = (): void => {
-      while (running < MAX_PIECES && pending.length > 0) {
-        running++;
-        (pending.shift() as () => void)();
-      }
-    };
     for (let start = 0; start < length; start += pieceBytes) {
       const end = Math.min(length, start + pieceBytes);
       const piece: Piece = { end, done: Promise.resolve(0), settled: false, bytesRead: 0, error: null };
-      piece.done = new Promise<number>((resolve) => {
-        pending.push(() => {
-          fill(source, this.buffer, start, end, position).then(
-            (n) => {
-              piece.settled = true;
-              piece.bytesRead = n;
-              running--;
-              startNext();
-              resolve(n);
-            },
-            (error: unknown) => {
-              piece.settled = true;
-              piece.error = error instanceof Error ? error : new Error(String(error));
-              running--;
-              startNext();
-              resolve(0);
-            },
-          );
-        });
-      });
+      // At most MAX_PIECES in flight: a piece starts once the one MAX_PIECES before it is in.
+      const before = this.#pieces[this.#pieces.length - MAX_PIECES];
+      const read = (): Promise<number> => fill(source, buffer, start, end, position);
+      piece.done = (before === undefined ? read() : before.done.then(read)).then(
+        (n) => {
+          piece.settled = true;
+          piece.bytesRead = n;
+          return n;
+        },
+        (error: unknown) => {
+          piece.settled = true;
+          piece.error = error instanceof Error ? error : new Error(String(error));
+          return 0;
+        },
+      );
       this.#pieces.push(piece);
     }
-    startNext();
   }
 
   /** Bytes past `position` the span was asked to hold. */

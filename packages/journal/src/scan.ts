@@ -64,10 +64,9 @@ export async function scanFrames(
   let expected = range.expectedBase;
   let span: ReadSpan | null = null;
   /**
-   * The span bytes before `checkedTo` (relative to `checkedSpan`) were checked as one run; once a
-   * run in a span does not add up, the rest of that span is checked frame by frame.
+   * The current span's bytes before `checkedTo` were checked as one run; once a run in a span does
+   * not add up, the rest of that span is checked frame by frame.
    */
-  let checkedSpan: ReadSpan | null = null;
   let checkedTo = 0;
   let runFailed = false;
   const memory = range.memory ?? FRESH_MEMORY;
@@ -84,6 +83,8 @@ export async function scanFrames(
       const readAhead = typeof range.readAhead === 'number' ? range.readAhead : range.readAhead();
       const length = Math.min(range.to - position, Math.max(readAhead, bytes));
       span = new ReadSpan(handle, position, memory.take(length));
+      checkedTo = 0;
+      runFailed = false;
     }
     const at = position - span.position;
     const filled = await span.available(at + bytes);
@@ -133,11 +134,6 @@ export async function scanFrames(
         if (at === null) return bad('file ends early');
         const held = currentSpan();
         const buffer = held.buffer;
-        if (checkedSpan !== held) {
-          checkedSpan = held;
-          checkedTo = 0;
-          runFailed = false;
-        }
         if (at + size > checkedTo) {
           // Every whole frame already read from here on is checked in one pass.
           if (!runFailed) {

@@ -111,10 +111,9 @@ export class ReadAhead {
     }
     // The span starts before the read, so a deletion during the read ends it.
     const span = this.span(shard);
-    const result = this.storage.read(shard, offset, { maxBytes, into: buffer }).then(
-      (read) => read,
-      () => null,
-    );
+    const result = this.storage
+      .read(shard, offset, { maxBytes, into: buffer })
+      .catch((): ReadResult | null => null);
     this.reads.set(shard, { offset, maxBytes, buffer, span, result });
     this.bytes += buffer.length;
   }
