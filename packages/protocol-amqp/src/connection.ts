@@ -7,7 +7,13 @@ import { IncomingLink } from './incoming-link.js';
 import { MalformedMessageError, parseIncoming, type Incoming } from './message-format.js';
 import type { MessageQueue, Outcome } from './message-queue.js';
 import { OutgoingLink } from './outgoing-link.js';
-import { encodeTransferFrame, transferFields } from './transfer-frame.js';
+import { IncomingDelivery } from './incoming-delivery.js';
+import {
+  encodeTransferFrame,
+  IncomingTransfer,
+  readIncomingTransfer,
+  transferFields,
+} from './transfer-frame.js';
 import type {
   RheaConnection,
   RheaContext,
@@ -74,6 +80,13 @@ export class AmqpConnection {
   private lastIncoming: Incoming | MalformedMessageError = new MalformedMessageError('no message');
   private lastSize = 0;
   private links = 0;
+  /** Whether incoming bytes are split into frames here (from the first whole frame after `open`). */
+  private framing = false;
+  /** The start of a frame not yet whole, and how many bytes it needs before another look. */
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  private heldWanted = 0;
+  private readonly transfer = new IncomingTransfer();
 
   constructor(
     private readonly broker: AmqpBroker,
@@ -122,6 +135,7 @@ export class AmqpConnection {
       tcp_no_delay: true,
     });
     this.captureRawTransfers();
+    this.readTransfersDirectly();
     this.writeTransfersDirectly();
     this.listen();
     this.rhea.accept(this.guard);
@@ -171,6 +185,104 @@ export class AmqpConnection {
       frame.payload = PLACEHOLDER;
       original(frame);
     };
+  }
+
+  /**
+   * Once AMQP is open, incoming bytes are split into frames here: a transfer carrying one whole
+   * message on an attached receiving link is read and handed to its link directly (no rhea frame,
+   * performative, delivery closures or events); every other frame goes to rhea, in order and whole.
+   */
+  private readTransfersDirectly(): void {
+    const connection = this.rhea;
+    const original = connection.input.bind(connection);
+    connection.input = (chunk: Buffer) => {
+      if (!this.framing) {
+        // Until then rhea reads the protocol headers, SASL and `open`; it must hold no partial frame.
+        if (connection.remote.open === undefined || connection.previous_input || connection.frame_size) {
+          original(chunk);
+          return;
+        }
+        this.framing = true;
+      }
+      this.readFrames(chunk, original);
+    };
+  }
+
+  private readFrames(chunk: Buffer, rheaInput: (buffer: Buffer) => void): void {
+    let buffer = chunk;
+    if (this.heldBytes > 0) {
+      this.held.push(chunk);
+      this.heldBytes += chunk.length;
+      if (this.heldBytes < this.heldWanted) return;
+      buffer = Buffer.concat(this.held, this.heldBytes);
+      this.held = [];
+      this.heldBytes = 0;
+    }
+    let pos = 0;
+    /** Start of the frames rhea has not been given yet. */
+    let passed = 0;
+    let took = false;
+    // The guard has already refused frame headers under 8 bytes or over max-frame-size.
+    while (buffer.length - pos >= 8) {
+      const end = pos + buffer.readUInt32BE(pos);
+      if (end > buffer.length) break;
+      if (readIncomingTransfer(buffer, pos, end, this.transfer)) {
+        // Frames before this one change what it may be (an attach, a flow), so rhea reads them first.
+        if (passed < pos) {
+          rheaInput(buffer.subarray(passed, pos));
+          passed = pos;
+          if (this.closed) return;
+        }
+        if (this.takeTransfer(buffer, end)) {
+          passed = end;
+          took = true;
+        }
+      }
+      pos = end;
+    }
+    if (passed < pos) rheaInput(buffer.subarray(passed, pos));
+    // What rhea would do for input it read: the peer is not idle.
+    else if (took) this.rhea.heartbeat_in?.refresh();
+    if (pos < buffer.length && !this.closed) {
+      const rest = buffer.subarray(pos);
+      this.held = [rest];
+      this.heldBytes = rest.length;
+      this.heldWanted = rest.length >= 4 ? rest.readUInt32BE(0) : 8;
+    }
+  }
+
+  /**
+   * Takes the transfer just read when rhea would accept it as a new single-frame delivery, and does
+   * what rhea does for one: the session's transfer and delivery counts, the delivery in the session
+   * (so its disposition and the session window work as before), the link's credit and delivery
+   * count. Anything rhea would refuse or treat otherwise is left to rhea.
+   */
+  private takeTransfer(buffer: Buffer, end: number): boolean {
+    const transfer = this.transfer;
+    const session = this.rhea.remote_channel_map[transfer.channel];
+    const receiver = session?.remote.handles[transfer.handle] as RheaReceiver | undefined;
+    if (!session || !receiver) return false;
+    const link = this.incoming.get(receiver);
+    if (!link || receiver._incomplete || receiver.credit <= 0 || !receiver.is_remote_open()) return false;
+    const incoming = session.incoming;
+    const expected = incoming.next_delivery_id;
+    if (expected !== undefined && expected !== transfer.deliveryId) return false;
+    if (incoming.deliveries.available() === 0) return false;
+    incoming.next_transfer_id++;
+    incoming.next_delivery_id = transfer.deliveryId + 1;
+    const delivery = new IncomingDelivery(transfer.deliveryId, receiver, transfer.settled, incoming);
+    incoming.deliveries.push(delivery);
+    receiver.credit--;
+    receiver.delivery_count++;
+    const raw = buffer.subarray(transfer.payloadStart, end);
+    let parsed: Incoming | MalformedMessageError;
+    try {
+      parsed = parseIncoming(raw);
+    } catch (error) {
+      parsed = error instanceof MalformedMessageError ? error : new MalformedMessageError(String(error));
+    }
+    link.message(delivery, parsed, raw.length);
+    return true;
   }
 
   /**

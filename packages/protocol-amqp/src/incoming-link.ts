@@ -65,6 +65,9 @@ export class IncomingLink {
   /** A complete message: split and read (`Incoming`) or found malformed; `size` is its encoded length. */
   message(delivery: RheaDelivery, incoming: Incoming | MalformedMessageError, size: number): void {
     const { settings, metrics } = this.broker;
+    // The peer sent it settled: settling it here too frees its place in the session's incoming
+    // window, which rhea only gives back for deliveries settled at this end.
+    if (delivery.remote_settled) delivery.update(true);
     if (!this.open) {
       delivery.release();
       return;

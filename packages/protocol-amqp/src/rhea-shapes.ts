@@ -1,4 +1,5 @@
 import type { EventEmitter } from 'node:events';
+import type { RheaIncoming } from './incoming-delivery.js';
 
 /*
  * The parts of rhea's server-side objects this plugin uses. rhea's own typings describe the client
@@ -64,6 +65,16 @@ export interface RheaSender extends RheaLinkBase {
 
 export interface RheaReceiver extends RheaLinkBase {
   add_credit(credit: number): void;
+  delivery_count: number;
+  /** A delivery whose frames have not all arrived. */
+  readonly _incomplete?: unknown;
+  is_remote_open(): boolean;
+}
+
+export interface RheaSession {
+  /** Links by the peer's handle. */
+  readonly remote: { handles: Record<number, RheaSender | RheaReceiver | undefined> };
+  readonly incoming: RheaIncoming;
 }
 
 export interface TransferFrame {
@@ -75,6 +86,14 @@ export interface TransferFrame {
 export interface RheaConnection extends EventEmitter {
   readonly options: { id: string };
   readonly remote: { open?: { container_id?: string } };
+  /** Reads bytes from the socket: whole frames and what rhea holds back of a partial one. */
+  input(buffer: Buffer): void;
+  readonly previous_input?: Buffer | null;
+  readonly frame_size?: number;
+  /** Sessions by the peer's channel. */
+  readonly remote_channel_map: Record<number, RheaSession | undefined>;
+  /** The timer that closes the connection when the peer is idle too long. */
+  readonly heartbeat_in?: NodeJS.Timeout;
   accept(socket: unknown): RheaConnection;
   on_transfer(frame: TransferFrame): void;
   /** Queues one frame (a performative, rhea's own object) and writes what is queued. */

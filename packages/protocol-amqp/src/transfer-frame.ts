@@ -105,3 +105,147 @@ export function transferFields(performative: unknown): TransferFields | null {
     more: p.more === true,
   };
 }
+
+/**
+ * The fields of an incoming transfer the broker reads itself. One object per connection is filled
+ * again for each frame, so reading a transfer allocates nothing but the payload's view.
+ */
+export class IncomingTransfer {
+  channel = 0;
+  handle = 0;
+  deliveryId = 0;
+  messageFormat = 0;
+  settled = false;
+  /** Where the payload starts within the frame's buffer. */
+  payloadStart = 0;
+}
+
+/** Reads a uint (0x43 uint0, 0x52 smalluint, 0x70 uint) at `pos`; -1 when it is something else. */
+function readUint(buffer: Buffer, pos: number, end: number): number {
+  if (pos >= end) return -1;
+  switch (buffer[pos]) {
+    case 0x43:
+      return 0;
+    case 0x52:
+      return pos + 1 < end ? buffer[pos + 1]! : -1;
+    case 0x70:
+      return pos + 5 <= end ? buffer.readUInt32BE(pos + 1) : -1;
+    default:
+      return -1;
+  }
+}
+
+function uintWidth(code: number | undefined): number {
+  return code === 0x43 ? 1 : code === 0x52 ? 2 : 5;
+}
+
+/** A boolean (0x41, 0x42, 0x56 xx) or null at `pos`: 1 true, 0 false or null, -1 anything else. */
+function readFlag(buffer: Buffer, pos: number, end: number): number {
+  switch (buffer[pos]) {
+    case 0x41:
+      return 1;
+    case 0x40:
+    case 0x42:
+      return 0;
+    case 0x56:
+      return pos + 1 < end && buffer[pos + 1]! <= 1 ? buffer[pos + 1]! : -1;
+    default:
+      return -1;
+  }
+}
+
+function flagWidth(code: number | undefined): number {
+  return code === 0x56 ? 2 : 1;
+}
+
+/**
+ * Reads the frame at `start`..`end` into `out` when it is a transfer the broker takes itself: one
+ * whole message (not `more`, not aborted, no resume or state), with handle, delivery-id and
+ * delivery-tag given, rcv-settle-mode left to the link, the performative in its usual encoding.
+ * Anything else, valid or not, gives false and goes to rhea, which answers it as before.
+ */
+export function readIncomingTransfer(
+  buffer: Buffer,
+  start: number,
+  end: number,
+  out: IncomingTransfer,
+): boolean {
+  const doff = buffer[start + 4]!;
+  let pos = start + doff * 4;
+  // Described by the small ulong 0x14, then a list8 or list32.
+  if (buffer[start + 5] !== 0 || pos + 5 > end) return false;
+  if (buffer[pos] !== 0x00 || buffer[pos + 1] !== 0x53 || buffer[pos + 2] !== TRANSFER) return false;
+  pos += 3;
+  let listEnd: number;
+  let count: number;
+  if (buffer[pos] === 0xc0) {
+    if (pos + 3 > end) return false;
+    listEnd = pos + 2 + buffer[pos + 1]!;
+    count = buffer[pos + 2]!;
+    pos += 3;
+  } else if (buffer[pos] === 0xd0) {
+    if (pos + 9 > end) return false;
+    listEnd = pos + 5 + buffer.readUInt32BE(pos + 1);
+    count = buffer.readUInt32BE(pos + 5);
+    pos += 9;
+  } else {
+    return false;
+  }
+  if (listEnd > end || count < 3 || count > 11) return false;
+  const handle = readUint(buffer, pos, listEnd);
+  if (handle < 0) return false;
+  pos += uintWidth(buffer[pos]);
+  const deliveryId = readUint(buffer, pos, listEnd);
+  if (deliveryId < 0) return false;
+  pos += uintWidth(buffer[pos]);
+  // delivery-tag: binary of up to 32 bytes; the broker does not keep it.
+  if (buffer[pos] !== 0xa0 || pos + 2 > listEnd || buffer[pos + 1]! > 32) return false;
+  pos += 2 + buffer[pos + 1]!;
+  let messageFormat = 0;
+  let settled = 0;
+  for (let field = 3; field < count; field++) {
+    if (pos >= listEnd) return false;
+    const code = buffer[pos];
+    switch (field) {
+      case 3:
+        if (code === 0x40) {
+          pos += 1;
+        } else {
+          messageFormat = readUint(buffer, pos, listEnd);
+          if (messageFormat < 0) return false;
+          pos += uintWidth(code);
+        }
+        break;
+      case 4:
+        settled = readFlag(buffer, pos, listEnd);
+        if (settled < 0) return false;
+        pos += flagWidth(code);
+        break;
+      case 6:
+      case 7:
+        // rcv-settle-mode and state: only when absent.
+        if (code !== 0x40) return false;
+        pos += 1;
+        break;
+      case 10: {
+        // batchable: a hint, either way.
+        if (readFlag(buffer, pos, listEnd) < 0) return false;
+        pos += flagWidth(code);
+        break;
+      }
+      default: {
+        // more, resume, aborted: only when false or absent.
+        if (readFlag(buffer, pos, listEnd) !== 0) return false;
+        pos += flagWidth(code);
+      }
+    }
+  }
+  if (pos !== listEnd) return false;
+  out.handle = handle;
+  out.deliveryId = deliveryId;
+  out.messageFormat = messageFormat;
+  out.settled = settled === 1;
+  out.channel = buffer.readUInt16BE(start + 6);
+  out.payloadStart = listEnd;
+  return true;
+}

@@ -1,0 +1,314 @@
+import { createRequire } from 'node:module';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { IncomingTransfer, readIncomingTransfer } from '../src/transfer-frame.js';
+import { startInProcess } from './helpers/in-process.js';
+import { AMQP_HEADER, frame, OPEN, RawClient } from './helpers/raw-client.js';
+import type { Delivery, Sender } from 'rhea';
+import { TestClient, type TestReceiver } from './helpers/rhea-client.js';
+
+// rhea's own frame writer builds the frames, independently of this package's reader.
+const require = createRequire(import.meta.url);
+const frames = require('rhea/lib/frames.js') as {
+  transfer(fields: Record<string, unknown>): unknown;
+  begin(fields: Record<string, unknown>): unknown;
+  attach(fields: Record<string, unknown>): unknown;
+  amqp_frame(channel: number, performative: unknown, payload?: Buffer): unknown;
+  write_frame(frame: unknown): Buffer;
+  read_frame(buffer: Buffer): { channel: number; performative?: { constructor: { toString(): string } } };
+};
+const terminus = require('rhea/lib/terminus.js') as {
+  target(fields: Record<string, unknown>): { described(): unknown };
+};
+
+/** A `data` section holding `text`. */
+function data(text: string): Buffer {
+  const body = Buffer.from(text);
+  return Buffer.concat([Buffer.from([0x00, 0x53, 0x75, 0xa0, body.length]), body]);
+}
+
+function transfer(fields: Record<string, unknown>, payload = data('x'), channel = 0): Buffer {
+  return frames.write_frame(frames.amqp_frame(channel, frames.transfer(fields), payload));
+}
+
+function read(frame: Buffer): IncomingTransfer | null {
+  const out = new IncomingTransfer();
+  return readIncomingTransfer(frame, 0, frame.length, out) ? out : null;
+}
+
+describe('reading incoming transfers', () => {
+  const base = { handle: 0, delivery_id: 0, delivery_tag: Buffer.from('t'), message_format: 0 };
+
+  it.each([
+    ['small numbers', base, 0],
+    ['one-byte numbers, settled', { ...base, handle: 9, delivery_id: 200, settled: true }, 3],
+    [
+      'four-byte numbers',
+      { ...base, handle: 70_000, delivery_id: 0xffff_fff0, message_format: 0x1234 },
+      65_535,
+    ],
+    [
+      'more, aborted and batchable given as false',
+      { ...base, more: false, aborted: false, batchable: true },
+      1,
+    ],
+    ['no message format', { handle: 1, delivery_id: 5, delivery_tag: Buffer.alloc(32, 1) }, 0],
+  ])('reads a transfer of one whole message: %s', (_name, fields, channel) => {
+    const payload = data('hello');
+    const frame = transfer(fields, payload, channel);
+    const got = read(frame)!;
+    expect(got).not.toBeNull();
+    expect(got.channel).toBe(channel);
+    expect(got.handle).toBe(fields.handle);
+    expect(got.deliveryId).toBe(fields.delivery_id);
+    expect(got.messageFormat).toBe((fields as { message_format?: number }).message_format ?? 0);
+    expect(got.settled).toBe((fields as { settled?: boolean }).settled === true);
+    expect(frame.subarray(got.payloadStart)).toEqual(payload);
+  });
+
+  it.each([
+    ['more frames follow', { ...base, more: true }],
+    ['aborted', { ...base, aborted: true }],
+    ['resumed', { ...base, resume: true }],
+    ['a settle mode of its own', { ...base, rcv_settle_mode: 1 }],
+    ['no delivery-id (a later frame of a delivery)', { handle: 0 }],
+    ['a tag over 32 bytes', { ...base, delivery_tag: Buffer.alloc(33) }],
+  ])('leaves a transfer to rhea when it has %s', (_name, fields) => {
+    expect(read(transfer(fields))).toBeNull();
+  });
+
+  it('leaves frames that are not such transfers to rhea', () => {
+    const begin = frames.write_frame(frames.amqp_frame(0, frames.begin({ next_outgoing_id: 0 })));
+    expect(read(begin)).toBeNull();
+    const good = transfer(base);
+    // The list claims more bytes than the frame has.
+    const long = Buffer.from(good);
+    long[12] = 0xff;
+    expect(read(long)).toBeNull();
+    // The handle encoded as a string.
+    const stringHandle = Buffer.from(good);
+    stringHandle[20] = 0xa1;
+    expect(read(stringHandle)).toBeNull();
+    // Cut short inside the performative.
+    expect(read(good.subarray(0, 14))).toBeNull();
+  });
+});
+
+let broker: Awaited<ReturnType<typeof startInProcess>>;
+
+beforeAll(async () => {
+  broker = await startInProcess({ max_frame_size: 4096, link_credit: 20 });
+});
+
+afterAll(async () => {
+  await broker.stop();
+});
+
+/** Sends in order, each as soon as the link has credit; resolves when all are sent. */
+async function sendAll(link: Sender, bodies: unknown[]): Promise<Delivery[]> {
+  const deliveries: Delivery[] = [];
+  for (const body of bodies) {
+    while (!link.sendable()) await new Promise((r) => setTimeout(r, 1));
+    deliveries.push(link.send({ body }));
+  }
+  return deliveries;
+}
+
+/** Waits until every delivery has an outcome; returns their names. */
+async function outcomes(deliveries: Delivery[], timeoutMs = 10_000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  while (!deliveries.every((d) => d.remote_state !== undefined)) {
+    if (Date.now() > deadline) throw new Error('outcomes missing');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return deliveries.map(
+    (d) => (d.remote_state as { constructor: { composite_type: string } }).constructor.composite_type,
+  );
+}
+
+function texts(receiver: TestReceiver): string[] {
+  return receiver.inbox.map((r) => {
+    const body = r.message.body as unknown;
+    return Buffer.isBuffer(body) ? `bytes:${body.length}:${body[0]}` : String(body);
+  });
+}
+
+describe('transfers from real clients', () => {
+  it('keeps order with single-frame and multi-frame messages interleaved on several links of one session', async () => {
+    const client = await TestClient.connect(broker.port);
+    const a = await client.sender('queue://interleave-a');
+    const b = await client.sender('queue://interleave-b', { snd_settle_mode: 1 });
+    const expectedA: string[] = [];
+    const expectedB: string[] = [];
+    const sentA: Delivery[] = [];
+    for (let i = 0; i < 30; i++) {
+      // Every third message on a, every fourth on b, is larger than a frame, so it goes out as several.
+      const big = i % 3 === 0;
+      sentA.push(...(await sendAll(a.link, [big ? Buffer.alloc(10_000, i) : `a-${i}`])));
+      expectedA.push(big ? `bytes:10000:${i}` : `a-${i}`);
+      await sendAll(b.link, [i % 4 === 1 ? Buffer.alloc(9000, i) : `b-${i}`]);
+      expectedB.push(i % 4 === 1 ? `bytes:9000:${i}` : `b-${i}`);
+    }
+    expect(new Set(await outcomes(sentA))).toEqual(new Set(['accepted']));
+    const consumer = await TestClient.connect(broker.port);
+    const ra = await consumer.receiver('queue://interleave-a');
+    const rb = await consumer.receiver('queue://interleave-b');
+    await ra.waitFor(30);
+    await rb.waitFor(30);
+    expect(texts(ra)).toEqual(expectedA);
+    expect(texts(rb)).toEqual(expectedB);
+    await client.close();
+    await consumer.close();
+  });
+
+  it('waits for credit once a link has used it all, then takes the rest', async () => {
+    const client = await TestClient.connect(broker.port);
+    const sender = await client.sender('queue://credit');
+    // link_credit is 20: the client holds back the rest until the broker grants more.
+    const link = sender.link as Sender & { credit: number };
+    while (link.credit === 0) await new Promise((r) => setTimeout(r, 5));
+    expect(link.credit).toBe(20);
+    const sent = await sendAll(
+      sender.link,
+      Array.from({ length: 75 }, (_, i) => `c-${i}`),
+    );
+    expect(new Set(await outcomes(sent))).toEqual(new Set(['accepted']));
+    const consumer = await TestClient.connect(broker.port);
+    const receiver = await consumer.receiver('queue://credit');
+    await receiver.waitFor(75);
+    expect(receiver.bodies()).toEqual(Array.from({ length: 75 }, (_, i) => `c-${i}`));
+    await client.close();
+    await consumer.close();
+  });
+
+  it('takes more pre-settled messages on one session than its incoming window holds', async () => {
+    const client = await TestClient.connect(broker.port);
+    const sender = await client.sender('queue://presettled', { snd_settle_mode: 1 });
+    const total = 5000;
+    await sendAll(
+      sender.link,
+      Array.from({ length: total }, (_, i) => `p-${i}`),
+    );
+    const consumer = await TestClient.connect(broker.port);
+    const receiver = await consumer.receiver('queue://presettled');
+    await receiver.waitFor(total, 15_000);
+    expect(receiver.bodies()[total - 1]).toBe(`p-${total - 1}`);
+    expect(client.connection.is_open()).toBe(true);
+    await client.close();
+    await consumer.close();
+  }, 20_000);
+});
+
+/** A client speaking raw frames: open, begin and an attached sending link on channel 0, handle 0. */
+async function rawLink(address: string): Promise<RawClient> {
+  const raw = await RawClient.open(broker.port);
+  const begin = frames.begin({ next_outgoing_id: 0, incoming_window: 100, outgoing_window: 100 });
+  const attach = frames.attach({
+    name: 'raw-link',
+    handle: 0,
+    role: false,
+    target: terminus.target({ address }).described(),
+    initial_delivery_count: 0,
+  });
+  raw.send(
+    Buffer.concat([
+      AMQP_HEADER,
+      OPEN,
+      frames.write_frame(frames.amqp_frame(0, begin)),
+      frames.write_frame(frames.amqp_frame(0, attach)),
+    ]),
+  );
+  // Open, begin, attach, then the flow that grants credit.
+  const deadline = Date.now() + 5000;
+  while (!performatives(raw).includes('flow#13')) {
+    if (Date.now() > deadline) throw new Error(`no credit: ${performatives(raw).join(', ')}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return raw;
+}
+
+/** The performatives the broker sent, by rhea's names (`flow#13`, `disposition#15`, ...). */
+function performatives(raw: RawClient): string[] {
+  const names: string[] = [];
+  let pos = 8;
+  const bytes = raw.received;
+  while (pos + 4 <= bytes.length) {
+    const size = bytes.readUInt32BE(pos);
+    if (pos + size > bytes.length) break;
+    const frame = frames.read_frame(bytes.subarray(pos, pos + size));
+    if (frame.performative) names.push(frame.performative.constructor.toString());
+    pos += size;
+  }
+  return names;
+}
+
+/** A transfer frame on channel 0 whose performative list holds `count` and then `fields` as given. */
+function performative(count: number, fields: number[]): Buffer {
+  const list = Buffer.from(fields);
+  return frame(Buffer.concat([Buffer.from([0x00, 0x53, 0x14, 0xc0, list.length + 1, count]), list]));
+}
+
+const bad = (reason: string) => broker.metrics.get('robustmq_amqp_bad_input_total', { reason });
+
+describe('transfers from a raw client', () => {
+  it('accepts well-formed transfers sent in one write with other frames', async () => {
+    const raw = await rawLink('queue://raw-ok');
+    const tag = Buffer.from('t');
+    raw.send(
+      Buffer.concat([
+        transfer({ handle: 0, delivery_id: 0, delivery_tag: tag, message_format: 0 }, data('one')),
+        frames.write_frame(frames.amqp_frame(0, undefined)),
+        transfer({ handle: 0, delivery_id: 1, delivery_tag: tag, message_format: 0 }, data('two')),
+      ]),
+    );
+    const deadline = Date.now() + 5000;
+    while (performatives(raw).filter((p) => p === 'disposition#15').length === 0) {
+      if (Date.now() > deadline) throw new Error('no disposition');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    raw.socket.destroy();
+    const consumer = await TestClient.connect(broker.port);
+    const receiver = await consumer.receiver('queue://raw-ok');
+    await receiver.waitFor(2);
+    const bodies = receiver.inbox.map((r) =>
+      Buffer.from((r.message.body as { content: Buffer }).content).toString(),
+    );
+    expect(bodies).toEqual(['one', 'two']);
+    await consumer.close();
+  });
+
+  it.each([
+    [
+      'a delivery-id out of sequence',
+      Buffer.concat([
+        transfer({ handle: 0, delivery_id: 0, delivery_tag: Buffer.from('t'), message_format: 0 }),
+        transfer({ handle: 0, delivery_id: 5, delivery_tag: Buffer.from('u'), message_format: 0 }),
+      ]),
+    ],
+    ['an unknown handle', transfer({ handle: 5, delivery_id: 0, delivery_tag: Buffer.from('t') })],
+    ['a handle that is a string', performative(4, [0xa1, 1, 0x78, 0x43, 0xa0, 1, 0x74, 0x43])],
+    ['more fields counted than the frame holds', performative(6, [0x43, 0x43, 0xa0, 1, 0x74, 0x43])],
+    ['a field of no known type', performative(4, [0x43, 0x43, 0xa0, 1, 0x74, 0x33])],
+  ])('closes with decode-error for a transfer with %s', async (_name, bytes) => {
+    const before = bad('decode_error');
+    const raw = await rawLink('queue://raw-bad');
+    raw.send(bytes);
+    expect(await raw.closedText()).toContain('amqp:decode-error');
+    expect(bad('decode_error')).toBe(before + 1);
+  });
+
+  it('closes with framing-error for a transfer over max-frame-size', async () => {
+    const before = bad('frame_too_large');
+    const raw = await rawLink('queue://raw-big');
+    const big = transfer({ handle: 0, delivery_id: 0, delivery_tag: Buffer.from('t') }, Buffer.alloc(5000));
+    raw.send(big);
+    expect(await raw.closedText()).toContain('amqp:connection:framing-error');
+    expect(bad('frame_too_large')).toBe(before + 1);
+  });
+
+  it('serves new connections after each bad one', async () => {
+    const client = await TestClient.connect(broker.port);
+    const sender = await client.sender('queue://raw-after');
+    expect((await sender.send({ body: 'fine' })).outcome).toBe('accepted');
+    await client.close();
+  });
+});
