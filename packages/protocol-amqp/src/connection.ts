@@ -18,8 +18,11 @@ import type {
   RheaConnection,
   RheaContext,
   RheaDelivery,
+  RheaDispositionFields,
+  RheaOutgoingDelivery,
   RheaReceiver,
   RheaSender,
+  RheaSession,
   RheaTerminus,
   TransferFrame,
 } from './rhea-shapes.js';
@@ -55,6 +58,35 @@ function describe(error: unknown): { condition: string; description: string } {
 
 const ACCEPTED: Outcome = Object.freeze({ type: 'accepted' });
 const RELEASED: Outcome = Object.freeze({ type: 'released' });
+
+/** rhea's reading of a delivery state: an object whose constructor names the outcome. */
+const rheaMessage = (rhea as unknown as { message: { unwrap_outcome(state: unknown): unknown } }).message;
+const unwrapOutcome = (state: unknown) =>
+  rheaMessage.unwrap_outcome(state) as RheaOutgoingDelivery['remote_state'];
+
+/** The queue outcome for a delivery's remote state; null for a state that is no outcome. */
+function outcomeOf(delivery: Pick<RheaDelivery, 'remote_state'>): Outcome | null {
+  const state = delivery.remote_state as
+    (RheaDelivery['remote_state'] & { constructor: { composite_type?: string } }) | undefined;
+  switch (state?.constructor.composite_type) {
+    case 'accepted':
+      return ACCEPTED;
+    case 'released':
+      return RELEASED;
+    case 'rejected': {
+      const description = state.error?.description;
+      return description ? { type: 'rejected', description } : { type: 'rejected' };
+    }
+    case 'modified':
+      return {
+        type: 'modified',
+        deliveryFailed: state.delivery_failed === true,
+        undeliverableHere: state.undeliverable_here === true,
+      };
+    default:
+      return null;
+  }
+}
 
 interface OutgoingState {
   link: OutgoingLink;
@@ -309,6 +341,7 @@ export class AmqpConnection {
   private listen(): void {
     const on = (event: string, handler: (context: RheaContext) => void) => this.rhea.on(event, handler);
     on('connection_open', () => this.opening());
+    on('session_open', (c) => this.takeOutcomes(c.session!));
     on('receiver_open', (c) => this.receiverOpen(c.receiver!));
     on('sender_open', (c) => this.senderOpen(c.sender!));
     on('sendable', (c) => this.outgoing.get(c.sender!)?.link.wake());
@@ -518,24 +551,60 @@ export class AmqpConnection {
 
   /** A sending link's outcomes go straight to it, as {@link listenForMessages} does for messages. */
   private listenForOutcomes(sender: RheaSender, link: OutgoingLink): void {
-    const on = (event: string, outcome: (delivery: RheaDelivery) => Outcome) =>
+    for (const event of ['accepted', 'released', 'rejected', 'modified']) {
       sender.on(event, (c) => {
-        if (c.delivery) link.outcome(c.delivery, outcome(c.delivery));
+        const outcome = c.delivery ? outcomeOf(c.delivery) : null;
+        if (outcome) link.outcome(c.delivery!, outcome);
       });
-    on('accepted', () => ACCEPTED);
-    on('released', () => RELEASED);
-    on('rejected', (delivery) => {
-      const description = delivery.remote_state?.error?.description;
-      return description ? { type: 'rejected', description } : { type: 'rejected' };
-    });
-    on('modified', (delivery) => ({
-      type: 'modified',
-      deliveryFailed: delivery.remote_state?.delivery_failed === true,
-      undeliverableHere: delivery.remote_state?.undeliverable_here === true,
-    }));
+    }
     sender.on('settled', (c) => {
       if (c.delivery) link.settled(c.delivery);
     });
+  }
+
+  /**
+   * A disposition from the peer for deliveries of the broker's sending links goes to the links as
+   * it is read, where rhea would queue each delivery for its next turn and then emit two events for
+   * it (each with a context object and a copy of the listener list). What rhea does to the delivery
+   * itself stays the same: remote state and settlement, then settled here too (rhea's autosettle).
+   * Deliveries of links the broker no longer serves are left to rhea.
+   */
+  private takeOutcomes(session: RheaSession): void {
+    const outgoing = session.outgoing;
+    outgoing.on_disposition = (fields: RheaDispositionFields) => {
+      // As rhea reads it: a `last` of 0 counts as absent.
+      const last = fields.last ? fields.last : fields.first;
+      let state: RheaOutgoingDelivery['remote_state'] | undefined;
+      let outcome: Outcome | null = null;
+      for (let id = fields.first; id <= last; id++) {
+        const delivery = outgoing.deliveries.by_id(id);
+        if (!delivery || delivery.remote_settled) continue;
+        let changed = false;
+        if (fields.settled) {
+          delivery.remote_settled = true;
+          changed = true;
+        }
+        if (fields.state && fields.state !== delivery.remote_state) {
+          if (state === undefined) {
+            state = unwrapOutcome(fields.state);
+            outcome = outcomeOf({ remote_state: state });
+          }
+          delivery.remote_state = state;
+          changed = true;
+        }
+        if (!changed) continue;
+        const link = this.outgoing.get(delivery.link)?.link;
+        if (!link) {
+          outgoing.updated.push(delivery);
+          continue;
+        }
+        if (outcome) link.outcome(delivery, outcome);
+        if (delivery.remote_settled) {
+          link.settled(delivery);
+          delivery.settled = true;
+        }
+      }
+    };
   }
 
   private release(state: OutgoingState, queue: MessageQueue | null): void {

@@ -75,6 +75,31 @@ export interface RheaSession {
   /** Links by the peer's handle. */
   readonly remote: { handles: Record<number, RheaSender | RheaReceiver | undefined> };
   readonly incoming: RheaIncoming;
+  readonly outgoing: RheaOutgoing;
+}
+
+/** A delivery rhea sends, as its session keeps it. */
+export interface RheaOutgoingDelivery extends RheaDelivery {
+  readonly link: RheaSender;
+  remote_settled: boolean;
+  remote_state?: RheaDelivery['remote_state'];
+  settled: boolean;
+}
+
+/** A disposition's fields as rhea decodes them. */
+export interface RheaDispositionFields {
+  first: number;
+  last?: number;
+  settled?: boolean;
+  state?: unknown;
+}
+
+/** rhea's session state for outgoing transfers. */
+export interface RheaOutgoing {
+  readonly deliveries: { by_id(id: number): RheaOutgoingDelivery | undefined };
+  /** Deliveries whose outcome or settlement rhea reports to the application on its next turn. */
+  readonly updated: RheaOutgoingDelivery[];
+  on_disposition(fields: RheaDispositionFields): void;
 }
 
 export interface TransferFrame {
@@ -108,6 +133,7 @@ export interface RheaConnection extends EventEmitter {
 
 export interface RheaContext {
   connection: RheaConnection;
+  session?: RheaSession;
   sender?: RheaSender;
   receiver?: RheaReceiver;
   delivery?: RheaDelivery;
