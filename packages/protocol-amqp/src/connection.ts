@@ -13,6 +13,7 @@ import {
   IncomingTransfer,
   readIncomingTransfer,
   transferFields,
+  type TransferFields,
 } from './transfer-frame.js';
 import type {
   RheaConnection,
@@ -341,7 +342,10 @@ export class AmqpConnection {
   private listen(): void {
     const on = (event: string, handler: (context: RheaContext) => void) => this.rhea.on(event, handler);
     on('connection_open', () => this.opening());
-    on('session_open', (c) => this.takeOutcomes(c.session!));
+    on('session_open', (c) => {
+      this.sendTransfersDirectly(c.session!);
+      this.takeOutcomes(c.session!);
+    });
     on('receiver_open', (c) => this.receiverOpen(c.receiver!));
     on('sender_open', (c) => this.senderOpen(c.sender!));
     on('sendable', (c) => this.outgoing.get(c.sender!)?.link.wake());
@@ -561,6 +565,55 @@ export class AmqpConnection {
       if (c.delivery) link.settled(c.delivery);
     });
   }
+
+  /**
+   * Before rhea's own turn for a session's outgoing deliveries, the broker sends those it can as
+   * one frame each, written directly: rhea would first build each transfer as a generic
+   * performative (an object per field). It sends them exactly as rhea would, in order, while the
+   * link has credit and the peer's session window room, and stops at the first it cannot (a message
+   * over a frame, rhea still holding frames back), leaving that and the rest to rhea.
+   */
+  private sendTransfersDirectly(session: RheaSession): void {
+    const outgoing = session.outgoing;
+    const connection = this.rhea;
+    const original = outgoing.process.bind(outgoing);
+    const fields = this.outgoingTransfer;
+    outgoing.process = () => {
+      while (outgoing.next_pending_delivery < outgoing.next_delivery_id) {
+        const delivery = outgoing.deliveries.by_id(outgoing.next_pending_delivery);
+        if (!delivery || delivery.data.length !== 1 || delivery.next_to_send !== 0) break;
+        const link = delivery.link;
+        if (link.credit <= 0 || outgoing.transfer_window() <= 0) break;
+        if (!connection.socket_ready || connection.transport.has_writes_pending()) break;
+        fields.handle = link.local.handle;
+        fields.deliveryId = delivery.id;
+        fields.deliveryTag = delivery.tag;
+        fields.messageFormat = delivery.format;
+        fields.settled = delivery.settled;
+        const frame = encodeTransferFrame(link.session.local.channel, fields, delivery.data[0]!);
+        if (frame === null) break;
+        this.guard.write(frame);
+        outgoing.window--;
+        outgoing.next_transfer_id++;
+        // What rhea does once a delivery's last frame is out.
+        if (delivery.settled) delivery.remote_settled = true;
+        link.credit--;
+        link.delivery_count++;
+        outgoing.next_pending_delivery++;
+      }
+      original();
+    };
+  }
+
+  /** Filled again for each transfer {@link sendTransfersDirectly} writes. */
+  private readonly outgoingTransfer: TransferFields = {
+    handle: 0,
+    deliveryId: 0,
+    deliveryTag: EMPTY,
+    messageFormat: 0,
+    settled: false,
+    more: false,
+  };
 
   /**
    * A disposition from the peer for deliveries of the broker's sending links goes to the links as

@@ -127,8 +127,12 @@ export class GuardedSocket extends EventEmitter {
         this.remaining -= take;
         continue;
       }
+      if (this.boundary.length === 0 && this.plainFrameAt(chunk, pos)) {
+        this.remaining = chunk.readUInt32BE(pos);
+        continue;
+      }
       // At a frame boundary: gather the frame header (and the performative code after it), as a
-      // view of this chunk when it starts here (the usual case), else copied together.
+      // view of this chunk when it starts here, else copied together.
       const start = this.boundary.length === 0 ? pos : -1;
       while (this.boundary.length < this.wanted() && pos < chunk.length) {
         const take = Math.min(this.wanted() - this.boundary.length, chunk.length - pos);
@@ -153,6 +157,22 @@ export class GuardedSocket extends EventEmitter {
         header.readUInt32BE(0) === AMQP ? 8 - header.length : header.readUInt32BE(0) - header.length;
     }
     this.emit('data', chunk);
+  }
+
+  /**
+   * Whether a frame starts at `pos` whose header and performative code are all in `chunk` and
+   * pass every check (the usual case), read in place. Anything else takes the general path.
+   */
+  private plainFrameAt(chunk: Buffer, pos: number): boolean {
+    if (!this.started || chunk.length - pos < 11) return false;
+    const size = chunk.readUInt32BE(pos);
+    const type = chunk[pos + 5]!;
+    if (size < 11 || size > this.maxFrameSize || chunk[pos + 4] !== 2 || (type !== 0 && type !== 1))
+      return false;
+    if (chunk[pos + 8] !== 0x00 || chunk[pos + 9] !== 0x53) return true;
+    const code = chunk[pos + 10]!;
+    const [low, high] = KNOWN[type];
+    return code >= low && code <= high;
   }
 
   /** Bytes needed at a boundary: 8 for a protocol header or frame header, 11 to see a performative code. */

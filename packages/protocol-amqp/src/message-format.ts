@@ -241,7 +241,17 @@ function readScalar(buffer: Buffer, pos: number): boolean | number | null {
   }
 }
 
+/** The header section's fields in their encoded order. */
+const HEADER_FIELDS: readonly (keyof HeaderFields)[] = [
+  'durable',
+  'priority',
+  'ttl',
+  'firstAcquirer',
+  'deliveryCount',
+];
+
 /** Reads an encoded `header` section (as kept under {@link AmqpHeader.header}). */
+
 export function readHeader(section: Buffer | undefined): HeaderFields {
   const fields = { ...DEFAULT_HEADER };
   if (!section) return fields;
@@ -258,10 +268,9 @@ export function readHeader(section: Buffer | undefined): HeaderFields {
   } else {
     throw new MalformedMessageError('the header section is not a list');
   }
-  const names: (keyof HeaderFields)[] = ['durable', 'priority', 'ttl', 'firstAcquirer', 'deliveryCount'];
-  for (let i = 0; i < count && i < names.length; i++) {
+  for (let i = 0; i < count && i < HEADER_FIELDS.length; i++) {
     const value = readScalar(section, pos);
-    const name = names[i]!;
+    const name = HEADER_FIELDS[i]!;
     if (value !== null) (fields as Record<string, unknown>)[name] = value;
     pos = skipValue(section, pos);
   }

@@ -3,13 +3,22 @@ import type { Entry, MessageQueue, Outcome, QueueConsumer } from './message-queu
 import type { RheaDelivery, RheaSender } from './rhea-shapes.js';
 
 /**
+ * A delivery with the offset of its message in the queue, kept on rhea's delivery object itself
+ * (rhea gives it room for a few more properties) rather than in a map that grows and shrinks with
+ * every burst of deliveries; -1 once settled.
+ */
+interface SentDelivery extends RheaDelivery {
+  queueOffset?: number;
+}
+
+/**
  * A link on which the broker sends (the peer's receiver): a consumer of one queue. It takes
  * messages only while the peer has given credit and the socket has room, and turns the peer's
  * dispositions into queue outcomes.
  */
 export class OutgoingLink implements QueueConsumer {
-  /** Unsettled deliveries and the offsets of their messages. */
-  private readonly sent = new Map<RheaDelivery, number>();
+  /** Deliveries sent and not yet settled. */
+  private unsettledCount = 0;
   /**
    * The next delivery tag, a 32-bit counter (rhea's own tags are decimal strings, dearer to make):
    * it repeats only after 2^32 deliveries, far more than a link ever has unsettled.
@@ -62,7 +71,8 @@ export class OutgoingLink implements QueueConsumer {
       });
     }
     if (this.presettled) return true;
-    this.sent.set(delivery, entry.offset);
+    (delivery as SentDelivery).queueOffset = entry.offset;
+    this.unsettledCount++;
     return false;
   }
 
@@ -83,9 +93,11 @@ export class OutgoingLink implements QueueConsumer {
   }
 
   outcome(delivery: RheaDelivery, outcome: Outcome): void {
-    const offset = this.sent.get(delivery);
-    if (offset === undefined) return;
-    this.sent.delete(delivery);
+    const sent = delivery as SentDelivery;
+    const offset = sent.queueOffset;
+    if (offset === undefined || offset < 0 || this.closed) return;
+    sent.queueOffset = -1;
+    this.unsettledCount--;
     if (!delivery.remote_settled) delivery.update(true);
     this.queue?.settle(offset, outcome, this);
   }
@@ -100,14 +112,14 @@ export class OutgoingLink implements QueueConsumer {
   }
 
   get unsettled(): number {
-    return this.sent.size;
+    return this.unsettledCount;
   }
 
   /** The link or its connection ended: unsettled messages go back to the queue for others. */
   close(): MessageQueue | null {
     if (this.closed) return null;
     this.closed = true;
-    this.sent.clear();
+    this.unsettledCount = 0;
     this.queue?.removeConsumer(this);
     return this.queue;
   }

@@ -58,6 +58,8 @@ interface RheaLinkBase {
 }
 
 export interface RheaSender extends RheaLinkBase {
+  delivery_count: number;
+  readonly session: RheaLinkBase['session'] & { readonly local: { channel: number } };
   sendable(): boolean;
   send(payload: Buffer, tag: Buffer | undefined, format: number): RheaDelivery;
   set_drained(drained: boolean): void;
@@ -81,6 +83,11 @@ export interface RheaSession {
 /** A delivery rhea sends, as its session keeps it. */
 export interface RheaOutgoingDelivery extends RheaDelivery {
   readonly link: RheaSender;
+  /** The message's bytes, one piece per frame. */
+  readonly data: Buffer[];
+  readonly next_to_send: number;
+  readonly tag: Buffer;
+  readonly format: number;
   remote_settled: boolean;
   remote_state?: RheaDelivery['remote_state'];
   settled: boolean;
@@ -96,6 +103,14 @@ export interface RheaDispositionFields {
 
 /** rhea's session state for outgoing transfers. */
 export interface RheaOutgoing {
+  next_pending_delivery: number;
+  readonly next_delivery_id: number;
+  next_transfer_id: number;
+  window: number;
+  /** Transfers the peer's session window still admits. */
+  transfer_window(): number;
+  /** Sends what credit and window allow, reports outcomes, writes dispositions, drops settled deliveries. */
+  process(): void;
   readonly deliveries: { by_id(id: number): RheaOutgoingDelivery | undefined };
   /** Deliveries whose outcome or settlement rhea reports to the application on its next turn. */
   readonly updated: RheaOutgoingDelivery[];
