@@ -24,6 +24,12 @@ export interface MachineLimits {
   sequentialWrite: Throughput;
   /** 16 KiB writes that each reach the disk before the next starts. */
   syncWrites: SyncWrites;
+  /**
+   * Writes of all the bytes a workload's appenders have in flight at once, each reaching the disk
+   * before the next starts: the most a durable append path can get from appenders that wait for
+   * their acknowledgement, whatever it groups. Null when the options name no such size.
+   */
+  inFlightSyncWrites: SyncWrites | null;
   /** Reading back the file just written (so from the page cache) in 1 MiB reads, like `cat`. */
   pageCacheRead: Throughput;
 }
@@ -37,6 +43,8 @@ export interface MachineLimitOptions {
   syncSeconds: number;
   /** Passes of the sequential write and read; the median counts. */
   passes: number;
+  /** Bytes the workload's appenders have in flight at once, for {@link MachineLimits.inFlightSyncWrites}. */
+  inFlightBytes?: number;
 }
 
 const CHUNK_BYTES = 1024 * 1024;
@@ -115,7 +123,17 @@ export function measureMachineLimits(options: MachineLimitOptions): MachineLimit
       reads.push(readWhole(sequentialPath, new Uint8Array(CHUNK_BYTES)));
     }
     const syncWrites = writeSynchronously(syncPath, chunk.subarray(0, SYNC_WRITE_BYTES), options.syncSeconds);
-    return { sequentialWrite: median(writes), syncWrites, pageCacheRead: median(reads) };
+    const inFlight = options.inFlightBytes;
+    const inFlightSyncWrites =
+      inFlight === undefined
+        ? null
+        : writeSynchronously(syncPath, randomFillSync(new Uint8Array(inFlight)), options.syncSeconds);
+    return {
+      sequentialWrite: median(writes),
+      syncWrites,
+      inFlightSyncWrites,
+      pageCacheRead: median(reads),
+    };
   } finally {
     rmSync(sequentialPath, { force: true });
     rmSync(syncPath, { force: true });

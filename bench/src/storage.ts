@@ -225,6 +225,7 @@ function report(
   const machine = describeMachine();
   const seq = limits.sequentialWrite.bytesPerSecond;
   const cache = limits.pageCacheRead.bytesPerSecond;
+  const inFlight = limits.inFlightSyncWrites;
   const limitTable = markdownTable(
     [{ title: 'machine limit' }, { title: 'MB/s', align: 'right' }, { title: 'ops/s', align: 'right' }],
     [
@@ -238,6 +239,15 @@ function report(
         formatMBps(limits.syncWrites.bytesPerSecond),
         formatRate(limits.syncWrites.writesPerSecond),
       ],
+      ...(inFlight === null
+        ? []
+        : [
+            [
+              `synchronous ${inFlight.bytes / inFlight.writes / 1024} KiB writes, all the appends in flight at once (${inFlight.method})`,
+              formatMBps(inFlight.bytesPerSecond),
+              formatRate(inFlight.writesPerSecond),
+            ],
+          ]),
       [`page-cache read of that file, 1 MiB reads (like cat)`, formatMBps(cache), ''],
     ],
   );
@@ -254,6 +264,7 @@ function report(
       { title: 'fsync time', align: 'right' },
       { title: 'read MB/s', align: 'right' },
       { title: 'append ÷ seq write', align: 'right' },
+      { title: 'append ÷ in-flight sync writes', align: 'right' },
       { title: 'read ÷ page cache', align: 'right' },
     ],
     runs.map((run) => [
@@ -268,6 +279,9 @@ function report(
       run.syncs?.seconds == null ? 'n/a' : `${run.syncs.seconds.toFixed(2)} s`,
       `${formatMBps(run.read.bytesPerSecond)}${run.read.complete ? '' : '*'}`,
       formatPercent(run.append.bytesPerSecond / seq),
+      inFlight === null || run.durability === 'none' || run.engine === 'memory'
+        ? 'n/a'
+        : formatPercent(run.append.bytesPerSecond / inFlight.bytesPerSecond),
       formatPercent(run.read.bytesPerSecond / cache),
     ]),
   );
@@ -318,6 +332,7 @@ async function run(args: readonly string[]): Promise<void> {
       fileBytes: settings.appendBytes,
       syncSeconds: 2,
       passes: 3,
+      inFlightBytes: settings.concurrency * settings.batchBytes,
     });
     const runs: Run[] = [];
     for (const setup of settings.engines) {
