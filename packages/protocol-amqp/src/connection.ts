@@ -12,6 +12,7 @@ import {
   encodeTransferFrame,
   IncomingTransfer,
   readIncomingTransfer,
+  tagBytes,
   transferFields,
   type TransferFields,
 } from './transfer-frame.js';
@@ -600,6 +601,11 @@ export class AmqpConnection {
         link.credit--;
         link.delivery_count++;
         outgoing.next_pending_delivery++;
+      }
+      // rhea sends the rest, and reads tags only as bytes.
+      for (let id = outgoing.next_pending_delivery; id < outgoing.next_delivery_id; id++) {
+        const delivery = outgoing.deliveries.by_id(id);
+        if (delivery && typeof delivery.tag === 'number') delivery.tag = tagBytes(delivery.tag);
       }
       original();
     };

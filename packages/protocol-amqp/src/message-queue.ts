@@ -291,12 +291,14 @@ export class MessageQueue {
 
   private ack(offset: number): void {
     if (offset < this.floor) return;
-    this.acked.add(offset);
     if (offset !== this.floor) {
+      this.acked.add(offset);
       this.persist();
       return;
     }
-    while (this.acked.delete(this.floor)) this.floor++;
+    // Settled in order (the usual case): the set is not touched, so its table neither grows nor shrinks.
+    this.floor++;
+    while (this.acked.size > 0 && this.acked.delete(this.floor)) this.floor++;
     this.log.trim(this.floor);
     this.persist();
   }

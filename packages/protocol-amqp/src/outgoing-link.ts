@@ -20,10 +20,11 @@ export class OutgoingLink implements QueueConsumer {
   /** Deliveries sent and not yet settled. */
   private unsettledCount = 0;
   /**
-   * The next delivery tag, a 32-bit counter (rhea's own tags are decimal strings, dearer to make):
-   * it repeats only after 2^32 deliveries, far more than a link ever has unsettled.
+   * The next delivery tag, a 32-bit counter kept as a number until its frame is written (rhea's own
+   * tags are decimal strings, dearer to make): it repeats only after 2^32 deliveries, far more than
+   * a link ever has unsettled.
    */
-  private tag = 0;
+  private tag = 1;
   /** Deliveries handed to rhea in this turn; rhea takes them off the credit on its next tick. */
   private unflushed = 0;
   private flushScheduled = false;
@@ -56,9 +57,9 @@ export class OutgoingLink implements QueueConsumer {
 
   deliver(entry: Entry): boolean {
     const payload = toTransferPayload(entry.message, entry.deliveryCount);
-    const tag = Buffer.allocUnsafe(4);
-    tag.writeUInt32BE(this.tag);
-    this.tag = (this.tag + 1) >>> 0;
+    // A number, written as four bytes when the frame is (rhea takes 0 to mean no tag: it is skipped).
+    const tag = this.tag;
+    this.tag = (this.tag + 1) >>> 0 || 1;
     const delivery = this.sender.send(payload, tag, 0);
     this.counted(payload.length);
     this.unflushed++;

@@ -61,7 +61,8 @@ export interface RheaSender extends RheaLinkBase {
   delivery_count: number;
   readonly session: RheaLinkBase['session'] & { readonly local: { channel: number } };
   sendable(): boolean;
-  send(payload: Buffer, tag: Buffer | undefined, format: number): RheaDelivery;
+  /** `tag` may be a number only while the broker writes the delivery's frame itself (see sendTransfersDirectly). */
+  send(payload: Buffer, tag: Buffer | number | undefined, format: number): RheaDelivery;
   set_drained(drained: boolean): void;
 }
 
@@ -86,7 +87,7 @@ export interface RheaOutgoingDelivery extends RheaDelivery {
   /** The message's bytes, one piece per frame. */
   readonly data: Buffer[];
   readonly next_to_send: number;
-  readonly tag: Buffer;
+  tag: Buffer | number;
   readonly format: number;
   remote_settled: boolean;
   remote_state?: RheaDelivery['remote_state'];

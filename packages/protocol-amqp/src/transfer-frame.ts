@@ -9,7 +9,8 @@
 export interface TransferFields {
   handle: number;
   deliveryId: number;
-  deliveryTag: Buffer;
+  /** The tag's bytes, or a number standing for its four big-endian bytes (the broker's own tags). */
+  deliveryTag: Buffer | number;
   messageFormat: number;
   settled: boolean;
   more: boolean;
@@ -47,11 +48,14 @@ function writeUint(buffer: Buffer, pos: number, value: number): number {
 export function encodeTransferFrame(channel: number, fields: TransferFields, payload: Buffer): Buffer | null {
   const { handle, deliveryId, deliveryTag, messageFormat, settled, more } = fields;
   if (!isUint(handle) || !isUint(deliveryId) || !isUint(messageFormat)) return null;
-  if (!Buffer.isBuffer(deliveryTag) || deliveryTag.length > 32) return null;
+  const numericTag = typeof deliveryTag === 'number';
+  if (numericTag ? !isUint(deliveryTag) : !Buffer.isBuffer(deliveryTag) || deliveryTag.length > 32)
+    return null;
+  const tagLength = numericTag ? 4 : deliveryTag.length;
   if (!Number.isInteger(channel) || channel < 0 || channel > 0xffff) return null;
   // list8: count, handle, delivery-id, delivery-tag (vbin8), message-format, settled, more.
   const listBytes =
-    1 + uintBytes(handle) + uintBytes(deliveryId) + 2 + deliveryTag.length + uintBytes(messageFormat) + 2;
+    1 + uintBytes(handle) + uintBytes(deliveryId) + 2 + tagLength + uintBytes(messageFormat) + 2;
   const size = 8 + 3 + 2 + listBytes + payload.length;
   const frame = Buffer.allocUnsafe(size);
   frame.writeUInt32BE(size, 0);
@@ -67,13 +71,21 @@ export function encodeTransferFrame(channel: number, fields: TransferFields, pay
   let pos = writeUint(frame, 14, handle);
   pos = writeUint(frame, pos, deliveryId);
   frame[pos] = 0xa0;
-  frame[pos + 1] = deliveryTag.length;
-  deliveryTag.copy(frame, pos + 2);
-  pos = writeUint(frame, pos + 2 + deliveryTag.length, messageFormat);
+  frame[pos + 1] = tagLength;
+  if (numericTag) frame.writeUInt32BE(deliveryTag, pos + 2);
+  else deliveryTag.copy(frame, pos + 2);
+  pos = writeUint(frame, pos + 2 + tagLength, messageFormat);
   frame[pos] = settled ? 0x41 : 0x42;
   frame[pos + 1] = more ? 0x41 : 0x42;
   payload.copy(frame, pos + 2);
   return frame;
+}
+
+/** The bytes of a numeric delivery tag, for rhea, which takes tags as bytes. */
+export function tagBytes(tag: number): Buffer {
+  const bytes = Buffer.allocUnsafe(4);
+  bytes.writeUInt32BE(tag);
+  return bytes;
 }
 
 /** rhea's transfer performative: a composite whose constructor carries its descriptor code. */

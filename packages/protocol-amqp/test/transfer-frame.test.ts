@@ -60,6 +60,13 @@ describe('transfer frames', () => {
     expect(read.payload).toEqual(payload);
   });
 
+  it('writes a numeric tag as its four big-endian bytes', () => {
+    const frame = encodeTransferFrame(0, { ...base, deliveryTag: 0x0102_0304 }, Buffer.alloc(0))!;
+    const read = frames.read_frame(frame);
+    expect(Buffer.from(read.performative.delivery_tag as Buffer)).toEqual(Buffer.from([1, 2, 3, 4]));
+    expect(encodeTransferFrame(0, { ...base, deliveryTag: -1 }, Buffer.alloc(0))).toBeNull();
+  });
+
   it('takes the fields from the transfer rhea builds for a delivery, and nothing else', () => {
     const tag = Buffer.from('17');
     const built = frames.transfer({
