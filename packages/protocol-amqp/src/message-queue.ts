@@ -13,6 +13,10 @@ export interface Entry {
   deliveryCount: number;
   /** Consumers that answered `modified` with undeliverable-here. */
   refusedBy?: Set<QueueConsumer>;
+  /** The consumer it is delivered to and not yet settled by, or null. */
+  holder: QueueConsumer | null;
+  /** Its place among the queue's unsettled entries; -1 when it is not unsettled. */
+  slot: number;
 }
 
 /** What a consumer (an outgoing link) answers for a delivery. */
@@ -71,7 +75,13 @@ export class MessageQueue {
   readonly consumers: QueueConsumer[] = [];
   private turn = 0;
   private readonly ready = new ReadyList();
-  private readonly inflight = new Map<number, { entry: Entry; consumer: QueueConsumer }>();
+  /**
+   * Entries delivered and not yet settled, in `inflight[0 .. inflightCount)`, each knowing its slot:
+   * an array that is never shortened, where a map keyed by offset would grow and shrink its table
+   * with every burst of deliveries.
+   */
+  private readonly inflight: (Entry | undefined)[] = [];
+  private inflightCount = 0;
   private readonly acked = new Set<number>();
   private floor = 0;
   private readOffset = 0;
@@ -138,7 +148,7 @@ export class MessageQueue {
   }
 
   get unsettled(): number {
-    return this.inflight.size;
+    return this.inflightCount;
   }
 
   addConsumer(consumer: QueueConsumer): void {
@@ -151,21 +161,22 @@ export class MessageQueue {
   removeConsumer(consumer: QueueConsumer): void {
     const at = this.consumers.indexOf(consumer);
     if (at >= 0) this.consumers.splice(at, 1);
-    for (const [offset, held] of this.inflight) {
-      if (held.consumer !== consumer) continue;
-      this.inflight.delete(offset);
-      held.entry.deliveryCount++;
-      this.requeue(held.entry);
+    // From the end, so the entry moved into a freed slot has been looked at already.
+    for (let i = this.inflightCount - 1; i >= 0; i--) {
+      const entry = this.inflight[i]!;
+      if (entry.holder !== consumer) continue;
+      this.release(entry);
+      entry.deliveryCount++;
+      this.requeue(entry);
     }
     this.schedulePump();
   }
 
-  /** Applies a consumer's outcome for the delivery of `offset`. */
-  settle(offset: number, outcome: Outcome, consumer: QueueConsumer): void {
-    const held = this.inflight.get(offset);
-    if (!held || held.consumer !== consumer) return;
-    this.inflight.delete(offset);
-    const entry = held.entry;
+  /** Applies a consumer's outcome for its delivery of `entry`. */
+  settle(entry: Entry, outcome: Outcome, consumer: QueueConsumer): void {
+    if (entry.slot < 0 || entry.holder !== consumer) return;
+    this.release(entry);
+    const offset = entry.offset;
     switch (outcome.type) {
       case 'accepted':
         this.ack(offset);
@@ -217,9 +228,9 @@ export class MessageQueue {
         this.ack(entry.offset);
         continue;
       }
-      this.inflight.set(entry.offset, { entry, consumer });
+      this.hold(entry, consumer);
       if (consumer.deliver(entry, this)) {
-        this.inflight.delete(entry.offset);
+        this.release(entry);
         this.ack(entry.offset);
       }
     }
@@ -227,8 +238,24 @@ export class MessageQueue {
     this.page();
   }
 
+  private hold(entry: Entry, consumer: QueueConsumer): void {
+    entry.holder = consumer;
+    entry.slot = this.inflightCount;
+    this.inflight[this.inflightCount++] = entry;
+  }
+
+  /** Takes an entry out of the unsettled ones: the last takes its slot. */
+  private release(entry: Entry): void {
+    const last = this.inflight[--this.inflightCount]!;
+    this.inflight[entry.slot] = last;
+    last.slot = entry.slot;
+    this.inflight[this.inflightCount] = undefined;
+    entry.slot = -1;
+    entry.holder = null;
+  }
+
   private room(): number {
-    return this.options.window - this.ready.size - this.inflight.size - this.deadLettering;
+    return this.options.window - this.ready.size - this.inflightCount - this.deadLettering;
   }
 
   private readonly appended = (baseOffset: number, messages: readonly Message[]): void => {
@@ -257,6 +284,8 @@ export class MessageQueue {
       priority: facts.priority,
       expiresAt: facts.expiresAt,
       deliveryCount: 0,
+      holder: null,
+      slot: -1,
     });
   }
 
@@ -433,7 +462,7 @@ export class MessageQueue {
     return {
       depth: this.depth,
       consumers: this.consumers.length,
-      unsettled: this.inflight.size,
+      unsettled: this.inflightCount,
       ready: this.ready.size,
     };
   }

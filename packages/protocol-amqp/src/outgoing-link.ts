@@ -3,12 +3,12 @@ import type { Entry, MessageQueue, Outcome, QueueConsumer } from './message-queu
 import type { RheaDelivery, RheaSender } from './rhea-shapes.js';
 
 /**
- * A delivery with the offset of its message in the queue, kept on rhea's delivery object itself
- * (rhea gives it room for a few more properties) rather than in a map that grows and shrinks with
- * every burst of deliveries; -1 once settled.
+ * A delivery with its queue entry, kept on rhea's delivery object itself (rhea gives it room for a
+ * few more properties) rather than in a map that grows and shrinks with every burst of
+ * deliveries; null once settled.
  */
 interface SentDelivery extends RheaDelivery {
-  queueOffset?: number;
+  queueEntry?: Entry | null;
 }
 
 /**
@@ -72,7 +72,7 @@ export class OutgoingLink implements QueueConsumer {
       });
     }
     if (this.presettled) return true;
-    (delivery as SentDelivery).queueOffset = entry.offset;
+    (delivery as SentDelivery).queueEntry = entry;
     this.unsettledCount++;
     return false;
   }
@@ -95,12 +95,12 @@ export class OutgoingLink implements QueueConsumer {
 
   outcome(delivery: RheaDelivery, outcome: Outcome): void {
     const sent = delivery as SentDelivery;
-    const offset = sent.queueOffset;
-    if (offset === undefined || offset < 0 || this.closed) return;
-    sent.queueOffset = -1;
+    const entry = sent.queueEntry;
+    if (!entry || this.closed) return;
+    sent.queueEntry = null;
     this.unsettledCount--;
     if (!delivery.remote_settled) delivery.update(true);
-    this.queue?.settle(offset, outcome, this);
+    this.queue?.settle(entry, outcome, this);
   }
 
   /** The peer settled without an outcome: taken as accepted. */
