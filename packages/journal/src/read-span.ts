@@ -4,6 +4,11 @@ import type { SegmentSource } from './offload.js';
 const PIECE_BYTES = 1024 * 1024;
 /** Pieces of one span in flight at once (the thread pool has 4 threads by default). */
 const MAX_PIECES = 4;
+/**
+ * The first piece of a split read: short, so the caller can start checking frames while the
+ * pieces after it are still being copied instead of waiting for a whole piece to arrive.
+ */
+const FIRST_PIECE_BYTES = 128 * 1024;
 
 interface Piece {
   /** End of the piece, relative to the span. */
@@ -33,15 +38,14 @@ export class ReadSpan {
     const length = buffer.length;
     this.position = position;
     this.buffer = buffer;
-    const local = isLocalFile(source);
-    const count = local ? Math.max(1, Math.floor(length / PIECE_BYTES)) : 1;
-    const pieceBytes = Math.ceil(length / count);
-    for (let start = 0; start < length; start += pieceBytes) {
-      const end = Math.min(length, start + pieceBytes);
+    let start = 0;
+    for (const end of pieceEnds(length, isLocalFile(source))) {
+      const pieceStart = start;
+      start = end;
       const piece: Piece = { end, done: Promise.resolve(0), settled: false, bytesRead: 0, error: null };
       // At most MAX_PIECES in flight: a piece starts once the one MAX_PIECES before it is in.
       const before = this.#pieces[this.#pieces.length - MAX_PIECES];
-      const read = (): Promise<number> => fill(source, buffer, start, end, position);
+      const read = (): Promise<number> => fill(source, buffer, pieceStart, end, position);
       piece.done = (before === undefined ? read() : before.done.then(read)).then(
         (n) => {
           piece.settled = true;
@@ -110,6 +114,20 @@ export class ReadSpan {
   async settle(): Promise<void> {
     await Promise.all(this.#pieces.map((piece) => piece.done));
   }
+}
+
+/**
+ * Where the pieces of a read of `length` bytes end: one piece for a short or remote read; for a
+ * long local one, a short first piece and then pieces of about {@link PIECE_BYTES}.
+ */
+export function pieceEnds(length: number, local: boolean): number[] {
+  if (!local || length < 2 * PIECE_BYTES) return [length];
+  const ends = [FIRST_PIECE_BYTES];
+  const rest = length - FIRST_PIECE_BYTES;
+  const pieceBytes = Math.ceil(rest / Math.floor(rest / PIECE_BYTES));
+  for (let end = FIRST_PIECE_BYTES + pieceBytes; end < length; end += pieceBytes) ends.push(end);
+  ends.push(length);
+  return ends;
 }
 
 function isLocalFile(source: SegmentSource): boolean {
