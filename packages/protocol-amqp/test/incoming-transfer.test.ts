@@ -199,8 +199,8 @@ describe('transfers from real clients', () => {
 });
 
 /** A client speaking raw frames: open, begin and an attached sending link on channel 0, handle 0. */
-async function rawLink(address: string): Promise<RawClient> {
-  const raw = await RawClient.open(broker.port);
+async function rawLink(address: string, port = broker.port): Promise<RawClient> {
+  const raw = await RawClient.open(port);
   const begin = frames.begin({ next_outgoing_id: 0, incoming_window: 100, outgoing_window: 100 });
   const attach = frames.attach({
     name: 'raw-link',
@@ -310,5 +310,20 @@ describe('transfers from a raw client', () => {
     const sender = await client.sender('queue://raw-after');
     expect((await sender.send({ body: 'fine' })).outcome).toBe('accepted');
     await client.close();
+  });
+
+  it('counts transfers read by the broker as traffic that keeps the connection from idling out', async () => {
+    const idle = await startInProcess({ idle_timeout_ms: 300 });
+    const raw = await rawLink('queue://raw-busy', idle.port);
+    // The raw client sends no heartbeats: only transfers, for longer than twice the idle timeout.
+    for (let id = 0; id < 12; id++) {
+      raw.send(transfer({ handle: 0, delivery_id: id, delivery_tag: Buffer.from([id]), message_format: 0 }));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(raw.socket.destroyed).toBe(false);
+    expect(raw.received.toString('latin1')).not.toContain('amqp:resource-limit-exceeded');
+    // Then silence: now it is closed for idling.
+    expect(await raw.closedText()).toContain('amqp:resource-limit-exceeded');
+    await idle.stop();
   });
 });

@@ -111,6 +111,18 @@ describe('Qpid Proton (Python) against the server', { timeout: 30_000 }, () => {
     expect(messages[2]!.properties).toEqual({ index: 2, source: 'proton' });
   });
 
+  it('sends and receives more messages than a session window holds, in order', async () => {
+    const sent = await proton('send', url, 'queue://proton-many', '--count', '2100', '--prefix', 'many');
+    expect(sent.stderr).toBe('');
+    expect(lines(sent.stdout)).toEqual([{ sent: 2100 }]);
+    const got = await proton('receive', url, 'queue://proton-many', '--count', '2100');
+    expect(got.stderr).toBe('');
+    const bodies = lines(got.stdout)
+      .filter((l) => 'body' in l)
+      .map((l) => l.body);
+    expect(bodies).toEqual(Array.from({ length: 2100 }, (_, i) => `many-${i}`));
+  });
+
   it('shares a queue between competing consumers', async () => {
     const a = new Watched(PYTHON, [PROTON, 'receive', url, 'queue://proton-work', '--count', '3']);
     const b = new Watched(PYTHON, [PROTON, 'receive', url, 'queue://proton-work', '--count', '3']);
