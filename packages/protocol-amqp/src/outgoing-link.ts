@@ -1,13 +1,16 @@
 import { toTransferPayload } from './message-format.js';
+import { addDelivery, type RheaOutgoingQueue } from './outgoing-delivery.js';
 import type { Entry, MessageQueue, Outcome, QueueConsumer } from './message-queue.js';
-import type { RheaDelivery, RheaSender } from './rhea-shapes.js';
+import type { RheaSender } from './rhea-shapes.js';
 
 /**
- * A delivery with its queue entry, kept on rhea's delivery object itself (rhea gives it room for a
- * few more properties) rather than in a map that grows and shrinks with every burst of
- * deliveries; null once settled.
+ * A delivery with its queue entry, kept on the delivery itself (the broker's OutgoingDelivery, or
+ * rhea's own for a message over a frame) rather than in a map that grows and shrinks with every
+ * burst of deliveries; null once settled.
  */
-interface SentDelivery extends RheaDelivery {
+interface SentDelivery {
+  readonly remote_settled: boolean;
+  update(settled: boolean): void;
   queueEntry?: Entry | null;
 }
 
@@ -60,7 +63,9 @@ export class OutgoingLink implements QueueConsumer {
     // A number, written as four bytes when the frame is (rhea takes 0 to mean no tag: it is skipped).
     const tag = this.tag;
     this.tag = (this.tag + 1) >>> 0 || 1;
-    const delivery = this.sender.send(payload, tag, 0);
+    const outgoing = this.sender.session.outgoing as unknown as RheaOutgoingQueue;
+    const delivery: SentDelivery =
+      addDelivery(this.sender, outgoing, payload, tag) ?? this.sender.send(payload, tag, 0);
     this.counted(payload.length);
     this.unflushed++;
     if (!this.flushScheduled) {
@@ -72,7 +77,7 @@ export class OutgoingLink implements QueueConsumer {
       });
     }
     if (this.presettled) return true;
-    (delivery as SentDelivery).queueEntry = entry;
+    delivery.queueEntry = entry;
     this.unsettledCount++;
     return false;
   }
@@ -93,18 +98,17 @@ export class OutgoingLink implements QueueConsumer {
     });
   }
 
-  outcome(delivery: RheaDelivery, outcome: Outcome): void {
-    const sent = delivery as SentDelivery;
-    const entry = sent.queueEntry;
+  outcome(delivery: SentDelivery, outcome: Outcome): void {
+    const entry = delivery.queueEntry;
     if (!entry || this.closed) return;
-    sent.queueEntry = null;
+    delivery.queueEntry = null;
     this.unsettledCount--;
     if (!delivery.remote_settled) delivery.update(true);
     this.queue?.settle(entry, outcome, this);
   }
 
   /** The peer settled without an outcome: taken as accepted. */
-  settled(delivery: RheaDelivery): void {
+  settled(delivery: SentDelivery): void {
     this.outcome(delivery, { type: 'accepted' });
   }
 

@@ -33,6 +33,7 @@ export interface RheaDelivery {
 
 interface RheaLinkBase {
   readonly name: string;
+  readonly connection: { _register(): void };
   credit: number;
   readonly local: {
     handle: number;
