@@ -238,7 +238,16 @@ export class AmqpConnection {
         }
         this.framing = true;
       }
-      this.readFrames(chunk, original);
+      try {
+        this.readFrames(chunk, original);
+      } catch (error) {
+        // What rhea does with an error while reading input.
+        this.fail(
+          'amqp:decode-error',
+          error instanceof Error ? error.message : String(error),
+          'decode_error',
+        );
+      }
     };
   }
 
@@ -631,11 +640,15 @@ export class AmqpConnection {
   private takeOutcomes(session: RheaSession): void {
     const outgoing = session.outgoing;
     outgoing.on_disposition = (fields: RheaDispositionFields) => {
-      // As rhea reads it: a `last` of 0 counts as absent.
-      const last = fields.last ? fields.last : fields.first;
+      // As rhea reads it: a `last` of 0 counts as absent. Only ids the session still holds are
+      // looked at, however wide the range the peer names.
+      const head = outgoing.deliveries.get_head();
+      if (!head) return;
+      const first = Math.max(fields.first, head.id);
+      const last = Math.min(fields.last ? fields.last : fields.first, head.id + outgoing.deliveries.size - 1);
       let state: RheaOutgoingDelivery['remote_state'] | undefined;
       let outcome: Outcome | null = null;
-      for (let id = fields.first; id <= last; id++) {
+      for (let id = first; id <= last; id++) {
         const delivery = outgoing.deliveries.by_id(id);
         if (!delivery || delivery.remote_settled) continue;
         let changed = false;

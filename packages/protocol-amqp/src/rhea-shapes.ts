@@ -113,7 +113,11 @@ export interface RheaOutgoing {
   transfer_window(): number;
   /** Sends what credit and window allow, reports outcomes, writes dispositions, drops settled deliveries. */
   process(): void;
-  readonly deliveries: { by_id(id: number): RheaOutgoingDelivery | undefined };
+  readonly deliveries: {
+    readonly size: number;
+    by_id(id: number): RheaOutgoingDelivery | undefined;
+    get_head(): RheaOutgoingDelivery | undefined;
+  };
   /** Deliveries whose outcome or settlement rhea reports to the application on its next turn. */
   readonly updated: RheaOutgoingDelivery[];
   on_disposition(fields: RheaDispositionFields): void;
