@@ -20,6 +20,8 @@ export class KafkaWire {
   private readonly pending = new Map<number, Pending>();
   private nextCorrelationId = 1;
   private failure: Error | null = null;
+  /** Whether requests are being gathered for one write at the end of this tick. */
+  private corked = false;
   /** Where reads land when no frame is being filled. */
   private readonly scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
   /** Whether the read under way goes straight into {@link frame}. */
@@ -94,13 +96,17 @@ export class KafkaWire {
         resolve: resolve as (response: unknown) => void,
         reject,
       });
-      if (chunks.length === 1) {
-        this.socket.write(chunks[0]!);
-        return;
+      // Requests made in one burst (the producers answered together) leave in one system call,
+      // as librdkafka sends every request queued for a broker in one vectored write.
+      if (!this.corked) {
+        this.corked = true;
+        this.socket.cork();
+        process.nextTick(() => {
+          this.corked = false;
+          this.socket.uncork();
+        });
       }
-      this.socket.cork();
       for (const chunk of chunks) this.socket.write(chunk);
-      this.socket.uncork();
     });
   }
 
