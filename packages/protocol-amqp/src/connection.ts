@@ -90,6 +90,15 @@ function outcomeOf(delivery: Pick<RheaDelivery, 'remote_state'>): Outcome | null
   }
 }
 
+/** A message's fields as the broker reads them, or why its sections do not decode. */
+function readIncoming(raw: Buffer): Incoming | MalformedMessageError {
+  try {
+    return parseIncoming(raw);
+  } catch (error) {
+    return error instanceof MalformedMessageError ? error : new MalformedMessageError(String(error));
+  }
+}
+
 interface OutgoingState {
   link: OutgoingLink;
   /** A topic subscription or temporary queue this link owns and ends with it. */
@@ -210,12 +219,7 @@ export class AmqpConnection {
       if (chunks) this.partial.delete(key);
       const raw = chunks ? Buffer.concat([...chunks, payload]) : payload;
       this.lastSize = raw.length;
-      try {
-        this.lastIncoming = parseIncoming(raw);
-      } catch (error) {
-        this.lastIncoming =
-          error instanceof MalformedMessageError ? error : new MalformedMessageError(String(error));
-      }
+      this.lastIncoming = readIncoming(raw);
       frame.payload = PLACEHOLDER;
       original(frame);
     };
@@ -318,13 +322,7 @@ export class AmqpConnection {
     receiver.credit--;
     receiver.delivery_count++;
     const raw = buffer.subarray(transfer.payloadStart, end);
-    let parsed: Incoming | MalformedMessageError;
-    try {
-      parsed = parseIncoming(raw);
-    } catch (error) {
-      parsed = error instanceof MalformedMessageError ? error : new MalformedMessageError(String(error));
-    }
-    link.message(delivery, parsed, raw.length);
+    link.message(delivery, readIncoming(raw), raw.length);
     return true;
   }
 

@@ -165,21 +165,19 @@ export const handleFetch: ApiHandler<FetchRequest, FetchResponse<Records>> = asy
   const lent: Buffer[] = [];
   let lentBytes = 0;
   if (buffers) context.afterResponse!(() => lent.forEach((buffer) => buffers.release(buffer)));
+  const adopt = (buffer: Buffer): void => {
+    lent.push(buffer);
+    lentBytes += buffer.length;
+  };
   const lending: Lending = {
     // A buffer for a partition's reads, while the request's lent buffers stay within bounds.
     lend: (bytes) => {
       if (!buffers || lentBytes >= MAX_LENT_PER_FETCH) return null;
       const buffer = buffers.acquire(bytes);
-      if (buffer) {
-        lent.push(buffer);
-        lentBytes += buffer.length;
-      }
+      if (buffer) adopt(buffer);
       return buffer;
     },
-    adopt: (buffer) => {
-      lent.push(buffer);
-      lentBytes += buffer.length;
-    },
+    adopt,
   };
   const ahead = buffers ? readAheadOf(context, buffers) : null;
   const reads: PartitionRead[] = [];
