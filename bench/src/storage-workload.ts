@@ -114,7 +114,8 @@ async function readPhase(
   let records = 0;
   let calls = 0;
   let offset = 0;
-  const into = Buffer.allocUnsafe(options.readMaxBytes + READ_BUFFER_HEADROOM_BYTES);
+  // Shared memory, so an engine may fill it off its thread (the journal's read threads do).
+  const into = Buffer.from(new SharedArrayBuffer(options.readMaxBytes + READ_BUFFER_HEADROOM_BYTES));
   while (offset < expected.records && performance.now() < deadline) {
     const { batches } = await engine.read(shard, offset, { maxBytes: options.readMaxBytes, into });
     calls++;

@@ -66,7 +66,8 @@ export interface ReadOptions {
    * while the read is pending. An engine that cannot use it, or a read
    * whose bytes do not fit in it, returns `data` in buffers of its own as without it. The batches
    * returned are byte for byte the same either way. What the buffer held before does not matter, and
-   * the engine may change any of its bytes, also ones no returned `data` covers.
+   * the engine may change any of its bytes, also ones no returned `data` covers. A buffer over a
+   * `SharedArrayBuffer` lets an engine fill it off the caller's thread (the journal does).
    */
   into?: Uint8Array;
 }

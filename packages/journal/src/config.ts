@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { ConfigError, isDurabilityPolicy, type DurabilityPolicy } from '@robustmq/core';
 import { MAX_SEGMENT_BYTES } from './shard-config.js';
 
@@ -19,6 +20,11 @@ export interface JournalSettings {
   indexIntervalBytes: number;
   /** Memory for the indexes of sealed segments, shared by all shards. */
   indexCacheBytes: number;
+  /**
+   * Threads that copy and check long reads into shared memory (`ReadOptions.into` over a
+   * `SharedArrayBuffer`) off the engine's thread; 0 keeps every read on it.
+   */
+  readThreads: number;
 }
 
 export const DEFAULT_SETTINGS: Readonly<JournalSettings> = Object.freeze({
@@ -28,6 +34,7 @@ export const DEFAULT_SETTINGS: Readonly<JournalSettings> = Object.freeze({
   defaultSegmentBytes: 128 * 1024 * 1024,
   indexIntervalBytes: 4096,
   indexCacheBytes: 64 * 1024 * 1024,
+  readThreads: Math.min(4, availableParallelism()),
 });
 
 type Setting = {
@@ -62,6 +69,7 @@ const SETTINGS: Record<string, Setting> = {
   default_segment_bytes: { key: 'defaultSegmentBytes', parse: integer(1, MAX_SEGMENT_BYTES) },
   index_interval_bytes: { key: 'indexIntervalBytes', parse: integer(0, 2 ** 30) },
   index_cache_bytes: { key: 'indexCacheBytes', parse: integer(0, Number.MAX_SAFE_INTEGER) },
+  read_threads: { key: 'readThreads', parse: integer(0, 64) },
 };
 
 /** The snake_case keys of the `[storage]` section the journal understands. */

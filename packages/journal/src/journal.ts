@@ -24,6 +24,7 @@ import { IndexCache } from './index-cache.js';
 import { journalMetrics, noopMetrics } from './metrics.js';
 import type { OffloadedSegmentReader, SealedSegment, SegmentSealedListener } from './offload.js';
 import { ReadHandleCache } from './read-handles.js';
+import { ReadThreads } from './read-threads.js';
 import { Shard, toRobustMQError, type ShardContext } from './shard.js';
 import { mergeJournalShardConfig } from './shard-config.js';
 import { segmentFileStem, shardDirName } from './shard-dir.js';
@@ -99,6 +100,7 @@ export class Journal implements StorageEngine {
       groupCommitBytes: settings.groupCommitBytes,
       indexIntervalBytes: settings.indexIntervalBytes,
       offloadedReader: options.offloadedReader ?? null,
+      readThreads: settings.readThreads > 0 ? ReadThreads.shared(settings.readThreads) : null,
       onSegmentSealed: options.onSegmentSealed ?? null,
     };
     const defaults: ShardConfig = {

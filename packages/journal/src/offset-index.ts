@@ -64,6 +64,24 @@ export class OffsetIndex {
       : { position: this.positionAt(i), relativeOffset: this.relativeOffsetAt(i) };
   }
 
+  /** Byte position of the last indexed frame at or before `position`; 0 (the first frame) if none. */
+  frameStartAtOrBefore(position: number): number {
+    let lo = 0;
+    let hi = this.#count - 1;
+    let found = 0;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const at = this.positionAt(mid);
+      if (at <= position) {
+        found = at;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return found;
+  }
+
   /** Whether entries strictly increase and every position lies before `logBytes`. */
   isConsistent(logBytes: number): boolean {
     for (let i = 0; i < this.#count; i++) {

@@ -9,6 +9,7 @@ import { checkedRunEnd } from './checksum-run.js';
 import type { SegmentSource } from './offload.js';
 import { FRESH_MEMORY, type ReadMemory } from './read-memory.js';
 import { ReadSpan } from './read-span.js';
+import type { ReadThreads } from './read-threads.js';
 
 /** What a scan does with the frame it just met: pass over it, hand it out, or end the scan. */
 export type FrameDecision = 'skip' | 'take' | 'stop';
@@ -34,6 +35,11 @@ export interface ScanRange {
   more?: () => boolean;
   /** Where the bytes read go; fresh memory by default. */
   memory?: ReadMemory;
+  /**
+   * Threads that read and check long spans in shared memory, with where the segment's index knows
+   * frames to start (the byte position of the last indexed frame at or before a position).
+   */
+  threads?: { threads: ReadThreads; frameStartAtOrBefore: (position: number) => number };
 }
 
 /**
@@ -82,7 +88,7 @@ export async function scanFrames(
       if (span !== null) await span.settle();
       const readAhead = typeof range.readAhead === 'number' ? range.readAhead : range.readAhead();
       const length = Math.min(range.to - position, Math.max(readAhead, bytes));
-      span = new ReadSpan(handle, position, memory.take(length));
+      span = new ReadSpan(handle, position, memory.take(length), range.threads);
       checkedTo = 0;
       runFailed = false;
     }
@@ -135,8 +141,11 @@ export async function scanFrames(
         const held = currentSpan();
         const buffer = held.buffer;
         if (at + size > checkedTo) {
-          // Every whole frame already read from here on is checked in one pass.
-          if (!runFailed) {
+          const checkedByThreads = held.checkedFrom(at);
+          if (checkedByThreads > at) {
+            checkedTo = checkedByThreads;
+          } else if (!runFailed) {
+            // Every whole frame already read from here on is checked in one pass.
             checkedTo = checkedRunEnd(buffer, at, held.filledNow());
             runFailed = checkedTo === at;
           }

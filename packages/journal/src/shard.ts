@@ -21,6 +21,7 @@ import {
 } from './offload.js';
 import type { ReadHandleCache } from './read-handles.js';
 import { recoverShard, writeCleanMarker } from './recovery.js';
+import type { ReadThreads } from './read-threads.js';
 import { ReadMemory } from './read-memory.js';
 import { scanFrames, type ScanResult } from './scan.js';
 import { Segment } from './segment.js';
@@ -48,6 +49,8 @@ export interface ShardContext {
   indexIntervalBytes: number;
   /** Reads offloaded segments; null when the journal was opened without one. */
   offloadedReader: OffloadedSegmentReader | null;
+  /** Copy and check long reads into shared memory; null when `readThreads` is 0. */
+  readThreads: ReadThreads | null;
   onSegmentSealed: SegmentSealedListener | null;
 }
 
@@ -617,6 +620,14 @@ export class Shard {
                 ),
               verifyAll: false,
               memory,
+              ...(this.#ctx.readThreads === null
+                ? {}
+                : {
+                    threads: {
+                      threads: this.#ctx.readThreads,
+                      frameStartAtOrBefore: (at: number) => segment.index.frameStartAtOrBefore(at),
+                    },
+                  }),
               // Once the budget is spent, the next frame cannot be taken: do not read on for it.
               more: () => batches.length === 0 || total < maxBytes,
             },

@@ -285,6 +285,7 @@ describe('journal engine', () => {
       [{ group_commit_bytes: 'lots' }, 'group_commit_bytes'],
       [{ default_durability: 'sometimes' }, 'default_durability'],
       [{ default_segment_bytes: 0 }, 'default_segment_bytes'],
+      [{ read_threads: -1 }, 'read_threads'],
     ] as const) {
       const error: unknown = await journal.open({ ...options, config }).then(
         () => null,

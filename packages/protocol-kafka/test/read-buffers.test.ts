@@ -8,6 +8,8 @@ describe('buffers lent to Fetch reads', () => {
     const buffers = new ReadBuffers();
     expect(buffers.acquire(8 * MiB)!.length).toBe(16 * MiB);
     expect(buffers.acquire(100)!.length).toBe(MiB);
+    // Shared memory, so the journal's read threads can fill it.
+    expect(buffers.acquire(MiB)!.buffer).toBeInstanceOf(SharedArrayBuffer);
     expect(buffers.acquire(0)).toBeNull();
     expect(buffers.acquire(64 * MiB)).toBeNull();
   });

@@ -8,7 +8,8 @@ const GRAIN = 1024 * 1024;
 /**
  * Buffers Fetch lends to storage reads (`ReadOptions.into`), used again once the response that
  * refers to them has been handed to the socket. A consumer reading at full speed then costs no fresh
- * memory per fetch, and so none of the garbage collections that large allocations set off.
+ * memory per fetch, and so none of the garbage collections that large allocations set off. They
+ * are shared memory, so storage may fill them off the broker's thread (the journal's read threads).
  */
 export class ReadBuffers {
   private readonly idle: Buffer[] = [];
@@ -26,7 +27,7 @@ export class ReadBuffers {
       const length = this.idle[i]!.length;
       if (length >= size && (best < 0 || length < this.idle[best]!.length)) best = i;
     }
-    if (best < 0) return Buffer.allocUnsafeSlow(size);
+    if (best < 0) return Buffer.from(new SharedArrayBuffer(size));
     const [buffer] = this.idle.splice(best, 1);
     this.idleBytes -= buffer!.length;
     return buffer!;
