@@ -29,7 +29,7 @@ import { serverArgs } from './server-command.js';
 const OPTIONS = `    --seconds N         measured seconds per scenario (default: 5)
     --inflight N        unsettled messages per producer (default: 100)
     --brokers LIST      robustmq,rabbitmq (default: both; rabbitmq only when installed)
-    --cpu-prof DIR      run robustmq-server under --cpu-prof, the profile written to DIR
+    --cpu-prof DIR      run robustmq-server under --cpu-prof, one profile per thread in DIR
     --json              print the results as JSON instead of tables`;
 
 /** The Debian package's server script; run directly (not the /usr/sbin wrapper, which switches user). */
@@ -177,11 +177,8 @@ async function startRobustmq(root: string, cpuProfDir: string | null): Promise<B
   const profile =
     cpuProfDir === null
       ? []
-      : [
-          '--cpu-prof',
-          `--cpu-prof-dir=${cpuProfDir}`,
-          `--cpu-prof-name=robustmq-amqp-${Date.now()}.cpuprofile`,
-        ];
+      : // One profile per thread (the journal's read threads have their own), each named by Node.
+        ['--cpu-prof', `--cpu-prof-dir=${join(cpuProfDir, `robustmq-amqp-${Date.now()}`)}`];
   const child = spawnWithFileLimit(process.execPath, serverArgs(profile, ['--config', config]));
   const supervised = supervise(child);
   try {

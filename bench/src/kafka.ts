@@ -28,7 +28,7 @@ const OPTIONS = `    --seconds N         measured seconds per phase (default: 5)
     --batch-records N   1 KiB records per produce request (default: 64)
     --inflight N        produce requests in flight per producer (default: 8)
     --rate N            records/s for the latency phase (default: 500)
-    --cpu-prof DIR      run robustmq-server under --cpu-prof, the profile written to DIR
+    --cpu-prof DIR      run robustmq-server under --cpu-prof, one profile per thread in DIR
     --json              print the results as JSON instead of tables`;
 
 const API = { produce: 0, fetch: 1, createTopics: 19, deleteTopics: 20 } as const;
@@ -125,11 +125,8 @@ async function startServer(root: string, cpuProfDir: string | null): Promise<Ser
   const profile =
     cpuProfDir === null
       ? []
-      : [
-          '--cpu-prof',
-          `--cpu-prof-dir=${cpuProfDir}`,
-          `--cpu-prof-name=robustmq-kafka-${Date.now()}.cpuprofile`,
-        ];
+      : // One profile per thread (the journal's read threads have their own), each named by Node.
+        ['--cpu-prof', `--cpu-prof-dir=${join(cpuProfDir, `robustmq-kafka-${Date.now()}`)}`];
   const child: ChildProcess = spawnWithFileLimit(process.execPath, serverArgs(profile, ['--config', config]));
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4096)));

@@ -122,11 +122,8 @@ async function waitUntilAccepting(broker: RunningBroker, child: ChildProcess): P
 function nodeFlags(name: BrokerName, options: BrokerOptions): string[] {
   return options.cpuProfDir === null
     ? []
-    : [
-        '--cpu-prof',
-        `--cpu-prof-dir=${options.cpuProfDir}`,
-        `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`,
-      ];
+    : // One profile per thread, each named by Node, in a directory per broker and run.
+      ['--cpu-prof', `--cpu-prof-dir=${join(options.cpuProfDir, `${name}-${Date.now()}`)}`];
 }
 
 /** The version of an installed package, from the package.json beside its main file or above. */
