@@ -84,6 +84,7 @@ const OPTIONS = `    --engines LIST     engines to run, of journal,memory,rocksd
     --concurrency N    appends in flight at once (default: 16)
     --batch-kib N      batch size in KiB; records per batch = batch / record size (default: 16)
     --read-mib N       maxBytes of each read in MiB (default: 4)
+    --warmup-mib N     MiB per run of an unmeasured first round of every engine's runs; 0: none (default: 64)
     --json             print the results as JSON instead of tables`;
 
 interface Settings {
@@ -94,6 +95,7 @@ interface Settings {
   concurrency: number;
   batchBytes: number;
   readMaxBytes: number;
+  warmupBytes: number;
   json: boolean;
 }
 
@@ -127,6 +129,7 @@ function parseSettings(args: readonly string[]): Settings {
     concurrency: { type: 'string' },
     'batch-kib': { type: 'string' },
     'read-mib': { type: 'string' },
+    'warmup-mib': { type: 'string' },
     json: { type: 'boolean', default: false },
   });
   const names = values.engines?.split(',') ?? ENGINES.map((e) => e.name);
@@ -149,8 +152,16 @@ function parseSettings(args: readonly string[]): Settings {
     concurrency: Math.round(positiveOption('concurrency', values.concurrency, 16)),
     batchBytes: Math.round(positiveOption('batch-kib', values['batch-kib'], 16) * 1024),
     readMaxBytes: Math.round(positiveOption('read-mib', values['read-mib'], 4) * MiB),
+    warmupBytes: Math.round(warmupMibOption(values['warmup-mib']) * MiB),
     json: values.json,
   };
+}
+
+function warmupMibOption(value: string | undefined): number {
+  if (value === undefined) return 64;
+  const mib = Number(value);
+  if (!Number.isFinite(mib) || mib < 0) throw new UsageError(`bad --warmup-mib ${JSON.stringify(value)}`);
+  return mib;
 }
 
 const progress = progressTo('storage');
@@ -305,7 +316,11 @@ function report(
     `machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, ${machine.os}, node ${machine.node}, files in ${machine.tmpdir}`,
     `workload: one shard per run, ${settings.concurrency} appends in flight, ${settings.batchBytes / 1024} KiB batches (one per append), ` +
       `${mibOf(settings.appendBytes)} or ${settings.phaseSeconds} s per phase, reads from offset 0 with maxBytes ${mibOf(settings.readMaxBytes)}, ` +
-      `each read into the same reused ${mibOf(settings.readMaxBytes + READ_BUFFER_HEADROOM_BYTES)} buffer (ReadOptions.into; engines may ignore it); MB = 10^6 bytes`,
+      `each read into the same reused ${mibOf(settings.readMaxBytes + READ_BUFFER_HEADROOM_BYTES)} buffer (ReadOptions.into; engines may ignore it); ` +
+      (settings.warmupBytes > 0
+        ? `each engine's runs first done once unmeasured with ${mibOf(settings.warmupBytes)}; `
+        : 'no warm-up; ') +
+      'MB = 10^6 bytes',
     '',
     limitTable,
     '',
@@ -336,19 +351,26 @@ async function run(args: readonly string[]): Promise<void> {
     });
     const runs: Run[] = [];
     for (const setup of settings.engines) {
-      for (const durability of setup.durabilities) {
-        for (const recordBytes of settings.recordSizes) {
-          progress(`${setup.name} ${durability} ${recordBytes} B records`);
-          runs.push(
-            await runOne(root, setup, durability, {
+      // Every run of the engine once, smaller and unmeasured, so that no measured run pays for
+      // V8 compiling the engine's code: without it the first runs read at half the speed of the
+      // same runs repeated later in the process.
+      const rounds =
+        settings.warmupBytes > 0 ? [settings.warmupBytes, settings.appendBytes] : [settings.appendBytes];
+      for (const [round, appendBytes] of rounds.entries()) {
+        const measured = round === rounds.length - 1;
+        for (const durability of setup.durabilities) {
+          for (const recordBytes of settings.recordSizes) {
+            progress(`${setup.name} ${durability} ${recordBytes} B records${measured ? '' : ', warm-up'}`);
+            const run = await runOne(root, setup, durability, {
               recordBytes,
               batchBytes: settings.batchBytes,
               concurrency: settings.concurrency,
-              appendBytes: settings.appendBytes,
+              appendBytes,
               phaseSeconds: settings.phaseSeconds,
               readMaxBytes: settings.readMaxBytes,
-            }),
-          );
+            });
+            if (measured) runs.push(run);
+          }
         }
       }
     }
