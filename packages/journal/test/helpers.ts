@@ -51,6 +51,23 @@ export function batch(bytes: number, maxTimestamp = 1_000, recordCount = 1): Rec
   return { recordCount, maxTimestamp, data: randomBytes(bytes) };
 }
 
+/**
+ * A journal in a temp dir with shard `s` (64 MiB segments, no retention) holding `count` batches
+ * whose sizes cycle through `sizes`, and the batches as appended.
+ */
+export async function shardOfSizes(sizes: readonly number[], count: number) {
+  const dir = await tempDir();
+  const engine = await open(dir);
+  await engine.createShard('s', { retentionMs: null, segmentBytes: 64 * 1024 * 1024 });
+  const written: RecordBatch[] = [];
+  for (let i = 0; i < count; i++) {
+    const b = batch(sizes[i % sizes.length] as number, 1_000 + i);
+    written.push(b);
+    await engine.append('s', [b]);
+  }
+  return { dir, engine, written };
+}
+
 export function sha(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }

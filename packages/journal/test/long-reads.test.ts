@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '@robustmq/core';
-import { batch, open, segmentLogs, sha, tempDir } from './helpers.js';
+import { open, segmentLogs, sha, shardOfSizes } from './helpers.js';
 
 /**
  * A read of several MiB is split into pieces read a few at a time, and the frames are checked in
@@ -10,17 +10,8 @@ import { batch, open, segmentLogs, sha, tempDir } from './helpers.js';
 const SIZES = [70_000, 3_000, 130_000, 17, 65_536, 1_200_000, 40_000];
 const BATCHES = 60;
 
-async function longShard() {
-  const dir = await tempDir();
-  const engine = await open(dir);
-  await engine.createShard('s', { retentionMs: null, segmentBytes: 64 * 1024 * 1024 });
-  const written = [];
-  for (let i = 0; i < BATCHES; i++) {
-    const b = batch(SIZES[i % SIZES.length] as number, 1_000 + i);
-    written.push(b);
-    await engine.append('s', [b]);
-  }
-  return { dir, engine, written };
+function longShard() {
+  return shardOfSizes(SIZES, BATCHES);
 }
 
 describe('long reads', () => {

@@ -8,7 +8,7 @@ import { frameBytes, sealFrame, writeFrame } from '../src/frame.js';
 import { ReadThreads } from '../src/read-threads.js';
 import { ReadMemory } from '../src/read-memory.js';
 import { scanFrames } from '../src/scan.js';
-import { batch, open, segmentLogs, sha, tempDir } from './helpers.js';
+import { open, segmentLogs, sha, shardOfSizes, tempDir } from './helpers.js';
 
 /** Uneven frame sizes, so the pieces the threads take end anywhere. */
 const SIZES = [70_000, 3_000, 130_000, 17, 65_536, 1_200_000, 40_000, 900];
@@ -26,17 +26,8 @@ async function threadsUp(): Promise<ReadThreads> {
   return threads;
 }
 
-async function longShard() {
-  const dir = await tempDir();
-  const engine = await open(dir);
-  await engine.createShard('s', { retentionMs: null, segmentBytes: 64 * MiB });
-  const written = [];
-  for (let i = 0; i < BATCHES; i++) {
-    const b = batch(SIZES[i % SIZES.length] as number, 1_000 + i);
-    written.push(b);
-    await engine.append('s', [b]);
-  }
-  return { dir, engine, written };
+function longShard() {
+  return shardOfSizes(SIZES, BATCHES);
 }
 
 afterEach(() => {
