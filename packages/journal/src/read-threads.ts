@@ -12,6 +12,9 @@ export interface ReadThreadRequest {
   position: number;
 }
 
+/** A thread's first message says it loaded and takes reads; then one reply per request. */
+export type ReadThreadMessage = 'up' | ReadThreadReply;
+
 export type ReadThreadReply =
   | { id: number; bytesRead: number; checkedEnd: number; error?: undefined }
   | { id: number; error: { message: string; code?: string | undefined } };
@@ -31,7 +34,8 @@ interface Pending {
 interface Thread {
   worker: Worker;
   pending: Map<number, Pending>;
-  online: boolean;
+  /** True once the thread said it loaded. */
+  up: boolean;
 }
 
 /**
@@ -50,7 +54,7 @@ export class ReadThreads {
   static shared(count: number): ReadThreads {
     let threads = ReadThreads.#shared.get(count);
     if (threads === undefined) {
-      threads = new ReadThreads(count);
+      threads = new ReadThreads(count, workerScript());
       ReadThreads.#shared.set(count, threads);
     }
     threads.ready();
@@ -58,12 +62,17 @@ export class ReadThreads {
   }
 
   readonly count: number;
+  readonly #script: URL;
   readonly #threads: (Thread | null)[];
   #next = 0;
   #nextId = 0;
+  /** Set once a thread died before it was up: the threads cannot start here, so none is tried again. */
+  #broken: Error | null = null;
 
-  private constructor(count: number) {
+  /** `count` threads running `script` (the journal's read worker; {@link shared} is the usual way). */
+  constructor(count: number, script: URL) {
     this.count = count;
+    this.#script = script;
     this.#threads = Array.from({ length: count }, () => null);
   }
 
@@ -72,10 +81,11 @@ export class ReadThreads {
    * stay on the caller's thread rather than wait for them.
    */
   ready(): boolean {
+    if (this.#broken !== null) return false;
     let ready = true;
     for (let slot = 0; slot < this.count; slot++) {
       const thread = this.#threads[slot] ?? this.#start(slot);
-      ready &&= thread.online;
+      ready &&= thread.up;
     }
     return ready;
   }
@@ -88,6 +98,7 @@ export class ReadThreads {
     length: number,
     position: number,
   ): Promise<ReadPieceResult> {
+    if (this.#broken !== null) return Promise.reject(this.#broken);
     const slot = this.#next;
     this.#next = (this.#next + 1) % this.count;
     const thread = this.#threads[slot] ?? this.#start(slot);
@@ -102,18 +113,24 @@ export class ReadThreads {
   }
 
   #start(slot: number): Thread {
-    const worker = new Worker(workerScript());
-    const thread: Thread = { worker, pending: new Map(), online: false };
-    worker.once('online', () => {
-      thread.online = true;
-    });
+    const worker = new Worker(this.#script);
+    const thread: Thread = { worker, pending: new Map(), up: false };
     this.#threads[slot] = thread;
     const failAll = (error: Error): void => {
       if (this.#threads[slot] === thread) this.#threads[slot] = null;
+      if (!thread.up) {
+        this.#broken ??= new Error(`journal read threads could not start: ${error.message}`, {
+          cause: error,
+        });
+      }
       for (const waiter of thread.pending.values()) waiter.reject(error);
       thread.pending.clear();
     };
-    worker.on('message', (reply: ReadThreadReply) => {
+    worker.on('message', (reply: ReadThreadMessage) => {
+      if (reply === 'up') {
+        thread.up = true;
+        return;
+      }
       const waiter = thread.pending.get(reply.id);
       if (waiter === undefined) return;
       thread.pending.delete(reply.id);

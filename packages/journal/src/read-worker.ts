@@ -6,7 +6,7 @@
 import { readSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { checkedRunEnd } from './checksum-run.js';
-import type { ReadThreadReply, ReadThreadRequest } from './read-threads.js';
+import type { ReadThreadMessage, ReadThreadReply, ReadThreadRequest } from './read-threads.js';
 
 const port = parentPort;
 if (port === null) throw new Error('read-worker runs only as a worker thread');
@@ -34,3 +34,6 @@ port.on('message', (request: ReadThreadRequest) => {
   }
   port.postMessage(reply);
 });
+
+const up: ReadThreadMessage = 'up';
+port.postMessage(up);

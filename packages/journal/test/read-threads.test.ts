@@ -156,3 +156,20 @@ describe('reads on the read threads', () => {
     expect(out.trim()).toBe('64 63');
   });
 });
+
+describe('read threads that cannot start', () => {
+  it('are not started again, and refuse reads at once, so reads stay on the engine thread', async () => {
+    const threads = new ReadThreads(
+      2,
+      new URL('data:text/javascript,throw new Error("no read thread here")'),
+    );
+    expect(threads.ready()).toBe(false);
+    // The read handed to a thread as it failed gets the thread's error; later ones, without any
+    // thread started again, the pool's.
+    await expect(threads.read(0, new SharedArrayBuffer(16), 0, 16, 0)).rejects.toThrow('no read thread here');
+    expect(threads.ready()).toBe(false);
+    await expect(threads.read(0, new SharedArrayBuffer(16), 0, 16, 0)).rejects.toThrow(
+      'journal read threads could not start: no read thread here',
+    );
+  });
+});
