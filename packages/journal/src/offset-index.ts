@@ -41,19 +41,7 @@ export class OffsetIndex {
 
   /** Index of the last entry whose relative offset is at most `relativeOffset`, or -1. */
   floor(relativeOffset: number): number {
-    let lo = 0;
-    let hi = this.#count - 1;
-    let found = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.relativeOffsetAt(mid) <= relativeOffset) {
-        found = mid;
-        lo = mid + 1;
-      } else {
-        hi = mid - 1;
-      }
-    }
-    return found;
+    return this.#lastAtOrBelow(relativeOffset, 0);
   }
 
   /** Byte position to start scanning from for a batch at or after `relativeOffset`. */
@@ -66,14 +54,22 @@ export class OffsetIndex {
 
   /** Byte position of the last indexed frame at or before `position`; 0 (the first frame) if none. */
   frameStartAtOrBefore(position: number): number {
+    const i = this.#lastAtOrBelow(position, 4);
+    return i < 0 ? 0 : this.positionAt(i);
+  }
+
+  /**
+   * Index of the last entry whose field at byte `field` of the entry (0: relative offset, 4:
+   * position; both increase from entry to entry) is at most `value`, or -1.
+   */
+  #lastAtOrBelow(value: number, field: 0 | 4): number {
     let lo = 0;
     let hi = this.#count - 1;
-    let found = 0;
+    let found = -1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
-      const at = this.positionAt(mid);
-      if (at <= position) {
-        found = at;
+      if (this.#buf.readUInt32BE(mid * OffsetIndex.ENTRY_BYTES + field) <= value) {
+        found = mid;
         lo = mid + 1;
       } else {
         hi = mid - 1;
