@@ -1,4 +1,4 @@
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from '@robustmq/crc32c';
 import { FRAME_HEADER_BYTES, FRAME_MAGIC, MAX_FRAME_DATA_BYTES } from './frame.js';
 
 /**

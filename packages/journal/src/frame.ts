@@ -1,4 +1,4 @@
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from '@robustmq/crc32c';
 
 /**
  * On-disk framing of one record batch in a segment file (all integers big-endian):
