@@ -140,7 +140,7 @@ describe('published packages', () => {
 
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  it('packs every public package with only its dist (and bin shims), README and package.json', async () => {
+  it('packs every public package with only its dist (and bin shims, native sources), README and package.json', async () => {
     expect(readdirSync(tarballs)).toHaveLength(packages.length);
     for (const p of packages) {
       const listing = await npm(['pack', '--dry-run', '--json'], join(ROOT, 'packages', p.folder));
@@ -151,13 +151,24 @@ describe('published packages', () => {
       expect(files, p.json.name).toContain('README.md');
       for (const file of files)
         expect(file, p.json.name).toMatch(
-          /^(dist\/|bin\/|examples\/|package\.json$|README\.md$|LICENSE$|CHANGELOG\.md$)/,
+          /^(dist\/|bin\/|examples\/|native\/|binding\.gyp$|package\.json$|README\.md$|LICENSE$|CHANGELOG\.md$)/,
         );
       expect(
         files.some((f) => f.endsWith('.test.ts') || f.startsWith('src/')),
         p.json.name,
       ).toBe(false);
     }
+  });
+
+  it('builds the checksum addon when @robustmq/crc32c is installed from its tarball', async () => {
+    const script =
+      "const m = await import('@robustmq/crc32c'); " +
+      "console.log(JSON.stringify({ loaded: m.nativeLoaded, check: m.crc32c(Buffer.from('123456789')) }));";
+    const { stdout } = await run('node', ['--input-type=module', '-e', script], { cwd: project });
+    const result = JSON.parse(stdout) as { loaded: boolean; check: number };
+    expect(result.check).toBe(0xe3069283);
+    // In CI the machine has a compiler, so a missing addon means the install-time build broke.
+    if (process.env.CI) expect(result.loaded).toBe(true);
   });
 
   it('runs `npx robustmq-server --version` and `npx robustmq --version` from the installed tarballs', async () => {
