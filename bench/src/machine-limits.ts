@@ -30,7 +30,10 @@ export interface MachineLimits {
    * their acknowledgement, whatever it groups. Null when the options name no such size.
    */
   inFlightSyncWrites: SyncWrites | null;
-  /** Reading back the file just written (so from the page cache) in 1 MiB reads, like `cat`. */
+  /**
+   * Reading back the file just written (so from the page cache) in 1 MiB reads, like `cat`, over
+   * and over for at least `readSeconds`.
+   */
   pageCacheRead: Throughput;
 }
 
@@ -43,6 +46,8 @@ export interface MachineLimitOptions {
   syncSeconds: number;
   /** Passes of the sequential write and read; the median counts. */
   passes: number;
+  /** Least time each read pass keeps reading the file, from its start again each time (0: once). */
+  readSeconds?: number;
   /** Bytes the workload's appenders have in flight at once, for {@link MachineLimits.inFlightSyncWrites}. */
   inFlightBytes?: number;
 }
@@ -71,12 +76,20 @@ function writeSequential(path: string, chunk: Uint8Array, bytes: number): Throug
   return throughput(bytes, (performance.now() - started) / 1000);
 }
 
-function readWhole(path: string, buffer: Uint8Array): Throughput {
+function readWhole(path: string, buffer: Uint8Array, seconds: number): Throughput {
   const started = performance.now();
+  const enough = started + seconds * 1000;
   const fd = openSync(path, 'r');
   let bytes = 0;
   try {
-    for (let n = readSync(fd, buffer); n > 0; n = readSync(fd, buffer)) bytes += n;
+    do {
+      let position = 0;
+      for (let n = readSync(fd, buffer, 0, buffer.length, position); n > 0;) {
+        position += n;
+        n = readSync(fd, buffer, 0, buffer.length, position);
+      }
+      bytes += position;
+    } while (performance.now() < enough);
   } finally {
     closeSync(fd);
   }
@@ -120,7 +133,7 @@ export function measureMachineLimits(options: MachineLimitOptions): MachineLimit
     for (let pass = 0; pass < options.passes; pass++) {
       rmSync(sequentialPath, { force: true });
       writes.push(writeSequential(sequentialPath, chunk, options.fileBytes));
-      reads.push(readWhole(sequentialPath, new Uint8Array(CHUNK_BYTES)));
+      reads.push(readWhole(sequentialPath, new Uint8Array(CHUNK_BYTES), options.readSeconds ?? 0));
     }
     const syncWrites = writeSynchronously(syncPath, chunk.subarray(0, SYNC_WRITE_BYTES), options.syncSeconds);
     const inFlight = options.inFlightBytes;

@@ -13,6 +13,7 @@ import { measureMachineLimits, type MachineLimits } from './machine-limits.js';
 import { RecordingMetrics } from './recording-metrics.js';
 import {
   describeMachine,
+  nonNegativeOption,
   parseSuiteArgs,
   positiveOption,
   progressTo,
@@ -84,6 +85,7 @@ const OPTIONS = `    --engines LIST     engines to run, of journal,memory,rocksd
     --concurrency N    appends in flight at once (default: 16)
     --batch-kib N      batch size in KiB; records per batch = batch / record size (default: 16)
     --read-mib N       maxBytes of each read in MiB (default: 4)
+    --read-seconds N   least seconds of each read phase, in whole passes from offset 0; 0: one pass (default: 1)
     --warmup-mib N     MiB per run of an unmeasured first round of every engine's runs; 0: none (default: 64)
     --json             print the results as JSON instead of tables`;
 
@@ -95,6 +97,7 @@ interface Settings {
   concurrency: number;
   batchBytes: number;
   readMaxBytes: number;
+  readSeconds: number;
   warmupBytes: number;
   json: boolean;
 }
@@ -129,6 +132,7 @@ function parseSettings(args: readonly string[]): Settings {
     concurrency: { type: 'string' },
     'batch-kib': { type: 'string' },
     'read-mib': { type: 'string' },
+    'read-seconds': { type: 'string' },
     'warmup-mib': { type: 'string' },
     json: { type: 'boolean', default: false },
   });
@@ -152,16 +156,10 @@ function parseSettings(args: readonly string[]): Settings {
     concurrency: Math.round(positiveOption('concurrency', values.concurrency, 16)),
     batchBytes: Math.round(positiveOption('batch-kib', values['batch-kib'], 16) * 1024),
     readMaxBytes: Math.round(positiveOption('read-mib', values['read-mib'], 4) * MiB),
-    warmupBytes: Math.round(warmupMibOption(values['warmup-mib']) * MiB),
+    readSeconds: nonNegativeOption('read-seconds', values['read-seconds'], 1),
+    warmupBytes: Math.round(nonNegativeOption('warmup-mib', values['warmup-mib'], 64) * MiB),
     json: values.json,
   };
-}
-
-function warmupMibOption(value: string | undefined): number {
-  if (value === undefined) return 64;
-  const mib = Number(value);
-  if (!Number.isFinite(mib) || mib < 0) throw new UsageError(`bad --warmup-mib ${JSON.stringify(value)}`);
-  return mib;
 }
 
 const progress = progressTo('storage');
@@ -316,6 +314,7 @@ function report(
     `machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, ${machine.os}, node ${machine.node}, files in ${machine.tmpdir}`,
     `workload: one shard per run, ${settings.concurrency} appends in flight, ${settings.batchBytes / 1024} KiB batches (one per append), ` +
       `${mibOf(settings.appendBytes)} or ${settings.phaseSeconds} s per phase, reads from offset 0 with maxBytes ${mibOf(settings.readMaxBytes)}, ` +
+      `passes over the shard (and over the page-cache file) repeated for at least ${settings.readSeconds} s, ` +
       `each read into the same reused ${mibOf(settings.readMaxBytes + READ_BUFFER_HEADROOM_BYTES)} buffer (ReadOptions.into; engines may ignore it); ` +
       (settings.warmupBytes > 0
         ? `each engine's runs first done once unmeasured with ${mibOf(settings.warmupBytes)}; `
@@ -347,6 +346,7 @@ async function run(args: readonly string[]): Promise<void> {
       fileBytes: settings.appendBytes,
       syncSeconds: 2,
       passes: 3,
+      readSeconds: settings.readSeconds,
       inFlightBytes: settings.concurrency * settings.batchBytes,
     });
     const runs: Run[] = [];
@@ -368,6 +368,7 @@ async function run(args: readonly string[]): Promise<void> {
               appendBytes,
               phaseSeconds: settings.phaseSeconds,
               readMaxBytes: settings.readMaxBytes,
+              readSeconds: measured ? settings.readSeconds : 0,
             });
             if (measured) runs.push(run);
           }

@@ -42,6 +42,14 @@ export function positiveOption(name: string, text: string | undefined, fallback:
   return value;
 }
 
+/** As {@link positiveOption}, but 0 is allowed too. */
+export function nonNegativeOption(name: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < 0) throw new UsageError(`--${name} must be 0 or more`);
+  return value;
+}
+
 /** Progress lines go to stderr, so `--json` output on stdout stays clean. */
 export function progressTo(suite: string): (line: string) => void {
   return (line) => process.stderr.write(`[${suite}] ${line}\n`);

@@ -102,6 +102,19 @@ describe('record batch', () => {
     expect(() => decodeRecordBatch(batch.subarray(0, 100))).toThrow(/cut short/);
   });
 
+  it('checks the CRC with the checksum function it is given', async () => {
+    const batch = await encodeRecordBatch({ records });
+    const seen: number[] = [];
+    const counting = (data: Uint8Array): number => {
+      seen.push(data.length);
+      return computeBatchCrc(batch);
+    };
+    expect(verifyBatchCrc(batch, counting)).toBe(true);
+    // Over the attributes to the end: everything after the first 21 bytes.
+    expect(seen).toEqual([batch.length - 21]);
+    expect(verifyBatchCrc(batch, () => 0)).toBe(false);
+  });
+
   it('reads raw (unframed) snappy as librdkafka writes it', async () => {
     const { compressSync } = await import('snappy');
     const { decompress } = await import('../../src/codec/compression.js');

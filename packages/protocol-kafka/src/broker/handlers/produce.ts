@@ -8,6 +8,7 @@ import type {
   ProduceResponse,
   ProduceResponsePartitionProduceResponse,
 } from '../../codec/messages/produce-response.js';
+import { crc32c } from '@robustmq/crc32c';
 import { readBatchHeader, RecordBatchError, splitBatches, verifyBatchCrc } from '../../codec/record-batch.js';
 import { producerStateCheck } from '../../producers/index.js';
 import type { ApiHandler, ProducedBatch, RequestContext } from '../handler.js';
@@ -79,7 +80,7 @@ function validate(
       message: 'zstd needs Produce v7 or later',
     };
   }
-  if (!verifyBatchCrc(batch))
+  if (!verifyBatchCrc(batch, crc32c))
     return { errorCode: KafkaErrorCode.corruptMessage, message: 'record batch CRC mismatch' };
   return { batch };
 }
