@@ -1,5 +1,7 @@
 import { randomFillSync } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { crc32c as reference } from '@node-rs/crc32';
 import { describe, expect, it } from 'vitest';
 import { crc32c, implementation, nativeLoaded } from '../src/index.js';
@@ -60,5 +62,27 @@ describe('crc32c', () => {
     // In CI the addon must have been built: a silent fallback would hide a broken build.
     if (process.env.CI) expect(nativeLoaded).toBe(true);
     expect(implementation).toBe(nativeLoaded && cpuHasFolding() ? 'avx512' : 'node-rs');
+  });
+
+  it('falls back to @node-rs/crc32, with the same results, where the addon was not built', async () => {
+    // The built module alone, in a folder of this package with no build/ beside it.
+    const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
+    const scratch = mkdtempSync(join(packageDir, 'no-addon-'));
+    try {
+      mkdirSync(join(scratch, 'dist'));
+      copyFileSync(join(packageDir, 'dist', 'index.js'), join(scratch, 'dist', 'index.js'));
+      const fallback = (await import(pathToFileURL(join(scratch, 'dist', 'index.js')).href)) as {
+        crc32c: (data: Uint8Array, initial?: number) => number;
+        implementation: string;
+        nativeLoaded: boolean;
+      };
+      expect(fallback.nativeLoaded).toBe(false);
+      expect(fallback.implementation).toBe('node-rs');
+      const data = randomFillSync(Buffer.alloc(70_000));
+      expect(fallback.crc32c(data, 7)).toBe(crc32c(data, 7));
+      expect(fallback.crc32c(Buffer.from('123456789'))).toBe(0xe3069283);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
   });
 });
