@@ -159,7 +159,9 @@ static napi_value checksum(napi_env env, napi_callback_info info) {
     return NULL;
   }
   uint32_t initial = 0;
-  if (argc > 1 && napi_get_value_uint32(env, argv[1], &initial) != napi_ok) {
+  napi_valuetype initial_type = napi_undefined;
+  if (argc > 1 && napi_typeof(env, argv[1], &initial_type) != napi_ok) return NULL;
+  if (initial_type != napi_undefined && napi_get_value_uint32(env, argv[1], &initial) != napi_ok) {
     napi_throw_type_error(env, NULL, "crc32c: initial must be a number");
     return NULL;
   }

@@ -53,6 +53,11 @@ describe('crc32c', () => {
     expect(crc32c(view)).toBe(reference(Buffer.from(view)));
   });
 
+  it('takes an initial value left undefined as none', () => {
+    const data = Buffer.from('123456789');
+    expect(crc32c(data, undefined)).toBe(0xe3069283);
+  });
+
   it('refuses what is not a Uint8Array', () => {
     expect(() => crc32c('abc' as unknown as Uint8Array)).toThrow(TypeError);
     expect(() => crc32c(new Uint16Array(4) as unknown as Uint8Array)).toThrow(TypeError);
