@@ -321,7 +321,6 @@ async function consume(port: number, settings: Settings, seconds: number): Promi
         const records = data.records;
         if (!records || records.length === 0) {
           if (data.highWatermark === 0n) return;
-          if (offset >= data.highWatermark) offset = 0n;
           continue;
         }
         received += records.length;

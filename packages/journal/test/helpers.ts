@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { cp, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
@@ -12,6 +12,7 @@ import type {
   StorageEngine,
   StoredBatch,
 } from '@robustmq/core';
+import { frameBytes } from '../src/frame.js';
 import { openJournal, type Journal, type JournalOptions } from '../src/index.js';
 import { shardDirName } from '../src/shard-dir.js';
 
@@ -98,6 +99,25 @@ export async function segmentLogs(dir: string, shard: string): Promise<string[]>
     .filter((n) => n.endsWith('.log'))
     .sort()
     .map((n) => join(shardDir(dir, shard), n));
+}
+
+/**
+ * Flips one bit in the data of batch `index` of a closed shard whose batches have data lengths
+ * cycling through `sizes` (as {@link shardOfSizes} writes them), all in its first segment.
+ */
+export async function damageBatch(
+  dir: string,
+  shard: string,
+  sizes: readonly number[],
+  index: number,
+): Promise<void> {
+  const [log] = await segmentLogs(dir, shard);
+  const bytes = await readFile(log!);
+  let at = 0;
+  for (let i = 0; i < index; i++) at += frameBytes(sizes[i % sizes.length] as number);
+  const damaged = at + 32 + 5;
+  bytes[damaged] = bytes[damaged]! ^ 0x04;
+  await writeFile(log!, bytes);
 }
 
 /** A Metrics registry that keeps counter totals, to count fsyncs. */

@@ -1,7 +1,6 @@
-import { readFile, writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '@robustmq/core';
-import { open, segmentLogs, sha, shardOfSizes } from './helpers.js';
+import { damageBatch, open, sha, shardOfSizes } from './helpers.js';
 
 /**
  * A read of several MiB is split into pieces read a few at a time, and the frames are checked in
@@ -32,14 +31,8 @@ describe('long reads', () => {
   it('serve the frames before a damaged one deep in a long read, then report it corrupt', async () => {
     const { dir, engine, written } = await longShard();
     await engine.close();
-    const [log] = await segmentLogs(dir, 's');
-    const bytes = await readFile(log!);
     // Damage batch 40, several MiB into the log.
-    let at = 0;
-    for (let i = 0; i < 40; i++) at += 32 + (SIZES[i % SIZES.length] as number);
-    const damaged = at + 32 + 5;
-    bytes[damaged] = bytes[damaged]! ^ 0x04;
-    await writeFile(log!, bytes);
+    await damageBatch(dir, 's', SIZES, 40);
     const reopened = await open(dir);
     const into = Buffer.alloc(40 * 1024 * 1024);
     const { batches } = await reopened.read('s', 0, { maxBytes: 32 * 1024 * 1024, into });

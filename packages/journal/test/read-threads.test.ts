@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { open as fsOpen, readFile, writeFile } from 'node:fs/promises';
+import { open as fsOpen, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode } from '@robustmq/core';
@@ -8,7 +8,7 @@ import { frameBytes, sealFrame, writeFrame } from '../src/frame.js';
 import { ReadThreads } from '../src/read-threads.js';
 import { ReadMemory } from '../src/read-memory.js';
 import { scanFrames } from '../src/scan.js';
-import { open, segmentLogs, sha, shardOfSizes, tempDir } from './helpers.js';
+import { damageBatch, open, sha, shardOfSizes, tempDir } from './helpers.js';
 
 /** Uneven frame sizes, so the pieces the threads take end anywhere. */
 const SIZES = [70_000, 3_000, 130_000, 17, 65_536, 1_200_000, 40_000, 900];
@@ -57,13 +57,7 @@ describe('reads on the read threads', () => {
   it('serve the frames before a damaged one, then report it corrupt, as reads on the engine thread do', async () => {
     const { dir, engine, written } = await longShard();
     await engine.close();
-    const [log] = await segmentLogs(dir, 's');
-    const bytes = await readFile(log!);
-    let at = 0;
-    for (let i = 0; i < 40; i++) at += frameBytes(SIZES[i % SIZES.length] as number);
-    const damaged = at + 32 + 5;
-    bytes[damaged] = bytes[damaged]! ^ 0x04;
-    await writeFile(log!, bytes);
+    await damageBatch(dir, 's', SIZES, 40);
 
     const reopened = await open(dir);
     await threadsUp();
