@@ -25,11 +25,11 @@ export interface MachineLimits {
   /** 16 KiB writes that each reach the disk before the next starts. */
   syncWrites: SyncWrites;
   /**
-   * Writes of all the bytes a workload's appenders have in flight at once, each reaching the disk
-   * before the next starts: the most a durable append path can get from appenders that wait for
-   * their acknowledgement, whatever it groups. Null when the options name no such size.
+   * For each load the options name, writes of all the bytes its appenders have in flight at once,
+   * each reaching the disk before the next starts: what a durable append path gets from appenders
+   * that wait for their acknowledgement if it does no more than group them.
    */
-  inFlightSyncWrites: SyncWrites | null;
+  inFlightSyncWrites: SyncWrites[];
   /**
    * Reading back the file just written (so from the page cache) in 1 MiB reads, like `cat`, over
    * and over for at least `readSeconds`.
@@ -48,8 +48,8 @@ export interface MachineLimitOptions {
   passes: number;
   /** Least time each read pass keeps reading the file, from its start again each time (0: once). */
   readSeconds?: number;
-  /** Bytes the workload's appenders have in flight at once, for {@link MachineLimits.inFlightSyncWrites}. */
-  inFlightBytes?: number;
+  /** Bytes a workload's appenders have in flight at once, one per load, for {@link MachineLimits.inFlightSyncWrites}. */
+  inFlightBytes?: readonly number[];
 }
 
 const CHUNK_BYTES = 1024 * 1024;
@@ -136,11 +136,9 @@ export function measureMachineLimits(options: MachineLimitOptions): MachineLimit
       reads.push(readWhole(sequentialPath, new Uint8Array(CHUNK_BYTES), options.readSeconds ?? 0));
     }
     const syncWrites = writeSynchronously(syncPath, chunk.subarray(0, SYNC_WRITE_BYTES), options.syncSeconds);
-    const inFlight = options.inFlightBytes;
-    const inFlightSyncWrites =
-      inFlight === undefined
-        ? null
-        : writeSynchronously(syncPath, randomFillSync(new Uint8Array(inFlight)), options.syncSeconds);
+    const inFlightSyncWrites = (options.inFlightBytes ?? []).map((bytes) =>
+      writeSynchronously(syncPath, randomFillSync(new Uint8Array(bytes)), options.syncSeconds),
+    );
     return {
       sequentialWrite: median(writes),
       syncWrites,
