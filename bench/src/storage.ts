@@ -153,6 +153,15 @@ function positiveIntegers(name: string, list: string): number[] {
   });
 }
 
+/** The lightest load and the heaviest, the one the targets are judged at (the same with one load). */
+function loadsOf(settings: Settings): { lightest: number; heaviest: number } {
+  const { concurrencies } = settings;
+  return {
+    lightest: concurrencies[0] as number,
+    heaviest: concurrencies[concurrencies.length - 1] as number,
+  };
+}
+
 function parseSettings(args: readonly string[]): Settings {
   const values = parseSuiteArgs(args, {
     engines: { type: 'string' },
@@ -222,8 +231,7 @@ async function runOne(
 
 function targetsOf(runs: readonly Run[], limits: MachineLimits, settings: Settings): Target[] {
   const seq = limits.sequentialWrite.bytesPerSecond;
-  const heaviest = settings.concurrencies.at(-1);
-  const lightest = settings.concurrencies[0];
+  const { lightest, heaviest } = loadsOf(settings);
   const judged = runs.filter((r) => r.concurrency === heaviest);
   const targets: Target[] = [];
   for (const run of judged) {
@@ -291,11 +299,17 @@ function report(
         formatMBps(limits.syncWrites.bytesPerSecond),
         formatRate(limits.syncWrites.writesPerSecond),
       ],
-      ...limits.inFlightSyncWrites.map((inFlight, index) => [
-        `synchronous ${(settings.concurrencies[index] ?? 0) * (settings.batchBytes / 1024)} KiB writes, all of ${settings.concurrencies[index]} appends in flight at once (${inFlight.method})`,
-        formatMBps(inFlight.bytesPerSecond),
-        formatRate(inFlight.writesPerSecond),
-      ]),
+      ...settings.concurrencies.flatMap((concurrency) => {
+        const inFlight = inFlightLimit(concurrency);
+        if (inFlight === undefined) return [];
+        return [
+          [
+            `synchronous ${(concurrency * settings.batchBytes) / 1024} KiB writes, all of ${concurrency} appends in flight at once (${inFlight.method})`,
+            formatMBps(inFlight.bytesPerSecond),
+            formatRate(inFlight.writesPerSecond),
+          ],
+        ];
+      }),
       [`page-cache read of that file, 1 MiB reads (like cat)`, formatMBps(cache), ''],
     ],
   );
@@ -338,8 +352,7 @@ function report(
       ];
     }),
   );
-  const heaviest = settings.concurrencies.at(-1);
-  const lightest = settings.concurrencies[0];
+  const { lightest, heaviest } = loadsOf(settings);
   const severalLoads = heaviest !== lightest;
   const targetTable = markdownTable(
     [
