@@ -1,5 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COMPRESSION_NAMES, decodeRecordBatches, type FetchResponse } from '../src/codec/index.js';
+import {
+  COMPRESSION_NAMES,
+  decodeRecordBatches,
+  type DeleteRecordsResponse,
+  type FetchResponse,
+} from '../src/codec/index.js';
 import { run } from './helpers/processes.js';
 import { RawClient } from './helpers/raw-client.js';
 import { startServer, type KafkaServer } from './helpers/server.js';
@@ -109,5 +114,38 @@ describe('kcat (librdkafka)', () => {
     expect(fromTail.stdout.trim().split('\n')).toEqual(['m8', 'm9']);
     const byTime = await run(KCAT, ['-b', broker(), '-t', topic, '-C', '-o', 's@0', '-e', '-f', '%s\\n']);
     expect(byTime.stdout.trim().split('\n')).toHaveLength(10);
+  }, 60_000);
+
+  it('resets a consumer whose offset fell below the log start (auto.offset.reset)', async () => {
+    const topic = 'kcat-below-start';
+    await run(KCAT, ['-b', broker(), '-t', topic, '-P', '-X', 'acks=all'], {
+      input: Array.from({ length: 20 }, (_, i) => `m${i}`).join('\n') + '\n',
+    });
+    const raw = await RawClient.open(server.port);
+    try {
+      const deleted = await raw.request<DeleteRecordsResponse>(21, 2, {
+        topics: [{ name: topic, partitions: [{ partitionIndex: 0, offset: 10n }] }],
+        timeoutMs: 5000,
+      });
+      expect(deleted.topics[0]!.partitions[0]).toMatchObject({ errorCode: 0, lowWatermark: 10n });
+    } finally {
+      raw.close();
+    }
+    // Offset 2 is gone: librdkafka reads the OFFSET_OUT_OF_RANGE answer, starts over at the log start.
+    const { stdout } = await run(KCAT, [
+      '-b',
+      broker(),
+      '-t',
+      topic,
+      '-C',
+      '-o',
+      '2',
+      '-e',
+      '-X',
+      'auto.offset.reset=earliest',
+      '-f',
+      '%o %s\\n',
+    ]);
+    expect(stdout.trim().split('\n')).toEqual(Array.from({ length: 10 }, (_, i) => `${i + 10} m${i + 10}`));
   }, 60_000);
 });

@@ -35,6 +35,12 @@ interface PartitionRead {
   end: number;
 }
 
+/**
+ * A partition answered without batches still carries an empty record set, never a null one: librdkafka
+ * refuses a whole Fetch response in which any partition's records have size -1.
+ */
+const NO_RECORDS = Buffer.alloc(0);
+
 function empty(partitionIndex: number, errorCode: number): FetchResponsePartitionData<Records> {
   return {
     partitionIndex,
@@ -44,7 +50,7 @@ function empty(partitionIndex: number, errorCode: number): FetchResponsePartitio
     logStartOffset: -1n,
     abortedTransactions: [],
     preferredReadReplica: -1,
-    records: null,
+    records: NO_RECORDS,
   };
 }
 
@@ -99,7 +105,6 @@ async function readPartition(
         highWatermark: BigInt(info.nextOffset),
         lastStableOffset: BigInt(info.nextOffset),
         logStartOffset: BigInt(info.logStartOffset),
-        records: Buffer.alloc(0),
       };
       read.bytes = 0;
       read.records = 0;
