@@ -805,9 +805,11 @@ export class Shard {
         await this.#dropSegments((segment) => !segment.isEmpty && segment.maxTimestamp < cutoff);
       }
       if (retentionBytes !== null) {
+        // As Kafka does: the oldest segment goes only if what stays is still `retentionBytes`, so
+        // the newest `retentionBytes` are always kept.
         let size = this.info().sizeBytes;
         let removed = false;
-        while (this.segments.length > 1 && size > retentionBytes) {
+        while (this.segments.length > 1 && size - (this.segments[0] as Segment).size >= retentionBytes) {
           size -= (this.segments[0] as Segment).size;
           await this.#removeOldest();
           removed = true;

@@ -174,7 +174,10 @@ describe('journal offloading hooks', () => {
     await fill(engine, 's', 60);
     const sealed = await offloadAll(engine, store, 's');
     const info = await engine.shardInfo('s');
-    await engine.updateShardConfig('s', { retentionBytes: info.sizeBytes - sealed[0]!.size - 1 });
+    // What stays after the two oldest segments go is exactly the limit: both go, the third stays.
+    await engine.updateShardConfig('s', {
+      retentionBytes: info.sizeBytes - sealed[0]!.size - sealed[1]!.size,
+    });
     await engine.enforceRetention(Date.now());
     expect((await engine.sealedSegments('s'))[0]!.baseOffset).toBe(sealed[2]!.baseOffset);
     expect(await engine.deleteBefore('s', sealed[3]!.baseOffset)).toBe(sealed[3]!.baseOffset);

@@ -130,7 +130,10 @@ export class ShardLog {
       const cutoff = now - retentionMs;
       dropped += this.#dropWhile((batch) => batch.maxTimestamp < cutoff);
     }
-    if (retentionBytes !== null) dropped += this.#dropWhile(() => this.#sizeBytes > retentionBytes);
+    // A batch goes only if what stays is still `retentionBytes`, so the newest `retentionBytes` stay.
+    if (retentionBytes !== null) {
+      dropped += this.#dropWhile((batch) => this.#sizeBytes - batch.data.length >= retentionBytes);
+    }
     if (dropped > 0) {
       const first = this.#batches[this.#head];
       this.#logStartOffset = Math.max(this.#logStartOffset, first?.baseOffset ?? this.#nextOffset);

@@ -529,18 +529,20 @@ export class RocksDbStorageEngine implements StorageEngine {
     return block.endOffset;
   }
 
-  /** The first batch to keep so that what remains is at most `limit` bytes. */
+  /**
+   * The first batch to keep: leading batches go only while what stays is still `limit` bytes, so
+   * the newest `limit` bytes are always kept (as Kafka's `retention.bytes`).
+   */
   async #keepWithinSize(shard: Shard, limit: number): Promise<number> {
-    let excess = shard.index.bytes - limit;
+    let droppable = shard.index.bytes - limit;
     for (const block of shard.index.blocks) {
-      if (excess <= 0) return block.firstOffset;
-      if (block.bytes <= excess) {
-        excess -= block.bytes;
+      if (block.bytes <= droppable) {
+        droppable -= block.bytes;
         continue;
       }
       for await (const batch of this.#scan(shard, block.firstOffset, block.endOffset)) {
-        excess -= batch.bytes;
-        if (excess <= 0) return batch.endOffset;
+        if (batch.bytes > droppable) return batch.baseOffset;
+        droppable -= batch.bytes;
       }
       return block.endOffset;
     }
