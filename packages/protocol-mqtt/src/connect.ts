@@ -3,7 +3,6 @@ import type { Principal } from '@robustmq/core';
 import { runConnectExchange } from './auth-exchange.js';
 import { ClientAuthorization } from './authorization.js';
 import type { IConnackPacket, IConnectPacket, IDisconnectPacket, ProtocolVersion } from './codec/packets.js';
-import { MAX_PACKET_SIZE } from './codec/parser.js';
 import { ConnectReturnCode, ReasonCode } from './codec/reason-codes.js';
 import type { Connection } from './connection.js';
 import { NEVER_EXPIRES } from './session.js';
@@ -27,12 +26,22 @@ type Refusal = keyof typeof REFUSALS;
  * CONNECT (MQTT 5 section 3.1): checks the client id and will, authenticates, takes over or
  * resumes the session, answers CONNACK, then sends what the session had pending.
  */
-export function handleConnect(connection: Connection, packet: IConnectPacket, now: number): Promise<void> {
+export function handleConnect(
+  connection: Connection,
+  packet: IConnectPacket,
+  frame: Buffer,
+  now: number,
+): Promise<void> {
   connection.state = 'connecting';
-  return connect(connection, packet, now);
+  return connect(connection, packet, frame, now);
 }
 
-async function connect(connection: Connection, packet: IConnectPacket, now: number): Promise<void> {
+async function connect(
+  connection: Connection,
+  packet: IConnectPacket,
+  frame: Buffer,
+  now: number,
+): Promise<void> {
   const { broker } = connection;
   const settings = broker.settings;
   const version: ProtocolVersion = packet.protocolVersion ?? 4;
@@ -59,6 +68,8 @@ async function connect(connection: Connection, packet: IConnectPacket, now: numb
   if (props?.receiveMaximum === 0 || props?.maximumPacketSize === 0) {
     return refuse(connection, 'protocol_violation', 'receive maximum or maximum packet size of 0');
   }
+  // From here on, every packet to the client fits its limit, a refusal's CONNACK too.
+  if (props?.maximumPacketSize !== undefined) connection.clientMaxPacketSize = props.maximumPacketSize;
   if (packet.will) {
     const problem = topicNameProblem(packet.will.topic, settings.maxTopicLevels);
     if (problem) return refuse(connection, 'invalid_will_topic', `will ${problem}`);
@@ -112,7 +123,6 @@ async function connect(connection: Connection, packet: IConnectPacket, now: numb
   );
   if (props) {
     connection.clientReceiveMaximum = props.receiveMaximum ?? 65_535;
-    connection.clientMaxPacketSize = props.maximumPacketSize ?? MAX_PACKET_SIZE;
     connection.acceptOutboundAliases(props.topicAliasMaximum ?? 0);
   }
   const requestedExpiry = version === 5 ? (props?.sessionExpiryInterval ?? 0) : clean ? 0 : NEVER_EXPIRES;
@@ -129,7 +139,7 @@ async function connect(connection: Connection, packet: IConnectPacket, now: numb
 
   const { session, present } = broker.attach(connection, clientId, clean);
   session.expiryInterval = expiry;
-  connection.will = packet.will ? willFromConnect(packet.will) : null;
+  connection.will = packet.will ? willFromConnect(packet.will, frame) : null;
   // Written in order with the session's later writes: a SUBACK waits for its own record.
   void broker.persist(session, now)?.catch(() => {});
   connection.established(version, clientId, session, keepAlive);

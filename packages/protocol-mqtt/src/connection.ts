@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream';
 import type { ConnectionInfo, MessageOrigin } from '@robustmq/core';
 import type { ClientAuthorization } from './authorization.js';
 import type { MqttBroker } from './broker.js';
-import { encodeAck, encodePacket } from './codec/encode.js';
+import { encodeAck, encodePacketWithin } from './codec/encode.js';
 import type { MqttCodecError } from './codec/errors.js';
 import type { IAuthPacket, Packet, ProtocolVersion } from './codec/packets.js';
 import { MAX_PACKET_SIZE, PacketParser } from './codec/parser.js';
@@ -140,14 +140,29 @@ export class Connection {
     this.counts.bytesSent += buffer.length;
   }
 
-  /** Encodes and writes a packet in this connection's protocol version. */
+  /**
+   * Encodes and writes a packet in this connection's protocol version, within the client's
+   * Maximum Packet Size: its reason string and user properties are left out if need be, and a
+   * packet that cannot fit is not sent.
+   */
   send(packet: Packet): void {
-    this.write(encodePacket(packet, this.version));
+    const encoded = encodePacketWithin(packet, this.version, this.clientMaxPacketSize);
+    if (encoded !== null) this.write(encoded);
+    else this.tooLargeForClient(packet.cmd);
   }
 
   /** An acknowledgement, with an MQTT 5 reason code when this client speaks 5. */
   sendAck(cmd: 'puback' | 'pubrec' | 'pubrel' | 'pubcomp', packetId: number, reasonCode: number): void {
-    this.write(encodeAck(cmd, packetId, this.version === 5 ? reasonCode : 0));
+    const encoded = encodeAck(cmd, packetId, this.version === 5 ? reasonCode : 0);
+    if (encoded.length <= this.clientMaxPacketSize) this.write(encoded);
+    else this.tooLargeForClient(cmd);
+  }
+
+  private tooLargeForClient(cmd: string): void {
+    this.broker.logger.warn(
+      { clientId: this.clientId || undefined, maximumPacketSize: this.clientMaxPacketSize },
+      `${cmd.toUpperCase()} not sent: over the client's maximum packet size`,
+    );
   }
 
   /** A QoS 0 delivery: dropped (and counted) when the client is not keeping up. */
@@ -340,9 +355,19 @@ export class Connection {
       this.close(false);
       return;
     }
-    const reason = error.reasonCode === ReasonCode.PacketTooLarge ? 'packet_too_large' : 'malformed_packet';
-    if (this.state === 'connected') this.violation(error.reasonCode, reason, error.message);
-    else this.refuse(reason, error.message);
+    const reason =
+      error.reasonCode === ReasonCode.PacketTooLarge
+        ? 'packet_too_large'
+        : error.reasonCode === ReasonCode.ProtocolError
+          ? 'protocol_violation'
+          : 'malformed_packet';
+    if (this.state === 'connected') return this.violation(error.reasonCode, reason, error.message);
+    if (this.state === 'awaiting-connect' && this.parser.protocolVersion === 5) {
+      // The CONNECT itself is bad: an MQTT 5 server may say why in CONNACK before closing
+      // (section 3.1.4). No reason string: the client's Maximum Packet Size is not known.
+      this.write(Buffer.from([0x20, 0x03, 0x00, error.reasonCode, 0x00]));
+    }
+    this.refuse(reason, error.message);
   }
 
   private onPacket(packet: Packet, frame: Buffer): void {
@@ -399,7 +424,7 @@ export class Connection {
   private dispatch(packet: Packet, frame: Buffer, now: number): void | Promise<void> {
     try {
       if (this.state === 'awaiting-connect') {
-        if (packet.cmd === 'connect') return handleConnect(this, packet, now);
+        if (packet.cmd === 'connect') return handleConnect(this, packet, frame, now);
         return this.refuse('packet_before_connect', `${packet.cmd.toUpperCase()} before CONNECT`);
       }
       switch (packet.cmd) {

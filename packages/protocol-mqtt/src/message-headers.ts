@@ -1,5 +1,4 @@
 import type { MessageHeader } from '@robustmq/core';
-import type { UserProperties } from './codec/packets.js';
 import type { CarriedProperties } from './publication.js';
 import { topicNameProblem } from './topic-names.js';
 
@@ -23,12 +22,8 @@ const AMQP_PREFIX = 'amqp-';
 export function headersOf(properties: CarriedProperties | undefined): MessageHeader[] {
   const headers: MessageHeader[] = [];
   if (!properties) return headers;
-  const user = properties.userProperties;
-  if (user) {
-    for (const key of Object.keys(user)) {
-      const value = user[key]!;
-      for (const v of Array.isArray(value) ? value : [value]) headers.push({ key, value: Buffer.from(v) });
-    }
+  for (const [key, value] of properties.userProperties ?? []) {
+    headers.push({ key, value: Buffer.from(value) });
   }
   if (properties.contentType !== undefined) {
     headers.push({ key: MqttHeader.contentType, value: Buffer.from(properties.contentType) });
@@ -48,12 +43,12 @@ const utf8 = (bytes: Uint8Array) =>
 /**
  * The MQTT 5 properties for a message from another protocol: the mapped headers become their
  * properties (the first of each; a response topic only when it is a valid topic name), `amqp-`
- * headers are left out, every other header becomes a user
- * property (its value read as UTF-8).
+ * headers are left out, every other header becomes a user property (its value read as UTF-8), in
+ * the headers' order.
  */
 export function propertiesOf(headers: readonly MessageHeader[]): CarriedProperties | undefined {
   let carried: CarriedProperties | undefined;
-  let user: UserProperties | undefined;
+  let user: Array<[string, string]> | undefined;
   for (const { key, value } of headers) {
     if (key.startsWith(AMQP_PREFIX)) continue;
     if (key === MqttHeader.contentType) {
@@ -70,12 +65,7 @@ export function propertiesOf(headers: readonly MessageHeader[]): CarriedProperti
       carried ??= {};
       carried.correlationData ??= Buffer.from(value);
     } else {
-      user ??= Object.create(null) as UserProperties;
-      const text = utf8(value);
-      const existing = user[key];
-      if (existing === undefined) user[key] = text;
-      else if (Array.isArray(existing)) existing.push(text);
-      else user[key] = [existing, text];
+      (user ??= []).push([key, utf8(value)]);
     }
   }
   if (user) (carried ??= {}).userProperties = user;

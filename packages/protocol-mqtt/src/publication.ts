@@ -1,6 +1,7 @@
 import type { Message, MessageHeader } from '@robustmq/core';
-import { encodePacket } from './codec/encode.js';
-import type { IPublishPacket, PublishProperties, QoS, UserProperties } from './codec/packets.js';
+import { encodePublish, type PublishFieldProperties } from './codec/encode.js';
+import type { IPublishPacket, PublishProperties, QoS } from './codec/packets.js';
+import type { UserPropertyList } from './codec/user-properties.js';
 import { headersOf, propertiesOf } from './message-headers.js';
 
 /** PUBLISH encodings: MQTT 3.1 and 3.1.1 share one (4); MQTT 5 adds properties (5). */
@@ -12,7 +13,8 @@ export interface CarriedProperties {
   contentType?: string;
   responseTopic?: string;
   correlationData?: Buffer;
-  userProperties?: UserProperties;
+  /** In the order the publisher sent them (MQTT-3.3.2-18). */
+  userProperties?: UserPropertyList;
 }
 
 /**
@@ -46,11 +48,15 @@ export class Publication {
     readonly timestamp: number,
   ) {}
 
-  /** Builds the publication for a PUBLISH a client sent. */
+  /**
+   * Builds the publication for a PUBLISH a client sent, with its User Properties in order (read
+   * from the received bytes: the packet object groups them).
+   */
   static fromPacket(
     packet: IPublishPacket,
     topic: string,
     publisherId: string,
+    userProperties: UserPropertyList | undefined,
     frame: Buffer | null,
     family: WireFamily,
     now: number,
@@ -59,7 +65,7 @@ export class Publication {
     let carried: CarriedProperties | undefined;
     let expiresAt = 0;
     if (props) {
-      carried = carriedProperties(props);
+      carried = carriedProperties(props, userProperties);
       if (props.messageExpiryInterval !== undefined) expiresAt = now + props.messageExpiryInterval * 1000;
     }
     return new Publication(
@@ -153,33 +159,27 @@ export class Publication {
     now: number,
     alias?: { alias: number; known: boolean },
   ): Buffer {
-    const packet: IPublishPacket = {
-      cmd: 'publish',
-      topic: alias?.known ? '' : this.topic,
-      payload: this.payload,
-      qos,
-      dup,
-      retain,
-    };
-    if (qos > 0) packet.messageId = packetId;
-    if (family === 5) {
-      const properties: PublishProperties | undefined =
-        this.properties || this.expiresAt !== 0 || subscriptionIds || alias
-          ? { ...this.properties }
-          : undefined;
-      if (properties) {
-        if (alias) properties.topicAlias = alias.alias;
-        if (this.expiresAt !== 0) {
-          properties.messageExpiryInterval = Math.max(0, Math.ceil((this.expiresAt - now) / 1000));
-        }
-        if (subscriptionIds) {
-          properties.subscriptionIdentifier =
-            subscriptionIds.length === 1 ? subscriptionIds[0]! : [...subscriptionIds];
-        }
-        packet.properties = properties;
+    let properties: PublishFieldProperties | undefined;
+    if (family === 5 && (this.properties || this.expiresAt !== 0 || subscriptionIds || alias)) {
+      properties = { ...this.properties };
+      if (alias) properties.topicAlias = alias.alias;
+      if (this.expiresAt !== 0) {
+        properties.messageExpiryInterval = Math.max(0, Math.ceil((this.expiresAt - now) / 1000));
       }
+      if (subscriptionIds) properties.subscriptionIdentifiers = subscriptionIds;
     }
-    return encodePacket(packet, family);
+    return encodePublish(
+      {
+        topic: alias?.known ? '' : this.topic,
+        payload: this.payload,
+        qos,
+        messageId: packetId,
+        dup,
+        retain,
+        ...(properties ? { properties } : {}),
+      },
+      family,
+    );
   }
 
   /** This message as the router carries it to other protocols. */
@@ -188,7 +188,10 @@ export class Publication {
   }
 }
 
-function carriedProperties(props: PublishProperties): CarriedProperties | undefined {
+function carriedProperties(
+  props: PublishProperties,
+  userProperties: UserPropertyList | undefined,
+): CarriedProperties | undefined {
   const carried: CarriedProperties = {};
   let any = false;
   if (props.payloadFormatIndicator !== undefined) {
@@ -207,8 +210,8 @@ function carriedProperties(props: PublishProperties): CarriedProperties | undefi
     carried.correlationData = props.correlationData;
     any = true;
   }
-  if (props.userProperties !== undefined) {
-    carried.userProperties = props.userProperties;
+  if (userProperties !== undefined && userProperties.length > 0) {
+    carried.userProperties = userProperties;
     any = true;
   }
   return any ? carried : undefined;

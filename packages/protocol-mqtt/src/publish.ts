@@ -6,6 +6,7 @@ import type {
   IPubrelPacket,
 } from './codec/packets.js';
 import { ReasonCode } from './codec/reason-codes.js';
+import { publishUserProperties } from './codec/user-properties.js';
 import type { Connection } from './connection.js';
 import { Publication } from './publication.js';
 import { parseDelayedTopic } from './delayed-publish.js';
@@ -24,8 +25,11 @@ export function handlePublish(
 ): void | Promise<void> {
   const settings = connection.broker.settings;
   let topic = packet.topic;
-  // Forwarding the received bytes needs a packet that no subscriber sees differently.
-  let forwardable = packet.qos === 0 && !packet.retain;
+  // Forwarding the received bytes needs a packet that no subscriber sees differently. A QoS 0
+  // PUBLISH with DUP set breaks MQTT-3.3.1-2, but that rule binds its sender and none makes the
+  // receiver refuse it; Mosquitto takes it, and MQTT-3.3.1-3 (the server's own) says DUP is not
+  // passed on: so it is taken and sent on encoded afresh, without DUP.
+  let forwardable = packet.qos === 0 && !packet.retain && !packet.dup;
   if (connection.version === 5 && packet.properties) {
     const { topicAlias, subscriptionIdentifier } = packet.properties;
     if (subscriptionIdentifier !== undefined) {
@@ -84,11 +88,11 @@ export function handlePublish(
     }
   }
   const allowed = connection.authorization!.check('publish', topic, now);
-  if (allowed === true) return accept(connection, packet, topic, forwardable ? frame : null, delay, now);
+  if (allowed === true) return accept(connection, packet, topic, frame, forwardable, delay, now);
   if (allowed === false) return refuse(connection, packet);
   return allowed.then((ok) => {
     if (connection.state !== 'connected') return;
-    if (ok) return accept(connection, packet, topic, forwardable ? frame : null, delay, Date.now());
+    if (ok) return accept(connection, packet, topic, frame, forwardable, delay, Date.now());
     refuse(connection, packet);
   });
 }
@@ -97,13 +101,15 @@ export function handlePublish(
  * Routes the message (or holds it, for `$delayed/`) and acknowledges it; when the message had to
  * be stored (a delayed message, a persistent
  * subscriber's queue, a retained message, the QoS 2 id of a persistent session), the
- * acknowledgement waits until that is durable.
+ * acknowledgement waits until that is durable. `frame` is the PUBLISH as received; `forwardable`
+ * says whether subscribers of its wire format may get those very bytes.
  */
 function accept(
   connection: Connection,
   packet: IPublishPacket,
   topic: string,
-  frame: Buffer | null,
+  frame: Buffer,
+  forwardable: boolean,
   delaySeconds: number,
   now: number,
 ): void | Promise<void> {
@@ -113,7 +119,8 @@ function accept(
     packet,
     topic,
     connection.clientId,
-    frame,
+    packet.properties?.userProperties === undefined ? undefined : publishUserProperties(frame),
+    forwardable ? frame : null,
     connection.family,
     now,
   );

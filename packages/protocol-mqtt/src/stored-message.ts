@@ -1,4 +1,5 @@
 import type { QoS, UserProperties } from './codec/packets.js';
+import type { UserPropertyList } from './codec/user-properties.js';
 import { Publication, type CarriedProperties } from './publication.js';
 
 /** A Publication as JSON, for session logs and retained messages kept across restarts. */
@@ -16,6 +17,12 @@ export interface StoredMessage {
   responseTopic?: string;
   /** Correlation data, base64. */
   correlationData?: string;
+  /** User properties in order, as [name, value] pairs. */
+  userPropertyList?: UserPropertyList;
+  /**
+   * User properties as versions up to 0.1.0 stored them, the values of a repeated name grouped
+   * (their order among other names lost): still read, no longer written.
+   */
   userProperties?: UserProperties;
 }
 
@@ -37,7 +44,7 @@ export function storeMessage(publication: Publication): StoredMessage {
     if (props.responseTopic !== undefined) stored.responseTopic = props.responseTopic;
     if (props.correlationData !== undefined)
       stored.correlationData = props.correlationData.toString('base64');
-    if (props.userProperties !== undefined) stored.userProperties = props.userProperties;
+    if (props.userProperties !== undefined) stored.userPropertyList = props.userProperties;
   }
   return stored;
 }
@@ -49,6 +56,7 @@ export function loadMessage(stored: StoredMessage): Publication {
     stored.contentType !== undefined ||
     stored.responseTopic !== undefined ||
     stored.correlationData !== undefined ||
+    stored.userPropertyList !== undefined ||
     stored.userProperties !== undefined
   ) {
     carried = {};
@@ -58,7 +66,8 @@ export function loadMessage(stored: StoredMessage): Publication {
     if (stored.responseTopic !== undefined) carried.responseTopic = stored.responseTopic;
     if (stored.correlationData !== undefined)
       carried.correlationData = Buffer.from(stored.correlationData, 'base64');
-    if (stored.userProperties !== undefined) carried.userProperties = stored.userProperties;
+    const userProperties = storedUserProperties(stored);
+    if (userProperties !== undefined) carried.userProperties = userProperties;
   }
   const publication = new Publication(
     stored.topic,
@@ -74,4 +83,19 @@ export function loadMessage(stored: StoredMessage): Publication {
   );
   publication.detach();
   return publication;
+}
+
+/** The user properties of a stored message or will, in either format. */
+export function storedUserProperties(stored: {
+  userPropertyList?: UserPropertyList;
+  userProperties?: UserProperties;
+}): UserPropertyList | undefined {
+  if (stored.userPropertyList !== undefined) return stored.userPropertyList;
+  const grouped = stored.userProperties;
+  if (grouped === undefined) return undefined;
+  const list: Array<[string, string]> = [];
+  for (const [name, value] of Object.entries(grouped)) {
+    for (const v of Array.isArray(value) ? value : [value]) list.push([name, v]);
+  }
+  return list;
 }

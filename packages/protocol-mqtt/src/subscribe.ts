@@ -115,6 +115,14 @@ function complete(
 
 /** UNSUBSCRIBE: MQTT 5 says per filter whether there was a subscription (0x00) or not (0x11). */
 export function handleUnsubscribe(connection: Connection, packet: IUnsubscribePacket): void {
+  if (packet.unsubscriptions.length === 0) {
+    // MQTT-3.10.3-2: an UNSUBSCRIBE names at least one filter.
+    return connection.violation(
+      ReasonCode.ProtocolError,
+      'protocol_violation',
+      'UNSUBSCRIBE without filters',
+    );
+  }
   const { broker } = connection;
   const session = connection.session!;
   const codes = packet.unsubscriptions.map((filter) =>

@@ -1,6 +1,8 @@
 import type { Principal } from '@robustmq/core';
 import type { IConnectPacket, QoS, UserProperties } from './codec/packets.js';
+import { willUserProperties, type UserPropertyList } from './codec/user-properties.js';
 import { Publication, type CarriedProperties } from './publication.js';
+import { storedUserProperties } from './stored-message.js';
 import { LongTimer } from './timers.js';
 
 /** A client's Will Message, from its CONNECT. */
@@ -16,7 +18,8 @@ export interface Will {
   delayInterval: number;
 }
 
-export function willFromConnect(will: NonNullable<IConnectPacket['will']>): Will {
+/** The will of a CONNECT; `frame` is the CONNECT's bytes, where its User Properties keep their order. */
+export function willFromConnect(will: NonNullable<IConnectPacket['will']>, frame: Buffer): Will {
   const props = will.properties;
   let carried: CarriedProperties | undefined;
   if (props) {
@@ -26,7 +29,7 @@ export function willFromConnect(will: NonNullable<IConnectPacket['will']>): Will
     if (props.contentType !== undefined) carried.contentType = props.contentType;
     if (props.responseTopic !== undefined) carried.responseTopic = props.responseTopic;
     if (props.correlationData !== undefined) carried.correlationData = Buffer.from(props.correlationData);
-    if (props.userProperties !== undefined) carried.userProperties = props.userProperties;
+    if (props.userProperties !== undefined) carried.userProperties = willUserProperties(frame);
   }
   return {
     topic: will.topic,
@@ -69,6 +72,9 @@ export interface StoredWill {
   responseTopic?: string;
   /** Correlation data, base64. */
   correlationData?: string;
+  /** User properties in order, as [name, value] pairs. */
+  userPropertyList?: UserPropertyList;
+  /** User properties as versions up to 0.1.0 stored them (grouped by name): still read. */
   userProperties?: UserProperties;
   /** The principal the client authenticated as: the will is authorized as it. */
   principal: Principal;
@@ -90,7 +96,7 @@ export function storeWill(will: Will, principal: Principal): StoredWill {
   if (props?.contentType !== undefined) stored.contentType = props.contentType;
   if (props?.responseTopic !== undefined) stored.responseTopic = props.responseTopic;
   if (props?.correlationData !== undefined) stored.correlationData = props.correlationData.toString('base64');
-  if (props?.userProperties !== undefined) stored.userProperties = props.userProperties;
+  if (props?.userProperties !== undefined) stored.userPropertyList = props.userProperties;
   return stored;
 }
 
@@ -103,7 +109,8 @@ export function loadWill(stored: StoredWill): Will {
   if (stored.correlationData !== undefined) {
     carried.correlationData = Buffer.from(stored.correlationData, 'base64');
   }
-  if (stored.userProperties !== undefined) carried.userProperties = stored.userProperties;
+  const userProperties = storedUserProperties(stored);
+  if (userProperties !== undefined) carried.userProperties = userProperties;
   return {
     topic: stored.topic,
     payload: Buffer.from(stored.payload, 'base64'),

@@ -3,6 +3,7 @@ import { encodePacket, type Packet, type ProtocolVersion } from '../src/codec/in
 import { connectClient, endAll, Inbox, type MqttClient } from './helpers/mqttjs.js';
 import { RawClient } from './helpers/raw-client.js';
 import { startServer, type MqttServer } from './helpers/server.js';
+import { connectPacket, packet, properties, str, userProperty } from './helpers/wire.js';
 
 let server: MqttServer;
 let good: MqttClient[] = [];
@@ -95,6 +96,44 @@ each('bad input from an MQTT $version client', ({ version }) => {
     await expectRejected(version, (c) => c.send({ cmd: 'pingresp' }), 0x82);
   });
 
+  it('a QoS 1 PUBLISH without a whole packet identifier is malformed and reaches no one', async () => {
+    // The packet ends right after the topic, or one byte into the packet identifier.
+    await expectRejected(version, (c) => c.write(packet(0x32, str('good/topic'))), 0x81);
+    await expectRejected(version, (c) => c.write(packet(0x32, str('good/topic'), [0x07])), 0x81);
+    expect(await goodInbox.settle(200)).toEqual([]);
+  });
+
+  it('packet identifier 0 on SUBSCRIBE, UNSUBSCRIBE or PUBACK is malformed (MQTT-2.2.1-3)', async () => {
+    const noProperties = version === 5 ? [0] : [];
+    await expectRejected(version, (c) => c.write(packet(0x82, [0, 0], noProperties, str('a/b'), [1])), 0x81);
+    await expectRejected(version, (c) => c.write(packet(0xa2, [0, 0], noProperties, str('a/b'))), 0x81);
+    await expectRejected(version, (c) => c.write(packet(0x40, [0, 0])), 0x81);
+  });
+
+  it('a PUBACK cut short and a PINGREQ with a body are malformed', async () => {
+    await expectRejected(version, (c) => c.write([0x40, 0x01, 0x00]), 0x81);
+    await expectRejected(version, (c) => c.write([0xc0, 0x01, 0x00]), 0x81);
+  });
+
+  it('UNSUBSCRIBE without a topic filter is a protocol error (MQTT-3.10.3-2)', async () => {
+    await expectRejected(version, (c) => c.write(packet(0xa2, [0, 1], version === 5 ? [0] : [])), 0x82);
+  });
+
+  it('a QoS 0 PUBLISH with DUP set is passed on without DUP (MQTT-3.3.1-3), as Mosquitto does', async () => {
+    const topic = `dup-qos0-${version}`;
+    const subscriber = await RawClient.connected(server.port, version, `dup-sub-${version}`);
+    subscriber.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 0 }] });
+    expect((await subscriber.next()).cmd).toBe('suback');
+    const publisher = await RawClient.connected(server.port, version, `dup-pub-${version}`);
+    const noProperties = version === 5 ? [0] : [];
+    publisher.write(packet(0x38, str(topic), noProperties, Buffer.from('x')));
+    expect(await subscriber.nextBytes()).toEqual(packet(0x30, str(topic), noProperties, Buffer.from('x')));
+    publisher.send({ cmd: 'pingreq' });
+    expect((await publisher.next()).cmd).toBe('pingresp');
+    publisher.close();
+    subscriber.close();
+  });
+
   it('an invalid topic filter gets a failure in SUBACK and the connection stays', async () => {
     const client = await RawClient.connected(server.port, version, `filter-${version}`);
     client.send({
@@ -118,7 +157,70 @@ each('bad input from an MQTT $version client', ({ version }) => {
   });
 });
 
+describe('bad MQTT 5 properties', () => {
+  const notUtf8 = Buffer.from([0xc0, 0xaf]);
+  it.each([
+    ['Message Expiry Interval twice', properties([0x02, 0, 0, 0, 10], [0x02, 0, 0, 0, 20]), 0x82],
+    ['Content Type twice', properties([0x03], str('a'), [0x03], str('b')), 0x82],
+    ['a Reason String (not a PUBLISH property)', properties([0x1f], str('why')), 0x81],
+    ['a Session Expiry Interval (not a PUBLISH property)', properties([0x11, 0, 0, 0, 5]), 0x81],
+    ['Payload Format Indicator 2', properties([0x01, 2]), 0x82],
+    ['a Response Topic with a wildcard (MQTT-3.3.2-14)', properties([0x08], str('reply/#')), 0x82],
+    ['a User Property name that is not UTF-8', properties([0x26], str(notUtf8), str('v')), 0x81],
+    ['a User Property value that is not UTF-8', properties(userProperty('k', notUtf8)), 0x81],
+    ['a Content Type that is not UTF-8', properties([0x03], str(notUtf8)), 0x81],
+    ['a property running past the property length', Buffer.from([0x03, 0x03, 0x00, 0x03, 0x61, 0x62]), 0x81],
+  ])(
+    'PUBLISH with %s is refused at QoS 0 and 1 (DISCONNECT 0x81/0x82), and no one gets it',
+    async (_name, props, code) => {
+      await expectRejected(
+        5,
+        (c) => c.write(packet(0x30, str('good/topic'), props, Buffer.from('bad'))),
+        code,
+      );
+      await expectRejected(
+        5,
+        (c) => c.write(packet(0x32, str('good/topic'), [0, 1], props, Buffer.from('bad'))),
+        code,
+      );
+      expect(await goodInbox.settle(100)).toEqual([]);
+    },
+  );
+
+  it.each([
+    [
+      'Session Expiry Interval twice',
+      { properties: properties([0x11, 0, 0, 0, 10], [0x11, 0, 0, 0, 20]) },
+      0x82,
+    ],
+    ['a Topic Alias', { properties: properties([0x23, 0, 1]) }, 0x81],
+    ['a Topic Alias in its will', { will: { topic: 'w', properties: properties([0x23, 0, 1]) } }, 0x81],
+    ['two bytes after its last field', { trailing: [0x00, 0x00] }, 0x81],
+    [
+      'Authentication Data without an Authentication Method',
+      { properties: properties([0x16], str('x')) },
+      0x82,
+    ],
+  ])('CONNECT with %s gets CONNACK 0x81/0x82, then is closed', async (_name, options, code) => {
+    const client = await RawClient.open(server.port, 5);
+    client.write(connectPacket(5, `bad-connect-${++seq}`, options));
+    expect(await client.nextBytes()).toEqual(Buffer.from([0x20, 0x03, 0x00, code, 0x00]));
+    expect(await client.closesWithin(3000)).toBe(true);
+  });
+
+  it('an AUTH with Remaining Length 0 (reason Success, no method) is a protocol error', async () => {
+    await expectRejected(5, (c) => c.write([0xf0, 0x00]), 0x82);
+  });
+});
+
 describe('bad input before or instead of CONNECT', () => {
+  it('closes an MQTT 3.1.1 connection whose CONNECT has bytes after its last field', async () => {
+    const client = await RawClient.open(server.port, 4);
+    client.write(connectPacket(4, 'trailing-4', { trailing: [0x00, 0x00] }));
+    expect(await client.closesWithin(3000)).toBe(true);
+    await expect(client.next(100)).rejects.toThrow('connection closed');
+  });
+
   it('closes a connection whose first packet is not CONNECT', async () => {
     const client = await RawClient.open(server.port);
     client.write(rawPublish(Buffer.from('early'), 4));

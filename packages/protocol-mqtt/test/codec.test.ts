@@ -1,6 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import type { MqttCodecError } from '../src/codec/index.js';
-import { encodeAck, encodePacket, PacketParser, ReasonCode, type Packet } from '../src/codec/index.js';
+import {
+  encodeAck,
+  encodePacket,
+  encodePacketWithin,
+  encodePublish,
+  PacketParser,
+  publishUserProperties,
+  ReasonCode,
+  type Packet,
+} from '../src/codec/index.js';
+import { packet, properties, str, userProperty } from './helpers/wire.js';
 
 function parserFor(options: { maxPacketSize?: number; protocolVersion?: 3 | 4 | 5 } = {}) {
   const packets: Array<{ packet: Packet; frame: Buffer }> = [];
@@ -131,5 +141,129 @@ describe('encodeAck', () => {
     const { parser, packets } = parserFor({ protocolVersion: 5 });
     parser.parse(encodeAck('pubrec', 5, 0x87));
     expect(packets[0]!.packet).toMatchObject({ cmd: 'pubrec', messageId: 5, reasonCode: 0x87 });
+  });
+});
+
+describe('encodePublish', () => {
+  it('encodes what mqtt-packet does, and keeps User Properties in the order given', () => {
+    const fields = {
+      topic: 'a/ü',
+      payload: Buffer.from('x'.repeat(200)),
+      qos: 1 as const,
+      messageId: 7,
+      dup: true,
+      retain: true,
+    };
+    const props = {
+      payloadFormatIndicator: true,
+      messageExpiryInterval: 60,
+      contentType: 'text/plain',
+      responseTopic: 'reply/1',
+      correlationData: Buffer.from([1, 2]),
+      topicAlias: 3,
+    };
+    for (const version of [4, 5] as const) {
+      expect(encodePublish({ ...fields, properties: props }, version)).toEqual(
+        encodePacket({ cmd: 'publish', ...fields, properties: props }, version),
+      );
+    }
+    const ordered = encodePublish(
+      {
+        ...fields,
+        qos: 0,
+        properties: {
+          subscriptionIdentifiers: [5, 300],
+          userProperties: [
+            ['z', '1'],
+            ['a', '2'],
+            ['z', '3'],
+          ],
+        },
+      },
+      5,
+    );
+    expect(ordered).toEqual(
+      packet(
+        0x39,
+        str('a/ü'),
+        properties(
+          [0x0b, 5, 0x0b, 0xac, 0x02],
+          userProperty('z', '1'),
+          userProperty('a', '2'),
+          userProperty('z', '3'),
+        ),
+        fields.payload,
+      ),
+    );
+    expect(publishUserProperties(ordered)).toEqual([
+      ['z', '1'],
+      ['a', '2'],
+      ['z', '3'],
+    ]);
+  });
+});
+
+describe('encodePacketWithin', () => {
+  it('leaves out the reason string and user properties, and Response Information of CONNACK, to fit', () => {
+    const disconnect: Packet = {
+      cmd: 'disconnect',
+      reasonCode: 0x82,
+      properties: { reasonString: 'why', userProperties: { k: 'v' }, sessionExpiryInterval: 1 },
+    };
+    expect(encodePacketWithin(disconnect, 5, 100)).toEqual(encodePacket(disconnect, 5));
+    expect([...encodePacketWithin(disconnect, 5, 10)!]).toEqual([0xe0, 0x07, 0x82, 0x05, 0x11, 0, 0, 0, 1]);
+    expect(encodePacketWithin(disconnect, 5, 8)).toBeNull();
+    const connack: Packet = {
+      cmd: 'connack',
+      reasonCode: 0,
+      sessionPresent: false,
+      properties: { responseInformation: 'response/c/' },
+    };
+    expect([...encodePacketWithin(connack, 5, 16)!]).toEqual([0x20, 0x03, 0x00, 0x00, 0x00]);
+    // A PUBLISH's properties are the message's: too large, it is not sent at all.
+    const publish: Packet = {
+      cmd: 'publish',
+      topic: 't',
+      payload: Buffer.alloc(4),
+      qos: 0,
+      dup: false,
+      retain: false,
+      properties: { userProperties: { k: 'v'.repeat(20) } },
+    };
+    expect(encodePacketWithin(publish, 5, 20)).toBeNull();
+  });
+});
+
+describe('PacketParser checks beyond mqtt-packet', () => {
+  it('reads an AUTH of Remaining Length 0 as reason 0x00 without properties (MQTT 5)', () => {
+    const { parser, packets, errors } = parserFor({ protocolVersion: 5 });
+    parser.parse(Buffer.from([0xf0, 0x00]));
+    expect(errors).toEqual([]);
+    expect(packets[0]!.packet).toEqual({ cmd: 'auth', reasonCode: 0 });
+  });
+
+  it('checks the properties of the packets a client receives too', () => {
+    const cases: Array<[string, Buffer, number]> = [
+      ['Topic Alias in CONNACK', packet(0x20, [0, 0], properties([0x23, 0, 1])), ReasonCode.MalformedPacket],
+      [
+        'Reason String twice in SUBACK',
+        packet(0x90, [0, 1], properties([0x1f], str('a'), [0x1f], str('b')), [0]),
+        ReasonCode.ProtocolError,
+      ],
+      ['Maximum QoS 2 in CONNACK', packet(0x20, [0, 0], properties([0x24, 2])), ReasonCode.ProtocolError],
+      [
+        'a reason string that is not UTF-8 in PUBACK',
+        packet(0x40, [0, 1, 0x10], properties([0x1f], str(Buffer.from([0xff])))),
+        ReasonCode.MalformedPacket,
+      ],
+    ];
+    for (const [what, bytes, reasonCode] of cases) {
+      const { parser, errors } = parserFor({ protocolVersion: 5 });
+      parser.parse(bytes);
+      expect(
+        errors.map((e) => e.reasonCode),
+        what,
+      ).toEqual([reasonCode]);
+    }
   });
 });

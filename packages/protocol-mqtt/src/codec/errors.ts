@@ -17,3 +17,6 @@ export class MqttCodecError extends Error {
 
 export const malformed = (message: string): MqttCodecError =>
   new MqttCodecError(ReasonCode.MalformedPacket, message);
+
+export const protocolError = (message: string): MqttCodecError =>
+  new MqttCodecError(ReasonCode.ProtocolError, message);

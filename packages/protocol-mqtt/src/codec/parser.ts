@@ -2,7 +2,7 @@ import { parser as createInnerParser, type Packet, type Parser as InnerParser } 
 import { malformed, MqttCodecError } from './errors.js';
 import type { ProtocolVersion } from './packets.js';
 import { ReasonCode } from './reason-codes.js';
-import { checkStrings } from './strings.js';
+import { checkPacket } from './well-formed.js';
 
 /** The largest packet MQTT can express: 1 type byte, 4 length bytes, 268,435,455 body bytes. */
 export const MAX_PACKET_SIZE = 268_435_460;
@@ -40,6 +40,8 @@ export class PacketParser {
   private readonly onPacket: PacketParserOptions['onPacket'];
   private readonly onError: PacketParserOptions['onError'];
   private frame: Buffer | null = null;
+  /** What mqtt-packet emitted for the frame it was given. */
+  private innerPacket: Packet | null = null;
   private parts: Buffer[] = [];
   private partsLength = 0;
   /** Total length of the packet being buffered, once its header has been read. */
@@ -56,7 +58,7 @@ export class PacketParser {
     this.inner = createInnerParser(
       options.protocolVersion === undefined ? {} : { protocolVersion: options.protocolVersion },
     );
-    this.inner.on('packet', (packet: Packet) => this.decoded(packet));
+    this.inner.on('packet', (packet: Packet) => (this.innerPacket = packet));
     this.inner.on('error', (error: Error) => this.fail(malformed(error.message)));
   }
 
@@ -132,7 +134,8 @@ export class PacketParser {
       }
       this.frame = data.subarray(offset, offset + total);
       offset += total;
-      this.inner.parse(this.frame);
+      const packet = this.decode(this.frame);
+      if (packet !== null) this.decoded(packet);
       this.frame = null;
       if (this.failed) return;
     }
@@ -142,15 +145,31 @@ export class PacketParser {
     }
   }
 
+  /** Decodes one whole packet with mqtt-packet; null when it reported an error. */
+  private decode(frame: Buffer): Packet | null {
+    if (frame.length === 2 && frame[0] === 0xf0 && this.version === 5) {
+      // An AUTH of Remaining Length 0 means reason 0x00 without properties (MQTT 5 section
+      // 3.15.2.1); mqtt-packet cannot read that form.
+      return { cmd: 'auth', reasonCode: 0 };
+    }
+    try {
+      this.inner.parse(frame);
+    } catch (error) {
+      // Bad input must not escape as an exception, whatever mqtt-packet makes of it.
+      this.fail(malformed(`undecodable packet: ${(error as Error).message}`));
+    }
+    const packet = this.innerPacket;
+    this.innerPacket = null;
+    return this.failed ? null : packet;
+  }
+
   private decoded(packet: Packet): void {
     const frame = this.frame!;
     if (packet.cmd === 'connect') {
       this.version = packet.protocolVersion ?? 4;
       if (packet.will && (packet.will.qos as number) > 2) return this.fail(malformed('will QoS is 3'));
-    } else if (packet.cmd === 'publish' && packet.qos > 0 && packet.messageId === 0) {
-      return this.fail(malformed('PUBLISH with QoS > 0 has packet identifier 0'));
     }
-    const problem = checkStrings(packet, frame, this.version ?? 4);
+    const problem = checkPacket(packet, frame, this.version ?? 4);
     if (problem) return this.fail(problem);
     this.onPacket(packet, frame);
   }

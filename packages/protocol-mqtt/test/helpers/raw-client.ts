@@ -3,7 +3,7 @@ import { encodePacket, PacketParser, type Packet, type ProtocolVersion } from '.
 
 /** A bare TCP client for sending exact bytes and reading the broker's packets. */
 export class RawClient {
-  private readonly packets: Packet[] = [];
+  private readonly packets: Array<[Packet, Buffer]> = [];
   private waiters: Array<() => void> = [];
   private readonly parser: PacketParser;
   readonly closed: Promise<void>;
@@ -15,8 +15,8 @@ export class RawClient {
   ) {
     this.parser = new PacketParser({
       protocolVersion: version,
-      onPacket: (packet) => {
-        this.packets.push(packet);
+      onPacket: (packet, frame) => {
+        this.packets.push([packet, Buffer.from(frame)]);
         this.wake();
       },
       onError: (error) => {
@@ -73,6 +73,16 @@ export class RawClient {
 
   /** The next packet from the broker; rejects if the connection closes first or on timeout. */
   async next(timeoutMs = 5000): Promise<Packet> {
+    return (await this.nextWithBytes(timeoutMs))[0];
+  }
+
+  /** The next packet from the broker, as the bytes it came in. */
+  async nextBytes(timeoutMs = 5000): Promise<Buffer> {
+    return (await this.nextWithBytes(timeoutMs))[1];
+  }
+
+  /** The next packet from the broker and the bytes it came in. */
+  async nextWithBytes(timeoutMs = 5000): Promise<[Packet, Buffer]> {
     const deadline = Date.now() + timeoutMs;
     while (this.packets.length === 0) {
       if (this.isClosed) throw new Error('connection closed');
