@@ -8,8 +8,18 @@ import type { ShardContext } from './shard.js';
 import { parseSegmentFileName } from './shard-dir.js';
 import { readShardMeta, type ShardMeta } from './shard-meta.js';
 
-/** Written when an engine closes cleanly, so the next open can trust the last segment's indexes. */
+/**
+ * Written when an engine closes cleanly: the last segment's size then, which its index files match.
+ * It stays while the engine runs, since the active segment's index files are rewritten only when it
+ * is sealed or the engine closes: after a crash, the log up to that size is known whole and
+ * indexed (as Kafka's recovery point), and only what was appended since is scanned.
+ */
 const CLEAN_MARKER_FILE = 'clean-shutdown.json';
+
+interface CleanMarker {
+  baseOffset: number;
+  size: number;
+}
 
 /** Records, after a clean close, the last segment's size: its indexes match exactly that log. */
 export async function writeCleanMarker(dir: string, active: Segment): Promise<void> {
@@ -19,34 +29,53 @@ export async function writeCleanMarker(dir: string, active: Segment): Promise<vo
   );
 }
 
-/** Reads and removes the clean-shutdown marker; null when the last shutdown was not clean. */
-async function readCleanMarker(dir: string): Promise<{ baseOffset: number; size: number } | null> {
-  const path = join(dir, CLEAN_MARKER_FILE);
-  let marker: { baseOffset: number; size: number } | null = null;
+/** Reads the clean-shutdown marker; null when there is none (or it is unreadable). */
+async function readCleanMarker(dir: string): Promise<CleanMarker | null> {
   try {
-    const parsed = JSON.parse(await readFile(path, 'utf8')) as { baseOffset?: unknown; size?: unknown };
+    const parsed = JSON.parse(await readFile(join(dir, CLEAN_MARKER_FILE), 'utf8')) as {
+      baseOffset?: unknown;
+      size?: unknown;
+    };
     if (typeof parsed.baseOffset === 'number' && typeof parsed.size === 'number') {
-      marker = { baseOffset: parsed.baseOffset, size: parsed.size };
+      return { baseOffset: parsed.baseOffset, size: parsed.size };
     }
   } catch {
-    return null;
+    // Missing or torn: the last segment is scanned whole.
   }
-  // Only the shutdown that wrote it vouches for it: from now on the log may change again.
-  await removeFile(path);
-  return marker;
+  return null;
 }
 
 /**
- * Recovers the last segment after an unclean shutdown: reads every frame, checking each checksum,
- * cuts off a torn or corrupt tail, and rebuilds the indexes in memory.
+ * Loads the last segment's state up to the marker's size from its index files, when they check out
+ * against the log there. False when the marker is for another segment or the files do not agree.
+ */
+async function loadMarkedPart(
+  segment: Segment,
+  fileSize: number,
+  marker: CleanMarker | null,
+  ctx: ShardContext,
+): Promise<boolean> {
+  if (marker === null || marker.baseOffset !== segment.baseOffset || marker.size > fileSize) return false;
+  return segment.withHandle((h) => segment.checkIndexes(h, marker.size, ctx.indexIntervalBytes, true));
+}
+
+/**
+ * Recovers the last segment after an unclean shutdown: reads every frame from `from` (0, or the end
+ * of the part the clean marker vouches for, loaded already), checking each checksum, cuts off a torn
+ * or corrupt tail, and builds the rest of the indexes in memory.
  */
 async function recoverActive(
   segment: Segment,
   fileSize: number,
+  from: number,
   ctx: ShardContext,
   logger: Logger,
 ): Promise<void> {
-  const result = await segment.withHandle((h) => segment.rebuild(h, fileSize, ctx.indexIntervalBytes));
+  const result = await segment.withHandle((h) =>
+    from === 0
+      ? segment.rebuild(h, fileSize, ctx.indexIntervalBytes)
+      : segment.rebuildOn(h, fileSize, ctx.indexIntervalBytes),
+  );
   if (result.kind === 'bad') {
     const cut = fileSize - result.position;
     logger.warn(
@@ -214,12 +243,14 @@ async function recoverSegments(
     }
     const fileSize = (await stat(segment.logPath)).size;
     if (nextBase === undefined) {
-      const trusted =
-        clean !== null &&
-        clean.baseOffset === segment.baseOffset &&
-        clean.size === fileSize &&
-        (await segment.withHandle((h) => segment.checkIndexes(h, fileSize, ctx.indexIntervalBytes, true)));
-      if (!trusted) await recoverActive(segment, fileSize, ctx, logger);
+      const marked = await loadMarkedPart(segment, fileSize, clean, ctx);
+      if (!marked) {
+        // The marker vouches for nothing here, and must not later vouch for a log recovery changed.
+        await removeFile(join(dir, CLEAN_MARKER_FILE));
+        await recoverActive(segment, fileSize, 0, ctx, logger);
+      } else if (segment.size < fileSize) {
+        await recoverActive(segment, fileSize, segment.size, ctx, logger);
+      }
     } else {
       const sound =
         (await segment.withHandle((h) => segment.checkIndexes(h, fileSize, ctx.indexIntervalBytes, false))) &&

@@ -425,9 +425,24 @@ export class Segment implements ReadHandleHolder {
     this.maxTimestamp = -Infinity;
     this.lastBatchRelative = -1;
     this.endOffset = this.baseOffset;
+    this.size = 0;
+    return this.rebuildOn(handle, size, indexIntervalBytes);
+  }
+
+  /**
+   * Extends the in-memory state and indexes, loaded up to the current size, by reading every frame
+   * from there up to `size`, checking each checksum. Returns where and why the scan ended.
+   */
+  async rebuildOn(handle: SegmentSource, size: number, indexIntervalBytes: number): Promise<ScanResult> {
     const result = await scanFrames(
       handle,
-      { from: 0, to: size, expectedBase: this.baseOffset, readAhead: SCAN_READ_AHEAD, verifyAll: false },
+      {
+        from: this.size,
+        to: size,
+        expectedBase: this.endOffset,
+        readAhead: SCAN_READ_AHEAD,
+        verifyAll: false,
+      },
       () => 'take',
       (header, position) =>
         this.noteBatch(header, position, frameBytes(header.dataLength), indexIntervalBytes),

@@ -125,6 +125,62 @@ describe('journal recovery', () => {
     expect((await reopened.read('s', 5, { maxBytes: 10 })).batches[0]!.baseOffset).toBe(5);
   });
 
+  it('keeps what was appended after a clean restart when a crash follows older damage', async () => {
+    const dir = await tempDirFor();
+    const { engine, written } = await filled(dir, 10);
+    await engine.close();
+    const [log] = await segmentLogs(dir, 's');
+    await flipByte(log!, 4 * FRAME + 40);
+    const reopened = await open(dir);
+    for (let i = 0; i < 5; i++) {
+      const b = batch(200, 2_000 + i);
+      written.push(b);
+      await reopened.append('s', [b]);
+    }
+    const crashed = await crashCopy(reopened.dir);
+
+    // Only what came after the clean close is scanned: the damage before it is not a torn tail.
+    const logger = new RecordingLogger();
+    const recovered = await open(crashed, { logger });
+    expect(logger.count('truncating torn or corrupt tail')).toBe(0);
+    expect((await recovered.shardInfo('s')).nextOffset).toBe(15);
+    await expect(recovered.read('s', 4, { maxBytes: 10 })).rejects.toMatchObject({ code: ErrorCode.Corrupt });
+    for (const offset of [0, 3, 5, 9, 10, 14]) {
+      const { batches } = await recovered.read('s', offset, { maxBytes: 1 });
+      expect(sha(batches[0]!.data)).toBe(sha(written[offset]!.data));
+    }
+    expect(await recovered.append('s', [batch(10)])).toEqual({ baseOffset: 15, lastOffset: 15 });
+  });
+
+  it('cuts a torn tail appended after a clean restart, and only that', async () => {
+    const dir = await tempDirFor();
+    const { engine, written } = await filled(dir, 10);
+    await engine.close();
+    const reopened = await open(dir, { indexIntervalBytes: 512 });
+    for (let i = 0; i < 5; i++) {
+      const b = batch(200, 2_000 + i);
+      written.push(b);
+      await reopened.append('s', [b]);
+    }
+    const crashed = await crashCopy(reopened.dir);
+    const [log] = await segmentLogs(crashed, 's');
+    await truncate(log!, 14 * FRAME + 100);
+
+    const logger = new RecordingLogger();
+    const recovered = await open(crashed, { logger, indexIntervalBytes: 512 });
+    expect(logger.count('truncating torn or corrupt tail')).toBe(1);
+    expect((await recovered.shardInfo('s')).nextOffset).toBe(14);
+    expect((await readAll(recovered, 's')).map((b) => sha(b.data))).toEqual(
+      written.slice(0, 14).map((b) => sha(b.data)),
+    );
+    // The indexes loaded for the clean part and rebuilt after it find every offset and time.
+    for (let offset = 0; offset < 14; offset++) {
+      expect((await recovered.read('s', offset, { maxBytes: 1 })).batches[0]!.baseOffset).toBe(offset);
+    }
+    expect(await recovered.offsetForTimestamp('s', 2_002)).toBe(12);
+    expect(await recovered.append('s', [batch(10)])).toEqual({ baseOffset: 14, lastOffset: 14 });
+  });
+
   it('rebuilds a sealed segment whose header is smashed up to the damage and keeps later segments', async () => {
     const dir = await tempDirFor();
     const { engine, written } = await filled(dir, 30, 2048);
