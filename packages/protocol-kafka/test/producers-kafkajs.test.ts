@@ -171,3 +171,31 @@ describe('idempotent producers through a connection that loses responses', () =>
     expect(await storedValues(topic)).toEqual([...first, ...second]);
   }, 60_000);
 });
+
+describe('transactional producers', () => {
+  // Transactions are not offered: a transactional id is refused at once, and the client says why.
+  it('refuses a KafkaJS transactional producer with TRANSACTIONAL_ID_AUTHORIZATION_FAILED', async () => {
+    const producer = kafka.producer({
+      transactionalId: 'tx-kafkajs',
+      idempotent: true,
+      maxInFlightRequests: 1,
+    });
+    await producer.connect();
+    try {
+      await expect(producer.transaction()).rejects.toMatchObject({
+        type: 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED',
+      });
+    } finally {
+      await producer.disconnect();
+    }
+  });
+
+  it('fails librdkafka init_transactions at once instead of leaving its messages unsent', async () => {
+    const produced = run(
+      '/usr/bin/kcat',
+      ['-b', `127.0.0.1:${server.port}`, '-t', 'transactional-kcat', '-P', '-X', 'transactional.id=tx-kcat'],
+      { input: 'one\n' },
+    );
+    await expect(produced).rejects.toThrow(/init_transactions\(\).*Transactional Id authorization failed/);
+  }, 60_000);
+});

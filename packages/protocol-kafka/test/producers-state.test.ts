@@ -142,31 +142,17 @@ describe('idempotent producers', () => {
     expect(next).toBeGreaterThan(Math.max(...ids));
   });
 
-  it('gives idempotent producers fresh ids and transactional ones the same id with a higher epoch', async () => {
+  it('gives idempotent producers fresh ids and refuses transactional ids', async () => {
     const service = new ProducerService(meta, storage);
-    const one = await service.initProducerId({
-      transactionalId: null,
-      transactionTimeoutMs: 0,
-      producerId: -1n,
-      producerEpoch: -1,
-    });
-    const two = await service.initProducerId({
-      transactionalId: null,
-      transactionTimeoutMs: 0,
-      producerId: -1n,
-      producerEpoch: -1,
-    });
+    const one = await service.initProducerId({ transactionalId: null });
+    const two = await service.initProducerId({ transactionalId: '' });
     expect(one).toMatchObject({ errorCode: E.none, producerEpoch: 0 });
+    expect(two).toMatchObject({ errorCode: E.none, producerEpoch: 0 });
     expect(two.producerId).not.toBe(one.producerId);
-
-    const txn = (producerId = -1n, producerEpoch = -1, transactionTimeoutMs = 60_000) =>
-      service.initProducerId({ transactionalId: 'tx-1', transactionTimeoutMs, producerId, producerEpoch });
-    const first = await txn();
-    const second = await txn();
-    expect(second.producerId).toBe(first.producerId);
-    expect(second.producerEpoch).toBe(first.producerEpoch + 1);
-    expect((await txn(first.producerId, first.producerEpoch)).errorCode).toBe(E.producerFenced);
-    expect((await txn(second.producerId, second.producerEpoch)).producerEpoch).toBe(second.producerEpoch + 1);
-    expect((await txn(-1n, -1, 0)).errorCode).toBe(E.invalidTransactionTimeout);
+    expect(await service.initProducerId({ transactionalId: 'tx-1' })).toEqual({
+      errorCode: E.transactionalIdAuthorizationFailed,
+      producerId: -1n,
+      producerEpoch: -1,
+    });
   });
 });

@@ -3,16 +3,13 @@ import type { InitProducerIdResponse } from '../../codec/messages/init-producer-
 import { producerService } from '../../producers/index.js';
 import type { ApiHandler } from '../handler.js';
 
-/** InitProducerId: a durable producer id and epoch for an idempotent (or transactional) producer. */
+/** InitProducerId: a durable producer id and epoch for an idempotent producer; transactional ids are refused. */
 export const handleInitProducerId: ApiHandler<InitProducerIdRequest, InitProducerIdResponse> = async (
   request,
   context,
 ) => {
   const outcome = await producerService(context.broker).initProducerId({
     transactionalId: request.transactionalId,
-    transactionTimeoutMs: request.transactionTimeoutMs,
-    producerId: request.producerId ?? -1n,
-    producerEpoch: request.producerEpoch ?? -1,
   });
   return { throttleTimeMs: 0, ...outcome };
 };
