@@ -137,3 +137,88 @@ describe('KafkaJS', () => {
     expect(await admin.listTopics()).not.toContain('js-admin');
   }, 60_000);
 });
+
+describe('topic configs that act on produced batches (KafkaJS)', () => {
+  const twentyTwenty = String(Date.UTC(2020, 0, 1));
+
+  /** The first record of a partition as a KafkaJS consumer sees it. */
+  async function firstMessage(topic: string): Promise<{ timestamp: string; value: string }> {
+    const consumer = kafka.consumer({ groupId: `${topic}-reader`, maxWaitTimeInMs: 100 });
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    try {
+      return await new Promise((resolve, reject) => {
+        consumer
+          .run({
+            eachMessage: ({ message }) => {
+              resolve({ timestamp: message.timestamp, value: message.value!.toString() });
+              return Promise.resolve();
+            },
+          })
+          .catch(reject);
+      });
+    } finally {
+      await consumer.disconnect();
+    }
+  }
+
+  it('stamps batches with the append time under message.timestamp.type=LogAppendTime', async () => {
+    const topic = 'js-log-append-time';
+    await admin.createTopics({
+      topics: [{ topic, configEntries: [{ name: 'message.timestamp.type', value: 'LogAppendTime' }] }],
+    });
+    const producer = kafka.producer();
+    await producer.connect();
+    const before = Date.now();
+    const [sent] = await producer.send({
+      topic,
+      acks: -1,
+      messages: [{ value: 'stamped', timestamp: twentyTwenty }],
+    });
+    const after = Date.now();
+    await producer.disconnect();
+    const appended = Number(sent!.logAppendTime);
+    expect(appended).toBeGreaterThanOrEqual(before);
+    expect(appended).toBeLessThanOrEqual(after);
+    expect(await firstMessage(topic)).toEqual({ timestamp: String(appended), value: 'stamped' });
+  }, 30_000);
+
+  it('refuses timestamps beyond message.timestamp.before.max.ms with INVALID_TIMESTAMP', async () => {
+    const topic = 'js-timestamp-bounds';
+    await admin.createTopics({
+      topics: [{ topic, configEntries: [{ name: 'message.timestamp.before.max.ms', value: '3600000' }] }],
+    });
+    const producer = kafka.producer({ retry: { retries: 0 } });
+    await producer.connect();
+    try {
+      await expect(
+        producer.send({ topic, messages: [{ value: 'too old', timestamp: twentyTwenty }] }),
+      ).rejects.toMatchObject({ type: 'INVALID_TIMESTAMP' });
+      await producer.send({ topic, messages: [{ value: 'recent', timestamp: String(Date.now() - 60_000) }] });
+    } finally {
+      await producer.disconnect();
+    }
+    expect((await firstMessage(topic)).value).toBe('recent');
+  }, 30_000);
+
+  it('answers acks=all with NOT_ENOUGH_REPLICAS when min.insync.replicas is above the replicas', async () => {
+    const topic = 'js-min-insync';
+    await admin.createTopics({
+      topics: [{ topic, configEntries: [{ name: 'min.insync.replicas', value: '2' }] }],
+    });
+    const producer = kafka.producer({ retry: { retries: 0 } });
+    await producer.connect();
+    try {
+      await expect(
+        producer.send({ topic, acks: -1, messages: [{ value: 'refused' }] }),
+      ).rejects.toMatchObject({
+        // A retriable error: KafkaJS gives up after its retries and names it as the cause.
+        cause: { type: 'NOT_ENOUGH_REPLICAS' },
+      });
+      await producer.send({ topic, acks: 1, messages: [{ value: 'leader only' }] });
+    } finally {
+      await producer.disconnect();
+    }
+    expect((await firstMessage(topic)).value).toBe('leader only');
+  }, 30_000);
+});

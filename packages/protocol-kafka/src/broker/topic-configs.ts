@@ -2,8 +2,8 @@ import { DEFAULT_SHARD_CONFIG, type NewTopic, type Topic, type TopicChange } fro
 
 /**
  * Kafka topic configs. Those marked `acts` change what storage does (retention, segment size,
- * largest batch); the others are accepted and kept so clients that set them keep working, and
- * are reported back by DescribeConfigs.
+ * largest batch) or what Produce accepts and stamps (timestamps, in-sync replicas); the others are
+ * accepted and kept so clients that set them keep working, and are reported back by DescribeConfigs.
  */
 const TOPIC_CONFIGS: Readonly<
   Record<string, { default: string; kind: 'int' | 'string' | 'bool' | 'ratio'; acts?: true }>
@@ -20,14 +20,14 @@ const TOPIC_CONFIGS: Readonly<
   'flush.ms': { default: '9223372036854775807', kind: 'int' },
   'index.interval.bytes': { default: '4096', kind: 'int' },
   'max.compaction.lag.ms': { default: '9223372036854775807', kind: 'int' },
-  'message.timestamp.type': { default: 'CreateTime', kind: 'string' },
-  'message.timestamp.before.max.ms': { default: '9223372036854775807', kind: 'int' },
-  'message.timestamp.after.max.ms': { default: '9223372036854775807', kind: 'int' },
-  'message.timestamp.difference.max.ms': { default: '9223372036854775807', kind: 'int' },
+  'message.timestamp.type': { default: 'CreateTime', kind: 'string', acts: true },
+  'message.timestamp.before.max.ms': { default: '9223372036854775807', kind: 'int', acts: true },
+  'message.timestamp.after.max.ms': { default: '9223372036854775807', kind: 'int', acts: true },
+  'message.timestamp.difference.max.ms': { default: '9223372036854775807', kind: 'int', acts: true },
   'message.downconversion.enable': { default: 'true', kind: 'bool' },
   'min.cleanable.dirty.ratio': { default: '0.5', kind: 'ratio' },
   'min.compaction.lag.ms': { default: '0', kind: 'int' },
-  'min.insync.replicas': { default: '1', kind: 'int' },
+  'min.insync.replicas': { default: '1', kind: 'int', acts: true },
   preallocate: { default: 'false', kind: 'bool' },
   'segment.index.bytes': { default: '10485760', kind: 'int' },
   'segment.jitter.ms': { default: '0', kind: 'int' },

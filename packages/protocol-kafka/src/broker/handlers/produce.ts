@@ -9,10 +9,17 @@ import type {
   ProduceResponsePartitionProduceResponse,
 } from '../../codec/messages/produce-response.js';
 import { crc32c } from '@robustmq/crc32c';
-import { readBatchHeader, RecordBatchError, splitBatches, verifyBatchCrc } from '../../codec/record-batch.js';
+import {
+  readBatchHeader,
+  RecordBatchError,
+  setLogAppendTime,
+  splitBatches,
+  verifyBatchCrc,
+} from '../../codec/record-batch.js';
 import { producerStateCheck } from '../../producers/index.js';
 import type { ApiHandler, ProducedBatch, RequestContext } from '../handler.js';
 import { PartitionWriter } from '../partition-writer.js';
+import { ProducePolicies, refusal, type ProducePolicy } from '../produce-policy.js';
 import { publishStoredBatch } from '../router-feed.js';
 import { authorized, kafkaErrorOf } from '../topics.js';
 
@@ -22,17 +29,24 @@ export function partitionWriter(context: RequestContext): PartitionWriter {
   return broker.service('partition-writer', () => new PartitionWriter(broker.context.storage));
 }
 
+/** The broker's view of what each topic's configs ask of produced batches. */
+function producePolicies(context: RequestContext): ProducePolicies {
+  const { broker } = context;
+  return broker.service('produce-policies', () => new ProducePolicies(broker.context.meta, broker.catalog));
+}
+
 function result(
   index: number,
   errorCode: number,
   baseOffset = -1,
   errorMessage: string | null = null,
+  logAppendTime = -1,
 ): ProduceResponsePartitionProduceResponse {
   return {
     index,
     errorCode,
     baseOffset: BigInt(baseOffset),
-    logAppendTimeMs: -1n,
+    logAppendTimeMs: BigInt(logAppendTime),
     logStartOffset: -1n,
     recordErrors: [],
     errorMessage,
@@ -95,6 +109,8 @@ async function producePartition(
   context: RequestContext,
   topic: string,
   data: ProduceRequestPartitionProduceData,
+  policy: ProducePolicy,
+  acks: number,
 ): Promise<ProduceResponsePartitionProduceResponse> {
   const checked = validate(data, context.apiVersion);
   if ('errorCode' in checked) {
@@ -104,7 +120,16 @@ async function producePartition(
   }
   const batch = checked.batch;
   const header = readBatchHeader(batch);
-  const maxTimestamp = header.maxTimestamp >= 0 ? header.maxTimestamp : Date.now();
+  const now = Date.now();
+  const refused = refusal(policy, acks, { first: header.baseTimestamp, max: header.maxTimestamp }, now);
+  if (refused !== null) {
+    context.logger.debug({ topic, partition: data.index, reason: refused.message }, 'produced batch refused');
+    return result(data.index, refused.errorCode, -1, refused.message);
+  }
+  // The batch is stamped before anything else sees it: storage, the router and idempotence checks.
+  const logAppendTime = policy.logAppendTime ? now : -1;
+  if (policy.logAppendTime) setLogAppendTime(batch, now);
+  const maxTimestamp = policy.logAppendTime ? now : header.maxTimestamp >= 0 ? header.maxTimestamp : now;
   const writer = partitionWriter(context);
   try {
     if (header.producerId < 0n) {
@@ -113,7 +138,7 @@ async function producePartition(
       const { baseOffset } = await stored;
       publish(context, topic, batch);
       context.broker.metrics.recordsReceived(context.connection.listener, header.lastOffsetDelta + 1);
-      return result(data.index, KafkaErrorCode.none, baseOffset);
+      return result(data.index, KafkaErrorCode.none, baseOffset, null, logAppendTime);
     }
     const produced: ProducedBatch = {
       topic,
@@ -134,7 +159,7 @@ async function producePartition(
       await producers.appended(produced, baseOffset);
       publish(context, topic, batch);
       context.broker.metrics.recordsReceived(context.connection.listener, header.lastOffsetDelta + 1);
-      return result(data.index, KafkaErrorCode.none, baseOffset);
+      return result(data.index, KafkaErrorCode.none, baseOffset, null, logAppendTime);
     });
   } catch (error) {
     const errorCode = kafkaErrorOf(error);
@@ -157,13 +182,15 @@ export const handleProduce: ApiHandler<ProduceRequest, ProduceResponse> = async 
   const allowed = await Promise.all(
     request.topicData.map((topicData) => authorized(context, 'publish', topicData.name)),
   );
+  const policies = producePolicies(context);
+  const policy = await Promise.all(request.topicData.map((topicData) => policies.of(topicData.name)));
   // From here to `queued` nothing awaits: each partition takes its place in its shard's queue.
   const pending = request.topicData.map((topicData, i) => ({
     name: topicData.name,
     partitionResponses: topicData.partitionData.map((data) => {
       if (!acksValid) return Promise.resolve(result(data.index, KafkaErrorCode.invalidRequiredAcks));
       if (!allowed[i]) return Promise.resolve(result(data.index, KafkaErrorCode.topicAuthorizationFailed));
-      return producePartition(context, topicData.name, data);
+      return producePartition(context, topicData.name, data, policy[i]!, request.acks);
     }),
   }));
   context.queued?.();

@@ -1,0 +1,111 @@
+import { TOPICS_PREFIX, type MetaStore, type MetaWatch, type Topic, type TopicCatalog } from '@robustmq/core';
+import { KafkaErrorCode } from '../codec/error-codes.js';
+import { configValue } from './topic-configs.js';
+
+/** In-sync replicas of every partition: storage does not replicate shards yet. */
+const IN_SYNC_REPLICAS = 1;
+
+/** What a topic's configs ask of the batches produced to it. */
+export interface ProducePolicy {
+  /** `message.timestamp.type=LogAppendTime`: the broker stamps each batch with its append time. */
+  logAppendTime: boolean;
+  /** How far before the broker's clock a CreateTime timestamp may be (ms). */
+  beforeMaxMs: number;
+  /** How far after the broker's clock a CreateTime timestamp may be (ms). */
+  afterMaxMs: number;
+  /** `min.insync.replicas`: acks=all needs at least this many in-sync replicas. */
+  minInSyncReplicas: number;
+}
+
+const LENIENT: ProducePolicy = {
+  logAppendTime: false,
+  beforeMaxMs: Number.POSITIVE_INFINITY,
+  afterMaxMs: Number.POSITIVE_INFINITY,
+  minInSyncReplicas: 1,
+};
+
+function milliseconds(topic: Topic, name: string): number {
+  const value = Number(configValue(topic, name)?.value);
+  return Number.isSafeInteger(value) && value >= 0 ? value : Number.POSITIVE_INFINITY;
+}
+
+/** The policy of a topic's configs, as Kafka 3.6+ reads them. */
+export function producePolicyOf(topic: Topic): ProducePolicy {
+  // The older `message.timestamp.difference.max.ms` bounds both sides where it is the stricter.
+  const difference = milliseconds(topic, 'message.timestamp.difference.max.ms');
+  return {
+    logAppendTime: configValue(topic, 'message.timestamp.type')?.value === 'LogAppendTime',
+    beforeMaxMs: Math.min(difference, milliseconds(topic, 'message.timestamp.before.max.ms')),
+    afterMaxMs: Math.min(difference, milliseconds(topic, 'message.timestamp.after.max.ms')),
+    minInSyncReplicas: Number(configValue(topic, 'min.insync.replicas')?.value ?? 1),
+  };
+}
+
+/**
+ * The error a batch gets under `policy`, or null: NOT_ENOUGH_REPLICAS for acks=all when the topic
+ * wants more in-sync replicas than a partition has, INVALID_TIMESTAMP for a CreateTime timestamp
+ * (the batch's first or latest) too far from `now`. Records are not decompressed, so a timestamp
+ * between those two is not checked.
+ */
+export function refusal(
+  policy: ProducePolicy,
+  acks: number,
+  timestamps: { first: number; max: number },
+  now: number,
+): { errorCode: number; message: string } | null {
+  if (acks === -1 && policy.minInSyncReplicas > IN_SYNC_REPLICAS) {
+    return {
+      errorCode: KafkaErrorCode.notEnoughReplicas,
+      message: `min.insync.replicas=${policy.minInSyncReplicas}, but partitions have ${IN_SYNC_REPLICAS} in-sync replica`,
+    };
+  }
+  if (policy.logAppendTime) return null;
+  for (const timestamp of [timestamps.first, timestamps.max]) {
+    if (timestamp < 0) continue;
+    if (now - timestamp > policy.beforeMaxMs || timestamp - now > policy.afterMaxMs) {
+      return {
+        errorCode: KafkaErrorCode.invalidTimestamp,
+        message: `timestamp ${timestamp} is out of range of the broker's time ${now}`,
+      };
+    }
+  }
+  return null;
+}
+
+/**
+ * Each topic's produce policy, read from the meta store once and kept current by a watch on the
+ * topics, so Produce finds it without a lookup.
+ */
+export class ProducePolicies {
+  private readonly known = new Map<string, ProducePolicy>();
+  /** Topic changes seen so far: a policy read while one came in may be stale, so it is not kept. */
+  private changes = 0;
+  private readonly watch: MetaWatch;
+
+  constructor(
+    meta: MetaStore,
+    private readonly catalog: TopicCatalog,
+  ) {
+    this.watch = meta.watch(TOPICS_PREFIX, (event) => {
+      this.changes++;
+      const key = event.type === 'put' ? event.entry.key : event.key;
+      this.known.delete(key.slice(TOPICS_PREFIX.length));
+    });
+  }
+
+  /** The policy for `topic`; a topic that does not exist gets none (storage answers for it). */
+  async of(topic: string): Promise<ProducePolicy> {
+    const known = this.known.get(topic);
+    if (known !== undefined) return known;
+    const changes = this.changes;
+    const found = await this.catalog.get(topic);
+    if (found === null) return LENIENT;
+    const policy = producePolicyOf(found);
+    if (this.changes === changes) this.known.set(topic, policy);
+    return policy;
+  }
+
+  stop(): void {
+    this.watch.close();
+  }
+}
