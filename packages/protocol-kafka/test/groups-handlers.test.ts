@@ -229,10 +229,20 @@ describe('group, offset, producer and SASL handlers', () => {
     const leftAgain = await handleLeaveGroup({ groupId: 'g', memberId: joined.memberId }, ctx(13, 1));
     expect(leftAgain.errorCode).toBe(E.unknownMemberId);
     const deletedOffsets = await handleOffsetDelete(
-      { groupId: 'g', topics: [{ name: 'orders', partitions: [{ partitionIndex: 1 }] }] },
+      {
+        groupId: 'g',
+        topics: [
+          { name: 'orders', partitions: [{ partitionIndex: 1 }, { partitionIndex: 5 }] },
+          { name: 'no-such-topic', partitions: [{ partitionIndex: 0 }] },
+        ],
+      },
       ctx(47, 0),
     );
-    expect(deletedOffsets.topics[0]!.partitions[0]!.errorCode).toBe(E.none);
+    // As in Kafka: a partition the topic does not have, or a topic that does not exist, is unknown.
+    expect(deletedOffsets.topics.map((t) => t.partitions.map((p) => p.errorCode))).toEqual([
+      [E.none, E.unknownTopicOrPartition],
+      [E.unknownTopicOrPartition],
+    ]);
     const deleted = await handleDeleteGroups({ groupsNames: ['g', 'nope'] }, ctx(42, 2));
     expect(deleted.results.map((r) => r.errorCode)).toEqual([E.none, E.groupIdNotFound]);
   });
