@@ -30,6 +30,7 @@ const schema = z
       .min(1024)
       .max(2 ** 31 - 1)
       .default(104_857_600),
+    connections_max_idle_ms: z.number().int().min(1_000).default(600_000),
     sasl_enabled: z.boolean().default(false),
     sasl_mechanisms: z
       .array(z.enum(SASL_MECHANISMS))
@@ -71,6 +72,8 @@ export interface KafkaSettings {
   defaultPartitions: number;
   /** Largest request frame accepted, in bytes (Kafka's `socket.request.max.bytes`). */
   maxFrameSize: number;
+  /** A connection with no traffic and no request under way this long is closed (Kafka's `connections.max.idle.ms`). */
+  connectionsMaxIdleMs: number;
   /** Whether clients must authenticate with SASL before any request but ApiVersions and SASL. */
   saslEnabled: boolean;
   /** Mechanisms offered when SASL is on. */
@@ -114,6 +117,7 @@ export function parseSettings(section: Readonly<Record<string, unknown>>): Kafka
     autoCreateTopics: parsed.auto_create_topics,
     defaultPartitions: parsed.default_partitions,
     maxFrameSize: parsed.max_frame_size,
+    connectionsMaxIdleMs: parsed.connections_max_idle_ms,
     saslEnabled: parsed.sasl_enabled,
     saslMechanisms: parsed.sasl_mechanisms,
     groupMinSessionTimeoutMs: parsed.group_min_session_timeout_ms,

@@ -75,9 +75,13 @@ export class Connection {
       localAddress?: string;
       localPort?: number;
       setNoDelay?: (on: boolean) => void;
+      setTimeout?: (ms: number) => void;
     };
     broker.noteListener(info.listener, local.localAddress, local.localPort);
     local.setNoDelay?.(true);
+    // As Kafka's connections.max.idle.ms: a connection that stays silent holds a descriptor for nothing.
+    local.setTimeout?.(broker.settings.connectionsMaxIdleMs);
+    socket.on('timeout', () => this.onIdle());
     broker.metrics.connectionOpened(this.listener);
     socket.on('data', (data: Buffer) => this.onData(data));
     socket.on('error', (error) => this.logger.debug({ err: error }, 'socket error'));
@@ -95,6 +99,17 @@ export class Connection {
     this.broker.metrics.connectionClosed(this.listener);
     this.queue.length = 0;
     this.closing.abort();
+  }
+
+  /** No bytes either way for the idle time: closed, unless a request is still being answered. */
+  private onIdle(): void {
+    if (this.closed || this.answering.length > 0 || this.processing) return;
+    this.logger.info(
+      { clientId: this.state.clientId, idleMs: this.broker.settings.connectionsMaxIdleMs },
+      'idle connection closed',
+    );
+    this.onClose();
+    this.socket.destroy();
   }
 
   private drop(reason: string, message: string, fields: object = {}): void {
