@@ -179,7 +179,7 @@ print(json.dumps({'first': first, 'second': second, 'afterFirst': after_first, '
     expect(await committedOffsets('python-group', topic)).toEqual({ 0: '13', 1: '13' });
   }, 120_000);
 
-  it('keeps committed offsets and groups across kill -9 and a restart', async () => {
+  it('keeps committed offsets and groups across kill -9 and a restart, expiring a member that never returns', async () => {
     const fast = ['group_initial_rebalance_delay_ms = 0'];
     const own = await startServer({ kafka: fast });
     let restarted: KafkaServer | null = null;
@@ -227,11 +227,12 @@ print(json.dumps({'first': first, 'second': second, 'afterFirst': after_first, '
         partitions: [{ partition: 1, offset: '2' }],
       });
       expect(await committedOffsets('durable-group', topic, ownAdmin)).toEqual({ 0: '4', 1: '4' });
+      const stranded = (await ownAdmin.describeGroups(['durable-group'])).groups[0]!.members[0]!;
       await ownAdmin.disconnect();
       // No clean shutdown: the consumer is still in the group when the process dies.
       await own.kill();
-      // The stranded client gives up in the background while the server restarts.
-      const stranded = consumer.disconnect().catch(() => {});
+      // The stranded client gives up in the background while the server restarts: it never comes back.
+      const strandedGone = consumer.disconnect().catch(() => {});
 
       restarted = await startServer({ dir: own.dir, kafka: fast });
       const again = kafkaFor(restarted.port);
@@ -239,10 +240,22 @@ print(json.dumps({'first': first, 'second': second, 'afterFirst': after_first, '
       await againAdmin.connect();
       expect(await committedOffsets('durable-group', topic, againAdmin)).toEqual({ 0: '4', 1: '4' });
       expect(await committedOffsets('simple-group', topic, againAdmin)).toEqual({ 0: '-1', 1: '2' });
+      // The group comes back as it was, with the member it had when the process died.
       const { groups } = await againAdmin.describeGroups(['durable-group']);
-      expect(groups[0]).toMatchObject({ state: 'Empty', protocolType: 'consumer', members: [] });
+      expect(groups[0]).toMatchObject({
+        state: 'Stable',
+        protocolType: 'consumer',
+        protocol: 'RoundRobinAssigner',
+      });
+      expect(groups[0]!.members).toHaveLength(1);
+      expect(groups[0]!.members[0]).toMatchObject({
+        memberId: stranded.memberId,
+        clientId: 'groups-clients',
+        memberAssignment: stranded.memberAssignment,
+      });
 
-      // A consumer of the group picks up after the committed offsets only.
+      // A consumer of the group picks up after the committed offsets only, once the stranded member's
+      // session, started afresh at the restart, has run out.
       const producer2 = again.producer();
       await producer2.connect();
       await producer2.send({
@@ -273,10 +286,13 @@ print(json.dumps({'first': first, 'second': second, 'afterFirst': after_first, '
           })
           .catch(reject);
       });
+      await restarted.waitForLog((l) => l.msg === 'member session expired' && l.member === stranded.memberId);
+      const [rejoined] = (await againAdmin.describeGroups(['durable-group'])).groups;
+      expect(rejoined!.members.map((m) => m.memberId)).not.toContain(stranded.memberId);
       await resumed.disconnect();
       await againAdmin.disconnect();
       expect(values.sort()).toEqual(['after-0', 'after-1']);
-      await stranded;
+      await strandedGone;
     } finally {
       if (restarted) await restarted.stop();
       else await own.stop();

@@ -19,7 +19,9 @@ function setup(options: CoordinatorOptions = {}) {
   const coordinator = new GroupCoordinator({
     clock,
     initialRebalanceDelayMs: 0,
-    onGroupChange: (groupId, g) => changes.push({ groupId, generationId: g.generationId }),
+    onGroupChange: (groupId, g) => {
+      changes.push({ groupId, generationId: g.generationId });
+    },
     ...options,
   });
   return { clock, coordinator, changes };
@@ -110,6 +112,17 @@ describe('group coordinator: joining', () => {
       { memberId: outcome.memberId, groupInstanceId: null, metadata: bytes('range-meta') },
     ]);
     expect(coordinator.state('g')).toBe('CompletingRebalance');
+    // As in Kafka, a generation is persisted once it completes, with the leader's assignment.
+    expect(changes).toEqual([]);
+    await coordinator.syncGroup({
+      groupId: 'g',
+      memberId: outcome.memberId,
+      groupInstanceId: null,
+      generationId: 1,
+      protocolType: null,
+      protocolName: null,
+      assignments: [],
+    });
     expect(changes).toEqual([{ groupId: 'g', generationId: 1 }]);
   });
 
@@ -648,7 +661,14 @@ describe('group coordinator: offsets, views and deletion', () => {
 
   it('restores a persisted group as Empty with its generation, and answers parked requests on close', async () => {
     const { coordinator } = setup();
-    coordinator.restore('old', { protocolType: 'consumer', generationId: 9 });
+    coordinator.restore('old', {
+      state: 'Empty',
+      protocolType: 'consumer',
+      generationId: 9,
+      protocolName: null,
+      leader: null,
+      members: [],
+    });
     expect(coordinator.describe('old')).toMatchObject({
       state: 'Empty',
       generationId: 9,

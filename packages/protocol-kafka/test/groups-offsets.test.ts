@@ -212,20 +212,21 @@ describe('committed offsets and the groups admin resource', () => {
     expect((await commit('ghost', 'm', 3, { 0: 1 }))[0]!.partitions[0]!.errorCode).toBe(E.illegalGeneration);
   });
 
-  it('keeps a group generation across a restart, so old members are told to rejoin', async () => {
+  it('keeps a group with its members across a restart, so they go on committing', async () => {
     const member = await stableMember('g');
     await commit('g', member.memberId, member.generationId, { 0: 5 });
     await settle();
     await restart();
     expect(service.coordinator.describe('g')).toMatchObject({
-      state: 'Empty',
+      state: 'Stable',
       generationId: 1,
       protocolType: 'consumer',
+      members: [{ memberId: member.memberId }],
     });
     expect(
       (await commit('g', member.memberId, member.generationId, { 0: 6 }))[0]!.partitions[0]!.errorCode,
-    ).toBe(E.unknownMemberId);
-    expect((await service.fetchOffsets('g', null))[0]!.partitions[0]!.committedOffset).toBe(5);
+    ).toBe(E.none);
+    expect((await service.fetchOffsets('g', null))[0]!.partitions[0]!.committedOffset).toBe(6);
   });
 
   it('deletes offsets of topics the group no longer consumes, and whole empty groups', async () => {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { silentLogger, type Logger } from '@robustmq/core';
 import { systemClock, type Clock, type Timer } from './clock.js';
+import { emptyGroupRecord, recordWithout, recordWithReplacement } from './group-record.js';
 import { KafkaErrorCode as E } from '../codec/error-codes.js';
 import type {
   GroupProtocol,
@@ -12,6 +13,7 @@ import type {
   LeaveGroupOutcome,
   LeavingMember,
   PersistedGroup,
+  PersistedMember,
   SyncGroupInput,
   SyncGroupOutcome,
 } from './types.js';
@@ -30,8 +32,13 @@ export interface CoordinatorOptions {
   maxGroupSize?: number;
   clock?: Clock;
   logger?: Logger;
-  /** Called whenever a group's generation or protocol type changes, so it can be persisted. */
-  onGroupChange?: (groupId: string, group: PersistedGroup) => void;
+  /**
+   * Called with a group's record whenever it must be persisted, where Kafka writes it: a generation
+   * completed (the leader's SyncGroup), the group became Empty, a member left or expired, a static
+   * member was replaced. When it returns a promise, the answers that rely on the record being stored
+   * (SyncGroup, a static member's JoinGroup) wait for it, so members never hold what a restart loses.
+   */
+  onGroupChange?: (groupId: string, group: PersistedGroup) => void | Promise<void>;
   /** Called when a group starts a rebalance (for metrics). */
   onRebalance?: (groupId: string, reason: string) => void;
 }
@@ -85,8 +92,25 @@ class Group {
   syncTimer: Timer | null = null;
   /** In the initial delay of an empty group's first rebalance: completes only on its timer. */
   initialDelay: { remainingMs: number; newMemberAdded: boolean } | null = null;
+  /** The record last handed over for storage (or restored): what a restart would bring back. */
+  record: PersistedGroup = emptyGroupRecord(null, 0);
+  /** The generation whose assignment is being stored; the leader's repeated SyncGroup waits for it. */
+  storingAssignmentOf: number | null = null;
 
   constructor(readonly groupId: string) {}
+}
+
+function persistedMember(member: Member, assignment: Uint8Array): PersistedMember {
+  return {
+    memberId: member.memberId,
+    groupInstanceId: member.groupInstanceId,
+    clientId: member.clientId,
+    clientHost: member.clientHost,
+    sessionTimeoutMs: member.sessionTimeoutMs,
+    rebalanceTimeoutMs: member.rebalanceTimeoutMs,
+    protocols: member.protocols,
+    assignment,
+  };
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
@@ -125,7 +149,7 @@ export class GroupCoordinator {
   private readonly maxGroupSize: number;
   private readonly clock: Clock;
   private readonly logger: Logger;
-  private readonly onGroupChange: (groupId: string, group: PersistedGroup) => void;
+  private readonly onGroupChange: (groupId: string, group: PersistedGroup) => void | Promise<void>;
   private readonly onRebalance: (groupId: string, reason: string) => void;
 
   constructor(options: CoordinatorOptions = {}) {
@@ -139,13 +163,46 @@ export class GroupCoordinator {
     this.onRebalance = options.onRebalance ?? (() => {});
   }
 
-  /** Recreates a group known from the meta store (after a restart): Empty, with its generation. */
-  restore(groupId: string, persisted: PersistedGroup): void {
+  /**
+   * Recreates a group from its record in the meta store (after a restart), as Kafka loads it: Empty,
+   * or Stable with the members of its last completed generation, whose sessions start now, so the
+   * ones that never come back expire as usual. A record written after members left starts the
+   * rebalance their leaving began.
+   */
+  restore(groupId: string, record: PersistedGroup): void {
     if (this.groups.has(groupId)) return;
     const group = new Group(groupId);
-    group.protocolType = persisted.protocolType;
-    group.generationId = persisted.generationId;
+    group.protocolType = record.protocolType;
+    group.generationId = record.generationId;
+    group.record = record;
     this.groups.set(groupId, group);
+    if (record.state === 'Empty' || record.members.length === 0) return;
+    group.protocolName = record.protocolName;
+    for (const m of record.members) {
+      const member = new Member(
+        m.memberId,
+        m.groupInstanceId,
+        m.clientId,
+        m.clientHost,
+        m.sessionTimeoutMs,
+        m.rebalanceTimeoutMs,
+        m.protocols,
+      );
+      member.assignment = m.assignment;
+      group.members.set(member.memberId, member);
+      if (member.groupInstanceId !== null) group.staticMembers.set(member.groupInstanceId, member.memberId);
+    }
+    group.leaderId =
+      record.leader !== null && group.members.has(record.leader)
+        ? record.leader
+        : group.members.keys().next().value!;
+    group.state = 'Stable';
+    for (const member of group.members.values()) this.touch(group, member);
+    this.logger.info(
+      { group: groupId, generation: group.generationId, members: group.members.size },
+      'consumer group restored',
+    );
+    if (record.state === 'PreparingRebalance') this.prepareRebalance(group, 'members left before a restart');
   }
 
   /** Ensures a group exists (Empty) for simple offset commits by a client outside any group. */
@@ -357,13 +414,22 @@ export class GroupCoordinator {
       { group: group.groupId, old: oldMemberId, member: newMemberId },
       'static member replaced',
     );
+    // After a restart the old id would still own the instance id and fence the new one.
+    const record = recordWithReplacement(group.record, oldMemberId, persistedMember(member, EMPTY));
     if (group.state === 'Stable' && protocolsUnchanged) {
       // Same subscription: the old assignment stands and nobody else has to rebalance.
       this.touch(group, member);
-      const isLeader = group.leaderId === newMemberId;
-      resolve({ ...this.joinOutcome(group, member), skipAssignment: isLeader });
+      const answer = (stored: boolean) => {
+        if (!stored) resolve(joinError(newMemberId, E.coordinatorNotAvailable));
+        else if (group.members.get(newMemberId) !== member)
+          resolve(joinError(newMemberId, E.unknownMemberId));
+        else resolve({ ...this.joinOutcome(group, member), skipAssignment: group.leaderId === newMemberId });
+      };
+      if (record) this.save(group, record, answer);
+      else answer(true);
       return;
     }
+    if (record) this.save(group, record);
     member.joinWaiter = resolve;
     this.maybePrepareRebalance(group, `static member ${input.groupInstanceId} rejoined`);
     this.tryCompleteJoin(group);
@@ -467,10 +533,7 @@ export class GroupCoordinator {
       group.state = 'Empty';
       group.protocolName = null;
       group.leaderId = null;
-      this.onGroupChange(group.groupId, {
-        protocolType: group.protocolType,
-        generationId: group.generationId,
-      });
+      this.save(group, emptyGroupRecord(group.protocolType, group.generationId));
       return;
     }
     group.protocolName = this.selectProtocol(group);
@@ -487,7 +550,6 @@ export class GroupCoordinator {
       },
       'group joined; waiting for the assignment',
     );
-    this.onGroupChange(group.groupId, { protocolType: group.protocolType, generationId: group.generationId });
     for (const member of group.members.values()) {
       const waiter = member.joinWaiter!;
       member.joinWaiter = null;
@@ -565,18 +627,48 @@ export class GroupCoordinator {
       member.syncWaiter?.(syncError(E.rebalanceInProgress));
       member.syncWaiter = resolve;
       this.touch(group, member);
-      if (group.leaderId !== member.memberId) return;
+      if (group.leaderId !== member.memberId || group.storingAssignmentOf === group.generationId) return;
       const assigned = new Map(input.assignments.map((a) => [a.memberId, a.assignment]));
-      for (const m of group.members.values()) m.assignment = assigned.get(m.memberId) ?? EMPTY;
-      group.syncTimer?.cancel();
-      group.syncTimer = null;
-      group.state = 'Stable';
-      this.logger.info({ group: group.groupId, generation: group.generationId }, 'group stable');
-      for (const m of group.members.values()) {
-        this.answerSync(m, this.syncOutcome(group, m));
-        this.touch(group, m);
-      }
+      const generation = group.generationId;
+      const record: PersistedGroup = {
+        state: 'Stable',
+        protocolType: group.protocolType,
+        generationId: generation,
+        protocolName: group.protocolName,
+        leader: group.leaderId,
+        members: [...group.members.values()].map((m) =>
+          persistedMember(m, assigned.get(m.memberId) ?? EMPTY),
+        ),
+      };
+      group.storingAssignmentOf = generation;
+      // As in Kafka, the generation completes once its record is stored.
+      this.save(group, record, (stored) => {
+        if (group.storingAssignmentOf === generation) group.storingAssignmentOf = null;
+        if (this.groups.get(group.groupId) !== group) return;
+        if (group.state !== 'CompletingRebalance' || group.generationId !== generation) return;
+        if (stored) this.completeSync(group, assigned);
+        else this.failSync(group);
+      });
     });
+  }
+
+  /** The leader's assignment is stored: the group is Stable and every member gets its part. */
+  private completeSync(group: Group, assigned: ReadonlyMap<string, Uint8Array>): void {
+    for (const m of group.members.values()) m.assignment = assigned.get(m.memberId) ?? EMPTY;
+    group.syncTimer?.cancel();
+    group.syncTimer = null;
+    group.state = 'Stable';
+    this.logger.info({ group: group.groupId, generation: group.generationId }, 'group stable');
+    for (const m of group.members.values()) {
+      this.answerSync(m, this.syncOutcome(group, m));
+      this.touch(group, m);
+    }
+  }
+
+  /** The assignment could not be stored: members are told to find the coordinator and rejoin. */
+  private failSync(group: Group): void {
+    for (const m of group.members.values()) this.answerSync(m, syncError(E.coordinatorNotAvailable));
+    this.prepareRebalance(group, 'the assignment could not be stored');
   }
 
   private syncOutcome(group: Group, member: Member): SyncGroupOutcome {
@@ -683,6 +775,8 @@ export class GroupCoordinator {
       group.staticMembers.delete(member.groupInstanceId);
     }
     if (group.leaderId === member.memberId) group.leaderId = group.members.keys().next().value ?? null;
+    const record = recordWithout(group.record, member.memberId);
+    if (record) this.save(group, record);
   }
 
   private removeMemberAndUpdateGroup(group: Group, member: Member, reason: string): void {
@@ -716,6 +810,29 @@ export class GroupCoordinator {
     if (generationId !== group.generationId) return E.illegalGeneration;
     this.touch(group, member);
     return E.none;
+  }
+
+  // ---- Persistence -----------------------------------------------------------------------------
+
+  /**
+   * Hands `record` over for storage. `then` learns whether it was stored while the group is still
+   * this coordinator's: at once when `onGroupChange` stores synchronously. Failures are logged here.
+   */
+  private save(group: Group, record: PersistedGroup, then: (stored: boolean) => void = () => {}): void {
+    group.record = record;
+    const failed = (error: unknown) => {
+      this.logger.error({ group: group.groupId, err: error }, 'could not persist consumer group');
+      then(false);
+    };
+    let saving: void | Promise<void>;
+    try {
+      saving = this.onGroupChange(group.groupId, record);
+    } catch (error) {
+      failed(error);
+      return;
+    }
+    if (saving instanceof Promise) saving.then(() => then(this.groups.get(group.groupId) === group), failed);
+    else then(true);
   }
 
   // ---- Views and deletion ----------------------------------------------------------------------

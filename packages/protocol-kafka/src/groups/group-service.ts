@@ -14,6 +14,7 @@ import { KafkaErrorCode as E } from '../codec/error-codes.js';
 import type { Clock } from './clock.js';
 import { subscribedTopics } from './consumer-protocol.js';
 import { GroupCoordinator } from './coordinator.js';
+import { emptyGroupRecord } from './group-record.js';
 import { OffsetStore, type CommittedOffset } from './offset-store.js';
 import type { GroupState, GroupSummary } from './types.js';
 
@@ -106,18 +107,11 @@ export class GroupService {
       clock: options.clock,
       logger: this.logger,
       onRebalance: () => rebalances?.inc(),
-      onGroupChange: (groupId, group) => {
-        this.offsets.saveGroup(groupId, group).catch((error: unknown) => {
-          this.logger.error({ group: groupId, err: error }, 'could not persist consumer group');
-        });
-      },
+      onGroupChange: (groupId, group) => this.offsets.saveGroup(groupId, group),
     });
     this.loading = this.offsets.load().then(() => {
       for (const groupId of this.offsets.groupIds()) {
-        this.coordinator.restore(
-          groupId,
-          this.offsets.persistedGroup(groupId) ?? { protocolType: null, generationId: 0 },
-        );
+        this.coordinator.restore(groupId, this.offsets.persistedGroup(groupId) ?? emptyGroupRecord(null, 0));
       }
     });
     // A failed load is reported to every request through ready(); do not crash on it here.

@@ -1,4 +1,5 @@
 import type { Logger, MetaStore } from '@robustmq/core';
+import { decodeGroupRecord, encodeGroupRecord } from './group-record.js';
 import type { PersistedGroup } from './types.js';
 
 /** An offset a group committed for one partition. */
@@ -72,12 +73,11 @@ export class OffsetStore {
     try {
       const groupId = decodeURIComponent(parts[0]!);
       if (parts.length === 2 && parts[1] === 'group') {
-        const group = decode(value) as PersistedGroup;
-        this.groups.set(groupId, {
-          protocolType: typeof group.protocolType === 'string' ? group.protocolType : null,
-          generationId: Number.isInteger(group.generationId) ? group.generationId : 0,
-        });
-        return;
+        const group = decodeGroupRecord(value);
+        if (group) {
+          this.groups.set(groupId, group);
+          return;
+        }
       }
       if (parts.length === 4 && parts[1] === 'offsets') {
         const committed = decode(value);
@@ -135,9 +135,10 @@ export class OffsetStore {
     if (group?.size === 0) this.offsets.delete(groupId);
   }
 
+  /** Stores a group's record (its last completed generation); resolves once the meta store has it. */
   async saveGroup(groupId: string, group: PersistedGroup): Promise<void> {
     this.groups.set(groupId, group);
-    await this.meta.put(groupKey(groupId), encode(group));
+    await this.meta.put(groupKey(groupId), encodeGroupRecord(group));
   }
 
   /** Drops a group's record and all its offsets. */

@@ -105,8 +105,33 @@ export interface GroupSummary {
   members: MemberSummary[];
 }
 
-/** What survives a restart of a group itself (its offsets are kept apart). */
+/** A member as kept with its group's last completed generation. */
+export interface PersistedMember {
+  memberId: string;
+  groupInstanceId: string | null;
+  clientId: string;
+  clientHost: string;
+  sessionTimeoutMs: number;
+  rebalanceTimeoutMs: number;
+  /** Every protocol it offered, so that a rejoin offering the same ones needs no rebalance. */
+  protocols: readonly GroupProtocol[];
+  assignment: Uint8Array;
+}
+
+/**
+ * What survives a restart of a group itself (its offsets are kept apart): its last completed
+ * generation with the members still in it, as Kafka keeps it in `__consumer_offsets`.
+ */
 export interface PersistedGroup {
+  /**
+   * Stable, or Empty; PreparingRebalance once members have left since the generation completed (the
+   * rest still hold their assignments, and a restart starts the rebalance their leaving began).
+   */
+  state: 'Empty' | 'Stable' | 'PreparingRebalance';
   protocolType: string | null;
   generationId: number;
+  /** Null when Empty. */
+  protocolName: string | null;
+  leader: string | null;
+  members: readonly PersistedMember[];
 }

@@ -24,8 +24,8 @@ export interface KafkaServer {
   waitForLog(predicate: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<void>;
   /** Stops the server (SIGTERM by default) and removes its directory. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
-  /** Kills the server with SIGKILL and keeps its directory, for a restart on the same data. */
-  kill(): Promise<void>;
+  /** Ends the server (SIGKILL by default) and keeps its directory, for a restart on the same data. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
   /** The server's directory (config and data). */
   dir: string;
   child: ChildProcess;
@@ -34,10 +34,11 @@ export interface KafkaServer {
 /**
  * Starts a real server process with the Kafka plugin loaded by package name from its config, on
  * loopback and free ports, with a data directory of its own. `kafka` adds lines to `[kafka]`,
- * `extra` adds top-level sections; `dir` starts it again in the directory of a killed one.
+ * `extra` adds top-level sections; `dir` starts it again in the directory of a killed one, and
+ * `port` on the Kafka port it had, so that its clients find it again.
  */
 export async function startServer(
-  options: { kafka?: string[]; extra?: string[]; dir?: string } = {},
+  options: { kafka?: string[]; extra?: string[]; dir?: string; port?: number } = {},
 ): Promise<KafkaServer> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'robustmq-kafka-test-'));
   writeFileSync(
@@ -51,7 +52,7 @@ export async function startServer(
       '[log]',
       'format = "json"',
       '[kafka]',
-      'port = 0',
+      `port = ${options.port ?? 0}`,
       ...(options.kafka ?? []),
     ].join('\n') + '\n',
   );
@@ -126,8 +127,8 @@ export async function startServer(
       rmSync(dir, { recursive: true, force: true });
       return code;
     },
-    async kill() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    async kill(signal = 'SIGKILL') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       await exited;
     },
   };
