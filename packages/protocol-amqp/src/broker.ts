@@ -14,10 +14,11 @@ import {
 } from '@robustmq/core';
 import type { AddressKind, AmqpSettings } from './config.js';
 import { AmqpHeader, withHeader } from './message-format.js';
-import { asError, MemoryLog, ShardLog, type MessageLog } from './message-log.js';
+import { asError, ShardLog, type MessageLog } from './message-log.js';
 import { MessageQueue, type AckState, type Entry } from './message-queue.js';
 import type { AmqpMetrics } from './metrics.js';
 import type { RecordCodec } from '@robustmq/core';
+import { TemporaryLog } from './temporary-log.js';
 
 /** A link or connection refused with an AMQP error condition. */
 export class AmqpRefusal extends Error {
@@ -52,6 +53,9 @@ export interface LinkView {
 const QUEUES_KEY = '/amqp/queues/';
 const AMQP_ORIGIN = Object.freeze({ protocol: 'amqp' });
 
+/** Sending to a temporary address whose link has closed. */
+const gone = (name: string) => new AmqpRefusal('amqp:not-found', `temporary address ${name} is gone`);
+
 /**
  * The node-wide AMQP state: which addresses exist, their logs, the shared queues, topic
  * subscriptions and temporary queues, and publishing into them.
@@ -64,7 +68,9 @@ export class AmqpBroker {
   private readonly logs = new Map<string, ShardLog>();
   private readonly queues = new Map<string, Promise<MessageQueue>>();
   private readonly openQueues = new Map<string, MessageQueue>();
-  private readonly temporaries = new Map<string, { log: MemoryLog; queue: MessageQueue }>();
+  private readonly temporaries = new Map<string, { log: TemporaryLog; queue: MessageQueue }>();
+  /** Temporary shards being deleted, which stopping waits for. */
+  private readonly deleting = new Set<Promise<void>>();
   private readonly known = new Set<string>();
   private readonly ensuring = new Map<string, Promise<void>>();
   private readonly deadLetterName: string | null;
@@ -84,6 +90,7 @@ export class AmqpBroker {
 
   /** Opens the queues that existed before a restart, so their messages are ready again. */
   async start(): Promise<void> {
+    await TemporaryLog.deleteLeftovers(this.context.storage, this.context.nodeId, this.logger);
     const entries = await this.context.meta.list(QUEUES_KEY);
     for (const entry of entries) await this.queue(entry.key.slice(QUEUES_KEY.length));
   }
@@ -94,10 +101,8 @@ export class AmqpBroker {
     await Promise.all([...this.openQueues.values()].map((queue) => queue.flush()));
     for (const queue of this.openQueues.values()) queue.close();
     for (const queue of this.subscriptions) queue.close();
-    for (const { log, queue } of this.temporaries.values()) {
-      queue.close();
-      log.close();
-    }
+    for (const name of [...this.temporaries.keys()]) this.deleteTemporary(name);
+    await Promise.all([...this.deleting]);
   }
 
   /**
@@ -200,7 +205,7 @@ export class AmqpBroker {
   private log(address: ResolvedAddress): MessageLog {
     if (address.kind === 'temporary') {
       const temporary = this.temporaries.get(address.name);
-      if (!temporary) throw new AmqpRefusal('amqp:not-found', `temporary address ${address.name} is gone`);
+      if (!temporary) throw gone(address.name);
       return temporary.log;
     }
     let log = this.logs.get(address.name);
@@ -228,6 +233,7 @@ export class AmqpBroker {
     const encoder = new TextEncoder();
     const queue = new MessageQueue(name, this.log({ name, kind: 'queue' }), {
       window: this.settings.queueMemoryMessages,
+      maxBytes: this.settings.queueMemoryBytes,
       fromEnd: false,
       persistence: {
         async load() {
@@ -255,6 +261,7 @@ export class AmqpBroker {
   subscribe(name: string): MessageQueue {
     const queue = new MessageQueue(name, this.log({ name, kind: 'topic' }), {
       window: this.settings.queueMemoryMessages,
+      maxBytes: this.settings.queueMemoryBytes,
       fromEnd: true,
       persistence: null,
       deadLetter:
@@ -277,11 +284,15 @@ export class AmqpBroker {
     return `amqp-tmp-${randomUUID()}`;
   }
 
-  /** A temporary queue in memory for a dynamic terminus; it ends with the link that made it. */
+  /**
+   * A temporary queue for a dynamic terminus, on a storage shard of its own; it ends with the link
+   * that made it. Its name is known (and may be sent to) at once; messages wait for the shard.
+   */
   async createTemporary(name: string): Promise<MessageQueue> {
-    const log = new MemoryLog(name);
+    const log = new TemporaryLog(this.context.storage, this.codec, name, this.context.nodeId, this.logger);
     const queue = new MessageQueue(name, log, {
       window: this.settings.queueMemoryMessages,
+      maxBytes: this.settings.queueMemoryBytes,
       fromEnd: false,
       persistence: null,
       deadLetter: null,
@@ -289,7 +300,15 @@ export class AmqpBroker {
       logger: this.logger,
     });
     this.temporaries.set(name, { log, queue });
-    await queue.open();
+    try {
+      await log.created;
+    } catch (error) {
+      if (this.temporaries.get(name)?.log === log) this.temporaries.delete(name);
+      queue.close();
+      throw error;
+    }
+    // Deleted meanwhile (its link closed): the queue stays closed.
+    if (this.temporaries.get(name)?.queue === queue) await queue.open();
     return queue;
   }
 
@@ -303,7 +322,9 @@ export class AmqpBroker {
     if (!temporary) return;
     this.temporaries.delete(name);
     temporary.queue.close();
-    temporary.log.close();
+    this.metrics.queueDeleted(name);
+    const deletion = temporary.log.delete().finally(() => this.deleting.delete(deletion));
+    this.deleting.add(deletion);
   }
 
   /** Stores a message on an address; resolves once it is durable. Then routes it live to other protocols. */
@@ -328,8 +349,12 @@ export class AmqpBroker {
     }
     log.appendThen(message, (error) => {
       if (error !== null) {
-        if (isRobustMQError(error, ErrorCode.NotFound)) this.known.delete(address.name);
-        done(error);
+        if (!isRobustMQError(error, ErrorCode.NotFound)) done(error);
+        else if (address.kind === 'temporary') done(gone(address.name));
+        else {
+          this.known.delete(address.name);
+          done(error);
+        }
         return;
       }
       if (address.kind !== 'temporary') {

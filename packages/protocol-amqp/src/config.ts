@@ -32,6 +32,8 @@ const schema = z
     channel_max: z.number().int().min(0).max(65_535).default(255),
     /** Idle timeout advertised in `open`, in milliseconds; the peer sends heartbeats within it. 0 turns it off. */
     idle_timeout_ms: z.number().int().min(0).max(3_600_000).default(60_000),
+    /** Time a client has from connecting to its `open` (protocol header and SASL included), in milliseconds. */
+    handshake_timeout_ms: z.number().int().min(100).max(3_600_000).default(10_000),
     /** Credit each producer link gets: messages it may have in flight to storage. */
     link_credit: z.number().int().min(1).max(65_535).default(500),
     /** Address prefix that names a queue (anycast). */
@@ -46,6 +48,13 @@ const schema = z
     dead_letter_address: z.string().min(1).optional(),
     /** Messages per queue kept in memory ready for delivery; the rest are read from storage as room frees up. */
     queue_memory_messages: z.number().int().min(10).max(10_000_000).default(10_000),
+    /** Message bytes per queue kept in memory, as `queue_memory_messages` counts messages. */
+    queue_memory_bytes: z
+      .number()
+      .int()
+      .min(65_536)
+      .max(2 ** 40)
+      .default(64 * 1024 * 1024),
     /** Bytes buffered on a client's socket past which deliveries to it pause. */
     max_outgoing_bytes: z
       .number()
@@ -80,6 +89,7 @@ export interface AmqpSettings {
   maxMessageSize: number;
   channelMax: number;
   idleTimeoutMs: number;
+  handshakeTimeoutMs: number;
   linkCredit: number;
   queuePrefix: string;
   topicPrefix: string;
@@ -87,6 +97,7 @@ export interface AmqpSettings {
   autoCreate: boolean;
   deadLetterAddress: string | undefined;
   queueMemoryMessages: number;
+  queueMemoryBytes: number;
   maxOutgoingBytes: number;
 }
 
@@ -115,6 +126,7 @@ export function parseSettings(section: Readonly<Record<string, unknown>>): AmqpS
     maxMessageSize: c.max_message_size,
     channelMax: c.channel_max,
     idleTimeoutMs: c.idle_timeout_ms,
+    handshakeTimeoutMs: c.handshake_timeout_ms,
     linkCredit: c.link_credit,
     queuePrefix: c.queue_prefix,
     topicPrefix: c.topic_prefix,
@@ -122,6 +134,7 @@ export function parseSettings(section: Readonly<Record<string, unknown>>): AmqpS
     autoCreate: c.auto_create,
     deadLetterAddress: c.dead_letter_address,
     queueMemoryMessages: c.queue_memory_messages,
+    queueMemoryBytes: c.queue_memory_bytes,
     maxOutgoingBytes: c.max_outgoing_bytes,
   };
 }

@@ -2,8 +2,15 @@ import type { ConnectionInfo, Logger, Principal } from '@robustmq/core';
 import type { Duplex } from 'node:stream';
 import rhea from 'rhea';
 import { AmqpRefusal, type AmqpBroker, type ResolvedAddress } from './broker.js';
-import { encodeCloseFrame, GuardedSocket, type FrameViolation } from './frame-guard.js';
+import {
+  AMQP_PROTOCOL,
+  encodeCloseFrame,
+  GuardedSocket,
+  SASL_PROTOCOL,
+  type FrameViolation,
+} from './frame-guard.js';
 import { IncomingLink } from './incoming-link.js';
+import { fileLinksByDirection } from './link-names.js';
 import { MalformedMessageError, parseIncoming, type Incoming } from './message-format.js';
 import type { MessageQueue, Outcome } from './message-queue.js';
 import { OutgoingLink } from './outgoing-link.js';
@@ -25,6 +32,7 @@ import type {
   RheaReceiver,
   RheaSender,
   RheaSession,
+  RheaSessionLinks,
   RheaTerminus,
   TransferFrame,
 } from './rhea-shapes.js';
@@ -33,7 +41,6 @@ import { saslMechanisms } from './sasl.js';
 let connections = 0;
 
 const EMPTY = Buffer.alloc(0);
-const AMQP_HEADER = Buffer.from([0x41, 0x4d, 0x51, 0x50, 0, 1, 0, 0]);
 /** What rhea gets in place of each message: an empty data section. */
 const PLACEHOLDER = Buffer.from([0x00, 0x53, 0x75, 0xa0, 0x00]);
 /**
@@ -117,6 +124,8 @@ export class AmqpConnection {
   private principal: Promise<Principal | null> | null = null;
   private opened = false;
   private closed = false;
+  /** Closes a connection that has not sent its `open` (after the protocol header and SASL) in time. */
+  private readonly handshakeTimer: NodeJS.Timeout;
   private readonly outgoing = new Map<RheaSender, OutgoingState>();
   private readonly incoming = new Map<RheaReceiver, IncomingLink>();
   private readonly partial = new Map<string, Buffer[]>();
@@ -151,17 +160,10 @@ export class AmqpConnection {
       for (const { link } of this.outgoing.values()) link.wake();
     });
 
+    this.handshakeTimer = setTimeout(() => this.handshakeTimedOut(), settings.handshakeTimeoutMs);
+    this.handshakeTimer.unref();
+
     const container = rhea.create_container({ id: `robustmq-${context.nodeId}` }) as unknown as RheaContainer;
-    Object.assign(
-      container.sasl_server_mechanisms,
-      saslMechanisms(context.auth, settings.allowAnonymous, info.remoteAddress, (principal, mechanism) => {
-        this.principal = Promise.resolve(principal);
-        if (!principal) {
-          metrics.refused('bad_credentials');
-          this.logger.info({ mechanism }, 'SASL authentication refused');
-        }
-      }),
-    );
     this.rhea = container.create_connection({
       id: this.id,
       container_id: `robustmq-${context.nodeId}`,
@@ -172,7 +174,6 @@ export class AmqpConnection {
       properties: { product: 'RobustMQ', version: context.version },
       receiver_options: { credit_window: 0, autoaccept: false, max_message_size: settings.maxMessageSize },
       sender_options: { autosettle: true, treat_modified_as_released: false },
-      require_sasl: !settings.allowAnonymous,
       reconnect: false,
       // Frames of one turn already leave in one write (GuardedSocket corks), so Nagle only delays them.
       tcp_no_delay: true,
@@ -181,7 +182,48 @@ export class AmqpConnection {
     this.readTransfersDirectly();
     this.writeTransfersDirectly();
     this.listen();
+    void this.admit(container);
+  }
+
+  /**
+   * Offers what the node would accept now: SASL ANONYMOUS, and AMQP without SASL, only while
+   * anonymous clients are admitted (`auth.allow_anonymous` may change at runtime), SASL PLAIN
+   * always. The socket is read from then on.
+   */
+  private async admit(container: RheaContainer): Promise<void> {
+    const { settings, context, metrics } = this.broker;
+    let anonymous = false;
+    if (settings.allowAnonymous) {
+      try {
+        anonymous = (await context.auth.authenticate(this.anonymousCredentials())) !== null;
+      } catch (error) {
+        this.logger.error({ err: error }, 'checking whether anonymous clients are admitted failed');
+      }
+    }
+    if (this.closed) return;
+    Object.assign(
+      container.sasl_server_mechanisms,
+      saslMechanisms(context.auth, anonymous, this.info.remoteAddress, (principal, mechanism) => {
+        this.principal = Promise.resolve(principal);
+        if (!principal) {
+          metrics.refused('bad_credentials');
+          this.logger.info({ mechanism }, 'SASL authentication refused');
+        }
+      }),
+    );
+    this.rhea.options.require_sasl = !anonymous;
     this.rhea.accept(this.guard);
+    this.guard.start(anonymous ? [AMQP_PROTOCOL, SASL_PROTOCOL] : [SASL_PROTOCOL]);
+  }
+
+  private anonymousCredentials() {
+    return { protocol: 'amqp', username: null, password: null, remoteAddress: this.info.remoteAddress };
+  }
+
+  /** A client that connects and never completes the handshake holds a socket and costs nothing to make. */
+  private handshakeTimedOut(): void {
+    const ms = this.broker.settings.handshakeTimeoutMs;
+    this.fail('amqp:resource-limit-exceeded', `no AMQP open within ${ms} ms`, 'handshake_timeout');
   }
 
   /**
@@ -351,6 +393,7 @@ export class AmqpConnection {
     const on = (event: string, handler: (context: RheaContext) => void) => this.rhea.on(event, handler);
     on('connection_open', () => this.opening());
     on('session_open', (c) => {
+      fileLinksByDirection(c.session as unknown as RheaSessionLinks);
       this.sendTransfersDirectly(c.session!);
       this.takeOutcomes(c.session!);
     });
@@ -376,14 +419,10 @@ export class AmqpConnection {
 
   private opening(): void {
     this.opened = true;
+    clearTimeout(this.handshakeTimer);
     if (this.principal) return;
-    // The client skipped SASL, which only an anonymous-allowing listener permits.
-    this.principal = this.broker.context.auth.authenticate({
-      protocol: 'amqp',
-      username: null,
-      password: null,
-      remoteAddress: this.info.remoteAddress,
-    });
+    // The client skipped SASL, which is offered only while anonymous clients are admitted.
+    this.principal = this.broker.context.auth.authenticate(this.anonymousCredentials());
     void this.principal.then((principal) => {
       if (principal) return;
       this.broker.metrics.refused('anonymous');
@@ -712,30 +751,43 @@ export class AmqpConnection {
   }
 
   private violation(violation: FrameViolation): void {
-    this.fail(violation.condition, violation.description, violation.reason);
+    this.fail(violation.condition, violation.description, violation.reason, violation.answer);
   }
 
-  /** Bad input: the error condition in a `close` frame (once AMQP is open), a log line, a count. */
-  private fail(condition: string, description: string, reason: string): void {
+  /**
+   * Bad input: the error condition in a `close` frame (once the client's `open` is in), a log
+   * line, a count. `answer` is a protocol header to send first, for a peer that does not speak
+   * what this listener does (AMQP 1.0, section 2.2).
+   */
+  private fail(condition: string, description: string, reason: string, answer?: Buffer): void {
     if (this.closed) return;
     this.broker.metrics.badInput(reason);
     this.logger.warn({ condition, reason }, `bad input, connection closed: ${description}`);
     this.guard.stop();
+    this.answerOpen();
     // Frames rhea already wrote go first, as they were written before the failure.
     this.guard.flush();
     const socket = this.guard.socket;
-    // A peer that does not speak AMQP 1.0 is told which protocol this is (AMQP 1.0, section 2.2).
-    if (reason === 'bad_protocol_header' && socket.writable) socket.write(AMQP_HEADER);
+    if (answer && socket.writable) socket.write(answer);
     if (this.opened && socket.writable) socket.write(encodeCloseFrame(condition, description));
     socket.end();
     setTimeout(() => socket.destroy(), 1000).unref();
     this.cleanup();
   }
 
+  /**
+   * A `close` must follow the broker's protocol header and `open`; rhea writes those on its next
+   * turn after the client's `open`, which may have come with more in the same read.
+   */
+  private answerOpen(): void {
+    if (this.opened && this.rhea.state.need_open()) this.rhea._write_open();
+  }
+
   /** Closes the connection for shutdown. */
   close(): void {
     if (this.closed) return;
     const socket = this.guard.socket;
+    this.answerOpen();
     this.guard.flush();
     if (this.opened && socket.writable) {
       this.guard.stop();
@@ -749,6 +801,7 @@ export class AmqpConnection {
   private cleanup(): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.handshakeTimer);
     for (const sender of [...this.outgoing.keys()]) this.closeOutgoing(sender);
     for (const receiver of [...this.incoming.keys()]) this.closeIncoming(receiver);
     this.broker.metrics.connectionClosed(this.info.listener);

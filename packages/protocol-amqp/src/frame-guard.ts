@@ -5,7 +5,23 @@ import type { Duplex } from 'node:stream';
 export interface FrameViolation {
   condition: 'amqp:connection:framing-error' | 'amqp:not-implemented';
   description: string;
-  reason: 'frame_too_large' | 'bad_frame_header' | 'bad_protocol_header' | 'unknown_performative';
+  reason:
+    | 'frame_too_large'
+    | 'bad_frame_header'
+    | 'bad_protocol_header'
+    | 'unsupported_protocol'
+    | 'unknown_performative';
+  /** The protocol header to send before closing: one the peer could connect with (AMQP 1.0, section 2.2). */
+  answer?: Buffer;
+}
+
+/** Protocol ids of the AMQP 1.0 protocol headers: AMQP itself and the SASL layer before it. */
+export const AMQP_PROTOCOL = 0;
+export const SASL_PROTOCOL = 3;
+
+/** The AMQP 1.0 protocol header for a protocol id. */
+export function protocolHeader(id: number): Buffer {
+  return Buffer.from([0x41, 0x4d, 0x51, 0x50, id, 1, 0, 0]);
 }
 
 const AMQP = 0x414d5150;
@@ -33,6 +49,8 @@ export class GuardedSocket extends EventEmitter {
   private pendingBytes = 0;
   /** Whether the first protocol header has been seen. */
   private started = false;
+  /** Protocol ids the next protocol header may have; none once AMQP itself has begun. */
+  private protocols: readonly number[] = [];
 
   constructor(
     readonly socket: Duplex,
@@ -40,9 +58,17 @@ export class GuardedSocket extends EventEmitter {
     private readonly onViolation: (violation: FrameViolation) => void,
   ) {
     super();
-    socket.on('data', (chunk: Buffer) => this.scan(chunk));
     socket.on('error', (error: Error) => this.emit('error', error));
     socket.on('end', () => this.emit('end'));
+  }
+
+  /**
+   * Starts reading the socket, once the engine listens; until then its bytes wait in the socket.
+   * `protocols` are the ids the first protocol header may have, the preferred first.
+   */
+  start(protocols: readonly number[]): void {
+    this.protocols = protocols;
+    this.socket.on('data', (chunk: Buffer) => this.scan(chunk));
   }
 
   get encrypted(): boolean {
@@ -143,18 +169,18 @@ export class GuardedSocket extends EventEmitter {
             : Buffer.concat([this.boundary, chunk.subarray(pos - take, pos)]);
       }
       if (this.boundary.length < this.wanted()) break;
-      const violation = this.check(this.boundary);
+      const header = this.boundary;
+      const size = this.isProtocolHeader(header) ? 8 : header.readUInt32BE(0);
+      const violation = this.check(header);
       if (violation) {
-        const frameStart = pos - this.boundary.length;
+        const frameStart = pos - header.length;
         if (frameStart > 0) this.emit('data', chunk.subarray(0, frameStart));
         this.stopped = true;
         this.onViolation(violation);
         return;
       }
-      const header = this.boundary;
       this.boundary = NO_BYTES;
-      this.remaining =
-        header.readUInt32BE(0) === AMQP ? 8 - header.length : header.readUInt32BE(0) - header.length;
+      this.remaining = size - header.length;
     }
     this.emit('data', chunk);
   }
@@ -179,16 +205,17 @@ export class GuardedSocket extends EventEmitter {
   private wanted(): number {
     if (this.boundary.length < 8) return 8;
     const size = this.boundary.readUInt32BE(0);
-    if (size === AMQP || this.headerViolation(this.boundary)) return 8;
+    if (this.isProtocolHeader(this.boundary) || this.headerViolation(this.boundary)) return 8;
     return size >= 11 && this.boundary[4] === 2 ? 11 : 8;
   }
 
+  /** A protocol header where one may come: first, and after the SASL layer's. */
+  private isProtocolHeader(header: Buffer): boolean {
+    return this.protocols.length > 0 && header.readUInt32BE(0) === AMQP;
+  }
+
   private check(header: Buffer): FrameViolation | null {
-    const size = header.readUInt32BE(0);
-    if (size === AMQP) {
-      this.started = true;
-      return null;
-    }
+    if (this.isProtocolHeader(header)) return this.protocolViolation(header);
     const violation = this.headerViolation(header);
     if (violation) return violation;
     if (header.length >= 11 && header[8] === 0x00 && header[9] === 0x53) {
@@ -206,6 +233,27 @@ export class GuardedSocket extends EventEmitter {
     return null;
   }
 
+  /**
+   * Takes a protocol header for AMQP 1.0 with an id expected here; after the SASL layer's, the
+   * AMQP header follows. Any other is answered with the header the peer could use instead: the
+   * same protocol in version 1.0 where this listener takes it, else the one it prefers.
+   */
+  private protocolViolation(header: Buffer): FrameViolation | null {
+    const [id, major, minor, revision] = [header[4]!, header[5]!, header[6]!, header[7]!];
+    const known = this.protocols.includes(id);
+    if (known && major === 1 && minor === 0) {
+      this.started = true;
+      this.protocols = id === SASL_PROTOCOL ? [AMQP_PROTOCOL] : [];
+      return null;
+    }
+    return {
+      condition: 'amqp:connection:framing-error',
+      description: `unsupported protocol header: protocol id ${id}, version ${major}.${minor}.${revision}`,
+      reason: 'unsupported_protocol',
+      answer: protocolHeader(known ? id : this.protocols[0]!),
+    };
+  }
+
   private headerViolation(header: Buffer): FrameViolation | null {
     const size = header.readUInt32BE(0);
     if (!this.started) {
@@ -213,6 +261,7 @@ export class GuardedSocket extends EventEmitter {
         condition: 'amqp:connection:framing-error',
         description: 'the stream does not start with an AMQP protocol header',
         reason: 'bad_protocol_header',
+        answer: protocolHeader(this.protocols[0] ?? AMQP_PROTOCOL),
       };
     }
     const doff = header[4]!;

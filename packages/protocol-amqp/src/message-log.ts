@@ -60,7 +60,7 @@ export class ShardLog implements MessageLog {
   private scheduled = false;
 
   constructor(
-    private readonly storage: StorageEngine,
+    protected readonly storage: StorageEngine,
     private readonly codec: RecordCodec,
     readonly topic: string,
     readonly shard: string,
@@ -168,75 +168,6 @@ export class ShardLog implements MessageLog {
     return this.storage.waitForData(this.shard, offset, timeoutMs);
   }
 
-  trim(): void {}
-}
-
-/** A log in memory: the backing of temporary (dynamic) addresses, which end with their link. */
-export class MemoryLog implements MessageLog {
-  readonly listeners = new Set<AppendListener>();
-  private messages: StoredMessage[] = [];
-  private start = 0;
-  private waiters = new Set<() => void>();
-
-  constructor(readonly topic: string) {}
-
-  appendThen(message: Message, done: AppendCallback): void {
-    let offset: number;
-    try {
-      offset = this.appendNow(message);
-    } catch (error) {
-      done(error, -1);
-      return;
-    }
-    done(null, offset);
-  }
-
-  append(message: Message): Promise<number> {
-    return Promise.resolve(this.appendNow(message));
-  }
-
-  private appendNow(message: Message): number {
-    const offset = this.start + this.messages.length;
-    this.messages.push({ ...message, offset });
-    for (const wake of this.waiters) wake();
-    this.waiters.clear();
-    for (const listener of this.listeners) listener(offset, [message]);
-    return offset;
-  }
-
-  read(offset: number): Promise<ReadMessages> {
-    const from = Math.max(offset, this.start);
-    const messages = this.messages.slice(from - this.start, from - this.start + 1000);
-    return Promise.resolve({ messages, nextOffset: from + messages.length });
-  }
-
-  end(): Promise<number> {
-    return Promise.resolve(this.start + this.messages.length);
-  }
-
-  waitForData(offset: number, timeoutMs: number): Promise<void> {
-    if (offset < this.start + this.messages.length) return Promise.resolve();
-    return new Promise((resolve) => {
-      const wake = () => {
-        clearTimeout(timer);
-        this.waiters.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, timeoutMs);
-      timer.unref();
-      this.waiters.add(wake);
-    });
-  }
-
-  trim(offset: number): void {
-    if (offset <= this.start) return;
-    const drop = Math.min(offset - this.start, this.messages.length);
-    this.messages = this.messages.slice(drop);
-    this.start += drop;
-  }
-
-  /** Wakes pending waits (the address is going away). */
-  close(): void {
-    for (const wake of this.waiters) wake();
-  }
+  /** A topic's shard is read by others too (Kafka consumers, other queues): it keeps its messages. */
+  trim(_offset: number): void {}
 }

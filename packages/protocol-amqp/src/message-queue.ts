@@ -11,6 +11,8 @@ export interface Entry {
   expiresAt: number;
   /** Failed deliveries so far (AMQP header delivery-count). */
   deliveryCount: number;
+  /** Bytes it holds in memory: payload and headers. */
+  size: number;
   /** Consumers that answered `modified` with undeliverable-here. */
   refusedBy?: Set<QueueConsumer>;
   /** The consumer it is delivered to and not yet settled by, or null. */
@@ -49,6 +51,8 @@ export interface AckPersistence {
 export interface QueueOptions {
   /** Messages held in memory (ready plus unsettled); more are read from the log as room frees. */
   window: number;
+  /** Bytes of messages held in memory, bounded as `window` bounds their number. */
+  maxBytes: number;
   /** Where acks are kept; null for queues that start afresh (topic subscriptions, temporary queues). */
   persistence: AckPersistence | null;
   /** Start at the log's end (a topic subscription) instead of the first unsettled offset. */
@@ -82,6 +86,8 @@ export class MessageQueue {
    */
   private readonly inflight: (Entry | undefined)[] = [];
   private inflightCount = 0;
+  /** Bytes of the messages held in memory: ready, unsettled and being dead-lettered. */
+  private heldBytes = 0;
   private readonly acked = new Set<number>();
   private floor = 0;
   private readOffset = 0;
@@ -151,6 +157,11 @@ export class MessageQueue {
     return this.inflightCount;
   }
 
+  /** Bytes of messages held in memory. */
+  get memoryBytes(): number {
+    return this.heldBytes;
+  }
+
   addConsumer(consumer: QueueConsumer): void {
     this.consumers.push(consumer);
     this.schedulePump();
@@ -176,10 +187,9 @@ export class MessageQueue {
   settle(entry: Entry, outcome: Outcome, consumer: QueueConsumer): void {
     if (entry.slot < 0 || entry.holder !== consumer) return;
     this.release(entry);
-    const offset = entry.offset;
     switch (outcome.type) {
       case 'accepted':
-        this.ack(offset);
+        this.ack(entry);
         break;
       case 'released':
         this.requeue(entry);
@@ -225,13 +235,13 @@ export class MessageQueue {
       idle = 0;
       if (entry.expiresAt <= now) {
         this.options.onDropped('expired');
-        this.ack(entry.offset);
+        this.ack(entry);
         continue;
       }
       this.hold(entry, consumer);
       if (consumer.deliver(entry, this)) {
         this.release(entry);
-        this.ack(entry.offset);
+        this.ack(entry);
       }
     }
     if (this.turn > 1e9) this.turn = 0;
@@ -254,10 +264,16 @@ export class MessageQueue {
     entry.holder = null;
   }
 
+  /** Messages that may still be taken into memory; none once their bytes reach `maxBytes`. */
   private room(): number {
+    if (this.heldBytes >= this.options.maxBytes) return 0;
     return this.options.window - this.ready.size - this.inflightCount - this.deadLettering;
   }
 
+  /**
+   * Messages just appended are taken as they come while there is room; those past it stay in the
+   * log and are read from there once room frees up.
+   */
   private readonly appended = (baseOffset: number, messages: readonly Message[]): void => {
     this.knownEnd = Math.max(this.knownEnd, baseOffset + messages.length);
     this.firstSeen = Math.min(this.firstSeen ?? baseOffset, baseOffset);
@@ -266,10 +282,14 @@ export class MessageQueue {
       this.pageAgain = true;
       return;
     }
-    if (baseOffset === this.readOffset && this.room() >= messages.length) {
-      messages.forEach((message, i) => this.add(baseOffset + i, message));
-      this.readOffset += messages.length;
-      this.schedulePump();
+    if (baseOffset === this.readOffset) {
+      let taken = 0;
+      while (taken < messages.length && this.room() > 0) {
+        this.add(baseOffset + taken, messages[taken]!);
+        taken++;
+      }
+      this.readOffset += taken;
+      if (taken > 0) this.schedulePump();
     } else if (baseOffset > this.readOffset) {
       this.page();
     }
@@ -278,12 +298,16 @@ export class MessageQueue {
   private add(offset: number, message: Message): void {
     if (this.acked.has(offset)) return;
     const facts = deliveryFacts(message);
+    let size = message.payload.length;
+    for (const header of message.headers) size += header.key.length + header.value.length;
+    this.heldBytes += size;
     this.ready.push({
       offset,
       message,
       priority: facts.priority,
       expiresAt: facts.expiresAt,
       deliveryCount: 0,
+      size,
       holder: null,
       slot: -1,
     });
@@ -297,14 +321,14 @@ export class MessageQueue {
     const deadLetter = this.options.deadLetter;
     if (!deadLetter) {
       this.options.onDropped('rejected');
-      this.ack(entry.offset);
+      this.ack(entry);
       return;
     }
     this.deadLettering++;
     deadLetter(entry, reason).then(
       () => {
         this.deadLettering--;
-        this.ack(entry.offset);
+        this.ack(entry);
       },
       (error: unknown) => {
         this.deadLettering--;
@@ -318,7 +342,10 @@ export class MessageQueue {
     );
   }
 
-  private ack(offset: number): void {
+  /** The entry is settled: it leaves memory, and its offset counts as done. */
+  private ack(entry: Entry): void {
+    this.heldBytes -= entry.size;
+    const offset = entry.offset;
     if (offset < this.floor) return;
     if (offset !== this.floor) {
       this.acked.add(offset);
@@ -407,6 +434,7 @@ export class MessageQueue {
     });
   }
 
+  /** Each read takes all it returns (up to a megabyte or one record batch), so memory may pass the bounds by that. */
   private async readMore(): Promise<void> {
     try {
       while (!this.closed && this.room() > 0 && this.readOffset < this.knownEnd) {

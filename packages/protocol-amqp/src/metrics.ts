@@ -11,6 +11,7 @@ export class AmqpMetrics {
   bytesOut = 0;
   private readonly connections: Gauge;
   private readonly queueDepth: Gauge;
+  private readonly queueMemory: Gauge;
   private readonly unsettled: Gauge;
   private readonly messagesInTotal: Counter;
   private readonly messagesOutTotal: Counter;
@@ -29,6 +30,11 @@ export class AmqpMetrics {
     this.queueDepth = metrics.gauge({
       name: 'robustmq_amqp_queue_depth',
       help: 'Messages not yet settled on an AMQP queue',
+      labelNames: ['queue'],
+    });
+    this.queueMemory = metrics.gauge({
+      name: 'robustmq_amqp_queue_memory_bytes',
+      help: 'Bytes of messages an AMQP queue holds in memory (queue_memory_bytes bounds them)',
       labelNames: ['queue'],
     });
     this.unsettled = metrics.gauge({
@@ -88,8 +94,14 @@ export class AmqpMetrics {
     this.droppedTotal.inc({ reason });
   }
 
+  /** A temporary queue is gone: its gauges read 0 rather than what it last held. */
+  queueDeleted(name: string): void {
+    this.queueDepth.set({ queue: name }, 0);
+    this.queueMemory.set({ queue: name }, 0);
+  }
+
   /** Moves the counts gathered since the last flush into the registry; sets the gauges. */
-  flush(queues: Iterable<{ name: string; depth: number; unsettled: number }>): void {
+  flush(queues: Iterable<{ name: string; depth: number; unsettled: number; memoryBytes: number }>): void {
     if (this.messagesIn) this.messagesInTotal.inc(undefined, this.messagesIn);
     if (this.messagesOut) this.messagesOutTotal.inc(undefined, this.messagesOut);
     if (this.bytesIn) this.bytesInTotal.inc(undefined, this.bytesIn);
@@ -98,6 +110,7 @@ export class AmqpMetrics {
     let unsettled = 0;
     for (const queue of queues) {
       this.queueDepth.set({ queue: queue.name }, queue.depth);
+      this.queueMemory.set({ queue: queue.name }, queue.memoryBytes);
       unsettled += queue.unsettled;
     }
     this.unsettled.set(undefined, unsettled);

@@ -72,9 +72,12 @@ export class AmqpPlugin implements ProtocolPlugin {
   private flush(broker = this.broker): void {
     if (!broker) return;
     broker.metrics.flush(
-      broker
-        .allQueues()
-        .map(({ id, queue }) => ({ name: id, depth: queue.depth, unsettled: queue.unsettled })),
+      broker.allQueues().map(({ id, queue }) => ({
+        name: id,
+        depth: queue.depth,
+        unsettled: queue.unsettled,
+        memoryBytes: queue.memoryBytes,
+      })),
     );
   }
 }

@@ -82,6 +82,40 @@ export interface RheaSession {
   readonly outgoing: RheaOutgoing;
 }
 
+/** A link as rhea's session files it. */
+export interface RheaSessionLink {
+  readonly name: string;
+  readonly local: { handle: number };
+  readonly remote: { handle?: number; attach?: unknown };
+  is_sender(): boolean;
+  on_attach(frame: AttachFrame): void;
+}
+
+export interface AttachFrame {
+  performative: { name: string; handle: number; role: boolean };
+}
+
+/** How rhea's session keeps its links: by name, and by each end's handle. */
+export interface RheaSessionLinks {
+  links: Record<string, RheaSessionLink | undefined>;
+  readonly local: { handles: Record<number, RheaSessionLink | undefined> };
+  readonly remote: { handles: Record<number, RheaSessionLink | undefined> };
+  create_sender(name: string): RheaSessionLink;
+  create_receiver(name: string): RheaSessionLink;
+  create_link(
+    name: string,
+    constructor: new (
+      session: RheaSessionLinks,
+      name: string,
+      handle: number,
+      options: unknown,
+    ) => RheaSessionLink,
+    options: unknown,
+  ): RheaSessionLink;
+  remove_link(link: RheaSessionLink): void;
+  on_attach(frame: AttachFrame): void;
+}
+
 /** A delivery rhea sends, as its session keeps it. */
 export interface RheaOutgoingDelivery extends RheaDelivery {
   readonly link: RheaSender;
@@ -130,7 +164,11 @@ export interface TransferFrame {
 }
 
 export interface RheaConnection extends EventEmitter {
-  readonly options: { id: string };
+  readonly options: { id: string; require_sasl?: boolean };
+  /** Whether the broker's own `open` is still to be written (taking it leaves the writing to the caller). */
+  readonly state: { need_open(): boolean };
+  /** Queues the broker's `open` and writes it, after the protocol header when that is not out yet. */
+  _write_open(): void;
   readonly remote: { open?: { container_id?: string } };
   /** Reads bytes from the socket: whole frames and what rhea holds back of a partial one. */
   input(buffer: Buffer): void;

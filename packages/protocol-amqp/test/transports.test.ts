@@ -38,6 +38,16 @@ describe('[amqp] settings', () => {
     expect(plugin.create({}).listeners()).toEqual([{ name: 'tcp', port: 5672, transport: 'tcp' }]);
   });
 
+  it('bounds queue memory by bytes and the handshake by time', () => {
+    expect(parseSettings({})).toMatchObject({ queueMemoryBytes: 67_108_864, handshakeTimeoutMs: 10_000 });
+    expect(parseSettings({ queue_memory_bytes: 1_048_576, handshake_timeout_ms: 2000 })).toMatchObject({
+      queueMemoryBytes: 1_048_576,
+      handshakeTimeoutMs: 2000,
+    });
+    expect(configError({ queue_memory_bytes: 1000 }).setting).toBe('queue_memory_bytes');
+    expect(configError({ handshake_timeout_ms: 0 }).setting).toBe('handshake_timeout_ms');
+  });
+
   it('builds the TLS listener with its PEM files', () => {
     const listeners = plugin
       .create({

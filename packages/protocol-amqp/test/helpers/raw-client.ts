@@ -3,6 +3,24 @@ import { connect, type Socket } from 'node:net';
 /** The AMQP protocol header without SASL. */
 export const AMQP_HEADER = Buffer.from([0x41, 0x4d, 0x51, 0x50, 0, 1, 0, 0]);
 
+/** The protocol header of the SASL layer. */
+export const SASL_HEADER = Buffer.from([0x41, 0x4d, 0x51, 0x50, 3, 1, 0, 0]);
+
+/** The performative codes of the frames in `bytes`, which start at a frame boundary. */
+export function performatives(bytes: Buffer): number[] {
+  const codes: number[] = [];
+  let pos = 0;
+  while (pos + 8 <= bytes.length) {
+    const size = bytes.readUInt32BE(pos);
+    if (size < 8) break;
+    const body = pos + bytes[pos + 4]! * 4;
+    // An empty frame (a heartbeat) has no performative.
+    if (pos + size > body) codes.push(bytes[body + 2]!);
+    pos += size;
+  }
+  return codes;
+}
+
 /** One AMQP frame on channel 0 around `body` (a performative's encoding). */
 export function frame(body: Buffer, type = 0): Buffer {
   const head = Buffer.from([0, 0, 0, 0, 2, type, 0, 0]);
