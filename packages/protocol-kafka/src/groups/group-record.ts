@@ -1,4 +1,5 @@
-import type { GroupProtocol, PersistedGroup, PersistedMember } from './types.js';
+import { z } from 'zod';
+import type { PersistedGroup, PersistedMember } from './types.js';
 
 /*
  * A group's record in the meta store is JSON, with bytes (subscriptions, assignments) in base64:
@@ -33,82 +34,50 @@ export function encodeGroupRecord(group: PersistedGroup): Uint8Array {
   );
 }
 
-type Json = Record<string, unknown>;
+const bytes = z.string().transform((text): Uint8Array => Buffer.from(text, 'base64'));
+const timeout = z.number().int().min(0);
 
-const isObject = (value: unknown): value is Json =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
-const isStringOrNull = (value: unknown): value is string | null =>
-  value === null || typeof value === 'string';
-const isTimeout = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
+const storedMember = z.object({
+  memberId: z.string().min(1),
+  groupInstanceId: z.string().nullable(),
+  clientId: z.string(),
+  clientHost: z.string(),
+  sessionTimeoutMs: timeout,
+  rebalanceTimeoutMs: timeout,
+  protocols: z.array(z.object({ name: z.string(), metadata: bytes })),
+  assignment: bytes,
+});
 
-function decodeBytes(value: unknown): Uint8Array | null {
-  return typeof value === 'string' ? Buffer.from(value, 'base64') : null;
-}
+/** The two fields every record has, the only ones of records written before members were kept. */
+const storedFence = z.object({ protocolType: z.string().nullable(), generationId: z.number().int() });
 
-function decodeProtocol(value: unknown): GroupProtocol | null {
-  if (!isObject(value) || typeof value.name !== 'string') return null;
-  const metadata = decodeBytes(value.metadata);
-  return metadata && { name: value.name, metadata };
-}
-
-function decodeMember(value: unknown): PersistedMember | null {
-  if (!isObject(value)) return null;
-  const { memberId, groupInstanceId, clientId, clientHost, sessionTimeoutMs, rebalanceTimeoutMs } = value;
-  if (
-    typeof memberId !== 'string' ||
-    memberId === '' ||
-    !isStringOrNull(groupInstanceId) ||
-    typeof clientId !== 'string' ||
-    typeof clientHost !== 'string' ||
-    !isTimeout(sessionTimeoutMs) ||
-    !isTimeout(rebalanceTimeoutMs) ||
-    !Array.isArray(value.protocols)
-  ) {
-    return null;
-  }
-  const protocols = value.protocols.map(decodeProtocol);
-  const assignment = decodeBytes(value.assignment);
-  if (protocols.some((p) => p === null) || assignment === null) return null;
-  return {
-    memberId,
-    groupInstanceId,
-    clientId,
-    clientHost,
-    sessionTimeoutMs,
-    rebalanceTimeoutMs,
-    protocols: protocols as GroupProtocol[],
-    assignment,
-  };
-}
+const storedGroup = storedFence.extend({
+  state: z.enum(['Empty', 'Stable', 'PreparingRebalance']),
+  protocolName: z.string().nullable(),
+  leader: z.string().nullable(),
+  members: z.array(storedMember),
+});
 
 /** Reads a stored group record; null when it is not one. */
-export function decodeGroupRecord(bytes: Uint8Array): PersistedGroup | null {
+export function decodeGroupRecord(encoded: Uint8Array): PersistedGroup | null {
   let value: unknown;
   try {
-    value = JSON.parse(new TextDecoder().decode(bytes));
+    value = JSON.parse(new TextDecoder().decode(encoded));
   } catch {
     return null;
   }
-  if (!isObject(value) || !isStringOrNull(value.protocolType) || !Number.isSafeInteger(value.generationId)) {
-    return null;
-  }
-  const { protocolType, generationId } = value as { protocolType: string | null; generationId: number };
-  if (value.members === undefined) return emptyGroupRecord(protocolType, generationId);
-  const { state, protocolName, leader } = value;
-  if (
-    (state !== 'Empty' && state !== 'Stable' && state !== 'PreparingRebalance') ||
-    !isStringOrNull(protocolName) ||
-    !isStringOrNull(leader) ||
-    !Array.isArray(value.members)
-  ) {
-    return null;
-  }
-  const members = value.members.map(decodeMember);
-  if (members.some((m) => m === null)) return null;
+  const fence = storedFence.safeParse(value);
+  if (!fence.success) return null;
+  const { protocolType, generationId } = fence.data;
+  if ((value as { members?: unknown }).members === undefined)
+    return emptyGroupRecord(protocolType, generationId);
+  const stored = storedGroup.safeParse(value);
+  if (!stored.success) return null;
+  const { state, protocolName, leader, members } = stored.data;
   if (state === 'Empty' || members.length === 0) return emptyGroupRecord(protocolType, generationId);
   // Members hold assignments made for a chosen protocol: without one, this is no record of ours.
   if (protocolName === null) return null;
-  return { state, protocolType, generationId, protocolName, leader, members: members as PersistedMember[] };
+  return { state, protocolType, generationId, protocolName, leader, members };
 }
 
 /**

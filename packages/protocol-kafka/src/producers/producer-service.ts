@@ -25,7 +25,7 @@ export class ProducerService {
   private readonly ids: ProducerIdAllocator;
 
   constructor(
-    private readonly meta: MetaStore,
+    meta: MetaStore,
     storage: StorageEngine,
     private readonly logger: Logger = silentLogger,
     blockSize?: number,

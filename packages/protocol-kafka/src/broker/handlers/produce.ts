@@ -127,9 +127,9 @@ async function producePartition(
     return result(data.index, refused.errorCode, -1, refused.message);
   }
   // The batch is stamped before anything else sees it: storage, the router and idempotence checks.
-  const logAppendTime = policy.logAppendTime ? now : -1;
   if (policy.logAppendTime) setLogAppendTime(batch, now);
-  const maxTimestamp = policy.logAppendTime ? now : header.maxTimestamp >= 0 ? header.maxTimestamp : now;
+  const logAppendTime = policy.logAppendTime ? now : -1;
+  const maxTimestamp = policy.logAppendTime || header.maxTimestamp < 0 ? now : header.maxTimestamp;
   const writer = partitionWriter(context);
   try {
     if (header.producerId < 0n) {
