@@ -44,6 +44,13 @@ describe('robustmq amqp against a real server with the AMQP plugin', () => {
     expect(received.stderr).toMatch(/^received 3 messages in \d+\.\d+s \(\d+(\.\d)? msg\/s\)$/m);
   });
 
+  it('without -u, reaches the AMQP listener the node reports (the test node is not on 5672)', async () => {
+    expect(await amqp(['amqp', 'send', '-a', 'found', 'f1'])).toMatchObject({ code: 0, stderr: '' });
+    const received = await amqp(['amqp', 'receive', '-a', 'found', '-n', '1']);
+    expect(received.code).toBe(0);
+    expect(lines(received.stdout)).toEqual(['f1']);
+  });
+
   it('settled mode sends and receives at most once; --count ends with the rate', async () => {
     const receiver = start(
       ['amqp', 'receive', '-u', url, '-a', 'fast', '--settle-mode', 'settled', '-n', '300', '--progress'],

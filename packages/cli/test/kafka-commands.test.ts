@@ -148,6 +148,13 @@ describe('robustmq kafka against a real server with the Kafka plugin', () => {
     expect(consumed.stderr).toMatch(/^consumed 200\/201 messages, \d+(\.\d)? msg\/s$/m);
   });
 
+  it('without -b, reaches the Kafka listener the node reports (the test node is not on 9092)', async () => {
+    expect(await cli(['kafka', 'produce', '-t', 'found', 'f1'])).toMatchObject({ code: 0, stderr: '' });
+    const consumed = await cli(['kafka', 'consume', '-t', 'found', '--from-beginning', '-n', '1']);
+    expect(consumed.code).toBe(0);
+    expect(lines(consumed.stdout)).toEqual(['f1']);
+  });
+
   it('exits 3 when the brokers cannot be reached', async () => {
     const result = await cli(['kafka', 'produce', '-b', '127.0.0.1:1', '-t', 'orders', 'x']);
     expect(result.code).toBe(3);

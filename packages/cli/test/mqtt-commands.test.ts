@@ -109,6 +109,16 @@ describe('robustmq mqtt against a real server', () => {
     expect((await cli(['mqtt', 'retained', 'delete', 'status/door'])).code).toBe(1);
   });
 
+  it('without -b, reaches the MQTT listener the node reports (the test node is not on 1883)', async () => {
+    expect(await cli(['mqtt', 'pub', '-t', 'found/1', '-q', '1', '-r', 'f1'])).toMatchObject({
+      code: 0,
+      stderr: '',
+    });
+    const received = await cli(['mqtt', 'sub', '-t', 'found/+', '-n', '1', '-W', '10']);
+    expect(received.code).toBe(0);
+    expect(lines(received.stdout)).toEqual(['f1']);
+  });
+
   it('clients, subscriptions and sessions: list, describe, kick, delete', async () => {
     const receiver = sub(['-t', 'kick/me', '-i', 'kick-me', '-V', '3.1.1', '--no-clean', '-q', '1']);
     await receiver.waitForStderr(/^subscribed to kick\/me$/m);

@@ -5,7 +5,8 @@ import type { Connection, ConnectionOptions, EventContext } from 'rhea';
 import { CliError, ExitCode } from '../api.js';
 import { integer } from '../args.js';
 import { action, type Context } from '../context.js';
-import { bodies, bodyText, serverHost } from '../messages.js';
+import { listenerAddress } from '../listener-address.js';
+import { bodies, bodyText } from '../messages.js';
 import { Progress } from '../progress.js';
 import { untilStopped } from '../run.js';
 
@@ -17,7 +18,10 @@ interface ConnectOptions {
 
 function connectOptions(command: Command): Command {
   return command
-    .option('-u, --url <url>', 'AMQP broker (default amqp://<host of --server>:5672)')
+    .option(
+      '-u, --url <url>',
+      "AMQP broker (default: the node's AMQP listener, else amqp://<host of --server>:5672)",
+    )
     .requiredOption('-a, --address <address>', 'queue or topic address')
     .addOption(
       new Option(
@@ -46,7 +50,7 @@ async function open(
   context: Context,
   options: ConnectOptions,
 ): Promise<{ connection: Connection; url: string; failed: Promise<never> }> {
-  const url = options.url ?? `amqp://${serverHost(context.server)}:5672`;
+  const url = options.url ?? `amqp://${await listenerAddress(context.server, 'amqp', 5672)}`;
   const parsed = new URL(url);
   // Loaded on use, so commands that do not need it start faster.
   const rhea = createRequire(import.meta.url)('rhea') as typeof Rhea;

@@ -3,7 +3,8 @@ import type { Kafka, KafkaConfig, Message, SASLOptions } from 'kafkajs';
 import { CliError, ExitCode } from '../api.js';
 import { integer, keyValue } from '../args.js';
 import { action, type Context } from '../context.js';
-import { bodies, bodyText, serverHost } from '../messages.js';
+import { listenerAddress } from '../listener-address.js';
+import { bodies, bodyText } from '../messages.js';
 import { Progress } from '../progress.js';
 import { untilStopped } from '../run.js';
 
@@ -14,7 +15,10 @@ interface ClientOptions {
 
 function clientOptions(command: Command): Command {
   return command
-    .option('-b, --brokers <host:port,...>', 'Kafka bootstrap brokers (default <host of --server>:9092)')
+    .option(
+      '-b, --brokers <host:port,...>',
+      "Kafka bootstrap brokers (default: the node's Kafka listener, else <host of --server>:9092)",
+    )
     .addOption(
       new Option('--sasl <mechanism>', 'authenticate as --user/--password by this SASL mechanism').choices([
         'plain',
@@ -30,7 +34,7 @@ async function kafkaClient(
 ): Promise<{ kafka: Kafka; brokers: string }> {
   // Loaded on use, so commands that do not need it start faster.
   const { Kafka, logLevel } = await import('kafkajs');
-  const brokers = options.brokers ?? `${serverHost(context.server)}:9092`;
+  const brokers = options.brokers ?? (await listenerAddress(context.server, 'kafka', 9092));
   const config: KafkaConfig = {
     clientId: 'robustmq-cli',
     brokers: brokers.split(','),

@@ -3,7 +3,8 @@ import type { IClientOptions, MqttClient } from 'mqtt';
 import { CliError, ExitCode } from '../api.js';
 import { collect, integer } from '../args.js';
 import { action, type Context } from '../context.js';
-import { bodies, serverHost } from '../messages.js';
+import { listenerAddress } from '../listener-address.js';
+import { bodies } from '../messages.js';
 import { Progress } from '../progress.js';
 import { untilStopped } from '../run.js';
 
@@ -20,7 +21,10 @@ const AUTH_CODES = new Set([4, 5, 0x86, 0x87, 0x8c]);
 
 function connectOptions(command: Command): Command {
   return command
-    .option('-b, --broker <url>', 'MQTT broker (default mqtt://<host of --server>:1883)')
+    .option(
+      '-b, --broker <url>',
+      "MQTT broker (default: the node's MQTT listener, else mqtt://<host of --server>:1883)",
+    )
     .option('-i, --client-id <id>', 'client id (default: generated)')
     .addOption(
       new Option('-V, --mqtt-version <version>', 'protocol version').choices(['3.1.1', '5']).default('5'),
@@ -30,7 +34,7 @@ function connectOptions(command: Command): Command {
 
 /** Connects, resolving once the broker accepted; maps refusals to the CLI's exit codes. */
 async function open(context: Context, options: ConnectOptions): Promise<MqttClient> {
-  const url = options.broker ?? `mqtt://${serverHost(context.server)}:1883`;
+  const url = options.broker ?? `mqtt://${await listenerAddress(context.server, 'mqtt', 1883)}`;
   const clientOptions: IClientOptions = {
     protocolVersion: options.mqttVersion === '5' ? 5 : 4,
     clean: options.clean,
