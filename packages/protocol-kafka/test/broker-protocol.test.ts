@@ -423,6 +423,26 @@ describe('bad input', () => {
     expect((await client.request<MetadataResponse>(3, 12, { topics: [] })).brokers).toHaveLength(1);
   });
 
+  it('refuses Metadata v10 and v11 naming a topic only by id, in a response the client can read', async () => {
+    const topicId = '0000a0a0-a0a0-a0a0-a0a0-000000000000';
+    for (const version of [10, 11]) {
+      const correlationId = client.send(3, version, {
+        topics: [{ topicId, name: null }],
+        allowAutoTopicCreation: false,
+        includeTopicAuthorizedOperations: false,
+      });
+      // Decoding checks every field against the version: before v12 a topic name is never null.
+      const decoded = decodeResponse(await client.nextFrame(), 3, version);
+      expect(decoded.correlationId).toBe(correlationId);
+      const { topics } = decoded.response as MetadataResponse;
+      expect(topics).toEqual([
+        expect.objectContaining({ name: '', errorCode: KafkaErrorCode.invalidRequest }),
+      ]);
+    }
+    const byId = await client.request<MetadataResponse>(3, 12, { topics: [{ topicId, name: null }] });
+    expect(byId.topics[0]!.errorCode).toBe(KafkaErrorCode.unknownTopicId);
+  });
+
   it('closes on an unknown API key and on a garbled body, logging each', async () => {
     const unknown = await RawClient.open(server.port);
     const frame = Buffer.alloc(14);

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { Kafka, logLevel, type SASLOptions } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_CONFIG, adminApi } from './helpers/admin-api.js';
@@ -142,4 +143,39 @@ except KafkaError as error:
       expect(JSON.parse(bad.stdout)).toHaveProperty('error');
     }, 90_000);
   }
+});
+
+describe('frames before authentication', () => {
+  it('closes a client that sends a large frame before SASL, and takes large ones after it', async () => {
+    const size = 16 * 1024 * 1024;
+    const socket = connect(server.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    // A Metadata request header announcing 16 MiB, then the bytes, as fast as the broker takes them.
+    const header = Buffer.alloc(12);
+    header.writeInt32BE(size, 0);
+    header.writeInt16BE(3, 4);
+    header.writeInt16BE(1, 6);
+    socket.write(header);
+    const chunk = Buffer.alloc(256 * 1024);
+    let sent = 8;
+    let open = true;
+    void closed.then(() => (open = false));
+    while (open && sent < size) {
+      if (!socket.write(chunk)) {
+        await Promise.race([new Promise((resolve) => socket.once('drain', resolve)), closed]);
+      }
+      sent += chunk.length;
+    }
+    await closed;
+    expect(sent).toBeLessThan(size);
+    await server.waitForLog((line) => line.reason === 'frame_size' && line.authenticated === false);
+
+    // Authenticated, a client sends what max_frame_size allows.
+    const producer = kafkaAs({ mechanism: 'plain', username: 'alice', password: 'alice-secret' }).producer();
+    await producer.connect();
+    await producer.send({ topic: 'sasl-large', messages: [{ value: Buffer.alloc(2 * 1024 * 1024, 1) }] });
+    await producer.disconnect();
+  }, 60_000);
 });

@@ -20,6 +20,12 @@ const MAX_PIPELINED = 32;
  * way at once hold at most this many too.
  */
 const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
+/**
+ * Largest frame taken before SASL authentication (Kafka's `sasl.server.max.receive.size`): SASL
+ * exchanges are small, and a client nobody knows must not make the broker hold up to
+ * `max_frame_size` for it.
+ */
+const MAX_UNAUTHENTICATED_FRAME = 512 * 1024;
 
 let nextConnectionId = 1;
 
@@ -127,10 +133,14 @@ export class Connection {
     while (this.buffered >= 4) {
       if (this.chunks[0]!.length < 4) this.chunks = [Buffer.concat(this.chunks, this.buffered)];
       const size = this.chunks[0]!.readInt32BE(0);
-      if (size < 0 || size > this.broker.settings.maxFrameSize) {
+      const max = this.state.authenticated
+        ? this.broker.settings.maxFrameSize
+        : Math.min(this.broker.settings.maxFrameSize, MAX_UNAUTHENTICATED_FRAME);
+      if (size < 0 || size > max) {
         this.drop('frame_size', 'request frame size out of bounds', {
           size,
-          max: this.broker.settings.maxFrameSize,
+          max,
+          authenticated: this.state.authenticated,
         });
         return;
       }

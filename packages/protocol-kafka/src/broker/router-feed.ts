@@ -1,20 +1,43 @@
 import type { Logger, Message, MessageHeader, Router } from '@robustmq/core';
-import { decodeRecordBatch, readBatchHeader, type KafkaRecord } from '../codec/record-batch.js';
+import { Compression } from '../codec/compression.js';
+import {
+  decodeRecordBatch,
+  readBatchHeader,
+  RECORD_BATCH_HEADER_SIZE,
+  type KafkaRecord,
+} from '../codec/record-batch.js';
 
 const EMPTY = Buffer.alloc(0);
 const ORIGIN = { protocol: 'kafka' } as const;
 
 /** The records of one stored batch, decoded once, on first need. */
 class LazyBatch {
-  private records: KafkaRecord[] | null = null;
+  private decoded: KafkaRecord[] | null = null;
 
   constructor(private readonly batch: Buffer) {}
 
-  record(index: number): KafkaRecord {
+  /** Every record of the batch. */
+  records(): KafkaRecord[] {
     // The batch passed its CRC check before it was stored.
-    this.records ??= decodeRecordBatch(this.batch, { verifyCrc: false }).records;
-    return this.records[index]!;
+    this.decoded ??= decodeRecordBatch(this.batch, { verifyCrc: false }).records;
+    return this.decoded;
   }
+
+  record(index: number): KafkaRecord {
+    const record = this.records()[index];
+    if (record === undefined) throw new RangeError(`record ${index} is not in the batch`);
+    return record;
+  }
+}
+
+/**
+ * Records the header's count may claim before the batch is decoded to check it: every record takes
+ * at least 7 bytes once decompressed, and a compressed batch claiming more records than it has
+ * bytes is decoded first, so a lying header cannot make the feed loop far past the batch's size.
+ */
+function plausibleRecords(batch: Buffer, compressed: boolean): number {
+  const bytes = batch.length - RECORD_BATCH_HEADER_SIZE;
+  return compressed ? bytes : Math.floor(bytes / 7);
 }
 
 /**
@@ -59,6 +82,8 @@ export function publishStoredBatch(router: Router, topic: string, batch: Buffer,
   if (header.control || header.transactional) return;
   const lazy = new LazyBatch(batch);
   try {
+    // Decoding fails unless the batch holds exactly the records its header counts.
+    if (header.recordCount > plausibleRecords(batch, header.compression !== Compression.none)) lazy.records();
     for (let index = 0; index < header.recordCount; index++) {
       const receivers = router.publish(new RoutedRecord(topic, lazy, index), ORIGIN);
       // Nobody took the first record, so no handler ran and the subscriptions are as they were:

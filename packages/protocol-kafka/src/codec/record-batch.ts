@@ -198,6 +198,31 @@ export function splitBatches(records: Uint8Array): { batches: Buffer[]; remainde
   return { batches, remainder: buf.length - at };
 }
 
+/**
+ * The records of an uncompressed batch, counted by walking their length prefixes (nothing else is
+ * read); null when the lengths do not fill the batch exactly. Compressed batches cannot be counted
+ * without decompressing: null too.
+ */
+export function countRecords(batch: Uint8Array): number | null {
+  const header = readBatchHeader(batch);
+  const end = header.batchLength + LOG_OVERHEAD;
+  if (header.compression !== Compression.none || end > batch.length) return null;
+  let count = 0;
+  let at = RECORD_BATCH_HEADER_SIZE;
+  try {
+    while (at < end) {
+      let length: number;
+      [length, at] = readVarint(batch, at);
+      if (length < 1 || at + length > end) return null;
+      at += length;
+      count++;
+    }
+  } catch {
+    return null;
+  }
+  return count;
+}
+
 /** Overwrites the base offset of the batch in place; the CRC stays valid. */
 export function setBaseOffset(batch: Uint8Array, baseOffset: number): void {
   view(batch).setBigInt64(0, BigInt(baseOffset));
@@ -339,11 +364,13 @@ function readRecord(buf: Buffer, at: number, header: RecordBatchHeader): [KafkaR
 
 /**
  * Decodes one whole batch with its records (decompressing as needed). Checks the CRC unless
- * `verifyCrc` is false; throws a {@link RecordBatchError} for anything malformed.
+ * `verifyCrc` is false; throws a {@link RecordBatchError} for anything malformed, and for records
+ * that would decompress to more than `maxDecompressedBytes` (default `DEFAULT_MAX_DECOMPRESSED_BYTES`,
+ * 128 MiB).
  */
 export function decodeRecordBatch(
   batch: Uint8Array,
-  options: { verifyCrc?: boolean } = {},
+  options: { verifyCrc?: boolean; maxDecompressedBytes?: number } = {},
 ): DecodedRecordBatch {
   const header = readBatchHeader(batch);
   const size = header.batchLength + LOG_OVERHEAD;
@@ -354,7 +381,11 @@ export function decodeRecordBatch(
   }
   let body: Buffer;
   try {
-    body = decompress(header.compression, whole.subarray(RECORD_BATCH_HEADER_SIZE));
+    body = decompress(
+      header.compression,
+      whole.subarray(RECORD_BATCH_HEADER_SIZE),
+      options.maxDecompressedBytes,
+    );
   } catch (error) {
     throw new RecordBatchError('corrupt', `cannot decompress record batch: ${(error as Error).message}`);
   }
@@ -377,7 +408,7 @@ export function decodeRecordBatch(
 /** Decodes every whole batch in concatenated `records` (a Fetch response's records field). */
 export function decodeRecordBatches(
   records: Uint8Array,
-  options: { verifyCrc?: boolean } = {},
+  options: { verifyCrc?: boolean; maxDecompressedBytes?: number } = {},
 ): DecodedRecordBatch[] {
   return splitBatches(records).batches.map((batch) => decodeRecordBatch(batch, options));
 }

@@ -51,6 +51,11 @@ export class OffsetStore {
   /** group -> "topic/partition" -> offset */
   private readonly offsets = new Map<string, Map<string, PartitionOffset>>();
   private readonly groups = new Map<string, PersistedGroup>();
+  /** Each group's writes to the meta store not yet done, and the group's deletion under way. */
+  private readonly writing = new Map<
+    string,
+    { writes: Set<Promise<void>>; deleting: Promise<void> | null }
+  >();
 
   constructor(
     private readonly meta: MetaStore,
@@ -119,33 +124,73 @@ export class OffsetStore {
     );
   }
 
+  /**
+   * Runs a write of the group's entries. Writes run at once and together (the meta store applies
+   * them in the order they are issued), except while the group is being deleted: then they wait,
+   * so nothing the deletion removes comes back.
+   */
+  private write(groupId: string, run: () => Promise<void>): Promise<void> {
+    let group = this.writing.get(groupId);
+    if (!group) this.writing.set(groupId, (group = { writes: new Set(), deleting: null }));
+    const writing = group.deleting ? group.deleting.then(run, run) : run();
+    const tracked = writing.finally(() => {
+      group.writes.delete(tracked);
+      if (group.writes.size === 0 && group.deleting === null) this.writing.delete(groupId);
+    });
+    // The deletion waits for this write whether it succeeds or not; the caller learns the outcome.
+    tracked.catch(() => {});
+    group.writes.add(tracked);
+    return writing;
+  }
+
   /** Stores offsets durably; resolves once all are committed to the meta store. */
-  async commit(groupId: string, entries: readonly PartitionOffset[]): Promise<void> {
-    await Promise.all(
-      entries.map((e) => this.meta.put(offsetKey(groupId, e.topic, e.partition), encode(e.committed))),
-    );
-    for (const entry of entries) this.put(groupId, entry);
+  commit(groupId: string, entries: readonly PartitionOffset[]): Promise<void> {
+    return this.write(groupId, async () => {
+      await Promise.all(
+        entries.map((e) => this.meta.put(offsetKey(groupId, e.topic, e.partition), encode(e.committed))),
+      );
+      for (const entry of entries) this.put(groupId, entry);
+    });
   }
 
   /** Forgets offsets (OffsetDelete, reset); resolves once the meta store has dropped them. */
-  async delete(groupId: string, partitions: readonly { topic: string; partition: number }[]): Promise<void> {
-    await Promise.all(partitions.map((p) => this.meta.delete(offsetKey(groupId, p.topic, p.partition))));
-    const group = this.offsets.get(groupId);
-    for (const p of partitions) group?.delete(`${p.topic}/${p.partition}`);
-    if (group?.size === 0) this.offsets.delete(groupId);
+  delete(groupId: string, partitions: readonly { topic: string; partition: number }[]): Promise<void> {
+    return this.write(groupId, async () => {
+      await Promise.all(partitions.map((p) => this.meta.delete(offsetKey(groupId, p.topic, p.partition))));
+      const group = this.offsets.get(groupId);
+      for (const p of partitions) group?.delete(`${p.topic}/${p.partition}`);
+      if (group?.size === 0) this.offsets.delete(groupId);
+    });
   }
 
   /** Stores a group's record (its last completed generation); resolves once the meta store has it. */
-  async saveGroup(groupId: string, group: PersistedGroup): Promise<void> {
-    this.groups.set(groupId, group);
-    await this.meta.put(groupKey(groupId), encodeGroupRecord(group));
+  saveGroup(groupId: string, group: PersistedGroup): Promise<void> {
+    return this.write(groupId, async () => {
+      this.groups.set(groupId, group);
+      await this.meta.put(groupKey(groupId), encodeGroupRecord(group));
+    });
   }
 
-  /** Drops a group's record and all its offsets. */
-  async deleteGroup(groupId: string): Promise<void> {
-    const keys = (await this.meta.list(groupPrefix(groupId))).map((e) => e.key);
-    await Promise.all(keys.map((key) => this.meta.delete(key)));
-    this.offsets.delete(groupId);
-    this.groups.delete(groupId);
+  /**
+   * Drops a group's record and all its offsets. Writes of the group issued before (a record written
+   * as the group emptied) are waited for, so none lands after the deletion and brings it back.
+   */
+  deleteGroup(groupId: string): Promise<void> {
+    let group = this.writing.get(groupId);
+    if (!group) this.writing.set(groupId, (group = { writes: new Set(), deleting: null }));
+    const earlier = [...group.writes, ...(group.deleting ? [group.deleting] : [])];
+    const deleting = Promise.allSettled(earlier).then(async () => {
+      const keys = (await this.meta.list(groupPrefix(groupId))).map((e) => e.key);
+      await Promise.all(keys.map((key) => this.meta.delete(key)));
+      this.offsets.delete(groupId);
+      this.groups.delete(groupId);
+    });
+    const settled = deleting.finally(() => {
+      if (group.deleting === settled) group.deleting = null;
+      if (group.writes.size === 0 && group.deleting === null) this.writing.delete(groupId);
+    });
+    settled.catch(() => {});
+    group.deleting = settled;
+    return deleting;
   }
 }

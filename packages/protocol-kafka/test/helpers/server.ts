@@ -13,6 +13,8 @@ const SERVER_BIN = join(
 export interface KafkaServer {
   /** The Kafka listener's port on 127.0.0.1. */
   port: number;
+  /** The MQTT listener's port, when started with `mqtt`. */
+  mqttPort?: number;
   httpUrl: string;
   /** Parsed JSON log lines so far. */
   logs: Array<Record<string, unknown>>;
@@ -35,18 +37,22 @@ export interface KafkaServer {
  * Starts a real server process with the Kafka plugin loaded by package name from its config, on
  * loopback and free ports, with a data directory of its own. `kafka` adds lines to `[kafka]`,
  * `extra` adds top-level sections; `dir` starts it again in the directory of a killed one, and
- * `port` on the Kafka port it had, so that its clients find it again.
+ * `port` on the Kafka port it had, so that its clients find it again. `mqtt` loads the MQTT plugin
+ * too (on a free port, `mqttPort`), so Kafka records also go to MQTT subscribers.
  */
 export async function startServer(
-  options: { kafka?: string[]; extra?: string[]; dir?: string; port?: number } = {},
+  options: { kafka?: string[]; extra?: string[]; dir?: string; port?: number; mqtt?: boolean } = {},
 ): Promise<KafkaServer> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'robustmq-kafka-test-'));
   writeFileSync(
     join(dir, 'robustmq.toml'),
     [
       'bind = "127.0.0.1"',
-      'protocols = ["@robustmq/protocol-kafka"]',
+      options.mqtt
+        ? 'protocols = ["@robustmq/protocol-kafka", "@robustmq/protocol-mqtt"]'
+        : 'protocols = ["@robustmq/protocol-kafka"]',
       ...(options.extra ?? []),
+      ...(options.mqtt ? ['[mqtt]', 'port = 0'] : []),
       '[http]',
       'port = 0',
       '[log]',
@@ -99,6 +105,7 @@ export async function startServer(
   const metrics = async () => (await fetch(`${httpUrl}/metrics`)).text();
   return {
     port: ports.get('kafka/tcp')!,
+    mqttPort: ports.get('mqtt/tcp'),
     dir,
     httpUrl,
     logs,

@@ -1,11 +1,11 @@
-import { shardName, type StorageEngine } from '@robustmq/core';
+import { shardName, type Logger, type StorageEngine } from '@robustmq/core';
 import { KafkaErrorCode } from '../../codec/error-codes.js';
 import type { ListOffsetsRequest } from '../../codec/messages/list-offsets-request.js';
 import type {
   ListOffsetsResponse,
   ListOffsetsResponseListOffsetsPartitionResponse,
 } from '../../codec/messages/list-offsets-response.js';
-import { decodeRecordBatch, readBatchHeader } from '../../codec/record-batch.js';
+import { decodeRecordBatch, readBatchHeader, type DecodedRecordBatch } from '../../codec/record-batch.js';
 import type { ApiHandler } from '../handler.js';
 import { LEADER_EPOCH } from '../partition-writer.js';
 import { authorized, kafkaErrorOf } from '../topics.js';
@@ -21,18 +21,39 @@ interface Found {
   timestamp: number;
 }
 
+/**
+ * The records of a stored batch, or null when they cannot be read: Produce stores compressed batches
+ * without unpacking them, so one may hold garbage or decompress to more than is allowed.
+ */
+function recordsOf(batch: Uint8Array, logger: Logger, shard: string): DecodedRecordBatch | null {
+  try {
+    return decodeRecordBatch(batch, { verifyCrc: false });
+  } catch (error) {
+    logger.warn({ shard, err: error }, 'stored batch unreadable: timestamp lookup answers its first offset');
+    return null;
+  }
+}
+
 /** The first record at or after `timestamp`: the batch from storage's time index, then its records. */
 async function offsetForTimestamp(
   storage: StorageEngine,
   shard: string,
   timestamp: number,
+  logger: Logger,
 ): Promise<Found | null> {
   let offset = await storage.offsetForTimestamp(shard, timestamp);
   while (offset !== null) {
     const { batches, nextOffset } = await storage.read(shard, offset, { maxBytes: SCAN_BYTES });
     if (batches.length === 0) return null;
     for (const batch of batches) {
-      const decoded = decodeRecordBatch(batch.data, { verifyCrc: false });
+      const header = readBatchHeader(batch.data);
+      // As Kafka: a batch whose latest timestamp is earlier holds no such record (-1: not given).
+      if (header.maxTimestamp >= 0 && header.maxTimestamp < timestamp) continue;
+      const decoded = recordsOf(batch.data, logger, shard);
+      if (decoded === null) {
+        const first = Math.max(offset, batch.baseOffset);
+        return { offset: first, timestamp: header.maxTimestamp };
+      }
       for (const record of decoded.records) {
         const recordOffset = batch.baseOffset + (record.offset - decoded.baseOffset);
         if (recordOffset >= offset && record.timestamp >= timestamp) {
@@ -48,7 +69,11 @@ async function offsetForTimestamp(
 }
 
 /** The record with the largest timestamp (the earliest such): a scan of batch headers, then one batch. */
-async function maxTimestampOffset(storage: StorageEngine, shard: string): Promise<Found | null> {
+async function maxTimestampOffset(
+  storage: StorageEngine,
+  shard: string,
+  logger: Logger,
+): Promise<Found | null> {
   const info = await storage.shardInfo(shard);
   let best: { batch: Buffer; baseOffset: number; maxTimestamp: number } | null = null;
   let offset = info.logStartOffset;
@@ -68,7 +93,8 @@ async function maxTimestampOffset(storage: StorageEngine, shard: string): Promis
     }
   }
   if (!best) return null;
-  const decoded = decodeRecordBatch(best.batch, { verifyCrc: false });
+  const decoded = recordsOf(best.batch, logger, shard);
+  if (decoded === null) return { offset: best.baseOffset, timestamp: best.maxTimestamp };
   const record = decoded.records.find((r) => r.timestamp === best.maxTimestamp) ?? decoded.records.at(-1);
   if (!record) return null;
   return { offset: best.baseOffset + (record.offset - decoded.baseOffset), timestamp: record.timestamp };
@@ -106,12 +132,13 @@ export const handleListOffsets: ApiHandler<ListOffsetsRequest, ListOffsetsRespon
             if (wanted === EARLIEST || wanted === EARLIEST_LOCAL) {
               return answer(0, { offset: (await storage.shardInfo(shard)).logStartOffset, timestamp: -1 });
             }
-            if (wanted === MAX_TIMESTAMP) return answer(0, await maxTimestampOffset(storage, shard));
+            if (wanted === MAX_TIMESTAMP)
+              return answer(0, await maxTimestampOffset(storage, shard, context.logger));
             if (wanted < 0) {
               await storage.shardInfo(shard);
               return answer(0, null);
             }
-            return answer(0, await offsetForTimestamp(storage, shard, wanted));
+            return answer(0, await offsetForTimestamp(storage, shard, wanted, context.logger));
           } catch (error) {
             return answer(kafkaErrorOf(error), null);
           }

@@ -63,6 +63,9 @@ export const handleMetadata: ApiHandler<MetadataRequest, MetadataResponse> = asy
     const listed = await broker.catalog.list();
     const visible = await Promise.all(listed.map((t) => authorized(context, 'describe', t.name)));
     topics = listed.filter((_, i) => visible[i]).map((t) => topicEntry(t, broker.nodeId));
+  } else if (context.apiVersion < 12 && (request.topics ?? []).some((t) => t.name === null)) {
+    // Before v12 a topic is named: as Kafka, the whole request is refused, names null written as ''.
+    topics = (request.topics ?? []).map((t) => missing(t.name ?? '', KafkaErrorCode.invalidRequest));
   } else {
     const allowAutoCreate = request.allowAutoTopicCreation ?? true;
     topics = [];

@@ -10,8 +10,10 @@ import type {
 } from '../../codec/messages/produce-response.js';
 import { crc32c } from '@robustmq/crc32c';
 import {
+  countRecords,
   readBatchHeader,
   RecordBatchError,
+  type RecordBatchHeader,
   setLogAppendTime,
   splitBatches,
   verifyBatchCrc,
@@ -74,9 +76,9 @@ function validate(
     };
   }
   const batch = batches[0]!;
-  let compression: number;
+  let header: RecordBatchHeader;
   try {
-    compression = readBatchHeader(batch).compression;
+    header = readBatchHeader(batch);
   } catch (error) {
     const reason = error instanceof RecordBatchError ? error.reason : 'corrupt';
     if (reason === 'unsupported-compression') {
@@ -88,7 +90,7 @@ function validate(
       message: (error as Error).message,
     };
   }
-  if (compression === Compression.zstd && version < 7) {
+  if (header.compression === Compression.zstd && version < 7) {
     return {
       errorCode: KafkaErrorCode.unsupportedCompressionType,
       message: 'zstd needs Produce v7 or later',
@@ -96,6 +98,23 @@ function validate(
   }
   if (!verifyBatchCrc(batch, crc32c))
     return { errorCode: KafkaErrorCode.corruptMessage, message: 'record batch CRC mismatch' };
+  // As Kafka: the header's record count must agree with its offsets, and with the records when they
+  // can be counted without decompressing. Offsets are assigned and records published by this count.
+  if (header.recordCount < 1 || header.lastOffsetDelta + 1 !== header.recordCount) {
+    return {
+      errorCode: KafkaErrorCode.invalidRecord,
+      message: `record count ${header.recordCount} does not match the last offset delta ${header.lastOffsetDelta}`,
+    };
+  }
+  if (header.control) {
+    return { errorCode: KafkaErrorCode.invalidRecord, message: 'clients may not write control batches' };
+  }
+  if (header.compression === Compression.none && countRecords(batch) !== header.recordCount) {
+    return {
+      errorCode: KafkaErrorCode.invalidRecord,
+      message: `the batch's records do not add up to its record count ${header.recordCount}`,
+    };
+  }
   return { batch };
 }
 
