@@ -1,31 +1,36 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCode, RobustMQError, type Logger } from '@robustmq/core';
 import { removeFile, syncDirectory, writeFileAtomic } from './files.js';
 import { offloadedSource, readOffloadedMarker } from './offload.js';
 import { Segment } from './segment.js';
 import type { ShardContext } from './shard.js';
-import { parseSegmentFileName } from './shard-dir.js';
+import { parseSegmentFileName, segmentFileStem } from './shard-dir.js';
 import { readShardMeta, type ShardMeta } from './shard-meta.js';
 
 /**
  * Written when an engine closes cleanly: the last segment's size then, which its index files match.
  * It stays while the engine runs, since the active segment's index files are rewritten only when it
  * is sealed or the engine closes: after a crash, the log up to that size is known whole and
- * indexed (as Kafka's recovery point), and only what was appended since is scanned.
+ * indexed (as Kafka's recovery point), and only what was appended since is scanned. Its end offset
+ * tells, should that segment be gone at the next open, which offsets were handed out already.
  */
 const CLEAN_MARKER_FILE = 'clean-shutdown.json';
 
 interface CleanMarker {
   baseOffset: number;
   size: number;
+  /** Absent in markers written before it was recorded. */
+  endOffset: number | null;
 }
 
 /** Records, after a clean close, the last segment's size: its indexes match exactly that log. */
 export async function writeCleanMarker(dir: string, active: Segment): Promise<void> {
   await writeFileAtomic(
     join(dir, CLEAN_MARKER_FILE),
-    Buffer.from(JSON.stringify({ baseOffset: active.baseOffset, size: active.size })),
+    Buffer.from(
+      JSON.stringify({ baseOffset: active.baseOffset, size: active.size, endOffset: active.endOffset }),
+    ),
   );
 }
 
@@ -35,9 +40,18 @@ async function readCleanMarker(dir: string): Promise<CleanMarker | null> {
     const parsed = JSON.parse(await readFile(join(dir, CLEAN_MARKER_FILE), 'utf8')) as {
       baseOffset?: unknown;
       size?: unknown;
+      endOffset?: unknown;
     };
     if (typeof parsed.baseOffset === 'number' && typeof parsed.size === 'number') {
-      return { baseOffset: parsed.baseOffset, size: parsed.size };
+      const { endOffset } = parsed;
+      return {
+        baseOffset: parsed.baseOffset,
+        size: parsed.size,
+        endOffset:
+          typeof endOffset === 'number' && Number.isSafeInteger(endOffset) && endOffset >= parsed.baseOffset
+            ? endOffset
+            : null,
+      };
     }
   } catch {
     // Missing or torn: the last segment is scanned whole.
@@ -167,6 +181,60 @@ async function recoverOffloaded(
 }
 
 /**
+ * The segment the engine last closed with is gone, and any after it (removed by hand, or lost with
+ * the disk): the records in them are lost. Their offsets were handed out, so when the clean marker
+ * says where they ended, the log goes on from there rather than handing them out again to other
+ * records; the segment left last is sealed as damaged up to that offset, so reads of the lost
+ * offsets fail CORRUPT, as for any other lost segment. True when a new active segment was started.
+ */
+async function goOnAfterLostTail(
+  dir: string,
+  clean: CleanMarker,
+  meta: ShardMeta,
+  segments: Segment[],
+  ctx: ShardContext,
+  logger: Logger,
+): Promise<boolean> {
+  const last = segments[segments.length - 1];
+  const lostFrom = Math.max(last?.endOffset ?? 0, meta.logStartOffset);
+  const end = clean.endOffset;
+  const missing = join(dir, `${segmentFileStem(clean.baseOffset)}.log`);
+  if (end !== null && end <= lostFrom) {
+    logger.warn({ missing }, 'the last segment is missing; it held no records');
+    return false;
+  }
+  logger.error(
+    { missing, lostFrom, lostTo: end },
+    'the last segment is missing; the records it held are lost',
+  );
+  if (end === null) return false;
+  if (last !== undefined && last.endOffset > meta.logStartOffset) {
+    last.damagedAt = last.size;
+    last.endOffset = end;
+    if (!last.offloaded) {
+      // Sealed segments are durable, and their indexes are on disk.
+      const handle = await open(last.logPath, 'r+');
+      try {
+        await handle.datasync();
+      } finally {
+        await handle.close();
+      }
+      await last.writeIndexes();
+      ctx.indexCache.touch(last);
+    }
+  } else {
+    // Nothing left is above the log start: the log starts afresh after the lost offsets.
+    for (const segment of segments) await segment.remove();
+    segments.length = 0;
+  }
+  const fresh = new Segment(dir, end, ctx.readHandles);
+  await fresh.create();
+  await syncDirectory(dir);
+  segments.push(fresh);
+  return true;
+}
+
+/**
  * Loads a shard directory after a clean or unclean shutdown: removes leftovers (temp files, orphan
  * indexes, segments below the persisted log start), checks every sealed segment against its
  * indexes (rebuilding them when missing or stale), and recovers the last segment, which is left
@@ -262,6 +330,10 @@ async function recoverSegments(
   }
 
   const last = segments[segments.length - 1];
+  if (clean !== null && (last === undefined || clean.baseOffset > last.baseOffset)) {
+    const resumed = await goOnAfterLostTail(dir, clean, meta, segments, ctx, logger);
+    if (resumed) return { meta, segments };
+  }
   if (last?.offloaded === true && last.endOffset >= meta.logStartOffset) {
     // Only sealed segments are offloaded, so the active one was lost: start a new one after it.
     logger.warn({ nextOffset: last.endOffset }, 'no local active segment; starting a new one');

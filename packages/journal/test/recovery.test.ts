@@ -1,4 +1,4 @@
-import { appendFile, open as openFile, stat, truncate } from 'node:fs/promises';
+import { appendFile, open as openFile, rm, stat, truncate } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, type RecordBatch } from '@robustmq/core';
 import { RecordingLogger, batch, crashCopy, open, readAll, segmentLogs, sha } from './helpers.js';
@@ -197,6 +197,56 @@ describe('journal recovery', () => {
     await expect(reopened.read('s', 13, { maxBytes: 10 })).rejects.toMatchObject({ code: ErrorCode.Corrupt });
     const { batches } = await reopened.read('s', 16, { maxBytes: 10 });
     expect(sha(batches[0]!.data)).toBe(sha(written[16]!.data));
+  });
+
+  it('goes on after the offsets of a last segment removed by hand, never handing them out again', async () => {
+    const dir = await tempDirFor();
+    const { engine, written } = await filled(dir, 30, 2048);
+    await engine.close();
+    // Segments of 8 frames: 0..7, 8..15, 16..23, and the last one, 24..29, is removed.
+    const logs = await segmentLogs(dir, 's');
+    expect(logs).toHaveLength(4);
+    await rm(logs[3]!);
+
+    const logger = new RecordingLogger();
+    const reopened = await open(dir, { logger });
+    expect(await reopened.shardInfo('s')).toMatchObject({ logStartOffset: 0, nextOffset: 30 });
+    expect(
+      logger.lines.some((l) => l.level === 'error' && l.message.includes('last segment is missing')),
+    ).toBe(true);
+    const kept = await reopened.read('s', 16, { maxBytes: 1 << 20 });
+    expect(kept.batches.map((b) => sha(b.data))).toEqual(written.slice(16, 24).map((b) => sha(b.data)));
+    await expect(reopened.read('s', 24, { maxBytes: 1 << 20 })).rejects.toMatchObject({
+      code: ErrorCode.Corrupt,
+    });
+    const next = batch(50);
+    expect((await reopened.append('s', [next])).baseOffset).toBe(30);
+    await reopened.close();
+
+    // The gap stays a gap across restarts, and what came after it stays readable.
+    const again = await open(dir);
+    expect(await again.shardInfo('s')).toMatchObject({ logStartOffset: 0, nextOffset: 31 });
+    await expect(again.read('s', 29, { maxBytes: 1 << 20 })).rejects.toMatchObject({
+      code: ErrorCode.Corrupt,
+    });
+    expect(sha((await again.read('s', 30, { maxBytes: 1 << 20 })).batches[0]!.data)).toBe(sha(next.data));
+    expect((await again.read('s', 0, { maxBytes: 1 })).batches[0]!.baseOffset).toBe(0);
+  });
+
+  it('goes on after the offsets of a shard whose only segment was removed by hand', async () => {
+    const dir = await tempDirFor();
+    const { engine } = await filled(dir, 10);
+    await engine.close();
+    const logs = await segmentLogs(dir, 's');
+    expect(logs).toHaveLength(1);
+    await rm(logs[0]!);
+
+    const reopened = await open(dir);
+    expect(await reopened.shardInfo('s')).toMatchObject({ logStartOffset: 10, nextOffset: 10 });
+    await expect(reopened.read('s', 0, { maxBytes: 10 })).rejects.toMatchObject({
+      code: ErrorCode.OffsetOutOfRange,
+    });
+    expect((await reopened.append('s', [batch(5)])).baseOffset).toBe(10);
   });
 
   it('gives typed errors for bad input and changes nothing', async () => {

@@ -86,6 +86,16 @@ function isList(value: unknown): boolean {
   return Array.isArray(value);
 }
 
+/**
+ * The message of the innermost cause: the binding wraps RocksDB's own error ("IO error: ...",
+ * "Corruption: ...") in one that only says the database is not open.
+ */
+function rootMessage(error: unknown): string {
+  let inner = error;
+  while (inner instanceof Error && inner.cause instanceof Error) inner = inner.cause;
+  return inner instanceof Error ? inner.message : String(inner);
+}
+
 function internal(action: string, cause: unknown): RobustMQError {
   if (isRobustMQError(cause)) return cause;
   const message = cause instanceof Error ? cause.message : String(cause);
@@ -141,7 +151,7 @@ export class RocksDbStorageEngine implements StorageEngine {
     try {
       await db.open({ createIfMissing: true });
     } catch (cause) {
-      const message = `cannot open rocksdb at ${location}: ${(cause as Error).message}`;
+      const message = `cannot open rocksdb at ${location}: ${rootMessage(cause)}`;
       throw new RobustMQError(ErrorCode.Unavailable, message, { cause });
     }
     try {

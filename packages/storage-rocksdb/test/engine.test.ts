@@ -1,3 +1,5 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ConfigError, ErrorCode, silentLogger, type StorageEngine, type StoredBatch } from '@robustmq/core';
 import {
   expectErrorCode,
@@ -201,6 +203,18 @@ describe('RocksDbStorageEngine', () => {
       expect(info.nextOffset).toBe(recordCount(batches));
       expectStoredBatches(await readAll(engine, 's'), withOffsets(batches).slice(500));
       await engine.close();
+    });
+  });
+
+  it('says why the database cannot be opened, not only that it is not open', async () => {
+    const dir = await tempDir();
+    const engine = await RocksDbStorageEngine.open({ dataDir: dir });
+    await expect(RocksDbStorageEngine.open({ dataDir: dir })).rejects.toThrow(/LOCK: No locks available/);
+    await engine.close();
+    await writeFile(join(dir, 'rocksdb', 'CURRENT'), 'damaged');
+    await expect(RocksDbStorageEngine.open({ dataDir: dir })).rejects.toMatchObject({
+      code: ErrorCode.Unavailable,
+      message: expect.stringMatching(/^cannot open rocksdb at .*: Corruption: CURRENT file/),
     });
   });
 

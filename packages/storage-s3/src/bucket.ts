@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { formatWithOptions } from 'node:util';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -50,6 +51,11 @@ function statusOf(error: unknown): number | undefined {
   return error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined;
 }
 
+/** What the SDK logs when a call fails: `{ clientName, commandName, input, error, metadata }`. */
+function isCommandFailure(entry: unknown): entry is { commandName: unknown; error: unknown } {
+  return typeof entry === 'object' && entry !== null && 'commandName' in entry && 'error' in entry;
+}
+
 /**
  * Turns an S3 client failure into a RobustMQError: UNAVAILABLE for anything the bucket did not
  * do (unreachable, timed out, refused, server errors), CLOSED when the engine closed mid-call.
@@ -94,8 +100,26 @@ export class SegmentBucket {
   static client(settings: TieringSettings, logger: Logger): S3Client {
     const sdkLog =
       (level: 'warn' | 'error') =>
-      (...content: unknown[]): void =>
-        logger[level]({ sdk: content.map(String).join(' ') }, 'AWS SDK reported a problem');
+      (...content: unknown[]): void => {
+        const [first] = content;
+        if (content.length === 1 && isCommandFailure(first)) {
+          // The SDK reports every failed call at error, the 404 of the check before each first
+          // upload included; the engine logs the failures that matter itself, saying what failed.
+          logger.debug(
+            {
+              command: first.commandName,
+              error: first.error instanceof Error ? first.error.name : String(first.error),
+              status: statusOf(first.error),
+            },
+            'S3 call failed',
+          );
+          return;
+        }
+        logger[level](
+          { sdk: formatWithOptions({ breakLength: Infinity, depth: 3 }, ...content) },
+          'AWS SDK reported a problem',
+        );
+      };
     return new S3Client({
       logger: {
         trace: () => {},

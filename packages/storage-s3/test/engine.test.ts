@@ -11,7 +11,7 @@ import {
 } from '@robustmq/storage-conformance';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TieredStorage } from '../src/index.js';
-import { basesOf, localLogs, prefixFor, recordingMetrics, useEngines } from './helpers.js';
+import { RecordingLogger, basesOf, localLogs, prefixFor, recordingMetrics, useEngines } from './helpers.js';
 import { BUCKET, LocalS3 } from './local-s3.js';
 
 let s3: LocalS3;
@@ -269,6 +269,48 @@ describe('tiered storage', () => {
     );
     expect(basesOf(await shardKeys(dir, 's'))).toEqual(await sealedBases(engine, 's'));
     expectStoredBatches(await readAll(engine, 's'), [...before, ...after]);
+  });
+});
+
+describe('what tiering logs', () => {
+  it('logs no error for uploads that went well, and a readable warning per failure while the bucket is down', async () => {
+    const dir = await tempDir();
+    const logger = new RecordingLogger();
+    const engine = await open(dir, {
+      localRetentionMs: 0,
+      retryBackoffMs: 50,
+      tieringIntervalMs: 500,
+      logger,
+    });
+    const before = await fill(engine, 's', 30);
+    await engine.tierNow();
+    expect((await engine.journal.sealedSegments('s')).every((s) => s.offloaded)).toBe(true);
+    // Every first upload asks for its key and finds nothing (a 404): expected, not a problem.
+    expect(logger.at('error')).toEqual([]);
+    expect(logger.at('warn')).toEqual([]);
+
+    await s3.pause();
+    let after: StoredBatch[];
+    try {
+      await expectErrorCode(engine.read('s', 0, { maxBytes: 1024 }), ErrorCode.Unavailable);
+      after = await fill(engine, 's', 30, { create: false });
+      await expectErrorCode(engine.tierNow(), ErrorCode.Unavailable);
+    } finally {
+      await s3.resume();
+    }
+    await waitFor('the segments sealed while the bucket was down to be offloaded', async () =>
+      (await engine.journal.sealedSegments('s')).every((s) => s.offloaded),
+    );
+    expectStoredBatches(await readAll(engine, 's'), [...before, ...after]);
+
+    expect(logger.at('error')).toEqual([]);
+    const warnings = logger.at('warn');
+    expect(warnings.length).toBeGreaterThan(0);
+    for (const line of warnings) {
+      expect(line.message).toBe('tiering failed; will retry');
+      expect((line.fields.err as Error).message).toMatch(/the bucket cannot serve now: .*ECONNREFUSED/);
+    }
+    expect(JSON.stringify(logger.lines)).not.toContain('[object Object]');
   });
 });
 

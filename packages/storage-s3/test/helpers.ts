@@ -2,7 +2,16 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import type { Counter, Gauge, Histogram, MetricLabels, Metrics, StorageEngine } from '@robustmq/core';
+import type {
+  Counter,
+  Gauge,
+  Histogram,
+  LogFn,
+  Logger,
+  MetricLabels,
+  Metrics,
+  StorageEngine,
+} from '@robustmq/core';
 import { afterEach } from 'vitest';
 import { openTieredStorage, type TieredStorage, type TieredStorageOptions } from '../src/index.js';
 import type { LocalS3 } from './local-s3.js';
@@ -21,6 +30,47 @@ export function recordingMetrics(): Metrics & { count(name: string, labels?: Met
     histogram: (): Histogram => ({ observe: ignore }),
     count: (name, labels) => counts.get(keyOf(name, labels)) ?? 0,
   };
+}
+
+/** One line a {@link RecordingLogger} kept. */
+export interface LoggedLine {
+  level: string;
+  message: string;
+  fields: Record<string, unknown>;
+}
+
+/** A logger that keeps every line (its children's too), to check what the engine reported. */
+export class RecordingLogger implements Logger {
+  readonly lines: LoggedLine[];
+  readonly #bindings: Record<string, unknown>;
+
+  constructor(lines: LoggedLine[] = [], bindings: Record<string, unknown> = {}) {
+    this.lines = lines;
+    this.#bindings = bindings;
+  }
+
+  #log(level: string): LogFn {
+    return (fieldsOrMessage: object | string, message?: string) => {
+      const fields = typeof fieldsOrMessage === 'string' ? {} : fieldsOrMessage;
+      const text = typeof fieldsOrMessage === 'string' ? fieldsOrMessage : (message ?? '');
+      this.lines.push({ level, message: text, fields: { ...this.#bindings, ...fields } });
+    };
+  }
+
+  trace = this.#log('trace');
+  debug = this.#log('debug');
+  info = this.#log('info');
+  warn = this.#log('warn');
+  error = this.#log('error');
+  fatal = this.#log('fatal');
+
+  child(bindings: Record<string, unknown>): Logger {
+    return new RecordingLogger(this.lines, { ...this.#bindings, ...bindings });
+  }
+
+  at(level: string): LoggedLine[] {
+    return this.lines.filter((line) => line.level === level);
+  }
 }
 
 /** The object-key prefix an engine over `dir` uses in tests: one per data dir. */
