@@ -95,6 +95,8 @@ class RpcClientImpl implements RpcClient, StreamHost {
   private closed = false;
   private nextId = 0;
   private attempt = 0;
+  /** When the last connection was lost (or the first attempt began), while there is none. */
+  private downSince: number | undefined = Date.now();
   private reconnectTimer: NodeJS.Timeout | undefined;
   private waitingForDrain = false;
   private connectWaiters = new Set<() => void>();
@@ -343,9 +345,12 @@ class RpcClientImpl implements RpcClient, StreamHost {
       clearTimeout(timer);
       socket.off(connectEvent, onConnect);
       socket.destroy();
-      const fields = { err: error.message, attempt: this.attempt };
+      const fields = { err: error.message, attempt: this.attempt, downForMs: this.downForMs() };
       if (this.attempt === 0) this.logger.warn(fields, 'rpc connect failed, retrying');
-      else this.logger.debug(fields, 'rpc connect failed, retrying');
+      else if (this.attempt >= 8 && (this.attempt & (this.attempt - 1)) === 0) {
+        // Attempts 8, 16, 32...: a long outage stays visible in the log without flooding it.
+        this.logger.warn(fields, 'rpc server still unreachable, retrying');
+      } else this.logger.debug(fields, 'rpc connect failed, retrying');
       this.scheduleReconnect();
     };
     const onConnect = (): void => {
@@ -370,8 +375,9 @@ class RpcClientImpl implements RpcClient, StreamHost {
       onClose: (reason) => this.onConnectionClosed(conn, reason),
     });
     this.conn = conn;
-    this.logger.info({ attempt: this.attempt }, 'rpc connected');
+    this.logger.info({ attempt: this.attempt, downForMs: this.downForMs() }, 'rpc connected');
     this.attempt = 0;
+    this.downSince = undefined;
     this.waitingForDrain = false;
     for (const wake of [...this.connectWaiters]) wake();
     this.pump();
@@ -381,6 +387,7 @@ class RpcClientImpl implements RpcClient, StreamHost {
     if (this.conn !== conn) return;
     this.conn = undefined;
     if (this.closed) return;
+    this.downSince = Date.now();
     this.logger.warn({ err: reason?.message }, 'rpc connection lost, reconnecting');
     const requests = [...this.requests.values()];
     this.requests.clear();
@@ -401,6 +408,10 @@ class RpcClientImpl implements RpcClient, StreamHost {
     const delay = Math.min(max, base * 2 ** Math.min(this.attempt, 20)) * (0.8 + Math.random() * 0.4);
     this.attempt++;
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  private downForMs(): number | undefined {
+    return this.downSince === undefined ? undefined : Date.now() - this.downSince;
   }
 
   private unavailable(message: string): RobustMQError {

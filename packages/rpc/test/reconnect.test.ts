@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, isRobustMQError } from '@robustmq/core';
-import { Harness, rejectionOf, sleep, waitFor } from './helpers.js';
+import { Harness, recordingLogger, rejectionOf, sleep, waitFor } from './helpers.js';
 
 const h = new Harness();
 afterEach(() => h.closeAll());
@@ -89,5 +89,34 @@ describe('reconnection', () => {
     expect((error as Error).message).toContain('was not sent');
     expect(isRobustMQError(await rejectionOf(client.waitConnected(50)), ErrorCode.Unavailable)).toBe(true);
     expect(client.queued).toBe(0);
+  });
+
+  it('keeps warning, ever more rarely, while the server stays down, and says how long it was gone', async () => {
+    const first = await h.server({}, (s) => s.handle('who', () => 'first'));
+    const port = first.port;
+    const logger = recordingLogger();
+    const client = h.client(port, { reconnectDelayMs: 2, maxReconnectDelayMs: 4, logger });
+    await client.waitConnected(5000);
+    await first.close();
+    const warnings = () => logger.lines.filter((line) => line.level === 'warn');
+    // Attempts 8, 16 and 32 fail within a fraction of a second at these delays.
+    await waitFor(() => warnings().length >= 4, 3000, 'warnings while the server is down');
+    const [lost, ...reminders] = warnings();
+    expect(lost!.message).toBe('rpc connection lost, reconnecting');
+    expect(reminders.slice(0, 3).map((line) => line.fields.attempt)).toEqual([8, 16, 32]);
+    for (const line of reminders) {
+      expect(line.message).toBe('rpc server still unreachable, retrying');
+      expect(line.fields.downForMs).toBeGreaterThanOrEqual(0);
+    }
+    await sleep(100);
+    // The remaining failed attempts are logged at debug only: warnings grow with the log of their count.
+    const failed = logger.lines.filter((line) => typeof line.fields.attempt === 'number' && line.fields.err);
+    expect(warnings().length - 1).toBeLessThanOrEqual(Math.log2(failed.length));
+
+    await h.server({ port }, (s) => s.handle('who', () => 'second'));
+    await client.waitConnected(5000);
+    const back = logger.lines.filter((line) => line.message === 'rpc connected').at(-1);
+    expect(back?.fields.downForMs).toBeGreaterThanOrEqual(100);
+    await expect(client.call('who')).resolves.toBe('second');
   });
 });

@@ -1,14 +1,16 @@
-import type {
-  AppendResult,
-  ReadOptions,
-  ReadResult,
-  RecordBatch,
-  ShardConfig,
-  ShardInfo,
-  StorageEngine,
+import {
+  ErrorCode,
+  isRobustMQError,
+  type AppendResult,
+  type ReadOptions,
+  type ReadResult,
+  type RecordBatch,
+  type ShardConfig,
+  type ShardInfo,
+  type StorageEngine,
 } from '@robustmq/core';
 import * as prom from 'prom-client';
-import type { NodeMetrics } from './metrics.js';
+import { within, type NodeMetrics } from './metrics.js';
 
 const LATENCY_BUCKETS = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
@@ -48,28 +50,46 @@ export function measureStorage(engine: StorageEngine, name: string, metrics: Nod
     for (const shard of shards) {
       try {
         bytes += (await engine.shardInfo(shard)).sizeBytes;
-      } catch {
-        // A shard deleted between the listing and its info holds nothing.
+      } catch (error) {
+        // A shard deleted between the listing and its info holds nothing; any other failure (a
+        // journal node gone) ends the walk rather than waiting out each remaining shard.
+        if (!isRobustMQError(error, ErrorCode.NotFound)) throw error;
       }
     }
     return { bytes, shards: shards.length };
   };
   let pending: Promise<{ bytes: number; shards: number }> | null = null;
-  // Both gauges are collected together on a scrape: they share the walk in flight.
-  const sample = () => {
-    pending ??= totals().finally(() => (pending = null));
-    return pending;
+  let last: { bytes: number; shards: number } | undefined;
+  // Both gauges are collected together on a scrape: they share the walk in flight. A scrape waits
+  // for it only so long (a journal node may be down); meanwhile it shows the last walk's totals,
+  // and none once a walk has failed.
+  const sample = async () => {
+    if (closed) return undefined;
+    pending ??= totals()
+      .then(
+        (result) => (last = result),
+        (error: unknown) => {
+          last = undefined;
+          throw error;
+        },
+      )
+      .finally(() => (pending = null));
+    return (await within(pending)) ?? (pending === null ? undefined : last);
   };
   registerGauge(
     metrics,
     'robustmq_storage_bytes',
     'Bytes on disk (or in memory) held by the storage engine',
     async (gauge) => {
-      if (!closed) gauge.set(labels, (await sample()).bytes);
+      const totals = await sample();
+      if (totals) gauge.set(labels, totals.bytes);
+      else gauge.reset();
     },
   );
   registerGauge(metrics, 'robustmq_storage_shards', 'Shards held by the storage engine', async (gauge) => {
-    if (!closed) gauge.set(labels, (await sample()).shards);
+    const totals = await sample();
+    if (totals) gauge.set(labels, totals.shards);
+    else gauge.reset();
   });
 
   return {

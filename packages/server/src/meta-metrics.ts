@@ -1,6 +1,6 @@
 import type { MetaStore } from '@robustmq/core';
 import * as prom from 'prom-client';
-import type { NodeMetrics } from './metrics.js';
+import { within, type NodeMetrics } from './metrics.js';
 import type { MetaGroupStatus } from './node-status.js';
 
 const POLL_MS = 1000;
@@ -29,8 +29,9 @@ export function registerMetaMetrics(
     });
   };
   let closed = false;
-  gauge('robustmq_meta_revision', 'Current revision of the meta store', () =>
-    closed ? null : meta.revision().catch(() => null),
+  // Without a meta leader the last revision seen stays: a scrape does not wait for an election.
+  gauge('robustmq_meta_revision', 'Current revision of the meta store', async () =>
+    closed ? null : ((await within(meta.revision())) ?? null),
   );
   if (group === null) return () => (closed = true);
 

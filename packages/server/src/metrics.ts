@@ -70,3 +70,23 @@ export class NodeMetrics implements Metrics {
     return metric;
   }
 }
+
+/**
+ * How long a scrape waits for a value that needs another node (the meta group, a journal node).
+ * Prometheus gives up on a whole scrape after 10 s by default, so one unreachable node must not
+ * hold up the rest.
+ */
+export const SCRAPE_WAIT_MS = 2000;
+
+/** `value`'s result, or undefined if it fails or takes longer than `ms`. */
+export async function within<T>(value: Promise<T>, ms = SCRAPE_WAIT_MS): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  try {
+    return await Promise.race([value.catch(() => undefined), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

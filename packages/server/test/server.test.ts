@@ -1,7 +1,8 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { VERSION } from '../src/version.js';
 import {
   isolatedArgs,
@@ -116,6 +117,30 @@ describe('robustmq-server', () => {
     expect(second.code).toBe(1);
     expect(second.stderr).toMatch(/data directory .* is in use by process \d+/);
   });
+
+  it.runIf(process.platform === 'linux')(
+    'takes over a lock whose holder was killed and not yet reaped',
+    async () => {
+      // The inner shell exits at once; its parent becomes `sleep`, which never reaps it.
+      const parent = spawn('sh', ['-c', 'sh -c "exit 0" & echo $!; exec sleep 30'], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
+      cleanups.push(() => parent.kill('SIGKILL'));
+      const zombie = Number(
+        await new Promise<string>((resolve) =>
+          parent.stdout.once('data', (d: Buffer) => resolve(d.toString())),
+        ),
+      );
+      await vi.waitFor(() => expect(readFileSync(`/proc/${zombie}/stat`, 'utf8')).toMatch(/\) Z /), {
+        timeout: 5000,
+      });
+      const dir = dataDir();
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'LOCK'), `${zombie}\n`);
+      const server = await started(isolatedArgs(dir));
+      expect(readFileSync(join(dir, 'LOCK'), 'utf8')).toBe(`${server.child.pid}\n`);
+    },
+  );
 
   it('stops at an unknown or invalid setting and names it', async () => {
     const dir = tempDir('config');
