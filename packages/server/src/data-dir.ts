@@ -9,9 +9,14 @@ export interface DataDir {
 }
 
 /**
+/** Data directories this process has locked, so a second lock of one in this process is refused. */
+const lockedHere = new Set<string>();
+
+/**
  * Creates `path` if needed and takes its `LOCK` file. A lock left by a process that no longer
- * exists (after kill -9) is taken over; one held by a live process, this one included, stops
- * start-up.
+ * exists (after kill -9) is taken over; one held by a live process stops start-up. A lock naming
+ * this process's own pid, which it did not take, was left by an earlier process that had the same
+ * pid (in a container the node is pid 1 after every restart), so it is taken over too.
  */
 export function lockDataDir(path: string): DataDir {
   try {
@@ -25,7 +30,14 @@ export function lockDataDir(path: string): DataDir {
       const fd = openSync(lockFile, 'wx');
       writeSync(fd, `${process.pid}\n`);
       closeSync(fd);
-      return { path, release: () => rmSync(lockFile, { force: true }) };
+      lockedHere.add(path);
+      return {
+        path,
+        release: () => {
+          lockedHere.delete(path);
+          rmSync(lockFile, { force: true });
+        },
+      };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
         throw new StartupError(
@@ -33,7 +45,8 @@ export function lockDataDir(path: string): DataDir {
         );
       }
       const holder = Number.parseInt(readFileSync(lockFile, 'utf8'), 10);
-      if (Number.isInteger(holder) && isAlive(holder)) {
+      const heldHere = holder === process.pid ? lockedHere.has(path) : isAlive(holder);
+      if (Number.isInteger(holder) && heldHere) {
         throw new StartupError(`data directory ${path} is in use by process ${holder}`);
       }
       rmSync(lockFile, { force: true });
