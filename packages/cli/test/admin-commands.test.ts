@@ -45,6 +45,10 @@ describe('robustmq admin commands against a real server', () => {
     ]);
     expect(created).toMatchObject({ code: 0, stdout: 'created topic orders\n', stderr: '' });
 
+    // The storage classes offered are the server's; one the node's engine does not provide is refused.
+    const tiered = await cli(['topic', 'create', 'cold', '--storage-class', 'tiered']);
+    expect(tiered.code).toBe(1);
+    expect(tiered.stderr).toMatch(/^robustmq: INVALID_ARGUMENT: .*storage class tiered needs .*storage-s3/);
     const again = await cli(['topic', 'create', 'orders']);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/^robustmq: ALREADY_EXISTS: /);

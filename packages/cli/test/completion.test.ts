@@ -57,7 +57,7 @@ describe('robustmq completion', () => {
       'file',
       'memory',
       'rocksdb',
-      's3',
+      'tiered',
     ]);
     expect(complete('-o', '')).toEqual(['json', 'table']);
     expect(complete('mqtt', 'pub', '--qos', '')).toEqual(['0', '1', '2']);
@@ -77,7 +77,7 @@ describe('robustmq completion', () => {
       /^complete -c robustmq -n '__robustmq_at '\\''topic'\\''' -a 'create' -d 'create a topic'$/m,
     );
     expect(fish.stdout).toMatch(
-      /^complete -c robustmq -n '__robustmq_at '\\''topic create'\\''' -l 'storage-class' -x -a 'memory file rocksdb s3' /m,
+      /^complete -c robustmq -n '__robustmq_at '\\''topic create'\\''' -l 'storage-class' -x -a 'memory file rocksdb tiered' /m,
     );
     expect((await run(['completion', 'tcsh'])).code).toBe(2);
   });

@@ -150,6 +150,22 @@ describe('cluster', () => {
 });
 
 describe('topics', () => {
+  it("records the storage class of the node's engine and refuses any other", async () => {
+    // The node stores in the journal: a topic cannot be recorded as stored elsewhere.
+    const elsewhere = await a.call('POST', '/api/v1/topics', {
+      body: { name: 'hot', storageClass: 'memory' },
+    });
+    expect(elsewhere).toMatchObject({
+      status: 400,
+      body: { error: { code: 'INVALID_ARGUMENT', field: 'storageClass' } },
+    });
+    expect(elsewhere.body.error.message).toMatch(/storage class memory needs .*@robustmq\/storage-memory/);
+    expect((await a.call('GET', '/api/v1/topics/hot')).status).toBe(404);
+    const named = await a.call('POST', '/api/v1/topics', { body: { name: 'filed', storageClass: 'file' } });
+    expect(named).toMatchObject({ status: 201, body: { storageClass: 'file' } });
+    expect((await a.call('DELETE', '/api/v1/topics/filed')).status).toBe(204);
+  });
+
   it('creates, lists page by page, describes, alters and deletes topics', async () => {
     const created = await a.call('POST', '/api/v1/topics', {
       body: {

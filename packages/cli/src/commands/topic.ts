@@ -100,12 +100,10 @@ export function registerTopic(program: Command): void {
     .argument('<name>', 'topic name')
     .option('-p, --partitions <n>', 'number of partitions', integer(1, 100_000), 1)
     .addOption(
-      new Option('--storage-class <class>', 'where its messages live').choices([
-        'memory',
-        'file',
-        'rocksdb',
-        's3',
-      ]),
+      new Option(
+        '--storage-class <class>',
+        "where its messages live: the class of the node's storage engine (the default)",
+      ).choices(['memory', 'file', 'rocksdb', 'tiered']),
     )
     .option('--retention <duration>', 'keep messages this long: 30m, 12h, 7d, or unlimited', duration)
     .option(

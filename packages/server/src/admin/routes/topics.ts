@@ -10,6 +10,7 @@ import {
 import { z } from 'zod';
 import type { AdminApi } from '../api.js';
 import { ApiError } from '../errors.js';
+import { topicStorageClass } from '../storage-class.js';
 import { authErrors, errorResponse, noContent, page, pageQuery, paginate } from '../schemas.js';
 import type { ZodApp } from '../zod-app.js';
 
@@ -126,7 +127,9 @@ export function topicRoutes(app: ZodApp, api: AdminApi): void {
         body: z.strictObject({
           name: topicName,
           partitions: z.number().int().min(1).max(100_000).default(1),
-          storageClass: storageClass.default('file'),
+          storageClass: storageClass
+            .optional()
+            .describe("the class of this node's storage engine (the default); any other is refused"),
           retentionMs: count.nullable().optional().describe('null keeps records forever; default 7 days'),
           retentionBytes: count
             .nullable()
@@ -143,7 +146,7 @@ export function topicRoutes(app: ZodApp, api: AdminApi): void {
       const fresh = {
         name: body.name,
         partitions: body.partitions,
-        storageClass: body.storageClass,
+        storageClass: topicStorageClass(api.options.config.storage.engine, body.storageClass),
         retentionMs: body.retentionMs === undefined ? DEFAULT_SHARD_CONFIG.retentionMs : body.retentionMs,
         retentionBytes: body.retentionBytes ?? null,
         configs: body.configs,
