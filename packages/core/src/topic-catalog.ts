@@ -1,5 +1,6 @@
 import { ErrorCode, isRobustMQError, RobustMQError } from './errors.js';
-import type { MetaStore } from './meta.js';
+import { silentLogger, type Logger } from './logger.js';
+import type { MetaEntry, MetaStore } from './meta.js';
 import type { ShardConfig, StorageEngine } from './storage.js';
 import {
   decodeTopic,
@@ -47,49 +48,103 @@ export function shardConfigOf(topic: Topic): Partial<ShardConfig> {
   return config;
 }
 
+/** Partitions a topic may have when the catalog is not given another limit. */
+export const DEFAULT_MAX_PARTITIONS = 10_000;
+
+/** Shards looked up at once when checking that a topic has all of them. */
+const SHARD_CHECK_CONCURRENCY = 32;
+
+export interface TopicCatalogOptions {
+  /**
+   * The most partitions a topic may have; creating or growing a topic beyond it is refused with
+   * INVALID_ARGUMENT before anything is made. Every partition is a storage shard, so one request
+   * for millions would otherwise keep the node creating shards until its disk is full. Defaults to
+   * {@link DEFAULT_MAX_PARTITIONS}.
+   */
+  maxPartitions?: number;
+  /** Where the catalog reports shards it had to create again and roll-backs that failed. */
+  logger?: Logger;
+}
+
 /**
  * The topics of the unified namespace: catalog entries in the meta store (`/topics/<name>`) and
  * one storage shard per partition. Every protocol and the admin API create and alter topics
  * through this, so a topic made one way is the same topic seen every other way.
+ *
+ * A creation that fails part-way is undone (the entry, then the shards made), so it can be tried
+ * again. A topic found without some of its shards (an engine that keeps nothing across restarts,
+ * a crash between the catalog write and the shards) gets empty ones the first time this catalog
+ * looks it up.
  */
 export class TopicCatalog {
+  /** The most partitions a topic may have (see {@link TopicCatalogOptions.maxPartitions}). */
+  readonly maxPartitions: number;
+  private readonly logger: Logger;
+  /** Topics whose shards were all there, by the revision of the catalog entry then. */
+  private readonly whole = new Map<string, number>();
+  /** Shard checks under way, by `<name>@<revision>`, so that lookups at once share one. */
+  private readonly checks = new Map<string, Promise<void>>();
+  /** Creations under way in this catalog: lookups wait for them rather than repair half a topic. */
+  private readonly creating = new Map<string, Promise<unknown>>();
+
   constructor(
     private readonly meta: MetaStore,
     private readonly storage: StorageEngine,
-  ) {}
+    options: TopicCatalogOptions = {},
+  ) {
+    const maxPartitions = options.maxPartitions ?? DEFAULT_MAX_PARTITIONS;
+    if (!Number.isSafeInteger(maxPartitions) || maxPartitions < 1) {
+      throw new RobustMQError(ErrorCode.InvalidArgument, 'maxPartitions must be a positive integer');
+    }
+    this.maxPartitions = maxPartitions;
+    this.logger = options.logger ?? silentLogger;
+  }
 
-  /** Adds a topic and its shards; `ALREADY_EXISTS` if the name is taken. */
+  /**
+   * Adds a topic and its shards; `ALREADY_EXISTS` if the name is taken, `INVALID_ARGUMENT` for a
+   * bad name or partition count. When a shard cannot be created, what was made is removed again
+   * and the error is thrown.
+   */
   async create(topic: NewTopic): Promise<Topic> {
     validateTopicName(topic.name);
-    if (!Number.isInteger(topic.partitions) || topic.partitions < 1) {
-      throw new RobustMQError(ErrorCode.InvalidArgument, 'partitions must be a positive integer');
-    }
+    this.checkPartitions(topic.name, topic.partitions);
     const created: Topic = { ...topic, configs: { ...topic.configs }, createdAt: Date.now() };
     const shardConfig = shardConfigOf(created);
+    let revision: number;
     try {
-      await this.meta.put(topicKey(topic.name), encodeTopic(created), { ifRevision: 0 });
+      revision = await this.meta.put(topicKey(topic.name), encodeTopic(created), { ifRevision: 0 });
     } catch (error) {
       if (isRobustMQError(error, ErrorCode.Conflict)) {
         throw new RobustMQError(ErrorCode.AlreadyExists, `topic ${topic.name} already exists`);
       }
       throw error;
     }
-    await this.ensureShards(created, 0, shardConfig);
+    const making = this.createShards(created, revision, shardConfig);
+    this.creating.set(topic.name, making);
+    try {
+      await making;
+    } finally {
+      if (this.creating.get(topic.name) === making) this.creating.delete(topic.name);
+    }
     return created;
   }
 
+  /** The topic named `name`, or null; creates any of its shards that are missing. */
   async get(name: string): Promise<Topic | null> {
+    await settled(this.creating.get(name));
     const entry = await this.meta.get(topicKey(name));
-    return entry ? decodeTopic(entry.value) : null;
+    return entry ? this.withShards(entry) : null;
   }
 
-  /** Topics in name order, after `after`, at most `limit`. */
+  /** Topics in name order, after `after`, at most `limit`; creates shards that are missing. */
   async list(page: { after?: string; limit?: number } = {}): Promise<Topic[]> {
     const entries = await this.meta.list(TOPICS_PREFIX, {
       ...(page.after !== undefined && { startAfter: topicKey(page.after) }),
       ...(page.limit !== undefined && { limit: page.limit }),
     });
-    return entries.map((entry) => decodeTopic(entry.value));
+    const topics: Topic[] = [];
+    for (const entry of entries) topics.push(await this.withShards(entry));
+    return topics;
   }
 
   /** Applies `change` with compare-and-set, then brings the shards in line; `NOT_FOUND` if absent. */
@@ -99,27 +154,42 @@ export class TopicCatalog {
       if (!entry) throw new RobustMQError(ErrorCode.NotFound, `topic ${name} does not exist`);
       const current = decodeTopic(entry.value);
       const next = applyChange(current, change);
+      if (next.partitions > current.partitions) this.checkPartitions(name, next.partitions);
       const shardConfig = shardConfigOf(next);
+      let revision: number;
       try {
-        await this.meta.put(topicKey(name), encodeTopic(next), { ifRevision: entry.modRevision });
+        revision = await this.meta.put(topicKey(name), encodeTopic(next), { ifRevision: entry.modRevision });
       } catch (error) {
         if (isRobustMQError(error, ErrorCode.Conflict)) continue;
         throw error;
       }
       for (let partition = 0; partition < current.partitions; partition++) {
-        await this.storage.updateShardConfig(shardName(name, partition), shardConfig);
+        const shard = shardName(name, partition);
+        try {
+          await this.storage.updateShardConfig(shard, shardConfig);
+        } catch (error) {
+          if (!isRobustMQError(error, ErrorCode.NotFound)) throw error;
+          await this.createShard(shard, shardConfig);
+        }
       }
-      await this.ensureShards(next, current.partitions, shardConfig);
+      // Partitions not made here for a failure are made on a later lookup.
+      for (let partition = current.partitions; partition < next.partitions; partition++) {
+        await this.createShard(shardName(name, partition), shardConfig);
+      }
+      this.whole.set(name, revision);
       return next;
     }
   }
 
   /** Removes the topic and its shards; false when it did not exist. */
   async delete(name: string): Promise<boolean> {
+    // A creation under way would go on making shards after they were deleted.
+    await settled(this.creating.get(name));
     const entry = await this.meta.get(topicKey(name));
     if (!entry) return false;
     const topic = decodeTopic(entry.value);
     if (!(await this.meta.delete(topicKey(name), { ifRevision: entry.modRevision }))) return false;
+    this.whole.delete(name);
     for (let partition = 0; partition < topic.partitions; partition++) {
       try {
         await this.storage.deleteShard(shardName(name, partition));
@@ -130,16 +200,163 @@ export class TopicCatalog {
     return true;
   }
 
-  // A crash between the catalog write and the shards leaves shards missing; creating them again on
-  // the next change (or tolerating ones that exist) makes every step safe to repeat.
-  private async ensureShards(topic: Topic, from: number, config: Partial<ShardConfig>): Promise<void> {
-    for (let partition = from; partition < topic.partitions; partition++) {
+  private checkPartitions(name: string, partitions: number): void {
+    if (!Number.isInteger(partitions) || partitions < 1) {
+      throw new RobustMQError(ErrorCode.InvalidArgument, 'partitions must be a positive integer');
+    }
+    if (partitions > this.maxPartitions) {
+      throw new RobustMQError(
+        ErrorCode.InvalidArgument,
+        `topic ${name}: ${partitions} partitions asked for, but a topic may have at most ${this.maxPartitions} partitions`,
+      );
+    }
+  }
+
+  /** Creates a shard; one that exists already is fine (made by an earlier try or a repair). */
+  private async createShard(shard: string, config: Partial<ShardConfig>): Promise<boolean> {
+    try {
+      await this.storage.createShard(shard, config);
+      return true;
+    } catch (error) {
+      if (isRobustMQError(error, ErrorCode.AlreadyExists)) return false;
+      throw error;
+    }
+  }
+
+  /** The shards of a topic just entered at `revision`; on a failure the creation is undone. */
+  private async createShards(topic: Topic, revision: number, config: Partial<ShardConfig>): Promise<void> {
+    let partition = 0;
+    try {
+      for (; partition < topic.partitions; partition++) {
+        await this.createShard(shardName(topic.name, partition), config);
+      }
+    } catch (error) {
+      await this.undoCreate(topic, revision, partition);
+      throw error;
+    }
+    this.whole.set(topic.name, revision);
+  }
+
+  /**
+   * Removes the entry of a topic whose creation failed at partition `failedAt`, then the shards up
+   * to there. The entry goes first, as in delete: a repair that made one of those shards meanwhile
+   * finds the entry gone and removes its shard itself.
+   */
+  private async undoCreate(topic: Topic, revision: number, failedAt: number): Promise<void> {
+    let removed: boolean;
+    try {
+      removed = await this.meta.delete(topicKey(topic.name), { ifRevision: revision });
+    } catch (error) {
+      this.logger.error(
+        { err: error, topic: topic.name },
+        'could not undo a failed topic creation; its missing shards are made on its next lookup',
+      );
+      return;
+    }
+    // Changed or deleted meanwhile by someone else, who now owns the shards.
+    if (!removed) return;
+    const partitions = Array.from({ length: Math.min(failedAt + 1, topic.partitions) }, (_, p) => p);
+    await this.removeShards(topic.name, partitions);
+  }
+
+  /** Deletes the given partitions' shards, going on past failures, which are logged. */
+  private async removeShards(name: string, partitions: readonly number[]): Promise<void> {
+    for (const partition of partitions) {
       try {
-        await this.storage.createShard(shardName(topic.name, partition), config);
+        await this.storage.deleteShard(shardName(name, partition));
       } catch (error) {
-        if (!isRobustMQError(error, ErrorCode.AlreadyExists)) throw error;
+        if (isRobustMQError(error, ErrorCode.NotFound)) continue;
+        this.logger.error(
+          { err: error, topic: name, partition },
+          'could not remove the shard of a topic that does not exist',
+        );
       }
     }
+  }
+
+  /** The topic of a catalog entry, after making sure (once per revision) all its shards exist. */
+  private async withShards(entry: MetaEntry): Promise<Topic> {
+    const topic = decodeTopic(entry.value);
+    if (this.whole.get(topic.name) === entry.modRevision) return topic;
+    const key = `${topic.name}@${entry.modRevision}`;
+    let check = this.checks.get(key);
+    if (check === undefined) {
+      check = this.repair(topic, entry).finally(() => this.checks.delete(key));
+      this.checks.set(key, check);
+    }
+    await check;
+    return topic;
+  }
+
+  /**
+   * Creates, empty, the shards a topic lacks. Never throws: when the storage cannot tell or
+   * cannot create now, the next lookup tries again, and the partitions keep answering NOT_FOUND.
+   */
+  private async repair(topic: Topic, entry: MetaEntry): Promise<void> {
+    if (topic.partitions > this.maxPartitions) {
+      // Entered before there was a limit, or under a higher one: too many to check one by one.
+      this.logger.warn(
+        { topic: topic.name, partitions: topic.partitions, maxPartitions: this.maxPartitions },
+        'topic has more partitions than allowed; its shards are not checked',
+      );
+      this.whole.set(topic.name, entry.modRevision);
+      return;
+    }
+    try {
+      const missing = await this.missingPartitions(topic);
+      if (missing.length > 0) {
+        this.logger.warn(
+          { topic: topic.name, partitions: missing.length, first: missing[0] },
+          'topic partitions without a shard (lost with a restart or a failure); creating empty ones',
+        );
+        const config = shardConfigOf(topic);
+        const made: number[] = [];
+        for (const partition of missing) {
+          if (await this.createShard(shardName(topic.name, partition), config)) made.push(partition);
+        }
+        const now = await this.meta.get(topicKey(topic.name));
+        if (now === null || now.createRevision !== entry.createRevision) {
+          // Deleted, or its creation undone, meanwhile: the shards made here would be left over.
+          await this.removeShards(topic.name, made);
+          return;
+        }
+      }
+      this.whole.set(topic.name, entry.modRevision);
+    } catch (error) {
+      this.logger.warn({ err: error, topic: topic.name }, 'could not check the shards of a topic');
+    }
+  }
+
+  /** The partitions of `topic` whose shard the storage does not have. */
+  private async missingPartitions(topic: Topic): Promise<number[]> {
+    const missing: number[] = [];
+    for (let from = 0; from < topic.partitions; from += SHARD_CHECK_CONCURRENCY) {
+      const count = Math.min(SHARD_CHECK_CONCURRENCY, topic.partitions - from);
+      const found = await Promise.all(
+        Array.from({ length: count }, async (_, i) => {
+          try {
+            await this.storage.shardInfo(shardName(topic.name, from + i));
+            return true;
+          } catch (error) {
+            if (isRobustMQError(error, ErrorCode.NotFound)) return false;
+            throw error;
+          }
+        }),
+      );
+      found.forEach((there, i) => {
+        if (!there) missing.push(from + i);
+      });
+    }
+    return missing;
+  }
+}
+
+/** Waits for `running` to settle, whichever way. */
+async function settled(running: Promise<unknown> | undefined): Promise<void> {
+  try {
+    await running;
+  } catch {
+    // Its own caller handles the failure.
   }
 }
 

@@ -25,6 +25,12 @@ export interface JournalSettings {
    * `SharedArrayBuffer`) off the engine's thread; 0 keeps every read on it.
    */
   readThreads: number;
+  /**
+   * Log handles the active segments of all shards may keep open together (the appending handle,
+   * and those of durable writes); past it, those of the least recently used idle shards are
+   * closed and opened again on their next use. 0: half the process's open-file limit.
+   */
+  maxOpenFiles: number;
 }
 
 export const DEFAULT_SETTINGS: Readonly<JournalSettings> = Object.freeze({
@@ -35,6 +41,7 @@ export const DEFAULT_SETTINGS: Readonly<JournalSettings> = Object.freeze({
   indexIntervalBytes: 4096,
   indexCacheBytes: 64 * 1024 * 1024,
   readThreads: Math.min(4, availableParallelism()),
+  maxOpenFiles: 0,
 });
 
 type Setting = {
@@ -70,6 +77,7 @@ const SETTINGS: Record<string, Setting> = {
   index_interval_bytes: { key: 'indexIntervalBytes', parse: integer(0, 2 ** 30) },
   index_cache_bytes: { key: 'indexCacheBytes', parse: integer(0, Number.MAX_SAFE_INTEGER) },
   read_threads: { key: 'readThreads', parse: integer(0, 64) },
+  max_open_files: { key: 'maxOpenFiles', parse: integer(0, 2 ** 30) },
 };
 
 /** The snake_case keys of the `[storage]` section the journal understands. */

@@ -29,6 +29,7 @@ import { Shard, toRobustMQError, type ShardContext } from './shard.js';
 import { mergeJournalShardConfig } from './shard-config.js';
 import { segmentFileStem, shardDirName } from './shard-dir.js';
 import { writeShardMeta } from './shard-meta.js';
+import { defaultMaxOpenFiles, WriteHandleBudget } from './write-handles.js';
 
 /** How to open a journal directly (the server goes through the default export instead). */
 export interface JournalOptions extends Partial<JournalSettings> {
@@ -42,7 +43,7 @@ export interface JournalOptions extends Partial<JournalSettings> {
   offloadedReader?: OffloadedSegmentReader;
 }
 
-/** Shards opened at the same time while opening the engine. */
+/** Shards opened (or closed) at the same time while opening (or closing) the engine. */
 const OPEN_CONCURRENCY = 8;
 /** Sealed segments of an engine that keep a read handle open between reads, most recent first. */
 const MAX_KEPT_READ_HANDLES = 64;
@@ -96,6 +97,10 @@ export class Journal implements StorageEngine {
       readHandles: new ReadHandleCache(MAX_KEPT_READ_HANDLES, (error) =>
         logger.warn({ err: error }, 'could not close a segment read handle'),
       ),
+      writeHandles: new WriteHandleBudget(
+        settings.maxOpenFiles > 0 ? settings.maxOpenFiles : await defaultMaxOpenFiles(),
+        (error) => logger.warn({ err: error }, 'could not close a segment log handle'),
+      ),
       groupCommitMs: settings.groupCommitMs,
       groupCommitBytes: settings.groupCommitBytes,
       indexIntervalBytes: settings.indexIntervalBytes,
@@ -142,7 +147,12 @@ export class Journal implements StorageEngine {
       throw error;
     }
     this.#ctx.logger.info(
-      { dir: this.dir, shards: this.#shards.size, ms: Math.round(performance.now() - started) },
+      {
+        dir: this.dir,
+        shards: this.#shards.size,
+        maxOpenFiles: this.#ctx.writeHandles.max,
+        ms: Math.round(performance.now() - started),
+      },
       'journal opened',
     );
   }
@@ -357,9 +367,13 @@ export class Journal implements StorageEngine {
       await Promise.allSettled([...this.#inFlight]);
       const shards = [...this.#shards.values()];
       this.#shards.clear();
-      const results = await Promise.allSettled(shards.map((s) => s.close()));
-      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed !== undefined) throw toRobustMQError(failed.reason);
+      // A few at a time: each one opens files to sync and write its indexes and clean marker.
+      let failure: { reason: unknown } | null = null;
+      for (let i = 0; i < shards.length; i += OPEN_CONCURRENCY) {
+        const results = await Promise.allSettled(shards.slice(i, i + OPEN_CONCURRENCY).map((s) => s.close()));
+        failure ??= results.find((r): r is PromiseRejectedResult => r.status === 'rejected') ?? null;
+      }
+      if (failure !== null) throw toRobustMQError(failure.reason);
     })();
     return this.#closing;
   }

@@ -227,7 +227,7 @@ async function goOnAfterLostTail(
     for (const segment of segments) await segment.remove();
     segments.length = 0;
   }
-  const fresh = new Segment(dir, end, ctx.readHandles);
+  const fresh = new Segment(dir, end, ctx.readHandles, ctx.writeHandles);
   await fresh.create();
   await syncDirectory(dir);
   segments.push(fresh);
@@ -301,7 +301,7 @@ async function recoverSegments(
   const clean = await readCleanMarker(dir);
   const segments: Segment[] = [];
   for (let i = 0; i < bases.length; i++) {
-    const segment = new Segment(dir, bases[i] ?? 0, ctx.readHandles);
+    const segment = new Segment(dir, bases[i] ?? 0, ctx.readHandles, ctx.writeHandles);
     opened.push(segment);
     const nextBase = bases[i + 1];
     if (offloaded.has(segment.baseOffset)) {
@@ -337,7 +337,7 @@ async function recoverSegments(
   if (last?.offloaded === true && last.endOffset >= meta.logStartOffset) {
     // Only sealed segments are offloaded, so the active one was lost: start a new one after it.
     logger.warn({ nextOffset: last.endOffset }, 'no local active segment; starting a new one');
-    const fresh = new Segment(dir, last.endOffset, ctx.readHandles);
+    const fresh = new Segment(dir, last.endOffset, ctx.readHandles, ctx.writeHandles);
     await fresh.create();
     await syncDirectory(dir);
     segments.push(fresh);
@@ -352,12 +352,12 @@ async function recoverSegments(
       );
     for (const segment of segments) await segment.remove();
     segments.length = 0;
-    const fresh = new Segment(dir, meta.logStartOffset, ctx.readHandles);
+    const fresh = new Segment(dir, meta.logStartOffset, ctx.readHandles, ctx.writeHandles);
     await fresh.create();
     await syncDirectory(dir);
     segments.push(fresh);
   } else {
-    await last.openForAppend();
+    last.openForAppend();
   }
   return { meta, segments };
 }

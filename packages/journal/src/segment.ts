@@ -5,6 +5,7 @@ import { isErrno, removeFile, writeAll, writeFileAtomic, readAt } from './files.
 import { frameBytes, type FrameHeader } from './frame.js';
 import { OffsetIndex } from './offset-index.js';
 import type { ReadHandleCache, ReadHandleHolder } from './read-handles.js';
+import type { WriteHandleBudget, WriteHandleHolder } from './write-handles.js';
 import {
   writeOffloadedMarker,
   type OffloadedMarker,
@@ -29,14 +30,15 @@ interface KeptReader {
 /**
  * One segment of a shard's log: `<base>.log` holding frames, plus `<base>.index` (offset index)
  * and `<base>.timeindex` (time index). The last segment of a shard is the active one: it is
- * appended to through a handle it keeps open, and its indexes live in memory (they are written
- * out when it is sealed or the engine closes cleanly). Sealed segments are read through a handle
- * opened per use, and their indexes are loaded on demand.
+ * appended to through a handle it keeps open while the engine's {@link WriteHandleBudget} allows
+ * (closed when idle and over the budget, opened again on the next use), and its indexes live in
+ * memory (they are written out when it is sealed or the engine closes cleanly). Sealed segments
+ * are read through a handle kept in a bounded cache, and their indexes are loaded on demand.
  *
  * A sealed segment can be offloaded: its log is dropped locally once a copy is kept elsewhere; its
  * index files stay, `<base>.offloaded` records its extent, and reads go to that copy.
  */
-export class Segment implements ReadHandleHolder {
+export class Segment implements ReadHandleHolder, WriteHandleHolder {
   readonly baseOffset: number;
   readonly logPath: string;
   readonly indexPath: string;
@@ -56,14 +58,28 @@ export class Segment implements ReadHandleHolder {
   #bytesSinceIndexEntry = 0;
   #index: OffsetIndex | null = null;
   #timeIndex: TimeIndex | null = null;
+  /** Whether this is the active segment, appended to until it is sealed or its shard closed. */
+  #appendable = false;
+  /** The appending handle while open; the budget may close it between uses. */
   #writer: FileHandle | null = null;
+  #writerOpening: Promise<FileHandle> | null = null;
   /** Handles of the log opened with O_DSYNC for durable writes, free for the next one. */
   #idleSyncWriters: FileHandle[] = [];
   /** Writes through `#writer` that returned, and how many of them the last datasync covered. */
   #plainWrites = 0;
   #plainWritesSynced = 0;
+  /** Calls using the appending handle now (or waiting for it to open). */
   #writerUsers = 0;
+  /** Durable writes using (or opening) a handle of their own now. */
+  #syncWriting = 0;
+  /** Called once neither kind of handle is in use, for closeWriter. */
   #onWriterIdle: (() => void) | null = null;
+  /** Bounds the handles active segments keep open; null: kept until the segment is sealed. */
+  readonly #writeHandles: WriteHandleBudget | null;
+  /** Handles closed for the budget, being synced and closed. */
+  #releasing: Promise<void> | null = null;
+  /** A sync that failed while handles were released for the budget: the next datasync throws it. */
+  #releaseError: Error | null = null;
   /** Where the log is read from once offloaded; null while it is held locally. */
   #offloaded: SegmentSource | null = null;
   /** The read handle of a sealed segment kept open between reads; null when none is. */
@@ -71,9 +87,18 @@ export class Segment implements ReadHandleHolder {
   /** Null once the segment is removed or its shard closed: reads from then on open their own. */
   #readHandles: ReadHandleCache | null;
 
-  /** `readHandles` bounds the read handles kept open; without it every read opens its own. */
-  constructor(dir: string, baseOffset: number, readHandles: ReadHandleCache | null = null) {
+  /**
+   * `readHandles` bounds the read handles kept open (without it every read opens its own);
+   * `writeHandles` the handles of active segments (without it they stay open until sealed).
+   */
+  constructor(
+    dir: string,
+    baseOffset: number,
+    readHandles: ReadHandleCache | null = null,
+    writeHandles: WriteHandleBudget | null = null,
+  ) {
     this.#readHandles = readHandles;
+    this.#writeHandles = writeHandles;
     this.baseOffset = baseOffset;
     this.endOffset = baseOffset;
     const stem = segmentFileStem(baseOffset);
@@ -123,17 +148,128 @@ export class Segment implements ReadHandleHolder {
 
   /** Creates the empty log file of a new active segment and keeps it open for appending. */
   async create(): Promise<void> {
-    this.#writer = await open(this.logPath, 'wx+');
+    const writer = await this.#openLog('wx+');
     this.#index = new OffsetIndex();
     this.#timeIndex = new TimeIndex();
+    this.#appendable = true;
+    this.#writer = writer;
   }
 
-  /** Opens an existing log file for appending (the active segment after recovery). */
-  async openForAppend(): Promise<void> {
-    this.#writer = await open(this.logPath, 'r+');
+  /**
+   * Makes an existing log file the active segment (after recovery). Its handle is opened on the
+   * first use, so that an engine with many shards holds none for the shards nobody uses.
+   */
+  openForAppend(): void {
+    this.#appendable = true;
     // What the file holds may not be durable yet (written before a crash): sync it before relying on it.
     this.#plainWrites = 1;
     this.#plainWritesSynced = 0;
+  }
+
+  /** Opens a handle of the log, within the engine's budget of handles. */
+  async #openLog(flags: string | number): Promise<FileHandle> {
+    const budget = this.#writeHandles;
+    if (budget === null) return open(this.logPath, flags);
+    await budget.reserve(this);
+    try {
+      return await open(this.logPath, flags);
+    } catch (error) {
+      budget.closed(this, 1);
+      throw error;
+    }
+  }
+
+  /** The appending handle if open, marked as just used; null when it must be opened again. */
+  #currentWriter(): FileHandle | null {
+    const writer = this.#writer;
+    if (writer !== null) this.#writeHandles?.use(this);
+    return writer;
+  }
+
+  /** Opens the appending handle again after the budget closed it; the caller counts as a user. */
+  #reopenWriter(): Promise<FileHandle> {
+    this.#writerOpening ??= (async () => {
+      try {
+        const writer = await this.#openLog('r+');
+        this.#writer = writer;
+        return writer;
+      } finally {
+        this.#writerOpening = null;
+      }
+    })();
+    return this.#writerOpening;
+  }
+
+  /** Ends a use counted in `#writerUsers` or `#syncWriting`. */
+  #doneWithHandle(): void {
+    if (this.#writerUsers > 0 || this.#syncWriting > 0) return;
+    this.#writeHandles?.idled();
+    if (this.#onWriterIdle !== null) {
+      const idle = this.#onWriterIdle;
+      this.#onWriterIdle = null;
+      idle();
+    }
+  }
+
+  /** Runs `use` with the appending handle, opening it again if the budget closed it. */
+  async #withWriter<T>(use: (writer: FileHandle) => Promise<T>): Promise<T> {
+    if (!this.#appendable) throw new Error(`segment ${this.logPath} is not open for appending`);
+    this.#writerUsers++;
+    try {
+      return await use(this.#currentWriter() ?? (await this.#reopenWriter()));
+    } finally {
+      this.#writerUsers--;
+      this.#doneWithHandle();
+    }
+  }
+
+  /**
+   * Starts closing, for the budget, the handles no call is using. Writes through the appending
+   * handle not yet synced are synced first, so that a write-back error is not lost with the
+   * handle: a failed sync is kept and thrown by the next datasync, which fails the shard as its own
+   * would.
+   */
+  releaseIdle(): number {
+    const handles = this.#idleSyncWriters.splice(0);
+    const writer = this.#writerUsers === 0 ? this.#writer : null;
+    if (writer !== null) this.#writer = null;
+    const count = handles.length + (writer === null ? 0 : 1);
+    if (count === 0) return 0;
+    const covered = this.#plainWrites;
+    const unsynced = writer !== null && this.#plainWritesSynced < covered;
+    if (writer !== null) handles.push(writer);
+    const releasing = this.#closeReleased(this.#releasing, handles, unsynced ? writer : null, covered);
+    this.#releasing = releasing;
+    void releasing.then(() => {
+      if (this.#releasing === releasing) this.#releasing = null;
+    });
+    return count;
+  }
+
+  /** Syncs `unsynced` (the appending handle, with writes up to `covered`), then closes `handles`. */
+  async #closeReleased(
+    previous: Promise<void> | null,
+    handles: FileHandle[],
+    unsynced: FileHandle | null,
+    covered: number,
+  ): Promise<void> {
+    await previous;
+    if (unsynced !== null) {
+      try {
+        await unsynced.datasync();
+        this.#plainWritesSynced = Math.max(this.#plainWritesSynced, covered);
+      } catch (error) {
+        this.#releaseError ??= error instanceof Error ? error : new Error(String(error));
+      }
+    }
+    for (const handle of handles) {
+      try {
+        await handle.close();
+      } catch (error) {
+        this.#writeHandles?.closeFailed(error);
+      }
+    }
+    this.#writeHandles?.released(this, handles.length);
   }
 
   /**
@@ -141,20 +277,7 @@ export class Segment implements ReadHandleHolder {
    * or the offloaded copy.
    */
   async withHandle<T>(use: (handle: SegmentSource) => Promise<T>): Promise<T> {
-    const writer = this.#writer;
-    if (writer !== null) {
-      this.#writerUsers++;
-      try {
-        return await use(writer);
-      } finally {
-        this.#writerUsers--;
-        if (this.#writerUsers === 0 && this.#onWriterIdle !== null) {
-          const idle = this.#onWriterIdle;
-          this.#onWriterIdle = null;
-          idle();
-        }
-      }
-    }
+    if (this.#appendable) return this.#withWriter(use);
     if (this.#offloaded !== null) return use(this.#offloaded);
     if (this.#readHandles !== null) return this.#withKeptReader(use);
     let handle: FileHandle;
@@ -256,10 +379,21 @@ export class Segment implements ReadHandleHolder {
   }
 
   /** Appends frames at the end of the log (the active segment only), leaving them in the OS cache. */
-  async write(buffers: Uint8Array[], bytes: number): Promise<void> {
-    if (this.#writer === null) throw new Error(`segment ${this.logPath} is not open for appending`);
-    await writeAll(this.#writer, buffers, this.size);
-    this.size += bytes;
+  write(buffers: Uint8Array[], bytes: number): Promise<void> {
+    return this.#writePlain(buffers, this.size, bytes);
+  }
+
+  /** Writes through the appending handle at `position`, without syncing; then grows the size. */
+  async #writePlain(buffers: Uint8Array[], position: number, grow: number): Promise<void> {
+    if (!this.#appendable) throw new Error(`segment ${this.logPath} is not open for appending`);
+    this.#writerUsers++;
+    try {
+      await writeAll(this.#currentWriter() ?? (await this.#reopenWriter()), buffers, position);
+    } finally {
+      this.#writerUsers--;
+      this.#doneWithHandle();
+    }
+    this.size += grow;
     this.#plainWrites++;
   }
 
@@ -273,37 +407,50 @@ export class Segment implements ReadHandleHolder {
    * the whole file.
    */
   async writeDurably(buffers: Uint8Array[], bytes: number): Promise<void> {
-    const writer = this.#writer;
-    if (writer === null) throw new Error(`segment ${this.logPath} is not open for appending`);
+    if (!this.#appendable) throw new Error(`segment ${this.logPath} is not open for appending`);
     const position = this.size;
     this.size += bytes;
     if (this.#plainWritesSynced < this.#plainWrites || DSYNC_WRITE_FLAGS === null) {
-      await writeAll(writer, buffers, position);
-      this.#plainWrites++;
+      await this.#writePlain(buffers, position, 0);
       await this.datasync();
       return;
     }
-    const handle = this.#idleSyncWriters.pop() ?? (await open(this.logPath, DSYNC_WRITE_FLAGS));
+    this.#syncWriting++;
     try {
-      await writeAll(handle, buffers, position);
+      let handle = this.#idleSyncWriters.pop();
+      if (handle === undefined) handle = await this.#openLog(DSYNC_WRITE_FLAGS);
+      else this.#writeHandles?.use(this);
+      try {
+        await writeAll(handle, buffers, position);
+      } finally {
+        // Kept for the next durable write; closed when sealed, or released while idle.
+        this.#idleSyncWriters.push(handle);
+      }
     } finally {
-      if (this.#writer === null) await handle.close();
-      else this.#idleSyncWriters.push(handle);
+      this.#syncWriting--;
+      this.#doneWithHandle();
     }
   }
 
   /** Makes every write that returned before this call durable. */
   async datasync(): Promise<void> {
-    if (this.#writer === null) throw new Error(`segment ${this.logPath} is not open for appending`);
+    if (!this.#appendable) throw new Error(`segment ${this.logPath} is not open for appending`);
+    // A sync of handles released for the budget may still be under way: its outcome counts too.
+    if (this.#releasing !== null) await this.#releasing;
+    if (this.#releaseError !== null) throw this.#releaseError;
     const covered = this.#plainWrites;
-    await this.#writer.datasync();
+    // Nothing unsynced, and no handle open to sync through: opening one only to sync is needless.
+    if (this.#writer === null && this.#plainWritesSynced >= covered) return;
+    await this.#withWriter((writer) => writer.datasync());
     this.#plainWritesSynced = Math.max(this.#plainWritesSynced, covered);
   }
 
   /** Cuts the log back to `size` bytes and makes that durable. */
   async truncate(size: number): Promise<void> {
-    if (this.#writer !== null) {
-      await this.#writer.truncate(size);
+    if (this.#appendable) {
+      await this.#withWriter((writer) => writer.truncate(size));
+      // The cut itself must reach the disk, whatever was synced before.
+      this.#plainWrites++;
       await this.datasync();
     } else {
       const handle = await open(this.logPath, 'r+');
@@ -356,22 +503,28 @@ export class Segment implements ReadHandleHolder {
    * after this open their own handle.
    */
   async closeWriter(): Promise<void> {
-    const writer = this.#writer;
-    if (writer === null) return;
-    this.#writer = null;
-    const idle = this.#idleSyncWriters.splice(0);
-    if (this.#writerUsers > 0) {
+    if (!this.#appendable) return;
+    this.#appendable = false;
+    if (this.#writerUsers > 0 || this.#syncWriting > 0) {
       await new Promise<void>((resolve) => {
         this.#onWriterIdle = resolve;
       });
     }
-    for (const handle of idle) await handle.close();
-    await writer.close();
+    const writer = this.#writer;
+    const handles = this.#idleSyncWriters.splice(0);
+    this.#writer = null;
+    if (writer !== null) handles.push(writer);
+    if (this.#releasing !== null) await this.#releasing;
+    try {
+      for (const handle of handles) await handle.close();
+    } finally {
+      this.#writeHandles?.closed(this, handles.length);
+    }
   }
 
   /** Drops the in-memory indexes of a sealed segment; {@link loadIndexes} brings them back. */
   unloadIndexes(): void {
-    if (this.#writer !== null) return;
+    if (this.#appendable) return;
     this.#index = null;
     this.#timeIndex = null;
   }

@@ -27,6 +27,7 @@ import { scanFrames, type ScanResult } from './scan.js';
 import { Segment } from './segment.js';
 import { SerialQueue } from './serial.js';
 import { writeShardMeta } from './shard-meta.js';
+import type { WriteHandleBudget } from './write-handles.js';
 
 /** Appends queued behind one write are written together, up to about this many bytes. */
 const MAX_GROUP_BYTES = 16 * 1024 * 1024;
@@ -44,6 +45,8 @@ export interface ShardContext {
   indexCache: IndexCache;
   /** Bounds the read handles sealed segments keep open between reads. */
   readHandles: ReadHandleCache;
+  /** Bounds the handles active segments keep open for appending. */
+  writeHandles: WriteHandleBudget;
   groupCommitMs: number;
   groupCommitBytes: number;
   indexIntervalBytes: number;
@@ -483,7 +486,7 @@ export class Shard {
       }
       this.#commit(this.#nextOffset, old.size, true);
       await old.writeIndexes();
-      const next = new Segment(this.dir, this.#nextOffset, this.#ctx.readHandles);
+      const next = new Segment(this.dir, this.#nextOffset, this.#ctx.readHandles, this.#ctx.writeHandles);
       await next.create();
       await syncDirectory(this.dir);
       this.segments.push(next);

@@ -17,8 +17,14 @@ interface Ack {
 }
 
 /** Starts the writer, lets it append for a random while, kills it with SIGKILL; returns its acks. */
-async function runAndKill(dir: string, runMs: number): Promise<{ lines: string[]; stderr: string }> {
-  const child = spawn(process.execPath, [FIXTURE, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function runAndKill(
+  dir: string,
+  runMs: number,
+  options: Record<string, number>,
+): Promise<{ lines: string[]; stderr: string }> {
+  const child = spawn(process.execPath, [FIXTURE, dir, JSON.stringify(options)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -50,10 +56,16 @@ async function damageTail(dir: string, shard: string, round: number): Promise<'c
 }
 
 describe('journal crash safety', () => {
-  it(
-    `keeps every acknowledged append across ${ROUNDS} kill -9s`,
+  // Besides the defaults: with one log handle for both shards, the handles are closed and opened
+  // again all the time, while durable writes (O_DSYNC) or group syncs (group_commit_ms > 0) run.
+  it.each<{ name: string; options: Record<string, number> }>([
+    { name: 'defaults', options: {} },
+    { name: 'max_open_files = 1', options: { maxOpenFiles: 1 } },
+    { name: 'max_open_files = 1, group_commit_ms = 1', options: { maxOpenFiles: 1, groupCommitMs: 1 } },
+  ])(
+    `keeps every acknowledged append across ${ROUNDS} kill -9s ($name)`,
     { timeout: 20_000 + ROUNDS * 10_000 },
-    async () => {
+    async ({ options }) => {
       expect(existsSync(DIST), 'the crash test runs the built package: npm run build first').toBe(true);
       const dir = await tempDir();
       const acked = new Map<string, Map<number, Ack>>();
@@ -62,7 +74,7 @@ describe('journal crash safety', () => {
 
       for (let round = 0; round < ROUNDS; round++) {
         const runMs = 50 + Math.floor(Math.random() * 400);
-        const { lines, stderr } = await runAndKill(dir, runMs);
+        const { lines, stderr } = await runAndKill(dir, runMs, options);
         expect(lines[0], `writer failed to start: ${stderr}`).toBe('ready');
         expect(stderr).toBe('');
         for (const line of lines.slice(1)) {
@@ -78,7 +90,7 @@ describe('journal crash safety', () => {
         const damaged = round % 2 === 1 ? 'crash-b' : null;
         const cut = damaged !== null && (await damageTail(dir, damaged, round)) === 'cut';
 
-        const engine = await open(dir, { logger });
+        const engine = await open(dir, { logger, ...options });
         for (const [shard, byOffset] of acked) {
           if (cut && shard === damaged) {
             // A cut loses what was cut and no more: batches from the new end on are forgotten.

@@ -286,6 +286,8 @@ describe('journal engine', () => {
       [{ default_durability: 'sometimes' }, 'default_durability'],
       [{ default_segment_bytes: 0 }, 'default_segment_bytes'],
       [{ read_threads: -1 }, 'read_threads'],
+      [{ max_open_files: -1 }, 'max_open_files'],
+      [{ max_open_files: 1.5 }, 'max_open_files'],
     ] as const) {
       const error: unknown = await journal.open({ ...options, config }).then(
         () => null,
