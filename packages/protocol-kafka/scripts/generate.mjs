@@ -313,6 +313,9 @@ function readExpr(field, within) {
   return readScalar(field.type, compact, nullable);
 }
 
+/** The scalar types whose wire form has a null (a length of -1). */
+const NULLABLE_SCALARS = new Set(['string', 'bytes', 'records']);
+
 function writeScalar(type, x, compact) {
   switch (type) {
     case 'int8':
@@ -350,21 +353,34 @@ function sizeScalar(type, x, compact) {
   return `bytesSize(${x}, ${compact})`;
 }
 
-function writeStmt(field, x, within) {
+/**
+ * Writes a field. A null where the version allows none is refused (`nonNull` throws) rather than
+ * written as a null length, which a client would read as something else or not at all.
+ */
+function writeStmt(field, x, within, label) {
   const compact = compactExpr(field, within);
   const nullable = field.nullable ? cond(field.nullable, field.versions) : 'false';
+  const refuse = (value, what) => `nonNull(${value}, '${what}', version)`;
+  const checked =
+    nullable === 'true'
+      ? x
+      : nullable === 'false'
+        ? refuse(x, label)
+        : `(${nullable} ? ${x} : ${refuse(x, label)})`;
+  // Elements of an array are never null (numbers are checked by the writer).
   const element = field.struct
-    ? `write${field.struct}(w, e, version)`
-    : writeScalar(field.type, 'e', compact);
-  if (field.array) return `writeArray(w, ${x}, ${compact}, (w, e) => ${element});`;
+    ? `write${field.struct}(w, ${refuse('e', `${label}[]`)}, version)`
+    : writeScalar(field.type, NULLABLE_SCALARS.has(field.type) ? refuse('e', `${label}[]`) : 'e', compact);
+  if (field.array) return `writeArray(w, ${checked}, ${compact}, (w, e) => ${element});`;
   if (field.struct) {
-    const plain = `write${field.struct}(w, ${x}, version);`;
+    const plain = `write${field.struct}(w, ${checked}, version);`;
     if (nullable === 'false') return plain;
     if (nullable === 'true') {
       return `if (${x} === null) { w.writeInt8(-1); } else { w.writeInt8(1); write${field.struct}(w, ${x}, version); }`;
     }
-    return `if (${nullable}) { if (${x} === null) { w.writeInt8(-1); } else { w.writeInt8(1); write${field.struct}(w, ${x}, version); } } else { write${field.struct}(w, ${x}!, version); }`;
+    return `if (${nullable}) { if (${x} === null) { w.writeInt8(-1); } else { w.writeInt8(1); write${field.struct}(w, ${x}, version); } } else { write${field.struct}(w, ${refuse(x, label)}, version); }`;
   }
+  if (NULLABLE_SCALARS.has(field.type)) return `${writeScalar(field.type, checked, compact)};`;
   return `${writeScalar(field.type, x, compact)};`;
 }
 
@@ -486,7 +502,7 @@ function generateStruct(m, struct) {
       lines.push(`    const x = ${valueOf(f, struct)};`);
       lines.push(`    if (${c === 'true' ? '' : `${c} && `}${notDefault(f, 'x')}) {`);
       lines.push(
-        `      out.push({ tag: ${f.tag}, size: ${sizeExpr(f, 'x', within)}, write: (w) => { ${writeStmt(f, 'x', within)} } });`,
+        `      out.push({ tag: ${f.tag}, size: ${sizeExpr(f, 'x', within)}, write: (w) => { ${writeStmt(f, 'x', within, `${struct.tsName}.${f.prop}`)} } });`,
       );
       lines.push('    }', '  }');
     }
@@ -501,7 +517,7 @@ function generateStruct(m, struct) {
   for (const f of regular) {
     const c = cond(f.versions, within);
     if (c === 'false') continue;
-    const stmt = `{ const x = ${valueOf(f, struct)}; ${writeStmt(f, 'x', within)} }`;
+    const stmt = `{ const x = ${valueOf(f, struct)}; ${writeStmt(f, 'x', within, `${struct.tsName}.${f.prop}`)} }`;
     lines.push(c === 'true' ? `  ${stmt}` : `  if (${c}) ${stmt}`);
   }
   if (flexibleExpr !== 'false')
@@ -555,6 +571,7 @@ function generateModule(m) {
     'deepEqual',
     'fixedArraySize',
     'NO_TAGS',
+    'nonNull',
     'readArray',
     'recordsSize',
     'stringSize',

@@ -2,7 +2,8 @@ import type { Topic } from '@robustmq/core';
 import { KafkaErrorCode } from '../codec/error-codes.js';
 import type { RequestContext } from './handler.js';
 import { changeTo, checkTopicConfig, explicitConfigs, TopicConfigError } from './topic-configs.js';
-import { authorized, kafkaErrorOf } from './topics.js';
+import { topicFailure } from './errors.js';
+import { authorized } from './topics.js';
 
 /** Config resource types on the wire. */
 export const ResourceType = { topic: 2, broker: 4 } as const;
@@ -35,10 +36,10 @@ export async function alterTopicConfigs(
     return answer(KafkaErrorCode.invalidRequest, 'only topic configs can be altered');
   }
   const name = resource.resourceName;
-  if (!(await authorized(context, 'alter', name))) {
-    return answer(KafkaErrorCode.topicAuthorizationFailed, 'not allowed to alter this topic');
-  }
   try {
+    if (!(await authorized(context, 'alter', name))) {
+      return answer(KafkaErrorCode.topicAuthorizationFailed, 'not allowed to alter this topic');
+    }
     const topic: Topic | null = await context.broker.catalog.get(name);
     if (!topic) return answer(KafkaErrorCode.unknownTopicOrPartition, `topic ${name} does not exist`);
     const wanted = edit(explicitConfigs(topic));
@@ -53,6 +54,6 @@ export async function alterTopicConfigs(
     return answer(KafkaErrorCode.none, null);
   } catch (error) {
     if (error instanceof TopicConfigError) return answer(KafkaErrorCode.invalidConfig, error.message);
-    return answer(kafkaErrorOf(error), (error as Error).message);
+    return answer(topicFailure(context, error, { topic: name }), (error as Error).message);
   }
 }

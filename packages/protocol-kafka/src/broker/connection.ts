@@ -3,9 +3,10 @@ import type { Duplex } from 'node:stream';
 import { decodeRequestHeader, encodeResponse, encodeResponseChunks } from '../codec/frame.js';
 import { API_SCHEMAS } from '../codec/messages/index.js';
 import type { RequestHeader } from '../codec/messages/request-header.js';
-import { ProtocolError, Reader } from '../codec/protocol.js';
+import { decodeMessage, encodeMessage, ProtocolError, Reader } from '../codec/protocol.js';
 import { KafkaErrorCode } from '../codec/error-codes.js';
 import type { Broker } from './broker.js';
+import { coordinatorErrorOf, kafkaErrorOf } from './errors.js';
 import { DISPATCH, type ApiEntry } from './dispatch.js';
 import { CloseConnection, type ConnectionState, type RequestContext } from './handler.js';
 import { apiVersionsBody } from './handlers/api-versions.js';
@@ -360,6 +361,8 @@ export class Connection {
       } else {
         this.broker.metrics.bad(this.listener, 'handler_error');
         this.logger.error({ err: error, api: entry.name, version }, 'request handler failed');
+        const answer = this.failureResponse(entry, version, correlationId, error);
+        if (answer) return answer;
         this.onClose();
         this.socket.destroy();
       }
@@ -371,10 +374,43 @@ export class Connection {
       if (apiKey === FETCH) return encodeResponseChunks(apiKey, version, correlationId, response);
       return encodeResponse(apiKey, version, correlationId, response);
     } catch (error) {
+      // A handler's response the version cannot carry (a null where none is allowed): never sent
+      // as it is, but as the API's error response, or the connection closes.
       this.broker.metrics.bad(this.listener, 'encode_error');
       this.logger.error({ err: error, api: entry.name, version }, 'cannot encode response');
+      const answer = this.failureResponse(entry, version, correlationId, error);
+      if (answer) return answer;
       this.onClose();
       this.socket.destroy();
+      return null;
+    }
+  }
+
+  /**
+   * The response to a request whose handler threw: the API's top-level error code, when it has one
+   * at this version, set to what the failure means (COORDINATOR_NOT_AVAILABLE for the coordinator's
+   * APIs when storage cannot serve); null when there is none, and the connection closes. A failed
+   * SASL step also closes it: the client starts over rather than take a code as a refused login.
+   */
+  private failureResponse(
+    entry: ApiEntry,
+    version: number,
+    correlationId: number,
+    error: unknown,
+  ): Buffer | null {
+    if (entry.beforeAuth) return null;
+    const codec = API_SCHEMAS.get(entry.apiKey)!.response;
+    const errorCode = entry.coordinator ? coordinatorErrorOf(error) : kafkaErrorOf(error);
+    const body = { ...(codec.defaults() as Record<string, unknown>), errorCode };
+    if (!('errorCode' in body)) return null;
+    try {
+      // The defaults carry an error code field whether or not this version writes it.
+      const written = decodeMessage(codec, encodeMessage(codec, body, version), version) as {
+        errorCode?: number;
+      };
+      if (written.errorCode !== errorCode) return null;
+      return encodeResponse(entry.apiKey, version, correlationId, body);
+    } catch {
       return null;
     }
   }

@@ -33,6 +33,8 @@ export interface ApiEntry {
   readonly responds?: (request: unknown) => boolean;
   /** Answered before SASL authentication completes. */
   readonly beforeAuth?: boolean;
+  /** Served by the group coordinator: a failure of storage answers COORDINATOR_NOT_AVAILABLE. */
+  readonly coordinator?: boolean;
 }
 
 const OWN_APIS: readonly ApiEntry[] = [

@@ -1,8 +1,8 @@
 /**
  * The dispatch entries of the consumer-group, offset, idempotent-producer and SASL APIs. Owned by
  * the groups side of this package (see handler.ts): add one entry per handler, with the versions
- * from ../../../../shared/notes/kafka.md, and `beforeAuth: true` for SaslHandshake and
- * SaslAuthenticate.
+ * from ../../../../shared/notes/kafka.md, `beforeAuth: true` for SaslHandshake and
+ * SaslAuthenticate, and `coordinator: true` for the group coordinator's APIs.
  */
 import type { ApiEntry } from './dispatch.js';
 import { handleDeleteGroups } from './handlers/delete-groups.js';
@@ -21,15 +21,78 @@ import { handleSaslHandshake } from './handlers/sasl-handshake.js';
 import { handleSyncGroup } from './handlers/sync-group.js';
 
 export const GROUP_APIS: readonly ApiEntry[] = [
-  { apiKey: 8, name: 'OffsetCommit', minVersion: 2, maxVersion: 9, handler: handleOffsetCommit },
-  { apiKey: 9, name: 'OffsetFetch', minVersion: 1, maxVersion: 9, handler: handleOffsetFetch },
-  { apiKey: 10, name: 'FindCoordinator', minVersion: 0, maxVersion: 6, handler: handleFindCoordinator },
-  { apiKey: 11, name: 'JoinGroup', minVersion: 0, maxVersion: 9, handler: handleJoinGroup },
-  { apiKey: 12, name: 'Heartbeat', minVersion: 0, maxVersion: 4, handler: handleHeartbeat },
-  { apiKey: 13, name: 'LeaveGroup', minVersion: 0, maxVersion: 5, handler: handleLeaveGroup },
-  { apiKey: 14, name: 'SyncGroup', minVersion: 0, maxVersion: 5, handler: handleSyncGroup },
-  { apiKey: 15, name: 'DescribeGroups', minVersion: 0, maxVersion: 5, handler: handleDescribeGroups },
-  { apiKey: 16, name: 'ListGroups', minVersion: 0, maxVersion: 5, handler: handleListGroups },
+  {
+    apiKey: 8,
+    name: 'OffsetCommit',
+    minVersion: 2,
+    maxVersion: 9,
+    handler: handleOffsetCommit,
+    coordinator: true,
+  },
+  {
+    apiKey: 9,
+    name: 'OffsetFetch',
+    minVersion: 1,
+    maxVersion: 9,
+    handler: handleOffsetFetch,
+    coordinator: true,
+  },
+  {
+    apiKey: 10,
+    name: 'FindCoordinator',
+    minVersion: 0,
+    maxVersion: 6,
+    handler: handleFindCoordinator,
+    coordinator: true,
+  },
+  {
+    apiKey: 11,
+    name: 'JoinGroup',
+    minVersion: 0,
+    maxVersion: 9,
+    handler: handleJoinGroup,
+    coordinator: true,
+  },
+  {
+    apiKey: 12,
+    name: 'Heartbeat',
+    minVersion: 0,
+    maxVersion: 4,
+    handler: handleHeartbeat,
+    coordinator: true,
+  },
+  {
+    apiKey: 13,
+    name: 'LeaveGroup',
+    minVersion: 0,
+    maxVersion: 5,
+    handler: handleLeaveGroup,
+    coordinator: true,
+  },
+  {
+    apiKey: 14,
+    name: 'SyncGroup',
+    minVersion: 0,
+    maxVersion: 5,
+    handler: handleSyncGroup,
+    coordinator: true,
+  },
+  {
+    apiKey: 15,
+    name: 'DescribeGroups',
+    minVersion: 0,
+    maxVersion: 5,
+    handler: handleDescribeGroups,
+    coordinator: true,
+  },
+  {
+    apiKey: 16,
+    name: 'ListGroups',
+    minVersion: 0,
+    maxVersion: 5,
+    handler: handleListGroups,
+    coordinator: true,
+  },
   {
     apiKey: 17,
     name: 'SaslHandshake',
@@ -38,7 +101,14 @@ export const GROUP_APIS: readonly ApiEntry[] = [
     handler: handleSaslHandshake,
     beforeAuth: true,
   },
-  { apiKey: 22, name: 'InitProducerId', minVersion: 0, maxVersion: 5, handler: handleInitProducerId },
+  {
+    apiKey: 22,
+    name: 'InitProducerId',
+    minVersion: 0,
+    maxVersion: 5,
+    handler: handleInitProducerId,
+    coordinator: true,
+  },
   {
     apiKey: 36,
     name: 'SaslAuthenticate',
@@ -47,6 +117,20 @@ export const GROUP_APIS: readonly ApiEntry[] = [
     handler: handleSaslAuthenticate,
     beforeAuth: true,
   },
-  { apiKey: 42, name: 'DeleteGroups', minVersion: 0, maxVersion: 2, handler: handleDeleteGroups },
-  { apiKey: 47, name: 'OffsetDelete', minVersion: 0, maxVersion: 0, handler: handleOffsetDelete },
+  {
+    apiKey: 42,
+    name: 'DeleteGroups',
+    minVersion: 0,
+    maxVersion: 2,
+    handler: handleDeleteGroups,
+    coordinator: true,
+  },
+  {
+    apiKey: 47,
+    name: 'OffsetDelete',
+    minVersion: 0,
+    maxVersion: 0,
+    handler: handleOffsetDelete,
+    coordinator: true,
+  },
 ];

@@ -19,8 +19,10 @@
  *   (`join-group-request.js` exports the interface and codec `JoinGroupRequest`). int64 fields are
  *   `bigint`, bytes and records `Buffer` (records in a response may be pieces, `Records`), uuid a
  *   lower-case hyphenated string.
- * - A handler answers every request with a response body (errors go in error codes); it throws
- *   only for a bug or to close the connection (`CloseConnection`). The throttle time is 0.
+ * - A handler answers every request with a response body (errors go in error codes, per topic or
+ *   partition where the API has them: see errors.ts); it throws only for a bug or to close the
+ *   connection (`CloseConnection`). A bug is answered with the API's top-level error code when it
+ *   has one at that version, else the connection closes. The throttle time is 0.
  * - State that lives as long as the broker (group coordinator, producer table) is a service:
  *   `broker.service('groups', () => new GroupCoordinator(broker))` creates it on first use; its
  *   `stop()` runs when the plugin stops.

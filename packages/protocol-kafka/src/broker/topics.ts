@@ -8,35 +8,8 @@ import {
   type Topic,
 } from '@robustmq/core';
 import { KafkaErrorCode } from '../codec/error-codes.js';
+import { partitionErrorOf } from './errors.js';
 import type { KafkaBroker, RequestContext } from './handler.js';
-
-/** The Kafka error code for a failure from storage or the catalog. */
-export function kafkaErrorOf(error: unknown): number {
-  if (!isRobustMQError(error)) return KafkaErrorCode.unknownServerError;
-  switch (error.code) {
-    case ErrorCode.NotFound:
-      return KafkaErrorCode.unknownTopicOrPartition;
-    case ErrorCode.AlreadyExists:
-      return KafkaErrorCode.topicAlreadyExists;
-    case ErrorCode.OffsetOutOfRange:
-      return KafkaErrorCode.offsetOutOfRange;
-    case ErrorCode.TooLarge:
-      return KafkaErrorCode.messageTooLarge;
-    case ErrorCode.Corrupt:
-      return KafkaErrorCode.corruptMessage;
-    case ErrorCode.InvalidArgument:
-      return KafkaErrorCode.invalidRequest;
-    case ErrorCode.Timeout:
-      return KafkaErrorCode.requestTimedOut;
-    case ErrorCode.Unavailable:
-    case ErrorCode.Closed:
-      return KafkaErrorCode.leaderNotAvailable;
-    case ErrorCode.Forbidden:
-      return KafkaErrorCode.topicAuthorizationFailed;
-    default:
-      return KafkaErrorCode.unknownServerError;
-  }
-}
 
 /** A stable topic id (UUID) derived from the topic's name and creation time. */
 export function topicIdOf(topic: Pick<Topic, 'name' | 'createdAt'>): string {
@@ -73,6 +46,27 @@ export async function authorized(context: RequestContext, action: Action, topic:
   const allowed = await context.broker.context.auth.authorize(principal, action, topic);
   cache.set(key, { allowed, until: now + AUTH_CACHE_MS });
   return allowed;
+}
+
+/**
+ * The error a partition of `topic` is answered with before storage is touched: none when the
+ * principal may do `action`, TOPIC_AUTHORIZATION_FAILED when not, and the partition error of the
+ * failure when the answer cannot be had now (the user store is down).
+ */
+export async function partitionRefusal(
+  context: RequestContext,
+  action: Action,
+  topic: string,
+  access: 'read' | 'write',
+): Promise<number> {
+  try {
+    return (await authorized(context, action, topic))
+      ? KafkaErrorCode.none
+      : KafkaErrorCode.topicAuthorizationFailed;
+  } catch (error) {
+    context.logger.warn({ err: error, topic, action }, 'authorization failed');
+    return partitionErrorOf(error, access);
+  }
 }
 
 /** Creates a topic with the broker's defaults (auto-creation); an existing one is fine. */

@@ -154,6 +154,20 @@ export class Reader {
   }
 }
 
+function integer(value: number, type: string): number {
+  if (!Number.isInteger(value)) throw new ProtocolError(`cannot write ${String(value)} as an ${type}`);
+  return value;
+}
+
+/**
+ * `value`, or a ProtocolError naming the field when it is null: generated writers call this for
+ * fields the version does not allow to be null, which would otherwise go out as a null length.
+ */
+export function nonNull<T>(value: T | null, field: string, version: number): T {
+  if (value === null) throw new ProtocolError(`${field} is null, which version ${version} does not allow`);
+  return value;
+}
+
 /** Writes message fields into a buffer allocated at the exact size the generated `size` gives. */
 export class Writer {
   /** Position in `buf`; byte fields referenced rather than copied take no room there. */
@@ -194,28 +208,32 @@ export class Writer {
     return out;
   }
 
+  // Buffer writes null, undefined and NaN as 0 and drops a fraction: refused here instead, so a
+  // wrong value is an error rather than a wrong number on the wire.
   writeInt8(value: number): void {
-    this.offset = this.buf.writeInt8(value, this.offset);
+    this.offset = this.buf.writeInt8(integer(value, 'int8'), this.offset);
   }
   writeInt16(value: number): void {
-    this.offset = this.buf.writeInt16BE(value, this.offset);
+    this.offset = this.buf.writeInt16BE(integer(value, 'int16'), this.offset);
   }
   writeUint16(value: number): void {
-    this.offset = this.buf.writeUInt16BE(value, this.offset);
+    this.offset = this.buf.writeUInt16BE(integer(value, 'uint16'), this.offset);
   }
   writeInt32(value: number): void {
-    this.offset = this.buf.writeInt32BE(value, this.offset);
+    this.offset = this.buf.writeInt32BE(integer(value, 'int32'), this.offset);
   }
   writeUint32(value: number): void {
-    this.offset = this.buf.writeUInt32BE(value, this.offset);
+    this.offset = this.buf.writeUInt32BE(integer(value, 'uint32'), this.offset);
   }
   writeInt64(value: bigint): void {
     this.offset = this.buf.writeBigInt64BE(value, this.offset);
   }
   writeFloat64(value: number): void {
+    if (typeof value !== 'number') throw new ProtocolError(`cannot write ${String(value)} as a float64`);
     this.offset = this.buf.writeDoubleBE(value, this.offset);
   }
   writeBool(value: boolean): void {
+    if (typeof value !== 'boolean') throw new ProtocolError(`cannot write ${String(value)} as a bool`);
     this.buf[this.offset++] = value ? 1 : 0;
   }
   writeUnsignedVarint(value: number): void {

@@ -53,10 +53,59 @@ describe('generated message codecs', () => {
   }
 
   it('decodes defaults for fields a version does not carry', () => {
-    const bytes = encodeMessage(codec.MetadataRequest, { topics: null }, 0);
+    const bytes = encodeMessage(codec.MetadataRequest, { topics: [] }, 0);
     expect(bytes.length).toBe(4);
     const decoded = decodeMessage(codec.MetadataRequest, Buffer.from([0, 0, 0, 0]), 3);
     expect(decoded).toMatchObject({ topics: [], allowAutoTopicCreation: true });
+  });
+
+  it('refuses to write a null or a non-number where the version allows none', () => {
+    const topic = (name: string | null) => ({
+      errorCode: 0,
+      name,
+      partitions: [
+        {
+          errorCode: 0,
+          partitionIndex: 0,
+          leaderId: 1,
+          leaderEpoch: 0,
+          replicaNodes: [1],
+          isrNodes: [1],
+          offlineReplicas: [],
+        },
+      ],
+    });
+    const metadata = (topics: unknown[]) =>
+      ({ brokers: [], clusterId: null, controllerId: 1, topics }) as unknown as codec.MetadataResponse;
+    // A topic name may be null from v12 only.
+    expect(() => encodeMessage(codec.MetadataResponse, metadata([topic(null)]), 11)).toThrow(
+      /MetadataResponseTopic\.name .*version 11/,
+    );
+    expect(() => encodeMessage(codec.MetadataResponse, metadata([topic(null)]), 12)).not.toThrow();
+    expect(() => encodeMessage(codec.MetadataResponse, metadata([topic('a')]), 11)).not.toThrow();
+    // Arrays: null means every topic only from v1; the brokers never may be null.
+    expect(() => encodeMessage(codec.MetadataRequest, { topics: null }, 0)).toThrow(
+      /MetadataRequest\.topics/,
+    );
+    expect(encodeMessage(codec.MetadataRequest, { topics: null }, 1)).toEqual(
+      Buffer.from([0xff, 0xff, 0xff, 0xff]),
+    );
+    expect(() =>
+      encodeMessage(codec.MetadataResponse, { ...metadata([]), brokers: null } as never, 9),
+    ).toThrow(/MetadataResponse\.brokers/);
+    // Bytes, elements of arrays and numbers.
+    expect(() =>
+      encodeMessage(
+        codec.SaslAuthenticateResponse,
+        { errorCode: 0, errorMessage: null, authBytes: null } as never,
+        2,
+      ),
+    ).toThrow(/SaslAuthenticateResponse\.authBytes/);
+    const badNode = { ...topic('a'), partitions: [{ ...topic('a').partitions[0]!, replicaNodes: [null] }] };
+    expect(() => encodeMessage(codec.MetadataResponse, metadata([badNode]), 9)).toThrow();
+    expect(() =>
+      encodeMessage(codec.MetadataResponse, { ...metadata([]), controllerId: null } as never, 9),
+    ).toThrow();
   });
 
   it('rejects truncated bodies and trailing bytes', () => {

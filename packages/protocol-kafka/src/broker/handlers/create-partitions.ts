@@ -2,7 +2,8 @@ import { KafkaErrorCode } from '../../codec/error-codes.js';
 import type { CreatePartitionsRequest } from '../../codec/messages/create-partitions-request.js';
 import type { CreatePartitionsResponse } from '../../codec/messages/create-partitions-response.js';
 import type { ApiHandler } from '../handler.js';
-import { authorized, kafkaErrorOf } from '../topics.js';
+import { topicFailure } from '../errors.js';
+import { authorized } from '../topics.js';
 
 /** CreatePartitions: grows a topic to `count` partitions (never shrinks). */
 export const handleCreatePartitions: ApiHandler<CreatePartitionsRequest, CreatePartitionsResponse> = async (
@@ -17,11 +18,11 @@ export const handleCreatePartitions: ApiHandler<CreatePartitionsRequest, CreateP
       errorCode,
       errorMessage,
     });
-    if (!(await authorized(context, 'alter', wanted.name))) {
-      results.push(answer(KafkaErrorCode.topicAuthorizationFailed, 'not allowed to alter this topic'));
-      continue;
-    }
     try {
+      if (!(await authorized(context, 'alter', wanted.name))) {
+        results.push(answer(KafkaErrorCode.topicAuthorizationFailed, 'not allowed to alter this topic'));
+        continue;
+      }
       const topic = await catalog.get(wanted.name);
       if (!topic) {
         results.push(answer(KafkaErrorCode.unknownTopicOrPartition, `topic ${wanted.name} does not exist`));
@@ -48,7 +49,7 @@ export const handleCreatePartitions: ApiHandler<CreatePartitionsRequest, CreateP
       }
       results.push(answer(KafkaErrorCode.none, null));
     } catch (error) {
-      results.push(answer(kafkaErrorOf(error), (error as Error).message));
+      results.push(answer(topicFailure(context, error, { topic: wanted.name }), (error as Error).message));
     }
   }
   return { throttleTimeMs: 0, results };

@@ -1,11 +1,15 @@
+import type { Topic } from '@robustmq/core';
 import { KafkaErrorCode } from '../../codec/error-codes.js';
-import type { CreateTopicsRequest } from '../../codec/messages/create-topics-request.js';
+import type {
+  CreateTopicsRequest,
+  CreateTopicsRequestCreatableTopic,
+} from '../../codec/messages/create-topics-request.js';
 import type {
   CreateTopicsResponse,
   CreateTopicsResponseCreatableTopicResult,
 } from '../../codec/messages/create-topics-response.js';
 import { ZERO_UUID } from '../../codec/protocol.js';
-import type { ApiHandler } from '../handler.js';
+import type { ApiHandler, RequestContext } from '../handler.js';
 import {
   checkTopicConfig,
   configValue,
@@ -13,17 +17,16 @@ import {
   TOPIC_CONFIG_NAMES,
   TopicConfigError,
 } from '../topic-configs.js';
-import { authorized, kafkaErrorOf, topicIdOf, validTopicName } from '../topics.js';
+import { topicFailure } from '../errors.js';
+import { authorized, topicIdOf, validTopicName } from '../topics.js';
 
 /** CreateTopics through the shared topic catalog; configs are checked before anything is made. */
 export const handleCreateTopics: ApiHandler<CreateTopicsRequest, CreateTopicsResponse> = async (
   request,
   context,
 ) => {
-  const { broker } = context;
   const topics: CreateTopicsResponseCreatableTopicResult[] = [];
   for (const wanted of request.topics) {
-    const partitions = wanted.numPartitions === -1 ? broker.settings.defaultPartitions : wanted.numPartitions;
     const fail = (errorCode: number, errorMessage: string): CreateTopicsResponseCreatableTopicResult => ({
       name: wanted.name,
       topicId: ZERO_UUID,
@@ -34,68 +37,72 @@ export const handleCreateTopics: ApiHandler<CreateTopicsRequest, CreateTopicsRes
       replicationFactor: -1,
       configs: null,
     });
-    if (!validTopicName(wanted.name)) {
-      topics.push(fail(KafkaErrorCode.invalidTopicException, `invalid topic name ${wanted.name}`));
-      continue;
-    }
-    if (!(await authorized(context, 'create', wanted.name))) {
-      topics.push(fail(KafkaErrorCode.topicAuthorizationFailed, 'not allowed to create this topic'));
-      continue;
-    }
-    if (wanted.assignments.length > 0) {
-      topics.push(fail(KafkaErrorCode.invalidRequest, 'manual replica assignments are not supported'));
-      continue;
-    }
-    if (!Number.isInteger(partitions) || partitions < 1) {
-      topics.push(fail(KafkaErrorCode.invalidPartitions, 'the number of partitions must be at least 1'));
-      continue;
-    }
-    if (wanted.replicationFactor !== -1 && wanted.replicationFactor !== 1) {
-      topics.push(
-        fail(KafkaErrorCode.invalidReplicationFactor, 'this cluster keeps one replica per partition'),
-      );
-      continue;
-    }
-    const configs = new Map<string, string>();
     try {
-      for (const config of wanted.configs) {
-        if (config.value === null) continue;
-        checkTopicConfig(config.name, config.value);
-        configs.set(config.name, config.value);
-      }
+      topics.push(await createTopic(context, wanted, request.validateOnly ?? false, fail));
     } catch (error) {
-      if (!(error instanceof TopicConfigError)) throw error;
-      topics.push(fail(KafkaErrorCode.invalidConfig, error.message));
-      continue;
-    }
-    const fresh = newTopicWith(wanted.name, partitions, configs);
-    try {
-      if (request.validateOnly) {
-        if (await broker.catalog.get(wanted.name)) {
-          topics.push(fail(KafkaErrorCode.topicAlreadyExists, `topic ${wanted.name} already exists`));
-          continue;
-        }
-      }
-      const created = request.validateOnly
-        ? { ...fresh, createdAt: Date.now() }
-        : await broker.catalog.create(fresh);
-      if (!request.validateOnly) broker.logger.info({ topic: created.name, partitions }, 'topic created');
-      topics.push({
-        name: wanted.name,
-        topicId: request.validateOnly ? ZERO_UUID : topicIdOf(created),
-        errorCode: KafkaErrorCode.none,
-        errorMessage: null,
-        topicConfigErrorCode: 0,
-        numPartitions: partitions,
-        replicationFactor: 1,
-        configs: TOPIC_CONFIG_NAMES.map((name) => {
-          const { value, isDefault } = configValue(created, name)!;
-          return { name, value, readOnly: false, configSource: isDefault ? 5 : 1, isSensitive: false };
-        }),
-      });
-    } catch (error) {
-      topics.push(fail(kafkaErrorOf(error), (error as Error).message));
+      topics.push(fail(topicFailure(context, error, { topic: wanted.name }), (error as Error).message));
     }
   }
   return { throttleTimeMs: 0, topics };
 };
+
+/** One topic of a CreateTopics request; throws what storage or the catalog threw. */
+async function createTopic(
+  context: RequestContext,
+  wanted: CreateTopicsRequestCreatableTopic,
+  validateOnly: boolean,
+  fail: (errorCode: number, errorMessage: string) => CreateTopicsResponseCreatableTopicResult,
+): Promise<CreateTopicsResponseCreatableTopicResult> {
+  const { broker } = context;
+  const partitions = wanted.numPartitions === -1 ? broker.settings.defaultPartitions : wanted.numPartitions;
+  if (!validTopicName(wanted.name)) {
+    return fail(KafkaErrorCode.invalidTopicException, `invalid topic name ${wanted.name}`);
+  }
+  if (!(await authorized(context, 'create', wanted.name))) {
+    return fail(KafkaErrorCode.topicAuthorizationFailed, 'not allowed to create this topic');
+  }
+  if (wanted.assignments.length > 0) {
+    return fail(KafkaErrorCode.invalidRequest, 'manual replica assignments are not supported');
+  }
+  if (!Number.isInteger(partitions) || partitions < 1) {
+    return fail(KafkaErrorCode.invalidPartitions, 'the number of partitions must be at least 1');
+  }
+  if (wanted.replicationFactor !== -1 && wanted.replicationFactor !== 1) {
+    return fail(KafkaErrorCode.invalidReplicationFactor, 'this cluster keeps one replica per partition');
+  }
+  const configs = new Map<string, string>();
+  try {
+    for (const config of wanted.configs) {
+      if (config.value === null) continue;
+      checkTopicConfig(config.name, config.value);
+      configs.set(config.name, config.value);
+    }
+  } catch (error) {
+    if (!(error instanceof TopicConfigError)) throw error;
+    return fail(KafkaErrorCode.invalidConfig, error.message);
+  }
+  const fresh = newTopicWith(wanted.name, partitions, configs);
+  let created: Topic;
+  if (validateOnly) {
+    if (await broker.catalog.get(wanted.name)) {
+      return fail(KafkaErrorCode.topicAlreadyExists, `topic ${wanted.name} already exists`);
+    }
+    created = { ...fresh, createdAt: Date.now() };
+  } else {
+    created = await broker.catalog.create(fresh);
+    broker.logger.info({ topic: created.name, partitions }, 'topic created');
+  }
+  return {
+    name: wanted.name,
+    topicId: validateOnly ? ZERO_UUID : topicIdOf(created),
+    errorCode: KafkaErrorCode.none,
+    errorMessage: null,
+    topicConfigErrorCode: 0,
+    numPartitions: partitions,
+    replicationFactor: 1,
+    configs: TOPIC_CONFIG_NAMES.map((name) => {
+      const { value, isDefault } = configValue(created, name)!;
+      return { name, value, readOnly: false, configSource: isDefault ? 5 : 1, isSensitive: false };
+    }),
+  };
+}

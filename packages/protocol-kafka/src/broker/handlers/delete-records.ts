@@ -3,7 +3,8 @@ import { KafkaErrorCode } from '../../codec/error-codes.js';
 import type { DeleteRecordsRequest } from '../../codec/messages/delete-records-request.js';
 import type { DeleteRecordsResponse } from '../../codec/messages/delete-records-response.js';
 import type { ApiHandler } from '../handler.js';
-import { authorized, kafkaErrorOf } from '../topics.js';
+import { partitionFailure } from '../errors.js';
+import { partitionRefusal } from '../topics.js';
 
 /** DeleteRecords: moves each partition's log start offset (-1 means the high watermark). */
 export const handleDeleteRecords: ApiHandler<DeleteRecordsRequest, DeleteRecordsResponse> = async (
@@ -13,15 +14,11 @@ export const handleDeleteRecords: ApiHandler<DeleteRecordsRequest, DeleteRecords
   const { storage } = context.broker.context;
   const topics = await Promise.all(
     request.topics.map(async (topic) => {
-      const allowed = await authorized(context, 'delete', topic.name);
+      const refused = await partitionRefusal(context, 'delete', topic.name, 'write');
       const partitions = await Promise.all(
         topic.partitions.map(async (p) => {
-          if (!allowed) {
-            return {
-              partitionIndex: p.partitionIndex,
-              lowWatermark: -1n,
-              errorCode: KafkaErrorCode.topicAuthorizationFailed,
-            };
+          if (refused !== KafkaErrorCode.none) {
+            return { partitionIndex: p.partitionIndex, lowWatermark: -1n, errorCode: refused };
           }
           const shard = shardName(topic.name, p.partitionIndex);
           try {
@@ -40,7 +37,8 @@ export const handleDeleteRecords: ApiHandler<DeleteRecordsRequest, DeleteRecords
               errorCode: KafkaErrorCode.none,
             };
           } catch (error) {
-            return { partitionIndex: p.partitionIndex, lowWatermark: -1n, errorCode: kafkaErrorOf(error) };
+            const errorCode = partitionFailure(context, error, 'write', { shard });
+            return { partitionIndex: p.partitionIndex, lowWatermark: -1n, errorCode };
           }
         }),
       );

@@ -7,7 +7,8 @@ import type {
 import { ResourceType } from '../config-resources.js';
 import type { ApiHandler, KafkaBroker } from '../handler.js';
 import { configValue, explicitConfigs, TOPIC_CONFIG_NAMES } from '../topic-configs.js';
-import { authorized, kafkaErrorOf } from '../topics.js';
+import { topicFailure } from '../errors.js';
+import { authorized } from '../topics.js';
 
 /** Where a config value comes from (DescribeConfigs v1+). */
 const Source = { topic: 1, staticBroker: 4, default: 5 } as const;
@@ -80,11 +81,13 @@ export const handleDescribeConfigs: ApiHandler<DescribeConfigsRequest, DescribeC
       );
       continue;
     }
-    if (!(await authorized(context, 'describe', resource.resourceName))) {
-      results.push(answer(KafkaErrorCode.topicAuthorizationFailed, 'not allowed to describe this topic', []));
-      continue;
-    }
     try {
+      if (!(await authorized(context, 'describe', resource.resourceName))) {
+        results.push(
+          answer(KafkaErrorCode.topicAuthorizationFailed, 'not allowed to describe this topic', []),
+        );
+        continue;
+      }
       const topic = await broker.catalog.get(resource.resourceName);
       if (!topic) {
         results.push(
@@ -102,7 +105,9 @@ export const handleDescribeConfigs: ApiHandler<DescribeConfigsRequest, DescribeC
         });
       results.push(answer(KafkaErrorCode.none, null, configs));
     } catch (error) {
-      results.push(answer(kafkaErrorOf(error), (error as Error).message, []));
+      results.push(
+        answer(topicFailure(context, error, { topic: resource.resourceName }), (error as Error).message, []),
+      );
     }
   }
   return { throttleTimeMs: 0, results };

@@ -2,6 +2,7 @@ import type { DescribeGroupsRequest } from '../../codec/messages/describe-groups
 import type { DescribeGroupsResponse } from '../../codec/messages/describe-groups-response.js';
 import { KafkaErrorCode as E } from '../../codec/error-codes.js';
 import { groupService } from '../../groups/index.js';
+import { coordinatorErrorOf } from '../errors.js';
 import type { ApiHandler } from '../handler.js';
 
 /** Kafka's value for "authorized operations were not asked for". */
@@ -17,7 +18,21 @@ export const handleDescribeGroups: ApiHandler<DescribeGroupsRequest, DescribeGro
   const groups = groupService(context.broker);
   const described = await Promise.all(
     request.groups.map(async (groupId) => {
-      const summary = await groups.describeGroup(groupId);
+      let summary: Awaited<ReturnType<typeof groups.describeGroup>>;
+      try {
+        summary = await groups.describeGroup(groupId);
+      } catch (error) {
+        context.logger.error({ err: error, group: groupId }, 'describing a group failed');
+        return {
+          errorCode: coordinatorErrorOf(error),
+          groupId,
+          groupState: '',
+          protocolType: '',
+          protocolData: '',
+          members: [],
+          authorizedOperations: OPERATIONS_OMITTED,
+        };
+      }
       return {
         errorCode: E.none,
         groupId,

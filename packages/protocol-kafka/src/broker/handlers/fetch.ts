@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import {
   ErrorCode,
   isRobustMQError,
@@ -14,7 +15,8 @@ import { setBaseOffset } from '../../codec/record-batch.js';
 import type { ApiHandler, ConnectionState, RequestContext } from '../handler.js';
 import { ReadAhead, ReadAheadMemory } from '../read-ahead.js';
 import { ReadBuffers } from '../read-buffers.js';
-import { authorized, kafkaErrorOf } from '../topics.js';
+import { partitionFailure } from '../errors.js';
+import { partitionRefusal } from '../topics.js';
 
 /** Bytes of buffers one Fetch may borrow for its reads; partitions beyond it read into fresh memory. */
 const MAX_LENT_PER_FETCH = 32 * 1024 * 1024;
@@ -22,7 +24,8 @@ const MAX_LENT_PER_FETCH = 32 * 1024 * 1024;
 interface PartitionRead {
   topic: string;
   request: FetchRequestFetchPartition;
-  allowed: boolean;
+  /** The error the partition is answered with before any read (no right to read it), or none. */
+  refused: number;
   data: FetchResponsePartitionData<Records>;
   bytes: number;
   /** Records in the batches read (whole batches, as sent). */
@@ -91,8 +94,8 @@ async function readPartition(
   const { storage } = context.broker.context;
   const shard = shardName(read.topic, read.request.partition);
   const index = read.request.partition;
-  if (!read.allowed) {
-    read.data = empty(index, KafkaErrorCode.topicAuthorizationFailed);
+  if (read.refused !== KafkaErrorCode.none) {
+    read.data = empty(index, read.refused);
     return;
   }
   const offset = Number(read.request.fetchOffset);
@@ -140,8 +143,7 @@ async function readPartition(
   } catch (error) {
     read.bytes = 0;
     read.records = 0;
-    const errorCode = kafkaErrorOf(error);
-    read.data = empty(index, errorCode);
+    read.data = empty(index, partitionFailure(context, error, 'read', { shard, offset }));
     if (isRobustMQError(error, ErrorCode.OffsetOutOfRange)) {
       try {
         const info = await storage.shardInfo(shard);
@@ -151,8 +153,6 @@ async function readPartition(
       } catch {
         // The shard went away meanwhile: the error code already says enough.
       }
-    } else if (errorCode === KafkaErrorCode.unknownServerError) {
-      context.logger.error({ err: error, shard, offset }, 'fetch read failed');
     }
   }
 }
@@ -188,12 +188,12 @@ export const handleFetch: ApiHandler<FetchRequest, FetchResponse<Records>> = asy
   const reads: PartitionRead[] = [];
   for (const topic of request.topics) {
     const name = topic.topic ?? '';
-    const allowed = await authorized(context, 'subscribe', name);
+    const refused = await partitionRefusal(context, 'subscribe', name, 'read');
     for (const partition of topic.partitions) {
       reads.push({
         topic: name,
         request: partition,
-        allowed,
+        refused,
         data: empty(partition.partition, 0),
         bytes: 0,
         records: 0,
@@ -213,16 +213,26 @@ export const handleFetch: ApiHandler<FetchRequest, FetchResponse<Records>> = asy
       await readPartition(context, read, budget, lending, ahead);
       budget -= read.bytes;
       total += read.bytes;
-      if (read.data.errorCode !== KafkaErrorCode.none) failed = true;
+      const { errorCode } = read.data;
+      if (errorCode !== KafkaErrorCode.none && !STORAGE_DOWN.has(errorCode)) failed = true;
     }
     const remaining = deadline - Date.now();
     if (total >= Math.max(1, request.minBytes) || failed || remaining <= 0 || broker.stopped.aborted) break;
-    await Promise.race(
-      reads.map((read) =>
-        broker.context.storage
-          .waitForData(shardName(read.topic, read.request.partition), waitOffset(read), remaining)
-          .catch(() => undefined),
-      ),
+    // Partitions whose storage is down are not waited on (their wait would fail at once): they are
+    // answered at the deadline, so a client that retries at once does not spin against the outage.
+    // An empty Fetch waits out the deadline too.
+    await waitForAny(
+      reads
+        .filter((read) => read.data.errorCode === KafkaErrorCode.none)
+        .map((read) =>
+          broker.context.storage.waitForData(
+            shardName(read.topic, read.request.partition),
+            waitOffset(read),
+            remaining,
+          ),
+        ),
+      remaining,
+      broker.stopped,
     );
   }
   // The consumer's next Fetch most likely asks for what follows: read it while this response is
@@ -249,6 +259,28 @@ export const handleFetch: ApiHandler<FetchRequest, FetchResponse<Records>> = asy
     responses: groupByTopic(reads),
   };
 };
+
+/** Partition codes that mean storage cannot serve now, rather than anything about the request. */
+const STORAGE_DOWN: ReadonlySet<number> = new Set([
+  KafkaErrorCode.notLeaderOrFollower,
+  KafkaErrorCode.kafkaStorageError,
+]);
+
+/** Resolves once one of `waits` settles, `ms` have passed or the broker stops. */
+async function waitForAny(waits: Promise<unknown>[], ms: number, stopped: AbortSignal): Promise<void> {
+  const timer = new AbortController();
+  const stop = () => timer.abort();
+  stopped.addEventListener('abort', stop, { once: true });
+  try {
+    await Promise.race([
+      ...waits.map((wait) => wait.catch(() => undefined)),
+      delay(ms, undefined, { signal: timer.signal }).catch(() => undefined),
+    ]);
+  } finally {
+    timer.abort();
+    stopped.removeEventListener('abort', stop);
+  }
+}
 
 /** The broker's buffers for storage reads, shared by every connection. */
 function readBuffers(context: RequestContext): ReadBuffers {

@@ -8,7 +8,8 @@ import type {
 import { decodeRecordBatch, readBatchHeader, type DecodedRecordBatch } from '../../codec/record-batch.js';
 import type { ApiHandler } from '../handler.js';
 import { LEADER_EPOCH } from '../partition-writer.js';
-import { authorized, kafkaErrorOf } from '../topics.js';
+import { partitionFailure } from '../errors.js';
+import { partitionRefusal } from '../topics.js';
 
 const LATEST = -1;
 const EARLIEST = -2;
@@ -100,18 +101,34 @@ async function maxTimestampOffset(
   return { offset: best.baseOffset + (record.offset - decoded.baseOffset), timestamp: record.timestamp };
 }
 
+/** The topic-partitions a request names more than once, as `topic\0partition`. */
+function duplicates(request: ListOffsetsRequest): Set<string> {
+  const seen = new Set<string>();
+  const twice = new Set<string>();
+  for (const topic of request.topics) {
+    for (const p of topic.partitions) {
+      const key = `${topic.name}\0${p.partitionIndex}`;
+      if (seen.has(key)) twice.add(key);
+      seen.add(key);
+    }
+  }
+  return twice;
+}
+
 /**
  * ListOffsets: latest (-1) is the high watermark, earliest (-2, -4) the log start, -3 the record
- * with the largest timestamp, and a timestamp the first record at or after it.
+ * with the largest timestamp, and a timestamp the first record at or after it. A partition named
+ * more than once is answered INVALID_REQUEST each time, as Kafka does.
  */
 export const handleListOffsets: ApiHandler<ListOffsetsRequest, ListOffsetsResponse> = async (
   request,
   context,
 ) => {
   const { storage } = context.broker.context;
+  const twice = duplicates(request);
   const topics = await Promise.all(
     request.topics.map(async (topic) => {
-      const allowed = await authorized(context, 'describe', topic.name);
+      const refused = await partitionRefusal(context, 'describe', topic.name, 'read');
       const partitions = await Promise.all(
         topic.partitions.map(async (p): Promise<ListOffsetsResponseListOffsetsPartitionResponse> => {
           const answer = (errorCode: number, found: Found | null) => ({
@@ -122,7 +139,9 @@ export const handleListOffsets: ApiHandler<ListOffsetsRequest, ListOffsetsRespon
             offset: BigInt(found?.offset ?? -1),
             leaderEpoch: found ? LEADER_EPOCH : -1,
           });
-          if (!allowed) return answer(KafkaErrorCode.topicAuthorizationFailed, null);
+          if (twice.has(`${topic.name}\0${p.partitionIndex}`))
+            return answer(KafkaErrorCode.invalidRequest, null);
+          if (refused !== KafkaErrorCode.none) return answer(refused, null);
           const shard = shardName(topic.name, p.partitionIndex);
           const wanted = Number(p.timestamp);
           try {
@@ -140,7 +159,7 @@ export const handleListOffsets: ApiHandler<ListOffsetsRequest, ListOffsetsRespon
             }
             return answer(0, await offsetForTimestamp(storage, shard, wanted, context.logger));
           } catch (error) {
-            return answer(kafkaErrorOf(error), null);
+            return answer(partitionFailure(context, error, 'read', { shard }), null);
           }
         }),
       );

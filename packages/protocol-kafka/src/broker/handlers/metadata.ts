@@ -4,6 +4,7 @@ import type { MetadataRequest } from '../../codec/messages/metadata-request.js';
 import type { MetadataResponse, MetadataResponseTopic } from '../../codec/messages/metadata-response.js';
 import { ZERO_UUID } from '../../codec/protocol.js';
 import type { ApiHandler, RequestContext } from '../handler.js';
+import { metadataErrorOf } from '../errors.js';
 import { authorized, autoCreateTopic, topicIdOf, validTopicName } from '../topics.js';
 
 const UNKNOWN_OPERATIONS = -2147483648;
@@ -74,7 +75,13 @@ export const handleMetadata: ApiHandler<MetadataRequest, MetadataResponse> = asy
         topics.push(missing(null, KafkaErrorCode.unknownTopicId));
         continue;
       }
-      topics.push(await requestedTopic(context, requested.name, allowAutoCreate));
+      try {
+        topics.push(await requestedTopic(context, requested.name, allowAutoCreate));
+      } catch (error) {
+        // One topic that cannot be looked up or created now does not cost the client the others.
+        context.logger.warn({ err: error, topic: requested.name }, 'metadata for a topic failed');
+        topics.push(missing(requested.name, metadataErrorOf(error)));
+      }
     }
   }
   return {

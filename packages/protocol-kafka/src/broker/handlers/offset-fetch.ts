@@ -2,6 +2,7 @@ import { KafkaErrorCode as E } from '../../codec/error-codes.js';
 import type { OffsetFetchRequest } from '../../codec/messages/offset-fetch-request.js';
 import type { OffsetFetchResponse } from '../../codec/messages/offset-fetch-response.js';
 import { groupService, type GroupService } from '../../groups/index.js';
+import { coordinatorErrorOf } from '../errors.js';
 import type { ApiHandler, RequestContext } from '../handler.js';
 import { authorized } from '../topics.js';
 
@@ -46,11 +47,16 @@ export const handleOffsetFetch: ApiHandler<OffsetFetchRequest, OffsetFetchRespon
   if (context.apiVersion >= 8) {
     const answered = [];
     for (const group of request.groups ?? []) {
-      answered.push({
-        groupId: group.groupId,
-        topics: await fetchGroup(context, groups, group.groupId, group.topics),
-        errorCode: E.none,
-      });
+      try {
+        answered.push({
+          groupId: group.groupId,
+          topics: await fetchGroup(context, groups, group.groupId, group.topics),
+          errorCode: E.none,
+        });
+      } catch (error) {
+        context.logger.error({ err: error, group: group.groupId }, 'offset fetch failed');
+        answered.push({ groupId: group.groupId, topics: [], errorCode: coordinatorErrorOf(error) });
+      }
     }
     return { throttleTimeMs: 0, groups: answered };
   }

@@ -4,7 +4,8 @@ import type { OffsetForLeaderEpochRequest } from '../../codec/messages/offset-fo
 import type { OffsetForLeaderEpochResponse } from '../../codec/messages/offset-for-leader-epoch-response.js';
 import type { ApiHandler } from '../handler.js';
 import { LEADER_EPOCH } from '../partition-writer.js';
-import { authorized, kafkaErrorOf } from '../topics.js';
+import { partitionFailure } from '../errors.js';
+import { partitionRefusal } from '../topics.js';
 
 /**
  * OffsetForLeaderEpoch: every partition has had one leader epoch, so the end offset of any epoch
@@ -17,7 +18,7 @@ export const handleOffsetForLeaderEpoch: ApiHandler<
   const { storage } = context.broker.context;
   const topics = await Promise.all(
     request.topics.map(async (topic) => {
-      const allowed = await authorized(context, 'describe', topic.topic);
+      const refused = await partitionRefusal(context, 'describe', topic.topic, 'read');
       const partitions = await Promise.all(
         topic.partitions.map(async (p) => {
           const answer = (errorCode: number, leaderEpoch: number, endOffset: number) => ({
@@ -26,15 +27,16 @@ export const handleOffsetForLeaderEpoch: ApiHandler<
             leaderEpoch,
             endOffset: BigInt(endOffset),
           });
-          if (!allowed) return answer(KafkaErrorCode.topicAuthorizationFailed, -1, -1);
+          if (refused !== KafkaErrorCode.none) return answer(refused, -1, -1);
           if ((p.currentLeaderEpoch ?? -1) > LEADER_EPOCH)
             return answer(KafkaErrorCode.unknownLeaderEpoch, -1, -1);
+          const shard = shardName(topic.topic, p.partition);
           try {
-            const info = await storage.shardInfo(shardName(topic.topic, p.partition));
+            const info = await storage.shardInfo(shard);
             if (p.leaderEpoch > LEADER_EPOCH) return answer(KafkaErrorCode.none, -1, -1);
             return answer(KafkaErrorCode.none, LEADER_EPOCH, info.nextOffset);
           } catch (error) {
-            return answer(kafkaErrorOf(error), -1, -1);
+            return answer(partitionFailure(context, error, 'read', { shard }), -1, -1);
           }
         }),
       );

@@ -23,7 +23,8 @@ import type { ApiHandler, ProducedBatch, RequestContext } from '../handler.js';
 import { PartitionWriter } from '../partition-writer.js';
 import { ProducePolicies, refusal, type ProducePolicy } from '../produce-policy.js';
 import { publishStoredBatch } from '../router-feed.js';
-import { authorized, kafkaErrorOf } from '../topics.js';
+import { partitionFailure } from '../errors.js';
+import { partitionRefusal } from '../topics.js';
 
 /** The broker's partition writer, shared by every connection. */
 export function partitionWriter(context: RequestContext): PartitionWriter {
@@ -181,10 +182,7 @@ async function producePartition(
       return result(data.index, KafkaErrorCode.none, baseOffset, null, logAppendTime);
     });
   } catch (error) {
-    const errorCode = kafkaErrorOf(error);
-    if (errorCode === KafkaErrorCode.unknownServerError) {
-      context.logger.error({ err: error, topic, partition: data.index }, 'produce failed');
-    }
+    const errorCode = partitionFailure(context, error, 'write', { topic, partition: data.index });
     return result(data.index, errorCode, -1, (error as Error).message);
   }
 }
@@ -198,18 +196,27 @@ async function producePartition(
  */
 export const handleProduce: ApiHandler<ProduceRequest, ProduceResponse> = async (request, context) => {
   const acksValid = request.acks === 0 || request.acks === 1 || request.acks === -1;
-  const allowed = await Promise.all(
-    request.topicData.map((topicData) => authorized(context, 'publish', topicData.name)),
-  );
   const policies = producePolicies(context);
-  const policy = await Promise.all(request.topicData.map((topicData) => policies.of(topicData.name)));
+  // Per topic: the error to answer its partitions with before storage, or the policy to apply.
+  const checked = await Promise.all(
+    request.topicData.map(async (topicData): Promise<number | ProducePolicy> => {
+      const refused = await partitionRefusal(context, 'publish', topicData.name, 'write');
+      if (refused !== KafkaErrorCode.none) return refused;
+      try {
+        return await policies.of(topicData.name);
+      } catch (error) {
+        return partitionFailure(context, error, 'write', { topic: topicData.name });
+      }
+    }),
+  );
   // From here to `queued` nothing awaits: each partition takes its place in its shard's queue.
   const pending = request.topicData.map((topicData, i) => ({
     name: topicData.name,
     partitionResponses: topicData.partitionData.map((data) => {
       if (!acksValid) return Promise.resolve(result(data.index, KafkaErrorCode.invalidRequiredAcks));
-      if (!allowed[i]) return Promise.resolve(result(data.index, KafkaErrorCode.topicAuthorizationFailed));
-      return producePartition(context, topicData.name, data, policy[i]!, request.acks);
+      const policy = checked[i]!;
+      if (typeof policy === 'number') return Promise.resolve(result(data.index, policy));
+      return producePartition(context, topicData.name, data, policy, request.acks);
     }),
   }));
   context.queued?.();

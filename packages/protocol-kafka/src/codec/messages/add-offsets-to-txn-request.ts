@@ -2,6 +2,7 @@
 
 import {
   NO_TAGS,
+  nonNull,
   stringSize,
   taggedFieldsSize,
   type MessageCodec,
@@ -61,7 +62,7 @@ export function writeAddOffsetsToTxnRequest(w: Writer, v: AddOffsetsToTxnRequest
   const flexible = version >= 3;
   {
     const x = v.transactionalId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'AddOffsetsToTxnRequest.transactionalId', version), flexible);
   }
   {
     const x = v.producerId;
@@ -73,7 +74,7 @@ export function writeAddOffsetsToTxnRequest(w: Writer, v: AddOffsetsToTxnRequest
   }
   {
     const x = v.groupId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'AddOffsetsToTxnRequest.groupId', version), flexible);
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

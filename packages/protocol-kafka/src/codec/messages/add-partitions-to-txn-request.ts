@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -84,13 +85,20 @@ export function writeAddPartitionsToTxnRequest(
   const flexible = version >= 3;
   if (version >= 4) {
     const x = v.transactions === undefined ? [] : v.transactions;
-    writeArray(w, x, flexible, (w, e) =>
-      writeAddPartitionsToTxnRequestAddPartitionsToTxnTransaction(w, e, version),
+    writeArray(w, nonNull(x, 'AddPartitionsToTxnRequest.transactions', version), flexible, (w, e) =>
+      writeAddPartitionsToTxnRequestAddPartitionsToTxnTransaction(
+        w,
+        nonNull(e, 'AddPartitionsToTxnRequest.transactions[]', version),
+        version,
+      ),
     );
   }
   if (version <= 3) {
     const x = v.v3AndBelowTransactionalId === undefined ? '' : v.v3AndBelowTransactionalId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'AddPartitionsToTxnRequest.v3AndBelowTransactionalId', version),
+      flexible,
+    );
   }
   if (version <= 3) {
     const x = v.v3AndBelowProducerId === undefined ? 0n : v.v3AndBelowProducerId;
@@ -102,8 +110,12 @@ export function writeAddPartitionsToTxnRequest(
   }
   if (version <= 3) {
     const x = v.v3AndBelowTopics === undefined ? [] : v.v3AndBelowTopics;
-    writeArray(w, x, flexible, (w, e) =>
-      writeAddPartitionsToTxnRequestAddPartitionsToTxnTopic(w, e, version),
+    writeArray(w, nonNull(x, 'AddPartitionsToTxnRequest.v3AndBelowTopics', version), flexible, (w, e) =>
+      writeAddPartitionsToTxnRequestAddPartitionsToTxnTopic(
+        w,
+        nonNull(e, 'AddPartitionsToTxnRequest.v3AndBelowTopics[]', version),
+        version,
+      ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -202,7 +214,10 @@ export function writeAddPartitionsToTxnRequestAddPartitionsToTxnTransaction(
   const flexible = version >= 3;
   if (version >= 4) {
     const x = v.transactionalId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'AddPartitionsToTxnRequestAddPartitionsToTxnTransaction.transactionalId', version),
+      flexible,
+    );
   }
   if (version >= 4) {
     const x = v.producerId;
@@ -218,8 +233,16 @@ export function writeAddPartitionsToTxnRequestAddPartitionsToTxnTransaction(
   }
   if (version >= 4) {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) =>
-      writeAddPartitionsToTxnRequestAddPartitionsToTxnTopic(w, e, version),
+    writeArray(
+      w,
+      nonNull(x, 'AddPartitionsToTxnRequestAddPartitionsToTxnTransaction.topics', version),
+      flexible,
+      (w, e) =>
+        writeAddPartitionsToTxnRequestAddPartitionsToTxnTopic(
+          w,
+          nonNull(e, 'AddPartitionsToTxnRequestAddPartitionsToTxnTransaction.topics[]', version),
+          version,
+        ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -296,11 +319,19 @@ export function writeAddPartitionsToTxnRequestAddPartitionsToTxnTopic(
   const flexible = version >= 3;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'AddPartitionsToTxnRequestAddPartitionsToTxnTopic.name', version),
+      flexible,
+    );
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'AddPartitionsToTxnRequestAddPartitionsToTxnTopic.partitions', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

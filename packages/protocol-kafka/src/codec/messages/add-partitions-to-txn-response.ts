@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -85,14 +86,26 @@ export function writeAddPartitionsToTxnResponse(
   }
   if (version >= 4) {
     const x = v.resultsByTransaction === undefined ? [] : v.resultsByTransaction;
-    writeArray(w, x, flexible, (w, e) =>
-      writeAddPartitionsToTxnResponseAddPartitionsToTxnResult(w, e, version),
+    writeArray(w, nonNull(x, 'AddPartitionsToTxnResponse.resultsByTransaction', version), flexible, (w, e) =>
+      writeAddPartitionsToTxnResponseAddPartitionsToTxnResult(
+        w,
+        nonNull(e, 'AddPartitionsToTxnResponse.resultsByTransaction[]', version),
+        version,
+      ),
     );
   }
   if (version <= 3) {
     const x = v.resultsByTopicV3AndBelow === undefined ? [] : v.resultsByTopicV3AndBelow;
-    writeArray(w, x, flexible, (w, e) =>
-      writeAddPartitionsToTxnResponseAddPartitionsToTxnTopicResult(w, e, version),
+    writeArray(
+      w,
+      nonNull(x, 'AddPartitionsToTxnResponse.resultsByTopicV3AndBelow', version),
+      flexible,
+      (w, e) =>
+        writeAddPartitionsToTxnResponseAddPartitionsToTxnTopicResult(
+          w,
+          nonNull(e, 'AddPartitionsToTxnResponse.resultsByTopicV3AndBelow[]', version),
+          version,
+        ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -172,12 +185,23 @@ export function writeAddPartitionsToTxnResponseAddPartitionsToTxnResult(
   const flexible = version >= 3;
   if (version >= 4) {
     const x = v.transactionalId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'AddPartitionsToTxnResponseAddPartitionsToTxnResult.transactionalId', version),
+      flexible,
+    );
   }
   if (version >= 4) {
     const x = v.topicResults;
-    writeArray(w, x, flexible, (w, e) =>
-      writeAddPartitionsToTxnResponseAddPartitionsToTxnTopicResult(w, e, version),
+    writeArray(
+      w,
+      nonNull(x, 'AddPartitionsToTxnResponseAddPartitionsToTxnResult.topicResults', version),
+      flexible,
+      (w, e) =>
+        writeAddPartitionsToTxnResponseAddPartitionsToTxnTopicResult(
+          w,
+          nonNull(e, 'AddPartitionsToTxnResponseAddPartitionsToTxnResult.topicResults[]', version),
+          version,
+        ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -258,12 +282,23 @@ export function writeAddPartitionsToTxnResponseAddPartitionsToTxnTopicResult(
   const flexible = version >= 3;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'AddPartitionsToTxnResponseAddPartitionsToTxnTopicResult.name', version),
+      flexible,
+    );
   }
   {
     const x = v.resultsByPartition;
-    writeArray(w, x, flexible, (w, e) =>
-      writeAddPartitionsToTxnResponseAddPartitionsToTxnPartitionResult(w, e, version),
+    writeArray(
+      w,
+      nonNull(x, 'AddPartitionsToTxnResponseAddPartitionsToTxnTopicResult.resultsByPartition', version),
+      flexible,
+      (w, e) =>
+        writeAddPartitionsToTxnResponseAddPartitionsToTxnPartitionResult(
+          w,
+          nonNull(e, 'AddPartitionsToTxnResponseAddPartitionsToTxnTopicResult.resultsByPartition[]', version),
+          version,
+        ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);

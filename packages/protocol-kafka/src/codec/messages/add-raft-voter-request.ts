@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -87,7 +88,9 @@ export function writeAddRaftVoterRequest(w: Writer, v: AddRaftVoterRequest, vers
   }
   {
     const x = v.listeners;
-    writeArray(w, x, flexible, (w, e) => writeAddRaftVoterRequestListener(w, e, version));
+    writeArray(w, nonNull(x, 'AddRaftVoterRequest.listeners', version), flexible, (w, e) =>
+      writeAddRaftVoterRequestListener(w, nonNull(e, 'AddRaftVoterRequest.listeners[]', version), version),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -156,16 +159,16 @@ export function readAddRaftVoterRequestListener(r: Reader, _version: number): Ad
 export function writeAddRaftVoterRequestListener(
   w: Writer,
   v: AddRaftVoterRequestListener,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'AddRaftVoterRequestListener.name', version), flexible);
   }
   {
     const x = v.host;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'AddRaftVoterRequestListener.host', version), flexible);
   }
   {
     const x = v.port;

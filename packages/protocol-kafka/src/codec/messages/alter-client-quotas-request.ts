@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -58,7 +59,13 @@ export function writeAlterClientQuotasRequest(w: Writer, v: AlterClientQuotasReq
   const flexible = version >= 1;
   {
     const x = v.entries;
-    writeArray(w, x, flexible, (w, e) => writeAlterClientQuotasRequestEntryData(w, e, version));
+    writeArray(w, nonNull(x, 'AlterClientQuotasRequest.entries', version), flexible, (w, e) =>
+      writeAlterClientQuotasRequestEntryData(
+        w,
+        nonNull(e, 'AlterClientQuotasRequest.entries[]', version),
+        version,
+      ),
+    );
   }
   {
     const x = v.validateOnly;
@@ -133,11 +140,23 @@ export function writeAlterClientQuotasRequestEntryData(
   const flexible = version >= 1;
   {
     const x = v.entity;
-    writeArray(w, x, flexible, (w, e) => writeAlterClientQuotasRequestEntityData(w, e, version));
+    writeArray(w, nonNull(x, 'AlterClientQuotasRequestEntryData.entity', version), flexible, (w, e) =>
+      writeAlterClientQuotasRequestEntityData(
+        w,
+        nonNull(e, 'AlterClientQuotasRequestEntryData.entity[]', version),
+        version,
+      ),
+    );
   }
   {
     const x = v.ops;
-    writeArray(w, x, flexible, (w, e) => writeAlterClientQuotasRequestOpData(w, e, version));
+    writeArray(w, nonNull(x, 'AlterClientQuotasRequestEntryData.ops', version), flexible, (w, e) =>
+      writeAlterClientQuotasRequestOpData(
+        w,
+        nonNull(e, 'AlterClientQuotasRequestEntryData.ops[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -210,7 +229,7 @@ export function writeAlterClientQuotasRequestEntityData(
   const flexible = version >= 1;
   {
     const x = v.entityType;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'AlterClientQuotasRequestEntityData.entityType', version), flexible);
   }
   {
     const x = v.entityName;
@@ -291,7 +310,7 @@ export function writeAlterClientQuotasRequestOpData(
   const flexible = version >= 1;
   {
     const x = v.key;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'AlterClientQuotasRequestOpData.key', version), flexible);
   }
   {
     const x = v.value;

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -66,7 +67,13 @@ export function writeAlterClientQuotasResponse(
   }
   {
     const x = v.entries;
-    writeArray(w, x, flexible, (w, e) => writeAlterClientQuotasResponseEntryData(w, e, version));
+    writeArray(w, nonNull(x, 'AlterClientQuotasResponse.entries', version), flexible, (w, e) =>
+      writeAlterClientQuotasResponseEntryData(
+        w,
+        nonNull(e, 'AlterClientQuotasResponse.entries[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -147,7 +154,13 @@ export function writeAlterClientQuotasResponseEntryData(
   }
   {
     const x = v.entity;
-    writeArray(w, x, flexible, (w, e) => writeAlterClientQuotasResponseEntityData(w, e, version));
+    writeArray(w, nonNull(x, 'AlterClientQuotasResponseEntryData.entity', version), flexible, (w, e) =>
+      writeAlterClientQuotasResponseEntityData(
+        w,
+        nonNull(e, 'AlterClientQuotasResponseEntryData.entity[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -221,7 +234,7 @@ export function writeAlterClientQuotasResponseEntityData(
   const flexible = version >= 1;
   {
     const x = v.entityType;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'AlterClientQuotasResponseEntityData.entityType', version), flexible);
   }
   {
     const x = v.entityName;

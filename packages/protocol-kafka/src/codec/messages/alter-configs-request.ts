@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -58,7 +59,13 @@ export function writeAlterConfigsRequest(w: Writer, v: AlterConfigsRequest, vers
   const flexible = version >= 2;
   {
     const x = v.resources;
-    writeArray(w, x, flexible, (w, e) => writeAlterConfigsRequestAlterConfigsResource(w, e, version));
+    writeArray(w, nonNull(x, 'AlterConfigsRequest.resources', version), flexible, (w, e) =>
+      writeAlterConfigsRequestAlterConfigsResource(
+        w,
+        nonNull(e, 'AlterConfigsRequest.resources[]', version),
+        version,
+      ),
+    );
   }
   {
     const x = v.validateOnly;
@@ -139,11 +146,20 @@ export function writeAlterConfigsRequestAlterConfigsResource(
   }
   {
     const x = v.resourceName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'AlterConfigsRequestAlterConfigsResource.resourceName', version),
+      flexible,
+    );
   }
   {
     const x = v.configs;
-    writeArray(w, x, flexible, (w, e) => writeAlterConfigsRequestAlterableConfig(w, e, version));
+    writeArray(w, nonNull(x, 'AlterConfigsRequestAlterConfigsResource.configs', version), flexible, (w, e) =>
+      writeAlterConfigsRequestAlterableConfig(
+        w,
+        nonNull(e, 'AlterConfigsRequestAlterConfigsResource.configs[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -217,7 +233,7 @@ export function writeAlterConfigsRequestAlterableConfig(
   const flexible = version >= 2;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'AlterConfigsRequestAlterableConfig.name', version), flexible);
   }
   {
     const x = v.value;

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -62,8 +63,12 @@ export function writeAlterConfigsResponse(w: Writer, v: AlterConfigsResponse, ve
   }
   {
     const x = v.responses;
-    writeArray(w, x, flexible, (w, e) =>
-      writeAlterConfigsResponseAlterConfigsResourceResponse(w, e, version),
+    writeArray(w, nonNull(x, 'AlterConfigsResponse.responses', version), flexible, (w, e) =>
+      writeAlterConfigsResponseAlterConfigsResourceResponse(
+        w,
+        nonNull(e, 'AlterConfigsResponse.responses[]', version),
+        version,
+      ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -151,7 +156,10 @@ export function writeAlterConfigsResponseAlterConfigsResourceResponse(
   }
   {
     const x = v.resourceName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'AlterConfigsResponseAlterConfigsResourceResponse.resourceName', version),
+      flexible,
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -70,8 +71,12 @@ export function writeAlterPartitionReassignmentsRequest(
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) =>
-      writeAlterPartitionReassignmentsRequestReassignableTopic(w, e, version),
+    writeArray(w, nonNull(x, 'AlterPartitionReassignmentsRequest.topics', version), flexible, (w, e) =>
+      writeAlterPartitionReassignmentsRequestReassignableTopic(
+        w,
+        nonNull(e, 'AlterPartitionReassignmentsRequest.topics[]', version),
+        version,
+      ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -149,12 +154,23 @@ export function writeAlterPartitionReassignmentsRequestReassignableTopic(
   const flexible = true;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'AlterPartitionReassignmentsRequestReassignableTopic.name', version),
+      flexible,
+    );
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) =>
-      writeAlterPartitionReassignmentsRequestReassignablePartition(w, e, version),
+    writeArray(
+      w,
+      nonNull(x, 'AlterPartitionReassignmentsRequestReassignableTopic.partitions', version),
+      flexible,
+      (w, e) =>
+        writeAlterPartitionReassignmentsRequestReassignablePartition(
+          w,
+          nonNull(e, 'AlterPartitionReassignmentsRequestReassignableTopic.partitions[]', version),
+          version,
+        ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);

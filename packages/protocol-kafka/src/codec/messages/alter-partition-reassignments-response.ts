@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -88,8 +89,12 @@ export function writeAlterPartitionReassignmentsResponse(
   }
   {
     const x = v.responses;
-    writeArray(w, x, flexible, (w, e) =>
-      writeAlterPartitionReassignmentsResponseReassignableTopicResponse(w, e, version),
+    writeArray(w, nonNull(x, 'AlterPartitionReassignmentsResponse.responses', version), flexible, (w, e) =>
+      writeAlterPartitionReassignmentsResponseReassignableTopicResponse(
+        w,
+        nonNull(e, 'AlterPartitionReassignmentsResponse.responses[]', version),
+        version,
+      ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -172,12 +177,23 @@ export function writeAlterPartitionReassignmentsResponseReassignableTopicRespons
   const flexible = true;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'AlterPartitionReassignmentsResponseReassignableTopicResponse.name', version),
+      flexible,
+    );
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) =>
-      writeAlterPartitionReassignmentsResponseReassignablePartitionResponse(w, e, version),
+    writeArray(
+      w,
+      nonNull(x, 'AlterPartitionReassignmentsResponseReassignableTopicResponse.partitions', version),
+      flexible,
+      (w, e) =>
+        writeAlterPartitionReassignmentsResponseReassignablePartitionResponse(
+          w,
+          nonNull(e, 'AlterPartitionReassignmentsResponseReassignableTopicResponse.partitions[]', version),
+          version,
+        ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);

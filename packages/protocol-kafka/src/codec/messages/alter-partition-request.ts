@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -72,7 +73,9 @@ export function writeAlterPartitionRequest(w: Writer, v: AlterPartitionRequest, 
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeAlterPartitionRequestTopicData(w, e, version));
+    writeArray(w, nonNull(x, 'AlterPartitionRequest.topics', version), flexible, (w, e) =>
+      writeAlterPartitionRequestTopicData(w, nonNull(e, 'AlterPartitionRequest.topics[]', version), version),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -148,7 +151,7 @@ export function writeAlterPartitionRequestTopicData(
   const flexible = true;
   if (version <= 1) {
     const x = v.topicName === undefined ? '' : v.topicName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'AlterPartitionRequestTopicData.topicName', version), flexible);
   }
   if (version >= 2) {
     const x = v.topicId === undefined ? ZERO_UUID : v.topicId;
@@ -156,7 +159,13 @@ export function writeAlterPartitionRequestTopicData(
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeAlterPartitionRequestPartitionData(w, e, version));
+    writeArray(w, nonNull(x, 'AlterPartitionRequestTopicData.partitions', version), flexible, (w, e) =>
+      writeAlterPartitionRequestPartitionData(
+        w,
+        nonNull(e, 'AlterPartitionRequestTopicData.partitions[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -260,11 +269,23 @@ export function writeAlterPartitionRequestPartitionData(
   }
   if (version <= 2) {
     const x = v.newIsr === undefined ? [] : v.newIsr;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(w, nonNull(x, 'AlterPartitionRequestPartitionData.newIsr', version), flexible, (w, e) =>
+      w.writeInt32(e),
+    );
   }
   if (version >= 3) {
     const x = v.newIsrWithEpochs === undefined ? [] : v.newIsrWithEpochs;
-    writeArray(w, x, flexible, (w, e) => writeAlterPartitionRequestBrokerState(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'AlterPartitionRequestPartitionData.newIsrWithEpochs', version),
+      flexible,
+      (w, e) =>
+        writeAlterPartitionRequestBrokerState(
+          w,
+          nonNull(e, 'AlterPartitionRequestPartitionData.newIsrWithEpochs[]', version),
+          version,
+        ),
+    );
   }
   if (version >= 1) {
     const x = v.leaderRecoveryState === undefined ? 0 : v.leaderRecoveryState;

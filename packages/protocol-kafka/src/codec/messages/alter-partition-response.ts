@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -72,7 +73,13 @@ export function writeAlterPartitionResponse(w: Writer, v: AlterPartitionResponse
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeAlterPartitionResponseTopicData(w, e, version));
+    writeArray(w, nonNull(x, 'AlterPartitionResponse.topics', version), flexible, (w, e) =>
+      writeAlterPartitionResponseTopicData(
+        w,
+        nonNull(e, 'AlterPartitionResponse.topics[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -148,7 +155,7 @@ export function writeAlterPartitionResponseTopicData(
   const flexible = true;
   if (version <= 1) {
     const x = v.topicName === undefined ? '' : v.topicName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'AlterPartitionResponseTopicData.topicName', version), flexible);
   }
   if (version >= 2) {
     const x = v.topicId === undefined ? ZERO_UUID : v.topicId;
@@ -156,7 +163,13 @@ export function writeAlterPartitionResponseTopicData(
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeAlterPartitionResponsePartitionData(w, e, version));
+    writeArray(w, nonNull(x, 'AlterPartitionResponseTopicData.partitions', version), flexible, (w, e) =>
+      writeAlterPartitionResponsePartitionData(
+        w,
+        nonNull(e, 'AlterPartitionResponseTopicData.partitions[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -267,7 +280,9 @@ export function writeAlterPartitionResponsePartitionData(
   }
   {
     const x = v.isr;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(w, nonNull(x, 'AlterPartitionResponsePartitionData.isr', version), flexible, (w, e) =>
+      w.writeInt32(e),
+    );
   }
   if (version >= 1) {
     const x = v.leaderRecoveryState === undefined ? 0 : v.leaderRecoveryState;

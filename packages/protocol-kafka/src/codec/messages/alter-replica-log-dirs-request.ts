@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -59,7 +60,13 @@ export function writeAlterReplicaLogDirsRequest(
   const flexible = version >= 2;
   {
     const x = v.dirs;
-    writeArray(w, x, flexible, (w, e) => writeAlterReplicaLogDirsRequestAlterReplicaLogDir(w, e, version));
+    writeArray(w, nonNull(x, 'AlterReplicaLogDirsRequest.dirs', version), flexible, (w, e) =>
+      writeAlterReplicaLogDirsRequestAlterReplicaLogDir(
+        w,
+        nonNull(e, 'AlterReplicaLogDirsRequest.dirs[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -127,12 +134,20 @@ export function writeAlterReplicaLogDirsRequestAlterReplicaLogDir(
   const flexible = version >= 2;
   {
     const x = v.path;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'AlterReplicaLogDirsRequestAlterReplicaLogDir.path', version), flexible);
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) =>
-      writeAlterReplicaLogDirsRequestAlterReplicaLogDirTopic(w, e, version),
+    writeArray(
+      w,
+      nonNull(x, 'AlterReplicaLogDirsRequestAlterReplicaLogDir.topics', version),
+      flexible,
+      (w, e) =>
+        writeAlterReplicaLogDirsRequestAlterReplicaLogDirTopic(
+          w,
+          nonNull(e, 'AlterReplicaLogDirsRequestAlterReplicaLogDir.topics[]', version),
+          version,
+        ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -206,11 +221,19 @@ export function writeAlterReplicaLogDirsRequestAlterReplicaLogDirTopic(
   const flexible = version >= 2;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'AlterReplicaLogDirsRequestAlterReplicaLogDirTopic.name', version),
+      flexible,
+    );
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'AlterReplicaLogDirsRequestAlterReplicaLogDirTopic.partitions', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

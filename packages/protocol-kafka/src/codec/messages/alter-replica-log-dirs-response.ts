@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -69,8 +70,12 @@ export function writeAlterReplicaLogDirsResponse(
   }
   {
     const x = v.results;
-    writeArray(w, x, flexible, (w, e) =>
-      writeAlterReplicaLogDirsResponseAlterReplicaLogDirTopicResult(w, e, version),
+    writeArray(w, nonNull(x, 'AlterReplicaLogDirsResponse.results', version), flexible, (w, e) =>
+      writeAlterReplicaLogDirsResponseAlterReplicaLogDirTopicResult(
+        w,
+        nonNull(e, 'AlterReplicaLogDirsResponse.results[]', version),
+        version,
+      ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -145,12 +150,23 @@ export function writeAlterReplicaLogDirsResponseAlterReplicaLogDirTopicResult(
   const flexible = version >= 2;
   {
     const x = v.topicName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'AlterReplicaLogDirsResponseAlterReplicaLogDirTopicResult.topicName', version),
+      flexible,
+    );
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) =>
-      writeAlterReplicaLogDirsResponseAlterReplicaLogDirPartitionResult(w, e, version),
+    writeArray(
+      w,
+      nonNull(x, 'AlterReplicaLogDirsResponseAlterReplicaLogDirTopicResult.partitions', version),
+      flexible,
+      (w, e) =>
+        writeAlterReplicaLogDirsResponseAlterReplicaLogDirPartitionResult(
+          w,
+          nonNull(e, 'AlterReplicaLogDirsResponseAlterReplicaLogDirTopicResult.partitions[]', version),
+          version,
+        ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);

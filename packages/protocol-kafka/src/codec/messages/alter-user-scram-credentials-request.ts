@@ -4,6 +4,7 @@ import {
   arraySize,
   bytesSize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -74,14 +75,22 @@ export function writeAlterUserScramCredentialsRequest(
   const flexible = true;
   {
     const x = v.deletions;
-    writeArray(w, x, flexible, (w, e) =>
-      writeAlterUserScramCredentialsRequestScramCredentialDeletion(w, e, version),
+    writeArray(w, nonNull(x, 'AlterUserScramCredentialsRequest.deletions', version), flexible, (w, e) =>
+      writeAlterUserScramCredentialsRequestScramCredentialDeletion(
+        w,
+        nonNull(e, 'AlterUserScramCredentialsRequest.deletions[]', version),
+        version,
+      ),
     );
   }
   {
     const x = v.upsertions;
-    writeArray(w, x, flexible, (w, e) =>
-      writeAlterUserScramCredentialsRequestScramCredentialUpsertion(w, e, version),
+    writeArray(w, nonNull(x, 'AlterUserScramCredentialsRequest.upsertions', version), flexible, (w, e) =>
+      writeAlterUserScramCredentialsRequestScramCredentialUpsertion(
+        w,
+        nonNull(e, 'AlterUserScramCredentialsRequest.upsertions[]', version),
+        version,
+      ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -154,12 +163,15 @@ export function readAlterUserScramCredentialsRequestScramCredentialDeletion(
 export function writeAlterUserScramCredentialsRequestScramCredentialDeletion(
   w: Writer,
   v: AlterUserScramCredentialsRequestScramCredentialDeletion,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'AlterUserScramCredentialsRequestScramCredentialDeletion.name', version),
+      flexible,
+    );
   }
   {
     const x = v.mechanism;
@@ -240,12 +252,15 @@ export function readAlterUserScramCredentialsRequestScramCredentialUpsertion(
 export function writeAlterUserScramCredentialsRequestScramCredentialUpsertion(
   w: Writer,
   v: AlterUserScramCredentialsRequestScramCredentialUpsertion,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'AlterUserScramCredentialsRequestScramCredentialUpsertion.name', version),
+      flexible,
+    );
   }
   {
     const x = v.mechanism;
@@ -257,11 +272,17 @@ export function writeAlterUserScramCredentialsRequestScramCredentialUpsertion(
   }
   {
     const x = v.salt;
-    w.writeNullableBytes(x, flexible);
+    w.writeNullableBytes(
+      nonNull(x, 'AlterUserScramCredentialsRequestScramCredentialUpsertion.salt', version),
+      flexible,
+    );
   }
   {
     const x = v.saltedPassword;
-    w.writeNullableBytes(x, flexible);
+    w.writeNullableBytes(
+      nonNull(x, 'AlterUserScramCredentialsRequestScramCredentialUpsertion.saltedPassword', version),
+      flexible,
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -72,8 +73,12 @@ export function writeAlterUserScramCredentialsResponse(
   }
   {
     const x = v.results;
-    writeArray(w, x, flexible, (w, e) =>
-      writeAlterUserScramCredentialsResponseAlterUserScramCredentialsResult(w, e, version),
+    writeArray(w, nonNull(x, 'AlterUserScramCredentialsResponse.results', version), flexible, (w, e) =>
+      writeAlterUserScramCredentialsResponseAlterUserScramCredentialsResult(
+        w,
+        nonNull(e, 'AlterUserScramCredentialsResponse.results[]', version),
+        version,
+      ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -145,12 +150,15 @@ export function readAlterUserScramCredentialsResponseAlterUserScramCredentialsRe
 export function writeAlterUserScramCredentialsResponseAlterUserScramCredentialsResult(
   w: Writer,
   v: AlterUserScramCredentialsResponseAlterUserScramCredentialsResult,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
     const x = v.user;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'AlterUserScramCredentialsResponseAlterUserScramCredentialsResult.user', version),
+      flexible,
+    );
   }
   {
     const x = v.errorCode;

@@ -2,6 +2,7 @@
 
 import {
   NO_TAGS,
+  nonNull,
   stringSize,
   taggedFieldsSize,
   type MessageCodec,
@@ -55,11 +56,11 @@ export function writeApiVersionsRequest(w: Writer, v: ApiVersionsRequest, versio
   const flexible = version >= 3;
   if (version >= 3) {
     const x = v.clientSoftwareName === undefined ? '' : v.clientSoftwareName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ApiVersionsRequest.clientSoftwareName', version), flexible);
   }
   if (version >= 3) {
     const x = v.clientSoftwareVersion === undefined ? '' : v.clientSoftwareVersion;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ApiVersionsRequest.clientSoftwareVersion', version), flexible);
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

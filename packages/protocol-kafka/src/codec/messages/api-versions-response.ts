@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -98,7 +99,13 @@ function tagsApiVersionsResponse(v: ApiVersionsResponse, version: number): Tagge
         tag: 0,
         size: arraySize(x, flexible, (e) => sizeApiVersionsResponseSupportedFeatureKey(e, version)),
         write: (w) => {
-          writeArray(w, x, flexible, (w, e) => writeApiVersionsResponseSupportedFeatureKey(w, e, version));
+          writeArray(w, nonNull(x, 'ApiVersionsResponse.supportedFeatures', version), flexible, (w, e) =>
+            writeApiVersionsResponseSupportedFeatureKey(
+              w,
+              nonNull(e, 'ApiVersionsResponse.supportedFeatures[]', version),
+              version,
+            ),
+          );
         },
       });
     }
@@ -122,7 +129,13 @@ function tagsApiVersionsResponse(v: ApiVersionsResponse, version: number): Tagge
         tag: 2,
         size: arraySize(x, flexible, (e) => sizeApiVersionsResponseFinalizedFeatureKey(e, version)),
         write: (w) => {
-          writeArray(w, x, flexible, (w, e) => writeApiVersionsResponseFinalizedFeatureKey(w, e, version));
+          writeArray(w, nonNull(x, 'ApiVersionsResponse.finalizedFeatures', version), flexible, (w, e) =>
+            writeApiVersionsResponseFinalizedFeatureKey(
+              w,
+              nonNull(e, 'ApiVersionsResponse.finalizedFeatures[]', version),
+              version,
+            ),
+          );
         },
       });
     }
@@ -150,7 +163,9 @@ export function writeApiVersionsResponse(w: Writer, v: ApiVersionsResponse, vers
   }
   {
     const x = v.apiKeys;
-    writeArray(w, x, flexible, (w, e) => writeApiVersionsResponseApiVersion(w, e, version));
+    writeArray(w, nonNull(x, 'ApiVersionsResponse.apiKeys', version), flexible, (w, e) =>
+      writeApiVersionsResponseApiVersion(w, nonNull(e, 'ApiVersionsResponse.apiKeys[]', version), version),
+    );
   }
   if (version >= 1) {
     const x = v.throttleTimeMs === undefined ? 0 : v.throttleTimeMs;
@@ -303,7 +318,7 @@ export function writeApiVersionsResponseSupportedFeatureKey(
   const flexible = version >= 3;
   if (version >= 3) {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ApiVersionsResponseSupportedFeatureKey.name', version), flexible);
   }
   if (version >= 3) {
     const x = v.minVersion;
@@ -389,7 +404,7 @@ export function writeApiVersionsResponseFinalizedFeatureKey(
   const flexible = version >= 3;
   if (version >= 3) {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ApiVersionsResponseFinalizedFeatureKey.name', version), flexible);
   }
   if (version >= 3) {
     const x = v.maxVersionLevel;

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   taggedFieldsSize,
   writeArray,
@@ -74,7 +75,13 @@ export function writeAssignReplicasToDirsRequest(
   }
   {
     const x = v.directories;
-    writeArray(w, x, flexible, (w, e) => writeAssignReplicasToDirsRequestDirectoryData(w, e, version));
+    writeArray(w, nonNull(x, 'AssignReplicasToDirsRequest.directories', version), flexible, (w, e) =>
+      writeAssignReplicasToDirsRequestDirectoryData(
+        w,
+        nonNull(e, 'AssignReplicasToDirsRequest.directories[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -148,7 +155,13 @@ export function writeAssignReplicasToDirsRequestDirectoryData(
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeAssignReplicasToDirsRequestTopicData(w, e, version));
+    writeArray(w, nonNull(x, 'AssignReplicasToDirsRequestDirectoryData.topics', version), flexible, (w, e) =>
+      writeAssignReplicasToDirsRequestTopicData(
+        w,
+        nonNull(e, 'AssignReplicasToDirsRequestDirectoryData.topics[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -224,7 +237,13 @@ export function writeAssignReplicasToDirsRequestTopicData(
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeAssignReplicasToDirsRequestPartitionData(w, e, version));
+    writeArray(w, nonNull(x, 'AssignReplicasToDirsRequestTopicData.partitions', version), flexible, (w, e) =>
+      writeAssignReplicasToDirsRequestPartitionData(
+        w,
+        nonNull(e, 'AssignReplicasToDirsRequestTopicData.partitions[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

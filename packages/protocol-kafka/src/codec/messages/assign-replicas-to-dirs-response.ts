@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   taggedFieldsSize,
   writeArray,
@@ -74,7 +75,13 @@ export function writeAssignReplicasToDirsResponse(
   }
   {
     const x = v.directories;
-    writeArray(w, x, flexible, (w, e) => writeAssignReplicasToDirsResponseDirectoryData(w, e, version));
+    writeArray(w, nonNull(x, 'AssignReplicasToDirsResponse.directories', version), flexible, (w, e) =>
+      writeAssignReplicasToDirsResponseDirectoryData(
+        w,
+        nonNull(e, 'AssignReplicasToDirsResponse.directories[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -148,7 +155,13 @@ export function writeAssignReplicasToDirsResponseDirectoryData(
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeAssignReplicasToDirsResponseTopicData(w, e, version));
+    writeArray(w, nonNull(x, 'AssignReplicasToDirsResponseDirectoryData.topics', version), flexible, (w, e) =>
+      writeAssignReplicasToDirsResponseTopicData(
+        w,
+        nonNull(e, 'AssignReplicasToDirsResponseDirectoryData.topics[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -224,7 +237,13 @@ export function writeAssignReplicasToDirsResponseTopicData(
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeAssignReplicasToDirsResponsePartitionData(w, e, version));
+    writeArray(w, nonNull(x, 'AssignReplicasToDirsResponseTopicData.partitions', version), flexible, (w, e) =>
+      writeAssignReplicasToDirsResponsePartitionData(
+        w,
+        nonNull(e, 'AssignReplicasToDirsResponseTopicData.partitions[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

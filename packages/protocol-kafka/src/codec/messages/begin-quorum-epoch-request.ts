@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -80,11 +81,23 @@ export function writeBeginQuorumEpochRequest(w: Writer, v: BeginQuorumEpochReque
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeBeginQuorumEpochRequestTopicData(w, e, version));
+    writeArray(w, nonNull(x, 'BeginQuorumEpochRequest.topics', version), flexible, (w, e) =>
+      writeBeginQuorumEpochRequestTopicData(
+        w,
+        nonNull(e, 'BeginQuorumEpochRequest.topics[]', version),
+        version,
+      ),
+    );
   }
   if (version >= 1) {
     const x = v.leaderEndpoints === undefined ? [] : v.leaderEndpoints;
-    writeArray(w, x, flexible, (w, e) => writeBeginQuorumEpochRequestLeaderEndpoint(w, e, version));
+    writeArray(w, nonNull(x, 'BeginQuorumEpochRequest.leaderEndpoints', version), flexible, (w, e) =>
+      writeBeginQuorumEpochRequestLeaderEndpoint(
+        w,
+        nonNull(e, 'BeginQuorumEpochRequest.leaderEndpoints[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -161,11 +174,17 @@ export function writeBeginQuorumEpochRequestTopicData(
   const flexible = version >= 1;
   {
     const x = v.topicName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'BeginQuorumEpochRequestTopicData.topicName', version), flexible);
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeBeginQuorumEpochRequestPartitionData(w, e, version));
+    writeArray(w, nonNull(x, 'BeginQuorumEpochRequestTopicData.partitions', version), flexible, (w, e) =>
+      writeBeginQuorumEpochRequestPartitionData(
+        w,
+        nonNull(e, 'BeginQuorumEpochRequestTopicData.partitions[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -335,11 +354,11 @@ export function writeBeginQuorumEpochRequestLeaderEndpoint(
   const flexible = version >= 1;
   if (version >= 1) {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'BeginQuorumEpochRequestLeaderEndpoint.name', version), flexible);
   }
   if (version >= 1) {
     const x = v.host;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'BeginQuorumEpochRequestLeaderEndpoint.host', version), flexible);
   }
   if (version >= 1) {
     const x = v.port;

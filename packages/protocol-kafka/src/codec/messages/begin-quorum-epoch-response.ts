@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -73,7 +74,13 @@ function tagsBeginQuorumEpochResponse(v: BeginQuorumEpochResponse, version: numb
         tag: 0,
         size: arraySize(x, flexible, (e) => sizeBeginQuorumEpochResponseNodeEndpoint(e, version)),
         write: (w) => {
-          writeArray(w, x, flexible, (w, e) => writeBeginQuorumEpochResponseNodeEndpoint(w, e, version));
+          writeArray(w, nonNull(x, 'BeginQuorumEpochResponse.nodeEndpoints', version), flexible, (w, e) =>
+            writeBeginQuorumEpochResponseNodeEndpoint(
+              w,
+              nonNull(e, 'BeginQuorumEpochResponse.nodeEndpoints[]', version),
+              version,
+            ),
+          );
         },
       });
     }
@@ -89,7 +96,13 @@ export function writeBeginQuorumEpochResponse(w: Writer, v: BeginQuorumEpochResp
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeBeginQuorumEpochResponseTopicData(w, e, version));
+    writeArray(w, nonNull(x, 'BeginQuorumEpochResponse.topics', version), flexible, (w, e) =>
+      writeBeginQuorumEpochResponseTopicData(
+        w,
+        nonNull(e, 'BeginQuorumEpochResponse.topics[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(tagsBeginQuorumEpochResponse(v, version), v.unknownTaggedFields);
 }
@@ -158,11 +171,17 @@ export function writeBeginQuorumEpochResponseTopicData(
   const flexible = version >= 1;
   {
     const x = v.topicName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'BeginQuorumEpochResponseTopicData.topicName', version), flexible);
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeBeginQuorumEpochResponsePartitionData(w, e, version));
+    writeArray(w, nonNull(x, 'BeginQuorumEpochResponseTopicData.partitions', version), flexible, (w, e) =>
+      writeBeginQuorumEpochResponsePartitionData(
+        w,
+        nonNull(e, 'BeginQuorumEpochResponseTopicData.partitions[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -335,7 +354,7 @@ export function writeBeginQuorumEpochResponseNodeEndpoint(
   }
   if (version >= 1) {
     const x = v.host;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'BeginQuorumEpochResponseNodeEndpoint.host', version), flexible);
   }
   if (version >= 1) {
     const x = v.port;

@@ -2,6 +2,7 @@
 
 import {
   fixedArraySize,
+  nonNull,
   readArray,
   taggedFieldsSize,
   writeArray,
@@ -79,7 +80,9 @@ function tagsBrokerHeartbeatRequest(v: BrokerHeartbeatRequest, version: number):
         tag: 0,
         size: fixedArraySize(x, flexible, 16),
         write: (w) => {
-          writeArray(w, x, flexible, (w, e) => w.writeUuid(e));
+          writeArray(w, nonNull(x, 'BrokerHeartbeatRequest.offlineLogDirs', version), flexible, (w, e) =>
+            w.writeUuid(e),
+          );
         },
       });
     }

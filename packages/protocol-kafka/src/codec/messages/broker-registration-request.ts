@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -101,7 +102,7 @@ export function writeBrokerRegistrationRequest(
   }
   {
     const x = v.clusterId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'BrokerRegistrationRequest.clusterId', version), flexible);
   }
   {
     const x = v.incarnationId;
@@ -109,11 +110,23 @@ export function writeBrokerRegistrationRequest(
   }
   {
     const x = v.listeners;
-    writeArray(w, x, flexible, (w, e) => writeBrokerRegistrationRequestListener(w, e, version));
+    writeArray(w, nonNull(x, 'BrokerRegistrationRequest.listeners', version), flexible, (w, e) =>
+      writeBrokerRegistrationRequestListener(
+        w,
+        nonNull(e, 'BrokerRegistrationRequest.listeners[]', version),
+        version,
+      ),
+    );
   }
   {
     const x = v.features;
-    writeArray(w, x, flexible, (w, e) => writeBrokerRegistrationRequestFeature(w, e, version));
+    writeArray(w, nonNull(x, 'BrokerRegistrationRequest.features', version), flexible, (w, e) =>
+      writeBrokerRegistrationRequestFeature(
+        w,
+        nonNull(e, 'BrokerRegistrationRequest.features[]', version),
+        version,
+      ),
+    );
   }
   {
     const x = v.rack;
@@ -125,7 +138,9 @@ export function writeBrokerRegistrationRequest(
   }
   if (version >= 2) {
     const x = v.logDirs === undefined ? [] : v.logDirs;
-    writeArray(w, x, flexible, (w, e) => w.writeUuid(e));
+    writeArray(w, nonNull(x, 'BrokerRegistrationRequest.logDirs', version), flexible, (w, e) =>
+      w.writeUuid(e),
+    );
   }
   if (version >= 3) {
     const x = v.previousBrokerEpoch === undefined ? -1n : v.previousBrokerEpoch;
@@ -218,16 +233,16 @@ export function readBrokerRegistrationRequestListener(
 export function writeBrokerRegistrationRequestListener(
   w: Writer,
   v: BrokerRegistrationRequestListener,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'BrokerRegistrationRequestListener.name', version), flexible);
   }
   {
     const x = v.host;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'BrokerRegistrationRequestListener.host', version), flexible);
   }
   {
     const x = v.port;
@@ -309,12 +324,12 @@ export function readBrokerRegistrationRequestFeature(
 export function writeBrokerRegistrationRequestFeature(
   w: Writer,
   v: BrokerRegistrationRequestFeature,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'BrokerRegistrationRequestFeature.name', version), flexible);
   }
   {
     const x = v.minSupportedVersion;

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -55,12 +56,14 @@ export function readConsumerGroupDescribeRequest(r: Reader, _version: number): C
 export function writeConsumerGroupDescribeRequest(
   w: Writer,
   v: ConsumerGroupDescribeRequest,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
     const x = v.groupIds;
-    writeArray(w, x, flexible, (w, e) => w.writeNullableString(e, flexible));
+    writeArray(w, nonNull(x, 'ConsumerGroupDescribeRequest.groupIds', version), flexible, (w, e) =>
+      w.writeNullableString(nonNull(e, 'ConsumerGroupDescribeRequest.groupIds[]', version), flexible),
+    );
   }
   {
     const x = v.includeAuthorizedOperations;

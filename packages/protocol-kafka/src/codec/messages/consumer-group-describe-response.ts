@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -68,7 +69,13 @@ export function writeConsumerGroupDescribeResponse(
   }
   {
     const x = v.groups;
-    writeArray(w, x, flexible, (w, e) => writeConsumerGroupDescribeResponseDescribedGroup(w, e, version));
+    writeArray(w, nonNull(x, 'ConsumerGroupDescribeResponse.groups', version), flexible, (w, e) =>
+      writeConsumerGroupDescribeResponseDescribedGroup(
+        w,
+        nonNull(e, 'ConsumerGroupDescribeResponse.groups[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -173,11 +180,17 @@ export function writeConsumerGroupDescribeResponseDescribedGroup(
   }
   {
     const x = v.groupId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'ConsumerGroupDescribeResponseDescribedGroup.groupId', version),
+      flexible,
+    );
   }
   {
     const x = v.groupState;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'ConsumerGroupDescribeResponseDescribedGroup.groupState', version),
+      flexible,
+    );
   }
   {
     const x = v.groupEpoch;
@@ -189,11 +202,24 @@ export function writeConsumerGroupDescribeResponseDescribedGroup(
   }
   {
     const x = v.assignorName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'ConsumerGroupDescribeResponseDescribedGroup.assignorName', version),
+      flexible,
+    );
   }
   {
     const x = v.members;
-    writeArray(w, x, flexible, (w, e) => writeConsumerGroupDescribeResponseMember(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'ConsumerGroupDescribeResponseDescribedGroup.members', version),
+      flexible,
+      (w, e) =>
+        writeConsumerGroupDescribeResponseMember(
+          w,
+          nonNull(e, 'ConsumerGroupDescribeResponseDescribedGroup.members[]', version),
+          version,
+        ),
+    );
   }
   {
     const x = v.authorizedOperations;
@@ -322,7 +348,7 @@ export function writeConsumerGroupDescribeResponseMember(
   const flexible = true;
   {
     const x = v.memberId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ConsumerGroupDescribeResponseMember.memberId', version), flexible);
   }
   {
     const x = v.instanceId;
@@ -338,15 +364,24 @@ export function writeConsumerGroupDescribeResponseMember(
   }
   {
     const x = v.clientId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ConsumerGroupDescribeResponseMember.clientId', version), flexible);
   }
   {
     const x = v.clientHost;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ConsumerGroupDescribeResponseMember.clientHost', version), flexible);
   }
   {
     const x = v.subscribedTopicNames;
-    writeArray(w, x, flexible, (w, e) => w.writeNullableString(e, flexible));
+    writeArray(
+      w,
+      nonNull(x, 'ConsumerGroupDescribeResponseMember.subscribedTopicNames', version),
+      flexible,
+      (w, e) =>
+        w.writeNullableString(
+          nonNull(e, 'ConsumerGroupDescribeResponseMember.subscribedTopicNames[]', version),
+          flexible,
+        ),
+    );
   }
   {
     const x = v.subscribedTopicRegex;
@@ -354,11 +389,19 @@ export function writeConsumerGroupDescribeResponseMember(
   }
   {
     const x = v.assignment;
-    writeConsumerGroupDescribeResponseAssignment(w, x, version);
+    writeConsumerGroupDescribeResponseAssignment(
+      w,
+      nonNull(x, 'ConsumerGroupDescribeResponseMember.assignment', version),
+      version,
+    );
   }
   {
     const x = v.targetAssignment;
-    writeConsumerGroupDescribeResponseAssignment(w, x, version);
+    writeConsumerGroupDescribeResponseAssignment(
+      w,
+      nonNull(x, 'ConsumerGroupDescribeResponseMember.targetAssignment', version),
+      version,
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -461,7 +504,17 @@ export function writeConsumerGroupDescribeResponseAssignment(
   const flexible = true;
   {
     const x = v.topicPartitions;
-    writeArray(w, x, flexible, (w, e) => writeConsumerGroupDescribeResponseTopicPartitions(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'ConsumerGroupDescribeResponseAssignment.topicPartitions', version),
+      flexible,
+      (w, e) =>
+        writeConsumerGroupDescribeResponseTopicPartitions(
+          w,
+          nonNull(e, 'ConsumerGroupDescribeResponseAssignment.topicPartitions[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -529,7 +582,7 @@ export function readConsumerGroupDescribeResponseTopicPartitions(
 export function writeConsumerGroupDescribeResponseTopicPartitions(
   w: Writer,
   v: ConsumerGroupDescribeResponseTopicPartitions,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
@@ -538,11 +591,19 @@ export function writeConsumerGroupDescribeResponseTopicPartitions(
   }
   {
     const x = v.topicName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'ConsumerGroupDescribeResponseTopicPartitions.topicName', version),
+      flexible,
+    );
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'ConsumerGroupDescribeResponseTopicPartitions.partitions', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

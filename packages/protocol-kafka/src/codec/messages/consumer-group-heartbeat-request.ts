@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -100,11 +101,11 @@ export function writeConsumerGroupHeartbeatRequest(
   const flexible = true;
   {
     const x = v.groupId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ConsumerGroupHeartbeatRequest.groupId', version), flexible);
   }
   {
     const x = v.memberId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ConsumerGroupHeartbeatRequest.memberId', version), flexible);
   }
   {
     const x = v.memberEpoch;
@@ -124,7 +125,12 @@ export function writeConsumerGroupHeartbeatRequest(
   }
   {
     const x = v.subscribedTopicNames;
-    writeArray(w, x, flexible, (w, e) => w.writeNullableString(e, flexible));
+    writeArray(w, x, flexible, (w, e) =>
+      w.writeNullableString(
+        nonNull(e, 'ConsumerGroupHeartbeatRequest.subscribedTopicNames[]', version),
+        flexible,
+      ),
+    );
   }
   if (version >= 1) {
     const x = v.subscribedTopicRegex === undefined ? null : v.subscribedTopicRegex;
@@ -136,7 +142,13 @@ export function writeConsumerGroupHeartbeatRequest(
   }
   {
     const x = v.topicPartitions;
-    writeArray(w, x, flexible, (w, e) => writeConsumerGroupHeartbeatRequestTopicPartitions(w, e, version));
+    writeArray(w, x, flexible, (w, e) =>
+      writeConsumerGroupHeartbeatRequestTopicPartitions(
+        w,
+        nonNull(e, 'ConsumerGroupHeartbeatRequest.topicPartitions[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -227,7 +239,7 @@ export function readConsumerGroupHeartbeatRequestTopicPartitions(
 export function writeConsumerGroupHeartbeatRequestTopicPartitions(
   w: Writer,
   v: ConsumerGroupHeartbeatRequestTopicPartitions,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
@@ -236,7 +248,12 @@ export function writeConsumerGroupHeartbeatRequestTopicPartitions(
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'ConsumerGroupHeartbeatRequestTopicPartitions.partitions', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -197,7 +198,17 @@ export function writeConsumerGroupHeartbeatResponseAssignment(
   const flexible = true;
   {
     const x = v.topicPartitions;
-    writeArray(w, x, flexible, (w, e) => writeConsumerGroupHeartbeatResponseTopicPartitions(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'ConsumerGroupHeartbeatResponseAssignment.topicPartitions', version),
+      flexible,
+      (w, e) =>
+        writeConsumerGroupHeartbeatResponseTopicPartitions(
+          w,
+          nonNull(e, 'ConsumerGroupHeartbeatResponseAssignment.topicPartitions[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -261,7 +272,7 @@ export function readConsumerGroupHeartbeatResponseTopicPartitions(
 export function writeConsumerGroupHeartbeatResponseTopicPartitions(
   w: Writer,
   v: ConsumerGroupHeartbeatResponseTopicPartitions,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
@@ -270,7 +281,12 @@ export function writeConsumerGroupHeartbeatResponseTopicPartitions(
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'ConsumerGroupHeartbeatResponseTopicPartitions.partitions', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

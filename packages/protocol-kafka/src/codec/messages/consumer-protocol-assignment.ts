@@ -4,6 +4,7 @@ import {
   arraySize,
   bytesSize,
   fixedArraySize,
+  nonNull,
   readArray,
   stringSize,
   writeArray,
@@ -53,7 +54,13 @@ export function writeConsumerProtocolAssignment(
   const flexible = false;
   {
     const x = v.assignedPartitions;
-    writeArray(w, x, flexible, (w, e) => writeConsumerProtocolAssignmentTopicPartition(w, e, version));
+    writeArray(w, nonNull(x, 'ConsumerProtocolAssignment.assignedPartitions', version), flexible, (w, e) =>
+      writeConsumerProtocolAssignmentTopicPartition(
+        w,
+        nonNull(e, 'ConsumerProtocolAssignment.assignedPartitions[]', version),
+        version,
+      ),
+    );
   }
   {
     const x = v.userData;
@@ -108,16 +115,21 @@ export function readConsumerProtocolAssignmentTopicPartition(
 export function writeConsumerProtocolAssignmentTopicPartition(
   w: Writer,
   v: ConsumerProtocolAssignmentTopicPartition,
-  _version: number,
+  version: number,
 ): void {
   const flexible = false;
   {
     const x = v.topic;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ConsumerProtocolAssignmentTopicPartition.topic', version), flexible);
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'ConsumerProtocolAssignmentTopicPartition.partitions', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
 }
 

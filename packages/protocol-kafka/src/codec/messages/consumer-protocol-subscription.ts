@@ -4,6 +4,7 @@ import {
   arraySize,
   bytesSize,
   fixedArraySize,
+  nonNull,
   readArray,
   stringSize,
   writeArray,
@@ -66,7 +67,9 @@ export function writeConsumerProtocolSubscription(
   const flexible = false;
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => w.writeNullableString(e, flexible));
+    writeArray(w, nonNull(x, 'ConsumerProtocolSubscription.topics', version), flexible, (w, e) =>
+      w.writeNullableString(nonNull(e, 'ConsumerProtocolSubscription.topics[]', version), flexible),
+    );
   }
   {
     const x = v.userData;
@@ -74,7 +77,13 @@ export function writeConsumerProtocolSubscription(
   }
   if (version >= 1) {
     const x = v.ownedPartitions === undefined ? [] : v.ownedPartitions;
-    writeArray(w, x, flexible, (w, e) => writeConsumerProtocolSubscriptionTopicPartition(w, e, version));
+    writeArray(w, nonNull(x, 'ConsumerProtocolSubscription.ownedPartitions', version), flexible, (w, e) =>
+      writeConsumerProtocolSubscriptionTopicPartition(
+        w,
+        nonNull(e, 'ConsumerProtocolSubscription.ownedPartitions[]', version),
+        version,
+      ),
+    );
   }
   if (version >= 2) {
     const x = v.generationId === undefined ? -1 : v.generationId;
@@ -149,11 +158,16 @@ export function writeConsumerProtocolSubscriptionTopicPartition(
   const flexible = false;
   if (version >= 1) {
     const x = v.topic;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ConsumerProtocolSubscriptionTopicPartition.topic', version), flexible);
   }
   if (version >= 1) {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'ConsumerProtocolSubscriptionTopicPartition.partitions', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
 }
 

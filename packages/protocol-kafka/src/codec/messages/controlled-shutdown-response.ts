@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -69,7 +70,13 @@ export function writeControlledShutdownResponse(
   }
   {
     const x = v.remainingPartitions;
-    writeArray(w, x, flexible, (w, e) => writeControlledShutdownResponseRemainingPartition(w, e, version));
+    writeArray(w, nonNull(x, 'ControlledShutdownResponse.remainingPartitions', version), flexible, (w, e) =>
+      writeControlledShutdownResponseRemainingPartition(
+        w,
+        nonNull(e, 'ControlledShutdownResponse.remainingPartitions[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -136,7 +143,10 @@ export function writeControlledShutdownResponseRemainingPartition(
   const flexible = version >= 3;
   {
     const x = v.topicName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'ControlledShutdownResponseRemainingPartition.topicName', version),
+      flexible,
+    );
   }
   {
     const x = v.partitionIndex;

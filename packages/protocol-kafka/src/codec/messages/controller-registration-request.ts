@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -89,11 +90,23 @@ export function writeControllerRegistrationRequest(
   }
   {
     const x = v.listeners;
-    writeArray(w, x, flexible, (w, e) => writeControllerRegistrationRequestListener(w, e, version));
+    writeArray(w, nonNull(x, 'ControllerRegistrationRequest.listeners', version), flexible, (w, e) =>
+      writeControllerRegistrationRequestListener(
+        w,
+        nonNull(e, 'ControllerRegistrationRequest.listeners[]', version),
+        version,
+      ),
+    );
   }
   {
     const x = v.features;
-    writeArray(w, x, flexible, (w, e) => writeControllerRegistrationRequestFeature(w, e, version));
+    writeArray(w, nonNull(x, 'ControllerRegistrationRequest.features', version), flexible, (w, e) =>
+      writeControllerRegistrationRequestFeature(
+        w,
+        nonNull(e, 'ControllerRegistrationRequest.features[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -169,16 +182,16 @@ export function readControllerRegistrationRequestListener(
 export function writeControllerRegistrationRequestListener(
   w: Writer,
   v: ControllerRegistrationRequestListener,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ControllerRegistrationRequestListener.name', version), flexible);
   }
   {
     const x = v.host;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ControllerRegistrationRequestListener.host', version), flexible);
   }
   {
     const x = v.port;
@@ -260,12 +273,12 @@ export function readControllerRegistrationRequestFeature(
 export function writeControllerRegistrationRequestFeature(
   w: Writer,
   v: ControllerRegistrationRequestFeature,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ControllerRegistrationRequestFeature.name', version), flexible);
   }
   {
     const x = v.minSupportedVersion;

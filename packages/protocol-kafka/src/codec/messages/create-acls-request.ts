@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -54,7 +55,9 @@ export function writeCreateAclsRequest(w: Writer, v: CreateAclsRequest, version:
   const flexible = version >= 2;
   {
     const x = v.creations;
-    writeArray(w, x, flexible, (w, e) => writeCreateAclsRequestAclCreation(w, e, version));
+    writeArray(w, nonNull(x, 'CreateAclsRequest.creations', version), flexible, (w, e) =>
+      writeCreateAclsRequestAclCreation(w, nonNull(e, 'CreateAclsRequest.creations[]', version), version),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -142,7 +145,7 @@ export function writeCreateAclsRequestAclCreation(
   }
   {
     const x = v.resourceName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'CreateAclsRequestAclCreation.resourceName', version), flexible);
   }
   if (version >= 1) {
     const x = v.resourcePatternType === undefined ? 3 : v.resourcePatternType;
@@ -150,11 +153,11 @@ export function writeCreateAclsRequestAclCreation(
   }
   {
     const x = v.principal;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'CreateAclsRequestAclCreation.principal', version), flexible);
   }
   {
     const x = v.host;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'CreateAclsRequestAclCreation.host', version), flexible);
   }
   {
     const x = v.operation;

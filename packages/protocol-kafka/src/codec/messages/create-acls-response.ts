@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -62,7 +63,13 @@ export function writeCreateAclsResponse(w: Writer, v: CreateAclsResponse, versio
   }
   {
     const x = v.results;
-    writeArray(w, x, flexible, (w, e) => writeCreateAclsResponseAclCreationResult(w, e, version));
+    writeArray(w, nonNull(x, 'CreateAclsResponse.results', version), flexible, (w, e) =>
+      writeCreateAclsResponseAclCreationResult(
+        w,
+        nonNull(e, 'CreateAclsResponse.results[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

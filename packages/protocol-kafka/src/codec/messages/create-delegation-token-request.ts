@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -80,7 +81,13 @@ export function writeCreateDelegationTokenRequest(
   }
   {
     const x = v.renewers;
-    writeArray(w, x, flexible, (w, e) => writeCreateDelegationTokenRequestCreatableRenewers(w, e, version));
+    writeArray(w, nonNull(x, 'CreateDelegationTokenRequest.renewers', version), flexible, (w, e) =>
+      writeCreateDelegationTokenRequestCreatableRenewers(
+        w,
+        nonNull(e, 'CreateDelegationTokenRequest.renewers[]', version),
+        version,
+      ),
+    );
   }
   {
     const x = v.maxLifetimeMs;
@@ -159,11 +166,17 @@ export function writeCreateDelegationTokenRequestCreatableRenewers(
   const flexible = version >= 2;
   {
     const x = v.principalType;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'CreateDelegationTokenRequestCreatableRenewers.principalType', version),
+      flexible,
+    );
   }
   {
     const x = v.principalName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'CreateDelegationTokenRequestCreatableRenewers.principalName', version),
+      flexible,
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   bytesSize,
   NO_TAGS,
+  nonNull,
   stringSize,
   taggedFieldsSize,
   type MessageCodec,
@@ -100,19 +101,25 @@ export function writeCreateDelegationTokenResponse(
   }
   {
     const x = v.principalType;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'CreateDelegationTokenResponse.principalType', version), flexible);
   }
   {
     const x = v.principalName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'CreateDelegationTokenResponse.principalName', version), flexible);
   }
   if (version >= 3) {
     const x = v.tokenRequesterPrincipalType === undefined ? '' : v.tokenRequesterPrincipalType;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'CreateDelegationTokenResponse.tokenRequesterPrincipalType', version),
+      flexible,
+    );
   }
   if (version >= 3) {
     const x = v.tokenRequesterPrincipalName === undefined ? '' : v.tokenRequesterPrincipalName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'CreateDelegationTokenResponse.tokenRequesterPrincipalName', version),
+      flexible,
+    );
   }
   {
     const x = v.issueTimestampMs;
@@ -128,11 +135,11 @@ export function writeCreateDelegationTokenResponse(
   }
   {
     const x = v.tokenId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'CreateDelegationTokenResponse.tokenId', version), flexible);
   }
   {
     const x = v.hmac;
-    w.writeNullableBytes(x, flexible);
+    w.writeNullableBytes(nonNull(x, 'CreateDelegationTokenResponse.hmac', version), flexible);
   }
   {
     const x = v.throttleTimeMs;

@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -63,7 +64,13 @@ export function writeCreatePartitionsRequest(w: Writer, v: CreatePartitionsReque
   const flexible = version >= 2;
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeCreatePartitionsRequestCreatePartitionsTopic(w, e, version));
+    writeArray(w, nonNull(x, 'CreatePartitionsRequest.topics', version), flexible, (w, e) =>
+      writeCreatePartitionsRequestCreatePartitionsTopic(
+        w,
+        nonNull(e, 'CreatePartitionsRequest.topics[]', version),
+        version,
+      ),
+    );
   }
   {
     const x = v.timeoutMs;
@@ -148,7 +155,7 @@ export function writeCreatePartitionsRequestCreatePartitionsTopic(
   const flexible = version >= 2;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'CreatePartitionsRequestCreatePartitionsTopic.name', version), flexible);
   }
   {
     const x = v.count;
@@ -157,7 +164,11 @@ export function writeCreatePartitionsRequestCreatePartitionsTopic(
   {
     const x = v.assignments;
     writeArray(w, x, flexible, (w, e) =>
-      writeCreatePartitionsRequestCreatePartitionsAssignment(w, e, version),
+      writeCreatePartitionsRequestCreatePartitionsAssignment(
+        w,
+        nonNull(e, 'CreatePartitionsRequestCreatePartitionsTopic.assignments[]', version),
+        version,
+      ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -228,7 +239,12 @@ export function writeCreatePartitionsRequestCreatePartitionsAssignment(
   const flexible = version >= 2;
   {
     const x = v.brokerIds;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'CreatePartitionsRequestCreatePartitionsAssignment.brokerIds', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -65,8 +66,12 @@ export function writeCreatePartitionsResponse(w: Writer, v: CreatePartitionsResp
   }
   {
     const x = v.results;
-    writeArray(w, x, flexible, (w, e) =>
-      writeCreatePartitionsResponseCreatePartitionsTopicResult(w, e, version),
+    writeArray(w, nonNull(x, 'CreatePartitionsResponse.results', version), flexible, (w, e) =>
+      writeCreatePartitionsResponseCreatePartitionsTopicResult(
+        w,
+        nonNull(e, 'CreatePartitionsResponse.results[]', version),
+        version,
+      ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -140,7 +145,10 @@ export function writeCreatePartitionsResponseCreatePartitionsTopicResult(
   const flexible = version >= 2;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'CreatePartitionsResponseCreatePartitionsTopicResult.name', version),
+      flexible,
+    );
   }
   {
     const x = v.errorCode;

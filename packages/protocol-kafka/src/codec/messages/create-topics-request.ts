@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -64,7 +65,9 @@ export function writeCreateTopicsRequest(w: Writer, v: CreateTopicsRequest, vers
   const flexible = version >= 5;
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeCreateTopicsRequestCreatableTopic(w, e, version));
+    writeArray(w, nonNull(x, 'CreateTopicsRequest.topics', version), flexible, (w, e) =>
+      writeCreateTopicsRequestCreatableTopic(w, nonNull(e, 'CreateTopicsRequest.topics[]', version), version),
+    );
   }
   {
     const x = v.timeoutMs;
@@ -156,7 +159,7 @@ export function writeCreateTopicsRequestCreatableTopic(
   const flexible = version >= 5;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'CreateTopicsRequestCreatableTopic.name', version), flexible);
   }
   {
     const x = v.numPartitions;
@@ -168,11 +171,23 @@ export function writeCreateTopicsRequestCreatableTopic(
   }
   {
     const x = v.assignments;
-    writeArray(w, x, flexible, (w, e) => writeCreateTopicsRequestCreatableReplicaAssignment(w, e, version));
+    writeArray(w, nonNull(x, 'CreateTopicsRequestCreatableTopic.assignments', version), flexible, (w, e) =>
+      writeCreateTopicsRequestCreatableReplicaAssignment(
+        w,
+        nonNull(e, 'CreateTopicsRequestCreatableTopic.assignments[]', version),
+        version,
+      ),
+    );
   }
   {
     const x = v.configs;
-    writeArray(w, x, flexible, (w, e) => writeCreateTopicsRequestCreatableTopicConfig(w, e, version));
+    writeArray(w, nonNull(x, 'CreateTopicsRequestCreatableTopic.configs', version), flexible, (w, e) =>
+      writeCreateTopicsRequestCreatableTopicConfig(
+        w,
+        nonNull(e, 'CreateTopicsRequestCreatableTopic.configs[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -255,7 +270,12 @@ export function writeCreateTopicsRequestCreatableReplicaAssignment(
   }
   {
     const x = v.brokerIds;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'CreateTopicsRequestCreatableReplicaAssignment.brokerIds', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -325,7 +345,7 @@ export function writeCreateTopicsRequestCreatableTopicConfig(
   const flexible = version >= 5;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'CreateTopicsRequestCreatableTopicConfig.name', version), flexible);
   }
   {
     const x = v.value;

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -65,7 +66,13 @@ export function writeCreateTopicsResponse(w: Writer, v: CreateTopicsResponse, ve
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeCreateTopicsResponseCreatableTopicResult(w, e, version));
+    writeArray(w, nonNull(x, 'CreateTopicsResponse.topics', version), flexible, (w, e) =>
+      writeCreateTopicsResponseCreatableTopicResult(
+        w,
+        nonNull(e, 'CreateTopicsResponse.topics[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -186,7 +193,7 @@ export function writeCreateTopicsResponseCreatableTopicResult(
   const flexible = version >= 5;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'CreateTopicsResponseCreatableTopicResult.name', version), flexible);
   }
   if (version >= 7) {
     const x = v.topicId === undefined ? ZERO_UUID : v.topicId;
@@ -210,7 +217,13 @@ export function writeCreateTopicsResponseCreatableTopicResult(
   }
   if (version >= 5) {
     const x = v.configs === undefined ? [] : v.configs;
-    writeArray(w, x, flexible, (w, e) => writeCreateTopicsResponseCreatableTopicConfigs(w, e, version));
+    writeArray(w, x, flexible, (w, e) =>
+      writeCreateTopicsResponseCreatableTopicConfigs(
+        w,
+        nonNull(e, 'CreateTopicsResponseCreatableTopicResult.configs[]', version),
+        version,
+      ),
+    );
   }
   if (flexible)
     w.writeTaggedFields(tagsCreateTopicsResponseCreatableTopicResult(v, version), v.unknownTaggedFields);
@@ -310,7 +323,7 @@ export function writeCreateTopicsResponseCreatableTopicConfigs(
   const flexible = version >= 5;
   if (version >= 5) {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'CreateTopicsResponseCreatableTopicConfigs.name', version), flexible);
   }
   if (version >= 5) {
     const x = v.value;

@@ -2,6 +2,7 @@
 
 import {
   NO_TAGS,
+  nonNull,
   stringSize,
   taggedFieldsSize,
   type MessageCodec,
@@ -53,15 +54,15 @@ export function readDefaultPrincipalData(r: Reader, _version: number): DefaultPr
   return v;
 }
 
-export function writeDefaultPrincipalData(w: Writer, v: DefaultPrincipalData, _version: number): void {
+export function writeDefaultPrincipalData(w: Writer, v: DefaultPrincipalData, version: number): void {
   const flexible = true;
   {
     const x = v.type;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DefaultPrincipalData.type', version), flexible);
   }
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DefaultPrincipalData.name', version), flexible);
   }
   {
     const x = v.tokenAuthenticated;

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -54,7 +55,9 @@ export function writeDeleteAclsRequest(w: Writer, v: DeleteAclsRequest, version:
   const flexible = version >= 2;
   {
     const x = v.filters;
-    writeArray(w, x, flexible, (w, e) => writeDeleteAclsRequestDeleteAclsFilter(w, e, version));
+    writeArray(w, nonNull(x, 'DeleteAclsRequest.filters', version), flexible, (w, e) =>
+      writeDeleteAclsRequestDeleteAclsFilter(w, nonNull(e, 'DeleteAclsRequest.filters[]', version), version),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -62,7 +63,13 @@ export function writeDeleteAclsResponse(w: Writer, v: DeleteAclsResponse, versio
   }
   {
     const x = v.filterResults;
-    writeArray(w, x, flexible, (w, e) => writeDeleteAclsResponseDeleteAclsFilterResult(w, e, version));
+    writeArray(w, nonNull(x, 'DeleteAclsResponse.filterResults', version), flexible, (w, e) =>
+      writeDeleteAclsResponseDeleteAclsFilterResult(
+        w,
+        nonNull(e, 'DeleteAclsResponse.filterResults[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -143,7 +150,17 @@ export function writeDeleteAclsResponseDeleteAclsFilterResult(
   }
   {
     const x = v.matchingAcls;
-    writeArray(w, x, flexible, (w, e) => writeDeleteAclsResponseDeleteAclsMatchingAcl(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'DeleteAclsResponseDeleteAclsFilterResult.matchingAcls', version),
+      flexible,
+      (w, e) =>
+        writeDeleteAclsResponseDeleteAclsMatchingAcl(
+          w,
+          nonNull(e, 'DeleteAclsResponseDeleteAclsFilterResult.matchingAcls[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -258,7 +275,10 @@ export function writeDeleteAclsResponseDeleteAclsMatchingAcl(
   }
   {
     const x = v.resourceName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'DeleteAclsResponseDeleteAclsMatchingAcl.resourceName', version),
+      flexible,
+    );
   }
   if (version >= 1) {
     const x = v.patternType === undefined ? 3 : v.patternType;
@@ -266,11 +286,11 @@ export function writeDeleteAclsResponseDeleteAclsMatchingAcl(
   }
   {
     const x = v.principal;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DeleteAclsResponseDeleteAclsMatchingAcl.principal', version), flexible);
   }
   {
     const x = v.host;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DeleteAclsResponseDeleteAclsMatchingAcl.host', version), flexible);
   }
   {
     const x = v.operation;

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -52,7 +53,9 @@ export function writeDeleteGroupsRequest(w: Writer, v: DeleteGroupsRequest, vers
   const flexible = version >= 2;
   {
     const x = v.groupsNames;
-    writeArray(w, x, flexible, (w, e) => w.writeNullableString(e, flexible));
+    writeArray(w, nonNull(x, 'DeleteGroupsRequest.groupsNames', version), flexible, (w, e) =>
+      w.writeNullableString(nonNull(e, 'DeleteGroupsRequest.groupsNames[]', version), flexible),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -62,7 +63,13 @@ export function writeDeleteGroupsResponse(w: Writer, v: DeleteGroupsResponse, ve
   }
   {
     const x = v.results;
-    writeArray(w, x, flexible, (w, e) => writeDeleteGroupsResponseDeletableGroupResult(w, e, version));
+    writeArray(w, nonNull(x, 'DeleteGroupsResponse.results', version), flexible, (w, e) =>
+      writeDeleteGroupsResponseDeletableGroupResult(
+        w,
+        nonNull(e, 'DeleteGroupsResponse.results[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -129,7 +136,7 @@ export function writeDeleteGroupsResponseDeletableGroupResult(
   const flexible = version >= 2;
   {
     const x = v.groupId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DeleteGroupsResponseDeletableGroupResult.groupId', version), flexible);
   }
   {
     const x = v.errorCode;

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -58,7 +59,13 @@ export function writeDeleteRecordsRequest(w: Writer, v: DeleteRecordsRequest, ve
   const flexible = version >= 2;
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeDeleteRecordsRequestDeleteRecordsTopic(w, e, version));
+    writeArray(w, nonNull(x, 'DeleteRecordsRequest.topics', version), flexible, (w, e) =>
+      writeDeleteRecordsRequestDeleteRecordsTopic(
+        w,
+        nonNull(e, 'DeleteRecordsRequest.topics[]', version),
+        version,
+      ),
+    );
   }
   {
     const x = v.timeoutMs;
@@ -131,11 +138,21 @@ export function writeDeleteRecordsRequestDeleteRecordsTopic(
   const flexible = version >= 2;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DeleteRecordsRequestDeleteRecordsTopic.name', version), flexible);
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeDeleteRecordsRequestDeleteRecordsPartition(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'DeleteRecordsRequestDeleteRecordsTopic.partitions', version),
+      flexible,
+      (w, e) =>
+        writeDeleteRecordsRequestDeleteRecordsPartition(
+          w,
+          nonNull(e, 'DeleteRecordsRequestDeleteRecordsTopic.partitions[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -62,7 +63,13 @@ export function writeDeleteRecordsResponse(w: Writer, v: DeleteRecordsResponse, 
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeDeleteRecordsResponseDeleteRecordsTopicResult(w, e, version));
+    writeArray(w, nonNull(x, 'DeleteRecordsResponse.topics', version), flexible, (w, e) =>
+      writeDeleteRecordsResponseDeleteRecordsTopicResult(
+        w,
+        nonNull(e, 'DeleteRecordsResponse.topics[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -134,12 +141,23 @@ export function writeDeleteRecordsResponseDeleteRecordsTopicResult(
   const flexible = version >= 2;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'DeleteRecordsResponseDeleteRecordsTopicResult.name', version),
+      flexible,
+    );
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) =>
-      writeDeleteRecordsResponseDeleteRecordsPartitionResult(w, e, version),
+    writeArray(
+      w,
+      nonNull(x, 'DeleteRecordsResponseDeleteRecordsTopicResult.partitions', version),
+      flexible,
+      (w, e) =>
+        writeDeleteRecordsResponseDeleteRecordsPartitionResult(
+          w,
+          nonNull(e, 'DeleteRecordsResponseDeleteRecordsTopicResult.partitions[]', version),
+          version,
+        ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -63,11 +64,17 @@ export function writeDeleteShareGroupStateRequest(
   const flexible = true;
   {
     const x = v.groupId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DeleteShareGroupStateRequest.groupId', version), flexible);
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeDeleteShareGroupStateRequestDeleteStateData(w, e, version));
+    writeArray(w, nonNull(x, 'DeleteShareGroupStateRequest.topics', version), flexible, (w, e) =>
+      writeDeleteShareGroupStateRequestDeleteStateData(
+        w,
+        nonNull(e, 'DeleteShareGroupStateRequest.topics[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -143,7 +150,17 @@ export function writeDeleteShareGroupStateRequestDeleteStateData(
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeDeleteShareGroupStateRequestPartitionData(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'DeleteShareGroupStateRequestDeleteStateData.partitions', version),
+      flexible,
+      (w, e) =>
+        writeDeleteShareGroupStateRequestPartitionData(
+          w,
+          nonNull(e, 'DeleteShareGroupStateRequestDeleteStateData.partitions[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

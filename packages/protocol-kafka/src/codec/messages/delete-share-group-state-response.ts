@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -59,7 +60,13 @@ export function writeDeleteShareGroupStateResponse(
   const flexible = true;
   {
     const x = v.results;
-    writeArray(w, x, flexible, (w, e) => writeDeleteShareGroupStateResponseDeleteStateResult(w, e, version));
+    writeArray(w, nonNull(x, 'DeleteShareGroupStateResponse.results', version), flexible, (w, e) =>
+      writeDeleteShareGroupStateResponseDeleteStateResult(
+        w,
+        nonNull(e, 'DeleteShareGroupStateResponse.results[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -131,7 +138,17 @@ export function writeDeleteShareGroupStateResponseDeleteStateResult(
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeDeleteShareGroupStateResponsePartitionResult(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'DeleteShareGroupStateResponseDeleteStateResult.partitions', version),
+      flexible,
+      (w, e) =>
+        writeDeleteShareGroupStateResponsePartitionResult(
+          w,
+          nonNull(e, 'DeleteShareGroupStateResponseDeleteStateResult.partitions[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -64,11 +65,19 @@ export function writeDeleteTopicsRequest(w: Writer, v: DeleteTopicsRequest, vers
   const flexible = version >= 4;
   if (version >= 6) {
     const x = v.topics === undefined ? [] : v.topics;
-    writeArray(w, x, flexible, (w, e) => writeDeleteTopicsRequestDeleteTopicState(w, e, version));
+    writeArray(w, nonNull(x, 'DeleteTopicsRequest.topics', version), flexible, (w, e) =>
+      writeDeleteTopicsRequestDeleteTopicState(
+        w,
+        nonNull(e, 'DeleteTopicsRequest.topics[]', version),
+        version,
+      ),
+    );
   }
   if (version <= 5) {
     const x = v.topicNames === undefined ? [] : v.topicNames;
-    writeArray(w, x, flexible, (w, e) => w.writeNullableString(e, flexible));
+    writeArray(w, nonNull(x, 'DeleteTopicsRequest.topicNames', version), flexible, (w, e) =>
+      w.writeNullableString(nonNull(e, 'DeleteTopicsRequest.topicNames[]', version), flexible),
+    );
   }
   {
     const x = v.timeoutMs;

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -64,7 +65,13 @@ export function writeDeleteTopicsResponse(w: Writer, v: DeleteTopicsResponse, ve
   }
   {
     const x = v.responses;
-    writeArray(w, x, flexible, (w, e) => writeDeleteTopicsResponseDeletableTopicResult(w, e, version));
+    writeArray(w, nonNull(x, 'DeleteTopicsResponse.responses', version), flexible, (w, e) =>
+      writeDeleteTopicsResponseDeletableTopicResult(
+        w,
+        nonNull(e, 'DeleteTopicsResponse.responses[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -141,7 +148,10 @@ export function writeDeleteTopicsResponseDeletableTopicResult(
   const flexible = version >= 4;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      version >= 6 ? x : nonNull(x, 'DeleteTopicsResponseDeletableTopicResult.name', version),
+      flexible,
+    );
   }
   if (version >= 6) {
     const x = v.topicId === undefined ? ZERO_UUID : v.topicId;

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -78,7 +79,13 @@ export function writeDescribeAclsResponse(w: Writer, v: DescribeAclsResponse, ve
   }
   {
     const x = v.resources;
-    writeArray(w, x, flexible, (w, e) => writeDescribeAclsResponseDescribeAclsResource(w, e, version));
+    writeArray(w, nonNull(x, 'DescribeAclsResponse.resources', version), flexible, (w, e) =>
+      writeDescribeAclsResponseDescribeAclsResource(
+        w,
+        nonNull(e, 'DescribeAclsResponse.resources[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -165,7 +172,10 @@ export function writeDescribeAclsResponseDescribeAclsResource(
   }
   {
     const x = v.resourceName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'DescribeAclsResponseDescribeAclsResource.resourceName', version),
+      flexible,
+    );
   }
   if (version >= 1) {
     const x = v.patternType === undefined ? 3 : v.patternType;
@@ -173,7 +183,13 @@ export function writeDescribeAclsResponseDescribeAclsResource(
   }
   {
     const x = v.acls;
-    writeArray(w, x, flexible, (w, e) => writeDescribeAclsResponseAclDescription(w, e, version));
+    writeArray(w, nonNull(x, 'DescribeAclsResponseDescribeAclsResource.acls', version), flexible, (w, e) =>
+      writeDescribeAclsResponseAclDescription(
+        w,
+        nonNull(e, 'DescribeAclsResponseDescribeAclsResource.acls[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -256,11 +272,11 @@ export function writeDescribeAclsResponseAclDescription(
   const flexible = version >= 2;
   {
     const x = v.principal;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DescribeAclsResponseAclDescription.principal', version), flexible);
   }
   {
     const x = v.host;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DescribeAclsResponseAclDescription.host', version), flexible);
   }
   {
     const x = v.operation;

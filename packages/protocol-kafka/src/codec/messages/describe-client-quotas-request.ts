@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -62,7 +63,13 @@ export function writeDescribeClientQuotasRequest(
   const flexible = version >= 1;
   {
     const x = v.components;
-    writeArray(w, x, flexible, (w, e) => writeDescribeClientQuotasRequestComponentData(w, e, version));
+    writeArray(w, nonNull(x, 'DescribeClientQuotasRequest.components', version), flexible, (w, e) =>
+      writeDescribeClientQuotasRequestComponentData(
+        w,
+        nonNull(e, 'DescribeClientQuotasRequest.components[]', version),
+        version,
+      ),
+    );
   }
   {
     const x = v.strict;
@@ -137,7 +144,10 @@ export function writeDescribeClientQuotasRequestComponentData(
   const flexible = version >= 1;
   {
     const x = v.entityType;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'DescribeClientQuotasRequestComponentData.entityType', version),
+      flexible,
+    );
   }
   {
     const x = v.matchType;

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -82,7 +83,13 @@ export function writeDescribeClientQuotasResponse(
   }
   {
     const x = v.entries;
-    writeArray(w, x, flexible, (w, e) => writeDescribeClientQuotasResponseEntryData(w, e, version));
+    writeArray(w, x, flexible, (w, e) =>
+      writeDescribeClientQuotasResponseEntryData(
+        w,
+        nonNull(e, 'DescribeClientQuotasResponse.entries[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -158,11 +165,23 @@ export function writeDescribeClientQuotasResponseEntryData(
   const flexible = version >= 1;
   {
     const x = v.entity;
-    writeArray(w, x, flexible, (w, e) => writeDescribeClientQuotasResponseEntityData(w, e, version));
+    writeArray(w, nonNull(x, 'DescribeClientQuotasResponseEntryData.entity', version), flexible, (w, e) =>
+      writeDescribeClientQuotasResponseEntityData(
+        w,
+        nonNull(e, 'DescribeClientQuotasResponseEntryData.entity[]', version),
+        version,
+      ),
+    );
   }
   {
     const x = v.values;
-    writeArray(w, x, flexible, (w, e) => writeDescribeClientQuotasResponseValueData(w, e, version));
+    writeArray(w, nonNull(x, 'DescribeClientQuotasResponseEntryData.values', version), flexible, (w, e) =>
+      writeDescribeClientQuotasResponseValueData(
+        w,
+        nonNull(e, 'DescribeClientQuotasResponseEntryData.values[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -235,7 +254,7 @@ export function writeDescribeClientQuotasResponseEntityData(
   const flexible = version >= 1;
   {
     const x = v.entityType;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DescribeClientQuotasResponseEntityData.entityType', version), flexible);
   }
   {
     const x = v.entityName;
@@ -312,7 +331,7 @@ export function writeDescribeClientQuotasResponseValueData(
   const flexible = version >= 1;
   {
     const x = v.key;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DescribeClientQuotasResponseValueData.key', version), flexible);
   }
   {
     const x = v.value;

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -99,7 +100,7 @@ export function writeDescribeClusterResponse(w: Writer, v: DescribeClusterRespon
   }
   {
     const x = v.clusterId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DescribeClusterResponse.clusterId', version), flexible);
   }
   {
     const x = v.controllerId;
@@ -107,7 +108,13 @@ export function writeDescribeClusterResponse(w: Writer, v: DescribeClusterRespon
   }
   {
     const x = v.brokers;
-    writeArray(w, x, flexible, (w, e) => writeDescribeClusterResponseDescribeClusterBroker(w, e, version));
+    writeArray(w, nonNull(x, 'DescribeClusterResponse.brokers', version), flexible, (w, e) =>
+      writeDescribeClusterResponseDescribeClusterBroker(
+        w,
+        nonNull(e, 'DescribeClusterResponse.brokers[]', version),
+        version,
+      ),
+    );
   }
   {
     const x = v.clusterAuthorizedOperations;
@@ -193,7 +200,7 @@ export function readDescribeClusterResponseDescribeClusterBroker(
 export function writeDescribeClusterResponseDescribeClusterBroker(
   w: Writer,
   v: DescribeClusterResponseDescribeClusterBroker,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
@@ -202,7 +209,7 @@ export function writeDescribeClusterResponseDescribeClusterBroker(
   }
   {
     const x = v.host;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DescribeClusterResponseDescribeClusterBroker.host', version), flexible);
   }
   {
     const x = v.port;

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -64,7 +65,13 @@ export function writeDescribeConfigsRequest(w: Writer, v: DescribeConfigsRequest
   const flexible = version >= 4;
   {
     const x = v.resources;
-    writeArray(w, x, flexible, (w, e) => writeDescribeConfigsRequestDescribeConfigsResource(w, e, version));
+    writeArray(w, nonNull(x, 'DescribeConfigsRequest.resources', version), flexible, (w, e) =>
+      writeDescribeConfigsRequestDescribeConfigsResource(
+        w,
+        nonNull(e, 'DescribeConfigsRequest.resources[]', version),
+        version,
+      ),
+    );
   }
   if (version >= 1) {
     const x = v.includeSynonyms === undefined ? false : v.includeSynonyms;
@@ -148,11 +155,19 @@ export function writeDescribeConfigsRequestDescribeConfigsResource(
   }
   {
     const x = v.resourceName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'DescribeConfigsRequestDescribeConfigsResource.resourceName', version),
+      flexible,
+    );
   }
   {
     const x = v.configurationKeys;
-    writeArray(w, x, flexible, (w, e) => w.writeNullableString(e, flexible));
+    writeArray(w, x, flexible, (w, e) =>
+      w.writeNullableString(
+        nonNull(e, 'DescribeConfigsRequestDescribeConfigsResource.configurationKeys[]', version),
+        flexible,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -62,7 +63,13 @@ export function writeDescribeConfigsResponse(w: Writer, v: DescribeConfigsRespon
   }
   {
     const x = v.results;
-    writeArray(w, x, flexible, (w, e) => writeDescribeConfigsResponseDescribeConfigsResult(w, e, version));
+    writeArray(w, nonNull(x, 'DescribeConfigsResponse.results', version), flexible, (w, e) =>
+      writeDescribeConfigsResponseDescribeConfigsResult(
+        w,
+        nonNull(e, 'DescribeConfigsResponse.results[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -158,12 +165,23 @@ export function writeDescribeConfigsResponseDescribeConfigsResult(
   }
   {
     const x = v.resourceName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'DescribeConfigsResponseDescribeConfigsResult.resourceName', version),
+      flexible,
+    );
   }
   {
     const x = v.configs;
-    writeArray(w, x, flexible, (w, e) =>
-      writeDescribeConfigsResponseDescribeConfigsResourceResult(w, e, version),
+    writeArray(
+      w,
+      nonNull(x, 'DescribeConfigsResponseDescribeConfigsResult.configs', version),
+      flexible,
+      (w, e) =>
+        writeDescribeConfigsResponseDescribeConfigsResourceResult(
+          w,
+          nonNull(e, 'DescribeConfigsResponseDescribeConfigsResult.configs[]', version),
+          version,
+        ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -281,7 +299,10 @@ export function writeDescribeConfigsResponseDescribeConfigsResourceResult(
   const flexible = version >= 4;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'DescribeConfigsResponseDescribeConfigsResourceResult.name', version),
+      flexible,
+    );
   }
   {
     const x = v.value;
@@ -305,7 +326,17 @@ export function writeDescribeConfigsResponseDescribeConfigsResourceResult(
   }
   if (version >= 1) {
     const x = v.synonyms === undefined ? [] : v.synonyms;
-    writeArray(w, x, flexible, (w, e) => writeDescribeConfigsResponseDescribeConfigsSynonym(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'DescribeConfigsResponseDescribeConfigsResourceResult.synonyms', version),
+      flexible,
+      (w, e) =>
+        writeDescribeConfigsResponseDescribeConfigsSynonym(
+          w,
+          nonNull(e, 'DescribeConfigsResponseDescribeConfigsResourceResult.synonyms[]', version),
+          version,
+        ),
+    );
   }
   if (version >= 3) {
     const x = v.configType === undefined ? 0 : v.configType;
@@ -406,7 +437,10 @@ export function writeDescribeConfigsResponseDescribeConfigsSynonym(
   const flexible = version >= 4;
   if (version >= 1) {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'DescribeConfigsResponseDescribeConfigsSynonym.name', version),
+      flexible,
+    );
   }
   if (version >= 1) {
     const x = v.value;

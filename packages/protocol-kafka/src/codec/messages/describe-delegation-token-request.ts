@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -65,7 +66,11 @@ export function writeDescribeDelegationTokenRequest(
   {
     const x = v.owners;
     writeArray(w, x, flexible, (w, e) =>
-      writeDescribeDelegationTokenRequestDescribeDelegationTokenOwner(w, e, version),
+      writeDescribeDelegationTokenRequestDescribeDelegationTokenOwner(
+        w,
+        nonNull(e, 'DescribeDelegationTokenRequest.owners[]', version),
+        version,
+      ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -137,11 +142,17 @@ export function writeDescribeDelegationTokenRequestDescribeDelegationTokenOwner(
   const flexible = version >= 2;
   {
     const x = v.principalType;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'DescribeDelegationTokenRequestDescribeDelegationTokenOwner.principalType', version),
+      flexible,
+    );
   }
   {
     const x = v.principalName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'DescribeDelegationTokenRequestDescribeDelegationTokenOwner.principalName', version),
+      flexible,
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

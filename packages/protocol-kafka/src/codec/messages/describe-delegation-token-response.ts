@@ -4,6 +4,7 @@ import {
   arraySize,
   bytesSize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -77,8 +78,12 @@ export function writeDescribeDelegationTokenResponse(
   }
   {
     const x = v.tokens;
-    writeArray(w, x, flexible, (w, e) =>
-      writeDescribeDelegationTokenResponseDescribedDelegationToken(w, e, version),
+    writeArray(w, nonNull(x, 'DescribeDelegationTokenResponse.tokens', version), flexible, (w, e) =>
+      writeDescribeDelegationTokenResponseDescribedDelegationToken(
+        w,
+        nonNull(e, 'DescribeDelegationTokenResponse.tokens[]', version),
+        version,
+      ),
     );
   }
   {
@@ -195,19 +200,39 @@ export function writeDescribeDelegationTokenResponseDescribedDelegationToken(
   const flexible = version >= 2;
   {
     const x = v.principalType;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'DescribeDelegationTokenResponseDescribedDelegationToken.principalType', version),
+      flexible,
+    );
   }
   {
     const x = v.principalName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'DescribeDelegationTokenResponseDescribedDelegationToken.principalName', version),
+      flexible,
+    );
   }
   if (version >= 3) {
     const x = v.tokenRequesterPrincipalType === undefined ? '' : v.tokenRequesterPrincipalType;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(
+        x,
+        'DescribeDelegationTokenResponseDescribedDelegationToken.tokenRequesterPrincipalType',
+        version,
+      ),
+      flexible,
+    );
   }
   if (version >= 3) {
     const x = v.tokenRequesterPrincipalName === undefined ? '' : v.tokenRequesterPrincipalName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(
+        x,
+        'DescribeDelegationTokenResponseDescribedDelegationToken.tokenRequesterPrincipalName',
+        version,
+      ),
+      flexible,
+    );
   }
   {
     const x = v.issueTimestamp;
@@ -223,16 +248,30 @@ export function writeDescribeDelegationTokenResponseDescribedDelegationToken(
   }
   {
     const x = v.tokenId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'DescribeDelegationTokenResponseDescribedDelegationToken.tokenId', version),
+      flexible,
+    );
   }
   {
     const x = v.hmac;
-    w.writeNullableBytes(x, flexible);
+    w.writeNullableBytes(
+      nonNull(x, 'DescribeDelegationTokenResponseDescribedDelegationToken.hmac', version),
+      flexible,
+    );
   }
   {
     const x = v.renewers;
-    writeArray(w, x, flexible, (w, e) =>
-      writeDescribeDelegationTokenResponseDescribedDelegationTokenRenewer(w, e, version),
+    writeArray(
+      w,
+      nonNull(x, 'DescribeDelegationTokenResponseDescribedDelegationToken.renewers', version),
+      flexible,
+      (w, e) =>
+        writeDescribeDelegationTokenResponseDescribedDelegationTokenRenewer(
+          w,
+          nonNull(e, 'DescribeDelegationTokenResponseDescribedDelegationToken.renewers[]', version),
+          version,
+        ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -331,11 +370,17 @@ export function writeDescribeDelegationTokenResponseDescribedDelegationTokenRene
   const flexible = version >= 2;
   {
     const x = v.principalType;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'DescribeDelegationTokenResponseDescribedDelegationTokenRenewer.principalType', version),
+      flexible,
+    );
   }
   {
     const x = v.principalName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'DescribeDelegationTokenResponseDescribedDelegationTokenRenewer.principalName', version),
+      flexible,
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

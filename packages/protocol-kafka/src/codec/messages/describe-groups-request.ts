@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -57,7 +58,9 @@ export function writeDescribeGroupsRequest(w: Writer, v: DescribeGroupsRequest, 
   const flexible = version >= 5;
   {
     const x = v.groups;
-    writeArray(w, x, flexible, (w, e) => w.writeNullableString(e, flexible));
+    writeArray(w, nonNull(x, 'DescribeGroupsRequest.groups', version), flexible, (w, e) =>
+      w.writeNullableString(nonNull(e, 'DescribeGroupsRequest.groups[]', version), flexible),
+    );
   }
   if (version >= 3) {
     const x = v.includeAuthorizedOperations === undefined ? false : v.includeAuthorizedOperations;

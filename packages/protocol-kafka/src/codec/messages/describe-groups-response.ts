@@ -4,6 +4,7 @@ import {
   arraySize,
   bytesSize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -64,7 +65,13 @@ export function writeDescribeGroupsResponse(w: Writer, v: DescribeGroupsResponse
   }
   {
     const x = v.groups;
-    writeArray(w, x, flexible, (w, e) => writeDescribeGroupsResponseDescribedGroup(w, e, version));
+    writeArray(w, nonNull(x, 'DescribeGroupsResponse.groups', version), flexible, (w, e) =>
+      writeDescribeGroupsResponseDescribedGroup(
+        w,
+        nonNull(e, 'DescribeGroupsResponse.groups[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -158,23 +165,29 @@ export function writeDescribeGroupsResponseDescribedGroup(
   }
   {
     const x = v.groupId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DescribeGroupsResponseDescribedGroup.groupId', version), flexible);
   }
   {
     const x = v.groupState;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DescribeGroupsResponseDescribedGroup.groupState', version), flexible);
   }
   {
     const x = v.protocolType;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DescribeGroupsResponseDescribedGroup.protocolType', version), flexible);
   }
   {
     const x = v.protocolData;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DescribeGroupsResponseDescribedGroup.protocolData', version), flexible);
   }
   {
     const x = v.members;
-    writeArray(w, x, flexible, (w, e) => writeDescribeGroupsResponseDescribedGroupMember(w, e, version));
+    writeArray(w, nonNull(x, 'DescribeGroupsResponseDescribedGroup.members', version), flexible, (w, e) =>
+      writeDescribeGroupsResponseDescribedGroupMember(
+        w,
+        nonNull(e, 'DescribeGroupsResponseDescribedGroup.members[]', version),
+        version,
+      ),
+    );
   }
   if (version >= 3) {
     const x = v.authorizedOperations === undefined ? -2147483648 : v.authorizedOperations;
@@ -282,7 +295,10 @@ export function writeDescribeGroupsResponseDescribedGroupMember(
   const flexible = version >= 5;
   {
     const x = v.memberId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'DescribeGroupsResponseDescribedGroupMember.memberId', version),
+      flexible,
+    );
   }
   if (version >= 4) {
     const x = v.groupInstanceId === undefined ? null : v.groupInstanceId;
@@ -290,19 +306,31 @@ export function writeDescribeGroupsResponseDescribedGroupMember(
   }
   {
     const x = v.clientId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'DescribeGroupsResponseDescribedGroupMember.clientId', version),
+      flexible,
+    );
   }
   {
     const x = v.clientHost;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'DescribeGroupsResponseDescribedGroupMember.clientHost', version),
+      flexible,
+    );
   }
   {
     const x = v.memberMetadata;
-    w.writeNullableBytes(x, flexible);
+    w.writeNullableBytes(
+      nonNull(x, 'DescribeGroupsResponseDescribedGroupMember.memberMetadata', version),
+      flexible,
+    );
   }
   {
     const x = v.memberAssignment;
-    w.writeNullableBytes(x, flexible);
+    w.writeNullableBytes(
+      nonNull(x, 'DescribeGroupsResponseDescribedGroupMember.memberAssignment', version),
+      flexible,
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

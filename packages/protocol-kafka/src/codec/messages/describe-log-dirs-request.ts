@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -55,7 +56,13 @@ export function writeDescribeLogDirsRequest(w: Writer, v: DescribeLogDirsRequest
   const flexible = version >= 2;
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeDescribeLogDirsRequestDescribableLogDirTopic(w, e, version));
+    writeArray(w, x, flexible, (w, e) =>
+      writeDescribeLogDirsRequestDescribableLogDirTopic(
+        w,
+        nonNull(e, 'DescribeLogDirsRequest.topics[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -121,11 +128,19 @@ export function writeDescribeLogDirsRequestDescribableLogDirTopic(
   const flexible = version >= 2;
   {
     const x = v.topic;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'DescribeLogDirsRequestDescribableLogDirTopic.topic', version),
+      flexible,
+    );
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'DescribeLogDirsRequestDescribableLogDirTopic.partitions', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -71,7 +72,13 @@ export function writeDescribeLogDirsResponse(w: Writer, v: DescribeLogDirsRespon
   }
   {
     const x = v.results;
-    writeArray(w, x, flexible, (w, e) => writeDescribeLogDirsResponseDescribeLogDirsResult(w, e, version));
+    writeArray(w, nonNull(x, 'DescribeLogDirsResponse.results', version), flexible, (w, e) =>
+      writeDescribeLogDirsResponseDescribeLogDirsResult(
+        w,
+        nonNull(e, 'DescribeLogDirsResponse.results[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -159,11 +166,24 @@ export function writeDescribeLogDirsResponseDescribeLogDirsResult(
   }
   {
     const x = v.logDir;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'DescribeLogDirsResponseDescribeLogDirsResult.logDir', version),
+      flexible,
+    );
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeDescribeLogDirsResponseDescribeLogDirsTopic(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'DescribeLogDirsResponseDescribeLogDirsResult.topics', version),
+      flexible,
+      (w, e) =>
+        writeDescribeLogDirsResponseDescribeLogDirsTopic(
+          w,
+          nonNull(e, 'DescribeLogDirsResponseDescribeLogDirsResult.topics[]', version),
+          version,
+        ),
+    );
   }
   if (version >= 4) {
     const x = v.totalBytes === undefined ? -1n : v.totalBytes;
@@ -249,11 +269,21 @@ export function writeDescribeLogDirsResponseDescribeLogDirsTopic(
   const flexible = version >= 2;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DescribeLogDirsResponseDescribeLogDirsTopic.name', version), flexible);
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeDescribeLogDirsResponseDescribeLogDirsPartition(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'DescribeLogDirsResponseDescribeLogDirsTopic.partitions', version),
+      flexible,
+      (w, e) =>
+        writeDescribeLogDirsResponseDescribeLogDirsPartition(
+          w,
+          nonNull(e, 'DescribeLogDirsResponseDescribeLogDirsTopic.partitions[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

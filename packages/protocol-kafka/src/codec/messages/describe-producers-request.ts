@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -55,7 +56,13 @@ export function writeDescribeProducersRequest(w: Writer, v: DescribeProducersReq
   const flexible = true;
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeDescribeProducersRequestTopicRequest(w, e, version));
+    writeArray(w, nonNull(x, 'DescribeProducersRequest.topics', version), flexible, (w, e) =>
+      writeDescribeProducersRequestTopicRequest(
+        w,
+        nonNull(e, 'DescribeProducersRequest.topics[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -116,16 +123,21 @@ export function readDescribeProducersRequestTopicRequest(
 export function writeDescribeProducersRequestTopicRequest(
   w: Writer,
   v: DescribeProducersRequestTopicRequest,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DescribeProducersRequestTopicRequest.name', version), flexible);
   }
   {
     const x = v.partitionIndexes;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'DescribeProducersRequestTopicRequest.partitionIndexes', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -66,7 +67,13 @@ export function writeDescribeProducersResponse(
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeDescribeProducersResponseTopicResponse(w, e, version));
+    writeArray(w, nonNull(x, 'DescribeProducersResponse.topics', version), flexible, (w, e) =>
+      writeDescribeProducersResponseTopicResponse(
+        w,
+        nonNull(e, 'DescribeProducersResponse.topics[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -135,11 +142,21 @@ export function writeDescribeProducersResponseTopicResponse(
   const flexible = true;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DescribeProducersResponseTopicResponse.name', version), flexible);
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeDescribeProducersResponsePartitionResponse(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'DescribeProducersResponseTopicResponse.partitions', version),
+      flexible,
+      (w, e) =>
+        writeDescribeProducersResponsePartitionResponse(
+          w,
+          nonNull(e, 'DescribeProducersResponseTopicResponse.partitions[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -234,7 +251,17 @@ export function writeDescribeProducersResponsePartitionResponse(
   }
   {
     const x = v.activeProducers;
-    writeArray(w, x, flexible, (w, e) => writeDescribeProducersResponseProducerState(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'DescribeProducersResponsePartitionResponse.activeProducers', version),
+      flexible,
+      (w, e) =>
+        writeDescribeProducersResponseProducerState(
+          w,
+          nonNull(e, 'DescribeProducersResponsePartitionResponse.activeProducers[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

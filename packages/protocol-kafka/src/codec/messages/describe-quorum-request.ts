@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -54,7 +55,9 @@ export function writeDescribeQuorumRequest(w: Writer, v: DescribeQuorumRequest, 
   const flexible = true;
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeDescribeQuorumRequestTopicData(w, e, version));
+    writeArray(w, nonNull(x, 'DescribeQuorumRequest.topics', version), flexible, (w, e) =>
+      writeDescribeQuorumRequestTopicData(w, nonNull(e, 'DescribeQuorumRequest.topics[]', version), version),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -122,11 +125,17 @@ export function writeDescribeQuorumRequestTopicData(
   const flexible = true;
   {
     const x = v.topicName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DescribeQuorumRequestTopicData.topicName', version), flexible);
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeDescribeQuorumRequestPartitionData(w, e, version));
+    writeArray(w, nonNull(x, 'DescribeQuorumRequestTopicData.partitions', version), flexible, (w, e) =>
+      writeDescribeQuorumRequestPartitionData(
+        w,
+        nonNull(e, 'DescribeQuorumRequestTopicData.partitions[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

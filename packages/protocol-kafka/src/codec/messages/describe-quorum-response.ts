@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -78,11 +79,19 @@ export function writeDescribeQuorumResponse(w: Writer, v: DescribeQuorumResponse
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeDescribeQuorumResponseTopicData(w, e, version));
+    writeArray(w, nonNull(x, 'DescribeQuorumResponse.topics', version), flexible, (w, e) =>
+      writeDescribeQuorumResponseTopicData(
+        w,
+        nonNull(e, 'DescribeQuorumResponse.topics[]', version),
+        version,
+      ),
+    );
   }
   if (version >= 2) {
     const x = v.nodes === undefined ? [] : v.nodes;
-    writeArray(w, x, flexible, (w, e) => writeDescribeQuorumResponseNode(w, e, version));
+    writeArray(w, nonNull(x, 'DescribeQuorumResponse.nodes', version), flexible, (w, e) =>
+      writeDescribeQuorumResponseNode(w, nonNull(e, 'DescribeQuorumResponse.nodes[]', version), version),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -159,11 +168,17 @@ export function writeDescribeQuorumResponseTopicData(
   const flexible = true;
   {
     const x = v.topicName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DescribeQuorumResponseTopicData.topicName', version), flexible);
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeDescribeQuorumResponsePartitionData(w, e, version));
+    writeArray(w, nonNull(x, 'DescribeQuorumResponseTopicData.partitions', version), flexible, (w, e) =>
+      writeDescribeQuorumResponsePartitionData(
+        w,
+        nonNull(e, 'DescribeQuorumResponseTopicData.partitions[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -289,11 +304,27 @@ export function writeDescribeQuorumResponsePartitionData(
   }
   {
     const x = v.currentVoters;
-    writeArray(w, x, flexible, (w, e) => writeDescribeQuorumResponseReplicaState(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'DescribeQuorumResponsePartitionData.currentVoters', version),
+      flexible,
+      (w, e) =>
+        writeDescribeQuorumResponseReplicaState(
+          w,
+          nonNull(e, 'DescribeQuorumResponsePartitionData.currentVoters[]', version),
+          version,
+        ),
+    );
   }
   {
     const x = v.observers;
-    writeArray(w, x, flexible, (w, e) => writeDescribeQuorumResponseReplicaState(w, e, version));
+    writeArray(w, nonNull(x, 'DescribeQuorumResponsePartitionData.observers', version), flexible, (w, e) =>
+      writeDescribeQuorumResponseReplicaState(
+        w,
+        nonNull(e, 'DescribeQuorumResponsePartitionData.observers[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -480,7 +511,13 @@ export function writeDescribeQuorumResponseNode(
   }
   if (version >= 2) {
     const x = v.listeners;
-    writeArray(w, x, flexible, (w, e) => writeDescribeQuorumResponseListener(w, e, version));
+    writeArray(w, nonNull(x, 'DescribeQuorumResponseNode.listeners', version), flexible, (w, e) =>
+      writeDescribeQuorumResponseListener(
+        w,
+        nonNull(e, 'DescribeQuorumResponseNode.listeners[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -554,11 +591,11 @@ export function writeDescribeQuorumResponseListener(
   const flexible = true;
   if (version >= 2) {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DescribeQuorumResponseListener.name', version), flexible);
   }
   if (version >= 2) {
     const x = v.host;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DescribeQuorumResponseListener.host', version), flexible);
   }
   if (version >= 2) {
     const x = v.port;

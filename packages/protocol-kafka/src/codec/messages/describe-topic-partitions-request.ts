@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -70,7 +71,13 @@ export function writeDescribeTopicPartitionsRequest(
   const flexible = true;
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeDescribeTopicPartitionsRequestTopicRequest(w, e, version));
+    writeArray(w, nonNull(x, 'DescribeTopicPartitionsRequest.topics', version), flexible, (w, e) =>
+      writeDescribeTopicPartitionsRequestTopicRequest(
+        w,
+        nonNull(e, 'DescribeTopicPartitionsRequest.topics[]', version),
+        version,
+      ),
+    );
   }
   {
     const x = v.responsePartitionLimit;
@@ -148,12 +155,12 @@ export function readDescribeTopicPartitionsRequestTopicRequest(
 export function writeDescribeTopicPartitionsRequestTopicRequest(
   w: Writer,
   v: DescribeTopicPartitionsRequestTopicRequest,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DescribeTopicPartitionsRequestTopicRequest.name', version), flexible);
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -217,12 +224,12 @@ export function readDescribeTopicPartitionsRequestCursor(
 export function writeDescribeTopicPartitionsRequestCursor(
   w: Writer,
   v: DescribeTopicPartitionsRequestCursor,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
     const x = v.topicName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DescribeTopicPartitionsRequestCursor.topicName', version), flexible);
   }
   {
     const x = v.partitionIndex;

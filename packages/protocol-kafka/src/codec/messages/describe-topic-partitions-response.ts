@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -76,7 +77,13 @@ export function writeDescribeTopicPartitionsResponse(
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeDescribeTopicPartitionsResponseTopic(w, e, version));
+    writeArray(w, nonNull(x, 'DescribeTopicPartitionsResponse.topics', version), flexible, (w, e) =>
+      writeDescribeTopicPartitionsResponseTopic(
+        w,
+        nonNull(e, 'DescribeTopicPartitionsResponse.topics[]', version),
+        version,
+      ),
+    );
   }
   {
     const x = v.nextCursor;
@@ -193,7 +200,13 @@ export function writeDescribeTopicPartitionsResponseTopic(
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeDescribeTopicPartitionsResponsePartition(w, e, version));
+    writeArray(w, nonNull(x, 'DescribeTopicPartitionsResponseTopic.partitions', version), flexible, (w, e) =>
+      writeDescribeTopicPartitionsResponsePartition(
+        w,
+        nonNull(e, 'DescribeTopicPartitionsResponseTopic.partitions[]', version),
+        version,
+      ),
+    );
   }
   {
     const x = v.topicAuthorizedOperations;
@@ -297,7 +310,7 @@ export function readDescribeTopicPartitionsResponsePartition(
 export function writeDescribeTopicPartitionsResponsePartition(
   w: Writer,
   v: DescribeTopicPartitionsResponsePartition,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
@@ -318,11 +331,21 @@ export function writeDescribeTopicPartitionsResponsePartition(
   }
   {
     const x = v.replicaNodes;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'DescribeTopicPartitionsResponsePartition.replicaNodes', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   {
     const x = v.isrNodes;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'DescribeTopicPartitionsResponsePartition.isrNodes', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   {
     const x = v.eligibleLeaderReplicas;
@@ -334,7 +357,12 @@ export function writeDescribeTopicPartitionsResponsePartition(
   }
   {
     const x = v.offlineReplicas;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'DescribeTopicPartitionsResponsePartition.offlineReplicas', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -418,12 +446,12 @@ export function readDescribeTopicPartitionsResponseCursor(
 export function writeDescribeTopicPartitionsResponseCursor(
   w: Writer,
   v: DescribeTopicPartitionsResponseCursor,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
     const x = v.topicName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DescribeTopicPartitionsResponseCursor.topicName', version), flexible);
   }
   {
     const x = v.partitionIndex;

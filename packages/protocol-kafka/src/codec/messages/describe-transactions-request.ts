@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -51,12 +52,14 @@ export function readDescribeTransactionsRequest(r: Reader, _version: number): De
 export function writeDescribeTransactionsRequest(
   w: Writer,
   v: DescribeTransactionsRequest,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
     const x = v.transactionalIds;
-    writeArray(w, x, flexible, (w, e) => w.writeNullableString(e, flexible));
+    writeArray(w, nonNull(x, 'DescribeTransactionsRequest.transactionalIds', version), flexible, (w, e) =>
+      w.writeNullableString(nonNull(e, 'DescribeTransactionsRequest.transactionalIds[]', version), flexible),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -70,7 +71,13 @@ export function writeDescribeTransactionsResponse(
   }
   {
     const x = v.transactionStates;
-    writeArray(w, x, flexible, (w, e) => writeDescribeTransactionsResponseTransactionState(w, e, version));
+    writeArray(w, nonNull(x, 'DescribeTransactionsResponse.transactionStates', version), flexible, (w, e) =>
+      writeDescribeTransactionsResponseTransactionState(
+        w,
+        nonNull(e, 'DescribeTransactionsResponse.transactionStates[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -167,11 +174,17 @@ export function writeDescribeTransactionsResponseTransactionState(
   }
   {
     const x = v.transactionalId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'DescribeTransactionsResponseTransactionState.transactionalId', version),
+      flexible,
+    );
   }
   {
     const x = v.transactionState;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'DescribeTransactionsResponseTransactionState.transactionState', version),
+      flexible,
+    );
   }
   {
     const x = v.transactionTimeoutMs;
@@ -191,7 +204,17 @@ export function writeDescribeTransactionsResponseTransactionState(
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeDescribeTransactionsResponseTopicData(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'DescribeTransactionsResponseTransactionState.topics', version),
+      flexible,
+      (w, e) =>
+        writeDescribeTransactionsResponseTopicData(
+          w,
+          nonNull(e, 'DescribeTransactionsResponseTransactionState.topics[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -268,16 +291,18 @@ export function readDescribeTransactionsResponseTopicData(
 export function writeDescribeTransactionsResponseTopicData(
   w: Writer,
   v: DescribeTransactionsResponseTopicData,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
     const x = v.topic;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DescribeTransactionsResponseTopicData.topic', version), flexible);
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(w, nonNull(x, 'DescribeTransactionsResponseTopicData.partitions', version), flexible, (w, e) =>
+      w.writeInt32(e),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -61,7 +62,13 @@ export function writeDescribeUserScramCredentialsRequest(
   const flexible = true;
   {
     const x = v.users;
-    writeArray(w, x, flexible, (w, e) => writeDescribeUserScramCredentialsRequestUserName(w, e, version));
+    writeArray(w, x, flexible, (w, e) =>
+      writeDescribeUserScramCredentialsRequestUserName(
+        w,
+        nonNull(e, 'DescribeUserScramCredentialsRequest.users[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -121,12 +128,12 @@ export function readDescribeUserScramCredentialsRequestUserName(
 export function writeDescribeUserScramCredentialsRequestUserName(
   w: Writer,
   v: DescribeUserScramCredentialsRequestUserName,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'DescribeUserScramCredentialsRequestUserName.name', version), flexible);
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -88,8 +89,12 @@ export function writeDescribeUserScramCredentialsResponse(
   }
   {
     const x = v.results;
-    writeArray(w, x, flexible, (w, e) =>
-      writeDescribeUserScramCredentialsResponseDescribeUserScramCredentialsResult(w, e, version),
+    writeArray(w, nonNull(x, 'DescribeUserScramCredentialsResponse.results', version), flexible, (w, e) =>
+      writeDescribeUserScramCredentialsResponseDescribeUserScramCredentialsResult(
+        w,
+        nonNull(e, 'DescribeUserScramCredentialsResponse.results[]', version),
+        version,
+      ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -180,7 +185,10 @@ export function writeDescribeUserScramCredentialsResponseDescribeUserScramCreden
   const flexible = true;
   {
     const x = v.user;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'DescribeUserScramCredentialsResponseDescribeUserScramCredentialsResult.user', version),
+      flexible,
+    );
   }
   {
     const x = v.errorCode;
@@ -192,8 +200,24 @@ export function writeDescribeUserScramCredentialsResponseDescribeUserScramCreden
   }
   {
     const x = v.credentialInfos;
-    writeArray(w, x, flexible, (w, e) =>
-      writeDescribeUserScramCredentialsResponseCredentialInfo(w, e, version),
+    writeArray(
+      w,
+      nonNull(
+        x,
+        'DescribeUserScramCredentialsResponseDescribeUserScramCredentialsResult.credentialInfos',
+        version,
+      ),
+      flexible,
+      (w, e) =>
+        writeDescribeUserScramCredentialsResponseCredentialInfo(
+          w,
+          nonNull(
+            e,
+            'DescribeUserScramCredentialsResponseDescribeUserScramCredentialsResult.credentialInfos[]',
+            version,
+          ),
+          version,
+        ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);

@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -68,7 +69,13 @@ export function writeElectLeadersRequest(w: Writer, v: ElectLeadersRequest, vers
   }
   {
     const x = v.topicPartitions;
-    writeArray(w, x, flexible, (w, e) => writeElectLeadersRequestTopicPartitions(w, e, version));
+    writeArray(w, x, flexible, (w, e) =>
+      writeElectLeadersRequestTopicPartitions(
+        w,
+        nonNull(e, 'ElectLeadersRequest.topicPartitions[]', version),
+        version,
+      ),
+    );
   }
   {
     const x = v.timeoutMs;
@@ -140,11 +147,13 @@ export function writeElectLeadersRequestTopicPartitions(
   const flexible = version >= 2;
   {
     const x = v.topic;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ElectLeadersRequestTopicPartitions.topic', version), flexible);
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(w, nonNull(x, 'ElectLeadersRequestTopicPartitions.partitions', version), flexible, (w, e) =>
+      w.writeInt32(e),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -74,7 +75,13 @@ export function writeElectLeadersResponse(w: Writer, v: ElectLeadersResponse, ve
   }
   {
     const x = v.replicaElectionResults;
-    writeArray(w, x, flexible, (w, e) => writeElectLeadersResponseReplicaElectionResult(w, e, version));
+    writeArray(w, nonNull(x, 'ElectLeadersResponse.replicaElectionResults', version), flexible, (w, e) =>
+      writeElectLeadersResponseReplicaElectionResult(
+        w,
+        nonNull(e, 'ElectLeadersResponse.replicaElectionResults[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -144,11 +151,21 @@ export function writeElectLeadersResponseReplicaElectionResult(
   const flexible = version >= 2;
   {
     const x = v.topic;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ElectLeadersResponseReplicaElectionResult.topic', version), flexible);
   }
   {
     const x = v.partitionResult;
-    writeArray(w, x, flexible, (w, e) => writeElectLeadersResponsePartitionResult(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'ElectLeadersResponseReplicaElectionResult.partitionResult', version),
+      flexible,
+      (w, e) =>
+        writeElectLeadersResponsePartitionResult(
+          w,
+          nonNull(e, 'ElectLeadersResponseReplicaElectionResult.partitionResult[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

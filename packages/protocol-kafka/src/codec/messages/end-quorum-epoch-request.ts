@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -72,11 +73,19 @@ export function writeEndQuorumEpochRequest(w: Writer, v: EndQuorumEpochRequest, 
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeEndQuorumEpochRequestTopicData(w, e, version));
+    writeArray(w, nonNull(x, 'EndQuorumEpochRequest.topics', version), flexible, (w, e) =>
+      writeEndQuorumEpochRequestTopicData(w, nonNull(e, 'EndQuorumEpochRequest.topics[]', version), version),
+    );
   }
   if (version >= 1) {
     const x = v.leaderEndpoints === undefined ? [] : v.leaderEndpoints;
-    writeArray(w, x, flexible, (w, e) => writeEndQuorumEpochRequestLeaderEndpoint(w, e, version));
+    writeArray(w, nonNull(x, 'EndQuorumEpochRequest.leaderEndpoints', version), flexible, (w, e) =>
+      writeEndQuorumEpochRequestLeaderEndpoint(
+        w,
+        nonNull(e, 'EndQuorumEpochRequest.leaderEndpoints[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -152,11 +161,17 @@ export function writeEndQuorumEpochRequestTopicData(
   const flexible = version >= 1;
   {
     const x = v.topicName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'EndQuorumEpochRequestTopicData.topicName', version), flexible);
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeEndQuorumEpochRequestPartitionData(w, e, version));
+    writeArray(w, nonNull(x, 'EndQuorumEpochRequestTopicData.partitions', version), flexible, (w, e) =>
+      writeEndQuorumEpochRequestPartitionData(
+        w,
+        nonNull(e, 'EndQuorumEpochRequestTopicData.partitions[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -258,11 +273,26 @@ export function writeEndQuorumEpochRequestPartitionData(
   }
   if (version <= 0) {
     const x = v.preferredSuccessors === undefined ? [] : v.preferredSuccessors;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'EndQuorumEpochRequestPartitionData.preferredSuccessors', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   if (version >= 1) {
     const x = v.preferredCandidates === undefined ? [] : v.preferredCandidates;
-    writeArray(w, x, flexible, (w, e) => writeEndQuorumEpochRequestReplicaInfo(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'EndQuorumEpochRequestPartitionData.preferredCandidates', version),
+      flexible,
+      (w, e) =>
+        writeEndQuorumEpochRequestReplicaInfo(
+          w,
+          nonNull(e, 'EndQuorumEpochRequestPartitionData.preferredCandidates[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -418,11 +448,11 @@ export function writeEndQuorumEpochRequestLeaderEndpoint(
   const flexible = version >= 1;
   if (version >= 1) {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'EndQuorumEpochRequestLeaderEndpoint.name', version), flexible);
   }
   if (version >= 1) {
     const x = v.host;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'EndQuorumEpochRequestLeaderEndpoint.host', version), flexible);
   }
   if (version >= 1) {
     const x = v.port;

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -73,7 +74,13 @@ function tagsEndQuorumEpochResponse(v: EndQuorumEpochResponse, version: number):
         tag: 0,
         size: arraySize(x, flexible, (e) => sizeEndQuorumEpochResponseNodeEndpoint(e, version)),
         write: (w) => {
-          writeArray(w, x, flexible, (w, e) => writeEndQuorumEpochResponseNodeEndpoint(w, e, version));
+          writeArray(w, nonNull(x, 'EndQuorumEpochResponse.nodeEndpoints', version), flexible, (w, e) =>
+            writeEndQuorumEpochResponseNodeEndpoint(
+              w,
+              nonNull(e, 'EndQuorumEpochResponse.nodeEndpoints[]', version),
+              version,
+            ),
+          );
         },
       });
     }
@@ -89,7 +96,13 @@ export function writeEndQuorumEpochResponse(w: Writer, v: EndQuorumEpochResponse
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeEndQuorumEpochResponseTopicData(w, e, version));
+    writeArray(w, nonNull(x, 'EndQuorumEpochResponse.topics', version), flexible, (w, e) =>
+      writeEndQuorumEpochResponseTopicData(
+        w,
+        nonNull(e, 'EndQuorumEpochResponse.topics[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(tagsEndQuorumEpochResponse(v, version), v.unknownTaggedFields);
 }
@@ -158,11 +171,17 @@ export function writeEndQuorumEpochResponseTopicData(
   const flexible = version >= 1;
   {
     const x = v.topicName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'EndQuorumEpochResponseTopicData.topicName', version), flexible);
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeEndQuorumEpochResponsePartitionData(w, e, version));
+    writeArray(w, nonNull(x, 'EndQuorumEpochResponseTopicData.partitions', version), flexible, (w, e) =>
+      writeEndQuorumEpochResponsePartitionData(
+        w,
+        nonNull(e, 'EndQuorumEpochResponseTopicData.partitions[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -335,7 +354,7 @@ export function writeEndQuorumEpochResponseNodeEndpoint(
   }
   if (version >= 1) {
     const x = v.host;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'EndQuorumEpochResponseNodeEndpoint.host', version), flexible);
   }
   if (version >= 1) {
     const x = v.port;

@@ -2,6 +2,7 @@
 
 import {
   NO_TAGS,
+  nonNull,
   stringSize,
   taggedFieldsSize,
   type MessageCodec,
@@ -61,7 +62,7 @@ export function writeEndTxnRequest(w: Writer, v: EndTxnRequest, version: number)
   const flexible = version >= 3;
   {
     const x = v.transactionalId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'EndTxnRequest.transactionalId', version), flexible);
   }
   {
     const x = v.producerId;

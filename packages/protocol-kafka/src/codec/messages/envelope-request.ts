@@ -3,6 +3,7 @@
 import {
   bytesSize,
   NO_TAGS,
+  nonNull,
   taggedFieldsSize,
   type MessageCodec,
   type Reader,
@@ -53,11 +54,11 @@ export function readEnvelopeRequest(r: Reader, _version: number): EnvelopeReques
   return v;
 }
 
-export function writeEnvelopeRequest(w: Writer, v: EnvelopeRequest, _version: number): void {
+export function writeEnvelopeRequest(w: Writer, v: EnvelopeRequest, version: number): void {
   const flexible = true;
   {
     const x = v.requestData;
-    w.writeNullableBytes(x, flexible);
+    w.writeNullableBytes(nonNull(x, 'EnvelopeRequest.requestData', version), flexible);
   }
   {
     const x = v.requestPrincipal;
@@ -65,7 +66,7 @@ export function writeEnvelopeRequest(w: Writer, v: EnvelopeRequest, _version: nu
   }
   {
     const x = v.clientHostAddress;
-    w.writeNullableBytes(x, flexible);
+    w.writeNullableBytes(nonNull(x, 'EnvelopeRequest.clientHostAddress', version), flexible);
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   bytesSize,
   NO_TAGS,
+  nonNull,
   taggedFieldsSize,
   type MessageCodec,
   type Reader,
@@ -57,7 +58,7 @@ export function writeExpireDelegationTokenRequest(
   const flexible = version >= 2;
   {
     const x = v.hmac;
-    w.writeNullableBytes(x, flexible);
+    w.writeNullableBytes(nonNull(x, 'ExpireDelegationTokenRequest.hmac', version), flexible);
   }
   {
     const x = v.expiryTimePeriodMs;

@@ -5,6 +5,7 @@ import {
   deepEqual,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -132,7 +133,7 @@ function tagsFetchRequest(v: FetchRequest, version: number): TaggedWrite[] {
         tag: 1,
         size: sizeFetchRequestReplicaState(x, version),
         write: (w) => {
-          writeFetchRequestReplicaState(w, x, version);
+          writeFetchRequestReplicaState(w, nonNull(x, 'FetchRequest.replicaState', version), version);
         },
       });
     }
@@ -172,15 +173,19 @@ export function writeFetchRequest(w: Writer, v: FetchRequest, version: number): 
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeFetchRequestFetchTopic(w, e, version));
+    writeArray(w, nonNull(x, 'FetchRequest.topics', version), flexible, (w, e) =>
+      writeFetchRequestFetchTopic(w, nonNull(e, 'FetchRequest.topics[]', version), version),
+    );
   }
   if (version >= 7) {
     const x = v.forgottenTopicsData === undefined ? [] : v.forgottenTopicsData;
-    writeArray(w, x, flexible, (w, e) => writeFetchRequestForgottenTopic(w, e, version));
+    writeArray(w, nonNull(x, 'FetchRequest.forgottenTopicsData', version), flexible, (w, e) =>
+      writeFetchRequestForgottenTopic(w, nonNull(e, 'FetchRequest.forgottenTopicsData[]', version), version),
+    );
   }
   if (version >= 11) {
     const x = v.rackId === undefined ? '' : v.rackId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'FetchRequest.rackId', version), flexible);
   }
   if (flexible) w.writeTaggedFields(tagsFetchRequest(v, version), v.unknownTaggedFields);
 }
@@ -325,7 +330,7 @@ export function writeFetchRequestFetchTopic(w: Writer, v: FetchRequestFetchTopic
   const flexible = version >= 12;
   if (version <= 12) {
     const x = v.topic === undefined ? '' : v.topic;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'FetchRequestFetchTopic.topic', version), flexible);
   }
   if (version >= 13) {
     const x = v.topicId === undefined ? ZERO_UUID : v.topicId;
@@ -333,7 +338,9 @@ export function writeFetchRequestFetchTopic(w: Writer, v: FetchRequestFetchTopic
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeFetchRequestFetchPartition(w, e, version));
+    writeArray(w, nonNull(x, 'FetchRequestFetchTopic.partitions', version), flexible, (w, e) =>
+      writeFetchRequestFetchPartition(w, nonNull(e, 'FetchRequestFetchTopic.partitions[]', version), version),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -535,7 +542,7 @@ export function writeFetchRequestForgottenTopic(
   const flexible = version >= 12;
   if (version >= 7 && version <= 12) {
     const x = v.topic === undefined ? '' : v.topic;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'FetchRequestForgottenTopic.topic', version), flexible);
   }
   if (version >= 13) {
     const x = v.topicId === undefined ? ZERO_UUID : v.topicId;
@@ -543,7 +550,9 @@ export function writeFetchRequestForgottenTopic(
   }
   if (version >= 7) {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(w, nonNull(x, 'FetchRequestForgottenTopic.partitions', version), flexible, (w, e) =>
+      w.writeInt32(e),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

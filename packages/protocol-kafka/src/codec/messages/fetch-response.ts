@@ -4,6 +4,7 @@ import {
   arraySize,
   deepEqual,
   NO_TAGS,
+  nonNull,
   readArray,
   recordsSize,
   stringSize,
@@ -87,7 +88,9 @@ function tagsFetchResponse(v: FetchResponse<Records>, version: number): TaggedWr
         tag: 0,
         size: arraySize(x, flexible, (e) => sizeFetchResponseNodeEndpoint(e, version)),
         write: (w) => {
-          writeArray(w, x, flexible, (w, e) => writeFetchResponseNodeEndpoint(w, e, version));
+          writeArray(w, nonNull(x, 'FetchResponse.nodeEndpoints', version), flexible, (w, e) =>
+            writeFetchResponseNodeEndpoint(w, nonNull(e, 'FetchResponse.nodeEndpoints[]', version), version),
+          );
         },
       });
     }
@@ -111,7 +114,9 @@ export function writeFetchResponse(w: Writer, v: FetchResponse<Records>, version
   }
   {
     const x = v.responses;
-    writeArray(w, x, flexible, (w, e) => writeFetchResponseFetchableTopicResponse(w, e, version));
+    writeArray(w, nonNull(x, 'FetchResponse.responses', version), flexible, (w, e) =>
+      writeFetchResponseFetchableTopicResponse(w, nonNull(e, 'FetchResponse.responses[]', version), version),
+    );
   }
   if (flexible) w.writeTaggedFields(tagsFetchResponse(v, version), v.unknownTaggedFields);
 }
@@ -189,7 +194,7 @@ export function writeFetchResponseFetchableTopicResponse(
   const flexible = version >= 12;
   if (version <= 12) {
     const x = v.topic === undefined ? '' : v.topic;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'FetchResponseFetchableTopicResponse.topic', version), flexible);
   }
   if (version >= 13) {
     const x = v.topicId === undefined ? ZERO_UUID : v.topicId;
@@ -197,7 +202,13 @@ export function writeFetchResponseFetchableTopicResponse(
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeFetchResponsePartitionData(w, e, version));
+    writeArray(w, nonNull(x, 'FetchResponseFetchableTopicResponse.partitions', version), flexible, (w, e) =>
+      writeFetchResponsePartitionData(
+        w,
+        nonNull(e, 'FetchResponseFetchableTopicResponse.partitions[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -322,7 +333,11 @@ function tagsFetchResponsePartitionData(
         tag: 0,
         size: sizeFetchResponseEpochEndOffset(x, version),
         write: (w) => {
-          writeFetchResponseEpochEndOffset(w, x, version);
+          writeFetchResponseEpochEndOffset(
+            w,
+            nonNull(x, 'FetchResponsePartitionData.divergingEpoch', version),
+            version,
+          );
         },
       });
     }
@@ -334,7 +349,11 @@ function tagsFetchResponsePartitionData(
         tag: 1,
         size: sizeFetchResponseLeaderIdAndEpoch(x, version),
         write: (w) => {
-          writeFetchResponseLeaderIdAndEpoch(w, x, version);
+          writeFetchResponseLeaderIdAndEpoch(
+            w,
+            nonNull(x, 'FetchResponsePartitionData.currentLeader', version),
+            version,
+          );
         },
       });
     }
@@ -346,7 +365,11 @@ function tagsFetchResponsePartitionData(
         tag: 2,
         size: sizeFetchResponseSnapshotId(x, version),
         write: (w) => {
-          writeFetchResponseSnapshotId(w, x, version);
+          writeFetchResponseSnapshotId(
+            w,
+            nonNull(x, 'FetchResponsePartitionData.snapshotId', version),
+            version,
+          );
         },
       });
     }
@@ -382,7 +405,13 @@ export function writeFetchResponsePartitionData(
   }
   if (version >= 4) {
     const x = v.abortedTransactions === undefined ? [] : v.abortedTransactions;
-    writeArray(w, x, flexible, (w, e) => writeFetchResponseAbortedTransaction(w, e, version));
+    writeArray(w, x, flexible, (w, e) =>
+      writeFetchResponseAbortedTransaction(
+        w,
+        nonNull(e, 'FetchResponsePartitionData.abortedTransactions[]', version),
+        version,
+      ),
+    );
   }
   if (version >= 11) {
     const x = v.preferredReadReplica === undefined ? -1 : v.preferredReadReplica;
@@ -750,7 +779,7 @@ export function writeFetchResponseNodeEndpoint(
   }
   if (version >= 16) {
     const x = v.host;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'FetchResponseNodeEndpoint.host', version), flexible);
   }
   if (version >= 16) {
     const x = v.port;

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -96,7 +97,13 @@ export function writeFetchSnapshotRequest(w: Writer, v: FetchSnapshotRequest, ve
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeFetchSnapshotRequestTopicSnapshot(w, e, version));
+    writeArray(w, nonNull(x, 'FetchSnapshotRequest.topics', version), flexible, (w, e) =>
+      writeFetchSnapshotRequestTopicSnapshot(
+        w,
+        nonNull(e, 'FetchSnapshotRequest.topics[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(tagsFetchSnapshotRequest(v, version), v.unknownTaggedFields);
 }
@@ -166,11 +173,17 @@ export function writeFetchSnapshotRequestTopicSnapshot(
   const flexible = true;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'FetchSnapshotRequestTopicSnapshot.name', version), flexible);
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeFetchSnapshotRequestPartitionSnapshot(w, e, version));
+    writeArray(w, nonNull(x, 'FetchSnapshotRequestTopicSnapshot.partitions', version), flexible, (w, e) =>
+      writeFetchSnapshotRequestPartitionSnapshot(
+        w,
+        nonNull(e, 'FetchSnapshotRequestTopicSnapshot.partitions[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -285,7 +298,11 @@ export function writeFetchSnapshotRequestPartitionSnapshot(
   }
   {
     const x = v.snapshotId;
-    writeFetchSnapshotRequestSnapshotId(w, x, version);
+    writeFetchSnapshotRequestSnapshotId(
+      w,
+      nonNull(x, 'FetchSnapshotRequestPartitionSnapshot.snapshotId', version),
+      version,
+    );
   }
   {
     const x = v.position;

@@ -4,6 +4,7 @@ import {
   arraySize,
   deepEqual,
   NO_TAGS,
+  nonNull,
   readArray,
   recordsSize,
   stringSize,
@@ -81,7 +82,13 @@ function tagsFetchSnapshotResponse(v: FetchSnapshotResponse<Records>, version: n
         tag: 0,
         size: arraySize(x, flexible, (e) => sizeFetchSnapshotResponseNodeEndpoint(e, version)),
         write: (w) => {
-          writeArray(w, x, flexible, (w, e) => writeFetchSnapshotResponseNodeEndpoint(w, e, version));
+          writeArray(w, nonNull(x, 'FetchSnapshotResponse.nodeEndpoints', version), flexible, (w, e) =>
+            writeFetchSnapshotResponseNodeEndpoint(
+              w,
+              nonNull(e, 'FetchSnapshotResponse.nodeEndpoints[]', version),
+              version,
+            ),
+          );
         },
       });
     }
@@ -105,7 +112,13 @@ export function writeFetchSnapshotResponse(
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeFetchSnapshotResponseTopicSnapshot(w, e, version));
+    writeArray(w, nonNull(x, 'FetchSnapshotResponse.topics', version), flexible, (w, e) =>
+      writeFetchSnapshotResponseTopicSnapshot(
+        w,
+        nonNull(e, 'FetchSnapshotResponse.topics[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(tagsFetchSnapshotResponse(v, version), v.unknownTaggedFields);
 }
@@ -176,11 +189,17 @@ export function writeFetchSnapshotResponseTopicSnapshot(
   const flexible = true;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'FetchSnapshotResponseTopicSnapshot.name', version), flexible);
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeFetchSnapshotResponsePartitionSnapshot(w, e, version));
+    writeArray(w, nonNull(x, 'FetchSnapshotResponseTopicSnapshot.partitions', version), flexible, (w, e) =>
+      writeFetchSnapshotResponsePartitionSnapshot(
+        w,
+        nonNull(e, 'FetchSnapshotResponseTopicSnapshot.partitions[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -281,7 +300,11 @@ function tagsFetchSnapshotResponsePartitionSnapshot(
         tag: 0,
         size: sizeFetchSnapshotResponseLeaderIdAndEpoch(x, version),
         write: (w) => {
-          writeFetchSnapshotResponseLeaderIdAndEpoch(w, x, version);
+          writeFetchSnapshotResponseLeaderIdAndEpoch(
+            w,
+            nonNull(x, 'FetchSnapshotResponsePartitionSnapshot.currentLeader', version),
+            version,
+          );
         },
       });
     }
@@ -305,7 +328,11 @@ export function writeFetchSnapshotResponsePartitionSnapshot(
   }
   {
     const x = v.snapshotId;
-    writeFetchSnapshotResponseSnapshotId(w, x, version);
+    writeFetchSnapshotResponseSnapshotId(
+      w,
+      nonNull(x, 'FetchSnapshotResponsePartitionSnapshot.snapshotId', version),
+      version,
+    );
   }
   {
     const x = v.size;
@@ -317,7 +344,10 @@ export function writeFetchSnapshotResponsePartitionSnapshot(
   }
   {
     const x = v.unalignedRecords;
-    w.writeNullableRecords(x, flexible);
+    w.writeNullableRecords(
+      nonNull(x, 'FetchSnapshotResponsePartitionSnapshot.unalignedRecords', version),
+      flexible,
+    );
   }
   if (flexible)
     w.writeTaggedFields(tagsFetchSnapshotResponsePartitionSnapshot(v, version), v.unknownTaggedFields);
@@ -549,7 +579,7 @@ export function writeFetchSnapshotResponseNodeEndpoint(
   }
   if (version >= 1) {
     const x = v.host;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'FetchSnapshotResponseNodeEndpoint.host', version), flexible);
   }
   if (version >= 1) {
     const x = v.port;

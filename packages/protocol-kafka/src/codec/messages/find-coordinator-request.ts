@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -63,7 +64,7 @@ export function writeFindCoordinatorRequest(w: Writer, v: FindCoordinatorRequest
   const flexible = version >= 3;
   if (version <= 3) {
     const x = v.key === undefined ? '' : v.key;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'FindCoordinatorRequest.key', version), flexible);
   }
   if (version >= 1) {
     const x = v.keyType === undefined ? 0 : v.keyType;
@@ -71,7 +72,9 @@ export function writeFindCoordinatorRequest(w: Writer, v: FindCoordinatorRequest
   }
   if (version >= 4) {
     const x = v.coordinatorKeys === undefined ? [] : v.coordinatorKeys;
-    writeArray(w, x, flexible, (w, e) => w.writeNullableString(e, flexible));
+    writeArray(w, nonNull(x, 'FindCoordinatorRequest.coordinatorKeys', version), flexible, (w, e) =>
+      w.writeNullableString(nonNull(e, 'FindCoordinatorRequest.coordinatorKeys[]', version), flexible),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

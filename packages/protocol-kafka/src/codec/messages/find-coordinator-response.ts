@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -102,7 +103,7 @@ export function writeFindCoordinatorResponse(w: Writer, v: FindCoordinatorRespon
   }
   if (version <= 3) {
     const x = v.host === undefined ? '' : v.host;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'FindCoordinatorResponse.host', version), flexible);
   }
   if (version <= 3) {
     const x = v.port === undefined ? 0 : v.port;
@@ -110,7 +111,13 @@ export function writeFindCoordinatorResponse(w: Writer, v: FindCoordinatorRespon
   }
   if (version >= 4) {
     const x = v.coordinators === undefined ? [] : v.coordinators;
-    writeArray(w, x, flexible, (w, e) => writeFindCoordinatorResponseCoordinator(w, e, version));
+    writeArray(w, nonNull(x, 'FindCoordinatorResponse.coordinators', version), flexible, (w, e) =>
+      writeFindCoordinatorResponseCoordinator(
+        w,
+        nonNull(e, 'FindCoordinatorResponse.coordinators[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -210,7 +217,7 @@ export function writeFindCoordinatorResponseCoordinator(
   const flexible = version >= 3;
   if (version >= 4) {
     const x = v.key;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'FindCoordinatorResponseCoordinator.key', version), flexible);
   }
   if (version >= 4) {
     const x = v.nodeId;
@@ -218,7 +225,7 @@ export function writeFindCoordinatorResponseCoordinator(
   }
   if (version >= 4) {
     const x = v.host;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'FindCoordinatorResponseCoordinator.host', version), flexible);
   }
   if (version >= 4) {
     const x = v.port;

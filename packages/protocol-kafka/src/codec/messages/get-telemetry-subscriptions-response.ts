@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -88,7 +89,7 @@ export function readGetTelemetrySubscriptionsResponse(
 export function writeGetTelemetrySubscriptionsResponse(
   w: Writer,
   v: GetTelemetrySubscriptionsResponse,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
@@ -109,7 +110,12 @@ export function writeGetTelemetrySubscriptionsResponse(
   }
   {
     const x = v.acceptedCompressionTypes;
-    writeArray(w, x, flexible, (w, e) => w.writeInt8(e));
+    writeArray(
+      w,
+      nonNull(x, 'GetTelemetrySubscriptionsResponse.acceptedCompressionTypes', version),
+      flexible,
+      (w, e) => w.writeInt8(e),
+    );
   }
   {
     const x = v.pushIntervalMs;
@@ -125,7 +131,16 @@ export function writeGetTelemetrySubscriptionsResponse(
   }
   {
     const x = v.requestedMetrics;
-    writeArray(w, x, flexible, (w, e) => w.writeNullableString(e, flexible));
+    writeArray(
+      w,
+      nonNull(x, 'GetTelemetrySubscriptionsResponse.requestedMetrics', version),
+      flexible,
+      (w, e) =>
+        w.writeNullableString(
+          nonNull(e, 'GetTelemetrySubscriptionsResponse.requestedMetrics[]', version),
+          flexible,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

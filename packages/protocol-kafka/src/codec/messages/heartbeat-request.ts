@@ -2,6 +2,7 @@
 
 import {
   NO_TAGS,
+  nonNull,
   stringSize,
   taggedFieldsSize,
   type MessageCodec,
@@ -62,7 +63,7 @@ export function writeHeartbeatRequest(w: Writer, v: HeartbeatRequest, version: n
   const flexible = version >= 4;
   {
     const x = v.groupId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'HeartbeatRequest.groupId', version), flexible);
   }
   {
     const x = v.generationId;
@@ -70,7 +71,7 @@ export function writeHeartbeatRequest(w: Writer, v: HeartbeatRequest, version: n
   }
   {
     const x = v.memberId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'HeartbeatRequest.memberId', version), flexible);
   }
   if (version >= 3) {
     const x = v.groupInstanceId === undefined ? null : v.groupInstanceId;

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -68,8 +69,12 @@ export function writeIncrementalAlterConfigsRequest(
   const flexible = version >= 1;
   {
     const x = v.resources;
-    writeArray(w, x, flexible, (w, e) =>
-      writeIncrementalAlterConfigsRequestAlterConfigsResource(w, e, version),
+    writeArray(w, nonNull(x, 'IncrementalAlterConfigsRequest.resources', version), flexible, (w, e) =>
+      writeIncrementalAlterConfigsRequestAlterConfigsResource(
+        w,
+        nonNull(e, 'IncrementalAlterConfigsRequest.resources[]', version),
+        version,
+      ),
     );
   }
   {
@@ -154,11 +159,24 @@ export function writeIncrementalAlterConfigsRequestAlterConfigsResource(
   }
   {
     const x = v.resourceName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'IncrementalAlterConfigsRequestAlterConfigsResource.resourceName', version),
+      flexible,
+    );
   }
   {
     const x = v.configs;
-    writeArray(w, x, flexible, (w, e) => writeIncrementalAlterConfigsRequestAlterableConfig(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'IncrementalAlterConfigsRequestAlterConfigsResource.configs', version),
+      flexible,
+      (w, e) =>
+        writeIncrementalAlterConfigsRequestAlterableConfig(
+          w,
+          nonNull(e, 'IncrementalAlterConfigsRequestAlterConfigsResource.configs[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -236,7 +254,10 @@ export function writeIncrementalAlterConfigsRequestAlterableConfig(
   const flexible = version >= 1;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'IncrementalAlterConfigsRequestAlterableConfig.name', version),
+      flexible,
+    );
   }
   {
     const x = v.configOperation;

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -72,8 +73,12 @@ export function writeIncrementalAlterConfigsResponse(
   }
   {
     const x = v.responses;
-    writeArray(w, x, flexible, (w, e) =>
-      writeIncrementalAlterConfigsResponseAlterConfigsResourceResponse(w, e, version),
+    writeArray(w, nonNull(x, 'IncrementalAlterConfigsResponse.responses', version), flexible, (w, e) =>
+      writeIncrementalAlterConfigsResponseAlterConfigsResourceResponse(
+        w,
+        nonNull(e, 'IncrementalAlterConfigsResponse.responses[]', version),
+        version,
+      ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -166,7 +171,10 @@ export function writeIncrementalAlterConfigsResponseAlterConfigsResourceResponse
   }
   {
     const x = v.resourceName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'IncrementalAlterConfigsResponseAlterConfigsResourceResponse.resourceName', version),
+      flexible,
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -66,12 +67,16 @@ export function writeInitializeShareGroupStateRequest(
   const flexible = true;
   {
     const x = v.groupId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'InitializeShareGroupStateRequest.groupId', version), flexible);
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) =>
-      writeInitializeShareGroupStateRequestInitializeStateData(w, e, version),
+    writeArray(w, nonNull(x, 'InitializeShareGroupStateRequest.topics', version), flexible, (w, e) =>
+      writeInitializeShareGroupStateRequestInitializeStateData(
+        w,
+        nonNull(e, 'InitializeShareGroupStateRequest.topics[]', version),
+        version,
+      ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -153,7 +158,17 @@ export function writeInitializeShareGroupStateRequestInitializeStateData(
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeInitializeShareGroupStateRequestPartitionData(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'InitializeShareGroupStateRequestInitializeStateData.partitions', version),
+      flexible,
+      (w, e) =>
+        writeInitializeShareGroupStateRequestPartitionData(
+          w,
+          nonNull(e, 'InitializeShareGroupStateRequestInitializeStateData.partitions[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -65,8 +66,12 @@ export function writeInitializeShareGroupStateResponse(
   const flexible = true;
   {
     const x = v.results;
-    writeArray(w, x, flexible, (w, e) =>
-      writeInitializeShareGroupStateResponseInitializeStateResult(w, e, version),
+    writeArray(w, nonNull(x, 'InitializeShareGroupStateResponse.results', version), flexible, (w, e) =>
+      writeInitializeShareGroupStateResponseInitializeStateResult(
+        w,
+        nonNull(e, 'InitializeShareGroupStateResponse.results[]', version),
+        version,
+      ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -147,8 +152,16 @@ export function writeInitializeShareGroupStateResponseInitializeStateResult(
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) =>
-      writeInitializeShareGroupStateResponsePartitionResult(w, e, version),
+    writeArray(
+      w,
+      nonNull(x, 'InitializeShareGroupStateResponseInitializeStateResult.partitions', version),
+      flexible,
+      (w, e) =>
+        writeInitializeShareGroupStateResponsePartitionResult(
+          w,
+          nonNull(e, 'InitializeShareGroupStateResponseInitializeStateResult.partitions[]', version),
+          version,
+        ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);

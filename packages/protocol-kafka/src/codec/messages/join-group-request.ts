@@ -4,6 +4,7 @@ import {
   arraySize,
   bytesSize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -86,7 +87,7 @@ export function writeJoinGroupRequest(w: Writer, v: JoinGroupRequest, version: n
   const flexible = version >= 6;
   {
     const x = v.groupId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'JoinGroupRequest.groupId', version), flexible);
   }
   {
     const x = v.sessionTimeoutMs;
@@ -98,7 +99,7 @@ export function writeJoinGroupRequest(w: Writer, v: JoinGroupRequest, version: n
   }
   {
     const x = v.memberId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'JoinGroupRequest.memberId', version), flexible);
   }
   if (version >= 5) {
     const x = v.groupInstanceId === undefined ? null : v.groupInstanceId;
@@ -106,11 +107,13 @@ export function writeJoinGroupRequest(w: Writer, v: JoinGroupRequest, version: n
   }
   {
     const x = v.protocolType;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'JoinGroupRequest.protocolType', version), flexible);
   }
   {
     const x = v.protocols;
-    writeArray(w, x, flexible, (w, e) => writeJoinGroupRequestProtocol(w, e, version));
+    writeArray(w, nonNull(x, 'JoinGroupRequest.protocols', version), flexible, (w, e) =>
+      writeJoinGroupRequestProtocol(w, nonNull(e, 'JoinGroupRequest.protocols[]', version), version),
+    );
   }
   if (version >= 8) {
     const x = v.reason === undefined ? null : v.reason;
@@ -195,11 +198,11 @@ export function writeJoinGroupRequestProtocol(w: Writer, v: JoinGroupRequestProt
   const flexible = version >= 6;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'JoinGroupRequestProtocol.name', version), flexible);
   }
   {
     const x = v.metadata;
-    w.writeNullableBytes(x, flexible);
+    w.writeNullableBytes(nonNull(x, 'JoinGroupRequestProtocol.metadata', version), flexible);
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -4,6 +4,7 @@ import {
   arraySize,
   bytesSize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -107,11 +108,11 @@ export function writeJoinGroupResponse(w: Writer, v: JoinGroupResponse, version:
   }
   {
     const x = v.protocolName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(version >= 7 ? x : nonNull(x, 'JoinGroupResponse.protocolName', version), flexible);
   }
   {
     const x = v.leader;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'JoinGroupResponse.leader', version), flexible);
   }
   if (version >= 9) {
     const x = v.skipAssignment === undefined ? false : v.skipAssignment;
@@ -119,11 +120,13 @@ export function writeJoinGroupResponse(w: Writer, v: JoinGroupResponse, version:
   }
   {
     const x = v.memberId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'JoinGroupResponse.memberId', version), flexible);
   }
   {
     const x = v.members;
-    writeArray(w, x, flexible, (w, e) => writeJoinGroupResponseMember(w, e, version));
+    writeArray(w, nonNull(x, 'JoinGroupResponse.members', version), flexible, (w, e) =>
+      writeJoinGroupResponseMember(w, nonNull(e, 'JoinGroupResponse.members[]', version), version),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -207,7 +210,7 @@ export function writeJoinGroupResponseMember(w: Writer, v: JoinGroupResponseMemb
   const flexible = version >= 6;
   {
     const x = v.memberId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'JoinGroupResponseMember.memberId', version), flexible);
   }
   if (version >= 5) {
     const x = v.groupInstanceId === undefined ? null : v.groupInstanceId;
@@ -215,7 +218,7 @@ export function writeJoinGroupResponseMember(w: Writer, v: JoinGroupResponseMemb
   }
   {
     const x = v.metadata;
-    w.writeNullableBytes(x, flexible);
+    w.writeNullableBytes(nonNull(x, 'JoinGroupResponseMember.metadata', version), flexible);
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

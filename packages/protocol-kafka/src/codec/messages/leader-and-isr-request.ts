@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -115,15 +116,33 @@ export function writeLeaderAndIsrRequest(w: Writer, v: LeaderAndIsrRequest, vers
   }
   if (version <= 1) {
     const x = v.ungroupedPartitionStates === undefined ? [] : v.ungroupedPartitionStates;
-    writeArray(w, x, flexible, (w, e) => writeLeaderAndIsrRequestLeaderAndIsrPartitionState(w, e, version));
+    writeArray(w, nonNull(x, 'LeaderAndIsrRequest.ungroupedPartitionStates', version), flexible, (w, e) =>
+      writeLeaderAndIsrRequestLeaderAndIsrPartitionState(
+        w,
+        nonNull(e, 'LeaderAndIsrRequest.ungroupedPartitionStates[]', version),
+        version,
+      ),
+    );
   }
   if (version >= 2) {
     const x = v.topicStates === undefined ? [] : v.topicStates;
-    writeArray(w, x, flexible, (w, e) => writeLeaderAndIsrRequestLeaderAndIsrTopicState(w, e, version));
+    writeArray(w, nonNull(x, 'LeaderAndIsrRequest.topicStates', version), flexible, (w, e) =>
+      writeLeaderAndIsrRequestLeaderAndIsrTopicState(
+        w,
+        nonNull(e, 'LeaderAndIsrRequest.topicStates[]', version),
+        version,
+      ),
+    );
   }
   {
     const x = v.liveLeaders;
-    writeArray(w, x, flexible, (w, e) => writeLeaderAndIsrRequestLeaderAndIsrLiveLeader(w, e, version));
+    writeArray(w, nonNull(x, 'LeaderAndIsrRequest.liveLeaders', version), flexible, (w, e) =>
+      writeLeaderAndIsrRequestLeaderAndIsrLiveLeader(
+        w,
+        nonNull(e, 'LeaderAndIsrRequest.liveLeaders[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -247,7 +266,10 @@ export function writeLeaderAndIsrRequestLeaderAndIsrPartitionState(
   const flexible = version >= 4;
   if (version <= 1) {
     const x = v.topicName === undefined ? '' : v.topicName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'LeaderAndIsrRequestLeaderAndIsrPartitionState.topicName', version),
+      flexible,
+    );
   }
   {
     const x = v.partitionIndex;
@@ -267,7 +289,12 @@ export function writeLeaderAndIsrRequestLeaderAndIsrPartitionState(
   }
   {
     const x = v.isr;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'LeaderAndIsrRequestLeaderAndIsrPartitionState.isr', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   {
     const x = v.partitionEpoch;
@@ -275,15 +302,30 @@ export function writeLeaderAndIsrRequestLeaderAndIsrPartitionState(
   }
   {
     const x = v.replicas;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'LeaderAndIsrRequestLeaderAndIsrPartitionState.replicas', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   if (version >= 3) {
     const x = v.addingReplicas === undefined ? [] : v.addingReplicas;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'LeaderAndIsrRequestLeaderAndIsrPartitionState.addingReplicas', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   if (version >= 3) {
     const x = v.removingReplicas === undefined ? [] : v.removingReplicas;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'LeaderAndIsrRequestLeaderAndIsrPartitionState.removingReplicas', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   if (version >= 1) {
     const x = v.isNew === undefined ? false : v.isNew;
@@ -393,7 +435,10 @@ export function writeLeaderAndIsrRequestLeaderAndIsrTopicState(
   const flexible = version >= 4;
   if (version >= 2) {
     const x = v.topicName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'LeaderAndIsrRequestLeaderAndIsrTopicState.topicName', version),
+      flexible,
+    );
   }
   if (version >= 5) {
     const x = v.topicId === undefined ? ZERO_UUID : v.topicId;
@@ -401,7 +446,17 @@ export function writeLeaderAndIsrRequestLeaderAndIsrTopicState(
   }
   if (version >= 2) {
     const x = v.partitionStates;
-    writeArray(w, x, flexible, (w, e) => writeLeaderAndIsrRequestLeaderAndIsrPartitionState(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'LeaderAndIsrRequestLeaderAndIsrTopicState.partitionStates', version),
+      flexible,
+      (w, e) =>
+        writeLeaderAndIsrRequestLeaderAndIsrPartitionState(
+          w,
+          nonNull(e, 'LeaderAndIsrRequestLeaderAndIsrTopicState.partitionStates[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -483,7 +538,10 @@ export function writeLeaderAndIsrRequestLeaderAndIsrLiveLeader(
   }
   {
     const x = v.hostName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'LeaderAndIsrRequestLeaderAndIsrLiveLeader.hostName', version),
+      flexible,
+    );
   }
   {
     const x = v.port;

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -73,11 +74,23 @@ export function writeLeaderAndIsrResponse(w: Writer, v: LeaderAndIsrResponse, ve
   }
   if (version <= 4) {
     const x = v.partitionErrors === undefined ? [] : v.partitionErrors;
-    writeArray(w, x, flexible, (w, e) => writeLeaderAndIsrResponseLeaderAndIsrPartitionError(w, e, version));
+    writeArray(w, nonNull(x, 'LeaderAndIsrResponse.partitionErrors', version), flexible, (w, e) =>
+      writeLeaderAndIsrResponseLeaderAndIsrPartitionError(
+        w,
+        nonNull(e, 'LeaderAndIsrResponse.partitionErrors[]', version),
+        version,
+      ),
+    );
   }
   if (version >= 5) {
     const x = v.topics === undefined ? [] : v.topics;
-    writeArray(w, x, flexible, (w, e) => writeLeaderAndIsrResponseLeaderAndIsrTopicError(w, e, version));
+    writeArray(w, nonNull(x, 'LeaderAndIsrResponse.topics', version), flexible, (w, e) =>
+      writeLeaderAndIsrResponseLeaderAndIsrTopicError(
+        w,
+        nonNull(e, 'LeaderAndIsrResponse.topics[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -153,7 +166,10 @@ export function writeLeaderAndIsrResponseLeaderAndIsrPartitionError(
   const flexible = version >= 4;
   if (version <= 4) {
     const x = v.topicName === undefined ? '' : v.topicName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'LeaderAndIsrResponseLeaderAndIsrPartitionError.topicName', version),
+      flexible,
+    );
   }
   {
     const x = v.partitionIndex;
@@ -241,7 +257,17 @@ export function writeLeaderAndIsrResponseLeaderAndIsrTopicError(
   }
   if (version >= 5) {
     const x = v.partitionErrors;
-    writeArray(w, x, flexible, (w, e) => writeLeaderAndIsrResponseLeaderAndIsrPartitionError(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'LeaderAndIsrResponseLeaderAndIsrTopicError.partitionErrors', version),
+      flexible,
+      (w, e) =>
+        writeLeaderAndIsrResponseLeaderAndIsrPartitionError(
+          w,
+          nonNull(e, 'LeaderAndIsrResponseLeaderAndIsrTopicError.partitionErrors[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   taggedFieldsSize,
   writeArray,
@@ -76,11 +77,15 @@ export function writeLeaderChangeMessage(w: Writer, v: LeaderChangeMessage, vers
   }
   {
     const x = v.voters;
-    writeArray(w, x, flexible, (w, e) => writeLeaderChangeMessageVoter(w, e, version));
+    writeArray(w, nonNull(x, 'LeaderChangeMessage.voters', version), flexible, (w, e) =>
+      writeLeaderChangeMessageVoter(w, nonNull(e, 'LeaderChangeMessage.voters[]', version), version),
+    );
   }
   {
     const x = v.grantingVoters;
-    writeArray(w, x, flexible, (w, e) => writeLeaderChangeMessageVoter(w, e, version));
+    writeArray(w, nonNull(x, 'LeaderChangeMessage.grantingVoters', version), flexible, (w, e) =>
+      writeLeaderChangeMessageVoter(w, nonNull(e, 'LeaderChangeMessage.grantingVoters[]', version), version),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -63,15 +64,17 @@ export function writeLeaveGroupRequest(w: Writer, v: LeaveGroupRequest, version:
   const flexible = version >= 4;
   {
     const x = v.groupId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'LeaveGroupRequest.groupId', version), flexible);
   }
   if (version <= 2) {
     const x = v.memberId === undefined ? '' : v.memberId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'LeaveGroupRequest.memberId', version), flexible);
   }
   if (version >= 3) {
     const x = v.members === undefined ? [] : v.members;
-    writeArray(w, x, flexible, (w, e) => writeLeaveGroupRequestMemberIdentity(w, e, version));
+    writeArray(w, nonNull(x, 'LeaveGroupRequest.members', version), flexible, (w, e) =>
+      writeLeaveGroupRequestMemberIdentity(w, nonNull(e, 'LeaveGroupRequest.members[]', version), version),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -152,7 +155,7 @@ export function writeLeaveGroupRequestMemberIdentity(
   const flexible = version >= 4;
   if (version >= 3) {
     const x = v.memberId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'LeaveGroupRequestMemberIdentity.memberId', version), flexible);
   }
   if (version >= 3) {
     const x = v.groupInstanceId;

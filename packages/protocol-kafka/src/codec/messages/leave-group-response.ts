@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -71,7 +72,9 @@ export function writeLeaveGroupResponse(w: Writer, v: LeaveGroupResponse, versio
   }
   if (version >= 3) {
     const x = v.members === undefined ? [] : v.members;
-    writeArray(w, x, flexible, (w, e) => writeLeaveGroupResponseMemberResponse(w, e, version));
+    writeArray(w, nonNull(x, 'LeaveGroupResponse.members', version), flexible, (w, e) =>
+      writeLeaveGroupResponseMemberResponse(w, nonNull(e, 'LeaveGroupResponse.members[]', version), version),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -146,7 +149,7 @@ export function writeLeaveGroupResponseMemberResponse(
   const flexible = version >= 4;
   if (version >= 3) {
     const x = v.memberId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'LeaveGroupResponseMemberResponse.memberId', version), flexible);
   }
   if (version >= 3) {
     const x = v.groupInstanceId;

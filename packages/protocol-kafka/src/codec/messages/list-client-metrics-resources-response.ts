@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -80,8 +81,16 @@ export function writeListClientMetricsResourcesResponse(
   }
   {
     const x = v.clientMetricsResources;
-    writeArray(w, x, flexible, (w, e) =>
-      writeListClientMetricsResourcesResponseClientMetricsResource(w, e, version),
+    writeArray(
+      w,
+      nonNull(x, 'ListClientMetricsResourcesResponse.clientMetricsResources', version),
+      flexible,
+      (w, e) =>
+        writeListClientMetricsResourcesResponseClientMetricsResource(
+          w,
+          nonNull(e, 'ListClientMetricsResourcesResponse.clientMetricsResources[]', version),
+          version,
+        ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -146,12 +155,15 @@ export function readListClientMetricsResourcesResponseClientMetricsResource(
 export function writeListClientMetricsResourcesResponseClientMetricsResource(
   w: Writer,
   v: ListClientMetricsResourcesResponseClientMetricsResource,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'ListClientMetricsResourcesResponseClientMetricsResource.name', version),
+      flexible,
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -58,11 +59,15 @@ export function writeListGroupsRequest(w: Writer, v: ListGroupsRequest, version:
   const flexible = version >= 3;
   if (version >= 4) {
     const x = v.statesFilter === undefined ? [] : v.statesFilter;
-    writeArray(w, x, flexible, (w, e) => w.writeNullableString(e, flexible));
+    writeArray(w, nonNull(x, 'ListGroupsRequest.statesFilter', version), flexible, (w, e) =>
+      w.writeNullableString(nonNull(e, 'ListGroupsRequest.statesFilter[]', version), flexible),
+    );
   }
   if (version >= 5) {
     const x = v.typesFilter === undefined ? [] : v.typesFilter;
-    writeArray(w, x, flexible, (w, e) => w.writeNullableString(e, flexible));
+    writeArray(w, nonNull(x, 'ListGroupsRequest.typesFilter', version), flexible, (w, e) =>
+      w.writeNullableString(nonNull(e, 'ListGroupsRequest.typesFilter[]', version), flexible),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -71,7 +72,9 @@ export function writeListGroupsResponse(w: Writer, v: ListGroupsResponse, versio
   }
   {
     const x = v.groups;
-    writeArray(w, x, flexible, (w, e) => writeListGroupsResponseListedGroup(w, e, version));
+    writeArray(w, nonNull(x, 'ListGroupsResponse.groups', version), flexible, (w, e) =>
+      writeListGroupsResponseListedGroup(w, nonNull(e, 'ListGroupsResponse.groups[]', version), version),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -146,19 +149,19 @@ export function writeListGroupsResponseListedGroup(
   const flexible = version >= 3;
   {
     const x = v.groupId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ListGroupsResponseListedGroup.groupId', version), flexible);
   }
   {
     const x = v.protocolType;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ListGroupsResponseListedGroup.protocolType', version), flexible);
   }
   if (version >= 4) {
     const x = v.groupState === undefined ? '' : v.groupState;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ListGroupsResponseListedGroup.groupState', version), flexible);
   }
   if (version >= 5) {
     const x = v.groupType === undefined ? '' : v.groupType;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ListGroupsResponseListedGroup.groupType', version), flexible);
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

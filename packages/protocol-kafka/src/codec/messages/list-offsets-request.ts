@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -76,7 +77,9 @@ export function writeListOffsetsRequest(w: Writer, v: ListOffsetsRequest, versio
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeListOffsetsRequestListOffsetsTopic(w, e, version));
+    writeArray(w, nonNull(x, 'ListOffsetsRequest.topics', version), flexible, (w, e) =>
+      writeListOffsetsRequestListOffsetsTopic(w, nonNull(e, 'ListOffsetsRequest.topics[]', version), version),
+    );
   }
   if (version >= 10) {
     const x = v.timeoutMs === undefined ? 0 : v.timeoutMs;
@@ -151,11 +154,17 @@ export function writeListOffsetsRequestListOffsetsTopic(
   const flexible = version >= 6;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ListOffsetsRequestListOffsetsTopic.name', version), flexible);
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeListOffsetsRequestListOffsetsPartition(w, e, version));
+    writeArray(w, nonNull(x, 'ListOffsetsRequestListOffsetsTopic.partitions', version), flexible, (w, e) =>
+      writeListOffsetsRequestListOffsetsPartition(
+        w,
+        nonNull(e, 'ListOffsetsRequestListOffsetsTopic.partitions[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -64,7 +65,13 @@ export function writeListOffsetsResponse(w: Writer, v: ListOffsetsResponse, vers
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeListOffsetsResponseListOffsetsTopicResponse(w, e, version));
+    writeArray(w, nonNull(x, 'ListOffsetsResponse.topics', version), flexible, (w, e) =>
+      writeListOffsetsResponseListOffsetsTopicResponse(
+        w,
+        nonNull(e, 'ListOffsetsResponse.topics[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -133,11 +140,21 @@ export function writeListOffsetsResponseListOffsetsTopicResponse(
   const flexible = version >= 6;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ListOffsetsResponseListOffsetsTopicResponse.name', version), flexible);
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeListOffsetsResponseListOffsetsPartitionResponse(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'ListOffsetsResponseListOffsetsTopicResponse.partitions', version),
+      flexible,
+      (w, e) =>
+        writeListOffsetsResponseListOffsetsPartitionResponse(
+          w,
+          nonNull(e, 'ListOffsetsResponseListOffsetsTopicResponse.partitions[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -238,7 +255,12 @@ export function writeListOffsetsResponseListOffsetsPartitionResponse(
   }
   if (version <= 0) {
     const x = v.oldStyleOffsets === undefined ? [] : v.oldStyleOffsets;
-    writeArray(w, x, flexible, (w, e) => w.writeInt64(e));
+    writeArray(
+      w,
+      nonNull(x, 'ListOffsetsResponseListOffsetsPartitionResponse.oldStyleOffsets', version),
+      flexible,
+      (w, e) => w.writeInt64(e),
+    );
   }
   if (version >= 1) {
     const x = v.timestamp === undefined ? -1n : v.timestamp;

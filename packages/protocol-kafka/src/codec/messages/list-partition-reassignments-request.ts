@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -74,7 +75,11 @@ export function writeListPartitionReassignmentsRequest(
   {
     const x = v.topics;
     writeArray(w, x, flexible, (w, e) =>
-      writeListPartitionReassignmentsRequestListPartitionReassignmentsTopics(w, e, version),
+      writeListPartitionReassignmentsRequestListPartitionReassignmentsTopics(
+        w,
+        nonNull(e, 'ListPartitionReassignmentsRequest.topics[]', version),
+        version,
+      ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -142,16 +147,28 @@ export function readListPartitionReassignmentsRequestListPartitionReassignmentsT
 export function writeListPartitionReassignmentsRequestListPartitionReassignmentsTopics(
   w: Writer,
   v: ListPartitionReassignmentsRequestListPartitionReassignmentsTopics,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'ListPartitionReassignmentsRequestListPartitionReassignmentsTopics.name', version),
+      flexible,
+    );
   }
   {
     const x = v.partitionIndexes;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(
+        x,
+        'ListPartitionReassignmentsRequestListPartitionReassignmentsTopics.partitionIndexes',
+        version,
+      ),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -89,8 +90,12 @@ export function writeListPartitionReassignmentsResponse(
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) =>
-      writeListPartitionReassignmentsResponseOngoingTopicReassignment(w, e, version),
+    writeArray(w, nonNull(x, 'ListPartitionReassignmentsResponse.topics', version), flexible, (w, e) =>
+      writeListPartitionReassignmentsResponseOngoingTopicReassignment(
+        w,
+        nonNull(e, 'ListPartitionReassignmentsResponse.topics[]', version),
+        version,
+      ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -173,12 +178,23 @@ export function writeListPartitionReassignmentsResponseOngoingTopicReassignment(
   const flexible = true;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'ListPartitionReassignmentsResponseOngoingTopicReassignment.name', version),
+      flexible,
+    );
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) =>
-      writeListPartitionReassignmentsResponseOngoingPartitionReassignment(w, e, version),
+    writeArray(
+      w,
+      nonNull(x, 'ListPartitionReassignmentsResponseOngoingTopicReassignment.partitions', version),
+      flexible,
+      (w, e) =>
+        writeListPartitionReassignmentsResponseOngoingPartitionReassignment(
+          w,
+          nonNull(e, 'ListPartitionReassignmentsResponseOngoingTopicReassignment.partitions[]', version),
+          version,
+        ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -257,7 +273,7 @@ export function readListPartitionReassignmentsResponseOngoingPartitionReassignme
 export function writeListPartitionReassignmentsResponseOngoingPartitionReassignment(
   w: Writer,
   v: ListPartitionReassignmentsResponseOngoingPartitionReassignment,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
@@ -266,15 +282,30 @@ export function writeListPartitionReassignmentsResponseOngoingPartitionReassignm
   }
   {
     const x = v.replicas;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'ListPartitionReassignmentsResponseOngoingPartitionReassignment.replicas', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   {
     const x = v.addingReplicas;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'ListPartitionReassignmentsResponseOngoingPartitionReassignment.addingReplicas', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   {
     const x = v.removingReplicas;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'ListPartitionReassignmentsResponseOngoingPartitionReassignment.removingReplicas', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -62,11 +63,15 @@ export function writeListTransactionsRequest(w: Writer, v: ListTransactionsReque
   const flexible = true;
   {
     const x = v.stateFilters;
-    writeArray(w, x, flexible, (w, e) => w.writeNullableString(e, flexible));
+    writeArray(w, nonNull(x, 'ListTransactionsRequest.stateFilters', version), flexible, (w, e) =>
+      w.writeNullableString(nonNull(e, 'ListTransactionsRequest.stateFilters[]', version), flexible),
+    );
   }
   {
     const x = v.producerIdFilters;
-    writeArray(w, x, flexible, (w, e) => w.writeInt64(e));
+    writeArray(w, nonNull(x, 'ListTransactionsRequest.producerIdFilters', version), flexible, (w, e) =>
+      w.writeInt64(e),
+    );
   }
   if (version >= 1) {
     const x = v.durationFilter === undefined ? -1n : v.durationFilter;

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -74,11 +75,19 @@ export function writeListTransactionsResponse(w: Writer, v: ListTransactionsResp
   }
   {
     const x = v.unknownStateFilters;
-    writeArray(w, x, flexible, (w, e) => w.writeNullableString(e, flexible));
+    writeArray(w, nonNull(x, 'ListTransactionsResponse.unknownStateFilters', version), flexible, (w, e) =>
+      w.writeNullableString(nonNull(e, 'ListTransactionsResponse.unknownStateFilters[]', version), flexible),
+    );
   }
   {
     const x = v.transactionStates;
-    writeArray(w, x, flexible, (w, e) => writeListTransactionsResponseTransactionState(w, e, version));
+    writeArray(w, nonNull(x, 'ListTransactionsResponse.transactionStates', version), flexible, (w, e) =>
+      writeListTransactionsResponseTransactionState(
+        w,
+        nonNull(e, 'ListTransactionsResponse.transactionStates[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -149,12 +158,15 @@ export function readListTransactionsResponseTransactionState(
 export function writeListTransactionsResponseTransactionState(
   w: Writer,
   v: ListTransactionsResponseTransactionState,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
     const x = v.transactionalId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'ListTransactionsResponseTransactionState.transactionalId', version),
+      flexible,
+    );
   }
   {
     const x = v.producerId;
@@ -162,7 +174,10 @@ export function writeListTransactionsResponseTransactionState(
   }
   {
     const x = v.transactionState;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'ListTransactionsResponseTransactionState.transactionState', version),
+      flexible,
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -70,7 +71,9 @@ export function writeMetadataRequest(w: Writer, v: MetadataRequest, version: num
   const flexible = version >= 9;
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeMetadataRequestTopic(w, e, version));
+    writeArray(w, version >= 1 ? x : nonNull(x, 'MetadataRequest.topics', version), flexible, (w, e) =>
+      writeMetadataRequestTopic(w, nonNull(e, 'MetadataRequest.topics[]', version), version),
+    );
   }
   if (version >= 4) {
     const x = v.allowAutoTopicCreation === undefined ? true : v.allowAutoTopicCreation;
@@ -150,7 +153,7 @@ export function writeMetadataRequestTopic(w: Writer, v: MetadataRequestTopic, ve
   }
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(version >= 10 ? x : nonNull(x, 'MetadataRequestTopic.name', version), flexible);
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

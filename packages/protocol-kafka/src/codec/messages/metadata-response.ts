@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -86,7 +87,9 @@ export function writeMetadataResponse(w: Writer, v: MetadataResponse, version: n
   }
   {
     const x = v.brokers;
-    writeArray(w, x, flexible, (w, e) => writeMetadataResponseBroker(w, e, version));
+    writeArray(w, nonNull(x, 'MetadataResponse.brokers', version), flexible, (w, e) =>
+      writeMetadataResponseBroker(w, nonNull(e, 'MetadataResponse.brokers[]', version), version),
+    );
   }
   if (version >= 2) {
     const x = v.clusterId === undefined ? null : v.clusterId;
@@ -98,7 +101,9 @@ export function writeMetadataResponse(w: Writer, v: MetadataResponse, version: n
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeMetadataResponseTopic(w, e, version));
+    writeArray(w, nonNull(x, 'MetadataResponse.topics', version), flexible, (w, e) =>
+      writeMetadataResponseTopic(w, nonNull(e, 'MetadataResponse.topics[]', version), version),
+    );
   }
   if (version >= 8 && version <= 10) {
     const x = v.clusterAuthorizedOperations === undefined ? -2147483648 : v.clusterAuthorizedOperations;
@@ -185,7 +190,7 @@ export function writeMetadataResponseBroker(w: Writer, v: MetadataResponseBroker
   }
   {
     const x = v.host;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'MetadataResponseBroker.host', version), flexible);
   }
   {
     const x = v.port;
@@ -283,7 +288,7 @@ export function writeMetadataResponseTopic(w: Writer, v: MetadataResponseTopic, 
   }
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(version >= 12 ? x : nonNull(x, 'MetadataResponseTopic.name', version), flexible);
   }
   if (version >= 10) {
     const x = v.topicId === undefined ? ZERO_UUID : v.topicId;
@@ -295,7 +300,9 @@ export function writeMetadataResponseTopic(w: Writer, v: MetadataResponseTopic, 
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeMetadataResponsePartition(w, e, version));
+    writeArray(w, nonNull(x, 'MetadataResponseTopic.partitions', version), flexible, (w, e) =>
+      writeMetadataResponsePartition(w, nonNull(e, 'MetadataResponseTopic.partitions[]', version), version),
+    );
   }
   if (version >= 8) {
     const x = v.topicAuthorizedOperations === undefined ? -2147483648 : v.topicAuthorizedOperations;
@@ -408,15 +415,21 @@ export function writeMetadataResponsePartition(
   }
   {
     const x = v.replicaNodes;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(w, nonNull(x, 'MetadataResponsePartition.replicaNodes', version), flexible, (w, e) =>
+      w.writeInt32(e),
+    );
   }
   {
     const x = v.isrNodes;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(w, nonNull(x, 'MetadataResponsePartition.isrNodes', version), flexible, (w, e) =>
+      w.writeInt32(e),
+    );
   }
   if (version >= 5) {
     const x = v.offlineReplicas === undefined ? [] : v.offlineReplicas;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(w, nonNull(x, 'MetadataResponsePartition.offlineReplicas', version), flexible, (w, e) =>
+      w.writeInt32(e),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

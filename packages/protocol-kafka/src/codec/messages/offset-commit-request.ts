@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -78,7 +79,7 @@ export function writeOffsetCommitRequest(w: Writer, v: OffsetCommitRequest, vers
   const flexible = version >= 8;
   {
     const x = v.groupId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'OffsetCommitRequest.groupId', version), flexible);
   }
   if (version >= 1) {
     const x = v.generationIdOrMemberEpoch === undefined ? -1 : v.generationIdOrMemberEpoch;
@@ -86,7 +87,7 @@ export function writeOffsetCommitRequest(w: Writer, v: OffsetCommitRequest, vers
   }
   if (version >= 1) {
     const x = v.memberId === undefined ? '' : v.memberId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'OffsetCommitRequest.memberId', version), flexible);
   }
   if (version >= 7) {
     const x = v.groupInstanceId === undefined ? null : v.groupInstanceId;
@@ -98,7 +99,9 @@ export function writeOffsetCommitRequest(w: Writer, v: OffsetCommitRequest, vers
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeOffsetCommitRequestTopic(w, e, version));
+    writeArray(w, nonNull(x, 'OffsetCommitRequest.topics', version), flexible, (w, e) =>
+      writeOffsetCommitRequestTopic(w, nonNull(e, 'OffsetCommitRequest.topics[]', version), version),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -173,11 +176,17 @@ export function writeOffsetCommitRequestTopic(w: Writer, v: OffsetCommitRequestT
   const flexible = version >= 8;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'OffsetCommitRequestTopic.name', version), flexible);
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeOffsetCommitRequestPartition(w, e, version));
+    writeArray(w, nonNull(x, 'OffsetCommitRequestTopic.partitions', version), flexible, (w, e) =>
+      writeOffsetCommitRequestPartition(
+        w,
+        nonNull(e, 'OffsetCommitRequestTopic.partitions[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -63,7 +64,9 @@ export function writeOffsetCommitResponse(w: Writer, v: OffsetCommitResponse, ve
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeOffsetCommitResponseTopic(w, e, version));
+    writeArray(w, nonNull(x, 'OffsetCommitResponse.topics', version), flexible, (w, e) =>
+      writeOffsetCommitResponseTopic(w, nonNull(e, 'OffsetCommitResponse.topics[]', version), version),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -129,11 +132,17 @@ export function writeOffsetCommitResponseTopic(
   const flexible = version >= 8;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'OffsetCommitResponseTopic.name', version), flexible);
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeOffsetCommitResponsePartition(w, e, version));
+    writeArray(w, nonNull(x, 'OffsetCommitResponseTopic.partitions', version), flexible, (w, e) =>
+      writeOffsetCommitResponsePartition(
+        w,
+        nonNull(e, 'OffsetCommitResponseTopic.partitions[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

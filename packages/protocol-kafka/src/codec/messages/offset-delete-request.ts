@@ -2,6 +2,7 @@
 
 import {
   arraySize,
+  nonNull,
   readArray,
   stringSize,
   writeArray,
@@ -44,11 +45,13 @@ export function writeOffsetDeleteRequest(w: Writer, v: OffsetDeleteRequest, vers
   const flexible = false;
   {
     const x = v.groupId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'OffsetDeleteRequest.groupId', version), flexible);
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeOffsetDeleteRequestTopic(w, e, version));
+    writeArray(w, nonNull(x, 'OffsetDeleteRequest.topics', version), flexible, (w, e) =>
+      writeOffsetDeleteRequestTopic(w, nonNull(e, 'OffsetDeleteRequest.topics[]', version), version),
+    );
   }
 }
 
@@ -99,11 +102,17 @@ export function writeOffsetDeleteRequestTopic(w: Writer, v: OffsetDeleteRequestT
   const flexible = false;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'OffsetDeleteRequestTopic.name', version), flexible);
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeOffsetDeleteRequestPartition(w, e, version));
+    writeArray(w, nonNull(x, 'OffsetDeleteRequestTopic.partitions', version), flexible, (w, e) =>
+      writeOffsetDeleteRequestPartition(
+        w,
+        nonNull(e, 'OffsetDeleteRequestTopic.partitions[]', version),
+        version,
+      ),
+    );
   }
 }
 

@@ -2,6 +2,7 @@
 
 import {
   arraySize,
+  nonNull,
   readArray,
   stringSize,
   writeArray,
@@ -56,7 +57,9 @@ export function writeOffsetDeleteResponse(w: Writer, v: OffsetDeleteResponse, ve
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeOffsetDeleteResponseTopic(w, e, version));
+    writeArray(w, nonNull(x, 'OffsetDeleteResponse.topics', version), flexible, (w, e) =>
+      writeOffsetDeleteResponseTopic(w, nonNull(e, 'OffsetDeleteResponse.topics[]', version), version),
+    );
   }
 }
 
@@ -109,11 +112,17 @@ export function writeOffsetDeleteResponseTopic(
   const flexible = false;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'OffsetDeleteResponseTopic.name', version), flexible);
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeOffsetDeleteResponsePartition(w, e, version));
+    writeArray(w, nonNull(x, 'OffsetDeleteResponseTopic.partitions', version), flexible, (w, e) =>
+      writeOffsetDeleteResponsePartition(
+        w,
+        nonNull(e, 'OffsetDeleteResponseTopic.partitions[]', version),
+        version,
+      ),
+    );
   }
 }
 

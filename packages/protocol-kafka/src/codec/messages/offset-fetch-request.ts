@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -70,15 +71,19 @@ export function writeOffsetFetchRequest(w: Writer, v: OffsetFetchRequest, versio
   const flexible = version >= 6;
   if (version <= 7) {
     const x = v.groupId === undefined ? '' : v.groupId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'OffsetFetchRequest.groupId', version), flexible);
   }
   if (version <= 7) {
     const x = v.topics === undefined ? [] : v.topics;
-    writeArray(w, x, flexible, (w, e) => writeOffsetFetchRequestTopic(w, e, version));
+    writeArray(w, version >= 2 ? x : nonNull(x, 'OffsetFetchRequest.topics', version), flexible, (w, e) =>
+      writeOffsetFetchRequestTopic(w, nonNull(e, 'OffsetFetchRequest.topics[]', version), version),
+    );
   }
   if (version >= 8) {
     const x = v.groups === undefined ? [] : v.groups;
-    writeArray(w, x, flexible, (w, e) => writeOffsetFetchRequestGroup(w, e, version));
+    writeArray(w, nonNull(x, 'OffsetFetchRequest.groups', version), flexible, (w, e) =>
+      writeOffsetFetchRequestGroup(w, nonNull(e, 'OffsetFetchRequest.groups[]', version), version),
+    );
   }
   if (version >= 7) {
     const x = v.requireStable === undefined ? false : v.requireStable;
@@ -152,11 +157,13 @@ export function writeOffsetFetchRequestTopic(w: Writer, v: OffsetFetchRequestTop
   const flexible = version >= 6;
   if (version <= 7) {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'OffsetFetchRequestTopic.name', version), flexible);
   }
   if (version <= 7) {
     const x = v.partitionIndexes;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(w, nonNull(x, 'OffsetFetchRequestTopic.partitionIndexes', version), flexible, (w, e) =>
+      w.writeInt32(e),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -231,7 +238,7 @@ export function writeOffsetFetchRequestGroup(w: Writer, v: OffsetFetchRequestGro
   const flexible = version >= 6;
   if (version >= 8) {
     const x = v.groupId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'OffsetFetchRequestGroup.groupId', version), flexible);
   }
   if (version >= 9) {
     const x = v.memberId === undefined ? null : v.memberId;
@@ -243,7 +250,9 @@ export function writeOffsetFetchRequestGroup(w: Writer, v: OffsetFetchRequestGro
   }
   if (version >= 8) {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeOffsetFetchRequestTopics(w, e, version));
+    writeArray(w, x, flexible, (w, e) =>
+      writeOffsetFetchRequestTopics(w, nonNull(e, 'OffsetFetchRequestGroup.topics[]', version), version),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -313,11 +322,13 @@ export function writeOffsetFetchRequestTopics(w: Writer, v: OffsetFetchRequestTo
   const flexible = version >= 6;
   if (version >= 8) {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'OffsetFetchRequestTopics.name', version), flexible);
   }
   if (version >= 8) {
     const x = v.partitionIndexes;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(w, nonNull(x, 'OffsetFetchRequestTopics.partitionIndexes', version), flexible, (w, e) =>
+      w.writeInt32(e),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

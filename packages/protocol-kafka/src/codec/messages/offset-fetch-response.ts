@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -74,7 +75,9 @@ export function writeOffsetFetchResponse(w: Writer, v: OffsetFetchResponse, vers
   }
   if (version <= 7) {
     const x = v.topics === undefined ? [] : v.topics;
-    writeArray(w, x, flexible, (w, e) => writeOffsetFetchResponseTopic(w, e, version));
+    writeArray(w, nonNull(x, 'OffsetFetchResponse.topics', version), flexible, (w, e) =>
+      writeOffsetFetchResponseTopic(w, nonNull(e, 'OffsetFetchResponse.topics[]', version), version),
+    );
   }
   if (version >= 2 && version <= 7) {
     const x = v.errorCode === undefined ? 0 : v.errorCode;
@@ -82,7 +85,9 @@ export function writeOffsetFetchResponse(w: Writer, v: OffsetFetchResponse, vers
   }
   if (version >= 8) {
     const x = v.groups === undefined ? [] : v.groups;
-    writeArray(w, x, flexible, (w, e) => writeOffsetFetchResponseGroup(w, e, version));
+    writeArray(w, nonNull(x, 'OffsetFetchResponse.groups', version), flexible, (w, e) =>
+      writeOffsetFetchResponseGroup(w, nonNull(e, 'OffsetFetchResponse.groups[]', version), version),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -150,11 +155,17 @@ export function writeOffsetFetchResponseTopic(w: Writer, v: OffsetFetchResponseT
   const flexible = version >= 6;
   if (version <= 7) {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'OffsetFetchResponseTopic.name', version), flexible);
   }
   if (version <= 7) {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeOffsetFetchResponsePartition(w, e, version));
+    writeArray(w, nonNull(x, 'OffsetFetchResponseTopic.partitions', version), flexible, (w, e) =>
+      writeOffsetFetchResponsePartition(
+        w,
+        nonNull(e, 'OffsetFetchResponseTopic.partitions[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -325,11 +336,13 @@ export function writeOffsetFetchResponseGroup(w: Writer, v: OffsetFetchResponseG
   const flexible = version >= 6;
   if (version >= 8) {
     const x = v.groupId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'OffsetFetchResponseGroup.groupId', version), flexible);
   }
   if (version >= 8) {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeOffsetFetchResponseTopics(w, e, version));
+    writeArray(w, nonNull(x, 'OffsetFetchResponseGroup.topics', version), flexible, (w, e) =>
+      writeOffsetFetchResponseTopics(w, nonNull(e, 'OffsetFetchResponseGroup.topics[]', version), version),
+    );
   }
   if (version >= 8) {
     const x = v.errorCode;
@@ -404,11 +417,17 @@ export function writeOffsetFetchResponseTopics(
   const flexible = version >= 6;
   if (version >= 8) {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'OffsetFetchResponseTopics.name', version), flexible);
   }
   if (version >= 8) {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeOffsetFetchResponsePartitions(w, e, version));
+    writeArray(w, nonNull(x, 'OffsetFetchResponseTopics.partitions', version), flexible, (w, e) =>
+      writeOffsetFetchResponsePartitions(
+        w,
+        nonNull(e, 'OffsetFetchResponseTopics.partitions[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

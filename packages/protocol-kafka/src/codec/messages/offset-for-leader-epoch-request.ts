@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -67,7 +68,13 @@ export function writeOffsetForLeaderEpochRequest(
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeOffsetForLeaderEpochRequestOffsetForLeaderTopic(w, e, version));
+    writeArray(w, nonNull(x, 'OffsetForLeaderEpochRequest.topics', version), flexible, (w, e) =>
+      writeOffsetForLeaderEpochRequestOffsetForLeaderTopic(
+        w,
+        nonNull(e, 'OffsetForLeaderEpochRequest.topics[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -139,12 +146,23 @@ export function writeOffsetForLeaderEpochRequestOffsetForLeaderTopic(
   const flexible = version >= 4;
   {
     const x = v.topic;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'OffsetForLeaderEpochRequestOffsetForLeaderTopic.topic', version),
+      flexible,
+    );
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) =>
-      writeOffsetForLeaderEpochRequestOffsetForLeaderPartition(w, e, version),
+    writeArray(
+      w,
+      nonNull(x, 'OffsetForLeaderEpochRequestOffsetForLeaderTopic.partitions', version),
+      flexible,
+      (w, e) =>
+        writeOffsetForLeaderEpochRequestOffsetForLeaderPartition(
+          w,
+          nonNull(e, 'OffsetForLeaderEpochRequestOffsetForLeaderTopic.partitions[]', version),
+          version,
+        ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);

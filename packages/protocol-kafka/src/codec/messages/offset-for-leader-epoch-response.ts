@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -70,8 +71,12 @@ export function writeOffsetForLeaderEpochResponse(
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) =>
-      writeOffsetForLeaderEpochResponseOffsetForLeaderTopicResult(w, e, version),
+    writeArray(w, nonNull(x, 'OffsetForLeaderEpochResponse.topics', version), flexible, (w, e) =>
+      writeOffsetForLeaderEpochResponseOffsetForLeaderTopicResult(
+        w,
+        nonNull(e, 'OffsetForLeaderEpochResponse.topics[]', version),
+        version,
+      ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -143,11 +148,24 @@ export function writeOffsetForLeaderEpochResponseOffsetForLeaderTopicResult(
   const flexible = version >= 4;
   {
     const x = v.topic;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'OffsetForLeaderEpochResponseOffsetForLeaderTopicResult.topic', version),
+      flexible,
+    );
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeOffsetForLeaderEpochResponseEpochEndOffset(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'OffsetForLeaderEpochResponseOffsetForLeaderTopicResult.partitions', version),
+      flexible,
+      (w, e) =>
+        writeOffsetForLeaderEpochResponseEpochEndOffset(
+          w,
+          nonNull(e, 'OffsetForLeaderEpochResponseOffsetForLeaderTopicResult.partitions[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   recordsSize,
   stringSize,
@@ -82,7 +83,9 @@ export function writeProduceRequest(w: Writer, v: ProduceRequest<Records>, versi
   }
   {
     const x = v.topicData;
-    writeArray(w, x, flexible, (w, e) => writeProduceRequestTopicProduceData(w, e, version));
+    writeArray(w, nonNull(x, 'ProduceRequest.topicData', version), flexible, (w, e) =>
+      writeProduceRequestTopicProduceData(w, nonNull(e, 'ProduceRequest.topicData[]', version), version),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -157,11 +160,17 @@ export function writeProduceRequestTopicProduceData(
   const flexible = version >= 9;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ProduceRequestTopicProduceData.name', version), flexible);
   }
   {
     const x = v.partitionData;
-    writeArray(w, x, flexible, (w, e) => writeProduceRequestPartitionProduceData(w, e, version));
+    writeArray(w, nonNull(x, 'ProduceRequestTopicProduceData.partitionData', version), flexible, (w, e) =>
+      writeProduceRequestPartitionProduceData(
+        w,
+        nonNull(e, 'ProduceRequestTopicProduceData.partitionData[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -4,6 +4,7 @@ import {
   arraySize,
   deepEqual,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -73,7 +74,13 @@ function tagsProduceResponse(v: ProduceResponse, version: number): TaggedWrite[]
         tag: 0,
         size: arraySize(x, flexible, (e) => sizeProduceResponseNodeEndpoint(e, version)),
         write: (w) => {
-          writeArray(w, x, flexible, (w, e) => writeProduceResponseNodeEndpoint(w, e, version));
+          writeArray(w, nonNull(x, 'ProduceResponse.nodeEndpoints', version), flexible, (w, e) =>
+            writeProduceResponseNodeEndpoint(
+              w,
+              nonNull(e, 'ProduceResponse.nodeEndpoints[]', version),
+              version,
+            ),
+          );
         },
       });
     }
@@ -85,7 +92,13 @@ export function writeProduceResponse(w: Writer, v: ProduceResponse, version: num
   const flexible = version >= 9;
   {
     const x = v.responses;
-    writeArray(w, x, flexible, (w, e) => writeProduceResponseTopicProduceResponse(w, e, version));
+    writeArray(w, nonNull(x, 'ProduceResponse.responses', version), flexible, (w, e) =>
+      writeProduceResponseTopicProduceResponse(
+        w,
+        nonNull(e, 'ProduceResponse.responses[]', version),
+        version,
+      ),
+    );
   }
   if (version >= 1) {
     const x = v.throttleTimeMs === undefined ? 0 : v.throttleTimeMs;
@@ -158,11 +171,21 @@ export function writeProduceResponseTopicProduceResponse(
   const flexible = version >= 9;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ProduceResponseTopicProduceResponse.name', version), flexible);
   }
   {
     const x = v.partitionResponses;
-    writeArray(w, x, flexible, (w, e) => writeProduceResponsePartitionProduceResponse(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'ProduceResponseTopicProduceResponse.partitionResponses', version),
+      flexible,
+      (w, e) =>
+        writeProduceResponsePartitionProduceResponse(
+          w,
+          nonNull(e, 'ProduceResponseTopicProduceResponse.partitionResponses[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -272,7 +295,11 @@ function tagsProduceResponsePartitionProduceResponse(
         tag: 0,
         size: sizeProduceResponseLeaderIdAndEpoch(x, version),
         write: (w) => {
-          writeProduceResponseLeaderIdAndEpoch(w, x, version);
+          writeProduceResponseLeaderIdAndEpoch(
+            w,
+            nonNull(x, 'ProduceResponsePartitionProduceResponse.currentLeader', version),
+            version,
+          );
         },
       });
     }
@@ -308,7 +335,17 @@ export function writeProduceResponsePartitionProduceResponse(
   }
   if (version >= 8) {
     const x = v.recordErrors === undefined ? [] : v.recordErrors;
-    writeArray(w, x, flexible, (w, e) => writeProduceResponseBatchIndexAndErrorMessage(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'ProduceResponsePartitionProduceResponse.recordErrors', version),
+      flexible,
+      (w, e) =>
+        writeProduceResponseBatchIndexAndErrorMessage(
+          w,
+          nonNull(e, 'ProduceResponsePartitionProduceResponse.recordErrors[]', version),
+          version,
+        ),
+    );
   }
   if (version >= 8) {
     const x = v.errorMessage === undefined ? null : v.errorMessage;
@@ -554,7 +591,7 @@ export function writeProduceResponseNodeEndpoint(
   }
   if (version >= 10) {
     const x = v.host;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ProduceResponseNodeEndpoint.host', version), flexible);
   }
   if (version >= 10) {
     const x = v.port;

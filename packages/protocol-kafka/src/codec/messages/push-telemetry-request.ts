@@ -3,6 +3,7 @@
 import {
   bytesSize,
   NO_TAGS,
+  nonNull,
   taggedFieldsSize,
   ZERO_UUID,
   type MessageCodec,
@@ -62,7 +63,7 @@ export function readPushTelemetryRequest(r: Reader, _version: number): PushTelem
   return v;
 }
 
-export function writePushTelemetryRequest(w: Writer, v: PushTelemetryRequest, _version: number): void {
+export function writePushTelemetryRequest(w: Writer, v: PushTelemetryRequest, version: number): void {
   const flexible = true;
   {
     const x = v.clientInstanceId;
@@ -82,7 +83,7 @@ export function writePushTelemetryRequest(w: Writer, v: PushTelemetryRequest, _v
   }
   {
     const x = v.metrics;
-    w.writeNullableBytes(x, flexible);
+    w.writeNullableBytes(nonNull(x, 'PushTelemetryRequest.metrics', version), flexible);
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -63,11 +64,17 @@ export function writeReadShareGroupStateRequest(
   const flexible = true;
   {
     const x = v.groupId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ReadShareGroupStateRequest.groupId', version), flexible);
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeReadShareGroupStateRequestReadStateData(w, e, version));
+    writeArray(w, nonNull(x, 'ReadShareGroupStateRequest.topics', version), flexible, (w, e) =>
+      writeReadShareGroupStateRequestReadStateData(
+        w,
+        nonNull(e, 'ReadShareGroupStateRequest.topics[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -143,7 +150,17 @@ export function writeReadShareGroupStateRequestReadStateData(
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeReadShareGroupStateRequestPartitionData(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'ReadShareGroupStateRequestReadStateData.partitions', version),
+      flexible,
+      (w, e) =>
+        writeReadShareGroupStateRequestPartitionData(
+          w,
+          nonNull(e, 'ReadShareGroupStateRequestReadStateData.partitions[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

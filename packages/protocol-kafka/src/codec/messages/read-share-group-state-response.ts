@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -59,7 +60,13 @@ export function writeReadShareGroupStateResponse(
   const flexible = true;
   {
     const x = v.results;
-    writeArray(w, x, flexible, (w, e) => writeReadShareGroupStateResponseReadStateResult(w, e, version));
+    writeArray(w, nonNull(x, 'ReadShareGroupStateResponse.results', version), flexible, (w, e) =>
+      writeReadShareGroupStateResponseReadStateResult(
+        w,
+        nonNull(e, 'ReadShareGroupStateResponse.results[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -131,7 +138,17 @@ export function writeReadShareGroupStateResponseReadStateResult(
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeReadShareGroupStateResponsePartitionResult(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'ReadShareGroupStateResponseReadStateResult.partitions', version),
+      flexible,
+      (w, e) =>
+        writeReadShareGroupStateResponsePartitionResult(
+          w,
+          nonNull(e, 'ReadShareGroupStateResponseReadStateResult.partitions[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -239,7 +256,17 @@ export function writeReadShareGroupStateResponsePartitionResult(
   }
   {
     const x = v.stateBatches;
-    writeArray(w, x, flexible, (w, e) => writeReadShareGroupStateResponseStateBatch(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'ReadShareGroupStateResponsePartitionResult.stateBatches', version),
+      flexible,
+      (w, e) =>
+        writeReadShareGroupStateResponseStateBatch(
+          w,
+          nonNull(e, 'ReadShareGroupStateResponsePartitionResult.stateBatches[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -69,12 +70,16 @@ export function writeReadShareGroupStateSummaryRequest(
   const flexible = true;
   {
     const x = v.groupId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ReadShareGroupStateSummaryRequest.groupId', version), flexible);
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) =>
-      writeReadShareGroupStateSummaryRequestReadStateSummaryData(w, e, version),
+    writeArray(w, nonNull(x, 'ReadShareGroupStateSummaryRequest.topics', version), flexible, (w, e) =>
+      writeReadShareGroupStateSummaryRequestReadStateSummaryData(
+        w,
+        nonNull(e, 'ReadShareGroupStateSummaryRequest.topics[]', version),
+        version,
+      ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -156,7 +161,17 @@ export function writeReadShareGroupStateSummaryRequestReadStateSummaryData(
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeReadShareGroupStateSummaryRequestPartitionData(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'ReadShareGroupStateSummaryRequestReadStateSummaryData.partitions', version),
+      flexible,
+      (w, e) =>
+        writeReadShareGroupStateSummaryRequestPartitionData(
+          w,
+          nonNull(e, 'ReadShareGroupStateSummaryRequestReadStateSummaryData.partitions[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -65,8 +66,12 @@ export function writeReadShareGroupStateSummaryResponse(
   const flexible = true;
   {
     const x = v.results;
-    writeArray(w, x, flexible, (w, e) =>
-      writeReadShareGroupStateSummaryResponseReadStateSummaryResult(w, e, version),
+    writeArray(w, nonNull(x, 'ReadShareGroupStateSummaryResponse.results', version), flexible, (w, e) =>
+      writeReadShareGroupStateSummaryResponseReadStateSummaryResult(
+        w,
+        nonNull(e, 'ReadShareGroupStateSummaryResponse.results[]', version),
+        version,
+      ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -147,8 +152,16 @@ export function writeReadShareGroupStateSummaryResponseReadStateSummaryResult(
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) =>
-      writeReadShareGroupStateSummaryResponsePartitionResult(w, e, version),
+    writeArray(
+      w,
+      nonNull(x, 'ReadShareGroupStateSummaryResponseReadStateSummaryResult.partitions', version),
+      flexible,
+      (w, e) =>
+        writeReadShareGroupStateSummaryResponsePartitionResult(
+          w,
+          nonNull(e, 'ReadShareGroupStateSummaryResponseReadStateSummaryResult.partitions[]', version),
+          version,
+        ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);

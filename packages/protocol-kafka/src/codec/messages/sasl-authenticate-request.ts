@@ -3,6 +3,7 @@
 import {
   bytesSize,
   NO_TAGS,
+  nonNull,
   taggedFieldsSize,
   type MessageCodec,
   type Reader,
@@ -49,7 +50,7 @@ export function writeSaslAuthenticateRequest(w: Writer, v: SaslAuthenticateReque
   const flexible = version >= 2;
   {
     const x = v.authBytes;
-    w.writeNullableBytes(x, flexible);
+    w.writeNullableBytes(nonNull(x, 'SaslAuthenticateRequest.authBytes', version), flexible);
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   bytesSize,
   NO_TAGS,
+  nonNull,
   stringSize,
   taggedFieldsSize,
   type MessageCodec,
@@ -71,7 +72,7 @@ export function writeSaslAuthenticateResponse(w: Writer, v: SaslAuthenticateResp
   }
   {
     const x = v.authBytes;
-    w.writeNullableBytes(x, flexible);
+    w.writeNullableBytes(nonNull(x, 'SaslAuthenticateResponse.authBytes', version), flexible);
   }
   if (version >= 1) {
     const x = v.sessionLifetimeMs === undefined ? 0n : v.sessionLifetimeMs;

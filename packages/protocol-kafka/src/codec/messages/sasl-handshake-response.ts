@@ -2,6 +2,7 @@
 
 import {
   arraySize,
+  nonNull,
   readArray,
   stringSize,
   writeArray,
@@ -38,7 +39,7 @@ export function readSaslHandshakeResponse(r: Reader, _version: number): SaslHand
   return v;
 }
 
-export function writeSaslHandshakeResponse(w: Writer, v: SaslHandshakeResponse, _version: number): void {
+export function writeSaslHandshakeResponse(w: Writer, v: SaslHandshakeResponse, version: number): void {
   const flexible = false;
   {
     const x = v.errorCode;
@@ -46,7 +47,9 @@ export function writeSaslHandshakeResponse(w: Writer, v: SaslHandshakeResponse, 
   }
   {
     const x = v.mechanisms;
-    writeArray(w, x, flexible, (w, e) => w.writeNullableString(e, flexible));
+    writeArray(w, nonNull(x, 'SaslHandshakeResponse.mechanisms', version), flexible, (w, e) =>
+      w.writeNullableString(nonNull(e, 'SaslHandshakeResponse.mechanisms[]', version), flexible),
+    );
   }
 }
 

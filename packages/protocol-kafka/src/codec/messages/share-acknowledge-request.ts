@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -80,7 +81,13 @@ export function writeShareAcknowledgeRequest(w: Writer, v: ShareAcknowledgeReque
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeShareAcknowledgeRequestAcknowledgeTopic(w, e, version));
+    writeArray(w, nonNull(x, 'ShareAcknowledgeRequest.topics', version), flexible, (w, e) =>
+      writeShareAcknowledgeRequestAcknowledgeTopic(
+        w,
+        nonNull(e, 'ShareAcknowledgeRequest.topics[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -161,7 +168,17 @@ export function writeShareAcknowledgeRequestAcknowledgeTopic(
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeShareAcknowledgeRequestAcknowledgePartition(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'ShareAcknowledgeRequestAcknowledgeTopic.partitions', version),
+      flexible,
+      (w, e) =>
+        writeShareAcknowledgeRequestAcknowledgePartition(
+          w,
+          nonNull(e, 'ShareAcknowledgeRequestAcknowledgeTopic.partitions[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -240,7 +257,17 @@ export function writeShareAcknowledgeRequestAcknowledgePartition(
   }
   {
     const x = v.acknowledgementBatches;
-    writeArray(w, x, flexible, (w, e) => writeShareAcknowledgeRequestAcknowledgementBatch(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'ShareAcknowledgeRequestAcknowledgePartition.acknowledgementBatches', version),
+      flexible,
+      (w, e) =>
+        writeShareAcknowledgeRequestAcknowledgementBatch(
+          w,
+          nonNull(e, 'ShareAcknowledgeRequestAcknowledgePartition.acknowledgementBatches[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -309,7 +336,7 @@ export function readShareAcknowledgeRequestAcknowledgementBatch(
 export function writeShareAcknowledgeRequestAcknowledgementBatch(
   w: Writer,
   v: ShareAcknowledgeRequestAcknowledgementBatch,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
@@ -322,7 +349,12 @@ export function writeShareAcknowledgeRequestAcknowledgementBatch(
   }
   {
     const x = v.acknowledgeTypes;
-    writeArray(w, x, flexible, (w, e) => w.writeInt8(e));
+    writeArray(
+      w,
+      nonNull(x, 'ShareAcknowledgeRequestAcknowledgementBatch.acknowledgeTypes', version),
+      flexible,
+      (w, e) => w.writeInt8(e),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

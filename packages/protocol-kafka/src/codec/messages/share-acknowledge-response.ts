@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -88,13 +89,23 @@ export function writeShareAcknowledgeResponse(w: Writer, v: ShareAcknowledgeResp
   }
   {
     const x = v.responses;
-    writeArray(w, x, flexible, (w, e) =>
-      writeShareAcknowledgeResponseShareAcknowledgeTopicResponse(w, e, version),
+    writeArray(w, nonNull(x, 'ShareAcknowledgeResponse.responses', version), flexible, (w, e) =>
+      writeShareAcknowledgeResponseShareAcknowledgeTopicResponse(
+        w,
+        nonNull(e, 'ShareAcknowledgeResponse.responses[]', version),
+        version,
+      ),
     );
   }
   {
     const x = v.nodeEndpoints;
-    writeArray(w, x, flexible, (w, e) => writeShareAcknowledgeResponseNodeEndpoint(w, e, version));
+    writeArray(w, nonNull(x, 'ShareAcknowledgeResponse.nodeEndpoints', version), flexible, (w, e) =>
+      writeShareAcknowledgeResponseNodeEndpoint(
+        w,
+        nonNull(e, 'ShareAcknowledgeResponse.nodeEndpoints[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -178,7 +189,17 @@ export function writeShareAcknowledgeResponseShareAcknowledgeTopicResponse(
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeShareAcknowledgeResponsePartitionData(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'ShareAcknowledgeResponseShareAcknowledgeTopicResponse.partitions', version),
+      flexible,
+      (w, e) =>
+        writeShareAcknowledgeResponsePartitionData(
+          w,
+          nonNull(e, 'ShareAcknowledgeResponseShareAcknowledgeTopicResponse.partitions[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -269,7 +290,11 @@ export function writeShareAcknowledgeResponsePartitionData(
   }
   {
     const x = v.currentLeader;
-    writeShareAcknowledgeResponseLeaderIdAndEpoch(w, x, version);
+    writeShareAcknowledgeResponseLeaderIdAndEpoch(
+      w,
+      nonNull(x, 'ShareAcknowledgeResponsePartitionData.currentLeader', version),
+      version,
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -418,7 +443,7 @@ export function readShareAcknowledgeResponseNodeEndpoint(
 export function writeShareAcknowledgeResponseNodeEndpoint(
   w: Writer,
   v: ShareAcknowledgeResponseNodeEndpoint,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
@@ -427,7 +452,7 @@ export function writeShareAcknowledgeResponseNodeEndpoint(
   }
   {
     const x = v.host;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ShareAcknowledgeResponseNodeEndpoint.host', version), flexible);
   }
   {
     const x = v.port;

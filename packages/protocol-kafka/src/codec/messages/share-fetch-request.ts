@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -110,11 +111,19 @@ export function writeShareFetchRequest(w: Writer, v: ShareFetchRequest, version:
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeShareFetchRequestFetchTopic(w, e, version));
+    writeArray(w, nonNull(x, 'ShareFetchRequest.topics', version), flexible, (w, e) =>
+      writeShareFetchRequestFetchTopic(w, nonNull(e, 'ShareFetchRequest.topics[]', version), version),
+    );
   }
   {
     const x = v.forgottenTopicsData;
-    writeArray(w, x, flexible, (w, e) => writeShareFetchRequestForgottenTopic(w, e, version));
+    writeArray(w, nonNull(x, 'ShareFetchRequest.forgottenTopicsData', version), flexible, (w, e) =>
+      writeShareFetchRequestForgottenTopic(
+        w,
+        nonNull(e, 'ShareFetchRequest.forgottenTopicsData[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -199,7 +208,13 @@ export function writeShareFetchRequestFetchTopic(
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeShareFetchRequestFetchPartition(w, e, version));
+    writeArray(w, nonNull(x, 'ShareFetchRequestFetchTopic.partitions', version), flexible, (w, e) =>
+      writeShareFetchRequestFetchPartition(
+        w,
+        nonNull(e, 'ShareFetchRequestFetchTopic.partitions[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -283,7 +298,17 @@ export function writeShareFetchRequestFetchPartition(
   }
   {
     const x = v.acknowledgementBatches;
-    writeArray(w, x, flexible, (w, e) => writeShareFetchRequestAcknowledgementBatch(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'ShareFetchRequestFetchPartition.acknowledgementBatches', version),
+      flexible,
+      (w, e) =>
+        writeShareFetchRequestAcknowledgementBatch(
+          w,
+          nonNull(e, 'ShareFetchRequestFetchPartition.acknowledgementBatches[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -353,7 +378,7 @@ export function readShareFetchRequestAcknowledgementBatch(
 export function writeShareFetchRequestAcknowledgementBatch(
   w: Writer,
   v: ShareFetchRequestAcknowledgementBatch,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
@@ -366,7 +391,12 @@ export function writeShareFetchRequestAcknowledgementBatch(
   }
   {
     const x = v.acknowledgeTypes;
-    writeArray(w, x, flexible, (w, e) => w.writeInt8(e));
+    writeArray(
+      w,
+      nonNull(x, 'ShareFetchRequestAcknowledgementBatch.acknowledgeTypes', version),
+      flexible,
+      (w, e) => w.writeInt8(e),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -432,7 +462,7 @@ export function readShareFetchRequestForgottenTopic(
 export function writeShareFetchRequestForgottenTopic(
   w: Writer,
   v: ShareFetchRequestForgottenTopic,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
@@ -441,7 +471,9 @@ export function writeShareFetchRequestForgottenTopic(
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(w, nonNull(x, 'ShareFetchRequestForgottenTopic.partitions', version), flexible, (w, e) =>
+      w.writeInt32(e),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

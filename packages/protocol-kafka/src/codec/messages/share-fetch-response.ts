@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   recordsSize,
   stringSize,
@@ -88,11 +89,23 @@ export function writeShareFetchResponse(w: Writer, v: ShareFetchResponse<Records
   }
   {
     const x = v.responses;
-    writeArray(w, x, flexible, (w, e) => writeShareFetchResponseShareFetchableTopicResponse(w, e, version));
+    writeArray(w, nonNull(x, 'ShareFetchResponse.responses', version), flexible, (w, e) =>
+      writeShareFetchResponseShareFetchableTopicResponse(
+        w,
+        nonNull(e, 'ShareFetchResponse.responses[]', version),
+        version,
+      ),
+    );
   }
   {
     const x = v.nodeEndpoints;
-    writeArray(w, x, flexible, (w, e) => writeShareFetchResponseNodeEndpoint(w, e, version));
+    writeArray(w, nonNull(x, 'ShareFetchResponse.nodeEndpoints', version), flexible, (w, e) =>
+      writeShareFetchResponseNodeEndpoint(
+        w,
+        nonNull(e, 'ShareFetchResponse.nodeEndpoints[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -175,7 +188,17 @@ export function writeShareFetchResponseShareFetchableTopicResponse(
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeShareFetchResponsePartitionData(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'ShareFetchResponseShareFetchableTopicResponse.partitions', version),
+      flexible,
+      (w, e) =>
+        writeShareFetchResponsePartitionData(
+          w,
+          nonNull(e, 'ShareFetchResponseShareFetchableTopicResponse.partitions[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -295,7 +318,11 @@ export function writeShareFetchResponsePartitionData(
   }
   {
     const x = v.currentLeader;
-    writeShareFetchResponseLeaderIdAndEpoch(w, x, version);
+    writeShareFetchResponseLeaderIdAndEpoch(
+      w,
+      nonNull(x, 'ShareFetchResponsePartitionData.currentLeader', version),
+      version,
+    );
   }
   {
     const x = v.records;
@@ -303,7 +330,13 @@ export function writeShareFetchResponsePartitionData(
   }
   {
     const x = v.acquiredRecords;
-    writeArray(w, x, flexible, (w, e) => writeShareFetchResponseAcquiredRecords(w, e, version));
+    writeArray(w, nonNull(x, 'ShareFetchResponsePartitionData.acquiredRecords', version), flexible, (w, e) =>
+      writeShareFetchResponseAcquiredRecords(
+        w,
+        nonNull(e, 'ShareFetchResponsePartitionData.acquiredRecords[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -545,7 +578,7 @@ export function readShareFetchResponseNodeEndpoint(
 export function writeShareFetchResponseNodeEndpoint(
   w: Writer,
   v: ShareFetchResponseNodeEndpoint,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
@@ -554,7 +587,7 @@ export function writeShareFetchResponseNodeEndpoint(
   }
   {
     const x = v.host;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ShareFetchResponseNodeEndpoint.host', version), flexible);
   }
   {
     const x = v.port;

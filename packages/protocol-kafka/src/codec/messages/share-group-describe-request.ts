@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -55,12 +56,14 @@ export function readShareGroupDescribeRequest(r: Reader, _version: number): Shar
 export function writeShareGroupDescribeRequest(
   w: Writer,
   v: ShareGroupDescribeRequest,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
     const x = v.groupIds;
-    writeArray(w, x, flexible, (w, e) => w.writeNullableString(e, flexible));
+    writeArray(w, nonNull(x, 'ShareGroupDescribeRequest.groupIds', version), flexible, (w, e) =>
+      w.writeNullableString(nonNull(e, 'ShareGroupDescribeRequest.groupIds[]', version), flexible),
+    );
   }
   {
     const x = v.includeAuthorizedOperations;

@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -68,7 +69,13 @@ export function writeShareGroupDescribeResponse(
   }
   {
     const x = v.groups;
-    writeArray(w, x, flexible, (w, e) => writeShareGroupDescribeResponseDescribedGroup(w, e, version));
+    writeArray(w, nonNull(x, 'ShareGroupDescribeResponse.groups', version), flexible, (w, e) =>
+      writeShareGroupDescribeResponseDescribedGroup(
+        w,
+        nonNull(e, 'ShareGroupDescribeResponse.groups[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -173,11 +180,14 @@ export function writeShareGroupDescribeResponseDescribedGroup(
   }
   {
     const x = v.groupId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ShareGroupDescribeResponseDescribedGroup.groupId', version), flexible);
   }
   {
     const x = v.groupState;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'ShareGroupDescribeResponseDescribedGroup.groupState', version),
+      flexible,
+    );
   }
   {
     const x = v.groupEpoch;
@@ -189,11 +199,20 @@ export function writeShareGroupDescribeResponseDescribedGroup(
   }
   {
     const x = v.assignorName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'ShareGroupDescribeResponseDescribedGroup.assignorName', version),
+      flexible,
+    );
   }
   {
     const x = v.members;
-    writeArray(w, x, flexible, (w, e) => writeShareGroupDescribeResponseMember(w, e, version));
+    writeArray(w, nonNull(x, 'ShareGroupDescribeResponseDescribedGroup.members', version), flexible, (w, e) =>
+      writeShareGroupDescribeResponseMember(
+        w,
+        nonNull(e, 'ShareGroupDescribeResponseDescribedGroup.members[]', version),
+        version,
+      ),
+    );
   }
   {
     const x = v.authorizedOperations;
@@ -309,7 +328,7 @@ export function writeShareGroupDescribeResponseMember(
   const flexible = true;
   {
     const x = v.memberId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ShareGroupDescribeResponseMember.memberId', version), flexible);
   }
   {
     const x = v.rackId;
@@ -321,19 +340,32 @@ export function writeShareGroupDescribeResponseMember(
   }
   {
     const x = v.clientId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ShareGroupDescribeResponseMember.clientId', version), flexible);
   }
   {
     const x = v.clientHost;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ShareGroupDescribeResponseMember.clientHost', version), flexible);
   }
   {
     const x = v.subscribedTopicNames;
-    writeArray(w, x, flexible, (w, e) => w.writeNullableString(e, flexible));
+    writeArray(
+      w,
+      nonNull(x, 'ShareGroupDescribeResponseMember.subscribedTopicNames', version),
+      flexible,
+      (w, e) =>
+        w.writeNullableString(
+          nonNull(e, 'ShareGroupDescribeResponseMember.subscribedTopicNames[]', version),
+          flexible,
+        ),
+    );
   }
   {
     const x = v.assignment;
-    writeShareGroupDescribeResponseAssignment(w, x, version);
+    writeShareGroupDescribeResponseAssignment(
+      w,
+      nonNull(x, 'ShareGroupDescribeResponseMember.assignment', version),
+      version,
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -421,7 +453,17 @@ export function writeShareGroupDescribeResponseAssignment(
   const flexible = true;
   {
     const x = v.topicPartitions;
-    writeArray(w, x, flexible, (w, e) => writeShareGroupDescribeResponseTopicPartitions(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'ShareGroupDescribeResponseAssignment.topicPartitions', version),
+      flexible,
+      (w, e) =>
+        writeShareGroupDescribeResponseTopicPartitions(
+          w,
+          nonNull(e, 'ShareGroupDescribeResponseAssignment.topicPartitions[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -489,7 +531,7 @@ export function readShareGroupDescribeResponseTopicPartitions(
 export function writeShareGroupDescribeResponseTopicPartitions(
   w: Writer,
   v: ShareGroupDescribeResponseTopicPartitions,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
@@ -498,11 +540,19 @@ export function writeShareGroupDescribeResponseTopicPartitions(
   }
   {
     const x = v.topicName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'ShareGroupDescribeResponseTopicPartitions.topicName', version),
+      flexible,
+    );
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'ShareGroupDescribeResponseTopicPartitions.partitions', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -67,16 +68,16 @@ export function readShareGroupHeartbeatRequest(r: Reader, _version: number): Sha
 export function writeShareGroupHeartbeatRequest(
   w: Writer,
   v: ShareGroupHeartbeatRequest,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
     const x = v.groupId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ShareGroupHeartbeatRequest.groupId', version), flexible);
   }
   {
     const x = v.memberId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'ShareGroupHeartbeatRequest.memberId', version), flexible);
   }
   {
     const x = v.memberEpoch;
@@ -88,7 +89,12 @@ export function writeShareGroupHeartbeatRequest(
   }
   {
     const x = v.subscribedTopicNames;
-    writeArray(w, x, flexible, (w, e) => w.writeNullableString(e, flexible));
+    writeArray(w, x, flexible, (w, e) =>
+      w.writeNullableString(
+        nonNull(e, 'ShareGroupHeartbeatRequest.subscribedTopicNames[]', version),
+        flexible,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

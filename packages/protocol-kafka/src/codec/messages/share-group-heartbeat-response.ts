@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -188,7 +189,17 @@ export function writeShareGroupHeartbeatResponseAssignment(
   const flexible = true;
   {
     const x = v.topicPartitions;
-    writeArray(w, x, flexible, (w, e) => writeShareGroupHeartbeatResponseTopicPartitions(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'ShareGroupHeartbeatResponseAssignment.topicPartitions', version),
+      flexible,
+      (w, e) =>
+        writeShareGroupHeartbeatResponseTopicPartitions(
+          w,
+          nonNull(e, 'ShareGroupHeartbeatResponseAssignment.topicPartitions[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -252,7 +263,7 @@ export function readShareGroupHeartbeatResponseTopicPartitions(
 export function writeShareGroupHeartbeatResponseTopicPartitions(
   w: Writer,
   v: ShareGroupHeartbeatResponseTopicPartitions,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
@@ -261,7 +272,12 @@ export function writeShareGroupHeartbeatResponseTopicPartitions(
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'ShareGroupHeartbeatResponseTopicPartitions.partitions', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

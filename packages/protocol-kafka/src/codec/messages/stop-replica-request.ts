@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -114,15 +115,33 @@ export function writeStopReplicaRequest(w: Writer, v: StopReplicaRequest, versio
   }
   if (version <= 0) {
     const x = v.ungroupedPartitions === undefined ? [] : v.ungroupedPartitions;
-    writeArray(w, x, flexible, (w, e) => writeStopReplicaRequestStopReplicaPartitionV0(w, e, version));
+    writeArray(w, nonNull(x, 'StopReplicaRequest.ungroupedPartitions', version), flexible, (w, e) =>
+      writeStopReplicaRequestStopReplicaPartitionV0(
+        w,
+        nonNull(e, 'StopReplicaRequest.ungroupedPartitions[]', version),
+        version,
+      ),
+    );
   }
   if (version >= 1 && version <= 2) {
     const x = v.topics === undefined ? [] : v.topics;
-    writeArray(w, x, flexible, (w, e) => writeStopReplicaRequestStopReplicaTopicV1(w, e, version));
+    writeArray(w, nonNull(x, 'StopReplicaRequest.topics', version), flexible, (w, e) =>
+      writeStopReplicaRequestStopReplicaTopicV1(
+        w,
+        nonNull(e, 'StopReplicaRequest.topics[]', version),
+        version,
+      ),
+    );
   }
   if (version >= 3) {
     const x = v.topicStates === undefined ? [] : v.topicStates;
-    writeArray(w, x, flexible, (w, e) => writeStopReplicaRequestStopReplicaTopicState(w, e, version));
+    writeArray(w, nonNull(x, 'StopReplicaRequest.topicStates', version), flexible, (w, e) =>
+      writeStopReplicaRequestStopReplicaTopicState(
+        w,
+        nonNull(e, 'StopReplicaRequest.topicStates[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -203,7 +222,10 @@ export function writeStopReplicaRequestStopReplicaPartitionV0(
   const flexible = version >= 2;
   if (version <= 0) {
     const x = v.topicName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'StopReplicaRequestStopReplicaPartitionV0.topicName', version),
+      flexible,
+    );
   }
   if (version <= 0) {
     const x = v.partitionIndex;
@@ -279,11 +301,16 @@ export function writeStopReplicaRequestStopReplicaTopicV1(
   const flexible = version >= 2;
   if (version >= 1 && version <= 2) {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'StopReplicaRequestStopReplicaTopicV1.name', version), flexible);
   }
   if (version >= 1 && version <= 2) {
     const x = v.partitionIndexes;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'StopReplicaRequestStopReplicaTopicV1.partitionIndexes', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -361,11 +388,21 @@ export function writeStopReplicaRequestStopReplicaTopicState(
   const flexible = version >= 2;
   if (version >= 3) {
     const x = v.topicName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'StopReplicaRequestStopReplicaTopicState.topicName', version), flexible);
   }
   if (version >= 3) {
     const x = v.partitionStates;
-    writeArray(w, x, flexible, (w, e) => writeStopReplicaRequestStopReplicaPartitionState(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'StopReplicaRequestStopReplicaTopicState.partitionStates', version),
+      flexible,
+      (w, e) =>
+        writeStopReplicaRequestStopReplicaPartitionState(
+          w,
+          nonNull(e, 'StopReplicaRequestStopReplicaTopicState.partitionStates[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -65,7 +66,13 @@ export function writeStopReplicaResponse(w: Writer, v: StopReplicaResponse, vers
   }
   {
     const x = v.partitionErrors;
-    writeArray(w, x, flexible, (w, e) => writeStopReplicaResponseStopReplicaPartitionError(w, e, version));
+    writeArray(w, nonNull(x, 'StopReplicaResponse.partitionErrors', version), flexible, (w, e) =>
+      writeStopReplicaResponseStopReplicaPartitionError(
+        w,
+        nonNull(e, 'StopReplicaResponse.partitionErrors[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -136,7 +143,10 @@ export function writeStopReplicaResponseStopReplicaPartitionError(
   const flexible = version >= 2;
   {
     const x = v.topicName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'StopReplicaResponseStopReplicaPartitionError.topicName', version),
+      flexible,
+    );
   }
   {
     const x = v.partitionIndex;

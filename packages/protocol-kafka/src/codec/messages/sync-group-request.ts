@@ -4,6 +4,7 @@ import {
   arraySize,
   bytesSize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -82,7 +83,7 @@ export function writeSyncGroupRequest(w: Writer, v: SyncGroupRequest, version: n
   const flexible = version >= 4;
   {
     const x = v.groupId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'SyncGroupRequest.groupId', version), flexible);
   }
   {
     const x = v.generationId;
@@ -90,7 +91,7 @@ export function writeSyncGroupRequest(w: Writer, v: SyncGroupRequest, version: n
   }
   {
     const x = v.memberId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'SyncGroupRequest.memberId', version), flexible);
   }
   if (version >= 3) {
     const x = v.groupInstanceId === undefined ? null : v.groupInstanceId;
@@ -106,7 +107,9 @@ export function writeSyncGroupRequest(w: Writer, v: SyncGroupRequest, version: n
   }
   {
     const x = v.assignments;
-    writeArray(w, x, flexible, (w, e) => writeSyncGroupRequestAssignment(w, e, version));
+    writeArray(w, nonNull(x, 'SyncGroupRequest.assignments', version), flexible, (w, e) =>
+      writeSyncGroupRequestAssignment(w, nonNull(e, 'SyncGroupRequest.assignments[]', version), version),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -190,11 +193,11 @@ export function writeSyncGroupRequestAssignment(
   const flexible = version >= 4;
   {
     const x = v.memberId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'SyncGroupRequestAssignment.memberId', version), flexible);
   }
   {
     const x = v.assignment;
-    w.writeNullableBytes(x, flexible);
+    w.writeNullableBytes(nonNull(x, 'SyncGroupRequestAssignment.assignment', version), flexible);
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   bytesSize,
   NO_TAGS,
+  nonNull,
   stringSize,
   taggedFieldsSize,
   type MessageCodec,
@@ -85,7 +86,7 @@ export function writeSyncGroupResponse(w: Writer, v: SyncGroupResponse, version:
   }
   {
     const x = v.assignment;
-    w.writeNullableBytes(x, flexible);
+    w.writeNullableBytes(nonNull(x, 'SyncGroupResponse.assignment', version), flexible);
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

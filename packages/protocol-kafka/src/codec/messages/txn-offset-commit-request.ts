@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -85,11 +86,11 @@ export function writeTxnOffsetCommitRequest(w: Writer, v: TxnOffsetCommitRequest
   const flexible = version >= 3;
   {
     const x = v.transactionalId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'TxnOffsetCommitRequest.transactionalId', version), flexible);
   }
   {
     const x = v.groupId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'TxnOffsetCommitRequest.groupId', version), flexible);
   }
   {
     const x = v.producerId;
@@ -105,7 +106,7 @@ export function writeTxnOffsetCommitRequest(w: Writer, v: TxnOffsetCommitRequest
   }
   if (version >= 3) {
     const x = v.memberId === undefined ? '' : v.memberId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'TxnOffsetCommitRequest.memberId', version), flexible);
   }
   if (version >= 3) {
     const x = v.groupInstanceId === undefined ? null : v.groupInstanceId;
@@ -113,7 +114,9 @@ export function writeTxnOffsetCommitRequest(w: Writer, v: TxnOffsetCommitRequest
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeTxnOffsetCommitRequestTopic(w, e, version));
+    writeArray(w, nonNull(x, 'TxnOffsetCommitRequest.topics', version), flexible, (w, e) =>
+      writeTxnOffsetCommitRequestTopic(w, nonNull(e, 'TxnOffsetCommitRequest.topics[]', version), version),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -197,11 +200,17 @@ export function writeTxnOffsetCommitRequestTopic(
   const flexible = version >= 3;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'TxnOffsetCommitRequestTopic.name', version), flexible);
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeTxnOffsetCommitRequestPartition(w, e, version));
+    writeArray(w, nonNull(x, 'TxnOffsetCommitRequestTopic.partitions', version), flexible, (w, e) =>
+      writeTxnOffsetCommitRequestPartition(
+        w,
+        nonNull(e, 'TxnOffsetCommitRequestTopic.partitions[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

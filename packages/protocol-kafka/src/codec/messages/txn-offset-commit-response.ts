@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -62,7 +63,9 @@ export function writeTxnOffsetCommitResponse(w: Writer, v: TxnOffsetCommitRespon
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeTxnOffsetCommitResponseTopic(w, e, version));
+    writeArray(w, nonNull(x, 'TxnOffsetCommitResponse.topics', version), flexible, (w, e) =>
+      writeTxnOffsetCommitResponseTopic(w, nonNull(e, 'TxnOffsetCommitResponse.topics[]', version), version),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -128,11 +131,17 @@ export function writeTxnOffsetCommitResponseTopic(
   const flexible = version >= 3;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'TxnOffsetCommitResponseTopic.name', version), flexible);
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeTxnOffsetCommitResponsePartition(w, e, version));
+    writeArray(w, nonNull(x, 'TxnOffsetCommitResponseTopic.partitions', version), flexible, (w, e) =>
+      writeTxnOffsetCommitResponsePartition(
+        w,
+        nonNull(e, 'TxnOffsetCommitResponseTopic.partitions[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

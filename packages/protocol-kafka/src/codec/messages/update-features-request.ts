@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -67,7 +68,13 @@ export function writeUpdateFeaturesRequest(w: Writer, v: UpdateFeaturesRequest, 
   }
   {
     const x = v.featureUpdates;
-    writeArray(w, x, flexible, (w, e) => writeUpdateFeaturesRequestFeatureUpdateKey(w, e, version));
+    writeArray(w, nonNull(x, 'UpdateFeaturesRequest.featureUpdates', version), flexible, (w, e) =>
+      writeUpdateFeaturesRequestFeatureUpdateKey(
+        w,
+        nonNull(e, 'UpdateFeaturesRequest.featureUpdates[]', version),
+        version,
+      ),
+    );
   }
   if (version >= 1) {
     const x = v.validateOnly === undefined ? false : v.validateOnly;
@@ -149,7 +156,7 @@ export function writeUpdateFeaturesRequestFeatureUpdateKey(
   const flexible = true;
   {
     const x = v.feature;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'UpdateFeaturesRequestFeatureUpdateKey.feature', version), flexible);
   }
   {
     const x = v.maxVersionLevel;

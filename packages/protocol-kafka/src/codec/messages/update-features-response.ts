@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -80,7 +81,13 @@ export function writeUpdateFeaturesResponse(w: Writer, v: UpdateFeaturesResponse
   }
   if (version <= 1) {
     const x = v.results === undefined ? [] : v.results;
-    writeArray(w, x, flexible, (w, e) => writeUpdateFeaturesResponseUpdatableFeatureResult(w, e, version));
+    writeArray(w, nonNull(x, 'UpdateFeaturesResponse.results', version), flexible, (w, e) =>
+      writeUpdateFeaturesResponseUpdatableFeatureResult(
+        w,
+        nonNull(e, 'UpdateFeaturesResponse.results[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -151,12 +158,15 @@ export function readUpdateFeaturesResponseUpdatableFeatureResult(
 export function writeUpdateFeaturesResponseUpdatableFeatureResult(
   w: Writer,
   v: UpdateFeaturesResponseUpdatableFeatureResult,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
     const x = v.feature;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'UpdateFeaturesResponseUpdatableFeatureResult.feature', version),
+      flexible,
+    );
   }
   {
     const x = v.errorCode;

@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -130,17 +131,33 @@ export function writeUpdateMetadataRequest(w: Writer, v: UpdateMetadataRequest, 
   }
   if (version <= 4) {
     const x = v.ungroupedPartitionStates === undefined ? [] : v.ungroupedPartitionStates;
-    writeArray(w, x, flexible, (w, e) =>
-      writeUpdateMetadataRequestUpdateMetadataPartitionState(w, e, version),
+    writeArray(w, nonNull(x, 'UpdateMetadataRequest.ungroupedPartitionStates', version), flexible, (w, e) =>
+      writeUpdateMetadataRequestUpdateMetadataPartitionState(
+        w,
+        nonNull(e, 'UpdateMetadataRequest.ungroupedPartitionStates[]', version),
+        version,
+      ),
     );
   }
   if (version >= 5) {
     const x = v.topicStates === undefined ? [] : v.topicStates;
-    writeArray(w, x, flexible, (w, e) => writeUpdateMetadataRequestUpdateMetadataTopicState(w, e, version));
+    writeArray(w, nonNull(x, 'UpdateMetadataRequest.topicStates', version), flexible, (w, e) =>
+      writeUpdateMetadataRequestUpdateMetadataTopicState(
+        w,
+        nonNull(e, 'UpdateMetadataRequest.topicStates[]', version),
+        version,
+      ),
+    );
   }
   {
     const x = v.liveBrokers;
-    writeArray(w, x, flexible, (w, e) => writeUpdateMetadataRequestUpdateMetadataBroker(w, e, version));
+    writeArray(w, nonNull(x, 'UpdateMetadataRequest.liveBrokers', version), flexible, (w, e) =>
+      writeUpdateMetadataRequestUpdateMetadataBroker(
+        w,
+        nonNull(e, 'UpdateMetadataRequest.liveBrokers[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(tagsUpdateMetadataRequest(v, version), v.unknownTaggedFields);
 }
@@ -248,7 +265,10 @@ export function writeUpdateMetadataRequestUpdateMetadataPartitionState(
   const flexible = version >= 6;
   if (version <= 4) {
     const x = v.topicName === undefined ? '' : v.topicName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'UpdateMetadataRequestUpdateMetadataPartitionState.topicName', version),
+      flexible,
+    );
   }
   {
     const x = v.partitionIndex;
@@ -268,7 +288,12 @@ export function writeUpdateMetadataRequestUpdateMetadataPartitionState(
   }
   {
     const x = v.isr;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'UpdateMetadataRequestUpdateMetadataPartitionState.isr', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   {
     const x = v.zkVersion;
@@ -276,11 +301,21 @@ export function writeUpdateMetadataRequestUpdateMetadataPartitionState(
   }
   {
     const x = v.replicas;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'UpdateMetadataRequestUpdateMetadataPartitionState.replicas', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   if (version >= 4) {
     const x = v.offlineReplicas === undefined ? [] : v.offlineReplicas;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'UpdateMetadataRequestUpdateMetadataPartitionState.offlineReplicas', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -376,7 +411,10 @@ export function writeUpdateMetadataRequestUpdateMetadataTopicState(
   const flexible = version >= 6;
   if (version >= 5) {
     const x = v.topicName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'UpdateMetadataRequestUpdateMetadataTopicState.topicName', version),
+      flexible,
+    );
   }
   if (version >= 7) {
     const x = v.topicId === undefined ? ZERO_UUID : v.topicId;
@@ -384,8 +422,16 @@ export function writeUpdateMetadataRequestUpdateMetadataTopicState(
   }
   if (version >= 5) {
     const x = v.partitionStates;
-    writeArray(w, x, flexible, (w, e) =>
-      writeUpdateMetadataRequestUpdateMetadataPartitionState(w, e, version),
+    writeArray(
+      w,
+      nonNull(x, 'UpdateMetadataRequestUpdateMetadataTopicState.partitionStates', version),
+      flexible,
+      (w, e) =>
+        writeUpdateMetadataRequestUpdateMetadataPartitionState(
+          w,
+          nonNull(e, 'UpdateMetadataRequestUpdateMetadataTopicState.partitionStates[]', version),
+          version,
+        ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -483,7 +529,7 @@ export function writeUpdateMetadataRequestUpdateMetadataBroker(
   }
   if (version <= 0) {
     const x = v.v0Host === undefined ? '' : v.v0Host;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'UpdateMetadataRequestUpdateMetadataBroker.v0Host', version), flexible);
   }
   if (version <= 0) {
     const x = v.v0Port === undefined ? 0 : v.v0Port;
@@ -491,7 +537,17 @@ export function writeUpdateMetadataRequestUpdateMetadataBroker(
   }
   if (version >= 1) {
     const x = v.endpoints === undefined ? [] : v.endpoints;
-    writeArray(w, x, flexible, (w, e) => writeUpdateMetadataRequestUpdateMetadataEndpoint(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'UpdateMetadataRequestUpdateMetadataBroker.endpoints', version),
+      flexible,
+      (w, e) =>
+        writeUpdateMetadataRequestUpdateMetadataEndpoint(
+          w,
+          nonNull(e, 'UpdateMetadataRequestUpdateMetadataBroker.endpoints[]', version),
+          version,
+        ),
+    );
   }
   if (version >= 2) {
     const x = v.rack === undefined ? '' : v.rack;
@@ -590,11 +646,14 @@ export function writeUpdateMetadataRequestUpdateMetadataEndpoint(
   }
   if (version >= 1) {
     const x = v.host;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'UpdateMetadataRequestUpdateMetadataEndpoint.host', version), flexible);
   }
   if (version >= 3) {
     const x = v.listener === undefined ? '' : v.listener;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'UpdateMetadataRequestUpdateMetadataEndpoint.listener', version),
+      flexible,
+    );
   }
   if (version >= 1) {
     const x = v.securityProtocol;

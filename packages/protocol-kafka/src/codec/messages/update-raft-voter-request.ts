@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -92,11 +93,21 @@ export function writeUpdateRaftVoterRequest(w: Writer, v: UpdateRaftVoterRequest
   }
   {
     const x = v.listeners;
-    writeArray(w, x, flexible, (w, e) => writeUpdateRaftVoterRequestListener(w, e, version));
+    writeArray(w, nonNull(x, 'UpdateRaftVoterRequest.listeners', version), flexible, (w, e) =>
+      writeUpdateRaftVoterRequestListener(
+        w,
+        nonNull(e, 'UpdateRaftVoterRequest.listeners[]', version),
+        version,
+      ),
+    );
   }
   {
     const x = v.kRaftVersionFeature;
-    writeUpdateRaftVoterRequestKRaftVersionFeature(w, x, version);
+    writeUpdateRaftVoterRequestKRaftVersionFeature(
+      w,
+      nonNull(x, 'UpdateRaftVoterRequest.kRaftVersionFeature', version),
+      version,
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -172,16 +183,16 @@ export function readUpdateRaftVoterRequestListener(
 export function writeUpdateRaftVoterRequestListener(
   w: Writer,
   v: UpdateRaftVoterRequestListener,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'UpdateRaftVoterRequestListener.name', version), flexible);
   }
   {
     const x = v.host;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'UpdateRaftVoterRequestListener.host', version), flexible);
   }
   {
     const x = v.port;

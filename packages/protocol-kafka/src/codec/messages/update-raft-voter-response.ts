@@ -3,6 +3,7 @@
 import {
   deepEqual,
   NO_TAGS,
+  nonNull,
   stringSize,
   taggedFieldsSize,
   type MessageCodec,
@@ -66,7 +67,11 @@ function tagsUpdateRaftVoterResponse(v: UpdateRaftVoterResponse, version: number
         tag: 0,
         size: sizeUpdateRaftVoterResponseCurrentLeader(x, version),
         write: (w) => {
-          writeUpdateRaftVoterResponseCurrentLeader(w, x, version);
+          writeUpdateRaftVoterResponseCurrentLeader(
+            w,
+            nonNull(x, 'UpdateRaftVoterResponse.currentLeader', version),
+            version,
+          );
         },
       });
     }
@@ -149,7 +154,7 @@ export function readUpdateRaftVoterResponseCurrentLeader(
 export function writeUpdateRaftVoterResponseCurrentLeader(
   w: Writer,
   v: UpdateRaftVoterResponseCurrentLeader,
-  _version: number,
+  version: number,
 ): void {
   const flexible = true;
   {
@@ -162,7 +167,7 @@ export function writeUpdateRaftVoterResponseCurrentLeader(
   }
   {
     const x = v.host;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'UpdateRaftVoterResponseCurrentLeader.host', version), flexible);
   }
   {
     const x = v.port;

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -72,7 +73,9 @@ export function writeVoteRequest(w: Writer, v: VoteRequest, version: number): vo
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeVoteRequestTopicData(w, e, version));
+    writeArray(w, nonNull(x, 'VoteRequest.topics', version), flexible, (w, e) =>
+      writeVoteRequestTopicData(w, nonNull(e, 'VoteRequest.topics[]', version), version),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -138,11 +141,13 @@ export function writeVoteRequestTopicData(w: Writer, v: VoteRequestTopicData, ve
   const flexible = true;
   {
     const x = v.topicName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'VoteRequestTopicData.topicName', version), flexible);
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeVoteRequestPartitionData(w, e, version));
+    writeArray(w, nonNull(x, 'VoteRequestTopicData.partitions', version), flexible, (w, e) =>
+      writeVoteRequestPartitionData(w, nonNull(e, 'VoteRequestTopicData.partitions[]', version), version),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

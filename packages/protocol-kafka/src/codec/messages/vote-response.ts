@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -71,7 +72,9 @@ function tagsVoteResponse(v: VoteResponse, version: number): TaggedWrite[] {
         tag: 0,
         size: arraySize(x, flexible, (e) => sizeVoteResponseNodeEndpoint(e, version)),
         write: (w) => {
-          writeArray(w, x, flexible, (w, e) => writeVoteResponseNodeEndpoint(w, e, version));
+          writeArray(w, nonNull(x, 'VoteResponse.nodeEndpoints', version), flexible, (w, e) =>
+            writeVoteResponseNodeEndpoint(w, nonNull(e, 'VoteResponse.nodeEndpoints[]', version), version),
+          );
         },
       });
     }
@@ -87,7 +90,9 @@ export function writeVoteResponse(w: Writer, v: VoteResponse, version: number): 
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeVoteResponseTopicData(w, e, version));
+    writeArray(w, nonNull(x, 'VoteResponse.topics', version), flexible, (w, e) =>
+      writeVoteResponseTopicData(w, nonNull(e, 'VoteResponse.topics[]', version), version),
+    );
   }
   if (flexible) w.writeTaggedFields(tagsVoteResponse(v, version), v.unknownTaggedFields);
 }
@@ -149,11 +154,13 @@ export function writeVoteResponseTopicData(w: Writer, v: VoteResponseTopicData, 
   const flexible = true;
   {
     const x = v.topicName;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'VoteResponseTopicData.topicName', version), flexible);
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeVoteResponsePartitionData(w, e, version));
+    writeArray(w, nonNull(x, 'VoteResponseTopicData.partitions', version), flexible, (w, e) =>
+      writeVoteResponsePartitionData(w, nonNull(e, 'VoteResponseTopicData.partitions[]', version), version),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -319,7 +326,7 @@ export function writeVoteResponseNodeEndpoint(w: Writer, v: VoteResponseNodeEndp
   }
   if (version >= 1) {
     const x = v.host;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'VoteResponseNodeEndpoint.host', version), flexible);
   }
   if (version >= 1) {
     const x = v.port;

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -63,7 +64,9 @@ export function writeVotersRecord(w: Writer, v: VotersRecord, version: number): 
   }
   {
     const x = v.voters;
-    writeArray(w, x, flexible, (w, e) => writeVotersRecordVoter(w, e, version));
+    writeArray(w, nonNull(x, 'VotersRecord.voters', version), flexible, (w, e) =>
+      writeVotersRecordVoter(w, nonNull(e, 'VotersRecord.voters[]', version), version),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -144,11 +147,17 @@ export function writeVotersRecordVoter(w: Writer, v: VotersRecordVoter, version:
   }
   {
     const x = v.endpoints;
-    writeArray(w, x, flexible, (w, e) => writeVotersRecordEndpoint(w, e, version));
+    writeArray(w, nonNull(x, 'VotersRecordVoter.endpoints', version), flexible, (w, e) =>
+      writeVotersRecordEndpoint(w, nonNull(e, 'VotersRecordVoter.endpoints[]', version), version),
+    );
   }
   {
     const x = v.kRaftVersionFeature;
-    writeVotersRecordKRaftVersionFeature(w, x, version);
+    writeVotersRecordKRaftVersionFeature(
+      w,
+      nonNull(x, 'VotersRecordVoter.kRaftVersionFeature', version),
+      version,
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -213,15 +222,15 @@ export function readVotersRecordEndpoint(r: Reader, _version: number): VotersRec
   return v;
 }
 
-export function writeVotersRecordEndpoint(w: Writer, v: VotersRecordEndpoint, _version: number): void {
+export function writeVotersRecordEndpoint(w: Writer, v: VotersRecordEndpoint, version: number): void {
   const flexible = true;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'VotersRecordEndpoint.name', version), flexible);
   }
   {
     const x = v.host;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'VotersRecordEndpoint.host', version), flexible);
   }
   {
     const x = v.port;

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -63,11 +64,17 @@ export function writeWriteShareGroupStateRequest(
   const flexible = true;
   {
     const x = v.groupId;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'WriteShareGroupStateRequest.groupId', version), flexible);
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeWriteShareGroupStateRequestWriteStateData(w, e, version));
+    writeArray(w, nonNull(x, 'WriteShareGroupStateRequest.topics', version), flexible, (w, e) =>
+      writeWriteShareGroupStateRequestWriteStateData(
+        w,
+        nonNull(e, 'WriteShareGroupStateRequest.topics[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -143,7 +150,17 @@ export function writeWriteShareGroupStateRequestWriteStateData(
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeWriteShareGroupStateRequestPartitionData(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'WriteShareGroupStateRequestWriteStateData.partitions', version),
+      flexible,
+      (w, e) =>
+        writeWriteShareGroupStateRequestPartitionData(
+          w,
+          nonNull(e, 'WriteShareGroupStateRequestWriteStateData.partitions[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -243,7 +260,17 @@ export function writeWriteShareGroupStateRequestPartitionData(
   }
   {
     const x = v.stateBatches;
-    writeArray(w, x, flexible, (w, e) => writeWriteShareGroupStateRequestStateBatch(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'WriteShareGroupStateRequestPartitionData.stateBatches', version),
+      flexible,
+      (w, e) =>
+        writeWriteShareGroupStateRequestStateBatch(
+          w,
+          nonNull(e, 'WriteShareGroupStateRequestPartitionData.stateBatches[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

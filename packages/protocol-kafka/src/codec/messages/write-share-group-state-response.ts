@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -59,7 +60,13 @@ export function writeWriteShareGroupStateResponse(
   const flexible = true;
   {
     const x = v.results;
-    writeArray(w, x, flexible, (w, e) => writeWriteShareGroupStateResponseWriteStateResult(w, e, version));
+    writeArray(w, nonNull(x, 'WriteShareGroupStateResponse.results', version), flexible, (w, e) =>
+      writeWriteShareGroupStateResponseWriteStateResult(
+        w,
+        nonNull(e, 'WriteShareGroupStateResponse.results[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -131,7 +138,17 @@ export function writeWriteShareGroupStateResponseWriteStateResult(
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) => writeWriteShareGroupStateResponsePartitionResult(w, e, version));
+    writeArray(
+      w,
+      nonNull(x, 'WriteShareGroupStateResponseWriteStateResult.partitions', version),
+      flexible,
+      (w, e) =>
+        writeWriteShareGroupStateResponsePartitionResult(
+          w,
+          nonNull(e, 'WriteShareGroupStateResponseWriteStateResult.partitions[]', version),
+          version,
+        ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -4,6 +4,7 @@ import {
   arraySize,
   fixedArraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -55,7 +56,13 @@ export function writeWriteTxnMarkersRequest(w: Writer, v: WriteTxnMarkersRequest
   const flexible = version >= 1;
   {
     const x = v.markers;
-    writeArray(w, x, flexible, (w, e) => writeWriteTxnMarkersRequestWritableTxnMarker(w, e, version));
+    writeArray(w, nonNull(x, 'WriteTxnMarkersRequest.markers', version), flexible, (w, e) =>
+      writeWriteTxnMarkersRequestWritableTxnMarker(
+        w,
+        nonNull(e, 'WriteTxnMarkersRequest.markers[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -147,7 +154,13 @@ export function writeWriteTxnMarkersRequestWritableTxnMarker(
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) => writeWriteTxnMarkersRequestWritableTxnMarkerTopic(w, e, version));
+    writeArray(w, nonNull(x, 'WriteTxnMarkersRequestWritableTxnMarker.topics', version), flexible, (w, e) =>
+      writeWriteTxnMarkersRequestWritableTxnMarkerTopic(
+        w,
+        nonNull(e, 'WriteTxnMarkersRequestWritableTxnMarker.topics[]', version),
+        version,
+      ),
+    );
   }
   {
     const x = v.coordinatorEpoch;
@@ -224,11 +237,16 @@ export function writeWriteTxnMarkersRequestWritableTxnMarkerTopic(
   const flexible = version >= 1;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(nonNull(x, 'WriteTxnMarkersRequestWritableTxnMarkerTopic.name', version), flexible);
   }
   {
     const x = v.partitionIndexes;
-    writeArray(w, x, flexible, (w, e) => w.writeInt32(e));
+    writeArray(
+      w,
+      nonNull(x, 'WriteTxnMarkersRequestWritableTxnMarkerTopic.partitionIndexes', version),
+      flexible,
+      (w, e) => w.writeInt32(e),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }

@@ -3,6 +3,7 @@
 import {
   arraySize,
   NO_TAGS,
+  nonNull,
   readArray,
   stringSize,
   taggedFieldsSize,
@@ -54,7 +55,13 @@ export function writeWriteTxnMarkersResponse(w: Writer, v: WriteTxnMarkersRespon
   const flexible = version >= 1;
   {
     const x = v.markers;
-    writeArray(w, x, flexible, (w, e) => writeWriteTxnMarkersResponseWritableTxnMarkerResult(w, e, version));
+    writeArray(w, nonNull(x, 'WriteTxnMarkersResponse.markers', version), flexible, (w, e) =>
+      writeWriteTxnMarkersResponseWritableTxnMarkerResult(
+        w,
+        nonNull(e, 'WriteTxnMarkersResponse.markers[]', version),
+        version,
+      ),
+    );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
 }
@@ -126,8 +133,16 @@ export function writeWriteTxnMarkersResponseWritableTxnMarkerResult(
   }
   {
     const x = v.topics;
-    writeArray(w, x, flexible, (w, e) =>
-      writeWriteTxnMarkersResponseWritableTxnMarkerTopicResult(w, e, version),
+    writeArray(
+      w,
+      nonNull(x, 'WriteTxnMarkersResponseWritableTxnMarkerResult.topics', version),
+      flexible,
+      (w, e) =>
+        writeWriteTxnMarkersResponseWritableTxnMarkerTopicResult(
+          w,
+          nonNull(e, 'WriteTxnMarkersResponseWritableTxnMarkerResult.topics[]', version),
+          version,
+        ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
@@ -205,12 +220,23 @@ export function writeWriteTxnMarkersResponseWritableTxnMarkerTopicResult(
   const flexible = version >= 1;
   {
     const x = v.name;
-    w.writeNullableString(x, flexible);
+    w.writeNullableString(
+      nonNull(x, 'WriteTxnMarkersResponseWritableTxnMarkerTopicResult.name', version),
+      flexible,
+    );
   }
   {
     const x = v.partitions;
-    writeArray(w, x, flexible, (w, e) =>
-      writeWriteTxnMarkersResponseWritableTxnMarkerPartitionResult(w, e, version),
+    writeArray(
+      w,
+      nonNull(x, 'WriteTxnMarkersResponseWritableTxnMarkerTopicResult.partitions', version),
+      flexible,
+      (w, e) =>
+        writeWriteTxnMarkersResponseWritableTxnMarkerPartitionResult(
+          w,
+          nonNull(e, 'WriteTxnMarkersResponseWritableTxnMarkerTopicResult.partitions[]', version),
+          version,
+        ),
     );
   }
   if (flexible) w.writeTaggedFields(NO_TAGS, v.unknownTaggedFields);
