@@ -162,6 +162,27 @@ describe('topic configs that act on produced batches (KafkaJS)', () => {
     }
   }
 
+  it('refuses topics over the partition limit with INVALID_PARTITIONS, validate-only included', async () => {
+    const limit = 10_000;
+    for (const validateOnly of [true, false]) {
+      const creating = admin.createTopics({
+        validateOnly,
+        topics: [{ topic: 'js-too-many', numPartitions: limit + 1 }],
+      });
+      await expect(creating).rejects.toMatchObject({
+        errors: [expect.objectContaining({ type: 'INVALID_PARTITIONS' })],
+      });
+    }
+    expect(await admin.listTopics()).not.toContain('js-too-many');
+    await admin.createTopics({ topics: [{ topic: 'js-growing' }] });
+    await expect(
+      admin.createPartitions({ topicPartitions: [{ topic: 'js-growing', count: limit + 1 }] }),
+    ).rejects.toMatchObject({ type: 'INVALID_PARTITIONS' });
+    expect((await admin.fetchTopicMetadata({ topics: ['js-growing'] })).topics[0]!.partitions).toHaveLength(
+      1,
+    );
+  });
+
   it('stamps batches with the append time under message.timestamp.type=LogAppendTime', async () => {
     const topic = 'js-log-append-time';
     await admin.createTopics({

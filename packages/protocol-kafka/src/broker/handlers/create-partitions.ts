@@ -37,6 +37,15 @@ export const handleCreatePartitions: ApiHandler<CreatePartitionsRequest, CreateP
         );
         continue;
       }
+      if (wanted.count > catalog.maxPartitions) {
+        results.push(
+          answer(
+            KafkaErrorCode.invalidPartitions,
+            `a topic has at most ${catalog.maxPartitions} partitions here`,
+          ),
+        );
+        continue;
+      }
       if (wanted.assignments !== null && wanted.assignments.length > 0) {
         results.push(
           answer(KafkaErrorCode.invalidReplicaAssignment, 'manual replica assignments are not supported'),

@@ -67,6 +67,12 @@ async function createTopic(
   if (!Number.isInteger(partitions) || partitions < 1) {
     return fail(KafkaErrorCode.invalidPartitions, 'the number of partitions must be at least 1');
   }
+  if (partitions > broker.catalog.maxPartitions) {
+    return fail(
+      KafkaErrorCode.invalidPartitions,
+      `a topic has at most ${broker.catalog.maxPartitions} partitions here`,
+    );
+  }
   if (wanted.replicationFactor !== -1 && wanted.replicationFactor !== 1) {
     return fail(KafkaErrorCode.invalidReplicationFactor, 'this cluster keeps one replica per partition');
   }
