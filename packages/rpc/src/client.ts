@@ -29,6 +29,13 @@ export interface RpcClientOptions {
   defaultDeadlineMs?: number;
   /** Give up one connection attempt after this long; default 5 s. */
   connectTimeoutMs?: number;
+  /**
+   * How long calls and streams wait for a connection while there is none, counted from when it
+   * was lost (or from the first attempt). Past it, the ones waiting and any made later fail
+   * UNAVAILABLE at once, until a connection is up again. Default `Infinity`: each waits until
+   * its own deadline.
+   */
+  connectWaitMs?: number;
   /** First delay before reconnecting; doubles per failed attempt up to the maximum. Default 50 ms. */
   reconnectDelayMs?: number;
   /** Longest delay between reconnection attempts; default 5 s. */
@@ -79,7 +86,7 @@ export interface RpcClient {
 
 /**
  * Creates a client for the server at `host:port` and starts connecting. It returns at once: calls
- * made before the connection is up wait for it, up to their deadline.
+ * made before the connection is up wait for it, up to their deadline or `connectWaitMs`.
  */
 export function connectRpc(options: RpcClientOptions): RpcClient {
   return new RpcClientImpl(options);
@@ -89,6 +96,7 @@ class RpcClientImpl implements RpcClient, StreamHost {
   private readonly logger: Logger;
   private readonly maxFrameBytes: number;
   private readonly maxInFlight: number;
+  private readonly connectWaitMs: number;
   private readonly queue = new Set<ClientRequest>();
   private readonly requests = new Map<number, ClientRequest>();
   private conn: FramedConnection | undefined;
@@ -100,6 +108,12 @@ class RpcClientImpl implements RpcClient, StreamHost {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private waitingForDrain = false;
   private connectWaiters = new Set<() => void>();
+  /** Fires `connectWaitMs` into an outage. */
+  private outageTimer: NodeJS.Timeout | undefined;
+  /** Set once an outage has lasted `connectWaitMs`: requests then fail instead of queueing. */
+  private failFast = false;
+  /** Why the last connection attempt failed, for the errors of requests that gave up waiting. */
+  private lastConnectError: string | undefined;
 
   constructor(private readonly options: RpcClientOptions) {
     this.logger = (options.logger ?? silentLogger).child({
@@ -108,6 +122,8 @@ class RpcClientImpl implements RpcClient, StreamHost {
     });
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.maxInFlight = options.maxInFlight ?? 1024;
+    this.connectWaitMs = options.connectWaitMs ?? Infinity;
+    this.startOutage();
     this.connect();
   }
 
@@ -194,6 +210,7 @@ class RpcClientImpl implements RpcClient, StreamHost {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.reconnectTimer);
+    clearTimeout(this.outageTimer);
     const error = new RobustMQError(ErrorCode.Closed, 'the RPC client is closed');
     for (const request of [...this.queue]) request.fail(error);
     this.queue.clear();
@@ -259,8 +276,38 @@ class RpcClientImpl implements RpcClient, StreamHost {
   }
 
   private enqueue(request: ClientRequest): void {
+    if (this.failFast && !this.conn) {
+      request.fail(this.notConnected(request));
+      return;
+    }
     this.queue.add(request);
     this.pump();
+  }
+
+  /** Arms the connect wait at the start of an outage. */
+  private startOutage(): void {
+    this.failFast = false;
+    clearTimeout(this.outageTimer);
+    // Past 2^31 - 1 ms Node would fire the timer at once: treat such a wait as no limit.
+    if (!(this.connectWaitMs <= 0x7fffffff)) return;
+    this.outageTimer = setTimeout(() => this.giveUpWaiting(), Math.max(0, this.connectWaitMs));
+  }
+
+  /** The outage has lasted `connectWaitMs`: fail what waits for a connection, and what comes later. */
+  private giveUpWaiting(): void {
+    this.outageTimer = undefined;
+    if (this.conn || this.closed) return;
+    this.failFast = true;
+    const waiting = [...this.queue];
+    this.queue.clear();
+    for (const request of waiting) request.fail(this.notConnected(request));
+  }
+
+  private notConnected(request: ClientRequest): RobustMQError {
+    const reason = this.lastConnectError === undefined ? '' : ` (${this.lastConnectError})`;
+    return this.unavailable(
+      `no connection for ${this.downForMs() ?? 0} ms${reason}; "${request.method}" was not sent`,
+    );
   }
 
   /** Sends queued requests while the in-flight limit and the socket allow. */
@@ -345,6 +392,7 @@ class RpcClientImpl implements RpcClient, StreamHost {
       clearTimeout(timer);
       socket.off(connectEvent, onConnect);
       socket.destroy();
+      this.lastConnectError = error.message;
       const fields = { err: error.message, attempt: this.attempt, downForMs: this.downForMs() };
       if (this.attempt === 0) this.logger.warn(fields, 'rpc connect failed, retrying');
       else if (this.attempt >= 8 && (this.attempt & (this.attempt - 1)) === 0) {
@@ -378,6 +426,9 @@ class RpcClientImpl implements RpcClient, StreamHost {
     this.logger.info({ attempt: this.attempt, downForMs: this.downForMs() }, 'rpc connected');
     this.attempt = 0;
     this.downSince = undefined;
+    this.lastConnectError = undefined;
+    this.failFast = false;
+    clearTimeout(this.outageTimer);
     this.waitingForDrain = false;
     for (const wake of [...this.connectWaiters]) wake();
     this.pump();
@@ -388,6 +439,7 @@ class RpcClientImpl implements RpcClient, StreamHost {
     this.conn = undefined;
     if (this.closed) return;
     this.downSince = Date.now();
+    this.startOutage();
     this.logger.warn({ err: reason?.message }, 'rpc connection lost, reconnecting');
     const requests = [...this.requests.values()];
     this.requests.clear();

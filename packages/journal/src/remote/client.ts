@@ -30,9 +30,16 @@ export interface JournalClientOptions {
   /** Connect with TLS: `true` for the system's CAs, or options (ca, cert, key, servername...). */
   tls?: boolean | ConnectionOptions;
   logger?: Logger;
-  /** Deadline of each call; `waitForData` gets its own timeout plus this. Default 30 s. */
+  /**
+   * Deadline of each call sent on a live connection; `waitForData` gets its own timeout plus this.
+   * Default 30 s.
+   */
   requestTimeoutMs?: number;
-  /** Give up one connection attempt after this long; default 5 s. */
+  /**
+   * How long to wait for a connection: the limit of one connection attempt, and how long calls
+   * wait while there is none, counted from when it was lost. Past it they fail UNAVAILABLE at
+   * once, without being sent, until the client has reconnected. Default 5 s.
+   */
   connectTimeoutMs?: number;
   /** First delay before reconnecting; doubles per failed attempt. Default 50 ms. */
   reconnectDelayMs?: number;
@@ -52,16 +59,22 @@ export interface JournalClientOptions {
 export interface JournalClient extends StorageEngine {
   /** True while the connection for calls is up. */
   readonly connected: boolean;
-  /** Resolves once connected; rejects UNAVAILABLE after `timeoutMs`, CLOSED if closed first. */
+  /**
+   * Resolves once connected (and the long-poll connection too, once `waitForData` has opened it);
+   * rejects UNAVAILABLE after `timeoutMs`, CLOSED if closed first.
+   */
   waitConnected(timeoutMs: number): Promise<void>;
 }
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 
 /**
  * Connects to a journal server ({@link createJournalServer}) and returns a StorageEngine over it.
  * It returns at once and connects in the background, reconnecting with backoff whenever the
- * connection drops; calls made meanwhile wait for it up to their deadline.
+ * connection drops. Calls made meanwhile wait for it, but only `connectTimeoutMs` into the outage:
+ * then they fail UNAVAILABLE (not sent, so not carried out), and later ones at once, until the
+ * client has reconnected. A server that is down thus costs callers a few seconds, not a deadline.
  *
  * Every call has a deadline (`requestTimeoutMs`; TIMEOUT past it, its effect unknown). A call in
  * flight when the connection drops fails UNAVAILABLE. Calls that change nothing (read, shardInfo,
@@ -99,8 +112,8 @@ class RemoteJournal implements JournalClient {
     return this.#calls.connected;
   }
 
-  waitConnected(timeoutMs: number): Promise<void> {
-    return this.#calls.waitConnected(timeoutMs);
+  async waitConnected(timeoutMs: number): Promise<void> {
+    await Promise.all([this.#calls.waitConnected(timeoutMs), this.#waits?.waitConnected(timeoutMs)]);
   }
 
   async createShard(shard: string, config?: Partial<ShardConfig>): Promise<ShardInfo> {
@@ -173,7 +186,8 @@ class RemoteJournal implements JournalClient {
       tls,
       logger: this.#logger.child({ lane }),
       defaultDeadlineMs: this.#requestTimeoutMs,
-      connectTimeoutMs,
+      connectTimeoutMs: connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      connectWaitMs: connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       reconnectDelayMs,
       maxReconnectDelayMs,
       maxFrameBytes,

@@ -6,7 +6,10 @@ export interface RemoteJournalSettings {
   port: number;
   /** Deadline of each call to the journal server. */
   requestTimeoutMs: number;
-  /** How long opening waits for the first connection; also the limit of one connection attempt. */
+  /**
+   * How long opening waits for the first connection, and calls wait for one while the server is
+   * unreachable (then they fail UNAVAILABLE); also the limit of one connection attempt.
+   */
   connectTimeoutMs: number;
   /** Longest delay between reconnection attempts. */
   maxReconnectDelayMs: number;
@@ -14,7 +17,7 @@ export interface RemoteJournalSettings {
 
 export const DEFAULT_REMOTE_SETTINGS = Object.freeze({
   requestTimeoutMs: 30_000,
-  connectTimeoutMs: 10_000,
+  connectTimeoutMs: 5_000,
   maxReconnectDelayMs: 5_000,
 });
 

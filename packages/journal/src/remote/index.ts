@@ -7,6 +7,7 @@
  * engine = "@robustmq/journal/remote"
  * address = "journal-1:1228"
  * request_timeout_ms = 30000
+ * connect_timeout_ms = 5000
  * ```
  */
 import { defineStorageEngine, ErrorCode, isRobustMQError, RobustMQError } from '@robustmq/core';
@@ -19,7 +20,8 @@ export { DEFAULT_REMOTE_SETTINGS, parseRemoteJournalConfig, type RemoteJournalSe
 /**
  * The remote journal as a storage engine: `options.config` is the `[storage]` section. Opening
  * waits up to `connect_timeout_ms` for the journal server and fails UNAVAILABLE if it does not
- * answer, so a wrong address shows at start-up. `dataDir` is not used.
+ * answer, so a wrong address shows at start-up. Later, while the server is unreachable, calls fail
+ * UNAVAILABLE within `connect_timeout_ms` rather than at `request_timeout_ms`. `dataDir` is not used.
  */
 const journalRemote = defineStorageEngine({
   name: 'journal-remote',

@@ -79,7 +79,7 @@ describe('@robustmq/journal/remote', () => {
       host: 'journal-1',
       port: 1228,
       requestTimeoutMs: 30_000,
-      connectTimeoutMs: 10_000,
+      connectTimeoutMs: 5_000,
       maxReconnectDelayMs: 5_000,
     });
     expect(

@@ -36,7 +36,7 @@ describe('journal server restart', () => {
     await engine.close();
     expect(journal.connected).toBe(false);
 
-    // Calls made while no server is up wait for one, within their deadline.
+    // Calls made while no server is up wait for one, for at most the connect wait (5 s here).
     const late = batch(2048, 9_000);
     const infoWhileDown = journal.shardInfo('orders/0');
     const appendWhileDown = journal.append('orders/0', [late]);
