@@ -246,7 +246,7 @@ export class AmqpBroker {
       },
       deadLetter:
         this.deadLetterName === null ? null : (entry, reason) => this.deadLetter(name, entry, reason),
-      onDropped: (reason) => this.metrics.dropped(reason),
+      onDropped: (reason, count) => this.metrics.dropped(reason, count),
       logger: this.logger,
     });
     await queue.open();
@@ -266,7 +266,7 @@ export class AmqpBroker {
       persistence: null,
       deadLetter:
         this.deadLetterName === null ? null : (entry, reason) => this.deadLetter(name, entry, reason),
-      onDropped: (reason) => this.metrics.dropped(reason),
+      onDropped: (reason, count) => this.metrics.dropped(reason, count),
       logger: this.logger,
     });
     queue.listen();
@@ -296,7 +296,7 @@ export class AmqpBroker {
       fromEnd: false,
       persistence: null,
       deadLetter: null,
-      onDropped: (reason) => this.metrics.dropped(reason),
+      onDropped: (reason, count) => this.metrics.dropped(reason, count),
       logger: this.logger,
     });
     this.temporaries.set(name, { log, queue });
@@ -322,7 +322,6 @@ export class AmqpBroker {
     if (!temporary) return;
     this.temporaries.delete(name);
     temporary.queue.close();
-    this.metrics.queueDeleted(name);
     const deletion = temporary.log.delete().finally(() => this.deleting.delete(deletion));
     this.deleting.add(deletion);
   }

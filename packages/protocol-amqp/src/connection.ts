@@ -28,6 +28,7 @@ import type {
   RheaContext,
   RheaDelivery,
   RheaDispositionFields,
+  RheaOutgoing,
   RheaOutgoingDelivery,
   RheaReceiver,
   RheaSender,
@@ -129,6 +130,10 @@ export class AmqpConnection {
   private readonly outgoing = new Map<RheaSender, OutgoingState>();
   private readonly incoming = new Map<RheaReceiver, IncomingLink>();
   private readonly partial = new Map<string, Buffer[]>();
+  /** Receiving links detached for transfers without credit; their transfers are dropped. */
+  private readonly overLimit = new WeakSet<RheaReceiver>();
+  /** Per session, deliveries sent and unsettled that were taken out of rhea's ring (see parkUnsettled). */
+  private readonly parked = new WeakMap<RheaSession, Map<number, RheaOutgoingDelivery>>();
   private lastIncoming: Incoming | MalformedMessageError = new MalformedMessageError('no message');
   private lastSize = 0;
   private links = 0;
@@ -203,13 +208,19 @@ export class AmqpConnection {
     if (this.closed) return;
     Object.assign(
       container.sasl_server_mechanisms,
-      saslMechanisms(context.auth, anonymous, this.info.remoteAddress, (principal, mechanism) => {
-        this.principal = Promise.resolve(principal);
-        if (!principal) {
-          metrics.refused('bad_credentials');
-          this.logger.info({ mechanism }, 'SASL authentication refused');
-        }
-      }),
+      saslMechanisms(
+        context.auth,
+        anonymous,
+        this.info.remoteAddress,
+        (principal, mechanism) => {
+          this.principal = Promise.resolve(principal);
+          if (!principal) {
+            metrics.refused('bad_credentials');
+            this.logger.info({ mechanism }, 'SASL authentication refused');
+          }
+        },
+        () => this.fail('amqp:connection:framing-error', 'a second sasl-init', 'protocol_error'),
+      ),
     );
     this.rhea.options.require_sasl = !anonymous;
     this.rhea.accept(this.guard);
@@ -235,6 +246,7 @@ export class AmqpConnection {
   private captureRawTransfers(): void {
     const original = this.rhea.on_transfer.bind(this.rhea);
     this.rhea.on_transfer = (frame: TransferFrame) => {
+      if (this.withoutCredit(frame)) return;
       const performative = frame.performative;
       const payload = frame.payload ?? EMPTY;
       const more = performative.more === true;
@@ -265,6 +277,38 @@ export class AmqpConnection {
       frame.payload = PLACEHOLDER;
       original(frame);
     };
+  }
+
+  /**
+   * A transfer starting a delivery on a link that has no credit breaks flow control (AMQP 1.0
+   * section 2.6.7): rhea would take it all the same, with a line on stderr for each. The link is
+   * detached with `amqp:link:transfer-limit-exceeded` instead, and its transfers are dropped until
+   * the peer's detach; they count in the session as rhea would count them, so its other links go
+   * on. (Transfers within credit do not come here: `takeTransfer` takes them.)
+   */
+  private withoutCredit(frame: TransferFrame): boolean {
+    const session = this.rhea.remote_channel_map[frame.channel];
+    const link = session?.remote.handles[frame.performative.handle];
+    if (!session || !link || link.is_sender()) return false;
+    const receiver = link as RheaReceiver;
+    if (!this.overLimit.has(receiver)) {
+      const incoming = this.incoming.get(receiver);
+      if (!incoming || receiver._incomplete || receiver.credit > 0 || !receiver.is_remote_open())
+        return false;
+      this.overLimit.add(receiver);
+      this.broker.metrics.badInput('transfer_limit_exceeded');
+      this.logger.warn({ link: incoming.id }, 'transfer without link credit; link detached');
+      this.closeIncoming(receiver);
+      receiver.close({
+        condition: 'amqp:link:transfer-limit-exceeded',
+        description: 'transfer without link credit',
+      });
+    }
+    const counts = session.incoming;
+    counts.next_transfer_id++;
+    const id = frame.performative.delivery_id;
+    if (typeof id === 'number') counts.next_delivery_id = id + 1;
+    return true;
   }
 
   /**
@@ -394,8 +438,10 @@ export class AmqpConnection {
     on('connection_open', () => this.opening());
     on('session_open', (c) => {
       fileLinksByDirection(c.session as unknown as RheaSessionLinks);
-      this.sendTransfersDirectly(c.session!);
-      this.takeOutcomes(c.session!);
+      const parked = new Map<number, RheaOutgoingDelivery>();
+      this.parked.set(c.session!, parked);
+      this.sendTransfersDirectly(c.session!, parked);
+      this.takeOutcomes(c.session!, parked);
     });
     on('receiver_open', (c) => this.receiverOpen(c.receiver!));
     on('sender_open', (c) => this.senderOpen(c.sender!));
@@ -444,6 +490,10 @@ export class AmqpConnection {
   }
 
   private receiverOpen(receiver: RheaReceiver): void {
+    // rhea takes a producer's flow with drain set as the link's credit (and writes a line to
+    // stderr when it is not 0). Credit is the receiving end's to give, and the broker never asks
+    // a producer to drain: the producer's flow changes nothing here.
+    receiver.on_flow = () => {};
     const target = receiver.remote.attach?.target;
     const dynamic = target?.dynamic === true;
     const address = dynamic ? this.broker.temporaryName() : (target?.address ?? null);
@@ -620,7 +670,7 @@ export class AmqpConnection {
    * link has credit and the peer's session window room, and stops at the first it cannot (a message
    * over a frame, rhea still holding frames back), leaving that and the rest to rhea.
    */
-  private sendTransfersDirectly(session: RheaSession): void {
+  private sendTransfersDirectly(session: RheaSession, parked: Map<number, RheaOutgoingDelivery>): void {
     const outgoing = session.outgoing;
     const connection = this.rhea;
     const original = outgoing.process.bind(outgoing);
@@ -654,7 +704,25 @@ export class AmqpConnection {
         if (delivery && typeof delivery.tag === 'number') delivery.tag = tagBytes(delivery.tag);
       }
       original();
+      this.parkUnsettled(outgoing, parked);
     };
+  }
+
+  /**
+   * rhea keeps a session's outgoing deliveries in a ring of 2048 and frees it from the oldest on,
+   * each once both ends settled it: one delivery the consumer keeps unsettled (a message it is still
+   * working on, or never settles) would hold up every later one, and 2048 deliveries on the session
+   * would send nothing more. Past half the ring, deliveries already sent and still unsettled leave
+   * it for `parked`, where their outcomes are still taken (see takeOutcomes).
+   */
+  private parkUnsettled(outgoing: RheaOutgoing, parked: Map<number, RheaOutgoingDelivery>): void {
+    const deliveries = outgoing.deliveries;
+    if (deliveries.size * 2 <= deliveries.capacity) return;
+    deliveries.pop_if((delivery) => {
+      if (delivery.id >= outgoing.next_pending_delivery) return false;
+      if (!delivery.settled || !delivery.remote_settled) parked.set(delivery.id, delivery);
+      return true;
+    });
   }
 
   /** Filled again for each transfer {@link sendTransfersDirectly} writes. */
@@ -674,20 +742,16 @@ export class AmqpConnection {
    * itself stays the same: remote state and settlement, then settled here too (rhea's autosettle).
    * Deliveries of links the broker no longer serves are left to rhea.
    */
-  private takeOutcomes(session: RheaSession): void {
+  private takeOutcomes(session: RheaSession, parked: Map<number, RheaOutgoingDelivery>): void {
     const outgoing = session.outgoing;
     outgoing.on_disposition = (fields: RheaDispositionFields) => {
       // As rhea reads it: a `last` of 0 counts as absent. Only ids the session still holds are
       // looked at, however wide the range the peer names.
-      const head = outgoing.deliveries.get_head();
-      if (!head) return;
-      const first = Math.max(fields.first, head.id);
-      const last = Math.min(fields.last ? fields.last : fields.first, head.id + outgoing.deliveries.size - 1);
+      const named = fields.last ? fields.last : fields.first;
       let state: RheaOutgoingDelivery['remote_state'] | undefined;
       let outcome: Outcome | null = null;
-      for (let id = first; id <= last; id++) {
-        const delivery = outgoing.deliveries.by_id(id);
-        if (!delivery || delivery.remote_settled) continue;
+      const take = (delivery: RheaOutgoingDelivery): void => {
+        if (delivery.remote_settled) return;
         let changed = false;
         if (fields.settled) {
           delivery.remote_settled = true;
@@ -701,17 +765,43 @@ export class AmqpConnection {
           delivery.remote_state = state;
           changed = true;
         }
-        if (!changed) continue;
+        if (!changed) return;
         const link = this.outgoing.get(delivery.link)?.link;
         if (!link) {
           outgoing.updated.push(delivery);
-          continue;
+          return;
         }
         if (outcome) link.outcome(delivery, outcome);
         if (delivery.remote_settled) {
           link.settled(delivery);
           delivery.settled = true;
         }
+      };
+      const head = outgoing.deliveries.get_head();
+      const inRing = head ? head.id : outgoing.next_pending_delivery;
+      if (parked.size > 0 && fields.first < inRing) {
+        const to = Math.min(named, inRing - 1);
+        const found: RheaOutgoingDelivery[] = [];
+        if (to - fields.first < parked.size) {
+          for (let id = fields.first; id <= to; id++) {
+            const delivery = parked.get(id);
+            if (delivery) found.push(delivery);
+          }
+        } else {
+          for (const delivery of parked.values())
+            if (delivery.id >= fields.first && delivery.id <= to) found.push(delivery);
+        }
+        for (const delivery of found) {
+          take(delivery);
+          if (delivery.settled && delivery.remote_settled) parked.delete(delivery.id);
+        }
+      }
+      if (!head) return;
+      const first = Math.max(fields.first, head.id);
+      const last = Math.min(named, head.id + outgoing.deliveries.size - 1);
+      for (let id = first; id <= last; id++) {
+        const delivery = outgoing.deliveries.by_id(id);
+        if (delivery) take(delivery);
       }
     };
   }
@@ -728,8 +818,33 @@ export class AmqpConnection {
     this.outgoing.delete(sender);
     this.broker.links.delete(state.link.id);
     state.link.close();
+    this.forgetDeliveries(sender);
     this.release(state, this.ownedQueues.get(state) ?? null);
     this.ownedQueues.delete(state);
+  }
+
+  /**
+   * rhea drops a session's outgoing deliveries oldest first, and only once both ends settled them:
+   * one that the peer never settles, because its link went away, would keep every later delivery of
+   * the session in its buffer, and once that is full (2048) the session sends nothing more. The
+   * link's unsettled messages have gone back to the queue, so its deliveries already sent are
+   * settled here.
+   */
+  private forgetDeliveries(sender: RheaSender): void {
+    const outgoing = (sender.session as unknown as RheaSession).outgoing;
+    const head = outgoing.deliveries.get_head();
+    let forgot = false;
+    const sent = head ? Math.min(outgoing.next_pending_delivery, head.id + outgoing.deliveries.size) : 0;
+    for (let id = head?.id ?? 0; id < sent; id++) {
+      const delivery = outgoing.deliveries.by_id(id);
+      if (!delivery || delivery.link !== sender || (delivery.settled && delivery.remote_settled)) continue;
+      delivery.settled = true;
+      delivery.remote_settled = true;
+      forgot = true;
+    }
+    const parked = this.parked.get(sender.session as unknown as RheaSession);
+    if (parked) for (const [id, delivery] of parked) if (delivery.link === sender) parked.delete(id);
+    if (forgot) this.rhea._register();
   }
 
   private closeIncoming(receiver: RheaReceiver): void {

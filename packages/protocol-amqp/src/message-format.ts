@@ -477,7 +477,32 @@ export function parseIncoming(raw: Buffer): Incoming {
   return { sections, to, absoluteExpiry, stringProperties, binaryProperties, contentType };
 }
 
-const text = (value: string) => Buffer.from(value, 'utf8');
+/**
+ * Text as bytes of their own. `Buffer.from` takes small buffers from Node's shared 8 KiB pool, and
+ * one kept with a message keeps the whole slab alive for as long as a queue holds the message.
+ */
+function text(value: string): Buffer {
+  const bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(value));
+  bytes.write(value);
+  return bytes;
+}
+
+/** The kinds of body a message's `amqp-body` header names, shared by every message (never written to). */
+const BODY_KIND = { string: text('string'), binary: text('binary'), sections: text('sections') };
+
+/** Header values made from text, all in one piece of memory of the message's own (see {@link text}). */
+function pushTexts(headers: MessageHeader[], texts: ReadonlyArray<readonly [string, string]>): void {
+  if (texts.length === 0) return;
+  let total = 0;
+  for (const [, value] of texts) total += Buffer.byteLength(value);
+  const bytes = Buffer.allocUnsafeSlow(total);
+  let at = 0;
+  for (const [key, value] of texts) {
+    const written = bytes.write(value, at);
+    headers.push({ key, value: bytes.subarray(at, at + written) });
+    at += written;
+  }
+}
 
 /**
  * Messages stored from an AMQP transfer whose bytes can be delivered as they came, saving their
@@ -509,13 +534,16 @@ export function toStoredMessage(topic: string, incoming: Incoming, now: number):
     payload = only.subarray(start + (type === 0xa0 ? 2 : 5));
   } else if (only && sections.bodyCode === SECTION.value && (type === 0xa1 || type === 0xb1)) {
     payload = only.subarray(start + (type === 0xa1 ? 2 : 5));
-    headers.push({ key: AmqpHeader.body, value: text('string') });
+    headers.push({ key: AmqpHeader.body, value: BODY_KIND.string });
   } else if (only && sections.bodyCode === SECTION.value && (type === 0xa0 || type === 0xb0)) {
     payload = only.subarray(start + (type === 0xa0 ? 2 : 5));
-    headers.push({ key: AmqpHeader.body, value: text('binary') });
+    headers.push({ key: AmqpHeader.body, value: BODY_KIND.binary });
   } else {
-    payload = Buffer.concat(sections.body);
-    headers.push({ key: AmqpHeader.body, value: text('sections') });
+    // Copied out of the pool, as `text` is.
+    payload = Buffer.allocUnsafeSlow(sections.body.reduce((sum, part) => sum + part.length, 0));
+    let at = 0;
+    for (const part of sections.body) at += part.copy(payload, at);
+    headers.push({ key: AmqpHeader.body, value: BODY_KIND.sections });
   }
 
   const header = readHeader(sections.header);
@@ -523,11 +551,13 @@ export function toStoredMessage(topic: string, incoming: Incoming, now: number):
   if (incoming.absoluteExpiry !== undefined && incoming.absoluteExpiry > 0) {
     expiresAt = Math.min(expiresAt, incoming.absoluteExpiry);
   }
-  if (expiresAt !== Infinity) headers.push({ key: AmqpHeader.expiresAt, value: text(String(expiresAt)) });
-  if (header.priority !== 4) headers.push({ key: AmqpHeader.priority, value: text(String(header.priority)) });
+  const texts: Array<readonly [string, string]> = [];
+  if (expiresAt !== Infinity) texts.push([AmqpHeader.expiresAt, String(expiresAt)]);
+  if (header.priority !== 4) texts.push([AmqpHeader.priority, String(header.priority)]);
   for (const [key, value] of Object.entries(incoming.stringProperties)) {
-    if (!key.startsWith(AMQP_HEADER_PREFIX)) headers.push({ key, value: text(value) });
+    if (!key.startsWith(AMQP_HEADER_PREFIX)) texts.push([key, value]);
   }
+  pushTexts(headers, texts);
   for (const [key, value] of Object.entries(incoming.binaryProperties)) {
     if (!key.startsWith(AMQP_HEADER_PREFIX)) headers.push({ key, value });
   }

@@ -5,6 +5,8 @@ export interface ReadMessages {
   messages: StoredMessage[];
   /** The offset after the last message read (where the next read starts). */
   nextOffset: number;
+  /** Offsets passed over because what is stored there does not read back (corrupt), and why. */
+  damaged?: { from: number; to: number; error: unknown };
 }
 
 /** Called after messages were appended through this log, with the offset of the first. */
@@ -24,7 +26,11 @@ export interface MessageLog {
   append(message: Message): Promise<number>;
   /** {@link append} without a promise per message, for the producer hot path. */
   appendThen(message: Message, done: AppendCallback): void;
-  /** Messages from `offset` on (at least one when any exist); below the log start reads from the start. */
+  /**
+   * Messages from `offset` on (at least one when any exist); below the log start reads from the
+   * start. Stored batches that are corrupt are passed over (`damaged`), so the messages after them
+   * can be read.
+   */
   read(offset: number): Promise<ReadMessages>;
   /** The offset the next message will get. */
   end(): Promise<number>;
@@ -33,6 +39,29 @@ export interface MessageLog {
   /** Drops messages before `offset` where the log may (in-memory logs); stored shards keep theirs. */
   trim(offset: number): void;
   readonly listeners: Set<AppendListener>;
+}
+
+/**
+ * A message read from storage, with bytes of its own: as decoded, its payload and header values
+ * are views of the whole read (up to a megabyte, or a slab of Node's shared pool), which a queue
+ * holding the message would keep alive with it.
+ */
+function ownBytes(message: StoredMessage): StoredMessage {
+  let size = message.payload.length + (message.key?.length ?? 0);
+  for (const header of message.headers) size += header.value.length;
+  const bytes = Buffer.allocUnsafeSlow(size);
+  let at = 0;
+  const own = (view: Uint8Array): Buffer => {
+    bytes.set(view, at);
+    at += view.length;
+    return bytes.subarray(at - view.length, at);
+  };
+  return {
+    ...message,
+    key: message.key === null ? null : own(message.key),
+    payload: own(message.payload),
+    headers: message.headers.map((header) => ({ key: header.key, value: own(header.value) })),
+  };
 }
 
 const READ_BYTES = 1_048_576;
@@ -140,23 +169,71 @@ export class ShardLog implements MessageLog {
   async read(offset: number): Promise<ReadMessages> {
     let from = offset;
     for (;;) {
+      let result;
       try {
-        const result = await this.storage.read(this.shard, from, { maxBytes: READ_BYTES });
-        const messages: StoredMessage[] = [];
-        let nextOffset = from;
-        for (const batch of result.batches) {
-          for (const message of await this.codec.decode(batch, this.topic)) {
-            if (message.offset >= from) messages.push(message);
-          }
-          nextOffset = Math.max(nextOffset, batch.baseOffset + batch.recordCount);
-        }
-        return { messages, nextOffset };
+        result = await this.storage.read(this.shard, from, { maxBytes: READ_BYTES });
       } catch (error) {
+        if (isRobustMQError(error, ErrorCode.Corrupt)) {
+          const to = await this.readableAfter(from);
+          return { messages: [], nextOffset: to, damaged: { from, to, error } };
+        }
         if (!isRobustMQError(error, ErrorCode.OffsetOutOfRange)) throw error;
         const info = await this.storage.shardInfo(this.shard);
         if (from < info.logStartOffset) from = info.logStartOffset;
         else return { messages: [], nextOffset: info.nextOffset };
+        continue;
       }
+      const messages: StoredMessage[] = [];
+      let nextOffset = from;
+      for (const batch of result.batches) {
+        let decoded: StoredMessage[];
+        try {
+          decoded = await this.codec.decode(batch, this.topic);
+        } catch (error) {
+          if (!isRobustMQError(error, ErrorCode.Corrupt)) throw error;
+          // Stored whole but unreadable: the batch says which offsets it held.
+          const to = batch.baseOffset + batch.recordCount;
+          return { messages, nextOffset: to, damaged: { from: Math.max(from, batch.baseOffset), to, error } };
+        }
+        for (const message of decoded) if (message.offset >= from) messages.push(ownBytes(message));
+        nextOffset = Math.max(nextOffset, batch.baseOffset + batch.recordCount);
+      }
+      return { messages, nextOffset };
+    }
+  }
+
+  /**
+   * The first offset after `from` that storage serves, when it refuses `from` as corrupt (without
+   * saying how far the damage goes): probed at from+1, +2, +4, ... up to the shard's end, then
+   * narrowed down between the last refused and the first served. The shard's end when none is.
+   */
+  private async readableAfter(from: number): Promise<number> {
+    const end = (await this.storage.shardInfo(this.shard)).nextOffset;
+    let refused = from;
+    let served = end;
+    for (let step = 1; from + step < end; step *= 2) {
+      if (await this.serves(from + step)) {
+        served = from + step;
+        break;
+      }
+      refused = from + step;
+    }
+    while (served - refused > 1) {
+      const middle = Math.floor((refused + served) / 2);
+      if (await this.serves(middle)) served = middle;
+      else refused = middle;
+    }
+    return served;
+  }
+
+  private async serves(offset: number): Promise<boolean> {
+    try {
+      await this.storage.read(this.shard, offset, { maxBytes: 1 });
+      return true;
+    } catch (error) {
+      if (isRobustMQError(error, ErrorCode.Corrupt)) return false;
+      if (isRobustMQError(error, ErrorCode.OffsetOutOfRange)) return true;
+      throw error;
     }
   }
 

@@ -59,7 +59,7 @@ export interface QueueOptions {
   fromEnd: boolean;
   /** A rejected message goes here before it counts as settled; absent means it is dropped. */
   deadLetter: ((entry: Entry, reason: string) => Promise<void>) | null;
-  onDropped: (reason: 'expired' | 'rejected') => void;
+  onDropped: (reason: 'expired' | 'rejected' | 'corrupt', count: number) => void;
   logger: Logger;
 }
 
@@ -234,7 +234,7 @@ export class MessageQueue {
       }
       idle = 0;
       if (entry.expiresAt <= now) {
-        this.options.onDropped('expired');
+        this.options.onDropped('expired', 1);
         this.ack(entry);
         continue;
       }
@@ -320,7 +320,7 @@ export class MessageQueue {
   private reject(entry: Entry, reason: string): void {
     const deadLetter = this.options.deadLetter;
     if (!deadLetter) {
-      this.options.onDropped('rejected');
+      this.options.onDropped('rejected', 1);
       this.ack(entry);
       return;
     }
@@ -439,8 +439,9 @@ export class MessageQueue {
     try {
       while (!this.closed && this.room() > 0 && this.readOffset < this.knownEnd) {
         const from = this.readOffset;
-        const { messages, nextOffset } = await this.log.read(from);
+        const { messages, nextOffset, damaged } = await this.log.read(from);
         if (this.closed) return;
+        if (damaged) this.passOver(damaged.from, damaged.to, damaged.error);
         let expected = from;
         for (const message of messages) {
           if (message.offset < expected) continue;
@@ -461,6 +462,21 @@ export class MessageQueue {
       await new Promise((resolve) => setTimeout(resolve, RETRY_MS).unref());
       this.pageAgain = true;
     }
+  }
+
+  /**
+   * Stored messages that do not read back (a corrupt batch) can never be delivered: they are
+   * logged, counted as dropped and settled, so the queue goes on with the messages after them
+   * instead of stopping there for good.
+   */
+  private passOver(from: number, to: number, error: unknown): void {
+    let count = to - Math.max(from, this.floor);
+    for (const offset of this.acked) if (offset >= from && offset < to) count--;
+    this.options.logger.error(
+      { err: error, queue: this.name, from, to, messages: count },
+      'corrupt messages skipped',
+    );
+    if (count > 0) this.options.onDropped('corrupt', count);
   }
 
   /**

@@ -12,6 +12,9 @@ export class AmqpMetrics {
   private readonly connections: Gauge;
   private readonly queueDepth: Gauge;
   private readonly queueMemory: Gauge;
+  private readonly temporaryQueues: Gauge;
+  private readonly temporaryDepth: Gauge;
+  private readonly temporaryMemory: Gauge;
   private readonly unsettled: Gauge;
   private readonly messagesInTotal: Counter;
   private readonly messagesOutTotal: Counter;
@@ -36,6 +39,20 @@ export class AmqpMetrics {
       name: 'robustmq_amqp_queue_memory_bytes',
       help: 'Bytes of messages an AMQP queue holds in memory (queue_memory_bytes bounds them)',
       labelNames: ['queue'],
+    });
+    // Temporary queues come and go with request/reply links under names made up for each: one
+    // series per name would pile up in the registry (and in Prometheus) for ever. They are counted together.
+    this.temporaryQueues = metrics.gauge({
+      name: 'robustmq_amqp_temporary_queues',
+      help: 'AMQP temporary (dynamic) queues open',
+    });
+    this.temporaryDepth = metrics.gauge({
+      name: 'robustmq_amqp_temporary_queue_depth',
+      help: 'Messages not yet settled on all AMQP temporary queues together',
+    });
+    this.temporaryMemory = metrics.gauge({
+      name: 'robustmq_amqp_temporary_queue_memory_bytes',
+      help: 'Bytes of messages all AMQP temporary queues together hold in memory',
     });
     this.unsettled = metrics.gauge({
       name: 'robustmq_amqp_unsettled_deliveries',
@@ -69,7 +86,7 @@ export class AmqpMetrics {
     });
     this.droppedTotal = metrics.counter({
       name: 'robustmq_amqp_messages_dropped_total',
-      help: 'Messages settled without delivery, by reason (expired, rejected without a dead-letter address)',
+      help: 'Messages settled without delivery, by reason (expired, rejected without a dead-letter address, corrupt in storage)',
       labelNames: ['reason'],
     });
   }
@@ -90,29 +107,46 @@ export class AmqpMetrics {
     this.refusedTotal.inc({ reason });
   }
 
-  dropped(reason: string): void {
-    this.droppedTotal.inc({ reason });
+  dropped(reason: string, count = 1): void {
+    this.droppedTotal.inc({ reason }, count);
   }
 
-  /** A temporary queue is gone: its gauges read 0 rather than what it last held. */
-  queueDeleted(name: string): void {
-    this.queueDepth.set({ queue: name }, 0);
-    this.queueMemory.set({ queue: name }, 0);
-  }
-
-  /** Moves the counts gathered since the last flush into the registry; sets the gauges. */
-  flush(queues: Iterable<{ name: string; depth: number; unsettled: number; memoryBytes: number }>): void {
+  /**
+   * Moves the counts gathered since the last flush into the registry; sets the gauges: one series
+   * per shared queue, one sum over the temporary queues.
+   */
+  flush(
+    queues: Iterable<{
+      name: string;
+      temporary: boolean;
+      depth: number;
+      unsettled: number;
+      memoryBytes: number;
+    }>,
+  ): void {
     if (this.messagesIn) this.messagesInTotal.inc(undefined, this.messagesIn);
     if (this.messagesOut) this.messagesOutTotal.inc(undefined, this.messagesOut);
     if (this.bytesIn) this.bytesInTotal.inc(undefined, this.bytesIn);
     if (this.bytesOut) this.bytesOutTotal.inc(undefined, this.bytesOut);
     this.messagesIn = this.messagesOut = this.bytesIn = this.bytesOut = 0;
     let unsettled = 0;
+    let temporaries = 0;
+    let temporaryDepth = 0;
+    let temporaryMemory = 0;
     for (const queue of queues) {
+      unsettled += queue.unsettled;
+      if (queue.temporary) {
+        temporaries++;
+        temporaryDepth += queue.depth;
+        temporaryMemory += queue.memoryBytes;
+        continue;
+      }
       this.queueDepth.set({ queue: queue.name }, queue.depth);
       this.queueMemory.set({ queue: queue.name }, queue.memoryBytes);
-      unsettled += queue.unsettled;
     }
     this.unsettled.set(undefined, unsettled);
+    this.temporaryQueues.set(undefined, temporaries);
+    this.temporaryDepth.set(undefined, temporaryDepth);
+    this.temporaryMemory.set(undefined, temporaryMemory);
   }
 }

@@ -72,8 +72,9 @@ export class AmqpPlugin implements ProtocolPlugin {
   private flush(broker = this.broker): void {
     if (!broker) return;
     broker.metrics.flush(
-      broker.allQueues().map(({ id, queue }) => ({
+      broker.allQueues().map(({ id, kind, queue }) => ({
         name: id,
+        temporary: kind === 'temporary',
         depth: queue.depth,
         unsettled: queue.unsettled,
         memoryBytes: queue.memoryBytes,

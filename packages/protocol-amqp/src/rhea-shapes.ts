@@ -73,6 +73,8 @@ export interface RheaReceiver extends RheaLinkBase {
   /** A delivery whose frames have not all arrived. */
   readonly _incomplete?: unknown;
   is_remote_open(): boolean;
+  /** Takes the peer's flow for this link. */
+  on_flow(frame: unknown): void;
 }
 
 export interface RheaSession {
@@ -147,10 +149,14 @@ export interface RheaOutgoing {
   transfer_window(): number;
   /** Sends what credit and window allow, reports outcomes, writes dispositions, drops settled deliveries. */
   process(): void;
+  /** A ring of `capacity` deliveries, by id from the oldest kept; freed from the oldest on. */
   readonly deliveries: {
     readonly size: number;
+    readonly capacity: number;
     by_id(id: number): RheaOutgoingDelivery | undefined;
     get_head(): RheaOutgoingDelivery | undefined;
+    /** Drops the oldest while `drop` says so; how many were dropped. */
+    pop_if(drop: (delivery: RheaOutgoingDelivery) => boolean): number;
   };
   /** Deliveries whose outcome or settlement rhea reports to the application on its next turn. */
   readonly updated: RheaOutgoingDelivery[];
@@ -159,7 +165,13 @@ export interface RheaOutgoing {
 
 export interface TransferFrame {
   channel: number;
-  performative: { handle: number; more?: boolean; aborted?: boolean; message_format?: number };
+  performative: {
+    handle: number;
+    delivery_id?: number | null;
+    more?: boolean;
+    aborted?: boolean;
+    message_format?: number;
+  };
   payload?: Buffer;
 }
 

@@ -56,16 +56,43 @@ class AnonymousMechanism implements SaslMechanism {
   }
 }
 
-/** The mechanisms offered on one connection, in rhea's shape (name to factory). */
+/** What rhea is given for a sasl-init after the first: refused without a look at its credentials. */
+class RepeatedInit implements SaslMechanism {
+  outcome = false;
+  username: string | undefined;
+
+  start(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/**
+ * The mechanisms offered on one connection, in rhea's shape (name to factory). A SASL exchange
+ * has one sasl-init (AMQP 1.0 section 5.3.2); rhea would start a mechanism for each one sent, so
+ * a client could have a password checked hundreds of times for one connection. A second one is
+ * reported to `repeated` instead, and never checked.
+ */
 export function saslMechanisms(
   auth: Authorizer,
   allowAnonymous: boolean,
   remoteAddress: string,
   done: SaslResult,
+  repeated: () => void,
 ): Record<string, () => SaslMechanism> {
+  let initiated = false;
+  const once =
+    (create: () => SaslMechanism): (() => SaslMechanism) =>
+    () => {
+      if (initiated) {
+        repeated();
+        return new RepeatedInit();
+      }
+      initiated = true;
+      return create();
+    };
   const mechanisms: Record<string, () => SaslMechanism> = {
-    PLAIN: () => new PlainMechanism(auth, remoteAddress, done),
+    PLAIN: once(() => new PlainMechanism(auth, remoteAddress, done)),
   };
-  if (allowAnonymous) mechanisms.ANONYMOUS = () => new AnonymousMechanism(auth, remoteAddress, done);
+  if (allowAnonymous) mechanisms.ANONYMOUS = once(() => new AnonymousMechanism(auth, remoteAddress, done));
   return mechanisms;
 }

@@ -88,6 +88,25 @@ describe('rhea against the server', { timeout: 20_000 }, () => {
     await expect(TestClient.connect(server.port, { username: 'admin', password: 'wrong' })).rejects.toThrow();
   });
 
+  it('counts temporary queues together and leaves no series behind for one that is gone', async () => {
+    const client = await rhea();
+    const replies = await client.receiver({ dynamic: true }, { credit_window: 0 });
+    const address = (replies.link.source as { address: string }).address;
+    const sender = await client.sender(null);
+    for (let i = 0; i < 3; i++) {
+      expect((await sender.send({ to: address, body: `r-${i}` })).outcome).toBe('accepted');
+    }
+    // Gauges are set once a second: one flush while the queue is there, one after it is gone.
+    await new Promise((r) => setTimeout(r, 1200));
+    const open = await server.metrics();
+    replies.link.close();
+    await new Promise((r) => setTimeout(r, 1200));
+    const gone = await server.metrics();
+    expect(gone).not.toContain(address);
+    expect(open).toMatch(/^robustmq_amqp_temporary_queue_depth\{[^}]*\} 3$/m);
+    expect(gone).toMatch(/^robustmq_amqp_temporary_queues\{[^}]*\} 0$/m);
+  });
+
   it('answers bad bytes with a close frame, a log line and a counter', async () => {
     const raw = await RawClient.open(server.port);
     raw.send(
@@ -109,6 +128,37 @@ describe('Qpid Proton (Python) against the server', { timeout: 30_000 }, () => {
     const messages = lines(got.stdout).filter((l) => 'body' in l);
     expect(messages.map((m) => m.body)).toEqual(['msg-0', 'msg-1', 'msg-2', 'msg-3', 'msg-4']);
     expect(messages[2]!.properties).toEqual({ index: 2, source: 'proton' });
+  });
+
+  it('goes on receiving on a session whose earlier receiver closed with a message unsettled', async () => {
+    expect((await proton('send', url, 'queue://detached-first')).stderr).toBe('');
+    const many = await proton('send', url, 'queue://detached-then', '--count', '2100', '--prefix', 'then');
+    expect(many.stderr).toBe('');
+    // More deliveries than a session's buffer holds (2048) after the one never settled.
+    const got = await proton(
+      'detach-unsettled',
+      url,
+      'queue://detached-first',
+      '--then',
+      'queue://detached-then',
+      '--count',
+      '2100',
+      '--timeout',
+      '3',
+    );
+    expect(got.stderr).toBe('');
+    expect(lines(got.stdout)).toEqual([{ held: 'msg-0' }, { received: 2100 }]);
+  });
+
+  it('goes on delivering to a receiver that keeps one message unsettled', async () => {
+    const many = await proton('send', url, 'queue://held-one', '--count', '2101', '--prefix', 'held');
+    expect(many.stderr).toBe('');
+    // More deliveries than a session's buffer holds (2048) behind the one left unsettled.
+    const got = await proton('hold-first', url, 'queue://held-one', '--count', '2100', '--timeout', '3');
+    expect(got.stderr).toBe('');
+    expect(lines(got.stdout)).toEqual([{ held: 'held-0' }, { received: 2100 }]);
+    // The one held, accepted last, is settled too: nothing is left.
+    await server.waitForMetric(/^robustmq_amqp_queue_depth\{queue="held-one"[^}]*\} 0$/);
   });
 
   it('sends and receives more messages than a session window holds, in order', async () => {

@@ -206,7 +206,7 @@ export class MqttBroker {
       if (session.log !== null) {
         const log = session.log;
         session.log = null;
-        void log.destroy().catch(() => {});
+        this.persistence.destroy(log);
       }
       return null;
     }
@@ -413,7 +413,7 @@ export class MqttBroker {
     session.end();
     this.redeliverShared(unacknowledged);
     if (session.log !== null) {
-      void session.log.destroy().catch(() => {});
+      this.persistence.destroy(session.log);
       session.log = null;
     }
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);

@@ -63,6 +63,8 @@ export class Connection {
   private connectTimer: NodeJS.Timeout | null;
   private corked = false;
   private backlog: Array<[Packet, Buffer]> | null = null;
+  /** A bad packet that came after those in the backlog: refused once they are handled. */
+  private badPacket: MqttCodecError | null = null;
   private paused = false;
   private readonly parser: PacketParser;
   private readonly maxOutgoingBytes: number;
@@ -275,6 +277,12 @@ export class Connection {
   /** The client's next AUTH packet during authentication at CONNECT; rejects if it closes first. */
   nextAuth(): Promise<IAuthPacket> {
     return new Promise((resolve, reject) => {
+      if (this.badPacket !== null) {
+        // The client sent a bad packet where its AUTH should be: no AUTH will come.
+        const error = this.badPacket;
+        this.badPacket = null;
+        this.refuseCodecError(error);
+      }
       if (this.state === 'closed') reject(new Error('connection closed'));
       else this.authWaiter = { resolve, reject };
     });
@@ -348,10 +356,24 @@ export class Connection {
   }
 
   private onCodecError(error: MqttCodecError): void {
+    if (this.backlog !== null && this.authWaiter === null && this.state !== 'closed') {
+      // Packets before it are still being handled (a CONNECT being authenticated, a PUBLISH
+      // being authorized): they are answered first, as they came first.
+      this.badPacket = error;
+      return;
+    }
+    this.refuseCodecError(error);
+  }
+
+  private refuseCodecError(error: MqttCodecError): void {
     if (this.state === 'awaiting-connect' && error.message === 'Invalid protocol version') {
       // An MQTT 3 CONNACK is what clients of every version can read (MQTT 5 section 3.1.2.2).
       this.write(Buffer.from([0x20, 0x02, 0x00, 0x01]));
       this.broker.metrics.refused('unsupported_protocol_version');
+      this.broker.logger.warn(
+        { remoteAddress: this.info.remoteAddress, reason: 'unsupported_protocol_version' },
+        'connection refused',
+      );
       this.close(false);
       return;
     }
@@ -362,9 +384,13 @@ export class Connection {
           ? 'protocol_violation'
           : 'malformed_packet';
     if (this.state === 'connected') return this.violation(error.reasonCode, reason, error.message);
-    if (this.state === 'awaiting-connect' && this.parser.protocolVersion === 5) {
-      // The CONNECT itself is bad: an MQTT 5 server may say why in CONNACK before closing
-      // (section 3.1.4). No reason string: the client's Maximum Packet Size is not known.
+    if (
+      (this.state === 'awaiting-connect' || this.state === 'connecting') &&
+      this.parser.protocolVersion === 5
+    ) {
+      // The CONNECT itself is bad (or a bad packet came where its AUTH should): an MQTT 5 server
+      // may say why in CONNACK before closing (section 3.1.4). No reason string: the client's
+      // Maximum Packet Size is not known.
       this.write(Buffer.from([0x20, 0x03, 0x00, error.reasonCode, 0x00]));
     }
     this.refuse(reason, error.message);
@@ -415,6 +441,12 @@ export class Connection {
       }
     }
     this.backlog = null;
+    if (this.badPacket !== null) {
+      const error = this.badPacket;
+      this.badPacket = null;
+      this.refuseCodecError(error);
+      return;
+    }
     if (this.paused) {
       this.paused = false;
       this.socket.resume();

@@ -38,6 +38,21 @@ export class Persistence {
     return log;
   }
 
+  /**
+   * Deletes an ended session's record and log. Once that is done, and unless a new session of the
+   * client id wrote to the log meanwhile, the log is forgotten too: with every session that ever
+   * ended kept, a broker seeing many short-lived client ids would grow without bound.
+   */
+  destroy(log: SessionLog): void {
+    const deletion = log.destroy();
+    const writes = log.writeCount;
+    deletion
+      .catch(() => {})
+      .finally(() => {
+        if (log.writeCount === writes && this.logs.get(log.key) === log) this.logs.delete(log.key);
+      });
+  }
+
   /** Every stored session with its log entries. */
   async loadSessions(): Promise<StoredSession[]> {
     const found: StoredSession[] = [];

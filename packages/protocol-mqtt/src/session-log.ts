@@ -82,6 +82,8 @@ export class SessionLog {
   readonly key: string;
   private readonly shard: string;
   private chain: Promise<void> = Promise.resolve();
+  /** Writes enqueued so far (a deletion included). */
+  private writes = 0;
   private shardReady = false;
   /** Entries waiting for the next append, or null when none is open. */
   private batch: LogEntry[] | null = null;
@@ -181,6 +183,11 @@ export class SessionLog {
     return this.chain;
   }
 
+  /** How many writes have been enqueued: unchanged means nothing was written in between. */
+  get writeCount(): number {
+    return this.writes;
+  }
+
   private async ensureShard(): Promise<void> {
     if (this.shardReady) return;
     try {
@@ -193,6 +200,7 @@ export class SessionLog {
   }
 
   private enqueue(write: () => Promise<void>): Promise<void> {
+    this.writes++;
     const next = this.chain.then(write);
     // A failed write is logged; later writes still run (the chain never stays rejected).
     this.chain = next.catch((error: unknown) => {

@@ -247,6 +247,33 @@ describe('bad input before or instead of CONNECT', () => {
     expect(await client.closesWithin(3000)).toBe(true);
   });
 
+  it('answers a CONNECT sent together with a malformed packet, then refuses the packet', async () => {
+    // In order, as the client sent them: the CONNECT is good and is answered; the next packet is not.
+    for (const version of [4, 5] as const) {
+      const client = await RawClient.open(server.port, version);
+      client.write(
+        Buffer.concat([
+          connectPacket(version, `pipelined-${version}`),
+          rawPublish(Buffer.from([0xc3, 0x28]), version),
+        ]),
+      );
+      expect(await client.next()).toMatchObject({ cmd: 'connack', sessionPresent: false });
+      if (version === 5) expect(await client.next()).toMatchObject({ cmd: 'disconnect', reasonCode: 0x81 });
+      expect(await client.closesWithin(3000)).toBe(true);
+    }
+  });
+
+  it('logs the refusal of an unknown protocol version', async () => {
+    const client = await RawClient.open(server.port, 4);
+    const connect = connectPacket(4, 'v7');
+    connect[8] = 7; // protocol level
+    client.write(connect);
+    expect(await client.next()).toMatchObject({ cmd: 'connack', returnCode: 1 });
+    await server.waitForLog(
+      (l) => l.msg === 'connection refused' && l.reason === 'unsupported_protocol_version',
+    );
+  });
+
   it('a will topic with a wildcard is refused: CONNACK 0x90 for MQTT 5, closed for MQTT 3', async () => {
     for (const version of [4, 5] as const) {
       const client = await RawClient.open(server.port, version);

@@ -147,6 +147,47 @@ describe('the router: MQTT and other protocols', () => {
   });
 });
 
+describe('sessions that end', () => {
+  /** Client ids whose stored session state the broker still holds in memory. */
+  function sessionLogs(): number {
+    const internals = broker.plugin as unknown as { broker: { persistence: { logs: Map<string, unknown> } } };
+    return internals.broker.persistence.logs.size;
+  }
+
+  it('are forgotten once their stored state is deleted: expired, cleaned or made non-persistent', async () => {
+    const before = sessionLogs();
+    for (let i = 0; i < 10; i++) {
+      const expiring = await connectClient(broker.port, {
+        protocolVersion: 5,
+        clientId: `expiring-${i}`,
+        properties: { sessionExpiryInterval: 1 },
+      });
+      await expiring.subscribeAsync('ends/a', { qos: 1 });
+      await expiring.endAsync();
+      const persistent = await connectClient(broker.port, {
+        protocolVersion: 4,
+        clientId: `kept-${i}`,
+        clean: false,
+      });
+      await persistent.subscribeAsync('ends/b', { qos: 1 });
+      await persistent.endAsync();
+      // Back with a clean session: the stored one ends.
+      await (
+        await connectClient(broker.port, { protocolVersion: 4, clientId: `kept-${i}`, clean: true })
+      ).endAsync();
+      const dropping = await connectClient(broker.port, {
+        protocolVersion: 5,
+        clientId: `dropping-${i}`,
+        properties: { sessionExpiryInterval: 60 },
+      });
+      // Its DISCONNECT sets the expiry to 0: the session is not kept.
+      await dropping.endAsync(false, { reasonCode: 0, properties: { sessionExpiryInterval: 0 } });
+    }
+    expect(sessionLogs()).toBeGreaterThan(before);
+    await expect.poll(sessionLogs, { timeout: 5000, interval: 100 }).toBe(before);
+  });
+});
+
 describe('stopping', () => {
   it('tells MQTT 5 clients the server is shutting down', async () => {
     const c = await RawClient.connected(broker.port, 5, 'until-the-end');

@@ -43,12 +43,15 @@ export const jsonCodec: RecordCodec = {
     });
   },
   decode(batch: StoredBatch, topic: string): Promise<StoredMessage[]> {
-    const rows = JSON.parse(Buffer.from(batch.data).toString()) as Array<{
-      key: string | null;
-      payload: string;
-      headers: [string, string][];
-      timestamp: number;
-    }>;
+    let rows: Array<{ key: string | null; payload: string; headers: [string, string][]; timestamp: number }>;
+    try {
+      rows = JSON.parse(Buffer.from(batch.data).toString()) as typeof rows;
+    } catch (error) {
+      // As the contract asks of every codec: bytes that do not decode are CORRUPT.
+      return Promise.reject(
+        new RobustMQError(ErrorCode.Corrupt, `batch at ${batch.baseOffset}`, { cause: error }),
+      );
+    }
     return Promise.resolve(
       rows.map((row, i) => ({
         topic,
@@ -147,7 +150,7 @@ export function memoryMeta(): MetaStore {
  */
 export async function startInProcess(
   settings: Record<string, unknown> = {},
-  shared: { storage?: StorageEngine; meta?: MetaStore } = {},
+  shared: { storage?: StorageEngine; meta?: MetaStore; records?: RecordCodec } = {},
 ) {
   const router = new RecordingRouter();
   const metrics = new TestMetrics();
@@ -177,7 +180,7 @@ export async function startInProcess(
     auth,
     metrics,
     logger: silentLogger,
-    records: jsonCodec,
+    records: shared.records ?? jsonCodec,
   };
   const plugin = new AmqpPlugin(parseSettings({ port: 0, ...settings }));
   await plugin.start(context);
