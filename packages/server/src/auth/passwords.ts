@@ -1,13 +1,26 @@
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import pLimit from 'p-limit';
 
 const COST = { N: 16384, r: 8, p: 1 };
 const KEY_LENGTH = 32;
 
+/**
+ * scrypt runs on libuv's thread pool (4 threads unless UV_THREADPOOL_SIZE says otherwise), which
+ * storage I/O also uses: a flood of logins must not take every thread, or acknowledgements of
+ * every client's durable writes wait behind the password checks. Logins queue here instead, two
+ * checks at a time, which leaves the other threads to storage.
+ */
+export const MAX_CONCURRENT_PASSWORD_CHECKS = 2;
+const derivations = pLimit(MAX_CONCURRENT_PASSWORD_CHECKS);
+
 function derive(password: Uint8Array, salt: Buffer, options: ScryptOptions): Promise<Buffer> {
-  return new Promise((resolve, reject) =>
-    scrypt(password, salt, KEY_LENGTH, { ...options, maxmem: 64 * 1024 * 1024 }, (error, key) =>
-      error ? reject(error) : resolve(key),
-    ),
+  return derivations(
+    () =>
+      new Promise<Buffer>((resolve, reject) =>
+        scrypt(password, salt, KEY_LENGTH, { ...options, maxmem: 64 * 1024 * 1024 }, (error, key) =>
+          error ? reject(error) : resolve(key),
+        ),
+      ),
   );
 }
 
