@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { ErrorCode, RobustMQError, type Logger } from '@robustmq/core';
 import { removeFile, syncDirectory, writeFileAtomic } from './files.js';
 import { offloadedSource, readOffloadedMarker } from './offload.js';
+import { findFrameAfterDamage } from './resync.js';
 import { Segment } from './segment.js';
 import type { ShardContext } from './shard.js';
 import { parseSegmentFileName, segmentFileStem } from './shard-dir.js';
@@ -75,8 +76,13 @@ async function loadMarkedPart(
 
 /**
  * Recovers the last segment after an unclean shutdown: reads every frame from `from` (0, or the end
- * of the part the clean marker vouches for, loaded already), checking each checksum, cuts off a torn
- * or corrupt tail, and builds the rest of the indexes in memory.
+ * of the part the clean marker vouches for, loaded already), checking each checksum, and builds the
+ * rest of the indexes in memory. A crash can only cut the last append short, so a frame that fails
+ * its check with whole frames after it is damage, not a torn tail: the frames after it are kept
+ * (they may have been acknowledged), and reads of the lost offsets fail CORRUPT, as the checks on
+ * reads find. Only damage with no whole frame after it is cut off, as a torn tail; so is a run of
+ * zeros even with frames after it: bytes of appends not yet written when the process died (the
+ * appends after them are acknowledged only once these are written).
  */
 async function recoverActive(
   segment: Segment,
@@ -85,11 +91,42 @@ async function recoverActive(
   ctx: ShardContext,
   logger: Logger,
 ): Promise<void> {
-  const result = await segment.withHandle((h) =>
-    from === 0
-      ? segment.rebuild(h, fileSize, ctx.indexIntervalBytes)
-      : segment.rebuildOn(h, fileSize, ctx.indexIntervalBytes),
-  );
+  const interval = ctx.indexIntervalBytes;
+  const { result, lost } = await segment.withHandle(async (h) => {
+    const gaps: LostRange[] = [];
+    let scan =
+      from === 0
+        ? await segment.rebuild(h, fileSize, interval)
+        : await segment.rebuildOn(h, fileSize, interval);
+    while (scan.kind === 'bad') {
+      const next = await findFrameAfterDamage(h, scan.position, fileSize, scan.nextOffset);
+      if (next === null || next.zerosBefore) break;
+      gaps.push({
+        position: scan.position,
+        bytes: next.position - scan.position,
+        fromOffset: scan.nextOffset,
+        toOffset: next.header.baseOffset,
+        reason: scan.reason,
+      });
+      segment.skipDamage(next.position, next.header.baseOffset);
+      scan = await segment.rebuildOn(h, fileSize, interval);
+    }
+    return { result: scan, lost: gaps };
+  });
+  for (const gap of lost) {
+    logger.error(
+      {
+        segment: segment.logPath,
+        position: gap.position,
+        bytes: gap.bytes,
+        lostFrom: gap.fromOffset,
+        lostTo: gap.toOffset,
+        reason: gap.reason,
+      },
+      'damaged frame in the middle of the last segment; the frames after it are kept, reads of the lost offsets fail with CORRUPT',
+    );
+    ctx.metrics.corruptFrames.inc({ found: 'recovery' });
+  }
   if (result.kind === 'bad') {
     const cut = fileSize - result.position;
     logger.warn(
@@ -106,6 +143,15 @@ async function recoverActive(
     ctx.metrics.truncatedBytes.inc(undefined, cut);
     await segment.truncate(result.position);
   }
+}
+
+/** Offsets `fromOffset` up to `toOffset` lost to damage in `bytes` bytes at `position`. */
+interface LostRange {
+  position: number;
+  bytes: number;
+  fromOffset: number;
+  toOffset: number;
+  reason: string | undefined;
 }
 
 /**

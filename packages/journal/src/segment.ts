@@ -487,6 +487,17 @@ export class Segment implements ReadHandleHolder, WriteHandleHolder {
     this.endOffset = header.baseOffset + header.recordCount;
   }
 
+  /**
+   * Goes on, in a rebuild, after damaged bytes: the frames resume at `position` with offset
+   * `baseOffset`. The next frame gets index entries of its own, so reads of it and after it start
+   * there and never scan through the damage.
+   */
+  skipDamage(position: number, baseOffset: number): void {
+    this.size = position;
+    this.endOffset = baseOffset;
+    this.#bytesSinceIndexEntry = Infinity;
+  }
+
   /** Writes both index files (atomically, fsynced), ending the time index on the last batch. */
   async writeIndexes(): Promise<void> {
     const time = this.timeIndex;

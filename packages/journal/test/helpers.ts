@@ -145,19 +145,31 @@ export class CountingMetrics implements Metrics {
   }
 }
 
-/** A logger that keeps every line's message and fields, to check what recovery reported. */
+/**
+ * A logger that keeps every line's message and fields, to check what recovery reported. A child
+ * keeps its lines in its parent's list, with its bindings among the fields.
+ */
 export class RecordingLogger {
-  readonly lines: { level: string; message: string; fields: Record<string, unknown> }[] = [];
+  readonly lines: { level: string; message: string; fields: Record<string, unknown> }[];
+  readonly #bindings: Record<string, unknown>;
+
+  constructor(
+    lines: { level: string; message: string; fields: Record<string, unknown> }[] = [],
+    bindings: Record<string, unknown> = {},
+  ) {
+    this.lines = lines;
+    this.#bindings = bindings;
+  }
 
   #log(level: string) {
     return (fieldsOrMessage: object | string, message?: string) => {
       if (typeof fieldsOrMessage === 'string')
-        this.lines.push({ level, message: fieldsOrMessage, fields: {} });
+        this.lines.push({ level, message: fieldsOrMessage, fields: { ...this.#bindings } });
       else
         this.lines.push({
           level,
           message: message ?? '',
-          fields: fieldsOrMessage as Record<string, unknown>,
+          fields: { ...this.#bindings, ...(fieldsOrMessage as Record<string, unknown>) },
         });
     };
   }
@@ -168,8 +180,8 @@ export class RecordingLogger {
   warn = this.#log('warn');
   error = this.#log('error');
   fatal = this.#log('fatal');
-  child(): this {
-    return this;
+  child(bindings: Record<string, unknown> = {}): RecordingLogger {
+    return new RecordingLogger(this.lines, { ...this.#bindings, ...bindings });
   }
 
   count(text: string): number {

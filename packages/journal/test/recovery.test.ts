@@ -73,6 +73,174 @@ describe('journal recovery', () => {
     );
   });
 
+  it('keeps acknowledged frames after a flipped payload byte in the middle of the last segment', async () => {
+    const { engine, written } = await filled(await tempDirFor(), 10);
+    const crashed = await crashCopy(engine.dir);
+    const [log] = await segmentLogs(crashed, 's');
+    await flipByte(log!, 5 * FRAME + 100);
+
+    const logger = new RecordingLogger();
+    const reopened = await open(crashed, { logger });
+    expect(await reopened.shardInfo('s')).toMatchObject({ logStartOffset: 0, nextOffset: 10 });
+    expect(logger.count('truncating torn or corrupt tail')).toBe(0);
+    const lost = logger.lines.filter((l) => l.level === 'error' && l.message.includes('damaged frame'));
+    expect(lost.map((l) => l.fields)).toEqual([
+      expect.objectContaining({ shard: 's', segment: log, position: 5 * FRAME, lostFrom: 5, lostTo: 6 }),
+    ]);
+    await expect(reopened.read('s', 5, { maxBytes: 1 << 20 })).rejects.toMatchObject({
+      code: ErrorCode.Corrupt,
+    });
+    // A read from before the damage stops at it; reads after it get every later batch.
+    const before = await reopened.read('s', 3, { maxBytes: 1 << 20 });
+    expect(before.batches.map((b) => b.baseOffset)).toEqual([3, 4]);
+    const after = await reopened.read('s', 6, { maxBytes: 1 << 20 });
+    expect(after.batches.map((b) => sha(b.data))).toEqual(written.slice(6).map((b) => sha(b.data)));
+    expect(await reopened.append('s', [batch(200, 5_000)])).toEqual({ baseOffset: 10, lastOffset: 10 });
+    expect((await stat(log!)).size).toBe(11 * FRAME);
+    await reopened.close();
+
+    // The kept frames stay across a clean restart; the lost offset stays lost.
+    const again = await open(crashed);
+    expect((await again.shardInfo('s')).nextOffset).toBe(11);
+    await expect(again.read('s', 5, { maxBytes: 10 })).rejects.toMatchObject({ code: ErrorCode.Corrupt });
+    for (const offset of [0, 4, 6, 9]) {
+      const { batches } = await again.read('s', offset, { maxBytes: 1 });
+      expect(sha(batches[0]!.data)).toBe(sha(written[offset]!.data));
+    }
+    expect(await again.offsetForTimestamp('s', 1_007)).toBe(7);
+    expect((await again.append('s', [batch(10)])).baseOffset).toBe(11);
+  });
+
+  it.each([
+    { field: 'data length', at: 1 },
+    { field: 'magic', at: 8 },
+    { field: 'base offset', at: 19 },
+  ])('keeps the frames after a damaged $field in the middle of the last segment', async ({ at }) => {
+    const { engine, written } = await filled(await tempDirFor(), 10);
+    const crashed = await crashCopy(engine.dir);
+    const [log] = await segmentLogs(crashed, 's');
+    await flipByte(log!, 5 * FRAME + at);
+
+    const logger = new RecordingLogger();
+    const reopened = await open(crashed, { logger, indexIntervalBytes: 512 });
+    expect((await reopened.shardInfo('s')).nextOffset).toBe(10);
+    expect(logger.count('truncating torn or corrupt tail')).toBe(0);
+    expect(logger.lines.find((l) => l.message.includes('damaged frame'))?.fields).toMatchObject({
+      lostFrom: 5,
+      lostTo: 6,
+    });
+    await expect(reopened.read('s', 5, { maxBytes: 1 << 20 })).rejects.toMatchObject({
+      code: ErrorCode.Corrupt,
+    });
+    expect((await reopened.read('s', 0, { maxBytes: 1 << 20 })).batches.map((b) => b.baseOffset)).toEqual([
+      0, 1, 2, 3, 4,
+    ]);
+    for (let offset = 6; offset < 10; offset++) {
+      const { batches } = await reopened.read('s', offset, { maxBytes: 1 });
+      expect(sha(batches[0]!.data)).toBe(sha(written[offset]!.data));
+    }
+    expect(await reopened.append('s', [batch(10)])).toEqual({ baseOffset: 10, lastOffset: 10 });
+  });
+
+  it('takes the lost offsets from the next whole frame, not from a damaged header', async () => {
+    // Batches of 3 records: offsets 0, 3, 6, ... ; the record count of the one at 9 is damaged.
+    const dir = await tempDirFor();
+    const engine = await open(dir);
+    await engine.createShard('s');
+    const written: RecordBatch[] = [];
+    for (let i = 0; i < 6; i++) {
+      const b = batch(200, 1_000 + i, 3);
+      written.push(b);
+      await engine.append('s', [b]);
+    }
+    const crashed = await crashCopy(dir);
+    const [log] = await segmentLogs(crashed, 's');
+    await flipByte(log!, 3 * FRAME + 23);
+
+    const logger = new RecordingLogger();
+    const reopened = await open(crashed, { logger });
+    expect(logger.lines.find((l) => l.message.includes('damaged frame'))?.fields).toMatchObject({
+      lostFrom: 9,
+      lostTo: 12,
+    });
+    for (const offset of [9, 10, 11]) {
+      await expect(reopened.read('s', offset, { maxBytes: 10 })).rejects.toMatchObject({
+        code: ErrorCode.Corrupt,
+      });
+    }
+    const after = await reopened.read('s', 12, { maxBytes: 1 << 20 });
+    expect(after.batches.map((b) => b.baseOffset)).toEqual([12, 15]);
+    expect(after.batches.map((b) => sha(b.data))).toEqual(written.slice(4).map((b) => sha(b.data)));
+    expect(await reopened.append('s', [batch(10)])).toEqual({ baseOffset: 18, lastOffset: 18 });
+  });
+
+  it('keeps the frames after junk written over parts of two frames', async () => {
+    const { engine, written } = await filled(await tempDirFor(), 10);
+    const crashed = await crashCopy(engine.dir);
+    const [log] = await segmentLogs(crashed, 's');
+    const handle = await openFile(log!, 'r+');
+    await handle.write(Buffer.alloc(300, 0xa7), 0, 300, 3 * FRAME + 150);
+    await handle.close();
+
+    const logger = new RecordingLogger();
+    const reopened = await open(crashed, { logger });
+    expect(logger.lines.find((l) => l.message.includes('damaged frame'))?.fields).toMatchObject({
+      position: 3 * FRAME,
+      bytes: 2 * FRAME,
+      lostFrom: 3,
+      lostTo: 5,
+    });
+    for (const offset of [3, 4]) {
+      await expect(reopened.read('s', offset, { maxBytes: 10 })).rejects.toMatchObject({
+        code: ErrorCode.Corrupt,
+      });
+    }
+    expect((await reopened.read('s', 5, { maxBytes: 1 << 20 })).batches.map((b) => sha(b.data))).toEqual(
+      written.slice(5).map((b) => sha(b.data)),
+    );
+  });
+
+  it('still cuts a torn tail, and unwritten zeros with frames after them, behind kept damage', async () => {
+    const { engine, written } = await filled(await tempDirFor(), 10);
+    const crashed = await crashCopy(engine.dir);
+    const [log] = await segmentLogs(crashed, 's');
+    await flipByte(log!, 2 * FRAME + 100);
+    // Frame 6 never reached the file, though frames 7.. did: none of them was acknowledged.
+    const handle = await openFile(log!, 'r+');
+    await handle.write(Buffer.alloc(FRAME), 0, FRAME, 6 * FRAME);
+    await handle.close();
+
+    const logger = new RecordingLogger();
+    const reopened = await open(crashed, { logger });
+    expect(logger.count('damaged frame')).toBe(1);
+    expect(logger.count('truncating torn or corrupt tail')).toBe(1);
+    expect((await reopened.shardInfo('s')).nextOffset).toBe(6);
+    expect((await stat(log!)).size).toBe(6 * FRAME);
+    await expect(reopened.read('s', 2, { maxBytes: 10 })).rejects.toMatchObject({ code: ErrorCode.Corrupt });
+    expect((await reopened.read('s', 3, { maxBytes: 1 << 20 })).batches.map((b) => sha(b.data))).toEqual(
+      written.slice(3, 6).map((b) => sha(b.data)),
+    );
+    expect(await reopened.append('s', [batch(10)])).toEqual({ baseOffset: 6, lastOffset: 6 });
+  });
+
+  it('cuts a short frame at the end behind kept damage', async () => {
+    const { engine, written } = await filled(await tempDirFor(), 10);
+    const crashed = await crashCopy(engine.dir);
+    const [log] = await segmentLogs(crashed, 's');
+    await flipByte(log!, 4 * FRAME + 60);
+    await truncate(log!, 9 * FRAME + 150);
+
+    const logger = new RecordingLogger();
+    const reopened = await open(crashed, { logger });
+    expect(logger.count('damaged frame')).toBe(1);
+    expect(logger.count('truncating torn or corrupt tail')).toBe(1);
+    expect((await reopened.shardInfo('s')).nextOffset).toBe(9);
+    expect((await reopened.read('s', 5, { maxBytes: 1 << 20 })).batches.map((b) => sha(b.data))).toEqual(
+      written.slice(5, 9).map((b) => sha(b.data)),
+    );
+    expect(await reopened.append('s', [batch(10)])).toEqual({ baseOffset: 9, lastOffset: 9 });
+  });
+
   it('cuts garbage off a sealed segment whose frames are complete', async () => {
     const dir = await tempDirFor();
     const { engine, written } = await filled(dir, 30, 2048);
