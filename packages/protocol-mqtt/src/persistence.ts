@@ -53,7 +53,10 @@ export class Persistence {
       });
   }
 
-  /** Every stored session with its log entries. */
+  /**
+   * Every stored session with its log entries. A session whose log cannot be read is logged and
+   * left out (its record and log stay stored): one bad log must not keep the broker from starting.
+   */
   async loadSessions(): Promise<StoredSession[]> {
     const found: StoredSession[] = [];
     let startAfter: string | undefined;
@@ -65,7 +68,14 @@ export class Persistence {
       for (const entry of page) {
         const record = JSON.parse(Buffer.from(entry.value).toString('utf8')) as SessionRecord;
         const log = this.logFor(record.clientId);
-        found.push({ record, log, entries: await log.read() });
+        try {
+          found.push({ record, log, entries: await log.read() });
+        } catch (error) {
+          this.logger.error(
+            { err: error, clientId: record.clientId },
+            'stored session not loaded: its log is unreadable',
+          );
+        }
       }
       if (page.length < 1000) return found;
       startAfter = page[page.length - 1]!.key;

@@ -44,6 +44,8 @@ export interface SessionRecord {
 export const SESSIONS_PREFIX = '/mqtt/sessions/';
 /** Storage shard prefix of session logs. */
 const SHARD_PREFIX = 'mqtt-sessions/';
+/** Reads of a log cut under the reader each time before giving up on it. */
+const MAX_READ_ATTEMPTS = 20;
 
 /**
  * Collects the writes a publish caused, so its PUBACK/PUBREC waits until they are durable.
@@ -137,17 +139,31 @@ export class SessionLog {
     });
   }
 
-  /** Reads the whole log, in order. */
+  /**
+   * Reads the whole log, in order. Another broker serving the session may cut the log while it is
+   * read: what it cut was no longer needed, so the read starts again from the new log start (a
+   * log deleted meanwhile reads as empty).
+   */
   async read(): Promise<LogEntry[]> {
     await this.chain;
-    const entries: LogEntry[] = [];
-    let info;
-    try {
-      info = await this.storage.shardInfo(this.shard);
-    } catch (error) {
-      if (error instanceof RobustMQError && error.code === ErrorCode.NotFound) return entries;
-      throw error;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.readOnce();
+      } catch (error) {
+        if (error instanceof RobustMQError && error.code === ErrorCode.NotFound) {
+          this.shardReady = false;
+          this.endOffset = 0;
+          return [];
+        }
+        const cut = error instanceof RobustMQError && error.code === ErrorCode.OffsetOutOfRange;
+        if (!cut || attempt >= MAX_READ_ATTEMPTS) throw error;
+      }
     }
+  }
+
+  private async readOnce(): Promise<LogEntry[]> {
+    const entries: LogEntry[] = [];
+    const info = await this.storage.shardInfo(this.shard);
     this.shardReady = true;
     this.endOffset = info.nextOffset;
     let offset = info.logStartOffset;
