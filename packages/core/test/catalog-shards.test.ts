@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_MAX_PARTITIONS } from '../src/index.js';
 import { kafkaPythonAdmin, kcat, removeServerDir, startServer, type Server } from './helpers/server.js';
 
@@ -65,6 +65,15 @@ describe('topics whose shards are missing', { timeout: 60_000 }, () => {
     const offsets = kcat(['-Q', '-b', server.broker, '-t', 'f1:0:-1']);
     expect(offsets.status, offsets.stderr).toBe(0);
     expect(offsets.stdout).toMatch(/f1 \[0\] offset 0/);
+    // The repair is in the node's log, with the topic it was made for.
+    await vi.waitFor(() =>
+      expect(server.logs).toContainEqual(
+        expect.objectContaining({
+          topic: 'f1',
+          msg: expect.stringMatching(/^topic partitions without a shard/),
+        }),
+      ),
+    );
     const again = kcat(['-P', '-b', server.broker, '-t', 'f1', '-p', '0'], 'after\n');
     expect(again.status, again.stderr).toBe(0);
     expect(consume(server, 'f1')).toEqual(['after']);

@@ -82,8 +82,8 @@ export class AmqpBroker {
     private readonly codec: RecordCodec,
     readonly metrics: AmqpMetrics,
   ) {
-    this.catalog = new TopicCatalog(context.meta, context.storage);
     this.logger = context.logger.child({ protocol: 'amqp' });
+    this.catalog = new TopicCatalog(context.meta, context.storage, { logger: this.logger });
     this.deadLetterName =
       settings.deadLetterAddress === undefined ? null : this.parse(settings.deadLetterAddress, []).name;
   }

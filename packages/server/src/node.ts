@@ -234,7 +234,10 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
           logger,
         };
         listeners.push(...(await startProtocols(protocols, context, config, cleanup)));
-        api.attachTopics({ catalog: new TopicCatalog(meta, storage!), storage: storage! });
+        api.attachTopics({
+          catalog: new TopicCatalog(meta, storage!, { logger: logger.child({ component: 'admin-api' }) }),
+          storage: storage!,
+        });
         for (const { name, plugin } of protocols) {
           if (plugin.adminResources) api.attachProtocol(name, plugin.adminResources());
         }

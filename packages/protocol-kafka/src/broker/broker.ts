@@ -17,8 +17,8 @@ export class Broker implements KafkaBroker {
     readonly context: BrokerContext,
     readonly settings: KafkaSettings,
   ) {
-    this.catalog = new TopicCatalog(context.meta, context.storage);
     this.logger = context.logger.child({ protocol: 'kafka' });
+    this.catalog = new TopicCatalog(context.meta, context.storage, { logger: this.logger });
     this.nodeId = context.nodeId;
     this.metrics = new KafkaMetrics(context.metrics);
   }
