@@ -45,8 +45,9 @@ export function lockDataDir(path: string): DataDir {
         );
       }
       const holder = Number.parseInt(readFileSync(lockFile, 'utf8'), 10);
-      const heldHere = holder === process.pid ? lockedHere.has(path) : isAlive(holder);
-      if (Number.isInteger(holder) && heldHere) {
+      // A lock naming this process is held only if this process took it.
+      const held = holder === process.pid ? lockedHere.has(path) : isAlive(holder);
+      if (Number.isInteger(holder) && held) {
         throw new StartupError(`data directory ${path} is in use by process ${holder}`);
       }
       rmSync(lockFile, { force: true });
