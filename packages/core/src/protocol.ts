@@ -25,6 +25,16 @@ export interface ListenerSpec {
   subprotocols?: readonly string[];
 }
 
+/** A listener as the server bound it: the real port when the spec asked for 0. */
+export interface ListenerAddress {
+  /** The {@link ListenerSpec.name} it was opened for. */
+  name: string;
+  transport: Transport;
+  /** The address bound, e.g. `127.0.0.1`, or `0.0.0.0` / `::` for every interface. */
+  host: string;
+  port: number;
+}
+
 export interface ConnectionInfo {
   listener: string;
   transport: Transport;
@@ -61,6 +71,11 @@ export interface ProtocolPlugin {
    * The plugin owns it from here, including closing it.
    */
   accept(connection: Duplex, info: ConnectionInfo): void;
+  /**
+   * Told where its listeners were bound, once all of them are, before the node reports ready:
+   * what a protocol advertises to other nodes (a Kafka broker to its peers) needs the real ports.
+   */
+  listening?(listeners: readonly ListenerAddress[]): Promise<void> | void;
   /**
    * Stops: listeners are already closed when this runs; the plugin finishes in-flight writes,
    * closes its connections and resolves.

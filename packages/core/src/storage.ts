@@ -90,6 +90,12 @@ export interface ReadResult {
  */
 export interface StorageEngine {
   /**
+   * Names the data when other nodes can reach the same shards (a journal node's address, as
+   * `journal@host:port`): brokers with the same location serve one set of shards. Unset for data
+   * only this node has.
+   */
+  readonly location?: string;
+  /**
    * Creates an empty shard. Names nest (`a` and `a/b` are independent shards). An invalid config
    * (a non-positive `segmentBytes` or `maxBatchBytes`, a negative retention, an unknown
    * durability) is INVALID_ARGUMENT.

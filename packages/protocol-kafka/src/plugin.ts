@@ -2,6 +2,7 @@ import type {
   AdminResource,
   BrokerContext,
   ConnectionInfo,
+  ListenerAddress,
   ListenerSpec,
   ProtocolPlugin,
 } from '@robustmq/core';
@@ -41,6 +42,11 @@ export class KafkaPlugin implements ProtocolPlugin {
       'Kafka plugin started',
     );
     return Promise.resolve();
+  }
+
+  /** Joins the cluster's Kafka brokers once the real ports are known. */
+  async listening(listeners: readonly ListenerAddress[]): Promise<void> {
+    await this.broker?.cluster.start(listeners);
   }
 
   accept(socket: Duplex, info: ConnectionInfo): void {

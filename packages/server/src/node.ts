@@ -442,6 +442,9 @@ async function startProtocols(
       mine.push(listener);
       bound.push(listener);
     }
+    await plugin.listening?.(
+      mine.map(({ name: listener, transport, host, port }) => ({ name: listener, transport, host, port })),
+    );
   }
   return bound;
 }

@@ -57,6 +57,8 @@ describe('a protocol package loaded by name from config', () => {
     const subscriber = await client(server);
     const publisher = await client(server);
     expect(await publisher.request('ECHO hello')).toBe('hello');
+    // Configured on port 0, the protocol is told the port it got.
+    expect(await publisher.request('PORTS')).toBe(`PORTS tcp:${server.port('lines/tcp')}`);
     expect(await subscriber.request('SUB sensors/+/temp')).toBe('OK');
     expect(await publisher.request('PUB sensors/kitchen/temp 21.5')).toBe('OK 1');
     expect(await subscriber.next()).toBe('MSG sensors/kitchen/temp 21.5');

@@ -108,6 +108,11 @@ class RemoteJournal implements JournalClient {
     this.#calls = this.#connect('calls');
   }
 
+  /** Brokers that name the same journal node share its shards. */
+  get location(): string {
+    return `journal@${this.#options.host}:${this.#options.port}`;
+  }
+
   get connected(): boolean {
     return this.#calls.connected;
   }

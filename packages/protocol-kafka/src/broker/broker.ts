@@ -1,4 +1,5 @@
 import { TopicCatalog, type BrokerContext, type Logger } from '@robustmq/core';
+import { KafkaCluster } from '../cluster/kafka-cluster.js';
 import type { KafkaSettings } from '../config.js';
 import type { BrokerService, KafkaBroker } from './handler.js';
 import { KafkaMetrics } from './metrics.js';
@@ -9,6 +10,7 @@ export class Broker implements KafkaBroker {
   readonly logger: Logger;
   readonly nodeId: number;
   readonly metrics: KafkaMetrics;
+  readonly cluster: KafkaCluster;
   private readonly services = new Map<string, object>();
   private readonly abort = new AbortController();
   private readonly bound = new Map<string, { host: string; port: number }>();
@@ -21,6 +23,16 @@ export class Broker implements KafkaBroker {
     this.catalog = new TopicCatalog(context.meta, context.storage, { logger: this.logger });
     this.nodeId = context.nodeId;
     this.metrics = new KafkaMetrics(context.metrics);
+    this.cluster = new KafkaCluster({
+      meta: context.meta,
+      nodeId: context.nodeId,
+      storage: context.storage.location,
+      heartbeatMs: settings.brokerHeartbeatIntervalMs,
+      sessionTimeoutMs: settings.brokerSessionTimeoutMs,
+      advertisedHost: settings.advertisedHost,
+      advertisedPort: settings.advertisedPort,
+      logger: this.logger.child({ component: 'cluster' }),
+    });
   }
 
   get stopped(): AbortSignal {
@@ -45,6 +57,10 @@ export class Broker implements KafkaBroker {
     };
   }
 
+  endpointOf(nodeId: number, listener: string): { host: string; port: number } | null {
+    return nodeId === this.nodeId ? this.advertised(listener) : this.cluster.endpoint(nodeId, listener);
+  }
+
   service<T extends object>(name: string, create: () => T): T {
     let service = this.services.get(name) as T | undefined;
     if (!service) {
@@ -58,6 +74,8 @@ export class Broker implements KafkaBroker {
   /** Ends long waits and stops every service. */
   async stop(): Promise<void> {
     this.abort.abort();
+    // Peers take over this broker's groups and partitions at once rather than after a timeout.
+    await this.cluster.stop();
     for (const [name, service] of this.services) {
       try {
         await (service as BrokerService).stop?.();

@@ -30,6 +30,7 @@
  *   which Produce calls for batches with a producer id.
  */
 import type { BrokerContext, Logger, Principal, TopicCatalog } from '@robustmq/core';
+import type { KafkaCluster } from '../cluster/kafka-cluster.js';
 import type { KafkaSettings } from '../config.js';
 import type { KafkaMetrics } from './metrics.js';
 
@@ -113,10 +114,14 @@ export interface KafkaBroker {
   readonly logger: Logger;
   /** The plugin's metrics; `bad(listener, reason)` counts refused input. */
   readonly metrics: KafkaMetrics;
-  /** The node id clients see as the only broker, leader and coordinator. */
+  /** This broker's node id. */
   readonly nodeId: number;
+  /** The cluster's live Kafka brokers: who coordinates each group and leads each partition. */
+  readonly cluster: KafkaCluster;
   /** Host and port clients are told to connect to (the listener a request came in on). */
   advertised(listener: string): { host: string; port: number };
+  /** Where clients reach broker `nodeId` on `listener` (this one: {@link advertised}), if known. */
+  endpointOf(nodeId: number, listener: string): { host: string; port: number } | null;
   /**
    * The service called `name`, created by `create` on first use. If it has a `stop()` (see
    * {@link BrokerService}), that runs when the plugin stops.

@@ -87,3 +87,19 @@ export async function autoCreateTopic(broker: KafkaBroker, name: string): Promis
     throw error;
   }
 }
+
+/**
+ * Whether another broker leads this partition of an existing topic, so a request for it is
+ * answered NOT_LEADER_OR_FOLLOWER and the client looks the leader up again. A partition the topic
+ * does not have is left to the usual UNKNOWN_TOPIC_OR_PARTITION.
+ */
+export async function ledElsewhere(broker: KafkaBroker, topic: string, partition: number): Promise<boolean> {
+  if (broker.cluster.leads(topic, partition)) return false;
+  try {
+    const partitions = (await broker.catalog.get(topic))?.partitions ?? 0;
+    return partition >= 0 && partition < partitions;
+  } catch {
+    // The catalog cannot answer now: the read or write that follows reports that failure itself.
+    return false;
+  }
+}

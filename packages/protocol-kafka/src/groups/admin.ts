@@ -23,6 +23,15 @@ function resetTarget(body: Readonly<Record<string, unknown>>): { topic: string; 
   throw new RobustMQError(ErrorCode.InvalidArgument, 'to must be "earliest", "latest" or "timestamp"');
 }
 
+/** Refuses a group another broker of the cluster coordinates: its state lives there. */
+async function coordinated(service: GroupService, groupId: string): Promise<void> {
+  if ((await service.claim(groupId)) === E.none) return;
+  throw new RobustMQError(
+    ErrorCode.Conflict,
+    `group ${groupId} is coordinated by another Kafka broker of the cluster: ask that node`,
+  );
+}
+
 /**
  * The `groups` admin resource (`/api/v1/kafka/groups`): list and inspect consumer groups with their
  * lag, delete empty ones, and reset an empty group's offsets of a topic.
@@ -45,7 +54,7 @@ export function groupsAdminResource(groups: () => GroupService): AdminResource {
 
     async get(id) {
       const service = groups();
-      await service.ready();
+      await coordinated(service, id);
       const summary = service.coordinator.describe(id);
       if (!summary) return null;
       return {
@@ -67,6 +76,7 @@ export function groupsAdminResource(groups: () => GroupService): AdminResource {
     },
 
     async remove(id) {
+      await coordinated(groups(), id);
       const errorCode = await groups().deleteGroup(id);
       if (errorCode === E.groupIdNotFound) return false;
       if (errorCode === E.nonEmptyGroup) {
@@ -78,6 +88,7 @@ export function groupsAdminResource(groups: () => GroupService): AdminResource {
     actions: {
       async 'reset-offsets'(id, body) {
         const { topic, target } = resetTarget(body);
+        await coordinated(groups(), id);
         const offsets = await groups().resetOffsets(id, topic, target);
         return { group: id, topic, offsets };
       },

@@ -119,7 +119,7 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-function joinError(memberId: string, errorCode: number): JoinGroupOutcome {
+export function joinError(memberId: string, errorCode: number): JoinGroupOutcome {
   return {
     errorCode,
     generationId: -1,
@@ -132,7 +132,7 @@ function joinError(memberId: string, errorCode: number): JoinGroupOutcome {
   };
 }
 
-function syncError(errorCode: number): SyncGroupOutcome {
+export function syncError(errorCode: number): SyncGroupOutcome {
   return { errorCode, protocolType: null, protocolName: null, assignment: EMPTY };
 }
 
@@ -885,20 +885,33 @@ export class GroupCoordinator {
     return E.none;
   }
 
+  /**
+   * Lets a group go to another coordinator: its timers stop, nothing is written, and parked joins
+   * and syncs are answered NOT_COORDINATOR, so their members look the coordinator up again.
+   */
+  unload(groupId: string): void {
+    const group = this.groups.get(groupId);
+    if (!group) return;
+    this.stopGroup(group, E.notCoordinator);
+    this.groups.delete(groupId);
+  }
+
   /** Stops every timer and answers parked requests with COORDINATOR_NOT_AVAILABLE (shutdown). */
   close(): void {
-    for (const group of this.groups.values()) {
-      group.joinTimer?.cancel();
-      group.syncTimer?.cancel();
-      for (const timer of group.pending.values()) timer.cancel();
-      for (const member of group.members.values()) {
-        member.sessionTimer?.cancel();
-        const joinWaiter = member.joinWaiter;
-        member.joinWaiter = null;
-        joinWaiter?.(joinError(member.memberId, E.coordinatorNotAvailable));
-        this.answerSync(member, syncError(E.coordinatorNotAvailable));
-      }
-    }
+    for (const group of this.groups.values()) this.stopGroup(group, E.coordinatorNotAvailable);
     this.groups.clear();
+  }
+
+  private stopGroup(group: Group, errorCode: number): void {
+    group.joinTimer?.cancel();
+    group.syncTimer?.cancel();
+    for (const timer of group.pending.values()) timer.cancel();
+    for (const member of group.members.values()) {
+      member.sessionTimer?.cancel();
+      const joinWaiter = member.joinWaiter;
+      member.joinWaiter = null;
+      joinWaiter?.(joinError(member.memberId, errorCode));
+      this.answerSync(member, syncError(errorCode));
+    }
   }
 }

@@ -26,6 +26,13 @@ export interface GroupServiceOptions {
   storage: StorageEngine;
   /** Partitions of a topic, or null when it does not exist. */
   partitionCount(topic: string): Promise<number | null>;
+  /**
+   * Whether this broker coordinates the group now (in a cluster, one broker does); every group
+   * when unset.
+   */
+  coordinates?: (groupId: string) => boolean;
+  /** Subscribes to changes of who coordinates what; returns what unsubscribes. */
+  onCoordinatorsChange?: (listener: () => void) => () => void;
   logger?: Logger;
   metrics?: Metrics;
   minSessionTimeoutMs?: number;
@@ -91,6 +98,7 @@ export class GroupService {
   private readonly loading: Promise<void>;
   private readonly logger: Logger;
   private readonly topicWatch: MetaWatch;
+  private readonly stopHandOvers: () => void;
 
   constructor(private readonly options: GroupServiceOptions) {
     this.logger = options.logger ?? silentLogger;
@@ -111,13 +119,14 @@ export class GroupService {
     });
     this.loading = this.offsets.load().then(() => {
       for (const groupId of this.offsets.groupIds()) {
-        this.coordinator.restore(groupId, this.offsets.persistedGroup(groupId) ?? emptyGroupRecord(null, 0));
+        if (this.coordinates(groupId)) this.restore(groupId);
       }
     });
     // A failed load is reported to every request through ready(); do not crash on it here.
     this.loading.catch((error: unknown) =>
       this.logger.error({ err: error }, 'could not load consumer groups'),
     );
+    this.stopHandOvers = options.onCoordinatorsChange?.(() => this.handOver()) ?? (() => {});
     // As in Kafka, a deleted topic takes the offsets committed for it along.
     this.topicWatch = options.meta.watch(TOPICS_PREFIX, (event) => {
       if (event.type !== 'delete') return;
@@ -131,6 +140,38 @@ export class GroupService {
   /** Resolves once groups and offsets are loaded from the meta store. */
   ready(): Promise<void> {
     return this.loading;
+  }
+
+  private coordinates(groupId: string): boolean {
+    return this.options.coordinates?.(groupId) ?? true;
+  }
+
+  private restore(groupId: string): void {
+    this.coordinator.restore(groupId, this.offsets.persistedGroup(groupId) ?? emptyGroupRecord(null, 0));
+  }
+
+  /**
+   * Makes sure this broker coordinates the group before a request about it is served: NONE, or
+   * NOT_COORDINATOR so that the client looks the coordinator up again. A group taken over from
+   * another broker is first read back from the meta store, with what that broker last wrote.
+   */
+  async claim(groupId: string): Promise<number> {
+    await this.ready();
+    if (!this.coordinates(groupId)) return E.notCoordinator;
+    if (this.coordinator.has(groupId) || !this.options.coordinates) return E.none;
+    const known = await this.offsets.reloadGroup(groupId);
+    if (!this.coordinates(groupId)) return E.notCoordinator;
+    if (known) this.restore(groupId);
+    return E.none;
+  }
+
+  /** Lets go of the groups another broker coordinates now (the cluster's brokers changed). */
+  handOver(): void {
+    for (const groupId of this.coordinator.groupIds()) {
+      if (this.coordinates(groupId)) continue;
+      this.coordinator.unload(groupId);
+      this.logger.info({ group: groupId }, 'consumer group handed over to another broker');
+    }
   }
 
   // ---- Offsets ---------------------------------------------------------------------------------
@@ -388,6 +429,7 @@ export class GroupService {
 
   /** Ends parked joins and syncs, stops every timer and the topic watch. */
   stop(): void {
+    this.stopHandOvers();
     this.topicWatch.close();
     this.coordinator.close();
   }

@@ -4,7 +4,7 @@ import { groupsAdminResource } from './admin.js';
 import { GroupService } from './group-service.js';
 
 export { GroupService, type OffsetResetTarget, type PartitionLag } from './group-service.js';
-export { GroupCoordinator, type CoordinatorOptions } from './coordinator.js';
+export { GroupCoordinator, joinError, syncError, type CoordinatorOptions } from './coordinator.js';
 export { OffsetStore, GROUPS_PREFIX, type CommittedOffset } from './offset-store.js';
 export { systemClock, type Clock, type Timer } from './clock.js';
 export type * from './types.js';
@@ -18,6 +18,8 @@ export function groupService(broker: KafkaBroker): GroupService {
         meta: broker.context.meta,
         storage: broker.context.storage,
         partitionCount: async (topic) => (await broker.catalog.get(topic))?.partitions ?? null,
+        coordinates: (groupId) => broker.cluster.coordinates(groupId),
+        onCoordinatorsChange: (listener) => broker.cluster.onChange(listener),
         logger: broker.logger.child({ component: 'groups' }),
         metrics: broker.context.metrics,
         minSessionTimeoutMs: broker.settings.groupMinSessionTimeoutMs,

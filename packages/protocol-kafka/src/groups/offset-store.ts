@@ -73,6 +73,21 @@ export class OffsetStore {
     }
   }
 
+  /**
+   * Reads one group's record and offsets again from the meta store, replacing what is kept here
+   * (another broker coordinated it meanwhile). Resolves whether the group has either.
+   */
+  async reloadGroup(groupId: string): Promise<boolean> {
+    const pending = this.writing.get(groupId);
+    if (pending)
+      await Promise.allSettled([...pending.writes, ...(pending.deleting ? [pending.deleting] : [])]);
+    const entries = await this.meta.list(groupPrefix(groupId));
+    this.offsets.delete(groupId);
+    this.groups.delete(groupId);
+    for (const entry of entries) this.loadEntry(entry.key, entry.value);
+    return entries.length > 0;
+  }
+
   private loadEntry(key: string, value: Uint8Array): void {
     const parts = key.slice(GROUPS_PREFIX.length).split('/');
     try {

@@ -7,15 +7,18 @@ export { ProducerIdAllocator, PRODUCER_ID_KEY } from './producer-ids.js';
 
 /** The broker's producer service (ids and sequence state), created on first use. */
 export function producerService(broker: KafkaBroker): ProducerService {
-  return broker.service(
-    'producers',
-    () =>
-      new ProducerService(
-        broker.context.meta,
-        broker.context.storage,
-        broker.logger.child({ component: 'producers' }),
-      ),
-  );
+  return broker.service('producers', () => {
+    const service = new ProducerService(
+      broker.context.meta,
+      broker.context.storage,
+      broker.logger.child({ component: 'producers' }),
+    );
+    service.followLeadership(
+      (listener) => broker.cluster.onChange(listener),
+      (topic, partition) => broker.cluster.leads(topic, partition),
+    );
+    return service;
+  });
 }
 
 /** What Produce calls for batches with a producer id. */

@@ -34,8 +34,23 @@ export class ProducerService {
     this.state = new ProducerStateTable(storage, logger);
   }
 
+  private stopFollowing: () => void = () => {};
+
+  /**
+   * Keeps sequence state only for partitions this broker leads: whenever leadership may have
+   * moved (`onChange`), the others are forgotten.
+   */
+  followLeadership(
+    onChange: (listener: () => void) => () => void,
+    leads: (topic: string, partition: number) => boolean,
+  ): void {
+    this.stopFollowing();
+    this.stopFollowing = onChange(() => this.state.retain(leads));
+  }
+
   /** Forgets in-memory state; a later use rebuilds it from the log. */
   stop(): void {
+    this.stopFollowing();
     this.state.clear();
   }
 

@@ -62,6 +62,8 @@ function producerFields(
  */
 export class ProducerStateTable implements ProducerStateCheck {
   private readonly partitions = new Map<string, Promise<Map<bigint, ProducerEntry>>>();
+  /** The topic and partition of each shard held in {@link partitions}. */
+  private readonly held = new Map<string, { topic: string; partition: number }>();
 
   constructor(
     private readonly storage: StorageEngine,
@@ -113,11 +115,23 @@ export class ProducerStateTable implements ProducerStateCheck {
 
   clear(): void {
     this.partitions.clear();
+    this.held.clear();
   }
 
   /** Forgets a partition's state (its topic was deleted). */
   forget(topic: string, partition: number): void {
     this.partitions.delete(shardName(topic, partition));
+    this.held.delete(shardName(topic, partition));
+  }
+
+  /**
+   * Keeps only the partitions `keep` accepts. A partition led elsewhere meanwhile is rebuilt from
+   * its log when it comes back, with what the other broker appended.
+   */
+  retain(keep: (topic: string, partition: number) => boolean): void {
+    for (const { topic, partition } of [...this.held.values()]) {
+      if (!keep(topic, partition)) this.forget(topic, partition);
+    }
   }
 
   private partition(topic: string, partition: number): Promise<Map<bigint, ProducerEntry>> {
@@ -126,8 +140,9 @@ export class ProducerStateTable implements ProducerStateCheck {
     if (!state) {
       state = this.rebuild(shard);
       this.partitions.set(shard, state);
+      this.held.set(shard, { topic, partition });
       // A failed scan is retried on the next batch rather than remembered.
-      state.catch(() => this.partitions.delete(shard));
+      state.catch(() => this.forget(topic, partition));
     }
     return state;
   }

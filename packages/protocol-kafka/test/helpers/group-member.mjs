@@ -1,11 +1,13 @@
 // One KafkaJS consumer-group member in its own process, so a test can kill it with SIGKILL.
-// Usage: node group-member.mjs <broker> <topic> <group> <name>
+// Usage: node group-member.mjs <broker> <topic> <group> <name> [retries]
+// KafkaJS keeps heartbeating a coordinator that died until its retries run out, then restarts the
+// consumer, which looks the coordinator up again: fewer retries make that sooner.
 // Prints JSON lines: {event:"joined", generation, partitions} after each rebalance and
 // {event:"message", partition, offset, value} for each record, once its offset is committed.
 // SIGTERM leaves the group cleanly and exits 0.
 import { Kafka, logLevel } from 'kafkajs';
 
-const [broker, topic, group, name] = process.argv.slice(2);
+const [broker, topic, group, name, retries = '20'] = process.argv.slice(2);
 const kafka = new Kafka({ brokers: [broker], clientId: name, logLevel: logLevel.NOTHING });
 const consumer = kafka.consumer({
   groupId: group,
@@ -14,7 +16,7 @@ const consumer = kafka.consumer({
   heartbeatInterval: 300,
   maxWaitTimeInMs: 300,
   rebalanceTimeout: 10000,
-  retry: { retries: 20, initialRetryTime: 100 },
+  retry: { retries: Number(retries), initialRetryTime: 100, maxRetryTime: 1000 },
 });
 const print = (line) => process.stdout.write(JSON.stringify({ name, ...line }) + '\n');
 

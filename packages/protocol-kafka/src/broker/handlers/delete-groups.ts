@@ -1,3 +1,4 @@
+import { KafkaErrorCode as E } from '../../codec/error-codes.js';
 import type { DeleteGroupsRequest } from '../../codec/messages/delete-groups-request.js';
 import type { DeleteGroupsResponse } from '../../codec/messages/delete-groups-response.js';
 import { groupService } from '../../groups/index.js';
@@ -13,7 +14,8 @@ export const handleDeleteGroups: ApiHandler<DeleteGroupsRequest, DeleteGroupsRes
   const results = [];
   for (const groupId of request.groupsNames) {
     try {
-      results.push({ groupId, errorCode: await groups.deleteGroup(groupId) });
+      const refused = await groups.claim(groupId);
+      results.push({ groupId, errorCode: refused !== E.none ? refused : await groups.deleteGroup(groupId) });
     } catch (error) {
       context.logger.error({ err: error, group: groupId }, 'deleting a group failed');
       results.push({ groupId, errorCode: coordinatorErrorOf(error) });

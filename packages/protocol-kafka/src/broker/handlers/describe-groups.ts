@@ -19,12 +19,25 @@ export const handleDescribeGroups: ApiHandler<DescribeGroupsRequest, DescribeGro
   const described = await Promise.all(
     request.groups.map(async (groupId) => {
       let summary: Awaited<ReturnType<typeof groups.describeGroup>>;
+      let refused: number;
       try {
+        refused = await groups.claim(groupId);
         summary = await groups.describeGroup(groupId);
       } catch (error) {
         context.logger.error({ err: error, group: groupId }, 'describing a group failed');
         return {
           errorCode: coordinatorErrorOf(error),
+          groupId,
+          groupState: '',
+          protocolType: '',
+          protocolData: '',
+          members: [],
+          authorizedOperations: OPERATIONS_OMITTED,
+        };
+      }
+      if (refused !== E.none) {
+        return {
+          errorCode: refused,
           groupId,
           groupState: '',
           protocolType: '',

@@ -16,7 +16,7 @@ import type { ApiHandler, ConnectionState, RequestContext } from '../handler.js'
 import { ReadAhead, ReadAheadMemory } from '../read-ahead.js';
 import { ReadBuffers } from '../read-buffers.js';
 import { partitionFailure } from '../errors.js';
-import { partitionRefusal } from '../topics.js';
+import { ledElsewhere, partitionRefusal } from '../topics.js';
 
 /** Bytes of buffers one Fetch may borrow for its reads; partitions beyond it read into fresh memory. */
 const MAX_LENT_PER_FETCH = 32 * 1024 * 1024;
@@ -190,10 +190,12 @@ export const handleFetch: ApiHandler<FetchRequest, FetchResponse<Records>> = asy
     const name = topic.topic ?? '';
     const refused = await partitionRefusal(context, 'subscribe', name, 'read');
     for (const partition of topic.partitions) {
+      const elsewhere =
+        refused === KafkaErrorCode.none && (await ledElsewhere(broker, name, partition.partition));
       reads.push({
         topic: name,
         request: partition,
-        refused,
+        refused: elsewhere ? KafkaErrorCode.notLeaderOrFollower : refused,
         data: empty(partition.partition, 0),
         bytes: 0,
         records: 0,

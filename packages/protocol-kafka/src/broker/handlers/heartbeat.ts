@@ -1,3 +1,4 @@
+import { KafkaErrorCode as E } from '../../codec/error-codes.js';
 import type { HeartbeatRequest } from '../../codec/messages/heartbeat-request.js';
 import type { HeartbeatResponse } from '../../codec/messages/heartbeat-response.js';
 import { groupService } from '../../groups/index.js';
@@ -6,7 +7,8 @@ import type { ApiHandler } from '../handler.js';
 /** Heartbeat: keeps a member's session alive; REBALANCE_IN_PROGRESS tells it to rejoin. */
 export const handleHeartbeat: ApiHandler<HeartbeatRequest, HeartbeatResponse> = async (request, context) => {
   const groups = groupService(context.broker);
-  await groups.ready();
+  const refused = await groups.claim(request.groupId);
+  if (refused !== E.none) return { throttleTimeMs: 0, errorCode: refused };
   const errorCode = groups.coordinator.heartbeat({
     groupId: request.groupId,
     memberId: request.memberId,

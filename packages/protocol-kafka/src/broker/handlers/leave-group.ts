@@ -10,7 +10,8 @@ export const handleLeaveGroup: ApiHandler<LeaveGroupRequest, LeaveGroupResponse>
   context,
 ) => {
   const groups = groupService(context.broker);
-  await groups.ready();
+  const refused = await groups.claim(request.groupId);
+  if (refused !== E.none) return { throttleTimeMs: 0, errorCode: refused, members: [] };
   if (context.apiVersion < 3) {
     const outcome = groups.coordinator.leaveGroup(request.groupId, [
       { memberId: request.memberId ?? '', groupInstanceId: null },

@@ -3,27 +3,42 @@ import { KafkaErrorCode } from '../../codec/error-codes.js';
 import type { MetadataRequest } from '../../codec/messages/metadata-request.js';
 import type { MetadataResponse, MetadataResponseTopic } from '../../codec/messages/metadata-response.js';
 import { ZERO_UUID } from '../../codec/protocol.js';
-import type { ApiHandler, RequestContext } from '../handler.js';
+import { listedBrokers } from '../brokers.js';
+import type { ApiHandler, KafkaBroker, RequestContext } from '../handler.js';
 import { metadataErrorOf } from '../errors.js';
 import { authorized, autoCreateTopic, topicIdOf, validTopicName } from '../topics.js';
 
 const UNKNOWN_OPERATIONS = -2147483648;
 
-function topicEntry(topic: Topic, nodeId: number): MetadataResponseTopic {
+function topicEntry(topic: Topic, broker: KafkaBroker): MetadataResponseTopic {
   return {
     errorCode: KafkaErrorCode.none,
     name: topic.name,
     topicId: topicIdOf(topic),
     isInternal: false,
-    partitions: Array.from({ length: topic.partitions }, (_, partitionIndex) => ({
-      errorCode: KafkaErrorCode.none,
-      partitionIndex,
-      leaderId: nodeId,
-      leaderEpoch: 0,
-      replicaNodes: [nodeId],
-      isrNodes: [nodeId],
-      offlineReplicas: [],
-    })),
+    partitions: Array.from({ length: topic.partitions }, (_, partitionIndex) => {
+      // Storage is shared, so the leader is the only replica there is to name.
+      const leader = broker.cluster.leaderOf(topic.name, partitionIndex);
+      return leader === null
+        ? {
+            errorCode: KafkaErrorCode.leaderNotAvailable,
+            partitionIndex,
+            leaderId: -1,
+            leaderEpoch: -1,
+            replicaNodes: [],
+            isrNodes: [],
+            offlineReplicas: [],
+          }
+        : {
+            errorCode: KafkaErrorCode.none,
+            partitionIndex,
+            leaderId: leader,
+            leaderEpoch: 0,
+            replicaNodes: [leader],
+            isrNodes: [leader],
+            offlineReplicas: [],
+          };
+    }),
     topicAuthorizedOperations: UNKNOWN_OPERATIONS,
   };
 }
@@ -50,20 +65,19 @@ async function requestedTopic(
     topic = await autoCreateTopic(broker, name);
   }
   if (!topic) return missing(name, KafkaErrorCode.unknownTopicOrPartition);
-  return topicEntry(topic, broker.nodeId);
+  return topicEntry(topic, broker);
 }
 
-/** Metadata: this node is the only broker, the controller and every partition's leader. */
+/** Metadata: the live Kafka brokers, and each partition's leader among them. */
 export const handleMetadata: ApiHandler<MetadataRequest, MetadataResponse> = async (request, context) => {
   const { broker } = context;
-  const { host, port } = broker.advertised(context.connection.listener);
   // v0: an empty list means every topic; v1+: null means every topic, empty means none.
   const all = request.topics === null || (context.apiVersion === 0 && request.topics.length === 0);
   let topics: MetadataResponseTopic[];
   if (all) {
     const listed = await broker.catalog.list();
     const visible = await Promise.all(listed.map((t) => authorized(context, 'describe', t.name)));
-    topics = listed.filter((_, i) => visible[i]).map((t) => topicEntry(t, broker.nodeId));
+    topics = listed.filter((_, i) => visible[i]).map((t) => topicEntry(t, broker));
   } else if (context.apiVersion < 12 && (request.topics ?? []).some((t) => t.name === null)) {
     // Before v12 a topic is named: as Kafka, the whole request is refused, names null written as ''.
     topics = (request.topics ?? []).map((t) => missing(t.name ?? '', KafkaErrorCode.invalidRequest));
@@ -86,9 +100,9 @@ export const handleMetadata: ApiHandler<MetadataRequest, MetadataResponse> = asy
   }
   return {
     throttleTimeMs: 0,
-    brokers: [{ nodeId: broker.nodeId, host, port, rack: null }],
+    brokers: listedBrokers(broker, context.connection.listener).map((b) => ({ ...b, rack: null })),
     clusterId: broker.settings.clusterId,
-    controllerId: broker.nodeId,
+    controllerId: broker.cluster.controllerId(),
     topics,
     clusterAuthorizedOperations: UNKNOWN_OPERATIONS,
   };

@@ -28,6 +28,16 @@ export const handleOffsetCommit: ApiHandler<OffsetCommitRequest, OffsetCommitRes
 };
 
 async function commit(request: OffsetCommitRequest, context: RequestContext): Promise<OffsetCommitResponse> {
+  const refused = await groupService(context.broker).claim(request.groupId);
+  if (refused !== E.none) {
+    return {
+      throttleTimeMs: 0,
+      topics: request.topics.map((t) => ({
+        name: t.name,
+        partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, errorCode: refused })),
+      })),
+    };
+  }
   // Committing a position in a topic needs the right to consume it.
   const allowed = await Promise.all(request.topics.map((t) => authorized(context, 'subscribe', t.name)));
   const committed = await groupService(context.broker).commitOffsets({

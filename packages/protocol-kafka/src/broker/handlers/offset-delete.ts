@@ -13,6 +13,8 @@ export const handleOffsetDelete: ApiHandler<OffsetDeleteRequest, OffsetDeleteRes
   request,
   context,
 ) => {
+  const refused = await groupService(context.broker).claim(request.groupId);
+  if (refused !== E.none) return { throttleTimeMs: 0, errorCode: refused, topics: [] };
   const topics = await Promise.all(
     request.topics.map(async (t) => {
       if (!(await authorized(context, 'subscribe', t.name)))

@@ -48,10 +48,11 @@ export const handleOffsetFetch: ApiHandler<OffsetFetchRequest, OffsetFetchRespon
     const answered = [];
     for (const group of request.groups ?? []) {
       try {
+        const refused = await groups.claim(group.groupId);
         answered.push({
           groupId: group.groupId,
-          topics: await fetchGroup(context, groups, group.groupId, group.topics),
-          errorCode: E.none,
+          topics: refused !== E.none ? [] : await fetchGroup(context, groups, group.groupId, group.topics),
+          errorCode: refused,
         });
       } catch (error) {
         context.logger.error({ err: error, group: group.groupId }, 'offset fetch failed');
@@ -59,6 +60,21 @@ export const handleOffsetFetch: ApiHandler<OffsetFetchRequest, OffsetFetchRespon
       }
     }
     return { throttleTimeMs: 0, groups: answered };
+  }
+  const refused = await groups.claim(request.groupId ?? '');
+  if (refused !== E.none) {
+    // v1 has no top-level error code: each named partition carries it.
+    const topics = (request.topics ?? []).map((t) => ({
+      name: t.name,
+      partitions: t.partitionIndexes.map((partitionIndex) => ({
+        partitionIndex,
+        committedOffset: -1n,
+        committedLeaderEpoch: -1,
+        metadata: '',
+        errorCode: refused,
+      })),
+    }));
+    return { throttleTimeMs: 0, topics, errorCode: refused };
   }
   const topics = await fetchGroup(context, groups, request.groupId ?? '', request.topics ?? null);
   return { throttleTimeMs: 0, topics, errorCode: E.none };

@@ -24,7 +24,7 @@ import { PartitionWriter } from '../partition-writer.js';
 import { ProducePolicies, refusal, type ProducePolicy } from '../produce-policy.js';
 import { publishStoredBatch } from '../router-feed.js';
 import { partitionFailure } from '../errors.js';
-import { partitionRefusal } from '../topics.js';
+import { ledElsewhere, partitionRefusal } from '../topics.js';
 
 /** The broker's partition writer, shared by every connection. */
 export function partitionWriter(context: RequestContext): PartitionWriter {
@@ -209,6 +209,16 @@ export const handleProduce: ApiHandler<ProduceRequest, ProduceResponse> = async 
       }
     }),
   );
+  // Partitions another broker leads, by topic; looked up before the appends are queued.
+  const elsewhere = await Promise.all(
+    request.topicData.map(async (topicData) => {
+      const led = new Set<number>();
+      for (const data of topicData.partitionData) {
+        if (await ledElsewhere(context.broker, topicData.name, data.index)) led.add(data.index);
+      }
+      return led;
+    }),
+  );
   // From here to `queued` nothing awaits: each partition takes its place in its shard's queue.
   const pending = request.topicData.map((topicData, i) => ({
     name: topicData.name,
@@ -216,6 +226,9 @@ export const handleProduce: ApiHandler<ProduceRequest, ProduceResponse> = async 
       if (!acksValid) return Promise.resolve(result(data.index, KafkaErrorCode.invalidRequiredAcks));
       const policy = checked[i]!;
       if (typeof policy === 'number') return Promise.resolve(result(data.index, policy));
+      if (elsewhere[i]!.has(data.index)) {
+        return Promise.resolve(result(data.index, KafkaErrorCode.notLeaderOrFollower));
+      }
       return producePartition(context, topicData.name, data, policy, request.acks);
     }),
   }));

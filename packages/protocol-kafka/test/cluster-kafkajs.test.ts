@@ -1,0 +1,301 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { CompressionTypes, Kafka, logLevel, type Producer } from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FindCoordinatorResponse, MetadataResponse } from '../src/codec/index.js';
+import { Member, waitFor } from './helpers/group-members.js';
+import { run } from './helpers/processes.js';
+import { RawClient } from './helpers/raw-client.js';
+import { startServer, type KafkaServer } from './helpers/server.js';
+
+// Two stateless brokers on one journal node: Kafka clients see one cluster, each consumer group
+// has one coordinator and each partition one leader, whichever broker a client started from, and
+// both move to the other broker when one is killed.
+
+const SERVER_BIN = join(
+  dirname(createRequire(import.meta.url).resolve('robustmq-server/package.json')),
+  'dist/bin.js',
+);
+const SESSION_TIMEOUT_MS = 1500;
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** The meta and journal node: no protocols, the Raft group of one and the shards of both brokers. */
+async function startMetaJournalNode(rpcPort: number): Promise<{ stop(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'robustmq-kafka-cluster-'));
+  writeFileSync(
+    join(dir, 'robustmq.toml'),
+    [
+      'node_id = 1',
+      'roles = ["meta", "journal"]',
+      'bind = "127.0.0.1"',
+      'data_dir = "data"',
+      '[cluster]',
+      `meta_nodes = ["1@127.0.0.1:${rpcPort}"]`,
+      'tick_ms = 20',
+      '[rpc]',
+      `port = ${rpcPort}`,
+      '[http]',
+      'port = 0',
+      '[log]',
+      'format = "json"',
+    ].join('\n') + '\n',
+  );
+  const child = spawn(process.execPath, [SERVER_BIN, '--config', 'robustmq.toml'], {
+    cwd: dir,
+    env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ROBUSTMQ_'))),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    let buffered = '';
+    child.stdout.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      if (buffered.includes('"node ready"')) resolve();
+    });
+    void exited.then(() => reject(new Error('the meta and journal node exited before ready')));
+  });
+  return {
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function startBroker(nodeId: number, rpcPort: number): Promise<KafkaServer> {
+  return startServer({
+    extra: [
+      `node_id = ${nodeId}`,
+      'roles = ["broker"]',
+      'data_dir = "data"',
+      '[cluster]',
+      `meta_nodes = ["1@127.0.0.1:${rpcPort}"]`,
+      'tick_ms = 20',
+      '[storage]',
+      'engine = "@robustmq/journal/remote"',
+      `address = "127.0.0.1:${rpcPort}"`,
+    ],
+    kafka: [
+      'broker_heartbeat_interval_ms = 100',
+      `broker_session_timeout_ms = ${SESSION_TIMEOUT_MS}`,
+      'group_min_session_timeout_ms = 1000',
+      'group_initial_rebalance_delay_ms = 500',
+    ],
+  });
+}
+
+async function metadata(port: number, topics: string[] | null): Promise<MetadataResponse> {
+  const client = await RawClient.open(port);
+  try {
+    return await client.request<MetadataResponse>(3, 9, {
+      topics: topics?.map((name) => ({ name })) ?? null,
+      allowAutoTopicCreation: false,
+      includeClusterAuthorizedOperations: false,
+      includeTopicAuthorizedOperations: false,
+    });
+  } finally {
+    client.close();
+  }
+}
+
+async function coordinatorOf(port: number, group: string): Promise<number> {
+  const client = await RawClient.open(port);
+  try {
+    const response = await client.request<FindCoordinatorResponse>(10, 3, { key: group, keyType: 0 });
+    expect(response.errorCode).toBe(0);
+    return response.nodeId!;
+  } finally {
+    client.close();
+  }
+}
+
+const leaders = (response: MetadataResponse) =>
+  response.topics
+    .flatMap((t) => t.partitions.map((p) => `${t.name}/${p.partitionIndex}@${p.leaderId}`))
+    .sort();
+
+let metaNode: { stop(): Promise<void> };
+const brokers = new Map<number, KafkaServer>();
+
+beforeAll(async () => {
+  const rpcPort = await freePort();
+  metaNode = await startMetaJournalNode(rpcPort);
+  const [two, three] = await Promise.all([startBroker(2, rpcPort), startBroker(3, rpcPort)]);
+  brokers.set(2, two);
+  brokers.set(3, three);
+  await waitFor('both brokers to see each other', async () => {
+    const views = await Promise.all([two.port, three.port].map((port) => metadata(port, [])));
+    return views.every((m) => m.brokers.length === 2);
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all([...brokers.values()].map((b) => b.stop()));
+  await metaNode?.stop();
+});
+
+describe('a Kafka cluster of two brokers on one journal node', () => {
+  it('lists both brokers and gives each partition one leader, the same from either broker', async () => {
+    const [two, three] = [brokers.get(2)!, brokers.get(3)!];
+    const admin = new Kafka({ brokers: [`127.0.0.1:${two.port}`], logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    try {
+      await admin.createTopics({ topics: [{ topic: 'spread', numPartitions: 8 }], waitForLeaders: true });
+      const cluster = await admin.describeCluster();
+      expect(cluster.brokers.map((b) => [b.nodeId, b.port]).sort()).toEqual([
+        [2, two.port],
+        [3, three.port],
+      ]);
+    } finally {
+      await admin.disconnect();
+    }
+    const [fromTwo, fromThree] = await Promise.all([
+      metadata(two.port, ['spread']),
+      metadata(three.port, ['spread']),
+    ]);
+    expect(leaders(fromTwo)).toEqual(leaders(fromThree));
+    const leaderIds = new Set(fromTwo.topics[0]!.partitions.map((p) => p.leaderId));
+    expect([...leaderIds].sort()).toEqual([2, 3]);
+    expect(fromTwo.controllerId).toBe(fromThree.controllerId);
+  });
+
+  it('takes kcat writes to every partition leader and gives them to kafka-python from the other broker', async () => {
+    const [two, three] = [brokers.get(2)!, brokers.get(3)!];
+    const topic = 'through-leaders';
+    const listed = JSON.parse(
+      (await run('/usr/bin/kcat', ['-b', `127.0.0.1:${two.port}`, '-L', '-J'])).stdout,
+    ) as {
+      brokers: { id: number }[];
+    };
+    expect(listed.brokers.map((b) => b.id).sort()).toEqual([2, 3]);
+    const admin = new Kafka({ brokers: [`127.0.0.1:${three.port}`], logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 8 }], waitForLeaders: true });
+    await admin.disconnect();
+    // librdkafka sends each partition's batch to its leader, whichever broker it started from.
+    const lines = Array.from({ length: 200 }, (_, i) => `k${i}:v${i}`);
+    await run(
+      '/usr/bin/kcat',
+      [
+        '-b',
+        `127.0.0.1:${two.port}`,
+        '-t',
+        topic,
+        '-P',
+        '-K',
+        ':',
+        '-X',
+        'acks=all',
+        '-X',
+        'enable.idempotence=true',
+      ],
+      { input: lines.join('\n') + '\n' },
+    );
+    const script = [
+      'from kafka import KafkaConsumer',
+      `c = KafkaConsumer("${topic}", bootstrap_servers="127.0.0.1:${three.port}", auto_offset_reset="earliest", consumer_timeout_ms=5000)`,
+      'for m in c: print(m.partition, m.value.decode())',
+    ].join('\n');
+    const { stdout } = await run('/usr/bin/python3', ['-c', script], { timeoutMs: 60_000 });
+    const received = stdout
+      .trim()
+      .split('\n')
+      .map((line) => line.split(' '));
+    expect(received.map(([, value]) => value).sort()).toEqual(lines.map((l) => l.split(':')[1]).sort());
+    // Records came back from partitions led by each broker.
+    const view = await metadata(two.port, [topic]);
+    const leaderOf = new Map(view.topics[0]!.partitions.map((p) => [p.partitionIndex, p.leaderId]));
+    expect(new Set(received.map(([partition]) => leaderOf.get(Number(partition))))).toEqual(new Set([2, 3]));
+  }, 60_000);
+
+  it('runs one consumer group across both brokers, and moves it and the partitions when one is killed', async () => {
+    const topic = 'orders';
+    const group = 'billing';
+    const ports = new Map([...brokers].map(([id, b]) => [id, b.port]));
+    const admin = new Kafka({ brokers: [`127.0.0.1:${ports.get(2)}`], logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 6 }], waitForLeaders: true });
+    await admin.disconnect();
+    // Both brokers name the same coordinator, so a member started from each joins one group.
+    const coordinator = await coordinatorOf(ports.get(2)!, group);
+    expect(await coordinatorOf(ports.get(3)!, group)).toBe(coordinator);
+    const survivor = coordinator === 2 ? 3 : 2;
+
+    const onCoordinator = new Member(`127.0.0.1:${ports.get(coordinator)}`, topic, group, 'a', 5);
+    const onSurvivor = new Member(`127.0.0.1:${ports.get(survivor)}`, topic, group, 'b', 5);
+    const members = [onCoordinator, onSurvivor];
+    const producer = new Kafka({
+      brokers: [`127.0.0.1:${ports.get(survivor)}`],
+      logLevel: logLevel.NOTHING,
+      retry: { retries: 30, initialRetryTime: 100, maxRetryTime: 1000 },
+    }).producer({ idempotent: true });
+    const sent: string[] = [];
+    const send = async (producer: Producer, count: number) => {
+      const values = Array.from({ length: count }, () => `m${sent.length + Math.random()}`);
+      for (const value of values) sent.push(value);
+      await producer.send({
+        topic,
+        compression: CompressionTypes.None,
+        messages: values.map((value, i) => ({ key: `k${i}`, value })),
+      });
+    };
+    try {
+      await producer.connect();
+      // Each member gets its own half of the partitions: one group, not two.
+      await waitFor('two members sharing the partitions', () => {
+        const [a, b] = [onCoordinator.assignment(), onSurvivor.assignment()];
+        return a?.length === 3 && b?.length === 3;
+      });
+      expect(new Set([...onCoordinator.assignment()!, ...onSurvivor.assignment()!]).size).toBe(6);
+      await send(producer, 300);
+      await waitFor('the first 300 consumed', () => members.flatMap((m) => m.values()).length >= 300);
+      const firstPhase = members.flatMap((m) => m.values());
+      expect(firstPhase.sort()).toEqual([...sent].sort());
+
+      // The coordinator's broker dies with its member: the survivor's broker takes the group and
+      // every partition over, with the offsets committed so far.
+      await brokers.get(coordinator)!.kill();
+      onCoordinator.child.kill('SIGKILL');
+      await send(producer, 300);
+      await waitFor(
+        'the survivor owning every partition',
+        () => onSurvivor.assignment()?.length === 6,
+        30_000,
+      );
+      await waitFor(
+        'every record consumed',
+        () => new Set(members.flatMap((m) => m.values())).size === sent.length,
+        30_000,
+      );
+      expect(await coordinatorOf(ports.get(survivor)!, group)).toBe(survivor);
+      const view = await metadata(ports.get(survivor)!, [topic]);
+      expect(view.brokers.map((b) => b.nodeId)).toEqual([survivor]);
+      expect(new Set(view.topics[0]!.partitions.map((p) => p.leaderId))).toEqual(new Set([survivor]));
+      // The idempotent producer's retries across the leader change stored nothing twice.
+      const survivorAdmin = new Kafka({
+        brokers: [`127.0.0.1:${ports.get(survivor)}`],
+        logLevel: logLevel.NOTHING,
+      }).admin();
+      await survivorAdmin.connect();
+      const offsets = await survivorAdmin.fetchTopicOffsets(topic);
+      await survivorAdmin.disconnect();
+      expect(offsets.reduce((sum, p) => sum + Number(p.high), 0)).toBe(sent.length);
+    } finally {
+      await producer.disconnect();
+      for (const member of members) member.child.kill('SIGKILL');
+      await Promise.all(members.map((m) => m.exited));
+    }
+  }, 120_000);
+});
