@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { CompressionTypes, Kafka, logLevel, type Producer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FindCoordinatorResponse, MetadataResponse } from '../src/codec/index.js';
+import { ADMIN_CONFIG, adminApi } from './helpers/admin-api.js';
 import { Member, waitFor } from './helpers/group-members.js';
 import { run } from './helpers/processes.js';
 import { RawClient } from './helpers/raw-client.js';
@@ -49,6 +50,7 @@ async function startMetaJournalNode(rpcPort: number): Promise<{ stop(): Promise<
       'port = 0',
       '[log]',
       'format = "json"',
+      ...ADMIN_CONFIG,
     ].join('\n') + '\n',
   );
   const child = spawn(process.execPath, [SERVER_BIN, '--config', 'robustmq.toml'], {
@@ -86,6 +88,7 @@ function startBroker(nodeId: number, rpcPort: number): Promise<KafkaServer> {
       '[storage]',
       'engine = "@robustmq/journal/remote"',
       `address = "127.0.0.1:${rpcPort}"`,
+      ...ADMIN_CONFIG,
     ],
     kafka: [
       'broker_heartbeat_interval_ms = 100',
@@ -263,6 +266,27 @@ describe('a Kafka cluster of two brokers on one journal node', () => {
       await waitFor('the first 300 consumed', () => members.flatMap((m) => m.values()).length >= 300);
       const firstPhase = members.flatMap((m) => m.values());
       expect(firstPhase.sort()).toEqual([...sent].sort());
+      // Either node's admin API shows the group with its coordinator, its members and offsets.
+      for (const id of [2, 3]) {
+        const api = await adminApi(brokers.get(id)!.httpUrl);
+        await waitFor(`node ${id} to show the group's offsets`, async () => {
+          const detail = (await api.call('GET', `/api/v1/kafka/groups/${group}`)).body as {
+            coordinator: number;
+            members: unknown[];
+            offsets: { committedOffset: number }[];
+          };
+          const committed = detail.offsets.reduce((sum, p) => sum + p.committedOffset, 0);
+          return detail.coordinator === coordinator && detail.members.length === 2 && committed === 300;
+        });
+        const listed = (await api.call('GET', '/api/v1/kafka/groups')).body as { items: unknown[] };
+        expect(listed.items).toContainEqual({
+          id: group,
+          state: 'Stable',
+          protocolType: 'consumer',
+          members: 2,
+          coordinator,
+        });
+      }
 
       // The coordinator's broker dies with its member: the survivor's broker takes the group and
       // every partition over, with the offsets committed so far.

@@ -335,6 +335,7 @@ print(json.dumps({'first': first, 'second': second, 'afterFirst': after_first, '
       state: 'Stable',
       protocolType: 'consumer',
       members: 1,
+      coordinator: 1,
     });
     const detail = await api.call('GET', `/api/v1/kafka/groups/${groupId}`);
     expect(detail.body).toMatchObject({

@@ -261,7 +261,9 @@ describe('committed offsets and the groups admin resource', () => {
     await commit('g', member.memberId, member.generationId, { 0: 4, 1: 5 });
     await commit('other', '', -1, { 0: 1 });
     const page = await admin.list({ limit: 1 });
-    expect(page.items).toEqual([{ id: 'g', state: 'Stable', protocolType: 'consumer', members: 1 }]);
+    expect(page.items).toEqual([
+      { id: 'g', state: 'Stable', protocolType: 'consumer', members: 1, coordinator: null },
+    ]);
     expect(page.next).toBe('g');
     const rest = await admin.list({ limit: 10, after: 'g' });
     expect(rest.items.map((i) => i.id)).toEqual(['other']);

@@ -2,6 +2,7 @@ import { ErrorCode, RobustMQError, type AdminItem, type AdminResource } from '@r
 import { KafkaErrorCode as E } from '../codec/error-codes.js';
 import { assignedPartitions } from './consumer-protocol.js';
 import type { GroupService, OffsetResetTarget } from './group-service.js';
+import type { PersistedMember } from './types.js';
 
 function resetTarget(body: Readonly<Record<string, unknown>>): { topic: string; target: OffsetResetTarget } {
   const { topic, to, timestamp } = body;
@@ -23,37 +24,80 @@ function resetTarget(body: Readonly<Record<string, unknown>>): { topic: string; 
   throw new RobustMQError(ErrorCode.InvalidArgument, 'to must be "earliest", "latest" or "timestamp"');
 }
 
-/** Refuses a group another broker of the cluster coordinates: its state lives there. */
+/** Refuses a group another broker of the cluster coordinates: its live state is there. */
 async function coordinated(service: GroupService, groupId: string): Promise<void> {
   if ((await service.claim(groupId)) === E.none) return;
+  const node = service.coordinatorOf(groupId);
   throw new RobustMQError(
     ErrorCode.Conflict,
-    `group ${groupId} is coordinated by another Kafka broker of the cluster: ask that node`,
+    `group ${groupId} is coordinated by ${node === null ? 'no live Kafka broker now' : `the Kafka broker on node ${node}`}: ask that node`,
   );
+}
+
+/** A member as the admin API shows it, with the partitions assigned to it. */
+function memberView(
+  m: Pick<PersistedMember, 'memberId' | 'groupInstanceId' | 'clientId' | 'clientHost' | 'assignment'>,
+  protocolType: string | null,
+) {
+  return {
+    memberId: m.memberId,
+    groupInstanceId: m.groupInstanceId,
+    clientId: m.clientId,
+    clientHost: m.clientHost,
+    assignment: protocolType === 'consumer' ? (assignedPartitions(m.assignment) ?? []) : [],
+  };
 }
 
 /**
  * The `groups` admin resource (`/api/v1/kafka/groups`): list and inspect consumer groups with their
- * lag, delete empty ones, and reset an empty group's offsets of a topic.
+ * lag, delete empty ones, and reset an empty group's offsets of a topic. In a cluster every node
+ * lists every group: those another broker coordinates as that broker last stored them, with its
+ * node id; deleting and resetting go to the coordinator's node.
  */
 export function groupsAdminResource(groups: () => GroupService): AdminResource {
   return {
     async list({ limit, after }) {
-      const all = await groups().listGroups();
-      const start = after === undefined ? 0 : all.findIndex((g) => g.groupId > after);
-      const page = start < 0 ? [] : all.slice(start, start + limit);
-      const items: AdminItem[] = page.map((g) => ({
+      const service = groups();
+      const here = (await service.listGroups()).map((g): AdminItem => ({
         id: g.groupId,
         state: g.state,
         protocolType: g.protocolType,
-        members: groups().coordinator.describe(g.groupId)?.members.length ?? 0,
+        members: service.coordinator.describe(g.groupId)?.members.length ?? 0,
+        coordinator: service.coordinatorOf(g.groupId),
       }));
+      const elsewhere = (await service.elsewhere()).map(({ groupId, record }): AdminItem => ({
+        id: groupId,
+        state: record?.state ?? 'Empty',
+        protocolType: record?.protocolType ?? '',
+        members: record?.members.length ?? 0,
+        coordinator: service.coordinatorOf(groupId),
+      }));
+      const all = [...here, ...elsewhere].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      const start = after === undefined ? 0 : all.findIndex((g) => g.id > after);
+      const page = start < 0 ? [] : all.slice(start, start + limit);
       const more = start >= 0 && start + limit < all.length;
-      return { items, next: more ? page[page.length - 1]!.groupId : null };
+      return { items: page, next: more ? page[page.length - 1]!.id : null };
     },
 
     async get(id) {
       const service = groups();
+      await service.ready();
+      if (!service.coordinates(id)) {
+        const stored = await service.storedGroup(id);
+        if (!stored) return null;
+        const { record } = stored;
+        return {
+          id,
+          state: record?.state ?? 'Empty',
+          protocolType: record?.protocolType ?? '',
+          protocol: record?.protocolName ?? '',
+          generation: record?.generationId ?? -1,
+          leader: record?.leader ?? null,
+          members: (record?.members ?? []).map((m) => memberView(m, record?.protocolType ?? null)),
+          offsets: await service.lag(id),
+          coordinator: service.coordinatorOf(id),
+        };
+      }
       await coordinated(service, id);
       const summary = service.coordinator.describe(id);
       if (!summary) return null;
@@ -64,14 +108,9 @@ export function groupsAdminResource(groups: () => GroupService): AdminResource {
         protocol: summary.protocolName,
         generation: summary.generationId,
         leader: summary.leader,
-        members: summary.members.map((m) => ({
-          memberId: m.memberId,
-          groupInstanceId: m.groupInstanceId,
-          clientId: m.clientId,
-          clientHost: m.clientHost,
-          assignment: summary.protocolType === 'consumer' ? (assignedPartitions(m.assignment) ?? []) : [],
-        })),
+        members: summary.members.map((m) => memberView(m, summary.protocolType)),
         offsets: await service.lag(id),
+        coordinator: service.coordinatorOf(id),
       };
     },
 

@@ -15,8 +15,8 @@ import type { Clock } from './clock.js';
 import { subscribedTopics } from './consumer-protocol.js';
 import { GroupCoordinator } from './coordinator.js';
 import { emptyGroupRecord } from './group-record.js';
-import { OffsetStore, type CommittedOffset } from './offset-store.js';
-import type { GroupState, GroupSummary } from './types.js';
+import { GROUPS_PREFIX, OffsetStore, type CommittedOffset } from './offset-store.js';
+import type { GroupState, GroupSummary, PersistedGroup } from './types.js';
 
 /** Kafka's `offset.metadata.max.bytes`. */
 const MAX_METADATA_BYTES = 4096;
@@ -31,6 +31,8 @@ export interface GroupServiceOptions {
    * when unset.
    */
   coordinates?: (groupId: string) => boolean;
+  /** The node id of the broker coordinating the group, or null while none is live. */
+  coordinatorOf?: (groupId: string) => number | null;
   /** Subscribes to changes of who coordinates what; returns what unsubscribes. */
   onCoordinatorsChange?: (listener: () => void) => () => void;
   logger?: Logger;
@@ -98,6 +100,7 @@ export class GroupService {
   private readonly loading: Promise<void>;
   private readonly logger: Logger;
   private readonly topicWatch: MetaWatch;
+  private readonly groupWatch: MetaWatch;
   private readonly stopHandOvers: () => void;
 
   constructor(private readonly options: GroupServiceOptions) {
@@ -116,6 +119,12 @@ export class GroupService {
       logger: this.logger,
       onRebalance: () => rebalances?.inc(),
       onGroupChange: (groupId, group) => this.offsets.saveGroup(groupId, group),
+    });
+    // Other brokers' writes keep the copies of the groups they coordinate current here; the copy
+    // of a group coordinated here is this broker's own, read back whenever it is taken over.
+    this.groupWatch = options.meta.watch(GROUPS_PREFIX, (event) => {
+      const groupId = OffsetStore.groupOf(event.type === 'put' ? event.entry.key : event.key);
+      if (groupId !== null && !this.coordinates(groupId)) this.offsets.apply(event);
     });
     this.loading = this.offsets.load().then(() => {
       for (const groupId of this.offsets.groupIds()) {
@@ -142,8 +151,33 @@ export class GroupService {
     return this.loading;
   }
 
-  private coordinates(groupId: string): boolean {
+  coordinates(groupId: string): boolean {
     return this.options.coordinates?.(groupId) ?? true;
+  }
+
+  /** The broker coordinating the group (null while none is live, or when not in a cluster). */
+  coordinatorOf(groupId: string): number | null {
+    return this.options.coordinatorOf?.(groupId) ?? null;
+  }
+
+  /**
+   * Groups coordinated elsewhere, as their coordinator last stored them: ids with the record of
+   * their last generation (null when only offsets were committed).
+   */
+  async elsewhere(): Promise<{ groupId: string; record: PersistedGroup | null }[]> {
+    await this.ready();
+    return this.offsets
+      .groupIds()
+      .filter((groupId) => !this.coordinates(groupId))
+      .map((groupId) => ({ groupId, record: this.offsets.persistedGroup(groupId) }));
+  }
+
+  /** A group coordinated elsewhere, as its coordinator last stored it; null for an unknown one. */
+  async storedGroup(groupId: string): Promise<{ record: PersistedGroup | null } | null> {
+    await this.ready();
+    const record = this.offsets.persistedGroup(groupId);
+    if (record === null && this.offsets.list(groupId).length === 0) return null;
+    return { record };
   }
 
   private restore(groupId: string): void {
@@ -430,6 +464,7 @@ export class GroupService {
   /** Ends parked joins and syncs, stops every timer and the topic watch. */
   stop(): void {
     this.stopHandOvers();
+    this.groupWatch.close();
     this.topicWatch.close();
     this.coordinator.close();
   }

@@ -19,6 +19,7 @@ export function groupService(broker: KafkaBroker): GroupService {
         storage: broker.context.storage,
         partitionCount: async (topic) => (await broker.catalog.get(topic))?.partitions ?? null,
         coordinates: (groupId) => broker.cluster.coordinates(groupId),
+        coordinatorOf: (groupId) => broker.cluster.coordinatorOf(groupId),
         onCoordinatorsChange: (listener) => broker.cluster.onChange(listener),
         logger: broker.logger.child({ component: 'groups' }),
         metrics: broker.context.metrics,

@@ -1,4 +1,4 @@
-import type { Logger, MetaStore } from '@robustmq/core';
+import type { Logger, MetaEvent, MetaStore } from '@robustmq/core';
 import { decodeGroupRecord, encodeGroupRecord } from './group-record.js';
 import type { PersistedGroup } from './types.js';
 
@@ -70,6 +70,36 @@ export class OffsetStore {
       for (const entry of page) this.loadEntry(entry.key, entry.value);
       if (page.length < 1000) break;
       after = page[page.length - 1]!.key;
+    }
+  }
+
+  /** The group a meta key under {@link GROUPS_PREFIX} belongs to, or null for another key. */
+  static groupOf(key: string): string | null {
+    if (!key.startsWith(GROUPS_PREFIX)) return null;
+    try {
+      return decodeURIComponent(key.slice(GROUPS_PREFIX.length).split('/')[0]!);
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Applies a change another broker made (it coordinates the group): the copy kept here follows,
+   * for views of groups coordinated elsewhere.
+   */
+  apply(event: MetaEvent): void {
+    if (event.type === 'put') {
+      this.loadEntry(event.entry.key, event.entry.value);
+      return;
+    }
+    const groupId = OffsetStore.groupOf(event.key);
+    if (groupId === null) return;
+    const parts = event.key.slice(GROUPS_PREFIX.length).split('/');
+    if (parts.length === 2 && parts[1] === 'group') this.groups.delete(groupId);
+    if (parts.length === 4 && parts[1] === 'offsets') {
+      const group = this.offsets.get(groupId);
+      group?.delete(`${parts[2]}/${parts[3]}`);
+      if (group?.size === 0) this.offsets.delete(groupId);
     }
   }
 
