@@ -2,6 +2,7 @@ import { ErrorCode, RobustMQError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import type { RecordBatch, StoredBatch } from './records.js';
+import type { StorageClass } from './topics.js';
 
 /**
  * When an append counts as done.
@@ -95,6 +96,11 @@ export interface StorageEngine {
    * only this node has.
    */
   readonly location?: string;
+  /**
+   * What every shard of this engine is stored in: topics created on it record this class,
+   * whatever their creator asked for. Unset when the engine cannot tell (a remote journal node).
+   */
+  readonly storageClass?: StorageClass;
   /**
    * Creates an empty shard. Names nest (`a` and `a/b` are independent shards). An invalid config
    * (a non-positive `segmentBytes` or `maxBatchBytes`, a negative retention, an unknown

@@ -108,7 +108,13 @@ export class TopicCatalog {
   async create(topic: NewTopic): Promise<Topic> {
     validateTopicName(topic.name);
     this.checkPartitions(topic.name, topic.partitions);
-    const created: Topic = { ...topic, configs: { ...topic.configs }, createdAt: Date.now() };
+    // The engine decides where the shards go; the topic says what is true of them.
+    const created: Topic = {
+      ...topic,
+      storageClass: this.storage.storageClass ?? topic.storageClass,
+      configs: { ...topic.configs },
+      createdAt: Date.now(),
+    };
     const shardConfig = shardConfigOf(created);
     let revision: number;
     try {

@@ -63,6 +63,7 @@ function checkOffset(name: string, value: unknown): asserts value is number {
  * the package README for the file layout and the durability policies.
  */
 export class Journal implements StorageEngine {
+  readonly storageClass = 'file';
   readonly dir: string;
   readonly #shardsDir: string;
   readonly #tmpDir: string;

@@ -94,6 +94,7 @@ export function measureStorage(engine: StorageEngine, name: string, metrics: Nod
 
   return {
     ...(engine.location === undefined ? {} : { location: engine.location }),
+    ...(engine.storageClass === undefined ? {} : { storageClass: engine.storageClass }),
     createShard: (shard: string, config?: Partial<ShardConfig>): Promise<ShardInfo> =>
       engine.createShard(shard, config),
     deleteShard: (shard: string) => engine.deleteShard(shard),

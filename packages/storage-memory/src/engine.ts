@@ -66,6 +66,7 @@ function checkBatches(shard: ShardLog, batches: readonly RecordBatch[]): void {
  * Batches read back share their `data` with the engine: readers must not write into it.
  */
 export class MemoryStorageEngine implements StorageEngine {
+  readonly storageClass = 'memory';
   readonly #shards = new Map<string, ShardLog>();
   readonly #logger: Logger;
   #closed = false;

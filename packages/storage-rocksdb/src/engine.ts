@@ -118,6 +118,7 @@ interface ScannedBatch extends IndexedBatch {
  * duration of one WAL fsync; reads and scans run on libuv's pool.
  */
 export class RocksDbStorageEngine implements StorageEngine {
+  readonly storageClass = 'rocksdb';
   readonly #db: RocksDatabase;
   readonly #queue: CommitQueue;
   readonly #logger: Logger;

@@ -43,6 +43,7 @@ const noMetrics: Metrics = { counter: () => noop, gauge: () => noop, histogram: 
  * whole shard, local and uploaded; local retention only bounds what stays on disk.
  */
 export class TieredStorage implements StorageEngine {
+  readonly storageClass = 'tiered';
   /** The journal underneath (its `sealedSegments` show what is local and what is offloaded). */
   readonly journal: Journal;
   readonly bucket: SegmentBucket;
