@@ -121,8 +121,9 @@ describe('robustmq-server', () => {
   it.runIf(process.platform === 'linux')(
     'takes over a lock whose holder was killed and not yet reaped',
     async () => {
-      // The inner shell exits at once; its parent becomes `sleep`, which never reaps it.
-      const parent = spawn('sh', ['-c', 'sh -c "exit 0" & echo $!; exec sleep 30'], {
+      // The inner shell exits once its parent has become `sleep`, which never reaps it (exiting at
+      // once, it could be reaped by the shell before the exec).
+      const parent = spawn('sh', ['-c', 'sh -c "sleep 0.3; exit 0" & echo $!; exec sleep 30'], {
         stdio: ['ignore', 'pipe', 'ignore'],
       });
       cleanups.push(() => parent.kill('SIGKILL'));
