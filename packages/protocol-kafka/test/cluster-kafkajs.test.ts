@@ -6,7 +6,22 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CompressionTypes, Kafka, logLevel, type Producer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FindCoordinatorResponse, MetadataResponse } from '../src/codec/index.js';
+import {
+  encodeRecordBatch,
+  type DeleteGroupsResponse,
+  type DescribeGroupsResponse,
+  type FetchResponse,
+  type FindCoordinatorResponse,
+  type HeartbeatResponse,
+  type JoinGroupResponse,
+  type LeaveGroupResponse,
+  type MetadataResponse,
+  type OffsetCommitResponse,
+  type OffsetDeleteResponse,
+  type OffsetFetchResponse,
+  type ProduceResponse,
+  type SyncGroupResponse,
+} from '../src/codec/index.js';
 import { ADMIN_CONFIG, adminApi } from './helpers/admin-api.js';
 import { Member, waitFor } from './helpers/group-members.js';
 import { run } from './helpers/processes.js';
@@ -172,6 +187,101 @@ describe('a Kafka cluster of two brokers on one journal node', () => {
     const leaderIds = new Set(fromTwo.topics[0]!.partitions.map((p) => p.leaderId));
     expect([...leaderIds].sort()).toEqual([2, 3]);
     expect(fromTwo.controllerId).toBe(fromThree.controllerId);
+  });
+
+  it('sends clients to the coordinator and the leader: NOT_COORDINATOR and NOT_LEADER_OR_FOLLOWER elsewhere', async () => {
+    const group = 'routed';
+    const coordinator = await coordinatorOf(brokers.get(2)!.port, group);
+    const other = brokers.get(coordinator === 2 ? 3 : 2)!;
+    const client = await RawClient.open(other.port);
+    try {
+      const partition = {
+        partitionIndex: 0,
+        committedOffset: 1n,
+        committedLeaderEpoch: -1,
+        committedMetadata: null,
+      };
+      const joined = await client.request<JoinGroupResponse>(11, 5, {
+        groupId: group,
+        sessionTimeoutMs: 10_000,
+        rebalanceTimeoutMs: 10_000,
+        memberId: '',
+        groupInstanceId: null,
+        protocolType: 'consumer',
+        protocols: [{ name: 'range', metadata: Buffer.alloc(0) }],
+      });
+      const member = { groupId: group, generationId: 1, memberId: 'm', groupInstanceId: null };
+      const synced = await client.request<SyncGroupResponse>(14, 3, { ...member, assignments: [] });
+      const beat = await client.request<HeartbeatResponse>(12, 3, member);
+      const left = await client.request<LeaveGroupResponse>(13, 3, {
+        groupId: group,
+        members: [{ memberId: 'm', groupInstanceId: null }],
+      });
+      const committed = await client.request<OffsetCommitResponse>(8, 7, {
+        groupId: group,
+        generationIdOrMemberEpoch: -1,
+        memberId: '',
+        groupInstanceId: null,
+        topics: [{ name: 'spread', partitions: [partition] }],
+      });
+      const fetchedV1 = await client.request<OffsetFetchResponse>(9, 1, {
+        groupId: group,
+        topics: [{ name: 'spread', partitionIndexes: [0] }],
+      });
+      const fetchedV7 = await client.request<OffsetFetchResponse>(9, 7, { groupId: group, topics: null });
+      const fetchedV8 = await client.request<OffsetFetchResponse>(9, 8, {
+        groups: [{ groupId: group, topics: null }],
+      });
+      const described = await client.request<DescribeGroupsResponse>(15, 4, { groups: [group] });
+      const deleted = await client.request<DeleteGroupsResponse>(42, 2, { groupsNames: [group] });
+      const offsetsDeleted = await client.request<OffsetDeleteResponse>(47, 0, {
+        groupId: group,
+        topics: [{ name: 'spread', partitions: [{ partitionIndex: 0 }] }],
+      });
+      const NOT_COORDINATOR = 16;
+      expect([
+        joined.errorCode,
+        synced.errorCode,
+        beat.errorCode,
+        left.errorCode,
+        committed.topics[0]!.partitions[0]!.errorCode,
+        fetchedV1.topics![0]!.partitions[0]!.errorCode,
+        fetchedV7.errorCode,
+        fetchedV8.groups![0]!.errorCode,
+        described.groups[0]!.errorCode,
+        deleted.results[0]!.errorCode,
+        offsetsDeleted.errorCode,
+      ]).toEqual(Array(11).fill(NOT_COORDINATOR));
+
+      // A partition of `spread` (created by the first test) that the other broker leads.
+      const view = await metadata(other.port, ['spread']);
+      const otherId = coordinator === 2 ? 3 : 2;
+      const ledThere = view.topics[0]!.partitions.find((p) => p.leaderId !== otherId)!.partitionIndex;
+      const records = await encodeRecordBatch({ records: [{ value: Buffer.from('x') }] });
+      const produced = await client.request<ProduceResponse>(0, 9, {
+        acks: -1,
+        timeoutMs: 5000,
+        topicData: [{ name: 'spread', partitionData: [{ index: ledThere, records }] }],
+      });
+      const fetched = await client.request<FetchResponse>(1, 12, {
+        replicaId: -1,
+        maxWaitMs: 100,
+        minBytes: 1,
+        maxBytes: 1 << 20,
+        isolationLevel: 0,
+        topics: [
+          {
+            topic: 'spread',
+            partitions: [{ partition: ledThere, fetchOffset: 0n, partitionMaxBytes: 1 << 20 }],
+          },
+        ],
+      });
+      const NOT_LEADER_OR_FOLLOWER = 6;
+      expect(produced.responses[0]!.partitionResponses[0]!.errorCode).toBe(NOT_LEADER_OR_FOLLOWER);
+      expect(fetched.responses[0]!.partitions[0]!.errorCode).toBe(NOT_LEADER_OR_FOLLOWER);
+    } finally {
+      client.close();
+    }
   });
 
   it('takes kcat writes to every partition leader and gives them to kafka-python from the other broker', async () => {

@@ -18,33 +18,23 @@ export const handleDescribeGroups: ApiHandler<DescribeGroupsRequest, DescribeGro
   const groups = groupService(context.broker);
   const described = await Promise.all(
     request.groups.map(async (groupId) => {
+      const failed = (errorCode: number) => ({
+        errorCode,
+        groupId,
+        groupState: '',
+        protocolType: '',
+        protocolData: '',
+        members: [],
+        authorizedOperations: OPERATIONS_OMITTED,
+      });
       let summary: Awaited<ReturnType<typeof groups.describeGroup>>;
-      let refused: number;
       try {
-        refused = await groups.claim(groupId);
+        const refused = await groups.claim(groupId);
+        if (refused !== E.none) return failed(refused);
         summary = await groups.describeGroup(groupId);
       } catch (error) {
         context.logger.error({ err: error, group: groupId }, 'describing a group failed');
-        return {
-          errorCode: coordinatorErrorOf(error),
-          groupId,
-          groupState: '',
-          protocolType: '',
-          protocolData: '',
-          members: [],
-          authorizedOperations: OPERATIONS_OMITTED,
-        };
-      }
-      if (refused !== E.none) {
-        return {
-          errorCode: refused,
-          groupId,
-          groupState: '',
-          protocolType: '',
-          protocolData: '',
-          members: [],
-          authorizedOperations: OPERATIONS_OMITTED,
-        };
+        return failed(coordinatorErrorOf(error));
       }
       return {
         errorCode: E.none,
