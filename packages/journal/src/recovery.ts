@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { ErrorCode, RobustMQError, type Logger } from '@robustmq/core';
 import { removeFile, syncDirectory, writeFileAtomic } from './files.js';
 import { offloadedSource, readOffloadedMarker } from './offload.js';
-import { findFrameAfterDamage } from './resync.js';
 import { Segment } from './segment.js';
 import type { ShardContext } from './shard.js';
 import { parseSegmentFileName, segmentFileStem } from './shard-dir.js';
@@ -91,28 +90,12 @@ async function recoverActive(
   ctx: ShardContext,
   logger: Logger,
 ): Promise<void> {
-  const interval = ctx.indexIntervalBytes;
-  const { result, lost } = await segment.withHandle(async (h) => {
-    const gaps: LostRange[] = [];
-    let scan =
-      from === 0
-        ? await segment.rebuild(h, fileSize, interval)
-        : await segment.rebuildOn(h, fileSize, interval);
-    while (scan.kind === 'bad') {
-      const next = await findFrameAfterDamage(h, scan.position, fileSize, scan.nextOffset);
-      if (next === null || next.zerosBefore) break;
-      gaps.push({
-        position: scan.position,
-        bytes: next.position - scan.position,
-        fromOffset: scan.nextOffset,
-        toOffset: next.header.baseOffset,
-        reason: scan.reason,
-      });
-      segment.skipDamage(next.position, next.header.baseOffset);
-      scan = await segment.rebuildOn(h, fileSize, interval);
-    }
-    return { result: scan, lost: gaps };
-  });
+  const { result, lost } = await segment.withHandle((h) =>
+    segment.rebuildPastDamage(h, fileSize, ctx.indexIntervalBytes, {
+      from: from === 0 ? 'start' : 'loaded',
+      zerosEnd: true,
+    }),
+  );
   for (const gap of lost) {
     logger.error(
       {
@@ -145,19 +128,11 @@ async function recoverActive(
   }
 }
 
-/** Offsets `fromOffset` up to `toOffset` lost to damage in `bytes` bytes at `position`. */
-interface LostRange {
-  position: number;
-  bytes: number;
-  fromOffset: number;
-  toOffset: number;
-  reason: string | undefined;
-}
-
 /**
- * Recovers a sealed segment whose indexes did not check out: rebuilds them from the log. Garbage
- * after a complete segment is cut off; a segment damaged before its end is kept as it is, and
- * reads that reach the damage get CORRUPT.
+ * Recovers a sealed segment whose indexes did not check out: rebuilds them from the log. Frames
+ * after damage are kept (they were acknowledged), and reads of the offsets lost in between get
+ * CORRUPT. Garbage after a complete segment is cut off; a segment whose frames stop short of the
+ * next segment is kept as it is, and reads that reach the damage get CORRUPT.
  */
 async function recoverSealed(
   segment: Segment,
@@ -166,7 +141,23 @@ async function recoverSealed(
   ctx: ShardContext,
   logger: Logger,
 ): Promise<void> {
-  const result = await segment.withHandle((h) => segment.rebuild(h, fileSize, ctx.indexIntervalBytes));
+  const { result, lost } = await segment.withHandle((h) =>
+    segment.rebuildPastDamage(h, fileSize, ctx.indexIntervalBytes, { from: 'start', zerosEnd: false }),
+  );
+  for (const gap of lost) {
+    logger.error(
+      {
+        segment: segment.logPath,
+        position: gap.position,
+        bytes: gap.bytes,
+        lostFrom: gap.fromOffset,
+        lostTo: gap.toOffset,
+        reason: gap.reason,
+      },
+      'damaged frame in a sealed segment; the frames after it are kept, reads of the lost offsets fail with CORRUPT',
+    );
+    ctx.metrics.corruptFrames.inc({ found: 'recovery' });
+  }
   if (segment.endOffset === nextBase) {
     if (result.kind === 'bad') {
       logger.warn(

@@ -12,6 +12,7 @@ import {
   type SealedSegment,
   type SegmentSource,
 } from './offload.js';
+import { findFrameAfterDamage } from './resync.js';
 import { scanFrames, type ScanResult } from './scan.js';
 import { segmentFileStem } from './shard-dir.js';
 import { TimeIndex } from './time-index.js';
@@ -488,6 +489,41 @@ export class Segment implements ReadHandleHolder, WriteHandleHolder {
   }
 
   /**
+   * Rebuilds the state and indexes from the log up to `size` (from the start, or on from what is
+   * loaded), going on past damaged frames to the next whole frame: the frames after damage may
+   * have been acknowledged, so they stay readable, and reads of the offsets lost in between fail
+   * CORRUPT. With `zerosEnd`, zeros before the next frame end the scan instead (in the last
+   * segment they are appends not yet written when the process died). Returns where the scan ended
+   * and the ranges lost.
+   */
+  async rebuildPastDamage(
+    handle: SegmentSource,
+    size: number,
+    indexIntervalBytes: number,
+    options: { from: 'start' | 'loaded'; zerosEnd: boolean },
+  ): Promise<{ result: ScanResult; lost: LostRange[] }> {
+    const lost: LostRange[] = [];
+    let scan =
+      options.from === 'start'
+        ? await this.rebuild(handle, size, indexIntervalBytes)
+        : await this.rebuildOn(handle, size, indexIntervalBytes);
+    while (scan.kind === 'bad') {
+      const next = await findFrameAfterDamage(handle, scan.position, size, scan.nextOffset);
+      if (next === null || (options.zerosEnd && next.zerosBefore)) break;
+      lost.push({
+        position: scan.position,
+        bytes: next.position - scan.position,
+        fromOffset: scan.nextOffset,
+        toOffset: next.header.baseOffset,
+        reason: scan.reason,
+      });
+      this.skipDamage(next.position, next.header.baseOffset);
+      scan = await this.rebuildOn(handle, size, indexIntervalBytes);
+    }
+    return { result: scan, lost };
+  }
+
+  /**
    * Goes on, in a rebuild, after damaged bytes: the frames resume at `position` with offset
    * `baseOffset`. The next frame gets index entries of its own, so reads of it and after it start
    * there and never scan through the damage.
@@ -571,7 +607,9 @@ export class Segment implements ReadHandleHolder, WriteHandleHolder {
     }
     // A sealed segment's extent is known already (from recovery); the rebuild only redoes indexes.
     const { size, endOffset } = this;
-    const result = await this.withHandle((handle) => this.rebuild(handle, size, indexIntervalBytes));
+    const { result } = await this.withHandle((handle) =>
+      this.rebuildPastDamage(handle, size, indexIntervalBytes, { from: 'start', zerosEnd: false }),
+    );
     if (result.kind === 'bad') this.damagedAt = result.position;
     this.size = size;
     this.endOffset = endOffset;
@@ -736,4 +774,13 @@ async function readTail(path: string, bytes: number): Promise<Buffer> {
   } finally {
     await handle.close();
   }
+}
+
+/** Offsets `fromOffset` up to `toOffset` lost to damage in `bytes` bytes at `position`. */
+export interface LostRange {
+  position: number;
+  bytes: number;
+  fromOffset: number;
+  toOffset: number;
+  reason: string | undefined;
 }

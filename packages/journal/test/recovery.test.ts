@@ -349,7 +349,7 @@ describe('journal recovery', () => {
     expect(await recovered.append('s', [batch(10)])).toEqual({ baseOffset: 14, lastOffset: 14 });
   });
 
-  it('rebuilds a sealed segment whose header is smashed up to the damage and keeps later segments', async () => {
+  it('rebuilds a sealed segment whose header is smashed, keeping the frames after the damage and later segments', async () => {
     const dir = await tempDirFor();
     const { engine, written } = await filled(dir, 30, 2048);
     await engine.close();
@@ -357,14 +357,48 @@ describe('journal recovery', () => {
     await flipByte(logs[1]!, 2 * FRAME + 9);
     await truncate(logs[1]!.replace(/\.log$/, '.index'), 3);
 
-    const reopened = await open(dir);
+    const logger = new RecordingLogger();
+    const reopened = await open(dir, { logger });
     expect((await reopened.read('s', 9, { maxBytes: 1 << 20 })).batches.map((b) => b.baseOffset)).toEqual([
       9,
     ]);
     await expect(reopened.read('s', 10, { maxBytes: 10 })).rejects.toMatchObject({ code: ErrorCode.Corrupt });
-    await expect(reopened.read('s', 13, { maxBytes: 10 })).rejects.toMatchObject({ code: ErrorCode.Corrupt });
-    const { batches } = await reopened.read('s', 16, { maxBytes: 10 });
-    expect(sha(batches[0]!.data)).toBe(sha(written[16]!.data));
+    // The acknowledged frames after the damaged one in the same segment are still served.
+    for (const offset of [11, 13, 15, 16]) {
+      const { batches } = await reopened.read('s', offset, { maxBytes: 10 });
+      expect(sha(batches[0]!.data)).toBe(sha(written[offset]!.data));
+    }
+    expect(
+      logger.lines.find((l) => l.message.includes('damaged frame in a sealed segment'))?.fields,
+    ).toMatchObject({ segment: logs[1], lostFrom: 10, lostTo: 11 });
+    await reopened.close();
+  });
+
+  it('keeps the frames after a hole of zeros in a sealed segment whose indexes are gone', async () => {
+    const dir = await tempDirFor();
+    const { engine, written } = await filled(dir, 30, 2048);
+    await engine.close();
+    const logs = await segmentLogs(dir, 's');
+    // Zeros over the whole of offsets 12 and 13 (frames 4 and 5 of segment 1), indexes removed.
+    const handle = await openFile(logs[1]!, 'r+');
+    await handle.write(Buffer.alloc(2 * FRAME), 0, 2 * FRAME, 4 * FRAME);
+    await handle.close();
+    await rm(logs[1]!.replace(/\.log$/, '.index'));
+    await rm(logs[1]!.replace(/\.log$/, '.timeindex'));
+
+    const reopened = await open(dir);
+    for (const offset of [12, 13]) {
+      await expect(reopened.read('s', offset, { maxBytes: 10 })).rejects.toMatchObject({
+        code: ErrorCode.Corrupt,
+      });
+    }
+    for (const offset of [8, 11, 14, 15, 16]) {
+      const { batches } = await reopened.read('s', offset, { maxBytes: 10 });
+      expect(sha(batches[0]!.data)).toBe(sha(written[offset]!.data));
+    }
+    expect(await reopened.offsetForTimestamp('s', 1_015)).toBe(15);
+    expect((await reopened.append('s', [batch(5)])).baseOffset).toBe(30);
+    await reopened.close();
   });
 
   it('goes on after the offsets of a last segment removed by hand, never handing them out again', async () => {
