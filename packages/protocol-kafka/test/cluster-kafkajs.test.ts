@@ -1,8 +1,5 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CompressionTypes, Kafka, logLevel, type Producer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,7 +19,7 @@ import {
   type ProduceResponse,
   type SyncGroupResponse,
 } from '../src/codec/index.js';
-import { ADMIN_CONFIG, adminApi } from './helpers/admin-api.js';
+import { ADMIN_PASSWORD, adminApi } from './helpers/admin-api.js';
 import { Member, waitFor } from './helpers/group-members.js';
 import { run } from './helpers/processes.js';
 import { RawClient } from './helpers/raw-client.js';
@@ -46,71 +43,62 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** The meta and journal node: no protocols, the Raft group of one and the shards of both brokers. */
-async function startMetaJournalNode(rpcPort: number): Promise<{ stop(): Promise<void> }> {
-  const dir = mkdtempSync(join(tmpdir(), 'robustmq-kafka-cluster-'));
-  writeFileSync(
-    join(dir, 'robustmq.toml'),
-    [
-      'node_id = 1',
-      'roles = ["meta", "journal"]',
-      'bind = "127.0.0.1"',
-      'data_dir = "data"',
-      '[cluster]',
-      `meta_nodes = ["1@127.0.0.1:${rpcPort}"]`,
-      'tick_ms = 20',
-      '[rpc]',
-      `port = ${rpcPort}`,
-      '[http]',
-      'port = 0',
-      '[log]',
-      'format = "json"',
-      ...ADMIN_CONFIG,
-    ].join('\n') + '\n',
-  );
-  const child = spawn(process.execPath, [SERVER_BIN, '--config', 'robustmq.toml'], {
-    cwd: dir,
-    env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ROBUSTMQ_'))),
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    let buffered = '';
-    child.stdout.on('data', (d: Buffer) => {
-      buffered += d.toString();
-      if (buffered.includes('"node ready"')) resolve();
-    });
-    void exited.then(() => reject(new Error('the meta and journal node exited before ready')));
-  });
-  return {
-    async stop() {
-      child.kill('SIGTERM');
-      await exited;
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+/** The example a user starts a cluster of stateless brokers from (robustmq-server's README). */
+const EXAMPLES = join(dirname(SERVER_BIN), '..', 'examples', 'shared-journal');
+
+/** Flags every node of the example gets here: free ports, JSON logs, a known admin password. */
+function commonFlags(rpcPort: number): string[] {
+  return [
+    '--data-dir',
+    'data',
+    '--http-port',
+    '0',
+    '--set',
+    `cluster.meta_nodes=["1@127.0.0.1:${rpcPort}"]`,
+    '--set',
+    'cluster.tick_ms=20',
+    '--set',
+    'log.format="json"',
+    '--set',
+    `admin.password="${ADMIN_PASSWORD}"`,
+  ];
 }
 
+/** The meta and journal node of the example: no protocols, the shards of both brokers. */
+function startMetaJournalNode(rpcPort: number): Promise<KafkaServer> {
+  return startServer({
+    config: {
+      file: join(EXAMPLES, 'journal.toml'),
+      flags: [...commonFlags(rpcPort), '--set', `rpc.port=${rpcPort}`],
+    },
+  });
+}
+
+/** Broker 2 or 3 of the example, as a user starts it, on free ports. */
 function startBroker(nodeId: number, rpcPort: number): Promise<KafkaServer> {
   return startServer({
-    extra: [
-      `node_id = ${nodeId}`,
-      'roles = ["broker"]',
-      'data_dir = "data"',
-      '[cluster]',
-      `meta_nodes = ["1@127.0.0.1:${rpcPort}"]`,
-      'tick_ms = 20',
-      '[storage]',
-      'engine = "@robustmq/journal/remote"',
-      `address = "127.0.0.1:${rpcPort}"`,
-      ...ADMIN_CONFIG,
-    ],
-    kafka: [
-      'broker_heartbeat_interval_ms = 100',
-      `broker_session_timeout_ms = ${SESSION_TIMEOUT_MS}`,
-      'group_min_session_timeout_ms = 1000',
-      'group_initial_rebalance_delay_ms = 500',
-    ],
+    config: {
+      file: join(EXAMPLES, `broker-${nodeId}.toml`),
+      flags: [
+        ...commonFlags(rpcPort),
+        '--kafka-port',
+        '0',
+        '--mqtt-port',
+        '0',
+        '--amqp-port',
+        '0',
+        '--set',
+        `storage.address="127.0.0.1:${rpcPort}"`,
+        '--set',
+        'kafka.broker_heartbeat_interval_ms=100',
+        '--set',
+        `kafka.broker_session_timeout_ms=${SESSION_TIMEOUT_MS}`,
+        '--set',
+        'kafka.group_min_session_timeout_ms=1000',
+        '--set',
+        'kafka.group_initial_rebalance_delay_ms=500',
+      ],
+    },
   });
 }
 
@@ -144,7 +132,7 @@ const leaders = (response: MetadataResponse) =>
     .flatMap((t) => t.partitions.map((p) => `${t.name}/${p.partitionIndex}@${p.leaderId}`))
     .sort();
 
-let metaNode: { stop(): Promise<void> };
+let metaNode: KafkaServer;
 const brokers = new Map<number, KafkaServer>();
 
 beforeAll(async () => {

@@ -38,31 +38,25 @@ export interface KafkaServer {
  * loopback and free ports, with a data directory of its own. `kafka` adds lines to `[kafka]`,
  * `extra` adds top-level sections; `dir` starts it again in the directory of a killed one, and
  * `port` on the Kafka port it had, so that its clients find it again. `mqtt` loads the MQTT plugin
- * too (on a free port, `mqttPort`), so Kafka records also go to MQTT subscribers.
+ * too (on a free port, `mqttPort`), so Kafka records also go to MQTT subscribers. With `config`,
+ * the node starts from that file and those command-line flags instead, as a user starts one.
  */
 export async function startServer(
-  options: { kafka?: string[]; extra?: string[]; dir?: string; port?: number; mqtt?: boolean } = {},
+  options: {
+    kafka?: string[];
+    extra?: string[];
+    dir?: string;
+    port?: number;
+    mqtt?: boolean;
+    config?: { file: string; flags: readonly string[] };
+  } = {},
 ): Promise<KafkaServer> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'robustmq-kafka-test-'));
-  writeFileSync(
-    join(dir, 'robustmq.toml'),
-    [
-      'bind = "127.0.0.1"',
-      options.mqtt
-        ? 'protocols = ["@robustmq/protocol-kafka", "@robustmq/protocol-mqtt"]'
-        : 'protocols = ["@robustmq/protocol-kafka"]',
-      ...(options.extra ?? []),
-      ...(options.mqtt ? ['[mqtt]', 'port = 0'] : []),
-      '[http]',
-      'port = 0',
-      '[log]',
-      'format = "json"',
-      '[kafka]',
-      `port = ${options.port ?? 0}`,
-      ...(options.kafka ?? []),
-    ].join('\n') + '\n',
-  );
-  const child = spawn(process.execPath, [SERVER_BIN, '--config', 'robustmq.toml'], {
+  if (!options.config) writeConfig(dir, options);
+  const args = options.config
+    ? ['--config', options.config.file, ...options.config.flags]
+    : ['--config', 'robustmq.toml'];
+  const child = spawn(process.execPath, [SERVER_BIN, ...args], {
     cwd: dir,
     env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ROBUSTMQ_'))),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -139,4 +133,29 @@ export async function startServer(
       await exited;
     },
   };
+}
+
+/** The config file of a node started from options rather than a given file. */
+function writeConfig(
+  dir: string,
+  options: { kafka?: string[]; extra?: string[]; port?: number; mqtt?: boolean },
+) {
+  writeFileSync(
+    join(dir, 'robustmq.toml'),
+    [
+      'bind = "127.0.0.1"',
+      options.mqtt
+        ? 'protocols = ["@robustmq/protocol-kafka", "@robustmq/protocol-mqtt"]'
+        : 'protocols = ["@robustmq/protocol-kafka"]',
+      ...(options.extra ?? []),
+      ...(options.mqtt ? ['[mqtt]', 'port = 0'] : []),
+      '[http]',
+      'port = 0',
+      '[log]',
+      'format = "json"',
+      '[kafka]',
+      `port = ${options.port ?? 0}`,
+      ...(options.kafka ?? []),
+    ].join('\n') + '\n',
+  );
 }
