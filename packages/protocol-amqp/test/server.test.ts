@@ -61,6 +61,12 @@ describe('rhea against the server', { timeout: 20_000 }, () => {
     expect(await server.metrics()).toMatch(/robustmq_amqp_connections\{listener="tcp"[^}]*\} [1-9]/);
   });
 
+  it('writes log lines that name their protocol once (log stores refuse a key given twice)', () => {
+    const amqpLines = server.rawLogs.filter((line) => line.includes('"protocol":"amqp"'));
+    expect(amqpLines.length).toBeGreaterThan(0);
+    for (const line of amqpLines) expect(line.split('"protocol":').length - 1).toBe(1);
+  });
+
   it('lists the queue in the admin API', async () => {
     const login = await fetch(`${server.httpUrl}/api/v1/login`, {
       method: 'POST',

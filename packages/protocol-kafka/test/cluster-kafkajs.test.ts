@@ -272,6 +272,12 @@ describe('a Kafka cluster of two brokers on one journal node', () => {
     }
   });
 
+  it('writes log lines that name their protocol and component once (log stores refuse a key given twice)', () => {
+    const kafkaLines = brokers.get(2)!.rawLogs.filter((line) => line.includes('"protocol":"kafka"'));
+    expect(kafkaLines.some((line) => line.includes('Kafka brokers changed'))).toBe(true);
+    for (const line of kafkaLines) expect(line.split('"protocol":').length - 1).toBe(1);
+  });
+
   it('takes kcat writes to every partition leader and gives them to kafka-python from the other broker', async () => {
     const [two, three] = [brokers.get(2)!, brokers.get(3)!];
     const topic = 'through-leaders';

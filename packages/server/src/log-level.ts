@@ -33,8 +33,29 @@ export class LogLevelControl {
   }
 }
 
-/** `inner` (which should itself pass every level) behind `control`'s current level. */
-export function gateLogger(inner: Logger, control: LogLevelControl): Logger {
+/**
+ * Each key once: a child's bindings are merged into its parent's and the child is made from the
+ * root logger, since pino would write a key bound at two levels twice (`"protocol":"kafka"` from the
+ * node and again from the plugin), which log stores such as Elasticsearch refuse. Nested components
+ * join into one path (`storage/journal-client/rpc-client`); any other key takes the inner value.
+ */
+export function mergedBindings(
+  outer: Readonly<Record<string, unknown>>,
+  inner: Readonly<Record<string, unknown>>,
+): Record<string, unknown> {
+  const merged: Record<string, unknown> = { ...outer, ...inner };
+  const [a, b] = [outer.component, inner.component];
+  if (typeof a === 'string' && typeof b === 'string' && a !== b) merged.component = `${a}/${b}`;
+  return merged;
+}
+
+/** `root` (which should itself pass every level) behind `control`'s current level. */
+export function gateLogger(
+  root: Logger,
+  control: LogLevelControl,
+  bindings: Readonly<Record<string, unknown>> = {},
+): Logger {
+  const inner = Object.keys(bindings).length === 0 ? root : root.child(bindings);
   const gate =
     (method: Method): LogFn =>
     (fields: object | string, message?: string) => {
@@ -49,6 +70,6 @@ export function gateLogger(inner: Logger, control: LogLevelControl): Logger {
     warn: gate('warn'),
     error: gate('error'),
     fatal: gate('fatal'),
-    child: (bindings) => gateLogger(inner.child(bindings), control),
+    child: (more) => gateLogger(root, control, mergedBindings(bindings, more)),
   };
 }

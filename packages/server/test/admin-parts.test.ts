@@ -1,3 +1,4 @@
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { TokenStore } from '../src/admin/tokens.js';
 import { flattenSettings } from '../src/admin/settings-view.js';
@@ -35,6 +36,32 @@ describe('the runtime log level', () => {
       ['info', 'yes', 'x'],
       ['debug', 'now yes', 'x'],
     ]);
+  });
+});
+
+describe('log lines', () => {
+  it('carry each key once, with nested components joined into one path', () => {
+    const written: string[] = [];
+    const root = pino({ level: 'trace', base: { node: 1 } }, { write: (line: string) => written.push(line) });
+    const plugin = gateLogger(root, new LogLevelControl('info')).child({ protocol: 'kafka' });
+    // A plugin binding its protocol again, and components nested three deep.
+    plugin
+      .child({ protocol: 'kafka', component: 'storage' })
+      .child({ component: 'journal-client', server: 'a' })
+      .child({ component: 'rpc-client', server: 'a' })
+      .warn({ attempt: 2 }, 'reconnecting');
+    const line = written[0]!;
+    for (const key of ['node', 'protocol', 'component', 'server']) {
+      expect(line.split(`"${key}":`).length - 1).toBe(1);
+    }
+    expect(JSON.parse(line)).toMatchObject({
+      node: 1,
+      protocol: 'kafka',
+      component: 'storage/journal-client/rpc-client',
+      server: 'a',
+      attempt: 2,
+      msg: 'reconnecting',
+    });
   });
 });
 

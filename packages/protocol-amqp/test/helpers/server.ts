@@ -21,6 +21,8 @@ export interface AmqpServer {
   tlsPort: number | undefined;
   httpUrl: string;
   logs: Array<Record<string, unknown>>;
+  /** The same lines as written, for what parsing hides (a key written twice). */
+  rawLogs: string[];
   metrics(): Promise<string>;
   /** Waits until a metric line matching `pattern` shows up (counters are flushed once a second). */
   waitForMetric(pattern: RegExp, timeoutMs?: number): Promise<string>;
@@ -71,6 +73,7 @@ export async function startServer(
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Array<Record<string, unknown>> = [];
+  const rawLogs: string[] = [];
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
@@ -85,6 +88,7 @@ export async function startServer(
         try {
           const entry = JSON.parse(line) as Record<string, unknown>;
           logs.push(entry);
+          rawLogs.push(line);
           if (entry.msg === 'node ready') done(entry);
         } catch {
           // not a log line
@@ -105,6 +109,7 @@ export async function startServer(
     dir,
     httpUrl,
     logs,
+    rawLogs,
     child,
     metrics,
     async waitForMetric(pattern, timeoutMs = 5000) {

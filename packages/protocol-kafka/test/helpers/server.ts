@@ -18,6 +18,8 @@ export interface KafkaServer {
   httpUrl: string;
   /** Parsed JSON log lines so far. */
   logs: Array<Record<string, unknown>>;
+  /** The same lines as written, for what parsing hides (a key written twice). */
+  rawLogs: string[];
   /** The Prometheus text of `/metrics`. */
   metrics(): Promise<string>;
   /** Waits until a metric line matching `pattern` shows up (counters are flushed once a second). */
@@ -62,6 +64,7 @@ export async function startServer(
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Array<Record<string, unknown>> = [];
+  const rawLogs: string[] = [];
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -76,6 +79,7 @@ export async function startServer(
         try {
           const entry = JSON.parse(line) as Record<string, unknown>;
           logs.push(entry);
+          rawLogs.push(line);
           if (entry.msg === 'node ready') resolve(entry);
         } catch {
           // not a log line
@@ -103,6 +107,7 @@ export async function startServer(
     dir,
     httpUrl,
     logs,
+    rawLogs,
     child,
     metrics,
     async waitForMetric(pattern, timeoutMs = 5000) {
