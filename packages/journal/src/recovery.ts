@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { ErrorCode, RobustMQError, type Logger } from '@robustmq/core';
 import { removeFile, syncDirectory, writeFileAtomic } from './files.js';
 import { offloadedSource, readOffloadedMarker } from './offload.js';
-import { Segment } from './segment.js';
+import { Segment, type LostRange } from './segment.js';
 import type { ShardContext } from './shard.js';
 import { parseSegmentFileName, segmentFileStem } from './shard-dir.js';
 import { readShardMeta, type ShardMeta } from './shard-meta.js';
@@ -96,20 +96,7 @@ async function recoverActive(
       zerosEnd: true,
     }),
   );
-  for (const gap of lost) {
-    logger.error(
-      {
-        segment: segment.logPath,
-        position: gap.position,
-        bytes: gap.bytes,
-        lostFrom: gap.fromOffset,
-        lostTo: gap.toOffset,
-        reason: gap.reason,
-      },
-      'damaged frame in the middle of the last segment; the frames after it are kept, reads of the lost offsets fail with CORRUPT',
-    );
-    ctx.metrics.corruptFrames.inc({ found: 'recovery' });
-  }
+  reportLost(segment, lost, 'in the middle of the last segment', ctx, logger);
   if (result.kind === 'bad') {
     const cut = fileSize - result.position;
     logger.warn(
@@ -125,6 +112,30 @@ async function recoverActive(
     ctx.metrics.corruptFrames.inc({ found: 'recovery' });
     ctx.metrics.truncatedBytes.inc(undefined, cut);
     await segment.truncate(result.position);
+  }
+}
+
+/** Logs and counts each range of offsets lost to damage that recovery went on past. */
+function reportLost(
+  segment: Segment,
+  lost: readonly LostRange[],
+  where: string,
+  ctx: ShardContext,
+  logger: Logger,
+): void {
+  for (const gap of lost) {
+    logger.error(
+      {
+        segment: segment.logPath,
+        position: gap.position,
+        bytes: gap.bytes,
+        lostFrom: gap.fromOffset,
+        lostTo: gap.toOffset,
+        reason: gap.reason,
+      },
+      `damaged frame ${where}; the frames after it are kept, reads of the lost offsets fail with CORRUPT`,
+    );
+    ctx.metrics.corruptFrames.inc({ found: 'recovery' });
   }
 }
 
@@ -144,20 +155,7 @@ async function recoverSealed(
   const { result, lost } = await segment.withHandle((h) =>
     segment.rebuildPastDamage(h, fileSize, ctx.indexIntervalBytes, { from: 'start', zerosEnd: false }),
   );
-  for (const gap of lost) {
-    logger.error(
-      {
-        segment: segment.logPath,
-        position: gap.position,
-        bytes: gap.bytes,
-        lostFrom: gap.fromOffset,
-        lostTo: gap.toOffset,
-        reason: gap.reason,
-      },
-      'damaged frame in a sealed segment; the frames after it are kept, reads of the lost offsets fail with CORRUPT',
-    );
-    ctx.metrics.corruptFrames.inc({ found: 'recovery' });
-  }
+  reportLost(segment, lost, 'in a sealed segment', ctx, logger);
   if (segment.endOffset === nextBase) {
     if (result.kind === 'bad') {
       logger.warn(
