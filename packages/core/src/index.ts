@@ -10,4 +10,5 @@ export * from './meta.js';
 export * from './auth.js';
 export * from './router.js';
 export * from './protocol.js';
+export * from './cluster.js';
 export * from './topic-filter.js';

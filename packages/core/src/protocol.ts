@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { Authorizer } from './auth.js';
+import type { BrokerCluster } from './cluster.js';
 import type { Logger } from './logger.js';
 import type { MetaStore } from './meta.js';
 import type { Metrics } from './metrics.js';
@@ -58,6 +59,11 @@ export interface BrokerContext {
   readonly auth: Authorizer;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /**
+   * The brokers serving this node's storage with it. Absent means this broker serves alone (a
+   * context built without a server, in tests).
+   */
+  readonly cluster?: BrokerCluster;
 }
 
 /** A running protocol: the server hands it each accepted connection. */

@@ -5,7 +5,7 @@ import { ErrorCode, RobustMQError, silentLogger, type ListenerAddress, type Meta
 import { openLocalMetaStore } from '@robustmq/meta-raft';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BROKERS_PREFIX, KafkaCluster } from '../src/cluster/kafka-cluster.js';
-import { ownerOf } from '../src/cluster/placement.js';
+import { rendezvousOwner as ownerOf } from '@robustmq/core';
 import { FaultyMeta } from './helpers/faulty-node.js';
 import { waitFor } from './helpers/group-members.js';
 

@@ -88,6 +88,8 @@ function startBroker(nodeId: number, rpcPort: number): Promise<KafkaServer> {
         '--amqp-port',
         '0',
         '--set',
+        'rpc.port=0',
+        '--set',
         `storage.address="127.0.0.1:${rpcPort}"`,
         '--set',
         'kafka.broker_heartbeat_interval_ms=100',

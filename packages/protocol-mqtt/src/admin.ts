@@ -205,7 +205,7 @@ function retainedResource(broker: MqttBroker): AdminResource {
     },
     remove: async (id) => {
       if (!broker.retained.delete(id)) return false;
-      await broker.persistence.deleteRetained(id);
+      await Promise.all([broker.persistence.deleteRetained(id), broker.peers?.retainedDeleted(id)]);
       return true;
     },
   };

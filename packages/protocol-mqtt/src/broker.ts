@@ -8,6 +8,7 @@ import { Publication } from './publication.js';
 import { RetainedStore } from './retained-store.js';
 import { RouterBridge } from './router-bridge.js';
 import { Persistence, type StoredSession } from './persistence.js';
+import { PeerBrokers } from './peer-brokers.js';
 import { WriteBarrier, type SessionRecord } from './session-log.js';
 import { NEVER_EXPIRES, Session, type Delivery } from './session.js';
 import { loadMessage } from './stored-message.js';
@@ -52,6 +53,8 @@ export class MqttBroker {
   /** MQTT topic filters bound to stored topics (`[[mqtt.bindings]]`). */
   readonly bindings: TopicBindings;
   private readonly bridge: RouterBridge;
+  /** The other brokers on this node's storage, when there are any: sessions and messages move between them. */
+  readonly peers: PeerBrokers | null;
   private readonly flushTimer: NodeJS.Timeout;
   private readonly sys: SysTopics;
 
@@ -67,15 +70,21 @@ export class MqttBroker {
     this.bridge.start();
     this.flushTimer = setInterval(() => this.flushMetrics(), 1000);
     this.flushTimer.unref();
-    this.delayed = new DelayedPublications(context.meta, this.logger, (publication) => {
-      const now = Date.now();
-      const origin = {
-        protocol: 'mqtt',
-        ...(publication.publisherId ? { clientId: publication.publisherId } : {}),
-      };
-      return this.publish(publication, origin, now);
-    });
+    this.delayed = new DelayedPublications(
+      context.meta,
+      this.logger,
+      (publication) => {
+        const now = Date.now();
+        const origin = {
+          protocol: 'mqtt',
+          ...(publication.publisherId ? { clientId: publication.publisherId } : {}),
+        };
+        return this.publish(publication, origin, now);
+      },
+      context.cluster ? context.cluster.nodeId : null,
+    );
     this.sys = new SysTopics(this, settings.sysIntervalSeconds);
+    this.peers = context.cluster ? new PeerBrokers(this, context.cluster) : null;
   }
 
   /**
@@ -90,19 +99,34 @@ export class MqttBroker {
     for (const message of await this.persistence.loadRetained()) {
       if (!message.isExpired(now)) this.retained.set(message);
     }
+    // In a cluster, each broker brings back the sessions it served; those of a broker that is
+    // gone are taken over by the others (PeerBrokers).
+    await this.peers?.start();
+    const mine = this.peers ? this.peers.serves : () => true;
+    this.restoreSessions(await this.persistence.loadSessions(mine), now);
+    await this.delayed.recover();
+    this.sys.start();
+  }
+
+  /**
+   * Brings stored sessions back to life here: at start, or when this broker takes over the
+   * sessions of one that is gone. Sessions whose expiry passed end at once.
+   */
+  restoreSessions(stored: readonly StoredSession[], now: number): Session[] {
     const dueWills: Array<() => void> = [];
     const expired: Session[] = [];
-    for (const stored of await this.persistence.loadSessions()) {
-      const session = this.restoreSession(stored, now, dueWills);
+    const restored: Session[] = [];
+    for (const one of stored) {
+      const session = this.restoreSession(one, now, dueWills);
+      restored.push(session);
       if (session.expiryInterval !== NEVER_EXPIRES && session.expiresIn(now) <= 0) expired.push(session);
     }
-    // Sessions that expired while the node was down end now, their unacknowledged shared
+    // Sessions that expired while nobody served them end now, their unacknowledged shared
     // messages going to other members of their groups.
     for (const session of expired) this.endSession(session);
     // Published once every live session is back, so that each subscriber can get them.
     for (const publish of dueWills) publish();
-    await this.delayed.recover();
-    this.sys.start();
+    return restored;
   }
 
   /**
@@ -194,6 +218,38 @@ export class MqttBroker {
     }
     this.route(publication, now);
     this.bridge.publish(publication, origin);
+    if (this.peers?.active) {
+      const forwarded = this.peers.forward(
+        publication,
+        origin.protocol,
+        this.sharedElsewhere(publication.topic),
+      );
+      if (forwarded !== null) this.barrier.add(forwarded);
+    }
+    return this.barrier.end();
+  }
+
+  /**
+   * A message another broker of the cluster routed (its retained store, bound topics and durable
+   * writes are that broker's): delivered to the sessions here, and to this node's other protocols
+   * when an MQTT client published it. Resolves once the sessions' queues hold it durably.
+   */
+  receiveForwarded(
+    publication: Publication,
+    originProtocol: string,
+    sharedGroups: ReadonlySet<string>,
+  ): Promise<void> | null {
+    this.barrier.begin();
+    const now = Date.now();
+    if (publication.retain) this.retained.set(publication);
+    this.route(publication, now, sharedGroups);
+    if (originProtocol === 'mqtt') {
+      const origin = {
+        protocol: 'mqtt',
+        ...(publication.publisherId ? { clientId: publication.publisherId } : {}),
+      };
+      this.bridge.publish(publication, origin);
+    }
     return this.barrier.end();
   }
 
@@ -224,6 +280,7 @@ export class MqttBroker {
     }
     return {
       clientId: session.clientId,
+      ...(this.peers === null ? {} : { node: this.context.nodeId }),
       expiryInterval: session.expiryInterval,
       subscriptions: [...session.subscriptions],
       disconnectedAt: connection === null ? (session.disconnectedAt ?? now) : null,
@@ -252,14 +309,19 @@ export class MqttBroker {
     if (!session.ended && session.log !== null) void this.persist(session, Date.now())?.catch(() => {});
   }
 
-  /** Delivers to every MQTT session with a matching subscription, once each. */
-  route(publication: Publication, now: number): number {
+  /**
+   * Delivers to every MQTT session with a matching subscription, once each, and to one member of
+   * each matching shared group here, or of those in `sharedGroups` when given (a message another
+   * broker routed: it names the groups it left to this one).
+   */
+  route(publication: Publication, now: number, sharedGroups: ReadonlySet<string> | null = null): number {
     let reached = this.routeTo(this.tree.match(publication.topic), publication, now);
     if (this.exclusive.size > 0) {
       reached += this.routeTo(this.exclusiveTree.match(publication.topic), publication, now);
     }
     if (this.shared.tree.size > 0) {
       for (const { subscriber: group } of this.shared.tree.match(publication.topic)) {
+        if (sharedGroups !== null && !sharedGroups.has(group.key)) continue;
         const member = group.pick();
         if (member === null) continue;
         const [session, options] = member;
@@ -334,7 +396,32 @@ export class MqttBroker {
     // read: a protocol may decode the rest lazily (Kafka does), and then it is never decoded.
     if (!this.hasSubscribers(topic)) return;
     const now = Date.now();
-    this.route(Publication.fromMessage(message, FOREIGN_QOS, now, topic), now);
+    const publication = Publication.fromMessage(message, FOREIGN_QOS, now, topic);
+    this.route(publication, now);
+    // Nobody waits for it: the protocol it came from acknowledged it on its own terms.
+    if (this.peers?.active) {
+      void this.peers.forward(publication, 'foreign', this.sharedElsewhere(topic))?.catch(() => {});
+    }
+  }
+
+  /**
+   * The shared groups matching `topic` that have no member here but have some on other brokers,
+   * by the broker picked to serve each; null when there are none.
+   */
+  private sharedElsewhere(topic: string): Map<number, string[]> | null {
+    const elsewhere = this.peers!.sharedGroups;
+    if (elsewhere.tree.size === 0) return null;
+    let picked: Map<number, string[]> | null = null;
+    for (const { subscriber: group } of elsewhere.tree.match(topic)) {
+      if (this.shared.get(group.key) !== undefined) continue;
+      const broker = this.peers!.pickFor(group);
+      if (broker === null) continue;
+      picked ??= new Map();
+      const keys = picked.get(broker);
+      if (keys) keys.push(group.key);
+      else picked.set(broker, [group.key]);
+    }
+    return picked;
   }
 
   /** Whether any MQTT subscription (plain, exclusive or shared) matches `topic`. */
@@ -344,6 +431,22 @@ export class MqttBroker {
       (this.exclusive.size > 0 && this.exclusiveTree.match(topic).length > 0) ||
       (this.shared.tree.size > 0 && this.shared.tree.match(topic).length > 0)
     );
+  }
+
+  /**
+   * Stops serving `session` here, without ending it: another broker of the cluster takes it over
+   * from its stored record and log. Resolves once everything it wrote is stored.
+   */
+  async handOff(session: Session): Promise<void> {
+    for (const filter of session.subscriptions.keys()) this.removeSubscription(session, filter);
+    if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
+    const log = session.log;
+    session.log = null;
+    session.discard();
+    if (log !== null) {
+      await log.settled();
+      this.persistence.forget(log);
+    }
   }
 
   /**
@@ -535,6 +638,7 @@ export class MqttBroker {
     for (const session of this.sessions.values()) session.discard();
     this.sessions.clear();
     this.bridge.stop();
+    await this.peers?.stop();
     clearInterval(this.flushTimer);
     this.flushMetrics();
   }

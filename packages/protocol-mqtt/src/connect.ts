@@ -137,6 +137,15 @@ async function connect(
     keepAlive = serverKeepAlive = settings.maxKeepAlive;
   }
 
+  if (broker.peers !== null) {
+    try {
+      await broker.peers.claim(clientId);
+    } catch (error) {
+      broker.logger.warn({ err: error, clientId }, 'session not taken over from another broker');
+      return refuse(connection, 'server_unavailable', 'the session is held by another broker');
+    }
+    if (connection.state !== 'connecting') return;
+  }
   const { session, present } = broker.attach(connection, clientId, clean);
   session.expiryInterval = expiry;
   connection.will = packet.will ? willFromConnect(packet.will, frame) : null;

@@ -12,6 +12,8 @@ const DELAYED = '$delayed/';
 interface StoredDelayed {
   dueAt: number;
   message: StoredMessage;
+  /** The broker holding it, in a cluster of brokers on one storage. */
+  node?: number;
 }
 
 /**
@@ -40,7 +42,8 @@ export function parseDelayedTopic(
  * Messages published to `$delayed/{seconds}/{topic}`, held until their time. Each is stored in
  * the meta store before it is acknowledged and deleted once published, so it survives a restart
  * (one due while the node was down goes out at start); a crash between publishing and deleting
- * publishes it once more after the restart.
+ * publishes it once more after the restart. In a cluster, each is held by the broker it was
+ * published on, and taken over by another when that broker is gone.
  */
 export class DelayedPublications {
   private readonly timers = new Map<string, LongTimer>();
@@ -50,6 +53,8 @@ export class DelayedPublications {
     private readonly meta: MetaStore,
     private readonly logger: Logger,
     private readonly publish: (publication: Publication) => Promise<void> | null,
+    /** This broker's id in a cluster of brokers on one storage; null when it serves alone. */
+    private readonly nodeId: number | null = null,
   ) {}
 
   get size(): number {
@@ -59,13 +64,46 @@ export class DelayedPublications {
   /** Stores `publication` to be published at `dueAt` (ms since the epoch); resolves once durable. */
   async schedule(publication: Publication, dueAt: number): Promise<void> {
     const key = `${DELAYED_PREFIX}${String(dueAt).padStart(15, '0')}-${randomUUID()}`;
-    const value: StoredDelayed = { dueAt, message: storeMessage(publication) };
+    const value: StoredDelayed = {
+      dueAt,
+      message: storeMessage(publication),
+      ...(this.nodeId === null ? {} : { node: this.nodeId }),
+    };
     await this.track(this.meta.put(key, Buffer.from(JSON.stringify(value))));
     this.arm(key, publication, dueAt);
   }
 
-  /** Arms the messages stored by the previous run. */
+  /** Arms the messages stored by the previous run (in a cluster, those this broker held). */
   async recover(): Promise<void> {
+    for (const { key, stored } of await this.stored()) {
+      if (this.nodeId === null || stored.node === undefined || stored.node === this.nodeId) {
+        this.arm(key, loadMessage(stored.message), stored.dueAt);
+      }
+    }
+  }
+
+  /**
+   * Takes over the messages held by brokers that are gone, those `wanted` picks (by the broker
+   * that held one and its key): each is marked as held here (compare-and-set, so only one broker
+   * takes it) and armed.
+   */
+  async adopt(wanted: (node: number, key: string) => boolean): Promise<void> {
+    if (this.nodeId === null) return;
+    for (const { key, stored, revision } of await this.stored()) {
+      if (stored.node === undefined || stored.node === this.nodeId || !wanted(stored.node, key)) continue;
+      const value: StoredDelayed = { ...stored, node: this.nodeId };
+      try {
+        await this.track(this.meta.put(key, Buffer.from(JSON.stringify(value)), { ifRevision: revision }));
+      } catch (error) {
+        this.logger.warn({ err: error, key }, 'delayed message of a broker that left not taken over');
+        continue;
+      }
+      this.arm(key, loadMessage(stored.message), stored.dueAt);
+    }
+  }
+
+  private async stored(): Promise<Array<{ key: string; stored: StoredDelayed; revision: number }>> {
+    const found: Array<{ key: string; stored: StoredDelayed; revision: number }> = [];
     let startAfter: string | undefined;
     for (;;) {
       const page = await this.meta.list(DELAYED_PREFIX, {
@@ -74,9 +112,9 @@ export class DelayedPublications {
       });
       for (const entry of page) {
         const stored = JSON.parse(Buffer.from(entry.value).toString('utf8')) as StoredDelayed;
-        this.arm(entry.key, loadMessage(stored.message), stored.dueAt);
+        found.push({ key: entry.key, stored, revision: entry.modRevision });
       }
-      if (page.length < 1000) return;
+      if (page.length < 1000) return found;
       startAfter = page[page.length - 1]!.key;
     }
   }

@@ -9,9 +9,17 @@ export type DropReason =
   /** Its message expiry interval passed before it could be sent. */
   | 'expired'
   /** Bigger than the client's Maximum Packet Size. */
-  | 'too_large';
+  | 'too_large'
+  /** For the subscribers of another broker of the cluster, which could not be reached. */
+  | 'peer_unreachable';
 
-const DROP_REASONS: readonly DropReason[] = ['slow_client', 'queue_full', 'expired', 'too_large'];
+const DROP_REASONS: readonly DropReason[] = [
+  'slow_client',
+  'queue_full',
+  'expired',
+  'too_large',
+  'peer_unreachable',
+];
 
 /** One delivery in this many has its publish-to-deliver latency observed. */
 export const LATENCY_SAMPLE = 16;

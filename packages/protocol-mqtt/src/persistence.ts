@@ -9,6 +9,8 @@ const RETAINED_PREFIX = '/mqtt/retained/';
 /** A stored session as found at start: its record and its log. */
 export interface StoredSession {
   record: SessionRecord;
+  /** The record's revision in the meta store. */
+  revision: number;
   log: SessionLog;
   entries: LogEntry[];
 }
@@ -54,11 +56,27 @@ export class Persistence {
   }
 
   /**
-   * Every stored session with its log entries. A session whose log cannot be read is logged and
-   * left out (its record and log stay stored): one bad log must not keep the broker from starting.
+   * Forgets the log of a session another broker now serves, without deleting anything: that
+   * broker writes to it from here on.
    */
-  async loadSessions(): Promise<StoredSession[]> {
-    const found: StoredSession[] = [];
+  forget(log: SessionLog): void {
+    if (this.logs.get(log.key) === log) this.logs.delete(log.key);
+  }
+
+  /** The stored session of `clientId` with its log entries, or null when there is none. */
+  async loadSession(clientId: string): Promise<StoredSession | null> {
+    const entry = await this.context.meta.get(SESSIONS_PREFIX + sessionKey(clientId));
+    if (entry === null) return null;
+    const record = parseRecord(entry.value);
+    const log = this.logFor(record.clientId);
+    return { record, revision: entry.modRevision, log, entries: await log.read() };
+  }
+
+  /** The stored session records that `wanted` picks, with their revisions (logs not read). */
+  async listRecords(
+    wanted: (record: SessionRecord) => boolean,
+  ): Promise<Array<{ record: SessionRecord; revision: number }>> {
+    const found: Array<{ record: SessionRecord; revision: number }> = [];
     let startAfter: string | undefined;
     for (;;) {
       const page = await this.context.meta.list(SESSIONS_PREFIX, {
@@ -66,20 +84,33 @@ export class Persistence {
         ...(startAfter ? { startAfter } : {}),
       });
       for (const entry of page) {
-        const record = JSON.parse(Buffer.from(entry.value).toString('utf8')) as SessionRecord;
-        const log = this.logFor(record.clientId);
-        try {
-          found.push({ record, log, entries: await log.read() });
-        } catch (error) {
-          this.logger.error(
-            { err: error, clientId: record.clientId },
-            'stored session not loaded: its log is unreadable',
-          );
-        }
+        const record = parseRecord(entry.value);
+        if (wanted(record)) found.push({ record, revision: entry.modRevision });
       }
       if (page.length < 1000) return found;
       startAfter = page[page.length - 1]!.key;
     }
+  }
+
+  /**
+   * Every stored session `wanted` picks, with its log entries. A session whose log cannot be
+   * read is logged and left out (its record and log stay stored): one bad log must not keep the
+   * broker from starting.
+   */
+  async loadSessions(wanted: (record: SessionRecord) => boolean): Promise<StoredSession[]> {
+    const found: StoredSession[] = [];
+    for (const { record, revision } of await this.listRecords(wanted)) {
+      const log = this.logFor(record.clientId);
+      try {
+        found.push({ record, revision, log, entries: await log.read() });
+      } catch (error) {
+        this.logger.error(
+          { err: error, clientId: record.clientId },
+          'stored session not loaded: its log is unreadable',
+        );
+      }
+    }
+    return found;
   }
 
   /** Stores (or, for an empty payload, deletes) the retained message of a topic; resolves when durable. */
@@ -128,4 +159,8 @@ export class Persistence {
   async settled(): Promise<void> {
     await Promise.all([this.retainedChain, ...[...this.logs.values()].map((log) => log.settled())]);
   }
+}
+
+function parseRecord(value: Uint8Array): SessionRecord {
+  return JSON.parse(Buffer.from(value).toString('utf8')) as SessionRecord;
 }

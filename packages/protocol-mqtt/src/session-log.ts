@@ -31,6 +31,11 @@ export interface SessionRecord {
   clientId: string;
   expiryInterval: number;
   subscriptions: Array<[string, SubscriptionOptions]>;
+  /**
+   * The broker serving the session, in a cluster of brokers on one storage; absent in records
+   * written before brokers shared sessions (the node that wrote them serves them).
+   */
+  node?: number;
   /** When the client went away, ms since the epoch; null while connected. */
   disconnectedAt: number | null;
   /**
@@ -108,6 +113,17 @@ export class SessionLog {
     const value = Buffer.from(JSON.stringify(record));
     return this.enqueue(async () => {
       await this.meta.put(SESSIONS_PREFIX + this.key, value);
+    });
+  }
+
+  /**
+   * Writes the record only if it is still at `revision`: how a broker takes a session over from
+   * another, so that of two brokers taking it at once only one wins (the other gets `CONFLICT`).
+   */
+  claimRecord(record: SessionRecord, revision: number): Promise<void> {
+    const value = Buffer.from(JSON.stringify(record));
+    return this.enqueue(async () => {
+      await this.meta.put(SESSIONS_PREFIX + this.key, value, { ifRevision: revision });
     });
   }
 

@@ -67,6 +67,8 @@ export class SharedGroup {
 export class SharedGroups {
   readonly tree = new SubscriptionTree<SharedGroup>();
   private readonly groups = new Map<string, SharedGroup>();
+  /** Told when a group gets its first member here and when its last one leaves. */
+  onGroupChange: ((key: string, filter: string, exists: boolean) => void) | null = null;
 
   get(key: string): SharedGroup | undefined {
     return this.groups.get(key);
@@ -80,6 +82,7 @@ export class SharedGroups {
       shared = new SharedGroup(key, filter);
       this.groups.set(key, shared);
       this.tree.add(shared, filter, GROUP_OPTIONS);
+      this.onGroupChange?.(key, filter, true);
     }
     return shared.add(session, options);
   }
@@ -92,6 +95,7 @@ export class SharedGroups {
     if (shared.members.size === 0) {
       this.groups.delete(key);
       this.tree.remove(shared, filter);
+      this.onGroupChange?.(key, filter, false);
     }
     return true;
   }

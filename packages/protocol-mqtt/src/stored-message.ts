@@ -26,10 +26,11 @@ export interface StoredMessage {
   userProperties?: UserProperties;
 }
 
-export function storeMessage(publication: Publication): StoredMessage {
+/** `withPayload` false leaves the payload out (empty), for a caller that sends it as raw bytes. */
+export function storeMessage(publication: Publication, withPayload = true): StoredMessage {
   const stored: StoredMessage = {
     topic: publication.topic,
-    payload: publication.payload.toString('base64'),
+    payload: withPayload ? publication.payload.toString('base64') : '',
     qos: publication.qos,
     retain: publication.retain,
     expiresAt: publication.expiresAt,

@@ -35,6 +35,7 @@ import { loadProtocols, type LoadedProtocol } from './plugins/protocols.js';
 import { importPackage } from './plugins/resolve.js';
 import { metaNodes, nodeMode, type NodeMode } from './roles.js';
 import { TopicTree } from './router/topic-tree.js';
+import { ServerBrokerCluster } from './cluster/broker-cluster.js';
 import { listenProblem, StartupError } from './startup-error.js';
 import { VERSION } from './version.js';
 
@@ -167,6 +168,8 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
     }
     if (mode !== 'journal') {
       let meta: MetaStore;
+      /** This node's internal RPC server, where there is one: peers call brokers there. */
+      let rpcServer: RpcServer | null = null;
       if (config.cluster === undefined) {
         meta = await openLocalMetaStore({
           dir: join(dataDir.path, 'meta'),
@@ -202,6 +205,7 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
           serveJournal(rpc, { engine: storage!, logger, metrics });
         }
         await listenRpc(rpc, config.rpc.port, rpcHost, 'meta rpc');
+        rpcServer = rpc;
         status.listeners.push({
           protocol: 'meta',
           name: 'rpc',
@@ -217,6 +221,16 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
 
       if (BROKER_MODES.has(mode)) {
         users = services.users;
+        const cluster = await joinBrokers(
+          config,
+          meta,
+          storage!,
+          rpcServer,
+          rpcHost,
+          logger,
+          cleanup,
+          status,
+        );
         context = {
           nodeId: config.node_id,
           version: VERSION,
@@ -232,8 +246,11 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
           ),
           metrics,
           logger,
+          ...(cluster ? { cluster } : {}),
         };
         listeners.push(...(await startProtocols(protocols, context, config, cleanup)));
+        // Peers learn of this broker once its protocols answer their calls.
+        await cluster?.start();
         api.attachTopics({
           catalog: new TopicCatalog(meta, storage!, { logger: logger.child({ component: 'admin-api' }) }),
           storage: storage!,
@@ -298,6 +315,56 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
     await runCleanup();
     throw error;
   }
+}
+
+/**
+ * The brokers this one serves its storage with: brokers reaching one journal node through a shared
+ * meta service. Null for a broker alone (its own storage, or a meta store of its own). A broker
+ * without an RPC server of its own gets one on `rpc.port`, where its peers call it.
+ */
+async function joinBrokers(
+  config: NodeConfig,
+  meta: MetaStore,
+  storage: StorageEngine,
+  existing: RpcServer | null,
+  rpcHost: string,
+  logger: Logger,
+  cleanup: Array<() => Promise<void> | void>,
+  status: NodeStatus,
+): Promise<ServerBrokerCluster | null> {
+  if (config.cluster === undefined || storage.location === undefined) return null;
+  let rpc = existing;
+  if (rpc === null) {
+    const own = createRpcServer({
+      host: rpcHost,
+      port: config.rpc.port,
+      logger: logger.child({ component: 'rpc' }),
+    });
+    cleanup.push(() => own.close());
+    await listenRpc(own, config.rpc.port, rpcHost, 'broker rpc');
+    status.listeners.push({
+      protocol: 'broker',
+      name: 'rpc',
+      transport: 'tcp',
+      host: rpcHost,
+      port: own.port,
+    });
+    rpc = own;
+  }
+  const cluster = new ServerBrokerCluster({
+    meta,
+    nodeId: config.node_id,
+    storage: storage.location,
+    rpc,
+    rpcHost,
+    heartbeatMs: config.cluster.broker_heartbeat_interval_ms,
+    sessionTimeoutMs: config.cluster.broker_session_timeout_ms,
+    logger: logger.child({ component: 'cluster' }),
+  });
+  // Pushed before the protocols' steps, so it runs after them: this broker leaves the cluster
+  // only once its protocols have stored what they hold.
+  cleanup.push(() => cluster.stop());
+  return cluster;
 }
 
 /** Every top-level section must be the server's own or belong to a loaded protocol. */

@@ -1,6 +1,11 @@
 import { hostname } from 'node:os';
-import { silentLogger, type ListenerAddress, type Logger, type MetaStore } from '@robustmq/core';
-import { ownerOf } from './placement.js';
+import {
+  rendezvousOwner as ownerOf,
+  silentLogger,
+  type ListenerAddress,
+  type Logger,
+  type MetaStore,
+} from '@robustmq/core';
 
 /** Where clients reach a broker on one listener. */
 export interface BrokerEndpoint {

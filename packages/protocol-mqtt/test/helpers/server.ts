@@ -13,6 +13,8 @@ const SERVER_BIN = join(
 export interface MqttServer {
   /** The MQTT listener's port on 127.0.0.1. */
   port: number;
+  /** Every listener's port, by `<protocol>/<listener>` (e.g. `kafka/tcp`). */
+  ports: ReadonlyMap<string, number>;
   httpUrl: string;
   /** Parsed JSON log lines so far. */
   logs: Array<Record<string, unknown>>;
@@ -34,28 +36,24 @@ export interface MqttServer {
 /**
  * Starts a real server process with the MQTT plugin loaded by package name from its config, on
  * loopback and free ports, with a data directory of its own. `mqtt` adds lines to `[mqtt]`,
- * `extra` adds top-level sections; `dir` starts it again in the directory of a killed one.
+ * `extra` adds top-level sections; `dir` starts it again in the directory of a killed one. With
+ * `config`, the node starts from that file and those command-line flags instead, as a user
+ * starts one.
  */
 export async function startServer(
-  options: { mqtt?: string[]; extra?: string[]; dir?: string } = {},
+  options: {
+    mqtt?: string[];
+    extra?: string[];
+    dir?: string;
+    config?: { file: string; flags: readonly string[] };
+  } = {},
 ): Promise<MqttServer> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'robustmq-mqtt-test-'));
-  writeFileSync(
-    join(dir, 'robustmq.toml'),
-    [
-      'bind = "127.0.0.1"',
-      'protocols = ["@robustmq/protocol-mqtt"]',
-      ...(options.extra ?? []),
-      '[http]',
-      'port = 0',
-      '[log]',
-      'format = "json"',
-      '[mqtt]',
-      'port = 0',
-      ...(options.mqtt ?? []),
-    ].join('\n') + '\n',
-  );
-  const child = spawn(process.execPath, [SERVER_BIN, '--config', 'robustmq.toml'], {
+  if (!options.config) writeConfig(dir, options);
+  const args = options.config
+    ? ['--config', options.config.file, ...options.config.flags]
+    : ['--config', 'robustmq.toml'];
+  const child = spawn(process.execPath, [SERVER_BIN, ...args], {
     cwd: dir,
     env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ROBUSTMQ_'))),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -91,6 +89,7 @@ export async function startServer(
   const metrics = async () => (await fetch(`${httpUrl}/metrics`)).text();
   return {
     port: ports.get('mqtt/tcp')!,
+    ports,
     dir,
     httpUrl,
     logs,
@@ -124,4 +123,23 @@ export async function startServer(
       await exited;
     },
   };
+}
+
+/** The config file of a node started from options rather than a given file. */
+function writeConfig(dir: string, options: { mqtt?: string[]; extra?: string[] }): void {
+  writeFileSync(
+    join(dir, 'robustmq.toml'),
+    [
+      'bind = "127.0.0.1"',
+      'protocols = ["@robustmq/protocol-mqtt"]',
+      ...(options.extra ?? []),
+      '[http]',
+      'port = 0',
+      '[log]',
+      'format = "json"',
+      '[mqtt]',
+      'port = 0',
+      ...(options.mqtt ?? []),
+    ].join('\n') + '\n',
+  );
 }

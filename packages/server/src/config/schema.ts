@@ -101,6 +101,10 @@ export const nodeConfigSchema = z
           ),
         /** Milliseconds per Raft tick; a leader is suspected lost after 10 to 20 ticks. */
         tick_ms: z.number().int().min(1).default(100),
+        /** How often a broker on shared storage tells the others it is alive. */
+        broker_heartbeat_interval_ms: z.number().int().min(10).default(2000),
+        /** A broker silent this long is gone: its peers take over what it owned. */
+        broker_session_timeout_ms: z.number().int().min(100).default(9000),
       })
       .optional(),
     storage: z

@@ -1,0 +1,242 @@
+import { ErrorCode, isRobustMQError, RobustMQError, type BrokerCluster } from '@robustmq/core';
+import type { MqttBroker } from './broker.js';
+import type { Publication } from './publication.js';
+import { SharedGroupsElsewhere, type GroupElsewhere } from './shared-groups-elsewhere.js';
+import type { SessionRecord } from './session-log.js';
+import { loadMessage, storeMessage, type StoredMessage } from './stored-message.js';
+
+/** A message one broker sends the others: the publication, its payload apart as raw bytes. */
+interface ForwardedMessage {
+  m: StoredMessage;
+  p: Uint8Array;
+  /** The protocol it entered the cluster through (`mqtt`, or `foreign` for the others). */
+  o: string;
+  /** The shared groups (`{group}/{filter}`) the receiving broker is to serve. */
+  g?: string[];
+}
+
+/** How long a broker waits for another to give up a session before refusing the client. */
+const RELEASE_DEADLINE_MS = 5000;
+
+/**
+ * What the MQTT brokers of one cluster (brokers on one storage) do together, so that clients may
+ * connect to any of them:
+ *
+ * - every message published on one broker reaches the subscribers on all of them, and the retained
+ *   store of each; a QoS 1 or 2 publish is acknowledged once the other brokers hold it as durably
+ *   as this one does;
+ * - a session is served by one broker at a time (its record names it). A client that connects to
+ *   another broker takes its session along: the broker serving it closes the old connection
+ *   (MQTT 5: 0x8E), stores what it holds and lets go, and the new broker reads the session back;
+ * - the sessions of a broker that is gone are taken over by the live ones, so that their wills are
+ *   published and their expiry runs.
+ */
+export class PeerBrokers {
+  /** Whether this broker serves the session of a stored record (at start, and on changes). */
+  readonly serves = (record: SessionRecord): boolean =>
+    record.node === undefined || record.node === this.cluster.nodeId;
+  /** Which other brokers have members of which shared groups. */
+  readonly sharedGroups: SharedGroupsElsewhere;
+  private adopting: Promise<void> = Promise.resolve();
+  private stopChanges: () => void = () => {};
+
+  constructor(
+    private readonly broker: MqttBroker,
+    private readonly cluster: BrokerCluster,
+  ) {
+    this.sharedGroups = new SharedGroupsElsewhere(broker.context.meta, cluster.nodeId, broker.logger);
+    broker.shared.onGroupChange = (key, filter, exists) => {
+      if (exists) this.sharedGroups.joined(key, filter);
+      else this.sharedGroups.left(key);
+    };
+    cluster.handle('mqtt.publish', (body) => this.received(body as ForwardedMessage));
+    cluster.handle('mqtt.release', (body) => this.release((body as { c: string }).c));
+    cluster.handle('mqtt.retained.delete', (body) => {
+      broker.retained.delete((body as { t: string }).t);
+      return Promise.resolve({});
+    });
+  }
+
+  /** Follows the other brokers' shared groups, then takes part in the cluster's changes. */
+  async start(): Promise<void> {
+    await this.sharedGroups.start();
+    this.stopChanges = this.cluster.onChange(() => {
+      this.adopting = this.adopting.then(() => this.adoptOrphans());
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopChanges();
+    this.sharedGroups.stop();
+    await Promise.all([this.adopting, this.sharedGroups.settled()]);
+  }
+
+  /** The live broker to serve the next message of a shared group with no member here. */
+  pickFor(group: GroupElsewhere): number | null {
+    return group.pick(this.cluster.peers());
+  }
+
+  /** Whether there are other brokers to share with. */
+  get active(): boolean {
+    return this.cluster.peers().length > 0;
+  }
+
+  /**
+   * Sends a routed publication to every other broker. Resolves once each has it (a QoS 1 or 2
+   * message durably, where its sessions are persistent); null for QoS 0, which nobody waits for.
+   */
+  forward(
+    publication: Publication,
+    originProtocol: string,
+    sharedGroups: ReadonlyMap<number, string[]> | null,
+  ): Promise<void> | null {
+    const body: ForwardedMessage = {
+      m: storeMessage(publication, false),
+      p: publication.payload,
+      o: originProtocol,
+    };
+    const sends = this.cluster.peers().map((peer) => {
+      const groups = sharedGroups?.get(peer);
+      return this.cluster
+        .call(peer, 'mqtt.publish', groups ? { ...body, g: groups } : body)
+        .catch((error: unknown) => {
+          this.broker.metrics.dropped('peer_unreachable');
+          this.broker.logger.warn(
+            { err: error, broker: peer, topic: publication.topic },
+            'message not forwarded to another broker',
+          );
+        });
+    });
+    if (publication.qos === 0) return null;
+    return Promise.all(sends).then(() => undefined);
+  }
+
+  private async received(body: ForwardedMessage): Promise<object> {
+    const publication = loadMessage(body.m);
+    publication.payload = Buffer.from(body.p.buffer, body.p.byteOffset, body.p.byteLength);
+    await this.broker.receiveForwarded(publication, body.o, new Set(body.g));
+    return {};
+  }
+
+  /** Tells the other brokers a retained message was deleted by an operator. */
+  retainedDeleted(topic: string): Promise<void> {
+    return Promise.all(
+      this.cluster.peers().map((peer) =>
+        this.cluster.call(peer, 'mqtt.retained.delete', { t: topic }).catch((error: unknown) => {
+          this.broker.logger.warn(
+            { err: error, broker: peer, topic },
+            'retained deletion not sent to another broker',
+          );
+        }),
+      ),
+    ).then(() => undefined);
+  }
+
+  /**
+   * Before a client's session is attached here: the broker that serves it lets it go, and its
+   * stored state is read back here. Rejects `UNAVAILABLE` when the broker serving it is live but
+   * did not let go.
+   */
+  async claim(clientId: string): Promise<void> {
+    // Asked even with no other broker live: the record may name one that is gone.
+    const peers = this.cluster.peers();
+    const answers = await Promise.all(
+      peers.map((peer) =>
+        this.cluster.call(peer, 'mqtt.release', { c: clientId }, { deadlineMs: RELEASE_DEADLINE_MS }).then(
+          () => true,
+          (error: unknown) => {
+            this.broker.logger.warn(
+              { err: error, broker: peer, clientId },
+              'another broker did not release a session',
+            );
+            return false;
+          },
+        ),
+      ),
+    );
+    if (this.broker.sessions.has(clientId)) return;
+    const stored = await this.broker.persistence.loadSession(clientId);
+    if (stored === null || this.serves(stored.record)) return;
+    const owner = stored.record.node!;
+    const at = peers.indexOf(owner);
+    if (at >= 0 && !answers[at]) {
+      throw new RobustMQError(
+        ErrorCode.Unavailable,
+        `the session is served by broker ${owner}, which did not let go`,
+      );
+    }
+    await this.adopt(stored.record, stored.revision);
+  }
+
+  /**
+   * Another broker takes the session of `clientId` over: its connection here closes as in a
+   * takeover, and the session stops being served here once what it holds is stored.
+   */
+  private async release(clientId: string): Promise<object> {
+    const session = this.broker.sessions.get(clientId);
+    if (session === undefined) return {};
+    session.connection?.takeOver();
+    if (!session.ended) await this.broker.handOff(session);
+    return {};
+  }
+
+  /**
+   * Takes the sessions and delayed messages of brokers no longer live over, each by the live
+   * broker it hashes to.
+   */
+  private async adoptOrphans(): Promise<void> {
+    const live = this.cluster.brokers();
+    if (!live.includes(this.cluster.nodeId)) return;
+    try {
+      const orphans = await this.broker.persistence.listRecords(
+        (record) =>
+          record.node !== undefined &&
+          !live.includes(record.node) &&
+          this.cluster.ownerOf(`mqtt-session:${record.clientId}`) === this.cluster.nodeId,
+      );
+      for (const { record, revision } of orphans) {
+        if (this.broker.sessions.has(record.clientId)) continue;
+        try {
+          await this.adopt(record, revision);
+        } catch (error) {
+          this.broker.logger.warn(
+            { err: error, clientId: record.clientId },
+            'session of a broker that left not taken over',
+          );
+        }
+      }
+      await this.broker.delayed.adopt(
+        (node, key) => !live.includes(node) && this.cluster.ownerOf(key) === this.cluster.nodeId,
+      );
+    } catch (error) {
+      this.broker.logger.error({ err: error }, 'sessions of a broker that left were not taken over');
+    }
+  }
+
+  /**
+   * Makes this broker the one serving a stored session (compare-and-set on its record, so only one
+   * broker wins) and brings it back to life here.
+   */
+  private async adopt(record: SessionRecord, revision: number): Promise<void> {
+    const log = this.broker.persistence.logFor(record.clientId);
+    const claimed: SessionRecord = { ...record, node: this.cluster.nodeId };
+    try {
+      await log.claimRecord(claimed, revision);
+    } catch (error) {
+      if (isRobustMQError(error, ErrorCode.Conflict)) {
+        throw new RobustMQError(
+          ErrorCode.Unavailable,
+          'another broker took the session over at the same time',
+        );
+      }
+      throw error;
+    }
+    const entries = await log.read();
+    if (this.broker.sessions.has(record.clientId)) return;
+    this.broker.restoreSessions([{ record: claimed, revision, log, entries }], Date.now());
+    this.broker.logger.info(
+      { clientId: record.clientId, from: record.node },
+      'session taken over from another broker',
+    );
+  }
+}

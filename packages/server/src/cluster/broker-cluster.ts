@@ -1,0 +1,266 @@
+import { hostname } from 'node:os';
+import {
+  ErrorCode,
+  rendezvousOwner,
+  RobustMQError,
+  type BrokerCluster,
+  type Logger,
+  type MetaStore,
+  type PeerCallOptions,
+  type PeerHandler,
+} from '@robustmq/core';
+import { connectRpc, type RpcClient, type RpcServer } from '@robustmq/rpc';
+
+/** What a broker records of itself under `/brokers/<node id>`, rewritten every heartbeat. */
+export interface BrokerRecord {
+  nodeId: number;
+  /** Where other brokers call it. */
+  rpc: { host: string; port: number };
+  /** The storage it serves (the storage engine's `location`): brokers form a cluster over one. */
+  storage: string;
+  /** The writer's clock at the heartbeat, ms since the epoch: only a hint for brokers that start. */
+  beatAt: number;
+}
+
+export const BROKERS_PREFIX = '/brokers/';
+
+const DEFAULT_DEADLINE_MS = 5000;
+const WILDCARDS = new Set(['0.0.0.0', '::', '']);
+
+export interface BrokerClusterOptions {
+  meta: MetaStore;
+  nodeId: number;
+  /** The storage engine's `location`: only brokers on the same storage are one cluster. */
+  storage: string;
+  /** This node's internal RPC server, where peers call the handlers plugins register. */
+  rpc: RpcServer;
+  /** The address the RPC server is bound to; peers are given this host's name for a wildcard. */
+  rpcHost: string;
+  heartbeatMs: number;
+  /** A broker whose record has not changed for this long is gone. */
+  sessionTimeoutMs: number;
+  logger: Logger;
+  now?: () => number;
+}
+
+interface Peer {
+  record: BrokerRecord;
+  modRevision: number;
+  /** Local time the record last changed, as this broker saw it. */
+  changedAt: number;
+}
+
+/**
+ * The brokers on one storage, kept by heartbeats in the meta store: each broker rewrites its
+ * record every `heartbeatMs`, and a broker whose record has not changed within the session
+ * timeout, judged by this broker's own clock, is gone. A clean stop removes the record, so peers
+ * take over at once. A broker that cannot reach the meta service while peers exist steps back
+ * (its live list is empty): the peers will have taken over what it owned.
+ */
+export class ServerBrokerCluster implements BrokerCluster {
+  readonly nodeId: number;
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private readonly known = new Map<number, Peer>();
+  private readonly clients = new Map<number, { client: RpcClient; host: string; port: number }>();
+  private live: readonly number[];
+  private others: readonly number[] = [];
+  private lastBeat = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private started = false;
+  private stopped = false;
+  private readonly changeListeners = new Set<() => void>();
+
+  constructor(private readonly options: BrokerClusterOptions) {
+    this.nodeId = options.nodeId;
+    this.logger = options.logger;
+    this.now = options.now ?? Date.now;
+    this.live = [options.nodeId];
+  }
+
+  /** Registers this broker and keeps its record fresh until {@link stop}. */
+  async start(): Promise<void> {
+    this.started = true;
+    await this.beat();
+    this.schedule();
+    // Once told, even with no change: what brokers gone before this one started owned is
+    // still to take over.
+    this.notify();
+  }
+
+  brokers(): readonly number[] {
+    return this.live;
+  }
+
+  peers(): readonly number[] {
+    return this.others;
+  }
+
+  ownerOf(key: string): number | null {
+    return this.live.length === 0 ? null : rendezvousOwner(key, this.live);
+  }
+
+  onChange(listener: () => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  handle(method: string, handler: PeerHandler): void {
+    this.options.rpc.handle(method, (body: unknown) => handler(body));
+  }
+
+  call<T>(nodeId: number, method: string, body: unknown, options: PeerCallOptions = {}): Promise<T> {
+    const client = this.clientFor(nodeId);
+    if (client === null) {
+      return Promise.reject(
+        new RobustMQError(ErrorCode.Unavailable, `broker ${nodeId} is not a live member of this cluster`),
+      );
+    }
+    return client.call<T>(method, body, { deadlineMs: options.deadlineMs ?? DEFAULT_DEADLINE_MS });
+  }
+
+  /** Stops the heartbeats, closes the links to peers and removes this broker's record. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const closing = [...this.clients.values()].map(({ client }) => client.close());
+    this.clients.clear();
+    await Promise.allSettled(closing);
+    if (!this.started) return;
+    try {
+      await this.options.meta.delete(this.key(this.nodeId));
+    } catch (error) {
+      this.logger.warn(
+        { err: error },
+        'could not remove this broker from the cluster; peers will time it out',
+      );
+    }
+  }
+
+  private clientFor(nodeId: number): RpcClient | null {
+    const peer = this.known.get(nodeId);
+    if (peer === undefined || !this.others.includes(nodeId)) return null;
+    const { host, port } = peer.record.rpc;
+    const existing = this.clients.get(nodeId);
+    if (existing && existing.host === host && existing.port === port) return existing.client;
+    if (existing) void existing.client.close();
+    const client = connectRpc({
+      host,
+      port,
+      connectWaitMs: this.options.sessionTimeoutMs,
+      logger: this.logger.child({ component: `broker-${nodeId}` }),
+    });
+    this.clients.set(nodeId, { client, host, port });
+    return client;
+  }
+
+  private key(nodeId: number): string {
+    return `${BROKERS_PREFIX}${nodeId}`;
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      // beat() logs its own failures and never rejects.
+      void this.beat().finally(() => this.schedule());
+    }, this.options.heartbeatMs);
+    this.timer.unref();
+  }
+
+  /** Rewrites this broker's record, then reads every broker's and works out who is live. */
+  private async beat(): Promise<void> {
+    const { meta, nodeId, rpc } = this.options;
+    try {
+      const host = WILDCARDS.has(this.options.rpcHost) ? hostname() : this.options.rpcHost;
+      const record: BrokerRecord = {
+        nodeId,
+        rpc: { host, port: rpc.port },
+        storage: this.options.storage,
+        beatAt: this.now(),
+      };
+      await meta.put(this.key(nodeId), Buffer.from(JSON.stringify(record)));
+      this.lastBeat = this.now();
+      const entries = await meta.list(BROKERS_PREFIX);
+      this.observe(entries);
+    } catch (error) {
+      this.logger.warn({ err: error }, 'broker heartbeat to the meta service failed');
+    }
+    this.update();
+  }
+
+  private observe(entries: readonly { key: string; value: Uint8Array; modRevision: number }[]): void {
+    const now = this.now();
+    const seen = new Set<number>();
+    for (const entry of entries) {
+      const record = parseRecord(entry.value);
+      if (!record || entry.key !== this.key(record.nodeId) || record.nodeId === this.nodeId) continue;
+      if (record.storage !== this.options.storage) continue;
+      seen.add(record.nodeId);
+      const known = this.known.get(record.nodeId);
+      if (known?.modRevision === entry.modRevision) continue;
+      // A record met for the first time counts from its own heartbeat time, within one timeout.
+      const changedAt =
+        known === undefined
+          ? Math.min(now, Math.max(record.beatAt, now - this.options.sessionTimeoutMs))
+          : now;
+      this.known.set(record.nodeId, { record, modRevision: entry.modRevision, changedAt });
+    }
+    for (const id of [...this.known.keys()]) if (!seen.has(id)) this.known.delete(id);
+    for (const [id, peer] of this.known) {
+      // Records of brokers gone for many timeouts are removed, by revision so none comes back.
+      if (now - peer.changedAt < 10 * this.options.sessionTimeoutMs) continue;
+      this.known.delete(id);
+      this.options.meta.delete(this.key(id), { ifRevision: peer.modRevision }).catch(() => {
+        // Another broker removed it first, or it came back: either way nothing to do.
+      });
+    }
+  }
+
+  private update(): void {
+    const now = this.now();
+    const alive = [...this.known.values()]
+      .filter((p) => now - p.changedAt < this.options.sessionTimeoutMs)
+      .map((p) => p.record.nodeId);
+    const cutOff = this.known.size > 0 && now - this.lastBeat >= this.options.sessionTimeoutMs;
+    const live = (cutOff ? alive : [...alive, this.nodeId]).sort((a, b) => a - b);
+    if (live.length === this.live.length && live.every((id, i) => id === this.live[i])) return;
+    this.logger.info({ brokers: live, was: this.live }, 'brokers of the cluster changed');
+    this.live = live;
+    this.others = live.filter((id) => id !== this.nodeId);
+    for (const [id, { client }] of this.clients) {
+      if (this.others.includes(id)) continue;
+      this.clients.delete(id);
+      void client.close();
+    }
+    this.notify();
+  }
+
+  private notify(): void {
+    for (const listener of this.changeListeners) {
+      try {
+        listener();
+      } catch (error) {
+        this.logger.error({ err: error }, 'a listener of broker changes failed');
+      }
+    }
+  }
+}
+
+function parseRecord(value: Uint8Array): BrokerRecord | null {
+  try {
+    const record = JSON.parse(Buffer.from(value).toString('utf8')) as Partial<BrokerRecord>;
+    if (
+      typeof record.nodeId === 'number' &&
+      typeof record.beatAt === 'number' &&
+      typeof record.storage === 'string' &&
+      typeof record.rpc?.host === 'string' &&
+      typeof record.rpc.port === 'number'
+    ) {
+      return record as BrokerRecord;
+    }
+  } catch {
+    // Not a record this version understands: left out of the view.
+  }
+  return null;
+}

@@ -1,0 +1,99 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ErrorCode, RobustMQError, silentLogger, type MetaStore } from '@robustmq/core';
+import { openLocalMetaStore } from '@robustmq/meta-raft';
+import { createRpcServer, type RpcServer } from '@robustmq/rpc';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ServerBrokerCluster } from '../src/cluster/broker-cluster.js';
+
+// The brokers of one storage as each sees them, through heartbeat records in a shared meta store
+// and calls between their RPC servers.
+
+describe('ServerBrokerCluster', () => {
+  let dir: string;
+  let meta: MetaStore;
+  const servers: RpcServer[] = [];
+  const clusters: ServerBrokerCluster[] = [];
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'broker-cluster-'));
+    meta = await openLocalMetaStore({ dir, logger: silentLogger });
+  });
+
+  afterEach(async () => {
+    for (const cluster of clusters.splice(0)) await cluster.stop();
+    for (const server of servers.splice(0)) await server.close();
+    await meta.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function broker(nodeId: number, storage = 'journal@127.0.0.1:1228'): Promise<ServerBrokerCluster> {
+    const rpc = createRpcServer({ host: '127.0.0.1', port: 0, logger: silentLogger });
+    await rpc.listen();
+    servers.push(rpc);
+    const cluster = new ServerBrokerCluster({
+      meta,
+      nodeId,
+      storage,
+      rpc,
+      rpcHost: '127.0.0.1',
+      heartbeatMs: 50,
+      sessionTimeoutMs: 400,
+      logger: silentLogger,
+    });
+    clusters.push(cluster);
+    return cluster;
+  }
+
+  async function until(condition: () => boolean): Promise<void> {
+    const deadline = Date.now() + 5000;
+    while (!condition()) {
+      if (Date.now() > deadline) throw new Error('condition not met');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  it('sees the brokers on the same storage, agrees on owners and calls their handlers', async () => {
+    const b1 = await broker(1);
+    const b2 = await broker(2);
+    const other = await broker(3, 'journal@127.0.0.1:9999');
+    b2.handle('echo', (body) => Promise.resolve({ from: 2, body }));
+    let told = 0;
+    b1.onChange(() => told++);
+    await Promise.all([b1.start(), b2.start(), other.start()]);
+    await until(() => b1.brokers().length === 2 && b2.brokers().length === 2);
+    expect(told).toBeGreaterThanOrEqual(1);
+    expect(b1.brokers()).toEqual([1, 2]);
+    expect(b1.peers()).toEqual([2]);
+    expect(other.brokers()).toEqual([3]);
+    for (const key of ['a', 'b', 'c', 'session:x', 'group:y']) expect(b1.ownerOf(key)).toBe(b2.ownerOf(key));
+
+    expect(await b1.call(2, 'echo', { n: 7 })).toEqual({ from: 2, body: { n: 7 } });
+    await expect(b1.call(3, 'echo', {})).rejects.toMatchObject({ code: ErrorCode.Unavailable });
+    b2.handle('refuse', () => Promise.reject(new RobustMQError(ErrorCode.Conflict, 'no')));
+    await expect(b1.call(2, 'refuse', {})).rejects.toMatchObject({ code: ErrorCode.Conflict });
+  });
+
+  it('tells the others at once when a broker stops, and after the session timeout when it goes silent', async () => {
+    const b1 = await broker(1);
+    const b2 = await broker(2);
+    const b3 = await broker(3);
+    await Promise.all([b1.start(), b2.start(), b3.start()]);
+    await until(() => b1.brokers().length === 3);
+
+    const stoppedAt = Date.now();
+    await b2.stop();
+    await until(() => !b1.brokers().includes(2));
+    expect(Date.now() - stoppedAt).toBeLessThan(400);
+
+    // A broker that stops beating without removing its record (a kill -9).
+    const silentAt = Date.now();
+    (b3 as unknown as { stopped: boolean; timer: NodeJS.Timeout | null }).stopped = true;
+    clearTimeout((b3 as unknown as { timer: NodeJS.Timeout }).timer);
+    await until(() => !b1.brokers().includes(3));
+    expect(Date.now() - silentAt).toBeGreaterThanOrEqual(300);
+    expect(b1.peers()).toEqual([]);
+    expect(b1.ownerOf('anything')).toBe(1);
+  });
+});
