@@ -12,26 +12,34 @@ export type PeerHandler = (body: unknown) => Promise<unknown>;
 /**
  * The brokers that serve one storage together, as this broker sees them. Brokers are stateless, so
  * a client may reach any of them; what must happen in one place (a session, a consumer group) is
- * given an owner among the live brokers, and what a client on one broker sends to clients on
- * another travels between the brokers through {@link call}.
+ * given an owner among the live brokers ({@link rendezvousOwner}), and what a client on one broker
+ * sends to clients on another travels between the brokers through {@link call}.
  *
- * A broker on storage of its own, or without a shared meta service, is a cluster of one: every
- * key is its own and there is nobody to call.
+ * Each protocol announces itself (with what its peers need to know, such as advertised listeners)
+ * and counts only the brokers that announced the same: a broker may run other protocols.
+ *
+ * A broker on storage of its own, or without a shared meta service, is a cluster of one.
  */
 export interface BrokerCluster {
   readonly nodeId: number;
-  /** Live broker ids, ascending; empty while this broker is cut off from peers it knew. */
-  brokers(): readonly number[];
-  /** Live broker ids other than this one, ascending. */
-  peers(): readonly number[];
   /**
-   * The live broker that owns `key`, the same on every broker with the same view (rendezvous
-   * hashing, so a broker joining or leaving moves only its share), or null while none is live.
+   * Live broker ids, ascending; with `announcing`, only those that announced that name (this one
+   * included once it has). Empty while this broker is cut off from peers it knew: they will have
+   * taken over what it owned.
    */
-  ownerOf(key: string): number | null;
+  brokers(announcing?: string): readonly number[];
+  /** The same without this broker. */
+  peers(announcing?: string): readonly number[];
   /**
-   * Calls `listener` once this broker has joined, and whenever the live brokers change; returns
-   * what removes it.
+   * Tells the other brokers `value` under `name` (JSON), with this broker's heartbeats; `undefined`
+   * withdraws it. Peers see it within a heartbeat.
+   */
+  announce(name: string, value: unknown): void;
+  /** What broker `nodeId` (this one included) announced under `name`, or undefined. */
+  announced(nodeId: number, name: string): unknown;
+  /**
+   * Calls `listener` once this broker has joined, and whenever the live brokers or their
+   * announcements change; returns what removes it.
    */
   onChange(listener: () => void): () => void;
   /**
@@ -39,18 +47,23 @@ export interface BrokerCluster {
    * cannot be reached; a call in flight when its connection drops may have run.
    */
   call<T>(nodeId: number, method: string, body: unknown, options?: PeerCallOptions): Promise<T>;
-  /** Serves `method` to the other brokers; one handler per method, registered before listening. */
+  /** Serves `method` to the other brokers; one handler per method. */
   handle(method: string, handler: PeerHandler): void;
 }
 
-/** The cluster of a broker that serves alone. */
+/** The cluster of a broker that serves alone: itself, whatever it announced. */
 export function soloCluster(nodeId: number): BrokerCluster {
   const self = [nodeId] as const;
+  const announcements = new Map<string, unknown>();
   return {
     nodeId,
     brokers: () => self,
     peers: () => [],
-    ownerOf: () => nodeId,
+    announce: (name, value) => {
+      if (value === undefined) announcements.delete(name);
+      else announcements.set(name, value);
+    },
+    announced: (id, name) => (id === nodeId ? announcements.get(name) : undefined),
     onChange: () => () => {},
     call: (id) =>
       Promise.reject(

@@ -45,8 +45,6 @@ const schema = z
       .min(1)
       .default(2 ** 31 - 1),
     cluster_id: z.string().min(1).default('robustmq-kafka-cluster'),
-    broker_heartbeat_interval_ms: z.number().int().min(10).default(2_000),
-    broker_session_timeout_ms: z.number().int().min(50).default(9_000),
   })
   .strict();
 
@@ -89,13 +87,6 @@ export interface KafkaSettings {
   groupMaxSize: number;
   /** The cluster id reported by Metadata and DescribeCluster. */
   clusterId: string;
-  /** How often this broker tells the cluster it is alive (Kafka's `broker.heartbeat.interval.ms`). */
-  brokerHeartbeatIntervalMs: number;
-  /**
-   * A broker not heard from for this long is gone: its groups and partitions move to the others
-   * (Kafka's `broker.session.timeout.ms`).
-   */
-  brokerSessionTimeoutMs: number;
 }
 
 function settingOf(issue: z.core.$ZodIssue): string {
@@ -114,9 +105,6 @@ export function parseSettings(section: Readonly<Record<string, unknown>>): Kafka
   const parsed: Parsed = result.data;
   if (parsed.group_min_session_timeout_ms > parsed.group_max_session_timeout_ms) {
     throw new ConfigError('group_min_session_timeout_ms', 'must not exceed group_max_session_timeout_ms');
-  }
-  if (parsed.broker_heartbeat_interval_ms >= parsed.broker_session_timeout_ms) {
-    throw new ConfigError('broker_heartbeat_interval_ms', 'must be below broker_session_timeout_ms');
   }
   return {
     port: parsed.port,
@@ -137,8 +125,6 @@ export function parseSettings(section: Readonly<Record<string, unknown>>): Kafka
     groupInitialRebalanceDelayMs: parsed.group_initial_rebalance_delay_ms,
     groupMaxSize: parsed.group_max_size,
     clusterId: parsed.cluster_id,
-    brokerHeartbeatIntervalMs: parsed.broker_heartbeat_interval_ms,
-    brokerSessionTimeoutMs: parsed.broker_session_timeout_ms,
   };
 }
 

@@ -45,8 +45,8 @@ export class KafkaPlugin implements ProtocolPlugin {
   }
 
   /** Joins the cluster's Kafka brokers once the real ports are known. */
-  async listening(listeners: readonly ListenerAddress[]): Promise<void> {
-    await this.broker?.cluster.start(listeners);
+  listening(listeners: readonly ListenerAddress[]): void {
+    this.broker?.cluster.start(listeners);
   }
 
   accept(socket: Duplex, info: ConnectionInfo): void {

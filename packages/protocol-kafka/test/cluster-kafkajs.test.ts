@@ -92,9 +92,9 @@ function startBroker(nodeId: number, rpcPort: number): Promise<KafkaServer> {
         '--set',
         `storage.address="127.0.0.1:${rpcPort}"`,
         '--set',
-        'kafka.broker_heartbeat_interval_ms=100',
+        'cluster.broker_heartbeat_interval_ms=100',
         '--set',
-        `kafka.broker_session_timeout_ms=${SESSION_TIMEOUT_MS}`,
+        `cluster.broker_session_timeout_ms=${SESSION_TIMEOUT_MS}`,
         '--set',
         'kafka.group_min_session_timeout_ms=1000',
         '--set',
@@ -276,7 +276,7 @@ describe('a Kafka cluster of two brokers on one journal node', () => {
 
   it('writes log lines that name their protocol and component once (log stores refuse a key given twice)', () => {
     const kafkaLines = brokers.get(2)!.rawLogs.filter((line) => line.includes('"protocol":"kafka"'));
-    expect(kafkaLines.some((line) => line.includes('Kafka brokers changed'))).toBe(true);
+    expect(kafkaLines.some((line) => line.includes('Kafka plugin started'))).toBe(true);
     for (const line of kafkaLines) expect(line.split('"protocol":').length - 1).toBe(1);
   });
 

@@ -1,4 +1,10 @@
-import { ErrorCode, isRobustMQError, RobustMQError, type BrokerCluster } from '@robustmq/core';
+import {
+  ErrorCode,
+  isRobustMQError,
+  rendezvousOwner,
+  RobustMQError,
+  type BrokerCluster,
+} from '@robustmq/core';
 import type { MqttBroker } from './broker.js';
 import type { Publication } from './publication.js';
 import { SharedGroupsElsewhere, type GroupElsewhere } from './shared-groups-elsewhere.js';
@@ -14,6 +20,9 @@ interface ForwardedMessage {
   /** The shared groups (`{group}/{filter}`) the receiving broker is to serve. */
   g?: string[];
 }
+
+/** The name MQTT brokers announce themselves by to the cluster. */
+const MQTT = 'mqtt';
 
 /** How long a broker waits for another to give up a session before refusing the client. */
 const RELEASE_DEADLINE_MS = 5000;
@@ -60,6 +69,7 @@ export class PeerBrokers {
   /** Follows the other brokers' shared groups, then takes part in the cluster's changes. */
   async start(): Promise<void> {
     await this.sharedGroups.start();
+    this.cluster.announce(MQTT, {});
     this.stopChanges = this.cluster.onChange(() => {
       this.adopting = this.adopting.then(() => this.adoptOrphans());
     });
@@ -73,12 +83,12 @@ export class PeerBrokers {
 
   /** The live broker to serve the next message of a shared group with no member here. */
   pickFor(group: GroupElsewhere): number | null {
-    return group.pick(this.cluster.peers());
+    return group.pick(this.cluster.peers(MQTT));
   }
 
   /** Whether there are other brokers to share with. */
   get active(): boolean {
-    return this.cluster.peers().length > 0;
+    return this.cluster.peers(MQTT).length > 0;
   }
 
   /**
@@ -95,7 +105,7 @@ export class PeerBrokers {
       p: publication.payload,
       o: originProtocol,
     };
-    const sends = this.cluster.peers().map((peer) => {
+    const sends = this.cluster.peers(MQTT).map((peer) => {
       const groups = sharedGroups?.get(peer);
       return this.cluster
         .call(peer, 'mqtt.publish', groups ? { ...body, g: groups } : body)
@@ -121,7 +131,7 @@ export class PeerBrokers {
   /** Tells the other brokers a retained message was deleted by an operator. */
   retainedDeleted(topic: string): Promise<void> {
     return Promise.all(
-      this.cluster.peers().map((peer) =>
+      this.cluster.peers(MQTT).map((peer) =>
         this.cluster.call(peer, 'mqtt.retained.delete', { t: topic }).catch((error: unknown) => {
           this.broker.logger.warn(
             { err: error, broker: peer, topic },
@@ -139,7 +149,7 @@ export class PeerBrokers {
    */
   async claim(clientId: string): Promise<void> {
     // Asked even with no other broker live: the record may name one that is gone.
-    const peers = this.cluster.peers();
+    const peers = this.cluster.peers(MQTT);
     const answers = await Promise.all(
       peers.map((peer) =>
         this.cluster.call(peer, 'mqtt.release', { c: clientId }, { deadlineMs: RELEASE_DEADLINE_MS }).then(
@@ -185,14 +195,13 @@ export class PeerBrokers {
    * broker it hashes to.
    */
   private async adoptOrphans(): Promise<void> {
-    const live = this.cluster.brokers();
+    const live = this.cluster.brokers(MQTT);
     if (!live.includes(this.cluster.nodeId)) return;
+    const mine = (key: string) => rendezvousOwner(key, live) === this.cluster.nodeId;
     try {
       const orphans = await this.broker.persistence.listRecords(
         (record) =>
-          record.node !== undefined &&
-          !live.includes(record.node) &&
-          this.cluster.ownerOf(`mqtt-session:${record.clientId}`) === this.cluster.nodeId,
+          record.node !== undefined && !live.includes(record.node) && mine(`mqtt-session:${record.clientId}`),
       );
       for (const { record, revision } of orphans) {
         if (this.broker.sessions.has(record.clientId)) continue;
@@ -205,9 +214,7 @@ export class PeerBrokers {
           );
         }
       }
-      await this.broker.delayed.adopt(
-        (node, key) => !live.includes(node) && this.cluster.ownerOf(key) === this.cluster.nodeId,
-      );
+      await this.broker.delayed.adopt((node, key) => !live.includes(node) && mine(key));
     } catch (error) {
       this.broker.logger.error({ err: error }, 'sessions of a broker that left were not taken over');
     }

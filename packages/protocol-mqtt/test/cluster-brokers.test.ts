@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Inbox} from './helpers/mqttjs.js';
+import type { Inbox } from './helpers/mqttjs.js';
 import { connectClient, connectWithInbox, endAll, type MqttClient } from './helpers/mqttjs.js';
 import { run, Watched } from './helpers/processes.js';
 import { startServer, type MqttServer } from './helpers/server.js';
@@ -70,6 +70,8 @@ function startBroker(nodeId: number, rpcPort: number, dir?: string): Promise<Mqt
         '0',
         '--set',
         'rpc.port=0',
+        '--set',
+        'mqtt.bindings=[{ filter = "meters/#", topic = "meters", partitions = 4 }]',
         '--set',
         `storage.address="127.0.0.1:${rpcPort}"`,
       ],
@@ -221,6 +223,29 @@ describe('MQTT across stateless brokers on one journal node', () => {
     clients.push(lateV5);
     await lateV5.subscribeAsync('lab/door', { qos: 1 });
     expect((await lateInbox.at(0)).packet.retain).toBe(true);
+  });
+
+  it('gives Kafka records produced through either broker to MQTT subscribers on both', async () => {
+    const inboxes: Inbox[] = [];
+    for (const broker of [broker2, broker3]) {
+      const { client, inbox } = await connectWithInbox(broker.port, { clientId: `meters-${broker.port}` });
+      clients.push(client);
+      await client.subscribeAsync('meters/#', { qos: 1 });
+      inboxes.push(inbox);
+    }
+    // kcat (librdkafka) sends each partition's records to its leader: some to each broker.
+    const lines = Array.from({ length: 40 }, (_, i) => `meters/${i % 8}:reading-${i}`).join('\n');
+    const produced = await run(
+      '/usr/bin/kcat',
+      ['-b', `127.0.0.1:${broker2.ports.get('kafka/tcp')}`, '-t', 'meters', '-P', '-K', ':'],
+      15_000,
+      lines,
+    );
+    expect(produced.code).toBe(0);
+    for (const inbox of inboxes) {
+      const got = (await inbox.waitFor(40, 10_000)).map((m) => `${m.topic} ${m.payload}`).sort();
+      expect(got).toEqual(Array.from({ length: 40 }, (_, i) => `meters/${i % 8} reading-${i}`).sort());
+    }
   });
 
   it('takes a session along when its client connects to the other broker (MQTT 5: 0x8E)', async () => {

@@ -28,12 +28,16 @@ describe('ServerBrokerCluster', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function broker(nodeId: number, storage = 'journal@127.0.0.1:1228'): Promise<ServerBrokerCluster> {
+  async function broker(
+    nodeId: number,
+    storage = 'journal@127.0.0.1:1228',
+    through: MetaStore = meta,
+  ): Promise<ServerBrokerCluster> {
     const rpc = createRpcServer({ host: '127.0.0.1', port: 0, logger: silentLogger });
     await rpc.listen();
     servers.push(rpc);
     const cluster = new ServerBrokerCluster({
-      meta,
+      meta: through,
       nodeId,
       storage,
       rpc,
@@ -59,15 +63,27 @@ describe('ServerBrokerCluster', () => {
     const b2 = await broker(2);
     const other = await broker(3, 'journal@127.0.0.1:9999');
     b2.handle('echo', (body) => Promise.resolve({ from: 2, body }));
-    let told = 0;
-    b1.onChange(() => told++);
+    const changes: number[][] = [];
+    b1.onChange(() => changes.push([...b1.brokers()]));
     await Promise.all([b1.start(), b2.start(), other.start()]);
     await until(() => b1.brokers().length === 2 && b2.brokers().length === 2);
-    expect(told).toBeGreaterThanOrEqual(1);
+    expect(changes[0]).toEqual([1]);
+    expect(changes.at(-1)).toEqual([1, 2]);
     expect(b1.brokers()).toEqual([1, 2]);
     expect(b1.peers()).toEqual([2]);
     expect(other.brokers()).toEqual([3]);
-    for (const key of ['a', 'b', 'c', 'session:x', 'group:y']) expect(b1.ownerOf(key)).toBe(b2.ownerOf(key));
+
+    // Each protocol counts the brokers that announced it; peers see an announcement at a heartbeat.
+    expect(b1.brokers('kafka')).toEqual([]);
+    b1.announce('kafka', { listeners: { tcp: { host: '127.0.0.1', port: 9092 } } });
+    expect(b1.brokers('kafka')).toEqual([1]);
+    await until(() => b2.brokers('kafka').length === 1);
+    expect(b2.announced(1, 'kafka')).toEqual({ listeners: { tcp: { host: '127.0.0.1', port: 9092 } } });
+    expect(b2.peers('kafka')).toEqual([1]);
+    const told = changes.length;
+    b2.announce('kafka', {});
+    await until(() => b1.brokers('kafka').length === 2);
+    expect(changes.length).toBeGreaterThan(told);
 
     expect(await b1.call(2, 'echo', { n: 7 })).toEqual({ from: 2, body: { n: 7 } });
     await expect(b1.call(3, 'echo', {})).rejects.toMatchObject({ code: ErrorCode.Unavailable });
@@ -94,6 +110,31 @@ describe('ServerBrokerCluster', () => {
     await until(() => !b1.brokers().includes(3));
     expect(Date.now() - silentAt).toBeGreaterThanOrEqual(300);
     expect(b1.peers()).toEqual([]);
-    expect(b1.ownerOf('anything')).toBe(1);
+  });
+
+  it('steps back while it cannot reach the meta service, and comes back when it can', async () => {
+    let cut = false;
+    const unreachable = () =>
+      Promise.reject(new RobustMQError(ErrorCode.Unavailable, 'meta service unreachable'));
+    const faulty = new Proxy(meta, {
+      get(target, property, receiver) {
+        if (cut && (property === 'put' || property === 'list')) return unreachable;
+        const value: unknown = Reflect.get(target, property, receiver);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const b1 = await broker(1);
+    const b2 = await broker(2, undefined, faulty);
+    await Promise.all([b1.start(), b2.start()]);
+    await until(() => b1.brokers().length === 2 && b2.brokers().length === 2);
+
+    cut = true;
+    // Its peers will take over what it owned, so it claims nothing: no live broker, itself included.
+    await until(() => b2.brokers().length === 0);
+    await until(() => b1.brokers().length === 1);
+    expect(b1.brokers()).toEqual([1]);
+
+    cut = false;
+    await until(() => b1.brokers().length === 2 && b2.brokers().length === 2);
   });
 });

@@ -99,6 +99,13 @@ describe('loadConfig', () => {
     expect(await settingOf(loadConfig({ flags: { roles: ['cook'] } }))).toBe('roles.0');
   });
 
+  it('refuses broker heartbeats no more frequent than the session timeout', async () => {
+    const file = configFile(
+      '[cluster]\nmeta_nodes = ["1@127.0.0.1:1228"]\nbroker_heartbeat_interval_ms = 5000\nbroker_session_timeout_ms = 5000',
+    );
+    expect(await settingOf(loadConfig({ file }))).toBe('cluster.broker_heartbeat_interval_ms');
+  });
+
   it('names an unknown top-level value and an unknown environment variable', async () => {
     expect(await settingOf(loadConfig({ file: configFile('colour = "blue"') }))).toBe('colour');
     expect(await settingOf(loadConfig({ env: { ROBUSTMQ_VERBOSE: '1' } }))).toBe('ROBUSTMQ_VERBOSE');

@@ -24,14 +24,10 @@ export class Broker implements KafkaBroker {
     this.nodeId = context.nodeId;
     this.metrics = new KafkaMetrics(context.metrics);
     this.cluster = new KafkaCluster({
-      meta: context.meta,
+      cluster: context.cluster,
       nodeId: context.nodeId,
-      storage: context.storage.location,
-      heartbeatMs: settings.brokerHeartbeatIntervalMs,
-      sessionTimeoutMs: settings.brokerSessionTimeoutMs,
-      advertisedHost: settings.advertisedHost,
-      advertisedPort: settings.advertisedPort,
-      logger: this.logger.child({ component: 'cluster' }),
+      ...(settings.advertisedHost === undefined ? {} : { advertisedHost: settings.advertisedHost }),
+      ...(settings.advertisedPort === undefined ? {} : { advertisedPort: settings.advertisedPort }),
     });
   }
 
@@ -74,8 +70,6 @@ export class Broker implements KafkaBroker {
   /** Ends long waits and stops every service. */
   async stop(): Promise<void> {
     this.abort.abort();
-    // Peers take over this broker's groups and partitions at once rather than after a timeout.
-    await this.cluster.stop();
     for (const [name, service] of this.services) {
       try {
         await (service as BrokerService).stop?.();

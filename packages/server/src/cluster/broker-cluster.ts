@@ -1,7 +1,6 @@
 import { hostname } from 'node:os';
 import {
   ErrorCode,
-  rendezvousOwner,
   RobustMQError,
   type BrokerCluster,
   type Logger,
@@ -20,6 +19,8 @@ export interface BrokerRecord {
   storage: string;
   /** The writer's clock at the heartbeat, ms since the epoch: only a hint for brokers that start. */
   beatAt: number;
+  /** What its protocols announced, by name. */
+  announced: Record<string, unknown>;
 }
 
 export const BROKERS_PREFIX = '/brokers/';
@@ -63,11 +64,15 @@ export class ServerBrokerCluster implements BrokerCluster {
   private readonly now: () => number;
   private readonly known = new Map<number, Peer>();
   private readonly clients = new Map<number, { client: RpcClient; host: string; port: number }>();
+  private readonly announcements = new Map<string, unknown>();
   private live: readonly number[];
-  private others: readonly number[] = [];
+  /** What the listeners were last told of: live brokers and what each announced. */
+  private seen = '';
   private lastBeat = 0;
   private timer: NodeJS.Timeout | null = null;
   private started = false;
+  /** Set after the first heartbeat: until then this broker knows nothing of the others. */
+  private joined = false;
   private stopped = false;
   private readonly changeListeners = new Set<() => void>();
 
@@ -82,22 +87,33 @@ export class ServerBrokerCluster implements BrokerCluster {
   async start(): Promise<void> {
     this.started = true;
     await this.beat();
+    this.joined = true;
+    this.seen = this.view();
     this.schedule();
     // Once told, even with no change: what brokers gone before this one started owned is
     // still to take over.
     this.notify();
   }
 
-  brokers(): readonly number[] {
-    return this.live;
+  brokers(announcing?: string): readonly number[] {
+    if (announcing === undefined) return this.live;
+    return this.live.filter((id) => this.announced(id, announcing) !== undefined);
   }
 
-  peers(): readonly number[] {
-    return this.others;
+  peers(announcing?: string): readonly number[] {
+    return this.brokers(announcing).filter((id) => id !== this.nodeId);
   }
 
-  ownerOf(key: string): number | null {
-    return this.live.length === 0 ? null : rendezvousOwner(key, this.live);
+  announce(name: string, value: unknown): void {
+    if (value === undefined) this.announcements.delete(name);
+    else this.announcements.set(name, value);
+    // Peers learn of it at this broker's next heartbeat; this broker's own view changes now.
+    this.update();
+  }
+
+  announced(nodeId: number, name: string): unknown {
+    if (nodeId === this.nodeId) return this.announcements.get(name);
+    return this.known.get(nodeId)?.record.announced[name];
   }
 
   onChange(listener: () => void): () => void {
@@ -140,7 +156,7 @@ export class ServerBrokerCluster implements BrokerCluster {
 
   private clientFor(nodeId: number): RpcClient | null {
     const peer = this.known.get(nodeId);
-    if (peer === undefined || !this.others.includes(nodeId)) return null;
+    if (peer === undefined || nodeId === this.nodeId || !this.live.includes(nodeId)) return null;
     const { host, port } = peer.record.rpc;
     const existing = this.clients.get(nodeId);
     if (existing && existing.host === host && existing.port === port) return existing.client;
@@ -178,6 +194,7 @@ export class ServerBrokerCluster implements BrokerCluster {
         rpc: { host, port: rpc.port },
         storage: this.options.storage,
         beatAt: this.now(),
+        announced: Object.fromEntries(this.announcements),
       };
       await meta.put(this.key(nodeId), Buffer.from(JSON.stringify(record)));
       this.lastBeat = this.now();
@@ -224,16 +241,34 @@ export class ServerBrokerCluster implements BrokerCluster {
       .map((p) => p.record.nodeId);
     const cutOff = this.known.size > 0 && now - this.lastBeat >= this.options.sessionTimeoutMs;
     const live = (cutOff ? alive : [...alive, this.nodeId]).sort((a, b) => a - b);
-    if (live.length === this.live.length && live.every((id, i) => id === this.live[i])) return;
-    this.logger.info({ brokers: live, was: this.live }, 'brokers of the cluster changed');
+    if (live.length !== this.live.length || live.some((id, i) => id !== this.live[i])) {
+      this.logger.info({ brokers: live, was: this.live }, 'brokers of the cluster changed');
+    }
     this.live = live;
-    this.others = live.filter((id) => id !== this.nodeId);
     for (const [id, { client }] of this.clients) {
-      if (this.others.includes(id)) continue;
+      if (live.includes(id)) continue;
       this.clients.delete(id);
       void client.close();
     }
+    // Nobody is told before this broker has seen the others: what it would conclude alone
+    // (that every other broker is gone) is wrong.
+    if (!this.joined) return;
+    const seen = this.view();
+    if (seen === this.seen) return;
+    this.seen = seen;
     this.notify();
+  }
+
+  /** The live brokers with the names each announced, to tell a change from none. */
+  private view(): string {
+    return JSON.stringify(
+      this.live.map((id) => [
+        id,
+        id === this.nodeId
+          ? [...this.announcements.keys()]
+          : Object.keys(this.known.get(id)!.record.announced),
+      ]),
+    );
   }
 
   private notify(): void {
@@ -255,7 +290,9 @@ function parseRecord(value: Uint8Array): BrokerRecord | null {
       typeof record.beatAt === 'number' &&
       typeof record.storage === 'string' &&
       typeof record.rpc?.host === 'string' &&
-      typeof record.rpc.port === 'number'
+      typeof record.rpc.port === 'number' &&
+      typeof record.announced === 'object' &&
+      record.announced !== null
     ) {
       return record as BrokerRecord;
     }

@@ -106,6 +106,10 @@ export const nodeConfigSchema = z
         /** A broker silent this long is gone: its peers take over what it owned. */
         broker_session_timeout_ms: z.number().int().min(100).default(9000),
       })
+      .refine((cluster) => cluster.broker_heartbeat_interval_ms < cluster.broker_session_timeout_ms, {
+        message: 'must be below broker_session_timeout_ms',
+        path: ['broker_heartbeat_interval_ms'],
+      })
       .optional(),
     storage: z
       .looseObject({

@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { ErrorCode, rendezvousOwner as ownerOf, soloCluster } from '../src/index.js';
+
+describe('who owns a key', () => {
+  it('moves only the keys a new broker takes', () => {
+    const keys = Array.from({ length: 1000 }, (_, i) => `partition:orders/${i}`);
+    const before = keys.map((k) => ownerOf(k, [1, 2, 3]));
+    const after = keys.map((k) => ownerOf(k, [1, 2, 3, 4]));
+    const moved = keys.filter((_, i) => before[i] !== after[i]);
+    expect(moved.every((k) => ownerOf(k, [1, 2, 3, 4]) === 4)).toBe(true);
+    // About a quarter move to the new broker; each broker keeps a fair share.
+    expect(moved.length).toBeGreaterThan(150);
+    expect(moved.length).toBeLessThan(350);
+    for (const id of [1, 2, 3]) {
+      const share = before.filter((owner) => owner === id).length;
+      expect(share).toBeGreaterThan(250);
+    }
+    expect(ownerOf('anything', [])).toBeNull();
+    expect(ownerOf('anything', [7])).toBe(7);
+  });
+});
+
+describe('the cluster of a broker alone', () => {
+  it('is itself, keeps what it announces and has nobody to call', async () => {
+    const alone = soloCluster(5);
+    expect(alone.brokers()).toEqual([5]);
+    expect(alone.brokers('kafka')).toEqual([5]);
+    expect(alone.peers()).toEqual([]);
+    alone.announce('kafka', { listeners: {} });
+    expect(alone.announced(5, 'kafka')).toEqual({ listeners: {} });
+    alone.announce('kafka', undefined);
+    expect(alone.announced(5, 'kafka')).toBeUndefined();
+    await expect(alone.call(6, 'x', {})).rejects.toMatchObject({ code: ErrorCode.Unavailable });
+  });
+});
