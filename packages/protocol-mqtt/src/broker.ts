@@ -25,6 +25,15 @@ import { parseFilter } from './topic-names.js';
 import { loadWill, PendingWill, storeWill, willPublication, type StoredWill, type Will } from './wills.js';
 import { ClientAuthorization } from './authorization.js';
 
+/** A session standing in for one moving here from another broker ({@link MqttBroker.standIn}). */
+export interface StandIn {
+  readonly session: Session;
+  /** Takes its subscriptions out (idempotent). */
+  remove(): void;
+  /** Lets the publishers of what it kept have their acknowledgements (idempotent). */
+  finish(): void;
+}
+
 /** Messages from other protocols reach MQTT subscribers at most at this QoS. */
 const FOREIGN_QOS = 1;
 
@@ -208,6 +217,7 @@ export class MqttBroker {
    */
   publish(publication: Publication, origin: MessageOrigin, now: number): Promise<void> | null {
     this.barrier.begin();
+    if (this.peers?.active) publication.uid = this.peers.nextUid();
     if (publication.retain) {
       this.retained.set(publication);
       this.barrier.add(this.persistence.saveRetained(publication));
@@ -397,6 +407,7 @@ export class MqttBroker {
     if (!this.hasSubscribers(topic)) return;
     const now = Date.now();
     const publication = Publication.fromMessage(message, FOREIGN_QOS, now, topic);
+    if (this.peers?.active) publication.uid = this.peers.nextUid();
     this.route(publication, now);
     // Nobody waits for it: the protocol it came from acknowledged it on its own terms.
     if (this.peers?.active) {
@@ -431,6 +442,55 @@ export class MqttBroker {
       (this.exclusive.size > 0 && this.exclusiveTree.match(topic).length > 0) ||
       (this.shared.tree.size > 0 && this.shared.tree.match(topic).length > 0)
     );
+  }
+
+  /**
+   * A session standing in for `clientId`'s while it moves here from another broker: subscribed as
+   * its record says (plain subscriptions; shared and exclusive ones join with the session itself),
+   * it keeps what is published meanwhile for the session, which takes it over with
+   * {@link deliverKept}. Its QoS 1/2 deliveries are acknowledged to their publishers only then.
+   */
+  standIn(clientId: string, record: SessionRecord): StandIn {
+    const session = new Session(
+      clientId,
+      this.metrics,
+      this.settings.maxInflightMessages,
+      this.settings.maxQueuedMessages,
+      this.settings.queueFullPolicy,
+      this.barrier,
+    );
+    let finish: () => void = () => {};
+    session.standIn = new Promise<void>((resolve) => (finish = resolve));
+    for (const [filter, options] of record.subscriptions) {
+      const parsed = parseFilter(filter, Number.MAX_SAFE_INTEGER);
+      if (typeof parsed !== 'string' && parsed.kind === 'plain') this.subscribe(session, filter, options);
+    }
+    return {
+      session,
+      remove: () => {
+        for (const filter of session.subscriptions.keys()) this.removeSubscription(session, filter);
+        session.subscriptions.clear();
+      },
+      finish,
+    };
+  }
+
+  /**
+   * Gives `session` what its stand-in kept, but the messages it already had (by id: `had`, and
+   * what it was given since it was restored); resolves once they are in its log.
+   */
+  deliverKept(session: Session, standIn: StandIn, had: ReadonlySet<string>): Promise<void> {
+    standIn.remove();
+    if (session.ended) return Promise.resolve();
+    const given = new Set(session.recentUids);
+    const now = Date.now();
+    this.barrier.begin();
+    for (const delivery of standIn.session.outbound.queued()) {
+      const uid = delivery.publication.uid;
+      if (uid !== null && (had.has(uid) || given.has(uid))) continue;
+      session.deliver(delivery.publication, delivery.qos, delivery.retain, delivery.subscriptionIds, now);
+    }
+    return this.barrier.end() ?? Promise.resolve();
   }
 
   /**

@@ -5,7 +5,8 @@ import {
   RobustMQError,
   type BrokerCluster,
 } from '@robustmq/core';
-import type { MqttBroker } from './broker.js';
+import { randomUUID } from 'node:crypto';
+import type { MqttBroker, StandIn } from './broker.js';
 import type { Publication } from './publication.js';
 import { SharedGroupsElsewhere, type GroupElsewhere } from './shared-groups-elsewhere.js';
 import type { SessionRecord } from './session-log.js';
@@ -48,6 +49,9 @@ export class PeerBrokers {
   readonly sharedGroups: SharedGroupsElsewhere;
   private adopting: Promise<void> = Promise.resolve();
   private stopChanges: () => void = () => {};
+  /** Makes message ids unique across restarts of this broker. */
+  private readonly boot = randomUUID().slice(0, 8);
+  private sent = 0;
 
   constructor(
     private readonly broker: MqttBroker,
@@ -79,6 +83,11 @@ export class PeerBrokers {
     this.stopChanges();
     this.sharedGroups.stop();
     await Promise.all([this.adopting, this.sharedGroups.settled()]);
+  }
+
+  /** A new message id, unique in the cluster ({@link Publication.uid}). */
+  nextUid(): string {
+    return `${this.cluster.nodeId}.${this.boot}.${(this.sent++).toString(36)}`;
   }
 
   /** The live broker to serve the next message of a shared group with no member here. */
@@ -146,48 +155,66 @@ export class PeerBrokers {
    * Before a client's session is attached here: the broker that serves it lets it go, and its
    * stored state is read back here. Rejects `UNAVAILABLE` when the broker serving it is live but
    * did not let go.
+   *
+   * Until the session is back here, a stand-in subscribed as its record says keeps what is
+   * published for it: a message that reached the other broker before it let go is in the log read
+   * back, and one that reached this broker is with the stand-in. What both have (by message id,
+   * from the log and from the ids the other broker reports) is given to the session once.
    */
   async claim(clientId: string): Promise<void> {
     // Asked even with no other broker live: the record may name one that is gone.
     const peers = this.cluster.peers(MQTT);
-    const answers = await Promise.all(
-      peers.map((peer) =>
-        this.cluster.call(peer, 'mqtt.release', { c: clientId }, { deadlineMs: RELEASE_DEADLINE_MS }).then(
-          () => true,
-          (error: unknown) => {
-            this.broker.logger.warn(
-              { err: error, broker: peer, clientId },
-              'another broker did not release a session',
-            );
-            return false;
-          },
+    const found = await this.broker.persistence.loadRecord(clientId);
+    const standIn =
+      found !== null && !this.serves(found.record) && !this.broker.sessions.has(clientId)
+        ? this.broker.standIn(clientId, found.record)
+        : null;
+    try {
+      const answers = await Promise.all(
+        peers.map((peer) =>
+          this.cluster
+            .call<{ u: string[] }>(peer, 'mqtt.release', { c: clientId }, { deadlineMs: RELEASE_DEADLINE_MS })
+            .then(
+              (answer) => answer.u,
+              (error: unknown) => {
+                this.broker.logger.warn(
+                  { err: error, broker: peer, clientId },
+                  'another broker did not release a session',
+                );
+                return null;
+              },
+            ),
         ),
-      ),
-    );
-    if (this.broker.sessions.has(clientId)) return;
-    const stored = await this.broker.persistence.loadSession(clientId);
-    if (stored === null || this.serves(stored.record)) return;
-    const owner = stored.record.node!;
-    const at = peers.indexOf(owner);
-    if (at >= 0 && !answers[at]) {
-      throw new RobustMQError(
-        ErrorCode.Unavailable,
-        `the session is served by broker ${owner}, which did not let go`,
       );
+      if (this.broker.sessions.has(clientId)) return;
+      const stored = await this.broker.persistence.loadSession(clientId);
+      if (stored === null || this.serves(stored.record)) return;
+      const owner = stored.record.node!;
+      const at = peers.indexOf(owner);
+      if (at >= 0 && answers[at] === null) {
+        throw new RobustMQError(
+          ErrorCode.Unavailable,
+          `the session is served by broker ${owner}, which did not let go`,
+        );
+      }
+      await this.adopt(stored.record, stored.revision, standIn, answers[at] ?? []);
+    } finally {
+      standIn?.remove();
+      standIn?.finish();
     }
-    await this.adopt(stored.record, stored.revision);
   }
 
   /**
    * Another broker takes the session of `clientId` over: its connection here closes as in a
-   * takeover, and the session stops being served here once what it holds is stored.
+   * takeover, and the session stops being served here once what it holds is stored. Answers the
+   * ids of the last messages it was given.
    */
-  private async release(clientId: string): Promise<object> {
+  private async release(clientId: string): Promise<{ u: string[] }> {
     const session = this.broker.sessions.get(clientId);
-    if (session === undefined) return {};
+    if (session === undefined) return { u: [] };
     session.connection?.takeOver();
     if (!session.ended) await this.broker.handOff(session);
-    return {};
+    return { u: session.recentUids };
   }
 
   /**
@@ -224,7 +251,12 @@ export class PeerBrokers {
    * Makes this broker the one serving a stored session (compare-and-set on its record, so only one
    * broker wins) and brings it back to life here.
    */
-  private async adopt(record: SessionRecord, revision: number): Promise<void> {
+  private async adopt(
+    record: SessionRecord,
+    revision: number,
+    standIn: StandIn | null = null,
+    had: readonly string[] = [],
+  ): Promise<void> {
     const log = this.broker.persistence.logFor(record.clientId);
     const claimed: SessionRecord = { ...record, node: this.cluster.nodeId };
     try {
@@ -240,7 +272,12 @@ export class PeerBrokers {
     }
     const entries = await log.read();
     if (this.broker.sessions.has(record.clientId)) return;
-    this.broker.restoreSessions([{ record: claimed, revision, log, entries }], Date.now());
+    const [session] = this.broker.restoreSessions([{ record: claimed, revision, log, entries }], Date.now());
+    if (standIn !== null) {
+      const known = new Set(had);
+      for (const entry of entries) if (entry.t === 'm' && entry.m.uid !== undefined) known.add(entry.m.uid);
+      await this.broker.deliverKept(session!, standIn, known);
+    }
     this.broker.logger.info(
       { clientId: record.clientId, from: record.node },
       'session taken over from another broker',

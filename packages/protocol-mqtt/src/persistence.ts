@@ -63,6 +63,12 @@ export class Persistence {
     if (this.logs.get(log.key) === log) this.logs.delete(log.key);
   }
 
+  /** The stored record of `clientId`'s session with its revision, or null when there is none. */
+  async loadRecord(clientId: string): Promise<{ record: SessionRecord; revision: number } | null> {
+    const entry = await this.context.meta.get(SESSIONS_PREFIX + sessionKey(clientId));
+    return entry === null ? null : { record: parseRecord(entry.value), revision: entry.modRevision };
+  }
+
   /** The stored session of `clientId` with its log entries, or null when there is none. */
   async loadSession(clientId: string): Promise<StoredSession | null> {
     const entry = await this.context.meta.get(SESSIONS_PREFIX + sessionKey(clientId));

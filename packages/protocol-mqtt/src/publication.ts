@@ -28,6 +28,11 @@ export class Publication {
   /** Encoded QoS 0 MQTT 5 PUBLISH packets with a known topic alias, by alias and RETAIN. */
   private aliasFrames: Map<number, Buffer> | null = null;
   private detached = false;
+  /**
+   * Names the message across the brokers of a cluster (set where it entered), so that a session
+   * moving between brokers gets it once; null on a broker alone.
+   */
+  uid: string | null = null;
 
   constructor(
     readonly topic: string,

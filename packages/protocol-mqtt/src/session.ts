@@ -26,6 +26,9 @@ export interface Delivery {
 /** What the session does when its queue is full. */
 export type QueueFullPolicy = 'drop_newest' | 'drop_oldest';
 
+/** How many message ids a session in a cluster remembers ({@link Session.recentUids}). */
+const RECENT_UIDS = 1024;
+
 /** Session Expiry Interval meaning "never" (MQTT 5 section 3.1.2.11.2). */
 export const NEVER_EXPIRES = 0xffff_ffff;
 
@@ -51,6 +54,17 @@ export class Session {
   disconnectedAt: number | null = null;
   private expiryTimer: LongTimer | null = null;
   private pendingWill: PendingWill | null = null;
+  /**
+   * In a cluster, the ids of the last messages given to this session (a ring, in no order): what
+   * a broker taking the session over must not give it again.
+   */
+  readonly recentUids: string[] = [];
+  private recentAt = 0;
+  /**
+   * While this session only stands in for one being moved here from another broker: what a QoS
+   * 1/2 delivery waits for, as it is not durable until the moved session takes it over.
+   */
+  standIn: Promise<void> | null = null;
 
   constructor(
     readonly clientId: string,
@@ -73,10 +87,15 @@ export class Session {
     shared: string | null = null,
   ): void {
     const connection = this.connection;
+    if (publication.uid !== null) {
+      this.recentUids[this.recentAt] = publication.uid;
+      this.recentAt = (this.recentAt + 1) % RECENT_UIDS;
+    }
     if (qos === 0) {
       if (connection !== null) connection.sendQos0(publication, retain, subscriptionIds, now);
       return;
     }
+    if (this.standIn !== null) this.barrier.add(this.standIn);
     const log = this.log;
     const direct =
       connection !== null &&

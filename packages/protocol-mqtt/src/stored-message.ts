@@ -24,6 +24,8 @@ export interface StoredMessage {
    * (their order among other names lost): still read, no longer written.
    */
   userProperties?: UserProperties;
+  /** The message's id across the brokers of a cluster ({@link Publication.uid}). */
+  uid?: string;
 }
 
 /** `withPayload` false leaves the payload out (empty), for a caller that sends it as raw bytes. */
@@ -37,6 +39,7 @@ export function storeMessage(publication: Publication, withPayload = true): Stor
     publisherId: publication.publisherId,
     timestamp: publication.timestamp,
   };
+  if (publication.uid !== null) stored.uid = publication.uid;
   const props = publication.properties;
   if (props) {
     if (props.payloadFormatIndicator !== undefined)
@@ -82,6 +85,7 @@ export function loadMessage(stored: StoredMessage): Publication {
     4,
     stored.timestamp,
   );
+  if (stored.uid !== undefined) publication.uid = stored.uid;
   publication.detach();
   return publication;
 }

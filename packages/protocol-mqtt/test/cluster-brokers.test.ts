@@ -279,6 +279,54 @@ describe('MQTT across stateless brokers on one journal node', () => {
     expect(first.inbox.messages).toEqual([]);
   });
 
+  it('misses nothing published on either broker while a session moves between them', async () => {
+    const options = {
+      protocolVersion: 5 as const,
+      clientId: 'mover',
+      clean: false,
+      properties: { sessionExpiryInterval: 300 },
+    };
+    const first = await connectWithInbox(broker2.port, options);
+    clients.push(first.client);
+    await first.client.subscribeAsync('stream/#', { qos: 1 });
+    const publishers = await Promise.all(
+      [broker2, broker3, broker2, broker3].map((b, i) =>
+        connectClient(b.port, { clientId: `streamer-${i}` }),
+      ),
+    );
+    clients.push(...publishers);
+    let running = true;
+    const sent: string[] = [];
+    const loops = publishers.map(async (publisher, i) => {
+      for (let n = 0; running; n++) {
+        const payload = `p${i}-${n}`;
+        await publisher.publishAsync(`stream/${i}`, payload, { qos: 1 });
+        sent.push(payload);
+      }
+    });
+    await first.inbox.waitFor(200);
+    const second = await connectWithInbox(broker3.port, options);
+    clients.push(second.client);
+    expect(second.connack.sessionPresent).toBe(true);
+    await second.inbox.waitFor(200);
+    running = false;
+    await Promise.all(loops);
+
+    // Every acknowledged message reaches the client, on one connection or the other; one that
+    // comes twice was in flight when the first connection closed, and comes again flagged DUP.
+    await second.inbox.settle(500);
+    const all = [...first.inbox.messages, ...second.inbox.messages];
+    const received = new Set(all.map((m) => m.payload));
+    expect(sent.filter((p) => !received.has(p))).toEqual([]);
+    const seen = new Set<string>();
+    const unflaggedRepeats = all.filter((m) => {
+      const repeat = seen.has(m.payload) && !m.packet.dup;
+      seen.add(m.payload);
+      return repeat;
+    });
+    expect(unflaggedRepeats.map((m) => m.payload)).toEqual([]);
+  });
+
   it('keeps QoS 1 messages for an offline session of the other broker, delivered where it reconnects', async () => {
     const { client } = await connectWithInbox(broker3.port, {
       clientId: 'offline-3',

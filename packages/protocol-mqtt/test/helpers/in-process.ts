@@ -5,6 +5,7 @@ import {
   silentLogger,
   topicMatchesFilter,
   type Action,
+  type BrokerCluster,
   type BrokerContext,
   type Counter,
   type Credentials,
@@ -93,7 +94,7 @@ const key = (name: string, labels?: Readonly<Record<string, string | number>>) =
  */
 export async function startInProcess(
   settings: Record<string, unknown> = {},
-  options: { storage?: StorageEngine; meta?: MetaStore } = {},
+  options: { storage?: StorageEngine; meta?: MetaStore; cluster?: BrokerCluster } = {},
 ) {
   const router = new ListRouter();
   const metrics = new TestMetrics();
@@ -120,7 +121,7 @@ export async function startInProcess(
     },
   };
   const context: BrokerContext = {
-    nodeId: 1,
+    nodeId: options.cluster?.nodeId ?? 1,
     version: '0.0.0-test',
     router,
     storage: options.storage ?? new MemoryStorageEngine(),
@@ -131,6 +132,7 @@ export async function startInProcess(
     auth,
     metrics,
     logger: silentLogger,
+    ...(options.cluster ? { cluster: options.cluster } : {}),
   };
   const plugin = new MqttPlugin(parseSettings({ port: 0, ...settings }));
   await plugin.start(context);

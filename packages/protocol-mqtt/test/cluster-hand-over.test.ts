@@ -1,0 +1,144 @@
+import {
+  ErrorCode,
+  RobustMQError,
+  type BrokerCluster,
+  type MetaStore,
+  type PeerHandler,
+} from '@robustmq/core';
+import { MemoryStorageEngine } from '@robustmq/storage-memory';
+import { afterEach, describe, expect, it } from 'vitest';
+import { memoryMeta, startInProcess } from './helpers/in-process.js';
+import { connectClient, connectWithInbox, endAll, type MqttClient } from './helpers/mqttjs.js';
+
+// Two MQTT brokers in this process on one meta store and one storage, linked by a cluster whose
+// calls between them this test can hold back: what happens while a session moves, step by step.
+
+/** Brokers that reach each other's handlers directly; `hold` delays calls to one method. */
+class LinkedBrokers {
+  readonly handlers = new Map<number, Map<string, PeerHandler>>();
+  readonly announced = new Map<number, Map<string, unknown>>();
+  held: { method: string; until: Promise<void> } | null = null;
+
+  member(nodeId: number): BrokerCluster {
+    this.handlers.set(nodeId, new Map());
+    this.announced.set(nodeId, new Map());
+    const brokers = (name?: string) =>
+      [...this.announced.keys()]
+        .filter((id) => name === undefined || this.announced.get(id)!.has(name))
+        .sort((a, b) => a - b);
+    return {
+      nodeId,
+      brokers,
+      peers: (name) => brokers(name).filter((id) => id !== nodeId),
+      announce: (name, value) => {
+        if (value === undefined) this.announced.get(nodeId)!.delete(name);
+        else this.announced.get(nodeId)!.set(name, value);
+      },
+      announced: (id, name) => this.announced.get(id)?.get(name),
+      onChange: () => () => {},
+      call: async <T>(id: number, method: string, body: unknown): Promise<T> => {
+        if (this.held?.method === method) await this.held.until;
+        const handler = this.handlers.get(id)?.get(method);
+        if (!handler) throw new RobustMQError(ErrorCode.Unavailable, `no ${method} on ${id}`);
+        return (await handler(body)) as T;
+      },
+      handle: (method, handler) => void this.handlers.get(nodeId)!.set(method, handler),
+    };
+  }
+}
+
+describe('a session moving between brokers, step by step', () => {
+  const stops: Array<() => Promise<void>> = [];
+  const clients: MqttClient[] = [];
+
+  afterEach(async () => {
+    await endAll(clients.splice(0));
+    for (const stop of stops.splice(0)) await stop();
+  });
+
+  async function twoBrokers() {
+    const meta: MetaStore = memoryMeta();
+    const storage = new MemoryStorageEngine();
+    const links = new LinkedBrokers();
+    const a = await startInProcess({}, { meta, storage, cluster: links.member(1) });
+    const b = await startInProcess({}, { meta, storage, cluster: links.member(2) });
+    stops.push(() => a.stop(), () => b.stop());
+    return { a, b, links };
+  }
+
+  it('gives the session once what both brokers got while it moved', async () => {
+    const { a, b, links } = await twoBrokers();
+    const options = {
+      protocolVersion: 5 as const,
+      clientId: 'mover',
+      clean: false,
+      properties: { sessionExpiryInterval: 300 },
+    };
+    const first = await connectWithInbox(a.port, options);
+    clients.push(first.client);
+    await first.client.subscribeAsync('moves/#', { qos: 1 });
+    // One message each: a publisher's next message waits for the PUBACK of its last.
+    const publishers = await Promise.all(
+      [0, 1, 2].map((i) => connectClient(b.port, { clientId: `publisher-${i}` })),
+    );
+    clients.push(...publishers);
+
+    // Broker 2 starts taking the session over, but its request to broker 1 to let go is held:
+    // meanwhile messages reach both, broker 1's session (still connected) and broker 2's stand-in,
+    // and their PUBACKs wait until the session has moved and has them.
+    let letGo!: () => void;
+    links.held = { method: 'mqtt.release', until: new Promise<void>((resolve) => (letGo = resolve)) };
+    const second = connectWithInbox(b.port, options);
+    await new Promise((r) => setTimeout(r, 50));
+    const during = publishers.map((p, i) => p.publishAsync('moves/x', `during-${i}`, { qos: 1 }));
+    await first.inbox.waitFor(3);
+    // The client's PUBACKs reach broker 1 before it lets go: nothing is left in flight to resend.
+    await new Promise((r) => setTimeout(r, 100));
+    letGo();
+    await Promise.all(during);
+    const moved = await second;
+    clients.push(moved.client);
+    expect(moved.connack.sessionPresent).toBe(true);
+    await publishers[0]!.publishAsync('moves/x', 'after', { qos: 1 });
+    await moved.inbox.waitFor(1);
+    await moved.inbox.settle(300);
+
+    expect(first.inbox.messages.map((m) => m.payload).sort()).toEqual(['during-0', 'during-1', 'during-2']);
+    // Only what came after: the three were given once, on the first connection.
+    expect(moved.inbox.messages.map((m) => m.payload)).toEqual(['after']);
+  });
+
+  it('keeps for the session what was published while it moved from a broker where it was offline', async () => {
+    const { a, b, links } = await twoBrokers();
+    const options = { clientId: 'sleeper', clean: false };
+    const { client } = await connectWithInbox(a.port, options);
+    await client.subscribeAsync('night/#', { qos: 1 });
+    await client.endAsync();
+    const publisherA = await connectClient(a.port, { clientId: 'publisher-a' });
+    const publisherB = await connectClient(b.port, { clientId: 'publisher-b' });
+    clients.push(publisherA, publisherB);
+
+    let letGo!: () => void;
+    links.held = { method: 'mqtt.release', until: new Promise<void>((resolve) => (letGo = resolve)) };
+    const back = connectWithInbox(b.port, options);
+    await new Promise((r) => setTimeout(r, 50));
+    // Each message reaches the session on broker 1 (queued in its log) and the stand-in on broker
+    // 2. The PUBACKs wait until the session has moved and holds them in its log.
+    let acknowledged = 0;
+    const published = [
+      publisherA.publishAsync('night/a', 'published-on-1', { qos: 1 }),
+      publisherB.publishAsync('night/b', 'published-on-2', { qos: 1 }),
+    ].map((p) => p.then(() => acknowledged++));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(acknowledged).toBe(0);
+    letGo();
+    const resumed = await back;
+    clients.push(resumed.client);
+    await Promise.all(published);
+    expect(resumed.connack.sessionPresent).toBe(true);
+    const got = (await resumed.inbox.waitFor(2)).map((m) => m.payload).sort();
+    expect(got).toEqual(['published-on-1', 'published-on-2']);
+    await resumed.inbox.settle(300);
+    expect(resumed.inbox.messages).toHaveLength(2);
+  });
+});
