@@ -62,7 +62,10 @@ describe('a session moving between brokers, step by step', () => {
     const links = new LinkedBrokers();
     const a = await startInProcess({}, { meta, storage, cluster: links.member(1) });
     const b = await startInProcess({}, { meta, storage, cluster: links.member(2) });
-    stops.push(() => a.stop(), () => b.stop());
+    stops.push(
+      () => a.stop(),
+      () => b.stop(),
+    );
     return { a, b, links };
   }
 
