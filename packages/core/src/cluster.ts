@@ -24,8 +24,8 @@ export interface BrokerCluster {
   readonly nodeId: number;
   /**
    * Live broker ids, ascending; with `announcing`, only those that announced that name (this one
-   * included once it has). Empty while this broker is cut off from peers it knew: they will have
-   * taken over what it owned.
+   * included once it has). Empty until this broker has joined (seen the others once), and while
+   * it is cut off from peers it knew: they will have taken over what it owned.
    */
   brokers(announcing?: string): readonly number[];
   /** The same without this broker. */

@@ -58,7 +58,7 @@ class SharedView {
 }
 
 describe('the Kafka brokers of a cluster', () => {
-  it('is this broker alone without a cluster, and until it announces its listeners', () => {
+  it('is this broker alone without a cluster; in one, claims nothing until it has announced itself', () => {
     const alone = new KafkaCluster({ cluster: undefined, nodeId: 1 });
     alone.start(listening(9092));
     expect(alone.brokers()).toEqual([1]);
@@ -67,6 +67,9 @@ describe('the Kafka brokers of a cluster', () => {
 
     const view = new SharedView();
     const early = new KafkaCluster({ cluster: view.member(2), nodeId: 2 });
+    expect(early.brokers()).toEqual([]);
+    expect(early.leads('any-topic', 0)).toBe(false);
+    early.start(listening(9092));
     expect(early.brokers()).toEqual([2]);
   });
 

@@ -451,14 +451,7 @@ export class MqttBroker {
    * {@link deliverKept}. Its QoS 1/2 deliveries are acknowledged to their publishers only then.
    */
   standIn(clientId: string, record: SessionRecord): StandIn {
-    const session = new Session(
-      clientId,
-      this.metrics,
-      this.settings.maxInflightMessages,
-      this.settings.maxQueuedMessages,
-      this.settings.queueFullPolicy,
-      this.barrier,
-    );
+    const session = this.createSession(clientId);
     let finish: () => void = () => {};
     session.standIn = new Promise<void>((resolve) => (finish = resolve));
     for (const [filter, options] of record.subscriptions) {
@@ -528,7 +521,13 @@ export class MqttBroker {
   }
 
   private newSession(clientId: string): Session {
-    const session = new Session(
+    const session = this.createSession(clientId);
+    this.sessions.set(clientId, session);
+    return session;
+  }
+
+  private createSession(clientId: string): Session {
+    return new Session(
       clientId,
       this.metrics,
       this.settings.maxInflightMessages,
@@ -536,8 +535,6 @@ export class MqttBroker {
       this.settings.queueFullPolicy,
       this.barrier,
     );
-    this.sessions.set(clientId, session);
-    return session;
   }
 
   /**

@@ -162,6 +162,10 @@ export class PeerBrokers {
    * from the log and from the ids the other broker reports) is given to the session once.
    */
   async claim(clientId: string): Promise<void> {
+    if (!this.cluster.brokers(MQTT).includes(this.cluster.nodeId)) {
+      // Joining, or cut off from the meta service: it cannot tell who serves the session.
+      throw new RobustMQError(ErrorCode.Unavailable, 'this broker is not serving MQTT in its cluster yet');
+    }
     // Asked even with no other broker live: the record may name one that is gone.
     const peers = this.cluster.peers(MQTT);
     const found = await this.broker.persistence.loadRecord(clientId);

@@ -1,17 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { Logger, MetaEvent, MetaStore, MetaWatch } from '@robustmq/core';
-import { SubscriptionTree, type SubscriptionOptions } from './subscription-tree.js';
+import { GROUP_OPTIONS } from './shared-groups.js';
+import { SubscriptionTree } from './subscription-tree.js';
 
 /** Meta store prefix of which brokers have members of which shared group. */
 const PREFIX = '/mqtt/shared/';
-
-const GROUP_OPTIONS: SubscriptionOptions = {
-  qos: 2,
-  noLocal: false,
-  retainAsPublished: false,
-  retainHandling: 2,
-  subscriptionId: 0,
-};
 
 /** A shared group as the cluster knows it: the brokers with members, taken in turn. */
 export class GroupElsewhere {

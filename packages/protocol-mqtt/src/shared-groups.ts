@@ -2,7 +2,7 @@ import type { Session } from './session.js';
 import { SubscriptionTree, type SubscriptionOptions } from './subscription-tree.js';
 
 /** The options a group holds in the tree; each member's own options decide its deliveries. */
-const GROUP_OPTIONS: SubscriptionOptions = {
+export const GROUP_OPTIONS: SubscriptionOptions = {
   qos: 2,
   noLocal: false,
   retainAsPublished: false,

@@ -65,6 +65,8 @@ describe('ServerBrokerCluster', () => {
     b2.handle('echo', (body) => Promise.resolve({ from: 2, body }));
     const changes: number[][] = [];
     b1.onChange(() => changes.push([...b1.brokers()]));
+    // Before its first heartbeat a broker cannot tell who is live: it claims nothing.
+    expect(b1.brokers()).toEqual([]);
     await Promise.all([b1.start(), b2.start(), other.start()]);
     await until(() => b1.brokers().length === 2 && b2.brokers().length === 2);
     expect(changes[0]).toEqual([1]);

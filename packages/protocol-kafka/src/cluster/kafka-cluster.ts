@@ -32,12 +32,11 @@ const WILDCARDS = new Set(['0.0.0.0', '::', '']);
  * storage that announced Kafka listeners. Brokers are stateless, but a consumer group needs one
  * coordinator and a partition one leader (its idempotent producers' sequences are checked in one
  * place), so every broker picks them the same way from the live Kafka brokers, by rendezvous
- * hashing. Until {@link start}, and always on storage no other broker reaches (the partitions'
- * data would not follow a leader that moves), this broker is the only one.
+ * hashing. On storage no other broker reaches (the partitions' data would not follow a leader
+ * that moves), this broker is the only one.
  */
 export class KafkaCluster {
   private readonly cluster: BrokerCluster;
-  private started = false;
 
   constructor(private readonly options: KafkaClusterOptions) {
     this.cluster = options.cluster ?? soloCluster(options.nodeId);
@@ -56,12 +55,14 @@ export class KafkaCluster {
     }
     const announcement: KafkaAnnouncement = { listeners };
     this.cluster.announce(KAFKA, announcement);
-    this.started = true;
   }
 
-  /** Live Kafka broker ids, ascending. Empty while this broker is cut off from peers it knew. */
+  /**
+   * Live Kafka broker ids, ascending. In a cluster, empty until this broker has announced its
+   * listeners and joined, and while it is cut off from peers it knew: it then claims nothing.
+   */
   brokers(): readonly number[] {
-    return this.started ? this.cluster.brokers(KAFKA) : [this.options.nodeId];
+    return this.cluster.brokers(KAFKA);
   }
 
   /** Where clients reach broker `nodeId` on `listener`, or null for a broker not known here. */

@@ -96,6 +96,8 @@ export class ServerBrokerCluster implements BrokerCluster {
   }
 
   brokers(announcing?: string): readonly number[] {
+    // Before its first heartbeat this broker cannot tell who is live: it claims nothing.
+    if (!this.joined) return [];
     if (announcing === undefined) return this.live;
     return this.live.filter((id) => this.announced(id, announcing) !== undefined);
   }
