@@ -11,7 +11,9 @@ export type DropReason =
   /** Bigger than the client's Maximum Packet Size. */
   | 'too_large'
   /** For the subscribers of another broker of the cluster, which could not be reached. */
-  | 'peer_unreachable';
+  | 'peer_unreachable'
+  /** QoS 0 for another broker of the cluster that is behind by `MAX_BYTES_IN_FLIGHT`. */
+  | 'slow_peer';
 
 const DROP_REASONS: readonly DropReason[] = [
   'slow_client',
@@ -19,6 +21,7 @@ const DROP_REASONS: readonly DropReason[] = [
   'expired',
   'too_large',
   'peer_unreachable',
+  'slow_peer',
 ];
 
 /** One delivery in this many has its publish-to-deliver latency observed. */

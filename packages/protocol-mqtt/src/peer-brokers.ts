@@ -10,17 +10,8 @@ import type { MqttBroker, StandIn } from './broker.js';
 import type { Publication } from './publication.js';
 import { SharedGroupsElsewhere, type GroupElsewhere } from './shared-groups-elsewhere.js';
 import type { SessionRecord } from './session-log.js';
-import { loadMessage, storeMessage, type StoredMessage } from './stored-message.js';
-
-/** A message one broker sends the others: the publication, its payload apart as raw bytes. */
-interface ForwardedMessage {
-  m: StoredMessage;
-  p: Uint8Array;
-  /** The protocol it entered the cluster through (`mqtt`, or `foreign` for the others). */
-  o: string;
-  /** The shared groups (`{group}/{filter}`) the receiving broker is to serve. */
-  g?: string[];
-}
+import { PeerOutbox, type ForwardedMessage } from './peer-outbox.js';
+import { loadMessage, storeMessage } from './stored-message.js';
 
 /** The name MQTT brokers announce themselves by to the cluster. */
 const MQTT = 'mqtt';
@@ -52,6 +43,7 @@ export class PeerBrokers {
   /** Makes message ids unique across restarts of this broker. */
   private readonly boot = randomUUID().slice(0, 8);
   private sent = 0;
+  private readonly outboxes = new Map<number, PeerOutbox>();
 
   constructor(
     private readonly broker: MqttBroker,
@@ -62,7 +54,7 @@ export class PeerBrokers {
       if (exists) this.sharedGroups.joined(key, filter);
       else this.sharedGroups.left(key);
     };
-    cluster.handle('mqtt.publish', (body) => this.received(body as ForwardedMessage));
+    cluster.handle('mqtt.publish', (body) => this.received(body as { b: ForwardedMessage[] }));
     cluster.handle('mqtt.release', (body) => this.release((body as { c: string }).c));
     cluster.handle('mqtt.retained.delete', (body) => {
       broker.retained.delete((body as { t: string }).t);
@@ -114,26 +106,35 @@ export class PeerBrokers {
       p: publication.payload,
       o: originProtocol,
     };
-    const sends = this.cluster.peers(MQTT).map((peer) => {
+    const sends: Array<Promise<void>> = [];
+    for (const peer of this.cluster.peers(MQTT)) {
       const groups = sharedGroups?.get(peer);
-      return this.cluster
-        .call(peer, 'mqtt.publish', groups ? { ...body, g: groups } : body)
-        .catch((error: unknown) => {
-          this.broker.metrics.dropped('peer_unreachable');
-          this.broker.logger.warn(
-            { err: error, broker: peer, topic: publication.topic },
-            'message not forwarded to another broker',
-          );
-        });
-    });
-    if (publication.qos === 0) return null;
+      const sent = this.outboxFor(peer).add(groups ? { ...body, g: groups } : body, publication.qos);
+      if (sent !== null) sends.push(sent);
+    }
+    if (publication.qos === 0 || sends.length === 0) return null;
     return Promise.all(sends).then(() => undefined);
   }
 
-  private async received(body: ForwardedMessage): Promise<object> {
-    const publication = loadMessage(body.m);
-    publication.payload = Buffer.from(body.p.buffer, body.p.byteOffset, body.p.byteLength);
-    await this.broker.receiveForwarded(publication, body.o, new Set(body.g));
+  private outboxFor(peer: number): PeerOutbox {
+    let outbox = this.outboxes.get(peer);
+    if (!outbox) {
+      outbox = new PeerOutbox(peer, this.cluster, this.broker.metrics, this.broker.logger);
+      this.outboxes.set(peer, outbox);
+    }
+    return outbox;
+  }
+
+  /** Messages another broker routed, in the order it routed them; answered once all are held. */
+  private async received(body: { b: ForwardedMessage[] }): Promise<object> {
+    const held: Array<Promise<void>> = [];
+    for (const message of body.b) {
+      const publication = loadMessage(message.m);
+      publication.payload = Buffer.from(message.p.buffer, message.p.byteOffset, message.p.byteLength);
+      const writes = this.broker.receiveForwarded(publication, message.o, new Set(message.g));
+      if (writes !== null) held.push(writes);
+    }
+    await Promise.all(held);
     return {};
   }
 
