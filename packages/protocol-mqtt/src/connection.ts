@@ -23,6 +23,8 @@ type State = 'awaiting-connect' | 'connecting' | 'connected' | 'closed';
 
 /** Packets kept while an asynchronous step (authentication, authorization) is under way. */
 const BACKLOG_PAUSE = 256;
+/** PUBACK/PUBREC answers waiting for durable writes, past which the connection stops reading. */
+const MAX_PENDING_ACKS = 256;
 /** How long a closing socket may take to flush its last packet. */
 const LINGER_MS = 2000;
 
@@ -63,6 +65,9 @@ export class Connection {
   private connectTimer: NodeJS.Timeout | null;
   private corked = false;
   private backlog: Array<[Packet, Buffer]> | null = null;
+  /** The last PUBACK/PUBREC still waiting to go out, or null when none is. */
+  private publishAcks: Promise<void> | null = null;
+  private pendingAcks = 0;
   /** A bad packet that came after those in the backlog: refused once they are handled. */
   private badPacket: MqttCodecError | null = null;
   private paused = false;
@@ -154,6 +159,39 @@ export class Connection {
   }
 
   /** An acknowledgement, with an MQTT 5 reason code when this client speaks 5. */
+  /**
+   * Answers a PUBLISH (PUBACK, or PUBREC for QoS 2) once `pending` (its durable writes) is done,
+   * and never before the answers to the PUBLISH packets received earlier (MQTT-4.6.0-2 and -3);
+   * the packets after it are handled meanwhile. Returns what to wait for only while too many
+   * answers are outstanding: the connection then stops reading until they go out.
+   */
+  acknowledgePublish(
+    cmd: 'puback' | 'pubrec',
+    packetId: number,
+    reasonCode: number,
+    pending: Promise<unknown> | null,
+  ): Promise<void> | undefined {
+    const previous = this.publishAcks;
+    if (pending === null && previous === null) {
+      this.sendAck(cmd, packetId, reasonCode);
+      return undefined;
+    }
+    this.pendingAcks++;
+    const answered: Promise<void> = Promise.all([previous, pending])
+      .then(
+        () => {
+          if (this.state === 'connected') this.sendAck(cmd, packetId, reasonCode);
+        },
+        (error: unknown) => this.failed(error),
+      )
+      .finally(() => {
+        this.pendingAcks--;
+        if (this.publishAcks === answered) this.publishAcks = null;
+      });
+    this.publishAcks = answered;
+    return this.pendingAcks >= MAX_PENDING_ACKS ? answered : undefined;
+  }
+
   sendAck(cmd: 'puback' | 'pubrec' | 'pubrel' | 'pubcomp', packetId: number, reasonCode: number): void {
     const encoded = encodeAck(cmd, packetId, this.version === 5 ? reasonCode : 0);
     if (encoded.length <= this.clientMaxPacketSize) this.write(encoded);

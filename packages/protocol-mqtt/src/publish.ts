@@ -78,7 +78,9 @@ export function handlePublish(
   const session = connection.session!;
   if (packet.qos === 2) {
     const id = packet.messageId!;
-    if (session.inbound.isDuplicate(id)) return connection.sendAck('pubrec', id, ReasonCode.Success);
+    if (session.inbound.isDuplicate(id)) {
+      return connection.acknowledgePublish('pubrec', id, ReasonCode.Success, null);
+    }
     if (connection.version === 5 && session.inbound.size >= settings.receiveMaximum) {
       return connection.violation(
         ReasonCode.ReceiveMaximumExceeded,
@@ -140,12 +142,13 @@ function accept(
     connection.session!.inboundAccepted(id);
     released = broker.barrier.end();
   }
-  const acknowledge = () => {
-    if (connection.state === 'connected')
-      connection.sendAck(packet.qos === 1 ? 'puback' : 'pubrec', id, ReasonCode.Success);
-  };
-  if (stored === null && released === null) return acknowledge();
-  return Promise.all([stored, released]).then(acknowledge);
+  const pending = stored === null && released === null ? null : Promise.all([stored, released]);
+  return connection.acknowledgePublish(
+    packet.qos === 1 ? 'puback' : 'pubrec',
+    id,
+    ReasonCode.Success,
+    pending,
+  );
 }
 
 /** Not authorized: MQTT 5 says so in the acknowledgement; MQTT 3 acknowledges and drops. */
@@ -154,8 +157,11 @@ function refuse(connection: Connection, packet: IPublishPacket): void {
     { clientId: connection.clientId, topic: packet.topic },
     'publish not authorized',
   );
-  if (packet.qos === 1) connection.sendAck('puback', packet.messageId!, ReasonCode.NotAuthorized);
-  else if (packet.qos === 2) connection.sendAck('pubrec', packet.messageId!, ReasonCode.NotAuthorized);
+  if (packet.qos === 1) {
+    void connection.acknowledgePublish('puback', packet.messageId!, ReasonCode.NotAuthorized, null);
+  } else if (packet.qos === 2) {
+    void connection.acknowledgePublish('pubrec', packet.messageId!, ReasonCode.NotAuthorized, null);
+  }
 }
 
 /** PUBREL: the QoS 2 identifier is free again; PUBCOMP (0x92 if it was not known, MQTT 5). */
