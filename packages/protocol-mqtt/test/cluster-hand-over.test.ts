@@ -80,7 +80,7 @@ describe('a session moving between brokers, step by step', () => {
     const first = await connectWithInbox(a.port, options);
     clients.push(first.client);
     await first.client.subscribeAsync('moves/#', { qos: 1 });
-    // One message each: a publisher's next message waits for the PUBACK of its last.
+    // Three publishers, one message each.
     const publishers = await Promise.all(
       [0, 1, 2].map((i) => connectClient(b.port, { clientId: `publisher-${i}` })),
     );
