@@ -34,6 +34,14 @@ export interface StandIn {
   finish(): void;
 }
 
+/** Where an MQTT message published earlier (delayed, or on another broker) entered. */
+function publisherOrigin(publication: Publication): MessageOrigin {
+  return {
+    protocol: 'mqtt',
+    ...(publication.publisherId ? { clientId: publication.publisherId } : {}),
+  };
+}
+
 /** Messages from other protocols reach MQTT subscribers at most at this QoS. */
 const FOREIGN_QOS = 1;
 
@@ -82,14 +90,7 @@ export class MqttBroker {
     this.delayed = new DelayedPublications(
       context.meta,
       this.logger,
-      (publication) => {
-        const now = Date.now();
-        const origin = {
-          protocol: 'mqtt',
-          ...(publication.publisherId ? { clientId: publication.publisherId } : {}),
-        };
-        return this.publish(publication, origin, now);
-      },
+      (publication) => this.publish(publication, publisherOrigin(publication), Date.now()),
       context.cluster ? context.cluster.nodeId : null,
     );
     this.sys = new SysTopics(this, settings.sysIntervalSeconds);
@@ -253,13 +254,7 @@ export class MqttBroker {
     const now = Date.now();
     if (publication.retain) this.retained.set(publication);
     this.route(publication, now, sharedGroups);
-    if (originProtocol === 'mqtt') {
-      const origin = {
-        protocol: 'mqtt',
-        ...(publication.publisherId ? { clientId: publication.publisherId } : {}),
-      };
-      this.bridge.publish(publication, origin);
-    }
+    if (originProtocol === 'mqtt') this.bridge.publish(publication, publisherOrigin(publication));
     return this.barrier.end();
   }
 

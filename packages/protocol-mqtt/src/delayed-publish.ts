@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger, MetaStore } from '@robustmq/core';
 import type { Publication } from './publication.js';
 import { loadMessage, storeMessage, type StoredMessage } from './stored-message.js';
+import { listAll } from './meta-listing.js';
 import { LongTimer } from './timers.js';
 import { topicNameProblem } from './topic-names.js';
 
@@ -103,20 +104,11 @@ export class DelayedPublications {
   }
 
   private async stored(): Promise<Array<{ key: string; stored: StoredDelayed; revision: number }>> {
-    const found: Array<{ key: string; stored: StoredDelayed; revision: number }> = [];
-    let startAfter: string | undefined;
-    for (;;) {
-      const page = await this.meta.list(DELAYED_PREFIX, {
-        limit: 1000,
-        ...(startAfter ? { startAfter } : {}),
-      });
-      for (const entry of page) {
-        const stored = JSON.parse(Buffer.from(entry.value).toString('utf8')) as StoredDelayed;
-        found.push({ key: entry.key, stored, revision: entry.modRevision });
-      }
-      if (page.length < 1000) return found;
-      startAfter = page[page.length - 1]!.key;
-    }
+    return (await listAll(this.meta, DELAYED_PREFIX)).map((entry) => ({
+      key: entry.key,
+      stored: JSON.parse(Buffer.from(entry.value).toString('utf8')) as StoredDelayed,
+      revision: entry.modRevision,
+    }));
   }
 
   private arm(key: string, publication: Publication, dueAt: number): void {

@@ -1,4 +1,5 @@
 import type { BrokerContext, Logger } from '@robustmq/core';
+import { listAll } from './meta-listing.js';
 import type { Publication } from './publication.js';
 import { SESSIONS_PREFIX, SessionLog, sessionKey, type LogEntry, type SessionRecord } from './session-log.js';
 import { loadMessage, storeMessage, type StoredMessage } from './stored-message.js';
@@ -71,11 +72,10 @@ export class Persistence {
 
   /** The stored session of `clientId` with its log entries, or null when there is none. */
   async loadSession(clientId: string): Promise<StoredSession | null> {
-    const entry = await this.context.meta.get(SESSIONS_PREFIX + sessionKey(clientId));
-    if (entry === null) return null;
-    const record = parseRecord(entry.value);
-    const log = this.logFor(record.clientId);
-    return { record, revision: entry.modRevision, log, entries: await log.read() };
+    const found = await this.loadRecord(clientId);
+    if (found === null) return null;
+    const log = this.logFor(found.record.clientId);
+    return { ...found, log, entries: await log.read() };
   }
 
   /** The stored session records that `wanted` picks, with their revisions (logs not read). */
@@ -83,19 +83,11 @@ export class Persistence {
     wanted: (record: SessionRecord) => boolean,
   ): Promise<Array<{ record: SessionRecord; revision: number }>> {
     const found: Array<{ record: SessionRecord; revision: number }> = [];
-    let startAfter: string | undefined;
-    for (;;) {
-      const page = await this.context.meta.list(SESSIONS_PREFIX, {
-        limit: 1000,
-        ...(startAfter ? { startAfter } : {}),
-      });
-      for (const entry of page) {
-        const record = parseRecord(entry.value);
-        if (wanted(record)) found.push({ record, revision: entry.modRevision });
-      }
-      if (page.length < 1000) return found;
-      startAfter = page[page.length - 1]!.key;
+    for (const entry of await listAll(this.context.meta, SESSIONS_PREFIX)) {
+      const record = parseRecord(entry.value);
+      if (wanted(record)) found.push({ record, revision: entry.modRevision });
     }
+    return found;
   }
 
   /**
@@ -146,19 +138,10 @@ export class Persistence {
 
   /** The stored retained messages. */
   async loadRetained(): Promise<Publication[]> {
-    const messages: Publication[] = [];
-    let startAfter: string | undefined;
-    for (;;) {
-      const page = await this.context.meta.list(RETAINED_PREFIX, {
-        limit: 1000,
-        ...(startAfter ? { startAfter } : {}),
-      });
-      for (const entry of page) {
-        messages.push(loadMessage(JSON.parse(Buffer.from(entry.value).toString('utf8')) as StoredMessage));
-      }
-      if (page.length < 1000) return messages;
-      startAfter = page[page.length - 1]!.key;
-    }
+    const entries = await listAll(this.context.meta, RETAINED_PREFIX);
+    return entries.map((entry) =>
+      loadMessage(JSON.parse(Buffer.from(entry.value).toString('utf8')) as StoredMessage),
+    );
   }
 
   /** Resolves once every write made so far is done. */

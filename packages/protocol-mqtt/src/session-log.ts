@@ -1,5 +1,12 @@
 import { createHash } from 'node:crypto';
-import { ErrorCode, RobustMQError, type Logger, type MetaStore, type StorageEngine } from '@robustmq/core';
+import {
+  ErrorCode,
+  RobustMQError,
+  type Logger,
+  type MetaPutOptions,
+  type MetaStore,
+  type StorageEngine,
+} from '@robustmq/core';
 import type { StoredMessage } from './stored-message.js';
 import type { StoredWill } from './wills.js';
 import type { SubscriptionOptions } from './subscription-tree.js';
@@ -110,10 +117,7 @@ export class SessionLog {
 
   /** Writes the session record. */
   saveRecord(record: SessionRecord): Promise<void> {
-    const value = Buffer.from(JSON.stringify(record));
-    return this.enqueue(async () => {
-      await this.meta.put(SESSIONS_PREFIX + this.key, value);
-    });
+    return this.writeRecord(record, {});
   }
 
   /**
@@ -121,9 +125,13 @@ export class SessionLog {
    * another, so that of two brokers taking it at once only one wins (the other gets `CONFLICT`).
    */
   claimRecord(record: SessionRecord, revision: number): Promise<void> {
+    return this.writeRecord(record, { ifRevision: revision });
+  }
+
+  private writeRecord(record: SessionRecord, options: MetaPutOptions): Promise<void> {
     const value = Buffer.from(JSON.stringify(record));
     return this.enqueue(async () => {
-      await this.meta.put(SESSIONS_PREFIX + this.key, value, { ifRevision: revision });
+      await this.meta.put(SESSIONS_PREFIX + this.key, value, options);
     });
   }
 
