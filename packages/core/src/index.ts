@@ -11,4 +11,5 @@ export * from './auth.js';
 export * from './router.js';
 export * from './protocol.js';
 export * from './cluster.js';
+export * from './in-process-cluster.js';
 export * from './topic-filter.js';

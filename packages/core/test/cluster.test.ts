@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, rendezvousOwner as ownerOf, soloCluster } from '../src/index.js';
+import { ErrorCode, InProcessBrokers, rendezvousOwner as ownerOf, soloCluster } from '../src/index.js';
 
 describe('who owns a key', () => {
   it('moves only the keys a new broker takes', () => {
@@ -31,5 +31,44 @@ describe('the cluster of a broker alone', () => {
     alone.announce('kafka', undefined);
     expect(alone.announced(5, 'kafka')).toBeUndefined();
     await expect(alone.call(6, 'x', {})).rejects.toMatchObject({ code: ErrorCode.Unavailable });
+  });
+});
+
+describe('brokers in one process', () => {
+  it('see what each announced, call each other, tell of changes and can hold calls back', async () => {
+    const brokers = new InProcessBrokers();
+    const one = brokers.member(1);
+    const two = brokers.member(2);
+    let changes = 0;
+    one.onChange(() => changes++);
+    await new Promise((r) => setImmediate(r));
+    expect(changes).toBe(1);
+    two.announce('amqp', { port: 5672 });
+    await new Promise((r) => setImmediate(r));
+    expect(changes).toBe(2);
+    expect(one.brokers()).toEqual([1, 2]);
+    expect(one.brokers('amqp')).toEqual([2]);
+    expect(one.peers('amqp')).toEqual([2]);
+    expect(one.announced(2, 'amqp')).toEqual({ port: 5672 });
+
+    two.handle('echo', (body) => Promise.resolve({ echoed: body }));
+    expect(await one.call(2, 'echo', 'hi')).toEqual({ echoed: 'hi' });
+    await expect(one.call(2, 'missing', null)).rejects.toMatchObject({ code: ErrorCode.Unavailable });
+
+    let letGo!: () => void;
+    brokers.hold('echo', new Promise<void>((resolve) => (letGo = resolve)));
+    let answered = false;
+    const held = one.call(2, 'echo', 'later').then(() => (answered = true));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(answered).toBe(false);
+    letGo();
+    await held;
+    brokers.hold(null);
+
+    brokers.remove(2);
+    await new Promise((r) => setImmediate(r));
+    expect(changes).toBe(3);
+    expect(one.brokers()).toEqual([1]);
+    await expect(one.call(2, 'echo', 'gone')).rejects.toMatchObject({ code: ErrorCode.Unavailable });
   });
 });

@@ -15,10 +15,11 @@ import {
 import type { AddressKind, AmqpSettings } from './config.js';
 import { AmqpHeader, withHeader } from './message-format.js';
 import { asError, ShardLog, type MessageLog } from './message-log.js';
-import { MessageQueue, type AckState, type Entry } from './message-queue.js';
+import { MessageQueue, type AckState, type ConsumedQueue, type Entry } from './message-queue.js';
 import type { AmqpMetrics } from './metrics.js';
 import type { RecordCodec } from '@robustmq/core';
-import { TemporaryLog } from './temporary-log.js';
+import { QueuesAcrossBrokers } from './queues-across-brokers.js';
+import { TemporaryLog, TemporaryLogElsewhere } from './temporary-log.js';
 
 /** A link or connection refused with an AMQP error condition. */
 export class AmqpRefusal extends Error {
@@ -53,6 +54,11 @@ export interface LinkView {
 const QUEUES_KEY = '/amqp/queues/';
 const AMQP_ORIGIN = Object.freeze({ protocol: 'amqp' });
 
+/** A temporary address's name: the broker that made it, then a unique part. */
+const TEMPORARY_NAME = /^amqp-tmp-(\d+)-[0-9a-f-]{36}$/;
+/** Logs of temporary addresses on other brokers that messages were sent to lately. */
+const MAX_TEMPORARIES_ELSEWHERE = 1024;
+
 /** Sending to a temporary address whose link has closed. */
 const gone = (name: string) => new AmqpRefusal('amqp:not-found', `temporary address ${name} is gone`);
 
@@ -69,6 +75,9 @@ export class AmqpBroker {
   private readonly queues = new Map<string, Promise<MessageQueue>>();
   private readonly openQueues = new Map<string, MessageQueue>();
   private readonly temporaries = new Map<string, { log: TemporaryLog; queue: MessageQueue }>();
+  private readonly temporariesElsewhere = new Map<string, TemporaryLogElsewhere>();
+  /** In a cluster: each queue's owner, and links relayed to it. */
+  private readonly acrossBrokers: QueuesAcrossBrokers | null;
   /** Temporary shards being deleted, which stopping waits for. */
   private readonly deleting = new Set<Promise<void>>();
   private readonly known = new Set<string>();
@@ -86,18 +95,31 @@ export class AmqpBroker {
     this.catalog = new TopicCatalog(context.meta, context.storage, { logger: this.logger });
     this.deadLetterName =
       settings.deadLetterAddress === undefined ? null : this.parse(settings.deadLetterAddress, []).name;
+    this.acrossBrokers = context.cluster ? new QueuesAcrossBrokers(this, context.cluster) : null;
   }
 
-  /** Opens the queues that existed before a restart, so their messages are ready again. */
+  /**
+   * Opens the queues that existed before a restart, so their messages are ready again; in a
+   * cluster, those this broker owns, once it has joined.
+   */
   async start(): Promise<void> {
     await TemporaryLog.deleteLeftovers(this.context.storage, this.context.nodeId, this.logger);
+    if (this.acrossBrokers) {
+      this.acrossBrokers.start();
+      return;
+    }
+    for (const name of await this.storedQueues()) await this.queue(name);
+  }
+
+  private async storedQueues(): Promise<string[]> {
     const entries = await this.context.meta.list(QUEUES_KEY);
-    for (const entry of entries) await this.queue(entry.key.slice(QUEUES_KEY.length));
+    return entries.map((entry) => entry.key.slice(QUEUES_KEY.length));
   }
 
   /** Stops delivering; saves every queue's settled offsets first. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.acrossBrokers?.stop();
     await Promise.all([...this.openQueues.values()].map((queue) => queue.flush()));
     for (const queue of this.openQueues.values()) queue.close();
     for (const queue of this.subscriptions) queue.close();
@@ -111,7 +133,9 @@ export class AmqpBroker {
    * they are.
    */
   parse(address: string, capabilities: readonly string[]): ResolvedAddress {
-    if (this.temporaries.has(address)) return { name: address, kind: 'temporary' };
+    if (this.temporaries.has(address) || TEMPORARY_NAME.test(address)) {
+      return { name: address, kind: 'temporary' };
+    }
     const { queuePrefix, topicPrefix } = this.settings;
     let name = address;
     let kind: AddressKind = this.settings.defaultAddressKind;
@@ -205,8 +229,8 @@ export class AmqpBroker {
   private log(address: ResolvedAddress): MessageLog {
     if (address.kind === 'temporary') {
       const temporary = this.temporaries.get(address.name);
-      if (!temporary) throw gone(address.name);
-      return temporary.log;
+      if (temporary) return temporary.log;
+      return this.temporaryElsewhere(address.name);
     }
     let log = this.logs.get(address.name);
     if (!log) {
@@ -216,18 +240,90 @@ export class AmqpBroker {
     return log;
   }
 
+  /**
+   * The log of a temporary address another broker of the cluster made (a reply-to address): the
+   * messages go to its shard, where that broker's queue reads them.
+   */
+  private temporaryElsewhere(name: string): TemporaryLogElsewhere {
+    const node = Number(TEMPORARY_NAME.exec(name)?.[1] ?? this.context.nodeId);
+    if (node === this.context.nodeId || !this.acrossBrokers) throw gone(name);
+    let log = this.temporariesElsewhere.get(name);
+    if (!log) {
+      if (this.temporariesElsewhere.size >= MAX_TEMPORARIES_ELSEWHERE) {
+        this.temporariesElsewhere.delete(this.temporariesElsewhere.keys().next().value!);
+      }
+      log = new TemporaryLogElsewhere(this.context.storage, this.codec, name, node);
+      this.temporariesElsewhere.set(name, log);
+    }
+    return log;
+  }
+
+  /** The queue a consumer's link takes messages from: in a cluster, relayed from its owner. */
+  async consumerQueue(name: string): Promise<ConsumedQueue> {
+    return this.acrossBrokers ? this.acrossBrokers.queue(name) : await this.queue(name);
+  }
+
+  /** Makes sure the queue on an address is open (at its owner, in a cluster). */
+  async touchQueue(name: string): Promise<void> {
+    if (this.acrossBrokers) await this.acrossBrokers.touch(name);
+    else await this.queue(name);
+  }
+
+  /**
+   * In a cluster, after the live brokers changed: closes the queues another broker owns now, and
+   * opens the stored queues this one owns.
+   */
+  async followOwners(): Promise<void> {
+    const across = this.acrossBrokers;
+    if (!across || this.stopped) return;
+    for (const name of [...this.queues.keys()]) {
+      const owner = across.ownerOf(name);
+      if (owner !== null && owner !== this.context.nodeId) await this.closeQueue(name);
+    }
+    for (const name of await this.storedQueues()) {
+      if (across.ownerOf(name) === this.context.nodeId) await this.queue(name);
+    }
+  }
+
+  /** Stops serving a queue here (another broker owns it now), once what was settled is saved. */
+  async closeQueue(name: string): Promise<void> {
+    if (!this.queues.delete(name)) return;
+    // One still opening closes itself when done, unawaited: it may be waiting for the broker
+    // that asks, to let go of it.
+    const queue = this.openQueues.get(name);
+    if (!queue) return;
+    this.openQueues.delete(name);
+    // Its consumers leave first, so that nothing more is delivered from here.
+    this.acrossBrokers?.closed(name);
+    queue.close();
+    await queue.flush();
+    this.logger.info({ queue: name }, 'queue handed over to its owner');
+  }
+
   /** The shared queue on an address (competing consumers, acks persisted). */
   queue(name: string): Promise<MessageQueue> {
     let queue = this.queues.get(name);
     if (!queue) {
-      queue = this.openQueue(name);
+      const opening: Promise<MessageQueue> = this.openQueue(name).then((opened) => {
+        if (this.queues.get(name) === opening) {
+          this.openQueues.set(name, opened);
+          return opened;
+        }
+        // Let go while it opened (another broker took it over): it never served here.
+        opened.close();
+        throw new AmqpRefusal('amqp:resource-limit-exceeded', `queue ${name} moved to another broker`);
+      });
+      queue = opening;
       this.queues.set(name, queue);
-      queue.catch(() => this.queues.delete(name));
+      queue.catch(() => {
+        if (this.queues.get(name) === opening) this.queues.delete(name);
+      });
     }
     return queue;
   }
 
   private async openQueue(name: string): Promise<MessageQueue> {
+    await this.acrossBrokers?.takeOver(name);
     const key = QUEUES_KEY + name;
     const meta = this.context.meta;
     const encoder = new TextEncoder();
@@ -250,7 +346,6 @@ export class AmqpBroker {
       logger: this.logger,
     });
     await queue.open();
-    this.openQueues.set(name, queue);
     return queue;
   }
 
@@ -281,7 +376,7 @@ export class AmqpBroker {
 
   /** A fresh name for a temporary address. */
   temporaryName(): string {
-    return `amqp-tmp-${randomUUID()}`;
+    return `amqp-tmp-${this.context.nodeId}-${randomUUID()}`;
   }
 
   /**
@@ -349,8 +444,10 @@ export class AmqpBroker {
     log.appendThen(message, (error) => {
       if (error !== null) {
         if (!isRobustMQError(error, ErrorCode.NotFound)) done(error);
-        else if (address.kind === 'temporary') done(gone(address.name));
-        else {
+        else if (address.kind === 'temporary') {
+          this.temporariesElsewhere.delete(address.name);
+          done(gone(address.name));
+        } else {
           this.known.delete(address.name);
           done(error);
         }
@@ -371,7 +468,7 @@ export class AmqpBroker {
     const name = this.deadLetterName!;
     const address: ResolvedAddress = { name, kind: 'queue' };
     await this.ensure(address, { username: null, superuser: true });
-    await this.queue(name);
+    await this.touchQueue(name);
     const message = withHeader({ ...entry.message, topic: name }, AmqpHeader.deadLetteredFrom, from);
     await this.publish(address, message);
     this.logger.debug({ queue: from, offset: entry.offset, reason }, 'message dead-lettered');

@@ -12,7 +12,7 @@ import {
 import { IncomingLink } from './incoming-link.js';
 import { fileLinksByDirection } from './link-names.js';
 import { MalformedMessageError, parseIncoming, type Incoming } from './message-format.js';
-import type { MessageQueue, Outcome } from './message-queue.js';
+import type { ConsumedQueue, MessageQueue, Outcome } from './message-queue.js';
 import { OutgoingLink } from './outgoing-link.js';
 import { IncomingDelivery } from './incoming-delivery.js';
 import {
@@ -521,7 +521,7 @@ export class AmqpConnection {
         resolved = this.broker.parse(address, capabilities(target));
         await this.broker.authorize(principal, 'publish', resolved);
         await this.broker.ensure(resolved, principal);
-        if (resolved.kind === 'queue') await this.broker.queue(resolved.name);
+        if (resolved.kind === 'queue') await this.broker.touchQueue(resolved.name);
       }
       if (this.incoming.has(receiver)) link.start(resolved, principal);
       else if (dynamic) this.broker.deleteTemporary(address!);
@@ -589,10 +589,12 @@ export class AmqpConnection {
     });
     void (async () => {
       const principal = await this.whoIs();
-      let queue: MessageQueue;
+      let queue: ConsumedQueue;
       if (dynamic) {
-        queue = await this.broker.createTemporary(resolved.name);
+        const temporary = await this.broker.createTemporary(resolved.name);
         state.owned = { kind: 'temporary', name: resolved.name };
+        this.ownedQueues.set(state, temporary);
+        queue = temporary;
       } else if (resolved.kind === 'temporary') {
         const temporary = this.broker.temporary(resolved.name);
         if (!temporary) throw new AmqpRefusal('amqp:not-found', `temporary address ${resolved.name} is gone`);
@@ -604,18 +606,19 @@ export class AmqpConnection {
           await subscription.open();
           queue = subscription;
         } else {
-          queue = await this.broker.queue(resolved.name);
+          queue = await this.broker.consumerQueue(resolved.name);
         }
       }
       if (!this.outgoing.has(sender)) {
-        this.release(state, queue);
+        this.release(state, this.ownedQueues.get(state) ?? null);
+        this.ownedQueues.delete(state);
         return;
       }
       link.attach(queue);
-      this.ownedQueues.set(state, queue);
     })().catch((error: unknown) => this.refuseLink(sender, id, error));
   }
 
+  /** The topic subscriptions and temporary queues that links own and end with them. */
   private readonly ownedQueues = new Map<OutgoingState, MessageQueue>();
 
   private refuseLink(link: RheaSender | RheaReceiver, id: string, error: unknown): void {

@@ -636,6 +636,16 @@ export function toTransferPayload(message: Message, deliveryCount: number): Buff
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
+/**
+ * A message another broker passed on as its transfer payload (what {@link toTransferPayload} gave
+ * there): it is sent as it came, with no sections to read back.
+ */
+export function relayedMessage(topic: string, wire: Buffer): Message {
+  const message: Message = { topic, key: null, payload: wire, headers: [], timestamp: 0 };
+  wireForms.set(message, wire);
+  return message;
+}
+
 /** Adds or replaces one header. */
 export function withHeader(message: Message, key: string, value: string): Message {
   return {

@@ -32,7 +32,18 @@ export interface QueueConsumer {
   /** How many more deliveries it takes now (link credit, socket room). */
   capacity(): number;
   /** Sends the entry; true when it went pre-settled (at-most-once), so it counts as accepted. */
-  deliver(entry: Entry, queue: MessageQueue): boolean;
+  deliver(entry: Entry, queue: ConsumedQueue): boolean;
+}
+
+/** What a consumer's link sees of the queue it takes messages from. */
+export interface ConsumedQueue {
+  addConsumer(consumer: QueueConsumer): void;
+  /** The consumer is gone; what it holds unsettled goes to the others. */
+  removeConsumer(consumer: QueueConsumer): void;
+  /** Applies the consumer's outcome for its delivery of `entry`. */
+  settle(entry: Entry, outcome: Outcome, consumer: QueueConsumer): void;
+  /** The consumer has room again (credit, socket). */
+  schedulePump(): void;
 }
 
 /** The part of a queue's consumption state that survives restarts. */
@@ -75,7 +86,7 @@ const ACK_SAVE_INTERVAL_MS = 250;
  * consumer that goes away go to the others. Settled offsets are persisted (coalesced), so after a
  * restart delivery resumes with the first unsettled message.
  */
-export class MessageQueue {
+export class MessageQueue implements ConsumedQueue {
   readonly consumers: QueueConsumer[] = [];
   private turn = 0;
   private readonly ready = new ReadyList();
@@ -144,6 +155,10 @@ export class MessageQueue {
 
   close(): void {
     this.closed = true;
+    if (this.saveTimer) {
+      clearTimeout(this.saveTimer);
+      this.saveTimer = null;
+    }
     this.log.listeners.delete(this.appended);
     this.ready.clear();
   }
@@ -376,7 +391,8 @@ export class MessageQueue {
    * `ACK_SAVE_INTERVAL_MS`, so a busy queue costs the meta store a few writes a second.
    */
   private persist(): void {
-    if (!this.options.persistence) return;
+    // Closed, the queue may be another broker's now, which reads back what was saved.
+    if (!this.options.persistence || this.closed) return;
     this.dirty = true;
     if (this.saving || this.saveTimer) return;
     const wait = Math.max(0, this.lastSave + ACK_SAVE_INTERVAL_MS - Date.now());

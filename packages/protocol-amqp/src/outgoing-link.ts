@@ -1,6 +1,6 @@
 import { toTransferPayload } from './message-format.js';
 import { addDelivery, type RheaOutgoingQueue } from './outgoing-delivery.js';
-import type { Entry, MessageQueue, Outcome, QueueConsumer } from './message-queue.js';
+import type { ConsumedQueue, Entry, Outcome, QueueConsumer } from './message-queue.js';
 import type { RheaSender } from './rhea-shapes.js';
 
 /**
@@ -31,7 +31,7 @@ export class OutgoingLink implements QueueConsumer {
   /** Deliveries handed to rhea in this turn; rhea takes them off the credit on its next tick. */
   private unflushed = 0;
   private flushScheduled = false;
-  private queue: MessageQueue | null = null;
+  private queue: ConsumedQueue | null = null;
   private closed = false;
 
   constructor(
@@ -47,7 +47,7 @@ export class OutgoingLink implements QueueConsumer {
     return this.sender.local.attach.snd_settle_mode === 1;
   }
 
-  attach(queue: MessageQueue): void {
+  attach(queue: ConsumedQueue): void {
     if (this.closed) return;
     this.queue = queue;
     queue.addConsumer(this);
@@ -121,7 +121,7 @@ export class OutgoingLink implements QueueConsumer {
   }
 
   /** The link or its connection ended: unsettled messages go back to the queue for others. */
-  close(): MessageQueue | null {
+  close(): ConsumedQueue | null {
     if (this.closed) return null;
     this.closed = true;
     this.unsettledCount = 0;

@@ -21,7 +21,8 @@ const CONFIG: Partial<ShardConfig> = {
 /** Shortest gap between two deletions of settled messages from a temporary shard. */
 const TRIM_INTERVAL_MS = 1000;
 
-const shardOf = (nodeId: number, address: string) => `${PREFIX}${nodeId}/${address}`;
+/** The storage shard of a temporary address that broker `nodeId` made. */
+export const temporaryShard = (nodeId: number, address: string) => `${PREFIX}${nodeId}/${address}`;
 
 /**
  * The log of a temporary (dynamic) address: a storage shard of its own, so that messages past the
@@ -42,7 +43,7 @@ export class TemporaryLog extends ShardLog {
     nodeId: number,
     private readonly logger: Logger,
   ) {
-    super(storage, codec, address, shardOf(nodeId, address));
+    super(storage, codec, address, temporaryShard(nodeId, address));
     this.created = storage.createShard(this.shard, CONFIG).then(() => {
       this.ready = true;
     });
@@ -93,7 +94,7 @@ export class TemporaryLog extends ShardLog {
    * crash). One that cannot be deleted now is left for the next start.
    */
   static async deleteLeftovers(storage: StorageEngine, nodeId: number, logger: Logger): Promise<void> {
-    const prefix = shardOf(nodeId, '');
+    const prefix = temporaryShard(nodeId, '');
     let deleted = 0;
     try {
       for (const shard of await storage.listShards()) {
@@ -105,5 +106,34 @@ export class TemporaryLog extends ShardLog {
       logger.warn({ err: error }, 'deleting temporary addresses left by a crash failed');
     }
     if (deleted > 0) logger.info({ count: deleted }, 'temporary addresses left by a crash deleted');
+  }
+}
+
+/** How long a message to another broker's temporary address waits for its shard to exist. */
+const CREATION_WAIT_MS = 1000;
+const CREATION_RETRY_MS = 50;
+
+/**
+ * The log of a temporary address another broker of the cluster made (a reply-to address): its
+ * messages go to that broker's shard, where its queue reads them. The address is handed out as
+ * its link attaches, a moment before the shard exists, so a shard not found yet is tried again
+ * for a second before the address counts as gone.
+ */
+export class TemporaryLogElsewhere extends ShardLog {
+  constructor(storage: StorageEngine, codec: RecordCodec, address: string, nodeId: number) {
+    super(storage, codec, address, temporaryShard(nodeId, address));
+  }
+
+  override appendThen(message: Message, done: AppendCallback): void {
+    const giveUpAt = Date.now() + CREATION_WAIT_MS;
+    const attempt = () =>
+      super.appendThen(message, (error, offset) => {
+        if (error !== null && isRobustMQError(error, ErrorCode.NotFound) && Date.now() < giveUpAt) {
+          setTimeout(attempt, CREATION_RETRY_MS);
+          return;
+        }
+        done(error, offset);
+      });
+    attempt();
   }
 }

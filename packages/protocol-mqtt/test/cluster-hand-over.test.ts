@@ -1,10 +1,4 @@
-import {
-  ErrorCode,
-  RobustMQError,
-  type BrokerCluster,
-  type MetaStore,
-  type PeerHandler,
-} from '@robustmq/core';
+import { InProcessBrokers, type MetaStore } from '@robustmq/core';
 import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import { afterEach, describe, expect, it } from 'vitest';
 import { memoryMeta, startInProcess } from './helpers/in-process.js';
@@ -12,40 +6,6 @@ import { connectClient, connectWithInbox, endAll, type MqttClient } from './help
 
 // Two MQTT brokers in this process on one meta store and one storage, linked by a cluster whose
 // calls between them this test can hold back: what happens while a session moves, step by step.
-
-/** Brokers that reach each other's handlers directly; `hold` delays calls to one method. */
-class LinkedBrokers {
-  readonly handlers = new Map<number, Map<string, PeerHandler>>();
-  readonly announced = new Map<number, Map<string, unknown>>();
-  held: { method: string; until: Promise<void> } | null = null;
-
-  member(nodeId: number): BrokerCluster {
-    this.handlers.set(nodeId, new Map());
-    this.announced.set(nodeId, new Map());
-    const brokers = (name?: string) =>
-      [...this.announced.keys()]
-        .filter((id) => name === undefined || this.announced.get(id)!.has(name))
-        .sort((a, b) => a - b);
-    return {
-      nodeId,
-      brokers,
-      peers: (name) => brokers(name).filter((id) => id !== nodeId),
-      announce: (name, value) => {
-        if (value === undefined) this.announced.get(nodeId)!.delete(name);
-        else this.announced.get(nodeId)!.set(name, value);
-      },
-      announced: (id, name) => this.announced.get(id)?.get(name),
-      onChange: () => () => {},
-      call: async <T>(id: number, method: string, body: unknown): Promise<T> => {
-        if (this.held?.method === method) await this.held.until;
-        const handler = this.handlers.get(id)?.get(method);
-        if (!handler) throw new RobustMQError(ErrorCode.Unavailable, `no ${method} on ${id}`);
-        return (await handler(body)) as T;
-      },
-      handle: (method, handler) => void this.handlers.get(nodeId)!.set(method, handler),
-    };
-  }
-}
 
 describe('a session moving between brokers, step by step', () => {
   const stops: Array<() => Promise<void>> = [];
@@ -59,7 +19,7 @@ describe('a session moving between brokers, step by step', () => {
   async function twoBrokers() {
     const meta: MetaStore = memoryMeta();
     const storage = new MemoryStorageEngine();
-    const links = new LinkedBrokers();
+    const links = new InProcessBrokers();
     const a = await startInProcess({}, { meta, storage, cluster: links.member(1) });
     const b = await startInProcess({}, { meta, storage, cluster: links.member(2) });
     stops.push(
@@ -90,7 +50,7 @@ describe('a session moving between brokers, step by step', () => {
     // meanwhile messages reach both, broker 1's session (still connected) and broker 2's stand-in,
     // and their PUBACKs wait until the session has moved and has them.
     let letGo!: () => void;
-    links.held = { method: 'mqtt.release', until: new Promise<void>((resolve) => (letGo = resolve)) };
+    links.hold('mqtt.release', new Promise<void>((resolve) => (letGo = resolve)));
     const second = connectWithInbox(b.port, options);
     await new Promise((r) => setTimeout(r, 50));
     const during = publishers.map((p, i) => p.publishAsync('moves/x', `during-${i}`, { qos: 1 }));
@@ -122,7 +82,7 @@ describe('a session moving between brokers, step by step', () => {
     clients.push(publisherA, publisherB);
 
     let letGo!: () => void;
-    links.held = { method: 'mqtt.release', until: new Promise<void>((resolve) => (letGo = resolve)) };
+    links.hold('mqtt.release', new Promise<void>((resolve) => (letGo = resolve)));
     const back = connectWithInbox(b.port, options);
     await new Promise((r) => setTimeout(r, 50));
     // Each message reaches the session on broker 1 (queued in its log) and the stand-in on broker

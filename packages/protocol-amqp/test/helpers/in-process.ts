@@ -4,6 +4,7 @@ import {
   RobustMQError,
   silentLogger,
   type Action,
+  type BrokerCluster,
   type BrokerContext,
   type Counter,
   type Credentials,
@@ -150,7 +151,7 @@ export function memoryMeta(): MetaStore {
  */
 export async function startInProcess(
   settings: Record<string, unknown> = {},
-  shared: { storage?: StorageEngine; meta?: MetaStore; records?: RecordCodec } = {},
+  shared: { storage?: StorageEngine; meta?: MetaStore; records?: RecordCodec; cluster?: BrokerCluster } = {},
 ) {
   const router = new RecordingRouter();
   const metrics = new TestMetrics();
@@ -172,7 +173,7 @@ export async function startInProcess(
     scramCredential: () => Promise.resolve(null),
   };
   const context: BrokerContext = {
-    nodeId: 1,
+    nodeId: shared.cluster?.nodeId ?? 1,
     version: '0.0.0-test',
     router,
     storage,
@@ -181,6 +182,7 @@ export async function startInProcess(
     metrics,
     logger: silentLogger,
     records: shared.records ?? jsonCodec,
+    ...(shared.cluster ? { cluster: shared.cluster } : {}),
   };
   const plugin = new AmqpPlugin(parseSettings({ port: 0, ...settings }));
   await plugin.start(context);
