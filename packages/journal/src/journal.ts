@@ -70,8 +70,8 @@ export class Journal implements StorageEngine {
   readonly #ctx: ShardContext;
   readonly #defaults: ShardConfig;
   readonly #shards = new Map<string, Shard>();
-  /** Names being created or deleted right now. */
-  readonly #busy = new Set<string>();
+  /** Names being created or deleted right now, with the creation or deletion. */
+  readonly #busy = new Map<string, Promise<unknown>>();
   /** Creations and deletions in flight, which close waits for. */
   readonly #inFlight = new Set<Promise<unknown>>();
   #closing: Promise<void> | null = null;
@@ -195,11 +195,16 @@ export class Journal implements StorageEngine {
       this.#checkOpen();
       validateShardName(shard);
       const merged = mergeJournalShardConfig(this.#defaults, config);
-      if (this.#shards.has(shard) || this.#busy.has(shard)) {
+      // While the name is being created or deleted, the answer is what that leaves: ALREADY_EXISTS
+      // only once the shard can be used, as the caller goes on to use it.
+      for (let pending = this.#busy.get(shard); pending; pending = this.#busy.get(shard)) {
+        await pending.catch(() => {});
+        this.#checkOpen();
+      }
+      if (this.#shards.has(shard)) {
         throw new RobustMQError(ErrorCode.AlreadyExists, `shard ${shard} already exists`);
       }
-      this.#busy.add(shard);
-      try {
+      return this.#whileBusy(shard, async () => {
         // Built aside and renamed into place, so a crash never leaves a half-made shard visible.
         const staging = join(this.#tmpDir, `create-${randomUUID()}`);
         await mkdir(staging);
@@ -212,27 +217,33 @@ export class Journal implements StorageEngine {
         const opened = await Shard.open(dir, this.#ctx);
         this.#shards.set(shard, opened);
         return opened.info();
-      } finally {
-        this.#busy.delete(shard);
-      }
+      });
     });
+  }
+
+  /** Runs the creation or deletion of a shard, marking its name busy meanwhile. */
+  async #whileBusy<T>(shard: string, body: () => Promise<T>): Promise<T> {
+    const running = body();
+    this.#busy.set(shard, running);
+    try {
+      return await running;
+    } finally {
+      this.#busy.delete(shard);
+    }
   }
 
   deleteShard(shard: string): Promise<void> {
     return this.#track(async () => {
       const target = this.#shard(shard);
       this.#shards.delete(shard);
-      this.#busy.add(shard);
-      try {
+      await this.#whileBusy(shard, async () => {
         await target.destroy();
         // One rename makes the deletion atomic; the files go afterwards (or on the next open).
         const grave = join(this.#tmpDir, `delete-${randomUUID()}`);
         await rename(target.dir, grave);
         await syncDirectory(this.#shardsDir);
         await rm(grave, { recursive: true, force: true });
-      } finally {
-        this.#busy.delete(shard);
-      }
+      });
     });
   }
 

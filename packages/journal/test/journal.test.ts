@@ -36,6 +36,30 @@ describe('journal engine', () => {
     expect((await engine.read('orders', 6, { maxBytes: 100 })).batches).toEqual([]);
   });
 
+  it('answers ALREADY_EXISTS to a creation racing another only once the shard can be used', async () => {
+    const engine = await open(await tempDir());
+    const first = engine.createShard('racing');
+    // The second creation comes while the first is still making the shard's files.
+    const second = engine.createShard('racing').then(
+      () => 'created',
+      async (error: unknown) => {
+        expect(isRobustMQError(error, ErrorCode.AlreadyExists)).toBe(true);
+        return (await engine.shardInfo('racing')).name;
+      },
+    );
+    await first;
+    expect(await second).toBe('racing');
+    expect(await engine.append('racing', [batch(10, 1, 1)])).toEqual({ baseOffset: 0, lastOffset: 0 });
+
+    // A creation while the name is being deleted makes a new, empty shard once the deletion is done.
+    const deleting = engine.deleteShard('racing');
+    const again = await engine.createShard('racing');
+    await deleting;
+    expect(again.nextOffset).toBe(0);
+    expect((await engine.shardInfo('racing')).nextOffset).toBe(0);
+    await engine.close();
+  });
+
   it('rolls segments at segmentBytes and reads across them, also after reopening', async () => {
     const dir = await tempDir();
     let engine = await open(dir);
