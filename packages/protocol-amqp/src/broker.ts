@@ -281,7 +281,11 @@ export class AmqpBroker {
       if (owner !== null && owner !== this.context.nodeId) await this.closeQueue(name);
     }
     for (const name of await this.storedQueues()) {
-      if (across.ownerOf(name) === this.context.nodeId) await this.queue(name);
+      if (across.ownerOf(name) !== this.context.nodeId) continue;
+      // One that cannot open now opens with its first consumer.
+      await this.queue(name).catch((error: unknown) =>
+        this.logger.info({ err: error, queue: name }, 'a queue owned here did not open yet'),
+      );
     }
   }
 
