@@ -1,13 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { rendezvousOwner } from '@robustmq/core';
 import type { EventContext } from 'rhea';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from './helpers/processes.js';
+import { startServer, type AmqpServer } from './helpers/server.js';
 import { TestClient, type TestReceiver, type TestSender } from './helpers/rhea-client.js';
 
 // Two brokers on one journal node, started as real processes from the example a user starts
@@ -17,22 +15,10 @@ import { TestClient, type TestReceiver, type TestSender } from './helpers/rhea-c
 // broker that is left without losing an accepted message.
 
 const SERVER_DIR = dirname(createRequire(import.meta.url).resolve('robustmq-server/package.json'));
-const SERVER_BIN = join(SERVER_DIR, 'dist/bin.js');
 const EXAMPLES = join(SERVER_DIR, 'examples', 'shared-journal');
 const PYTHON = '/usr/bin/python3';
 const BROKERS = [2, 3];
 const SESSION_TIMEOUT_MS = 1500;
-
-/** A node of the cluster as a process; `amqpPort` is 0 on the journal node, which runs no protocols. */
-interface ClusterNode {
-  amqpPort: number;
-  logs: Array<Record<string, unknown>>;
-  dir: string;
-  /** SIGTERM, then removes the directory. */
-  stop(): Promise<void>;
-  /** SIGKILL, keeping the directory for a restart on the same data. */
-  kill(): Promise<void>;
-}
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -61,58 +47,11 @@ function commonFlags(rpcPort: number): string[] {
   ];
 }
 
-/**
- * Starts `robustmq-server --config <file> <flags>` in `dir` (a new temp directory unless given)
- * and resolves once it logs "node ready". The AMQP helper's startServer writes a config of its
- * own, so the example files are started here instead.
- */
-async function startNode(file: string, flags: string[], dir?: string): Promise<ClusterNode> {
-  const cwd = dir ?? mkdtempSync(join(tmpdir(), 'robustmq-amqp-cluster-'));
-  const child: ChildProcess = spawn(process.execPath, [SERVER_BIN, '--config', file, ...flags], {
-    cwd,
-    env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ROBUSTMQ_'))),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const logs: Array<Record<string, unknown>> = [];
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  let buffered = '';
-  const ready = new Promise<Record<string, unknown>>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      buffered += d.toString();
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        try {
-          const entry = JSON.parse(line) as Record<string, unknown>;
-          logs.push(entry);
-          if (entry.msg === 'node ready') resolve(entry);
-        } catch {
-          // not a log line
-        }
-      }
-    });
-    void exited.then(() => reject(new Error(`${file} exited before ready: ${stderr}`)));
-  });
-  const entry = await ready;
-  const amqp = (entry.listeners as string[]).find((l) => l.startsWith('amqp/tcp:'));
-  const running = () => child.exitCode === null && child.signalCode === null;
-  return {
-    amqpPort: amqp === undefined ? 0 : Number(amqp.split(':').pop()),
-    logs,
-    dir: cwd,
-    async stop() {
-      if (running()) child.kill('SIGTERM');
-      await exited;
-      rmSync(cwd, { recursive: true, force: true });
-    },
-    async kill() {
-      if (running()) child.kill('SIGKILL');
-      await exited;
-    },
-  };
+/** A node of the cluster as a process; `port` (AMQP) is unset on the journal node, which runs no protocols. */
+type ClusterNode = AmqpServer;
+
+function startNode(file: string, flags: string[], dir?: string): Promise<ClusterNode> {
+  return startServer({ config: { file, flags }, ...(dir === undefined ? {} : { dir }) });
 }
 
 function startJournal(rpcPort: number): Promise<ClusterNode> {
@@ -201,7 +140,7 @@ describe('AMQP across stateless brokers on one journal node', () => {
   const clients: TestClient[] = [];
 
   async function connect(broker: ClusterNode): Promise<TestClient> {
-    const client = await TestClient.connect(broker.amqpPort);
+    const client = await TestClient.connect(broker.port);
     clients.push(client);
     return client;
   }
@@ -329,7 +268,7 @@ describe('AMQP across stateless brokers on one journal node', () => {
     ].join('\n');
     const result = await run(
       PYTHON,
-      ['-c', script, `amqp://127.0.0.1:${broker2.amqpPort}`, requests, '3'],
+      ['-c', script, `amqp://127.0.0.1:${broker2.port}`, requests, '3'],
       20_000,
     );
     expect(

@@ -38,33 +38,28 @@ export interface AmqpServer {
 /**
  * Starts a real server process with the AMQP plugin loaded by package name from its config, on
  * loopback and free ports, with a data directory of its own. `amqp` adds lines to `[amqp]`;
- * `dir` starts it again in the directory of a killed one.
+ * `dir` starts it again in the directory of a killed one. With `config`, the node starts from that
+ * file and those command-line flags instead, as a user starts the examples.
  */
 export async function startServer(
-  options: { amqp?: string[]; extra?: string[]; dir?: string; env?: Record<string, string> } = {},
+  options: {
+    amqp?: string[];
+    extra?: string[];
+    dir?: string;
+    env?: Record<string, string>;
+    config?: { file: string; flags: readonly string[] };
+  } = {},
 ): Promise<AmqpServer> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'robustmq-amqp-test-'));
-  if (!options.dir) {
+  if (!options.dir && !options.config) {
     mkdirSync(join(dir, 'node_modules/@robustmq'), { recursive: true });
     symlinkSync(PACKAGE_DIR, join(dir, 'node_modules/@robustmq/protocol-amqp'), 'dir');
   }
-  writeFileSync(
-    join(dir, 'robustmq.toml'),
-    [
-      'bind = "127.0.0.1"',
-      'protocols = ["@robustmq/protocol-amqp"]',
-      ...(options.extra ?? []),
-      '[http]',
-      'port = 0',
-      '[log]',
-      'format = "json"',
-      '[amqp]',
-      'port = 0',
-      'tls_port = 0',
-      ...(options.amqp ?? []),
-    ].join('\n') + '\n',
-  );
-  const child = spawn(process.execPath, [SERVER_BIN, '--config', 'robustmq.toml'], {
+  if (!options.config) writeConfig(dir, options);
+  const args = options.config
+    ? ['--config', options.config.file, ...options.config.flags]
+    : ['--config', 'robustmq.toml'];
+  const child = spawn(process.execPath, [SERVER_BIN, ...args], {
     cwd: dir,
     env: {
       ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ROBUSTMQ_'))),
@@ -140,4 +135,24 @@ export async function startServer(
       await exited;
     },
   };
+}
+
+/** The config file of a node started from options rather than a given file. */
+function writeConfig(dir: string, options: { amqp?: string[]; extra?: string[] }): void {
+  writeFileSync(
+    join(dir, 'robustmq.toml'),
+    [
+      'bind = "127.0.0.1"',
+      'protocols = ["@robustmq/protocol-amqp"]',
+      ...(options.extra ?? []),
+      '[http]',
+      'port = 0',
+      '[log]',
+      'format = "json"',
+      '[amqp]',
+      'port = 0',
+      'tls_port = 0',
+      ...(options.amqp ?? []),
+    ].join('\n') + '\n',
+  );
 }
