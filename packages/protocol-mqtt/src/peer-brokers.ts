@@ -10,11 +10,14 @@ import type { MqttBroker, StandIn } from './broker.js';
 import type { Publication } from './publication.js';
 import { SharedGroupsElsewhere, type GroupElsewhere } from './shared-groups-elsewhere.js';
 import type { SessionRecord } from './session-log.js';
-import { PeerOutbox, type ForwardedMessage } from './peer-outbox.js';
+import { PeerOutbox, type ForwardedBatch, type ForwardedMessage } from './peer-outbox.js';
 import { loadMessage, storeMessage } from './stored-message.js';
 
 /** The name MQTT brokers announce themselves by to the cluster. */
 const MQTT = 'mqtt';
+
+/** Batches remembered per sending broker, to tell one sent again from a new one. */
+const REMEMBERED_BATCHES = 4096;
 
 /** How long a broker waits for another to give up a session before refusing the client. */
 const RELEASE_DEADLINE_MS = 5000;
@@ -44,6 +47,8 @@ export class PeerBrokers {
   private readonly boot = randomUUID().slice(0, 8);
   private sent = 0;
   private readonly outboxes = new Map<number, PeerOutbox>();
+  /** By sending broker's run: the batches it sent lately, each held once routed. */
+  private readonly receivedBatches = new Map<string, Map<number, Promise<object>>>();
 
   constructor(
     private readonly broker: MqttBroker,
@@ -54,7 +59,7 @@ export class PeerBrokers {
       if (exists) this.sharedGroups.joined(key, filter);
       else this.sharedGroups.left(key);
     };
-    cluster.handle('mqtt.publish', (body) => this.received(body as { b: ForwardedMessage[] }));
+    cluster.handle('mqtt.publish', (body) => this.receivedOnce(body as ForwardedBatch));
     cluster.handle('mqtt.release', (body) => this.release((body as { c: string }).c));
     cluster.handle('mqtt.retained.delete', (body) => {
       broker.retained.delete((body as { t: string }).t);
@@ -119,14 +124,42 @@ export class PeerBrokers {
   private outboxFor(peer: number): PeerOutbox {
     let outbox = this.outboxes.get(peer);
     if (!outbox) {
-      outbox = new PeerOutbox(peer, this.cluster, this.broker.metrics, this.broker.logger);
+      outbox = new PeerOutbox(
+        peer,
+        this.cluster,
+        this.broker.metrics,
+        this.broker.logger,
+        `${this.cluster.nodeId}.${this.boot}`,
+        () => this.cluster.peers(MQTT).includes(peer),
+      );
       this.outboxes.set(peer, outbox);
     }
     return outbox;
   }
 
+  /**
+   * A batch another broker sent, taken once: one sent again (its answer was lost) is answered
+   * when the first is held, without routing its messages twice.
+   */
+  private receivedOnce(body: ForwardedBatch): Promise<object> {
+    let seen = this.receivedBatches.get(body.c);
+    if (!seen) {
+      seen = new Map();
+      this.receivedBatches.set(body.c, seen);
+    }
+    let held = seen.get(body.s);
+    if (!held) {
+      held = this.received(body);
+      seen.set(body.s, held);
+      // A failure is not remembered: the batch is taken afresh when sent again.
+      held.catch(() => seen.delete(body.s));
+      if (seen.size > REMEMBERED_BATCHES) seen.delete(seen.keys().next().value!);
+    }
+    return held;
+  }
+
   /** Messages another broker routed, in the order it routed them; answered once all are held. */
-  private async received(body: { b: ForwardedMessage[] }): Promise<object> {
+  private async received(body: ForwardedBatch): Promise<object> {
     const held: Array<Promise<void>> = [];
     for (const message of body.b) {
       const publication = loadMessage(message.m);

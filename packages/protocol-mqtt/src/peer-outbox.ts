@@ -16,12 +16,31 @@ export interface ForwardedMessage {
 export const MAX_BYTES_IN_FLIGHT = 8 * 1024 * 1024;
 /** A batch is sent at once when it holds this many bytes. */
 const BATCH_BYTES = 1024 * 1024;
+/** Wait before sending again what another broker did not answer. */
+const RETRY_MS = 200;
+
+/** What one call to another broker carries: messages, numbered per sending broker (`c`) by `s`. */
+export interface ForwardedBatch {
+  b: ForwardedMessage[];
+  /** The sending broker's run: its id and a boot id. */
+  c: string;
+  s: number;
+}
+
+/** A batch not yet answered by the other broker. */
+interface Unanswered {
+  body: ForwardedBatch;
+  bytes: number;
+  resolve: () => void;
+  answered: boolean;
+}
 
 /**
  * The messages on their way to one other broker. Those routed in one turn of the event loop go
  * in one call, so a broker under load makes few calls; QoS 0 messages are dropped (counted as
  * `slow_peer`) while that broker is behind, as they are for a client that does not keep up, and a
- * QoS 1 or 2 publisher waits for its acknowledgement instead.
+ * QoS 1 or 2 publisher waits for its acknowledgement instead. What that broker does not answer is
+ * sent again, in order, for as long as it counts as live; it tells repeats by their numbers.
  */
 export class PeerOutbox {
   private batch: ForwardedMessage[] | null = null;
@@ -29,12 +48,20 @@ export class PeerOutbox {
   private sent: Promise<void> = Promise.resolve();
   private bytesInFlight = 0;
   private failing = false;
+  private seq = 0;
+  /** Batches sent and not answered yet, oldest first. */
+  private readonly unanswered: Unanswered[] = [];
+  private recovering = false;
 
   constructor(
     private readonly peer: number,
     private readonly cluster: BrokerCluster,
     private readonly metrics: MqttMetrics,
     private readonly logger: Logger,
+    /** This broker's run, which the other broker tells batches sent twice by. */
+    private readonly channel: string,
+    /** Whether the other broker still counts as live: batches are sent again until it is not. */
+    private readonly isLive: () => boolean,
   ) {}
 
   /** Queues a message; resolves once the other broker has it (or could not be reached). */
@@ -62,28 +89,77 @@ export class PeerOutbox {
     if (this.batch === batch) this.batch = null;
     let bytes = 0;
     for (const message of batch) bytes += sizeOf(message);
-    this.cluster
-      .call(this.peer, 'mqtt.publish', { b: batch })
-      .then(
-        () => {
-          if (!this.failing) return;
-          this.failing = false;
-          this.logger.info({ broker: this.peer }, 'messages reach another broker again');
-        },
-        (error: unknown) => {
-          this.metrics.dropped('peer_unreachable', batch.length);
-          if (this.failing) return;
+    const entry: Unanswered = {
+      body: { b: batch, c: this.channel, s: this.seq++ },
+      bytes,
+      resolve,
+      answered: false,
+    };
+    this.unanswered.push(entry);
+    // While earlier batches are sent again, this one waits its turn, so that order holds.
+    if (!this.recovering) void this.send(entry);
+  }
+
+  private send(entry: Unanswered): Promise<boolean> {
+    return this.cluster.call(this.peer, 'mqtt.publish', entry.body).then(
+      () => {
+        this.answered(entry);
+        return true;
+      },
+      (error: unknown) => {
+        if (!this.failing) {
           this.failing = true;
           this.logger.warn(
-            { err: error, broker: this.peer, messages: batch.length },
-            'messages not forwarded to another broker (further failures are counted, not logged)',
+            { err: error, broker: this.peer, messages: entry.body.b.length },
+            'messages not forwarded to another broker yet; sending them again while it is live',
           );
-        },
-      )
-      .finally(() => {
-        this.bytesInFlight -= bytes;
-        resolve();
-      });
+        }
+        if (!this.recovering) {
+          this.recovering = true;
+          setTimeout(() => void this.recover(), RETRY_MS);
+        }
+        return false;
+      },
+    );
+  }
+
+  private answered(entry: Unanswered): void {
+    if (entry.answered) return;
+    entry.answered = true;
+    const at = this.unanswered.indexOf(entry);
+    if (at >= 0) this.unanswered.splice(at, 1);
+    this.bytesInFlight -= entry.bytes;
+    entry.resolve();
+  }
+
+  /**
+   * Sends what was not answered again, oldest first and one at a time, until the other broker
+   * answers (it tells repeats by their number) or no longer counts as live: then what is left is
+   * dropped for its subscribers, whose sessions the live brokers take over.
+   */
+  private async recover(): Promise<void> {
+    while (this.unanswered.length > 0) {
+      if (!this.isLive()) {
+        const lost = this.unanswered.splice(0);
+        let count = 0;
+        for (const entry of lost) count += entry.body.b.length;
+        this.metrics.dropped('peer_unreachable', count);
+        this.logger.warn(
+          { broker: this.peer, messages: count },
+          'messages not forwarded to a broker that is gone',
+        );
+        for (const entry of lost) this.answered(entry);
+        break;
+      }
+      if (!(await this.send(this.unanswered[0]!))) {
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+      }
+    }
+    this.recovering = false;
+    if (this.failing) {
+      this.failing = false;
+      this.logger.info({ broker: this.peer }, 'messages reach another broker again');
+    }
   }
 }
 

@@ -8,7 +8,12 @@ import {
 } from '@robustmq/core';
 import { describe, expect, it } from 'vitest';
 import { MqttMetrics } from '../src/metrics.js';
-import { MAX_BYTES_IN_FLIGHT, PeerOutbox, type ForwardedMessage } from '../src/peer-outbox.js';
+import {
+  MAX_BYTES_IN_FLIGHT,
+  PeerOutbox,
+  type ForwardedBatch,
+  type ForwardedMessage,
+} from '../src/peer-outbox.js';
 import { TestMetrics } from './helpers/in-process.js';
 
 // What one broker sends another: batched per turn of the event loop, bounded for QoS 0.
@@ -28,13 +33,13 @@ function message(payloadBytes: number, topic = 't'): ForwardedMessage {
 
 /** A cluster whose calls to broker 2 are recorded and answered when the test says. */
 function recordingCluster() {
-  const calls: Array<{ body: { b: ForwardedMessage[] }; answer: (error?: Error) => void }> = [];
+  const calls: Array<{ body: ForwardedBatch; answer: (error?: Error) => void }> = [];
   const cluster: BrokerCluster = {
     ...soloCluster(1),
     call: <T>(_id: number, _method: string, body: unknown) =>
       new Promise<T>((resolve, reject) =>
         calls.push({
-          body: body as { b: ForwardedMessage[] },
+          body: body as ForwardedBatch,
           answer: (error) => (error ? reject(error) : resolve({} as T)),
         }),
       ),
@@ -47,7 +52,14 @@ const turn = () => new Promise((r) => setImmediate(r));
 describe('PeerOutbox', () => {
   it('sends what is routed in one turn in one call, in order, and answers each once it is held', async () => {
     const { cluster, calls } = recordingCluster();
-    const outbox = new PeerOutbox(2, cluster, new MqttMetrics(new TestMetrics()), silentLogger);
+    const outbox = new PeerOutbox(
+      2,
+      cluster,
+      new MqttMetrics(new TestMetrics()),
+      silentLogger,
+      '1.a',
+      () => true,
+    );
     const first = outbox.add(message(10, 'a'), 1);
     const second = outbox.add(message(10, 'b'), 1);
     expect(outbox.add(message(10, 'c'), 0)).toBe(first);
@@ -67,7 +79,7 @@ describe('PeerOutbox', () => {
     const { cluster, calls } = recordingCluster();
     const metrics = new TestMetrics();
     const mqttMetrics = new MqttMetrics(metrics);
-    const outbox = new PeerOutbox(2, cluster, mqttMetrics, silentLogger);
+    const outbox = new PeerOutbox(2, cluster, mqttMetrics, silentLogger, '1.a', () => true);
     for (let i = 0; i < 8; i++) expect(outbox.add(message(MAX_BYTES_IN_FLIGHT / 8), 0)).not.toBeNull();
     await turn();
     expect(outbox.add(message(10), 0)).toBeNull();
@@ -81,7 +93,7 @@ describe('PeerOutbox', () => {
     expect(outbox.add(message(10), 0)).not.toBeNull();
   });
 
-  it('counts what could not be sent and logs it once until the other broker is reached again', async () => {
+  it('sends again, in order, what the other broker did not answer while it is live, and logs it once', async () => {
     const { cluster, calls } = recordingCluster();
     const lines: string[] = [];
     const logger = {
@@ -89,25 +101,68 @@ describe('PeerOutbox', () => {
       warn: (_: unknown, msg: string) => void lines.push(msg),
       info: (_: unknown, msg: string) => void lines.push(msg),
     } as unknown as Logger;
-    const metrics = new TestMetrics();
-    const mqttMetrics = new MqttMetrics(metrics);
-    const outbox = new PeerOutbox(2, cluster, mqttMetrics, logger);
-    for (let round = 0; round < 3; round++) {
-      const sent = outbox.add(message(10), 1);
-      void outbox.add(message(10), 1);
-      await turn();
-      calls.at(-1)!.answer(new RobustMQError(ErrorCode.Unavailable, 'down'));
-      await sent;
-    }
-    const sent = outbox.add(message(10), 1);
+    const outbox = new PeerOutbox(2, cluster, new MqttMetrics(new TestMetrics()), logger, '1.a', () => true);
+    const first = outbox.add(message(10, 'a'), 1)!;
     await turn();
-    calls.at(-1)!.answer();
-    await sent;
-    mqttMetrics.flush({ sessions: 0, subscriptions: 0, retained: 0 });
-    expect(metrics.get('robustmq_mqtt_messages_dropped_total', { reason: 'peer_unreachable' })).toBe(6);
+    const second = outbox.add(message(10, 'b'), 1)!;
+    await turn();
+    expect(calls.map((c) => [c.body.s, c.body.c])).toEqual([
+      [0, '1.a'],
+      [1, '1.a'],
+    ]);
+    let answered = 0;
+    void first.then(() => answered++);
+    void second.then(() => answered++);
+    calls[0]!.answer(new RobustMQError(ErrorCode.Timeout, 'no answer'));
+    calls[1]!.answer(new RobustMQError(ErrorCode.Unavailable, 'down'));
+    // A third, routed while the first two wait, waits behind them.
+    const third = outbox.add(message(10, 'c'), 1)!;
+    void third.then(() => answered++);
+    await until(() => calls.length === 3);
+    expect(calls[2]!.body.s).toBe(0);
+    calls[2]!.answer(new RobustMQError(ErrorCode.Unavailable, 'still down'));
+    await until(() => calls.length === 4);
+    expect(calls[3]!.body.s).toBe(0);
+    calls[3]!.answer();
+    await until(() => calls.length === 5);
+    expect(calls[4]!.body.s).toBe(1);
+    expect(answered).toBe(1);
+    calls[4]!.answer();
+    await until(() => calls.length === 6);
+    expect(calls[5]!.body.s).toBe(2);
+    expect(calls[5]!.body.b.map((m) => m.m.topic)).toEqual(['c']);
+    calls[5]!.answer();
+    await third;
+    await turn();
+    expect(answered).toBe(3);
     expect(lines).toEqual([
-      'messages not forwarded to another broker (further failures are counted, not logged)',
+      'messages not forwarded to another broker yet; sending them again while it is live',
       'messages reach another broker again',
     ]);
   });
+
+  it('drops and counts what is not answered once the other broker is gone', async () => {
+    const { cluster, calls } = recordingCluster();
+    const metrics = new TestMetrics();
+    const mqttMetrics = new MqttMetrics(metrics);
+    let live = true;
+    const outbox = new PeerOutbox(2, cluster, mqttMetrics, silentLogger, '1.a', () => live);
+    const sent = outbox.add(message(10), 1)!;
+    void outbox.add(message(10), 1);
+    await turn();
+    live = false;
+    calls[0]!.answer(new RobustMQError(ErrorCode.Unavailable, 'down'));
+    await sent;
+    expect(calls).toHaveLength(1);
+    mqttMetrics.flush({ sessions: 0, subscriptions: 0, retained: 0 });
+    expect(metrics.get('robustmq_mqtt_messages_dropped_total', { reason: 'peer_unreachable' })).toBe(2);
+  });
 });
+
+async function until(done: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

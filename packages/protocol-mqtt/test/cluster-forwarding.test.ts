@@ -1,0 +1,74 @@
+import {
+  ErrorCode,
+  InProcessBrokers,
+  RobustMQError,
+  type BrokerCluster,
+  type MetaStore,
+} from '@robustmq/core';
+import { MemoryStorageEngine } from '@robustmq/storage-memory';
+import { afterEach, describe, expect, it } from 'vitest';
+import { memoryMeta, startInProcess } from './helpers/in-process.js';
+import { connectClient, connectWithInbox, endAll, type MqttClient } from './helpers/mqttjs.js';
+
+// Messages between two MQTT brokers in this process when a call between them fails: before it
+// reached the other broker (a dropped connection), or after (its answer lost).
+
+type Failure = 'before' | 'after';
+
+/** Broker 1's view of the cluster, whose next calls of `mqtt.publish` fail as `failures` say. */
+function failingCalls(member: BrokerCluster, failures: Failure[]): BrokerCluster {
+  return {
+    ...member,
+    call: async <T>(id: number, method: string, body: unknown): Promise<T> => {
+      const failure = method === 'mqtt.publish' ? failures.shift() : undefined;
+      if (failure === 'before') throw new RobustMQError(ErrorCode.Unavailable, 'connection dropped');
+      const answer = await member.call<T>(id, method, body);
+      if (failure === 'after') throw new RobustMQError(ErrorCode.Timeout, 'answer lost');
+      return answer;
+    },
+  };
+}
+
+describe('messages between brokers when a call fails', () => {
+  const stops: Array<() => Promise<void>> = [];
+  const clients: MqttClient[] = [];
+
+  afterEach(async () => {
+    await endAll(clients.splice(0));
+    for (const stop of stops.splice(0)) await stop();
+  });
+
+  async function twoBrokers(failures: Failure[]) {
+    const meta: MetaStore = memoryMeta();
+    const storage = new MemoryStorageEngine();
+    const links = new InProcessBrokers();
+    const a = await startInProcess({}, { meta, storage, cluster: failingCalls(links.member(1), failures) });
+    const b = await startInProcess({}, { meta, storage, cluster: links.member(2) });
+    stops.push(
+      () => a.stop(),
+      () => b.stop(),
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    return { a, b };
+  }
+
+  for (const [failures, what] of [
+    [['before', 'before'], 'sends a message again until the other broker has it'],
+    [['after'], 'gives a message sent again because its answer was lost once'],
+  ] as const) {
+    it(what, async () => {
+      const { a, b } = await twoBrokers([...failures]);
+      const subscriber = await connectWithInbox(b.port, { clientId: 'far', clean: false });
+      clients.push(subscriber.client);
+      await subscriber.client.subscribeAsync('orders/#', { qos: 1 });
+      const publisher = await connectClient(a.port, { clientId: 'near' });
+      clients.push(publisher);
+      // Acknowledged only once broker 2 holds it.
+      await publisher.publishAsync('orders/1', 'first', { qos: 1 });
+      await publisher.publishAsync('orders/1', 'second', { qos: 1 });
+      await subscriber.inbox.waitFor(2);
+      await subscriber.inbox.settle(300);
+      expect(subscriber.inbox.messages.map((m) => m.payload)).toEqual(['first', 'second']);
+    });
+  }
+});
