@@ -121,7 +121,8 @@ export class ClusterQueue implements ConsumedQueue {
   }
 
   private connect(): void {
-    if (this.closed || this.connecting || this.consumer === null) return;
+    // Already taking from an owner: a retry that was due before is moot.
+    if (this.closed || this.connecting || this.consumer === null || this.local || this.key !== null) return;
     const owner = this.across.ownerOf(this.name);
     if (owner === null) {
       this.later();
