@@ -12,4 +12,5 @@ export * from './router.js';
 export * from './protocol.js';
 export * from './cluster.js';
 export * from './in-process-cluster.js';
+export * from './admin-across-brokers.js';
 export * from './topic-filter.js';

@@ -1,4 +1,5 @@
 import {
+  adminAcrossBrokers,
   type AdminResource,
   type BrokerContext,
   type ConnectionInfo,
@@ -17,6 +18,7 @@ const FLUSH_MS = 1000;
 /** The AMQP 1.0 protocol plugin: its listeners, one broker, an AmqpConnection per accepted socket. */
 export class AmqpPlugin implements ProtocolPlugin {
   private broker: AmqpBroker | null = null;
+  private admin: () => Readonly<Record<string, AdminResource>> = () => ({});
   private readonly connections = new Set<AmqpConnection>();
   private flushTimer: NodeJS.Timeout | null = null;
 
@@ -38,6 +40,11 @@ export class AmqpPlugin implements ProtocolPlugin {
     const broker = new AmqpBroker(this.settings, context, context.records, metrics);
     await broker.start();
     this.broker = broker;
+    const own = () => adminResources(broker);
+    // In a cluster, each queue is listed by its owner; links stay with the broker they are on.
+    this.admin = context.cluster
+      ? adminAcrossBrokers('amqp', context.cluster, own, ['queues'], broker.logger)
+      : own;
     this.flushTimer = setInterval(() => this.flush(), FLUSH_MS);
     this.flushTimer.unref();
   }
@@ -64,9 +71,8 @@ export class AmqpPlugin implements ProtocolPlugin {
   }
 
   adminResources(): Readonly<Record<string, AdminResource>> {
-    const broker = this.broker;
-    if (!broker) return {};
-    return adminResources(broker);
+    if (!this.broker) return {};
+    return this.admin();
   }
 
   private flush(broker = this.broker): void {

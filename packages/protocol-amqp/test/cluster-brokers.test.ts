@@ -28,6 +28,8 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+const ADMIN_PASSWORD = 'cluster-admin-pw';
+
 function commonFlags(rpcPort: number): string[] {
   return [
     '--data-dir',
@@ -44,6 +46,8 @@ function commonFlags(rpcPort: number): string[] {
     `cluster.broker_session_timeout_ms=${SESSION_TIMEOUT_MS}`,
     '--set',
     'log.format="json"',
+    '--set',
+    `admin.password="${ADMIN_PASSWORD}"`,
   ];
 }
 
@@ -182,6 +186,18 @@ describe('AMQP across stateless brokers on one journal node', () => {
     expect([...all].sort()).toEqual([...from2, ...from3].sort());
     expect(on2.inbox.length, 'consumer on broker 2 (relayed)').toBeGreaterThan(0);
     expect(on3.inbox.length, 'consumer on broker 3 (owner)').toBeGreaterThan(0);
+
+    // The admin API of either broker shows the queue as its owner has it, with both consumers.
+    const login = await fetch(`${broker2.httpUrl}/api/v1/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }),
+    });
+    const { token } = (await login.json()) as { token: string };
+    const shown = await fetch(`${broker2.httpUrl}/api/v1/amqp/queues/${name}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(await shown.json()).toMatchObject({ id: name, broker: 3, consumers: 2, depth: 0 });
   }, 30_000);
 
   it('hands released and detached messages to a consumer on the other broker, and keeps acceptances', async () => {

@@ -5,7 +5,7 @@ import type {
   ListenerSpec,
   ProtocolPlugin,
 } from '@robustmq/core';
-import { ErrorCode, RobustMQError } from '@robustmq/core';
+import { adminAcrossBrokers, ErrorCode, RobustMQError } from '@robustmq/core';
 import { adminResources } from './admin.js';
 import type { Duplex } from 'node:stream';
 import { MqttBroker } from './broker.js';
@@ -19,6 +19,7 @@ const SUBPROTOCOLS = ['mqtt', 'mqttv3.1'];
 /** The MQTT protocol plugin: its listeners, one broker, a Connection per accepted stream. */
 export class MqttPlugin implements ProtocolPlugin {
   private broker: MqttBroker | null = null;
+  private admin: () => Readonly<Record<string, AdminResource>> = () => ({});
 
   constructor(readonly settings: MqttSettings) {}
 
@@ -46,13 +47,23 @@ export class MqttPlugin implements ProtocolPlugin {
     broker.authMethods = methods;
     await broker.recover();
     this.broker = broker;
+    const own = () => adminResources(broker);
+    // In a cluster, clients, sessions and subscriptions are listed from every broker.
+    this.admin = context.cluster
+      ? adminAcrossBrokers(
+          'mqtt',
+          context.cluster,
+          own,
+          ['clients', 'sessions', 'subscriptions'],
+          broker.logger,
+        )
+      : own;
   }
 
   /** `clients`, `sessions`, `subscriptions` and `retained` (see the README). */
   adminResources(): Readonly<Record<string, AdminResource>> {
-    const broker = this.broker;
-    if (!broker) throw new RobustMQError(ErrorCode.Unavailable, 'the MQTT plugin is not started');
-    return adminResources(broker);
+    if (!this.broker) throw new RobustMQError(ErrorCode.Unavailable, 'the MQTT plugin is not started');
+    return this.admin();
   }
 
   accept(connection: Duplex, info: ConnectionInfo): void {

@@ -27,6 +27,8 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+const ADMIN_PASSWORD = 'cluster-admin-pw';
+
 function commonFlags(rpcPort: number): string[] {
   return [
     '--data-dir',
@@ -43,7 +45,19 @@ function commonFlags(rpcPort: number): string[] {
     `cluster.broker_session_timeout_ms=${SESSION_TIMEOUT_MS}`,
     '--set',
     'log.format="json"',
+    '--set',
+    `admin.password="${ADMIN_PASSWORD}"`,
   ];
+}
+
+/** A superuser's token for the admin API of `server`. */
+async function adminToken(server: MqttServer): Promise<string> {
+  const login = await fetch(`${server.httpUrl}/api/v1/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }),
+  });
+  return ((await login.json()) as { token: string }).token;
 }
 
 function startJournal(rpcPort: number): Promise<MqttServer> {
@@ -374,6 +388,28 @@ describe('MQTT across stateless brokers on one journal node', () => {
     await memberOn2.inbox.settle(500);
     const all = [...memberOn2.inbox.messages, ...memberOn3.inbox.messages].map((m) => m.payload).sort();
     expect(all).toEqual(Array.from({ length: 20 }, (_, i) => `u${i}`).sort());
+  });
+
+  it('lists the clients of both brokers in the admin API of either, and kicks one from the other', async () => {
+    const client = await connectClient(broker3.port, { clientId: 'admin-listed', clean: false });
+    clients.push(client);
+    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+    const token = await adminToken(broker2);
+    const headers = { authorization: `Bearer ${token}` };
+    const page = (await (
+      await fetch(`${broker2.httpUrl}/api/v1/mqtt/clients?limit=1000`, { headers })
+    ).json()) as {
+      items: Array<{ id: string; broker: number }>;
+    };
+    expect(page.items.find((item) => item.id === 'admin-listed')).toMatchObject({ broker: 3 });
+    const session = await fetch(`${broker2.httpUrl}/api/v1/mqtt/sessions/admin-listed`, { headers });
+    expect(await session.json()).toMatchObject({ id: 'admin-listed', broker: 3 });
+    const kicked = await fetch(`${broker2.httpUrl}/api/v1/mqtt/clients/admin-listed`, {
+      method: 'DELETE',
+      headers,
+    });
+    expect(kicked.status).toBe(204);
+    await closed;
   });
 
   it("after kill -9 of a broker, the other publishes its clients' wills and serves their sessions", async () => {
