@@ -618,6 +618,10 @@ export class MqttBroker {
     else if (parsed.kind === 'exclusive') {
       this.exclusive.set(parsed.filter, session);
       isNew = this.exclusiveTree.add(session, parsed.filter, options);
+      // A session brought back here (a restart, a move) names this broker in the cluster's claim.
+      this.peers?.exclusive.claim(parsed.filter, session.clientId).catch((error: unknown) => {
+        this.logger.warn({ err: error, filter }, 'an exclusive subscription was not claimed in the cluster');
+      });
     } else isNew = this.tree.add(session, filter, options);
     if (isNew) this.bridge.filterAdded(parsed.filter);
     return isNew;
@@ -636,7 +640,10 @@ export class MqttBroker {
     if (parsed.kind === 'shared') this.shared.remove(session, parsed.group, parsed.filter);
     else if (parsed.kind === 'exclusive') {
       this.exclusiveTree.remove(session, parsed.filter);
-      if (this.exclusive.get(parsed.filter) === session) this.exclusive.delete(parsed.filter);
+      if (this.exclusive.get(parsed.filter) === session) {
+        this.exclusive.delete(parsed.filter);
+        this.peers?.exclusive.release(parsed.filter, session.clientId);
+      }
     } else this.tree.remove(session, filter);
     this.bridge.filterRemoved(parsed.filter);
   }

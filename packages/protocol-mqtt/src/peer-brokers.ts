@@ -10,6 +10,7 @@ import type { MqttBroker, StandIn } from './broker.js';
 import type { Publication } from './publication.js';
 import { SharedGroupsElsewhere, type GroupElsewhere } from './shared-groups-elsewhere.js';
 import type { SessionRecord } from './session-log.js';
+import { ExclusiveAcrossBrokers } from './exclusive-across-brokers.js';
 import { PeerOutbox, type ForwardedBatch, type ForwardedMessage } from './peer-outbox.js';
 import { loadMessage, storeMessage } from './stored-message.js';
 
@@ -41,6 +42,8 @@ export class PeerBrokers {
     record.node === undefined || record.node === this.cluster.nodeId;
   /** Which other brokers have members of which shared groups. */
   readonly sharedGroups: SharedGroupsElsewhere;
+  /** Which session in the cluster holds each `$exclusive/` filter. */
+  readonly exclusive: ExclusiveAcrossBrokers;
   private adopting: Promise<void> = Promise.resolve();
   private stopChanges: () => void = () => {};
   /** Makes message ids unique across restarts of this broker. */
@@ -59,6 +62,12 @@ export class PeerBrokers {
       if (exists) this.sharedGroups.joined(key, filter);
       else this.sharedGroups.left(key);
     };
+    this.exclusive = new ExclusiveAcrossBrokers(
+      broker.context.meta,
+      cluster,
+      (filter, clientId) => broker.exclusive.get(filter)?.clientId === clientId,
+      broker.logger,
+    );
     cluster.handle('mqtt.publish', (body) => this.receivedOnce(body as ForwardedBatch));
     cluster.handle('mqtt.release', (body) => this.release((body as { c: string }).c));
     cluster.handle('mqtt.retained.delete', (body) => {

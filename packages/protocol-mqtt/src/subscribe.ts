@@ -36,19 +36,33 @@ export function handleSubscribe(
     );
   }
   // Per filter: a refusal reason code, or the authorization answer to wait for.
-  const checks: Array<number | boolean | Promise<boolean>> = packet.subscriptions.map(({ topic }, i) => {
-    const problem = parsed[i]!;
-    if (typeof problem === 'string') {
-      connection.broker.metrics.badInput('invalid_topic_filter');
-      connection.broker.logger.warn(
-        { clientId: connection.clientId, filter: topic, detail: problem },
-        'subscription refused',
-      );
-      return ReasonCode.TopicFilterInvalid;
-    }
-    // Access rules are about topics: a shared or exclusive subscription is checked on its filter.
-    return connection.authorization!.check('subscribe', problem.filter, now);
-  });
+  const checks: Array<number | boolean | Promise<number | boolean>> = packet.subscriptions.map(
+    ({ topic }, i) => {
+      const problem = parsed[i]!;
+      if (typeof problem === 'string') {
+        connection.broker.metrics.badInput('invalid_topic_filter');
+        connection.broker.logger.warn(
+          { clientId: connection.clientId, filter: topic, detail: problem },
+          'subscription refused',
+        );
+        return ReasonCode.TopicFilterInvalid;
+      }
+      // Access rules are about topics: a shared or exclusive subscription is checked on its filter.
+      const allowed = connection.authorization!.check('subscribe', problem.filter, now);
+      const cluster = connection.broker.peers;
+      if (problem.kind !== 'exclusive' || cluster === null) return allowed;
+      // In a cluster, one session of all the brokers' holds an exclusive filter.
+      return Promise.resolve(allowed).then(async (ok) => {
+        if (ok !== true) return ok;
+        if (await cluster.exclusive.claim(problem.filter, connection.clientId)) return true;
+        connection.broker.logger.info(
+          { clientId: connection.clientId, filter: topic },
+          'exclusive subscription held by a session on another broker',
+        );
+        return ReasonCode.QuotaExceeded;
+      });
+    },
+  );
   if (checks.some((c) => c instanceof Promise)) {
     return Promise.all(checks.map((check) => Promise.resolve(check))).then((answers) => {
       if (connection.state === 'connected') return complete(connection, packet, answers, subscriptionId ?? 0);
