@@ -1,7 +1,5 @@
-import { InProcessBrokers, type MetaStore } from '@robustmq/core';
-import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import { afterEach, describe, expect, it } from 'vitest';
-import { memoryMeta, startInProcess } from './helpers/in-process.js';
+import { linkedBrokers } from './helpers/in-process.js';
 import { connectClient, endAll, type MqttClient } from './helpers/mqttjs.js';
 
 // `$exclusive/` subscriptions on two MQTT brokers in this process, on one meta store and storage:
@@ -25,11 +23,7 @@ describe('exclusive subscriptions across brokers', () => {
   });
 
   async function twoBrokers() {
-    const meta: MetaStore = memoryMeta();
-    const storage = new MemoryStorageEngine();
-    const links = new InProcessBrokers();
-    const a = await startInProcess({}, { meta, storage, cluster: links.member(1) });
-    const b = await startInProcess({}, { meta, storage, cluster: links.member(2) });
+    const { a, b, links, meta } = await linkedBrokers();
     let stoppedA = false;
     const stopA = async () => {
       if (stoppedA) return;
@@ -38,7 +32,6 @@ describe('exclusive subscriptions across brokers', () => {
       await a.stop();
     };
     stops.push(stopA, () => b.stop());
-    await new Promise((r) => setTimeout(r, 20));
     return { a, b, stopA, links, meta };
   }
 

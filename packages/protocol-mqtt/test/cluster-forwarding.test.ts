@@ -1,13 +1,6 @@
-import {
-  ErrorCode,
-  InProcessBrokers,
-  RobustMQError,
-  type BrokerCluster,
-  type MetaStore,
-} from '@robustmq/core';
-import { MemoryStorageEngine } from '@robustmq/storage-memory';
+import { ErrorCode, RobustMQError, type BrokerCluster } from '@robustmq/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { memoryMeta, startInProcess } from './helpers/in-process.js';
+import { linkedBrokers } from './helpers/in-process.js';
 import { connectClient, connectWithInbox, endAll, type MqttClient } from './helpers/mqttjs.js';
 
 // Messages between two MQTT brokers in this process when a call between them fails: before it
@@ -39,16 +32,13 @@ describe('messages between brokers when a call fails', () => {
   });
 
   async function twoBrokers(failures: Failure[]) {
-    const meta: MetaStore = memoryMeta();
-    const storage = new MemoryStorageEngine();
-    const links = new InProcessBrokers();
-    const a = await startInProcess({}, { meta, storage, cluster: failingCalls(links.member(1), failures) });
-    const b = await startInProcess({}, { meta, storage, cluster: links.member(2) });
+    const { a, b } = await linkedBrokers((member) =>
+      member.nodeId === 1 ? failingCalls(member, failures) : member,
+    );
     stops.push(
       () => a.stop(),
       () => b.stop(),
     );
-    await new Promise((r) => setTimeout(r, 20));
     return { a, b };
   }
 

@@ -1,7 +1,5 @@
-import { InProcessBrokers, type MetaStore } from '@robustmq/core';
-import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import { afterEach, describe, expect, it } from 'vitest';
-import { memoryMeta, startInProcess } from './helpers/in-process.js';
+import { linkedBrokers } from './helpers/in-process.js';
 import { connectClient, connectWithInbox, endAll, type MqttClient } from './helpers/mqttjs.js';
 
 // Two MQTT brokers in this process on one meta store and one storage, linked by a cluster whose
@@ -17,11 +15,7 @@ describe('a session moving between brokers, step by step', () => {
   });
 
   async function twoBrokers() {
-    const meta: MetaStore = memoryMeta();
-    const storage = new MemoryStorageEngine();
-    const links = new InProcessBrokers();
-    const a = await startInProcess({}, { meta, storage, cluster: links.member(1) });
-    const b = await startInProcess({}, { meta, storage, cluster: links.member(2) });
+    const { a, b, links } = await linkedBrokers();
     stops.push(
       () => a.stop(),
       () => b.stop(),

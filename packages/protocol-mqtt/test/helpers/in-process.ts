@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:net';
 import {
   ErrorCode,
+  InProcessBrokers,
   RobustMQError,
   silentLogger,
   topicMatchesFilter,
@@ -260,4 +261,19 @@ export function memoryMeta(): MetaStore {
     revision: () => Promise.resolve(revision),
   };
   return store as MetaStore;
+}
+
+/**
+ * Two MQTT brokers in this process (node ids 1 and 2) on one meta store and one storage, linked by
+ * an in-process cluster; `wrap` may change a broker's view of it (calls that fail, say).
+ */
+export async function linkedBrokers(wrap: (member: BrokerCluster) => BrokerCluster = (member) => member) {
+  const meta = memoryMeta();
+  const storage = new MemoryStorageEngine();
+  const links = new InProcessBrokers();
+  const a = await startInProcess({}, { meta, storage, cluster: wrap(links.member(1)) });
+  const b = await startInProcess({}, { meta, storage, cluster: wrap(links.member(2)) });
+  // Each sees the other once the announcements have gone round.
+  await new Promise((r) => setTimeout(r, 20));
+  return { a, b, links, meta };
 }
