@@ -161,7 +161,15 @@ export class MqttBroker {
       else session.holdWill(new PendingWill(delayMs, () => this.willDue(session, publish), storedWill));
     }
     session.log = log;
-    for (const [filter, options] of record.subscriptions) this.subscribe(session, filter, options);
+    for (const [filter, options] of record.subscriptions) {
+      this.subscribe(session, filter, options);
+      // A session brought back here (a restart, a move) names this broker in the cluster's claims;
+      // a SUBSCRIBE claims before it is granted (subscribe.ts).
+      if (!this.peers) continue;
+      const parsed = parseFilter(filter, Number.MAX_SAFE_INTEGER);
+      if (typeof parsed !== 'string' && parsed.kind === 'exclusive')
+        this.claimExclusive(parsed.filter, session);
+    }
     const deliveries = new Map<
       number,
       { delivery: Delivery; packetId: number; state: 'queued' | 'sent' | 'pubrec' }
@@ -618,13 +626,15 @@ export class MqttBroker {
     else if (parsed.kind === 'exclusive') {
       this.exclusive.set(parsed.filter, session);
       isNew = this.exclusiveTree.add(session, parsed.filter, options);
-      // A session brought back here (a restart, a move) names this broker in the cluster's claim.
-      this.peers?.exclusive.claim(parsed.filter, session.clientId).catch((error: unknown) => {
-        this.logger.warn({ err: error, filter }, 'an exclusive subscription was not claimed in the cluster');
-      });
     } else isNew = this.tree.add(session, filter, options);
     if (isNew) this.bridge.filterAdded(parsed.filter);
     return isNew;
+  }
+
+  private claimExclusive(filter: string, session: Session): void {
+    this.peers!.exclusive.claim(filter, session.clientId).catch((error: unknown) => {
+      this.logger.warn({ err: error, filter }, 'an exclusive subscription was not claimed in the cluster');
+    });
   }
 
   unsubscribe(session: Session, filter: string): boolean {

@@ -13,6 +13,7 @@ interface Claim {
 
 const keyOf = (filter: string) => PREFIX + encodeURIComponent(filter);
 const encode = (claim: Claim) => Buffer.from(JSON.stringify(claim));
+const decode = (value: Uint8Array) => JSON.parse(Buffer.from(value).toString()) as Claim;
 
 /**
  * `$exclusive/` subscriptions across the brokers of a cluster: one session in the whole cluster
@@ -40,7 +41,7 @@ export class ExclusiveAcrossBrokers {
     for (let attempt = 0; attempt < 3; attempt++) {
       const entry = await this.meta.get(key);
       if (entry !== null) {
-        const held = JSON.parse(Buffer.from(entry.value).toString()) as Claim;
+        const held = decode(entry.value);
         const same = held.c === clientId;
         if (same && held.n === mine.n) return true;
         if (!same && (await this.stillHeld(filter, held))) return false;
@@ -62,7 +63,7 @@ export class ExclusiveAcrossBrokers {
     void (async () => {
       const entry = await this.meta.get(key);
       if (entry === null) return;
-      const held = JSON.parse(Buffer.from(entry.value).toString()) as Claim;
+      const held = decode(entry.value);
       if (held.c !== clientId || held.n !== this.cluster.nodeId) return;
       await this.meta.delete(key, { ifRevision: entry.modRevision });
     })().catch((error: unknown) => {
