@@ -1,3 +1,4 @@
+import type { ConnectionOptions } from 'node:tls';
 import { ErrorCode, RobustMQError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
@@ -168,6 +169,11 @@ export interface StorageEngineOptions {
   config: Readonly<Record<string, unknown>>;
   logger: Logger;
   metrics: Metrics;
+  /**
+   * How to connect to other nodes of the cluster, for engines that store through one (the server's
+   * `[rpc]` TLS settings); unset, such connections are plain TCP.
+   */
+  clusterTls?: ConnectionOptions;
 }
 
 /**

@@ -1,4 +1,5 @@
 // The clustered MetaStore: the meta state machine replicated by a Raft group.
+import type { ConnectionOptions } from 'node:tls';
 import type {
   Logger,
   MetaEntry,
@@ -11,7 +12,7 @@ import type {
 } from '@robustmq/core';
 import { deleted, deleteOp, putOp, putRevision } from './meta-ops.js';
 import { ErrorCode, isRobustMQError, RobustMQError, silentLogger } from '@robustmq/core';
-import type { RpcServer } from '@robustmq/rpc';
+import type { MutualTls, RpcServer } from '@robustmq/rpc';
 import { createRpcServer, DEFAULT_MAX_FRAME_BYTES } from '@robustmq/rpc';
 import type { MetaCommand, MetaOp } from './command.js';
 import {
@@ -61,6 +62,11 @@ export interface RaftMetaStoreOptions {
    * address from `peers` (a one-node group needs none).
    */
   rpcServer?: RpcServer;
+  /**
+   * TLS of the group's RPC: `client` for the connections to the other members, `server` for the
+   * server this store opens itself (a caller's `rpcServer` brings its own). Unset, plain TCP.
+   */
+  tls?: MutualTls;
   /**
    * The largest RPC frame the group's servers take (default @robustmq/rpc's, 64 MiB). Snapshots
    * go to followers in pieces of at most a quarter of it (and at most 4 MiB), so the meta state may
@@ -201,6 +207,7 @@ export class RaftMetaStore implements MetaStore {
     >,
     random: () => number,
     private readonly logger: Logger,
+    clientTls: ConnectionOptions | undefined,
   ) {
     this.applied = storage.snapshot().metadata.index;
     this.node = new RawNode({
@@ -228,6 +235,7 @@ export class RaftMetaStore implements MetaStore {
       logger,
       Math.min(MAX_SNAPSHOT_CHUNK_BYTES, Math.floor(options.maxFrameBytes / 4)),
       options.maxFrameBytes,
+      clientTls,
     );
     this.configured = [...peers.keys()];
     this.ticker = setInterval(() => {
@@ -272,7 +280,7 @@ export class RaftMetaStore implements MetaStore {
         const group =
           others.length === 0
             ? null
-            : await probeGroup(others, resolved.tickMs * resolved.electionTick, logger);
+            : await probeGroup(others, resolved.tickMs * resolved.electionTick, logger, options.tls?.client);
         if (group !== null && !group.voters.includes(options.id)) {
           logger.info(
             { voters: group.voters, learners: group.learners, leader: group.leader },
@@ -289,6 +297,7 @@ export class RaftMetaStore implements MetaStore {
           port: self.port,
           logger,
           maxFrameBytes: resolved.maxFrameBytes,
+          ...(options.tls === undefined ? {} : { tls: options.tls.server }),
         });
       }
     } catch (error) {
@@ -304,6 +313,7 @@ export class RaftMetaStore implements MetaStore {
       resolved,
       options.random ?? Math.random,
       logger,
+      options.tls?.client,
     );
     store.serve(options.rpcServer ?? ownServer);
     try {

@@ -1,4 +1,5 @@
 // Raft messages between the meta nodes, over @robustmq/rpc.
+import type { ConnectionOptions } from 'node:tls';
 import type { Logger } from '@robustmq/core';
 import { ErrorCode, RobustMQError } from '@robustmq/core';
 import type { RpcClient } from '@robustmq/rpc';
@@ -36,10 +37,16 @@ export async function probeGroup(
   peers: readonly RaftMetaPeer[],
   timeoutMs: number,
   logger: Logger,
+  tls?: ConnectionOptions,
 ): Promise<GroupView | null> {
   const answers = await Promise.all(
     peers.map(async (peer) => {
-      const client = connectRpc({ host: peer.host, port: peer.port, logger });
+      const client = connectRpc({
+        host: peer.host,
+        port: peer.port,
+        logger,
+        ...(tls === undefined ? {} : { tls }),
+      });
       try {
         return await client.call<GroupView>(RAFT_GROUP_METHOD, {}, { deadlineMs: timeoutMs });
       } catch {
@@ -105,6 +112,7 @@ export class RaftTransport {
     private readonly logger: Logger,
     private readonly chunkBytes: number,
     private readonly maxFrameBytes?: number,
+    private readonly tls?: ConnectionOptions,
   ) {}
 
   /** The client for `id`, or undefined for an unknown node. */
@@ -118,6 +126,7 @@ export class RaftTransport {
         port: peer.port,
         logger: this.logger,
         ...(this.maxFrameBytes === undefined ? {} : { maxFrameBytes: this.maxFrameBytes }),
+        ...(this.tls === undefined ? {} : { tls: this.tls }),
       });
       this.clients.set(id, client);
     }

@@ -100,6 +100,8 @@ class RpcClientImpl implements RpcClient, StreamHost {
   private readonly queue = new Set<ClientRequest>();
   private readonly requests = new Map<number, ClientRequest>();
   private conn: FramedConnection | undefined;
+  /** A connection made but not yet answered by the server's preamble. */
+  private opening: FramedConnection | undefined;
   private closed = false;
   private nextId = 0;
   private attempt = 0;
@@ -217,6 +219,8 @@ class RpcClientImpl implements RpcClient, StreamHost {
     for (const request of [...this.requests.values()]) request.fail(error);
     this.requests.clear();
     for (const wake of [...this.connectWaiters]) wake();
+    this.opening?.close();
+    this.opening = undefined;
     const conn = this.conn;
     this.conn = undefined;
     if (conn) {
@@ -401,27 +405,44 @@ class RpcClientImpl implements RpcClient, StreamHost {
       } else this.logger.debug(fields, 'rpc connect failed, retrying');
       this.scheduleReconnect();
     };
+    // Connected means the server has answered with its preamble: a socket that opens but is then
+    // closed (a TLS server refusing our certificate, or one met with plain TCP) is a failed
+    // attempt, with its reason, rather than a connection that keeps being lost.
     const onConnect = (): void => {
-      clearTimeout(timer);
       socket.off('error', onError);
       if (this.closed) {
+        clearTimeout(timer);
         socket.destroy();
         return;
       }
-      this.onConnected(socket);
+      let answered = false;
+      const conn: FramedConnection = new FramedConnection(socket, {
+        maxFrameBytes: this.maxFrameBytes,
+        logger: this.logger,
+        onPreamble: () => {
+          answered = true;
+          clearTimeout(timer);
+          this.opening = undefined;
+          this.onConnected(conn);
+        },
+        onFrame: (frame) => this.onFrame(frame),
+        onClose: (reason) => {
+          if (answered) {
+            this.onConnectionClosed(conn, reason);
+            return;
+          }
+          this.opening = undefined;
+          onError(reason ?? new Error('the server closed the connection before answering'));
+        },
+      });
+      this.opening = conn;
     };
     socket.on('error', onError);
     socket.once(connectEvent, onConnect);
   }
 
-  private onConnected(socket: Socket): void {
-    socket.setKeepAlive(true, 10_000);
-    const conn: FramedConnection = new FramedConnection(socket, {
-      maxFrameBytes: this.maxFrameBytes,
-      logger: this.logger,
-      onFrame: (frame) => this.onFrame(frame),
-      onClose: (reason) => this.onConnectionClosed(conn, reason),
-    });
+  private onConnected(conn: FramedConnection): void {
+    conn.socket.setKeepAlive(true, 10_000);
     this.conn = conn;
     this.logger.info({ attempt: this.attempt, downForMs: this.downForMs() }, 'rpc connected');
     this.attempt = 0;

@@ -9,6 +9,8 @@ export interface FramedConnectionOptions {
   onFrame: (frame: Frame) => void;
   /** Called once when the connection is gone, with the reason when it was an error. */
   onClose: (reason: Error | undefined) => void;
+  /** Called once the peer's preamble has arrived, before any of its frames. */
+  onPreamble?: () => void;
 }
 
 /**
@@ -23,6 +25,7 @@ export class FramedConnection {
   private corked = false;
   private readPaused = false;
   private closed = false;
+  private preambleReported = false;
   private drainWaiters: (() => void)[] = [];
   readonly peer: string;
 
@@ -106,6 +109,11 @@ export class FramedConnection {
     try {
       while (!this.readPaused && !this.closed) {
         const frame = this.reader.next();
+        if (!this.preambleReported && this.reader.preambleSeen) {
+          this.preambleReported = true;
+          this.options.onPreamble?.();
+          if (this.closed) return;
+        }
         if (!frame) return;
         this.options.onFrame(frame);
       }

@@ -149,11 +149,16 @@ function parseFrame(buf: Buffer): Frame {
 export class FrameReader {
   private chunks: Buffer[] = [];
   private buffered = 0;
-  private preambleSeen = false;
+  #preambleSeen = false;
   /** A large frame being filled in place as its bytes arrive. */
   private partial: { buf: Buffer; filled: number } | undefined;
 
   constructor(private readonly maxFrameBytes: number) {}
+
+  /** Whether the peer's preamble has been read. */
+  get preambleSeen(): boolean {
+    return this.#preambleSeen;
+  }
 
   push(chunk: Buffer): void {
     const partial = this.partial;
@@ -176,14 +181,14 @@ export class FrameReader {
       this.partial = undefined;
       return parseFrame(partial.buf);
     }
-    if (!this.preambleSeen) {
+    if (!this.#preambleSeen) {
       const seen = Math.min(this.buffered, PREAMBLE.byteLength);
       if (seen > 0 && !this.peek(seen).equals(PREAMBLE.subarray(0, seen))) {
         throw new ProtocolError('bad preamble: the peer does not speak RobustMQ RPC');
       }
       if (seen < PREAMBLE.byteLength) return undefined;
       this.take(PREAMBLE.byteLength);
-      this.preambleSeen = true;
+      this.#preambleSeen = true;
     }
     if (this.buffered < 4) return undefined;
     const total = this.peek(4).readUInt32BE(0) + 4;

@@ -11,3 +11,4 @@ export {
 export type { RpcStream } from './client-stream.js';
 export type { CallContext, StreamHandler, UnaryHandler } from './handlers.js';
 export { DEFAULT_MAX_FRAME_BYTES, DEFAULT_PORT } from './limits.js';
+export { mutualTls, type MutualTls, type NodeCertificate } from './mutual-tls.js';

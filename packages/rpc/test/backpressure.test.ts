@@ -2,7 +2,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, isRobustMQError, silentLogger } from '@robustmq/core';
 import { FramedConnection } from '../src/connection.js';
-import { encodeFrame, FrameKind } from '../src/frame.js';
+import { encodeFrame, FrameKind, PREAMBLE } from '../src/frame.js';
 import { Harness, rejectionOf, waitFor } from './helpers.js';
 
 const h = new Harness();
@@ -66,7 +66,11 @@ describe('writes', () => {
   });
 
   it('keeps calls queued in the client, not in the socket buffer, while the server does not read', async () => {
-    const port = await rawServer((socket) => socket.pause());
+    // A server that answers (its preamble) and then stops reading.
+    const port = await rawServer((socket) => {
+      socket.write(PREAMBLE);
+      socket.pause();
+    });
     const client = h.client(port);
     await client.waitConnected(5000);
     const body = new Uint8Array(1024 * 1024);

@@ -1,13 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeFrame, FrameKind, PREAMBLE } from '../src/frame.js';
 import { Harness, recordingLogger, recordingMetrics, sleep, waitFor } from './helpers.js';
 
 const h = new Harness();
 const rawSockets: Socket[] = [];
+const rawServers: Server[] = [];
 afterEach(async () => {
   for (const socket of rawSockets.splice(0)) socket.destroy();
+  for (const server of rawServers.splice(0)) server.close();
   await h.closeAll();
 });
 
@@ -110,5 +112,38 @@ describe('peers that break the rules', () => {
     sluggard.destroy();
     await waitFor(() => server.connectionCount === 1, 5000, 'the sluggard connection to be dropped');
     await expect(good.call('echo', 6)).resolves.toBe(6);
+  });
+});
+
+describe('servers that are not RPC servers', () => {
+  /** A TCP server whose accepted sockets get `onSocket`. */
+  async function tcpServer(onSocket: (socket: Socket) => void): Promise<number> {
+    const server = createServer((socket) => {
+      rawSockets.push(socket);
+      socket.on('error', () => {});
+      onSocket(socket);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    rawServers.push(server);
+    return (server.address() as { port: number }).port;
+  }
+
+  it('does not count a server that never answers as connected, and says so', async () => {
+    const port = await tcpServer(() => {});
+    const logger = recordingLogger();
+    const client = h.client(port, { connectTimeoutMs: 100, reconnectDelayMs: 20, logger });
+    await expect(client.waitConnected(400)).rejects.toThrow(/not connected within 400 ms/);
+    expect(client.connected).toBe(false);
+    const failure = logger.lines.find((l) => l.message === 'rpc connect failed, retrying');
+    expect(String(failure?.fields.err)).toMatch(/timed out after 100 ms/);
+  });
+
+  it('does not count a server that speaks something else as connected', async () => {
+    const port = await tcpServer((socket) => socket.end('HTTP/1.1 400 Bad Request\r\n\r\n'));
+    const logger = recordingLogger();
+    const client = h.client(port, { reconnectDelayMs: 20, logger });
+    await expect(client.waitConnected(300)).rejects.toThrow(/not connected/);
+    expect(logger.lines.some((l) => l.message === 'rpc connected')).toBe(false);
+    expect(logger.lines.some((l) => l.message === 'rpc connect failed, retrying')).toBe(true);
   });
 });

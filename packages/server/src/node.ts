@@ -13,7 +13,7 @@ import {
 import { createJournalServer, serveJournal, type JournalServer } from '@robustmq/journal';
 import { openLocalMetaStore, openRaftMetaStore, type RaftMetaStore } from '@robustmq/meta-raft';
 import { connectRemoteMetaStore } from '@robustmq/meta-raft/remote';
-import { createRpcServer, type RpcServer } from '@robustmq/rpc';
+import { createRpcServer, type MutualTls, type RpcServer } from '@robustmq/rpc';
 import type { FastifyInstance } from 'fastify';
 import { AdminApi } from './admin/api.js';
 import { createAdminHttp } from './admin/http.js';
@@ -36,6 +36,7 @@ import { importPackage } from './plugins/resolve.js';
 import { metaNodes, nodeMode, type NodeMode } from './roles.js';
 import { TopicTree } from './router/topic-tree.js';
 import { ServerBrokerCluster } from './cluster/broker-cluster.js';
+import { readNodeCertificate } from './cluster/node-certificate.js';
 import { listenProblem, StartupError } from './startup-error.js';
 import { VERSION } from './version.js';
 
@@ -106,6 +107,7 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
     const protocols = await loadProtocols(protocolNames, config, searchDirs);
     checkSections(config, protocols);
     const engine = mode === 'meta' ? null : await loadStorageEngine(config.storage.engine, searchDirs);
+    const rpcTls = readNodeCertificate(config.rpc);
 
     const authSettings: AuthSettings = {
       allowAnonymous: config.auth.allow_anonymous,
@@ -136,6 +138,7 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
           config: engineConfig,
           logger: logger.child({ component: 'storage' }),
           metrics,
+          ...(rpcTls === null ? {} : { clusterTls: rpcTls.client }),
         }),
         config.storage.engine,
         metrics,
@@ -155,13 +158,14 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
         port: config.rpc.port,
         logger: logger.child({ component: 'journal-server' }),
         metrics,
+        ...(rpcTls === null ? {} : { tls: rpcTls.server }),
       });
       await listenJournal(server, config.rpc.port, rpcHost);
       cleanup.push(() => server.close());
       status.listeners.push({
         protocol: 'journal',
         name: 'rpc',
-        transport: 'tcp',
+        transport: rpcTls === null ? 'tcp' : 'tls',
         host: rpcHost,
         port: server.port,
       });
@@ -180,6 +184,7 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
         const remote = connectRemoteMetaStore({
           nodes: metaNodes(config),
           logger: logger.child({ component: 'meta' }),
+          ...(rpcTls === null ? {} : { tls: rpcTls.client }),
         });
         cleanup.push(() => remote.close());
         meta = remote;
@@ -189,6 +194,7 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
           host: rpcHost,
           port: config.rpc.port,
           logger: logger.child({ component: 'rpc' }),
+          ...(rpcTls === null ? {} : { tls: rpcTls.server }),
         });
         cleanup.push(() => rpc.close());
         const group: RaftMetaStore = await openRaftMetaStore({
@@ -196,6 +202,7 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
           peers: metaNodes(config),
           dir: join(dataDir.path, 'meta-raft'),
           rpcServer: rpc,
+          ...(rpcTls === null ? {} : { tls: rpcTls }),
           tickMs: config.cluster.tick_ms,
           logger: logger.child({ component: 'meta' }),
         });
@@ -209,7 +216,7 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
         status.listeners.push({
           protocol: 'meta',
           name: 'rpc',
-          transport: 'tcp',
+          transport: rpcTls === null ? 'tcp' : 'tls',
           host: rpcHost,
           port: rpc.port,
         });
@@ -227,6 +234,7 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
           storage!,
           rpcServer,
           rpcHost,
+          rpcTls,
           logger,
           cleanup,
           status,
@@ -328,6 +336,7 @@ async function joinBrokers(
   storage: StorageEngine,
   existing: RpcServer | null,
   rpcHost: string,
+  rpcTls: MutualTls | null,
   logger: Logger,
   cleanup: Array<() => Promise<void> | void>,
   status: NodeStatus,
@@ -339,13 +348,14 @@ async function joinBrokers(
       host: rpcHost,
       port: config.rpc.port,
       logger: logger.child({ component: 'rpc' }),
+      ...(rpcTls === null ? {} : { tls: rpcTls.server }),
     });
     cleanup.push(() => own.close());
     await listenRpc(own, config.rpc.port, rpcHost, 'broker rpc');
     status.listeners.push({
       protocol: 'broker',
       name: 'rpc',
-      transport: 'tcp',
+      transport: rpcTls === null ? 'tcp' : 'tls',
       host: rpcHost,
       port: own.port,
     });
@@ -357,6 +367,7 @@ async function joinBrokers(
     storage: storage.location,
     rpc,
     rpcHost,
+    ...(rpcTls === null ? {} : { tls: rpcTls.client }),
     heartbeatMs: config.cluster.broker_heartbeat_interval_ms,
     sessionTimeoutMs: config.cluster.broker_session_timeout_ms,
     logger: logger.child({ component: 'cluster' }),

@@ -106,6 +106,21 @@ describe('loadConfig', () => {
     expect(await settingOf(loadConfig({ file }))).toBe('cluster.broker_heartbeat_interval_ms');
   });
 
+  it("takes the internal port's TLS files only all three together", async () => {
+    const file = configFile('[rpc]\ntls_cert = "node.pem"\ntls_key = "node-key.pem"');
+    const error = await loadConfig({ file }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).setting).toBe('rpc');
+    expect((error as ConfigError).message).toMatch(/tls_cert, tls_key and tls_ca go together/);
+    const { config } = await loadConfig({
+      file: configFile('[rpc]\ntls_cert = "node.pem"\ntls_key = "node-key.pem"\ntls_ca = "ca.pem"'),
+    });
+    expect(config.rpc).toMatchObject({ tls_cert: 'node.pem', tls_key: 'node-key.pem', tls_ca: 'ca.pem' });
+  });
+
   it('names an unknown top-level value and an unknown environment variable', async () => {
     expect(await settingOf(loadConfig({ file: configFile('colour = "blue"') }))).toBe('colour');
     expect(await settingOf(loadConfig({ env: { ROBUSTMQ_VERBOSE: '1' } }))).toBe('ROBUSTMQ_VERBOSE');

@@ -9,6 +9,8 @@
  * request_timeout_ms = 30000
  * connect_timeout_ms = 5000
  * ```
+ *
+ * It connects with TLS when the server's `[rpc]` section sets the node's certificate.
  */
 import { defineStorageEngine, ErrorCode, isRobustMQError, RobustMQError } from '@robustmq/core';
 import { connectJournal } from './client.js';
@@ -27,7 +29,11 @@ const journalRemote = defineStorageEngine({
   name: 'journal-remote',
   async open(options) {
     const settings = parseRemoteJournalConfig(options.config);
-    const client = connectJournal({ ...settings, logger: options.logger });
+    const client = connectJournal({
+      ...settings,
+      logger: options.logger,
+      ...(options.clusterTls === undefined ? {} : { tls: options.clusterTls }),
+    });
     try {
       await client.waitConnected(settings.connectTimeoutMs);
     } catch (error) {

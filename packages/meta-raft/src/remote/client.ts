@@ -1,4 +1,5 @@
 // A MetaStore for nodes without the meta role: every call goes over RPC to the meta nodes.
+import type { ConnectionOptions } from 'node:tls';
 import type {
   Logger,
   MetaEntry,
@@ -49,6 +50,8 @@ export interface RemoteMetaStoreOptions {
   connectTimeoutMs?: number;
   /** The RPC frame limit of the meta nodes' servers (default @robustmq/rpc's). */
   maxFrameBytes?: number;
+  /** Connect to the meta nodes with TLS (their `[rpc]` TLS settings); unset, plain TCP. */
+  tls?: ConnectionOptions;
   logger?: Logger;
 }
 
@@ -240,6 +243,7 @@ export class RemoteMetaStore implements MetaStore {
         port: node.port,
         logger: this.logger,
         ...(this.options.maxFrameBytes === undefined ? {} : { maxFrameBytes: this.options.maxFrameBytes }),
+        ...(this.options.tls === undefined ? {} : { tls: this.options.tls }),
       });
       this.clients.set(id, client);
     }

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import type { ConnectionOptions } from 'node:tls';
 import {
   ErrorCode,
   RobustMQError,
@@ -37,6 +38,8 @@ export interface BrokerClusterOptions {
   rpc: RpcServer;
   /** The address the RPC server is bound to; peers are given this host's name for a wildcard. */
   rpcHost: string;
+  /** TLS of the connections to the other brokers (the `[rpc]` TLS settings); unset, plain TCP. */
+  tls?: ConnectionOptions;
   heartbeatMs: number;
   /** A broker whose record has not changed for this long is gone. */
   sessionTimeoutMs: number;
@@ -167,6 +170,7 @@ export class ServerBrokerCluster implements BrokerCluster {
       host,
       port,
       connectWaitMs: this.options.sessionTimeoutMs,
+      ...(this.options.tls === undefined ? {} : { tls: this.options.tls }),
       logger: this.logger.child({ component: `broker-${nodeId}` }),
     });
     this.clients.set(nodeId, { client, host, port });

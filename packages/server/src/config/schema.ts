@@ -60,7 +60,21 @@ export const nodeConfigSchema = z
         /** Internal RPC between nodes: a journal node serves its storage here. */
         port: port.default(1228),
         host: z.string().min(1).optional(),
+        /**
+         * PEM files of this node's certificate and key, and of the CA that signs every node's. Set
+         * (all three), the port speaks only TLS and takes only nodes whose certificates the CA
+         * signed; the node shows its certificate to the nodes it calls in turn.
+         */
+        tls_cert: z.string().min(1).optional(),
+        tls_key: z.string().min(1).optional(),
+        tls_ca: z.string().min(1).optional(),
       })
+      .refine(
+        (rpc) =>
+          [rpc.tls_cert, rpc.tls_key, rpc.tls_ca].every((file) => file === undefined) ||
+          [rpc.tls_cert, rpc.tls_key, rpc.tls_ca].every((file) => file !== undefined),
+        { message: 'tls_cert, tls_key and tls_ca go together: set all three or none' },
+      )
       .prefault({}),
     auth: z
       .strictObject({
