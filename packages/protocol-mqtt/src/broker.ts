@@ -267,6 +267,21 @@ export class MqttBroker {
   }
 
   /**
+   * A message routed for a broker that is gone, given only to the sessions `only` picks (those
+   * taken over from it); it was retained and passed to the other protocols where it was published.
+   * Resolves once the sessions hold it as durably as any delivery.
+   */
+  receiveOrphaned(
+    publication: Publication,
+    sharedGroups: ReadonlySet<string>,
+    only: (session: Session) => boolean,
+  ): Promise<void> | null {
+    this.barrier.begin();
+    this.route(publication, Date.now(), sharedGroups, only);
+    return this.barrier.end();
+  }
+
+  /**
    * Makes `session` persistent (stored) or not, as its expiry interval says, and writes its
    * record. Resolves once the record is durable.
    */
@@ -327,10 +342,15 @@ export class MqttBroker {
    * each matching shared group here, or of those in `sharedGroups` when given (a message another
    * broker routed: it names the groups it left to this one).
    */
-  route(publication: Publication, now: number, sharedGroups: ReadonlySet<string> | null = null): number {
-    let reached = this.routeTo(this.tree.match(publication.topic), publication, now);
+  route(
+    publication: Publication,
+    now: number,
+    sharedGroups: ReadonlySet<string> | null = null,
+    only: ((session: Session) => boolean) | null = null,
+  ): number {
+    let reached = this.routeTo(this.tree.match(publication.topic), publication, now, only);
     if (this.exclusive.size > 0) {
-      reached += this.routeTo(this.exclusiveTree.match(publication.topic), publication, now);
+      reached += this.routeTo(this.exclusiveTree.match(publication.topic), publication, now, only);
     }
     if (this.shared.tree.size > 0) {
       for (const { subscriber: group } of this.shared.tree.match(publication.topic)) {
@@ -338,6 +358,7 @@ export class MqttBroker {
         const member = group.pick();
         if (member === null) continue;
         const [session, options] = member;
+        if (only !== null && !only(session)) continue;
         session.deliver(
           publication,
           Math.min(options.qos, publication.qos),
@@ -352,10 +373,16 @@ export class MqttBroker {
     return reached;
   }
 
-  private routeTo(matches: readonly Match<Session>[], publication: Publication, now: number): number {
+  private routeTo(
+    matches: readonly Match<Session>[],
+    publication: Publication,
+    now: number,
+    only: ((session: Session) => boolean) | null,
+  ): number {
     let reached = 0;
     for (let i = 0; i < matches.length; i++) {
       const { subscriber: session, subscriptions } = matches[i]!;
+      if (only !== null && !only(session)) continue;
       if (subscriptions.length === 1) {
         const options = subscriptions[0]!.options;
         if (options.noLocal && publication.publisherId === session.clientId) continue;

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { MqttBroker, StandIn } from './broker.js';
 import type { Publication } from './publication.js';
 import { SharedGroupsElsewhere, type GroupElsewhere } from './shared-groups-elsewhere.js';
-import type { SessionRecord } from './session-log.js';
+import type { LogEntry, SessionRecord } from './session-log.js';
 import { ExclusiveAcrossBrokers } from './exclusive-across-brokers.js';
 import { PeerOutbox, type ForwardedBatch, type ForwardedMessage } from './peer-outbox.js';
 import { loadMessage, storeMessage } from './stored-message.js';
@@ -22,6 +22,14 @@ const REMEMBERED_BATCHES = 4096;
 
 /** How long a broker waits for another to give up a session before refusing the client. */
 const RELEASE_DEADLINE_MS = 5000;
+
+/**
+ * How long the sessions taken over from a gone broker are remembered, for the messages other
+ * brokers had not got to it; and how long a broker waits to count that one gone itself.
+ */
+const ORPHANS_KEPT_MS = 60_000;
+/** How often a broker looks whether it counts a broker gone that another already does. */
+const GONE_POLL_MS = 50;
 
 /**
  * What the MQTT brokers of one cluster (brokers on one storage) do together, so that clients may
@@ -52,6 +60,11 @@ export class PeerBrokers {
   private readonly outboxes = new Map<number, PeerOutbox>();
   /** By sending broker's run: the batches it sent lately, each held once routed. */
   private readonly receivedBatches = new Map<string, Map<number, Promise<object>>>();
+  /**
+   * By gone broker: the sessions taken over from it here, each with the ids of the messages its
+   * log held, so that a message routed for that broker is given to them once.
+   */
+  private readonly takenFrom = new Map<number, Map<string, Set<string>>>();
 
   constructor(
     private readonly broker: MqttBroker,
@@ -140,6 +153,7 @@ export class PeerBrokers {
         this.broker.logger,
         `${this.cluster.nodeId}.${this.boot}`,
         () => this.cluster.peers(MQTT).includes(peer),
+        (messages) => this.orphaned(peer, messages),
       );
       this.outboxes.set(peer, outbox);
     }
@@ -173,11 +187,74 @@ export class PeerBrokers {
     for (const message of body.b) {
       const publication = loadMessage(message.m);
       publication.payload = Buffer.from(message.p.buffer, message.p.byteOffset, message.p.byteLength);
-      const writes = this.broker.receiveForwarded(publication, message.o, new Set(message.g));
+      const writes =
+        message.f === undefined
+          ? this.broker.receiveForwarded(publication, message.o, new Set(message.g))
+          : (await this.receiveOrphaned(message.f, publication, new Set(message.g))).writes;
       if (writes !== null) held.push(writes);
     }
     await Promise.all(held);
     return {};
+  }
+
+  /**
+   * Messages routed for broker `gone` that it did not answer before it went: given to the sessions
+   * taken over from it, here and on the other live brokers. Resolves once they hold them.
+   */
+  private async orphaned(gone: number, messages: ForwardedMessage[]): Promise<void> {
+    const held: Array<Promise<void>> = [];
+    for (const message of messages) {
+      const qos = message.m.qos;
+      for (const peer of this.cluster.peers(MQTT)) {
+        const sent = this.outboxFor(peer).add({ ...message, f: gone }, qos);
+        if (sent !== null) held.push(sent);
+      }
+    }
+    for (const message of messages) {
+      const publication = loadMessage(message.m);
+      publication.payload = Buffer.from(message.p.buffer, message.p.byteOffset, message.p.byteLength);
+      const { writes } = await this.receiveOrphaned(gone, publication, new Set(message.g));
+      if (writes !== null) held.push(writes);
+    }
+    await Promise.all(held);
+  }
+
+  /**
+   * Gives a message routed for broker `gone` to the sessions taken over from it here, but to none
+   * that had it. Waits first until this broker, too, counts it gone and has taken over its share;
+   * `writes` settles once the sessions hold it.
+   */
+  private async receiveOrphaned(
+    gone: number,
+    publication: Publication,
+    sharedGroups: ReadonlySet<string>,
+  ): Promise<{ writes: Promise<void> | null }> {
+    if (!(await this.countedGone(gone))) return { writes: null };
+    const taken = this.takenFrom.get(gone);
+    if (taken === undefined) return { writes: null };
+    const uid = publication.uid;
+    const writes = this.broker.receiveOrphaned(publication, sharedGroups, (session) => {
+      const had = taken.get(session.clientId);
+      if (had === undefined) return false;
+      return uid === null || !(had.has(uid) || session.recentUids.includes(uid));
+    });
+    return { writes };
+  }
+
+  /**
+   * Resolves true once this broker counts `broker` gone and has taken its share of that broker's
+   * sessions over; false if it still counts it live after {@link ORPHANS_KEPT_MS}.
+   */
+  private async countedGone(broker: number): Promise<boolean> {
+    const deadline = Date.now() + ORPHANS_KEPT_MS;
+    while (this.cluster.brokers(MQTT).includes(broker)) {
+      if (Date.now() > deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, GONE_POLL_MS));
+    }
+    // The change listener queues the takeover; it may run after this broker sees the change.
+    await new Promise((resolve) => setImmediate(resolve));
+    await this.adopting;
+    return true;
   }
 
   /** Tells the other brokers a retained message was deleted by an operator. */
@@ -244,7 +321,8 @@ export class PeerBrokers {
           `the session is served by broker ${owner}, which did not let go`,
         );
       }
-      await this.adopt(stored.record, stored.revision, standIn, answers[at] ?? []);
+      // A record naming a broker that is not live: the session is taken from one that is gone.
+      await this.adopt(stored.record, stored.revision, standIn, answers[at] ?? [], at < 0);
     } finally {
       standIn?.remove();
       standIn?.finish();
@@ -280,7 +358,7 @@ export class PeerBrokers {
       for (const { record, revision } of orphans) {
         if (this.broker.sessions.has(record.clientId)) continue;
         try {
-          await this.adopt(record, revision);
+          await this.adopt(record, revision, null, [], true);
         } catch (error) {
           this.broker.logger.warn(
             { err: error, clientId: record.clientId },
@@ -294,6 +372,22 @@ export class PeerBrokers {
     }
   }
 
+  /** Notes a session taken over from gone broker `from`, with the ids of the messages it holds. */
+  private rememberTaken(from: number, clientId: string, entries: readonly LogEntry[]): void {
+    let taken = this.takenFrom.get(from);
+    if (taken === undefined) {
+      const created = new Map<string, Set<string>>();
+      taken = created;
+      this.takenFrom.set(from, created);
+      setTimeout(() => {
+        if (this.takenFrom.get(from) === created) this.takenFrom.delete(from);
+      }, ORPHANS_KEPT_MS).unref();
+    }
+    const had = new Set<string>();
+    for (const entry of entries) if (entry.t === 'm' && entry.m.uid !== undefined) had.add(entry.m.uid);
+    taken.set(clientId, had);
+  }
+
   /**
    * Makes this broker the one serving a stored session (compare-and-set on its record, so only one
    * broker wins) and brings it back to life here.
@@ -303,6 +397,7 @@ export class PeerBrokers {
     revision: number,
     standIn: StandIn | null = null,
     had: readonly string[] = [],
+    fromGone = false,
   ): Promise<void> {
     const log = this.broker.persistence.logFor(record.clientId);
     const claimed: SessionRecord = { ...record, node: this.cluster.nodeId };
@@ -320,6 +415,7 @@ export class PeerBrokers {
     const entries = await log.read();
     if (this.broker.sessions.has(record.clientId)) return;
     const [session] = this.broker.restoreSessions([{ record: claimed, revision, log, entries }], Date.now());
+    if (fromGone && record.node !== undefined) this.rememberTaken(record.node, record.clientId, entries);
     if (standIn !== null) {
       const known = new Set(had);
       for (const entry of entries) if (entry.t === 'm' && entry.m.uid !== undefined) known.add(entry.m.uid);

@@ -10,6 +10,11 @@ export interface ForwardedMessage {
   o: string;
   /** The shared groups (`{group}/{filter}`) the receiving broker is to serve. */
   g?: string[];
+  /**
+   * Set on a message routed for a broker that is gone (its id): the receiving broker gives it only
+   * to the sessions it took over from that broker.
+   */
+  f?: number;
 }
 
 /** Bytes of messages sent to one broker and not yet answered, past which QoS 0 is dropped. */
@@ -62,6 +67,11 @@ export class PeerOutbox {
     private readonly channel: string,
     /** Whether the other broker still counts as live: batches are sent again until it is not. */
     private readonly isLive: () => boolean,
+    /**
+     * Takes the messages the other broker did not answer once it is gone, to the brokers that
+     * take its sessions over; resolves once they hold them.
+     */
+    private readonly orphaned: (messages: ForwardedMessage[]) => Promise<void>,
   ) {}
 
   /** Queues a message; resolves once the other broker has it (or could not be reached). */
@@ -134,20 +144,27 @@ export class PeerOutbox {
 
   /**
    * Sends what was not answered again, oldest first and one at a time, until the other broker
-   * answers (it tells repeats by their number) or no longer counts as live: then what is left is
-   * dropped for its subscribers, whose sessions the live brokers take over.
+   * answers (it tells repeats by their number) or no longer counts as live: then what is left goes
+   * to the sessions the live brokers take over from it.
    */
   private async recover(): Promise<void> {
     while (this.unanswered.length > 0) {
       if (!this.isLive()) {
         const lost = this.unanswered.splice(0);
-        let count = 0;
-        for (const entry of lost) count += entry.body.b.length;
-        this.metrics.dropped('peer_unreachable', count);
+        const messages = lost.flatMap((entry) => entry.body.b);
         this.logger.warn(
-          { broker: this.peer, messages: count },
-          'messages not forwarded to a broker that is gone',
+          { broker: this.peer, messages: messages.length },
+          'messages for a broker that is gone go to the brokers taking its sessions over',
         );
+        try {
+          await this.orphaned(messages);
+        } catch (error) {
+          this.metrics.dropped('peer_unreachable', messages.length);
+          this.logger.error(
+            { err: error, broker: this.peer, messages: messages.length },
+            'messages for a broker that is gone did not reach the sessions taken over from it',
+          );
+        }
         for (const entry of lost) this.answered(entry);
         break;
       }

@@ -461,6 +461,30 @@ describe('MQTT across stateless brokers on one journal node', () => {
     const held = (await broker3.metrics()).split('\n').find((l) => l.startsWith('robustmq_mqtt_sessions'));
     expect(held).toMatch(/ 0$/);
   }, 30_000);
+
+  it('loses no acknowledged message for the sessions of a broker killed before it had them', async () => {
+    const away = await connectWithInbox(broker3.port, { clientId: 'away-on-3', clean: false });
+    await away.client.subscribeAsync('alerts/#', { qos: 1 });
+    await away.client.endAsync();
+
+    // Broker 3 stops answering (SIGSTOP), then is killed: what broker 2 was sending it never arrives.
+    broker3.child.kill('SIGSTOP');
+    const publisher = await connectClient(broker2.port, { clientId: 'alert-publisher' });
+    clients.push(publisher);
+    const sent = Array.from({ length: 20 }, (_, i) => `alert ${i}`);
+    const acknowledged = sent.map((text) => publisher.publishAsync('alerts/boiler', text, { qos: 1 }));
+    await new Promise((r) => setTimeout(r, 300));
+    await broker3.kill();
+    // Acknowledged once broker 2 counts broker 3 gone and holds them in the session it takes over.
+    await Promise.all(acknowledged);
+
+    const back = await connectWithInbox(broker2.port, { clientId: 'away-on-3', clean: false });
+    clients.push(back.client);
+    expect(back.connack.sessionPresent).toBe(true);
+    await back.inbox.waitFor(20, 10_000);
+    await back.inbox.settle(300);
+    expect(back.inbox.messages.map((m) => m.payload)).toEqual(sent);
+  }, 30_000);
 });
 
 /** Sends with `send` every 100 ms until `inbox` has a message (another broker learning of a group). */

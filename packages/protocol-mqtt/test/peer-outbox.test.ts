@@ -59,6 +59,7 @@ describe('PeerOutbox', () => {
       silentLogger,
       '1.a',
       () => true,
+      unexpectedHandOver,
     );
     const first = outbox.add(message(10, 'a'), 1);
     const second = outbox.add(message(10, 'b'), 1);
@@ -79,7 +80,15 @@ describe('PeerOutbox', () => {
     const { cluster, calls } = recordingCluster();
     const metrics = new TestMetrics();
     const mqttMetrics = new MqttMetrics(metrics);
-    const outbox = new PeerOutbox(2, cluster, mqttMetrics, silentLogger, '1.a', () => true);
+    const outbox = new PeerOutbox(
+      2,
+      cluster,
+      mqttMetrics,
+      silentLogger,
+      '1.a',
+      () => true,
+      unexpectedHandOver,
+    );
     for (let i = 0; i < 8; i++) expect(outbox.add(message(MAX_BYTES_IN_FLIGHT / 8), 0)).not.toBeNull();
     await turn();
     expect(outbox.add(message(10), 0)).toBeNull();
@@ -101,7 +110,15 @@ describe('PeerOutbox', () => {
       warn: (_: unknown, msg: string) => void lines.push(msg),
       info: (_: unknown, msg: string) => void lines.push(msg),
     } as unknown as Logger;
-    const outbox = new PeerOutbox(2, cluster, new MqttMetrics(new TestMetrics()), logger, '1.a', () => true);
+    const outbox = new PeerOutbox(
+      2,
+      cluster,
+      new MqttMetrics(new TestMetrics()),
+      logger,
+      '1.a',
+      () => true,
+      unexpectedHandOver,
+    );
     const first = outbox.add(message(10, 'a'), 1)!;
     await turn();
     const second = outbox.add(message(10, 'b'), 1)!;
@@ -141,23 +158,73 @@ describe('PeerOutbox', () => {
     ]);
   });
 
-  it('drops and counts what is not answered once the other broker is gone', async () => {
+  it('hands what is not answered to the brokers taking the sessions over once the other broker is gone', async () => {
     const { cluster, calls } = recordingCluster();
     const metrics = new TestMetrics();
     const mqttMetrics = new MqttMetrics(metrics);
     let live = true;
-    const outbox = new PeerOutbox(2, cluster, mqttMetrics, silentLogger, '1.a', () => live);
+    const handed: string[][] = [];
+    let release: () => void = () => {};
+    const outbox = new PeerOutbox(
+      2,
+      cluster,
+      mqttMetrics,
+      silentLogger,
+      '1.a',
+      () => live,
+      (messages) => {
+        handed.push(messages.map((m) => m.m.topic));
+        return new Promise<void>((resolve) => (release = resolve));
+      },
+    );
+    const sent = outbox.add(message(10, 'a'), 1)!;
+    void outbox.add(message(10, 'b'), 1);
+    await turn();
+    live = false;
+    calls[0]!.answer(new RobustMQError(ErrorCode.Unavailable, 'down'));
+    await until(() => handed.length > 0);
+    expect(handed).toEqual([['a', 'b']]);
+    // The publisher waits until they are held where the sessions went.
+    let settled = false;
+    void sent.then(() => (settled = true));
+    await turn();
+    expect(settled).toBe(false);
+    release();
+    await sent;
+    expect(calls).toHaveLength(1);
+    mqttMetrics.flush({ sessions: 0, subscriptions: 0, retained: 0 });
+    expect(metrics.get('robustmq_mqtt_messages_dropped_total', { reason: 'peer_unreachable' })).toBe(0);
+  });
+
+  it('drops and counts them only when they cannot be handed on', async () => {
+    const { cluster, calls } = recordingCluster();
+    const metrics = new TestMetrics();
+    const mqttMetrics = new MqttMetrics(metrics);
+    let live = true;
+    const outbox = new PeerOutbox(
+      2,
+      cluster,
+      mqttMetrics,
+      silentLogger,
+      '1.a',
+      () => live,
+      () => Promise.reject(new RobustMQError(ErrorCode.Unavailable, 'no broker left')),
+    );
     const sent = outbox.add(message(10), 1)!;
     void outbox.add(message(10), 1);
     await turn();
     live = false;
     calls[0]!.answer(new RobustMQError(ErrorCode.Unavailable, 'down'));
     await sent;
-    expect(calls).toHaveLength(1);
     mqttMetrics.flush({ sessions: 0, subscriptions: 0, retained: 0 });
     expect(metrics.get('robustmq_mqtt_messages_dropped_total', { reason: 'peer_unreachable' })).toBe(2);
   });
 });
+
+/** For outboxes whose other broker stays live: nothing is handed on. */
+function unexpectedHandOver(): Promise<void> {
+  throw new Error('messages handed on while the other broker is live');
+}
 
 async function until(done: () => boolean, timeoutMs = 3000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -1,0 +1,120 @@
+import { InProcessBrokers, rendezvousOwner, type BrokerCluster } from '@robustmq/core';
+import { MemoryStorageEngine } from '@robustmq/storage-memory';
+import { afterEach, describe, expect, it } from 'vitest';
+import { memoryMeta, startInProcess } from './helpers/in-process.js';
+import { connectClient, connectWithInbox, endAll, type MqttClient } from './helpers/mqttjs.js';
+
+// Three MQTT brokers in this process. Broker 2 serves persistent sessions whose clients are away,
+// and goes (a crash: it answers nothing more) while broker 1 is sending it messages for them. The
+// publishers were not acknowledged yet; the messages must reach those sessions where brokers 1
+// and 3 take them over, once each.
+
+/** A client id whose session the live brokers `live` give to broker `owner`. */
+function clientIdFor(owner: number, live: number[], prefix: string): string {
+  for (let i = 0; ; i++) {
+    const id = `${prefix}-${i}`;
+    if (rendezvousOwner(`mqtt-session:${id}`, live) === owner) return id;
+  }
+}
+
+describe('messages for a broker that goes before it has them', () => {
+  const stops: Array<() => Promise<void>> = [];
+  const clients: MqttClient[] = [];
+
+  afterEach(async () => {
+    await endAll(clients.splice(0));
+    for (const stop of stops.splice(0)) await stop();
+  });
+
+  async function threeBrokers(wrap: (member: BrokerCluster) => BrokerCluster = (m) => m) {
+    const meta = memoryMeta();
+    const storage = new MemoryStorageEngine();
+    const links = new InProcessBrokers();
+    const brokers = [];
+    for (const id of [1, 2, 3]) {
+      const broker = await startInProcess({}, { meta, storage, cluster: wrap(links.member(id)) });
+      stops.push(() => broker.stop());
+      brokers.push(broker);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+    return { a: brokers[0]!, b: brokers[1]!, c: brokers[2]!, links };
+  }
+
+  /** A persistent session subscribed to `orders/#` on the broker at `port`, its client gone. */
+  async function awaySession(port: number, clientId: string): Promise<void> {
+    const client = await connectClient(port, { clientId, clean: false });
+    await client.subscribeAsync('orders/#', { qos: 1 });
+    await client.endAsync();
+  }
+
+  async function collect(port: number, clientId: string, count: number): Promise<string[]> {
+    const { client, inbox, connack } = await connectWithInbox(port, { clientId, clean: false });
+    clients.push(client);
+    expect(connack.sessionPresent).toBe(true);
+    await inbox.waitFor(count);
+    return (await inbox.settle(300)).map((m) => m.payload);
+  }
+
+  it('gives them to its sessions where the live brokers take them over', async () => {
+    const { a, b, c, links } = await threeBrokers();
+    // One session goes to broker 3, the other to broker 1 (the publisher's own).
+    const toThree = clientIdFor(3, [1, 3], 'far');
+    const toOne = clientIdFor(1, [1, 3], 'near');
+    await awaySession(b.port, toThree);
+    await awaySession(b.port, toOne);
+
+    let open: () => void = () => {};
+    links.hold('mqtt.publish', new Promise<void>((resolve) => (open = resolve)));
+    const publisher = await connectClient(a.port, { clientId: 'publisher' });
+    clients.push(publisher);
+    const acknowledged = ['first', 'second', 'third'].map((text) =>
+      publisher.publishAsync('orders/1', text, { qos: 1 }),
+    );
+    // Broker 2 has not answered: no PUBACK yet.
+    let acked = 0;
+    for (const ack of acknowledged) void ack.then(() => acked++);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(acked).toBe(0);
+
+    // Broker 2 goes; the calls held for it fail, and broker 1 finds it gone.
+    links.remove(2);
+    links.hold(null);
+    open();
+    await Promise.all(acknowledged);
+
+    expect(await collect(c.port, toThree, 3)).toEqual(['first', 'second', 'third']);
+    expect(await collect(a.port, toOne, 3)).toEqual(['first', 'second', 'third']);
+  });
+
+  it('does not give a session again what the gone broker had stored for it', async () => {
+    let failNext = false;
+    let removeTwo: () => void = () => {};
+    // Broker 1's next call to broker 2 reaches it, but broker 2 goes before answering.
+    const answerLost = (member: BrokerCluster): BrokerCluster =>
+      member.nodeId !== 1
+        ? member
+        : {
+            ...member,
+            call: async <T>(id: number, method: string, body: unknown): Promise<T> => {
+              const answer = await member.call<T>(id, method, body);
+              if (method === 'mqtt.publish' && id === 2 && failNext) {
+                failNext = false;
+                removeTwo();
+                throw new Error('broker 2 went before answering');
+              }
+              return answer;
+            },
+          };
+    const { a, b, c, links } = await threeBrokers(answerLost);
+    removeTwo = () => links.remove(2);
+    const toThree = clientIdFor(3, [1, 3], 'far');
+    await awaySession(b.port, toThree);
+    const publisher = await connectClient(a.port, { clientId: 'publisher' });
+    clients.push(publisher);
+    failNext = true;
+    await publisher.publishAsync('orders/1', 'once', { qos: 1 });
+    await publisher.publishAsync('orders/1', 'after', { qos: 1 });
+
+    expect(await collect(c.port, toThree, 2)).toEqual(['once', 'after']);
+  });
+});
