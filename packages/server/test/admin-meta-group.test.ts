@@ -1,14 +1,6 @@
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAdminNode, type AdminNode } from './helpers/admin-node.js';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+import { freePort } from './helpers/server-process.js';
 
 /** A node in a meta Raft group of one: the Raft view in the cluster route and the metrics. */
 describe('admin API on a meta group member', () => {

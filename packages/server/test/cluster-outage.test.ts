@@ -1,17 +1,7 @@
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startServer, tempDir, type ServerProcess } from './helpers/server-process.js';
-
-/** A free loopback port, found by binding port 0 and letting go. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+import { freePort, startServer, tempDir, type ServerProcess } from './helpers/server-process.js';
 
 /**
  * A broker-only node whose meta group and journal (one `meta,journal` node) are gone: it keeps

@@ -1,12 +1,11 @@
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connectAsync, type MqttClient } from 'mqtt';
 import { generate } from 'selfsigned';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { connectRpc, mutualTls } from '@robustmq/rpc';
-import { runServer, startServer, tempDir, type ServerProcess } from './helpers/server-process.js';
+import { freePort, runServer, startServer, tempDir, type ServerProcess } from './helpers/server-process.js';
 
 // Nodes whose [rpc] section names a certificate, its key and the cluster's CA speak only TLS on the
 // internal port, and take only nodes whose certificates that CA signed: storage, meta, Raft and
@@ -72,14 +71,6 @@ beforeAll(async () => {
   }
   stranger = await signed(await authority('another CA'), 'stranger');
 }, 60_000);
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 interface Listener {
   protocol: string;

@@ -1,28 +1,15 @@
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LineClient } from './helpers/line-client.js';
 import { linesProject } from './helpers/lines-project.js';
-import { runServer, startServer, tempDir, type ServerProcess } from './helpers/server-process.js';
+import { freePorts, runServer, startServer, tempDir, type ServerProcess } from './helpers/server-process.js';
 
 const EXAMPLES = fileURLToPath(new URL('../examples/cluster', import.meta.url));
 
 interface ReadyBody {
   clusterId: string | null;
   meta?: { leader: number; term: number; commitIndex: number; appliedIndex: number; voters: number[] };
-}
-
-/** Free loopback ports, found by binding port 0 and letting go. */
-async function freePorts(count: number): Promise<number[]> {
-  const ports: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    ports.push((server.address() as { port: number }).port);
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-  return ports;
 }
 
 async function ready(server: ServerProcess): Promise<ReadyBody> {

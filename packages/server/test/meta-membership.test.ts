@@ -1,23 +1,10 @@
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { startServer, tempDir, type ServerProcess } from './helpers/server-process.js';
+import { freePorts, startServer, tempDir, type ServerProcess } from './helpers/server-process.js';
 
 interface ReadyBody {
   meta?: { leader: number; voters: number[]; appliedIndex: number };
-}
-
-/** Free loopback ports, found by binding port 0 and letting go. */
-async function freePorts(count: number): Promise<number[]> {
-  const ports: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    ports.push((server.address() as { port: number }).port);
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-  return ports;
 }
 
 async function ready(server: ServerProcess): Promise<ReadyBody> {

@@ -1,20 +1,8 @@
 import { writeFileSync } from 'node:fs';
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startServer, tempDir, type ServerProcess } from './helpers/server-process.js';
-
-/** Free loopback ports, found by binding port 0 and letting go. */
-async function freePorts(count: number): Promise<number[]> {
-  const ports: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    ports.push((server.address() as { port: number }).port);
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-  return ports;
-}
+import { freePorts, startServer, tempDir, type ServerProcess } from './helpers/server-process.js';
 
 /** Just enough MQTT 3.1.1 to open a persistent session, subscribe and read the answers. */
 class TinyMqttClient {
