@@ -98,4 +98,30 @@ describe('a session moving between brokers, step by step', () => {
     await resumed.inbox.settle(300);
     expect(resumed.inbox.messages).toHaveLength(2);
   });
+
+  it('keeps one session and one connection when a client id connects to both brokers at once', async () => {
+    const { a, b } = await twoBrokers();
+    const options = { protocolVersion: 5 as const, clientId: 'twice', clean: false };
+    const both = await Promise.all([connectWithInbox(a.port, options), connectWithInbox(b.port, options)]);
+    clients.push(...both.map((c) => c.client));
+    await new Promise((r) => setTimeout(r, 300));
+    // The later CONNECT takes the session over: the other connection is closed, and one broker holds it.
+    expect(both.filter((c) => c.client.connected)).toHaveLength(1);
+    const survivor = both.find((c) => c.client.connected)!;
+    // Both brokers' admin views (which span the cluster) name the one broker serving it.
+    const seen = await Promise.all(
+      [a, b].map((broker) => broker.plugin.adminResources().sessions!.get('twice')),
+    );
+    expect(seen.map((item) => item?.broker)).toEqual([seen[0]!.broker, seen[0]!.broker]);
+    expect([1, 2]).toContain(seen[0]!.broker);
+    const holder = seen[0]!.broker === 1 ? a : b;
+    expect(survivor).toBe(both[holder === a ? 0 : 1]);
+    // The session works there: a message published on the other broker reaches it once.
+    await survivor.client.subscribeAsync('twice/#', { qos: 1 });
+    const publisher = await connectClient((holder === a ? b : a).port, { clientId: 'twice-publisher' });
+    clients.push(publisher);
+    await publisher.publishAsync('twice/1', 'hello', { qos: 1 });
+    await survivor.inbox.waitFor(1);
+    expect((await survivor.inbox.settle(200)).map((m) => m.payload)).toEqual(['hello']);
+  });
 });
