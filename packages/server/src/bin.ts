@@ -1,6 +1,8 @@
 #!/usr/bin/env node
+import { mkdirSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { isRobustMQError } from '@robustmq/core';
+import { createClusterCa, createNodeCertificate } from './cluster/certificates.js';
 import { loadConfig, type FlagSettings } from './config/load.js';
 import { startNode, type RunningNode } from './node.js';
 import { StartupError } from './startup-error.js';
@@ -92,6 +94,40 @@ program
       '(ROBUSTMQ_DATA_DIR, ROBUSTMQ_HTTP_PORT, ROBUSTMQ_MQTT_PORT, ...), then flags.',
   )
   .action(start);
+
+const certs = program
+  .command('certs')
+  .description("make the certificates of the internal port's TLS (rpc.tls_cert, tls_key, tls_ca)");
+
+certs
+  .command('ca')
+  .description("make the cluster's CA: ca.pem goes to every node (rpc.tls_ca); keep ca-key.pem off them")
+  .requiredOption('--dir <dir>', 'directory to write ca.pem and ca-key.pem to (created if missing)')
+  .action(async ({ dir }: { dir: string }) => {
+    await writeCertificates(() => {
+      mkdirSync(dir, { recursive: true });
+      return createClusterCa(dir);
+    });
+  });
+
+certs
+  .command('node')
+  .description("make a node's certificate and key, signed by the CA in --dir")
+  .requiredOption('--dir <dir>', 'directory holding the CA; <name>.pem and <name>-key.pem are written there')
+  .requiredOption('--name <name>', 'file name, e.g. node-1')
+  .option('--host <host>', 'an IP address or host name other nodes reach this node by; repeatable', collect)
+  .action(async ({ dir, name, host }: { dir: string; name: string; host?: string[] }) => {
+    await writeCertificates(() => createNodeCertificate(dir, name, host ?? []));
+  });
+
+async function writeCertificates(make: () => Promise<string[]>): Promise<void> {
+  try {
+    for (const file of await make()) process.stdout.write(`wrote ${file}\n`);
+  } catch (error) {
+    if (error instanceof StartupError) return fail(error.message);
+    throw error;
+  }
+}
 
 program
   .parseAsync(process.argv)

@@ -1,9 +1,8 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connectAsync, type MqttClient } from 'mqtt';
-import { generate } from 'selfsigned';
-import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { connectRpc, mutualTls } from '@robustmq/rpc';
 import { freePort, runServer, startServer, tempDir, type ServerProcess } from './helpers/server-process.js';
 
@@ -14,62 +13,35 @@ import { freePort, runServer, startServer, tempDir, type ServerProcess } from '.
 const SHARED_JOURNAL = fileURLToPath(new URL('../examples/shared-journal', import.meta.url));
 const CLUSTER = fileURLToPath(new URL('../examples/cluster', import.meta.url));
 
-interface Pems {
-  cert: string;
-  key: string;
-}
-
-/** A CA, and a certificate it signed for 127.0.0.1. */
-async function signed(ca: Pems, name: string): Promise<Pems> {
-  const node = await generate([{ name: 'commonName', value: name }], {
-    keyType: 'ec',
-    algorithm: 'sha256',
-    ca,
-    extensions: [
-      { name: 'basicConstraints', cA: false },
-      { name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }] },
-    ],
-  });
-  return { cert: node.cert, key: node.private };
-}
-
-async function authority(name: string): Promise<Pems> {
-  const ca = await generate([{ name: 'commonName', value: name }], {
-    keyType: 'ec',
-    algorithm: 'sha256',
-    extensions: [
-      { name: 'basicConstraints', cA: true },
-      { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true },
-    ],
-  });
-  return { cert: ca.cert, key: ca.private };
+/** Runs `robustmq-server certs ...` as a user would, failing on a non-zero exit. */
+async function certs(...args: string[]): Promise<void> {
+  const made = await runServer({ args: ['certs', ...args] });
+  if (made.code !== 0) throw new Error(`certs ${args.join(' ')}: ${made.stderr}`);
 }
 
 const files = tempDir('rpc-tls');
-let clusterCa: Pems;
-let stranger: Pems;
+afterAll(() => files.remove());
+const clusterDir = join(files.path, 'cluster');
+const strangerDir = join(files.path, 'stranger');
 
-/** The flags that give node `id` its certificate (files written in beforeAll). */
+/** The flags that give node `id` its certificate (made in beforeAll). */
 function tlsFlags(id: number): string[] {
   return [
     '--set',
-    `rpc.tls_cert="${join(files.path, `node-${id}.pem`)}"`,
+    `rpc.tls_cert="${join(clusterDir, `node-${id}.pem`)}"`,
     '--set',
-    `rpc.tls_key="${join(files.path, `node-${id}-key.pem`)}"`,
+    `rpc.tls_key="${join(clusterDir, `node-${id}-key.pem`)}"`,
     '--set',
-    `rpc.tls_ca="${join(files.path, 'ca.pem')}"`,
+    `rpc.tls_ca="${join(clusterDir, 'ca.pem')}"`,
   ];
 }
 
 beforeAll(async () => {
-  clusterCa = await authority('cluster CA');
-  writeFileSync(join(files.path, 'ca.pem'), clusterCa.cert);
-  for (const id of [1, 2, 3, 4]) {
-    const node = await signed(clusterCa, `node ${id}`);
-    writeFileSync(join(files.path, `node-${id}.pem`), node.cert);
-    writeFileSync(join(files.path, `node-${id}-key.pem`), node.key);
-  }
-  stranger = await signed(await authority('another CA'), 'stranger');
+  await certs('ca', '--dir', clusterDir);
+  for (const id of [1, 2, 3])
+    await certs('node', '--dir', clusterDir, '--name', `node-${id}`, '--host', '127.0.0.1');
+  await certs('ca', '--dir', strangerDir);
+  await certs('node', '--dir', strangerDir, '--name', 'stranger', '--host', '127.0.0.1');
 }, 60_000);
 
 interface Listener {
@@ -190,7 +162,11 @@ describe('the internal port over TLS', () => {
     const impostor = connectRpc({
       host: '127.0.0.1',
       port: rpcPort,
-      tls: mutualTls({ ...stranger, ca: clusterCa.cert }).client,
+      tls: mutualTls({
+        cert: readFileSync(join(strangerDir, 'stranger.pem')),
+        key: readFileSync(join(strangerDir, 'stranger-key.pem')),
+        ca: readFileSync(join(clusterDir, 'ca.pem')),
+      }).client,
       connectTimeoutMs: 300,
     });
     cleanups.push(
