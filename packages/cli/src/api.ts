@@ -50,12 +50,23 @@ function resolveUrl(server: string, path: string): URL {
   }
 }
 
+/** Why a TLS client refuses a certificate it cannot trace to a CA it trusts. */
+const UNTRUSTED_CERTIFICATE = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+]);
+
 async function send(url: URL, init: RequestInit, timeoutMs: number): Promise<Response> {
   try {
     return await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
   } catch (error) {
     const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name;
-    throw new CliError(`cannot reach ${url.origin}: ${cause}`, ExitCode.Unreachable);
+    const hint = UNTRUSTED_CERTIFICATE.has(cause)
+      ? ' (if your own CA signed its certificate, trust it: NODE_EXTRA_CA_CERTS=<ca.pem>)'
+      : '';
+    throw new CliError(`cannot reach ${url.origin}: ${cause}${hint}`, ExitCode.Unreachable);
   }
 }
 

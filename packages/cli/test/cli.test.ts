@@ -117,3 +117,39 @@ describe('robustmq status, exit codes and help', () => {
     expect(version.stdout.trim()).toBe(VERSION);
   });
 });
+
+describe('robustmq against an admin API over HTTPS', () => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startServer({ https: true });
+  }, 60_000);
+
+  afterAll(() => server?.stop());
+
+  it('works once told to trust the CA that signed the server certificate', async () => {
+    expect(server.url).toMatch(/^https:/);
+    const status = await run(['status'], { env: server.env });
+    expect(status.stderr).toBe('');
+    expect(status.code).toBe(0);
+    const users = await run(['user', 'list', '--output', 'json'], { env: server.env });
+    expect(users.code).toBe(0);
+    expect(users.stdout).toContain('"admin"');
+  });
+
+  it('exits 3 saying how to trust the CA when it does not', async () => {
+    const { NODE_EXTRA_CA_CERTS: _trusted, ...untrusted } = server.env;
+    const status = await run(['status'], { env: untrusted });
+    expect(status.code).toBe(3);
+    expect(status.stderr.trim()).toBe(
+      `robustmq: cannot reach ${server.url}: UNABLE_TO_VERIFY_LEAF_SIGNATURE (if your own CA signed its certificate, trust it: NODE_EXTRA_CA_CERTS=<ca.pem>)`,
+    );
+  });
+
+  it('is not answered over plain HTTP', async () => {
+    const plain = await run(['status', '--server', server.url.replace('https:', 'http:')], {
+      env: server.env,
+    });
+    expect(plain.code).toBe(3);
+  });
+});

@@ -16,7 +16,7 @@ import { connectRemoteMetaStore } from '@robustmq/meta-raft/remote';
 import { createRpcServer, type MutualTls, type RpcServer } from '@robustmq/rpc';
 import type { FastifyInstance } from 'fastify';
 import { AdminApi } from './admin/api.js';
-import { createAdminHttp } from './admin/http.js';
+import { createAdminHttp, readAdminCertificate } from './admin/http.js';
 import { startMetaServices } from './admin/wiring.js';
 import { UserStoreAuthorizer } from './auth/authorizer.js';
 import type { AuthSettings } from './auth/settings.js';
@@ -114,14 +114,14 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
       aclDefault: config.auth.acl_default,
     };
     const api = new AdminApi({ status, config, logLevel, authSettings, logger });
-    const http = createAdminHttp(status, metrics, api);
+    const http = createAdminHttp(status, metrics, api, readAdminCertificate(config.http));
     cleanup.push(() => http.close());
     const httpHost = config.http.host ?? config.bind;
     const httpPort = await listenHttp(http, config.http.port, httpHost);
     status.listeners.push({
       protocol: 'admin',
       name: 'http',
-      transport: 'http',
+      transport: config.http.tls_cert === undefined ? 'http' : 'https',
       host: httpHost,
       port: httpPort,
     });

@@ -121,6 +121,17 @@ describe('loadConfig', () => {
     expect(config.rpc).toMatchObject({ tls_cert: 'node.pem', tls_key: 'node-key.pem', tls_ca: 'ca.pem' });
   });
 
+  it('takes the admin API\'s certificate and key only together', async () => {
+    const file = configFile('[http]\ntls_cert = "admin.pem"');
+    const error = await loadConfig({ file }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).setting).toBe('http');
+    expect((error as ConfigError).message).toMatch(/tls_cert and tls_key go together/);
+  });
+
   it('names an unknown top-level value and an unknown environment variable', async () => {
     expect(await settingOf(loadConfig({ file: configFile('colour = "blue"') }))).toBe('colour');
     expect(await settingOf(loadConfig({ env: { ROBUSTMQ_VERBOSE: '1' } }))).toBe('ROBUSTMQ_VERBOSE');

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -30,9 +30,24 @@ export interface TestServer {
  * password {@link ADMIN_PASSWORD}.
  */
 export async function startServer(
-  options: { protocols?: string[]; protocolSettings?: string[] } = {},
+  options: { protocols?: string[]; protocolSettings?: string[]; https?: boolean } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'robustmq-cli-test-'));
+  // Over HTTPS: a CA and a certificate for 127.0.0.1 made with the server's own `certs` command.
+  if (options.https) {
+    execFileSync(process.execPath, [SERVER_BIN, 'certs', 'ca', '--dir', join(dir, 'certs')]);
+    execFileSync(process.execPath, [
+      SERVER_BIN,
+      'certs',
+      'node',
+      '--dir',
+      join(dir, 'certs'),
+      '--name',
+      'admin',
+      '--host',
+      '127.0.0.1',
+    ]);
+  }
   const protocols = options.protocols ?? ['@robustmq/protocol-mqtt'];
   const sections = protocols.map((p) => p.replace(/^@robustmq\/protocol-/, ''));
   writeFileSync(
@@ -42,6 +57,7 @@ export async function startServer(
       `protocols = ${JSON.stringify(protocols)}`,
       '[http]',
       'port = 0',
+      ...(options.https ? ['tls_cert = "certs/admin.pem"', 'tls_key = "certs/admin-key.pem"'] : []),
       '[log]',
       'format = "json"',
       '[admin]',
@@ -78,12 +94,17 @@ export async function startServer(
   const ports = new Map(
     (ready.listeners as string[]).map((l) => [l.slice(0, l.lastIndexOf(':')), Number(l.split(':').pop())]),
   );
-  const url = `http://127.0.0.1:${ports.get('admin/http')}`;
+  const url = `${options.https ? 'https' : 'http'}://127.0.0.1:${ports.get('admin/http')}`;
   return {
     url,
     version: ready.version as string,
     ports,
-    env: { ROBUSTMQ_API_URL: url, ROBUSTMQ_USER: 'admin', ROBUSTMQ_PASSWORD: ADMIN_PASSWORD },
+    env: {
+      ROBUSTMQ_API_URL: url,
+      ROBUSTMQ_USER: 'admin',
+      ROBUSTMQ_PASSWORD: ADMIN_PASSWORD,
+      ...(options.https ? { NODE_EXTRA_CA_CERTS: join(dir, 'certs', 'ca.pem') } : {}),
+    },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       await exited;

@@ -6,8 +6,10 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
+import type { NodeConfig } from '../config/schema.js';
 import type { NodeMetrics } from '../metrics.js';
 import type { NodeStatus } from '../node-status.js';
+import { checkTlsFiles, readTlsFile } from '../tls-files.js';
 import { VERSION } from '../version.js';
 import type { AdminApi } from './api.js';
 import { installErrorHandlers } from './errors.js';
@@ -27,8 +29,19 @@ export const BODY_LIMIT = 1024 * 1024;
  * It is bound first, so `/health/ready` can answer 503 while the rest of the node starts; `api`
  * may be omitted for a server with health and metrics only.
  */
-export function createAdminHttp(status: NodeStatus, metrics: NodeMetrics, api?: AdminApi): FastifyInstance {
-  const app = fastify({ logger: false, bodyLimit: BODY_LIMIT });
+export function createAdminHttp(
+  status: NodeStatus,
+  metrics: NodeMetrics,
+  api?: AdminApi,
+  tls?: { cert: Buffer; key: Buffer },
+): FastifyInstance {
+  // Over HTTPS the server is an https.Server; the routes and hooks are the same, so the instance is
+  // used through the one type.
+  const app = (
+    tls === undefined
+      ? fastify({ logger: false, bodyLimit: BODY_LIMIT })
+      : fastify({ logger: false, bodyLimit: BODY_LIMIT, https: tls })
+  ) as FastifyInstance;
 
   app.get('/health/live', (_request, reply) => reply.send({ status: 'live' }));
 
@@ -77,4 +90,15 @@ export function createAdminHttp(status: NodeStatus, metrics: NodeMetrics, api?: 
     done();
   });
   return app;
+}
+
+/** The admin API's certificate and key from `[http]`, read once at start-up; none for plain HTTP. */
+export function readAdminCertificate(http: NodeConfig['http']): { cert: Buffer; key: Buffer } | undefined {
+  if (http.tls_cert === undefined || http.tls_key === undefined) return undefined;
+  const pems = {
+    cert: readTlsFile(http.tls_cert, 'http.tls_cert'),
+    key: readTlsFile(http.tls_key, 'http.tls_key'),
+  };
+  checkTlsFiles(pems, 'http: tls_cert and tls_key');
+  return pems;
 }

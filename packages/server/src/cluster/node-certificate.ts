@@ -1,8 +1,6 @@
-import { readFileSync } from 'node:fs';
-import { createSecureContext } from 'node:tls';
 import { mutualTls, type MutualTls } from '@robustmq/rpc';
 import type { NodeConfig } from '../config/schema.js';
-import { StartupError } from '../startup-error.js';
+import { checkTlsFiles, readTlsFile } from '../tls-files.js';
 
 /**
  * The TLS of the internal RPC port from `[rpc]`: this node's certificate and key and the cluster's
@@ -10,28 +8,11 @@ import { StartupError } from '../startup-error.js';
  */
 export function readNodeCertificate(rpc: NodeConfig['rpc']): MutualTls | null {
   if (rpc.tls_cert === undefined || rpc.tls_key === undefined || rpc.tls_ca === undefined) return null;
-  const read = (file: string, setting: string) => {
-    try {
-      return readFileSync(file);
-    } catch (error) {
-      throw new StartupError(
-        `rpc.${setting}: cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
-      );
-    }
-  };
   const pems = {
-    cert: read(rpc.tls_cert, 'tls_cert'),
-    key: read(rpc.tls_key, 'tls_key'),
-    ca: read(rpc.tls_ca, 'tls_ca'),
+    cert: readTlsFile(rpc.tls_cert, 'rpc.tls_cert'),
+    key: readTlsFile(rpc.tls_key, 'rpc.tls_key'),
+    ca: readTlsFile(rpc.tls_ca, 'rpc.tls_ca'),
   };
-  try {
-    // Checked here so that a key that does not match its certificate stops the start, rather than
-    // failing each connection later.
-    createSecureContext(pems);
-  } catch (error) {
-    throw new StartupError(
-      `rpc: tls_cert, tls_key and tls_ca are not a usable certificate, key and CA: ${(error as Error).message}`,
-    );
-  }
+  checkTlsFiles(pems, 'rpc: tls_cert, tls_key and tls_ca');
   return mutualTls(pems);
 }

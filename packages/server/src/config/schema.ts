@@ -46,6 +46,12 @@ export const nodeConfigSchema = z
       .strictObject({
         port: port.default(58080),
         host: z.string().min(1).optional(),
+        /** PEM files of a certificate and its key: set (both), the admin API is HTTPS only. */
+        tls_cert: z.string().min(1).optional(),
+        tls_key: z.string().min(1).optional(),
+      })
+      .refine((http) => (http.tls_cert === undefined) === (http.tls_key === undefined), {
+        message: 'tls_cert and tls_key go together: set both or neither',
       })
       .prefault({}),
     log: z
