@@ -121,7 +121,7 @@ describe('loadConfig', () => {
     expect(config.rpc).toMatchObject({ tls_cert: 'node.pem', tls_key: 'node-key.pem', tls_ca: 'ca.pem' });
   });
 
-  it('takes the admin API\'s certificate and key only together', async () => {
+  it("takes the admin API's certificate and key only together", async () => {
     const file = configFile('[http]\ntls_cert = "admin.pem"');
     const error = await loadConfig({ file }).then(
       () => undefined,
