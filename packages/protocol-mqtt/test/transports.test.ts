@@ -235,7 +235,7 @@ it('stops at start with one line naming an unreadable certificate', async () => 
     ],
   });
   try {
-    await expect(started).rejects.toThrow(`mqtt/tls: cannot read TLS certificate ${missing}: ENOENT`);
+    await expect(started).rejects.toThrow(`mqtt/tls certificate: cannot read ${missing}: ENOENT`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

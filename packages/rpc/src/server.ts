@@ -1,5 +1,5 @@
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
+import { createServer as createTlsServer, Server as TlsServer, type TlsOptions } from 'node:tls';
 import { ErrorCode, RobustMQError, silentLogger, type Logger, type Metrics } from '@robustmq/core';
 import type { HandlerTable, StreamHandler, UnaryHandler } from './handlers.js';
 import { DEFAULT_MAX_FRAME_BYTES, DEFAULT_PORT } from './limits.js';
@@ -37,6 +37,11 @@ export interface RpcServer {
   readonly connectionCount: number;
   /** Bytes waiting in each connection's write buffer, for watching backpressure. */
   bufferedWriteBytes(): number[];
+  /**
+   * Serves connections accepted from now on with these TLS options (a renewed certificate);
+   * connections already open keep theirs. Only for a server created with `tls`.
+   */
+  setTls(tls: TlsOptions): void;
   /** Stops listening and closes every connection; calls in progress are aborted. */
   close(): Promise<void>;
 }
@@ -56,7 +61,7 @@ class RpcServerImpl implements RpcServer {
   private server: Server | undefined;
   private boundPort = 0;
 
-  constructor(private readonly options: RpcServerOptions) {
+  constructor(private options: RpcServerOptions) {
     this.logger = (options.logger ?? silentLogger).child({ component: 'rpc-server' });
     this.metrics = serverMetrics(options.metrics);
   }
@@ -81,6 +86,14 @@ class RpcServerImpl implements RpcServer {
 
   bufferedWriteBytes(): number[] {
     return [...this.connections].map((connection) => connection.bufferedWriteBytes);
+  }
+
+  setTls(tls: TlsOptions): void {
+    if (!this.options.tls) {
+      throw new RobustMQError(ErrorCode.InvalidArgument, 'the RPC server was not created with TLS');
+    }
+    this.options = { ...this.options, tls };
+    if (this.server instanceof TlsServer) this.server.setSecureContext(tls);
   }
 
   async listen(): Promise<{ host: string; port: number }> {

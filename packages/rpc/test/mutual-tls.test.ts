@@ -1,3 +1,5 @@
+import { X509Certificate } from 'node:crypto';
+import { connect as connectTls } from 'node:tls';
 import { generate } from 'selfsigned';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { mutualTls, type NodeCertificate } from '../src/index.js';
@@ -104,5 +106,28 @@ describe('mutual TLS', () => {
     await rejectionOf(client.call('m', undefined, { deadlineMs: 500 }));
     expect(client.connected).toBe(false);
     expect(served).toBe(0);
+  });
+
+  it('serves a renewed certificate to the connections made after setTls', async () => {
+    const renewed = await nodeSignedBy(cluster.ca, 'cluster node, renewed');
+    const server = await h.server({ tls: mutualTls(cluster.node).server }, (s) => s.handle('m', () => 'ok'));
+    const client = h.client(server.port, { tls: mutualTls(renewed).client });
+    expect(await client.call('m')).toBe('ok');
+    const shown = () =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connectTls(
+          { host: '127.0.0.1', port: server.port, ...mutualTls(renewed).client },
+          () => {
+            resolve(socket.getPeerX509Certificate()!.fingerprint256);
+            socket.destroy();
+          },
+        );
+        socket.on('error', reject);
+      });
+    expect(await shown()).toBe(new X509Certificate(cluster.node.cert).fingerprint256);
+    server.setTls(mutualTls(renewed).server);
+    expect(await shown()).toBe(new X509Certificate(renewed.cert).fingerprint256);
+    // The connection made before keeps working.
+    expect(await client.call('m')).toBe('ok');
   });
 });

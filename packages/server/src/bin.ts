@@ -67,6 +67,17 @@ async function start(flags: StartFlags): Promise<void> {
   };
   process.on('SIGINT', shutdown);
   process.on('SIGTERM', shutdown);
+  // As Mosquitto does: SIGHUP reads the certificates again, for connections made from then on.
+  process.on('SIGHUP', () => {
+    try {
+      node.logger.info({ renewed: node.renewCertificates() }, 'certificates read again');
+    } catch (error) {
+      node.logger.error(
+        { err: error instanceof Error ? error.message : String(error) },
+        'certificates not read again; the ones in use stay',
+      );
+    }
+  });
 }
 
 const program = new Command('robustmq-server')

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import type { Server as HttpsServer } from 'node:https';
+import type { TlsOptions } from 'node:tls';
 import { join, resolve } from 'node:path';
 import {
   ErrorCode,
@@ -37,6 +39,7 @@ import { metaNodes, nodeMode, type NodeMode } from './roles.js';
 import { TopicTree } from './router/topic-tree.js';
 import { ServerBrokerCluster } from './cluster/broker-cluster.js';
 import { readNodeCertificate } from './cluster/node-certificate.js';
+import { CertificateRenewal } from './certificate-renewal.js';
 import { listenProblem, StartupError } from './startup-error.js';
 import { VERSION } from './version.js';
 
@@ -52,6 +55,12 @@ export interface RunningNode {
   /** Port the admin HTTP server listens on (useful with port 0). */
   readonly httpPort: number;
   readonly listeners: readonly BoundListener[];
+  /**
+   * Reads every certificate the node uses again (its TLS and WSS listeners, `[http]`, `[rpc]`) and
+   * uses them for the connections made from now on; returns what was renewed. Throws a
+   * StartupError naming the file when one cannot be read or is not usable, and then changes none.
+   */
+  renewCertificates(): string[];
   /** Closes listeners, lets protocols finish in-flight work, flushes storage. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -108,6 +117,19 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
     checkSections(config, protocols);
     const engine = mode === 'meta' ? null : await loadStorageEngine(config.storage.engine, searchDirs);
     const rpcTls = readNodeCertificate(config.rpc);
+    const renewal = new CertificateRenewal();
+    /** The node's RPC servers, each given a renewed certificate with the rest. */
+    const rpcServers: Array<{ setTls(tls: TlsOptions): void }> = [];
+    if (rpcTls !== null) {
+      renewal.add('rpc', () => {
+        const fresh = readNodeCertificate(config.rpc)!;
+        return () => {
+          // Every RPC client of this node holds this object, and reads it at each connection.
+          Object.assign(rpcTls.client, fresh.client);
+          for (const server of rpcServers) server.setTls(fresh.server);
+        };
+      });
+    }
 
     const authSettings: AuthSettings = {
       allowAnonymous: config.auth.allow_anonymous,
@@ -115,6 +137,12 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
     };
     const api = new AdminApi({ status, config, logLevel, authSettings, logger });
     const http = createAdminHttp(status, metrics, api, readAdminCertificate(config.http));
+    if (config.http.tls_cert !== undefined) {
+      renewal.add('http', () => {
+        const fresh = readAdminCertificate(config.http)!;
+        return () => (http.server as unknown as HttpsServer).setSecureContext(fresh);
+      });
+    }
     cleanup.push(() => http.close());
     const httpHost = config.http.host ?? config.bind;
     const httpPort = await listenHttp(http, config.http.port, httpHost);
@@ -162,6 +190,7 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
       });
       await listenJournal(server, config.rpc.port, rpcHost);
       cleanup.push(() => server.close());
+      if (rpcTls !== null) rpcServers.push(server);
       status.listeners.push({
         protocol: 'journal',
         name: 'rpc',
@@ -213,6 +242,7 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
         }
         await listenRpc(rpc, config.rpc.port, rpcHost, 'meta rpc');
         rpcServer = rpc;
+        if (rpcTls !== null) rpcServers.push(rpc);
         status.listeners.push({
           protocol: 'meta',
           name: 'rpc',
@@ -235,6 +265,7 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
           rpcServer,
           rpcHost,
           rpcTls,
+          rpcServers,
           logger,
           cleanup,
           status,
@@ -274,6 +305,7 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
             host: l.host,
             port: l.port,
           });
+          if (l.renewCertificate) renewal.add(`${l.protocol}/${l.name}`, l.renewCertificate);
         }
       }
     }
@@ -309,6 +341,7 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
       users,
       httpPort,
       listeners,
+      renewCertificates: () => renewal.renew(),
       stop: () => {
         stopping ??= (async () => {
           status.markStopping();
@@ -337,6 +370,7 @@ async function joinBrokers(
   existing: RpcServer | null,
   rpcHost: string,
   rpcTls: MutualTls | null,
+  rpcServers: Array<{ setTls(tls: TlsOptions): void }>,
   logger: Logger,
   cleanup: Array<() => Promise<void> | void>,
   status: NodeStatus,
@@ -352,6 +386,7 @@ async function joinBrokers(
     });
     cleanup.push(() => own.close());
     await listenRpc(own, config.rpc.port, rpcHost, 'broker rpc');
+    if (rpcTls !== null) rpcServers.push(own);
     status.listeners.push({
       protocol: 'broker',
       name: 'rpc',

@@ -21,6 +21,6 @@ export function checkTlsFiles(pems: SecureContextOptions, settings: string): voi
   try {
     createSecureContext(pems);
   } catch (error) {
-    throw new StartupError(`${settings} are not a usable certificate and key: ${(error as Error).message}`);
+    throw new StartupError(`${settings}: not a usable certificate and key: ${(error as Error).message}`);
   }
 }

@@ -49,7 +49,7 @@ describe('readNodeCertificate', () => {
 
   it("stops the start at a key that is not the certificate's", () => {
     expect(() => readNodeCertificate(rpc('node.pem', 'other-key.pem', 'node.pem'))).toThrow(
-      /rpc: tls_cert, tls_key and tls_ca are not a usable certificate and key: .*key values mismatch/,
+      /rpc.tls_cert, rpc.tls_key, rpc.tls_ca: not a usable certificate and key: .*key values mismatch/,
     );
   });
 

@@ -26,6 +26,8 @@ export interface JournalServer extends JournalService {
   readonly connectionCount: number;
   /** Bytes waiting in each connection's write buffer (a client that reads slowly shows here). */
   bufferedWriteBytes(): number[];
+  /** Serves connections accepted from now on with these TLS options (see `RpcServer.setTls`). */
+  setTls(tls: TlsOptions): void;
   /**
    * Stops listening and drops every connection: calls in flight fail UNAVAILABLE on the clients'
    * side. The engine stays open; close it afterwards.
@@ -76,6 +78,10 @@ class RpcJournalServer implements JournalServer {
 
   bufferedWriteBytes(): number[] {
     return this.rpc.bufferedWriteBytes();
+  }
+
+  setTls(tls: TlsOptions): void {
+    this.rpc.setTls(tls);
   }
 
   fence(shard: string, epoch: number): void {

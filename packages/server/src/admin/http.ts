@@ -99,6 +99,6 @@ export function readAdminCertificate(http: NodeConfig['http']): { cert: Buffer; 
     cert: readTlsFile(http.tls_cert, 'http.tls_cert'),
     key: readTlsFile(http.tls_key, 'http.tls_key'),
   };
-  checkTlsFiles(pems, 'http: tls_cert and tls_key');
+  checkTlsFiles(pems, 'http.tls_cert, http.tls_key');
   return pems;
 }

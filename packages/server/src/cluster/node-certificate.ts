@@ -13,6 +13,6 @@ export function readNodeCertificate(rpc: NodeConfig['rpc']): MutualTls | null {
     key: readTlsFile(rpc.tls_key, 'rpc.tls_key'),
     ca: readTlsFile(rpc.tls_ca, 'rpc.tls_ca'),
   };
-  checkTlsFiles(pems, 'rpc: tls_cert, tls_key and tls_ca');
+  checkTlsFiles(pems, 'rpc.tls_cert, rpc.tls_key, rpc.tls_ca');
   return mutualTls(pems);
 }

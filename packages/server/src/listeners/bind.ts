@@ -1,12 +1,12 @@
-import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { createServer as createTlsServer, Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { ConnectionInfo, ListenerSpec } from '@robustmq/core';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { listenProblem, StartupError } from '../startup-error.js';
+import { checkTlsFiles, readTlsFile } from '../tls-files.js';
 
 /** A listener that is bound and handing connections to its protocol. */
 export interface BoundListener {
@@ -19,6 +19,11 @@ export interface BoundListener {
   stopAccepting(): void;
   /** Destroys connections the protocol did not close itself; resolves once the port is released. */
   closeConnections(): Promise<void>;
+  /**
+   * TLS and WSS listeners: reads the certificate files again (a StartupError if they cannot be) and
+   * returns how to serve the connections accepted from then on with them.
+   */
+  renewCertificate?: () => () => void;
 }
 
 export type ConnectionHandler = (connection: Duplex, info: ConnectionInfo) => void;
@@ -92,6 +97,14 @@ export async function bindListener(
       webSockets?.close();
       server.close();
     },
+    ...(server instanceof TlsServer
+      ? {
+          renewCertificate: () => {
+            const fresh = readTls(protocol, spec);
+            return () => (server as TlsServer).setSecureContext(fresh);
+          },
+        }
+      : {}),
     closeConnections: async () => {
       for (const socket of sockets) socket.destroy();
       webSockets?.clients.forEach((ws) => ws.terminate());
@@ -127,22 +140,14 @@ export function listen(
 }
 
 function readTls(protocol: string, spec: ListenerSpec): { cert: Buffer; key: Buffer; ca?: Buffer } {
+  const where = `${protocol}/${spec.name}`;
   if (!spec.tls)
-    throw new StartupError(
-      `${protocol}/${spec.name}: a ${spec.transport} listener needs a certificate and key`,
-    );
-  const read = (file: string, what: string) => {
-    try {
-      return readFileSync(file);
-    } catch (error) {
-      throw new StartupError(
-        `${protocol}/${spec.name}: cannot read TLS ${what} ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
-      );
-    }
+    throw new StartupError(`${where}: a ${spec.transport} listener needs a certificate and key`);
+  const pems = {
+    cert: readTlsFile(spec.tls.cert, `${where} certificate`),
+    key: readTlsFile(spec.tls.key, `${where} key`),
+    ...(spec.tls.ca ? { ca: readTlsFile(spec.tls.ca, `${where} CA`) } : {}),
   };
-  return {
-    cert: read(spec.tls.cert, 'certificate'),
-    key: read(spec.tls.key, 'key'),
-    ...(spec.tls.ca ? { ca: read(spec.tls.ca, 'CA') } : {}),
-  };
+  checkTlsFiles(pems, where);
+  return pems;
 }
