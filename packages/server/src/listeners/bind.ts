@@ -101,7 +101,7 @@ export async function bindListener(
       ? {
           renewCertificate: () => {
             const fresh = readTls(protocol, spec);
-            return () => (server as TlsServer).setSecureContext(fresh);
+            return () => server.setSecureContext(fresh);
           },
         }
       : {}),
@@ -141,8 +141,7 @@ export function listen(
 
 function readTls(protocol: string, spec: ListenerSpec): { cert: Buffer; key: Buffer; ca?: Buffer } {
   const where = `${protocol}/${spec.name}`;
-  if (!spec.tls)
-    throw new StartupError(`${where}: a ${spec.transport} listener needs a certificate and key`);
+  if (!spec.tls) throw new StartupError(`${where}: a ${spec.transport} listener needs a certificate and key`);
   const pems = {
     cert: readTlsFile(spec.tls.cert, `${where} certificate`),
     key: readTlsFile(spec.tls.key, `${where} key`),
