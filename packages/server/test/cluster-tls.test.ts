@@ -4,14 +4,21 @@ import { fileURLToPath } from 'node:url';
 import { connectAsync, type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { connectRpc, mutualTls } from '@robustmq/rpc';
-import { freePort, runServer, startServer, tempDir, type ServerProcess } from './helpers/server-process.js';
+import {
+  exampleClusterArgs,
+  freePorts,
+  freePort,
+  runServer,
+  startServer,
+  tempDir,
+  type ServerProcess,
+} from './helpers/server-process.js';
 
 // Nodes whose [rpc] section names a certificate, its key and the cluster's CA speak only TLS on the
 // internal port, and take only nodes whose certificates that CA signed: storage, meta, Raft and
 // the messages between brokers all cross it.
 
 const SHARED_JOURNAL = fileURLToPath(new URL('../examples/shared-journal', import.meta.url));
-const CLUSTER = fileURLToPath(new URL('../examples/cluster', import.meta.url));
 
 /** Runs `robustmq-server certs ...` as a user would, failing on a non-zero exit. */
 async function certs(...args: string[]): Promise<void> {
@@ -186,31 +193,8 @@ describe('the internal port over TLS', () => {
   it('forms a three-node meta group whose Raft traffic is TLS', async () => {
     const dir = tempDir('rpc-tls-raft');
     cleanups.push(dir.remove);
-    const rpcPorts = [await freePort(), await freePort(), await freePort()];
-    const metaNodes = rpcPorts.map((port, i) => `"${i + 1}@127.0.0.1:${port}"`).join(', ');
-    const args = (id: number) => [
-      '--config',
-      join(CLUSTER, `node-${id}.toml`),
-      '--data-dir',
-      join(dir.path, `node-${id}`),
-      '--http-port',
-      '0',
-      '--mqtt-port',
-      '0',
-      '--kafka-port',
-      '0',
-      '--amqp-port',
-      '0',
-      '--set',
-      'log.format="json"',
-      '--set',
-      `rpc.port=${rpcPorts[id - 1]}`,
-      '--set',
-      `cluster.meta_nodes=[${metaNodes}]`,
-      '--set',
-      'cluster.tick_ms=50',
-      ...tlsFlags(id),
-    ];
+    const rpcPorts = await freePorts(3);
+    const args = (id: number) => [...exampleClusterArgs(id, rpcPorts, dir.path), ...tlsFlags(id)];
     const nodes = await Promise.all(
       [1, 2, 3].map(async (id) => {
         const server = await startServer({ args: args(id), cwd: dir.path });

@@ -1,11 +1,15 @@
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LineClient } from './helpers/line-client.js';
 import { linesProject } from './helpers/lines-project.js';
-import { freePorts, runServer, startServer, tempDir, type ServerProcess } from './helpers/server-process.js';
-
-const EXAMPLES = fileURLToPath(new URL('../examples/cluster', import.meta.url));
+import {
+  exampleClusterArgs,
+  freePorts,
+  runServer,
+  startServer,
+  tempDir,
+  type ServerProcess,
+} from './helpers/server-process.js';
 
 interface ReadyBody {
   clusterId: string | null;
@@ -32,30 +36,8 @@ describe('a three-node meta cluster', () => {
     const project = linesProject();
     cleanups.push(project.remove);
     const rpcPorts = await freePorts(3);
-    const metaNodes = rpcPorts.map((port, i) => `"${i + 1}@127.0.0.1:${port}"`).join(', ');
     const args = (id: number) => [
-      '--config',
-      join(EXAMPLES, `node-${id}.toml`),
-      '--data-dir',
-      join(project.path, `node-${id}`),
-      '--http-port',
-      '0',
-      '--mqtt-port',
-      '0',
-      '--kafka-port',
-      '0',
-      '--amqp-port',
-      '0',
-      '--log-level',
-      'info',
-      '--set',
-      'log.format="json"',
-      '--set',
-      `rpc.port=${rpcPorts[id - 1]}`,
-      '--set',
-      `cluster.meta_nodes=[${metaNodes}]`,
-      '--set',
-      'cluster.tick_ms=50',
+      ...exampleClusterArgs(id, rpcPorts, project.path),
       '--set',
       // The example configs set Kafka and AMQP ports, so those plugins are loaded too.
       'protocols=["@robustmq/protocol-mqtt", "@robustmq/protocol-kafka", "@robustmq/protocol-amqp", "robustmq-protocol-lines"]',

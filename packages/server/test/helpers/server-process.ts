@@ -151,3 +151,39 @@ export async function freePorts(count: number): Promise<number[]> {
   }
   return ports;
 }
+
+/** The three-node cluster a user starts from `examples/cluster`. */
+const CLUSTER_EXAMPLE = fileURLToPath(new URL('../../examples/cluster', import.meta.url));
+
+/**
+ * Flags that start node `id` (1 to 3) of `examples/cluster` here: its data in `dataDir`, its RPC on
+ * `rpcPorts[id - 1]` (the group's members on all of them), every other port free, JSON logs, and a
+ * Raft tick of 50 ms.
+ */
+export function exampleClusterArgs(id: number, rpcPorts: readonly number[], dataDir: string): string[] {
+  const metaNodes = rpcPorts.map((port, i) => `"${i + 1}@127.0.0.1:${port}"`).join(', ');
+  return [
+    '--config',
+    join(CLUSTER_EXAMPLE, `node-${id}.toml`),
+    '--data-dir',
+    join(dataDir, `node-${id}`),
+    '--http-port',
+    '0',
+    '--mqtt-port',
+    '0',
+    '--kafka-port',
+    '0',
+    '--amqp-port',
+    '0',
+    '--log-level',
+    'info',
+    '--set',
+    'log.format="json"',
+    '--set',
+    `rpc.port=${rpcPorts[id - 1]}`,
+    '--set',
+    `cluster.meta_nodes=[${metaNodes}]`,
+    '--set',
+    'cluster.tick_ms=50',
+  ];
+}
