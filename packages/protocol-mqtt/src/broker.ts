@@ -355,10 +355,10 @@ export class MqttBroker {
     if (this.shared.tree.size > 0) {
       for (const { subscriber: group } of this.shared.tree.match(publication.topic)) {
         if (sharedGroups !== null && !sharedGroups.has(group.key)) continue;
-        const member = group.pick();
+        // Restricted to some sessions, any member among them takes it, whoever's turn it is.
+        const member = only === null ? group.pick() : group.firstWhere(only);
         if (member === null) continue;
         const [session, options] = member;
-        if (only !== null && !only(session)) continue;
         session.deliver(
           publication,
           Math.min(options.qos, publication.qos),

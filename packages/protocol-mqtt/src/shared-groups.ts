@@ -56,6 +56,12 @@ export class SharedGroup {
     return fallback < 0 ? null : this.take(fallback);
   }
 
+  /** The first member that `accepts` takes, or null; the turns do not move. */
+  firstWhere(accepts: (session: Session) => boolean): [Session, SubscriptionOptions] | null {
+    for (const [session, options] of this.members) if (accepts(session)) return [session, options];
+    return null;
+  }
+
   private take(i: number): [Session, SubscriptionOptions] {
     this.next = (i + 1) % this.order.length;
     const session = this.order[i]!;

@@ -117,4 +117,39 @@ describe('messages for a broker that goes before it has them', () => {
 
     expect(await collect(c.port, toThree, 2)).toEqual(['once', 'after']);
   });
+
+  it('gives a shared group its messages once, through a member taken over from it', async () => {
+    const { a, b, c, links } = await threeBrokers();
+    // A persistent member of the group on broker 2 (its session goes to broker 3), and a connected
+    // one on broker 3; the publisher's broker has none, so it sends the group's messages to each in turn.
+    const away = clientIdFor(3, [1, 3], 'away-member');
+    const member = await connectClient(b.port, { clientId: away, clean: false });
+    await member.subscribeAsync('$share/workers/jobs/#', { qos: 1 });
+    await member.endAsync();
+    const live = await connectWithInbox(c.port, { clientId: 'live-member', clean: false });
+    clients.push(live.client);
+    await live.client.subscribeAsync('$share/workers/jobs/#', { qos: 1 });
+    await new Promise((r) => setTimeout(r, 50));
+
+    let open: () => void = () => {};
+    links.hold('mqtt.publish', new Promise<void>((resolve) => (open = resolve)));
+    const publisher = await connectClient(a.port, { clientId: 'job-publisher' });
+    clients.push(publisher);
+    const jobs = ['j1', 'j2', 'j3', 'j4', 'j5', 'j6'];
+    const acknowledged = jobs.map((job) => publisher.publishAsync('jobs/x', job, { qos: 1 }));
+    await new Promise((r) => setTimeout(r, 100));
+    links.remove(2);
+    links.hold(null);
+    open();
+    await Promise.all(acknowledged);
+
+    const toLive = (await live.inbox.settle(300)).map((m) => m.payload);
+    const back = await connectWithInbox(c.port, { clientId: away, clean: false });
+    clients.push(back.client);
+    expect(back.connack.sessionPresent).toBe(true);
+    const toAway = (await back.inbox.settle(500)).map((m) => m.payload);
+    // Each job once, across the group: the live member's and the taken-over member's.
+    expect(toAway.length).toBeGreaterThan(0);
+    expect([...toLive, ...toAway].sort()).toEqual(jobs);
+  });
 });
