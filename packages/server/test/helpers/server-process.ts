@@ -111,26 +111,25 @@ export function tempDir(prefix: string): { path: string; remove: () => void } {
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
 
+/** Every listener of a node on a free port, and JSON logs at info. */
+const FREE_PORTS_AND_JSON_LOGS = [
+  '--http-port',
+  '0',
+  '--mqtt-port',
+  '0',
+  '--kafka-port',
+  '0',
+  '--amqp-port',
+  '0',
+  '--log-level',
+  'info',
+  '--set',
+  'log.format="json"',
+];
+
 /** Flags that keep a test server on loopback, on free ports, with its own data directory. */
 export function isolatedArgs(dataDir: string): string[] {
-  return [
-    '--bind',
-    '127.0.0.1',
-    '--http-port',
-    '0',
-    '--mqtt-port',
-    '0',
-    '--kafka-port',
-    '0',
-    '--amqp-port',
-    '0',
-    '--data-dir',
-    dataDir,
-    '--log-level',
-    'info',
-    '--set',
-    'log.format="json"',
-  ];
+  return ['--bind', '127.0.0.1', '--data-dir', dataDir, ...FREE_PORTS_AND_JSON_LOGS];
 }
 
 /** A free loopback port, found by binding port 0 and letting go. */
@@ -167,18 +166,7 @@ export function exampleClusterArgs(id: number, rpcPorts: readonly number[], data
     join(CLUSTER_EXAMPLE, `node-${id}.toml`),
     '--data-dir',
     join(dataDir, `node-${id}`),
-    '--http-port',
-    '0',
-    '--mqtt-port',
-    '0',
-    '--kafka-port',
-    '0',
-    '--amqp-port',
-    '0',
-    '--log-level',
-    'info',
-    '--set',
-    'log.format="json"',
+    ...FREE_PORTS_AND_JSON_LOGS,
     '--set',
     `rpc.port=${rpcPorts[id - 1]}`,
     '--set',
