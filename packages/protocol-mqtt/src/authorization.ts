@@ -1,4 +1,4 @@
-import type { Action, Authorizer, Logger, Principal } from '@robustmq/core';
+import type { Authorizer, Logger, Principal } from '@robustmq/core';
 
 interface Answer {
   allowed: boolean;
@@ -13,8 +13,9 @@ const MAX_ANSWERS = 1024;
  * is never checked.
  */
 export class ClientAuthorization {
-  private readonly publish = new Map<string, Answer>();
-  private readonly subscribe = new Map<string, Answer>();
+  /** Answers by topic, made at the first answer kept: most clients never need one. */
+  private publish: Map<string, Answer> | null = null;
+  private subscribe: Map<string, Answer> | null = null;
 
   constructor(
     private readonly authorizer: Authorizer,
@@ -26,13 +27,12 @@ export class ClientAuthorization {
   /** Whether the client may `action` on `topic`: an answer now, or a promise of one. */
   check(action: 'publish' | 'subscribe', topic: string, now: number): boolean | Promise<boolean> {
     if (this.principal.superuser) return true;
-    const answers = action === 'publish' ? this.publish : this.subscribe;
-    const known = answers.get(topic);
+    const known = (action === 'publish' ? this.publish : this.subscribe)?.get(topic);
     if (known !== undefined && known.until > now) return known.allowed;
-    return this.ask(action, topic, answers);
+    return this.ask(action, topic);
   }
 
-  private async ask(action: Action, topic: string, answers: Map<string, Answer>): Promise<boolean> {
+  private async ask(action: 'publish' | 'subscribe', topic: string): Promise<boolean> {
     let allowed: boolean;
     try {
       allowed = await this.authorizer.authorize(this.principal, action, topic);
@@ -41,6 +41,7 @@ export class ClientAuthorization {
       return false;
     }
     if (this.ttlMs > 0) {
+      const answers = action === 'publish' ? (this.publish ??= new Map()) : (this.subscribe ??= new Map());
       if (answers.size >= MAX_ANSWERS) answers.clear();
       answers.set(topic, { allowed, until: Date.now() + this.ttlMs });
     }

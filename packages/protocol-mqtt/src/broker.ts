@@ -1,4 +1,5 @@
 import type { BrokerContext, Logger, Message, MessageOrigin } from '@robustmq/core';
+import { KeepAliveWatch } from './keep-alive.js';
 import { TopicBindings } from './bindings.js';
 import type { MqttSettings } from './config.js';
 import type { Connection } from './connection.js';
@@ -73,6 +74,7 @@ export class MqttBroker {
   /** The other brokers on this node's storage, when there are any: sessions and messages move between them. */
   readonly peers: PeerBrokers | null;
   private readonly flushTimer: NodeJS.Timeout;
+  private readonly keepAlive = new KeepAliveWatch(this.connections);
   private readonly sys: SysTopics;
 
   constructor(
@@ -736,6 +738,7 @@ export class MqttBroker {
     this.bridge.stop();
     await this.peers?.stop();
     clearInterval(this.flushTimer);
+    this.keepAlive.stop();
     this.flushMetrics();
   }
 }

@@ -10,7 +10,7 @@ import { ReasonCode } from './codec/reason-codes.js';
 import { handleAuth } from './auth-exchange.js';
 import { handleConnect, handleDisconnect } from './connect.js';
 import type { EnhancedAuthExchange } from './enhanced-auth.js';
-import { KeepAlive } from './keep-alive.js';
+import type { KeptAlive } from './keep-alive.js';
 import type { ListenerCounts } from './metrics.js';
 import { OutboundTopicAliases } from './outbound-aliases.js';
 import type { Publication, WireFamily } from './publication.js';
@@ -32,7 +32,7 @@ const LINGER_MS = 2000;
  * One client connection: reads and decodes packets in order, hands them to the handlers,
  * batches writes per tick, enforces keep-alive, and tears down cleanly on any error.
  */
-export class Connection {
+export class Connection implements KeptAlive {
   state: State = 'awaiting-connect';
   version: ProtocolVersion = 4;
   family: WireFamily = 4;
@@ -44,8 +44,8 @@ export class Connection {
   clientReceiveMaximum = 65_535;
   /** MQTT 5: the largest packet the client accepts. */
   clientMaxPacketSize = MAX_PACKET_SIZE;
-  /** MQTT 5 topic aliases the client has set, alias -> topic. */
-  readonly topicAliases = new Map<number, string>();
+  /** MQTT 5 topic aliases the client has set, alias -> topic; null until it sets one. */
+  topicAliases: Map<number, string> | null = null;
   /** MQTT 5 topic aliases the broker assigns on what it sends; null when the client takes none. */
   outboundAliases: OutboundTopicAliases | null = null;
   origin: MessageOrigin = { protocol: 'mqtt' };
@@ -59,9 +59,12 @@ export class Connection {
   readonly openedAt = Date.now();
   /** The keep-alive granted, in seconds. */
   keepAliveSeconds = 0;
+  /** How long the client may stay silent, in ms (1.5 times its keep-alive); 0 for no limit. */
+  silenceLimitMs = 0;
+  /** When the client's last packet arrived, ms since the epoch. */
+  lastPacketAt = this.openedAt;
   private authWaiter: { resolve: (packet: IAuthPacket) => void; reject: (error: Error) => void } | null =
     null;
-  private keepAlive: KeepAlive | null = null;
   private connectTimer: NodeJS.Timeout | null;
   private corked = false;
   private backlog: Array<[Packet, Buffer]> | null = null;
@@ -75,7 +78,8 @@ export class Connection {
   private readonly maxOutgoingBytes: number;
   /** This connection's listener's traffic counts. */
   readonly counts: ListenerCounts;
-  private closedSocket: Promise<void>;
+  /** Settled once the socket has closed; made only when someone waits for it. */
+  private closedSocket: Promise<void> | null = null;
 
   constructor(
     readonly broker: MqttBroker,
@@ -92,7 +96,6 @@ export class Connection {
     broker.connections.add(this);
     this.counts = broker.metrics.listener(info.listener);
     broker.metrics.connectionOpened(this.counts);
-    this.closedSocket = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.on('data', (chunk: Buffer) => {
       this.counts.bytesReceived += chunk.length;
       if (this.state === 'awaiting-connect' && !this.parser.started && chunk[0] !== 0x10) {
@@ -127,7 +130,7 @@ export class Connection {
     this.keepAliveSeconds = keepAliveSeconds;
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.connectTimer = null;
-    this.keepAlive = new KeepAlive(keepAliveSeconds, () => this.keepAliveExpired());
+    this.silenceLimitMs = keepAliveSeconds * 1500;
   }
 
   /** Whether the socket holds more unsent bytes than allowed: QoS 0 is dropped, QoS 1/2 waits. */
@@ -356,6 +359,13 @@ export class Connection {
       this.send({ cmd: 'disconnect', reasonCode: ReasonCode.ServerShuttingDown });
     }
     this.close(false);
+    return this.socketClosed();
+  }
+
+  private socketClosed(): Promise<void> {
+    this.closedSocket ??= this.socket.closed
+      ? Promise.resolve()
+      : new Promise((resolve) => this.socket.once('close', () => resolve()));
     return this.closedSocket;
   }
 
@@ -364,7 +374,6 @@ export class Connection {
     if (this.state === 'closed') return;
     const wasConnected = this.state === 'connected';
     this.state = 'closed';
-    this.keepAlive?.stop();
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.broker.connections.delete(this);
     this.broker.metrics.connectionClosed(this.counts);
@@ -383,7 +392,8 @@ export class Connection {
     this.socket.uncork();
   };
 
-  private keepAliveExpired(): void {
+  /** Nothing came from the client within its keep-alive and a half. */
+  keepAliveExpired(): void {
     if (this.state !== 'connected') return;
     this.broker.logger.info(
       { clientId: this.clientId, remoteAddress: this.info.remoteAddress },
@@ -437,7 +447,7 @@ export class Connection {
   private onPacket(packet: Packet, frame: Buffer): void {
     if (this.state === 'closed') return;
     const now = Date.now();
-    this.keepAlive?.touch(now);
+    this.lastPacketAt = now;
     if (this.authWaiter !== null && packet.cmd === 'auth') {
       // The CONNECT is waiting for this answer: it cannot wait in the backlog behind it.
       const waiter = this.authWaiter;

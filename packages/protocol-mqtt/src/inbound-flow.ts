@@ -4,29 +4,30 @@
  * released. A PUBLISH repeating such an identifier is a duplicate and is not delivered again.
  */
 export class InboundFlow {
-  private readonly awaitingRelease = new Set<number>();
+  /** Made at the first QoS 2 PUBLISH: most sessions never see one. */
+  private awaitingRelease: Set<number> | null = null;
 
   /** Identifiers waiting for PUBREL. */
   get size(): number {
-    return this.awaitingRelease.size;
+    return this.awaitingRelease?.size ?? 0;
   }
 
   /** Whether a QoS 2 PUBLISH with `packetId` was already accepted and awaits its PUBREL. */
   isDuplicate(packetId: number): boolean {
-    return this.awaitingRelease.has(packetId);
+    return this.awaitingRelease?.has(packetId) ?? false;
   }
 
   /** Records an accepted QoS 2 PUBLISH. */
   accept(packetId: number): void {
-    this.awaitingRelease.add(packetId);
+    (this.awaitingRelease ??= new Set()).add(packetId);
   }
 
   /** A PUBREL arrived; returns whether the identifier was known (MQTT 5 answers 0x92 if not). */
   release(packetId: number): boolean {
-    return this.awaitingRelease.delete(packetId);
+    return this.awaitingRelease?.delete(packetId) ?? false;
   }
 
   clear(): void {
-    this.awaitingRelease.clear();
+    this.awaitingRelease = null;
   }
 }

@@ -7,6 +7,9 @@ export interface Inflight<T> {
   state: InflightState;
 }
 
+/** The in-flight map of every flow that has sent nothing: only read, never added to. */
+const NOTHING_IN_FLIGHT = new Map<number, Inflight<unknown>>();
+
 /** What a PUBREC asks of the sender. */
 export type PubrecOutcome = 'send-pubrel' | 'released' | 'unknown';
 
@@ -19,7 +22,8 @@ export type PubrecOutcome = 'send-pubrel' | 'released' | 'unknown';
  * again only after PUBCOMP (or a PUBREC with an error reason code).
  */
 export class OutboundFlow<T> {
-  private readonly inflight = new Map<number, Inflight<T>>();
+  /** {@link NOTHING_IN_FLIGHT} until the first message is sent: most sessions are idle. */
+  private inflight = NOTHING_IN_FLIGHT as Map<number, Inflight<T>>;
   private queue: T[] = [];
   private head = 0;
   private nextId = 1;
@@ -71,7 +75,7 @@ export class OutboundFlow<T> {
 
   /** Puts back a message that was in flight with `packetId` (restoring a stored session). */
   restoreInflight(packetId: number, message: T, state: InflightState): void {
-    this.inflight.set(packetId, { packetId, message, state });
+    this.inflightToChange().set(packetId, { packetId, message, state });
   }
 
   /** The message in flight with `packetId`, if any. */
@@ -102,7 +106,7 @@ export class OutboundFlow<T> {
   /** Registers `message` as sent with `qos` and returns its packet identifier. */
   send(message: T, qos: 1 | 2): number {
     const packetId = this.allocate();
-    this.inflight.set(packetId, {
+    this.inflightToChange().set(packetId, {
       packetId,
       message,
       state: qos === 1 ? 'awaiting-puback' : 'awaiting-pubrec',
@@ -153,9 +157,14 @@ export class OutboundFlow<T> {
 
   /** Forgets everything in flight and queued. */
   clear(): void {
-    this.inflight.clear();
+    this.inflight = NOTHING_IN_FLIGHT as Map<number, Inflight<T>>;
     this.queue = [];
     this.head = 0;
+  }
+
+  private inflightToChange(): Map<number, Inflight<T>> {
+    if ((this.inflight as Map<number, Inflight<unknown>>) === NOTHING_IN_FLIGHT) this.inflight = new Map();
+    return this.inflight;
   }
 
   private allocate(): number {

@@ -47,9 +47,9 @@ export function handlePublish(
           `topic alias ${topicAlias} is outside 1..${settings.topicAliasMaximum}`,
         );
       }
-      if (topic.length > 0) connection.topicAliases.set(topicAlias, topic);
+      if (topic.length > 0) (connection.topicAliases ??= new Map()).set(topicAlias, topic);
       else {
-        const known = connection.topicAliases.get(topicAlias);
+        const known = connection.topicAliases?.get(topicAlias);
         if (known === undefined) {
           return connection.violation(
             ReasonCode.ProtocolError,

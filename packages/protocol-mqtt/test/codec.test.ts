@@ -131,6 +131,64 @@ describe('PacketParser', () => {
     expect(packets).toEqual([]);
     expect(parser.hasFailed).toBe(true);
   });
+
+  it("keeps each connection's protocol version and failures its own", () => {
+    const connect4 = encodePacket(
+      { cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'c4', clean: true, keepalive: 30 },
+      4,
+    );
+    const publish = (version: 4 | 5, topic: string) =>
+      encodePacket(
+        {
+          cmd: 'publish',
+          topic,
+          payload: Buffer.from('payload'),
+          qos: 1,
+          messageId: 7,
+          dup: false,
+          retain: false,
+          ...(version === 5 ? { properties: { contentType: 'text/plain' } } : {}),
+        },
+        version,
+      );
+    const five = parserFor();
+    const four = parserFor();
+    const other = parserFor();
+    five.parser.parse(connect5);
+    four.parser.parse(connect4);
+    other.parser.parse(connect4);
+    const publish5 = publish(5, 'to/five');
+    // Packets of different versions, one of them split around another's.
+    five.parser.parse(publish5.subarray(0, 6));
+    four.parser.parse(publish(4, 'to/four'));
+    five.parser.parse(publish5.subarray(6));
+    // One client's bad packet (QoS 3), and another's second CONNECT, of version 5.
+    four.parser.parse(Buffer.from([0x36, 0x05, 0x00, 0x01, 0x61, 0x00, 0x01]));
+    other.parser.parse(connect5);
+    five.parser.parse(publish(5, 'again/five'));
+    other.parser.parse(publish(5, 'other/five'));
+    const late = parserFor();
+    late.parser.parse(connect4);
+    late.parser.parse(publish(4, 'late/four'));
+
+    const published = (p: { packets: Array<{ packet: Packet }> }) =>
+      p.packets
+        .map((x) => x.packet)
+        .filter((x): x is Extract<Packet, { cmd: 'publish' }> => x.cmd === 'publish')
+        .map((x) => [x.topic, x.payload.toString(), x.properties?.contentType ?? null]);
+    expect(published(five)).toEqual([
+      ['to/five', 'payload', 'text/plain'],
+      ['again/five', 'payload', 'text/plain'],
+    ]);
+    expect(five.errors).toEqual([]);
+    expect(published(four)).toEqual([['to/four', 'payload', null]]);
+    expect(four.errors.map((e) => e.message)).toEqual([expect.stringMatching(/QoS/)]);
+    expect(other.errors).toEqual([]);
+    expect(other.parser.protocolVersion).toBe(5);
+    expect(published(other)).toEqual([['other/five', 'payload', 'text/plain']]);
+    expect(late.errors).toEqual([]);
+    expect(published(late)).toEqual([['late/four', 'payload', null]]);
+  });
 });
 
 describe('encodeAck', () => {

@@ -1,5 +1,6 @@
-import { parser as createInnerParser, type Packet, type Parser as InnerParser } from 'mqtt-packet';
+import type { Packet } from 'mqtt-packet';
 import { malformed, MqttCodecError } from './errors.js';
+import { decodeFrame } from './frame-decoder.js';
 import type { ProtocolVersion } from './packets.js';
 import { ReasonCode } from './reason-codes.js';
 import { checkPacket } from './well-formed.js';
@@ -35,13 +36,10 @@ export interface PacketParserOptions {
  * Packets are delivered synchronously from {@link PacketParser.parse}.
  */
 export class PacketParser {
-  private readonly inner: InnerParser;
   private readonly maxPacketSize: number;
   private readonly onPacket: PacketParserOptions['onPacket'];
   private readonly onError: PacketParserOptions['onError'];
   private frame: Buffer | null = null;
-  /** What mqtt-packet emitted for the frame it was given. */
-  private innerPacket: Packet | null = null;
   private parts: Buffer[] = [];
   private partsLength = 0;
   /** Total length of the packet being buffered, once its header has been read. */
@@ -55,11 +53,6 @@ export class PacketParser {
     this.onPacket = options.onPacket;
     this.onError = options.onError;
     this.version = options.protocolVersion;
-    this.inner = createInnerParser(
-      options.protocolVersion === undefined ? {} : { protocolVersion: options.protocolVersion },
-    );
-    this.inner.on('packet', (packet: Packet) => (this.innerPacket = packet));
-    this.inner.on('error', (error: Error) => this.fail(malformed(error.message)));
   }
 
   /** The version packets are decoded as: set by the option or by the CONNECT packet seen. */
@@ -153,14 +146,12 @@ export class PacketParser {
       return { cmd: 'auth', reasonCode: 0 };
     }
     try {
-      this.inner.parse(frame);
+      return decodeFrame(frame, this.version);
     } catch (error) {
       // Bad input must not escape as an exception, whatever mqtt-packet makes of it.
-      this.fail(malformed(`undecodable packet: ${(error as Error).message}`));
+      this.fail(malformed((error as Error).message));
+      return null;
     }
-    const packet = this.innerPacket;
-    this.innerPacket = null;
-    return this.failed ? null : packet;
   }
 
   private decoded(packet: Packet): void {
