@@ -1,4 +1,5 @@
 import { parser as createParser, type Packet, type Parser } from 'mqtt-packet';
+import { decodeCommonPacket } from './common-packets.js';
 import type { ProtocolVersion } from './packets.js';
 
 /**
@@ -49,6 +50,10 @@ const decoders = new Map<ProtocolVersion | undefined, SharedDecoder>();
  * the version). Throws on bad input.
  */
 export function decodeFrame(frame: Buffer, version: ProtocolVersion | undefined): Packet {
+  if (version !== undefined) {
+    const packet = decodeCommonPacket(frame, version);
+    if (packet !== null) return packet;
+  }
   let decoder = decoders.get(version);
   if (decoder === undefined) {
     decoder = new SharedDecoder(version);
