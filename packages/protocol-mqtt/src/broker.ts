@@ -228,7 +228,9 @@ export class MqttBroker {
    */
   publish(publication: Publication, origin: MessageOrigin, now: number): Promise<void> | null {
     this.barrier.begin();
-    if (this.peers?.active) publication.uid = this.peers.nextUid();
+    // In a cluster every message has an id, also while no other broker is live: the sessions of
+    // one that just left, taken over meanwhile, must not get it twice.
+    if (this.peers !== null) publication.uid = this.peers.nextUid();
     if (publication.retain) {
       this.retained.set(publication);
       this.barrier.add(this.persistence.saveRetained(publication));
@@ -238,6 +240,7 @@ export class MqttBroker {
       if (appended !== null) this.barrier.add(appended);
     }
     this.route(publication, now);
+    this.routeAfterTakeover(publication);
     this.bridge.publish(publication, origin);
     if (this.peers?.active) {
       const forwarded = this.peers.forward(
@@ -264,8 +267,15 @@ export class MqttBroker {
     const now = Date.now();
     if (publication.retain) this.retained.set(publication);
     this.route(publication, now, sharedGroups);
+    this.routeAfterTakeover(publication);
     if (originProtocol === 'mqtt') this.bridge.publish(publication, publisherOrigin(publication));
     return this.barrier.end();
+  }
+
+  /** While sessions of brokers that left are being taken over here, they get the message too. */
+  private routeAfterTakeover(publication: Publication): void {
+    const later = this.peers?.afterTakeover(publication) ?? null;
+    if (later !== null) this.barrier.add(later);
   }
 
   /**

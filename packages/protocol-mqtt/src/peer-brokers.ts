@@ -28,6 +28,7 @@ const RELEASE_DEADLINE_MS = 5000;
  * brokers had not got to it; and how long a broker waits to count that one gone itself.
  */
 const ORPHANS_KEPT_MS = 60_000;
+const NO_GROUPS: ReadonlySet<string> = new Set();
 /** How often a broker looks whether it counts a broker gone that another already does. */
 const GONE_POLL_MS = 50;
 
@@ -53,6 +54,13 @@ export class PeerBrokers {
   /** Which session in the cluster holds each `$exclusive/` filter. */
   readonly exclusive: ExclusiveAcrossBrokers;
   private adopting: Promise<void> = Promise.resolve();
+  /** The live brokers as of the last change. */
+  private lastLive: readonly number[] = [];
+  /**
+   * While this broker takes over the sessions of brokers that just left: which they were, and
+   * when it is done. What is routed here meanwhile misses the sessions not yet here.
+   */
+  private takeover: { from: readonly number[]; done: Promise<void> } | null = null;
   private stopChanges: () => void = () => {};
   /** Makes message ids unique across restarts of this broker. */
   private readonly boot = randomUUID().slice(0, 8);
@@ -94,7 +102,17 @@ export class PeerBrokers {
     await this.sharedGroups.start();
     this.cluster.announce(MQTT, {});
     this.stopChanges = this.cluster.onChange(() => {
+      const live = this.cluster.brokers(MQTT);
+      const left = this.lastLive.filter((id) => !live.includes(id));
+      this.lastLive = live;
       this.adopting = this.adopting.then(() => this.adoptOrphans());
+      if (left.length > 0) {
+        const takeover = { from: [...(this.takeover?.from ?? []), ...left], done: this.adopting };
+        this.takeover = takeover;
+        void takeover.done.then(() => {
+          if (this.takeover === takeover) this.takeover = null;
+        });
+      }
     });
   }
 
@@ -230,15 +248,44 @@ export class PeerBrokers {
     sharedGroups: ReadonlySet<string>,
   ): Promise<{ writes: Promise<void> | null }> {
     if (!(await this.countedGone(gone))) return { writes: null };
+    return { writes: this.giveTaken(gone, publication, sharedGroups) };
+  }
+
+  /**
+   * Gives a message to the sessions taken over here from broker `gone` that do not have it
+   * (by message id, from their logs and from what they were given since).
+   */
+  private giveTaken(
+    gone: number,
+    publication: Publication,
+    sharedGroups: ReadonlySet<string>,
+  ): Promise<void> | null {
     const taken = this.takenFrom.get(gone);
-    if (taken === undefined) return { writes: null };
+    if (taken === undefined) return null;
     const uid = publication.uid;
-    const writes = this.broker.receiveOrphaned(publication, sharedGroups, (session) => {
+    return this.broker.receiveOrphaned(publication, sharedGroups, (session) => {
       const had = taken.get(session.clientId);
       if (had === undefined) return false;
       return uid === null || !(had.has(uid) || session.recentUids.includes(uid));
     });
-    return { writes };
+  }
+
+  /**
+   * A message routed here while this broker takes over the sessions of brokers that just left:
+   * once it has, it is given to those sessions too (to none that had it; shared groups had it
+   * from a live member). Resolves once they hold it; null when no takeover is under way.
+   */
+  afterTakeover(publication: Publication): Promise<void> | null {
+    const takeover = this.takeover;
+    if (takeover === null) return null;
+    return takeover.done.then(async () => {
+      const held: Array<Promise<void>> = [];
+      for (const gone of takeover.from) {
+        const writes = this.giveTaken(gone, publication, NO_GROUPS);
+        if (writes !== null) held.push(writes);
+      }
+      await Promise.all(held);
+    });
   }
 
   /**

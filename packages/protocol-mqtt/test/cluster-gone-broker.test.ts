@@ -1,4 +1,4 @@
-import { InProcessBrokers, rendezvousOwner, type BrokerCluster } from '@robustmq/core';
+import { InProcessBrokers, rendezvousOwner, type BrokerCluster, type MetaStore } from '@robustmq/core';
 import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import { afterEach, describe, expect, it } from 'vitest';
 import { memoryMeta, startInProcess } from './helpers/in-process.js';
@@ -84,6 +84,43 @@ describe('messages for a broker that goes before it has them', () => {
 
     expect(await collect(c.port, toThree, 3)).toEqual(['first', 'second', 'third']);
     expect(await collect(a.port, toOne, 3)).toEqual(['first', 'second', 'third']);
+  });
+
+  it('gives what is published while the sessions of the gone broker are being taken over', async () => {
+    const meta = memoryMeta();
+    const storage = new MemoryStorageEngine();
+    const links = new InProcessBrokers();
+    // Broker 1's listing of stored sessions waits at a gate: its takeover of broker 2's sessions
+    // is under way for as long as the test says.
+    let gate: Promise<void> | null = null;
+    const gatedMeta: MetaStore = {
+      ...meta,
+      list: async (...args) => {
+        if (gate !== null) await gate;
+        return meta.list(...args);
+      },
+    };
+    const a = await startInProcess({}, { meta: gatedMeta, storage, cluster: links.member(1) });
+    stops.push(() => a.stop());
+    const b = await startInProcess({}, { meta, storage, cluster: links.member(2) });
+    stops.push(() => b.stop());
+    await new Promise((r) => setTimeout(r, 20));
+    await awaySession(b.port, 'away');
+    const publisher = await connectClient(a.port, { clientId: 'publisher' });
+    clients.push(publisher);
+
+    let open: () => void = () => {};
+    gate = new Promise<void>((resolve) => (open = resolve));
+    links.remove(2);
+    const acknowledged = ['during 1', 'during 2'].map((text) =>
+      publisher.publishAsync('orders/1', text, { qos: 1 }),
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    open();
+    gate = null;
+    await Promise.all(acknowledged);
+
+    expect(await collect(a.port, 'away', 2)).toEqual(['during 1', 'during 2']);
   });
 
   it('does not give a session again what the gone broker had stored for it', async () => {
