@@ -25,4 +25,9 @@ export interface Router {
   /** Delivers `message` to every matching subscription; returns how many received it. */
   publish(message: Message, origin: MessageOrigin): number;
   subscribe(filter: string, handler: MessageHandler): RouterSubscription;
+  /**
+   * How many subscriptions the router holds, where it can tell: a protocol that knows how many are
+   * its own may then skip publishing what nobody else would receive.
+   */
+  readonly size?: number;
 }

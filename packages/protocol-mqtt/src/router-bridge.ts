@@ -30,8 +30,14 @@ export class RouterBridge {
     this.dollarLevels.clear();
   }
 
-  /** Hands an MQTT message to the router; returns how many router subscribers got it. */
+  /**
+   * Hands an MQTT message to the router; returns how many router subscribers got it. Skipped when
+   * the router holds only this bridge's own subscriptions, as with MQTT alone on a node: they
+   * would only hand it back to MQTT, which ignores its own.
+   */
   publish(publication: Publication, origin: MessageOrigin): number {
+    const size = this.router.size;
+    if (size !== undefined && size <= this.dollarLevels.size + (this.all === null ? 0 : 1)) return 0;
     try {
       return this.router.publish(publication.toMessage(), origin);
     } catch (error) {

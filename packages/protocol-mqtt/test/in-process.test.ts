@@ -110,15 +110,50 @@ describe('authentication and authorization through the context', () => {
 describe('the router: MQTT and other protocols', () => {
   it('publishes MQTT messages to the router with user properties as headers', async () => {
     const seen: Array<[Message, MessageOrigin]> = [];
-    broker.router.subscribe('bridge/#', (m, o) => seen.push([m, o]));
+    const other = broker.router.subscribe('bridge/#', (m, o) => seen.push([m, o]));
     const pub = await client(5, { clientId: 'publisher-1' });
     await pub.publishAsync('bridge/x', 'hello', { qos: 1, properties: { userProperties: { k: 'v' } } });
+    other.unsubscribe();
     expect(seen).toHaveLength(1);
     const [message, origin] = seen[0]!;
     expect(origin).toEqual({ protocol: 'mqtt', clientId: 'publisher-1' });
     expect(message.topic).toBe('bridge/x');
     expect(Buffer.from(message.payload).toString()).toBe('hello');
     expect(message.headers.map((h) => [h.key, Buffer.from(h.value).toString()])).toEqual([['k', 'v']]);
+  });
+
+  it('hands MQTT messages to the router only while something besides MQTT subscribes there', async () => {
+    const router = broker.router;
+    const publish = router.publish.bind(router);
+    let handed = 0;
+    router.publish = (message, origin) => {
+      if (origin.protocol === 'mqtt') handed++;
+      return publish(message, origin);
+    };
+    try {
+      const sub = await client(4);
+      const inbox = new Inbox(sub);
+      await sub.subscribeAsync('alone/#', { qos: 1 });
+      const pub = await client(4);
+      await pub.publishAsync('alone/1', 'mqtt only', { qos: 1 });
+      await inbox.waitFor(1);
+      expect(handed).toBe(0);
+
+      const seen: string[] = [];
+      const other = router.subscribe('alone/#', (m) => seen.push(Buffer.from(m.payload).toString()));
+      await pub.publishAsync('alone/2', 'seen by another protocol', { qos: 1 });
+      other.unsubscribe();
+      await pub.publishAsync('alone/3', 'mqtt only again', { qos: 1 });
+      expect((await inbox.waitFor(3)).map((m) => m.payload)).toEqual([
+        'mqtt only',
+        'seen by another protocol',
+        'mqtt only again',
+      ]);
+      expect(seen).toEqual(['seen by another protocol']);
+      expect(handed).toBe(1);
+    } finally {
+      router.publish = publish;
+    }
   });
 
   it('delivers messages other protocols publish to MQTT subscribers, once, including $ topics', async () => {

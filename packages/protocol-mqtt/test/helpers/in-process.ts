@@ -37,6 +37,10 @@ import { scramCredentialOf } from './scram-client.js';
 export class ListRouter implements Router {
   readonly subscriptions = new Set<{ filter: string; handler: MessageHandler }>();
 
+  get size(): number {
+    return this.subscriptions.size;
+  }
+
   publish(message: Message, origin: MessageOrigin): number {
     let reached = 0;
     for (const s of [...this.subscriptions]) {
