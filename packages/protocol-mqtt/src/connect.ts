@@ -197,8 +197,9 @@ function refuse(connection: Connection, reason: Refusal, detail: string): void {
 }
 
 /**
- * DISCONNECT from the client: no will unless MQTT 5 reason 0x04 asks for it; MQTT 5 may change
- * the session expiry, but not from 0 to more (a protocol error).
+ * DISCONNECT from the client: the will is dropped only by a normal disconnection (MQTT 3, or
+ * MQTT 5 reason 0x00); any other MQTT 5 reason, 0x04 or an error, leaves it to be published
+ * (MQTT-3.1.2-8). MQTT 5 may change the session expiry, but not from 0 to more (a protocol error).
  */
 export function handleDisconnect(connection: Connection, packet: IDisconnectPacket): void {
   if (connection.version !== 5) return connection.close(false);
@@ -214,5 +215,5 @@ export function handleDisconnect(connection: Connection, packet: IDisconnectPack
     }
     session.expiryInterval = Math.min(expiry, connection.broker.settings.maxSessionExpiryInterval);
   }
-  connection.close(packet.reasonCode === ReasonCode.DisconnectWithWillMessage);
+  connection.close((packet.reasonCode ?? ReasonCode.Success) !== ReasonCode.Success);
 }

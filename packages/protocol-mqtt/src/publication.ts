@@ -27,6 +27,11 @@ export class Publication {
   private frames: Array<Buffer | undefined> | null = null;
   /** Encoded QoS 0 MQTT 5 PUBLISH packets with a known topic alias, by alias and RETAIN. */
   private aliasFrames: Map<number, Buffer> | null = null;
+  /**
+   * The Message Expiry Interval the cached MQTT 5 frames carry: they are good only while it is
+   * still the remaining one, as a retained message is sent for far longer than a second.
+   */
+  private framesExpiry = -1;
   private detached = false;
   /**
    * Names the message across the brokers of a cluster (set where it entered), so that a session
@@ -130,6 +135,7 @@ export class Publication {
   /** The QoS 0 PUBLISH for a subscriber of `family`, forwarded or encoded once and shared. */
   qos0Frame(family: WireFamily, retain: boolean, now: number): Buffer {
     if (!retain && family === this.sourceFamily && this.sourceFrame !== null) return this.sourceFrame;
+    if (family === 5) this.keepFramesCurrent(now);
     const slot = (family === 5 ? 2 : 0) + (retain ? 1 : 0);
     const frames = (this.frames ??= []);
     return (frames[slot] ??= this.encode(family, 0, 0, false, retain, null, now));
@@ -140,6 +146,7 @@ export class Publication {
    * encoded once per alias and shared by every client that uses that alias for this topic.
    */
   aliasedQos0Frame(alias: number, retain: boolean, now: number): Buffer {
+    this.keepFramesCurrent(now);
     const key = alias * 2 + (retain ? 1 : 0);
     const frames = (this.aliasFrames ??= new Map<number, Buffer>());
     let frame = frames.get(key);
@@ -148,6 +155,21 @@ export class Publication {
       frames.set(key, frame);
     }
     return frame;
+  }
+
+  /** Forgets the cached MQTT 5 frames once the remaining expiry they carry has changed. */
+  private keepFramesCurrent(now: number): void {
+    if (this.expiresAt === 0) return;
+    const remaining = this.remainingExpiry(now);
+    if (remaining === this.framesExpiry) return;
+    this.framesExpiry = remaining;
+    if (this.frames !== null) this.frames[2] = this.frames[3] = undefined;
+    this.aliasFrames = null;
+  }
+
+  /** The Message Expiry Interval to send at `now`, in whole seconds rounded up. */
+  private remainingExpiry(now: number): number {
+    return Math.max(0, Math.ceil((this.expiresAt - now) / 1000));
   }
 
   /**
@@ -169,7 +191,7 @@ export class Publication {
       properties = { ...this.properties };
       if (alias) properties.topicAlias = alias.alias;
       if (this.expiresAt !== 0) {
-        properties.messageExpiryInterval = Math.max(0, Math.ceil((this.expiresAt - now) / 1000));
+        properties.messageExpiryInterval = this.remainingExpiry(now);
       }
       if (subscriptionIds) properties.subscriptionIdentifiers = subscriptionIds;
     }

@@ -62,6 +62,14 @@ export function handlePublish(
       forwardable = false;
     }
   }
+  if (topic.length === 0) {
+    // MQTT 5 section 3.3.2.1 makes this a protocol error; MQTT 3 has no way to say so.
+    return connection.violation(
+      ReasonCode.ProtocolError,
+      'protocol_violation',
+      'zero-length topic name without a topic alias',
+    );
+  }
   const problem = topicNameProblem(topic, settings.maxTopicLevels);
   if (problem) return connection.violation(ReasonCode.TopicNameInvalid, 'invalid_topic', problem);
   let delay = 0;

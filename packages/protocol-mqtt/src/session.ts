@@ -2,7 +2,7 @@ import { encodeAck } from './codec/encode.js';
 import type { Connection } from './connection.js';
 import { InboundFlow } from './inbound-flow.js';
 import type { MqttMetrics } from './metrics.js';
-import { OutboundFlow } from './outbound-flow.js';
+import { OutboundFlow, type Inflight } from './outbound-flow.js';
 import type { Publication } from './publication.js';
 import type { SubscriptionOptions } from './subscription-tree.js';
 import { LongTimer } from './timers.js';
@@ -55,6 +55,11 @@ export class Session {
   private expiryTimer: LongTimer | null = null;
   private pendingWill: PendingWill | null = null;
   /**
+   * Messages that were in flight when the client came back and are still to be sent again, in
+   * their order: more than its Receive Maximum lets the broker send at once. Null when none are.
+   */
+  private unresent: Inflight<Delivery>[] | null = null;
+  /**
    * In a cluster, the ids of the last messages given to this session (a ring, in no order): what
    * a broker taking the session over must not give it again.
    */
@@ -86,6 +91,12 @@ export class Session {
     now: number,
     shared: string | null = null,
   ): void {
+    // A message can reach a session after its expiry (a delayed message, a shared group's message
+    // passed on from a member that left): past it, onward delivery must not start (MQTT-3.3.2-5).
+    if (publication.isExpired(now)) {
+      this.metrics.dropped('expired');
+      return;
+    }
     const connection = this.connection;
     if (publication.uid !== null) {
       this.recentUids[this.recentAt] = publication.uid;
@@ -211,6 +222,7 @@ export class Session {
   pump(now: number): void {
     const connection = this.connection;
     if (connection === null) return;
+    if (this.unresent !== null && !this.resendWithinWindow(connection, now)) return;
     while (this.outbound.queuedCount > 0 && this.outbound.canSend() && !connection.congested()) {
       const delivery = this.outbound.dequeue()!;
       if (delivery.publication.isExpired(now)) {
@@ -237,11 +249,47 @@ export class Session {
   resume(now: number): void {
     const connection = this.connection;
     if (connection === null) return;
-    for (const entry of this.outbound.pending()) {
+    const inflight = [...this.outbound.pending()];
+    // PUBREL is never held back for the window (MQTT-3.3.4-10), though it takes a place in it.
+    let room = this.outbound.window - inflight.filter((entry) => entry.state === 'awaiting-pubcomp').length;
+    const unresent: Inflight<Delivery>[] = [];
+    for (const entry of inflight) {
       if (entry.state === 'awaiting-pubcomp') connection.write(encodeAck('pubrel', entry.packetId));
-      else connection.sendPublish(entry.message, entry.packetId, true, now);
+      else if (unresent.length > 0 || room <= 0) unresent.push(entry);
+      else if (this.sendAgain(connection, entry, now)) room--;
     }
+    this.unresent = unresent.length > 0 ? unresent : null;
     this.pump(now);
+  }
+
+  /**
+   * Sends again, in order, the messages in flight before the client came back that it had no
+   * room for, as long as no more than its Receive Maximum are then unacknowledged
+   * (MQTT-3.3.4-9). Returns whether all have been.
+   */
+  private resendWithinWindow(connection: Connection, now: number): boolean {
+    // Those acknowledged meanwhile (PUBACK, or PUBREC, whose PUBREL went out then) are done with.
+    const waiting = this.unresent!.filter(
+      (entry) => this.outbound.peek(entry.packetId) === entry.message && entry.state !== 'awaiting-pubcomp',
+    );
+    let outstanding = this.outbound.inflightCount - waiting.length;
+    let next = 0;
+    while (next < waiting.length && outstanding < this.outbound.window && !connection.congested()) {
+      if (this.sendAgain(connection, waiting[next++]!, now)) outstanding++;
+    }
+    this.unresent = next < waiting.length ? waiting.slice(next) : null;
+    return this.unresent === null;
+  }
+
+  /** A PUBLISH in flight, sent again with DUP; false when it no longer fits the client. */
+  private sendAgain(connection: Connection, entry: Inflight<Delivery>, now: number): boolean {
+    if (connection.sendPublish(entry.message, entry.packetId, true, now)) return true;
+    // Over the Maximum Packet Size the client came back with: as if sent (MQTT-3.1.2-25), so that
+    // it does not hold a place in the client's window for ever.
+    this.outbound.discard(entry.packetId);
+    this.metrics.dropped('too_large');
+    this.done(entry.message);
+    return false;
   }
 
   /** Ms until a disconnected session expires (negative: overdue); Infinity while connected. */
@@ -269,12 +317,13 @@ export class Session {
 
   /**
    * The messages that came through a shared subscription and the client has not received for
-   * sure (queued, or sent without PUBACK/PUBREC): what another member of the group should get.
+   * sure (queued, or sent at QoS 1 without PUBACK): what another member of the group should get.
+   * A QoS 2 message once sent is this client's alone, even if its session ends (MQTT-4.8.2-5).
    */
   sharedUnacknowledged(): Delivery[] {
     const found: Delivery[] = [];
     for (const entry of this.outbound.pending()) {
-      if (entry.message.shared !== undefined && entry.state !== 'awaiting-pubcomp') found.push(entry.message);
+      if (entry.message.shared !== undefined && entry.state === 'awaiting-puback') found.push(entry.message);
     }
     for (const delivery of this.outbound.queued()) if (delivery.shared !== undefined) found.push(delivery);
     return found;
@@ -288,6 +337,7 @@ export class Session {
     const will = this.pendingWill;
     this.pendingWill = null;
     will?.fire();
+    this.unresent = null;
     this.outbound.clear();
     this.inbound.clear();
     this.subscriptions.clear();

@@ -60,6 +60,10 @@ each('bad input from an MQTT $version client', ({ version }) => {
     await expectRejected(version, (c) => c.write(rawPublish(Buffer.from('a/+/b'), version)), 0x90);
   });
 
+  it('a zero-length topic name without a topic alias is a protocol error, as Mosquitto says', async () => {
+    await expectRejected(version, (c) => c.write(rawPublish(Buffer.alloc(0), version)), 0x82);
+  });
+
   it('a topic deeper than max_topic_levels is an invalid topic name', async () => {
     await expectRejected(version, (c) => c.write(rawPublish(Buffer.from('a/b/c/d/e'), version)), 0x90);
   });

@@ -75,6 +75,31 @@ describe.each([
   });
 });
 
+describe('MQTT.js, MQTT 5, delayed publish with a message expiry', () => {
+  it('drops a message whose expiry passes during its delay, and sends the rest with what is left', async () => {
+    server = await startServer({ mqtt: MAX });
+    const topic = unique('delayed-expiry');
+    const sub = await client({ protocolVersion: 5 });
+    const inbox = new Inbox(sub);
+    await sub.subscribeAsync(topic, { qos: 1 });
+    const publisher = await client({ protocolVersion: 5 });
+    for (const [payload, qos, expiry] of [
+      ['gone', 1, 1],
+      ['gone at QoS 0', 0, 1],
+      ['kept', 1, 30],
+    ] as const) {
+      await publisher.publishAsync(`$delayed/2/${topic}`, payload, {
+        qos,
+        properties: { messageExpiryInterval: expiry },
+      });
+    }
+    const [kept] = await inbox.waitFor(1, 5000);
+    expect(kept!.payload).toBe('kept');
+    expect(kept!.packet.properties?.messageExpiryInterval).toBeLessThanOrEqual(28);
+    expect((await inbox.settle(300)).map((m) => m.payload)).toEqual(['kept']);
+  });
+});
+
 describe('invalid delayed topics', () => {
   it('close the connection: MQTT 5 with DISCONNECT 0x90, MQTT 3 without a word', async () => {
     server = await startServer({ mqtt: MAX });
