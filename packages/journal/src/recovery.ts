@@ -6,7 +6,7 @@ import { offloadedSource, readOffloadedMarker } from './offload.js';
 import { Segment, type LostRange } from './segment.js';
 import type { ShardContext } from './shard.js';
 import { parseSegmentFileName, segmentFileStem } from './shard-dir.js';
-import { readShardMeta, type ShardMeta } from './shard-meta.js';
+import { readShardMeta, SHARD_META_FILE, type ShardMeta } from './shard-meta.js';
 
 /**
  * Written when an engine closes cleanly: the last segment's size then, which its index files match.
@@ -269,6 +269,11 @@ async function goOnAfterLostTail(
   return true;
 }
 
+/** Whether `name` is a file the journal keeps in a shard directory. */
+function isJournalFile(name: string): boolean {
+  return name === SHARD_META_FILE || name === CLEAN_MARKER_FILE || parseSegmentFileName(name) !== null;
+}
+
 /**
  * Loads a shard directory after a clean or unclean shutdown: removes leftovers (temp files, orphan
  * indexes, segments below the persisted log start), checks every sealed segment against its
@@ -299,9 +304,13 @@ async function recoverSegments(
   const meta = await readShardMeta(dir);
   const logger = ctx.logger.child({ shard: meta.name });
   const files = new Map<number, Set<string>>();
-  for (const entry of await readdir(dir)) {
+  for (const found of await readdir(dir, { withFileTypes: true })) {
+    // The journal makes files only: a directory here is someone else's, and stays.
+    if (found.isDirectory()) continue;
+    const entry = found.name;
     if (entry.endsWith('.tmp')) {
-      await removeFile(join(dir, entry));
+      // Only the journal's own temp files (of an atomic replace cut short) are removed.
+      if (isJournalFile(entry.slice(0, -'.tmp'.length))) await removeFile(join(dir, entry));
       continue;
     }
     const parsed = parseSegmentFileName(entry);

@@ -1,6 +1,6 @@
 import { constants } from 'node:fs';
 import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { isErrno, removeFile, writeAll, writeFileAtomic, readAt } from './files.js';
 import { frameBytes, type FrameHeader } from './frame.js';
 import { OffsetIndex } from './offset-index.js';
@@ -59,6 +59,10 @@ export class Segment implements ReadHandleHolder, WriteHandleHolder {
   #bytesSinceIndexEntry = 0;
   #index: OffsetIndex | null = null;
   #timeIndex: TimeIndex | null = null;
+  /** Whether the indexes were rebuilt from the log in this process, so they match it. */
+  #indexesRebuilt = false;
+  /** A load of a sealed segment's indexes under way, which other reads wait for. */
+  #loadingIndexes: Promise<SegmentIndexes> | null = null;
   /** Whether this is the active segment, appended to until it is sealed or its shard closed. */
   #appendable = false;
   /** The appending handle while open; the budget may close it between uses. */
@@ -130,6 +134,11 @@ export class Segment implements ReadHandleHolder, WriteHandleHolder {
 
   get isEmpty(): boolean {
     return this.lastBatchRelative < 0;
+  }
+
+  /** Whether the indexes were rebuilt from the log in this process (see {@link rebuildIndexes}). */
+  get indexesRebuilt(): boolean {
+    return this.#indexesRebuilt;
   }
 
   get indexesLoaded(): boolean {
@@ -578,10 +587,21 @@ export class Segment implements ReadHandleHolder, WriteHandleHolder {
 
   /**
    * Loads the index files of a sealed segment, checking them against the log; stale or missing
-   * ones are rebuilt from the log and rewritten.
+   * ones are rebuilt from the log and rewritten. Reads that ask while a load is under way share it.
+   * Resolves with the indexes, which stay valid for the caller even if the index cache unloads
+   * them from the segment meanwhile.
    */
-  async loadIndexes(indexIntervalBytes: number): Promise<void> {
-    if (this.#index !== null) return;
+  loadIndexes(indexIntervalBytes: number): Promise<SegmentIndexes> {
+    if (this.#index !== null && this.#timeIndex !== null) {
+      return Promise.resolve({ index: this.#index, timeIndex: this.#timeIndex });
+    }
+    this.#loadingIndexes ??= this.#loadIndexes(indexIntervalBytes).finally(() => {
+      this.#loadingIndexes = null;
+    });
+    return this.#loadingIndexes;
+  }
+
+  async #loadIndexes(indexIntervalBytes: number): Promise<SegmentIndexes> {
     const index = await readOptional(this.indexPath);
     const time = await readOptional(this.timeIndexPath);
     if (
@@ -602,18 +622,37 @@ export class Segment implements ReadHandleHolder, WriteHandleHolder {
       if (sound) {
         this.#index = offsetIndex;
         this.#timeIndex = timeIndex;
-        return;
+        return { index: offsetIndex, timeIndex };
       }
     }
-    // A sealed segment's extent is known already (from recovery); the rebuild only redoes indexes.
-    const { size, endOffset } = this;
+    return this.rebuildIndexes(indexIntervalBytes);
+  }
+
+  /**
+   * Rebuilds the indexes from the log, ignoring the index files; a sealed segment's are rewritten,
+   * the active segment's stay in memory (its files are written when it is sealed). The rebuild
+   * fills a scratch segment: reads go on meanwhile with this one's extent, and a rebuild that fails
+   * (the log unreadable, or its offloaded copy out of reach) changes nothing. The active segment's
+   * caller holds off appends meanwhile.
+   */
+  async rebuildIndexes(indexIntervalBytes: number): Promise<SegmentIndexes> {
+    const scratch = new Segment(dirname(this.logPath), this.baseOffset);
     const { result } = await this.withHandle((handle) =>
-      this.rebuildPastDamage(handle, size, indexIntervalBytes, { from: 'start', zerosEnd: false }),
+      scratch.rebuildPastDamage(handle, this.size, indexIntervalBytes, { from: 'start', zerosEnd: false }),
     );
+    // The extent known (from recovery, or the offload marker) stays: a damaged copy read here must
+    // not make the segment look empty or older than it is.
+    const rebuilt = { index: scratch.index, timeIndex: scratch.timeIndex };
+    this.#index = rebuilt.index;
+    this.#timeIndex = rebuilt.timeIndex;
+    this.#indexesRebuilt = true;
+    if (this.#appendable) {
+      this.#bytesSinceIndexEntry = scratch.#bytesSinceIndexEntry;
+      return rebuilt;
+    }
     if (result.kind === 'bad') this.damagedAt = result.position;
-    this.size = size;
-    this.endOffset = endOffset;
     await this.writeIndexes();
+    return rebuilt;
   }
 
   /**
@@ -774,6 +813,12 @@ async function readTail(path: string, bytes: number): Promise<Buffer> {
   } finally {
     await handle.close();
   }
+}
+
+/** A segment's offset and time indexes, as loaded together. */
+export interface SegmentIndexes {
+  index: OffsetIndex;
+  timeIndex: TimeIndex;
 }
 
 /** Offsets `fromOffset` up to `toOffset` lost to damage in `bytes` bytes at `position`. */

@@ -24,7 +24,7 @@ import { recoverShard, writeCleanMarker } from './recovery.js';
 import type { ReadThreads } from './read-threads.js';
 import { ReadMemory } from './read-memory.js';
 import { scanFrames, type ScanResult } from './scan.js';
-import { Segment } from './segment.js';
+import { Segment, type SegmentIndexes } from './segment.js';
 import { SerialQueue } from './serial.js';
 import { writeShardMeta } from './shard-meta.js';
 import type { WriteHandleBudget } from './write-handles.js';
@@ -108,6 +108,8 @@ export class Shard {
   /** Set after an I/O error that left the log in an unknown state: appends fail until reopened. */
   #failure: Error | null = null;
   #stopped = false;
+  /** Why the shard stopped (deleted, or its engine closed): what calls still under way then get. */
+  #stopReason: RobustMQError | null = null;
 
   private constructor(
     ctx: ShardContext,
@@ -569,10 +571,15 @@ export class Shard {
     return found;
   }
 
-  async #loadIndexes(segment: Segment): Promise<void> {
-    if (segment === this.active) return;
-    await segment.loadIndexes(this.#ctx.indexIntervalBytes);
+  /**
+   * The segment's indexes, loaded if need be. Callers use what this returns, not the segment's
+   * own: the index cache may unload those while a read is still using them.
+   */
+  async #loadIndexes(segment: Segment): Promise<SegmentIndexes> {
+    if (segment === this.active) return { index: segment.index, timeIndex: segment.timeIndex };
+    const loaded = await segment.loadIndexes(this.#ctx.indexIntervalBytes);
     this.#ctx.indexCache.touch(segment);
+    return loaded;
   }
 
   /** Reads from `offset`; with `into`, the batches returned may be views of it. */
@@ -598,11 +605,13 @@ export class Shard {
       if (segment.baseOffset >= committed) break;
       const to = segment === active ? committedSize : (segment.damagedAt ?? segment.size);
       let result: ScanResult;
+      let start = 0;
       try {
         result = await segment.withHandle(async (handle) => {
-          await this.#loadIndexes(segment);
+          const { index } = await this.#loadIndexes(segment);
           const target = Math.max(offset - segment.baseOffset, 0);
-          const { position, relativeOffset } = segment.index.positionFor(target);
+          const { position, relativeOffset } = index.positionFor(target);
+          start = position;
           return scanFrames(
             handle,
             {
@@ -628,7 +637,7 @@ export class Shard {
                 : {
                     threads: {
                       threads: this.#ctx.readThreads,
-                      frameStartAtOrBefore: (at: number) => segment.index.frameStartAtOrBefore(at),
+                      frameStartAtOrBefore: (at: number) => index.frameStartAtOrBefore(at),
                     },
                   }),
               // Once the budget is spent, the next frame cannot be taken: do not read on for it.
@@ -653,6 +662,8 @@ export class Shard {
           );
         });
       } catch (error) {
+        // The shard's files went with it.
+        if (this.#stopReason !== null) throw this.#stopReason;
         // Retention removed the segment (or its offloaded copy) while this read was in it.
         if ((isErrno(error, 'ENOENT') || segment.offloaded) && offset < this.logStartOffset) {
           throw new RobustMQError(
@@ -661,6 +672,11 @@ export class Shard {
           );
         }
         throw error;
+      }
+      if (this.#indexMissedFrame(result, start, segment)) {
+        await this.#repairIndexes(segment);
+        i--;
+        continue;
       }
       if (result.kind === 'stopped') break;
       const damaged =
@@ -678,6 +694,37 @@ export class Shard {
     return { batches, logStartOffset: logStart, nextOffset: committed };
   }
 
+  /**
+   * Whether a scan that started where the segment's offset index pointed found no frame right
+   * there, while the index may be damaged: the frame at an index entry was whole when the entry was
+   * made. The first frame of a segment is never indexed, so a scan from 0 does not count, and
+   * indexes rebuilt from the log already are not rebuilt again (the log is damaged there).
+   */
+  #indexMissedFrame(result: ScanResult, start: number, segment: Segment): boolean {
+    return result.kind === 'bad' && start > 0 && result.position === start && !segment.indexesRebuilt;
+  }
+
+  /**
+   * Rebuilds the indexes of a segment from its log after one pointed at no frame, so that reads of
+   * the whole batches there are served rather than refused as CORRUPT. The active segment's are
+   * rebuilt with appends held off, as appends add to them.
+   */
+  async #repairIndexes(segment: Segment): Promise<void> {
+    this.#logger.error(
+      { segment: segment.logPath },
+      'segment index points at no frame; rebuilding the indexes from the log',
+    );
+    if (segment !== this.active) {
+      await segment.rebuildIndexes(this.#ctx.indexIntervalBytes);
+      this.#ctx.indexCache.touch(segment);
+      return;
+    }
+    await this.#lock.run(async () => {
+      await this.#settleDurableWrites();
+      await segment.rebuildIndexes(this.#ctx.indexIntervalBytes);
+    });
+  }
+
   #reportCorrupt(segment: Segment, result: ScanResult): void {
     this.#ctx.metrics.corruptFrames.inc({ found: 'read' });
     this.#logger.error(
@@ -692,6 +739,15 @@ export class Shard {
   }
 
   async offsetForTimestamp(timestamp: number): Promise<number | null> {
+    for (;;) {
+      const found = await this.#findTimestamp(timestamp);
+      // Deletion moved the log start past what was found meanwhile: look again from there.
+      if (found === null || found >= this.logStartOffset) return found;
+    }
+  }
+
+  /** The first offset at or after the log start whose batch reaches `timestamp`, or null. */
+  async #findTimestamp(timestamp: number): Promise<number | null> {
     const committed = this.#committedOffset;
     const committedSize = this.#committedSize;
     const logStart = this.logStartOffset;
@@ -703,31 +759,47 @@ export class Shard {
       if (segment.maxTimestamp < timestamp) continue;
       const to = segment === active ? committedSize : (segment.damagedAt ?? segment.size);
       let found: number | null = null;
-      const result = await segment.withHandle(async (handle) => {
-        await this.#loadIndexes(segment);
-        const from = Math.max(segment.timeIndex.scanStartFor(timestamp), logStart - segment.baseOffset, 0);
-        const { position, relativeOffset } = segment.index.positionFor(from);
-        return scanFrames(
-          handle,
-          {
-            from: position,
-            to,
-            expectedBase: segment.baseOffset + relativeOffset,
-            readAhead: 64 * 1024,
-            verifyAll: false,
-          },
-          (header) => {
-            if (found !== null || header.baseOffset >= committed) return 'stop';
-            if (header.baseOffset + header.recordCount <= logStart || header.maxTimestamp < timestamp)
-              return 'skip';
-            return 'take';
-          },
-          (header) => {
-            found = Math.max(header.baseOffset, logStart);
-          },
-        );
-      });
+      let start = 0;
+      let result: ScanResult;
+      try {
+        result = await segment.withHandle(async (handle) => {
+          const { index, timeIndex } = await this.#loadIndexes(segment);
+          const from = Math.max(timeIndex.scanStartFor(timestamp), logStart - segment.baseOffset, 0);
+          const { position, relativeOffset } = index.positionFor(from);
+          start = position;
+          return scanFrames(
+            handle,
+            {
+              from: position,
+              to,
+              expectedBase: segment.baseOffset + relativeOffset,
+              readAhead: 64 * 1024,
+              verifyAll: false,
+            },
+            (header) => {
+              if (found !== null || header.baseOffset >= committed) return 'stop';
+              if (header.baseOffset + header.recordCount <= logStart || header.maxTimestamp < timestamp)
+                return 'skip';
+              return 'take';
+            },
+            (header) => {
+              found = Math.max(header.baseOffset, logStart);
+            },
+          );
+        });
+      } catch (error) {
+        if (this.#stopReason !== null) throw this.#stopReason;
+        // Retention removed the segment (or its offloaded copy) while this call went through the
+        // ones before it: its records are below the log start now, so the answer lies further on.
+        if ((isErrno(error, 'ENOENT') || segment.offloaded) && !this.segments.includes(segment)) continue;
+        throw error;
+      }
       if (found !== null) return found;
+      if (this.#indexMissedFrame(result, start, segment)) {
+        await this.#repairIndexes(segment);
+        i--;
+        continue;
+      }
       if (result.kind === 'bad') {
         this.#reportCorrupt(segment, result);
         throw corrupt(
@@ -881,6 +953,7 @@ export class Shard {
   async destroy(): Promise<void> {
     const gone = new RobustMQError(ErrorCode.NotFound, `shard ${this.name} was deleted`);
     this.#stopped = true;
+    this.#stopReason = gone;
     for (const request of this.#queue.splice(0)) request.reject(gone);
     if (this.#draining !== null) await this.#draining;
     await this.#lock.run(async () => {
@@ -899,6 +972,7 @@ export class Shard {
 
   #stop(error: RobustMQError): void {
     this.#stopped = true;
+    this.#stopReason ??= error;
     for (const waiter of this.#syncWaiters.splice(0)) waiter.request.reject(error);
     for (const waiter of this.#dataWaiters) {
       clearTimeout(waiter.timer);

@@ -3,6 +3,7 @@ import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
+import { ErrorCode, RobustMQError } from '@robustmq/core';
 import type {
   Counter,
   Gauge,
@@ -13,7 +14,13 @@ import type {
   StoredBatch,
 } from '@robustmq/core';
 import { frameBytes } from '../src/frame.js';
-import { openJournal, type Journal, type JournalOptions } from '../src/index.js';
+import {
+  openJournal,
+  type Journal,
+  type JournalOptions,
+  type OffloadedSegmentReader,
+  type SealedSegment,
+} from '../src/index.js';
 import { shardDirName } from '../src/shard-dir.js';
 
 const dirs: string[] = [];
@@ -186,5 +193,46 @@ export class RecordingLogger {
 
   count(text: string): number {
     return this.lines.filter((l) => l.message.includes(text)).length;
+  }
+}
+
+/**
+ * Copies of offloaded segments in a directory of their own, which can be made unreachable, or
+ * made to hold the next read until it is let go.
+ */
+export class GatedStore implements OffloadedSegmentReader {
+  readonly dir: string;
+  down = false;
+  /** Reads asked for, so far. */
+  reads = 0;
+  #held: { arrived: () => void; release: Promise<void> } | null = null;
+
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  path(segment: Pick<SealedSegment, 'baseOffset'>): string {
+    return join(this.dir, `${segment.baseOffset}.log`);
+  }
+
+  /** Holds the next read until the returned function is called; resolves `arrived` when it comes. */
+  hold(): { arrived: Promise<void>; release: () => void } {
+    let release = (): void => {};
+    let arrived = (): void => {};
+    const arrival = new Promise<void>((resolve) => (arrived = resolve));
+    this.#held = { arrived, release: new Promise<void>((resolve) => (release = resolve)) };
+    return { arrived: arrival, release };
+  }
+
+  async read(segment: SealedSegment, position: number, length: number): Promise<Uint8Array> {
+    this.reads++;
+    const held = this.#held;
+    if (held !== null) {
+      this.#held = null;
+      held.arrived();
+      await held.release;
+    }
+    if (this.down) throw new RobustMQError(ErrorCode.Unavailable, 'the copies cannot be reached');
+    return (await readFile(this.path(segment))).subarray(position, position + length);
   }
 }

@@ -149,6 +149,38 @@ describe('reads on the read threads', () => {
     expect(code).toBe(0);
     expect(out.trim()).toBe('64 63');
   });
+
+  it('finish a long read whose segment indexes another read pushes out of the index cache meanwhile', async () => {
+    const dir = await tempDir();
+    let engine = await open(dir);
+    await engine.createShard('s', { segmentBytes: 10 * MiB, retentionMs: null });
+    const written = [];
+    for (let i = 0; i < 21; i++) {
+      const b = { recordCount: 1, maxTimestamp: i, data: Buffer.alloc(MiB - 100, i) };
+      written.push(b);
+      await engine.append('s', [b]);
+    }
+    await engine.close();
+    // An index cache with room for one segment's indexes: loading another's unloads the first.
+    engine = await open(dir, { indexCacheBytes: 1 });
+    const [, second] = await engine.sealedSegments('s');
+    await threadsUp();
+    const { value: read } = Object.getOwnPropertyDescriptor(ReadThreads.prototype, 'read') as {
+      value: ReadThreads['read'];
+    };
+    let pushedOut = false;
+    vi.spyOn(ReadThreads.prototype, 'read').mockImplementation(async function (this: ReadThreads, ...args) {
+      if (!pushedOut) {
+        pushedOut = true;
+        await engine.read('s', second!.baseOffset, { maxBytes: 1 });
+      }
+      return read.apply(this, args);
+    });
+    const { batches } = await engine.read('s', 0, { maxBytes: 9 * MiB, into: sharedBuffer(10 * MiB) });
+    expect(pushedOut).toBe(true);
+    expect(batches.length).toBeGreaterThan(7);
+    expect(batches.map((b) => sha(b.data))).toEqual(written.slice(0, batches.length).map((b) => sha(b.data)));
+  });
 });
 
 describe('read threads that cannot start', () => {

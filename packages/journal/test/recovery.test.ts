@@ -1,4 +1,14 @@
-import { appendFile, open as openFile, rm, stat, truncate } from 'node:fs/promises';
+import {
+  appendFile,
+  mkdir,
+  open as openFile,
+  readdir,
+  rm,
+  stat,
+  truncate,
+  writeFile,
+} from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, type RecordBatch } from '@robustmq/core';
 import { RecordingLogger, batch, crashCopy, open, readAll, segmentLogs, sha } from './helpers.js';
@@ -449,6 +459,25 @@ describe('journal recovery', () => {
       code: ErrorCode.OffsetOutOfRange,
     });
     expect((await reopened.append('s', [batch(5)])).baseOffset).toBe(10);
+  });
+
+  it('opens a shard directory holding entries it did not make, and leaves them there', async () => {
+    const dir = await tempDirFor();
+    const { engine, written } = await filled(dir, 20, 2048);
+    await engine.close();
+    const shard = dirname((await segmentLogs(dir, 's'))[0]!);
+    const foreign = ['backup.tmp/', 'lost+found/', 'notes.tmp', 'notes.txt', '00000000000000000000.log.bak'];
+    for (const name of foreign) {
+      if (name.endsWith('/')) await mkdir(join(shard, name));
+      else await writeFile(join(shard, name), 'not the journal');
+    }
+
+    const reopened = await open(dir);
+    expect((await readAll(reopened, 's')).map((b) => sha(b.data))).toEqual(written.map((b) => sha(b.data)));
+    await reopened.append('s', [batch(100)]);
+    await reopened.close();
+    const left = await readdir(shard);
+    for (const name of foreign) expect(left).toContain(name.replace(/\/$/, ''));
   });
 
   it('gives typed errors for bad input and changes nothing', async () => {

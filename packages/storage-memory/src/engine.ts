@@ -42,19 +42,25 @@ function checkOffset(offset: number): void {
 
 function checkBatches(shard: ShardLog, batches: readonly RecordBatch[]): void {
   if (batches.length === 0) throw invalid(`append to ${shard.name} needs at least one batch`);
-  for (const batch of batches) {
-    if (!Number.isSafeInteger(batch.recordCount) || batch.recordCount < 1) {
-      throw invalid(`recordCount ${batch.recordCount} is not an integer >= 1`);
-    }
-    if (!Number.isFinite(batch.maxTimestamp))
-      throw invalid(`maxTimestamp ${batch.maxTimestamp} is not a number`);
-    if (!(batch.data instanceof Uint8Array)) throw invalid('batch data is not a Uint8Array');
-    if (batch.data.length > shard.config.maxBatchBytes) {
-      throw new RobustMQError(
-        ErrorCode.TooLarge,
-        `batch of ${batch.data.length} bytes is above maxBatchBytes ${shard.config.maxBatchBytes} of ${shard.name}`,
-      );
-    }
+  for (const batch of batches as readonly unknown[]) {
+    // A caller in JavaScript can pass anything; what is not a batch is its mistake, not ours.
+    if (batch === null || typeof batch !== 'object') throw invalid('each batch must be a record batch');
+    checkBatch(shard, batch as RecordBatch);
+  }
+}
+
+function checkBatch(shard: ShardLog, batch: RecordBatch): void {
+  if (!Number.isSafeInteger(batch.recordCount) || batch.recordCount < 1) {
+    throw invalid(`recordCount ${batch.recordCount} is not an integer >= 1`);
+  }
+  if (!Number.isFinite(batch.maxTimestamp))
+    throw invalid(`maxTimestamp ${batch.maxTimestamp} is not a number`);
+  if (!(batch.data instanceof Uint8Array)) throw invalid('batch data is not a Uint8Array');
+  if (batch.data.length > shard.config.maxBatchBytes) {
+    throw new RobustMQError(
+      ErrorCode.TooLarge,
+      `batch of ${batch.data.length} bytes is above maxBatchBytes ${shard.config.maxBatchBytes} of ${shard.name}`,
+    );
   }
 }
 

@@ -278,8 +278,9 @@ export class RocksDbStorageEngine implements StorageEngine {
       if (!isList(batches) || batches.length === 0) {
         throw invalid(`append to ${shard} needs at least one batch`);
       }
-      for (const batch of batches) {
-        const { recordCount, maxTimestamp, data } = batch;
+      for (const batch of batches as readonly unknown[]) {
+        if (batch === null || typeof batch !== 'object') throw invalid('each batch must be a record batch');
+        const { recordCount, maxTimestamp, data } = batch as RecordBatch;
         if (!Number.isSafeInteger(recordCount) || recordCount < 1 || recordCount > MAX_RECORD_COUNT) {
           throw invalid(`recordCount ${recordCount} is not an integer from 1 to ${MAX_RECORD_COUNT}`);
         }

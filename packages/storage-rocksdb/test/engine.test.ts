@@ -1,6 +1,13 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ConfigError, ErrorCode, silentLogger, type StorageEngine, type StoredBatch } from '@robustmq/core';
+import {
+  ConfigError,
+  ErrorCode,
+  silentLogger,
+  type RecordBatch,
+  type StorageEngine,
+  type StoredBatch,
+} from '@robustmq/core';
 import {
   expectErrorCode,
   expectStoredBatches,
@@ -216,6 +223,19 @@ describe('RocksDbStorageEngine', () => {
       code: ErrorCode.Unavailable,
       message: expect.stringMatching(/^cannot open rocksdb at .*: Corruption: CURRENT file/),
     });
+  });
+
+  it('refuses batches that are not record batches with INVALID_ARGUMENT and appends nothing', async () => {
+    const engine = await RocksDbStorageEngine.open({ dataDir: await tempDir() });
+    await engine.createShard('s');
+    for (const bad of [null, undefined, 7, 'batch']) {
+      await expectErrorCode(
+        engine.append('s', [makeBatch(1, 16, 1), bad as unknown as RecordBatch]),
+        ErrorCode.InvalidArgument,
+      );
+    }
+    expect((await engine.shardInfo('s')).nextOffset).toBe(0);
+    await engine.close();
   });
 
   it('refuses a second open of the same directory with UNAVAILABLE', async () => {

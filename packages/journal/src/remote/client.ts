@@ -15,7 +15,11 @@ import {
 import { connectRpc, type RpcClient, type RpcClientOptions } from '@robustmq/rpc';
 import {
   decodeAppendReply,
+  decodeDeleteBeforeReply,
+  decodeListShardsReply,
+  decodeOffsetForTimestampReply,
   decodeReadReply,
+  decodeShardInfoReply,
   encodeBatches,
   Method,
   type AppendRequest,
@@ -122,23 +126,26 @@ class RemoteJournal implements JournalClient {
   }
 
   async createShard(shard: string, config?: Partial<ShardConfig>): Promise<ShardInfo> {
-    return this.#once<ShardInfo>(Method.createShard, { shard, config });
+    return decodeShardInfoReply(await this.#once(Method.createShard, { shard, config }), Method.createShard);
   }
 
   async deleteShard(shard: string): Promise<void> {
     await this.#once(Method.deleteShard, { shard });
   }
 
-  listShards(): Promise<string[]> {
-    return this.#retrying<string[]>(Method.listShards, () => ({}));
+  async listShards(): Promise<string[]> {
+    return decodeListShardsReply(await this.#retrying(Method.listShards, () => ({})));
   }
 
-  shardInfo(shard: string): Promise<ShardInfo> {
-    return this.#retrying<ShardInfo>(Method.shardInfo, () => ({ shard }));
+  async shardInfo(shard: string): Promise<ShardInfo> {
+    return decodeShardInfoReply(await this.#retrying(Method.shardInfo, () => ({ shard })), Method.shardInfo);
   }
 
-  updateShardConfig(shard: string, config: Partial<ShardConfig>): Promise<ShardInfo> {
-    return this.#once<ShardInfo>(Method.updateShardConfig, { shard, config });
+  async updateShardConfig(shard: string, config: Partial<ShardConfig>): Promise<ShardInfo> {
+    return decodeShardInfoReply(
+      await this.#once(Method.updateShardConfig, { shard, config }),
+      Method.updateShardConfig,
+    );
   }
 
   async append(shard: string, batches: readonly RecordBatch[]): Promise<AppendResult> {
@@ -164,13 +171,15 @@ class RemoteJournal implements JournalClient {
     await this.#retrying(Method.waitForData, body, deadlineMs, this.#waitLane());
   }
 
-  offsetForTimestamp(shard: string, timestamp: number): Promise<number | null> {
-    return this.#retrying<number | null>(Method.offsetForTimestamp, () => ({ shard, timestamp }));
+  async offsetForTimestamp(shard: string, timestamp: number): Promise<number | null> {
+    return decodeOffsetForTimestampReply(
+      await this.#retrying(Method.offsetForTimestamp, () => ({ shard, timestamp })),
+    );
   }
 
-  deleteBefore(shard: string, offset: number): Promise<number> {
+  async deleteBefore(shard: string, offset: number): Promise<number> {
     const body: DeleteBeforeRequest = { shard, offset, epoch: this.#epoch(shard) };
-    return this.#once<number>(Method.deleteBefore, body);
+    return decodeDeleteBeforeReply(await this.#once(Method.deleteBefore, body));
   }
 
   async enforceRetention(now: number): Promise<void> {

@@ -17,6 +17,7 @@ import {
   type ReadResult,
   type RecordBatch,
   type ShardConfig,
+  type ShardInfo,
   type StoredBatch,
 } from '@robustmq/core';
 
@@ -142,23 +143,85 @@ export function encodeReadReply(result: ReadResult): ReadReply {
   };
 }
 
+/** An offset or count from a reply: a non-negative safe integer. */
+function isOffset(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+function isMap(value: unknown): value is Record<string, unknown> {
+  return (
+    value !== null && typeof value === 'object' && !Array.isArray(value) && !(value instanceof Uint8Array)
+  );
+}
+
+/*
+ * Replies are checked as closely as requests: a reply the client hands on is what a broker serves
+ * and commits offsets from, so one that is not what the contract promises fails the call INTERNAL.
+ */
+
 export function decodeReadReply(reply: unknown): ReadResult {
-  const fields = reply as Partial<ReadReply> | undefined;
-  if (!fields || !Array.isArray(fields.batches)) throw malformedReply(Method.read);
-  const batches: StoredBatch[] = fields.batches.map((tuple: unknown) => {
-    if (!Array.isArray(tuple) || tuple.length !== 4 || !(tuple[3] instanceof Uint8Array)) {
+  if (!isMap(reply) || !Array.isArray(reply.batches)) throw malformedReply(Method.read);
+  const { logStartOffset, nextOffset } = reply;
+  if (!isOffset(logStartOffset) || !isOffset(nextOffset) || nextOffset < logStartOffset) {
+    throw malformedReply(Method.read);
+  }
+  const batches: StoredBatch[] = reply.batches.map((tuple: unknown) => {
+    if (!Array.isArray(tuple) || tuple.length !== 4) throw malformedReply(Method.read);
+    const [baseOffset, recordCount, maxTimestamp, data] = tuple as unknown[];
+    if (
+      !isOffset(baseOffset) ||
+      !isOffset(recordCount) ||
+      recordCount < 1 ||
+      typeof maxTimestamp !== 'number' ||
+      !Number.isFinite(maxTimestamp) ||
+      !(data instanceof Uint8Array)
+    ) {
       throw malformedReply(Method.read);
     }
-    const [baseOffset, recordCount, maxTimestamp, data] = tuple as WireStoredBatch;
     return { baseOffset, recordCount, maxTimestamp, data };
   });
-  return { batches, logStartOffset: Number(fields.logStartOffset), nextOffset: Number(fields.nextOffset) };
+  return { batches, logStartOffset, nextOffset };
 }
 
 export function decodeAppendReply(reply: unknown): AppendResult {
-  const fields = reply as Partial<AppendResult> | undefined;
-  if (!fields || typeof fields.baseOffset !== 'number' || typeof fields.lastOffset !== 'number') {
+  if (!isMap(reply)) throw malformedReply(Method.append);
+  const { baseOffset, lastOffset } = reply;
+  if (!isOffset(baseOffset) || !isOffset(lastOffset) || lastOffset < baseOffset) {
     throw malformedReply(Method.append);
   }
-  return { baseOffset: fields.baseOffset, lastOffset: fields.lastOffset };
+  return { baseOffset, lastOffset };
+}
+
+/** A ShardInfo reply (createShard, shardInfo, updateShardConfig). */
+export function decodeShardInfoReply(reply: unknown, method: string): ShardInfo {
+  if (!isMap(reply)) throw malformedReply(method);
+  const { name, config, logStartOffset, nextOffset, sizeBytes } = reply;
+  if (
+    typeof name !== 'string' ||
+    !isMap(config) ||
+    !isOffset(logStartOffset) ||
+    !isOffset(nextOffset) ||
+    !isOffset(sizeBytes) ||
+    nextOffset < logStartOffset
+  ) {
+    throw malformedReply(method);
+  }
+  return { name, config: config as unknown as ShardConfig, logStartOffset, nextOffset, sizeBytes };
+}
+
+export function decodeListShardsReply(reply: unknown): string[] {
+  if (!Array.isArray(reply) || !reply.every((name) => typeof name === 'string')) {
+    throw malformedReply(Method.listShards);
+  }
+  return reply;
+}
+
+export function decodeOffsetForTimestampReply(reply: unknown): number | null {
+  if (reply !== null && !isOffset(reply)) throw malformedReply(Method.offsetForTimestamp);
+  return reply;
+}
+
+export function decodeDeleteBeforeReply(reply: unknown): number {
+  if (!isOffset(reply)) throw malformedReply(Method.deleteBefore);
+  return reply;
 }

@@ -40,6 +40,18 @@ export function describeValidation(subject: Subject): void {
       },
     );
 
+    it.each([[null], [42], ['batch'], [[]]])(
+      'refuses %j in place of a record batch with INVALID_ARGUMENT and appends nothing',
+      async (notABatch) => {
+        const engine = subject.engine;
+        await engine.createShard('s');
+        const batches = [makeBatch(1, 64, Date.now()), notABatch] as unknown as RecordBatch[];
+        await expectErrorCode(engine.append('s', batches), ErrorCode.InvalidArgument);
+        expect((await engine.shardInfo('s')).nextOffset).toBe(0);
+        expect((await engine.read('s', 0, { maxBytes: 1024 })).batches).toEqual([]);
+      },
+    );
+
     it.each(BAD_RECORD_COUNTS.map((count) => [count]))(
       'refuses recordCount %s with INVALID_ARGUMENT and appends nothing',
       async (count) => {
