@@ -62,9 +62,12 @@ export interface KafkaSettings {
   tls: { cert: string; key: string; ca?: string } | undefined;
   /** Address to bind; the server's `bind` when unset. */
   host: string | undefined;
-  /** Host clients are told to connect to (Metadata, FindCoordinator); the bound address when unset. */
+  /**
+   * Host clients are told to connect to (Metadata, FindCoordinator); when unset, the address each
+   * client connected to.
+   */
   advertisedHost: string | undefined;
-  /** Port clients are told to connect to; the listener's port when unset. */
+  /** Port clients of the `tcp` listener are told to connect to; the listener's port when unset. */
   advertisedPort: number | undefined;
   /** Whether Metadata and Produce create unknown topics (Kafka's `auto.create.topics.enable`). */
   autoCreateTopics: boolean;

@@ -66,6 +66,47 @@ describe('listeners', () => {
     }
   }, 30_000);
 
+  it('gives advertised_port to clients of the tcp listener only, as it announces to the cluster', async () => {
+    // The port a NAT in front of the tcp listener forwards; nothing listens on it here.
+    const natPort = 1;
+    const natted = await startServer({
+      kafka: [
+        'listeners = ["tcp", "tls"]',
+        'tls_port = 0',
+        `tls_cert = ${JSON.stringify(join(dir, 'cert.pem'))}`,
+        `tls_key = ${JSON.stringify(join(dir, 'key.pem'))}`,
+        `advertised_port = ${natPort}`,
+      ],
+    });
+    const ready = natted.logs.find((l) => l.msg === 'node ready')!;
+    const port = Number(
+      (ready.listeners as string[])
+        .find((l) => l.startsWith('kafka/tls:'))!
+        .split(':')
+        .pop(),
+    );
+    const kafka = new Kafka({
+      brokers: [`127.0.0.1:${port}`],
+      ssl: { ca: [cert] },
+      logLevel: logLevel.NOTHING,
+      clientId: 'natted-tls-client',
+      retry: { retries: 2 },
+    });
+    const admin = kafka.admin();
+    try {
+      await admin.connect();
+      expect((await admin.describeCluster()).brokers).toEqual([
+        expect.objectContaining({ host: '127.0.0.1', port }),
+      ]);
+      // Creating a topic goes to the controller at the address Metadata gave.
+      await admin.createTopics({ topics: [{ topic: 'natted-tls' }] });
+      expect(await admin.listTopics()).toContain('natted-tls');
+    } finally {
+      await admin.disconnect();
+      await natted.stop();
+    }
+  }, 60_000);
+
   it('counts connections, requests by API, records and bytes per listener', async () => {
     await server.waitForMetric(
       /^robustmq_kafka_requests_total\{.*listener="tls".*api="Produce".*\} 1$/,

@@ -116,6 +116,69 @@ describe('kcat (librdkafka)', () => {
     expect(byTime.stdout.trim().split('\n')).toHaveLength(10);
   }, 60_000);
 
+  it('tells each client of a wildcard listener the address it connected to, not that of the first client', async () => {
+    // Bound to every address (the server's default bind), without advertised_host: a client on
+    // this host reaches it at 127.0.0.1, another through a second address (127.0.0.2 here, the
+    // network interface's for a client elsewhere), which is the only one that client can use.
+    const wildcard = await startServer({ kafka: ['host = "0.0.0.0"'] });
+    try {
+      const listed = async (host: string) =>
+        (await run(KCAT, ['-b', `${host}:${wildcard.port}`, '-L'])).stdout.match(/broker 1 at (\S+)/)![1];
+      expect(await listed('127.0.0.1')).toBe(`127.0.0.1:${wildcard.port}`);
+      expect(await listed('127.0.0.2')).toBe(`127.0.0.2:${wildcard.port}`);
+      expect(await listed('127.0.0.1')).toBe(`127.0.0.1:${wildcard.port}`);
+    } finally {
+      await wildcard.stop();
+    }
+  }, 60_000);
+
+  it('keeps a Fetch within fetch.max.bytes past the first batch, which librdkafka enforces', async () => {
+    const topic = 'kcat-fetch-max-bytes';
+    const raw = await RawClient.open(server.port);
+    try {
+      await raw.request(19, 7, {
+        topics: [{ name: topic, numPartitions: 2, replicationFactor: 1, assignments: [], configs: [] }],
+        timeoutMs: 5000,
+        validateOnly: false,
+      });
+    } finally {
+      raw.close();
+    }
+    // Batches of one 600 kB record: two of them are more than the consumer's 1 MB response limit.
+    const big = (partition: number, i: number) => `${partition}-${i}-${'x'.repeat(600_000)}`;
+    for (const partition of [0, 1]) {
+      await run(KCAT, ['-b', broker(), '-t', topic, '-p', String(partition), '-P', '-X', 'linger.ms=0'], {
+        input: [0, 1, 2].map((i) => big(partition, i)).join('\n') + '\n',
+      });
+    }
+    // librdkafka drops a connection whose response is above receive.message.max.bytes, which it
+    // requires to be at least fetch.max.bytes + 512: a larger response is never read.
+    const { stdout, stderr } = await run(
+      KCAT,
+      [
+        '-b',
+        broker(),
+        '-t',
+        topic,
+        '-C',
+        '-o',
+        'beginning',
+        '-e',
+        '-X',
+        'fetch.max.bytes=1000000',
+        '-X',
+        'receive.message.max.bytes=1000512',
+        '-f',
+        '%p %o %S\\n',
+      ],
+      { timeoutMs: 20_000 },
+    );
+    expect(stderr).not.toContain('Invalid response size');
+    expect(stdout.trim().split('\n').sort()).toEqual(
+      ['0 0', '0 1', '0 2', '1 0', '1 1', '1 2'].map((line) => `${line} ${big(0, 0).length}`),
+    );
+  }, 60_000);
+
   it('resets a consumer whose offset fell below the log start (auto.offset.reset)', async () => {
     const topic = 'kcat-below-start';
     await run(KCAT, ['-b', broker(), '-t', topic, '-P', '-X', 'acks=all'], {

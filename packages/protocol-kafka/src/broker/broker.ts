@@ -1,7 +1,7 @@
 import { TopicCatalog, type BrokerContext, type Logger } from '@robustmq/core';
 import { KafkaCluster } from '../cluster/kafka-cluster.js';
 import type { KafkaSettings } from '../config.js';
-import type { BrokerService, KafkaBroker } from './handler.js';
+import type { BrokerService, ConnectionAddress, KafkaBroker } from './handler.js';
 import { KafkaMetrics } from './metrics.js';
 
 /** The state one plugin run shares between its connections: settings, catalog, services. */
@@ -13,7 +13,6 @@ export class Broker implements KafkaBroker {
   readonly cluster: KafkaCluster;
   private readonly services = new Map<string, object>();
   private readonly abort = new AbortController();
-  private readonly bound = new Map<string, { host: string; port: number }>();
 
   constructor(
     readonly context: BrokerContext,
@@ -35,26 +34,26 @@ export class Broker implements KafkaBroker {
     return this.abort.signal;
   }
 
-  /**
-   * Records the address a listener is bound to, learnt from its first connection (the port may
-   * have been 0 in config, the bind address a wildcard).
-   */
-  noteListener(listener: string, localAddress: string | undefined, localPort: number | undefined): void {
-    if (localPort === undefined || localAddress === undefined || this.bound.has(listener)) return;
-    this.bound.set(listener, { host: localAddress.replace(/^::ffff:/, ''), port: localPort });
-  }
-
-  advertised(listener: string): { host: string; port: number } {
-    const bound = this.bound.get(listener);
-    const port = listener === 'tls' ? this.settings.tlsPort : this.settings.port;
+  advertised(connection: ConnectionAddress): { host: string; port: number } {
+    // A listener bound to every address is reached at different ones (loopback on this host, an
+    // interface's from elsewhere): each client is told the one it used, which it can reach.
+    const tcp = connection.listener === 'tcp';
+    // advertised_port is the tcp listener's, as announced to the other brokers of a cluster.
+    const advertisedPort = tcp ? this.settings.advertisedPort : undefined;
     return {
-      host: this.settings.advertisedHost ?? bound?.host ?? this.settings.host ?? '127.0.0.1',
-      port: this.settings.advertisedPort ?? bound?.port ?? port,
+      host:
+        this.settings.advertisedHost ??
+        connection.localAddress?.replace(/^::ffff:/, '') ??
+        this.settings.host ??
+        '127.0.0.1',
+      port: advertisedPort ?? connection.localPort ?? (tcp ? this.settings.port : this.settings.tlsPort),
     };
   }
 
-  endpointOf(nodeId: number, listener: string): { host: string; port: number } | null {
-    return nodeId === this.nodeId ? this.advertised(listener) : this.cluster.endpoint(nodeId, listener);
+  endpointOf(nodeId: number, connection: ConnectionAddress): { host: string; port: number } | null {
+    return nodeId === this.nodeId
+      ? this.advertised(connection)
+      : this.cluster.endpoint(nodeId, connection.listener);
   }
 
   service<T extends object>(name: string, create: () => T): T {

@@ -63,11 +63,19 @@ export class Connection {
     info: ConnectionInfo,
   ) {
     this.listener = info.listener;
+    const local = socket as Duplex & {
+      localAddress?: string;
+      localPort?: number;
+      setNoDelay?: (on: boolean) => void;
+      setTimeout?: (ms: number) => void;
+    };
     this.state = {
       id: nextConnectionId++,
       listener: info.listener,
       remoteAddress: info.remoteAddress,
       remotePort: info.remotePort,
+      ...(local.localAddress === undefined ? {} : { localAddress: local.localAddress }),
+      ...(local.localPort === undefined ? {} : { localPort: local.localPort }),
       clientId: null,
       principal: { username: null, superuser: false },
       authenticated: !broker.settings.saslEnabled,
@@ -78,13 +86,6 @@ export class Connection {
       connection: this.state.id,
       remote: `${info.remoteAddress}:${info.remotePort}`,
     });
-    const local = socket as Duplex & {
-      localAddress?: string;
-      localPort?: number;
-      setNoDelay?: (on: boolean) => void;
-      setTimeout?: (ms: number) => void;
-    };
-    broker.noteListener(info.listener, local.localAddress, local.localPort);
     local.setNoDelay?.(true);
     // As Kafka's connections.max.idle.ms: a connection that stays silent holds a descriptor for nothing.
     local.setTimeout?.(broker.settings.connectionsMaxIdleMs);

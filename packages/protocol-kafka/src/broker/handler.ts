@@ -41,6 +41,12 @@ export interface ConnectionState {
   readonly listener: string;
   readonly remoteAddress: string;
   readonly remotePort: number;
+  /**
+   * The address and port the client connected to, when the transport has one: what it is told to
+   * connect to again when no advertised_host or advertised_port is set.
+   */
+  readonly localAddress?: string;
+  readonly localPort?: number;
   /** The client id of the latest request header. */
   clientId: string | null;
   /**
@@ -59,6 +65,9 @@ export interface ConnectionState {
    */
   rawSasl: ((token: Buffer) => Promise<Buffer | null>) | null;
 }
+
+/** The listener a connection came in on, and the address and port it reached. */
+export type ConnectionAddress = Pick<ConnectionState, 'listener' | 'localAddress' | 'localPort'>;
 
 /** What every request handler receives besides its decoded request. */
 export interface RequestContext {
@@ -118,10 +127,13 @@ export interface KafkaBroker {
   readonly nodeId: number;
   /** The cluster's live Kafka brokers: who coordinates each group and leads each partition. */
   readonly cluster: KafkaCluster;
-  /** Host and port clients are told to connect to (the listener a request came in on). */
-  advertised(listener: string): { host: string; port: number };
-  /** Where clients reach broker `nodeId` on `listener` (this one: {@link advertised}), if known. */
-  endpointOf(nodeId: number, listener: string): { host: string; port: number } | null;
+  /** Host and port a client of this connection is told to connect to, for this broker. */
+  advertised(connection: ConnectionAddress): { host: string; port: number };
+  /**
+   * Where a client of this connection reaches broker `nodeId` on the connection's listener (this
+   * one: {@link advertised}), if known.
+   */
+  endpointOf(nodeId: number, connection: ConnectionAddress): { host: string; port: number } | null;
   /**
    * The service called `name`, created by `create` on first use. If it has a `stop()` (see
    * {@link BrokerService}), that runs when the plugin stops.

@@ -16,7 +16,7 @@ export const handleDescribeCluster: ApiHandler<DescribeClusterRequest, DescribeC
     endpointType: 1,
     clusterId: broker.settings.clusterId,
     controllerId: broker.cluster.controllerId(),
-    brokers: listedBrokers(broker, context.connection.listener).map((b) => ({
+    brokers: listedBrokers(broker, context.connection).map((b) => ({
       brokerId: b.nodeId,
       host: b.host,
       port: b.port,

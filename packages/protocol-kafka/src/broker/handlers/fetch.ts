@@ -84,10 +84,23 @@ interface Lending {
   adopt(buffer: Buffer): void;
 }
 
+/**
+ * The batches of a read that a Fetch may carry within `maxBytes`. Storage returns the first batch
+ * even when it is larger; as in Kafka, only the first partition with data (`minOneBatch`) keeps
+ * it, the others get nothing rather than break the limit: librdkafka drops a connection whose
+ * response exceeds what its fetch.max.bytes allows.
+ */
+function withinLimit(result: ReadResult, maxBytes: number, minOneBatch: boolean): ReadResult {
+  const first = result.batches[0];
+  if (minOneBatch || first === undefined || first.data.byteLength <= maxBytes) return result;
+  return { ...result, batches: [] };
+}
+
 async function readPartition(
   context: RequestContext,
   read: PartitionRead,
   budget: number,
+  minOneBatch: boolean,
   lending: Lending,
   ahead: ReadAhead | null,
 ): Promise<void> {
@@ -128,6 +141,7 @@ async function readPartition(
       const options: ReadOptions = read.lent === null ? { maxBytes } : { maxBytes, into: read.lent };
       result = await storage.read(shard, offset, options);
     }
+    result = withinLimit(result, maxBytes, minOneBatch);
     const last = result.batches[result.batches.length - 1];
     if (last) read.end = last.baseOffset + last.recordCount;
     const records = recordsOf(result.batches);
@@ -212,7 +226,7 @@ export const handleFetch: ApiHandler<FetchRequest, FetchResponse<Records>> = asy
     let total = 0;
     let failed = false;
     for (const read of reads) {
-      await readPartition(context, read, budget, lending, ahead);
+      await readPartition(context, read, budget, total === 0, lending, ahead);
       budget -= read.bytes;
       total += read.bytes;
       const { errorCode } = read.data;

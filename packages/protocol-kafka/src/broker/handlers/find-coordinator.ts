@@ -34,7 +34,7 @@ export const handleFindCoordinator: ApiHandler<FindCoordinatorRequest, FindCoord
   const answer = (key: string): FindCoordinatorResponseCoordinator => {
     if (!KNOWN_KEY_TYPES.has(keyType)) return failed(key, E.invalidRequest, `unknown key type ${keyType}`);
     const nodeId = broker.cluster.coordinatorOf(key, keyType);
-    const endpoint = nodeId === null ? null : broker.endpointOf(nodeId, context.connection.listener);
+    const endpoint = nodeId === null ? null : broker.endpointOf(nodeId, context.connection);
     if (nodeId === null || endpoint === null) {
       return failed(key, E.coordinatorNotAvailable, 'no live broker can coordinate it');
     }

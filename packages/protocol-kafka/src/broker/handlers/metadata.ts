@@ -100,7 +100,7 @@ export const handleMetadata: ApiHandler<MetadataRequest, MetadataResponse> = asy
   }
   return {
     throttleTimeMs: 0,
-    brokers: listedBrokers(broker, context.connection.listener).map((b) => ({ ...b, rack: null })),
+    brokers: listedBrokers(broker, context.connection).map((b) => ({ ...b, rack: null })),
     clusterId: broker.settings.clusterId,
     controllerId: broker.cluster.controllerId(),
     topics,
