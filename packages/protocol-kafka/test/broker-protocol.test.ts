@@ -309,6 +309,18 @@ describe('Kafka broker over the wire', () => {
     }
   });
 
+  it('answers a Fetch with min_bytes 0 at once, as Kafka does, instead of waiting out max_wait_ms', async () => {
+    await createTopic('no-minimum');
+    const started = Date.now();
+    const fetched = await client.request<FetchResponse>(
+      1,
+      12,
+      fetchBody('no-minimum', 0, { maxWaitMs: 10_000, minBytes: 0 }),
+    );
+    expect(fetched.responses[0]!.partitions[0]!.errorCode).toBe(KafkaErrorCode.none);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
   it('returns at least one whole batch even above max_bytes', async () => {
     await createTopic('large');
     for (let i = 0; i < 3; i++) {

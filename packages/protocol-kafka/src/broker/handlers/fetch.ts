@@ -233,7 +233,8 @@ export const handleFetch: ApiHandler<FetchRequest, FetchResponse<Records>> = asy
       if (errorCode !== KafkaErrorCode.none && !STORAGE_DOWN.has(errorCode)) failed = true;
     }
     const remaining = deadline - Date.now();
-    if (total >= Math.max(1, request.minBytes) || failed || remaining <= 0 || broker.stopped.aborted) break;
+    // min_bytes 0 asks for an answer at once, data or not (Kafka's rule too).
+    if (total >= request.minBytes || failed || remaining <= 0 || broker.stopped.aborted) break;
     // Partitions whose storage is down are not waited on (their wait would fail at once): they are
     // answered at the deadline, so a client that retries at once does not spin against the outage.
     // An empty Fetch waits out the deadline too.
