@@ -148,6 +148,7 @@ async function connect(
   }
   const { session, present } = broker.attach(connection, clientId, clean);
   session.expiryInterval = expiry;
+  connection.askedSessionExpiry = requestedExpiry !== 0;
   connection.will = packet.will ? willFromConnect(packet.will, frame) : null;
   // Written in order with the session's later writes: a SUBACK waits for its own record.
   void broker.persist(session, now)?.catch(() => {});
@@ -199,14 +200,15 @@ function refuse(connection: Connection, reason: Refusal, detail: string): void {
 /**
  * DISCONNECT from the client: the will is dropped only by a normal disconnection (MQTT 3, or
  * MQTT 5 reason 0x00); any other MQTT 5 reason, 0x04 or an error, leaves it to be published
- * (MQTT-3.1.2-8). MQTT 5 may change the session expiry, but not from 0 to more (a protocol error).
+ * (MQTT-3.1.2-8). MQTT 5 may change the session expiry, but not from a CONNECT that asked for 0
+ * (a protocol error; what counts is what the client asked, not what the server granted).
  */
 export function handleDisconnect(connection: Connection, packet: IDisconnectPacket): void {
   if (connection.version !== 5) return connection.close(false);
   const expiry = packet.properties?.sessionExpiryInterval;
   const session = connection.session!;
   if (expiry !== undefined) {
-    if (session.expiryInterval === 0 && expiry !== 0) {
+    if (!connection.askedSessionExpiry && expiry !== 0) {
       return connection.violation(
         ReasonCode.ProtocolError,
         'protocol_violation',

@@ -44,6 +44,11 @@ export class Connection implements KeptAlive {
   clientReceiveMaximum = 65_535;
   /** MQTT 5: the largest packet the client accepts. */
   clientMaxPacketSize = MAX_PACKET_SIZE;
+  /**
+   * MQTT 5: whether the CONNECT asked for a session that outlives the connection (a non-zero
+   * Session Expiry Interval, even if the server lowered it): only then may DISCONNECT set one.
+   */
+  askedSessionExpiry = false;
   /** MQTT 5 topic aliases the client has set, alias -> topic; null until it sets one. */
   topicAliases: Map<number, string> | null = null;
   /** MQTT 5 topic aliases the broker assigns on what it sends; null when the client takes none. */

@@ -197,3 +197,37 @@ describe('MQTT 5 rules on the wire', () => {
     expect((await publishesWithin(after, 300)).map(text)).toEqual(['m4', 'm5']);
   });
 });
+
+describe('MQTT 5 session expiry on DISCONNECT with a server maximum of 0', () => {
+  let clipping: MqttServer;
+  beforeAll(async () => {
+    clipping = await startServer({ mqtt: ['max_session_expiry_interval = 0'] });
+  });
+  afterAll(async () => {
+    await clipping.stop();
+  });
+
+  /** The packets a client gets after its DISCONNECT, until the broker closes the connection. */
+  async function afterDisconnect(connectExpiry: number, disconnectExpiry: number): Promise<Packet[]> {
+    const c = await RawClient.connected(clipping.port, 5, unique('clipped'), {
+      properties: { sessionExpiryInterval: connectExpiry },
+    });
+    opened.push(c);
+    c.send({ cmd: 'disconnect', reasonCode: 0, properties: { sessionExpiryInterval: disconnectExpiry } });
+    const got: Packet[] = [];
+    for (;;) {
+      try {
+        got.push(await c.next(2000));
+      } catch {
+        return got;
+      }
+    }
+  }
+
+  it('judges a DISCONNECT that sets an expiry by what CONNECT asked, not by the lowered value', async () => {
+    // CONNECT asked for 300 s, which the server lowered to 0: setting one on DISCONNECT is allowed.
+    expect(await afterDisconnect(300, 60)).toEqual([]);
+    // CONNECT asked for 0: setting one on DISCONNECT is a protocol error.
+    expect(await afterDisconnect(0, 60)).toMatchObject([{ cmd: 'disconnect', reasonCode: 0x82 }]);
+  });
+});
