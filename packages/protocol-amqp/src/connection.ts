@@ -66,6 +66,18 @@ function describe(error: unknown): { condition: string; description: string } {
   return { condition: 'amqp:internal-error', description: 'the link could not be set up' };
 }
 
+/**
+ * The broker's answer to a peer's detach closes the link only if the peer's did (AMQP 1.0 section
+ * 2.6.6): rhea would always close it, and a client detaching without
+ * closing (AMQP.Net Lite's `Detach`) takes a closing answer as an error. The link ends here either
+ * way, as links are not resumed; rhea then lets go of it as it does after closing it.
+ */
+function answerDetachInKind(link: RheaSender | RheaReceiver): void {
+  if (link.remote.detach?.closed === true || link.is_closed()) return;
+  link.detach();
+  process.nextTick(() => link.remove());
+}
+
 const ACCEPTED: Outcome = Object.freeze({ type: 'accepted' });
 const RELEASED: Outcome = Object.freeze({ type: 'released' });
 
@@ -135,6 +147,8 @@ export class AmqpConnection {
   /** Per session, deliveries sent and unsettled that were taken out of rhea's ring (see parkUnsettled). */
   private readonly parked = new WeakMap<RheaSession, Map<number, RheaOutgoingDelivery>>();
   private lastIncoming: Incoming | MalformedMessageError = new MalformedMessageError('no message');
+  /** Set while rhea reads a transfer that aborts its delivery. */
+  private aborting = false;
   private lastSize = 0;
   private links = 0;
   /** Whether incoming bytes are split into frames here (from the first whole frame after `open`). */
@@ -159,7 +173,12 @@ export class AmqpConnection {
     });
     metrics.connectionOpened(info.listener);
 
-    this.guard = new GuardedSocket(socket, settings.maxFrameSize, (violation) => this.violation(violation));
+    this.guard = new GuardedSocket(
+      socket,
+      settings.maxFrameSize,
+      (violation) => this.violation(violation),
+      settings.channelMax,
+    );
     socket.on('close', () => this.cleanup());
     socket.on('drain', () => {
       for (const { link } of this.outgoing.values()) link.wake();
@@ -257,8 +276,17 @@ export class AmqpConnection {
       // The frame is rhea's, freshly read for this call: it is changed in place rather than copied.
       performative.message_format = UNDECODED_FORMAT;
       if (aborted) {
+        // rhea knows no abort: it would end the delivery as a message. Its bookkeeping (ids, credit)
+        // stands; the delivery itself is dropped in the message handler (see discardAborted).
         this.partial.delete(key);
-        original(frame);
+        performative.more = false;
+        frame.payload = EMPTY;
+        this.aborting = true;
+        try {
+          original(frame);
+        } finally {
+          this.aborting = false;
+        }
         return;
       }
       if (more) {
@@ -448,8 +476,14 @@ export class AmqpConnection {
     on('sendable', (c) => this.outgoing.get(c.sender!)?.link.wake());
     on('sender_flow', (c) => this.outgoing.get(c.sender!)?.link.wake());
     on('sender_draining', (c) => this.outgoing.get(c.sender!)?.link.drain(() => this.rhea._register()));
-    on('sender_close', (c) => this.closeOutgoing(c.sender!));
-    on('receiver_close', (c) => this.closeIncoming(c.receiver!));
+    on('sender_close', (c) => {
+      answerDetachInKind(c.sender!);
+      this.closeOutgoing(c.sender!);
+    });
+    on('receiver_close', (c) => {
+      answerDetachInKind(c.receiver!);
+      this.closeIncoming(c.receiver!);
+    });
     on('session_close', () => this.sweepClosedLinks());
     on('sender_error', () => {});
     on('receiver_error', () => {});
@@ -568,6 +602,11 @@ export class AmqpConnection {
         metrics.messagesOut++;
         metrics.bytesOut += bytes;
       },
+      (condition, description) => {
+        this.logger.info({ link: id, condition }, `link detached: ${description}`);
+        this.closeOutgoing(sender);
+        if (!sender.is_closed()) sender.close({ condition, description });
+      },
     );
     this.listenForOutcomes(sender, link);
     const state: OutgoingState = { link, owned: null };
@@ -649,8 +688,21 @@ export class AmqpConnection {
    */
   private listenForMessages(receiver: RheaReceiver, link: IncomingLink): void {
     receiver.on('message', (c) => {
-      if (this.incoming.get(receiver) === link) link.message(c.delivery!, this.lastIncoming, this.lastSize);
+      if (this.aborting) this.discardAborted(c.delivery!);
+      else if (this.incoming.get(receiver) === link)
+        link.message(c.delivery!, this.lastIncoming, this.lastSize);
     });
+  }
+
+  /**
+   * An aborted delivery is discarded and settled by the abort itself (AMQP 1.0 section 2.7.5): no
+   * message, no outcome. Settling it here frees its place in the session's incoming window.
+   */
+  private discardAborted(delivery: RheaDelivery): void {
+    const settling = delivery as { remote_settled: boolean; settled: boolean };
+    settling.remote_settled = true;
+    settling.settled = true;
+    this.rhea._register();
   }
 
   /** A sending link's outcomes go straight to it, as {@link listenForMessages} does for messages. */

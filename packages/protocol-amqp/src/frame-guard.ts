@@ -8,6 +8,7 @@ export interface FrameViolation {
   reason:
     | 'frame_too_large'
     | 'bad_frame_header'
+    | 'channel_out_of_range'
     | 'bad_protocol_header'
     | 'unsupported_protocol'
     | 'unknown_performative';
@@ -56,6 +57,8 @@ export class GuardedSocket extends EventEmitter {
     readonly socket: Duplex,
     private readonly maxFrameSize: number,
     private readonly onViolation: (violation: FrameViolation) => void,
+    /** The highest channel the broker advertised; AMQP frames on a higher one are refused. */
+    private readonly channelMax = 0xffff,
   ) {
     super();
     socket.on('error', (error: Error) => this.emit('error', error));
@@ -195,6 +198,7 @@ export class GuardedSocket extends EventEmitter {
     const type = chunk[pos + 5]!;
     if (size < 11 || size > this.maxFrameSize || chunk[pos + 4] !== 2 || (type !== 0 && type !== 1))
       return false;
+    if (type === 0 && chunk.readUInt16BE(pos + 6) > this.channelMax) return false;
     if (chunk[pos + 8] !== 0x00 || chunk[pos + 9] !== 0x53) return true;
     const code = chunk[pos + 10]!;
     const [low, high] = KNOWN[type];
@@ -271,6 +275,15 @@ export class GuardedSocket extends EventEmitter {
         condition: 'amqp:connection:framing-error',
         description: `invalid frame header (size ${size}, data offset ${doff}, type ${type})`,
         reason: 'bad_frame_header',
+      };
+    }
+    // AMQP 1.0 section 2.7.1: a channel outside the range advertised is a framing error.
+    const channel = header.readUInt16BE(6);
+    if (type === 0 && channel > this.channelMax) {
+      return {
+        condition: 'amqp:connection:framing-error',
+        description: `channel ${channel} exceeds channel-max ${this.channelMax}`,
+        reason: 'channel_out_of_range',
       };
     }
     if (size > this.maxFrameSize) {

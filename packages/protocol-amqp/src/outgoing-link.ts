@@ -14,6 +14,8 @@ interface SentDelivery {
   queueEntry?: Entry | null;
 }
 
+const RELEASED: Outcome = Object.freeze({ type: 'released' });
+
 /**
  * A link on which the broker sends (the peer's receiver): a consumer of one queue. It takes
  * messages only while the peer has given credit and the socket has room, and turns the peer's
@@ -33,6 +35,8 @@ export class OutgoingLink implements QueueConsumer {
   private flushScheduled = false;
   private queue: ConsumedQueue | null = null;
   private closed = false;
+  /** A drain the peer asked for before the link had its queue: answered once it has. */
+  private drainOnAttach: (() => void) | null = null;
 
   constructor(
     readonly id: string,
@@ -40,7 +44,15 @@ export class OutgoingLink implements QueueConsumer {
     private readonly sender: RheaSender,
     private readonly socketRoom: () => boolean,
     private readonly counted: (bytes: number) => void,
+    /** Ends the link with an error condition: the peer cannot take a message it would be sent. */
+    private readonly refuse: (condition: string, description: string) => void,
   ) {}
+
+  /** The largest message the peer takes on this link (its attach's max-message-size); 0 for any. */
+  private get maxMessageSize(): number {
+    const max = this.sender.remote.attach?.max_message_size;
+    return typeof max === 'number' && max > 0 ? max : 0;
+  }
 
   /** Whether deliveries go pre-settled (the peer asked for snd-settle-mode settled). */
   get presettled(): boolean {
@@ -51,6 +63,11 @@ export class OutgoingLink implements QueueConsumer {
     if (this.closed) return;
     this.queue = queue;
     queue.addConsumer(this);
+    const flush = this.drainOnAttach;
+    if (flush) {
+      this.drainOnAttach = null;
+      this.drain(flush);
+    }
   }
 
   capacity(): number {
@@ -60,6 +77,17 @@ export class OutgoingLink implements QueueConsumer {
 
   deliver(entry: Entry): boolean {
     const payload = toTransferPayload(entry.message, entry.deliveryCount);
+    const max = this.maxMessageSize;
+    if (max > 0 && payload.length > max) {
+      // AMQP 1.0 section 2.7.3: a link error. The message was not delivered, so it goes back as it
+      // was, for a consumer that takes it.
+      this.queue?.settle(entry, RELEASED, this);
+      this.refuse(
+        'amqp:link:message-size-exceeded',
+        `message of ${payload.length} bytes exceeds the link's max-message-size ${max}`,
+      );
+      return false;
+    }
     // A number, written as four bytes when the frame is (rhea takes 0 to mean no tag: it is skipped).
     const tag = this.tag;
     this.tag = (this.tag + 1) >>> 0 || 1;
@@ -89,13 +117,25 @@ export class OutgoingLink implements QueueConsumer {
 
   /** The peer asked to drain: send what is ready, then give back the rest of the credit. */
   drain(flush: () => void): void {
-    setImmediate(() => {
-      if (this.closed || !this.sender.is_open()) return;
-      if (this.sender.credit - this.unflushed > 0) {
-        this.sender.set_drained(true);
-        flush();
-      }
-    });
+    // Until the queue is known there is no telling whether messages wait: the credit is not given back yet.
+    if (!this.queue) {
+      this.drainOnAttach = flush;
+      return;
+    }
+    setImmediate(() => this.finishDrain(flush));
+  }
+
+  private finishDrain(flush: () => void): void {
+    if (this.closed || !this.sender.is_open()) return;
+    // Deliveries handed to rhea in this turn go out first; the credit left after them is given back.
+    if (this.unflushed > 0) {
+      setImmediate(() => this.finishDrain(flush));
+      return;
+    }
+    if (this.sender.credit > 0) {
+      this.sender.set_drained(true);
+      flush();
+    }
   }
 
   outcome(delivery: SentDelivery, outcome: Outcome): void {

@@ -45,12 +45,18 @@ interface RheaLinkBase {
       target?: RheaTerminus | null;
       snd_settle_mode?: number;
       rcv_settle_mode?: number;
+      max_message_size?: number;
     };
+    detach?: { closed?: boolean };
   };
   readonly session: { readonly outgoing: { available(): number } };
   set_source(fields: Record<string, unknown>): void;
   set_target(fields: Record<string, unknown>): void;
   close(error?: RheaError): void;
+  /** Ends the link with a detach that does not close it. */
+  detach(): void;
+  /** Takes the ended link out of its session. */
+  remove(): void;
   is_open(): boolean;
   is_closed(): boolean;
   is_sender(): boolean;
@@ -197,6 +203,10 @@ export interface RheaConnection extends EventEmitter {
   readonly socket_ready: boolean;
   readonly transport: { has_writes_pending(): boolean };
   close(error?: RheaError): void;
+  /** Ends the link with a detach that does not close it. */
+  detach(): void;
+  /** Takes the ended link out of its session. */
+  remove(): void;
   is_open(): boolean;
   is_closed(): boolean;
   _register(): void;

@@ -52,6 +52,18 @@ describe('bad input', () => {
     await stillServes();
   });
 
+  it('closes with framing-error for a frame on a channel over channel-max (AMQP 1.0 section 2.7.1)', async () => {
+    // A begin (next-outgoing-id 0, incoming-window 100, outgoing-window 100) on channel 300; the
+    // broker advertised channel-max 255.
+    const begin = frame(Buffer.from([0x00, 0x53, 0x11, 0xc0, 0x07, 0x04, 0x40, 0x43, 0x52, 100, 0x52, 100]));
+    begin.writeUInt16BE(300, 6);
+    const text = await afterOpen(begin);
+    expect(text).toContain('amqp:connection:framing-error');
+    expect(text).toContain('channel 300');
+    expect(bad('channel_out_of_range')).toBe(1);
+    await stillServes();
+  });
+
   it('closes with not-implemented for an unknown performative', async () => {
     const text = await afterOpen(frame(Buffer.from([0x00, 0x53, 0x30, 0x45])));
     expect(text).toContain('amqp:not-implemented');

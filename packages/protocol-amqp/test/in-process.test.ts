@@ -128,6 +128,42 @@ describe('queues', () => {
     expect((receiver.link as unknown as { credit: number }).credit).toBe(0);
   });
 
+  it('drains: a drain asked for as the link attaches first gets what the queue holds (AMQP 1.0 section 2.6.7)', async () => {
+    const c = await client();
+    const sender = await c.sender('queue://drain-early');
+    for (const body of ['a', 'b', 'c']) await sender.send({ body });
+    // As Qpid JMS's receiveNoWait does: attach, then at once credit with drain set, before the
+    // broker has answered the attach.
+    const link = c.connection.open_receiver({ source: { address: 'queue://drain-early' }, credit_window: 0 });
+    const received: unknown[] = [];
+    link.on('message', (context) => received.push(context.message!.body));
+    const drained = new Promise<number>((resolve) =>
+      link.once('receiver_drained', () => resolve(received.length)),
+    );
+    link.drain = true;
+    link.add_credit(5);
+    expect(await drained).toBe(3);
+    expect(received).toEqual(['a', 'b', 'c']);
+    expect((link as unknown as { credit: number }).credit).toBe(0);
+  });
+
+  it("keeps to a consumer's max-message-size: a larger message detaches the link and waits for another consumer", async () => {
+    const c = await client();
+    const sender = await c.sender('queue://bounded-consumer');
+    await sender.send({ body: 'x'.repeat(3000) });
+    await sender.send({ body: 'small' });
+    // AMQP 1.0 section 2.7.3: delivering a message over the link's max-message-size is a link error.
+    const bounded = await c.receiver('queue://bounded-consumer', { max_message_size: 1000 });
+    const error = await bounded.waitClosed();
+    expect(error.condition).toBe('amqp:link:message-size-exceeded');
+    expect(bounded.inbox).toEqual([]);
+    const other = await c.receiver('queue://bounded-consumer');
+    const got = await other.waitFor(2);
+    expect(got.map((r) => String(r.message.body).length)).toEqual([3000, 5]);
+    // It was never delivered: no failed delivery is counted.
+    expect(got[0]!.message.delivery_count ?? 0).toBe(0);
+  });
+
   it('redelivers released messages and counts failed deliveries for modified', async () => {
     const c = await client();
     const sender = await c.sender('queue://retry');

@@ -226,6 +226,27 @@ async function rawLink(address: string, port = broker.port): Promise<RawClient> 
   return raw;
 }
 
+/** The delivery ids the broker's dispositions name, each range spelled out. */
+function settledIds(raw: RawClient): number[] {
+  const ids: number[] = [];
+  let pos = 8;
+  const bytes = raw.received;
+  while (pos + 4 <= bytes.length) {
+    const size = bytes.readUInt32BE(pos);
+    if (pos + size > bytes.length) break;
+    const frame = frames.read_frame(bytes.subarray(pos, pos + size)) as {
+      performative?: { constructor: { toString(): string }; first?: number; last?: number };
+    };
+    const performative = frame.performative;
+    if (performative?.constructor.toString() === 'disposition#15') {
+      const first = performative.first ?? 0;
+      for (let id = first; id <= (performative.last ?? first); id++) ids.push(id);
+    }
+    pos += size;
+  }
+  return ids;
+}
+
 /** The performatives the broker sent, by rhea's names (`flow#13`, `disposition#15`, ...). */
 function performatives(raw: RawClient): string[] {
   const names: string[] = [];
@@ -273,6 +294,48 @@ describe('transfers from a raw client', () => {
       Buffer.from((r.message.body as { content: Buffer }).content).toString(),
     );
     expect(bodies).toEqual(['one', 'two']);
+    await consumer.close();
+  });
+
+  it('discards an aborted delivery (AMQP 1.0 section 2.7.5): nothing of it is stored or answered', async () => {
+    const raw = await rawLink('queue://raw-aborted');
+    const first = data('first');
+    raw.send(
+      Buffer.concat([
+        // A message in two frames, which rhea assembles, then a delivery aborted after its first
+        // frame and one aborted in its only frame, then a whole message.
+        transfer(
+          { handle: 0, delivery_id: 0, delivery_tag: Buffer.from('a'), more: true },
+          first.subarray(0, 4),
+        ),
+        transfer({ handle: 0 }, first.subarray(4)),
+        transfer({ handle: 0, delivery_id: 1, delivery_tag: Buffer.from('b'), more: true }, data('cut off')),
+        transfer({ handle: 0, aborted: true }, Buffer.alloc(0)),
+        transfer(
+          { handle: 0, delivery_id: 2, delivery_tag: Buffer.from('c'), aborted: true },
+          data('dropped'),
+        ),
+        transfer({ handle: 0, delivery_id: 3, delivery_tag: Buffer.from('d') }, data('last')),
+      ]),
+    );
+    const deadline = Date.now() + 5000;
+    while (!settledIds(raw).includes(3)) {
+      if (Date.now() > deadline)
+        throw new Error(`no outcome for the last message: ${settledIds(raw).join(', ')}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const answered = settledIds(raw);
+    raw.socket.destroy();
+    const consumer = await TestClient.connect(broker.port);
+    const receiver = await consumer.receiver('queue://raw-aborted');
+    await receiver.waitFor(2);
+    await new Promise((r) => setTimeout(r, 200));
+    const bodies = receiver.inbox.map((r) =>
+      Buffer.from((r.message.body as { content: Buffer }).content).toString(),
+    );
+    expect(bodies).toEqual(['first', 'last']);
+    // An aborted delivery is settled by the abort itself: the broker sends no outcome for it.
+    expect(answered).toEqual([0, 3]);
     await consumer.close();
   });
 
