@@ -204,7 +204,16 @@ async function recoverOffloaded(
       `offloaded segment marker ${segment.offloadedPath} is damaged`,
     );
   }
-  segment.restoreOffloaded(marker, offloadedSource(ctx.offloadedReader, segment.describe(shard)));
+  // The reader is told the extent the segment had when it was offloaded: the marker's, not the
+  // blank one of a segment not restored yet.
+  const described = {
+    ...segment.describe(shard),
+    size: marker.size,
+    endOffset: marker.endOffset,
+    maxTimestamp: marker.maxTimestamp,
+    offloaded: true,
+  };
+  segment.restoreOffloaded(marker, offloadedSource(ctx.offloadedReader, described));
   if (nextBase !== undefined && marker.endOffset !== nextBase) {
     logger.error(
       { segment: segment.offloadedPath, endOffset: marker.endOffset, expectedEnd: nextBase },

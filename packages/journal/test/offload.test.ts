@@ -12,6 +12,8 @@ import { batch, open, readAll, sha, shardDir, tempDir } from './helpers.js';
 class CopyStore implements OffloadedSegmentReader {
   readonly dir: string;
   reads = 0;
+  /** The segment each read was for, as the journal described it. */
+  readonly askedFor: SealedSegment[] = [];
 
   constructor(dir: string) {
     this.dir = dir;
@@ -28,6 +30,7 @@ class CopyStore implements OffloadedSegmentReader {
 
   async read(segment: SealedSegment, position: number, length: number): Promise<Uint8Array> {
     this.reads++;
+    this.askedFor.push(segment);
     const bytes = await readFile(this.#path(segment));
     return bytes.subarray(position, position + length);
   }
@@ -129,6 +132,27 @@ describe('journal offloading hooks', () => {
     expect(isRobustMQError(refused, ErrorCode.InvalidArgument)).toBe(true);
     const last = sealed.at(-1)!.endOffset;
     expect((await engine.read('s', last, { maxBytes: 100 })).batches[0]?.baseOffset).toBe(last);
+  });
+
+  it('describes each offloaded segment to the reader with its own extent, after a reopen too', async () => {
+    const dir = await tempDir();
+    const store = new CopyStore(await tempDir());
+    let engine = await open(dir, { offloadedReader: store });
+    await fill(engine, 's', 40);
+    const sealed = await offloadAll(engine, store, 's');
+    const expected = sealed.map((s) => ({ ...s, offloaded: true }));
+    await readAll(engine, 's');
+    expect(new Set(store.askedFor.map((s) => JSON.stringify(s)))).toEqual(
+      new Set(expected.map((s) => JSON.stringify(s))),
+    );
+    await engine.close();
+
+    store.askedFor.length = 0;
+    engine = await open(dir, { offloadedReader: store });
+    await readAll(engine, 's');
+    expect(new Set(store.askedFor.map((s) => JSON.stringify(s)))).toEqual(
+      new Set(expected.map((s) => JSON.stringify(s))),
+    );
   });
 
   it('rebuilds missing index files of an offloaded segment through the reader', async () => {

@@ -9,7 +9,8 @@ import {
   S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
-import { ErrorCode, RobustMQError, type Logger } from '@robustmq/core';
+import { ErrorCode, RobustMQError, validateShardName, type Logger } from '@robustmq/core';
+import type { SealedSegment } from '@robustmq/journal';
 import type { TieringSettings } from './config.js';
 
 /** What the bucket holds for one key, as far as confirming an upload needs. */
@@ -19,7 +20,14 @@ export interface StoredObject {
   etag: string;
   /** The SHA-256 the uploader recorded in the object's metadata, when there is one. */
   sha256: string | undefined;
+  /** The shard the uploader recorded in the object's metadata, when there is one. */
+  shard: string | undefined;
+  /** The segment's end offset the uploader recorded in the object's metadata, when there is one. */
+  endOffset: number | undefined;
 }
+
+/** Which segment an object must be to be served for it. */
+export type SegmentIdentity = Pick<SealedSegment, 'shard' | 'baseOffset' | 'endOffset' | 'size'>;
 
 /** An object of a shard's segment, found by listing. */
 export interface SegmentObject {
@@ -34,10 +42,12 @@ export interface SegmentUpload {
   size: number;
   md5: Buffer;
   sha256: string;
+  shard: string;
   endOffset: number;
 }
 
 const SEGMENT_FILE = /^(\d{20})\.log$/;
+const CONTENT_RANGE = /^bytes (\d+)-(\d+)\/(\d+)$/;
 
 function stem(baseOffset: number): string {
   return String(baseOffset).padStart(20, '0');
@@ -45,6 +55,20 @@ function stem(baseOffset: number): string {
 
 function isAbort(error: unknown): boolean {
   return error instanceof Error && error.name === 'AbortError';
+}
+
+function isShardName(name: string): boolean {
+  try {
+    validateShardName(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function endOffsetOf(metadata: Record<string, string> | undefined): number | undefined {
+  const value = metadata?.['end-offset'];
+  return value === undefined || !/^\d+$/.test(value) ? undefined : Number(value);
 }
 
 function statusOf(error: unknown): number | undefined {
@@ -150,7 +174,10 @@ export class SegmentBucket {
     return `${this.shardPrefix(shard)}${stem(baseOffset)}.log`;
   }
 
-  /** The shard and segment of an object key, or null for a key that is not one of ours. */
+  /**
+   * The shard and segment of an object key, or null for a key that is not one of ours (its shard
+   * part no shard name, so no shard of ours can ever have it: it is left alone).
+   */
   parseKey(key: string): SegmentObject | null {
     const root = `${this.prefix}shards/`;
     if (!key.startsWith(root)) return null;
@@ -160,8 +187,9 @@ export class SegmentBucket {
     const match = SEGMENT_FILE.exec(rest.slice(slash + 1));
     if (match === null) return null;
     const baseOffset = Number(match[1]);
-    if (!Number.isSafeInteger(baseOffset)) return null;
-    return { key, shard: rest.slice(0, slash), baseOffset };
+    const shard = rest.slice(0, slash);
+    if (!Number.isSafeInteger(baseOffset) || !isShardName(shard)) return null;
+    return { key, shard, baseOffset };
   }
 
   /** What the bucket holds at `key`, or null when nothing. */
@@ -174,6 +202,8 @@ export class SegmentBucket {
         size: head.ContentLength ?? -1,
         etag: (head.ETag ?? '').replaceAll('"', ''),
         sha256: head.Metadata?.sha256,
+        shard: head.Metadata?.shard,
+        endOffset: endOffsetOf(head.Metadata),
       };
     } catch (error) {
       if (statusOf(error) === 404) return null;
@@ -181,7 +211,10 @@ export class SegmentBucket {
     }
   }
 
-  /** Writes a segment's object (replacing whatever is there: keys are deterministic). */
+  /**
+   * Writes a segment's object (replacing whatever is there: keys are deterministic), recording in
+   * its metadata which segment it is, which reads check.
+   */
   async put(key: string, upload: SegmentUpload): Promise<void> {
     try {
       await this.client.send(
@@ -192,7 +225,7 @@ export class SegmentBucket {
           ContentLength: upload.size,
           ContentMD5: upload.md5.toString('base64'),
           ContentType: 'application/octet-stream',
-          Metadata: { sha256: upload.sha256, 'end-offset': String(upload.endOffset) },
+          Metadata: { sha256: upload.sha256, shard: upload.shard, 'end-offset': String(upload.endOffset) },
         }),
         { abortSignal: this.#signal },
       );
@@ -201,9 +234,18 @@ export class SegmentBucket {
     }
   }
 
-  /** Up to `length` bytes at `position` of an object; fewer only at its end. */
-  async read(key: string, position: number, length: number): Promise<Uint8Array> {
+  /**
+   * Up to `length` bytes at `position` of a segment's object; fewer only at its end. The object
+   * must be that segment's upload, as its metadata and size say: anything else under its key (the
+   * object of another shard, one cut short or replaced) fails with CORRUPT rather than be served.
+   */
+  async read(segment: SegmentIdentity, position: number, length: number): Promise<Uint8Array> {
+    const key = this.keyOf(segment.shard, segment.baseOffset);
     if (length <= 0) return new Uint8Array(0);
+    let bytes: Uint8Array;
+    let metadata: Record<string, string> | undefined;
+    let range: RegExpExecArray | null;
+    let size: number | undefined;
     try {
       const got = await this.client.send(
         new GetObjectCommand({
@@ -213,11 +255,17 @@ export class SegmentBucket {
         }),
         { abortSignal: this.#signal },
       );
-      if (got.Body === undefined) return new Uint8Array(0);
-      return await got.Body.transformToByteArray();
+      bytes = got.Body === undefined ? new Uint8Array(0) : await got.Body.transformToByteArray();
+      metadata = got.Metadata;
+      range = got.ContentRange === undefined ? null : CONTENT_RANGE.exec(got.ContentRange);
+      size = range === null ? got.ContentLength : Number(range[3]);
     } catch (error) {
       const status = statusOf(error);
-      if (status === 416) return new Uint8Array(0);
+      if (status === 416) {
+        // The object ends before `position`: no copy of this segment, which is longer.
+        if (position < segment.size) throw this.#notTheSegment(key, segment, 'it is shorter');
+        return new Uint8Array(0);
+      }
       if (status === 404) {
         throw new RobustMQError(
           ErrorCode.Internal,
@@ -229,6 +277,34 @@ export class SegmentBucket {
       }
       throw bucketError(error, `reading ${key}`);
     }
+    if (metadata?.shard !== segment.shard || endOffsetOf(metadata) !== segment.endOffset) {
+      throw this.#notTheSegment(
+        key,
+        segment,
+        `its metadata names shard ${String(metadata?.shard)} up to offset ${String(metadata?.['end-offset'])}`,
+      );
+    }
+    if (size !== segment.size) throw this.#notTheSegment(key, segment, `it holds ${String(size)} bytes`);
+    if (range === null) {
+      // A server that ignores ranges sends the whole object.
+      if (bytes.length !== segment.size) throw this.#notTheSegment(key, segment, 'its body is cut short');
+      return bytes.subarray(position, position + length);
+    }
+    if (Number(range[1]) !== position || bytes.length > length) {
+      throw new RobustMQError(
+        ErrorCode.Unavailable,
+        `reading ${key}: the bucket sent bytes ${range[1]}-${range[2]} for ${position}-${position + length - 1}`,
+      );
+    }
+    return bytes;
+  }
+
+  #notTheSegment(key: string, segment: SegmentIdentity, why: string): RobustMQError {
+    return new RobustMQError(
+      ErrorCode.Corrupt,
+      `object ${key} is not the copy of segment ${segment.baseOffset} of shard ${segment.shard} ` +
+        `(${segment.size} bytes, up to offset ${segment.endOffset}): ${why}`,
+    );
   }
 
   /** Every segment object under `prefix` (default: every shard's). */

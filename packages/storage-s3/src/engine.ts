@@ -73,7 +73,7 @@ export class TieredStorage implements StorageEngine {
     const bucket = new SegmentBucket(client, settings.bucket, settings.prefix, abort.signal);
     const reader: OffloadedSegmentReader = {
       async read(segment, position, length) {
-        const bytes = await bucket.read(bucket.keyOf(segment.shard, segment.baseOffset), position, length);
+        const bytes = await bucket.read(segment, position, length);
         measured.remoteReadBytes.inc(undefined, bytes.length);
         return bytes;
       },

@@ -4,12 +4,13 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import type { SegmentBucket } from './bucket.js';
 import type { TieringSettings } from './config.js';
 import type { TieringMetrics } from './metrics.js';
-import { copySegment } from './upload.js';
+import { copySegment, holds, type SegmentDigest } from './upload.js';
 
 /** A copy in the bucket confirmed in this process: the segment it was made from. */
 interface Confirmed {
   size: number;
   endOffset: number;
+  digest: SegmentDigest;
 }
 
 /** Tiering state of one shard. Passes, shard deletion and adoption of listed objects take turns. */
@@ -104,8 +105,13 @@ export class Tiering {
     return state;
   }
 
-  /** Asks for a pass over `shard` soon; failures are logged and retried. */
+  /**
+   * Asks for a pass over `shard` soon; failures are logged and retried. While the shard waits out
+   * the backoff after a failure, its retry is that pass: sealing segments does not cut it short.
+   */
   schedule(shard: string): void {
+    const state = this.#shards.get(shard);
+    if (state !== undefined && state.retry !== null) return;
     this.pass(shard).catch(() => undefined);
   }
 
@@ -123,6 +129,9 @@ export class Tiering {
       try {
         await this.#tier(shard, state);
         state.failures = 0;
+        // This pass did what the retry was waiting to do.
+        if (state.retry !== null) clearTimeout(state.retry);
+        state.retry = null;
       } catch (error) {
         this.#failed(shard, state, error, 'tier');
         throw error;
@@ -187,7 +196,11 @@ export class Tiering {
     const result = await copySegment(this.#bucket, segment);
     if (result === null) return;
     state.objects.add(segment.baseOffset);
-    state.confirmed.set(segment.baseOffset, { size: segment.size, endOffset: segment.endOffset });
+    state.confirmed.set(segment.baseOffset, {
+      size: segment.size,
+      endOffset: segment.endOffset,
+      digest: result.digest,
+    });
     if (result.uploaded) {
       this.#metrics.uploadedSegments.inc();
       this.#metrics.uploadedBytes.inc(undefined, segment.size);
@@ -223,12 +236,32 @@ export class Tiering {
       const old = localRetentionMs !== null && segment.maxTimestamp < now - localRetentionMs;
       const over = localRetentionBytes !== null && localBytes > localRetentionBytes;
       if (!old && !over) continue;
+      if (!(await this.#stillHeld(state, segment))) continue;
       if (await this.#journal.offloadSegment(shard, segment.baseOffset)) {
         localBytes -= segment.size;
         this.#metrics.offloadedSegments.inc();
         this.#logger.debug({ shard, baseOffset: segment.baseOffset }, 'segment offloaded');
       }
     }
+  }
+
+  /**
+   * Checks, just before the local log goes, that the bucket still holds the copy confirmed
+   * earlier (local retention may come long after the upload, and the bucket is not ours alone);
+   * uploads it again when not. False when there is no confirmed copy after all.
+   */
+  async #stillHeld(state: ShardTiering, segment: SealedSegment): Promise<boolean> {
+    const copy = state.confirmed.get(segment.baseOffset);
+    if (copy === undefined) return false;
+    const key = this.#bucket.keyOf(segment.shard, segment.baseOffset);
+    if (holds(await this.#bucket.head(key), segment, copy.digest)) return true;
+    this.#logger.warn(
+      { shard: segment.shard, baseOffset: segment.baseOffset, key },
+      'the uploaded copy of a segment is no longer in the bucket; uploading it again',
+    );
+    state.confirmed.delete(segment.baseOffset);
+    await this.#uploads(() => this.#copy(state, segment));
+    return state.isConfirmed(segment);
   }
 
   /**

@@ -7,15 +7,21 @@ import type { SegmentBucket, StoredObject } from './bucket.js';
 
 const DIGEST_CHUNK_BYTES = 1024 * 1024;
 
+/** Digests of a segment's log. */
+export interface SegmentDigest {
+  md5: Buffer;
+  sha256: string;
+}
+
 /** How a sealed segment's copy was confirmed. */
 export interface CopyResult {
-  /** SHA-256 of the segment's log, which the object now holds. */
-  sha256: string;
+  /** Digests of the segment's log, which the object now holds. */
+  digest: SegmentDigest;
   /** False when the bucket held the same bytes already (an upload before a crash or restart). */
   uploaded: boolean;
 }
 
-async function digest(handle: FileHandle, size: number): Promise<{ md5: Buffer; sha256: string }> {
+async function digest(handle: FileHandle, size: number): Promise<SegmentDigest> {
   const md5 = createHash('md5');
   const sha256 = createHash('sha256');
   const buffer = Buffer.allocUnsafe(Math.min(DIGEST_CHUNK_BYTES, Math.max(size, 1)));
@@ -32,12 +38,18 @@ async function digest(handle: FileHandle, size: number): Promise<{ md5: Buffer; 
   return { md5: md5.digest(), sha256: sha256.digest('hex') };
 }
 
-/** Whether the bucket's object is exactly the segment: same size, and same MD5 or SHA-256. */
-function holds(object: StoredObject | null, size: number, md5: Buffer, sha256: string): boolean {
+/**
+ * Whether the bucket's object is exactly the segment: same size, same MD5 or SHA-256, and the
+ * metadata naming the segment that reads check (an object with the right bytes but without it is
+ * uploaded over, or reads would refuse it).
+ */
+export function holds(object: StoredObject | null, segment: SealedSegment, digest: SegmentDigest): boolean {
   return (
     object !== null &&
-    object.size === size &&
-    (object.etag === md5.toString('hex') || object.sha256 === sha256)
+    object.size === segment.size &&
+    object.shard === segment.shard &&
+    object.endOffset === segment.endOffset &&
+    (object.etag === digest.md5.toString('hex') || object.sha256 === digest.sha256)
   );
 }
 
@@ -57,9 +69,9 @@ export async function copySegment(bucket: SegmentBucket, segment: SealedSegment)
   }
   let body: Readable | undefined;
   try {
-    const { md5, sha256 } = await digest(handle, segment.size);
+    const digested = await digest(handle, segment.size);
     const key = bucket.keyOf(segment.shard, segment.baseOffset);
-    if (holds(await bucket.head(key), segment.size, md5, sha256)) return { sha256, uploaded: false };
+    if (holds(await bucket.head(key), segment, digested)) return { digest: digested, uploaded: false };
     // Read through the open handle, so the bytes hashed are the bytes sent even if the file goes.
     body =
       segment.size === 0
@@ -68,18 +80,18 @@ export async function copySegment(bucket: SegmentBucket, segment: SealedSegment)
     await bucket.put(key, {
       body: body ?? new Uint8Array(0),
       size: segment.size,
-      md5,
-      sha256,
+      ...digested,
+      shard: segment.shard,
       endOffset: segment.endOffset,
     });
     const stored = await bucket.head(key);
-    if (!holds(stored, segment.size, md5, sha256)) {
+    if (!holds(stored, segment, digested)) {
       throw new RobustMQError(
         ErrorCode.Unavailable,
         `upload of ${key} not confirmed: the bucket holds ${stored === null ? 'nothing' : `${stored.size} bytes, ETag ${stored.etag}`}`,
       );
     }
-    return { sha256, uploaded: true };
+    return { digest: digested, uploaded: true };
   } finally {
     body?.destroy();
     await handle.close();
