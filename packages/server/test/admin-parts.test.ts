@@ -7,14 +7,14 @@ import { gateLogger, LogLevelControl } from '../src/log-level.js';
 import { captureLogger } from './helpers/admin-node.js';
 
 describe('login tokens', () => {
-  it('are random, name their user, and expire', () => {
+  it('are random, name their user and password hash, and expire', () => {
     let now = 1_000;
     const tokens = new TokenStore(60_000, () => now);
-    const a = tokens.issue('admin');
-    const b = tokens.issue('admin');
+    const a = tokens.issue('admin', 'hash-1');
+    const b = tokens.issue('admin', 'hash-1');
     expect(a.token).not.toBe(b.token);
     expect(a.expiresAt).toBe(61_000);
-    expect(tokens.verify(a.token)).toBe('admin');
+    expect(tokens.verify(a.token)).toEqual({ username: 'admin', passwordHash: 'hash-1', expiresAt: 61_000 });
     expect(tokens.verify('made-up')).toBeNull();
     now = 61_000;
     expect(tokens.verify(a.token)).toBeNull();

@@ -50,7 +50,8 @@ export function registerConfig(program: Command): void {
       action(async (context, [names]) => {
         const wanted = (names as unknown as string[] | undefined) ?? [];
         const view = await context.api.get<ConfigView>('/config');
-        const unknown = wanted.filter((n) => !(n in view.settings));
+        // Own keys only: `constructor` or `toString` are properties of every object, not settings.
+        const unknown = wanted.filter((n) => !Object.hasOwn(view.settings, n));
         if (unknown.length) {
           context.err(`robustmq: no such setting: ${unknown.join(', ')}\n`);
           return ExitCode.NotOk;
@@ -87,7 +88,10 @@ export function registerConfig(program: Command): void {
         });
         const current = await context.api.get<ConfigView>('/config');
         const body = Object.fromEntries(
-          pairs.map(([name, text]) => [name, typed(name, text, current.settings[name])]),
+          pairs.map(([name, text]) => [
+            name,
+            typed(name, text, Object.hasOwn(current.settings, name) ? current.settings[name] : undefined),
+          ]),
         );
         const view = await context.api.patch<ConfigView>('/config', body);
         const names = pairs.map(([name]) => name);

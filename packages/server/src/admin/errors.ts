@@ -1,5 +1,5 @@
 import { ErrorCode, isRobustMQError, type Logger } from '@robustmq/core';
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 
 /** The stable error codes of the admin API and the HTTP status each answers with. */
@@ -92,6 +92,9 @@ export function toApiError(error: unknown): ApiError | null {
   if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
     return new ApiError('TOO_LARGE', 'request body is larger than 1 MiB');
   }
+  if (fastifyError.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    return new ApiError('TOO_LARGE', 'a path parameter is too long', undefined, 414);
+  }
   const status = fastifyError.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
     // Fastify's own refusals (unparsable JSON, a content type other than JSON, an empty body)
@@ -101,16 +104,26 @@ export function toApiError(error: unknown): ApiError | null {
   return null;
 }
 
+function sendKnown(reply: FastifyReply, known: ApiError): FastifyReply {
+  const body: ErrorBody = {
+    error: { code: known.code, message: known.message, ...(known.field ? { field: known.field } : {}) },
+  };
+  return reply.code(known.status).send(body);
+}
+
+/**
+ * Answers what the router refuses before any route or error handler runs (a path that is not
+ * valid percent-encoding, a path parameter over the length limit), with the API's error body.
+ */
+export function answerFrameworkError(error: FastifyError, _request: unknown, reply: FastifyReply): void {
+  void sendKnown(reply, toApiError(error) ?? new ApiError('INVALID_ARGUMENT', 'bad request'));
+}
+
 /** Answers every error and unknown route with the API's JSON error body. */
 export function installErrorHandlers(app: FastifyInstance, logger: Logger): void {
   app.setErrorHandler((error, request, reply) => {
     const known = toApiError(error);
-    if (known) {
-      const body: ErrorBody = {
-        error: { code: known.code, message: known.message, ...(known.field ? { field: known.field } : {}) },
-      };
-      return reply.code(known.status).send(body);
-    }
+    if (known) return sendKnown(reply, known);
     logger.error({ err: error, method: request.method, url: request.url }, 'admin API request failed');
     const body: ErrorBody = { error: { code: 'INTERNAL', message: 'internal error; see the server log' } };
     return reply.code(500).send(body);

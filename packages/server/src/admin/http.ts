@@ -12,7 +12,7 @@ import type { NodeStatus } from '../node-status.js';
 import { checkTlsFiles, readTlsFile } from '../tls-files.js';
 import { VERSION } from '../version.js';
 import type { AdminApi } from './api.js';
-import { installErrorHandlers } from './errors.js';
+import { answerFrameworkError, installErrorHandlers } from './errors.js';
 import { aclRoutes } from './routes/acls.js';
 import { authHook, loginRoutes } from './routes/auth.js';
 import { clusterRoutes } from './routes/cluster.js';
@@ -23,6 +23,13 @@ import { userRoutes } from './routes/users.js';
 
 /** Largest request body the admin API accepts; larger ones get 413 TOO_LARGE. */
 export const BODY_LIMIT = 1024 * 1024;
+
+/**
+ * Longest path parameter the router takes. Fastify's default (100) is shorter than the names the
+ * API addresses (topics up to 249 characters, users up to 128, MQTT client ids and retained topics
+ * longer, percent-encoded); Node's 16 KiB limit on the request head bounds a path anyway.
+ */
+const MAX_PARAM_LENGTH = 16 * 1024;
 
 /**
  * The admin HTTP server: health, metrics, the OpenAPI document and the REST API under `/api/v1`.
@@ -37,11 +44,13 @@ export function createAdminHttp(
 ): FastifyInstance {
   // Over HTTPS the server is an https.Server; the routes and hooks are the same, so the instance is
   // used through the one type.
-  const app = (
-    tls === undefined
-      ? fastify({ logger: false, bodyLimit: BODY_LIMIT })
-      : fastify({ logger: false, bodyLimit: BODY_LIMIT, https: tls })
-  ) as FastifyInstance;
+  const options = {
+    logger: false,
+    bodyLimit: BODY_LIMIT,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors: answerFrameworkError,
+  } as const;
+  const app = (tls === undefined ? fastify(options) : fastify({ ...options, https: tls })) as FastifyInstance;
 
   app.get('/health/live', (_request, reply) => reply.send({ status: 'live' }));
 

@@ -1,7 +1,14 @@
 import { randomBytes } from 'node:crypto';
 
-interface Session {
+/** Who a live token was issued to. */
+export interface Session {
   username: string;
+  /**
+   * The user's password hash when the token was issued. Each password (and each user made again
+   * under an old name) gets a fresh salt, so a token whose hash no longer matches the stored user
+   * outlived a password change or its user.
+   */
+  passwordHash: string;
   expiresAt: number;
 }
 
@@ -17,24 +24,24 @@ export class TokenStore {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** A new token for `username`. */
-  issue(username: string): { token: string; expiresAt: number } {
+  /** A new token for `username`, whose password hash is now `passwordHash`. */
+  issue(username: string, passwordHash: string): { token: string; expiresAt: number } {
     this.sweep();
     const token = randomBytes(32).toString('base64url');
     const expiresAt = this.now() + this.ttlMs;
-    this.sessions.set(token, { username, expiresAt });
+    this.sessions.set(token, { username, passwordHash, expiresAt });
     return { token, expiresAt };
   }
 
-  /** The user a live token was issued to, or null. */
-  verify(token: string): string | null {
+  /** The session of a live token, or null. */
+  verify(token: string): Session | null {
     const session = this.sessions.get(token);
     if (!session) return null;
     if (session.expiresAt <= this.now()) {
       this.sessions.delete(token);
       return null;
     }
-    return session.username;
+    return session;
   }
 
   private sweep(): void {

@@ -25,12 +25,20 @@ export function authHook(api: AdminApi): onRequestAsyncHookHandler {
         'missing token: log in with POST /api/v1/login and send Authorization: Bearer <token>',
       );
     }
-    const username = api.tokens.verify(match[1]!);
-    if (username === null)
+    const session = api.tokens.verify(match[1]!);
+    if (session === null)
       throw new ApiError('UNAUTHENTICATED', 'the token is unknown or expired; log in again');
+    const { username } = session;
     const user = await api.meta().users.get(username);
     if (user === null)
       throw new ApiError('UNAUTHENTICATED', `user ${username} no longer exists; log in again`);
+    // Also catches a change made through another node, which cannot reach this node's tokens.
+    if (user.passwordHash !== session.passwordHash) {
+      throw new ApiError(
+        'UNAUTHENTICATED',
+        `the password of ${username} changed (or the user was made again) since this token was issued; log in again`,
+      );
+    }
     if (!user.superuser) throw new ApiError('FORBIDDEN', `user ${username} is not a superuser`);
   };
 }
@@ -63,7 +71,7 @@ export function loginRoutes(app: ZodApp, api: AdminApi): void {
         throw new ApiError('UNAUTHENTICATED', 'wrong user name or password');
       }
       if (!user.superuser) throw new ApiError('FORBIDDEN', `user ${username} is not a superuser`);
-      return api.tokens.issue(username);
+      return api.tokens.issue(username, user.passwordHash);
     },
   );
 }

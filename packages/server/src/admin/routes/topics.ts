@@ -6,6 +6,7 @@ import {
   shardName,
   type StorageEngine,
   type Topic,
+  type TopicCatalog,
 } from '@robustmq/core';
 import { z } from 'zod';
 import type { AdminApi } from '../api.js';
@@ -77,6 +78,64 @@ function withSizes(t: Topic, details: readonly PartitionDetail[]) {
     messages += d.nextOffset - d.logStartOffset;
   }
   return { ...t, sizeBytes, messages };
+}
+
+/** The request field behind each shard setting, for a storage refusal of it. */
+const SHARD_SETTING_FIELDS: Readonly<Record<string, string>> = {
+  segmentBytes: 'configs.segment.bytes',
+  maxBatchBytes: 'configs.max.message.bytes',
+  retentionMs: 'retentionMs',
+  retentionBytes: 'retentionBytes',
+};
+
+/** A storage refusal of a shard setting (`shard config maxBatchBytes must be ...`) naming the request field. */
+function withSettingField(error: unknown): unknown {
+  if (!isRobustMQError(error, ErrorCode.InvalidArgument)) return error;
+  const setting = /^shard config (\w+) /.exec(error.message)?.[1];
+  const field =
+    setting !== undefined && Object.hasOwn(SHARD_SETTING_FIELDS, setting)
+      ? SHARD_SETTING_FIELDS[setting]
+      : undefined;
+  return field === undefined ? error : new ApiError('INVALID_ARGUMENT', `${field}: ${error.message}`, field);
+}
+
+/** Refuses more partitions than the catalog allows, naming the field, before anything is written. */
+function checkPartitions(catalog: TopicCatalog, partitions: number | undefined): void {
+  if (partitions !== undefined && partitions > catalog.maxPartitions) {
+    throw new ApiError(
+      'INVALID_ARGUMENT',
+      `a topic may have at most ${catalog.maxPartitions} partitions on this node`,
+      'partitions',
+    );
+  }
+}
+
+/**
+ * Has the storage check a topic's new shard settings on its first partition, before the catalog
+ * records them: the catalog writes its entry first, so a setting the engine refuses (one over its
+ * own limits) would otherwise stay recorded though never applied. Returns how to put the partition
+ * back should the change not go through after all.
+ */
+async function trySettings(
+  storage: StorageEngine,
+  before: Topic,
+  after: Topic,
+): Promise<() => Promise<void>> {
+  const shard = shardName(before.name, 0);
+  try {
+    await storage.updateShardConfig(shard, shardConfigOf(after));
+  } catch (error) {
+    // A partition not made yet is made with the new settings by the catalog itself.
+    if (isRobustMQError(error, ErrorCode.NotFound)) return async () => {};
+    throw withSettingField(error);
+  }
+  return async () => {
+    try {
+      await storage.updateShardConfig(shard, shardConfigOf(before));
+    } catch {
+      // The topic went meanwhile; there is nothing to put back.
+    }
+  };
 }
 
 /** Checks the Kafka-named configs the storage acts on before anything is written. */
@@ -151,8 +210,14 @@ export function topicRoutes(app: ZodApp, api: AdminApi): void {
         retentionBytes: body.retentionBytes ?? null,
         configs: body.configs,
       };
+      checkPartitions(catalog, fresh.partitions);
       checkConfigs({ ...fresh, createdAt: 0 });
-      const created = await catalog.create(fresh);
+      let created: Topic;
+      try {
+        created = await catalog.create(fresh);
+      } catch (error) {
+        throw withSettingField(error);
+      }
       api.options.logger.info(
         { topic: created.name, partitions: created.partitions },
         'topic created through the admin API',
@@ -213,18 +278,32 @@ export function topicRoutes(app: ZodApp, api: AdminApi): void {
           'partitions',
         );
       }
+      checkPartitions(catalog, change.partitions);
       const configs: Record<string, string> = { ...current.configs };
       for (const [key, value] of Object.entries(change.configs ?? {})) {
         if (value === null) delete configs[key];
         else configs[key] = value;
       }
-      checkConfigs({ ...current, configs });
-      const altered = await catalog.alter(name, {
-        ...(change.partitions !== undefined && { partitions: change.partitions }),
+      const next: Topic = {
+        ...current,
+        configs,
         ...(change.retentionMs !== undefined && { retentionMs: change.retentionMs }),
         ...(change.retentionBytes !== undefined && { retentionBytes: change.retentionBytes }),
-        ...(change.configs !== undefined && { configs: change.configs }),
-      });
+      };
+      checkConfigs(next);
+      const putBack = await trySettings(storage, current, next);
+      let altered: Topic;
+      try {
+        altered = await catalog.alter(name, {
+          ...(change.partitions !== undefined && { partitions: change.partitions }),
+          ...(change.retentionMs !== undefined && { retentionMs: change.retentionMs }),
+          ...(change.retentionBytes !== undefined && { retentionBytes: change.retentionBytes }),
+          ...(change.configs !== undefined && { configs: change.configs }),
+        });
+      } catch (error) {
+        await putBack();
+        throw withSettingField(error);
+      }
       api.options.logger.info({ topic: name, change }, 'topic altered through the admin API');
       return withSizes(altered, await partitionDetails(storage, altered));
     },

@@ -14,7 +14,19 @@ const user = z.object({
 });
 const nameParams = z.strictObject({ name: z.string() });
 
+/** Runs the given work one at a time, each after the last has settled. */
+function oneAtATime(): <T>(work: () => Promise<T>) => Promise<T> {
+  let last: Promise<unknown> = Promise.resolve();
+  return (work) => {
+    const run = last.then(work, work);
+    last = run.catch(() => undefined);
+    return run;
+  };
+}
+
 export function userRoutes(app: ZodApp, api: AdminApi): void {
+  // Two deletions at once would each count the other's superuser as left and remove both.
+  const deletion = oneAtATime();
   app.get(
     '/api/v1/users',
     {
@@ -69,12 +81,14 @@ export function userRoutes(app: ZodApp, api: AdminApi): void {
     async (request, reply) => {
       const { users } = api.meta();
       const name = request.params.name;
-      const found = await users.get(name);
-      if (found === null) throw new ApiError('NOT_FOUND', `user ${name} does not exist`);
-      if (found.superuser && (await superuserCount(api)) <= 1) {
-        throw new ApiError('CONFLICT', `${name} is the last superuser; create another one first`);
-      }
-      if (!(await users.delete(name))) throw new ApiError('NOT_FOUND', `user ${name} does not exist`);
+      await deletion(async () => {
+        const found = await users.get(name);
+        if (found === null) throw new ApiError('NOT_FOUND', `user ${name} does not exist`);
+        if (found.superuser && (await superuserCount(api)) <= 1) {
+          throw new ApiError('CONFLICT', `${name} is the last superuser; create another one first`);
+        }
+        if (!(await users.delete(name))) throw new ApiError('NOT_FOUND', `user ${name} does not exist`);
+      });
       api.options.logger.info({ user: name }, 'user deleted through the admin API');
       return reply.code(204).send();
     },
