@@ -162,10 +162,12 @@ export class TopicCatalog {
       const next = applyChange(current, change);
       if (next.partitions > current.partitions) this.checkPartitions(name, next.partitions);
       const shardConfig = shardConfigOf(next);
+      const putBack = await this.trySettings(name, current, shardConfig);
       let revision: number;
       try {
         revision = await this.meta.put(topicKey(name), encodeTopic(next), { ifRevision: entry.modRevision });
       } catch (error) {
+        await putBack();
         if (isRobustMQError(error, ErrorCode.Conflict)) continue;
         throw error;
       }
@@ -185,6 +187,36 @@ export class TopicCatalog {
       this.whole.set(name, revision);
       return next;
     }
+  }
+
+  /**
+   * Has the storage take a topic's new shard settings on its first partition before the catalog
+   * records them, so that a setting the engine refuses (beyond its own limits) fails the change
+   * with nothing recorded. Returns how to put the partition back if the record is not written.
+   */
+  private async trySettings(
+    name: string,
+    current: Topic,
+    next: Partial<ShardConfig>,
+  ): Promise<() => Promise<void>> {
+    const shard = shardName(name, 0);
+    try {
+      await this.storage.updateShardConfig(shard, next);
+    } catch (error) {
+      // A partition missing here is made with the new settings below.
+      if (isRobustMQError(error, ErrorCode.NotFound)) return async () => {};
+      throw error;
+    }
+    return async () => {
+      try {
+        await this.storage.updateShardConfig(shard, shardConfigOf(current));
+      } catch (error) {
+        this.logger.warn(
+          { err: error, shard },
+          'shard settings of a topic change not recorded were not put back',
+        );
+      }
+    };
   }
 
   /** Removes the topic and its shards; false when it did not exist. */

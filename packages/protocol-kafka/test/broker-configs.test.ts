@@ -1,7 +1,14 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { silentLogger, type BrokerContext, type MetaStore, type Metrics } from '@robustmq/core';
+import {
+  ErrorCode,
+  RobustMQError,
+  silentLogger,
+  type BrokerContext,
+  type MetaStore,
+  type Metrics,
+} from '@robustmq/core';
 import { openLocalMetaStore } from '@robustmq/meta-raft';
 import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -163,6 +170,25 @@ describe('topic configs act on storage', () => {
     const bad = await alter([{ name: 'segment.bytes', configOperation: 0, value: 'lots' }]);
     expect(bad.responses[0]).toMatchObject({ errorCode: KafkaErrorCode.invalidConfig });
     expect(await broker.catalog.get('a')).toBeNull();
+  });
+});
+
+describe('a config the storage refuses', () => {
+  it('is answered with an error and recorded nowhere, neither in the topic nor on any partition', async () => {
+    await create([]);
+    const before = (await storage.shardInfo('configured/0')).config.maxBatchBytes;
+    // An engine with a lower ceiling than Kafka's own check (the journal takes at most 1 GiB).
+    const update = storage.updateShardConfig.bind(storage);
+    storage.updateShardConfig = (shard, config) =>
+      (config.maxBatchBytes ?? 0) > 2 ** 30
+        ? Promise.reject(new RobustMQError(ErrorCode.InvalidArgument, 'shard config maxBatchBytes too large'))
+        : update(shard, config);
+    const refused = await alter([{ name: 'max.message.bytes', configOperation: 0, value: '2000000000' }]);
+    expect(refused.responses[0]!.errorCode).not.toBe(0);
+    expect((await broker.catalog.get('configured'))!.configs['max.message.bytes']).toBeUndefined();
+    for (const partition of [0, 1]) {
+      expect((await storage.shardInfo(`configured/${partition}`)).config.maxBatchBytes).toBe(before);
+    }
   });
 });
 

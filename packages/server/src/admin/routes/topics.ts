@@ -110,34 +110,6 @@ function checkPartitions(catalog: TopicCatalog, partitions: number | undefined):
   }
 }
 
-/**
- * Has the storage check a topic's new shard settings on its first partition, before the catalog
- * records them: the catalog writes its entry first, so a setting the engine refuses (one over its
- * own limits) would otherwise stay recorded though never applied. Returns how to put the partition
- * back should the change not go through after all.
- */
-async function trySettings(
-  storage: StorageEngine,
-  before: Topic,
-  after: Topic,
-): Promise<() => Promise<void>> {
-  const shard = shardName(before.name, 0);
-  try {
-    await storage.updateShardConfig(shard, shardConfigOf(after));
-  } catch (error) {
-    // A partition not made yet is made with the new settings by the catalog itself.
-    if (isRobustMQError(error, ErrorCode.NotFound)) return async () => {};
-    throw withSettingField(error);
-  }
-  return async () => {
-    try {
-      await storage.updateShardConfig(shard, shardConfigOf(before));
-    } catch {
-      // The topic went meanwhile; there is nothing to put back.
-    }
-  };
-}
-
 /** Checks the Kafka-named configs the storage acts on before anything is written. */
 function checkConfigs(t: Topic): void {
   try {
@@ -291,7 +263,6 @@ export function topicRoutes(app: ZodApp, api: AdminApi): void {
         ...(change.retentionBytes !== undefined && { retentionBytes: change.retentionBytes }),
       };
       checkConfigs(next);
-      const putBack = await trySettings(storage, current, next);
       let altered: Topic;
       try {
         altered = await catalog.alter(name, {
@@ -301,7 +272,6 @@ export function topicRoutes(app: ZodApp, api: AdminApi): void {
           ...(change.configs !== undefined && { configs: change.configs }),
         });
       } catch (error) {
-        await putBack();
         throw withSettingField(error);
       }
       api.options.logger.info({ topic: name, change }, 'topic altered through the admin API');
