@@ -129,6 +129,32 @@ describe('idempotent producers', () => {
     expect(await produce(after, 11n, 0, 8, 1)).toEqual({ kind: 'append', offset: 9 });
   });
 
+  it('answers the retry of a batch stored without an answer as a duplicate', async () => {
+    const table = new ProducerStateTable(storage);
+    await produce(table, 13n, 0, 0, 2);
+    // The storage kept the batch but its answer was lost (a journal node killed meanwhile).
+    const data = await encodeRecordBatch({
+      records: [{ value: 'v2' }, { value: 'v3' }],
+      producerId: 13n,
+      producerEpoch: 0,
+      baseSequence: 2,
+    });
+    const lost: ProducedBatch = {
+      topic: 't',
+      partition: 0,
+      producerId: 13n,
+      producerEpoch: 0,
+      baseSequence: 2,
+      lastOffsetDelta: 1,
+      transactional: false,
+    };
+    expect((await table.check(lost)).kind).toBe('append');
+    await storage.append('t/0', [{ recordCount: 2, maxTimestamp: 1000, data }]);
+    table.appendFailed(lost);
+    expect(await produce(table, 13n, 0, 2, 2)).toEqual({ kind: 'duplicate', baseOffset: 2 });
+    expect((await storage.shardInfo('t/0')).nextOffset).toBe(4);
+  });
+
   it('allocates unique producer ids in blocks that survive restarts and concurrent brokers', async () => {
     const a = new ProducerIdAllocator(meta, 10);
     const b = new ProducerIdAllocator(meta, 10);

@@ -200,6 +200,30 @@ export class Connection implements KeptAlive {
     return this.pendingAcks >= MAX_PENDING_ACKS ? answered : undefined;
   }
 
+  /**
+   * Sends an acknowledgement once `stored` (the session's log write it reports) is durable, on
+   * this connection if it is still open; a failed write fails the connection.
+   */
+  acknowledgeStored(
+    cmd: 'pubrel',
+    packetId: number,
+    reasonCode: number,
+    stored: Promise<unknown> | null,
+  ): void {
+    if (stored === null) {
+      this.sendAck(cmd, packetId, reasonCode);
+      return;
+    }
+    stored.then(
+      () => {
+        if (this.state === 'connected') this.sendAck(cmd, packetId, reasonCode);
+      },
+      (error: unknown) => {
+        if (this.state === 'connected') this.failed(error);
+      },
+    );
+  }
+
   sendAck(cmd: 'puback' | 'pubrec' | 'pubrel' | 'pubcomp', packetId: number, reasonCode: number): void {
     const encoded = encodeAck(cmd, packetId, this.version === 5 ? reasonCode : 0);
     if (encoded.length <= this.clientMaxPacketSize) this.write(encoded);

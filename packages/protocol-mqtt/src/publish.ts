@@ -192,13 +192,14 @@ export function handlePuback(connection: Connection, packet: IPubackPacket, now:
 export function handlePubrec(connection: Connection, packet: IPubrecPacket, now: number): void {
   const session = connection.session!;
   const failed = connection.version === 5 && (packet.reasonCode ?? 0) >= 0x80;
-  const outcome = session.pubrec(packet.messageId!, failed);
+  const { outcome, stored } = session.pubrec(packet.messageId!, failed);
   if (outcome === 'released') session.pump(now);
   else {
-    connection.sendAck(
+    connection.acknowledgeStored(
       'pubrel',
       packet.messageId!,
       outcome === 'unknown' ? ReasonCode.PacketIdentifierNotFound : ReasonCode.Success,
+      stored,
     );
   }
 }

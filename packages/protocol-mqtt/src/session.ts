@@ -2,7 +2,7 @@ import { encodeAck } from './codec/encode.js';
 import type { Connection } from './connection.js';
 import { InboundFlow } from './inbound-flow.js';
 import type { MqttMetrics } from './metrics.js';
-import { OutboundFlow, type Inflight } from './outbound-flow.js';
+import { OutboundFlow, type Inflight, type PubrecOutcome } from './outbound-flow.js';
 import type { Publication } from './publication.js';
 import type { SubscriptionOptions } from './subscription-tree.js';
 import { LongTimer } from './timers.js';
@@ -168,15 +168,23 @@ export class Session {
     return true;
   }
 
-  /** PUBREC from the client; `failed` is an MQTT 5 error reason code. */
-  pubrec(packetId: number, failed: boolean): 'send-pubrel' | 'released' | 'unknown' {
+  /**
+   * PUBREC from the client; `failed` is an MQTT 5 error reason code. `stored` settles once the
+   * PUBREC is in the session's log: PUBREL waits for it, since a client that got PUBREL may hand
+   * the message on and forget it, and a broker taking the session over after a crash would
+   * otherwise send the message again as new.
+   */
+  pubrec(packetId: number, failed: boolean): { outcome: PubrecOutcome; stored: Promise<void> | null } {
     const delivery = this.outbound.peek(packetId);
     const outcome = this.outbound.pubrec(packetId, failed);
+    let stored: Promise<void> | null = null;
     if (delivery !== undefined) {
       if (outcome === 'released') this.done(delivery);
-      else if (outcome === 'send-pubrel') this.write({ t: 'r', s: delivery.seq }, delivery);
+      else if (outcome === 'send-pubrel' && this.log !== null && delivery.seq !== 0) {
+        stored = this.log.append({ t: 'r', s: delivery.seq });
+      }
     }
-    return outcome;
+    return { outcome, stored };
   }
 
   /** PUBCOMP from the client; false for an unknown packet id. */

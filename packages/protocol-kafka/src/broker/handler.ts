@@ -173,4 +173,9 @@ export interface ProducerStateCheck {
   check(batch: ProducedBatch): ProducerCheckResult | Promise<ProducerCheckResult>;
   /** The batch was stored at `baseOffset`. */
   appended(batch: ProducedBatch, baseOffset: number): void | Promise<void>;
+  /**
+   * Storing the batch failed, so it may or may not be stored (a journal node that died before it
+   * answered): what is known of its partition no longer holds.
+   */
+  appendFailed(batch: ProducedBatch): void;
 }

@@ -113,6 +113,14 @@ export class ProducerStateTable implements ProducerStateCheck {
     );
   }
 
+  /**
+   * Forgets the partition, so that the next batch rebuilds it from the log: the retry of a batch
+   * stored without an answer is then found there and answered as a duplicate.
+   */
+  appendFailed(batch: ProducedBatch): void {
+    this.forget(batch.topic, batch.partition);
+  }
+
   clear(): void {
     this.partitions.clear();
     this.held.clear();

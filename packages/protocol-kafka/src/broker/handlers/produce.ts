@@ -174,8 +174,14 @@ async function producePartition(
       const verdict = await producers.check(produced);
       if (verdict.kind === 'duplicate') return result(data.index, KafkaErrorCode.none, verdict.baseOffset);
       if (verdict.kind === 'error') return result(data.index, verdict.errorCode);
-      const { stored } = await append(batch, maxTimestamp);
-      const { baseOffset } = await stored;
+      let baseOffset: number;
+      try {
+        const { stored } = await append(batch, maxTimestamp);
+        ({ baseOffset } = await stored);
+      } catch (error) {
+        producers.appendFailed(produced);
+        throw error;
+      }
       await producers.appended(produced, baseOffset);
       publish(context, topic, batch);
       context.broker.metrics.recordsReceived(context.connection.listener, header.lastOffsetDelta + 1);
