@@ -1,79 +1,23 @@
-import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { waitFor } from './helpers/group-members.js';
 import { run } from './helpers/processes.js';
-import { startServer, type KafkaServer } from './helpers/server.js';
+import { freePort, startExampleBroker, startExampleJournal } from './helpers/example-cluster.js';
+import type { KafkaServer } from './helpers/server.js';
 
 // Idempotent producers on two stateless brokers while their journal node is killed with -9 and
 // restarted, again and again, in the middle of their traffic. An append in flight when the journal
 // node dies may have been stored even though the broker never heard back; the producer's retry of
 // it must then be answered as a duplicate, not stored a second time.
 
-const SERVER_BIN = join(
-  dirname(createRequire(import.meta.url).resolve('robustmq-server/package.json')),
-  'dist/bin.js',
-);
-const EXAMPLES = join(dirname(SERVER_BIN), '..', 'examples', 'shared-journal');
 const KILLS = 4;
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+const startJournal = (rpcPort: number, dir?: string) =>
+  startExampleJournal(rpcPort, dir === undefined ? {} : { dir });
 
-function commonFlags(rpcPort: number): string[] {
-  return [
-    '--data-dir',
-    'data',
-    '--http-port',
-    '0',
-    '--set',
-    `cluster.meta_nodes=["1@127.0.0.1:${rpcPort}"]`,
-    '--set',
-    'cluster.tick_ms=20',
-    '--set',
-    'log.format="json"',
-  ];
-}
-
-function startJournal(rpcPort: number, dir?: string): Promise<KafkaServer> {
-  return startServer({
-    ...(dir === undefined ? {} : { dir }),
-    config: {
-      file: join(EXAMPLES, 'journal.toml'),
-      flags: [...commonFlags(rpcPort), '--set', `rpc.port=${rpcPort}`],
-    },
-  });
-}
-
-function startBroker(nodeId: number, rpcPort: number): Promise<KafkaServer> {
-  return startServer({
-    config: {
-      file: join(EXAMPLES, `broker-${nodeId}.toml`),
-      flags: [
-        ...commonFlags(rpcPort),
-        '--kafka-port',
-        '0',
-        '--mqtt-port',
-        '0',
-        '--amqp-port',
-        '0',
-        '--set',
-        'rpc.port=0',
-        '--set',
-        `storage.address="127.0.0.1:${rpcPort}"`,
-        '--set',
-        'storage.request_timeout_ms=3000',
-      ],
-    },
-  });
-}
+/** A broker that gives up on a journal call after 3 s, so that each kill is felt quickly. */
+const startBroker = (nodeId: number, rpcPort: number) =>
+  startExampleBroker(nodeId, rpcPort, { flags: ['--set', 'storage.request_timeout_ms=3000'] });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

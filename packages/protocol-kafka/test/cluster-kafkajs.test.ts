@@ -1,7 +1,4 @@
 import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
 import { CompressionTypes, Kafka, logLevel, type Producer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -20,89 +17,36 @@ import {
   type ProduceResponse,
   type SyncGroupResponse,
 } from '../src/codec/index.js';
-import { ADMIN_PASSWORD, adminApi } from './helpers/admin-api.js';
+import { adminApi } from './helpers/admin-api.js';
 import { Member, waitFor } from './helpers/group-members.js';
 import { run } from './helpers/processes.js';
 import { RawClient } from './helpers/raw-client.js';
-import { startServer, type KafkaServer } from './helpers/server.js';
+import { freePort, startExampleBroker, startExampleJournal } from './helpers/example-cluster.js';
+import type { KafkaServer } from './helpers/server.js';
 
 // Two stateless brokers on one journal node: Kafka clients see one cluster, each consumer group
 // has one coordinator and each partition one leader, whichever broker a client started from, and
 // both move to the other broker when one is killed.
 
-const SERVER_BIN = join(
-  dirname(createRequire(import.meta.url).resolve('robustmq-server/package.json')),
-  'dist/bin.js',
-);
 const SESSION_TIMEOUT_MS = 1500;
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+/** The example's journal node; it has no protocols. */
+const startMetaJournalNode = (rpcPort: number) => startExampleJournal(rpcPort);
 
-/** The example a user starts a cluster of stateless brokers from (robustmq-server's README). */
-const EXAMPLES = join(dirname(SERVER_BIN), '..', 'examples', 'shared-journal');
-
-/** Flags every node of the example gets here: free ports, JSON logs, a known admin password. */
-function commonFlags(rpcPort: number): string[] {
-  return [
-    '--data-dir',
-    'data',
-    '--http-port',
-    '0',
-    '--set',
-    `cluster.meta_nodes=["1@127.0.0.1:${rpcPort}"]`,
-    '--set',
-    'cluster.tick_ms=20',
-    '--set',
-    'log.format="json"',
-    '--set',
-    `admin.password="${ADMIN_PASSWORD}"`,
-  ];
-}
-
-/** The meta and journal node of the example: no protocols, the shards of both brokers. */
-function startMetaJournalNode(rpcPort: number): Promise<KafkaServer> {
-  return startServer({
-    config: {
-      file: join(EXAMPLES, 'journal.toml'),
-      flags: [...commonFlags(rpcPort), '--set', `rpc.port=${rpcPort}`],
-    },
-  });
-}
-
-/** Broker 2 or 3 of the example, as a user starts it, on free ports (again in `dir`, if given). */
+/** Broker 2 or 3, with quick heartbeats and group timeouts (again in `dir`, if given). */
 function startBroker(nodeId: number, rpcPort: number, dir?: string): Promise<KafkaServer> {
-  return startServer({
+  return startExampleBroker(nodeId, rpcPort, {
     ...(dir === undefined ? {} : { dir }),
-    config: {
-      file: join(EXAMPLES, `broker-${nodeId}.toml`),
-      flags: [
-        ...commonFlags(rpcPort),
-        '--kafka-port',
-        '0',
-        '--mqtt-port',
-        '0',
-        '--amqp-port',
-        '0',
-        '--set',
-        'rpc.port=0',
-        '--set',
-        `storage.address="127.0.0.1:${rpcPort}"`,
-        '--set',
-        'cluster.broker_heartbeat_interval_ms=100',
-        '--set',
-        `cluster.broker_session_timeout_ms=${SESSION_TIMEOUT_MS}`,
-        '--set',
-        'kafka.group_min_session_timeout_ms=1000',
-        '--set',
-        'kafka.group_initial_rebalance_delay_ms=500',
-      ],
-    },
+    flags: [
+      '--set',
+      'cluster.broker_heartbeat_interval_ms=100',
+      '--set',
+      `cluster.broker_session_timeout_ms=${SESSION_TIMEOUT_MS}`,
+      '--set',
+      'kafka.group_min_session_timeout_ms=1000',
+      '--set',
+      'kafka.group_initial_rebalance_delay_ms=500',
+    ],
   });
 }
 

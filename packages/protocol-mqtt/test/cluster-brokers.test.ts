@@ -1,54 +1,19 @@
-import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Inbox } from './helpers/mqttjs.js';
 import { connectClient, connectWithInbox, endAll, type MqttClient } from './helpers/mqttjs.js';
 import { run, Watched } from './helpers/processes.js';
-import { startServer, type MqttServer } from './helpers/server.js';
+import {
+  ADMIN_PASSWORD,
+  freePort,
+  startExampleBroker,
+  startExampleJournal,
+} from './helpers/example-cluster.js';
+import type { MqttServer } from './helpers/server.js';
 
 // Two stateless brokers on one journal node, started from the example a user starts them from:
 // MQTT clients may connect to either. A message published on one reaches subscribers on both,
 // a session follows its client from one broker to the other, and a broker killed with -9 has its
 // sessions and wills taken over by the other.
-
-const EXAMPLES = join(
-  dirname(createRequire(import.meta.url).resolve('robustmq-server/package.json')),
-  'examples',
-  'shared-journal',
-);
-const SESSION_TIMEOUT_MS = 1500;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-const ADMIN_PASSWORD = 'cluster-admin-pw';
-
-function commonFlags(rpcPort: number): string[] {
-  return [
-    '--data-dir',
-    'data',
-    '--http-port',
-    '0',
-    '--set',
-    `cluster.meta_nodes=["1@127.0.0.1:${rpcPort}"]`,
-    '--set',
-    'cluster.tick_ms=20',
-    '--set',
-    'cluster.broker_heartbeat_interval_ms=100',
-    '--set',
-    `cluster.broker_session_timeout_ms=${SESSION_TIMEOUT_MS}`,
-    '--set',
-    'log.format="json"',
-    '--set',
-    `admin.password="${ADMIN_PASSWORD}"`,
-  ];
-}
 
 /** A superuser's token for the admin API of `server`. */
 async function adminToken(server: MqttServer): Promise<string> {
@@ -60,36 +25,13 @@ async function adminToken(server: MqttServer): Promise<string> {
   return ((await login.json()) as { token: string }).token;
 }
 
-function startJournal(rpcPort: number): Promise<MqttServer> {
-  return startServer({
-    config: {
-      file: join(EXAMPLES, 'journal.toml'),
-      flags: [...commonFlags(rpcPort), '--set', `rpc.port=${rpcPort}`],
-    },
-  });
-}
+const startJournal = startExampleJournal;
 
+/** Broker 2 or 3 with a binding of `meters/#` (again in `dir`, if given). */
 function startBroker(nodeId: number, rpcPort: number, dir?: string): Promise<MqttServer> {
-  return startServer({
+  return startExampleBroker(nodeId, rpcPort, {
     ...(dir === undefined ? {} : { dir }),
-    config: {
-      file: join(EXAMPLES, `broker-${nodeId}.toml`),
-      flags: [
-        ...commonFlags(rpcPort),
-        '--mqtt-port',
-        '0',
-        '--kafka-port',
-        '0',
-        '--amqp-port',
-        '0',
-        '--set',
-        'rpc.port=0',
-        '--set',
-        'mqtt.bindings=[{ filter = "meters/#", topic = "meters", partitions = 4 }]',
-        '--set',
-        `storage.address="127.0.0.1:${rpcPort}"`,
-      ],
-    },
+    flags: ['--set', 'mqtt.bindings=[{ filter = "meters/#", topic = "meters", partitions = 4 }]'],
   });
 }
 

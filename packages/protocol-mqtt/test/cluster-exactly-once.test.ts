@@ -1,9 +1,12 @@
-import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startServer, type MqttServer } from './helpers/server.js';
+import {
+  freePort,
+  SESSION_TIMEOUT_MS,
+  startExampleBroker,
+  startExampleJournal,
+} from './helpers/example-cluster.js';
+import type { MqttServer } from './helpers/server.js';
 
 // QoS 2 subscribers whose broker is killed with -9 under traffic: each keeps its session and its
 // client state, reconnecting to the other broker, where the publisher is. What the publisher had
@@ -11,63 +14,11 @@ import { startServer, type MqttServer } from './helpers/server.js';
 // has handed the message on and forgotten it, so the broker taking its session over must not send
 // the message again as new.
 
-const EXAMPLES = join(
-  dirname(createRequire(import.meta.url).resolve('robustmq-server/package.json')),
-  'examples',
-  'shared-journal',
-);
-const SESSION_TIMEOUT_MS = 1500;
 const SUBSCRIBERS = 6;
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-function commonFlags(rpcPort: number): string[] {
-  return [
-    '--data-dir',
-    'data',
-    '--http-port',
-    '0',
-    '--set',
-    `cluster.meta_nodes=["1@127.0.0.1:${rpcPort}"]`,
-    '--set',
-    'cluster.tick_ms=20',
-    '--set',
-    'cluster.broker_heartbeat_interval_ms=100',
-    '--set',
-    `cluster.broker_session_timeout_ms=${SESSION_TIMEOUT_MS}`,
-    '--set',
-    'log.format="json"',
-  ];
-}
-
-function startBroker(nodeId: number, rpcPort: number): Promise<MqttServer> {
-  return startServer({
-    config: {
-      file: join(EXAMPLES, `broker-${nodeId}.toml`),
-      flags: [
-        ...commonFlags(rpcPort),
-        '--mqtt-port',
-        '0',
-        '--kafka-port',
-        '0',
-        '--amqp-port',
-        '0',
-        '--set',
-        'rpc.port=0',
-        '--set',
-        `storage.address="127.0.0.1:${rpcPort}"`,
-        '--set',
-        'mqtt.max_queued_messages=1000000',
-      ],
-    },
-  });
-}
+/** Broker 2 or 3, keeping every message for offline sessions (the default bound would drop some). */
+const startBroker = (nodeId: number, rpcPort: number) =>
+  startExampleBroker(nodeId, rpcPort, { flags: ['--set', 'mqtt.max_queued_messages=1000000'] });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -93,12 +44,7 @@ describe('QoS 2 across kill -9 of brokers', () => {
 
   it('gives every subscriber each message the publisher had acknowledged, once', async () => {
     const rpcPort = await freePort();
-    journal = await startServer({
-      config: {
-        file: join(EXAMPLES, 'journal.toml'),
-        flags: [...commonFlags(rpcPort), '--set', `rpc.port=${rpcPort}`],
-      },
-    });
+    journal = await startExampleJournal(rpcPort);
     const [two, three] = await Promise.all([startBroker(2, rpcPort), startBroker(3, rpcPort)]);
     brokers.set(2, two);
     brokers.set(3, three);
