@@ -18,7 +18,7 @@ import { connectRemoteMetaStore } from '@robustmq/meta-raft/remote';
 import { createRpcServer, type MutualTls, type RpcServer } from '@robustmq/rpc';
 import type { FastifyInstance } from 'fastify';
 import { AdminApi } from './admin/api.js';
-import { createAdminHttp, readAdminCertificate } from './admin/http.js';
+import { closeAdminHttp, createAdminHttp, readAdminCertificate } from './admin/http.js';
 import { startMetaServices } from './admin/wiring.js';
 import { UserStoreAuthorizer } from './auth/authorizer.js';
 import type { AuthSettings } from './auth/settings.js';
@@ -143,7 +143,7 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
         return () => (http.server as unknown as HttpsServer).setSecureContext(fresh);
       });
     }
-    cleanup.push(() => http.close());
+    cleanup.push(() => closeAdminHttp(http));
     const httpHost = config.http.host ?? config.bind;
     const httpPort = await listenHttp(http, config.http.port, httpHost);
     status.listeners.push({

@@ -31,6 +31,23 @@ export const BODY_LIMIT = 1024 * 1024;
  */
 const MAX_PARAM_LENGTH = 16 * 1024;
 
+/** How long a stopping node lets admin requests under way finish before it cuts their connections. */
+const CLOSE_GRACE_MS = 2000;
+
+/**
+ * Stops the admin server. Closing waits for every connection to end, and one a client keeps alive
+ * that was not idle at that moment would hold the stop for the server's keep-alive timeout (72 s),
+ * so connections still open after a short grace are cut.
+ */
+export async function closeAdminHttp(app: FastifyInstance): Promise<void> {
+  const cut = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS);
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(cut);
+  }
+}
+
 /**
  * The admin HTTP server: health, metrics, the OpenAPI document and the REST API under `/api/v1`.
  * It is bound first, so `/health/ready` can answer 503 while the rest of the node starts; `api`
