@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { BrokerContext, Logger, Message, MessageOrigin } from '@robustmq/core';
 import { KeepAliveWatch } from './keep-alive.js';
 import { TopicBindings } from './bindings.js';
@@ -10,7 +11,7 @@ import { RetainedStore } from './retained-store.js';
 import { RouterBridge } from './router-bridge.js';
 import { Persistence, type StoredSession } from './persistence.js';
 import { PeerBrokers } from './peer-brokers.js';
-import { WriteBarrier, type SessionRecord } from './session-log.js';
+import { WriteBarrier, type LogEntry, type SessionRecord } from './session-log.js';
 import { NEVER_EXPIRES, Session, type Delivery } from './session.js';
 import { loadMessage } from './stored-message.js';
 import { DelayedPublications } from './delayed-publish.js';
@@ -68,6 +69,9 @@ export class MqttBroker {
   authMethods: ReadonlyMap<string, EnhancedAuthMethod> = new Map();
   /** Collects the durable writes of one publish. */
   readonly barrier = new WriteBarrier();
+  /** Names this run of a broker alone in its message ids. */
+  private readonly run = randomUUID().slice(0, 8);
+  private messagesNamed = 0;
   /** MQTT topic filters bound to stored topics (`[[mqtt.bindings]]`). */
   readonly bindings: TopicBindings;
   private readonly bridge: RouterBridge;
@@ -126,19 +130,42 @@ export class MqttBroker {
    */
   restoreSessions(stored: readonly StoredSession[], now: number): Session[] {
     const dueWills: Array<() => void> = [];
+    const unrouted: Unrouted[] = [];
     const expired: Session[] = [];
     const restored: Session[] = [];
     for (const one of stored) {
-      const session = this.restoreSession(one, now, dueWills);
+      const session = this.restoreSession(one, now, dueWills, unrouted);
       restored.push(session);
       if (session.expiryInterval !== NEVER_EXPIRES && session.expiresIn(now) <= 0) expired.push(session);
     }
     // Sessions that expired while nobody served them end now, their unacknowledged shared
     // messages going to other members of their groups.
+    // Routed again once every session is back, so that each subscriber can get them (and those
+    // that had them drop them).
+    for (const message of unrouted) this.routeAgain(message, now);
     for (const session of expired) this.endSession(session);
     // Published once every live session is back, so that each subscriber can get them.
     for (const publish of dueWills) publish();
     return restored;
+  }
+
+  /**
+   * Routes an exactly-once message found in its publisher's log without the mark that it was
+   * routed (the broker that took it stopped in between); a resend of it waits for this.
+   */
+  private routeAgain({ session, packetId, publication }: Unrouted, now: number): void {
+    publication.exactlyOnce = true;
+    const origin: MessageOrigin = { protocol: 'mqtt', clientId: session.clientId };
+    const routing: Promise<void> = Promise.resolve(this.publish(publication, origin, now)).then(() =>
+      session.inboundRouted(packetId, routing),
+    );
+    routing.catch((error: unknown) =>
+      this.logger.error(
+        { err: error, clientId: session.clientId, packetId },
+        'QoS 2 message not routed again',
+      ),
+    );
+    session.inbound.accept(packetId, routing);
   }
 
   /**
@@ -150,6 +177,7 @@ export class MqttBroker {
     { record, log, entries }: StoredSession,
     now: number,
     dueWills: Array<() => void>,
+    unrouted: Unrouted[],
   ): Session {
     const elapsed = now - (record.disconnectedAt ?? now);
     const storedWill = record.will;
@@ -176,8 +204,12 @@ export class MqttBroker {
       number,
       { delivery: Delivery; packetId: number; state: 'queued' | 'sent' | 'pubrec' }
     >();
+    const accepted = new Map<number, LogEntry & { t: 'i' }>();
     for (const entry of entries) {
       if (entry.t === 'm') {
+        if (entry.m.exactlyOnce === true && entry.m.uid !== undefined) {
+          session.rememberExactlyOnce(entry.m.uid, now);
+        }
         const delivery: Delivery = {
           publication: loadMessage(entry.m),
           qos: entry.q,
@@ -198,8 +230,17 @@ export class MqttBroker {
         const found = deliveries.get(entry.s);
         if (found) found.state = 'pubrec';
       } else if (entry.t === 'a') deliveries.delete(entry.s);
-      else if (entry.t === 'i') session.inbound.accept(entry.p);
-      else session.inbound.release(entry.p);
+      else if (entry.t === 'i') {
+        session.inbound.accept(entry.p);
+        accepted.set(entry.p, entry);
+      } else {
+        // Routed ('d') or released ('I'): a PUBREL comes only after the PUBREC that routing gives.
+        accepted.delete(entry.p);
+        if (entry.t === 'I') session.inbound.release(entry.p);
+      }
+    }
+    for (const { p, m } of accepted.values()) {
+      if (m !== undefined) unrouted.push({ session, packetId: p, publication: loadMessage(m) });
     }
     for (const { delivery, packetId, state } of deliveries.values()) {
       if (state === 'queued') session.outbound.restoreQueued(delivery);
@@ -229,9 +270,14 @@ export class MqttBroker {
   publish(publication: Publication, origin: MessageOrigin, now: number): Promise<void> | null {
     this.barrier.begin();
     // In a cluster every message has an id, also while no other broker is live: the sessions of
-    // one that just left, taken over meanwhile, must not get it twice.
-    if (this.peers !== null) publication.uid = this.peers.nextUid();
-    if (publication.retain) {
+    // one that just left, taken over meanwhile, must not get it twice. An exactly-once message
+    // has one already, the same each time it is routed.
+    if (this.peers !== null) publication.uid ??= this.peers.nextUid();
+    // Routed again after a crash, an exactly-once message does not replace a newer retained one.
+    const superseded =
+      publication.exactlyOnce &&
+      (this.retained.get(publication.topic)?.timestamp ?? -1) > publication.timestamp;
+    if (publication.retain && !superseded) {
       this.retained.set(publication);
       this.barrier.add(this.persistence.saveRetained(publication));
     }
@@ -251,6 +297,11 @@ export class MqttBroker {
       if (forwarded !== null) this.barrier.add(forwarded);
     }
     return this.barrier.end();
+  }
+
+  /** A new message id, unique across brokers and their runs ({@link Publication.uid}). */
+  newMessageId(): string {
+    return this.peers?.nextUid() ?? `${this.run}.${(this.messagesNamed++).toString(36)}`;
   }
 
   /**
@@ -367,6 +418,9 @@ export class MqttBroker {
     if (this.shared.tree.size > 0) {
       for (const { subscriber: group } of this.shared.tree.match(publication.topic)) {
         if (sharedGroups !== null && !sharedGroups.has(group.key)) continue;
+        // Routed again after a crash: a group whose member here had it has it.
+        const uid = publication.exactlyOnce ? publication.uid : null;
+        if (uid !== null && group.firstWhere((s) => s.hasExactlyOnce(uid)) !== null) continue;
         // Restricted to some sessions, any member among them takes it, whoever's turn it is.
         const member = only === null ? group.pick() : group.firstWhere(only);
         if (member === null) continue;
@@ -751,4 +805,11 @@ export class MqttBroker {
     this.keepAlive.stop();
     this.flushMetrics();
   }
+}
+
+/** An exactly-once message stored with its packet id and not known to be routed. */
+interface Unrouted {
+  session: Session;
+  packetId: number;
+  publication: Publication;
 }

@@ -205,7 +205,7 @@ export class Connection implements KeptAlive {
    * this connection if it is still open; a failed write fails the connection.
    */
   acknowledgeStored(
-    cmd: 'pubrel',
+    cmd: 'pubrel' | 'pubcomp',
     packetId: number,
     reasonCode: number,
     stored: Promise<unknown> | null,

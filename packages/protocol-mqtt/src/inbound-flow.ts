@@ -1,11 +1,12 @@
 /**
- * The receiver side of QoS 2 for one session (MQTT 5 section 4.3.3, method B's state): the
- * packet identifiers of PUBLISH packets that were accepted and answered with PUBREC but not yet
- * released. A PUBLISH repeating such an identifier is a duplicate and is not delivered again.
+ * The receiver side of QoS 2 for one session (MQTT 5 section 4.3.3): the packet identifiers of
+ * PUBLISH packets that were accepted but not yet released, each with the routing of its message
+ * (settled once every queue it went to holds it durably). A PUBLISH repeating such an identifier
+ * is a duplicate: it is not routed again, and its PUBREC waits for the first one's routing.
  */
 export class InboundFlow {
   /** Made at the first QoS 2 PUBLISH: most sessions never see one. */
-  private awaitingRelease: Set<number> | null = null;
+  private awaitingRelease: Map<number, Promise<void> | null> | null = null;
 
   /** Identifiers waiting for PUBREL. */
   get size(): number {
@@ -17,9 +18,19 @@ export class InboundFlow {
     return this.awaitingRelease?.has(packetId) ?? false;
   }
 
-  /** Records an accepted QoS 2 PUBLISH. */
-  accept(packetId: number): void {
-    (this.awaitingRelease ??= new Set()).add(packetId);
+  /** The routing of an accepted message; null once done, or when nothing had to be stored. */
+  routing(packetId: number): Promise<void> | null {
+    return this.awaitingRelease?.get(packetId) ?? null;
+  }
+
+  /** Records an accepted QoS 2 PUBLISH, with its routing when that is still under way. */
+  accept(packetId: number, routing: Promise<void> | null = null): void {
+    (this.awaitingRelease ??= new Map()).set(packetId, routing);
+  }
+
+  /** The message of `packetId` is routed: a repeat of it can be answered at once. */
+  routed(packetId: number, routing: Promise<void>): void {
+    if (this.awaitingRelease?.get(packetId) === routing) this.awaitingRelease.set(packetId, null);
   }
 
   /** A PUBREL arrived; returns whether the identifier was known (MQTT 5 answers 0x92 if not). */

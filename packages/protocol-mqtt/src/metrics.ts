@@ -13,7 +13,9 @@ export type DropReason =
   /** For the subscribers of another broker of the cluster, which could not be reached. */
   | 'peer_unreachable'
   /** QoS 0 for another broker of the cluster that is behind by `MAX_BYTES_IN_FLIGHT`. */
-  | 'slow_peer';
+  | 'slow_peer'
+  /** A QoS 2 message routed again after a broker crash, which the session already had. */
+  | 'duplicate';
 
 const DROP_REASONS: readonly DropReason[] = [
   'slow_client',
@@ -22,6 +24,7 @@ const DROP_REASONS: readonly DropReason[] = [
   'too_large',
   'peer_unreachable',
   'slow_peer',
+  'duplicate',
 ];
 
 /** One delivery in this many has its publish-to-deliver latency observed. */

@@ -38,6 +38,12 @@ export class Publication {
    * moving between brokers gets it once; null on a broker alone.
    */
   uid: string | null = null;
+  /**
+   * A QoS 2 message from a persistent session: after a broker crash it may be routed again from
+   * the publisher's session log (see `publish.ts`), so a session that already has it (by
+   * {@link uid}) drops the repeat.
+   */
+  exactlyOnce = false;
 
   constructor(
     readonly topic: string,

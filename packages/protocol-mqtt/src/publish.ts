@@ -87,7 +87,7 @@ export function handlePublish(
   if (packet.qos === 2) {
     const id = packet.messageId!;
     if (session.inbound.isDuplicate(id)) {
-      return connection.acknowledgePublish('pubrec', id, ReasonCode.Success, null);
+      return connection.acknowledgePublish('pubrec', id, ReasonCode.Success, session.inbound.routing(id));
     }
     if (connection.version === 5 && session.inbound.size >= settings.receiveMaximum) {
       return connection.violation(
@@ -124,6 +124,7 @@ function accept(
   now: number,
 ): void | Promise<void> {
   const { broker } = connection;
+  const session = connection.session!;
   connection.counts.messagesReceived++;
   const publication = Publication.fromPacket(
     packet,
@@ -134,6 +135,9 @@ function accept(
     connection.family,
     now,
   );
+  if (packet.qos === 2 && session.log !== null && delaySeconds === 0) {
+    return acceptExactlyOnce(connection, publication, packet.messageId!);
+  }
   // A delayed message is stored before it is acknowledged, and published when its time comes.
   const stored =
     delaySeconds > 0
@@ -145,11 +149,7 @@ function accept(
   }
   const id = packet.messageId!;
   let released: Promise<void> | null = null;
-  if (packet.qos === 2) {
-    broker.barrier.begin();
-    connection.session!.inboundAccepted(id);
-    released = broker.barrier.end();
-  }
+  if (packet.qos === 2) released = session.inboundAccepted(id, null);
   const pending = stored === null && released === null ? null : Promise.all([stored, released]);
   return connection.acknowledgePublish(
     packet.qos === 1 ? 'puback' : 'pubrec',
@@ -157,6 +157,41 @@ function accept(
     ReasonCode.Success,
     pending,
   );
+}
+
+/**
+ * QoS 2 from a persistent session: the message is stored with its packet id first, and routed
+ * once that is durable, under an id of its own that sessions tell repeats by. The subscribers'
+ * queues and the publisher's log are different shards, written apart: were both written at once,
+ * a crash between the two writes would lose the message (id stored, a resend taken for a repeat)
+ * or deliver it twice (queues written, a resend taken for new). This way a broker taking the
+ * session over routes again what it finds not marked routed, and a resend waits for that.
+ */
+function acceptExactlyOnce(
+  connection: Connection,
+  publication: Publication,
+  id: number,
+): Promise<void> | undefined {
+  const { broker } = connection;
+  const session = connection.session!;
+  publication.uid = broker.newMessageId();
+  publication.exactlyOnce = true;
+  publication.detach();
+  const origin = connection.origin;
+  const routing: Promise<void> = session
+    .inboundAccepted(id, publication)!
+    .then(() => broker.publish(publication, origin, Date.now()))
+    .then(
+      () => session.inboundRouted(id, routing),
+      (error: unknown) => {
+        // Not known to be routed: a resend is routed as new (the stored id is routed again at a
+        // takeover, and sessions that had it drop the repeat).
+        if (session.inbound.routing(id) === routing) session.inbound.release(id);
+        throw error;
+      },
+    );
+  session.inbound.accept(id, routing);
+  return connection.acknowledgePublish('pubrec', id, ReasonCode.Success, routing);
 }
 
 /** Not authorized: MQTT 5 says so in the acknowledgement; MQTT 3 acknowledges and drops. */
@@ -174,11 +209,12 @@ function refuse(connection: Connection, packet: IPublishPacket): void {
 
 /** PUBREL: the QoS 2 identifier is free again; PUBCOMP (0x92 if it was not known, MQTT 5). */
 export function handlePubrel(connection: Connection, packet: IPubrelPacket): void {
-  const known = connection.session!.inboundReleased(packet.messageId!);
-  connection.sendAck(
+  const { known, stored } = connection.session!.inboundReleased(packet.messageId!);
+  connection.acknowledgeStored(
     'pubcomp',
     packet.messageId!,
     known ? ReasonCode.Success : ReasonCode.PacketIdentifierNotFound,
+    stored,
   );
 }
 

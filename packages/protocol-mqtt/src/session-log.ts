@@ -14,7 +14,8 @@ import type { SubscriptionOptions } from './subscription-tree.js';
 /**
  * One event in a persistent session's log. Replayed in order it gives the session's QoS 1/2 state:
  * `m` a message for the session (queued, with its shared group), `s` it was sent with a packet id, `r` its PUBREC came,
- * `a` it is done (acknowledged, expired or dropped); `i`/`I` an inbound QoS 2 id accepted/released.
+ * `a` it is done (acknowledged, expired or dropped); `i`/`I` an inbound QoS 2 id accepted/released,
+ * `i` with the message when it is routed only once that entry is durable, and `d` once it was routed.
  */
 export type LogEntry =
   | {
@@ -30,7 +31,8 @@ export type LogEntry =
   | { t: 's'; s: number; p: number }
   | { t: 'r'; s: number }
   | { t: 'a'; s: number }
-  | { t: 'i'; p: number }
+  | { t: 'i'; p: number; m?: StoredMessage }
+  | { t: 'd'; p: number }
   | { t: 'I'; p: number };
 
 /** A persistent session's record in the meta store. */
@@ -58,6 +60,12 @@ export const SESSIONS_PREFIX = '/mqtt/sessions/';
 const SHARD_PREFIX = 'mqtt-sessions/';
 /** Reads of a log cut under the reader each time before giving up on it. */
 const MAX_READ_ATTEMPTS = 20;
+/**
+ * How long a session remembers the exactly-once messages it was given ({@link
+ * Publication.exactlyOnce}): longer than a broker takes to restart or to have its sessions taken
+ * over, which is when such a message can be routed again.
+ */
+export const EXACTLY_ONCE_MEMORY_MS = 60_000;
 
 /**
  * Collects the writes a publish caused, so its PUBACK/PUBREC waits until they are durable.
@@ -104,6 +112,12 @@ export class SessionLog {
   private batchWrite: Promise<void> = Promise.resolve();
   /** The offset after the last appended entry. */
   private endOffset = 0;
+  /**
+   * The first offset of an exactly-once message appended in each second of the last {@link
+   * EXACTLY_ONCE_MEMORY_MS} ([second, offset], oldest first): a truncation keeps them, so that
+   * the session still knows them when it is read back after a crash.
+   */
+  private readonly exactlyOnceOffsets: Array<[number, number]> = [];
 
   constructor(
     readonly clientId: string,
@@ -149,17 +163,32 @@ export class SessionLog {
           batch.map((e) => ({ recordCount: 1, maxTimestamp: now, data: Buffer.from(JSON.stringify(e)) })),
         );
         this.endOffset = result.lastOffset + 1;
+        const first = batch.findIndex((e) => e.t === 'm' && e.m.exactlyOnce === true);
+        if (first >= 0) this.noteExactlyOnce(result.lastOffset + 1 - batch.length + first, now);
       });
     }
     this.batch.push(entry);
     return this.batchWrite;
   }
 
-  /** Forgets every entry appended so far (nothing in them is needed any more). */
+  private noteExactlyOnce(offset: number, now: number): void {
+    const second = Math.floor(now / 1000);
+    const last = this.exactlyOnceOffsets.at(-1);
+    if (last === undefined || last[0] !== second) this.exactlyOnceOffsets.push([second, offset]);
+  }
+
+  /**
+   * Forgets the entries appended so far (nothing in them is needed any more), but for those from
+   * the first exactly-once message of the last {@link EXACTLY_ONCE_MEMORY_MS} on.
+   */
   truncate(): void {
     this.batch = null;
     void this.enqueue(async () => {
-      if (this.shardReady && this.endOffset > 0) await this.storage.deleteBefore(this.shard, this.endOffset);
+      const oldest = Math.floor((Date.now() - EXACTLY_ONCE_MEMORY_MS) / 1000);
+      const kept = this.exactlyOnceOffsets;
+      while (kept.length > 0 && kept[0]![0] < oldest) kept.shift();
+      const cut = kept.length > 0 ? Math.min(kept[0]![1], this.endOffset) : this.endOffset;
+      if (this.shardReady && cut > 0) await this.storage.deleteBefore(this.shard, cut);
     });
   }
 
@@ -215,6 +244,7 @@ export class SessionLog {
       }
       this.shardReady = false;
       this.endOffset = 0;
+      this.exactlyOnceOffsets.length = 0;
     });
   }
 

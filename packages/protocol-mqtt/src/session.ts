@@ -7,7 +7,7 @@ import type { Publication } from './publication.js';
 import type { SubscriptionOptions } from './subscription-tree.js';
 import { LongTimer } from './timers.js';
 import type { PendingWill, StoredWill } from './wills.js';
-import type { LogEntry, SessionLog, WriteBarrier } from './session-log.js';
+import { EXACTLY_ONCE_MEMORY_MS, type LogEntry, type SessionLog, type WriteBarrier } from './session-log.js';
 import { storeMessage } from './stored-message.js';
 
 /** A QoS 1 or 2 message on its way to one session. */
@@ -28,6 +28,8 @@ export type QueueFullPolicy = 'drop_newest' | 'drop_oldest';
 
 /** How many message ids a session in a cluster remembers ({@link Session.recentUids}). */
 const RECENT_UIDS = 1024;
+/** At most this many exactly-once message ids are remembered per session, however many come. */
+const MAX_EXACTLY_ONCE_IDS = 65_536;
 
 /** Session Expiry Interval meaning "never" (MQTT 5 section 3.1.2.11.2). */
 export const NEVER_EXPIRES = 0xffff_ffff;
@@ -66,6 +68,11 @@ export class Session {
   readonly recentUids: string[] = [];
   private recentAt = 0;
   /**
+   * The ids of the exactly-once messages given to this session lately, with when (oldest first):
+   * such a message routed again after a crash is not given twice. Null until the first.
+   */
+  private exactlyOnceIds: Map<string, number> | null = null;
+  /**
    * While this session only stands in for one being moved here from another broker: what a QoS
    * 1/2 delivery waits for, as it is not durable until the moved session takes it over.
    */
@@ -96,6 +103,13 @@ export class Session {
     if (publication.isExpired(now)) {
       this.metrics.dropped('expired');
       return;
+    }
+    if (publication.exactlyOnce && publication.uid !== null) {
+      if (this.exactlyOnceIds?.has(publication.uid)) {
+        this.metrics.dropped('duplicate');
+        return;
+      }
+      this.rememberExactlyOnce(publication.uid, now);
     }
     const connection = this.connection;
     if (publication.uid !== null) {
@@ -195,17 +209,51 @@ export class Session {
     return true;
   }
 
-  /** An inbound QoS 2 PUBLISH was accepted; its id is stored before PUBREC goes out. */
-  inboundAccepted(packetId: number): void {
-    this.inbound.accept(packetId);
-    if (this.log !== null) this.barrier.add(this.log.append({ t: 'i', p: packetId }));
+  /** Whether an exactly-once message with id `uid` was given to this session lately. */
+  hasExactlyOnce(uid: string): boolean {
+    return this.exactlyOnceIds?.has(uid) ?? false;
   }
 
-  /** PUBREL from the client; returns whether the id was known. */
-  inboundReleased(packetId: number): boolean {
+  /** Notes an exactly-once message given to the session (or found in its log at a restore). */
+  rememberExactlyOnce(uid: string, now: number): void {
+    const ids = (this.exactlyOnceIds ??= new Map());
+    ids.set(uid, now);
+    for (const [oldest, at] of ids) {
+      if (at > now - EXACTLY_ONCE_MEMORY_MS && ids.size <= MAX_EXACTLY_ONCE_IDS) break;
+      ids.delete(oldest);
+    }
+  }
+
+  /**
+   * An inbound QoS 2 PUBLISH was accepted. A persistent session stores its id before PUBREC goes
+   * out and, given `publication`, the message with it: such a message is routed only once that is
+   * durable, so a broker taking the session over after a crash finds it and routes it again if it
+   * was not known to be routed (sessions that had it drop the repeat by its id). The returned
+   * write settles once durable; null for a session that is not persistent.
+   */
+  inboundAccepted(packetId: number, publication: Publication | null): Promise<void> | null {
+    this.inbound.accept(packetId);
+    if (this.log === null) return null;
+    return this.log.append(
+      publication === null ? { t: 'i', p: packetId } : { t: 'i', p: packetId, m: storeMessage(publication) },
+    );
+  }
+
+  /** The message accepted with `packetId` is routed: taking the session over will not route it again. */
+  inboundRouted(packetId: number, routing: Promise<void>): void {
+    this.inbound.routed(packetId, routing);
+    if (this.log !== null) void this.log.append({ t: 'd', p: packetId }).catch(() => {});
+  }
+
+  /**
+   * PUBREL from the client: whether the id was known, and the write of its release, which PUBCOMP
+   * waits for (a client may use the id again once it has PUBCOMP, and a broker taking the session
+   * over must not take that new message for a repeat).
+   */
+  inboundReleased(packetId: number): { known: boolean; stored: Promise<void> | null } {
     const known = this.inbound.release(packetId);
-    if (known && this.log !== null) void this.log.append({ t: 'I', p: packetId }).catch(() => {});
-    return known;
+    const stored = known && this.log !== null ? this.log.append({ t: 'I', p: packetId }) : null;
+    return { known, stored };
   }
 
   /** A message needs nothing more: logged as done; an empty session lets its log go. */

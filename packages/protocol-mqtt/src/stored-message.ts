@@ -26,6 +26,8 @@ export interface StoredMessage {
   userProperties?: UserProperties;
   /** The message's id across the brokers of a cluster ({@link Publication.uid}). */
   uid?: string;
+  /** {@link Publication.exactlyOnce}. */
+  exactlyOnce?: true;
 }
 
 /** `withPayload` false leaves the payload out (empty), for a caller that sends it as raw bytes. */
@@ -40,6 +42,7 @@ export function storeMessage(publication: Publication, withPayload = true): Stor
     timestamp: publication.timestamp,
   };
   if (publication.uid !== null) stored.uid = publication.uid;
+  if (publication.exactlyOnce) stored.exactlyOnce = true;
   const props = publication.properties;
   if (props) {
     if (props.payloadFormatIndicator !== undefined)
@@ -86,6 +89,7 @@ export function loadMessage(stored: StoredMessage): Publication {
     stored.timestamp,
   );
   if (stored.uid !== undefined) publication.uid = stored.uid;
+  if (stored.exactlyOnce === true) publication.exactlyOnce = true;
   publication.detach();
   return publication;
 }
