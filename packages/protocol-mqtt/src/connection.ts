@@ -42,6 +42,8 @@ export class Connection implements KeptAlive {
   authorization: ClientAuthorization | null = null;
   /** MQTT 5: how many QoS 1/2 messages the client accepts in flight. */
   clientReceiveMaximum = 65_535;
+  /** QoS 1 PUBLISH packets received whose PUBACK has not gone out (it waits for durable writes). */
+  unansweredQos1 = 0;
   /** MQTT 5: the largest packet the client accepts. */
   clientMaxPacketSize = MAX_PACKET_SIZE;
   /**
@@ -185,6 +187,8 @@ export class Connection implements KeptAlive {
       return undefined;
     }
     this.pendingAcks++;
+    const qos1 = cmd === 'puback';
+    if (qos1) this.unansweredQos1++;
     const answered: Promise<void> = Promise.all([previous, pending])
       .then(
         () => {
@@ -194,6 +198,7 @@ export class Connection implements KeptAlive {
       )
       .finally(() => {
         this.pendingAcks--;
+        if (qos1) this.unansweredQos1--;
         if (this.publishAcks === answered) this.publishAcks = null;
       });
     this.publishAcks = answered;

@@ -84,18 +84,22 @@ export function handlePublish(
   }
 
   const session = connection.session!;
-  if (packet.qos === 2) {
+  if (packet.qos === 2 && session.inbound.isDuplicate(packet.messageId!)) {
     const id = packet.messageId!;
-    if (session.inbound.isDuplicate(id)) {
-      return connection.acknowledgePublish('pubrec', id, ReasonCode.Success, session.inbound.routing(id));
-    }
-    if (connection.version === 5 && session.inbound.size >= settings.receiveMaximum) {
-      return connection.violation(
-        ReasonCode.ReceiveMaximumExceeded,
-        'receive_maximum_exceeded',
-        `more than ${settings.receiveMaximum} QoS 2 messages unreleased`,
-      );
-    }
+    return connection.acknowledgePublish('pubrec', id, ReasonCode.Success, session.inbound.routing(id));
+  }
+  // The server's Receive Maximum bounds the QoS 1 and 2 messages not yet answered with PUBACK or
+  // PUBCOMP (MQTT 5 section 3.3.4); a QoS 2 one counts until its PUBREL.
+  if (
+    packet.qos > 0 &&
+    connection.version === 5 &&
+    session.inbound.size + connection.unansweredQos1 >= settings.receiveMaximum
+  ) {
+    return connection.violation(
+      ReasonCode.ReceiveMaximumExceeded,
+      'receive_maximum_exceeded',
+      `more than ${settings.receiveMaximum} QoS 1 and 2 messages unanswered`,
+    );
   }
   const allowed = connection.authorization!.check('publish', topic, now);
   if (allowed === true) return accept(connection, packet, topic, frame, forwardable, delay, now);

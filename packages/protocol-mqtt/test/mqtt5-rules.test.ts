@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Packet } from '../src/codec/index.js';
+import { encodePacket, type Packet } from '../src/codec/index.js';
 import { RawClient } from './helpers/raw-client.js';
 import { startServer, type MqttServer } from './helpers/server.js';
 
@@ -229,5 +229,75 @@ describe('MQTT 5 session expiry on DISCONNECT with a server maximum of 0', () =>
     expect(await afterDisconnect(300, 60)).toEqual([]);
     // CONNECT asked for 0: setting one on DISCONNECT is a protocol error.
     expect(await afterDisconnect(0, 60)).toMatchObject([{ cmd: 'disconnect', reasonCode: 0x82 }]);
+  });
+});
+
+describe('MQTT 5 server Receive Maximum', () => {
+  let narrow: MqttServer;
+  beforeAll(async () => {
+    narrow = await startServer({ mqtt: ['receive_maximum = 2'] });
+  });
+  afterAll(async () => {
+    await narrow.stop();
+  });
+
+  async function connectNarrow(clientId: string, extra: ConnectFields = {}): Promise<RawClient> {
+    const c = await RawClient.connected(narrow.port, 5, clientId, extra);
+    opened.push(c);
+    return c;
+  }
+
+  /** Packets until the broker closes the connection (or 2 s of quiet). */
+  async function untilClosed(c: RawClient): Promise<Packet[]> {
+    const got: Packet[] = [];
+    for (;;) {
+      try {
+        got.push(await c.next(2000));
+      } catch {
+        return got;
+      }
+    }
+  }
+
+  it('counts QoS 2 messages until their PUBREL, and disconnects with 0x93 past it', async () => {
+    const topic = unique('rm2');
+    const c = await connectNarrow(unique('pub'));
+    for (const id of [1, 2]) c.send(publish(topic, `m${id}`, 2, { messageId: id }));
+    expect(await c.next()).toMatchObject({ cmd: 'pubrec', messageId: 1 });
+    expect(await c.next()).toMatchObject({ cmd: 'pubrec', messageId: 2 });
+    c.send({ cmd: 'pubrel', messageId: 1 });
+    expect(await c.next()).toMatchObject({ cmd: 'pubcomp', messageId: 1 });
+    c.send(publish(topic, 'm3', 2, { messageId: 3 }));
+    expect(await c.next()).toMatchObject({ cmd: 'pubrec', messageId: 3 });
+    // A repeat of an unreleased one is not a new message.
+    c.send(publish(topic, 'm3', 2, { messageId: 3, dup: true }));
+    expect(await c.next()).toMatchObject({ cmd: 'pubrec', messageId: 3 });
+    c.send(publish(topic, 'm4', 2, { messageId: 4 }));
+    expect(await untilClosed(c)).toMatchObject([{ cmd: 'disconnect', reasonCode: 0x93 }]);
+  });
+
+  it('counts QoS 1 messages until their PUBACK, and disconnects with 0x93 past it', async () => {
+    const topic = unique('rm1');
+    // A persistent subscriber away: each PUBACK waits until its queue holds the message durably.
+    const sub = await connectNarrow(unique('away'), {
+      clean: false,
+      properties: { sessionExpiryInterval: 300 },
+    });
+    await subscribe(sub, topic, 1);
+    sub.send({ cmd: 'disconnect', reasonCode: 0 });
+    await sub.closed;
+    const c = await connectNarrow(unique('pub'));
+    // One at a time, each answered before the next: never more than one outstanding.
+    for (const id of [1, 2, 3]) {
+      c.send(publish(topic, `m${id}`, 1, { messageId: id }));
+      expect(await c.next()).toMatchObject({ cmd: 'puback', messageId: id });
+    }
+    // Three in one write: the third comes while the first two wait for their writes.
+    c.write(
+      Buffer.concat([4, 5, 6].map((id) => encodePacket(publish(topic, `m${id}`, 1, { messageId: id }), 5))),
+    );
+    const got = await untilClosed(c);
+    expect(got.at(-1)).toMatchObject({ cmd: 'disconnect', reasonCode: 0x93 });
+    expect(got.filter((p) => p.cmd === 'puback')).toEqual([]);
   });
 });
