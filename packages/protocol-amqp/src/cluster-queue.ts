@@ -70,6 +70,12 @@ export class ClusterQueue implements ConsumedQueue {
     else this.pump();
   }
 
+  /** Relayed, only what has reached this broker counts: the owner's queue is not asked. */
+  holdsFor(consumer: QueueConsumer): boolean {
+    if (this.local) return this.local.holdsFor(consumer);
+    return consumer === this.consumer && this.ready.length > 0;
+  }
+
   /** Messages the owner sent for registration `key`. */
   take(key: string, deliveries: readonly RelayedDelivery[]): void {
     if (key !== this.key) return;

@@ -35,6 +35,7 @@ import type {
   RheaSession,
   RheaSessionLinks,
   RheaTerminus,
+  SessionFrame,
   TransferFrame,
 } from './rhea-shapes.js';
 import { saslMechanisms } from './sasl.js';
@@ -203,6 +204,7 @@ export class AmqpConnection {
       tcp_no_delay: true,
     });
     this.captureRawTransfers();
+    this.endSessionsOnUnattachedHandles();
     this.readTransfersDirectly();
     this.writeTransfersDirectly();
     this.listen();
@@ -308,6 +310,65 @@ export class AmqpConnection {
   }
 
   /**
+   * A transfer, flow or detach naming a handle that no attached link has ends its session with
+   * `amqp:session:unattached-handle` (AMQP 1.0 section 2.8.16), where rhea would throw and so fail
+   * the whole connection. The session then discards the peer's frames until its `end` (section
+   * 2.5.5, DISCARDING); the connection's other sessions go on.
+   */
+  private endSessionsOnUnattachedHandles(): void {
+    const connection = this.rhea as unknown as Record<string, (frame: SessionFrame) => void>;
+    for (const performative of ['attach', 'flow', 'transfer', 'disposition', 'detach']) {
+      const key = `on_${performative}`;
+      const original = connection[key]!.bind(connection);
+      connection[key] = (frame: SessionFrame) => {
+        const session = this.rhea.remote_channel_map[frame.channel];
+        if (session && this.discarding.has(session)) return;
+        const handle = frame.performative.handle;
+        // A handle that is no number (or a transfer's or detach's missing one) is a decode error,
+        // which rhea raises; a flow without a handle is for the session alone.
+        if (
+          !session ||
+          typeof handle !== 'number' ||
+          performative === 'attach' ||
+          performative === 'disposition' ||
+          session.remote.handles[handle]?.is_remote_open()
+        ) {
+          original(frame);
+          return;
+        }
+        this.endSession(
+          session,
+          'amqp:session:unattached-handle',
+          `${performative} on handle ${String(handle)}, which no attached link has`,
+          'unattached_handle',
+        );
+      };
+    }
+  }
+
+  /** Sessions this end ended for an error, whose frames are discarded until the peer's `end`. */
+  private readonly discarding = new WeakSet<RheaSession>();
+
+  /**
+   * Ends a session for bad input: its links end at the broker (unsettled messages go back to their
+   * queues), and nothing more goes out on it but its `end`, which rhea would follow with its links'
+   * transfers, flows and outcomes.
+   */
+  private endSession(session: RheaSession, condition: string, description: string, reason: string): void {
+    this.broker.metrics.badInput(reason);
+    this.logger.warn({ condition, reason }, `bad input, session ended: ${description}`);
+    this.discarding.add(session);
+    const ofSession = (link: RheaSender | RheaReceiver) => (link.session as unknown) === session;
+    for (const sender of [...this.outgoing.keys()]) if (ofSession(sender)) this.closeOutgoing(sender);
+    for (const receiver of [...this.incoming.keys()]) if (ofSession(receiver)) this.closeIncoming(receiver);
+    session._process = () => {
+      if (session.state.need_open()) session.output(session.local.begin);
+      if (session.state.need_close()) session.output(session.local.end);
+    };
+    session.end({ condition, description });
+  }
+
+  /**
    * A transfer starting a delivery on a link that has no credit breaks flow control (AMQP 1.0
    * section 2.6.7): rhea would take it all the same, with a line on stderr for each. The link is
    * detached with `amqp:link:transfer-limit-exceeded` instead, and its transfers are dropped until
@@ -327,6 +388,7 @@ export class AmqpConnection {
       this.broker.metrics.badInput('transfer_limit_exceeded');
       this.logger.warn({ link: incoming.id }, 'transfer without link credit; link detached');
       this.closeIncoming(receiver);
+      this.sendAttach(receiver);
       receiver.close({
         condition: 'amqp:link:transfer-limit-exceeded',
         description: 'transfer without link credit',
@@ -477,10 +539,12 @@ export class AmqpConnection {
     on('sender_flow', (c) => this.outgoing.get(c.sender!)?.link.wake());
     on('sender_draining', (c) => this.outgoing.get(c.sender!)?.link.drain(() => this.rhea._register()));
     on('sender_close', (c) => {
+      this.sendAttach(c.sender!);
       answerDetachInKind(c.sender!);
       this.closeOutgoing(c.sender!);
     });
     on('receiver_close', (c) => {
+      this.sendAttach(c.receiver!);
       answerDetachInKind(c.receiver!);
       this.closeIncoming(c.receiver!);
     });
@@ -528,6 +592,7 @@ export class AmqpConnection {
     // stderr when it is not 0). Credit is the receiving end's to give, and the broker never asks
     // a producer to drain: the producer's flow changes nothing here.
     receiver.on_flow = () => {};
+    this.holdAttach(receiver);
     const target = receiver.remote.attach?.target;
     const dynamic = target?.dynamic === true;
     const address = dynamic ? this.broker.temporaryName() : (target?.address ?? null);
@@ -557,14 +622,17 @@ export class AmqpConnection {
         await this.broker.ensure(resolved, principal);
         if (resolved.kind === 'queue') await this.broker.touchQueue(resolved.name);
       }
-      if (this.incoming.has(receiver)) link.start(resolved, principal);
-      else if (dynamic) this.broker.deleteTemporary(address!);
+      if (this.incoming.has(receiver)) {
+        this.sendAttach(receiver);
+        link.start(resolved, principal);
+      } else if (dynamic) this.broker.deleteTemporary(address!);
     })().catch((error: unknown) => this.refuseLink(receiver, id, error));
   }
 
   private senderOpen(sender: RheaSender): void {
     const source = sender.remote.attach?.source;
     sender.local.attach.snd_settle_mode = sender.remote.attach?.snd_settle_mode === 1 ? 1 : 0;
+    this.holdAttach(sender);
     const id = this.linkId();
     const dynamic = source?.dynamic === true;
     let resolved: ResolvedAddress;
@@ -580,7 +648,6 @@ export class AmqpConnection {
         resolved = this.broker.parse(address, capabilities(source));
       }
     } catch (error) {
-      sender.set_source({});
       this.refuseLink(sender, id, error);
       return;
     }
@@ -653,6 +720,7 @@ export class AmqpConnection {
         this.ownedQueues.delete(state);
         return;
       }
+      this.sendAttach(sender);
       link.attach(queue);
     })().catch((error: unknown) => this.refuseLink(sender, id, error));
   }
@@ -670,7 +738,13 @@ export class AmqpConnection {
     }
     if (link.is_sender()) this.closeOutgoing(link as RheaSender);
     else this.closeIncoming(link as RheaReceiver);
-    if (!link.is_closed()) link.close({ condition, description });
+    if (link.is_closed()) return;
+    // AMQP 1.0 section 2.6.3: a refused link is attached with no terminus on this end's side (the
+    // source this end would send from, the target it would receive at), then detached.
+    if (link.is_sender()) link.local.attach.source = null;
+    else link.local.attach.target = null;
+    this.sendAttach(link);
+    link.close({ condition, description });
   }
 
   /** An operator closed the link (admin API): detach-forced, unsettled messages go back. */
@@ -678,8 +752,36 @@ export class AmqpConnection {
     if (link.is_sender()) this.closeOutgoing(link as RheaSender);
     else this.closeIncoming(link as RheaReceiver);
     if (!link.is_closed()) {
+      this.sendAttach(link);
       link.close({ condition: 'amqp:link:detach-forced', description: 'closed by an operator' });
     }
+  }
+
+  /** Links whose attach from the peer is not answered yet, see {@link holdAttach}. */
+  private readonly unanswered = new WeakSet<RheaSender | RheaReceiver>();
+
+  /**
+   * rhea answers a peer's attach on its next turn, but whether the broker takes the link is known
+   * only once its checks are done (authorization, the address), and a refused link must be answered
+   * with no terminus (AMQP 1.0 section 2.6.3): the answer waits for {@link sendAttach}.
+   */
+  private holdAttach(link: RheaSender | RheaReceiver): void {
+    if (link.state.need_open()) this.unanswered.add(link);
+  }
+
+  /**
+   * Writes a held attach now: the link is taken, refused, or ending (an attach comes before its
+   * detach). Not on rhea's next turn, which writes a session's transfers before its links' attaches,
+   * and the link's first delivery may be handed over before then. The connection's `open` and the
+   * session's `begin` go first when they are not out yet (all may have come in one read).
+   */
+  private sendAttach(link: RheaSender | RheaReceiver): void {
+    const session = link.session as unknown as RheaSession;
+    // A session that has sent its `end` sends nothing more (see endSession).
+    if (!this.unanswered.delete(link) || this.discarding.has(session)) return;
+    this.answerOpen();
+    if (session.state.need_open()) session.output(session.local.begin);
+    session.output(link.local.attach);
   }
 
   /**

@@ -564,7 +564,8 @@ export function toStoredMessage(topic: string, incoming: Incoming, now: number):
   if (incoming.contentType !== undefined)
     headers.push({ key: CONTENT_TYPE, value: text(incoming.contentType) });
   const message: Message = { topic, key: null, payload, headers, timestamp: now };
-  if (sections.wire) wireForms.set(message, sections.wire);
+  // A ttl goes out as what remains of it (see toTransferPayload), so never as it came.
+  if (sections.wire && !hasTtl(header)) wireForms.set(message, sections.wire);
   return message;
 }
 
@@ -590,24 +591,46 @@ export function deliveryFacts(message: Message): DeliveryFacts {
   };
 }
 
+const hasTtl = (header: HeaderFields) => header.ttl !== null && header.ttl > 0;
+
+const MAX_UINT = 0xffff_ffff;
+
 /**
- * The transfer payload for a stored message: its sections back in order, a header carrying
- * `deliveryCount` when it is a redelivery. A message from another protocol (one without AMQP
- * sections) becomes one `data` section, with its headers as application properties, its
- * `content-type` header and timestamp as the `content-type` and `creation-time` properties, and its
- * key as the message annotation `x-opt-kafka-key`.
+ * The header a message goes out with (AMQP 1.0 section 3.2.1): its delivery-count raised by the
+ * deliveries that failed here, and its ttl reduced by the time it was held here (from its arrival,
+ * the message's timestamp), as an intermediary should so that a message looping between brokers
+ * dies; at least 1 ms, as 0 would be taken for no ttl. Null when it goes out as it came.
  */
-export function toTransferPayload(message: Message, deliveryCount: number): Buffer {
+function outgoingHeader(header: Uint8Array | undefined, deliveryCount: number, arrived: number, now: number) {
+  const fields = readHeader(header ? asBuffer(header) : undefined);
+  const set = fields.ttl;
+  const ttl = set !== null && set > 0 ? Math.max(1, Math.min(set, arrived + set - now)) : set;
+  if (deliveryCount === 0 && ttl === set) return null;
+  return writeHeader({
+    ...fields,
+    ttl,
+    deliveryCount: Math.min(MAX_UINT, fields.deliveryCount + deliveryCount),
+  });
+}
+
+/**
+ * The transfer payload for a stored message at `now`: its sections back in order, the header
+ * rewritten for failed deliveries and the time held (see {@link outgoingHeader}). A message from
+ * another protocol (one without AMQP sections) becomes one `data` section, with its headers as
+ * application properties, its `content-type` header and timestamp as the `content-type` and
+ * `creation-time` properties, and its key as the message annotation `x-opt-kafka-key`.
+ */
+export function toTransferPayload(message: Message, deliveryCount: number, now = Date.now()): Buffer {
   if (deliveryCount === 0) {
     const wire = wireForms.get(message);
     if (wire) return wire;
   }
   const parts: Buffer[] = [];
   const header = headerValue(message, AmqpHeader.header);
-  if (deliveryCount > 0) {
-    parts.push(writeHeader({ ...readHeader(header ? asBuffer(header) : undefined), deliveryCount }));
-  } else if (header) {
-    parts.push(asBuffer(header));
+  if (header || deliveryCount > 0) {
+    const rewritten = outgoingHeader(header, deliveryCount, message.timestamp, now);
+    if (rewritten) parts.push(rewritten);
+    else if (header) parts.push(asBuffer(header));
   }
   const foreign = !message.headers.some((h) => h.key.startsWith(AMQP_HEADER_PREFIX));
   if (foreign) {

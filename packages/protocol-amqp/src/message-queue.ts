@@ -44,6 +44,8 @@ export interface ConsumedQueue {
   settle(entry: Entry, outcome: Outcome, consumer: QueueConsumer): void;
   /** The consumer has room again (credit, socket). */
   schedulePump(): void;
+  /** Whether messages wait in memory that `consumer` would take once it has room. */
+  holdsFor(consumer: QueueConsumer): boolean;
 }
 
 /** The part of a queue's consumption state that survives restarts. */
@@ -219,6 +221,11 @@ export class MessageQueue implements ConsumedQueue {
         break;
     }
     this.schedulePump();
+  }
+
+  holdsFor(consumer: QueueConsumer): boolean {
+    for (const entry of this.ready.entries()) if (!entry.refusedBy?.has(consumer)) return true;
+    return false;
   }
 
   /** Delivers to consumers with capacity now; called when credit or socket room appears. */

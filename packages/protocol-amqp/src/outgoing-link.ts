@@ -37,6 +37,8 @@ export class OutgoingLink implements QueueConsumer {
   private closed = false;
   /** A drain the peer asked for before the link had its queue: answered once it has. */
   private drainOnAttach: (() => void) | null = null;
+  /** A drain the peer asked for, answered once the messages the queue holds for the link are out. */
+  private draining: (() => void) | null = null;
 
   constructor(
     readonly id: string,
@@ -110,29 +112,40 @@ export class OutgoingLink implements QueueConsumer {
     return false;
   }
 
-  /** The peer gave credit or the socket drained. */
+  /** The peer gave credit, or the socket or the session has room again. */
   wake(): void {
     this.queue?.schedulePump();
+    if (this.draining) setImmediate(() => this.finishDrain());
   }
 
-  /** The peer asked to drain: send what is ready, then give back the rest of the credit. */
+  /**
+   * The peer asked to drain: send what the queue holds, then give back the rest of the credit
+   * (AMQP 1.0 section 2.6.7). Messages waiting for room on the socket or in the session are sent
+   * first, as room appears.
+   */
   drain(flush: () => void): void {
     // Until the queue is known there is no telling whether messages wait: the credit is not given back yet.
     if (!this.queue) {
       this.drainOnAttach = flush;
       return;
     }
-    setImmediate(() => this.finishDrain(flush));
+    this.draining = flush;
+    setImmediate(() => this.finishDrain());
   }
 
-  private finishDrain(flush: () => void): void {
-    if (this.closed || !this.sender.is_open()) return;
+  private finishDrain(): void {
+    const flush = this.draining;
+    if (!flush || this.closed || !this.sender.is_open()) return;
     // Deliveries handed to rhea in this turn go out first; the credit left after them is given back.
     if (this.unflushed > 0) {
-      setImmediate(() => this.finishDrain(flush));
+      setImmediate(() => this.finishDrain());
       return;
     }
-    if (this.sender.credit > 0) {
+    const credit = this.sender.credit;
+    // Only room is missing: `wake` tries again when there is some.
+    if (credit > 0 && this.capacity() <= 0 && this.queue?.holdsFor(this)) return;
+    this.draining = null;
+    if (credit > 0) {
       this.sender.set_drained(true);
       flush();
     }

@@ -37,8 +37,17 @@ interface RheaLinkBase {
   credit: number;
   readonly local: {
     handle: number;
-    attach: { snd_settle_mode?: number; rcv_settle_mode?: number; max_message_size?: number };
+    attach: {
+      snd_settle_mode?: number;
+      rcv_settle_mode?: number;
+      max_message_size?: number;
+      /** This end's terminus, as rhea encodes it; null for none. */
+      source?: unknown;
+      target?: unknown;
+    };
   };
+  /** Whether this end's attach is still to be written (taking it leaves the writing to the caller). */
+  readonly state: { need_open(): boolean };
   readonly remote: {
     attach?: {
       source?: RheaTerminus | null;
@@ -58,6 +67,8 @@ interface RheaLinkBase {
   /** Takes the ended link out of its session. */
   remove(): void;
   is_open(): boolean;
+  /** Whether the peer has attached the link and not detached it. */
+  is_remote_open(): boolean;
   is_closed(): boolean;
   is_sender(): boolean;
   /** Events on the link itself; rhea passes an event on to the session only when the link has no handler. */
@@ -78,7 +89,6 @@ export interface RheaReceiver extends RheaLinkBase {
   delivery_count: number;
   /** A delivery whose frames have not all arrived. */
   readonly _incomplete?: unknown;
-  is_remote_open(): boolean;
   /** Takes the peer's flow for this link. */
   on_flow(frame: unknown): void;
 }
@@ -88,6 +98,21 @@ export interface RheaSession {
   readonly remote: { handles: Record<number, RheaSender | RheaReceiver | undefined> };
   readonly incoming: RheaIncoming;
   readonly outgoing: RheaOutgoing;
+  readonly local: { readonly begin: unknown; readonly end: unknown };
+  /** Whether this end's `begin` or `end` is still to be written (taking it leaves the writing to the caller). */
+  readonly state: { need_open(): boolean; need_close(): boolean };
+  /** Ends the session: its `end`, with the error, goes out on rhea's next turn. */
+  end(error?: RheaError): void;
+  /** Writes one frame on the session's channel. */
+  output(performative: unknown): void;
+  /** rhea's turn for the session: its frames (begin, transfers, dispositions, flows, attaches, detaches, end). */
+  _process(): void;
+}
+
+/** A frame for a session, as rhea hands it to the connection's `on_<performative>`. */
+export interface SessionFrame {
+  channel: number;
+  performative: { handle?: unknown };
 }
 
 /** A link as rhea's session files it. */

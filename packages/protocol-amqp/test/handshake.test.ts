@@ -21,6 +21,8 @@ afterEach(async () => {
 const BEGIN = frame(Buffer.from([0x00, 0x53, 0x11, 0xc0, 0x07, 0x04, 0x40, 0x43, 0x52, 0x64, 0x52, 0x64]));
 /** `detach` of handle 7, which was never attached. */
 const DETACH_UNKNOWN = frame(Buffer.from([0x00, 0x53, 0x16, 0xc0, 0x03, 0x01, 0x52, 0x07]));
+/** `detach` of a handle that is a string ("x"): a frame that does not decode as AMQP. */
+const DETACH_MALFORMED = frame(Buffer.from([0x00, 0x53, 0x16, 0xc0, 0x04, 0x01, 0xa1, 0x01, 0x78]));
 
 const header = (...bytes: number[]) => Buffer.from([0x41, 0x4d, 0x51, 0x50, ...bytes]);
 
@@ -37,12 +39,22 @@ const bad = (b: Broker, reason: string) => b.metrics.get('robustmq_amqp_bad_inpu
 describe('an error in a pipelined handshake', () => {
   it('is sent after the broker header and open (AMQP 1.0, sections 2.2 and 2.4)', async () => {
     const b = await broker();
-    const received = await answer(b.port, Buffer.concat([AMQP_HEADER, OPEN, BEGIN, DETACH_UNKNOWN]));
+    const received = await answer(b.port, Buffer.concat([AMQP_HEADER, OPEN, BEGIN, DETACH_MALFORMED]));
     expect(received.subarray(0, 8)).toEqual(AMQP_HEADER);
     expect(performatives(received.subarray(8))).toEqual([0x10, 0x18]);
     expect(received.toString('latin1')).toContain('amqp:decode-error');
-    expect(received.toString('latin1')).toContain('Invalid handle 7');
+    expect(received.toString('latin1')).toContain('Invalid handle x');
     expect(bad(b, 'decode_error')).toBe(1);
+  });
+
+  it("ends a session after the broker's open and the session's begin (AMQP 1.0, section 2.8.16)", async () => {
+    const b = await broker();
+    const raw = await RawClient.open(b.port);
+    raw.send(Buffer.concat([AMQP_HEADER, OPEN, BEGIN, DETACH_UNKNOWN]));
+    await expect.poll(() => performatives(raw.received.subarray(8))).toEqual([0x10, 0x11, 0x17]);
+    expect(raw.received.toString('latin1')).toContain('amqp:session:unattached-handle');
+    expect(bad(b, 'unattached_handle')).toBe(1);
+    raw.socket.destroy();
   });
 });
 

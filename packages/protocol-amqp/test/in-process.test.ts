@@ -147,6 +147,54 @@ describe('queues', () => {
     expect((link as unknown as { credit: number }).credit).toBe(0);
   });
 
+  it('drains: messages waiting for room on the socket go out before the credit is given back (AMQP 1.0 section 2.6.7)', async () => {
+    const small = await startInProcess({ max_outgoing_bytes: 1024 });
+    const producer = await TestClient.connect(small.port);
+    const consumer = await TestClient.connect(small.port);
+    try {
+      const receiver = await consumer.receiver('queue://drain-full-socket', { credit_window: 0 });
+      const socket = (consumer.connection as unknown as { socket: { pause(): void; resume(): void } }).socket;
+      socket.pause();
+      // More than the kernel's socket buffers hold (about 4 MiB here) while the consumer does not
+      // read: the broker sends as they come until its socket is over max_outgoing_bytes, then the
+      // rest wait in the queue.
+      const count = 160;
+      receiver.link.add_credit(count + 40);
+      const sender = await producer.sender('queue://drain-full-socket');
+      const body = rhea.message.data_section(Buffer.alloc(64 * 1024, 1));
+      for (let i = 0; i < count; i++)
+        expect((await sender.send({ body, message_id: i })).outcome).toBe('accepted');
+      const links = small.plugin.adminResources().links!;
+      const sent = async () =>
+        (await links.list({ limit: 10 })).items.find((l) => l.role === 'sender')?.unsettled as number;
+      let last = -1;
+      while ((await sent()) !== last) {
+        last = await sent();
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(last).toBeGreaterThan(0);
+      expect(last).toBeLessThan(count);
+      const queues = small.plugin.adminResources().queues!;
+      const drained = new Promise<number>((resolve) =>
+        receiver.link.once('receiver_drained', () => resolve(receiver.inbox.length)),
+      );
+      receiver.link.drain_credit();
+      await new Promise((r) => setTimeout(r, 200));
+      socket.resume();
+      // Every message first, then the 40 credits left over given back.
+      expect(await drained).toBe(count);
+      expect(receiver.inbox.map((r) => r.message.message_id)).toEqual(
+        Array.from({ length: count }, (_, i) => i),
+      );
+      expect((receiver.link as unknown as { credit: number }).credit).toBe(0);
+      await expect.poll(async () => (await queues.get('drain-full-socket'))?.depth).toBe(0);
+    } finally {
+      await producer.close();
+      await consumer.close();
+      await small.stop();
+    }
+  }, 30_000);
+
   it("keeps to a consumer's max-message-size: a larger message detaches the link and waits for another consumer", async () => {
     const c = await client();
     const sender = await c.sender('queue://bounded-consumer');
@@ -178,6 +226,60 @@ describe('queues', () => {
     const [, , third] = await receiver.waitFor(3);
     expect(third!.message.delivery_count).toBe(1);
     third!.delivery.accept();
+  });
+
+  it('adds the failed deliveries here to the delivery-count the message came with (AMQP 1.0 section 3.2.1)', async () => {
+    const c = await client();
+    const sender = await c.sender('queue://counted');
+    // As another intermediary passes a message on after two failed deliveries there.
+    await sender.send({ body: 'tried before', delivery_count: 2, durable: true });
+    const receiver = await c.receiver('queue://counted', { autoaccept: false });
+    const [first] = await receiver.waitFor(1);
+    expect(first!.message.delivery_count).toBe(2);
+    first!.delivery.release();
+    const [, second] = await receiver.waitFor(2);
+    // Released: not a failed delivery.
+    expect(second!.message.delivery_count).toBe(2);
+    second!.delivery.modified({ delivery_failed: true });
+    const [, , third] = await receiver.waitFor(3);
+    expect(third!.message.delivery_count).toBe(3);
+    expect(third!.message.durable).toBe(true);
+    // Its link goes away with it unsettled: another failed delivery.
+    receiver.link.close();
+    await new Promise((r) => receiver.link.once('receiver_close', r));
+    const next = await c.receiver('queue://counted');
+    const [fourth] = await next.waitFor(1);
+    expect(fourth!.message.body).toBe('tried before');
+    expect(fourth!.message.delivery_count).toBe(4);
+  });
+
+  it('sends the ttl that remains of the time the message waited, and absolute-expiry-time as it came (AMQP 1.0 section 3.2.1)', async () => {
+    const c = await client();
+    const sender = await c.sender('queue://ageing');
+    const expiry = new Date(Date.now() + 60_000);
+    await sender.send({ body: 'first', ttl: 10_000, absolute_expiry_time: expiry });
+    await sender.send({ body: 'second', ttl: 10_000, durable: true, delivery_count: 1 });
+    await sender.send({ body: 'no ttl', durable: true });
+    await new Promise((r) => setTimeout(r, 500));
+    const receiver = await c.receiver('queue://ageing', { autoaccept: false });
+    const got = await receiver.waitFor(3);
+    const [first, second, plain] = got.map((r) => r.message);
+    // Held here for half a second or more: that much less is left of it.
+    expect(first!.ttl).toBeGreaterThan(5_000);
+    expect(first!.ttl).toBeLessThanOrEqual(9_500);
+    expect(first!.absolute_expiry_time).toEqual(expiry);
+    expect(second!.ttl).toBeLessThanOrEqual(9_500);
+    expect(second!.durable).toBe(true);
+    expect(second!.delivery_count).toBe(1);
+    expect(plain!.ttl).toBeUndefined();
+    // Delivered again later, less again.
+    const waited = first!.ttl!;
+    await new Promise((r) => setTimeout(r, 200));
+    got[0]!.delivery.release();
+    const [, , , again] = await receiver.waitFor(4);
+    expect(again!.message.body).toBe('first');
+    expect(again!.message.ttl).toBeLessThanOrEqual(waited - 200);
+    expect(again!.message.absolute_expiry_time).toEqual(expiry);
   });
 
   it('sends a message refused with undeliverable-here to another consumer', async () => {
@@ -367,6 +469,11 @@ describe('request and reply', () => {
   });
 });
 
+/** Whether the broker's attach carried no terminus (a null): rhea hands that on as a typed null. */
+function absent(terminus: unknown): boolean {
+  return terminus === null || (terminus as { value?: unknown }).value === null;
+}
+
 describe('security', () => {
   it('authenticates with SASL PLAIN and refuses a wrong password', async () => {
     const ok = await client({ username: 'alice', password: 'secret-pw' });
@@ -386,6 +493,44 @@ describe('security', () => {
     expect((await fine.send({ body: 1 })).outcome).toBe('accepted');
   });
 
+  it('attaches a refused link with a null terminus on its side, then detaches it with the error (AMQP 1.0 section 2.6.3)', async () => {
+    const c = await client();
+    // The client's sender: the broker's end receives, and its target is the refused terminus.
+    const sender = await c.sender('queue://secret-plans');
+    expect((await sender.waitClosed()).condition).toBe('amqp:unauthorized-access');
+    expect(absent(sender.link.target)).toBe(true);
+    // The client's receiver: the broker's end sends, from the refused source.
+    const receiver = await c.receiver('queue://secret-plans');
+    expect((await receiver.waitClosed()).condition).toBe('amqp:unauthorized-access');
+    expect(absent(receiver.link.source)).toBe(true);
+    // Refused without waiting for a check: an address that is no valid name.
+    const invalid = await c.receiver('queue://no spaces/allowed');
+    expect((await invalid.waitClosed()).condition).toBe('amqp:invalid-field');
+    expect(absent(invalid.link.source)).toBe(true);
+    // Links that are not refused still get their terminus.
+    const fine = await c.sender('queue://open');
+    expect(absent(fine.link.target)).toBe(false);
+    expect(fine.link.target.address).toBe('queue://open');
+    const reader = await c.receiver('queue://open');
+    expect(reader.link.source.address).toBe('queue://open');
+  });
+
+  it('attaches a link to an unknown address with a null terminus when addresses are not created on use', async () => {
+    const strict = await startInProcess({ auto_create: false });
+    const c = await TestClient.connect(strict.port);
+    try {
+      const sender = await c.sender('queue://nowhere');
+      expect((await sender.waitClosed()).condition).toBe('amqp:not-found');
+      expect(absent(sender.link.target)).toBe(true);
+      const receiver = await c.receiver('queue://nowhere');
+      expect((await receiver.waitClosed()).condition).toBe('amqp:not-found');
+      expect(absent(receiver.link.source)).toBe(true);
+    } finally {
+      await c.close();
+      await strict.stop();
+    }
+  });
+
   it('refuses an invalid address name', async () => {
     const c = await client();
     const receiver = await c.receiver('queue://no spaces/allowed');
@@ -400,7 +545,7 @@ describe('admin resources', () => {
     await sender.send({ body: 1 });
     await c.receiver('queue://listed', { credit_window: 0 });
     const resources = broker.plugin.adminResources();
-    // The consumer joins the queue once its link is checked, just after the client sees it attached.
+    // The consumer joins the queue once its link is checked, as the broker answers its attach.
     await expect
       .poll(async () => (await resources.queues!.list({ limit: 10 })).items)
       .toContainEqual({ id: 'listed', kind: 'queue', depth: 1, consumers: 1, unsettled: 0 });

@@ -12,6 +12,9 @@ const frames = require('rhea/lib/frames.js') as {
   transfer(fields: Record<string, unknown>): unknown;
   begin(fields: Record<string, unknown>): unknown;
   attach(fields: Record<string, unknown>): unknown;
+  flow(fields: Record<string, unknown>): unknown;
+  detach(fields: Record<string, unknown>): unknown;
+  end(fields: Record<string, unknown>): unknown;
   amqp_frame(channel: number, performative: unknown, payload?: Buffer): unknown;
   write_frame(frame: unknown): Buffer;
   read_frame(buffer: Buffer): { channel: number; performative?: { constructor: { toString(): string } } };
@@ -262,6 +265,53 @@ function performatives(raw: RawClient): string[] {
   return names;
 }
 
+interface ReceivedFrame {
+  channel: number;
+  name: string;
+  error?: { condition: string };
+}
+
+/** The frames the broker sent, each with its channel and performative name (`end#17`, ...). */
+function receivedFrames(raw: RawClient): ReceivedFrame[] {
+  const found: ReceivedFrame[] = [];
+  let pos = 8;
+  const bytes = raw.received;
+  while (pos + 4 <= bytes.length) {
+    const size = bytes.readUInt32BE(pos);
+    if (pos + size > bytes.length) break;
+    const frame = frames.read_frame(bytes.subarray(pos, pos + size));
+    const performative = frame.performative;
+    if (performative) {
+      const error = (performative as { error?: { condition: unknown } }).error;
+      found.push({
+        channel: frame.channel,
+        name: performative.constructor.toString(),
+        ...(error ? { error: { condition: String(error.condition) } } : {}),
+      });
+    }
+    pos += size;
+  }
+  return found;
+}
+
+async function waitForFrame(
+  raw: RawClient,
+  match: (frame: ReceivedFrame) => boolean,
+): Promise<ReceivedFrame> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const found = receivedFrames(raw).find(match);
+    if (found) return found;
+    if (Date.now() > deadline)
+      throw new Error(
+        `no such frame in: ${receivedFrames(raw)
+          .map((f) => `${f.channel}:${f.name}`)
+          .join(', ')}`,
+      );
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** A transfer frame on channel 0 whose performative list holds `count` and then `fields` as given. */
 function performative(count: number, fields: number[]): Buffer {
   const list = Buffer.from(fields);
@@ -347,7 +397,6 @@ describe('transfers from a raw client', () => {
         transfer({ handle: 0, delivery_id: 5, delivery_tag: Buffer.from('u'), message_format: 0 }),
       ]),
     ],
-    ['an unknown handle', transfer({ handle: 5, delivery_id: 0, delivery_tag: Buffer.from('t') })],
     ['a handle that is a string', performative(4, [0xa1, 1, 0x78, 0x43, 0xa0, 1, 0x74, 0x43])],
     ['more fields counted than the frame holds', performative(6, [0x43, 0x43, 0xa0, 1, 0x74, 0x43])],
     ['a field of no known type', performative(4, [0x43, 0x43, 0xa0, 1, 0x74, 0x33])],
@@ -357,6 +406,147 @@ describe('transfers from a raw client', () => {
     raw.send(bytes);
     expect(await raw.closedText()).toContain('amqp:decode-error');
     expect(bad('decode_error')).toBe(before + 1);
+  });
+
+  it.each([
+    ['transfer', transfer({ handle: 5, delivery_id: 0, delivery_tag: Buffer.from('t') })],
+    [
+      'flow',
+      frames.write_frame(
+        frames.amqp_frame(
+          0,
+          frames.flow({
+            next_incoming_id: 0,
+            incoming_window: 100,
+            next_outgoing_id: 0,
+            outgoing_window: 100,
+            handle: 5,
+            delivery_count: 0,
+            link_credit: 10,
+          }),
+        ),
+      ),
+    ],
+    ['detach', frames.write_frame(frames.amqp_frame(0, frames.detach({ handle: 5, closed: true })))],
+  ])(
+    'ends only the session, with unattached-handle, for a %s on a handle that is not attached (AMQP 1.0 section 2.8.16)',
+    async (_name, bytes) => {
+      const before = bad('unattached_handle');
+      const raw = await RawClient.open(broker.port);
+      const begin = frames.begin({ next_outgoing_id: 0, incoming_window: 100, outgoing_window: 100 });
+      const attach = (name: string) =>
+        frames.attach({
+          name,
+          handle: 0,
+          role: false,
+          target: terminus.target({ address: 'queue://raw-sessions' }).described(),
+          initial_delivery_count: 0,
+        });
+      raw.send(
+        Buffer.concat([
+          AMQP_HEADER,
+          OPEN,
+          frames.write_frame(frames.amqp_frame(0, begin)),
+          frames.write_frame(frames.amqp_frame(1, begin)),
+          frames.write_frame(frames.amqp_frame(0, attach('on-0'))),
+          frames.write_frame(frames.amqp_frame(1, attach('on-1'))),
+        ]),
+      );
+      await waitForFrame(raw, (f) => f.channel === 1 && f.name === 'flow#13');
+      await waitForFrame(raw, (f) => f.channel === 0 && f.name === 'flow#13');
+      // The bad frame, then in the same write a transfer on the session's attached link: the session
+      // is discarding by then, so it is dropped unanswered (section 2.5.5).
+      raw.send(
+        Buffer.concat([
+          bytes,
+          transfer(
+            { handle: 0, delivery_id: 0, delivery_tag: Buffer.from('d'), message_format: 0 },
+            data('0'),
+          ),
+        ]),
+      );
+      const end = await waitForFrame(raw, (f) => f.name === 'end#17');
+      expect(end.channel).toBe(0);
+      expect(end.error?.condition).toBe('amqp:session:unattached-handle');
+      expect(bad('unattached_handle')).toBe(before + 1);
+      // The other session goes on.
+      raw.send(
+        transfer(
+          { handle: 0, delivery_id: 0, delivery_tag: Buffer.from('e'), message_format: 0 },
+          data('1'),
+          1,
+        ),
+      );
+      await waitForFrame(raw, (f) => f.channel === 1 && f.name === 'disposition#15');
+      // The client's end completes the ending; its channel then begins a session again (which the
+      // broker answers on a channel of its choosing).
+      raw.send(
+        Buffer.concat([
+          frames.write_frame(frames.amqp_frame(0, frames.end({}))),
+          frames.write_frame(frames.amqp_frame(0, begin)),
+          frames.write_frame(frames.amqp_frame(0, attach('on-0-again'))),
+        ]),
+      );
+      await waitForFrame(raw, () => receivedFrames(raw).filter((f) => f.name === 'begin#11').length === 3);
+      const again = receivedFrames(raw).filter((f) => f.name === 'begin#11')[2]!.channel;
+      await waitForFrame(raw, (f) => f.channel === again && f.name === 'flow#13');
+      raw.send(
+        transfer({ handle: 0, delivery_id: 0, delivery_tag: Buffer.from('f'), message_format: 0 }, data('2')),
+      );
+      await waitForFrame(raw, (f) => f.channel === again && f.name === 'disposition#15');
+      const names = receivedFrames(raw).map((f) => f.name);
+      expect(names).not.toContain('close#18');
+      expect(names.filter((n) => n === 'end#17')).toHaveLength(1);
+      expect(names.filter((n) => n === 'disposition#15')).toHaveLength(2);
+      raw.socket.destroy();
+      const consumer = await TestClient.connect(broker.port);
+      const receiver = await consumer.receiver('queue://raw-sessions');
+      await receiver.waitFor(2);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(
+        receiver.inbox.map((r) => Buffer.from((r.message.body as { content: Buffer }).content).toString()),
+      ).toEqual(['1', '2']);
+      // Each case sends to the same queue: what this one stored is taken off it.
+      await consumer.close();
+    },
+    15_000,
+  );
+
+  it('sends nothing after the end of a session it ended, not even answers to attaches still being checked', async () => {
+    const raw = await RawClient.open(broker.port);
+    const begin = frames.begin({ next_outgoing_id: 0, incoming_window: 100, outgoing_window: 100 });
+    // Authorization takes a moment: the session ends first. One link is refused, one would be taken.
+    const attach = (handle: number, address: string) =>
+      frames.write_frame(
+        frames.amqp_frame(
+          0,
+          frames.attach({
+            name: address,
+            handle,
+            role: false,
+            target: terminus.target({ address }).described(),
+            initial_delivery_count: 0,
+          }),
+        ),
+      );
+    raw.send(
+      Buffer.concat([
+        AMQP_HEADER,
+        OPEN,
+        frames.write_frame(frames.amqp_frame(0, begin)),
+        attach(0, 'queue://secret-late'),
+        attach(1, 'queue://late-ok'),
+        transfer({ handle: 5, delivery_id: 0, delivery_tag: Buffer.from('t') }),
+      ]),
+    );
+    await waitForFrame(raw, (f) => f.name === 'end#17');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(receivedFrames(raw).map((f) => `${f.channel}:${f.name}`)).toEqual([
+      '0:open#10',
+      '0:begin#11',
+      '0:end#17',
+    ]);
+    raw.socket.destroy();
   });
 
   it('closes with framing-error for a transfer over max-frame-size', async () => {

@@ -78,15 +78,33 @@ describe('AMQP messages in the unified namespace', () => {
     expect(Buffer.from(header(stored, AmqpHeader.priority)!).toString()).toBe('7');
   });
 
-  it('writes the delivery count into the header on redelivery', () => {
-    const stored = store({ body: 'x', durable: true, priority: 6, ttl: 100 });
-    const redelivered = decode(toTransferPayload(stored, 3));
+  it('writes the delivery count into the header on redelivery, added to the count it came with', () => {
+    const stored = store({ body: 'x', durable: true, priority: 6, ttl: 100 }, 1000);
+    const redelivered = decode(toTransferPayload(stored, 3, 1000));
     expect(redelivered).toMatchObject({ durable: true, priority: 6, ttl: 100, delivery_count: 3, body: 'x' });
+    const counted = store({ body: 'y', delivery_count: 5 });
+    expect(decode(toTransferPayload(counted, 0)).delivery_count).toBe(5);
+    expect(decode(toTransferPayload(counted, 2)).delivery_count).toBe(7);
     expect(
       readHeader(
         writeHeader({ durable: false, priority: 4, ttl: null, firstAcquirer: true, deliveryCount: 9 }),
       ),
     ).toEqual({ durable: false, priority: 4, ttl: null, firstAcquirer: true, deliveryCount: 9 });
+  });
+
+  it('sends what remains of the ttl, and absolute-expiry-time as it came', () => {
+    const expiry = new Date(5_000_000);
+    const raw = encode({ body: 'x', ttl: 100, absolute_expiry_time: expiry, subject: 's' });
+    const stored = toStoredMessage('t', parseIncoming(raw), 1000);
+    expect(decode(toTransferPayload(stored, 0, 1000)).ttl).toBe(100);
+    const later = toTransferPayload(stored, 0, 1040);
+    expect(decode(later)).toMatchObject({ ttl: 60, absolute_expiry_time: expiry, subject: 's', body: 'x' });
+    // The properties section, where absolute-expiry-time is, goes out byte for byte.
+    const properties = splitSections(raw).properties!;
+    expect(splitSections(later).properties).toEqual(properties);
+    // Never 0, which would read as no ttl.
+    expect(decode(toTransferPayload(stored, 0, 1200)).ttl).toBe(1);
+    expect(decode(toTransferPayload(store({ body: 'forever', durable: true }), 0, 9e12)).ttl).toBeUndefined();
   });
 
   it('delivers a message from another protocol as a data section with its headers as properties', () => {
