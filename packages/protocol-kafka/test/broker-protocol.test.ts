@@ -293,6 +293,52 @@ describe('Kafka broker over the wire', () => {
     expect(results[4]!.errorCode).toBe(KafkaErrorCode.outOfOrderSequenceNumber);
   });
 
+  it('answers Produce v5+ with the log start offset of the partition, also for retries and refused sequences', async () => {
+    await createTopic('log-start');
+    const init = await client.request<InitProducerIdResponse>(22, 4, {
+      transactionalId: null,
+      transactionTimeoutMs: 60_000,
+      producerId: -1n,
+      producerEpoch: -1,
+    });
+    const batch = (baseSequence: number) =>
+      encodeRecordBatch({
+        records: [{ value: `a${baseSequence}` }, { value: `b${baseSequence}` }],
+        producerId: init.producerId,
+        producerEpoch: init.producerEpoch,
+        baseSequence,
+      });
+    const answer = async (records: Buffer, version: number) => {
+      const { errorCode, baseOffset, logStartOffset } = await produce('log-start', records, version);
+      return { errorCode, baseOffset, logStartOffset };
+    };
+    expect(await answer(await batch(0), 5)).toEqual({ errorCode: 0, baseOffset: 0n, logStartOffset: 0n });
+    expect(await answer(await batch(2), 9)).toEqual({ errorCode: 0, baseOffset: 2n, logStartOffset: 0n });
+    const deleted = await client.request<DeleteRecordsResponse>(21, 2, {
+      topics: [{ name: 'log-start', partitions: [{ partitionIndex: 0, offset: 3n }] }],
+      timeoutMs: 5000,
+    });
+    expect(deleted.topics[0]!.partitions[0]!.errorCode).toBe(0);
+    for (const version of [5, 11]) {
+      // A retry of a stored batch and a gap in the sequence are answers about the partition too.
+      expect(await answer(await batch(2), version)).toEqual({
+        errorCode: 0,
+        baseOffset: 2n,
+        logStartOffset: 3n,
+      });
+      expect(await answer(await batch(10), version)).toEqual({
+        errorCode: KafkaErrorCode.outOfOrderSequenceNumber,
+        baseOffset: -1n,
+        logStartOffset: 3n,
+      });
+    }
+    expect(await answer(await batch(4), 7)).toEqual({ errorCode: 0, baseOffset: 4n, logStartOffset: 3n });
+    const plain = await encodeRecordBatch({ records: [{ value: 'plain' }] });
+    expect(await answer(plain, 9)).toEqual({ errorCode: 0, baseOffset: 6n, logStartOffset: 3n });
+    // No partition to tell of: -1, as Kafka answers.
+    expect((await produce('no-log-start-here', plain)).logStartOffset).toBe(-1n);
+  });
+
   it('long-polls until data arrives', async () => {
     await createTopic('waiting');
     const other = await RawClient.open(server.port);
@@ -330,6 +376,48 @@ describe('Kafka broker over the wire', () => {
     const batches = decodeRecordBatches(fetched.responses[0]!.partitions[0]!.records!);
     expect(batches).toHaveLength(1);
     expect(batches[0]!.records[0]!.value!.length).toBe(10_000);
+  });
+
+  it('gives the first partition with data one whole batch when a byte limit is 0, as Kafka does (KIP-74)', async () => {
+    await createTopic('zero-limits', 3);
+    // Partition 0 stays empty; partitions 1 and 2 hold two batches each.
+    for (const index of [1, 2]) {
+      for (let i = 0; i < 2; i++) {
+        const records = await encodeRecordBatch({ records: [{ value: `p${index}-${i}` }] });
+        await client.request<ProduceResponse>(0, 9, {
+          acks: -1,
+          timeoutMs: 5000,
+          topicData: [{ name: 'zero-limits', partitionData: [{ index, records }] }],
+        });
+      }
+    }
+    const fetchWith = async (version: number, maxBytes: number, partitionMaxBytes: number) => {
+      const fetched = await client.request<FetchResponse>(1, version, {
+        ...fetchBody('zero-limits', 0, { maxBytes }),
+        topics: [
+          {
+            topic: 'zero-limits',
+            partitions: [0, 1, 2].map((partition) => ({ partition, fetchOffset: 0n, partitionMaxBytes })),
+          },
+        ],
+      });
+      return fetched.responses[0]!.partitions.map((partition) => ({
+        errorCode: partition.errorCode,
+        highWatermark: partition.highWatermark,
+        values: decodeRecordBatches(partition.records!).flatMap((batch) =>
+          batch.records.map((record) => record.value!.toString()),
+        ),
+      }));
+    };
+    for (const version of [4, 12]) {
+      const expected = [
+        { errorCode: 0, highWatermark: 0n, values: [] },
+        { errorCode: 0, highWatermark: 2n, values: ['p1-0'] },
+        { errorCode: 0, highWatermark: 2n, values: [] },
+      ];
+      expect(await fetchWith(version, 1 << 20, 0)).toEqual(expected);
+      expect(await fetchWith(version, 0, 1 << 20)).toEqual(expected);
+    }
   });
 
   it('lists offsets by position and timestamp, and DeleteRecords moves the log start', async () => {

@@ -136,6 +136,63 @@ describe('KafkaJS', () => {
     await admin.deleteTopics({ topics: ['js-admin'] });
     expect(await admin.listTopics()).not.toContain('js-admin');
   }, 60_000);
+
+  it("tells the producer each partition's log start offset with its answer", async () => {
+    const topic = 'js-log-start';
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }] });
+    const producer = kafka.producer();
+    await producer.connect();
+    try {
+      const send = async (value: string) =>
+        (await producer.send({ topic, acks: -1, messages: [{ value }] }))[0]!;
+      expect(await send('first')).toMatchObject({ baseOffset: '0', logStartOffset: '0' });
+      for (let i = 0; i < 4; i++) await send(`more-${i}`);
+      // Also what the admin client finds the partition's leader by, for deleteTopicRecords.
+      expect((await admin.fetchTopicOffsets(topic))[0]).toMatchObject({ low: '0', high: '5' });
+      await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: '3' }] });
+      expect(await send('after')).toMatchObject({ baseOffset: '5', logStartOffset: '3' });
+    } finally {
+      await producer.disconnect();
+    }
+  });
+
+  it('consumes with maxBytesPerPartition 0: each fetch brings a whole batch, as from Kafka', async () => {
+    const topic = 'js-zero-partition-bytes';
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }] });
+    const producer = kafka.producer();
+    await producer.connect();
+    const values = Array.from({ length: 5 }, (_, i) => `batch-${i}`);
+    for (const value of values) await producer.send({ topic, acks: -1, messages: [{ value }] });
+    await producer.disconnect();
+    const consumer = kafka.consumer({
+      groupId: `${topic}-reader`,
+      maxWaitTimeInMs: 100,
+      maxBytesPerPartition: 0,
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    const seen: string[] = [];
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`consumed only ${seen.length} records`)), 10_000);
+        consumer
+          .run({
+            eachMessage: ({ message }) => {
+              seen.push(message.value!.toString());
+              if (seen.length === values.length) {
+                clearTimeout(timer);
+                resolve();
+              }
+              return Promise.resolve();
+            },
+          })
+          .catch(reject);
+      });
+    } finally {
+      await consumer.disconnect();
+    }
+    expect(seen).toEqual(values);
+  }, 30_000);
 });
 
 describe('topic configs that act on produced batches (KafkaJS)', () => {

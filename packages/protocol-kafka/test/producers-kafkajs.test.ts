@@ -7,11 +7,14 @@ import { startServer, type KafkaServer } from './helpers/server.js';
 /**
  * A TCP proxy in front of the broker that can lose responses: it forwards every request, but for
  * the next `dropProduceResponses` Produce responses it cuts the connection instead, so the
- * client retries a batch the broker has already stored.
+ * client retries a batch the broker has already stored. With `holdAfterDrop`, Produce requests
+ * after such a cut wait for it before going on: the test acts before the retry arrives.
  */
 class LossyProxy {
   dropProduceResponses = 0;
   dropped = 0;
+  holdAfterDrop: Promise<void> | null = null;
+  private produceHeld: Promise<void> | null = null;
   upstreamPort = 0;
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
@@ -38,15 +41,20 @@ class LossyProxy {
     };
     client.on('error', close).on('close', close);
     upstream.on('error', close).on('close', close);
+    // Requests go on in order: one held back holds back those behind it.
+    let forwarded = Promise.resolve();
     frames(client, (frame) => {
-      apiKeys.set(frame.readInt32BE(8), frame.readInt16BE(4));
-      upstream.write(frame);
+      const apiKey = frame.readInt16BE(4);
+      apiKeys.set(frame.readInt32BE(8), apiKey);
+      const held = apiKey === 0 ? this.produceHeld : null;
+      forwarded = forwarded.then(() => held).then(() => void upstream.write(frame));
     });
     frames(upstream, (frame) => {
       const apiKey = apiKeys.get(frame.readInt32BE(4));
       if (apiKey === 0 && this.dropProduceResponses > 0) {
         this.dropProduceResponses--;
         this.dropped++;
+        this.produceHeld = this.holdAfterDrop;
         close();
         return;
       }
@@ -141,6 +149,37 @@ describe('idempotent producers through a connection that loses responses', () =>
     await producer.disconnect();
     expect(proxy.dropped).toBe(3);
     expect(await storedValues(topic)).toEqual(expected);
+  }, 60_000);
+
+  it('stores a retried batch again when its topic was deleted and made again meanwhile, as Kafka does', async () => {
+    const topic = 'idempotent-recreated';
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }] });
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    try {
+      await producer.send({ topic, acks: -1, messages: [{ value: 'before' }] });
+      // The next batch is stored and its answer lost; its retry waits while the topic is made again.
+      let release!: () => void;
+      proxy.holdAfterDrop = new Promise<void>((resolve) => (release = resolve));
+      proxy.dropProduceResponses = 1;
+      const dropped = proxy.dropped;
+      const sending = producer.send({ topic, acks: -1, messages: [{ value: 'retried' }] });
+      while (proxy.dropped === dropped) await new Promise((resolve) => setTimeout(resolve, 20));
+      await admin.deleteTopics({ topics: [topic] });
+      await admin.createTopics({ topics: [{ topic, numPartitions: 1 }] });
+      proxy.holdAfterDrop = null;
+      release();
+      // The new topic is empty: the retry is its first batch, not a duplicate of one it never had.
+      const [result] = await sending;
+      expect(result!.baseOffset).toBe('0');
+      expect((await admin.fetchTopicOffsets(topic))[0]!.high).toBe('1');
+      expect(await storedValues(topic)).toEqual(['retried']);
+    } finally {
+      await producer.disconnect();
+      await admin.disconnect();
+    }
   }, 60_000);
 
   it('accepts librdkafka idempotent producers, one producer id per run', async () => {

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { MetaStore } from '@robustmq/core';
+import { TopicCatalog, type MetaStore } from '@robustmq/core';
 import { openLocalMetaStore } from '@robustmq/meta-raft';
 import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import type { ProducedBatch, ProducerCheckResult } from '../src/broker/handler.js';
@@ -37,6 +37,7 @@ describe('idempotent producers', () => {
     producerEpoch: number,
     baseSequence: number,
     count: number,
+    topic = 't',
   ): Promise<ProducerCheckResult & { offset?: number }> {
     const data = await encodeRecordBatch({
       records: Array.from({ length: count }, (_, i) => ({ value: `v${baseSequence + i}`, timestamp: 1000 })),
@@ -45,7 +46,7 @@ describe('idempotent producers', () => {
       baseSequence,
     });
     const batch: ProducedBatch = {
-      topic: 't',
+      topic,
       partition: 0,
       producerId,
       producerEpoch,
@@ -55,7 +56,9 @@ describe('idempotent producers', () => {
     };
     const result = await table.check(batch);
     if (result.kind !== 'append') return result;
-    const { baseOffset } = await storage.append('t/0', [{ recordCount: count, maxTimestamp: 1000, data }]);
+    const { baseOffset } = await storage.append(`${topic}/0`, [
+      { recordCount: count, maxTimestamp: 1000, data },
+    ]);
     await table.appended(batch, baseOffset);
     return { ...result, offset: baseOffset };
   }
@@ -153,6 +156,35 @@ describe('idempotent producers', () => {
     table.appendFailed(lost);
     expect(await produce(table, 13n, 0, 2, 2)).toEqual({ kind: 'duplicate', baseOffset: 2 });
     expect((await storage.shardInfo('t/0')).nextOffset).toBe(4);
+  });
+
+  it("forgets a deleted topic's producers, however it was deleted, so the topic made again starts empty", async () => {
+    const catalog = new TopicCatalog(meta, storage);
+    const topic = {
+      name: 'again',
+      partitions: 1,
+      storageClass: 'memory' as const,
+      retentionMs: null,
+      retentionBytes: null,
+      configs: {},
+    };
+    await catalog.create(topic);
+    const service = new ProducerService(meta, storage);
+    try {
+      expect(await produce(service.state, 21n, 0, 0, 3, 'again')).toEqual({ kind: 'append', offset: 0 });
+      expect(await produce(service.state, 21n, 0, 3, 2, 'again')).toEqual({ kind: 'append', offset: 3 });
+      // Deleted through the catalog, as the admin API and other brokers do.
+      await catalog.delete('again');
+      await catalog.create(topic);
+      // The retry of a batch stored in the deleted topic is stored in the new one, not taken for a
+      // duplicate; a producer that starts the partition's sequence over is not out of order.
+      expect(await produce(service.state, 21n, 0, 3, 2, 'again')).toEqual({ kind: 'append', offset: 0 });
+      await catalog.delete('again');
+      await catalog.create(topic);
+      expect(await produce(service.state, 21n, 0, 0, 1, 'again')).toEqual({ kind: 'append', offset: 0 });
+    } finally {
+      service.stop();
+    }
   });
 
   it('allocates unique producer ids in blocks that survive restarts and concurrent brokers', async () => {

@@ -4,6 +4,20 @@ import { readBatchHeader, setBaseOffset, setPartitionLeaderEpoch } from '../code
 /** A batch handed to storage: `stored` settles once it is durable (or failed). */
 export interface Appending {
   stored: Promise<AppendResult>;
+  /**
+   * The shard's log start offset when the batch was given its offset (what Produce v5+ answers
+   * with), or -1 when storage could not tell.
+   */
+  logStart: Promise<number>;
+}
+
+/** A shard's log start offset, or -1 when storage cannot tell (the shard is gone, storage is down). */
+export async function logStartOf(storage: StorageEngine, shard: string): Promise<number> {
+  try {
+    return (await storage.shardInfo(shard)).logStartOffset;
+  } catch {
+    return -1;
+  }
 }
 
 /** The leader epoch this node stamps on stored batches and reports in Metadata. */
@@ -27,6 +41,12 @@ export class PartitionWriter {
     resolve: (result: AppendResult) => void;
     reject: (error: unknown) => void;
   }> = [];
+  /**
+   * The log start offset of each shard given batches since the last hand-off: one look-up serves
+   * them all, so a pipelining producer does not pay a storage call (a round trip to a remote
+   * journal) per batch for it.
+   */
+  private readonly logStarts = new Map<string, Promise<number>>();
   private handOffScheduled = false;
 
   constructor(private readonly storage: StorageEngine) {}
@@ -60,9 +80,15 @@ export class PartitionWriter {
 
   private async append(shard: string, batch: Buffer, maxTimestamp: number): Promise<Appending> {
     let expected = this.nextOffsets.get(shard);
+    let logStart = this.logStarts.get(shard);
     if (expected === undefined) {
-      expected = (await this.storage.shardInfo(shard)).nextOffset;
+      const info = await this.storage.shardInfo(shard);
+      expected = info.nextOffset;
+      // The same look-up tells the log start: no second call for it.
+      logStart = Promise.resolve(info.logStartOffset);
     }
+    logStart ??= logStartOf(this.storage, shard);
+    if (!this.logStarts.has(shard)) this.logStarts.set(shard, logStart);
     const header = readBatchHeader(batch);
     const recordCount = header.lastOffsetDelta + 1;
     setBaseOffset(batch, expected);
@@ -85,7 +111,7 @@ export class PartitionWriter {
         throw error;
       },
     );
-    return { stored };
+    return { stored, logStart };
   }
 
   /**
@@ -95,6 +121,7 @@ export class PartitionWriter {
    */
   private handOff(): void {
     this.handOffScheduled = false;
+    this.logStarts.clear();
     const waiting = this.waiting.splice(0);
     for (const { shard, batch, resolve, reject } of waiting) {
       let appending: Promise<AppendResult>;

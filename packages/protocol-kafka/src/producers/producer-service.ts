@@ -1,4 +1,11 @@
-import { silentLogger, type Logger, type MetaStore, type StorageEngine } from '@robustmq/core';
+import {
+  silentLogger,
+  TOPICS_PREFIX,
+  type Logger,
+  type MetaStore,
+  type MetaWatch,
+  type StorageEngine,
+} from '@robustmq/core';
 import { KafkaErrorCode as E } from '../codec/error-codes.js';
 import { ProducerIdAllocator } from './producer-ids.js';
 import { ProducerStateTable } from './producer-state.js';
@@ -23,6 +30,7 @@ export interface InitProducerIdOutcome {
 export class ProducerService {
   readonly state: ProducerStateTable;
   private readonly ids: ProducerIdAllocator;
+  private readonly topicWatch: MetaWatch;
 
   constructor(
     meta: MetaStore,
@@ -32,6 +40,12 @@ export class ProducerService {
   ) {
     this.ids = new ProducerIdAllocator(meta, blockSize);
     this.state = new ProducerStateTable(storage, logger);
+    // As in Kafka, producers are forgotten with the partitions they wrote to, however the topic
+    // went (DeleteTopics here or on another broker, the admin API): a topic made again under the
+    // same name starts empty, so a retry there is a new batch, not a duplicate.
+    this.topicWatch = meta.watch(TOPICS_PREFIX, (event) => {
+      if (event.type === 'delete') this.state.forgetTopic(event.key.slice(TOPICS_PREFIX.length));
+    });
   }
 
   private stopFollowing: () => void = () => {};
@@ -51,6 +65,7 @@ export class ProducerService {
   /** Forgets in-memory state; a later use rebuilds it from the log. */
   stop(): void {
     this.stopFollowing();
+    this.topicWatch.close();
     this.state.clear();
   }
 

@@ -126,10 +126,17 @@ export class ProducerStateTable implements ProducerStateCheck {
     this.held.clear();
   }
 
-  /** Forgets a partition's state (its topic was deleted). */
+  /** Forgets a partition's state: the next batch rebuilds it from the log. */
   forget(topic: string, partition: number): void {
     this.partitions.delete(shardName(topic, partition));
     this.held.delete(shardName(topic, partition));
+  }
+
+  /** Forgets every partition of a deleted topic. */
+  forgetTopic(topic: string): void {
+    for (const held of [...this.held.values()]) {
+      if (held.topic === topic) this.forget(held.topic, held.partition);
+    }
   }
 
   /**

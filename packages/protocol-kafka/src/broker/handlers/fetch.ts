@@ -113,8 +113,10 @@ async function readPartition(
   }
   const offset = Number(read.request.fetchOffset);
   read.end = offset;
+  // As in Kafka (KIP-74), the first partition with data gets a whole batch even when a limit is 0.
+  const maxBytes = Math.max(0, Math.min(budget, read.request.partitionMaxBytes));
   try {
-    if (budget <= 0 || read.request.partitionMaxBytes <= 0) {
+    if (maxBytes === 0 && !minOneBatch) {
       const info = await storage.shardInfo(shard);
       read.data = {
         ...empty(index, KafkaErrorCode.none),
@@ -126,7 +128,6 @@ async function readPartition(
       read.records = 0;
       return;
     }
-    const maxBytes = Math.min(budget, read.request.partitionMaxBytes);
     read.maxBytes = maxBytes;
     const hit = ahead === null ? null : await ahead.take(shard, offset, maxBytes);
     let result: ReadResult;

@@ -8,6 +8,7 @@ import type {
   ProduceResponse,
   ProduceResponsePartitionProduceResponse,
 } from '../../codec/messages/produce-response.js';
+import { shardName } from '@robustmq/core';
 import { crc32c } from '@robustmq/crc32c';
 import {
   countRecords,
@@ -20,7 +21,7 @@ import {
 } from '../../codec/record-batch.js';
 import { producerStateCheck } from '../../producers/index.js';
 import type { ApiHandler, ProducedBatch, RequestContext } from '../handler.js';
-import { PartitionWriter } from '../partition-writer.js';
+import { logStartOf, PartitionWriter, type Appending } from '../partition-writer.js';
 import { ProducePolicies, refusal, type ProducePolicy } from '../produce-policy.js';
 import { publishStoredBatch } from '../router-feed.js';
 import { partitionFailure } from '../errors.js';
@@ -38,21 +39,28 @@ function producePolicies(context: RequestContext): ProducePolicies {
   return broker.service('produce-policies', () => new ProducePolicies(broker.context.meta, broker.catalog));
 }
 
+/**
+ * A partition's answer. As in Kafka, one about the partition's log (stored, a retry of a stored
+ * batch, refused by the log's checks) carries its log start offset; others carry -1.
+ */
 function result(
   index: number,
   errorCode: number,
-  baseOffset = -1,
-  errorMessage: string | null = null,
-  logAppendTime = -1,
+  answer: {
+    baseOffset?: number;
+    errorMessage?: string | null;
+    logAppendTime?: number;
+    logStartOffset?: number;
+  } = {},
 ): ProduceResponsePartitionProduceResponse {
   return {
     index,
     errorCode,
-    baseOffset: BigInt(baseOffset),
-    logAppendTimeMs: BigInt(logAppendTime),
-    logStartOffset: -1n,
+    baseOffset: BigInt(answer.baseOffset ?? -1),
+    logAppendTimeMs: BigInt(answer.logAppendTime ?? -1),
+    logStartOffset: BigInt(answer.logStartOffset ?? -1),
     recordErrors: [],
-    errorMessage,
+    errorMessage: answer.errorMessage ?? null,
   };
 }
 
@@ -136,15 +144,20 @@ async function producePartition(
   if ('errorCode' in checked) {
     context.broker.metrics.bad(context.connection.listener, 'bad_batch');
     context.logger.warn({ topic, partition: data.index, reason: checked.message }, 'produced batch refused');
-    return result(data.index, checked.errorCode, -1, checked.message);
+    return result(data.index, checked.errorCode, { errorMessage: checked.message });
   }
   const batch = checked.batch;
   const header = readBatchHeader(batch);
   const now = Date.now();
+  const { storage } = context.broker.context;
+  const shard = shardName(topic, data.index);
   const refused = refusal(policy, acks, { first: header.baseTimestamp, max: header.maxTimestamp }, now);
   if (refused !== null) {
     context.logger.debug({ topic, partition: data.index, reason: refused.message }, 'produced batch refused');
-    return result(data.index, refused.errorCode, -1, refused.message);
+    return result(data.index, refused.errorCode, {
+      errorMessage: refused.message,
+      logStartOffset: await logStartOf(storage, shard),
+    });
   }
   // The batch is stamped before anything else sees it: storage, the router and idempotence checks.
   if (policy.logAppendTime) setLogAppendTime(batch, now);
@@ -154,11 +167,17 @@ async function producePartition(
   try {
     if (header.producerId < 0n) {
       // Not idempotent: queue the append in order, release the partition, then wait for it.
-      const { stored } = await writer.withShard(topic, data.index, (append) => append(batch, maxTimestamp));
+      const { stored, logStart } = await writer.withShard(topic, data.index, (append) =>
+        append(batch, maxTimestamp),
+      );
       const { baseOffset } = await stored;
       publish(context, topic, batch);
       context.broker.metrics.recordsReceived(context.connection.listener, header.lastOffsetDelta + 1);
-      return result(data.index, KafkaErrorCode.none, baseOffset, null, logAppendTime);
+      return result(data.index, KafkaErrorCode.none, {
+        baseOffset,
+        logAppendTime,
+        logStartOffset: await logStart,
+      });
     }
     const produced: ProducedBatch = {
       topic,
@@ -172,12 +191,20 @@ async function producePartition(
     const producers = producerStateCheck(context.broker);
     return await writer.withShard(topic, data.index, async (append) => {
       const verdict = await producers.check(produced);
-      if (verdict.kind === 'duplicate') return result(data.index, KafkaErrorCode.none, verdict.baseOffset);
-      if (verdict.kind === 'error') return result(data.index, verdict.errorCode);
+      if (verdict.kind === 'duplicate') {
+        return result(data.index, KafkaErrorCode.none, {
+          baseOffset: verdict.baseOffset,
+          logStartOffset: await logStartOf(storage, shard),
+        });
+      }
+      if (verdict.kind === 'error') {
+        return result(data.index, verdict.errorCode, { logStartOffset: await logStartOf(storage, shard) });
+      }
+      let appending: Appending;
       let baseOffset: number;
       try {
-        const { stored } = await append(batch, maxTimestamp);
-        ({ baseOffset } = await stored);
+        appending = await append(batch, maxTimestamp);
+        ({ baseOffset } = await appending.stored);
       } catch (error) {
         producers.appendFailed(produced);
         throw error;
@@ -185,11 +212,15 @@ async function producePartition(
       await producers.appended(produced, baseOffset);
       publish(context, topic, batch);
       context.broker.metrics.recordsReceived(context.connection.listener, header.lastOffsetDelta + 1);
-      return result(data.index, KafkaErrorCode.none, baseOffset, null, logAppendTime);
+      return result(data.index, KafkaErrorCode.none, {
+        baseOffset,
+        logAppendTime,
+        logStartOffset: await appending.logStart,
+      });
     });
   } catch (error) {
     const errorCode = partitionFailure(context, error, 'write', { topic, partition: data.index });
-    return result(data.index, errorCode, -1, (error as Error).message);
+    return result(data.index, errorCode, { errorMessage: (error as Error).message });
   }
 }
 
