@@ -88,6 +88,7 @@ export class ClusterQueue implements ConsumedQueue {
         priority: 0,
         expiresAt: Infinity,
         deliveryCount: 0,
+        redelivered: false,
         size: wire.length,
         holder: null,
         slot: -1,

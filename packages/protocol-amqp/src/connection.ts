@@ -143,8 +143,8 @@ export class AmqpConnection {
   private readonly outgoing = new Map<RheaSender, OutgoingState>();
   private readonly incoming = new Map<RheaReceiver, IncomingLink>();
   private readonly partial = new Map<string, Buffer[]>();
-  /** Receiving links detached for transfers without credit; their transfers are dropped. */
-  private readonly overLimit = new WeakSet<RheaReceiver>();
+  /** Links detached for transfers the broker does not take; their transfers are dropped. */
+  private readonly droppingTransfers = new WeakSet<RheaSender | RheaReceiver>();
   /** Per session, deliveries sent and unsettled that were taken out of rhea's ring (see parkUnsettled). */
   private readonly parked = new WeakMap<RheaSession, Map<number, RheaOutgoingDelivery>>();
   private lastIncoming: Incoming | MalformedMessageError = new MalformedMessageError('no message');
@@ -159,6 +159,8 @@ export class AmqpConnection {
   private heldBytes = 0;
   private heldWanted = 0;
   private readonly transfer = new IncomingTransfer();
+  /** Whether a link found the socket over `max_outgoing_bytes` and waits for it to write. */
+  private waitingForRoom = false;
 
   constructor(
     private readonly broker: AmqpBroker,
@@ -181,9 +183,7 @@ export class AmqpConnection {
       settings.channelMax,
     );
     socket.on('close', () => this.cleanup());
-    socket.on('drain', () => {
-      for (const { link } of this.outgoing.values()) link.wake();
-    });
+    this.guard.on('written', () => this.socketWritten());
 
     this.handshakeTimer = setTimeout(() => this.handshakeTimedOut(), settings.handshakeTimeoutMs);
     this.handshakeTimer.unref();
@@ -204,7 +204,7 @@ export class AmqpConnection {
       tcp_no_delay: true,
     });
     this.captureRawTransfers();
-    this.endSessionsOnUnattachedHandles();
+    this.endSessionsOnHandleErrors();
     this.readTransfersDirectly();
     this.writeTransfersDirectly();
     this.listen();
@@ -267,7 +267,7 @@ export class AmqpConnection {
   private captureRawTransfers(): void {
     const original = this.rhea.on_transfer.bind(this.rhea);
     this.rhea.on_transfer = (frame: TransferFrame) => {
-      if (this.withoutCredit(frame)) return;
+      if (this.refusedTransfer(frame)) return;
       const performative = frame.performative;
       const payload = frame.payload ?? EMPTY;
       const more = performative.more === true;
@@ -310,38 +310,48 @@ export class AmqpConnection {
   }
 
   /**
-   * A transfer, flow or detach naming a handle that no attached link has ends its session with
-   * `amqp:session:unattached-handle` (AMQP 1.0 section 2.8.16), where rhea would throw and so fail
-   * the whole connection. The session then discards the peer's frames until its `end` (section
-   * 2.5.5, DISCARDING); the connection's other sessions go on.
+   * A frame naming a handle wrongly ends its session, where rhea would throw (and so fail the whole
+   * connection) or, for an attach, take the handle from the link that has it: a transfer, flow or
+   * detach naming a handle that no attached link has with `amqp:session:unattached-handle`, an
+   * attach on a handle that an attached link has with `amqp:session:handle-in-use` (AMQP 1.0
+   * sections 2.7.3 and 2.8.16: both are session errors). The session then discards the peer's
+   * frames until its `end` (section 2.5.5, DISCARDING); the connection's other sessions go on.
    */
-  private endSessionsOnUnattachedHandles(): void {
+  private endSessionsOnHandleErrors(): void {
     const connection = this.rhea as unknown as Record<string, (frame: SessionFrame) => void>;
     for (const performative of ['attach', 'flow', 'transfer', 'disposition', 'detach']) {
       const key = `on_${performative}`;
       const original = connection[key]!.bind(connection);
+      const attach = performative === 'attach';
       connection[key] = (frame: SessionFrame) => {
         const session = this.rhea.remote_channel_map[frame.channel];
         if (session && this.discarding.has(session)) return;
         const handle = frame.performative.handle;
         // A handle that is no number (or a transfer's or detach's missing one) is a decode error,
         // which rhea raises; a flow without a handle is for the session alone.
-        if (
-          !session ||
-          typeof handle !== 'number' ||
-          performative === 'attach' ||
-          performative === 'disposition' ||
-          session.remote.handles[handle]?.is_remote_open()
-        ) {
+        if (!session || typeof handle !== 'number' || performative === 'disposition') {
           original(frame);
           return;
         }
-        this.endSession(
-          session,
-          'amqp:session:unattached-handle',
-          `${performative} on handle ${String(handle)}, which no attached link has`,
-          'unattached_handle',
-        );
+        const attached = session.remote.handles[handle]?.is_remote_open() === true;
+        if (attached !== attach) {
+          original(frame);
+          return;
+        }
+        if (attach)
+          this.endSession(
+            session,
+            'amqp:session:handle-in-use',
+            `attach on handle ${String(handle)}, which an attached link has`,
+            'handle_in_use',
+          );
+        else
+          this.endSession(
+            session,
+            'amqp:session:unattached-handle',
+            `${performative} on handle ${String(handle)}, which no attached link has`,
+            'unattached_handle',
+          );
       };
     }
   }
@@ -369,36 +379,60 @@ export class AmqpConnection {
   }
 
   /**
-   * A transfer starting a delivery on a link that has no credit breaks flow control (AMQP 1.0
-   * section 2.6.7): rhea would take it all the same, with a line on stderr for each. The link is
-   * detached with `amqp:link:transfer-limit-exceeded` instead, and its transfers are dropped until
-   * the peer's detach; they count in the session as rhea would count them, so its other links go
-   * on. (Transfers within credit do not come here: `takeTransfer` takes them.)
+   * Transfers the broker takes no message from, where rhea would take them all the same: one
+   * starting a delivery on a link that has no credit breaks flow control (AMQP 1.0 section 2.6.7;
+   * rhea writes a line on stderr for each), and one on a link where the broker is the sender is not
+   * the peer's to send (rhea would read a message from it that nothing answers, holding a place in
+   * the session for good). The link is detached with `amqp:link:transfer-limit-exceeded` or
+   * `amqp:illegal-state`, and its transfers are dropped until the peer's detach; they count in the
+   * session as rhea would count them, so its other links go on. (Transfers within credit do not
+   * come here: `takeTransfer` takes them.)
    */
-  private withoutCredit(frame: TransferFrame): boolean {
+  private refusedTransfer(frame: TransferFrame): boolean {
     const session = this.rhea.remote_channel_map[frame.channel];
     const link = session?.remote.handles[frame.performative.handle];
-    if (!session || !link || link.is_sender()) return false;
-    const receiver = link as RheaReceiver;
-    if (!this.overLimit.has(receiver)) {
-      const incoming = this.incoming.get(receiver);
-      if (!incoming || receiver._incomplete || receiver.credit > 0 || !receiver.is_remote_open())
-        return false;
-      this.overLimit.add(receiver);
-      this.broker.metrics.badInput('transfer_limit_exceeded');
-      this.logger.warn({ link: incoming.id }, 'transfer without link credit; link detached');
-      this.closeIncoming(receiver);
-      this.sendAttach(receiver);
-      receiver.close({
-        condition: 'amqp:link:transfer-limit-exceeded',
-        description: 'transfer without link credit',
-      });
+    if (!session || !link) return false;
+    if (!this.droppingTransfers.has(link)) {
+      const refusal = this.transferRefusal(link);
+      if (!refusal) return false;
+      this.droppingTransfers.add(link);
+      this.broker.metrics.badInput(refusal.reason);
+      const id = link.is_sender()
+        ? this.outgoing.get(link as RheaSender)?.link.id
+        : this.incoming.get(link as RheaReceiver)?.id;
+      this.logger.warn({ link: id, condition: refusal.condition }, `${refusal.description}; link detached`);
+      if (link.is_sender()) this.closeOutgoing(link as RheaSender);
+      else this.closeIncoming(link as RheaReceiver);
+      if (!link.is_closed()) {
+        this.sendAttach(link);
+        link.close({ condition: refusal.condition, description: refusal.description });
+      }
     }
     const counts = session.incoming;
     counts.next_transfer_id++;
     const id = frame.performative.delivery_id;
     if (typeof id === 'number') counts.next_delivery_id = id + 1;
     return true;
+  }
+
+  /** Why a transfer on `link` is not taken (see refusedTransfer); null when it is. */
+  private transferRefusal(
+    link: RheaSender | RheaReceiver,
+  ): { condition: string; description: string; reason: string } | null {
+    if (!link.is_remote_open()) return null;
+    if (link.is_sender())
+      return {
+        condition: 'amqp:illegal-state',
+        description: 'transfer on a link where the broker is the sender',
+        reason: 'transfer_on_receiving_link',
+      };
+    const receiver = link as RheaReceiver;
+    if (!this.incoming.has(receiver) || receiver._incomplete || receiver.credit > 0) return null;
+    return {
+      condition: 'amqp:link:transfer-limit-exceeded',
+      description: 'transfer without link credit',
+      reason: 'transfer_limit_exceeded',
+    };
   }
 
   /**
@@ -657,14 +691,12 @@ export class AmqpConnection {
       capabilities: [resolved.kind === 'topic' ? 'topic' : 'queue'],
       distribution_mode: resolved.kind === 'topic' ? 'copy' : 'move',
     });
-    const guard = this.guard;
-    const maxOutgoing = this.broker.settings.maxOutgoingBytes;
     const metrics = this.broker.metrics;
     const link = new OutgoingLink(
       id,
       address,
       sender,
-      () => guard.writableLength < maxOutgoing,
+      () => this.socketRoom(),
       (bytes) => {
         metrics.messagesOut++;
         metrics.bytesOut += bytes;
@@ -723,6 +755,23 @@ export class AmqpConnection {
       this.sendAttach(sender);
       link.attach(queue);
     })().catch((error: unknown) => this.refuseLink(sender, id, error));
+  }
+
+  /**
+   * Whether the socket holds less than `max_outgoing_bytes` unwritten, so that deliveries go on;
+   * when it does not, its links are woken once it does (see socketWritten).
+   */
+  private socketRoom(): boolean {
+    if (this.guard.writableLength < this.broker.settings.maxOutgoingBytes) return true;
+    this.waitingForRoom = true;
+    return false;
+  }
+
+  /** A write left the socket's buffer: links that found no room there go on if there is now. */
+  private socketWritten(): void {
+    if (!this.waitingForRoom || !this.socketRoom()) return;
+    this.waitingForRoom = false;
+    for (const { link } of this.outgoing.values()) link.wake();
   }
 
   /** The topic subscriptions and temporary queues that links own and end with them. */

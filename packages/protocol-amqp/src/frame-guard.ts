@@ -112,15 +112,26 @@ export class GuardedSocket extends EventEmitter {
     this.pendingBytes = 0;
     if (!this.socket.writable) return;
     if (frames.length === 1) {
-      this.socket.write(frames[0]!);
+      this.socket.write(frames[0]!, this.written);
     } else if (bytes <= COPY_LIMIT) {
-      this.socket.write(Buffer.concat(frames, bytes));
+      this.socket.write(Buffer.concat(frames, bytes), this.written);
     } else {
       // Large frames are not worth copying: one vectored write instead.
       this.socket.cork();
-      for (const frame of frames) this.socket.write(frame);
+      const last = frames.length - 1;
+      for (let i = 0; i < last; i++) this.socket.write(frames[i]!);
+      this.socket.write(frames[last]!, this.written);
       this.socket.uncork();
     }
+  };
+
+  /**
+   * Emits 'written' as each write leaves the socket's buffer. Node emits 'drain' only once a write
+   * took the buffer past its high-water mark (16 KiB), so a smaller limit on what waits there would
+   * wait for it in vain.
+   */
+  private readonly written = (): void => {
+    this.emit('written');
   };
 
   /** Bytes accepted but not yet handed to the socket, plus what the socket still buffers. */

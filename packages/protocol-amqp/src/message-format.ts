@@ -595,40 +595,57 @@ const hasTtl = (header: HeaderFields) => header.ttl !== null && header.ttl > 0;
 
 const MAX_UINT = 0xffff_ffff;
 
+/** What a queue knows of a message's deliveries before this one (AMQP 1.0 section 3.2.1). */
+export interface EarlierDeliveries {
+  /** Deliveries of it here that failed. */
+  readonly deliveryCount: number;
+  /** Whether it went to a consumer here before, which may have acquired it. */
+  readonly redelivered: boolean;
+}
+
 /**
  * The header a message goes out with (AMQP 1.0 section 3.2.1): its delivery-count raised by the
- * deliveries that failed here, and its ttl reduced by the time it was held here (from its arrival,
- * the message's timestamp), as an intermediary should so that a message looping between brokers
- * dies; at least 1 ms, as 0 would be taken for no ttl. Null when it goes out as it came.
+ * deliveries that failed here, its first-acquirer false once it went to a consumer here before
+ * (true claims that no link acquired it yet), and its ttl reduced by the time it was held here
+ * (from its arrival, the message's timestamp), as an intermediary should so that a message looping
+ * between brokers dies; at least 1 ms, as 0 would be taken for no ttl. Null when it goes out as it
+ * came.
  */
-function outgoingHeader(header: Uint8Array | undefined, deliveryCount: number, arrived: number, now: number) {
+function outgoingHeader(
+  header: Uint8Array | undefined,
+  earlier: EarlierDeliveries,
+  arrived: number,
+  now: number,
+) {
   const fields = readHeader(header ? asBuffer(header) : undefined);
   const set = fields.ttl;
   const ttl = set !== null && set > 0 ? Math.max(1, Math.min(set, arrived + set - now)) : set;
-  if (deliveryCount === 0 && ttl === set) return null;
+  const firstAcquirer = fields.firstAcquirer && !earlier.redelivered;
+  if (earlier.deliveryCount === 0 && ttl === set && firstAcquirer === fields.firstAcquirer) return null;
   return writeHeader({
     ...fields,
     ttl,
-    deliveryCount: Math.min(MAX_UINT, fields.deliveryCount + deliveryCount),
+    firstAcquirer,
+    deliveryCount: Math.min(MAX_UINT, fields.deliveryCount + earlier.deliveryCount),
   });
 }
 
 /**
  * The transfer payload for a stored message at `now`: its sections back in order, the header
- * rewritten for failed deliveries and the time held (see {@link outgoingHeader}). A message from
+ * rewritten for earlier deliveries and the time held (see {@link outgoingHeader}). A message from
  * another protocol (one without AMQP sections) becomes one `data` section, with its headers as
  * application properties, its `content-type` header and timestamp as the `content-type` and
  * `creation-time` properties, and its key as the message annotation `x-opt-kafka-key`.
  */
-export function toTransferPayload(message: Message, deliveryCount: number, now = Date.now()): Buffer {
-  if (deliveryCount === 0) {
+export function toTransferPayload(message: Message, earlier: EarlierDeliveries, now = Date.now()): Buffer {
+  if (earlier.deliveryCount === 0 && !earlier.redelivered) {
     const wire = wireForms.get(message);
     if (wire) return wire;
   }
   const parts: Buffer[] = [];
   const header = headerValue(message, AmqpHeader.header);
-  if (header || deliveryCount > 0) {
-    const rewritten = outgoingHeader(header, deliveryCount, message.timestamp, now);
+  if (header || earlier.deliveryCount > 0) {
+    const rewritten = outgoingHeader(header, earlier, message.timestamp, now);
     if (rewritten) parts.push(rewritten);
     else if (header) parts.push(asBuffer(header));
   }

@@ -11,6 +11,8 @@ export interface Entry {
   expiresAt: number;
   /** Failed deliveries so far (AMQP header delivery-count). */
   deliveryCount: number;
+  /** Whether it went to a consumer before and came back (AMQP header first-acquirer goes out false). */
+  redelivered: boolean;
   /** Bytes it holds in memory: payload and headers. */
   size: number;
   /** Consumers that answered `modified` with undeliverable-here. */
@@ -329,6 +331,7 @@ export class MessageQueue implements ConsumedQueue {
       priority: facts.priority,
       expiresAt: facts.expiresAt,
       deliveryCount: 0,
+      redelivered: false,
       size,
       holder: null,
       slot: -1,
@@ -336,6 +339,7 @@ export class MessageQueue implements ConsumedQueue {
   }
 
   private requeue(entry: Entry): void {
+    entry.redelivered = true;
     this.ready.insert(entry);
   }
 

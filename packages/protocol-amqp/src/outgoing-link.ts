@@ -48,7 +48,13 @@ export class OutgoingLink implements QueueConsumer {
     private readonly counted: (bytes: number) => void,
     /** Ends the link with an error condition: the peer cannot take a message it would be sent. */
     private readonly refuse: (condition: string, description: string) => void,
-  ) {}
+  ) {
+    // rhea's flow says drain only when it gives back credit: a drain whose credit the messages used
+    // up would end with a flow the peer does not take for its end (rhea's `receiver_drained` does
+    // not fire). A sender's flow carries the drain the peer last asked for (AMQP 1.0 section 2.6.7).
+    const giveBack = sender._get_drain.bind(sender);
+    sender._get_drain = () => giveBack() || sender._draining;
+  }
 
   /** The largest message the peer takes on this link (its attach's max-message-size); 0 for any. */
   private get maxMessageSize(): number {
@@ -78,7 +84,7 @@ export class OutgoingLink implements QueueConsumer {
   }
 
   deliver(entry: Entry): boolean {
-    const payload = toTransferPayload(entry.message, entry.deliveryCount);
+    const payload = toTransferPayload(entry.message, entry);
     const max = this.maxMessageSize;
     if (max > 0 && payload.length > max) {
       // AMQP 1.0 section 2.7.3: a link error. The message was not delivered, so it goes back as it
@@ -141,14 +147,13 @@ export class OutgoingLink implements QueueConsumer {
       setImmediate(() => this.finishDrain());
       return;
     }
-    const credit = this.sender.credit;
     // Only room is missing: `wake` tries again when there is some.
-    if (credit > 0 && this.capacity() <= 0 && this.queue?.holdsFor(this)) return;
+    if (this.sender.credit > 0 && this.capacity() <= 0 && this.queue?.holdsFor(this)) return;
     this.draining = null;
-    if (credit > 0) {
-      this.sender.set_drained(true);
-      flush();
-    }
+    // The flow that ends the drain: the credit left given back, or none left when the messages used
+    // it all (section 2.6.7: after sending what it has, the sender sends its flow state).
+    this.sender.set_drained(true);
+    flush();
   }
 
   outcome(delivery: SentDelivery, outcome: Outcome): void {

@@ -48,7 +48,7 @@ export class RemoteConsumer implements QueueConsumer {
         if (!this.left) this.send(this, batch);
       });
     }
-    this.batch.push([entry.offset, toTransferPayload(entry.message, entry.deliveryCount)]);
+    this.batch.push([entry.offset, toTransferPayload(entry.message, entry)]);
     return false;
   }
 

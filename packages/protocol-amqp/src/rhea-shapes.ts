@@ -82,6 +82,10 @@ export interface RheaSender extends RheaLinkBase {
   /** `tag` may be a number only while the broker writes the delivery's frame itself (see sendTransfersDirectly). */
   send(payload: Buffer, tag: Buffer | number | undefined, format: number): RheaDelivery;
   set_drained(drained: boolean): void;
+  /** Whether the peer's last flow asked to drain. */
+  readonly _draining: boolean;
+  /** Whether the link's next flow says drain; gives back the credit left when it does. */
+  _get_drain(): boolean;
 }
 
 export interface RheaReceiver extends RheaLinkBase {

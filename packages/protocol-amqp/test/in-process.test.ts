@@ -147,6 +147,37 @@ describe('queues', () => {
     expect((link as unknown as { credit: number }).credit).toBe(0);
   });
 
+  it('drains: when the messages use all the credit, a flow with drain set still ends the drain (AMQP 1.0 section 2.6.7)', async () => {
+    const c = await client();
+    const sender = await c.sender('queue://drain-used-up');
+    for (const body of ['a', 'b', 'c', 'd', 'e']) await sender.send({ body });
+    const receiver = await c.receiver('queue://drain-used-up', { credit_window: 0 });
+    const drained = new Promise<number>((resolve) =>
+      receiver.link.once('receiver_drained', () => resolve(receiver.inbox.length)),
+    );
+    receiver.link.drain = true;
+    receiver.link.add_credit(3);
+    expect(await drained).toBe(3);
+    expect(receiver.bodies()).toEqual(['a', 'b', 'c']);
+    expect((receiver.link as unknown as { credit: number }).credit).toBe(0);
+    // Nothing more comes for the drained link; the rest wait for the next credit.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(receiver.inbox).toHaveLength(3);
+    receiver.link.drain = false;
+    receiver.link.add_credit(5);
+    await receiver.waitFor(5);
+    expect(receiver.bodies()).toEqual(['a', 'b', 'c', 'd', 'e']);
+  });
+
+  it('drains: a drain asked for with no credit is answered with a flow with drain set', async () => {
+    const c = await client();
+    const receiver = await c.receiver('queue://drain-no-credit', { credit_window: 0 });
+    const drained = new Promise<void>((resolve) => receiver.link.once('receiver_drained', () => resolve()));
+    receiver.link.drain_credit();
+    await drained;
+    expect((receiver.link as unknown as { credit: number }).credit).toBe(0);
+  });
+
   it('drains: messages waiting for room on the socket go out before the credit is given back (AMQP 1.0 section 2.6.7)', async () => {
     const small = await startInProcess({ max_outgoing_bytes: 1024 });
     const producer = await TestClient.connect(small.port);
@@ -188,6 +219,49 @@ describe('queues', () => {
       );
       expect((receiver.link as unknown as { credit: number }).credit).toBe(0);
       await expect.poll(async () => (await queues.get('drain-full-socket'))?.depth).toBe(0);
+    } finally {
+      await producer.close();
+      await consumer.close();
+      await small.stop();
+    }
+  }, 30_000);
+
+  it('goes on delivering once the socket has written what held deliveries back at max_outgoing_bytes, without a flow from the consumer', async () => {
+    const small = await startInProcess({ max_outgoing_bytes: 1024 });
+    const producer = await TestClient.connect(small.port);
+    const consumer = await TestClient.connect(small.port);
+    try {
+      // Credit given once, and no outcomes: nothing from the consumer wakes the broker's link.
+      const receiver = await consumer.receiver('queue://slow-reader', {
+        credit_window: 0,
+        autoaccept: false,
+      });
+      const socket = (consumer.connection as unknown as { socket: { pause(): void; resume(): void } }).socket;
+      socket.pause();
+      // Each message goes out on its own as it arrives, in a write under the 16 KiB past which Node's
+      // socket emits 'drain'; more than the kernel's socket buffers hold while the consumer does not
+      // read, so the last writes wait in the broker's socket and the rest in the queue.
+      const count = 800;
+      receiver.link.add_credit(count);
+      const sender = await producer.sender('queue://slow-reader');
+      const body = rhea.message.data_section(Buffer.alloc(8 * 1024, 1));
+      for (let i = 0; i < count; i++)
+        expect((await sender.send({ body, message_id: i })).outcome).toBe('accepted');
+      const links = small.plugin.adminResources().links!;
+      const sent = async () =>
+        (await links.list({ limit: 10 })).items.find((l) => l.role === 'sender')?.unsettled as number;
+      let last = -1;
+      while ((await sent()) !== last) {
+        last = await sent();
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(last).toBeLessThan(count);
+      socket.resume();
+      // At once: not on the queue's next look for new messages (every 5 s while it waits for them).
+      await receiver.waitFor(count, 2000);
+      expect(receiver.inbox.map((r) => r.message.message_id)).toEqual(
+        Array.from({ length: count }, (_, i) => i),
+      );
     } finally {
       await producer.close();
       await consumer.close();
@@ -251,6 +325,30 @@ describe('queues', () => {
     const [fourth] = await next.waitFor(1);
     expect(fourth!.message.body).toBe('tried before');
     expect(fourth!.message.delivery_count).toBe(4);
+  });
+
+  it('sends a message given again as not its first acquirer: released, modified, or its link gone (AMQP 1.0 section 3.2.1)', async () => {
+    const c = await client();
+    const sender = await c.sender('queue://acquired');
+    await sender.send({ body: 'once', first_acquirer: true, durable: true });
+    const receiver = await c.receiver('queue://acquired', { autoaccept: false });
+    const [first] = await receiver.waitFor(1);
+    // Its first delivery: no link has acquired it, as the producer said.
+    expect(first!.message.first_acquirer).toBe(true);
+    first!.delivery.release();
+    const [, second] = await receiver.waitFor(2);
+    expect(second!.message.first_acquirer).toBe(false);
+    second!.delivery.modified({ delivery_failed: false });
+    const [, , third] = await receiver.waitFor(3);
+    expect(third!.message.first_acquirer).toBe(false);
+    expect(third!.message.durable).toBe(true);
+    receiver.link.close();
+    await new Promise((r) => receiver.link.once('receiver_close', r));
+    const next = await c.receiver('queue://acquired');
+    const [fourth] = await next.waitFor(1);
+    expect(fourth!.message.body).toBe('once');
+    expect(fourth!.message.first_acquirer).toBe(false);
+    expect(fourth!.message.delivery_count).toBe(1);
   });
 
   it('sends the ttl that remains of the time the message waited, and absolute-expiry-time as it came (AMQP 1.0 section 3.2.1)', async () => {

@@ -21,6 +21,7 @@ const frames = require('rhea/lib/frames.js') as {
 };
 const terminus = require('rhea/lib/terminus.js') as {
   target(fields: Record<string, unknown>): { described(): unknown };
+  source(fields: Record<string, unknown>): { described(): unknown };
 };
 
 /** A `data` section holding `text`. */
@@ -268,6 +269,7 @@ function performatives(raw: RawClient): string[] {
 interface ReceivedFrame {
   channel: number;
   name: string;
+  handle?: number;
   error?: { condition: string };
 }
 
@@ -282,10 +284,11 @@ function receivedFrames(raw: RawClient): ReceivedFrame[] {
     const frame = frames.read_frame(bytes.subarray(pos, pos + size));
     const performative = frame.performative;
     if (performative) {
-      const error = (performative as { error?: { condition: unknown } }).error;
+      const { error, handle } = performative as { error?: { condition: unknown }; handle?: number };
       found.push({
         channel: frame.channel,
         name: performative.constructor.toString(),
+        ...(typeof handle === 'number' ? { handle } : {}),
         ...(error ? { error: { condition: String(error.condition) } } : {}),
       });
     }
@@ -511,6 +514,132 @@ describe('transfers from a raw client', () => {
     },
     15_000,
   );
+
+  it.each([
+    ['the same link again', 'on-0'],
+    ['another link', 'other'],
+  ])(
+    'ends only the session, with handle-in-use, for an attach of %s on a handle in use (AMQP 1.0 sections 2.7.3, 2.8.16)',
+    async (_name, secondName) => {
+      const before = bad('handle_in_use');
+      const raw = await RawClient.open(broker.port);
+      const begin = frames.begin({ next_outgoing_id: 0, incoming_window: 100, outgoing_window: 100 });
+      const attach = (name: string) =>
+        frames.attach({
+          name,
+          handle: 0,
+          role: false,
+          target: terminus.target({ address: 'queue://raw-handle-in-use' }).described(),
+          initial_delivery_count: 0,
+        });
+      raw.send(
+        Buffer.concat([
+          AMQP_HEADER,
+          OPEN,
+          frames.write_frame(frames.amqp_frame(0, begin)),
+          frames.write_frame(frames.amqp_frame(1, begin)),
+          frames.write_frame(frames.amqp_frame(0, attach('on-0'))),
+          frames.write_frame(frames.amqp_frame(1, attach('on-1'))),
+        ]),
+      );
+      await waitForFrame(raw, (f) => f.channel === 0 && f.name === 'flow#13');
+      await waitForFrame(raw, (f) => f.channel === 1 && f.name === 'flow#13');
+      raw.send(frames.write_frame(frames.amqp_frame(0, attach(secondName))));
+      const end = await waitForFrame(raw, (f) => f.name === 'end#17');
+      expect(end.channel).toBe(0);
+      expect(end.error?.condition).toBe('amqp:session:handle-in-use');
+      expect(bad('handle_in_use')).toBe(before + 1);
+      // The other session goes on.
+      raw.send(
+        transfer(
+          { handle: 0, delivery_id: 0, delivery_tag: Buffer.from('e'), message_format: 0 },
+          data('1'),
+          1,
+        ),
+      );
+      await waitForFrame(raw, (f) => f.channel === 1 && f.name === 'disposition#15');
+      const names = receivedFrames(raw).map((f) => f.name);
+      expect(names).not.toContain('close#18');
+      expect(names.filter((n) => n === 'attach#12')).toHaveLength(2);
+      raw.socket.destroy();
+    },
+    15_000,
+  );
+
+  it("detaches a client's receiving link with illegal-state when the client sends a transfer on it; its other links go on", async () => {
+    const before = bad('transfer_on_receiving_link');
+    const raw = await RawClient.open(broker.port);
+    const begin = frames.begin({ next_outgoing_id: 0, incoming_window: 100, outgoing_window: 100 });
+    raw.send(
+      Buffer.concat([
+        AMQP_HEADER,
+        OPEN,
+        frames.write_frame(frames.amqp_frame(0, begin)),
+        frames.write_frame(
+          frames.amqp_frame(
+            0,
+            frames.attach({
+              name: 'producer',
+              handle: 0,
+              role: false,
+              target: terminus.target({ address: 'queue://raw-wrong-way' }).described(),
+              initial_delivery_count: 0,
+            }),
+          ),
+        ),
+        frames.write_frame(
+          frames.amqp_frame(
+            0,
+            frames.attach({
+              name: 'consumer',
+              handle: 1,
+              role: true,
+              source: terminus.source({ address: 'queue://raw-wrong-way-consumed' }).described(),
+            }),
+          ),
+        ),
+      ]),
+    );
+    await waitForFrame(raw, (f) => f.name === 'flow#13');
+    await waitForFrame(raw, () => receivedFrames(raw).filter((f) => f.name === 'attach#12').length === 2);
+    const consumerHandle = receivedFrames(raw).filter((f) => f.name === 'attach#12')[1]!.handle;
+    // Two transfers on the consumer's link, where only the broker sends, then one on the producer's.
+    raw.send(
+      Buffer.concat([
+        transfer(
+          { handle: 1, delivery_id: 0, delivery_tag: Buffer.from('w'), message_format: 0 },
+          data('wrong'),
+        ),
+        transfer(
+          { handle: 1, delivery_id: 1, delivery_tag: Buffer.from('x'), message_format: 0 },
+          data('wrong again'),
+        ),
+        transfer(
+          { handle: 0, delivery_id: 2, delivery_tag: Buffer.from('r'), message_format: 0 },
+          data('right'),
+        ),
+      ]),
+    );
+    const detach = await waitForFrame(raw, (f) => f.name === 'detach#16');
+    expect(detach.handle).toBe(consumerHandle);
+    expect(detach.error?.condition).toBe('amqp:illegal-state');
+    await waitForFrame(raw, (f) => f.name === 'disposition#15');
+    expect(settledIds(raw)).toEqual([2]);
+    expect(bad('transfer_on_receiving_link')).toBe(before + 1);
+    const names = receivedFrames(raw).map((f) => f.name);
+    expect(names.filter((n) => n === 'detach#16')).toHaveLength(1);
+    expect(names).not.toContain('close#18');
+    expect(names).not.toContain('end#17');
+    raw.socket.destroy();
+    const consumer = await TestClient.connect(broker.port);
+    const receiver = await consumer.receiver('queue://raw-wrong-way');
+    await receiver.waitFor(1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(
+      receiver.inbox.map((r) => Buffer.from((r.message.body as { content: Buffer }).content).toString()),
+    ).toEqual(['right']);
+    await consumer.close();
+  }, 15_000);
 
   it('sends nothing after the end of a session it ended, not even answers to attaches still being checked', async () => {
     const raw = await RawClient.open(broker.port);
