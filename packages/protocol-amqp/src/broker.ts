@@ -116,12 +116,13 @@ export class AmqpBroker {
     return entries.map((entry) => entry.key.slice(QUEUES_KEY.length));
   }
 
-  /** Stops delivering; saves every queue's settled offsets first. */
+  /** Stops delivering, then saves what each queue settled and delivered. */
   async stop(): Promise<void> {
     this.stopped = true;
     this.acrossBrokers?.stop();
-    await Promise.all([...this.openQueues.values()].map((queue) => queue.flush()));
+    // Closed first, so that what they delivered is saved as it stands.
     for (const queue of this.openQueues.values()) queue.close();
+    await Promise.all([...this.openQueues.values()].map((queue) => queue.flush()));
     for (const queue of this.subscriptions) queue.close();
     for (const name of [...this.temporaries.keys()]) this.deleteTemporary(name);
     await Promise.all([...this.deleting]);

@@ -76,6 +76,11 @@ export class ClusterQueue implements ConsumedQueue {
     return consumer === this.consumer && this.ready.length > 0;
   }
 
+  /** Relayed, the owner's pauses show as messages not reaching this broker yet. */
+  paused(): boolean {
+    return this.local?.paused() ?? false;
+  }
+
   /** Messages the owner sent for registration `key`. */
   take(key: string, deliveries: readonly RelayedDelivery[]): void {
     if (key !== this.key) return;

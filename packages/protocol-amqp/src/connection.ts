@@ -561,7 +561,9 @@ export class AmqpConnection {
     const on = (event: string, handler: (context: RheaContext) => void) => this.rhea.on(event, handler);
     on('connection_open', () => this.opening());
     on('session_open', (c) => {
-      fileLinksByDirection(c.session as unknown as RheaSessionLinks);
+      fileLinksByDirection(c.session as unknown as RheaSessionLinks, (link) =>
+        this.refuseRepeat(link as unknown as RheaSender | RheaReceiver),
+      );
       const parked = new Map<number, RheaOutgoingDelivery>();
       this.parked.set(c.session!, parked);
       this.sendTransfersDirectly(c.session!, parked);
@@ -790,6 +792,29 @@ export class AmqpConnection {
     if (link.is_closed()) return;
     // AMQP 1.0 section 2.6.3: a refused link is attached with no terminus on this end's side (the
     // source this end would send from, the target it would receive at), then detached.
+    if (link.is_sender()) link.local.attach.source = null;
+    else link.local.attach.target = null;
+    this.sendAttach(link);
+    link.close({ condition, description });
+  }
+
+  /**
+   * An attach naming a link of its direction that the client has attached already, on another
+   * handle: a name is one link's per direction (AMQP 1.0 section 2.6.1), and an attached link is
+   * not attached again, so the attach is a frame its link's state does not permit
+   * (`amqp:illegal-state`). It alone is refused, as section 2.6.3 asks: an attach with no terminus
+   * on this end's side, then a detach with the error; its transfers are dropped until the client's
+   * detach. The attached link, the session and the connection go on.
+   */
+  private refuseRepeat(link: RheaSender | RheaReceiver): void {
+    const condition = 'amqp:illegal-state';
+    const direction = link.is_sender() ? 'receiving' : 'sending';
+    const description = `a ${direction} link named ${JSON.stringify(link.name)} is attached already`;
+    this.broker.metrics.badInput('link_name_in_use');
+    this.logger.warn({ condition, reason: 'link_name_in_use' }, `bad input, link refused: ${description}`);
+    this.droppingTransfers.add(link);
+    link.open();
+    this.holdAttach(link);
     if (link.is_sender()) link.local.attach.source = null;
     else link.local.attach.target = null;
     this.sendAttach(link);

@@ -11,7 +11,10 @@ export interface Entry {
   expiresAt: number;
   /** Failed deliveries so far (AMQP header delivery-count). */
   deliveryCount: number;
-  /** Whether it went to a consumer before and came back (AMQP header first-acquirer goes out false). */
+  /**
+   * Whether it may have gone to a consumer before: it came back, or the queue's saved state says so
+   * (AMQP header first-acquirer goes out false).
+   */
   redelivered: boolean;
   /** Bytes it holds in memory: payload and headers. */
   size: number;
@@ -35,6 +38,8 @@ export interface QueueConsumer {
   capacity(): number;
   /** Sends the entry; true when it went pre-settled (at-most-once), so it counts as accepted. */
   deliver(entry: Entry, queue: ConsumedQueue): boolean;
+  /** The queue goes on delivering after it paused (see {@link ConsumedQueue.paused}). */
+  wake?(): void;
 }
 
 /** What a consumer's link sees of the queue it takes messages from. */
@@ -48,6 +53,8 @@ export interface ConsumedQueue {
   schedulePump(): void;
   /** Whether messages wait in memory that `consumer` would take once it has room. */
   holdsFor(consumer: QueueConsumer): boolean;
+  /** Whether deliveries wait for the queue itself (its saved state), not for consumers' room. */
+  paused(): boolean;
 }
 
 /** The part of a queue's consumption state that survives restarts. */
@@ -56,6 +63,12 @@ export interface AckState {
   floor: number;
   /** Settled offsets above the floor. */
   acked: number[];
+  /**
+   * Offsets below it may have gone to a consumer; none at or above it did. Saved before the
+   * deliveries it covers, so that whoever opens the queue next (after a crash, on another broker)
+   * sends those still unsettled as delivered before. Absent in states saved before it was kept.
+   */
+  delivered?: number;
 }
 
 export interface AckPersistence {
@@ -82,6 +95,11 @@ const WAIT_MS = 5000;
 const RETRY_MS = 1000;
 /** Shortest gap between two saves of a queue's settled offsets. */
 const ACK_SAVE_INTERVAL_MS = 250;
+/**
+ * The fewest offsets past the last delivery that a save records as possibly delivered: deliveries
+ * go on without waiting for a save until they reach what was recorded.
+ */
+const MIN_DELIVERED_AHEAD = 128;
 
 /**
  * A cursor over a message log that hands each message to one of its consumers (competing
@@ -120,12 +138,24 @@ export class MessageQueue implements ConsumedQueue {
   /** The first offset appended since `listen`, where a subscription from the end starts at the latest. */
   private firstSeen: number | null = null;
   private deadLettering = 0;
+  /** Offsets below it may have gone to a consumer before the queue opened here (the saved `delivered`). */
+  private deliveredBefore = 0;
+  /** Offsets below it may be delivered: saved as `delivered` already. */
+  private deliverable: number;
+  /** One past the highest offset handed to a consumer (at least `deliveredBefore`). */
+  private handedOut = 0;
+  /** Deliveries since the last save started, which tell how far ahead the next one records. */
+  private deliveriesSinceSave = 0;
+  /** The offset of the message deliveries stopped at, past `deliverable`, until a save records it; else -1. */
+  private waitingAt = -1;
 
   constructor(
     readonly name: string,
     readonly log: MessageLog,
     private readonly options: QueueOptions,
-  ) {}
+  ) {
+    this.deliverable = options.persistence ? 0 : Infinity;
+  }
 
   /**
    * Starts watching the log's appends before anything is read, so a subscription starting at the
@@ -153,12 +183,19 @@ export class MessageQueue implements ConsumedQueue {
     for (const offset of state?.acked ?? []) if (offset >= this.floor) this.acked.add(offset);
     this.readOffset = this.floor;
     this.knownEnd = Math.max(this.knownEnd, end);
-    if (this.options.persistence && !state) this.persist();
+    if (this.options.persistence) {
+      this.deliveredBefore = Math.max(this.floor, state?.delivered ?? this.floor);
+      this.deliverable = this.deliveredBefore;
+      this.handedOut = this.deliveredBefore;
+      if (!state) this.persist();
+    }
     this.page();
   }
 
+  /** Stops delivering; {@link flush} then saves what was delivered exactly, no longer ahead. */
   close(): void {
     this.closed = true;
+    if (this.options.persistence && this.handedOut !== this.deliverable) this.dirty = true;
     if (this.saveTimer) {
       clearTimeout(this.saveTimer);
       this.saveTimer = null;
@@ -230,6 +267,10 @@ export class MessageQueue implements ConsumedQueue {
     return false;
   }
 
+  paused(): boolean {
+    return this.waitingAt >= 0;
+  }
+
   /** Delivers to consumers with capacity now; called when credit or socket room appears. */
   schedulePump(): void {
     if (this.pumpScheduled || this.closed) return;
@@ -262,6 +303,16 @@ export class MessageQueue implements ConsumedQueue {
         this.ack(entry);
         continue;
       }
+      if (entry.offset >= this.deliverable) {
+        // Past what the saved state says may have gone out: a crash after this delivery would leave
+        // whoever opens the queue next sending it as never delivered.
+        this.ready.insert(entry);
+        this.waitingAt = entry.offset;
+        this.persist();
+        break;
+      }
+      if (entry.offset >= this.handedOut) this.handedOut = entry.offset + 1;
+      this.deliveriesSinceSave++;
       this.hold(entry, consumer);
       if (consumer.deliver(entry, this)) {
         this.release(entry);
@@ -321,6 +372,8 @@ export class MessageQueue implements ConsumedQueue {
 
   private add(offset: number, message: Message): void {
     if (this.acked.has(offset)) return;
+    // Not known whether it went out: counted as a failed delivery, as AMQP 1.0 allows then.
+    const deliveredBefore = offset < this.deliveredBefore;
     const facts = deliveryFacts(message);
     let size = message.payload.length;
     for (const header of message.headers) size += header.key.length + header.value.length;
@@ -330,8 +383,8 @@ export class MessageQueue implements ConsumedQueue {
       message,
       priority: facts.priority,
       expiresAt: facts.expiresAt,
-      deliveryCount: 0,
-      redelivered: false,
+      deliveryCount: deliveredBefore ? 1 : 0,
+      redelivered: deliveredBefore,
       size,
       holder: null,
       slot: -1,
@@ -405,8 +458,15 @@ export class MessageQueue implements ConsumedQueue {
     // Closed, the queue may be another broker's now, which reads back what was saved.
     if (!this.options.persistence || this.closed) return;
     this.dirty = true;
-    if (this.saving || this.saveTimer) return;
-    const wait = Math.max(0, this.lastSave + ACK_SAVE_INTERVAL_MS - Date.now());
+    if (this.saving) return;
+    // Deliveries waiting for a save do not wait out the interval as well.
+    const urgent = this.paused();
+    if (this.saveTimer && urgent) {
+      clearTimeout(this.saveTimer);
+      this.saveTimer = null;
+    }
+    if (this.saveTimer) return;
+    const wait = urgent ? 0 : Math.max(0, this.lastSave + ACK_SAVE_INTERVAL_MS - Date.now());
     this.saveTimer = setTimeout(() => {
       this.saveTimer = null;
       void this.save();
@@ -419,10 +479,20 @@ export class MessageQueue implements ConsumedQueue {
     this.saving = true;
     this.dirty = false;
     this.lastSave = Date.now();
-    const state: AckState = { floor: this.floor, acked: [...this.acked] };
+    const delivered = this.deliveredToSave();
+    this.deliveriesSinceSave = 0;
+    const state: AckState = { floor: this.floor, acked: [...this.acked], delivered };
     try {
       await persistence.save(state);
       this.saving = false;
+      if (!this.closed && delivered > this.deliverable) {
+        this.deliverable = delivered;
+        if (this.waitingAt >= 0 && this.waitingAt < delivered) {
+          this.waitingAt = -1;
+          this.schedulePump();
+          for (const consumer of this.consumers) consumer.wake?.();
+        }
+      }
       if (this.dirty && !this.closed) this.persist();
     } catch (error) {
       this.saving = false;
@@ -430,6 +500,17 @@ export class MessageQueue implements ConsumedQueue {
       this.options.logger.error({ err: error, queue: this.name }, 'saving queue acks failed');
       if (!this.closed) setTimeout(() => this.persist(), RETRY_MS).unref();
     }
+  }
+
+  /**
+   * What a save records as `delivered`: while the queue is open, ahead of the deliveries (past the
+   * message they wait at, by twice as many as went out since the last save), so that they seldom
+   * wait for a save; once it is closed, exactly where they stopped.
+   */
+  private deliveredToSave(): number {
+    if (this.closed) return this.handedOut;
+    const from = Math.max(this.handedOut, this.waitingAt + 1);
+    return Math.max(this.deliverable, from + Math.max(MIN_DELIVERED_AHEAD, 2 * this.deliveriesSinceSave));
   }
 
   /** Saves what is settled now (on shutdown), instead of on the next tick of the interval. */

@@ -147,8 +147,9 @@ export class OutgoingLink implements QueueConsumer {
       setImmediate(() => this.finishDrain());
       return;
     }
-    // Only room is missing: `wake` tries again when there is some.
-    if (this.sender.credit > 0 && this.capacity() <= 0 && this.queue?.holdsFor(this)) return;
+    // Only room is missing, or the queue waits to save its state first: `wake` tries again then.
+    const queue = this.queue;
+    if (this.sender.credit > 0 && (this.capacity() <= 0 || queue?.paused()) && queue?.holdsFor(this)) return;
     this.draining = null;
     // The flow that ends the drain: the credit left given back, or none left when the messages used
     // it all (section 2.6.7: after sending what it has, the sender sends its flow state).

@@ -61,6 +61,8 @@ interface RheaLinkBase {
   readonly session: { readonly outgoing: { available(): number } };
   set_source(fields: Record<string, unknown>): void;
   set_target(fields: Record<string, unknown>): void;
+  /** Attaches this end: its attach goes out on rhea's next turn (see `state.need_open`). */
+  open(): void;
   close(error?: RheaError): void;
   /** Ends the link with a detach that does not close it. */
   detach(): void;
@@ -124,7 +126,9 @@ export interface RheaSessionLink {
   readonly name: string;
   readonly local: { handle: number };
   readonly remote: { handle?: number; attach?: unknown };
+  readonly state: { remote_opened(): boolean };
   is_sender(): boolean;
+  is_remote_open(): boolean;
   on_attach(frame: AttachFrame): void;
 }
 

@@ -326,6 +326,74 @@ describe('AMQP across stateless brokers on one journal node', () => {
     }
   }, 30_000);
 
+  /**
+   * A consumer on the owner holds `held` unsettled (and has accepted `done`) when `end` ends the
+   * owner; it reconnects to broker 2, which takes the queue over. What the redelivered messages'
+   * headers say (AMQP 1.0 section 3.2.1), in the order they came.
+   */
+  async function redeliveredAfter(
+    stem: string,
+    end: () => Promise<unknown>,
+  ): Promise<Array<{ body: unknown; deliveryCount: number; firstAcquirer: unknown }>> {
+    const name = queueOwnedBy(3, stem);
+    const queue = `queue://${name}`;
+    const sender = await (await connect(broker2)).sender(queue);
+    for (const body of ['done', 'held-1', 'held-2']) {
+      const { outcome } = await sender.send({ body, durable: true, first_acquirer: true });
+      expect(outcome, `outcome of ${body}`).toBe('accepted');
+    }
+    const owner = await (await connect(broker3)).receiver(queue, { credit_window: 0, autoaccept: false });
+    owner.link.add_credit(3);
+    const first = await owner.waitFor(3);
+    expect(
+      first.map((r) => [r.message.body as unknown, r.message.delivery_count ?? 0, r.message.first_acquirer]),
+      'first deliveries',
+    ).toEqual([
+      ['done', 0, true],
+      ['held-1', 0, true],
+      ['held-2', 0, true],
+    ]);
+    first[0]!.delivery.accept();
+    // The acceptance is stored shortly after it arrives: give it that moment.
+    await sleep(500);
+
+    await end();
+    const survivor = await (await connect(broker2)).receiver(queue, { credit_window: 10, autoaccept: true });
+    await survivor.waitFor(2, SESSION_TIMEOUT_MS + 6000);
+    await sleep(300);
+    return survivor.inbox.map(({ message }) => ({
+      body: message.body as unknown,
+      deliveryCount: message.delivery_count ?? 0,
+      firstAcquirer: message.first_acquirer,
+    }));
+  }
+
+  /** Starts broker 3 again (in `dir`, a killed one's) and waits until both brokers see each other. */
+  async function restartBroker3(dir?: string): Promise<void> {
+    const since = broker2.logs.length;
+    broker3 = await startBroker(3, rpcPort, dir);
+    await waitForBrokers(broker2, BROKERS, since);
+    await waitForBrokers(broker3, BROKERS);
+  }
+
+  it("gives a stopped owner's unsettled messages again as possibly delivered before", async () => {
+    const got = await redeliveredAfter('stopped-owner', () => broker3.stop());
+    await restartBroker3();
+    expect(got).toEqual([
+      { body: 'held-1', deliveryCount: 1, firstAcquirer: false },
+      { body: 'held-2', deliveryCount: 1, firstAcquirer: false },
+    ]);
+  }, 40_000);
+
+  it("gives a killed owner's unsettled messages again as possibly delivered before", async () => {
+    const got = await redeliveredAfter('killed-owner', () => broker3.kill());
+    await restartBroker3(broker3.dir);
+    expect(got).toEqual([
+      { body: 'held-1', deliveryCount: 1, firstAcquirer: false },
+      { body: 'held-2', deliveryCount: 1, firstAcquirer: false },
+    ]);
+  }, 40_000);
+
   it("after kill -9 of a queue's owner, the other broker serves what was not accepted, once", async () => {
     const name = queueOwnedBy(3, 'orphaned');
     const queue = `queue://${name}`;

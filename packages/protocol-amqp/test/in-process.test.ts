@@ -1,6 +1,7 @@
+import type { MetaStore } from '@robustmq/core';
 import rhea from 'rhea';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { jsonCodec, startInProcess } from './helpers/in-process.js';
+import { jsonCodec, memoryMeta, startInProcess } from './helpers/in-process.js';
 import { TestClient } from './helpers/rhea-client.js';
 
 type Broker = Awaited<ReturnType<typeof startInProcess>>;
@@ -167,6 +168,41 @@ describe('queues', () => {
     receiver.link.add_credit(5);
     await receiver.waitFor(5);
     expect(receiver.bodies()).toEqual(['a', 'b', 'c', 'd', 'e']);
+  });
+
+  it('drains: messages waiting for the queue to save what it delivers go out before the credit is given back', async () => {
+    // A slow meta store: deliveries past what the queue saved as possibly delivered wait for it.
+    const base = memoryMeta();
+    const slow = await startInProcess(
+      {},
+      {
+        meta: {
+          ...base,
+          put: (...args: Parameters<MetaStore['put']>) =>
+            new Promise<void>((resolve) => setTimeout(resolve, 50)).then(() => base.put(...args)),
+        },
+      },
+    );
+    try {
+      const c = await TestClient.connect(slow.port);
+      try {
+        const sender = await c.sender('queue://drain-saving');
+        const count = 600;
+        await Promise.all(Array.from({ length: count }, (_, i) => sender.send({ body: i })));
+        const receiver = await c.receiver('queue://drain-saving', { credit_window: 0 });
+        const drained = new Promise<number>((resolve) =>
+          receiver.link.once('receiver_drained', () => resolve(receiver.inbox.length)),
+        );
+        receiver.link.drain = true;
+        receiver.link.add_credit(count + 10);
+        expect(await drained).toBe(count);
+        expect(receiver.bodies()).toEqual(Array.from({ length: count }, (_, i) => i));
+      } finally {
+        await c.close();
+      }
+    } finally {
+      await slow.stop();
+    }
   });
 
   it('drains: a drain asked for with no credit is answered with a flow with drain set', async () => {
@@ -474,6 +510,34 @@ describe('queues', () => {
     await again.waitFor(2);
     await new Promise((r) => setTimeout(r, 100));
     expect(again.bodies()).toEqual([1, 3]);
+  });
+
+  it('gives the messages a consumer held across a restart as delivered before, and only those (AMQP 1.0 section 3.2.1)', async () => {
+    const c = await client();
+    const sender = await c.sender('queue://held-across-restart');
+    for (let i = 0; i < 4; i++) await sender.send({ body: i, durable: true, first_acquirer: true });
+    const receiver = await c.receiver('queue://held-across-restart', { autoaccept: false, credit_window: 0 });
+    receiver.link.add_credit(2);
+    await receiver.waitFor(2);
+    await c.close();
+    clients.length = 0;
+    const { storage, meta } = broker;
+    await broker.stop();
+    broker = await startInProcess({}, { storage, meta });
+    const again = await (await client()).receiver('queue://held-across-restart');
+    const got = await again.waitFor(4);
+    expect(
+      got.map(({ message }) => [
+        message.body as unknown,
+        message.delivery_count ?? 0,
+        message.first_acquirer,
+      ]),
+    ).toEqual([
+      [0, 1, false],
+      [1, 1, false],
+      [2, 0, true],
+      [3, 0, true],
+    ]);
   });
 });
 

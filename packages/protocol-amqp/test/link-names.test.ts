@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startInProcess } from './helpers/in-process.js';
 import { run } from './helpers/processes.js';
-import { TestClient } from './helpers/rhea-client.js';
+import { TestClient, TestReceiver, TestSender } from './helpers/rhea-client.js';
 
 const PROTON = join(fileURLToPath(new URL('.', import.meta.url)), 'fixtures/proton_client.py');
 
@@ -45,6 +45,37 @@ describe('link names (a name is unique per direction only, AMQP 1.0 section 2.6.
     expect(receiver.bodies()).toEqual(['first', 'second']);
     expect(c.connection.is_open()).toBe(true);
     expect(broker.metrics.get('robustmq_amqp_bad_input_total', { reason: 'decode_error' })).toBe(0);
+  });
+
+  it('refuses a second receiving link of a name attached already with illegal-state; the first goes on', async () => {
+    const c = await client();
+    const first = await c.receiver('queue://named-twice', { name: 'twice' });
+    const second = new TestReceiver(
+      c.connection.open_receiver({ name: 'twice', source: { address: 'queue://named-twice' } }),
+    );
+    expect(await second.waitClosed(2000)).toMatchObject({ condition: 'amqp:illegal-state' });
+    const sender = await c.sender('queue://named-twice');
+    expect((await sender.send({ body: 'after' })).outcome).toBe('accepted');
+    await first.waitFor(1);
+    expect(first.bodies()).toEqual(['after']);
+    expect(second.inbox).toEqual([]);
+    expect(c.connection.is_open()).toBe(true);
+    expect(broker.metrics.get('robustmq_amqp_bad_input_total', { reason: 'link_name_in_use' })).toBe(1);
+  });
+
+  it('refuses a second sending link of a name attached already with illegal-state; the first goes on', async () => {
+    const c = await client();
+    const first = await c.sender('queue://sent-twice', { name: 'twice' });
+    const second = new TestSender(
+      c.connection.open_sender({ name: 'twice', target: { address: 'queue://sent-twice' } }),
+    );
+    expect(await second.waitClosed(2000)).toMatchObject({ condition: 'amqp:illegal-state' });
+    expect((await first.send({ body: 'after' })).outcome).toBe('accepted');
+    const receiver = await c.receiver('queue://sent-twice');
+    await receiver.waitFor(1);
+    expect(receiver.bodies()).toEqual(['after']);
+    expect(c.connection.is_open()).toBe(true);
+    expect(broker.metrics.get('robustmq_amqp_bad_input_total', { reason: 'link_name_in_use' })).toBe(1);
   });
 
   it('detaches one of the two without the other, and takes the name again', async () => {
