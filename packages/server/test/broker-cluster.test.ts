@@ -32,6 +32,7 @@ describe('ServerBrokerCluster', () => {
     nodeId: number,
     storage = 'journal@127.0.0.1:1228',
     through: MetaStore = meta,
+    timing = { heartbeatMs: 50, sessionTimeoutMs: 400 },
   ): Promise<ServerBrokerCluster> {
     const rpc = createRpcServer({ host: '127.0.0.1', port: 0, logger: silentLogger });
     await rpc.listen();
@@ -42,8 +43,7 @@ describe('ServerBrokerCluster', () => {
       storage,
       rpc,
       rpcHost: '127.0.0.1',
-      heartbeatMs: 50,
-      sessionTimeoutMs: 400,
+      ...timing,
       logger: silentLogger,
     });
     clusters.push(cluster);
@@ -91,6 +91,26 @@ describe('ServerBrokerCluster', () => {
     await expect(b1.call(3, 'echo', {})).rejects.toMatchObject({ code: ErrorCode.Unavailable });
     b2.handle('refuse', () => Promise.reject(new RobustMQError(ErrorCode.Conflict, 'no')));
     await expect(b1.call(2, 'refuse', {})).rejects.toMatchObject({ code: ErrorCode.Conflict });
+  });
+
+  it('is known to the brokers already there once it has started, not at their next heartbeat', async () => {
+    // Heartbeats a minute apart: only the joining broker itself can tell the others in time.
+    const timing = { heartbeatMs: 60_000, sessionTimeoutMs: 120_000 };
+    const b1 = await broker(1, undefined, meta, timing);
+    const elsewhere = await broker(3, 'journal@127.0.0.1:9999', meta, timing);
+    b1.announce('mqtt', {});
+    await Promise.all([b1.start(), elsewhere.start()]);
+    const changes: number[][] = [];
+    b1.onChange(() => changes.push([...b1.brokers()]));
+
+    const b2 = await broker(2, undefined, meta, timing);
+    b2.announce('mqtt', {});
+    await b2.start();
+    expect(b2.brokers()).toEqual([1, 2]);
+    expect(b1.brokers()).toEqual([1, 2]);
+    expect(b1.peers('mqtt')).toEqual([2]);
+    expect(changes).toEqual([[1, 2]]);
+    expect(elsewhere.brokers()).toEqual([3]);
   });
 
   it('tells the others at once when a broker stops, and after the session timeout when it goes silent', async () => {

@@ -26,6 +26,9 @@ export interface BrokerRecord {
 
 export const BROKERS_PREFIX = '/brokers/';
 
+/** How a broker that joins tells the others at once, rather than at their next heartbeat. */
+const JOINED_METHOD = 'cluster.joined';
+
 const DEFAULT_DEADLINE_MS = 5000;
 const WILDCARDS = new Set(['0.0.0.0', '::', '']);
 
@@ -52,6 +55,8 @@ interface Peer {
   modRevision: number;
   /** Local time the record last changed, as this broker saw it. */
   changedAt: number;
+  /** Local time this broker took the record, from a listing or from the peer itself. */
+  takenAt: number;
 }
 
 /**
@@ -59,7 +64,10 @@ interface Peer {
  * record every `heartbeatMs`, and a broker whose record has not changed within the session
  * timeout, judged by this broker's own clock, is gone. A clean stop removes the record, so peers
  * take over at once. A broker that cannot reach the meta service while peers exist steps back
- * (its live list is empty): the peers will have taken over what it owned.
+ * (its live list is empty): the peers will have taken over what it owned. A broker that starts
+ * tells the brokers it finds that it is there, and counts as joined (claims anything) only once
+ * each has answered or a heartbeat interval has passed, so that nothing they route once its
+ * clients are served misses it.
  */
 export class ServerBrokerCluster implements BrokerCluster {
   readonly nodeId: number;
@@ -72,6 +80,8 @@ export class ServerBrokerCluster implements BrokerCluster {
   /** What the listeners were last told of: live brokers and what each announced. */
   private seen = '';
   private lastBeat = 0;
+  /** This broker's record as last written, with its revision: what it tells joining peers of. */
+  private written: { value: Buffer; modRevision: number } | null = null;
   private timer: NodeJS.Timeout | null = null;
   private started = false;
   /** Set after the first heartbeat: until then this broker knows nothing of the others. */
@@ -89,7 +99,12 @@ export class ServerBrokerCluster implements BrokerCluster {
   /** Registers this broker and keeps its record fresh until {@link stop}. */
   async start(): Promise<void> {
     this.started = true;
+    this.options.rpc.handle(JOINED_METHOD, (body: unknown) => {
+      this.met(body as { value: Uint8Array; modRevision: number });
+      return Promise.resolve({});
+    });
     await this.beat();
+    await this.greet();
     this.joined = true;
     this.seen = this.view();
     this.schedule();
@@ -202,34 +217,76 @@ export class ServerBrokerCluster implements BrokerCluster {
         beatAt: this.now(),
         announced: Object.fromEntries(this.announcements),
       };
-      await meta.put(this.key(nodeId), Buffer.from(JSON.stringify(record)));
+      const value = Buffer.from(JSON.stringify(record));
+      const modRevision = await meta.put(this.key(nodeId), value);
+      this.written = { value, modRevision };
       this.lastBeat = this.now();
+      const listedAt = this.now();
       const entries = await meta.list(BROKERS_PREFIX);
-      this.observe(entries);
+      this.observe(entries, listedAt);
     } catch (error) {
       this.logger.warn({ err: error }, 'broker heartbeat to the meta service failed');
     }
     this.update();
   }
 
-  private observe(entries: readonly { key: string; value: Uint8Array; modRevision: number }[]): void {
+  /**
+   * Tells every live peer found at the first heartbeat that this broker is there, waiting for
+   * each at most a heartbeat interval: one that does not answer learns of it at its own next one.
+   */
+  private async greet(): Promise<void> {
+    const written = this.written;
+    if (written === null) return;
+    const deadlineMs = Math.min(this.options.heartbeatMs, DEFAULT_DEADLINE_MS);
+    // Not `peers()`: that is empty until this broker has joined.
+    await Promise.all(
+      this.live
+        .filter((id) => id !== this.nodeId)
+        .map((peer) =>
+          this.call(peer, JOINED_METHOD, written, { deadlineMs }).catch((error: unknown) => {
+            this.logger.debug({ err: error, broker: peer }, 'a broker was not told that this one joined');
+          }),
+        ),
+    );
+  }
+
+  /** A peer that joined told this broker its record: it counts as live from now. */
+  private met(written: { value: Uint8Array; modRevision: number }): void {
+    if (this.stopped || !Number.isSafeInteger(written.modRevision)) return;
+    const record = parseRecord(written.value);
+    if (record === null) return;
+    const entry = { key: this.key(record.nodeId), value: written.value, modRevision: written.modRevision };
+    if (this.take(entry) !== null) this.update();
+  }
+
+  /** Takes one broker's record; the id of a peer on this storage, else null. */
+  private take(entry: { key: string; value: Uint8Array; modRevision: number }): number | null {
+    const record = parseRecord(entry.value);
+    if (!record || entry.key !== this.key(record.nodeId) || record.nodeId === this.nodeId) return null;
+    if (record.storage !== this.options.storage) return null;
+    const known = this.known.get(record.nodeId);
+    // Revisions only grow: an older record (a greeting overtaken by a heartbeat) changes nothing.
+    if (known !== undefined && known.modRevision >= entry.modRevision) return record.nodeId;
+    const now = this.now();
+    // A record met for the first time counts from its own heartbeat time, within one timeout.
+    const changedAt =
+      known === undefined ? Math.min(now, Math.max(record.beatAt, now - this.options.sessionTimeoutMs)) : now;
+    this.known.set(record.nodeId, { record, modRevision: entry.modRevision, changedAt, takenAt: now });
+    return record.nodeId;
+  }
+
+  /** Takes the records listed from `listedAt` on; one missing is gone, unless told of since. */
+  private observe(
+    entries: readonly { key: string; value: Uint8Array; modRevision: number }[],
+    listedAt: number,
+  ): void {
     const now = this.now();
     const seen = new Set<number>();
     for (const entry of entries) {
-      const record = parseRecord(entry.value);
-      if (!record || entry.key !== this.key(record.nodeId) || record.nodeId === this.nodeId) continue;
-      if (record.storage !== this.options.storage) continue;
-      seen.add(record.nodeId);
-      const known = this.known.get(record.nodeId);
-      if (known?.modRevision === entry.modRevision) continue;
-      // A record met for the first time counts from its own heartbeat time, within one timeout.
-      const changedAt =
-        known === undefined
-          ? Math.min(now, Math.max(record.beatAt, now - this.options.sessionTimeoutMs))
-          : now;
-      this.known.set(record.nodeId, { record, modRevision: entry.modRevision, changedAt });
+      const id = this.take(entry);
+      if (id !== null) seen.add(id);
     }
-    for (const id of [...this.known.keys()]) if (!seen.has(id)) this.known.delete(id);
+    for (const [id, peer] of this.known) if (!seen.has(id) && peer.takenAt < listedAt) this.known.delete(id);
     for (const [id, peer] of this.known) {
       // Records of brokers gone for many timeouts are removed, by revision so none comes back.
       if (now - peer.changedAt < 10 * this.options.sessionTimeoutMs) continue;
