@@ -287,6 +287,7 @@ export class MqttBroker {
     }
     this.route(publication, now);
     this.routeAfterTakeover(publication);
+    this.peers?.routedHere(publication);
     this.bridge.publish(publication, origin);
     if (this.peers?.active) {
       const forwarded = this.peers.forward(
@@ -319,6 +320,7 @@ export class MqttBroker {
     if (publication.retain) this.retained.set(publication);
     this.route(publication, now, sharedGroups);
     this.routeAfterTakeover(publication);
+    this.peers?.routedHere(publication);
     if (originProtocol === 'mqtt') this.bridge.publish(publication, publisherOrigin(publication));
     return this.barrier.end();
   }
@@ -505,6 +507,7 @@ export class MqttBroker {
     const publication = Publication.fromMessage(message, FOREIGN_QOS, now, topic);
     if (this.peers?.active) publication.uid = this.peers.nextUid();
     this.route(publication, now);
+    this.peers?.routedHere(publication);
     // Nobody waits for it: the protocol it came from acknowledged it on its own terms.
     if (this.peers?.active) {
       void this.peers.forward(publication, 'foreign', this.sharedElsewhere(topic))?.catch(() => {});
@@ -562,6 +565,17 @@ export class MqttBroker {
       },
       finish,
     };
+  }
+
+  /** Gives a stand-in made just now the messages routed here while it was being made. */
+  keepFor(standIn: StandIn, routed: readonly Publication[]): void {
+    if (routed.length === 0) return;
+    const now = Date.now();
+    const only = (session: Session) => session === standIn.session;
+    this.barrier.begin();
+    for (const publication of routed) this.route(publication, now, null, only);
+    // Their publishers were answered already, or wait on the writes they were routed with.
+    this.barrier.end();
   }
 
   /**

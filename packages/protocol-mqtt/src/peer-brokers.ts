@@ -73,6 +73,13 @@ export class PeerBrokers {
    * log held, so that a message routed for that broker is given to them once.
    */
   private readonly takenFrom = new Map<number, Map<string, Set<string>>>();
+  /**
+   * QoS 1/2 messages routed here while a session is being claimed and has no stand-in yet (its
+   * record is being read): the stand-in gets them once made. Such a message may reach the broker
+   * letting the session go only after it did, so neither would have it. Null while no claim is.
+   */
+  private routedWhileClaiming: Publication[] | null = null;
+  private claimsWithoutStandIn = 0;
 
   constructor(
     private readonly broker: MqttBroker,
@@ -335,11 +342,19 @@ export class PeerBrokers {
     }
     // Asked even with no other broker live: the record may name one that is gone.
     const peers = this.cluster.peers(MQTT);
-    const found = await this.broker.persistence.loadRecord(clientId);
-    const standIn =
-      found !== null && !this.serves(found.record) && !this.broker.sessions.has(clientId)
-        ? this.broker.standIn(clientId, found.record)
-        : null;
+    const routed = (this.routedWhileClaiming ??= []);
+    const from = routed.length;
+    this.claimsWithoutStandIn++;
+    let standIn: StandIn | null = null;
+    try {
+      const found = await this.broker.persistence.loadRecord(clientId);
+      if (found !== null && !this.serves(found.record) && !this.broker.sessions.has(clientId)) {
+        standIn = this.broker.standIn(clientId, found.record);
+        this.broker.keepFor(standIn, routed.slice(from));
+      }
+    } finally {
+      if (--this.claimsWithoutStandIn === 0) this.routedWhileClaiming = null;
+    }
     try {
       const answers = await Promise.all(
         peers.map((peer) =>
@@ -374,6 +389,13 @@ export class PeerBrokers {
       standIn?.remove();
       standIn?.finish();
     }
+  }
+
+  /** A QoS 1/2 message was routed here: kept for the stand-ins of the claims under way. */
+  routedHere(publication: Publication): void {
+    if (this.routedWhileClaiming === null || publication.qos === 0) return;
+    publication.detach();
+    this.routedWhileClaiming.push(publication);
   }
 
   /**

@@ -15,12 +15,12 @@ describe('a session moving between brokers, step by step', () => {
   });
 
   async function twoBrokers() {
-    const { a, b, links } = await linkedBrokers();
+    const { a, b, links, meta } = await linkedBrokers();
     stops.push(
       () => a.stop(),
       () => b.stop(),
     );
-    return { a, b, links };
+    return { a, b, links, meta };
   }
 
   it('gives the session once what both brokers got while it moved', async () => {
@@ -97,6 +97,41 @@ describe('a session moving between brokers, step by step', () => {
     expect(got).toEqual(['published-on-1', 'published-on-2']);
     await resumed.inbox.settle(300);
     expect(resumed.inbox.messages).toHaveLength(2);
+  });
+
+  it('keeps for the session what was published on the broker it moves to while that broker read its record', async () => {
+    const { a, b, links, meta } = await twoBrokers();
+    const options = { clientId: 'early', clean: false };
+    const { client } = await connectWithInbox(a.port, options);
+    await client.subscribeAsync('early/#', { qos: 1 });
+    await client.endAsync();
+    const publisher = await connectClient(b.port, { clientId: 'publisher-early' });
+    clients.push(publisher);
+
+    // Broker 2 reads the session's record slowly, and what it forwards to broker 1 meanwhile
+    // reaches broker 1 only once broker 1 has let the session go: only broker 2 can keep it.
+    let readRecord!: () => void;
+    const recordRead = new Promise<void>((resolve) => (readRecord = resolve));
+    const get = meta.get.bind(meta);
+    meta.get = async (key) => {
+      if (key.startsWith('/mqtt/sessions/')) await recordRead;
+      return get(key);
+    };
+    let forward!: () => void;
+    links.hold('mqtt.publish', new Promise<void>((resolve) => (forward = resolve)));
+    const back = connectWithInbox(b.port, options);
+    await new Promise((r) => setTimeout(r, 50));
+    const published = publisher.publishAsync('early/x', 'while-reading', { qos: 1 });
+    await new Promise((r) => setTimeout(r, 50));
+    readRecord();
+    const resumed = await back;
+    clients.push(resumed.client);
+    forward();
+    await published;
+    expect(resumed.connack.sessionPresent).toBe(true);
+    expect((await resumed.inbox.waitFor(1)).map((m) => m.payload)).toEqual(['while-reading']);
+    await resumed.inbox.settle(300);
+    expect(resumed.inbox.messages).toHaveLength(1);
   });
 
   it('keeps one session and one connection when a client id connects to both brokers at once', async () => {
