@@ -575,7 +575,7 @@ export class MqttBroker {
     this.barrier.begin();
     for (const publication of routed) this.route(publication, now, null, only);
     // Their publishers were answered already, or wait on the writes they were routed with.
-    this.barrier.end();
+    void this.barrier.end()?.catch(() => {});
   }
 
   /**
