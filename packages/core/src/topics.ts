@@ -16,6 +16,13 @@ export interface Topic {
   configs: Readonly<Record<string, string>>;
   /** Milliseconds since the epoch. */
   createdAt: number;
+  /**
+   * The brokers asked to lead each partition, most wanted first (Kafka's manual replica
+   * assignment): partition `p` is led by the first live broker of `preferredLeaders[p]`. Without
+   * it, for a partition past its end, or while none of its brokers is live, the brokers pick one
+   * among themselves.
+   */
+  preferredLeaders?: readonly (readonly number[])[];
 }
 
 /**
@@ -110,7 +117,7 @@ export function decodeTopic(value: Uint8Array): Topic {
     }
     configs[key] = setting;
   }
-  return {
+  const topic: Topic = {
     name: entry.name,
     partitions: entry.partitions,
     storageClass: entry.storageClass as StorageClass,
@@ -119,4 +126,19 @@ export function decodeTopic(value: Uint8Array): Topic {
     configs,
     createdAt: entry.createdAt,
   };
+  if (entry.preferredLeaders !== undefined) topic.preferredLeaders = brokerLists(entry.preferredLeaders);
+  return topic;
+}
+
+function brokerLists(value: unknown): number[][] {
+  if (
+    !Array.isArray(value) ||
+    !value.every((list) => Array.isArray(list) && list.every((id) => Number.isSafeInteger(id)))
+  ) {
+    throw new RobustMQError(
+      ErrorCode.Corrupt,
+      'topic catalog entry: preferredLeaders is not lists of broker ids',
+    );
+  }
+  return value as number[][];
 }

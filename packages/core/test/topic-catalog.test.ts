@@ -15,6 +15,8 @@ describe('topic catalog entries', () => {
   it('round-trip through the meta store encoding under /topics/<name>', () => {
     expect(topicKey('orders')).toBe('/topics/orders');
     expect(decodeTopic(encodeTopic(orders))).toEqual(orders);
+    const placed: Topic = { ...orders, preferredLeaders: [[2, 3], [3], [2]] };
+    expect(decodeTopic(encodeTopic(placed))).toEqual(placed);
   });
 
   it('refuse entries that are not topics', () => {
@@ -24,5 +26,8 @@ describe('topic catalog entries', () => {
     expect(() => decodeTopic(bytes({ ...orders, storageClass: 'floppy' }))).toThrow(/mistyped/);
     expect(() => decodeTopic(bytes({ ...orders, retentionMs: -1 }))).toThrow(/retentionMs/);
     expect(() => decodeTopic(bytes({ ...orders, configs: { 'retention.ms': 5 } }))).toThrow(/retention\.ms/);
+    expect(() => decodeTopic(bytes({ ...orders, preferredLeaders: [[2], ['3']] }))).toThrow(
+      /preferredLeaders/,
+    );
   });
 });

@@ -5,6 +5,7 @@ import {
   computeBatchCrc,
   encodeRecordBatch,
   KafkaErrorCode,
+  type DeleteRecordsResponse,
   type ListOffsetsResponse,
   type ProduceResponse,
 } from '../src/codec/index.js';
@@ -99,6 +100,34 @@ describe('batches whose headers lie', () => {
     expect(await latestOffset(topic)).toBe(before);
     expect(await sendTime(topic)).toBeLessThan(2000);
   }, 30_000);
+
+  it("answers the refusals Kafka's log makes with the log start offset, and a corrupt batch with -1", async () => {
+    const topic = 'hostile-log-start';
+    await admin.createTopics({ topics: [{ topic }] });
+    for (let i = 0; i < 2; i++) expect((await produce(topic, await batch({}))).errorCode).toBe(0);
+    const deleted = await client.request<DeleteRecordsResponse>(21, 2, {
+      topics: [{ name: topic, partitions: [{ partitionIndex: 0, offset: 1n }] }],
+      timeoutMs: 5000,
+    });
+    expect(deleted.topics[0]!.partitions[0]).toMatchObject({ errorCode: 0, lowWatermark: 1n });
+    const refused = async (records: Buffer) => {
+      const { errorCode, logStartOffset } = await produce(topic, records);
+      return { errorCode, logStartOffset };
+    };
+    const byLog = { errorCode: KafkaErrorCode.invalidRecord, logStartOffset: 1n };
+    expect(await refused(await batch({ recordCount: 0x7fffffff }))).toEqual(byLog);
+    expect(await refused(await batch({ recordCount: 1 << 28, lastOffsetDelta: (1 << 28) - 1 }))).toEqual(
+      byLog,
+    );
+    expect(await refused(await batch({ attributes: 0x20 }))).toEqual(byLog);
+    // Refused before the log sees them, as Kafka does: a CRC mismatch, a wrong magic.
+    const corrupt = await batch({});
+    corrupt[corrupt.length - 1]! ^= 1;
+    expect(await refused(corrupt)).toEqual({ errorCode: KafkaErrorCode.corruptMessage, logStartOffset: -1n });
+    const magic1 = await batch({});
+    magic1[16] = 1;
+    expect(await refused(magic1)).toEqual({ errorCode: KafkaErrorCode.invalidRecord, logStartOffset: -1n });
+  });
 
   it('stays responsive when a compressed batch claims far more records than it holds', async () => {
     const topic = 'hostile-compressed';

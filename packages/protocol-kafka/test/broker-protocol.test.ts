@@ -339,6 +339,42 @@ describe('Kafka broker over the wire', () => {
     expect((await produce('no-log-start-here', plain)).logStartOffset).toBe(-1n);
   });
 
+  it("answers a retried idempotent batch with Kafka's append time: the original one, or under CreateTime the batch's max timestamp", async () => {
+    await createTopic('retry-append-time', 1, [{ name: 'message.timestamp.type', value: 'LogAppendTime' }]);
+    await createTopic('retry-create-time');
+    const init = await client.request<InitProducerIdResponse>(22, 4, {
+      transactionalId: null,
+      transactionTimeoutMs: 60_000,
+      producerId: -1n,
+      producerEpoch: -1,
+    });
+    const created = 1_700_000_000_000;
+    const batch = () =>
+      encodeRecordBatch({
+        records: [
+          { value: 'a', timestamp: created },
+          { value: 'b', timestamp: created + 5 },
+        ],
+        producerId: init.producerId,
+        producerEpoch: init.producerEpoch,
+        baseSequence: 0,
+      });
+    const answer = async (topic: string) => {
+      const { errorCode, baseOffset, logAppendTimeMs } = await produce(topic, await batch());
+      return { errorCode, baseOffset, logAppendTimeMs };
+    };
+    const stamped = await answer('retry-append-time');
+    expect(stamped.logAppendTimeMs).toBeGreaterThan(BigInt(created));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await answer('retry-append-time')).toEqual(stamped);
+    expect(await answer('retry-create-time')).toEqual({ errorCode: 0, baseOffset: 0n, logAppendTimeMs: -1n });
+    expect(await answer('retry-create-time')).toEqual({
+      errorCode: 0,
+      baseOffset: 0n,
+      logAppendTimeMs: BigInt(created + 5),
+    });
+  });
+
   it('long-polls until data arrives', async () => {
     await createTopic('waiting');
     const other = await RawClient.open(server.port);
@@ -420,6 +456,82 @@ describe('Kafka broker over the wire', () => {
     }
   });
 
+  it('answers a negative byte limit as Kafka does: UNKNOWN_SERVER_ERROR for a partition with records to read', async () => {
+    await createTopic('negative-limits', 3);
+    // Partition 0 stays empty; partitions 1 and 2 hold two batches each.
+    for (const index of [1, 2]) {
+      for (let i = 0; i < 2; i++) {
+        const records = await encodeRecordBatch({ records: [{ value: `p${index}-${i}` }] });
+        await client.request<ProduceResponse>(0, 9, {
+          acks: -1,
+          timeoutMs: 5000,
+          topicData: [{ name: 'negative-limits', partitionData: [{ index, records }] }],
+        });
+      }
+    }
+    const fetchWith = async (
+      partitions: Array<{ partition: number; offset?: bigint }>,
+      maxBytes: number,
+      partitionMaxBytes: number,
+    ) => {
+      const fetched = await client.request<FetchResponse>(1, 12, {
+        ...fetchBody('negative-limits', 0, { maxBytes }),
+        topics: [
+          {
+            topic: 'negative-limits',
+            partitions: partitions.map(({ partition, offset }) => ({
+              partition,
+              fetchOffset: offset ?? 0n,
+              partitionMaxBytes,
+            })),
+          },
+        ],
+      });
+      return fetched.responses[0]!.partitions.map((partition) => ({
+        partition: partition.partitionIndex,
+        errorCode: partition.errorCode,
+        highWatermark: partition.highWatermark,
+        logStartOffset: partition.logStartOffset,
+        values: decodeRecordBatches(partition.records!).flatMap((batch) =>
+          batch.records.map((record) => record.value!.toString()),
+        ),
+      }));
+    };
+    const failed = { errorCode: KafkaErrorCode.unknownServerError, highWatermark: -1n, logStartOffset: -1n };
+    // Kafka reads each partition with what is left of max_bytes, and what is left is never below 0:
+    // the first partition fails, the next is read as under a limit of 0.
+    expect(await fetchWith([{ partition: 1 }, { partition: 2 }, { partition: 0 }], -1, 1 << 20)).toEqual([
+      { partition: 1, ...failed, values: [] },
+      { partition: 2, errorCode: 0, highWatermark: 2n, logStartOffset: 0n, values: ['p2-0'] },
+      { partition: 0, errorCode: 0, highWatermark: 0n, logStartOffset: 0n, values: [] },
+    ]);
+    // A negative partition_max_bytes fails every partition with records at the fetch offset; one
+    // read to its end is answered empty, an offset past the end is out of range as always.
+    expect(
+      await fetchWith([{ partition: 0 }, { partition: 1 }, { partition: 2, offset: 2n }], 1 << 20, -1),
+    ).toEqual([
+      { partition: 0, errorCode: 0, highWatermark: 0n, logStartOffset: 0n, values: [] },
+      { partition: 1, ...failed, values: [] },
+      { partition: 2, errorCode: 0, highWatermark: 2n, logStartOffset: 0n, values: [] },
+    ]);
+    expect(await fetchWith([{ partition: 2, offset: 5n }], 1 << 20, -1)).toEqual([
+      {
+        partition: 2,
+        errorCode: KafkaErrorCode.offsetOutOfRange,
+        highWatermark: 2n,
+        logStartOffset: 0n,
+        values: [],
+      },
+    ]);
+    // Kafka waits for no more than max_bytes: a negative one is answered at once.
+    const started = Date.now();
+    const waited = await client.request<FetchResponse>(1, 12, {
+      ...fetchBody('negative-limits', 0, { maxBytes: -1, maxWaitMs: 10_000, minBytes: 1 }),
+    });
+    expect(waited.responses[0]!.partitions[0]!.errorCode).toBe(KafkaErrorCode.none);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
   it('lists offsets by position and timestamp, and DeleteRecords moves the log start', async () => {
     await createTopic('timeline');
     const base = 1_700_000_000_000;
@@ -495,6 +607,120 @@ describe('topic admin over the wire', () => {
       timeoutMs: 1000,
     });
     expect(again.responses[0]!.errorCode).toBe(KafkaErrorCode.unknownTopicId);
+  });
+});
+
+describe('topic admin over the wire: manual replica assignments', () => {
+  async function createAssigned(
+    name: string,
+    assignments: Array<[number, number[]]>,
+    options: {
+      numPartitions?: number;
+      replicationFactor?: number;
+      validateOnly?: boolean;
+      version?: number;
+    } = {},
+  ) {
+    const response = await client.request<CreateTopicsResponse>(19, options.version ?? 7, {
+      topics: [
+        {
+          name,
+          numPartitions: options.numPartitions ?? -1,
+          replicationFactor: options.replicationFactor ?? -1,
+          assignments: assignments.map(([partitionIndex, brokerIds]) => ({ partitionIndex, brokerIds })),
+          configs: [],
+        },
+      ],
+      timeoutMs: 5000,
+      validateOnly: options.validateOnly ?? false,
+    });
+    return response.topics[0]!;
+  }
+
+  it('creates one partition per assignment, numbered as given, each led by its broker', async () => {
+    const { brokers } = await client.request<MetadataResponse>(3, 12, { topics: [] });
+    const id = brokers[0]!.nodeId;
+    const checked = await createAssigned('assigned-checked', [[0, [id]]], { validateOnly: true });
+    expect(checked).toMatchObject({ errorCode: 0, numPartitions: 1, replicationFactor: 1 });
+    const made = await createAssigned('assigned', [
+      [2, [id]],
+      [0, [id]],
+      [1, [id]],
+    ]);
+    expect(made).toMatchObject({ errorCode: 0, numPartitions: 3, replicationFactor: 1 });
+    expect((await createAssigned('assigned-v0', [[0, [id]]], { version: 0 })).errorCode).toBe(0);
+    const metadata = await client.request<MetadataResponse>(3, 12, {
+      topics: [{ name: 'assigned' }, { name: 'assigned-checked' }],
+      allowAutoTopicCreation: false,
+    });
+    expect(metadata.topics[0]!.partitions.map((p) => [p.partitionIndex, p.leaderId])).toEqual([
+      [0, id],
+      [1, id],
+      [2, id],
+    ]);
+    expect(metadata.topics[1]!.errorCode).toBe(KafkaErrorCode.unknownTopicOrPartition);
+  });
+
+  it("refuses an assignment Kafka's controller refuses, with its error code", async () => {
+    const { brokers } = await client.request<MetadataResponse>(3, 12, { topics: [] });
+    const id = brokers[0]!.nodeId;
+    const refusals: Array<[Awaited<ReturnType<typeof createAssigned>>, number, RegExp]> = [
+      [
+        await createAssigned('bad-assignment', [[0, [id]]], { replicationFactor: 1 }),
+        KafkaErrorCode.invalidRequest,
+        /replication factor was not set to -1/,
+      ],
+      [
+        await createAssigned('bad-assignment', [[0, [id]]], { numPartitions: 1 }),
+        KafkaErrorCode.invalidRequest,
+        /numPartitions was not set to -1/,
+      ],
+      [
+        await createAssigned('bad-assignment', [
+          [0, [id]],
+          [0, [id]],
+        ]),
+        KafkaErrorCode.invalidReplicaAssignment,
+        /multiple manual partition assignments for partition 0/,
+      ],
+      [
+        await createAssigned('bad-assignment', [[0, []]]),
+        KafkaErrorCode.invalidReplicaAssignment,
+        /empty replica list/,
+      ],
+      [
+        await createAssigned('bad-assignment', [[0, [id, id + 100]]]),
+        KafkaErrorCode.invalidReplicaAssignment,
+        new RegExp(`broker ${id + 100}, but no such broker is registered`),
+      ],
+      [
+        await createAssigned('bad-assignment', [[0, [id, id]]]),
+        KafkaErrorCode.invalidReplicaAssignment,
+        new RegExp(`the broker ${id} more than once`),
+      ],
+      [
+        await createAssigned('bad-assignment', [
+          [0, [id]],
+          [2, [id]],
+        ]),
+        KafkaErrorCode.invalidReplicaAssignment,
+        /consecutive 0-based integer sequence/,
+      ],
+      [
+        await createAssigned('bad-assignment', [[-1, [id]]]),
+        KafkaErrorCode.invalidReplicaAssignment,
+        /consecutive 0-based integer sequence/,
+      ],
+    ];
+    for (const [answer, errorCode, message] of refusals) {
+      expect(answer.errorCode).toBe(errorCode);
+      expect(answer.errorMessage).toMatch(message);
+    }
+    const metadata = await client.request<MetadataResponse>(3, 12, {
+      topics: [{ name: 'bad-assignment' }],
+      allowAutoTopicCreation: false,
+    });
+    expect(metadata.topics[0]!.errorCode).toBe(KafkaErrorCode.unknownTopicOrPartition);
   });
 });
 

@@ -240,6 +240,32 @@ describe('topic configs that act on produced batches (KafkaJS)', () => {
     );
   });
 
+  it('creates a topic from a replica assignment, with one partition per assignment', async () => {
+    const topic = 'js-assigned';
+    const { nodeId } = (await admin.describeCluster()).brokers[0]!;
+    const replicaAssignment = [0, 1, 2].map((partition) => ({ partition, replicas: [nodeId] }));
+    expect(await admin.createTopics({ topics: [{ topic, replicaAssignment }] })).toBe(true);
+    const [metadata] = (await admin.fetchTopicMetadata({ topics: [topic] })).topics;
+    expect(metadata!.partitions.map((p) => [p.partitionId, p.leader]).sort()).toEqual([
+      [0, nodeId],
+      [1, nodeId],
+      [2, nodeId],
+    ]);
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({
+      topic,
+      messages: [0, 1, 2].map((partition) => ({ partition, value: `to-${partition}` })),
+    });
+    await producer.disconnect();
+    const offsets = await admin.fetchTopicOffsets(topic);
+    expect(offsets.map((p) => [p.partition, p.high]).sort()).toEqual([
+      [0, '1'],
+      [1, '1'],
+      [2, '1'],
+    ]);
+  });
+
   it('stamps batches with the append time under message.timestamp.type=LogAppendTime', async () => {
     const topic = 'js-log-append-time';
     await admin.createTopics({

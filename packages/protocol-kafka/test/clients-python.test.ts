@@ -34,6 +34,7 @@ describe('kafka-python (Debian python3-kafka)', () => {
       configs: Record<string, string>;
       partitions_after: number;
       after_delete: string[];
+      assigned: Array<[number, boolean]>;
     };
     expect(report.topics).toEqual(['py-topic']);
     expect(report.records).toHaveLength(20);
@@ -60,6 +61,12 @@ describe('kafka-python (Debian python3-kafka)', () => {
       'segment.bytes': '1048576',
       'cleanup.policy': 'delete',
     });
+    // A topic made from replica assignments (NewTopic replica_assignments): one partition each.
+    expect(report.assigned).toEqual([
+      [0, true],
+      [1, true],
+      [2, true],
+    ]);
     expect(report.partitions_after).toBe(4);
     expect(report.after_delete).toEqual([]);
   }, 120_000);

@@ -1,12 +1,20 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
+  encodeTopic,
   ErrorCode,
   RobustMQError,
+  topicKey,
   type BrokerCluster,
   type ListenerAddress,
   type PeerHandler,
+  type Topic,
 } from '@robustmq/core';
+import { openLocalMetaStore } from '@robustmq/meta-raft';
 import { describe, expect, it } from 'vitest';
 import { KafkaCluster } from '../src/cluster/kafka-cluster.js';
+import { waitFor } from './helpers/group-members.js';
 
 // The Kafka brokers as one broker sees them, over the cluster the server gives it. The cluster's
 // own liveness (heartbeats, timeouts, a broker cut off) is tested with the server.
@@ -113,5 +121,58 @@ describe('the Kafka brokers of a cluster', () => {
     expect(one.coordinates('billing')).toBe(false);
     expect(one.leads('orders', 0)).toBe(false);
     expect(one.controllerId()).toBe(1);
+  });
+
+  it('leads a partition by its preferred brokers from the catalog, the first live one, on every broker', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kafka-preferred-leaders-'));
+    const meta = await openLocalMetaStore({ dir });
+    const view = new SharedView();
+    const one = new KafkaCluster({ cluster: view.member(1), nodeId: 1, meta });
+    const two = new KafkaCluster({ cluster: view.member(2), nodeId: 2, meta });
+    try {
+      one.start(listening(9092));
+      two.start(listening(9093));
+      // Until the catalog is read, a partition may be another broker's preferred one: none is claimed.
+      expect(one.leaderOf('orders', 0)).toBeNull();
+      await waitFor('the catalog read', () => one.leaderOf('orders', 0) !== null, 5000);
+      const changes: number[] = [];
+      one.onChange(() => changes.push(one.leaderOf('orders', 0)!));
+      const orders: Topic = {
+        name: 'orders',
+        partitions: 4,
+        storageClass: 'file',
+        retentionMs: null,
+        retentionBytes: null,
+        configs: {},
+        createdAt: 1,
+        // Broker 3 runs no Kafka listener here: partition 2 goes to its next broker.
+        preferredLeaders: [
+          [2, 1],
+          [1, 2],
+          [3, 2],
+        ],
+      };
+      await meta.put(topicKey('orders'), encodeTopic(orders));
+      await waitFor('the topic seen', () => one.leaderOf('orders', 0) === 2, 5000);
+      await waitFor('the topic seen', () => two.leaderOf('orders', 0) === 2, 5000);
+      const leaders = (cluster: KafkaCluster) => [0, 1, 2, 3].map((p) => cluster.leaderOf('orders', p));
+      expect(leaders(one)).toEqual(leaders(two));
+      expect(leaders(one).slice(0, 3)).toEqual([2, 1, 2]);
+      expect(changes).toEqual([2]);
+      expect(one.leads('orders', 1)).toBe(true);
+      expect(two.leads('orders', 0)).toBe(true);
+
+      // A preferred broker gone: the next one of the list, or any live broker when none is left.
+      view.leave(2);
+      expect(leaders(one)).toEqual([1, 1, 1, 1]);
+
+      await meta.delete(topicKey('orders'));
+      await waitFor('the topic forgotten', () => changes.length === 3, 5000);
+    } finally {
+      one.stop();
+      two.stop();
+      await meta.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

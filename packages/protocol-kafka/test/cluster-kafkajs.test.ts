@@ -126,6 +126,49 @@ describe('a Kafka cluster of two brokers on one journal node', () => {
     expect(fromTwo.controllerId).toBe(fromThree.controllerId);
   });
 
+  it('leads each partition of a topic made from a replica assignment by its first broker, seen from either broker', async () => {
+    const [two, three] = [brokers.get(2)!, brokers.get(3)!];
+    const kafka = new Kafka({ brokers: [`127.0.0.1:${two.port}`], logLevel: logLevel.NOTHING });
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const replicaAssignment = [
+        { partition: 0, replicas: [3, 2] },
+        { partition: 1, replicas: [2, 3] },
+        { partition: 2, replicas: [3, 2] },
+        { partition: 3, replicas: [2, 3] },
+      ];
+      await admin.createTopics({ topics: [{ topic: 'placed', replicaAssignment }], waitForLeaders: true });
+      const misplaced = [
+        { partition: 0, replicas: [2] },
+        { partition: 1, replicas: [2, 3] },
+      ];
+      await expect(
+        admin.createTopics({ topics: [{ topic: 'misplaced', replicaAssignment: misplaced }] }),
+      ).rejects.toMatchObject({ errors: [expect.objectContaining({ type: 'INVALID_REPLICA_ASSIGNMENT' })] });
+      const wanted = ['placed/0@3', 'placed/1@2', 'placed/2@3', 'placed/3@2'];
+      await waitFor('both brokers to follow the assignment', async () => {
+        const views = await Promise.all([two.port, three.port].map((port) => metadata(port, ['placed'])));
+        return views.every((view) => leaders(view).join() === wanted.join());
+      });
+      const producer = kafka.producer();
+      await producer.connect();
+      await producer.send({
+        topic: 'placed',
+        messages: [0, 1, 2, 3].map((partition) => ({ partition, value: `p${partition}` })),
+      });
+      await producer.disconnect();
+      expect((await admin.fetchTopicOffsets('placed')).map((p) => [p.partition, p.high]).sort()).toEqual([
+        [0, '1'],
+        [1, '1'],
+        [2, '1'],
+        [3, '1'],
+      ]);
+    } finally {
+      await admin.disconnect();
+    }
+  });
+
   it('sends clients to the coordinator and the leader: NOT_COORDINATOR and NOT_LEADER_OR_FOLLOWER elsewhere', async () => {
     const group = 'routed';
     const coordinator = await coordinatorOf(brokers.get(2)!.port, group);

@@ -151,6 +151,52 @@ describe('idempotent producers through a connection that loses responses', () =>
     expect(await storedValues(topic)).toEqual(expected);
   }, 60_000);
 
+  it('answers a retried batch with the append time Kafka gives a retry, under LogAppendTime and CreateTime', async () => {
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({
+      topics: [
+        {
+          topic: 'retried-append-time',
+          configEntries: [{ name: 'message.timestamp.type', value: 'LogAppendTime' }],
+        },
+        { topic: 'retried-create-time' },
+      ],
+    });
+    await admin.disconnect();
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    const created = 1_700_000_000_000;
+    const dropped = proxy.dropped;
+    const sendLosingAnswer = async (topic: string) => {
+      proxy.dropProduceResponses = 1;
+      const [result] = await producer.send({
+        topic,
+        acks: -1,
+        messages: [{ value: topic, timestamp: String(created) }],
+      });
+      return result!;
+    };
+    const stamped = await sendLosingAnswer('retried-append-time');
+    const kept = await sendLosingAnswer('retried-create-time');
+    await producer.disconnect();
+    expect(proxy.dropped - dropped).toBe(2);
+    // The time the broker stamped on the stored batch, as a consumer reads it.
+    const consumer = kafka.consumer({ groupId: 'retried-append-time-reader', maxWaitTimeInMs: 100 });
+    await consumer.connect();
+    await consumer.subscribe({ topic: 'retried-append-time', fromBeginning: true });
+    const appended = await new Promise<string>((resolve, reject) => {
+      consumer
+        .run({ eachMessage: ({ message }) => Promise.resolve(resolve(message.timestamp)) })
+        .catch(reject);
+    });
+    await consumer.disconnect();
+    expect(Number(appended)).toBeGreaterThan(created);
+    expect(stamped).toMatchObject({ baseOffset: '0', logAppendTime: appended });
+    // Under CreateTime a retry carries the batch's latest timestamp, where a first answer has -1.
+    expect(kept).toMatchObject({ baseOffset: '0', logAppendTime: String(created) });
+  }, 60_000);
+
   it('stores a retried batch again when its topic was deleted and made again meanwhile, as Kafka does', async () => {
     const topic = 'idempotent-recreated';
     const admin = kafka.admin();

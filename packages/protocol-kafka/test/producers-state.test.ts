@@ -53,6 +53,7 @@ describe('idempotent producers', () => {
       baseSequence,
       lastOffsetDelta: count - 1,
       transactional: false,
+      maxTimestamp: 1000,
     };
     const result = await table.check(batch);
     if (result.kind !== 'append') return result;
@@ -67,8 +68,16 @@ describe('idempotent producers', () => {
     const table = new ProducerStateTable(storage);
     expect(await produce(table, 7n, 0, 0, 3)).toEqual({ kind: 'append', offset: 0 });
     expect(await produce(table, 7n, 0, 3, 2)).toEqual({ kind: 'append', offset: 3 });
-    expect(await produce(table, 7n, 0, 0, 3)).toEqual({ kind: 'duplicate', baseOffset: 0 });
-    expect(await produce(table, 7n, 0, 3, 2)).toEqual({ kind: 'duplicate', baseOffset: 3 });
+    expect(await produce(table, 7n, 0, 0, 3)).toEqual({
+      kind: 'duplicate',
+      baseOffset: 0,
+      maxTimestamp: 1000,
+    });
+    expect(await produce(table, 7n, 0, 3, 2)).toEqual({
+      kind: 'duplicate',
+      baseOffset: 3,
+      maxTimestamp: 1000,
+    });
     expect((await storage.shardInfo('t/0')).nextOffset).toBe(5);
   });
 
@@ -93,12 +102,20 @@ describe('idempotent producers', () => {
     const table = new ProducerStateTable(storage);
     for (let i = 0; i < 6; i++) await produce(table, 1n, 0, i, 1);
     await produce(table, 2n, 0, 0, 1);
-    expect(await produce(table, 1n, 0, 1, 1)).toEqual({ kind: 'duplicate', baseOffset: 1 });
+    expect(await produce(table, 1n, 0, 1, 1)).toEqual({
+      kind: 'duplicate',
+      baseOffset: 1,
+      maxTimestamp: 1000,
+    });
     expect(await produce(table, 1n, 0, 0, 1)).toEqual({
       kind: 'error',
       errorCode: E.outOfOrderSequenceNumber,
     });
-    expect(await produce(table, 2n, 0, 0, 1)).toEqual({ kind: 'duplicate', baseOffset: 6 });
+    expect(await produce(table, 2n, 0, 0, 1)).toEqual({
+      kind: 'duplicate',
+      baseOffset: 6,
+      maxTimestamp: 1000,
+    });
     expect((await produce(table, 2n, 0, 1, 1)).kind).toBe('append');
   });
 
@@ -113,7 +130,11 @@ describe('idempotent producers', () => {
     const max = 2 ** 31 - 1;
     await produce(table, 5n, 0, max - 1, 2);
     expect((await produce(table, 5n, 0, 0, 1)).kind).toBe('append');
-    expect(await produce(table, 5n, 0, max - 1, 2)).toEqual({ kind: 'duplicate', baseOffset: 0 });
+    expect(await produce(table, 5n, 0, max - 1, 2)).toEqual({
+      kind: 'duplicate',
+      baseOffset: 0,
+      maxTimestamp: 1000,
+    });
   });
 
   it('rebuilds state from the stored log, so a retry after a restart is still a duplicate', async () => {
@@ -124,7 +145,11 @@ describe('idempotent producers', () => {
       { recordCount: 1, maxTimestamp: 1, data: await encodeRecordBatch({ records: [{ value: 'plain' }] }) },
     ]);
     const after = new ProducerStateTable(storage);
-    expect(await produce(after, 11n, 0, 4, 4)).toEqual({ kind: 'duplicate', baseOffset: 4 });
+    expect(await produce(after, 11n, 0, 4, 4)).toEqual({
+      kind: 'duplicate',
+      baseOffset: 4,
+      maxTimestamp: 1000,
+    });
     expect(await produce(after, 11n, 0, 12, 1)).toEqual({
       kind: 'error',
       errorCode: E.outOfOrderSequenceNumber,
@@ -137,7 +162,10 @@ describe('idempotent producers', () => {
     await produce(table, 13n, 0, 0, 2);
     // The storage kept the batch but its answer was lost (a journal node killed meanwhile).
     const data = await encodeRecordBatch({
-      records: [{ value: 'v2' }, { value: 'v3' }],
+      records: [
+        { value: 'v2', timestamp: 1000 },
+        { value: 'v3', timestamp: 1000 },
+      ],
       producerId: 13n,
       producerEpoch: 0,
       baseSequence: 2,
@@ -150,11 +178,16 @@ describe('idempotent producers', () => {
       baseSequence: 2,
       lastOffsetDelta: 1,
       transactional: false,
+      maxTimestamp: 1000,
     };
     expect((await table.check(lost)).kind).toBe('append');
     await storage.append('t/0', [{ recordCount: 2, maxTimestamp: 1000, data }]);
     table.appendFailed(lost);
-    expect(await produce(table, 13n, 0, 2, 2)).toEqual({ kind: 'duplicate', baseOffset: 2 });
+    expect(await produce(table, 13n, 0, 2, 2)).toEqual({
+      kind: 'duplicate',
+      baseOffset: 2,
+      maxTimestamp: 1000,
+    });
     expect((await storage.shardInfo('t/0')).nextOffset).toBe(4);
   });
 

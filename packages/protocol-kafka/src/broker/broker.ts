@@ -25,6 +25,8 @@ export class Broker implements KafkaBroker {
     this.cluster = new KafkaCluster({
       cluster: context.cluster,
       nodeId: context.nodeId,
+      meta: context.meta,
+      logger: this.logger,
       ...(settings.advertisedHost === undefined ? {} : { advertisedHost: settings.advertisedHost }),
       ...(settings.advertisedPort === undefined ? {} : { advertisedPort: settings.advertisedPort }),
     });
@@ -69,6 +71,7 @@ export class Broker implements KafkaBroker {
   /** Ends long waits and stops every service. */
   async stop(): Promise<void> {
     this.abort.abort();
+    this.cluster.stop();
     for (const [name, service] of this.services) {
       try {
         await (service as BrokerService).stop?.();

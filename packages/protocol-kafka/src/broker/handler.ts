@@ -153,14 +153,19 @@ export interface ProducedBatch {
   /** Records in the batch minus one: the sequence of the last record is baseSequence + this. */
   readonly lastOffsetDelta: number;
   readonly transactional: boolean;
+  /** The batch's max timestamp as stored (the broker's time on a LogAppendTime topic). */
+  readonly maxTimestamp: number;
 }
 
 /** What to do with a batch that carries a producer id. */
 export type ProducerCheckResult =
   /** A new batch in sequence: append it. */
   | { readonly kind: 'append' }
-  /** A retry of a batch already stored: answer success with its original base offset. */
-  | { readonly kind: 'duplicate'; readonly baseOffset: number }
+  /**
+   * A retry of a batch already stored: answer success with its original base offset and, as Kafka
+   * does for a retry whatever the topic's timestamp type, its max timestamp as the append time.
+   */
+  | { readonly kind: 'duplicate'; readonly baseOffset: number; readonly maxTimestamp: number }
   /** Refuse with this Kafka error code (OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, ...). */
   | { readonly kind: 'error'; readonly errorCode: number };
 

@@ -1,5 +1,14 @@
 import { hostname } from 'node:os';
-import { rendezvousOwner, soloCluster, type BrokerCluster, type ListenerAddress } from '@robustmq/core';
+import {
+  rendezvousOwner,
+  silentLogger,
+  soloCluster,
+  type BrokerCluster,
+  type ListenerAddress,
+  type Logger,
+  type MetaStore,
+} from '@robustmq/core';
+import { PreferredLeaders } from './preferred-leaders.js';
 
 /** Where clients reach a broker on one listener. */
 export interface BrokerEndpoint {
@@ -23,6 +32,12 @@ export interface KafkaClusterOptions {
   advertisedHost?: string;
   /** The port other brokers' clients are sent to on the `tcp` listener, when set. */
   advertisedPort?: number;
+  /**
+   * The meta store of the topic catalog: in a cluster, the partitions' preferred leaders (manual
+   * replica assignments) are read from it.
+   */
+  meta?: MetaStore;
+  logger?: Logger;
 }
 
 const WILDCARDS = new Set(['0.0.0.0', '::', '']);
@@ -31,15 +46,23 @@ const WILDCARDS = new Set(['0.0.0.0', '::', '']);
  * The Kafka brokers of the cluster as this broker sees them: the live brokers on this node's
  * storage that announced Kafka listeners. Brokers are stateless, but a consumer group needs one
  * coordinator and a partition one leader (its idempotent producers' sequences are checked in one
- * place), so every broker picks them the same way from the live Kafka brokers, by rendezvous
- * hashing. On storage no other broker reaches (the partitions' data would not follow a leader
- * that moves), this broker is the only one.
+ * place), so every broker picks them the same way from the live Kafka brokers: a partition created
+ * with a replica assignment is led by the first live broker of its list, anything else by
+ * rendezvous hashing. On storage no other broker reaches (the partitions' data would not follow a
+ * leader that moves), this broker is the only one.
  */
 export class KafkaCluster {
   private readonly cluster: BrokerCluster;
+  /** In a cluster, the preferred leaders of the catalog's partitions; alone, every leader is this one. */
+  private readonly preferred: PreferredLeaders | null;
+  private readonly listeners = new Set<() => void>();
 
   constructor(private readonly options: KafkaClusterOptions) {
     this.cluster = options.cluster ?? soloCluster(options.nodeId);
+    this.preferred =
+      options.cluster && options.meta
+        ? new PreferredLeaders(options.meta, () => this.changed(), options.logger ?? silentLogger)
+        : null;
   }
 
   /** Announces this broker's bound listeners to the cluster. */
@@ -71,9 +94,18 @@ export class KafkaCluster {
     return announced?.listeners[listener] ?? null;
   }
 
-  /** The broker leading a partition, or null while no broker is known to be live. */
+  /**
+   * The broker leading a partition, or null while no broker is known to be live, and in a cluster
+   * until the preferred leaders have been read (another broker may be the one preferred).
+   */
   leaderOf(topic: string, partition: number): number | null {
-    return this.ownerOf(`partition:${topic}/${partition}`);
+    const brokers = this.brokers();
+    if (brokers.length === 0) return null;
+    if (this.preferred) {
+      if (!this.preferred.loaded) return null;
+      for (const id of this.preferred.of(topic, partition)) if (brokers.includes(id)) return id;
+    }
+    return rendezvousOwner(`partition:${topic}/${partition}`, brokers);
   }
 
   leads(topic: string, partition: number): boolean {
@@ -99,8 +131,25 @@ export class KafkaCluster {
     return brokers.length === 0 ? null : rendezvousOwner(key, brokers);
   }
 
-  /** Calls `listener` whenever the live Kafka brokers may have changed; returns what removes it. */
+  /**
+   * Calls `listener` whenever leaders or coordinators may have moved (the live Kafka brokers, or
+   * the preferred leaders of a topic); returns what removes it.
+   */
   onChange(listener: () => void): () => void {
-    return this.cluster.onChange(listener);
+    const stopWatching = this.cluster.onChange(listener);
+    this.listeners.add(listener);
+    return () => {
+      stopWatching();
+      this.listeners.delete(listener);
+    };
+  }
+
+  /** Stops following the preferred leaders. */
+  stop(): void {
+    this.preferred?.stop();
+  }
+
+  private changed(): void {
+    for (const listener of [...this.listeners]) listener();
   }
 }

@@ -16,6 +16,7 @@ interface BatchEntry {
   firstSeq: number;
   lastSeq: number;
   baseOffset: number;
+  maxTimestamp: number;
 }
 
 interface ProducerEntry {
@@ -37,7 +38,7 @@ function inSequence(lastSeq: number, nextSeq: number): boolean {
 /** Producer fields of a stored record batch, or null for other data and non-idempotent batches. */
 function producerFields(
   data: Uint8Array,
-): { producerId: bigint; epoch: number; firstSeq: number; delta: number } | null {
+): { producerId: bigint; epoch: number; firstSeq: number; delta: number; maxTimestamp: number } | null {
   let header;
   try {
     header = readBatchHeader(data);
@@ -51,6 +52,7 @@ function producerFields(
     epoch: header.producerEpoch,
     firstSeq: header.baseSequence,
     delta: header.lastOffsetDelta,
+    maxTimestamp: header.maxTimestamp,
   };
 }
 
@@ -83,7 +85,9 @@ export class ProducerStateTable implements ProducerStateCheck {
     }
     const lastSeq = lastSequence(batch.baseSequence, batch.lastOffsetDelta);
     const duplicate = entry.batches.find((b) => b.firstSeq === batch.baseSequence && b.lastSeq === lastSeq);
-    if (duplicate) return { kind: 'duplicate', baseOffset: duplicate.baseOffset };
+    if (duplicate) {
+      return { kind: 'duplicate', baseOffset: duplicate.baseOffset, maxTimestamp: duplicate.maxTimestamp };
+    }
     const last = entry.batches[entry.batches.length - 1];
     if (last && !inSequence(last.lastSeq, batch.baseSequence)) {
       this.logger.debug(
@@ -103,14 +107,10 @@ export class ProducerStateTable implements ProducerStateCheck {
 
   async appended(batch: ProducedBatch, baseOffset: number): Promise<void> {
     const producers = await this.partition(batch.topic, batch.partition);
-    record(
-      producers,
-      batch.producerId,
-      batch.producerEpoch,
-      batch.baseSequence,
-      batch.lastOffsetDelta,
+    record(producers, batch.producerId, batch.producerEpoch, batch.baseSequence, batch.lastOffsetDelta, {
       baseOffset,
-    );
+      maxTimestamp: batch.maxTimestamp,
+    });
   }
 
   /**
@@ -179,14 +179,10 @@ export class ProducerStateTable implements ProducerStateCheck {
         bytes += stored.data.length;
         const fields = producerFields(stored.data);
         if (fields)
-          record(
-            producers,
-            fields.producerId,
-            fields.epoch,
-            fields.firstSeq,
-            fields.delta,
-            stored.baseOffset,
-          );
+          record(producers, fields.producerId, fields.epoch, fields.firstSeq, fields.delta, {
+            baseOffset: stored.baseOffset,
+            maxTimestamp: fields.maxTimestamp,
+          });
       }
       const last = read.batches[read.batches.length - 1]!;
       offset = last.baseOffset + last.recordCount;
@@ -203,7 +199,7 @@ function record(
   epoch: number,
   baseSequence: number,
   lastOffsetDelta: number,
-  baseOffset: number,
+  stored: { baseOffset: number; maxTimestamp: number },
 ): void {
   let entry = producers.get(producerId);
   if (!entry || epoch > entry.epoch) entry = { epoch, batches: [] };
@@ -211,7 +207,7 @@ function record(
   entry.batches.push({
     firstSeq: baseSequence,
     lastSeq: lastSequence(baseSequence, lastOffsetDelta),
-    baseOffset,
+    ...stored,
   });
   if (entry.batches.length > BATCHES_KEPT) entry.batches.shift();
   // Re-inserting keeps the map in least-recently-active order for eviction.

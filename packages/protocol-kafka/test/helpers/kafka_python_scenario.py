@@ -51,6 +51,13 @@ for response in described:
             entries[entry[0]] = entry[1]
 report["configs"] = {k: entries.get(k) for k in ("retention.ms", "segment.bytes", "cleanup.policy")}
 
+broker_id = admin.describe_cluster()["brokers"][0]["node_id"]
+admin.create_topics([NewTopic("py-assigned", num_partitions=-1, replication_factor=-1,
+                              replica_assignments={0: [broker_id], 1: [broker_id], 2: [broker_id]})])
+report["assigned"] = sorted([p["partition"], p["leader"] == broker_id]
+                            for p in admin.describe_topics(["py-assigned"])[0]["partitions"])
+admin.delete_topics(["py-assigned"])
+
 admin.create_partitions({"py-topic": NewPartitions(total_count=4)})
 report["partitions_after"] = len(admin.describe_topics(["py-topic"])[0]["partitions"])
 admin.delete_topics(["py-topic"])

@@ -54,16 +54,21 @@ async function createTopic(
   fail: (errorCode: number, errorMessage: string) => CreateTopicsResponseCreatableTopicResult,
 ): Promise<CreateTopicsResponseCreatableTopicResult> {
   const { broker } = context;
-  const partitions = wanted.numPartitions === -1 ? broker.settings.defaultPartitions : wanted.numPartitions;
   if (!validTopicName(wanted.name)) {
     return fail(KafkaErrorCode.invalidTopicException, `invalid topic name ${wanted.name}`);
   }
   if (!(await authorized(context, 'create', wanted.name))) {
     return fail(KafkaErrorCode.topicAuthorizationFailed, 'not allowed to create this topic');
   }
+  let preferredLeaders: number[][] | undefined;
   if (wanted.assignments.length > 0) {
-    return fail(KafkaErrorCode.invalidRequest, 'manual replica assignments are not supported');
+    const assigned = checkAssignment(wanted, new Set([...broker.cluster.brokers(), broker.nodeId]));
+    if ('errorCode' in assigned) return fail(assigned.errorCode, assigned.message);
+    preferredLeaders = assigned.brokers;
   }
+  const partitions =
+    preferredLeaders?.length ??
+    (wanted.numPartitions === -1 ? broker.settings.defaultPartitions : wanted.numPartitions);
   if (!Number.isInteger(partitions) || partitions < 1) {
     return fail(KafkaErrorCode.invalidPartitions, 'the number of partitions must be at least 1');
   }
@@ -73,7 +78,7 @@ async function createTopic(
       `a topic has at most ${broker.catalog.maxPartitions} partitions here`,
     );
   }
-  if (wanted.replicationFactor !== -1 && wanted.replicationFactor !== 1) {
+  if (preferredLeaders === undefined && wanted.replicationFactor !== -1 && wanted.replicationFactor !== 1) {
     return fail(KafkaErrorCode.invalidReplicationFactor, 'this cluster keeps one replica per partition');
   }
   const configs = new Map<string, string>();
@@ -88,6 +93,7 @@ async function createTopic(
     return fail(KafkaErrorCode.invalidConfig, error.message);
   }
   const fresh = newTopicWith(wanted.name, partitions, configs);
+  if (preferredLeaders !== undefined) fresh.preferredLeaders = preferredLeaders;
   let created: Topic;
   if (validateOnly) {
     if (await broker.catalog.get(wanted.name)) {
@@ -111,4 +117,65 @@ async function createTopic(
       return { name, value, readOnly: false, configSource: isDefault ? 5 : 1, isSensitive: false };
     }),
   };
+}
+
+/**
+ * Kafka's checks of a manual replica assignment (its controller's `createTopic`): partition count
+ * and replication factor left to it (-1, or INVALID_REQUEST), each partition once, each list
+ * non-empty, of known brokers named once and as long as the others, partitions numbered from 0
+ * without gaps (INVALID_REPLICA_ASSIGNMENT). The lists, by partition, are what it asks for.
+ */
+function checkAssignment(
+  wanted: CreateTopicsRequestCreatableTopic,
+  brokers: ReadonlySet<number>,
+): { brokers: number[][] } | { errorCode: number; message: string } {
+  const invalid = (message: string) => ({ errorCode: KafkaErrorCode.invalidReplicaAssignment, message });
+  if (wanted.replicationFactor !== -1) {
+    return {
+      errorCode: KafkaErrorCode.invalidRequest,
+      message: 'A manual partition assignment was specified, but replication factor was not set to -1.',
+    };
+  }
+  if (wanted.numPartitions !== -1) {
+    return {
+      errorCode: KafkaErrorCode.invalidRequest,
+      message: 'A manual partition assignment was specified, but numPartitions was not set to -1.',
+    };
+  }
+  const byPartition = new Map<number, number[]>();
+  let replicas: number | null = null;
+  for (const { partitionIndex, brokerIds } of wanted.assignments) {
+    if (byPartition.has(partitionIndex)) {
+      return invalid(`Found multiple manual partition assignments for partition ${partitionIndex}`);
+    }
+    if (brokerIds.length === 0) {
+      return invalid('The manual partition assignment includes an empty replica list.');
+    }
+    // In ascending order, as Kafka checks them, so the message names the same broker.
+    const sorted = [...brokerIds].sort((a, b) => a - b);
+    for (let i = 0; i < sorted.length; i++) {
+      if (!brokers.has(sorted[i]!)) {
+        return invalid(
+          `The manual partition assignment includes broker ${sorted[i]}, but no such broker is registered.`,
+        );
+      }
+      if (i > 0 && sorted[i] === sorted[i - 1]) {
+        return invalid(`The manual partition assignment includes the broker ${sorted[i]} more than once.`);
+      }
+    }
+    if (replicas !== null && brokerIds.length !== replicas) {
+      return invalid(
+        `The manual partition assignment includes a partition with ${brokerIds.length} replica(s), but this is not consistent with previous partitions, which have ${replicas} replica(s).`,
+      );
+    }
+    replicas = brokerIds.length;
+    byPartition.set(partitionIndex, brokerIds);
+  }
+  const lists: number[][] = [];
+  for (let partition = 0; partition < byPartition.size; partition++) {
+    const list = byPartition.get(partition);
+    if (list === undefined) return invalid('partitions should be a consecutive 0-based integer sequence');
+    lists.push(list);
+  }
+  return { brokers: lists };
 }

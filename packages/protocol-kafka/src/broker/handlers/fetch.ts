@@ -114,16 +114,23 @@ async function readPartition(
   const offset = Number(read.request.fetchOffset);
   read.end = offset;
   // As in Kafka (KIP-74), the first partition with data gets a whole batch even when a limit is 0.
-  const maxBytes = Math.max(0, Math.min(budget, read.request.partitionMaxBytes));
+  const maxBytes = Math.min(budget, read.request.partitionMaxBytes);
   try {
-    if (maxBytes === 0 && !minOneBatch) {
+    if (maxBytes < 0 || (maxBytes === 0 && !minOneBatch)) {
+      // No batch for this partition: only its offsets. Kafka's log refuses a read size below 0, so
+      // then a partition with records to read fails with UNKNOWN_SERVER_ERROR.
       const info = await storage.shardInfo(shard);
-      read.data = {
-        ...empty(index, KafkaErrorCode.none),
-        highWatermark: BigInt(info.nextOffset),
-        lastStableOffset: BigInt(info.nextOffset),
-        logStartOffset: BigInt(info.logStartOffset),
-      };
+      const outOfRange = offset < info.logStartOffset || offset > info.nextOffset;
+      if (maxBytes < 0 && !outOfRange && offset !== info.nextOffset) {
+        read.data = empty(index, KafkaErrorCode.unknownServerError);
+      } else {
+        read.data = {
+          ...empty(index, outOfRange ? KafkaErrorCode.offsetOutOfRange : KafkaErrorCode.none),
+          highWatermark: BigInt(info.nextOffset),
+          lastStableOffset: BigInt(info.nextOffset),
+          logStartOffset: BigInt(info.logStartOffset),
+        };
+      }
       read.bytes = 0;
       read.records = 0;
       return;
@@ -221,6 +228,8 @@ export const handleFetch: ApiHandler<FetchRequest, FetchResponse<Records>> = asy
     }
   }
   const maxBytes = request.maxBytes ?? 0x7fffffff;
+  // As Kafka: no more than max_bytes is waited for, so a negative one is answered at once.
+  const minBytes = Math.min(request.minBytes, maxBytes);
   const deadline = Date.now() + Math.max(0, request.maxWaitMs);
   for (;;) {
     let budget = maxBytes;
@@ -228,14 +237,15 @@ export const handleFetch: ApiHandler<FetchRequest, FetchResponse<Records>> = asy
     let failed = false;
     for (const read of reads) {
       await readPartition(context, read, budget, total === 0, lending, ahead);
-      budget -= read.bytes;
+      // Kafka's remaining budget never goes below 0: a negative max_bytes costs the first partition only.
+      budget = Math.max(0, budget - read.bytes);
       total += read.bytes;
       const { errorCode } = read.data;
       if (errorCode !== KafkaErrorCode.none && !STORAGE_DOWN.has(errorCode)) failed = true;
     }
     const remaining = deadline - Date.now();
     // min_bytes 0 asks for an answer at once, data or not (Kafka's rule too).
-    if (total >= request.minBytes || failed || remaining <= 0 || broker.stopped.aborted) break;
+    if (total >= minBytes || failed || remaining <= 0 || broker.stopped.aborted) break;
     // Partitions whose storage is down are not waited on (their wait would fail at once): they are
     // answered at the deadline, so a client that retries at once does not spin against the outage.
     // An empty Fetch waits out the deadline too.

@@ -64,14 +64,18 @@ function result(
   };
 }
 
+/** Why a batch is refused; `byLog` for a check Kafka's log makes, answered with its log start offset. */
+interface Refusal {
+  errorCode: number;
+  message: string;
+  byLog?: true;
+}
+
 /**
  * Checks a partition's records as Kafka does for Produce v3+: exactly one whole batch, magic 2,
  * a matching CRC, zstd only from v7. Returns the batch or the error to answer with.
  */
-function validate(
-  data: ProduceRequestPartitionProduceData,
-  version: number,
-): { batch: Buffer } | { errorCode: number; message: string } {
+function validate(data: ProduceRequestPartitionProduceData, version: number): { batch: Buffer } | Refusal {
   if (data.records === null || data.records.length === 0) {
     return { errorCode: KafkaErrorCode.invalidRecord, message: 'no records' };
   }
@@ -113,15 +117,21 @@ function validate(
     return {
       errorCode: KafkaErrorCode.invalidRecord,
       message: `record count ${header.recordCount} does not match the last offset delta ${header.lastOffsetDelta}`,
+      byLog: true,
     };
   }
   if (header.control) {
-    return { errorCode: KafkaErrorCode.invalidRecord, message: 'clients may not write control batches' };
+    return {
+      errorCode: KafkaErrorCode.invalidRecord,
+      message: 'clients may not write control batches',
+      byLog: true,
+    };
   }
   if (header.compression === Compression.none && countRecords(batch) !== header.recordCount) {
     return {
       errorCode: KafkaErrorCode.invalidRecord,
       message: `the batch's records do not add up to its record count ${header.recordCount}`,
+      byLog: true,
     };
   }
   return { batch };
@@ -140,17 +150,20 @@ async function producePartition(
   policy: ProducePolicy,
   acks: number,
 ): Promise<ProduceResponsePartitionProduceResponse> {
+  const { storage } = context.broker.context;
+  const shard = shardName(topic, data.index);
   const checked = validate(data, context.apiVersion);
   if ('errorCode' in checked) {
     context.broker.metrics.bad(context.connection.listener, 'bad_batch');
     context.logger.warn({ topic, partition: data.index, reason: checked.message }, 'produced batch refused');
-    return result(data.index, checked.errorCode, { errorMessage: checked.message });
+    return result(data.index, checked.errorCode, {
+      errorMessage: checked.message,
+      ...(checked.byLog && { logStartOffset: await logStartOf(storage, shard) }),
+    });
   }
   const batch = checked.batch;
   const header = readBatchHeader(batch);
   const now = Date.now();
-  const { storage } = context.broker.context;
-  const shard = shardName(topic, data.index);
   const refused = refusal(policy, acks, { first: header.baseTimestamp, max: header.maxTimestamp }, now);
   if (refused !== null) {
     context.logger.debug({ topic, partition: data.index, reason: refused.message }, 'produced batch refused');
@@ -187,6 +200,7 @@ async function producePartition(
       baseSequence: header.baseSequence,
       lastOffsetDelta: header.lastOffsetDelta,
       transactional: header.transactional,
+      maxTimestamp: policy.logAppendTime ? now : header.maxTimestamp,
     };
     const producers = producerStateCheck(context.broker);
     return await writer.withShard(topic, data.index, async (append) => {
@@ -194,6 +208,7 @@ async function producePartition(
       if (verdict.kind === 'duplicate') {
         return result(data.index, KafkaErrorCode.none, {
           baseOffset: verdict.baseOffset,
+          logAppendTime: verdict.maxTimestamp,
           logStartOffset: await logStartOf(storage, shard),
         });
       }
