@@ -315,6 +315,36 @@ async function waitForFrame(
   }
 }
 
+/**
+ * A raw connection with two sessions (channels 0 and 1), each with a sending link on handle 0 to
+ * `address` (`on-0`, `on-1`), both granted credit; `attach` and `begin` make more of the same.
+ */
+async function twoSessions(address: string) {
+  const raw = await RawClient.open(broker.port);
+  const begin = frames.begin({ next_outgoing_id: 0, incoming_window: 100, outgoing_window: 100 });
+  const attach = (name: string) =>
+    frames.attach({
+      name,
+      handle: 0,
+      role: false,
+      target: terminus.target({ address }).described(),
+      initial_delivery_count: 0,
+    });
+  raw.send(
+    Buffer.concat([
+      AMQP_HEADER,
+      OPEN,
+      frames.write_frame(frames.amqp_frame(0, begin)),
+      frames.write_frame(frames.amqp_frame(1, begin)),
+      frames.write_frame(frames.amqp_frame(0, attach('on-0'))),
+      frames.write_frame(frames.amqp_frame(1, attach('on-1'))),
+    ]),
+  );
+  await waitForFrame(raw, (f) => f.channel === 0 && f.name === 'flow#13');
+  await waitForFrame(raw, (f) => f.channel === 1 && f.name === 'flow#13');
+  return { raw, attach, begin };
+}
+
 /** A transfer frame on channel 0 whose performative list holds `count` and then `fields` as given. */
 function performative(count: number, fields: number[]): Buffer {
   const list = Buffer.from(fields);
@@ -435,28 +465,7 @@ describe('transfers from a raw client', () => {
     'ends only the session, with unattached-handle, for a %s on a handle that is not attached (AMQP 1.0 section 2.8.16)',
     async (_name, bytes) => {
       const before = bad('unattached_handle');
-      const raw = await RawClient.open(broker.port);
-      const begin = frames.begin({ next_outgoing_id: 0, incoming_window: 100, outgoing_window: 100 });
-      const attach = (name: string) =>
-        frames.attach({
-          name,
-          handle: 0,
-          role: false,
-          target: terminus.target({ address: 'queue://raw-sessions' }).described(),
-          initial_delivery_count: 0,
-        });
-      raw.send(
-        Buffer.concat([
-          AMQP_HEADER,
-          OPEN,
-          frames.write_frame(frames.amqp_frame(0, begin)),
-          frames.write_frame(frames.amqp_frame(1, begin)),
-          frames.write_frame(frames.amqp_frame(0, attach('on-0'))),
-          frames.write_frame(frames.amqp_frame(1, attach('on-1'))),
-        ]),
-      );
-      await waitForFrame(raw, (f) => f.channel === 1 && f.name === 'flow#13');
-      await waitForFrame(raw, (f) => f.channel === 0 && f.name === 'flow#13');
+      const { raw, attach, begin } = await twoSessions('queue://raw-sessions');
       // The bad frame, then in the same write a transfer on the session's attached link: the session
       // is discarding by then, so it is dropped unanswered (section 2.5.5).
       raw.send(
@@ -522,28 +531,7 @@ describe('transfers from a raw client', () => {
     'ends only the session, with handle-in-use, for an attach of %s on a handle in use (AMQP 1.0 sections 2.7.3, 2.8.16)',
     async (_name, secondName) => {
       const before = bad('handle_in_use');
-      const raw = await RawClient.open(broker.port);
-      const begin = frames.begin({ next_outgoing_id: 0, incoming_window: 100, outgoing_window: 100 });
-      const attach = (name: string) =>
-        frames.attach({
-          name,
-          handle: 0,
-          role: false,
-          target: terminus.target({ address: 'queue://raw-handle-in-use' }).described(),
-          initial_delivery_count: 0,
-        });
-      raw.send(
-        Buffer.concat([
-          AMQP_HEADER,
-          OPEN,
-          frames.write_frame(frames.amqp_frame(0, begin)),
-          frames.write_frame(frames.amqp_frame(1, begin)),
-          frames.write_frame(frames.amqp_frame(0, attach('on-0'))),
-          frames.write_frame(frames.amqp_frame(1, attach('on-1'))),
-        ]),
-      );
-      await waitForFrame(raw, (f) => f.channel === 0 && f.name === 'flow#13');
-      await waitForFrame(raw, (f) => f.channel === 1 && f.name === 'flow#13');
+      const { raw, attach } = await twoSessions('queue://raw-handle-in-use');
       raw.send(frames.write_frame(frames.amqp_frame(0, attach(secondName))));
       const end = await waitForFrame(raw, (f) => f.name === 'end#17');
       expect(end.channel).toBe(0);

@@ -123,6 +123,19 @@ each('bad input from an MQTT $version client', ({ version }) => {
     await expectRejected(version, (c) => c.write(packet(0xa2, [0, 1], version === 5 ? [0] : [])), 0x82);
   });
 
+  it('SUBSCRIBE options with a reserved bit set are malformed (MQTT-3.8.3-5)', async () => {
+    const noProperties = version === 5 ? [0] : [];
+    // MQTT 5 reserves bits 7-6; MQTT 3.1.1 reserves bits 7-2, so there no-local is one of them.
+    const reserved = version === 5 ? [0x40, 0x80] : [0x40, 0x04];
+    for (const options of reserved) {
+      await expectRejected(
+        version,
+        (c) => c.write(packet(0x82, [0, 1], noProperties, str('a/b'), [options])),
+        0x81,
+      );
+    }
+  });
+
   it('a QoS 0 PUBLISH with DUP set is passed on without DUP (MQTT-3.3.1-3), as Mosquitto does', async () => {
     const topic = `dup-qos0-${version}`;
     const subscriber = await RawClient.connected(server.port, version, `dup-sub-${version}`);
@@ -215,12 +228,42 @@ describe('bad MQTT 5 properties', () => {
   it('an AUTH with Remaining Length 0 (reason Success, no method) is a protocol error', async () => {
     await expectRejected(5, (c) => c.write([0xf0, 0x00]), 0x82);
   });
+
+  it('SUBSCRIBE asking for QoS 3 or Retain Handling 3 is a protocol error (MQTT 5 section 3.8.3.1)', async () => {
+    for (const options of [0x03, 0x30]) {
+      await expectRejected(5, (c) => c.write(packet(0x82, [0, 1], [0], str('a/b'), [options])), 0x82);
+    }
+  });
 });
 
 describe('bad input before or instead of CONNECT', () => {
   it('closes an MQTT 3.1.1 connection whose CONNECT has bytes after its last field', async () => {
     const client = await RawClient.open(server.port, 4);
     client.write(connectPacket(4, 'trailing-4', { trailing: [0x00, 0x00] }));
+    expect(await client.closesWithin(3000)).toBe(true);
+    await expect(client.next(100)).rejects.toThrow('connection closed');
+  });
+
+  it.each([
+    ['MQTT 3.1.1, the reserved flag set (MQTT-3.1.2-3)', 4, 0x03],
+    ['MQTT 5, the reserved flag set (MQTT-3.1.2-3)', 5, 0x03],
+    ['MQTT 3.1.1, a will QoS without a will (MQTT-3.1.2-13)', 4, 0x0a],
+    ['MQTT 5, a will QoS without a will (MQTT-3.1.2-11)', 5, 0x0a],
+    ['MQTT 3.1.1, will retain without a will (MQTT-3.1.2-15)', 4, 0x22],
+    ['MQTT 5, will retain without a will (MQTT-3.1.2-13)', 5, 0x22],
+    ['MQTT 3.1.1, a password without a user name (MQTT-3.1.2-22)', 4, 0x42],
+  ] as const)('closes a connection whose CONNECT has, in %s', async (_name, version, flags) => {
+    const client = await RawClient.open(server.port, version);
+    client.write(
+      packet(
+        0x10,
+        str('MQTT'),
+        [version, flags, 0, 60],
+        version === 5 ? [0] : [],
+        str(`flags-${++seq}`),
+        flags & 0x40 ? str('secret') : [],
+      ),
+    );
     expect(await client.closesWithin(3000)).toBe(true);
     await expect(client.next(100)).rejects.toThrow('connection closed');
   });

@@ -78,6 +78,25 @@ describe("the client's Maximum Packet Size", () => {
     expect(await small.closesWithin(3000)).toBe(true);
   });
 
+  it('a message too large for the client is dropped for it, retained or live, and the next one gets through (MQTT-3.1.2-25)', async () => {
+    const big = Buffer.alloc(60, 'x');
+    const publisher = await connected();
+    publisher.write(packet(0x33, str('mps/retained'), [0, 1], [0], big));
+    expect(await publisher.next()).toMatchObject({ cmd: 'puback', messageId: 1 });
+
+    const small = await connected(30);
+    small.write(packet(0x82, [0, 1], [0], str('mps/#'), [1]));
+    expect(await small.next()).toMatchObject({ cmd: 'suback', granted: [1] });
+    publisher.write(packet(0x32, str('mps/live'), [0, 2], [0], big));
+    publisher.write(packet(0x32, str('mps/live'), [0, 3], [0], Buffer.from('ok')));
+    expect(await small.next()).toMatchObject({
+      cmd: 'publish',
+      topic: 'mps/live',
+      payload: Buffer.from('ok'),
+    });
+    expect(small.isClosed).toBe(false);
+  });
+
   it('CONNACK leaves Response Information out when it would not fit (MQTT.js)', async () => {
     const asking = { protocolVersion: 5 as const, properties: { requestResponseInformation: true } };
     const roomy = await connectWithInbox(server.port, { ...asking, clientId: 'mps-roomy' });

@@ -3,7 +3,7 @@ import { malformed, MqttCodecError } from './errors.js';
 import { decodeFrame } from './frame-decoder.js';
 import type { ProtocolVersion } from './packets.js';
 import { ReasonCode } from './reason-codes.js';
-import { checkPacket } from './well-formed.js';
+import { checkPacket, subscriptionOptionsProblem } from './well-formed.js';
 
 /** The largest packet MQTT can express: 1 type byte, 4 length bytes, 268,435,455 body bytes. */
 export const MAX_PACKET_SIZE = 268_435_460;
@@ -149,7 +149,8 @@ export class PacketParser {
       return decodeFrame(frame, this.version);
     } catch (error) {
       // Bad input must not escape as an exception, whatever mqtt-packet makes of it.
-      this.fail(malformed((error as Error).message));
+      const options = this.version === 5 && frame[0] === 0x82 ? subscriptionOptionsProblem(frame) : null;
+      this.fail(options ?? malformed((error as Error).message));
       return null;
     }
   }

@@ -92,6 +92,31 @@ function check(packet: Packet, frame: Buffer, version: number): void {
   }
 }
 
+/**
+ * Why mqtt-packet refused an MQTT 5 SUBSCRIBE, read from its bytes. It reports every bad
+ * Subscription Options byte as malformed, but only reserved bits set are (MQTT-3.8.3-5): QoS 3
+ * and Retain Handling 3 are protocol errors (MQTT 5 section 3.8.3.1). Null when no options byte
+ * is at fault.
+ */
+export function subscriptionOptionsProblem(frame: Buffer): MqttCodecError | null {
+  try {
+    const reader = new FrameReader(frame);
+    packetId(reader, 'SUBSCRIBE');
+    checkProperties(reader, 'SUBSCRIBE');
+    while (reader.left > 0) {
+      reader.string('topic filter');
+      const options = reader.byte('subscription options');
+      if (options & 0xc0) return malformed('subscription options with reserved bits set');
+      if ((options & 0x03) === 3) return protocolError('subscription asks for QoS 3');
+      if (((options >> 4) & 0x03) === 3) return protocolError('subscription asks for Retain Handling 3');
+    }
+    return null;
+  } catch (error) {
+    if (error instanceof MqttCodecError) return error;
+    throw error;
+  }
+}
+
 function packetId(reader: FrameReader, name: string): void {
   if (reader.uint16(`${name} packet identifier`) === 0) throw malformed(`${name} has packet identifier 0`);
 }
