@@ -18,6 +18,8 @@ export interface TopicChange {
   retentionMs?: number | null;
   retentionBytes?: number | null;
   configs?: Readonly<Record<string, string | null>>;
+  /** Replaces the brokers asked to lead each partition (see {@link Topic.preferredLeaders}). */
+  preferredLeaders?: readonly (readonly number[])[];
 }
 
 export type NewTopic = Omit<Topic, 'createdAt'>;
@@ -411,6 +413,7 @@ function applyChange(current: Topic, change: TopicChange): Topic {
   }
   if (change.retentionMs !== undefined) next.retentionMs = change.retentionMs;
   if (change.retentionBytes !== undefined) next.retentionBytes = change.retentionBytes;
+  if (change.preferredLeaders !== undefined) next.preferredLeaders = change.preferredLeaders;
   const configs: Record<string, string> = { ...current.configs };
   for (const [key, value] of Object.entries(change.configs ?? {})) {
     if (value === null) delete configs[key];

@@ -14,6 +14,8 @@ import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Broker } from '../src/broker/broker.js';
 import type { RequestContext } from '../src/broker/handler.js';
+import { handleAlterConfigs } from '../src/broker/handlers/alter-configs.js';
+import { handleCreatePartitions } from '../src/broker/handlers/create-partitions.js';
 import { handleCreateTopics } from '../src/broker/handlers/create-topics.js';
 import { handleDescribeConfigs } from '../src/broker/handlers/describe-configs.js';
 import { handleIncrementalAlterConfigs } from '../src/broker/handlers/incremental-alter-configs.js';
@@ -170,6 +172,113 @@ describe('topic configs act on storage', () => {
     const bad = await alter([{ name: 'segment.bytes', configOperation: 0, value: 'lots' }]);
     expect(bad.responses[0]).toMatchObject({ errorCode: KafkaErrorCode.invalidConfig });
     expect(await broker.catalog.get('a')).toBeNull();
+  });
+});
+
+describe('config admin as Kafka answers it', () => {
+  it('APPENDs and SUBTRACTs only on list configs, starting from the default when unset', async () => {
+    await create([]);
+    // cleanup.policy is unset: APPEND starts from its default, delete.
+    const appended = await alter([{ name: 'cleanup.policy', configOperation: 2, value: 'delete' }]);
+    expect(appended.responses[0]!.errorCode).toBe(0);
+    // Compaction is refused here, so adding it to the default list is refused too.
+    const compacted = await alter([{ name: 'cleanup.policy', configOperation: 2, value: 'compact' }]);
+    expect(compacted.responses[0]!.errorCode).toBe(KafkaErrorCode.invalidConfig);
+    for (const configOperation of [2, 3]) {
+      const onNumber = await alter([{ name: 'retention.ms', configOperation, value: '1000' }]);
+      expect(onNumber.responses[0]).toMatchObject({
+        errorCode: KafkaErrorCode.invalidConfig,
+        errorMessage: expect.stringMatching(/not allowed for config key: retention\.ms/),
+      });
+    }
+    expect((await storage.shardInfo('configured/0')).config.retentionMs).toBe(7 * 24 * 3600 * 1000);
+  });
+
+  it('checks but changes nothing under validate_only: AlterConfigs, IncrementalAlterConfigs, CreatePartitions', async () => {
+    await create([{ name: 'retention.ms', value: '60000' }]);
+    const resource = { resourceType: 2, resourceName: 'configured' };
+    const replaced = await handleAlterConfigs(
+      {
+        resources: [{ ...resource, configs: [{ name: 'segment.bytes', value: '65536' }] }],
+        validateOnly: true,
+      },
+      context(33, 2),
+    );
+    const incremental = await handleIncrementalAlterConfigs(
+      {
+        resources: [{ ...resource, configs: [{ name: 'retention.ms', configOperation: 1, value: null }] }],
+        validateOnly: true,
+      },
+      context(44, 1),
+    );
+    const grown = await handleCreatePartitions(
+      { topics: [{ name: 'configured', count: 4, assignments: null }], timeoutMs: 1000, validateOnly: true },
+      context(37, 3),
+    );
+    expect([replaced.responses[0]!.errorCode, incremental.responses[0]!.errorCode]).toEqual([0, 0]);
+    expect(grown.results[0]!.errorCode).toBe(0);
+    expect(await broker.catalog.get('configured')).toMatchObject({
+      partitions: 2,
+      retentionMs: 60000,
+      configs: {},
+    });
+    // A bad value is still refused when only validating.
+    const bad = await handleAlterConfigs(
+      {
+        resources: [{ ...resource, configs: [{ name: 'segment.bytes', value: 'lots' }] }],
+        validateOnly: true,
+      },
+      context(33, 2),
+    );
+    expect(bad.responses[0]!.errorCode).toBe(KafkaErrorCode.invalidConfig);
+  });
+
+  it('describes broker configs of this broker only (INVALID_REQUEST for another id), none for ""', async () => {
+    const describe = (resourceName: string) =>
+      handleDescribeConfigs(
+        { resources: [{ resourceType: 4, resourceName, configurationKeys: null }] },
+        context(32, 4),
+      ).then((response) => response.results[0]!);
+    expect((await describe(String(broker.nodeId))).configs).toContainEqual(
+      expect.objectContaining({ name: 'broker.id', value: String(broker.nodeId) }),
+    );
+    expect(await describe('')).toMatchObject({ errorCode: 0, configs: [] });
+    for (const other of [String(broker.nodeId + 1), 'not-a-number']) {
+      expect(await describe(other)).toMatchObject({ errorCode: KafkaErrorCode.invalidRequest, configs: [] });
+    }
+  });
+
+  it('lists synonyms only when asked: the topic value, then the broker default it overrides', async () => {
+    await create([{ name: 'retention.ms', value: '60000' }]);
+    const describe = (includeSynonyms: boolean) =>
+      handleDescribeConfigs(
+        {
+          resources: [
+            {
+              resourceType: 2,
+              resourceName: 'configured',
+              configurationKeys: ['retention.ms', 'segment.bytes'],
+            },
+          ],
+          includeSynonyms,
+        },
+        context(32, 4),
+      ).then((response) => response.results[0]!.configs);
+    expect(await describe(true)).toEqual([
+      expect.objectContaining({
+        name: 'retention.ms',
+        synonyms: [
+          { name: 'retention.ms', value: '60000', source: 1 },
+          { name: 'log.retention.ms', value: '604800000', source: 5 },
+        ],
+      }),
+      expect.objectContaining({
+        name: 'segment.bytes',
+        configSource: 5,
+        synonyms: [{ name: 'log.segment.bytes', value: expect.any(String), source: 5 }],
+      }),
+    ]);
+    expect((await describe(false)).map((config) => config.synonyms)).toEqual([[], []]);
   });
 });
 

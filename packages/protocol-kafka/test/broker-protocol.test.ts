@@ -568,6 +568,18 @@ describe('Kafka broker over the wire', () => {
     });
     expect(deleted.topics[0]!.partitions[0]).toMatchObject({ errorCode: 0, lowWatermark: 5n });
     expect((await list(-2n)).offset).toBe(5n);
+    const deleteTo = async (offset: bigint) =>
+      (
+        await client.request<DeleteRecordsResponse>(21, 2, {
+          topics: [{ name: 'timeline', partitions: [{ partitionIndex: 0, offset }] }],
+          timeoutMs: 5000,
+        })
+      ).topics[0]!.partitions[0]!;
+    expect(await deleteTo(9n)).toMatchObject({
+      errorCode: KafkaErrorCode.offsetOutOfRange,
+      lowWatermark: -1n,
+    });
+    expect((await list(-2n)).offset).toBe(5n);
     const below = await client.request<FetchResponse>(1, 12, fetchBody('timeline', 1));
     expect(below.responses[0]!.partitions[0]!.errorCode).toBe(KafkaErrorCode.offsetOutOfRange);
     // An empty record set, not a null one (size -1), which librdkafka cannot parse.

@@ -266,6 +266,23 @@ describe('topic configs that act on produced batches (KafkaJS)', () => {
     ]);
   });
 
+  it('adds partitions from a replica assignment, one per new partition, checked as Kafka checks it', async () => {
+    const topic = 'js-grown-assigned';
+    const { nodeId } = (await admin.describeCluster()).brokers[0]!;
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }] });
+    const grow = (count: number, assignments: number[][]) =>
+      admin.createPartitions({ topicPartitions: [{ topic, count, assignments }] });
+    await expect(grow(4, [[nodeId], [nodeId]])).rejects.toMatchObject({ type: 'INVALID_REPLICA_ASSIGNMENT' });
+    await expect(grow(2, [[nodeId + 100]])).rejects.toMatchObject({ type: 'INVALID_REPLICA_ASSIGNMENT' });
+    await grow(3, [[nodeId], [nodeId]]);
+    const [metadata] = (await admin.fetchTopicMetadata({ topics: [topic] })).topics;
+    expect(metadata!.partitions.map((p) => [p.partitionId, p.leader]).sort()).toEqual([
+      [0, nodeId],
+      [1, nodeId],
+      [2, nodeId],
+    ]);
+  });
+
   it('stamps batches with the append time under message.timestamp.type=LogAppendTime', async () => {
     const topic = 'js-log-append-time';
     await admin.createTopics({

@@ -4,35 +4,95 @@ import { DEFAULT_SHARD_CONFIG, type NewTopic, type Topic, type TopicChange } fro
  * Kafka topic configs. Those marked `acts` change what storage does (retention, segment size,
  * largest batch) or what Produce accepts and stamps (timestamps, in-sync replicas); the others are
  * accepted and kept so clients that set them keep working, and are reported back by DescribeConfigs.
+ * `broker` is the broker config whose default a topic inherits (Kafka's topic config synonyms);
+ * `list` configs are comma-separated lists, the only ones IncrementalAlterConfigs APPENDs to.
  */
 const TOPIC_CONFIGS: Readonly<
-  Record<string, { default: string; kind: 'int' | 'string' | 'bool' | 'ratio'; acts?: true }>
+  Record<
+    string,
+    { default: string; kind: 'int' | 'string' | 'bool' | 'ratio' | 'list'; broker: string; acts?: true }
+  >
 > = {
-  'retention.ms': { default: String(DEFAULT_SHARD_CONFIG.retentionMs), kind: 'int', acts: true },
-  'retention.bytes': { default: '-1', kind: 'int', acts: true },
-  'segment.bytes': { default: String(DEFAULT_SHARD_CONFIG.segmentBytes), kind: 'int', acts: true },
-  'max.message.bytes': { default: String(DEFAULT_SHARD_CONFIG.maxBatchBytes), kind: 'int', acts: true },
-  'cleanup.policy': { default: 'delete', kind: 'string', acts: true },
-  'compression.type': { default: 'producer', kind: 'string' },
-  'delete.retention.ms': { default: '86400000', kind: 'int' },
-  'file.delete.delay.ms': { default: '60000', kind: 'int' },
-  'flush.messages': { default: '9223372036854775807', kind: 'int' },
-  'flush.ms': { default: '9223372036854775807', kind: 'int' },
-  'index.interval.bytes': { default: '4096', kind: 'int' },
-  'max.compaction.lag.ms': { default: '9223372036854775807', kind: 'int' },
-  'message.timestamp.type': { default: 'CreateTime', kind: 'string', acts: true },
-  'message.timestamp.before.max.ms': { default: '9223372036854775807', kind: 'int', acts: true },
-  'message.timestamp.after.max.ms': { default: '9223372036854775807', kind: 'int', acts: true },
-  'message.timestamp.difference.max.ms': { default: '9223372036854775807', kind: 'int', acts: true },
-  'message.downconversion.enable': { default: 'true', kind: 'bool' },
-  'min.cleanable.dirty.ratio': { default: '0.5', kind: 'ratio' },
-  'min.compaction.lag.ms': { default: '0', kind: 'int' },
-  'min.insync.replicas': { default: '1', kind: 'int', acts: true },
-  preallocate: { default: 'false', kind: 'bool' },
-  'segment.index.bytes': { default: '10485760', kind: 'int' },
-  'segment.jitter.ms': { default: '0', kind: 'int' },
-  'segment.ms': { default: '604800000', kind: 'int' },
-  'unclean.leader.election.enable': { default: 'false', kind: 'bool' },
+  'retention.ms': {
+    default: String(DEFAULT_SHARD_CONFIG.retentionMs),
+    kind: 'int',
+    broker: 'log.retention.ms',
+    acts: true,
+  },
+  'retention.bytes': { default: '-1', kind: 'int', broker: 'log.retention.bytes', acts: true },
+  'segment.bytes': {
+    default: String(DEFAULT_SHARD_CONFIG.segmentBytes),
+    kind: 'int',
+    broker: 'log.segment.bytes',
+    acts: true,
+  },
+  'max.message.bytes': {
+    default: String(DEFAULT_SHARD_CONFIG.maxBatchBytes),
+    kind: 'int',
+    broker: 'message.max.bytes',
+    acts: true,
+  },
+  'cleanup.policy': { default: 'delete', kind: 'list', broker: 'log.cleanup.policy', acts: true },
+  'compression.type': { default: 'producer', kind: 'string', broker: 'compression.type' },
+  'delete.retention.ms': { default: '86400000', kind: 'int', broker: 'log.cleaner.delete.retention.ms' },
+  'file.delete.delay.ms': { default: '60000', kind: 'int', broker: 'log.segment.delete.delay.ms' },
+  'flush.messages': {
+    default: '9223372036854775807',
+    kind: 'int',
+    broker: 'log.flush.interval.messages',
+  },
+  'flush.ms': { default: '9223372036854775807', kind: 'int', broker: 'log.flush.interval.ms' },
+  'index.interval.bytes': { default: '4096', kind: 'int', broker: 'log.index.interval.bytes' },
+  'max.compaction.lag.ms': {
+    default: '9223372036854775807',
+    kind: 'int',
+    broker: 'log.cleaner.max.compaction.lag.ms',
+  },
+  'message.timestamp.type': {
+    default: 'CreateTime',
+    kind: 'string',
+    broker: 'log.message.timestamp.type',
+    acts: true,
+  },
+  'message.timestamp.before.max.ms': {
+    default: '9223372036854775807',
+    kind: 'int',
+    broker: 'log.message.timestamp.before.max.ms',
+    acts: true,
+  },
+  'message.timestamp.after.max.ms': {
+    default: '9223372036854775807',
+    kind: 'int',
+    broker: 'log.message.timestamp.after.max.ms',
+    acts: true,
+  },
+  'message.timestamp.difference.max.ms': {
+    default: '9223372036854775807',
+    kind: 'int',
+    broker: 'log.message.timestamp.difference.max.ms',
+    acts: true,
+  },
+  'message.downconversion.enable': {
+    default: 'true',
+    kind: 'bool',
+    broker: 'log.message.downconversion.enable',
+  },
+  'min.cleanable.dirty.ratio': {
+    default: '0.5',
+    kind: 'ratio',
+    broker: 'log.cleaner.min.cleanable.ratio',
+  },
+  'min.compaction.lag.ms': { default: '0', kind: 'int', broker: 'log.cleaner.min.compaction.lag.ms' },
+  'min.insync.replicas': { default: '1', kind: 'int', broker: 'min.insync.replicas', acts: true },
+  preallocate: { default: 'false', kind: 'bool', broker: 'log.preallocate' },
+  'segment.index.bytes': { default: '10485760', kind: 'int', broker: 'log.index.size.max.bytes' },
+  'segment.jitter.ms': { default: '0', kind: 'int', broker: 'log.roll.jitter.ms' },
+  'segment.ms': { default: '604800000', kind: 'int', broker: 'log.roll.ms' },
+  'unclean.leader.election.enable': {
+    default: 'false',
+    kind: 'bool',
+    broker: 'unclean.leader.election.enable',
+  },
 };
 
 /** Config names DescribeConfigs lists for a topic, in order. */
@@ -86,6 +146,17 @@ export function explicitConfigs(topic: Topic): Map<string, string> {
     out.set('retention.ms', String(topic.retentionMs ?? -1));
   if (topic.retentionBytes !== null) out.set('retention.bytes', String(topic.retentionBytes));
   return out;
+}
+
+/** Whether a config is a comma-separated list. */
+export function isListConfig(name: string): boolean {
+  return TOPIC_CONFIGS[name]?.kind === 'list';
+}
+
+/** The broker config a topic config defaults to, and its value; null for an unknown config. */
+export function brokerDefaultOf(name: string): { name: string; value: string } | null {
+  const spec = TOPIC_CONFIGS[name];
+  return spec ? { name: spec.broker, value: spec.default } : null;
 }
 
 /** The value of one config of a topic and whether it is the default. */

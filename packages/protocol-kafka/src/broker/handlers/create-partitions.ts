@@ -5,7 +5,10 @@ import type { ApiHandler } from '../handler.js';
 import { topicFailure } from '../errors.js';
 import { authorized } from '../topics.js';
 
-/** CreatePartitions: grows a topic to `count` partitions (never shrinks). */
+/**
+ * CreatePartitions: grows a topic to `count` partitions (never shrinks), each new one led by the
+ * first live broker of its assignment when one is given.
+ */
 export const handleCreatePartitions: ApiHandler<CreatePartitionsRequest, CreatePartitionsResponse> = async (
   request,
   context,
@@ -46,14 +49,30 @@ export const handleCreatePartitions: ApiHandler<CreatePartitionsRequest, CreateP
         );
         continue;
       }
+      // KafkaJS sends an empty list, not null, when it has no assignment.
+      let preferredLeaders: number[][] | undefined;
       if (wanted.assignments !== null && wanted.assignments.length > 0) {
-        results.push(
-          answer(KafkaErrorCode.invalidReplicaAssignment, 'manual replica assignments are not supported'),
+        const brokers = new Set([...context.broker.cluster.brokers(), context.broker.nodeId]);
+        const lists = wanted.assignments.map((a) => a.brokerIds);
+        const refused = assignmentRefusal(
+          lists,
+          wanted.count - topic.partitions,
+          topic.preferredLeaders,
+          brokers,
         );
-        continue;
+        if (refused !== null) {
+          results.push(answer(KafkaErrorCode.invalidReplicaAssignment, refused));
+          continue;
+        }
+        // Partitions made without an assignment keep no preference.
+        preferredLeaders = Array.from({ length: wanted.count }, (_, partition) =>
+          partition < topic.partitions
+            ? [...(topic.preferredLeaders?.[partition] ?? [])]
+            : lists[partition - topic.partitions]!,
+        );
       }
       if (!request.validateOnly) {
-        await catalog.alter(wanted.name, { partitions: wanted.count });
+        await catalog.alter(wanted.name, { partitions: wanted.count, preferredLeaders });
         logger.info({ topic: wanted.name, partitions: wanted.count }, 'partitions added');
       }
       results.push(answer(KafkaErrorCode.none, null));
@@ -63,3 +82,37 @@ export const handleCreatePartitions: ApiHandler<CreatePartitionsRequest, CreateP
   }
   return { throttleTimeMs: 0, results };
 };
+
+/**
+ * Kafka's checks of the assignment of the partitions added (its controller's `createPartitions`),
+ * answered INVALID_REPLICA_ASSIGNMENT with its message: one list per partition added, each
+ * non-empty, of registered brokers named once, as long as the others and as the topic's own lists.
+ */
+function assignmentRefusal(
+  lists: readonly (readonly number[])[],
+  added: number,
+  current: readonly (readonly number[])[] | undefined,
+  brokers: ReadonlySet<number>,
+): string | null {
+  if (lists.length !== added) {
+    return `Attempted to add ${added} additional partition(s), but only ${lists.length} assignment(s) were specified.`;
+  }
+  let replicas = current?.find((list) => list.length > 0)?.length ?? null;
+  for (const list of lists) {
+    if (list.length === 0) return 'The manual partition assignment includes an empty replica list.';
+    const sorted = [...list].sort((a, b) => a - b);
+    for (let i = 0; i < sorted.length; i++) {
+      if (!brokers.has(sorted[i]!)) {
+        return `The manual partition assignment includes broker ${sorted[i]}, but no such broker is registered.`;
+      }
+      if (i > 0 && sorted[i] === sorted[i - 1]) {
+        return `The manual partition assignment includes the broker ${sorted[i]} more than once.`;
+      }
+    }
+    if (replicas !== null && list.length !== replicas) {
+      return `The manual partition assignment includes a partition with ${list.length} replica(s), but this is not consistent with previous partitions, which have ${replicas} replica(s).`;
+    }
+    replicas = list.length;
+  }
+  return null;
+}

@@ -6,18 +6,21 @@ import type {
 } from '../../codec/messages/describe-configs-response.js';
 import { ResourceType } from '../config-resources.js';
 import type { ApiHandler, KafkaBroker } from '../handler.js';
-import { configValue, explicitConfigs, TOPIC_CONFIG_NAMES } from '../topic-configs.js';
+import { brokerDefaultOf, configValue, explicitConfigs, TOPIC_CONFIG_NAMES } from '../topic-configs.js';
 import { topicFailure } from '../errors.js';
 import { authorized } from '../topics.js';
 
 /** Where a config value comes from (DescribeConfigs v1+). */
 const Source = { topic: 1, staticBroker: 4, default: 5 } as const;
 
+type Synonym = { name: string; value: string; source: number };
+
 function entry(
   name: string,
   value: string,
   source: number,
   readOnly: boolean,
+  synonyms: Synonym[],
 ): DescribeConfigsResponseDescribeConfigsResourceResult {
   return {
     name,
@@ -26,7 +29,7 @@ function entry(
     isDefault: source === Source.default,
     configSource: source,
     isSensitive: false,
-    synonyms: [],
+    synonyms,
     configType: 0,
     documentation: null,
   };
@@ -47,6 +50,16 @@ function brokerConfigs(broker: KafkaBroker): Array<[string, string]> {
   ];
 }
 
+/**
+ * A topic config's synonyms, most specific first, as Kafka lists them: the topic's own value when
+ * set, then the broker config it defaults to.
+ */
+function synonymsOf(name: string, value: string, source: number): Synonym[] {
+  const inherited = brokerDefaultOf(name);
+  const own = source === Source.topic ? [{ name, value, source }] : [];
+  return inherited ? [...own, { ...inherited, source: Source.default }] : own;
+}
+
 /** DescribeConfigs for topics (every known config, with its source) and for this broker. */
 export const handleDescribeConfigs: ApiHandler<DescribeConfigsRequest, DescribeConfigsResponse> = async (
   request,
@@ -54,6 +67,7 @@ export const handleDescribeConfigs: ApiHandler<DescribeConfigsRequest, DescribeC
 ) => {
   const { broker } = context;
   const results: DescribeConfigsResponse['results'] = [];
+  const synonyms = request.includeSynonyms === true;
   for (const resource of request.resources) {
     const answer = (
       errorCode: number,
@@ -69,9 +83,33 @@ export const handleDescribeConfigs: ApiHandler<DescribeConfigsRequest, DescribeC
     const keys = resource.configurationKeys;
     const wanted = (name: string) => keys === null || keys.length === 0 || keys.includes(name);
     if (resource.resourceType === ResourceType.broker) {
+      // As Kafka: "" names the cluster-wide dynamic defaults (none are set here), any other name
+      // must be this broker's id; the client sends each broker's resource to that broker.
+      if (resource.resourceName === '') {
+        results.push(answer(KafkaErrorCode.none, null, []));
+        continue;
+      }
+      if (!/^-?\d+$/.test(resource.resourceName) || Number(resource.resourceName) !== broker.nodeId) {
+        results.push(
+          answer(
+            KafkaErrorCode.invalidRequest,
+            `Unexpected broker id, expected ${broker.nodeId} or empty string, but received ${resource.resourceName}`,
+            [],
+          ),
+        );
+        continue;
+      }
       const configs = brokerConfigs(broker)
         .filter(([name]) => wanted(name))
-        .map(([name, value]) => entry(name, value, Source.staticBroker, true));
+        .map(([name, value]) =>
+          entry(
+            name,
+            value,
+            Source.staticBroker,
+            true,
+            synonyms ? [{ name, value, source: Source.staticBroker }] : [],
+          ),
+        );
       results.push(answer(KafkaErrorCode.none, null, configs));
       continue;
     }
@@ -101,7 +139,8 @@ export const handleDescribeConfigs: ApiHandler<DescribeConfigsRequest, DescribeC
         .sort()
         .map((name) => {
           const { value, isDefault } = configValue(topic, name)!;
-          return entry(name, value, isDefault ? Source.default : Source.topic, false);
+          const source = isDefault ? Source.default : Source.topic;
+          return entry(name, value, source, false, synonyms ? synonymsOf(name, value, source) : []);
         });
       results.push(answer(KafkaErrorCode.none, null, configs));
     } catch (error) {

@@ -2,7 +2,7 @@ import type { IncrementalAlterConfigsRequest } from '../../codec/messages/increm
 import type { IncrementalAlterConfigsResponse } from '../../codec/messages/incremental-alter-configs-response.js';
 import { alterTopicConfigs } from '../config-resources.js';
 import type { ApiHandler } from '../handler.js';
-import { TopicConfigError } from '../topic-configs.js';
+import { brokerDefaultOf, isListConfig, TopicConfigError } from '../topic-configs.js';
 
 const SET = 0;
 const DELETE = 1;
@@ -19,7 +19,16 @@ export const handleIncrementalAlterConfigs: ApiHandler<
     responses.push(
       await alterTopicConfigs(context, resource, request.validateOnly, (current) => {
         for (const config of resource.configs) {
-          const list = (current.get(config.name) ?? '').split(',').filter((item) => item.length > 0);
+          if (
+            (config.configOperation === APPEND || config.configOperation === SUBTRACT) &&
+            !isListConfig(config.name)
+          ) {
+            const verb = config.configOperation === APPEND ? 'append' : 'subtract';
+            throw new TopicConfigError(`Config value ${verb} is not allowed for config key: ${config.name}`);
+          }
+          // As in Kafka, a list not set on the topic is edited from its default.
+          const currentList = current.get(config.name) ?? brokerDefaultOf(config.name)?.value ?? '';
+          const list = currentList.split(',').filter((item) => item.length > 0);
           const items = (config.value ?? '').split(',').filter((item) => item.length > 0);
           switch (config.configOperation) {
             case SET:
