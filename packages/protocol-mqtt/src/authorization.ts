@@ -24,8 +24,13 @@ export class ClientAuthorization {
     private readonly logger: Logger,
   ) {}
 
-  /** Whether the client may `action` on `topic`: an answer now, or a promise of one. */
+  /**
+   * Whether the client may `action` on `topic`: an answer now, or a promise of one. `$SYS` topics
+   * are the broker's own: no client publishes there (a superuser neither), as with Mosquitto, so
+   * that what subscribers read there is the broker's word.
+   */
   check(action: 'publish' | 'subscribe', topic: string, now: number): boolean | Promise<boolean> {
+    if (action === 'publish' && (topic === '$SYS' || topic.startsWith('$SYS/'))) return false;
     if (this.principal.superuser) return true;
     const known = (action === 'publish' ? this.publish : this.subscribe)?.get(topic);
     if (known !== undefined && known.until > now) return known.allowed;

@@ -57,6 +57,34 @@ describe.each([
   });
 });
 
+describe('a client publishing to $SYS', () => {
+  it('is refused (MQTT 5: PUBACK 0x87, MQTT 3.1.1: acknowledged and dropped), also as a will', async () => {
+    const clients: MqttClient[] = [];
+    try {
+      const sys = await connectClient(server.port, { protocolVersion: 5 });
+      clients.push(sys);
+      const inbox = new Inbox(sys);
+      await sys.subscribeAsync('$SYS/fake/#', { qos: 1 });
+      const v5 = await connectClient(server.port, { protocolVersion: 5 });
+      const v4 = await connectClient(server.port, {
+        protocolVersion: 4,
+        will: { topic: '$SYS/fake/will', payload: Buffer.from('gone'), qos: 1, retain: false },
+      });
+      clients.push(v5, v4);
+      const refused = await v5
+        .publishAsync('$SYS/fake/uptime', '1 seconds', { qos: 1 })
+        .catch((e: unknown) => e);
+      expect(String(refused)).toContain('Not authorized');
+      await v4.publishAsync('$SYS/fake/uptime', '2 seconds', { qos: 1 });
+      v4.stream.destroy();
+      await new Promise((r) => setTimeout(r, 500));
+      expect(inbox.messages).toEqual([]);
+    } finally {
+      await endAll(clients);
+    }
+  });
+});
+
 describe('mosquitto_sub', () => {
   it('reads $SYS/broker/uptime', async () => {
     const { code, stdout } = await run('mosquitto_sub', [
