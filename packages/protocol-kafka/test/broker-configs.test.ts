@@ -194,6 +194,38 @@ describe('config admin as Kafka answers it', () => {
     expect((await storage.shardInfo('configured/0')).config.retentionMs).toBe(7 * 24 * 3600 * 1000);
   });
 
+  it('refuses a config named twice, and an unknown operation, with INVALID_REQUEST', async () => {
+    await create([]);
+    const twice = await alter([
+      { name: 'retention.ms', configOperation: 0, value: '1000' },
+      { name: 'retention.ms', configOperation: 1, value: null },
+    ]);
+    expect(twice.responses[0]).toMatchObject({
+      errorCode: KafkaErrorCode.invalidRequest,
+      errorMessage: expect.stringMatching(/duplicate config keys/),
+    });
+    const unknown = await alter([{ name: 'retention.ms', configOperation: 9, value: '1000' }]);
+    expect(unknown.responses[0]!.errorCode).toBe(KafkaErrorCode.invalidRequest);
+    const replaced = await handleAlterConfigs(
+      {
+        resources: [
+          {
+            resourceType: 2,
+            resourceName: 'configured',
+            configs: [
+              { name: 'segment.bytes', value: '65536' },
+              { name: 'segment.bytes', value: '131072' },
+            ],
+          },
+        ],
+        validateOnly: false,
+      },
+      context(33, 2),
+    );
+    expect(replaced.responses[0]!.errorCode).toBe(KafkaErrorCode.invalidRequest);
+    expect((await broker.catalog.get('configured'))!.configs).toEqual({});
+  });
+
   it('checks but changes nothing under validate_only: AlterConfigs, IncrementalAlterConfigs, CreatePartitions', async () => {
     await create([{ name: 'retention.ms', value: '60000' }]);
     const resource = { resourceType: 2, resourceName: 'configured' };

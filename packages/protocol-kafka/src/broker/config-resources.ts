@@ -20,6 +20,18 @@ export interface ResourceResult {
  * (throwing a TopicConfigError for a bad one); the result is checked, then applied through the
  * catalog unless `validateOnly`.
  */
+/** A request Kafka refuses as a whole for a resource (INVALID_REQUEST), not for a value in it. */
+export class InvalidConfigRequest extends Error {}
+
+/** As in Kafka, a config named twice for one resource makes the request invalid. */
+export function refuseDuplicateKeys(configs: readonly { name: string }[]): void {
+  const names = new Set<string>();
+  for (const { name } of configs) {
+    if (names.has(name)) throw new InvalidConfigRequest(`Error due to duplicate config keys: ${name}`);
+    names.add(name);
+  }
+}
+
 export async function alterTopicConfigs(
   context: RequestContext,
   resource: { resourceType: number; resourceName: string },
@@ -54,6 +66,7 @@ export async function alterTopicConfigs(
     return answer(KafkaErrorCode.none, null);
   } catch (error) {
     if (error instanceof TopicConfigError) return answer(KafkaErrorCode.invalidConfig, error.message);
+    if (error instanceof InvalidConfigRequest) return answer(KafkaErrorCode.invalidRequest, error.message);
     return answer(topicFailure(context, error, { topic: name }), (error as Error).message);
   }
 }

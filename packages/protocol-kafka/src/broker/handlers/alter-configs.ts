@@ -1,6 +1,6 @@
 import type { AlterConfigsRequest } from '../../codec/messages/alter-configs-request.js';
 import type { AlterConfigsResponse } from '../../codec/messages/alter-configs-response.js';
-import { alterTopicConfigs } from '../config-resources.js';
+import { alterTopicConfigs, refuseDuplicateKeys } from '../config-resources.js';
 import type { ApiHandler } from '../handler.js';
 
 /** AlterConfigs: replaces a topic's configs with those given; the rest go back to defaults. */
@@ -12,6 +12,7 @@ export const handleAlterConfigs: ApiHandler<AlterConfigsRequest, AlterConfigsRes
   for (const resource of request.resources) {
     responses.push(
       await alterTopicConfigs(context, resource, request.validateOnly, () => {
+        refuseDuplicateKeys(resource.configs);
         const wanted = new Map<string, string>();
         for (const config of resource.configs)
           if (config.value !== null) wanted.set(config.name, config.value);

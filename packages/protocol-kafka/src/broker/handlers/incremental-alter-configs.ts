@@ -1,6 +1,6 @@
 import type { IncrementalAlterConfigsRequest } from '../../codec/messages/incremental-alter-configs-request.js';
 import type { IncrementalAlterConfigsResponse } from '../../codec/messages/incremental-alter-configs-response.js';
-import { alterTopicConfigs } from '../config-resources.js';
+import { alterTopicConfigs, InvalidConfigRequest, refuseDuplicateKeys } from '../config-resources.js';
 import type { ApiHandler } from '../handler.js';
 import { brokerDefaultOf, isListConfig, TopicConfigError } from '../topic-configs.js';
 
@@ -18,7 +18,11 @@ export const handleIncrementalAlterConfigs: ApiHandler<
   for (const resource of request.resources) {
     responses.push(
       await alterTopicConfigs(context, resource, request.validateOnly, (current) => {
+        refuseDuplicateKeys(resource.configs);
         for (const config of resource.configs) {
+          if (![SET, DELETE, APPEND, SUBTRACT].includes(config.configOperation)) {
+            throw new InvalidConfigRequest(`Unknown alter configs operation ${config.configOperation}`);
+          }
           if (
             (config.configOperation === APPEND || config.configOperation === SUBTRACT) &&
             !isListConfig(config.name)
@@ -44,8 +48,6 @@ export const handleIncrementalAlterConfigs: ApiHandler<
             case SUBTRACT:
               current.set(config.name, list.filter((item) => !items.includes(item)).join(','));
               break;
-            default:
-              throw new TopicConfigError(`${config.name}: unknown operation ${config.configOperation}`);
           }
         }
         return current;
