@@ -129,6 +129,30 @@ describe('batches whose headers lie', () => {
     expect(await refused(magic1)).toEqual({ errorCode: KafkaErrorCode.invalidRecord, logStartOffset: -1n });
   });
 
+  it('refuses, on a topic recompressing to its compression.type, records that cannot be recompressed', async () => {
+    const topic = 'hostile-recompressed';
+    await admin.createTopics({
+      topics: [{ topic, configEntries: [{ name: 'compression.type', value: 'zstd' }] }],
+    });
+    expect((await produce(topic, await batch({}, Compression.gzip))).errorCode).toBe(0);
+    const before = await latestOffset(topic);
+    const garbled = await batch({}, Compression.gzip);
+    garbled.fill(0x5a, 61);
+    garbled.writeUInt32BE(computeBatchCrc(garbled), 17);
+    expect(await produce(topic, garbled)).toMatchObject({
+      errorCode: KafkaErrorCode.corruptMessage,
+      logStartOffset: 0n,
+    });
+    // Consistent with its offsets, but the compressed records hold one, not two.
+    const miscounted = await batch({ recordCount: 2, lastOffsetDelta: 1 }, Compression.gzip);
+    expect(await produce(topic, miscounted)).toMatchObject({
+      errorCode: KafkaErrorCode.invalidRecord,
+      logStartOffset: 0n,
+    });
+    expect(await latestOffset(topic)).toBe(before);
+    expect(await sendTime(topic)).toBeLessThan(2000);
+  }, 30_000);
+
   it('stays responsive when a compressed batch claims far more records than it holds', async () => {
     const topic = 'hostile-compressed';
     // Produce does not decompress, so this is stored; its records go to the router as they are.

@@ -75,6 +75,66 @@ describe('kcat (librdkafka)', () => {
     }, 60_000);
   }
 
+  for (const [target, stored] of [
+    ['zstd', 'zstd'],
+    ['uncompressed', 'none'],
+  ] as const) {
+    it(`stores batches compressed as the topic's compression.type=${target} asks`, async () => {
+      const topic = `kcat-topic-${target}`;
+      const raw = await RawClient.open(server.port);
+      try {
+        await raw.request(19, 7, {
+          topics: [
+            {
+              name: topic,
+              numPartitions: 1,
+              replicationFactor: 1,
+              assignments: [],
+              configs: [{ name: 'compression.type', value: target }],
+            },
+          ],
+          timeoutMs: 5000,
+          validateOnly: false,
+        });
+        const sent: string[] = [];
+        for (const codec of ['none', 'gzip', 'lz4', 'snappy']) {
+          const lines = Array.from({ length: 20 }, (_, i) => `k${i}:${codec} ${i} ${'y'.repeat(200)}`);
+          await run(KCAT, ['-b', broker(), '-t', topic, '-P', '-K', ':', '-z', codec, '-X', 'acks=all'], {
+            input: lines.join('\n') + '\n',
+          });
+          sent.push(...lines);
+        }
+        const fetched = await raw.request<FetchResponse>(1, 12, {
+          replicaId: -1,
+          maxWaitMs: 0,
+          minBytes: 1,
+          maxBytes: 1 << 20,
+          topics: [{ topic, partitions: [{ partition: 0, fetchOffset: 0n, partitionMaxBytes: 1 << 20 }] }],
+        });
+        const batches = decodeRecordBatches(fetched.responses[0]!.partitions[0]!.records!);
+        expect(new Set(batches.map((b) => COMPRESSION_NAMES[b.compression]))).toEqual(new Set([stored]));
+        const records = batches.flatMap((b) => b.records);
+        expect(records.map((r) => `${r.key!.toString()}:${r.value!.toString()}`)).toEqual(sent);
+        expect(records.map((r) => r.offset)).toEqual(sent.map((_, i) => i));
+      } finally {
+        raw.close();
+      }
+      const { stdout } = await run(KCAT, [
+        '-b',
+        broker(),
+        '-t',
+        topic,
+        '-C',
+        '-o',
+        'beginning',
+        '-e',
+        '-f',
+        '%k:%s\\n',
+      ]);
+      expect(stdout.trim().split('\n')).toHaveLength(80);
+    }, 60_000);
+  }
+
   it('produces idempotently (InitProducerId, sequence numbers) without duplicates', async () => {
     const topic = 'kcat-idempotent';
     const lines = Array.from({ length: 200 }, (_, i) => `m${i}`);

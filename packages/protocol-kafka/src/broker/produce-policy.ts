@@ -1,4 +1,5 @@
 import { TOPICS_PREFIX, type MetaStore, type MetaWatch, type Topic, type TopicCatalog } from '@robustmq/core';
+import { Compression } from '../codec/compression.js';
 import { KafkaErrorCode } from '../codec/error-codes.js';
 import { configValue } from './topic-configs.js';
 
@@ -15,13 +16,29 @@ export interface ProducePolicy {
   afterMaxMs: number;
   /** `min.insync.replicas`: acks=all needs at least this many in-sync replicas. */
   minInSyncReplicas: number;
+  /**
+   * `compression.type`: the codec batches are stored with, recompressed when the producer used
+   * another; null (`producer`) stores them as sent.
+   */
+  compression: Compression | null;
 }
+
+/** `compression.type` values and the codec each stores batches with. */
+const STORED_COMPRESSION: Readonly<Record<string, Compression | null>> = {
+  producer: null,
+  uncompressed: Compression.none,
+  gzip: Compression.gzip,
+  snappy: Compression.snappy,
+  lz4: Compression.lz4,
+  zstd: Compression.zstd,
+};
 
 const LENIENT: ProducePolicy = {
   logAppendTime: false,
   beforeMaxMs: Number.POSITIVE_INFINITY,
   afterMaxMs: Number.POSITIVE_INFINITY,
   minInSyncReplicas: 1,
+  compression: null,
 };
 
 function milliseconds(topic: Topic, name: string): number {
@@ -38,6 +55,7 @@ export function producePolicyOf(topic: Topic): ProducePolicy {
     beforeMaxMs: Math.min(difference, milliseconds(topic, 'message.timestamp.before.max.ms')),
     afterMaxMs: Math.min(difference, milliseconds(topic, 'message.timestamp.after.max.ms')),
     minInSyncReplicas: Number(configValue(topic, 'min.insync.replicas')?.value ?? 1),
+    compression: STORED_COMPRESSION[configValue(topic, 'compression.type')?.value ?? 'producer'] ?? null,
   };
 }
 

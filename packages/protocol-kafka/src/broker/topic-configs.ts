@@ -2,7 +2,8 @@ import { DEFAULT_SHARD_CONFIG, type NewTopic, type Topic, type TopicChange } fro
 
 /**
  * Kafka topic configs. Those marked `acts` change what storage does (retention, segment size,
- * largest batch) or what Produce accepts and stamps (timestamps, in-sync replicas); the others are
+ * largest batch) or what Produce accepts, stamps and stores (timestamps, in-sync replicas, the
+ * compression of stored batches); the others are
  * accepted and kept so clients that set them keep working, and are reported back by DescribeConfigs.
  * `broker` is the broker config whose default a topic inherits (Kafka's topic config synonyms);
  * `list` configs are comma-separated lists, the only ones IncrementalAlterConfigs APPENDs to.
@@ -33,7 +34,7 @@ const TOPIC_CONFIGS: Readonly<
     acts: true,
   },
   'cleanup.policy': { default: 'delete', kind: 'list', broker: 'log.cleanup.policy', acts: true },
-  'compression.type': { default: 'producer', kind: 'string', broker: 'compression.type' },
+  'compression.type': { default: 'producer', kind: 'string', broker: 'compression.type', acts: true },
   'delete.retention.ms': { default: '86400000', kind: 'int', broker: 'log.cleaner.delete.retention.ms' },
   'file.delete.delay.ms': { default: '60000', kind: 'int', broker: 'log.segment.delete.delay.ms' },
   'flush.messages': {

@@ -24,10 +24,13 @@ const XERIAL_HEADER = 16;
 const XERIAL_BLOCK = 32 * 1024;
 
 let zstdReady: Promise<void> | null = null;
+let zstdUsable = false;
 
 /** Loads the zstd encoder's WebAssembly once; decoding needs nothing. */
 function zstdLoaded(): Promise<void> {
-  zstdReady ??= zstdInit();
+  zstdReady ??= zstdInit().then(() => {
+    zstdUsable = true;
+  });
   return zstdReady;
 }
 
@@ -60,8 +63,22 @@ function snappyDecompress(data: Uint8Array): Buffer {
   return Buffer.concat(blocks);
 }
 
+/** Readies `codec`'s encoder (zstd loads its WebAssembly once), after which {@link compressReady} may run. */
+export async function compressionReady(codec: Compression): Promise<void> {
+  if (codec === Compression.zstd) await zstdLoaded();
+}
+
 /** Compresses the records part of a batch with `codec`. */
 export async function compress(codec: Compression, data: Uint8Array): Promise<Buffer> {
+  await compressionReady(codec);
+  return compressReady(codec, data);
+}
+
+/**
+ * Compresses without waiting, for callers that must not yield (a broker keeping appends in order);
+ * `compressionReady(codec)` must have settled first.
+ */
+export function compressReady(codec: Compression, data: Uint8Array): Buffer {
   switch (codec) {
     case Compression.none:
       return Buffer.from(data);
@@ -72,7 +89,7 @@ export async function compress(codec: Compression, data: Uint8Array): Promise<Bu
     case Compression.lz4:
       return lz4Compress(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
     case Compression.zstd:
-      await zstdLoaded();
+      if (!zstdUsable) throw new Error('the zstd encoder is not loaded: await compressionReady first');
       return Buffer.from(zstdCompress(data, 3));
     default:
       throw new Error(`unknown compression codec ${String(codec)}`);

@@ -3,7 +3,7 @@
  * in-place edits a broker makes (base offset, partition leader epoch) that the CRC does not cover.
  */
 import { crc32c } from '@node-rs/crc32';
-import { compress, Compression, decompress } from './compression.js';
+import { compress, Compression, compressReady, decompress } from './compression.js';
 import { readVarint, varintSize, writeVarint } from './varint.js';
 
 /** Bytes before the records: baseOffset .. recordCount. */
@@ -25,7 +25,12 @@ export type TimestampType = (typeof TimestampType)[keyof typeof TimestampType];
 
 /** Why bytes are not a valid record batch. */
 export type RecordBatchErrorReason =
-  'truncated' | 'corrupt' | 'unsupported-magic' | 'unsupported-compression';
+  | 'truncated'
+  | 'corrupt'
+  | 'unsupported-magic'
+  | 'unsupported-compression'
+  /** The records do not add up to the count in the header. */
+  | 'miscounted';
 
 /** Bytes that are not a valid magic-2 record batch. */
 export class RecordBatchError extends Error {
@@ -207,12 +212,16 @@ export function countRecords(batch: Uint8Array): number | null {
   const header = readBatchHeader(batch);
   const end = header.batchLength + LOG_OVERHEAD;
   if (header.compression !== Compression.none || end > batch.length) return null;
+  return countRecordsIn(batch, RECORD_BATCH_HEADER_SIZE, end);
+}
+
+/** Records between `at` and `end`, by their length prefixes; null when they do not fill it exactly. */
+function countRecordsIn(bytes: Uint8Array, at: number, end: number): number | null {
   let count = 0;
-  let at = RECORD_BATCH_HEADER_SIZE;
   try {
     while (at < end) {
       let length: number;
-      [length, at] = readVarint(batch, at);
+      [length, at] = readVarint(bytes, at);
       if (length < 1 || at + length > end) return null;
       at += length;
       count++;
@@ -221,6 +230,47 @@ export function countRecords(batch: Uint8Array): number | null {
     return null;
   }
   return count;
+}
+
+/**
+ * The whole batch with its records compressed by `codec` instead (a topic whose
+ * `compression.type` is not the producer's): header fields kept, CRC recomputed. The records are
+ * counted against the header; a {@link RecordBatchError} says what is wrong with them. `codec`'s
+ * encoder must be ready (`compressionReady`), since this does not yield.
+ */
+export function recompressBatch(
+  batch: Uint8Array,
+  codec: Compression,
+  maxDecompressedBytes?: number,
+): Buffer {
+  const header = readBatchHeader(batch);
+  const size = header.batchLength + LOG_OVERHEAD;
+  if (batch.length < size) throw new RecordBatchError('truncated', 'record batch is cut short');
+  let records: Buffer;
+  try {
+    records = decompress(
+      header.compression,
+      batch.subarray(RECORD_BATCH_HEADER_SIZE, size),
+      maxDecompressedBytes,
+    );
+  } catch (error) {
+    throw new RecordBatchError('corrupt', `cannot decompress record batch: ${(error as Error).message}`);
+  }
+  if (countRecordsIn(records, 0, records.length) !== header.recordCount) {
+    throw new RecordBatchError(
+      'miscounted',
+      `the batch's records do not add up to its record count ${header.recordCount}`,
+    );
+  }
+  const body = codec === Compression.none ? records : compressReady(codec, records);
+  const out = Buffer.allocUnsafe(RECORD_BATCH_HEADER_SIZE + body.length);
+  out.set(batch.subarray(0, RECORD_BATCH_HEADER_SIZE));
+  body.copy(out, RECORD_BATCH_HEADER_SIZE);
+  const dv = view(out);
+  dv.setInt32(8, out.length - LOG_OVERHEAD);
+  dv.setInt16(21, (header.attributes & ~ATTR_COMPRESSION) | codec);
+  dv.setUint32(17, computeBatchCrc(out));
+  return out;
 }
 
 /** Overwrites the base offset of the batch in place; the CRC stays valid. */

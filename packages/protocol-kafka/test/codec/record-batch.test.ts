@@ -1,11 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import {
   Compression,
+  compressionReady,
   computeBatchCrc,
   decodeRecordBatch,
   decodeRecordBatches,
   encodeRecordBatch,
   readBatchHeader,
+  recompressBatch,
   RecordBatchError,
   setBaseOffset,
   setLogAppendTime,
@@ -120,5 +122,43 @@ describe('record batch', () => {
     const { decompress } = await import('../../src/codec/compression.js');
     const raw = Buffer.from('raw snappy block '.repeat(100));
     expect(decompress(Compression.snappy, compressSync(raw)).equals(raw)).toBe(true);
+  });
+
+  it('recompresses a batch with another codec, keeping its header fields', async () => {
+    const batch = await encodeRecordBatch({
+      records,
+      compression: Compression.gzip,
+      baseOffset: 7,
+      producerId: 99n,
+      producerEpoch: 2,
+      baseSequence: 40,
+      transactional: true,
+    });
+    for (const codec of Object.values(Compression)) {
+      await compressionReady(codec);
+      const recompressed = recompressBatch(batch, codec);
+      expect(verifyBatchCrc(recompressed)).toBe(true);
+      const { records: decoded, ...header } = decodeRecordBatch(recompressed);
+      const { records: original, ...before } = decodeRecordBatch(batch);
+      expect(header).toEqual({
+        ...before,
+        compression: codec,
+        attributes: (before.attributes & ~7) | codec,
+        batchLength: recompressed.length - 12,
+        crc: header.crc,
+      });
+      expect(decoded).toEqual(original);
+    }
+  });
+
+  it('refuses to recompress records that do not decompress or do not match the record count', async () => {
+    await compressionReady(Compression.zstd);
+    const garbled = await encodeRecordBatch({ records, compression: Compression.lz4 });
+    garbled.fill(0x5a, 70, 90);
+    garbled.writeUInt32BE(computeBatchCrc(garbled), 17);
+    expect(() => recompressBatch(garbled, Compression.zstd)).toThrow(RecordBatchError);
+    const miscounted = await encodeRecordBatch({ records });
+    miscounted.writeInt32BE(4, 57);
+    expect(() => recompressBatch(miscounted, Compression.zstd)).toThrow(/record count 4/);
   });
 });

@@ -1,5 +1,5 @@
 import { KafkaErrorCode } from '../../codec/error-codes.js';
-import { Compression } from '../../codec/compression.js';
+import { Compression, compressionReady } from '../../codec/compression.js';
 import type {
   ProduceRequest,
   ProduceRequestPartitionProduceData,
@@ -13,6 +13,7 @@ import { crc32c } from '@robustmq/crc32c';
 import {
   countRecords,
   readBatchHeader,
+  recompressBatch,
   RecordBatchError,
   type RecordBatchHeader,
   setLogAppendTime,
@@ -161,8 +162,7 @@ async function producePartition(
       ...(checked.byLog && { logStartOffset: await logStartOf(storage, shard) }),
     });
   }
-  const batch = checked.batch;
-  const header = readBatchHeader(batch);
+  const header = readBatchHeader(checked.batch);
   const now = Date.now();
   const refused = refusal(policy, acks, { first: header.baseTimestamp, max: header.maxTimestamp }, now);
   if (refused !== null) {
@@ -171,6 +171,21 @@ async function producePartition(
       errorMessage: refused.message,
       logStartOffset: await logStartOf(storage, shard),
     });
+  }
+  let batch = checked.batch;
+  if (policy.compression !== null && policy.compression !== header.compression) {
+    try {
+      batch = recompressBatch(batch, policy.compression);
+    } catch (error) {
+      const message = (error as Error).message;
+      context.broker.metrics.bad(context.connection.listener, 'bad_batch');
+      context.logger.warn({ topic, partition: data.index, reason: message }, 'produced batch refused');
+      const miscounted = error instanceof RecordBatchError && error.reason === 'miscounted';
+      return result(data.index, miscounted ? KafkaErrorCode.invalidRecord : KafkaErrorCode.corruptMessage, {
+        errorMessage: message,
+        logStartOffset: await logStartOf(storage, shard),
+      });
+    }
   }
   // The batch is stamped before anything else sees it: storage, the router and idempotence checks.
   if (policy.logAppendTime) setLogAppendTime(batch, now);
@@ -255,7 +270,10 @@ export const handleProduce: ApiHandler<ProduceRequest, ProduceResponse> = async 
       const refused = await partitionRefusal(context, 'publish', topicData.name, 'write');
       if (refused !== KafkaErrorCode.none) return refused;
       try {
-        return await policies.of(topicData.name);
+        const policy = await policies.of(topicData.name);
+        // Recompressing must not yield once the appends start taking their places.
+        if (policy.compression !== null) await compressionReady(policy.compression);
+        return policy;
       } catch (error) {
         return partitionFailure(context, error, 'write', { topic: topicData.name });
       }
