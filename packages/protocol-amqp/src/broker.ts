@@ -12,6 +12,7 @@ import {
   type Message,
   type Principal,
 } from '@robustmq/core';
+import { AttachedLinks } from './attached-links.js';
 import type { AddressKind, AmqpSettings } from './config.js';
 import { AmqpHeader, withHeader } from './message-format.js';
 import { asError, ShardLog, type MessageLog } from './message-log.js';
@@ -70,6 +71,8 @@ export class AmqpBroker {
   readonly catalog: TopicCatalog;
   readonly logger: Logger;
   readonly links = new Map<string, LinkView>();
+  /** Attached links by client container and name, for link stealing (not across brokers). */
+  readonly attachedLinks = new AttachedLinks();
   readonly subscriptions = new Set<MessageQueue>();
   private readonly logs = new Map<string, ShardLog>();
   private readonly queues = new Map<string, Promise<MessageQueue>>();

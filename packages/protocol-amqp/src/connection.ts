@@ -143,6 +143,8 @@ export class AmqpConnection {
   private readonly outgoing = new Map<RheaSender, OutgoingState>();
   private readonly incoming = new Map<RheaReceiver, IncomingLink>();
   private readonly partial = new Map<string, Buffer[]>();
+  /** What takes each attached link out of the broker's registry of link names (see fileByName). */
+  private readonly filedNames = new Map<RheaSender | RheaReceiver, () => void>();
   /** Links detached for transfers the broker does not take; their transfers are dropped. */
   private readonly droppingTransfers = new WeakSet<RheaSender | RheaReceiver>();
   /** Per session, deliveries sent and unsettled that were taken out of rhea's ring (see parkUnsettled). */
@@ -659,6 +661,7 @@ export class AmqpConnection {
         if (resolved.kind === 'queue') await this.broker.touchQueue(resolved.name);
       }
       if (this.incoming.has(receiver)) {
+        this.fileByName(receiver, principal);
         this.sendAttach(receiver);
         link.start(resolved, principal);
       } else if (dynamic) this.broker.deleteTemporary(address!);
@@ -754,6 +757,7 @@ export class AmqpConnection {
         this.ownedQueues.delete(state);
         return;
       }
+      this.fileByName(sender, principal);
       this.sendAttach(sender);
       link.attach(queue);
     })().catch((error: unknown) => this.refuseLink(sender, id, error));
@@ -818,6 +822,43 @@ export class AmqpConnection {
     if (link.is_sender()) link.local.attach.source = null;
     else link.local.attach.target = null;
     this.sendAttach(link);
+    link.close({ condition, description });
+  }
+
+  /**
+   * Files a link the broker has taken under its name and the client's container: a link of that
+   * name and direction that the container has attached on another session or connection is
+   * stolen first (AMQP 1.0 section 2.6.1), so that its unsettled messages are back in the queue
+   * before this link starts. (On the same session the attach was refused, see refuseRepeat.)
+   */
+  private fileByName(link: RheaSender | RheaReceiver, principal: Principal): void {
+    const containerId = this.rhea.remote.open?.container_id;
+    if (containerId === undefined) return;
+    const owner = { containerId, username: principal.username };
+    const role = link.is_sender() ? 'sender' : 'receiver';
+    this.filedNames.set(
+      link,
+      this.broker.attachedLinks.attach(owner, role, link.name, { steal: () => this.steal(link) }),
+    );
+  }
+
+  /**
+   * The client's container attached this link's name again elsewhere: this attachment ends as on
+   * any detach (unsettled messages go back to the queue) with `amqp:link:stolen`. The detach
+   * closes the link, as Qpid Broker-J's does: links are not resumed here, so nothing of this
+   * attachment goes on at the new one, and clients such as qpid-proton report only a closing detach
+   * as an error.
+   */
+  private steal(link: RheaSender | RheaReceiver): void {
+    const condition = 'amqp:link:stolen';
+    const description = `the link named ${JSON.stringify(link.name)} was attached again by its container, on another session or connection`;
+    const id = link.is_sender()
+      ? this.outgoing.get(link as RheaSender)?.link.id
+      : this.incoming.get(link as RheaReceiver)?.id;
+    this.logger.info({ link: id, condition }, `link detached: ${description}`);
+    if (link.is_sender()) this.closeOutgoing(link as RheaSender);
+    else this.closeIncoming(link as RheaReceiver);
+    if (link.is_closed()) return;
     link.close({ condition, description });
   }
 
@@ -1047,6 +1088,7 @@ export class AmqpConnection {
     const state = this.outgoing.get(sender);
     if (!state) return;
     this.outgoing.delete(sender);
+    this.forgetName(sender);
     this.broker.links.delete(state.link.id);
     state.link.close();
     this.forgetDeliveries(sender);
@@ -1082,9 +1124,15 @@ export class AmqpConnection {
     const link = this.incoming.get(receiver);
     if (!link) return;
     this.incoming.delete(receiver);
+    this.forgetName(receiver);
     this.broker.links.delete(link.id);
     link.close();
     if (link.dynamicAddress) this.broker.deleteTemporary(link.dynamicAddress);
+  }
+
+  private forgetName(link: RheaSender | RheaReceiver): void {
+    this.filedNames.get(link)?.();
+    this.filedNames.delete(link);
   }
 
   /** After a session ends, its links are closed too. */
