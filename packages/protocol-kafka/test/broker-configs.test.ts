@@ -314,6 +314,42 @@ describe('config admin as Kafka answers it', () => {
   });
 });
 
+describe('config types and documentation', () => {
+  it("reports each config's Kafka type, and documentation only when asked", async () => {
+    await create([]);
+    const describe = (resourceType: number, resourceName: string, includeDocumentation: boolean) =>
+      handleDescribeConfigs(
+        { resources: [{ resourceType, resourceName, configurationKeys: null }], includeDocumentation },
+        context(32, 4),
+      ).then((response) => new Map(response.results[0]!.configs.map((config) => [config.name, config])));
+    const topic = await describe(2, 'configured', true);
+    // Kafka's types: BOOLEAN 1, STRING 2, INT 3, SHORT 4, LONG 5, DOUBLE 6, LIST 7.
+    const types = (configs: typeof topic) =>
+      Object.fromEntries([...configs].map(([name, config]) => [name, config.configType]));
+    expect(types(topic)).toMatchObject({
+      'retention.ms': 5,
+      'segment.bytes': 3,
+      'cleanup.policy': 7,
+      'compression.type': 2,
+      'min.cleanable.dirty.ratio': 6,
+      preallocate: 1,
+    });
+    expect([...topic.values()].every((config) => config.configType > 0)).toBe(true);
+    expect(topic.get('compression.type')!.documentation).toMatch(/recompress/);
+    expect(topic.get('segment.ms')!.documentation).toMatch(/no effect/);
+    expect([...(await describe(2, 'configured', false)).values()].map((c) => c.documentation)).toEqual(
+      [...topic.values()].map(() => null),
+    );
+    const node = await describe(4, String(broker.nodeId), true);
+    expect(types(node)).toMatchObject({
+      'broker.id': 3,
+      'auto.create.topics.enable': 1,
+      'offsets.topic.replication.factor': 4,
+    });
+    expect(node.get('num.partitions')!.documentation).toMatch(/kafka\.default_partitions/);
+  });
+});
+
 describe('a config the storage refuses', () => {
   it('is answered with an error and recorded nowhere, neither in the topic nor on any partition', async () => {
     await create([]);

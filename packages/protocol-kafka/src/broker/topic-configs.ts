@@ -1,98 +1,176 @@
 import { DEFAULT_SHARD_CONFIG, type NewTopic, type Topic, type TopicChange } from '@robustmq/core';
 
+/** Kafka's config value types, as DescribeConfigs v3+ reports them. */
+export const ConfigType = { boolean: 1, string: 2, int: 3, short: 4, long: 5, double: 6, list: 7 } as const;
+export type ConfigType = keyof typeof ConfigType;
+
+/** What a config is and does here, as DescribeConfigs reports it. */
+interface ConfigSpec {
+  default: string;
+  type: ConfigType;
+  /** The broker config whose default a topic inherits (Kafka's topic config synonyms). */
+  broker: string;
+  /** Said to clients that ask for documentation: what the config does here, in our words. */
+  doc: string;
+}
+
 /**
- * Kafka topic configs. Those marked `acts` change what storage does (retention, segment size,
- * largest batch) or what Produce accepts, stamps and stores (timestamps, in-sync replicas, the
- * compression of stored batches); the others are
- * accepted and kept so clients that set them keep working, and are reported back by DescribeConfigs.
- * `broker` is the broker config whose default a topic inherits (Kafka's topic config synonyms);
- * `list` configs are comma-separated lists, the only ones IncrementalAlterConfigs APPENDs to.
+ * Kafka topic configs. Those that act change what storage does (retention, segment size, largest
+ * batch) or what Produce accepts, stamps and stores (timestamps, in-sync replicas, the compression
+ * of stored batches); the others are accepted and kept so clients that set them keep working, and
+ * are reported back by DescribeConfigs. `list` configs are comma-separated lists, the only ones
+ * IncrementalAlterConfigs APPENDs to.
  */
-const TOPIC_CONFIGS: Readonly<
-  Record<
-    string,
-    { default: string; kind: 'int' | 'string' | 'bool' | 'ratio' | 'list'; broker: string; acts?: true }
-  >
-> = {
+const TOPIC_CONFIGS: Readonly<Record<string, ConfigSpec>> = {
   'retention.ms': {
     default: String(DEFAULT_SHARD_CONFIG.retentionMs),
-    kind: 'int',
+    type: 'long',
     broker: 'log.retention.ms',
-    acts: true,
+    doc: 'Segments whose newest record is older than this many ms are deleted; -1 keeps them.',
   },
-  'retention.bytes': { default: '-1', kind: 'int', broker: 'log.retention.bytes', acts: true },
+  'retention.bytes': {
+    default: '-1',
+    type: 'long',
+    broker: 'log.retention.bytes',
+    doc: 'The oldest segments of a partition are deleted while it holds more bytes than this; -1 for no limit.',
+  },
   'segment.bytes': {
     default: String(DEFAULT_SHARD_CONFIG.segmentBytes),
-    kind: 'int',
+    type: 'int',
     broker: 'log.segment.bytes',
-    acts: true,
+    doc: "A partition's log starts a new segment file at this size; retention deletes whole segments.",
   },
   'max.message.bytes': {
     default: String(DEFAULT_SHARD_CONFIG.maxBatchBytes),
-    kind: 'int',
+    type: 'int',
     broker: 'message.max.bytes',
-    acts: true,
+    doc: 'The largest record batch Produce accepts, in bytes as stored.',
   },
-  'cleanup.policy': { default: 'delete', kind: 'list', broker: 'log.cleanup.policy', acts: true },
-  'compression.type': { default: 'producer', kind: 'string', broker: 'compression.type', acts: true },
-  'delete.retention.ms': { default: '86400000', kind: 'int', broker: 'log.cleaner.delete.retention.ms' },
-  'file.delete.delay.ms': { default: '60000', kind: 'int', broker: 'log.segment.delete.delay.ms' },
+  'cleanup.policy': {
+    default: 'delete',
+    type: 'list',
+    broker: 'log.cleanup.policy',
+    doc: 'Only delete: old segments are deleted by retention. Compaction is not offered.',
+  },
+  'compression.type': {
+    default: 'producer',
+    type: 'string',
+    broker: 'compression.type',
+    doc: 'The codec batches are stored with: producer keeps each as sent, the others (uncompressed, gzip, snappy, lz4, zstd) recompress on the broker.',
+  },
+  'delete.retention.ms': {
+    default: '86400000',
+    type: 'long',
+    broker: 'log.cleaner.delete.retention.ms',
+    doc: 'Kept and reported; no effect, as there is no compaction.',
+  },
+  'file.delete.delay.ms': {
+    default: '60000',
+    type: 'long',
+    broker: 'log.segment.delete.delay.ms',
+    doc: 'Kept and reported; no effect: deleted segments go at once.',
+  },
   'flush.messages': {
     default: '9223372036854775807',
-    kind: 'int',
+    type: 'long',
     broker: 'log.flush.interval.messages',
+    doc: 'Kept and reported; no effect: storage syncs by its durability policy (group commit before acks=all is answered).',
   },
-  'flush.ms': { default: '9223372036854775807', kind: 'int', broker: 'log.flush.interval.ms' },
-  'index.interval.bytes': { default: '4096', kind: 'int', broker: 'log.index.interval.bytes' },
+  'flush.ms': {
+    default: '9223372036854775807',
+    type: 'long',
+    broker: 'log.flush.interval.ms',
+    doc: 'Kept and reported; no effect: storage syncs by its durability policy (group commit before acks=all is answered).',
+  },
+  'index.interval.bytes': {
+    default: '4096',
+    type: 'int',
+    broker: 'log.index.interval.bytes',
+    doc: 'Kept and reported; no effect: storage spaces its offset index itself.',
+  },
   'max.compaction.lag.ms': {
     default: '9223372036854775807',
-    kind: 'int',
+    type: 'long',
     broker: 'log.cleaner.max.compaction.lag.ms',
+    doc: 'Kept and reported; no effect, as there is no compaction.',
   },
   'message.timestamp.type': {
     default: 'CreateTime',
-    kind: 'string',
+    type: 'string',
     broker: 'log.message.timestamp.type',
-    acts: true,
+    doc: "CreateTime keeps the producer's timestamps; LogAppendTime stamps each batch with the broker's time.",
   },
   'message.timestamp.before.max.ms': {
     default: '9223372036854775807',
-    kind: 'int',
+    type: 'long',
     broker: 'log.message.timestamp.before.max.ms',
-    acts: true,
+    doc: "A CreateTime batch whose first or latest timestamp is more than this many ms before the broker's time is refused.",
   },
   'message.timestamp.after.max.ms': {
     default: '9223372036854775807',
-    kind: 'int',
+    type: 'long',
     broker: 'log.message.timestamp.after.max.ms',
-    acts: true,
+    doc: "A CreateTime batch whose first or latest timestamp is more than this many ms after the broker's time is refused.",
   },
   'message.timestamp.difference.max.ms': {
     default: '9223372036854775807',
-    kind: 'int',
+    type: 'long',
     broker: 'log.message.timestamp.difference.max.ms',
-    acts: true,
+    doc: "The older bound on both sides of the broker's time; the stricter of it and the before/after bounds applies.",
   },
   'message.downconversion.enable': {
     default: 'true',
-    kind: 'bool',
+    type: 'boolean',
     broker: 'log.message.downconversion.enable',
+    doc: 'Kept and reported; no effect: batches are served in the format they were stored (magic 2).',
   },
   'min.cleanable.dirty.ratio': {
     default: '0.5',
-    kind: 'ratio',
+    type: 'double',
     broker: 'log.cleaner.min.cleanable.ratio',
+    doc: 'Kept and reported; no effect, as there is no compaction.',
   },
-  'min.compaction.lag.ms': { default: '0', kind: 'int', broker: 'log.cleaner.min.compaction.lag.ms' },
-  'min.insync.replicas': { default: '1', kind: 'int', broker: 'min.insync.replicas', acts: true },
-  preallocate: { default: 'false', kind: 'bool', broker: 'log.preallocate' },
-  'segment.index.bytes': { default: '10485760', kind: 'int', broker: 'log.index.size.max.bytes' },
-  'segment.jitter.ms': { default: '0', kind: 'int', broker: 'log.roll.jitter.ms' },
-  'segment.ms': { default: '604800000', kind: 'int', broker: 'log.roll.ms' },
+  'min.compaction.lag.ms': {
+    default: '0',
+    type: 'long',
+    broker: 'log.cleaner.min.compaction.lag.ms',
+    doc: 'Kept and reported; no effect, as there is no compaction.',
+  },
+  'min.insync.replicas': {
+    default: '1',
+    type: 'int',
+    broker: 'min.insync.replicas',
+    doc: 'acks=all is refused with NOT_ENOUGH_REPLICAS when this is above the one replica a partition has.',
+  },
+  preallocate: {
+    default: 'false',
+    type: 'boolean',
+    broker: 'log.preallocate',
+    doc: 'Kept and reported; no effect.',
+  },
+  'segment.index.bytes': {
+    default: '10485760',
+    type: 'int',
+    broker: 'log.index.size.max.bytes',
+    doc: 'Kept and reported; no effect: storage sizes its indexes itself.',
+  },
+  'segment.jitter.ms': {
+    default: '0',
+    type: 'long',
+    broker: 'log.roll.jitter.ms',
+    doc: 'Kept and reported; no effect: segments roll by size.',
+  },
+  'segment.ms': {
+    default: '604800000',
+    type: 'long',
+    broker: 'log.roll.ms',
+    doc: "Kept and reported; no effect: segments roll by size, and retention.ms deletes a partition's last segment too once all of it has expired.",
+  },
   'unclean.leader.election.enable': {
     default: 'false',
-    kind: 'bool',
+    type: 'boolean',
     broker: 'unclean.leader.election.enable',
+    doc: 'Kept and reported; no effect: partitions have one replica, on shared storage.',
   },
 };
 
@@ -107,9 +185,10 @@ export function checkTopicConfig(name: string, value: string): void {
   const spec = TOPIC_CONFIGS[name];
   if (!spec) throw new TopicConfigError(`unknown topic config ${name}`);
   const bad = (why: string) => new TopicConfigError(`${name}=${value}: ${why}`);
-  if (spec.kind === 'int' && !/^-?\d+$/.test(value)) throw bad('not an integer');
-  if (spec.kind === 'bool' && value !== 'true' && value !== 'false') throw bad('not true or false');
-  if (spec.kind === 'ratio' && !(Number(value) >= 0 && Number(value) <= 1)) throw bad('not between 0 and 1');
+  if ((spec.type === 'int' || spec.type === 'long') && !/^-?\d+$/.test(value)) throw bad('not an integer');
+  if (spec.type === 'boolean' && value !== 'true' && value !== 'false') throw bad('not true or false');
+  // The only fractional config is a ratio.
+  if (spec.type === 'double' && !(Number(value) >= 0 && Number(value) <= 1)) throw bad('not between 0 and 1');
   const number = Number(value);
   switch (name) {
     case 'retention.ms':
@@ -151,7 +230,13 @@ export function explicitConfigs(topic: Topic): Map<string, string> {
 
 /** Whether a config is a comma-separated list. */
 export function isListConfig(name: string): boolean {
-  return TOPIC_CONFIGS[name]?.kind === 'list';
+  return TOPIC_CONFIGS[name]?.type === 'list';
+}
+
+/** A topic config's type and what it does here; null for one this broker does not know. */
+export function topicConfigSpec(name: string): { type: ConfigType; doc: string } | null {
+  const spec = TOPIC_CONFIGS[name];
+  return spec ? { type: spec.type, doc: spec.doc } : null;
 }
 
 /** The broker config a topic config defaults to, and its value; null for an unknown config. */

@@ -6,7 +6,14 @@ import type {
 } from '../../codec/messages/describe-configs-response.js';
 import { ResourceType } from '../config-resources.js';
 import type { ApiHandler, KafkaBroker } from '../handler.js';
-import { brokerDefaultOf, configValue, explicitConfigs, TOPIC_CONFIG_NAMES } from '../topic-configs.js';
+import {
+  brokerDefaultOf,
+  ConfigType,
+  configValue,
+  explicitConfigs,
+  TOPIC_CONFIG_NAMES,
+  topicConfigSpec,
+} from '../topic-configs.js';
 import { topicFailure } from '../errors.js';
 import { authorized } from '../topics.js';
 
@@ -15,38 +22,89 @@ const Source = { topic: 1, staticBroker: 4, default: 5 } as const;
 
 type Synonym = { name: string; value: string; source: number };
 
+/** A config's value as DescribeConfigs reports it; `about` is the type and documentation, if known. */
+interface Described {
+  name: string;
+  value: string;
+  source: number;
+  readOnly: boolean;
+  synonyms: Synonym[];
+  about: { type: ConfigType; doc: string } | null;
+}
+
 function entry(
-  name: string,
-  value: string,
-  source: number,
-  readOnly: boolean,
-  synonyms: Synonym[],
+  config: Described,
+  withDocumentation: boolean,
 ): DescribeConfigsResponseDescribeConfigsResourceResult {
   return {
-    name,
-    value,
-    readOnly,
-    isDefault: source === Source.default,
-    configSource: source,
+    name: config.name,
+    value: config.value,
+    readOnly: config.readOnly,
+    isDefault: config.source === Source.default,
+    configSource: config.source,
     isSensitive: false,
-    synonyms,
-    configType: 0,
-    documentation: null,
+    synonyms: config.synonyms,
+    configType: config.about === null ? 0 : ConfigType[config.about.type],
+    documentation: withDocumentation && config.about !== null ? config.about.doc : null,
   };
 }
 
-function brokerConfigs(broker: KafkaBroker): Array<[string, string]> {
+/** This broker's configs in Kafka's names: value, type, and what sets it here. */
+function brokerConfigs(
+  broker: KafkaBroker,
+): Array<{ name: string; value: string; type: ConfigType; doc: string }> {
   const { settings } = broker;
+  const set = (key: string) => `Set by kafka.${key} in the server's config file.`;
   return [
-    ['broker.id', String(broker.nodeId)],
-    ['auto.create.topics.enable', String(settings.autoCreateTopics)],
-    ['num.partitions', String(settings.defaultPartitions)],
-    ['socket.request.max.bytes', String(settings.maxFrameSize)],
-    ['default.replication.factor', '1'],
-    ['offsets.topic.replication.factor', '1'],
-    ['group.min.session.timeout.ms', String(settings.groupMinSessionTimeoutMs)],
-    ['group.max.session.timeout.ms', String(settings.groupMaxSessionTimeoutMs)],
-    ['group.initial.rebalance.delay.ms', String(settings.groupInitialRebalanceDelayMs)],
+    { name: 'broker.id', value: String(broker.nodeId), type: 'int', doc: "This node's id in the cluster." },
+    {
+      name: 'auto.create.topics.enable',
+      value: String(settings.autoCreateTopics),
+      type: 'boolean',
+      doc: set('auto_create_topics'),
+    },
+    {
+      name: 'num.partitions',
+      value: String(settings.defaultPartitions),
+      type: 'int',
+      doc: set('default_partitions'),
+    },
+    {
+      name: 'socket.request.max.bytes',
+      value: String(settings.maxFrameSize),
+      type: 'int',
+      doc: set('max_frame_size'),
+    },
+    {
+      name: 'default.replication.factor',
+      value: '1',
+      type: 'int',
+      doc: 'Partitions have one replica, on shared storage.',
+    },
+    {
+      name: 'offsets.topic.replication.factor',
+      value: '1',
+      type: 'short',
+      doc: 'Committed offsets are kept in the meta service, not in a topic.',
+    },
+    {
+      name: 'group.min.session.timeout.ms',
+      value: String(settings.groupMinSessionTimeoutMs),
+      type: 'int',
+      doc: set('group_min_session_timeout_ms'),
+    },
+    {
+      name: 'group.max.session.timeout.ms',
+      value: String(settings.groupMaxSessionTimeoutMs),
+      type: 'int',
+      doc: set('group_max_session_timeout_ms'),
+    },
+    {
+      name: 'group.initial.rebalance.delay.ms',
+      value: String(settings.groupInitialRebalanceDelayMs),
+      type: 'int',
+      doc: set('group_initial_rebalance_delay_ms'),
+    },
   ];
 }
 
@@ -68,6 +126,7 @@ export const handleDescribeConfigs: ApiHandler<DescribeConfigsRequest, DescribeC
   const { broker } = context;
   const results: DescribeConfigsResponse['results'] = [];
   const synonyms = request.includeSynonyms === true;
+  const documentation = request.includeDocumentation === true;
   for (const resource of request.resources) {
     const answer = (
       errorCode: number,
@@ -100,14 +159,18 @@ export const handleDescribeConfigs: ApiHandler<DescribeConfigsRequest, DescribeC
         continue;
       }
       const configs = brokerConfigs(broker)
-        .filter(([name]) => wanted(name))
-        .map(([name, value]) =>
+        .filter(({ name }) => wanted(name))
+        .map(({ name, value, type, doc }) =>
           entry(
-            name,
-            value,
-            Source.staticBroker,
-            true,
-            synonyms ? [{ name, value, source: Source.staticBroker }] : [],
+            {
+              name,
+              value,
+              source: Source.staticBroker,
+              readOnly: true,
+              synonyms: synonyms ? [{ name, value, source: Source.staticBroker }] : [],
+              about: { type, doc },
+            },
+            documentation,
           ),
         );
       results.push(answer(KafkaErrorCode.none, null, configs));
@@ -140,7 +203,17 @@ export const handleDescribeConfigs: ApiHandler<DescribeConfigsRequest, DescribeC
         .map((name) => {
           const { value, isDefault } = configValue(topic, name)!;
           const source = isDefault ? Source.default : Source.topic;
-          return entry(name, value, source, false, synonyms ? synonymsOf(name, value, source) : []);
+          return entry(
+            {
+              name,
+              value,
+              source,
+              readOnly: false,
+              synonyms: synonyms ? synonymsOf(name, value, source) : [],
+              about: topicConfigSpec(name),
+            },
+            documentation,
+          );
         });
       results.push(answer(KafkaErrorCode.none, null, configs));
     } catch (error) {
