@@ -9,7 +9,7 @@ import {
   S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
-import { ErrorCode, RobustMQError, validateShardName, type Logger } from '@robustmq/core';
+import { ErrorCode, RobustMQError, silentLogger, validateShardName, type Logger } from '@robustmq/core';
 import type { SealedSegment } from '@robustmq/journal';
 import type { TieringSettings } from './config.js';
 
@@ -75,6 +75,30 @@ function statusOf(error: unknown): number | undefined {
   return error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined;
 }
 
+/** A 404 for the key itself, not for a bucket that is gone (which may be a setup fault). */
+function isMissingObject(error: unknown): boolean {
+  return statusOf(error) === 404 && !(error instanceof Error && error.name === 'NoSuchBucket');
+}
+
+function reasonOf(error: unknown): string {
+  return error instanceof S3ServiceException
+    ? `${error.name} (HTTP ${String(error.$metadata.httpStatusCode)})`
+    : error instanceof Error
+      ? error.message
+      : String(error);
+}
+
+/**
+ * What went wrong, without what was being done when it did (a key, a shard): failures that share
+ * it are the same problem, e.g. wrong credentials refusing every call alike.
+ */
+export function failureKind(error: unknown): string {
+  if (!(error instanceof RobustMQError)) return reasonOf(error);
+  return error.cause === undefined
+    ? `${error.code} ${error.message}`
+    : `${error.code} ${reasonOf(error.cause)}`;
+}
+
 /** What the SDK logs when a call fails: `{ clientName, commandName, input, error, metadata }`. */
 function isCommandFailure(entry: unknown): entry is { commandName: unknown; error: unknown } {
   return typeof entry === 'object' && entry !== null && 'commandName' in entry && 'error' in entry;
@@ -88,33 +112,92 @@ export function bucketError(error: unknown, what: string): RobustMQError {
   if (error instanceof RobustMQError) return error;
   if (isAbort(error))
     return new RobustMQError(ErrorCode.Closed, `${what}: the engine closed`, { cause: error });
-  const reason =
-    error instanceof S3ServiceException
-      ? `${error.name} (HTTP ${String(error.$metadata.httpStatusCode)})`
-      : error instanceof Error
-        ? error.message
-        : String(error);
-  return new RobustMQError(ErrorCode.Unavailable, `${what}: the bucket cannot serve now: ${reason}`, {
-    cause: error,
-  });
+  return new RobustMQError(
+    ErrorCode.Unavailable,
+    `${what}: the bucket cannot serve now: ${reasonOf(error)}`,
+    {
+      cause: error,
+    },
+  );
 }
 
 /**
  * The bucket as the tiered engine uses it: one object per uploaded segment, at
  * `<prefix>shards/<shard name>/<base offset, 20 digits>.log`, holding the segment's log byte for
- * byte. Every failure is a RobustMQError.
+ * byte, and `<prefix>robustmq-owner.json` naming the engine the prefix belongs to. Every failure
+ * is a RobustMQError.
  */
 export class SegmentBucket {
   readonly client: S3Client;
   readonly name: string;
   readonly prefix: string;
   readonly #signal: AbortSignal;
+  readonly #logger: Logger;
 
-  constructor(client: S3Client, name: string, prefix: string, signal: AbortSignal) {
+  constructor(
+    client: S3Client,
+    name: string,
+    prefix: string,
+    signal: AbortSignal,
+    logger: Logger = silentLogger,
+  ) {
     this.client = client;
     this.name = name;
     this.prefix = prefix;
     this.#signal = signal;
+    this.#logger = logger;
+  }
+
+  /** The object naming the engine that owns the prefix. */
+  get ownerKey(): string {
+    return `${this.prefix}robustmq-owner.json`;
+  }
+
+  /** The text of a small object, or null when there is none. */
+  async getText(key: string): Promise<string | null> {
+    try {
+      const got = await this.client.send(new GetObjectCommand({ Bucket: this.name, Key: key }), {
+        abortSignal: this.#signal,
+      });
+      return got.Body === undefined ? '' : await got.Body.transformToString('utf8');
+    } catch (error) {
+      if (isMissingObject(error)) return null;
+      throw bucketError(error, `reading ${key}`);
+    }
+  }
+
+  /**
+   * Writes a small object unless one is there already: false when the bucket said it is. Servers
+   * that ignore `If-None-Match` on writes (s3rver, older MinIO and Ceph) overwrite instead, so
+   * callers read the object back to see whose write landed.
+   */
+  async putIfAbsent(key: string, text: string): Promise<boolean> {
+    const put = (conditional: boolean) =>
+      this.client.send(
+        new PutObjectCommand({
+          Bucket: this.name,
+          Key: key,
+          Body: text,
+          ContentType: 'application/json',
+          ...(conditional ? { IfNoneMatch: '*' } : {}),
+        }),
+        { abortSignal: this.#signal },
+      );
+    try {
+      try {
+        await put(true);
+      } catch (error) {
+        // Refused as unknown rather than ignored: the read-back has to do.
+        if (statusOf(error) !== 501) throw error;
+        await put(false);
+      }
+      return true;
+    } catch (error) {
+      // 412: the object exists; 409: another conditional write to it is in flight.
+      const status = statusOf(error);
+      if (status === 412 || status === 409) return false;
+      throw bucketError(error, `writing ${key}`);
+    }
   }
 
   /**
@@ -266,13 +349,18 @@ export class SegmentBucket {
         if (position < segment.size) throw this.#notTheSegment(key, segment, 'it is shorter');
         return new Uint8Array(0);
       }
-      if (status === 404) {
+      if (isMissingObject(error)) {
+        // Someone removed it from the bucket: its records are lost, as with a local segment found
+        // damaged, and reported the same way (the bucket answered, so retrying will not help).
+        this.#logger.error(
+          { bucket: this.name, key, shard: segment.shard, baseOffset: segment.baseOffset },
+          'the object of an offloaded segment is missing from the bucket; reads of its offsets fail with CORRUPT',
+        );
         throw new RobustMQError(
-          ErrorCode.Internal,
-          `segment object ${key} is missing from bucket ${this.name}`,
-          {
-            cause: error,
-          },
+          ErrorCode.Corrupt,
+          `shard ${segment.shard}: segment ${segment.baseOffset} was offloaded, but its object ${key} ` +
+            `is missing from bucket ${this.name}: the records in it are lost`,
+          { cause: error },
         );
       }
       throw bucketError(error, `reading ${key}`);

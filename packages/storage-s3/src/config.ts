@@ -123,6 +123,32 @@ export function normalisePrefix(prefix: string): string {
   return prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
 }
 
+/** S3 refuses object keys longer than this, counted in UTF-8 bytes. */
+export const MAX_KEY_BYTES = 1024;
+/** The longest shard name `validateShardName` of `@robustmq/core` lets through (ASCII only). */
+export const MAX_SHARD_NAME_LENGTH = 255;
+/** The longest key after the prefix: `shards/<shard name>/<base offset, 20 digits>.log`. */
+const LONGEST_KEY_AFTER_PREFIX = 'shards/'.length + MAX_SHARD_NAME_LENGTH + '/'.length + 20 + '.log'.length;
+/** The longest (normalised) prefix whose every key fits in S3's limit. */
+export const MAX_PREFIX_BYTES = MAX_KEY_BYTES - LONGEST_KEY_AFTER_PREFIX;
+
+/**
+ * Normalises a key prefix and refuses one so long that the key of a segment of a shard with a long
+ * name would exceed S3's limit: better at start than as a failing upload months later.
+ */
+export function checkedPrefix(prefix: string): string {
+  const normalised = normalisePrefix(prefix);
+  const bytes = Buffer.byteLength(normalised, 'utf8');
+  if (bytes > MAX_PREFIX_BYTES) {
+    throw new ConfigError(
+      'prefix',
+      `is ${bytes} bytes (UTF-8, with its trailing /); at most ${MAX_PREFIX_BYTES} fit, as object keys ` +
+        `add up to ${LONGEST_KEY_AFTER_PREFIX} bytes to it and S3 allows ${MAX_KEY_BYTES}: choose a shorter prefix`,
+    );
+  }
+  return normalised;
+}
+
 /**
  * Reads the tiered engine's `[storage]` section (snake_case keys, as in the TOML file): its own
  * settings plus the journal's, which are passed through. `bucket` is required; access keys come
@@ -168,7 +194,7 @@ export function parseTieredConfig(section: Readonly<Record<string, unknown>>): T
       ...rest,
       bucket,
       credentials,
-      prefix: normalisePrefix(rest.prefix ?? ''),
+      prefix: checkedPrefix(rest.prefix ?? ''),
     },
     journal: parseJournalConfig(journalSection),
   };

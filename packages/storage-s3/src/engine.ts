@@ -1,4 +1,6 @@
 import {
+  ErrorCode,
+  isRobustMQError,
   silentLogger,
   type AppendResult,
   type Logger,
@@ -17,8 +19,9 @@ import {
   type OffloadedSegmentReader,
 } from '@robustmq/journal';
 import { SegmentBucket } from './bucket.js';
-import { DEFAULT_TIERING_SETTINGS, normalisePrefix, type TieringSettings } from './config.js';
+import { DEFAULT_TIERING_SETTINGS, checkedPrefix, type TieringSettings } from './config.js';
 import { tieringMetrics, type TieringMetrics } from './metrics.js';
+import { PrefixOwnership, engineIdentity } from './ownership.js';
 import { Tiering } from './tiering.js';
 
 /** How to open the tiered engine directly (the server goes through the default export). */
@@ -65,12 +68,28 @@ export class TieredStorage implements StorageEngine {
     for (const [key, value] of Object.entries(given)) {
       if (value !== undefined) (settings as unknown as Record<string, unknown>)[key] = value;
     }
-    settings.prefix = normalisePrefix(settings.prefix);
+    settings.prefix = checkedPrefix(settings.prefix);
     const logger = (givenLogger ?? silentLogger).child({ engine: 'tiered' });
     const measured: TieringMetrics = tieringMetrics(metrics ?? noMetrics);
     const abort = new AbortController();
     const client = SegmentBucket.client(settings, logger);
-    const bucket = new SegmentBucket(client, settings.bucket, settings.prefix, abort.signal);
+    const bucket = new SegmentBucket(client, settings.bucket, settings.prefix, abort.signal, logger);
+    let ownership: PrefixOwnership;
+    try {
+      ownership = new PrefixOwnership(bucket, await engineIdentity(dir), dir, logger);
+      await ownership.claim().catch((error: unknown) => {
+        // A bucket outage should not keep the broker down: tiering claims the prefix before it
+        // writes or deletes anything, and retries until it can.
+        if (!isRobustMQError(error, ErrorCode.Unavailable)) throw error;
+        logger.warn(
+          { err: error, bucket: settings.bucket, prefix: settings.prefix },
+          'could not claim the prefix in the bucket now; tiering waits until it can',
+        );
+      });
+    } catch (error) {
+      client.destroy();
+      throw error;
+    }
     const reader: OffloadedSegmentReader = {
       async read(segment, position, length) {
         const bytes = await bucket.read(segment, position, length);
@@ -94,7 +113,7 @@ export class TieredStorage implements StorageEngine {
       client.destroy();
       throw error;
     }
-    const tiering = new Tiering(journal, bucket, settings, logger, measured);
+    const tiering = new Tiering(journal, bucket, ownership, settings, logger, measured);
     started.tiering = tiering;
     tiering.start();
     logger.info(

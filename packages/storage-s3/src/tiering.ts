@@ -1,10 +1,12 @@
 import { ErrorCode, RobustMQError, isRobustMQError, type Logger } from '@robustmq/core';
 import type { Journal, SealedSegment } from '@robustmq/journal';
 import pLimit, { type LimitFunction } from 'p-limit';
-import type { SegmentBucket } from './bucket.js';
+import { failureKind, type SegmentBucket } from './bucket.js';
 import type { TieringSettings } from './config.js';
 import type { TieringMetrics } from './metrics.js';
-import { copySegment, holds, type SegmentDigest } from './upload.js';
+import type { PrefixOwnership } from './ownership.js';
+import { RepeatLimiter } from './repeats.js';
+import { SegmentDigests, copySegment, holds, type SegmentDigest } from './upload.js';
 
 /** A copy in the bucket confirmed in this process: the segment it was made from. */
 interface Confirmed {
@@ -41,16 +43,20 @@ function isGone(error: unknown): boolean {
  * (only once their copy is confirmed), and deletes objects whose segment retention, `deleteBefore`
  * or shard deletion removed. A pass runs when a segment is sealed, on a timer, and again after a
  * failure (with backoff); it is idempotent, so a crash anywhere just means the next pass (after a
- * restart) checks the bucket and carries on.
+ * restart) checks the bucket and carries on. Nothing is written to or deleted from the bucket
+ * before the prefix is claimed (when the bucket was down at start, the first pass claims it).
  */
 export class Tiering {
   readonly #journal: Journal;
   readonly #bucket: SegmentBucket;
+  readonly #ownership: PrefixOwnership;
   readonly #settings: TieringSettings;
   readonly #logger: Logger;
   readonly #metrics: TieringMetrics;
   readonly #uploads: LimitFunction;
   readonly #shards = new Map<string, ShardTiering>();
+  readonly #digests = new SegmentDigests();
+  readonly #repeats = new RepeatLimiter();
   #timer: ReturnType<typeof setInterval> | null = null;
   #sweeping: Promise<void> | null = null;
   #swept = false;
@@ -59,12 +65,14 @@ export class Tiering {
   constructor(
     journal: Journal,
     bucket: SegmentBucket,
+    ownership: PrefixOwnership,
     settings: TieringSettings,
     logger: Logger,
     metrics: TieringMetrics,
   ) {
     this.#journal = journal;
     this.#bucket = bucket;
+    this.#ownership = ownership;
     this.#settings = settings;
     this.#logger = logger;
     this.#metrics = metrics;
@@ -84,7 +92,7 @@ export class Tiering {
       this.#sweepOnce().catch((error: unknown) => {
         if (this.#closed || isRobustMQError(error, ErrorCode.Closed)) return;
         this.#metrics.failures.inc({ operation: 'list' });
-        this.#logger.warn({ err: error }, 'could not list the bucket; will retry');
+        this.#warn('list', error, {}, 'could not list the bucket; will retry');
       });
     }
     this.#journal.listShards().then(
@@ -160,8 +168,10 @@ export class Tiering {
     this.#metrics.failures.inc({ operation });
     const cap = Math.max(this.#settings.tieringIntervalMs, this.#settings.retryBackoffMs);
     const delay = Math.min(this.#settings.retryBackoffMs * 2 ** Math.min(state.failures - 1, 30), cap);
-    this.#logger.warn(
-      { err: error, shard, operation, failures: state.failures, retryInMs: delay },
+    this.#warn(
+      operation,
+      error,
+      { shard, failures: state.failures, retryInMs: delay },
       operation === 'tier'
         ? 'tiering failed; will retry'
         : 'could not delete removed segments from the bucket; will retry',
@@ -174,8 +184,23 @@ export class Tiering {
     state.retry.unref();
   }
 
+  /**
+   * Logs a failure at warn once per kind of failure and minute (with how often it was held back
+   * since), at debug otherwise: every pass over every shard fails alike while the bucket refuses.
+   */
+  #warn(operation: string, error: unknown, fields: Record<string, unknown>, message: string): void {
+    const admitted = this.#repeats.admit(`${operation} ${failureKind(error)}`);
+    if (!admitted.log) {
+      this.#logger.debug({ err: error, operation, ...fields }, message);
+      return;
+    }
+    const repeats = admitted.repeats > 0 ? { repeatsSinceLastWarning: admitted.repeats } : {};
+    this.#logger.warn({ err: error, operation, ...fields, ...repeats }, message);
+  }
+
   /** One pass: copy, offload past local retention, delete orphans. */
   async #tier(shard: string, state: ShardTiering): Promise<void> {
+    await this.#ownership.claim();
     let sealed: SealedSegment[];
     try {
       sealed = await this.#journal.sealedSegments(shard);
@@ -193,8 +218,10 @@ export class Tiering {
 
   async #copy(state: ShardTiering, segment: SealedSegment): Promise<void> {
     if (this.#closed) throw new RobustMQError(ErrorCode.Closed, 'the engine is closed');
-    const result = await copySegment(this.#bucket, segment);
+    const result = await copySegment(this.#bucket, segment, this.#digests);
     if (result === null) return;
+    // Held in `confirmed` from now on.
+    this.#digests.forget(segment.logPath);
     state.objects.add(segment.baseOffset);
     state.confirmed.set(segment.baseOffset, {
       size: segment.size,
@@ -322,8 +349,10 @@ export class Tiering {
         await this.#purge(shard, known);
       } catch (error) {
         this.#metrics.failures.inc({ operation: 'delete' });
-        this.#logger.warn(
-          { err: error, shard },
+        this.#warn(
+          'delete',
+          error,
+          { shard },
           'could not delete the objects of a deleted shard; they are removed at the next start',
         );
       }
@@ -331,6 +360,7 @@ export class Tiering {
   }
 
   async #purge(shard: string, known: readonly number[]): Promise<void> {
+    await this.#ownership.claim();
     const listed = (await this.#bucket.list(this.#bucket.shardPrefix(shard)))
       .filter((o) => o.shard === shard)
       .map((o) => o.baseOffset);
@@ -356,6 +386,7 @@ export class Tiering {
   }
 
   async #sweep(): Promise<void> {
+    await this.#ownership.claim();
     const byShard = new Map<string, number[]>();
     for (const object of await this.#bucket.list()) {
       const bases = byShard.get(object.shard) ?? [];

@@ -38,6 +38,57 @@ async function digest(handle: FileHandle, size: number): Promise<SegmentDigest> 
   return { md5: md5.digest(), sha256: sha256.digest('hex') };
 }
 
+interface KnownDigest {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  digest: SegmentDigest;
+}
+
+/** Entries kept at most; past it the oldest go (one is just read again if needed). */
+const MAX_KNOWN_DIGESTS = 10_000;
+
+/**
+ * Digests of sealed segment logs already read. A sealed log does not change, so while its upload
+ * is retried (a long bucket outage) it is not read whole again on every pass; a file that did
+ * change anyway (other size, modification time or inode) is read again.
+ */
+export class SegmentDigests {
+  readonly #known = new Map<string, KnownDigest>();
+
+  /** The digests of the segment's log open at `handle`. */
+  async of(handle: FileHandle, segment: SealedSegment): Promise<SegmentDigest> {
+    const stat = await handle.stat();
+    const known = this.#known.get(segment.logPath);
+    if (
+      known !== undefined &&
+      known.size === segment.size &&
+      known.mtimeMs === stat.mtimeMs &&
+      known.ino === stat.ino
+    ) {
+      return known.digest;
+    }
+    const computed = await digest(handle, segment.size);
+    this.#known.delete(segment.logPath);
+    this.#known.set(segment.logPath, {
+      size: segment.size,
+      mtimeMs: stat.mtimeMs,
+      ino: stat.ino,
+      digest: computed,
+    });
+    if (this.#known.size > MAX_KNOWN_DIGESTS) {
+      const [oldest] = this.#known.keys();
+      if (oldest !== undefined) this.#known.delete(oldest);
+    }
+    return computed;
+  }
+
+  /** Drops what is known of a log: its copy is confirmed, or the file is gone. */
+  forget(logPath: string): void {
+    this.#known.delete(logPath);
+  }
+}
+
 /**
  * Whether the bucket's object is exactly the segment: same size, same MD5 or SHA-256, and the
  * metadata naming the segment that reads check (an object with the right bytes but without it is
@@ -59,17 +110,24 @@ export function holds(object: StoredObject | null, segment: SealedSegment, diges
  * fixed by the shard and base offset. Resolves null when the local log is gone (retention removed
  * the segment meanwhile).
  */
-export async function copySegment(bucket: SegmentBucket, segment: SealedSegment): Promise<CopyResult | null> {
+export async function copySegment(
+  bucket: SegmentBucket,
+  segment: SealedSegment,
+  digests: SegmentDigests,
+): Promise<CopyResult | null> {
   let handle: FileHandle;
   try {
     handle = await open(segment.logPath, 'r');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      digests.forget(segment.logPath);
+      return null;
+    }
     throw error;
   }
   let body: Readable | undefined;
   try {
-    const digested = await digest(handle, segment.size);
+    const digested = await digests.of(handle, segment);
     const key = bucket.keyOf(segment.shard, segment.baseOffset);
     if (holds(await bucket.head(key), segment, digested)) return { digest: digested, uploaded: false };
     // Read through the open handle, so the bytes hashed are the bytes sent even if the file goes.
