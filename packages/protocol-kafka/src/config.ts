@@ -90,6 +90,8 @@ export interface KafkaSettings {
   groupMaxSize: number;
   /** The cluster id reported by Metadata and DescribeCluster. */
   clusterId: string;
+  /** The settings the section named; the others have their defaults (DescribeConfigs tells which). */
+  named: ReadonlySet<string>;
 }
 
 function settingOf(issue: z.core.$ZodIssue): string {
@@ -128,6 +130,7 @@ export function parseSettings(section: Readonly<Record<string, unknown>>): Kafka
     groupInitialRebalanceDelayMs: parsed.group_initial_rebalance_delay_ms,
     groupMaxSize: parsed.group_max_size,
     clusterId: parsed.cluster_id,
+    named: new Set(Object.keys(section)),
   };
 }
 

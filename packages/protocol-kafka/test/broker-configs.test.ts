@@ -78,7 +78,7 @@ beforeEach(async () => {
       decode: () => Promise.reject(new Error('not used')),
     },
   };
-  broker = new Broker(brokerContext, parseSettings({}));
+  broker = new Broker(brokerContext, parseSettings({ default_partitions: 3 }));
 });
 
 afterEach(async () => {
@@ -347,6 +347,28 @@ describe('config types and documentation', () => {
       'offsets.topic.replication.factor': 4,
     });
     expect(node.get('num.partitions')!.documentation).toMatch(/kafka\.default_partitions/);
+  });
+});
+
+describe('broker config sources', () => {
+  it('reports what the config file sets as static broker configs, the rest as defaults', async () => {
+    const described = await handleDescribeConfigs(
+      { resources: [{ resourceType: 4, resourceName: String(broker.nodeId), configurationKeys: null }] },
+      context(32, 4),
+    );
+    const sources = Object.fromEntries(
+      described.results[0]!.configs.map((config) => [
+        config.name,
+        [config.value, config.configSource, config.isDefault],
+      ]),
+    );
+    // STATIC_BROKER_CONFIG 4, DEFAULT_CONFIG 5.
+    expect(sources).toMatchObject({
+      'num.partitions': ['3', 4, false],
+      'auto.create.topics.enable': ['true', 5, true],
+      'socket.request.max.bytes': ['104857600', 5, true],
+      'broker.id': ['1', 4, false],
+    });
   });
 });
 

@@ -49,62 +49,68 @@ function entry(
   };
 }
 
-/** This broker's configs in Kafka's names: value, type, and what sets it here. */
-function brokerConfigs(
-  broker: KafkaBroker,
-): Array<{ name: string; value: string; type: ConfigType; doc: string }> {
+/** A broker config in Kafka's name: its value, type, what it is here, and where it comes from. */
+interface BrokerConfig {
+  name: string;
+  value: string;
+  type: ConfigType;
+  doc: string;
+  source: number;
+}
+
+/** This broker's configs in Kafka's names; those the server's config file sets are static, the rest defaults. */
+function brokerConfigs(broker: KafkaBroker): BrokerConfig[] {
   const { settings } = broker;
-  const set = (key: string) => `Set by kafka.${key} in the server's config file.`;
+  const fromFile = (name: string, key: string, value: unknown, type: ConfigType): BrokerConfig => ({
+    name,
+    value: String(value),
+    type,
+    doc: `Set by kafka.${key} in the server's config file.`,
+    source: settings.named.has(key) ? Source.staticBroker : Source.default,
+  });
   return [
-    { name: 'broker.id', value: String(broker.nodeId), type: 'int', doc: "This node's id in the cluster." },
     {
-      name: 'auto.create.topics.enable',
-      value: String(settings.autoCreateTopics),
-      type: 'boolean',
-      doc: set('auto_create_topics'),
-    },
-    {
-      name: 'num.partitions',
-      value: String(settings.defaultPartitions),
+      name: 'broker.id',
+      value: String(broker.nodeId),
       type: 'int',
-      doc: set('default_partitions'),
+      doc: "This node's id in the cluster.",
+      source: Source.staticBroker,
     },
-    {
-      name: 'socket.request.max.bytes',
-      value: String(settings.maxFrameSize),
-      type: 'int',
-      doc: set('max_frame_size'),
-    },
+    fromFile('auto.create.topics.enable', 'auto_create_topics', settings.autoCreateTopics, 'boolean'),
+    fromFile('num.partitions', 'default_partitions', settings.defaultPartitions, 'int'),
+    fromFile('socket.request.max.bytes', 'max_frame_size', settings.maxFrameSize, 'int'),
     {
       name: 'default.replication.factor',
       value: '1',
       type: 'int',
       doc: 'Partitions have one replica, on shared storage.',
+      source: Source.default,
     },
     {
       name: 'offsets.topic.replication.factor',
       value: '1',
       type: 'short',
       doc: 'Committed offsets are kept in the meta service, not in a topic.',
+      source: Source.default,
     },
-    {
-      name: 'group.min.session.timeout.ms',
-      value: String(settings.groupMinSessionTimeoutMs),
-      type: 'int',
-      doc: set('group_min_session_timeout_ms'),
-    },
-    {
-      name: 'group.max.session.timeout.ms',
-      value: String(settings.groupMaxSessionTimeoutMs),
-      type: 'int',
-      doc: set('group_max_session_timeout_ms'),
-    },
-    {
-      name: 'group.initial.rebalance.delay.ms',
-      value: String(settings.groupInitialRebalanceDelayMs),
-      type: 'int',
-      doc: set('group_initial_rebalance_delay_ms'),
-    },
+    fromFile(
+      'group.min.session.timeout.ms',
+      'group_min_session_timeout_ms',
+      settings.groupMinSessionTimeoutMs,
+      'int',
+    ),
+    fromFile(
+      'group.max.session.timeout.ms',
+      'group_max_session_timeout_ms',
+      settings.groupMaxSessionTimeoutMs,
+      'int',
+    ),
+    fromFile(
+      'group.initial.rebalance.delay.ms',
+      'group_initial_rebalance_delay_ms',
+      settings.groupInitialRebalanceDelayMs,
+      'int',
+    ),
   ];
 }
 
@@ -160,14 +166,14 @@ export const handleDescribeConfigs: ApiHandler<DescribeConfigsRequest, DescribeC
       }
       const configs = brokerConfigs(broker)
         .filter(({ name }) => wanted(name))
-        .map(({ name, value, type, doc }) =>
+        .map(({ name, value, type, doc, source }) =>
           entry(
             {
               name,
               value,
-              source: Source.staticBroker,
+              source,
               readOnly: true,
-              synonyms: synonyms ? [{ name, value, source: Source.staticBroker }] : [],
+              synonyms: synonyms ? [{ name, value, source }] : [],
               about: { type, doc },
             },
             documentation,
