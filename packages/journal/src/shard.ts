@@ -37,6 +37,13 @@ const MAX_DURABLE_WRITES = 2;
 const MAX_RELATIVE_OFFSET = 0xffffffff;
 /** setTimeout fires at once for longer delays. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * With durability `none`, the active segment is flushed in the background once this many bytes
+ * are unflushed, so that sealing it flushes only the rest rather than all of it at once. Measured
+ * against 1, 16 and 64 MiB (1 GiB of 16 KiB appends): 4 MiB was as fast as 1 MiB with fewer
+ * flushes, and faster than 16 or 64 MiB at 16 appends in flight.
+ */
+const BACKGROUND_FLUSH_BYTES = 4 * 1024 * 1024;
 
 /** What every shard of one engine shares. */
 export interface ShardContext {
@@ -104,6 +111,16 @@ export class Shard {
   #unsyncedBytes = 0;
   #lastSyncStart = -Infinity;
   #rolling = false;
+  /**
+   * Sealed segments whose index files are still being written, and that work: it runs off the
+   * append path, one segment at a time in the order sealed.
+   */
+  #sealing = new Map<Segment, Promise<void>>();
+  /** The last sealing started (it never rejects). */
+  #lastSealing: Promise<void> = Promise.resolve();
+  /** With durability `none`: the background flush of the active segment under way. */
+  #flushing: Promise<void> | null = null;
+  #unflushedBytes = 0;
   #dataWaiters = new Set<DataWaiter>();
   /** Set after an I/O error that left the log in an unknown state: appends fail until reopened. */
   #failure: Error | null = null;
@@ -388,7 +405,30 @@ export class Shard {
     } else {
       this.#commit(offset, segment.size, false);
       for (const request of run) resolveRequest(request);
+      this.#unflushedBytes += bytes;
+      if (this.#unflushedBytes >= BACKGROUND_FLUSH_BYTES) this.#startFlush();
     }
+  }
+
+  /**
+   * Durability `none`: flushes the active segment in the background, one flush at a time. It
+   * acknowledges nothing (the appends were acknowledged on write) and holds no append: it only
+   * leaves less for the roll to flush.
+   */
+  #startFlush(): void {
+    if (this.#flushing !== null || this.#rolling || this.#failure !== null) return;
+    const segment = this.active;
+    this.#unflushedBytes = 0;
+    this.#flushing = (async () => {
+      try {
+        await this.#datasync(segment);
+      } catch (error) {
+        // As a failed flush at a roll: what reached the disk is unknown.
+        this.#fail(error);
+      } finally {
+        this.#flushing = null;
+      }
+    })();
   }
 
   /**
@@ -468,17 +508,23 @@ export class Shard {
   }
 
   /**
-   * Seals the active segment (fsynced, indexes written) and starts a new one at the next offset.
-   * Everything written so far is committed first. Runs under the lock.
+   * Seals the active segment and starts a new one at the next offset. Everything written so far is
+   * committed first, and the old log is flushed before the new one exists: recovery takes a sealed
+   * segment that stops short of the next one as damaged, not as a torn tail. Its index files are
+   * written afterwards, off the append path (see {@link #seal}). Runs under the lock.
    */
   async #roll(): Promise<void> {
     const old = this.active;
     this.#rolling = true;
     try {
+      // One segment is sealed at a time: each holds its appending handle and its indexes in memory
+      // until done, so a backlog is not left to grow when segments fill faster than that.
+      await this.#lastSealing;
       await this.#settleDurableWrites();
       if (this.#syncTimer !== null) clearTimeout(this.#syncTimer);
       this.#syncTimer = null;
       if (this.#syncing !== null) await this.#syncing;
+      if (this.#flushing !== null) await this.#flushing;
       if (this.#failure !== null) throw this.#failedError();
       try {
         await this.#datasync(old);
@@ -486,20 +532,59 @@ export class Shard {
         this.#fail(error);
         throw this.#failedError();
       }
+      this.#unflushedBytes = 0;
       this.#commit(this.#nextOffset, old.size, true);
-      await old.writeIndexes();
       const next = new Segment(this.dir, this.#nextOffset, this.#ctx.readHandles, this.#ctx.writeHandles);
       await next.create();
       await syncDirectory(this.dir);
       this.segments.push(next);
       this.#committedSize = 0;
-      await old.closeWriter();
-      this.#ctx.indexCache.touch(old);
     } finally {
       this.#rolling = false;
       this.#scheduleSync();
     }
+    this.#seal(old);
+    // Told now, as before index files were written off the append path, so that listeners see
+    // segments when their appends are acknowledged; what they may call on it waits for the sealing.
     this.#notifySealed(old);
+  }
+
+  /**
+   * Finishes sealing a segment while appends go on to the next one: writes its index files, closes
+   * its appending handle and hands its indexes to the index cache. Until then reads use its
+   * indexes in memory, and listing, offloading or removing it waits. A crash before the files are
+   * written leaves the sealed segment without them, or with stale ones from an earlier clean close
+   * (each is replaced atomically, never torn): recovery finds that and rebuilds them from its log,
+   * which was flushed before the next segment was started.
+   */
+  #seal(segment: Segment): void {
+    const previous = this.#lastSealing;
+    const sealing = (async () => {
+      await previous;
+      try {
+        await segment.writeIndexes();
+      } catch (error) {
+        // Reads keep the indexes in memory; once the cache drops them, a load rebuilds the files.
+        this.#logger.error(
+          { err: error, segment: segment.logPath },
+          'could not write the index files of a sealed segment; they are rebuilt from the log when needed',
+        );
+      }
+      try {
+        await segment.closeWriter();
+      } catch (error) {
+        this.#logger.error({ err: error, segment: segment.logPath }, 'could not close a sealed segment');
+      }
+      this.#sealing.delete(segment);
+      this.#ctx.indexCache.touch(segment);
+    })();
+    this.#sealing.set(segment, sealing);
+    this.#lastSealing = sealing;
+  }
+
+  /** Waits until `segment` is sealed, if it is being sealed. */
+  async #sealed(segment: Segment): Promise<void> {
+    await this.#sealing.get(segment);
   }
 
   #notifySealed(segment: Segment): void {
@@ -576,7 +661,9 @@ export class Shard {
    * own: the index cache may unload those while a read is still using them.
    */
   async #loadIndexes(segment: Segment): Promise<SegmentIndexes> {
-    if (segment === this.active) return { index: segment.index, timeIndex: segment.timeIndex };
+    // A segment being sealed keeps its indexes in memory; the cache takes them once written.
+    if (segment === this.active || this.#sealing.has(segment))
+      return { index: segment.index, timeIndex: segment.timeIndex };
     const loaded = await segment.loadIndexes(this.#ctx.indexIntervalBytes);
     this.#ctx.indexCache.touch(segment);
     return loaded;
@@ -715,6 +802,7 @@ export class Shard {
       'segment index points at no frame; rebuilding the indexes from the log',
     );
     if (segment !== this.active) {
+      await this.#sealed(segment);
       await segment.rebuildIndexes(this.#ctx.indexIntervalBytes);
       this.#ctx.indexCache.touch(segment);
       return;
@@ -832,9 +920,16 @@ export class Shard {
 
   // ---- tiering -------------------------------------------------------------------------------
 
-  /** Every segment but the active one, oldest first. */
-  sealedSegments(): SealedSegment[] {
-    return this.segments.slice(0, -1).map((segment) => segment.describe(this.name));
+  /**
+   * Every segment but the active one, oldest first, once sealed: those sealed before this call are
+   * waited for, and any sealed meanwhile are left for the next call (the listener hears of them).
+   */
+  async sealedSegments(): Promise<SealedSegment[]> {
+    await this.#lastSealing;
+    return this.segments
+      .slice(0, -1)
+      .filter((segment) => !this.#sealing.has(segment))
+      .map((segment) => segment.describe(this.name));
   }
 
   /**
@@ -846,6 +941,7 @@ export class Shard {
   async offloadSegment(baseOffset: number): Promise<boolean> {
     return this.#lock.run(async () => {
       const segment = this.segments.slice(0, -1).find((s) => s.baseOffset === baseOffset);
+      if (segment !== undefined) await this.#sealed(segment);
       if (segment === undefined || segment.offloaded || segment.damagedAt !== null) return false;
       const described = segment.describe(this.name);
       await segment.offload(offloadedSource(this.#ctx.offloadedReader, { ...described, offloaded: true }));
@@ -919,6 +1015,8 @@ export class Shard {
   }
 
   async #removeOldest(): Promise<void> {
+    const first = this.segments[0];
+    if (first !== undefined) await this.#sealed(first);
     const oldest = this.segments.shift();
     if (oldest === undefined) return;
     this.logStartOffset = Math.max(this.logStartOffset, this.segments[0]?.baseOffset ?? this.#nextOffset);
@@ -936,6 +1034,8 @@ export class Shard {
       if (this.#syncTimer !== null) clearTimeout(this.#syncTimer);
       this.#syncTimer = null;
       if (this.#syncing !== null) await this.#syncing;
+      if (this.#flushing !== null) await this.#flushing;
+      await this.#lastSealing;
       const active = this.active;
       if (this.#failure === null) {
         await this.#datasync(active);
@@ -961,6 +1061,8 @@ export class Shard {
       if (this.#syncTimer !== null) clearTimeout(this.#syncTimer);
       this.#syncTimer = null;
       if (this.#syncing !== null) await this.#syncing;
+      if (this.#flushing !== null) await this.#flushing;
+      await this.#lastSealing;
       this.#stop(gone);
       for (const segment of this.segments) {
         this.#ctx.indexCache.forget(segment);
