@@ -22,6 +22,62 @@ afterAll(async () => {
 
 const broker = () => `127.0.0.1:${server.port}`;
 
+/** Consumes a topic from the beginning to its end with kcat, one line per record in `format`. */
+async function consume(topic: string, format: string, ...options: string[]): Promise<string[]> {
+  const { stdout } = await run(KCAT, [
+    '-b',
+    broker(),
+    '-t',
+    topic,
+    '-C',
+    '-o',
+    'beginning',
+    '-e',
+    ...options,
+    '-f',
+    format,
+  ]);
+  return stdout.trim().split('\n');
+}
+
+/** Runs `task` with a raw client of the server, closed after. */
+async function withRawClient<T>(task: (raw: RawClient) => Promise<T>): Promise<T> {
+  const raw = await RawClient.open(server.port);
+  try {
+    return await task(raw);
+  } finally {
+    raw.close();
+  }
+}
+
+async function createTopic(
+  name: string,
+  numPartitions: number,
+  configs: Array<{ name: string; value: string }> = [],
+): Promise<void> {
+  await withRawClient((raw) =>
+    raw.request(19, 7, {
+      topics: [{ name, numPartitions, replicationFactor: 1, assignments: [], configs }],
+      timeoutMs: 5000,
+      validateOnly: false,
+    }),
+  );
+}
+
+/** The batches partition 0 of `topic` holds, as stored (up to 1 MiB). */
+async function storedBatches(topic: string) {
+  const fetched = await withRawClient((raw) =>
+    raw.request<FetchResponse>(1, 12, {
+      replicaId: -1,
+      maxWaitMs: 0,
+      minBytes: 1,
+      maxBytes: 1 << 20,
+      topics: [{ topic, partitions: [{ partition: 0, fetchOffset: 0n, partitionMaxBytes: 1 << 20 }] }],
+    }),
+  );
+  return decodeRecordBatches(fetched.responses[0]!.partitions[0]!.records!);
+}
+
 describe('kcat (librdkafka)', () => {
   for (const codec of ['none', 'gzip', 'snappy', 'lz4', 'zstd']) {
     it(`produces and consumes with compression ${codec}`, async () => {
@@ -34,44 +90,20 @@ describe('kcat (librdkafka)', () => {
           input: lines.join('\n') + '\n',
         },
       );
-      const { stdout } = await run(KCAT, [
-        '-b',
-        broker(),
-        '-t',
-        topic,
-        '-C',
-        '-o',
-        'beginning',
-        '-e',
-        '-f',
-        '%k|%s|%h|%o\\n',
-      ]);
-      const consumed = stdout.trim().split('\n');
+      const consumed = await consume(topic, '%k|%s|%h|%o\\n');
       expect(consumed).toHaveLength(50);
       consumed.forEach((line, i) => {
         expect(line).toBe(`key${i}|${codec} value ${i} ${'x'.repeat(i * 10)}|origin=kcat|${i}`);
       });
       // The batches librdkafka wrote are stored compressed as sent, and our codec reads them.
-      const raw = await RawClient.open(server.port);
-      try {
-        const fetched = await raw.request<FetchResponse>(1, 12, {
-          replicaId: -1,
-          maxWaitMs: 0,
-          minBytes: 1,
-          maxBytes: 1 << 20,
-          topics: [{ topic, partitions: [{ partition: 0, fetchOffset: 0n, partitionMaxBytes: 1 << 20 }] }],
-        });
-        const batches = decodeRecordBatches(fetched.responses[0]!.partitions[0]!.records!);
-        // librdkafka sends a batch uncompressed when compressing would not make it smaller.
-        const codecs = new Set(batches.map((b) => COMPRESSION_NAMES[b.compression]));
-        expect(codecs.has(codec)).toBe(true);
-        expect([...codecs].every((c) => c === codec || c === 'none')).toBe(true);
-        const records = batches.flatMap((b) => b.records);
-        expect(records.map((r) => `${r.key!.toString()}:${r.value!.toString()}`)).toEqual(lines);
-        expect(records[0]!.headers).toEqual([{ key: 'origin', value: Buffer.from('kcat') }]);
-      } finally {
-        raw.close();
-      }
+      const batches = await storedBatches(topic);
+      // librdkafka sends a batch uncompressed when compressing would not make it smaller.
+      const codecs = new Set(batches.map((b) => COMPRESSION_NAMES[b.compression]));
+      expect(codecs.has(codec)).toBe(true);
+      expect([...codecs].every((c) => c === codec || c === 'none')).toBe(true);
+      const records = batches.flatMap((b) => b.records);
+      expect(records.map((r) => `${r.key!.toString()}:${r.value!.toString()}`)).toEqual(lines);
+      expect(records[0]!.headers).toEqual([{ key: 'origin', value: Buffer.from('kcat') }]);
     }, 60_000);
   }
 
@@ -81,57 +113,21 @@ describe('kcat (librdkafka)', () => {
   ] as const) {
     it(`stores batches compressed as the topic's compression.type=${target} asks`, async () => {
       const topic = `kcat-topic-${target}`;
-      const raw = await RawClient.open(server.port);
-      try {
-        await raw.request(19, 7, {
-          topics: [
-            {
-              name: topic,
-              numPartitions: 1,
-              replicationFactor: 1,
-              assignments: [],
-              configs: [{ name: 'compression.type', value: target }],
-            },
-          ],
-          timeoutMs: 5000,
-          validateOnly: false,
+      await createTopic(topic, 1, [{ name: 'compression.type', value: target }]);
+      const sent: string[] = [];
+      for (const codec of ['none', 'gzip', 'lz4', 'snappy']) {
+        const lines = Array.from({ length: 20 }, (_, i) => `k${i}:${codec} ${i} ${'y'.repeat(200)}`);
+        await run(KCAT, ['-b', broker(), '-t', topic, '-P', '-K', ':', '-z', codec, '-X', 'acks=all'], {
+          input: lines.join('\n') + '\n',
         });
-        const sent: string[] = [];
-        for (const codec of ['none', 'gzip', 'lz4', 'snappy']) {
-          const lines = Array.from({ length: 20 }, (_, i) => `k${i}:${codec} ${i} ${'y'.repeat(200)}`);
-          await run(KCAT, ['-b', broker(), '-t', topic, '-P', '-K', ':', '-z', codec, '-X', 'acks=all'], {
-            input: lines.join('\n') + '\n',
-          });
-          sent.push(...lines);
-        }
-        const fetched = await raw.request<FetchResponse>(1, 12, {
-          replicaId: -1,
-          maxWaitMs: 0,
-          minBytes: 1,
-          maxBytes: 1 << 20,
-          topics: [{ topic, partitions: [{ partition: 0, fetchOffset: 0n, partitionMaxBytes: 1 << 20 }] }],
-        });
-        const batches = decodeRecordBatches(fetched.responses[0]!.partitions[0]!.records!);
-        expect(new Set(batches.map((b) => COMPRESSION_NAMES[b.compression]))).toEqual(new Set([stored]));
-        const records = batches.flatMap((b) => b.records);
-        expect(records.map((r) => `${r.key!.toString()}:${r.value!.toString()}`)).toEqual(sent);
-        expect(records.map((r) => r.offset)).toEqual(sent.map((_, i) => i));
-      } finally {
-        raw.close();
+        sent.push(...lines);
       }
-      const { stdout } = await run(KCAT, [
-        '-b',
-        broker(),
-        '-t',
-        topic,
-        '-C',
-        '-o',
-        'beginning',
-        '-e',
-        '-f',
-        '%k:%s\\n',
-      ]);
-      expect(stdout.trim().split('\n')).toHaveLength(80);
+      const batches = await storedBatches(topic);
+      expect(new Set(batches.map((b) => COMPRESSION_NAMES[b.compression]))).toEqual(new Set([stored]));
+      const records = batches.flatMap((b) => b.records);
+      expect(records.map((r) => `${r.key!.toString()}:${r.value!.toString()}`)).toEqual(sent);
+      expect(records.map((r) => r.offset)).toEqual(sent.map((_, i) => i));
+      expect(await consume(topic, '%k:%s\\n')).toEqual(sent);
     }, 60_000);
   }
 
@@ -141,19 +137,7 @@ describe('kcat (librdkafka)', () => {
     await run(KCAT, ['-b', broker(), '-t', topic, '-P', '-X', 'enable.idempotence=true', '-z', 'zstd'], {
       input: lines.join('\n') + '\n',
     });
-    const { stdout } = await run(KCAT, [
-      '-b',
-      broker(),
-      '-t',
-      topic,
-      '-C',
-      '-o',
-      'beginning',
-      '-e',
-      '-f',
-      '%s\\n',
-    ]);
-    expect(stdout.trim().split('\n')).toEqual(lines);
+    expect(await consume(topic, '%s\\n')).toEqual(lines);
   }, 60_000);
 
   it('lists the broker and topics with -L', async () => {
@@ -194,16 +178,7 @@ describe('kcat (librdkafka)', () => {
 
   it('keeps a Fetch within fetch.max.bytes past the first batch, which librdkafka enforces', async () => {
     const topic = 'kcat-fetch-max-bytes';
-    const raw = await RawClient.open(server.port);
-    try {
-      await raw.request(19, 7, {
-        topics: [{ name: topic, numPartitions: 2, replicationFactor: 1, assignments: [], configs: [] }],
-        timeoutMs: 5000,
-        validateOnly: false,
-      });
-    } finally {
-      raw.close();
-    }
+    await createTopic(topic, 2);
     // Batches of one 600 kB record: two of them are more than the consumer's 1 MB response limit.
     const big = (partition: number, i: number) => `${partition}-${i}-${'x'.repeat(600_000)}`;
     for (const partition of [0, 1]) {
