@@ -53,6 +53,9 @@ export function mergeShardConfig(
       case 'segmentBytes':
         merged.segmentBytes = checkInteger(key, value, 1, limits.maxSegmentBytes ?? Number.MAX_SAFE_INTEGER);
         break;
+      case 'segmentMs':
+        merged.segmentMs = value === null ? null : checkInteger(key, value, 1, Number.MAX_SAFE_INTEGER);
+        break;
       case 'maxBatchBytes':
         merged.maxBatchBytes = checkInteger(key, value, 1, limits.maxBatchBytes ?? Number.MAX_SAFE_INTEGER);
         break;

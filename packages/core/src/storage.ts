@@ -21,6 +21,11 @@ export interface ShardConfig {
   retentionBytes: number | null;
   /** Size at which the engine rolls to a new segment (engines without segments ignore it). */
   segmentBytes: number;
+  /**
+   * Age at which the engine rolls to a new segment, counted from the segment's first append; null
+   * rolls by size only. Engines without segments ignore it.
+   */
+  segmentMs: number | null;
   durability: DurabilityPolicy;
   /** Largest batch `append` accepts, in bytes of `data`. */
   maxBatchBytes: number;
@@ -30,6 +35,8 @@ export const DEFAULT_SHARD_CONFIG: Readonly<ShardConfig> = Object.freeze({
   retentionMs: 7 * 24 * 60 * 60 * 1000,
   retentionBytes: null,
   segmentBytes: 128 * 1024 * 1024,
+  // As Kafka's log.roll.ms: so that retention by time can delete a quiet shard's old records.
+  segmentMs: 7 * 24 * 60 * 60 * 1000,
   durability: 'group-commit',
   maxBatchBytes: 8 * 1024 * 1024,
 });
@@ -104,8 +111,8 @@ export interface StorageEngine {
   readonly storageClass?: StorageClass;
   /**
    * Creates an empty shard. Names nest (`a` and `a/b` are independent shards). An invalid config
-   * (a non-positive `segmentBytes` or `maxBatchBytes`, a negative retention, an unknown
-   * durability) is INVALID_ARGUMENT.
+   * (a non-positive `segmentBytes`, `segmentMs` or `maxBatchBytes`, a negative retention, an
+   * unknown durability) is INVALID_ARGUMENT.
    */
   createShard(shard: string, config?: Partial<ShardConfig>): Promise<ShardInfo>;
   deleteShard(shard: string): Promise<void>;

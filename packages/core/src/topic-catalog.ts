@@ -1,7 +1,7 @@
 import { ErrorCode, isRobustMQError, RobustMQError } from './errors.js';
 import { silentLogger, type Logger } from './logger.js';
 import type { MetaEntry, MetaStore } from './meta.js';
-import type { ShardConfig, StorageEngine } from './storage.js';
+import { DEFAULT_SHARD_CONFIG, type ShardConfig, type StorageEngine } from './storage.js';
 import {
   decodeTopic,
   encodeTopic,
@@ -34,15 +34,19 @@ function positiveInteger(name: string, value: string): number {
 
 /**
  * The shard settings a topic implies: its retention, and the Kafka configs that the storage layer
- * acts on (`segment.bytes`, `max.message.bytes`).
+ * acts on (`segment.bytes`, `segment.ms`, `max.message.bytes`). Given the topic as it was before a
+ * change, a `segment.ms` removed by it goes back to the default.
  */
-export function shardConfigOf(topic: Topic): Partial<ShardConfig> {
+export function shardConfigOf(topic: Topic, before?: Topic): Partial<ShardConfig> {
   const config: Partial<ShardConfig> = {
     retentionMs: topic.retentionMs,
     retentionBytes: topic.retentionBytes,
   };
   const segmentBytes = topic.configs['segment.bytes'];
   if (segmentBytes !== undefined) config.segmentBytes = positiveInteger('segment.bytes', segmentBytes);
+  const segmentMs = topic.configs['segment.ms'];
+  if (segmentMs !== undefined) config.segmentMs = positiveInteger('segment.ms', segmentMs);
+  else if (before?.configs['segment.ms'] !== undefined) config.segmentMs = DEFAULT_SHARD_CONFIG.segmentMs;
   const maxMessageBytes = topic.configs['max.message.bytes'];
   if (maxMessageBytes !== undefined) {
     config.maxBatchBytes = positiveInteger('max.message.bytes', maxMessageBytes);
@@ -163,8 +167,8 @@ export class TopicCatalog {
       const current = decodeTopic(entry.value);
       const next = applyChange(current, change);
       if (next.partitions > current.partitions) this.checkPartitions(name, next.partitions);
-      const shardConfig = shardConfigOf(next);
-      const putBack = await this.trySettings(name, current, shardConfig);
+      const shardConfig = shardConfigOf(next, current);
+      const putBack = await this.trySettings(name, current, next, shardConfig);
       let revision: number;
       try {
         revision = await this.meta.put(topicKey(name), encodeTopic(next), { ifRevision: entry.modRevision });
@@ -199,11 +203,12 @@ export class TopicCatalog {
   private async trySettings(
     name: string,
     current: Topic,
-    next: Partial<ShardConfig>,
+    next: Topic,
+    settings: Partial<ShardConfig>,
   ): Promise<() => Promise<void>> {
     const shard = shardName(name, 0);
     try {
-      await this.storage.updateShardConfig(shard, next);
+      await this.storage.updateShardConfig(shard, settings);
     } catch (error) {
       // A partition missing here is made with the new settings below.
       if (isRobustMQError(error, ErrorCode.NotFound)) return async () => {};
@@ -211,7 +216,7 @@ export class TopicCatalog {
     }
     return async () => {
       try {
-        await this.storage.updateShardConfig(shard, shardConfigOf(current));
+        await this.storage.updateShardConfig(shard, shardConfigOf(current, next));
       } catch (error) {
         this.logger.warn(
           { err: error, shard },

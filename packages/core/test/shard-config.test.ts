@@ -16,6 +16,7 @@ describe('mergeShardConfig', () => {
     const merged = mergeShardConfig(DEFAULT_SHARD_CONFIG, {
       retentionMs: null,
       segmentBytes: 4096,
+      segmentMs: 60_000,
       durability: 'fsync',
       maxBatchBytes: undefined,
     });
@@ -23,13 +24,27 @@ describe('mergeShardConfig', () => {
       ...DEFAULT_SHARD_CONFIG,
       retentionMs: null,
       segmentBytes: 4096,
+      segmentMs: 60_000,
       durability: 'fsync',
     });
+    expect(mergeShardConfig(merged, { segmentMs: null }).segmentMs).toBeNull();
+  });
+
+  it('rolls segments weekly by default, as Kafka does (log.roll.ms)', () => {
+    expect(DEFAULT_SHARD_CONFIG.segmentMs).toBe(604_800_000);
+    // A config stored before segmentMs existed gets the default.
+    const { segmentMs: _left, ...stored } = DEFAULT_SHARD_CONFIG;
+    expect(mergeShardConfig(DEFAULT_SHARD_CONFIG, { ...stored, segmentBytes: 4096 }).segmentMs).toBe(
+      604_800_000,
+    );
   });
 
   it.each([
     [{ segmentBytes: 0 }],
     [{ segmentBytes: 1.5 }],
+    [{ segmentMs: 0 }],
+    [{ segmentMs: 1.5 }],
+    [{ segmentMs: '60000' }],
     [{ maxBatchBytes: -1 }],
     [{ retentionMs: -1 }],
     [{ retentionBytes: 'big' }],

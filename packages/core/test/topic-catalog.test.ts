@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { decodeTopic, encodeTopic, topicKey, type Topic } from '../src/index.js';
+import {
+  decodeTopic,
+  DEFAULT_SHARD_CONFIG,
+  encodeTopic,
+  shardConfigOf,
+  topicKey,
+  type Topic,
+} from '../src/index.js';
 
 const orders: Topic = {
   name: 'orders',
@@ -29,5 +36,28 @@ describe('topic catalog entries', () => {
     expect(() => decodeTopic(bytes({ ...orders, preferredLeaders: [[2], ['3']] }))).toThrow(
       /preferredLeaders/,
     );
+  });
+});
+
+describe('shardConfigOf', () => {
+  it('maps the Kafka configs storage acts on to shard settings', () => {
+    const topic: Topic = {
+      ...orders,
+      configs: { 'segment.bytes': '65536', 'segment.ms': '3600000', 'max.message.bytes': '2048' },
+    };
+    expect(shardConfigOf(topic)).toEqual({
+      retentionMs: 86_400_000,
+      retentionBytes: null,
+      segmentBytes: 65536,
+      segmentMs: 3_600_000,
+      maxBatchBytes: 2048,
+    });
+    // Left unset, the shard keeps its engine's default; removed, it goes back to the default.
+    expect(shardConfigOf(orders)).not.toHaveProperty('segmentMs');
+    expect(shardConfigOf(orders, topic).segmentMs).toBe(DEFAULT_SHARD_CONFIG.segmentMs);
+  });
+
+  it.each(['0', '-1', '1.5', 'hourly'])('refuses segment.ms=%s', (value) => {
+    expect(() => shardConfigOf({ ...orders, configs: { 'segment.ms': value } })).toThrow(/segment\.ms/);
   });
 });

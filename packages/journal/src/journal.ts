@@ -41,6 +41,8 @@ export interface JournalOptions extends Partial<JournalSettings> {
   onSegmentSealed?: SegmentSealedListener;
   /** Reads segments offloaded with {@link Journal.offloadSegment}. */
   offloadedReader?: OffloadedSegmentReader;
+  /** Wall-clock time in ms, which segment ages (`segmentMs`) are measured by; default `Date.now`. */
+  now?: () => number;
 }
 
 /** Shards opened (or closed) at the same time while opening (or closing) the engine. */
@@ -108,6 +110,7 @@ export class Journal implements StorageEngine {
       offloadedReader: options.offloadedReader ?? null,
       readThreads: settings.readThreads > 0 ? ReadThreads.shared(settings.readThreads) : null,
       onSegmentSealed: options.onSegmentSealed ?? null,
+      now: options.now ?? Date.now,
     };
     const defaults: ShardConfig = {
       ...DEFAULT_SHARD_CONFIG,

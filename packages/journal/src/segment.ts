@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { isErrno, removeFile, writeAll, writeFileAtomic, readAt } from './files.js';
-import { frameBytes, type FrameHeader } from './frame.js';
+import { FRAME_HEADER_BYTES, frameBytes, readFrameHeader, type FrameHeader } from './frame.js';
 import { OffsetIndex } from './offset-index.js';
 import type { ReadHandleCache, ReadHandleHolder } from './read-handles.js';
 import type { WriteHandleBudget, WriteHandleHolder } from './write-handles.js';
@@ -472,6 +472,23 @@ export class Segment implements ReadHandleHolder, WriteHandleHolder {
       }
     }
     this.size = size;
+  }
+
+  /**
+   * When the first batch was appended to this log, for a non-empty active segment after a restart.
+   * Frames keep no append time, so this is the first frame's max timestamp (the producer's or the
+   * broker's time of that append, in the usual case) kept between the file's birth (the roll that
+   * made it) and its last modification (the last append), which bound the first append whatever
+   * the records were stamped with. Filesystems that keep no birth time give the last modification
+   * as the earliest bound instead.
+   */
+  async estimateFirstAppend(): Promise<number> {
+    const { birthtimeMs, mtimeMs } = await stat(this.logPath);
+    // Without a birth time Node reports 0, or the change time, which comes after the last write.
+    const earliest = birthtimeMs > 0 && birthtimeMs <= mtimeMs ? birthtimeMs : mtimeMs;
+    const first = readFrameHeader(await this.withHandle((h) => readAt(h, 0, FRAME_HEADER_BYTES)), 0);
+    if (first === null) return earliest;
+    return Math.min(Math.max(first.maxTimestamp, earliest), mtimeMs);
   }
 
   /** Records a batch just written at `position` in the in-memory indexes. */

@@ -62,6 +62,8 @@ export interface ShardContext {
   /** Copy and check long reads into shared memory; null when `readThreads` is 0. */
   readThreads: ReadThreads | null;
   onSegmentSealed: SegmentSealedListener | null;
+  /** Wall-clock time in ms, for segment ages. */
+  now: () => number;
 }
 
 interface SyncWaiter {
@@ -112,6 +114,12 @@ export class Shard {
   #lastSyncStart = -Infinity;
   #rolling = false;
   /**
+   * Wall-clock time of the first append to the active segment, which `segmentMs` counts from: null
+   * while it is empty, undefined for one recovered non-empty until it is estimated (on the first
+   * append that needs it, see {@link Segment.estimateFirstAppend}).
+   */
+  #activeSince: number | null | undefined;
+  /**
    * Sealed segments whose index files are still being written, and that work: it runs off the
    * append path, one segment at a time in the order sealed.
    */
@@ -147,6 +155,7 @@ export class Shard {
     this.#nextOffset = active.endOffset;
     this.#committedOffset = active.endOffset;
     this.#committedSize = active.size;
+    this.#activeSince = active.size === 0 ? null : undefined;
   }
 
   get active(): Segment {
@@ -257,7 +266,11 @@ export class Shard {
         if (this.#failure !== null) throw this.#failedError();
         if (this.#stopped) throw new RobustMQError(ErrorCode.NotFound, `shard ${this.name} was deleted`);
         const first = group[i] as AppendRequest;
-        if (this.#wouldOverflow(0, first)) await this.#roll();
+        if (this.#activeSince === undefined && this.config.segmentMs !== null) {
+          this.#activeSince = await this.#estimateFirstAppend();
+        }
+        if (this.#wouldOverflow(0, first) || this.#activeTooOld()) await this.#roll();
+        if (this.active.size === 0) this.#activeSince = this.#ctx.now();
         let runBytes = first.bytes;
         let runRecords = first.records;
         let end = i + 1;
@@ -296,6 +309,35 @@ export class Shard {
       used + request.bytes > this.config.segmentBytes ||
       this.#nextOffset + pendingRecords + request.records - active.baseOffset > MAX_RELATIVE_OFFSET
     );
+  }
+
+  /**
+   * Whether the active segment holds appends and the first of them was at least `segmentMs` ago,
+   * so that it is sealed and retention can delete it once its records expire.
+   */
+  #activeTooOld(): boolean {
+    const { segmentMs } = this.config;
+    if (segmentMs === null || this.active.size === 0) return false;
+    if (this.#activeSince === null || this.#activeSince === undefined) return false;
+    return this.#ctx.now() - this.#activeSince >= segmentMs;
+  }
+
+  /**
+   * When the first append to an active segment recovered non-empty happened, so that a restart
+   * does not make the segment young again (see {@link Segment.estimateFirstAppend}). If that
+   * cannot be read, the segment's age counts from now.
+   */
+  async #estimateFirstAppend(): Promise<number> {
+    const active = this.active;
+    try {
+      return await active.estimateFirstAppend();
+    } catch (error) {
+      this.#logger.warn(
+        { err: error, segment: active.logPath },
+        'could not tell when the active segment was first appended to; its age counts from now',
+      );
+      return this.#ctx.now();
+    }
   }
 
   /** Gives each append of a run its offsets and seals its frames; returns the offset after them. */
@@ -539,6 +581,7 @@ export class Shard {
       await syncDirectory(this.dir);
       this.segments.push(next);
       this.#committedSize = 0;
+      this.#activeSince = null;
     } finally {
       this.#rolling = false;
       this.#scheduleSync();

@@ -161,6 +161,44 @@ describe('topic configs act on storage', () => {
     ]);
   });
 
+  it('rolls segments by segment.ms set at creation or altered, back to the default once removed', async () => {
+    const segmentMs = async () =>
+      Promise.all([0, 1].map(async (p) => (await storage.shardInfo(`configured/${p}`)).config.segmentMs));
+    expect((await create([{ name: 'segment.ms', value: '3600000' }])).topics[0]!.errorCode).toBe(0);
+    expect(await segmentMs()).toEqual([3_600_000, 3_600_000]);
+
+    expect(
+      (await alter([{ name: 'segment.ms', configOperation: 0, value: '60000' }])).responses[0]!.errorCode,
+    ).toBe(0);
+    expect(await segmentMs()).toEqual([60_000, 60_000]);
+    const replaced = await handleAlterConfigs(
+      {
+        resources: [
+          { resourceType: 2, resourceName: 'configured', configs: [{ name: 'segment.ms', value: '1' }] },
+        ],
+        validateOnly: false,
+      },
+      context(33, 2),
+    );
+    expect(replaced.responses[0]!.errorCode).toBe(0);
+    expect(await segmentMs()).toEqual([1, 1]);
+
+    // As Kafka: at least 1 ms.
+    for (const value of ['0', '-1', 'weekly']) {
+      const bad = await alter([{ name: 'segment.ms', configOperation: 0, value }]);
+      expect(bad.responses[0]).toMatchObject({ errorCode: KafkaErrorCode.invalidConfig });
+      expect((await create([{ name: 'segment.ms', value }], 'refused')).topics[0]!.errorCode).toBe(
+        KafkaErrorCode.invalidConfig,
+      );
+    }
+    expect(await segmentMs()).toEqual([1, 1]);
+
+    expect(
+      (await alter([{ name: 'segment.ms', configOperation: 1, value: null }])).responses[0]!.errorCode,
+    ).toBe(0);
+    expect(await segmentMs()).toEqual([604_800_000, 604_800_000]);
+  });
+
   it('refuses compaction, unknown configs and bad values with INVALID_CONFIG', async () => {
     expect((await create([{ name: 'cleanup.policy', value: 'compact' }], 'a')).topics[0]!.errorCode).toBe(
       KafkaErrorCode.invalidConfig,

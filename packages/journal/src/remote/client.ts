@@ -126,7 +126,10 @@ class RemoteJournal implements JournalClient {
   }
 
   async createShard(shard: string, config?: Partial<ShardConfig>): Promise<ShardInfo> {
-    return decodeShardInfoReply(await this.#once(Method.createShard, { shard, config }), Method.createShard);
+    return decodeShardInfoReply(
+      await this.#sendConfig(Method.createShard, shard, config),
+      Method.createShard,
+    );
   }
 
   async deleteShard(shard: string): Promise<void> {
@@ -143,9 +146,36 @@ class RemoteJournal implements JournalClient {
 
   async updateShardConfig(shard: string, config: Partial<ShardConfig>): Promise<ShardInfo> {
     return decodeShardInfoReply(
-      await this.#once(Method.updateShardConfig, { shard, config }),
+      await this.#sendConfig(Method.updateShardConfig, shard, config),
       Method.updateShardConfig,
     );
+  }
+
+  /**
+   * Sends a shard config. A journal node from before `segmentMs` refuses it as an unknown key
+   * before changing anything: it is sent again without it, so that the shard rolls by size only,
+   * as everything did before, rather than a topic with `segment.ms` failing until the node is
+   * upgraded.
+   */
+  async #sendConfig(
+    method: string,
+    shard: string,
+    config: Partial<ShardConfig> | undefined,
+  ): Promise<unknown> {
+    try {
+      return await this.#once(method, { shard, config });
+    } catch (error) {
+      if (
+        config?.segmentMs === undefined ||
+        !isRobustMQError(error, ErrorCode.InvalidArgument) ||
+        !error.message.includes('unknown key "segmentMs"')
+      ) {
+        throw error;
+      }
+      this.#logger.warn({ shard }, 'journal node does not know segmentMs; the shard rolls by size only');
+      const { segmentMs: _ignored, ...rest } = config;
+      return this.#once(method, { shard, config: rest });
+    }
   }
 
   async append(shard: string, batches: readonly RecordBatch[]): Promise<AppendResult> {

@@ -206,7 +206,9 @@ export function decodeShardInfoReply(reply: unknown, method: string): ShardInfo 
   ) {
     throw malformedReply(method);
   }
-  return { name, config: config as unknown as ShardConfig, logStartOffset, nextOffset, sizeBytes };
+  // A journal node from before segmentMs leaves it out: it rolls by size only.
+  const full = { segmentMs: null, ...config } as unknown as ShardConfig;
+  return { name, config: full, logStartOffset, nextOffset, sizeBytes };
 }
 
 export function decodeListShardsReply(reply: unknown): string[] {

@@ -15,11 +15,11 @@ interface ConfigSpec {
 }
 
 /**
- * Kafka topic configs. Those that act change what storage does (retention, segment size, largest
- * batch) or what Produce accepts, stamps and stores (timestamps, in-sync replicas, the compression
- * of stored batches); the others are accepted and kept so clients that set them keep working, and
- * are reported back by DescribeConfigs. `list` configs are comma-separated lists, the only ones
- * IncrementalAlterConfigs APPENDs to.
+ * Kafka topic configs. Those that act change what storage does (retention, segment size and age,
+ * largest batch) or what Produce accepts, stamps and stores (timestamps, in-sync replicas, the
+ * compression of stored batches); the others are accepted and kept so clients that set them keep
+ * working, and are reported back by DescribeConfigs. `list` configs are comma-separated lists, the
+ * only ones IncrementalAlterConfigs APPENDs to.
  */
 const TOPIC_CONFIGS: Readonly<Record<string, ConfigSpec>> = {
   'retention.ms': {
@@ -158,13 +158,13 @@ const TOPIC_CONFIGS: Readonly<Record<string, ConfigSpec>> = {
     default: '0',
     type: 'long',
     broker: 'log.roll.jitter.ms',
-    doc: 'Kept and reported; no effect: segments roll by size.',
+    doc: 'Kept and reported; no effect: segments roll at segment.ms exactly, without jitter.',
   },
   'segment.ms': {
-    default: '604800000',
+    default: String(DEFAULT_SHARD_CONFIG.segmentMs),
     type: 'long',
     broker: 'log.roll.ms',
-    doc: "Kept and reported; no effect: segments roll by size, and retention.ms deletes a partition's last segment too once all of it has expired.",
+    doc: "A partition's log starts a new segment file at the first append this many ms after the segment's first, so that retention.ms, which deletes whole segments, deletes the old records of a quiet partition too.",
   },
   'unclean.leader.election.enable': {
     default: 'false',
@@ -198,6 +198,9 @@ export function checkTopicConfig(name: string, value: string): void {
     case 'segment.bytes':
     case 'max.message.bytes':
       if (number < 1 || !Number.isSafeInteger(number)) throw bad('must be a positive count of bytes');
+      break;
+    case 'segment.ms':
+      if (number < 1 || !Number.isSafeInteger(number)) throw bad('must be a positive count of ms');
       break;
     case 'cleanup.policy':
       if (value !== 'delete') throw bad('only cleanup.policy=delete is supported (no compaction)');

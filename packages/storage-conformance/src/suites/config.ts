@@ -15,6 +15,7 @@ export function describeShardConfig(subject: Subject): void {
       const info = await engine.updateShardConfig('s', {
         maxBatchBytes: 2048,
         retentionMs: null,
+        segmentMs: null,
         durability: 'none',
       });
       const expected = {
@@ -22,6 +23,7 @@ export function describeShardConfig(subject: Subject): void {
         segmentBytes: 4096,
         maxBatchBytes: 2048,
         retentionMs: null,
+        segmentMs: null,
         durability: 'none',
       };
       expect(info.config).toEqual(expected);

@@ -14,7 +14,7 @@ export function describePersistence(subject: Subject): void {
       let engine = subject.engine;
       const configs = {
         'orders/0': { retentionMs: null, segmentBytes: 1024, durability: 'fsync' },
-        'orders/1': { retentionBytes: 1 << 20, maxBatchBytes: 4096 },
+        'orders/1': { retentionBytes: 1 << 20, maxBatchBytes: 4096, segmentMs: 3_600_000 },
         nested: {},
       } as const;
       const written = new Map<string, ReturnType<typeof withOffsets>>();
@@ -77,7 +77,7 @@ export function describePersistence(subject: Subject): void {
       for (const { recordCount, maxTimestamp, data } of batches) {
         await engine.append('timed', [{ recordCount, maxTimestamp, data }]);
       }
-      await engine.updateShardConfig('timed', { retentionMs: 1000, maxBatchBytes: 4096 });
+      await engine.updateShardConfig('timed', { retentionMs: 1000, maxBatchBytes: 4096, segmentMs: null });
       await engine.deleteShard('gone');
       await engine.enforceRetention(T0 + 3050);
       const trimmed = await engine.shardInfo('timed');
@@ -91,6 +91,7 @@ export function describePersistence(subject: Subject): void {
         segmentBytes: 1024,
         retentionMs: 1000,
         maxBatchBytes: 4096,
+        segmentMs: null,
       });
       expect(info.logStartOffset).toBe(trimmed.logStartOffset);
       expect(info.nextOffset).toBe(80);

@@ -23,6 +23,9 @@ const BAD_CONFIGS: readonly Partial<ShardConfig>[] = [
   { segmentBytes: 0 },
   { segmentBytes: -1 },
   { segmentBytes: 1.5 },
+  { segmentMs: 0 },
+  { segmentMs: -1 },
+  { segmentMs: 2.5 },
   { maxBatchBytes: 0 },
   { retentionMs: -1 },
   { retentionBytes: -1 },
@@ -52,6 +55,7 @@ export function describeShards(subject: Subject): void {
         retentionMs: null,
         retentionBytes: 1 << 20,
         segmentBytes: 4096,
+        segmentMs: 60_000,
         durability: 'fsync',
       } as const;
       const info = await engine.createShard('orders/1', wanted);

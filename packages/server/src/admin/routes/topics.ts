@@ -83,6 +83,7 @@ function withSizes(t: Topic, details: readonly PartitionDetail[]) {
 /** The request field behind each shard setting, for a storage refusal of it. */
 const SHARD_SETTING_FIELDS: Readonly<Record<string, string>> = {
   segmentBytes: 'configs.segment.bytes',
+  segmentMs: 'configs.segment.ms',
   maxBatchBytes: 'configs.max.message.bytes',
   retentionMs: 'retentionMs',
   retentionBytes: 'retentionBytes',
