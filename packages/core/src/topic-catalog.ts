@@ -32,24 +32,28 @@ function positiveInteger(name: string, value: string): number {
   return parsed;
 }
 
+/** The Kafka topic configs storage acts on, and the shard setting each sets. */
+const SHARD_SETTINGS = [
+  ['segment.bytes', 'segmentBytes'],
+  ['segment.ms', 'segmentMs'],
+  ['max.message.bytes', 'maxBatchBytes'],
+] as const;
+
 /**
  * The shard settings a topic implies: its retention, and the Kafka configs that the storage layer
- * acts on (`segment.bytes`, `segment.ms`, `max.message.bytes`). Given the topic as it was before a
- * change, a `segment.ms` removed by it goes back to the default.
+ * acts on. Given the topic as it was before a change, a config removed by it sets its shard
+ * setting back to the default (the value DescribeConfigs then reports).
  */
 export function shardConfigOf(topic: Topic, before?: Topic): Partial<ShardConfig> {
   const config: Partial<ShardConfig> = {
     retentionMs: topic.retentionMs,
     retentionBytes: topic.retentionBytes,
   };
-  const segmentBytes = topic.configs['segment.bytes'];
-  if (segmentBytes !== undefined) config.segmentBytes = positiveInteger('segment.bytes', segmentBytes);
-  const segmentMs = topic.configs['segment.ms'];
-  if (segmentMs !== undefined) config.segmentMs = positiveInteger('segment.ms', segmentMs);
-  else if (before?.configs['segment.ms'] !== undefined) config.segmentMs = DEFAULT_SHARD_CONFIG.segmentMs;
-  const maxMessageBytes = topic.configs['max.message.bytes'];
-  if (maxMessageBytes !== undefined) {
-    config.maxBatchBytes = positiveInteger('max.message.bytes', maxMessageBytes);
+  for (const [name, setting] of SHARD_SETTINGS) {
+    const value = topic.configs[name];
+    if (value !== undefined) config[setting] = positiveInteger(name, value);
+    else if (before?.configs[name] !== undefined)
+      Object.assign(config, { [setting]: DEFAULT_SHARD_CONFIG[setting] });
   }
   return config;
 }

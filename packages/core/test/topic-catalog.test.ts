@@ -54,7 +54,11 @@ describe('shardConfigOf', () => {
     });
     // Left unset, the shard keeps its engine's default; removed, it goes back to the default.
     expect(shardConfigOf(orders)).not.toHaveProperty('segmentMs');
-    expect(shardConfigOf(orders, topic).segmentMs).toBe(DEFAULT_SHARD_CONFIG.segmentMs);
+    expect(shardConfigOf(orders, topic)).toMatchObject({
+      segmentBytes: DEFAULT_SHARD_CONFIG.segmentBytes,
+      segmentMs: DEFAULT_SHARD_CONFIG.segmentMs,
+      maxBatchBytes: DEFAULT_SHARD_CONFIG.maxBatchBytes,
+    });
   });
 
   it.each(['0', '-1', '1.5', 'hourly'])('refuses segment.ms=%s', (value) => {

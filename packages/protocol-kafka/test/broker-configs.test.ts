@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  DEFAULT_SHARD_CONFIG,
   ErrorCode,
   RobustMQError,
   silentLogger,
@@ -197,6 +198,24 @@ describe('topic configs act on storage', () => {
       (await alter([{ name: 'segment.ms', configOperation: 1, value: null }])).responses[0]!.errorCode,
     ).toBe(0);
     expect(await segmentMs()).toEqual([604_800_000, 604_800_000]);
+  });
+
+  it('sets segment.bytes and max.message.bytes back to their defaults on the shards once removed', async () => {
+    await create([
+      { name: 'segment.bytes', value: '1048576' },
+      { name: 'max.message.bytes', value: '4096' },
+    ]);
+    const config = async () => (await storage.shardInfo('configured/1')).config;
+    expect(await config()).toMatchObject({ segmentBytes: 1_048_576, maxBatchBytes: 4096 });
+    const removed = await alter([
+      { name: 'segment.bytes', configOperation: 1, value: null },
+      { name: 'max.message.bytes', configOperation: 1, value: null },
+    ]);
+    expect(removed.responses[0]!.errorCode).toBe(0);
+    expect(await config()).toMatchObject({
+      segmentBytes: DEFAULT_SHARD_CONFIG.segmentBytes,
+      maxBatchBytes: DEFAULT_SHARD_CONFIG.maxBatchBytes,
+    });
   });
 
   it('refuses compaction, unknown configs and bad values with INVALID_CONFIG', async () => {
