@@ -225,8 +225,8 @@ async function recoverOffloaded(
 }
 
 /**
- * The segment the engine last closed with is gone, and any after it (removed by hand, or lost with
- * the disk): the records in them are lost. Their offsets were handed out, so when the clean marker
+ * The segment the engine last closed with is gone, or holds fewer records than it did then (removed,
+ * cut short or emptied by hand, or lost with the disk): the records missing are lost. Their offsets were handed out, so when the clean marker
  * says where they ended, the log goes on from there rather than handing them out again to other
  * records; the segment left last is sealed as damaged up to that offset, so reads of the lost
  * offsets fail CORRUPT, as for any other lost segment. True when a new active segment was started.
@@ -242,15 +242,14 @@ async function goOnAfterLostTail(
   const last = segments[segments.length - 1];
   const lostFrom = Math.max(last?.endOffset ?? 0, meta.logStartOffset);
   const end = clean.endOffset;
-  const missing = join(dir, `${segmentFileStem(clean.baseOffset)}.log`);
+  const segment = join(dir, `${segmentFileStem(clean.baseOffset)}.log`);
+  const what =
+    last?.baseOffset === clean.baseOffset ? 'the last segment was cut short' : 'the last segment is missing';
   if (end !== null && end <= lostFrom) {
-    logger.warn({ missing }, 'the last segment is missing; it held no records');
+    logger.warn({ segment }, `${what}; it held no records`);
     return false;
   }
-  logger.error(
-    { missing, lostFrom, lostTo: end },
-    'the last segment is missing; the records it held are lost',
-  );
+  logger.error({ segment, lostFrom, lostTo: end }, `${what}; the records it held are lost`);
   if (end === null) return false;
   if (last !== undefined && last.endOffset > meta.logStartOffset) {
     last.damagedAt = last.size;
@@ -383,7 +382,14 @@ async function recoverSegments(
   }
 
   const last = segments[segments.length - 1];
-  if (clean !== null && (last === undefined || clean.baseOffset > last.baseOffset)) {
+  // After a clean close, the last segment is gone or holds less than it did: its offsets were
+  // handed out, so the log goes on after them.
+  const lostTail =
+    clean !== null &&
+    (last === undefined ||
+      clean.baseOffset > last.baseOffset ||
+      (clean.baseOffset === last.baseOffset && clean.endOffset !== null && last.endOffset < clean.endOffset));
+  if (clean !== null && lostTail) {
     const resumed = await goOnAfterLostTail(dir, clean, meta, segments, ctx, logger);
     if (resumed) return { meta, segments };
   }

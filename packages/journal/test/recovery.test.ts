@@ -445,6 +445,41 @@ describe('journal recovery', () => {
     expect((await again.read('s', 0, { maxBytes: 1 })).batches[0]!.baseOffset).toBe(0);
   });
 
+  it('goes on after the offsets of a last segment cut short or emptied by hand, never handing them out again', async () => {
+    for (const cutTo of [3 * FRAME, 3 * FRAME + 100, 0]) {
+      const dir = await tempDirFor();
+      const { engine, written } = await filled(dir, 30, 2048);
+      await engine.close();
+      // Segments of 8 frames: the last one, 24..29, is cut to 3 whole frames (and part of a
+      // fourth), or emptied.
+      const logs = await segmentLogs(dir, 's');
+      await truncate(logs[3]!, cutTo);
+
+      const logger = new RecordingLogger();
+      const reopened = await open(dir, { logger });
+      expect(await reopened.shardInfo('s')).toMatchObject({ logStartOffset: 0, nextOffset: 30 });
+      expect(
+        logger.lines.some((l) => l.level === 'error' && l.message.includes('records it held are lost')),
+      ).toBe(true);
+      const keptUpTo = 24 + Math.floor(cutTo / FRAME);
+      for (let offset = 20; offset < keptUpTo; offset++) {
+        const { batches } = await reopened.read('s', offset, { maxBytes: 1 });
+        expect(sha(batches[0]!.data)).toBe(sha(written[offset]!.data));
+      }
+      await expect(reopened.read('s', keptUpTo, { maxBytes: 1 << 20 })).rejects.toMatchObject({
+        code: ErrorCode.Corrupt,
+      });
+      const next = batch(50);
+      expect((await reopened.append('s', [next])).baseOffset).toBe(30);
+      await reopened.close();
+
+      const again = await open(dir);
+      expect(await again.shardInfo('s')).toMatchObject({ nextOffset: 31 });
+      expect(sha((await again.read('s', 30, { maxBytes: 1 << 20 })).batches[0]!.data)).toBe(sha(next.data));
+      await again.close();
+    }
+  });
+
   it('goes on after the offsets of a shard whose only segment was removed by hand', async () => {
     const dir = await tempDirFor();
     const { engine } = await filled(dir, 10);
