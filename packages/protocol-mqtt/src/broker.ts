@@ -79,7 +79,7 @@ export class MqttBroker {
   readonly peers: PeerBrokers | null;
   private readonly flushTimer: NodeJS.Timeout;
   private readonly keepAlive = new KeepAliveWatch(this.connections);
-  private readonly sys: SysTopics;
+  readonly sys: SysTopics;
 
   constructor(
     readonly settings: MqttSettings,

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { ConfigError, validateTopicName, type Transport } from '@robustmq/core';
 import type { QueueFullPolicy } from './session.js';
 import { parseFilter } from './topic-names.js';
@@ -15,6 +16,45 @@ export interface BindingSettings {
   partitions: number;
   /** Whether retained PUBLISH packets are appended too (default false: only live messages). */
   retained: boolean;
+}
+
+/** Which way a bridged topic travels: from the remote broker, to it, or both. */
+export type BridgeDirection = 'in' | 'out' | 'both';
+
+/** One topic rule of a bridge, as Mosquitto's `topic <pattern> <direction> <qos> <local-prefix> <remote-prefix>`. */
+export interface BridgeTopic {
+  /** A topic filter; locally it is `localPrefix + pattern`, on the remote `remotePrefix + pattern`. */
+  pattern: string;
+  direction: BridgeDirection;
+  /** The highest QoS on both hops; a message keeps a lower one of its own. */
+  qos: 0 | 1 | 2;
+  localPrefix: string;
+  remotePrefix: string;
+}
+
+/** A bridge (`[[mqtt.bridges]]`): this broker connects as a client to another one. */
+export interface BridgeSettings {
+  /** Unique; names the bridge in logs, metrics and `$SYS/broker/connection/<name>/state`. */
+  name: string;
+  /** `mqtt://host:port` or `mqtts://host:port`, from the `address` setting. */
+  url: string;
+  topics: readonly BridgeTopic[];
+  remoteClientId: string;
+  remoteUsername: string | undefined;
+  remotePassword: string | undefined;
+  /** Whether the remote forgets the bridge's session at each connect (default false). */
+  cleanStart: boolean;
+  keepaliveSeconds: number;
+  /** 4 (MQTT 3.1.1) or 5. */
+  protocolVersion: 4 | 5;
+  /** PEM files; TLS is used for `mqtts://` addresses or when `caFile` is set. */
+  tls: { caFile?: string; certFile?: string; keyFile?: string; insecure: boolean } | undefined;
+  localUsername: string | undefined;
+  localPassword: string | undefined;
+  /** Seconds between connection attempts, jittered by up to half either way. */
+  restartSeconds: number;
+  /** Whether `$SYS/broker/connection/<name>/state` is published (retained `1` or `0`). */
+  notifications: boolean;
 }
 
 /** The `[mqtt]` section of the server config, validated, with defaults filled in. */
@@ -81,6 +121,8 @@ export interface MqttSettings {
   enhancedAuthModule: string | undefined;
   /** MQTT topic filters bound to stored topics (default none). */
   bindings: readonly BindingSettings[];
+  /** Connections to other MQTT brokers carrying chosen topics in and out (default none). */
+  bridges: readonly BridgeSettings[];
 }
 
 /** The enhanced authentication methods built into the plugin. */
@@ -131,6 +173,7 @@ export function parseSettings(section: Readonly<Record<string, unknown>>): MqttS
     enhancedAuthMethods: BUILTIN_AUTH_METHODS,
     enhancedAuthModule: undefined,
     bindings: [],
+    bridges: [],
   };
   const files: Partial<Record<(typeof FILES)[number], string>> = {};
   for (const spec of Object.values(INTEGERS)) settings[spec.key] = spec.default;
@@ -177,6 +220,8 @@ export function parseSettings(section: Readonly<Record<string, unknown>>): MqttS
       settings.enhancedAuthModule = value;
     } else if (name === 'bindings') {
       settings.bindings = parseBindings(value);
+    } else if (name === 'bridges') {
+      settings.bridges = parseBridges(value);
     } else if ((FILES as readonly string[]).includes(name)) {
       if (typeof value !== 'string' || value.length === 0)
         throw new ConfigError(name, 'must be the path of a PEM file');
@@ -186,6 +231,16 @@ export function parseSettings(section: Readonly<Record<string, unknown>>): MqttS
     }
   }
   settings.tls = parseTls(files, settings.listeners as readonly Transport[]);
+  // A bridge reaches this broker through its own TCP listener on loopback (bridges.ts).
+  if (
+    (settings.bridges as readonly BridgeSettings[]).length > 0 &&
+    !(settings.listeners as readonly Transport[]).includes('tcp')
+  ) {
+    throw new ConfigError(
+      'bridges',
+      'need the "tcp" listener: a bridge connects to this broker through it on loopback',
+    );
+  }
   return settings as unknown as MqttSettings;
 }
 
@@ -262,4 +317,190 @@ function parseTls(
     throw new ConfigError('tls_cert', 'is set but listeners has neither "tls" nor "wss"');
   }
   return { cert, key, ...(ca === undefined ? {} : { ca }) };
+}
+
+const BRIDGE_KEYS = new Set([
+  'name',
+  'address',
+  'topics',
+  'remote_client_id',
+  'remote_username',
+  'remote_password',
+  'clean_start',
+  'keepalive_seconds',
+  'protocol_version',
+  'ca_file',
+  'cert_file',
+  'key_file',
+  'insecure',
+  'local_username',
+  'local_password',
+  'restart_seconds',
+  'notifications',
+]);
+const TOPIC_KEYS = new Set(['pattern', 'direction', 'qos', 'local_prefix', 'remote_prefix']);
+const DIRECTIONS: readonly string[] = ['in', 'out', 'both'];
+
+/** `[[mqtt.bridges]]`: an array of tables, each a remote broker and the topics carried. */
+function parseBridges(value: unknown): readonly BridgeSettings[] {
+  if (!Array.isArray(value))
+    throw new ConfigError('bridges', 'must be an array of tables ([[mqtt.bridges]])');
+  const names = new Set<string>();
+  return value.map((entry: unknown, index) => {
+    const at = `bridges[${index}]`;
+    const table = asTable(entry, at, 'must be a table with name, address and topics');
+    for (const key of Object.keys(table)) {
+      if (!BRIDGE_KEYS.has(key)) throw new ConfigError(`${at}.${key}`, 'unknown setting');
+    }
+    const { name } = table;
+    if (typeof name !== 'string' || !/^[A-Za-z0-9._-]+$/.test(name)) {
+      throw new ConfigError(`${at}.name`, 'must be a non-empty name of letters, digits, ".", "_" and "-"');
+    }
+    if (names.has(name)) throw new ConfigError(`${at}.name`, `"${name}" names another bridge already`);
+    names.add(name);
+    const url = parseAddress(table.address, `${at}.address`);
+    if (!Array.isArray(table.topics) || table.topics.length === 0) {
+      throw new ConfigError(`${at}.topics`, 'must list one or more tables with pattern, direction and qos');
+    }
+    const topics = table.topics.map((topic: unknown, i) => parseBridgeTopic(topic, `${at}.topics[${i}]`));
+    const text = (key: string) => optionalString(table[key], `${at}.${key}`);
+    const flag = (key: string, fallback: boolean) => {
+      const v = table[key] ?? fallback;
+      if (typeof v !== 'boolean') throw new ConfigError(`${at}.${key}`, 'must be true or false');
+      return v;
+    };
+    const integer = (key: string, min: number, max: number, fallback: number) => {
+      const v = table[key] ?? fallback;
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+        throw new ConfigError(`${at}.${key}`, `must be an integer from ${min} to ${max}`);
+      }
+      return v;
+    };
+    const version = table.protocol_version ?? 5;
+    if (version !== 5 && version !== '5' && version !== '3.1.1') {
+      throw new ConfigError(`${at}.protocol_version`, 'must be "3.1.1" or 5');
+    }
+    const caFile = text('ca_file');
+    const certFile = text('cert_file');
+    const keyFile = text('key_file');
+    if ((certFile === undefined) !== (keyFile === undefined)) {
+      throw new ConfigError(
+        `${at}.${certFile === undefined ? 'cert_file' : 'key_file'}`,
+        'must be set with the other of cert_file and key_file',
+      );
+    }
+    const secure = url.startsWith('mqtts:') || caFile !== undefined;
+    const insecure = flag('insecure', false);
+    if (!secure && (certFile !== undefined || table.insecure !== undefined)) {
+      throw new ConfigError(
+        `${at}.${certFile !== undefined ? 'cert_file' : 'insecure'}`,
+        'needs TLS: an mqtts:// address or ca_file',
+      );
+    }
+    const remoteUsername = text('remote_username');
+    const remotePassword = text('remote_password');
+    if (remotePassword !== undefined && remoteUsername === undefined) {
+      throw new ConfigError(`${at}.remote_password`, 'needs remote_username');
+    }
+    const localUsername = text('local_username');
+    const localPassword = text('local_password');
+    if (localPassword !== undefined && localUsername === undefined) {
+      throw new ConfigError(`${at}.local_password`, 'needs local_username');
+    }
+    const remoteClientId = text('remote_client_id') ?? `${hostname()}.${name}`;
+    if (remoteClientId.length === 0) throw new ConfigError(`${at}.remote_client_id`, 'must not be empty');
+    return {
+      name,
+      url: secure ? url.replace(/^mqtt:/, 'mqtts:') : url,
+      topics,
+      remoteClientId,
+      remoteUsername,
+      remotePassword,
+      cleanStart: flag('clean_start', false),
+      keepaliveSeconds: integer('keepalive_seconds', 5, 65_535, 60),
+      protocolVersion: version === 5 || version === '5' ? 5 : 4,
+      tls: secure
+        ? {
+            ...(caFile === undefined ? {} : { caFile }),
+            ...(certFile === undefined ? {} : { certFile }),
+            ...(keyFile === undefined ? {} : { keyFile }),
+            insecure,
+          }
+        : undefined,
+      localUsername,
+      localPassword,
+      restartSeconds: integer('restart_seconds', 1, 3600, 5),
+      notifications: flag('notifications', true),
+    };
+  });
+}
+
+function asTable(entry: unknown, at: string, message: string): Record<string, unknown> {
+  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new ConfigError(at, message);
+  return entry as Record<string, unknown>;
+}
+
+function optionalString(value: unknown, at: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw new ConfigError(at, 'must be a string');
+  return value;
+}
+
+/** `host:port` (port 1883 when left out), `[ipv6]:port`, or an `mqtt://` / `mqtts://` URL. */
+function parseAddress(value: unknown, at: string): string {
+  const message = 'must be "host:port" or an mqtt:// or mqtts:// URL';
+  if (typeof value !== 'string' || value.length === 0) throw new ConfigError(at, message);
+  const withScheme = /^[a-z]+:\/\//i.test(value) ? value : `mqtt://${value}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new ConfigError(at, message);
+  }
+  const plain = url.pathname === '' || url.pathname === '/';
+  if (
+    (url.protocol !== 'mqtt:' && url.protocol !== 'mqtts:') ||
+    url.hostname === '' ||
+    !plain ||
+    url.search ||
+    url.username
+  ) {
+    throw new ConfigError(at, message);
+  }
+  const port = url.port === '' ? (url.protocol === 'mqtts:' ? 8883 : 1883) : Number(url.port);
+  return `${url.protocol}//${url.hostname}:${port}`;
+}
+
+function parseBridgeTopic(entry: unknown, at: string): BridgeTopic {
+  const table = asTable(entry, at, 'must be a table with pattern, direction and qos');
+  for (const key of Object.keys(table)) {
+    if (!TOPIC_KEYS.has(key)) throw new ConfigError(`${at}.${key}`, 'unknown setting');
+  }
+  const { pattern, direction = 'out', qos = 0 } = table;
+  if (typeof direction !== 'string' || !DIRECTIONS.includes(direction)) {
+    throw new ConfigError(`${at}.direction`, 'must be "in", "out" or "both"');
+  }
+  if (qos !== 0 && qos !== 1 && qos !== 2) throw new ConfigError(`${at}.qos`, 'must be 0, 1 or 2');
+  const localPrefix = optionalString(table.local_prefix, `${at}.local_prefix`) ?? '';
+  const remotePrefix = optionalString(table.remote_prefix, `${at}.remote_prefix`) ?? '';
+  for (const [key, prefix] of [
+    ['local_prefix', localPrefix],
+    ['remote_prefix', remotePrefix],
+  ] as const) {
+    if (/[+#]/.test(prefix)) throw new ConfigError(`${at}.${key}`, 'must not hold wildcards');
+  }
+  if (typeof pattern !== 'string' || pattern.length === 0) {
+    throw new ConfigError(`${at}.pattern`, 'must be an MQTT topic filter');
+  }
+  for (const filter of [localPrefix + pattern, remotePrefix + pattern]) {
+    const parsed = parseFilter(filter, Number.MAX_SAFE_INTEGER);
+    if (typeof parsed === 'string') throw new ConfigError(`${at}.pattern`, `"${filter}": ${parsed}`);
+    if (parsed.kind !== 'plain') {
+      throw new ConfigError(
+        `${at}.pattern`,
+        'must be a plain filter, not a shared or exclusive subscription',
+      );
+    }
+  }
+  return { pattern, direction: direction as BridgeDirection, qos, localPrefix, remotePrefix };
 }

@@ -2,7 +2,7 @@ import { definePlugin } from '@robustmq/core';
 import { parseSettings } from './config.js';
 import { MqttPlugin } from './plugin.js';
 
-export { parseSettings, type MqttSettings } from './config.js';
+export { parseSettings, type BridgeSettings, type BridgeTopic, type MqttSettings } from './config.js';
 export { MqttPlugin } from './plugin.js';
 export type {
   EnhancedAuthExchange,

@@ -2,12 +2,14 @@ import type {
   AdminResource,
   BrokerContext,
   ConnectionInfo,
+  ListenerAddress,
   ListenerSpec,
   ProtocolPlugin,
 } from '@robustmq/core';
 import { adminAcrossBrokers, ErrorCode, RobustMQError } from '@robustmq/core';
 import { adminResources } from './admin.js';
 import type { Duplex } from 'node:stream';
+import { MqttBridges } from './bridges.js';
 import { MqttBroker } from './broker.js';
 import type { MqttSettings } from './config.js';
 import { Connection } from './connection.js';
@@ -19,6 +21,7 @@ const SUBPROTOCOLS = ['mqtt', 'mqttv3.1'];
 /** The MQTT protocol plugin: its listeners, one broker, a Connection per accepted stream. */
 export class MqttPlugin implements ProtocolPlugin {
   private broker: MqttBroker | null = null;
+  private bridges: MqttBridges | null = null;
   private admin: () => Readonly<Record<string, AdminResource>> = () => ({});
 
   constructor(readonly settings: MqttSettings) {}
@@ -47,6 +50,11 @@ export class MqttPlugin implements ProtocolPlugin {
     broker.authMethods = methods;
     await broker.recover();
     this.broker = broker;
+    this.bridges = new MqttBridges(this.settings.bridges, {
+      logger: broker.logger,
+      metrics: context.metrics,
+      setSys: (name, value) => broker.sys.set(name, value),
+    });
     const own = () => adminResources(broker);
     // In a cluster, clients, sessions and subscriptions are listed from every broker.
     this.admin = context.cluster
@@ -74,7 +82,16 @@ export class MqttPlugin implements ProtocolPlugin {
     new Connection(this.broker, connection, info);
   }
 
+  /** Starts the bridges: they reach this broker through its TCP listener (config.ts requires one). */
+  async listening(listeners: readonly ListenerAddress[]): Promise<void> {
+    const tcp = listeners.find((listener) => listener.transport === 'tcp');
+    if (tcp) await this.bridges?.start(tcp);
+  }
+
   async stop(): Promise<void> {
+    // First, so that the bridges' local sessions end with a DISCONNECT and keep what is queued.
+    await this.bridges?.stop();
+    this.bridges = null;
     const broker = this.broker;
     this.broker = null;
     await broker?.stop();

@@ -45,21 +45,24 @@ export class SysTopics {
       ['bytes/received', totals.bytesReceived],
       ['bytes/sent', totals.bytesSent],
     ];
-    for (const [name, value] of values) {
-      const publication = new Publication(
-        `$SYS/broker/${name}`,
-        Buffer.from(String(value)),
-        0,
-        true,
-        undefined,
-        0,
-        null,
-        null,
-        4,
-        now,
-      );
-      this.broker.retained.set(publication);
-      this.broker.route(publication, now);
-    }
+    for (const [name, value] of values) this.set(name, value, now);
+  }
+
+  /** Publishes `$SYS/broker/<name>` retained at QoS 0 (also the bridges' connection states). */
+  set(name: string, value: string | number, now = Date.now()): void {
+    const publication = new Publication(
+      `$SYS/broker/${name}`,
+      Buffer.from(String(value)),
+      0,
+      true,
+      undefined,
+      0,
+      null,
+      null,
+      4,
+      now,
+    );
+    this.broker.retained.set(publication);
+    this.broker.route(publication, now);
   }
 }
