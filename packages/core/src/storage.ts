@@ -57,6 +57,15 @@ export interface AppendResult {
   baseOffset: number;
   /** Offset of the last record of the last batch. */
   lastOffset: number;
+  /**
+   * The shard's first readable offset when the append was stored (Kafka's log start offset), so a
+   * caller that answers with it (Produce v5+) needs no `shardInfo` call of its own. A retention pass
+   * or `deleteBefore` running alongside the append may move the log start at any moment: this is
+   * its value as of the append's completion, so at least what it was when `append` was called and
+   * possibly past the appended offsets. -1 only from a remote engine whose node is too old to
+   * report it and that then failed to ask for it separately: the append is stored all the same.
+   */
+  logStartOffset: number;
 }
 
 export interface ReadOptions {

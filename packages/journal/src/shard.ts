@@ -416,7 +416,7 @@ export class Shard {
       this.#observeSync(started);
       this.#noteRun(segment, run, start, bytes);
       this.#commit(end, start + bytes, true);
-      for (const request of run) resolveRequest(request);
+      for (const request of run) resolveRequest(request, this.logStartOffset);
     })();
     this.#durableWrites.push({ finished });
   }
@@ -446,7 +446,7 @@ export class Shard {
       this.#scheduleSync();
     } else {
       this.#commit(offset, segment.size, false);
-      for (const request of run) resolveRequest(request);
+      for (const request of run) resolveRequest(request, this.logStartOffset);
       this.#unflushedBytes += bytes;
       if (this.#unflushedBytes >= BACKGROUND_FLUSH_BYTES) this.#startFlush();
     }
@@ -545,7 +545,8 @@ export class Shard {
         (this.#syncWaiters[covered]?.endOffset ?? Infinity) <= offset
       )
         covered++;
-      for (const waiter of this.#syncWaiters.splice(0, covered)) resolveRequest(waiter.request);
+      for (const waiter of this.#syncWaiters.splice(0, covered))
+        resolveRequest(waiter.request, this.logStartOffset);
     }
   }
 
@@ -1135,8 +1136,9 @@ function piecesOf(run: AppendRequest[]): Uint8Array[] {
   return pieces;
 }
 
-function resolveRequest(request: AppendRequest): void {
-  request.resolve({ baseOffset: request.baseOffset, lastOffset: request.endOffset - 1 });
+/** Resolves an append once it is durable, with the shard's log start as of then. */
+function resolveRequest(request: AppendRequest, logStartOffset: number): void {
+  request.resolve({ baseOffset: request.baseOffset, lastOffset: request.endOffset - 1, logStartOffset });
 }
 
 export function toRobustMQError(error: unknown): RobustMQError {

@@ -64,7 +64,11 @@ describe('journal durable writes', () => {
     const reopened = await open(dir);
     const back = await readAll(reopened, 's');
     expect(back.map((b) => sha(b.data))).toEqual(acknowledged.map((b) => sha(b.data)));
-    expect(await reopened.append('s', [batch(100)])).toEqual({ baseOffset: 5, lastOffset: 5 });
+    expect(await reopened.append('s', [batch(100)])).toEqual({
+      baseOffset: 5,
+      lastOffset: 5,
+      logStartOffset: 0,
+    });
   });
 
   it('syncs bytes written without a sync before writing durably after them', async () => {

@@ -21,8 +21,12 @@ describe('journal engine', () => {
     await engine.createShard('orders');
     const first = [batch(100, 10, 3), batch(200, 20, 2)];
     const second = [batch(50, 30, 1)];
-    expect(await engine.append('orders', first)).toEqual({ baseOffset: 0, lastOffset: 4 });
-    expect(await engine.append('orders', second)).toEqual({ baseOffset: 5, lastOffset: 5 });
+    expect(await engine.append('orders', first)).toEqual({ baseOffset: 0, lastOffset: 4, logStartOffset: 0 });
+    expect(await engine.append('orders', second)).toEqual({
+      baseOffset: 5,
+      lastOffset: 5,
+      logStartOffset: 0,
+    });
 
     const all = await engine.read('orders', 0, { maxBytes: 1 << 20 });
     expect(all.nextOffset).toBe(6);
@@ -49,7 +53,11 @@ describe('journal engine', () => {
     );
     await first;
     expect(await second).toBe('racing');
-    expect(await engine.append('racing', [batch(10, 1, 1)])).toEqual({ baseOffset: 0, lastOffset: 0 });
+    expect(await engine.append('racing', [batch(10, 1, 1)])).toEqual({
+      baseOffset: 0,
+      lastOffset: 0,
+      logStartOffset: 0,
+    });
 
     // A creation while the name is being deleted makes a new, empty shard once the deletion is done.
     const deleting = engine.deleteShard('racing');
@@ -250,7 +258,7 @@ describe('journal engine', () => {
     expect((await engine.read('g', 1, { maxBytes: 100 })).batches).toEqual([]);
     // close() flushes: the fsync happens and the append is acknowledged.
     await engine.close();
-    expect(await pending).toEqual({ baseOffset: 1, lastOffset: 1 });
+    expect(await pending).toEqual({ baseOffset: 1, lastOffset: 1, logStartOffset: 0 });
     expect(metrics.total('robustmq_journal_fsyncs_total')).toBe(2);
   });
 

@@ -56,7 +56,11 @@ describe('journal recovery', () => {
     );
     expect(logger.count('truncating torn or corrupt tail')).toBe(1);
     expect((await stat(log!)).size).toBe(19 * FRAME);
-    expect(await reopened.append('s', [batch(10)])).toEqual({ baseOffset: 19, lastOffset: 19 });
+    expect(await reopened.append('s', [batch(10)])).toEqual({
+      baseOffset: 19,
+      lastOffset: 19,
+      logStartOffset: 0,
+    });
   });
 
   it('truncates garbage appended to the last segment', async () => {
@@ -105,7 +109,11 @@ describe('journal recovery', () => {
     expect(before.batches.map((b) => b.baseOffset)).toEqual([3, 4]);
     const after = await reopened.read('s', 6, { maxBytes: 1 << 20 });
     expect(after.batches.map((b) => sha(b.data))).toEqual(written.slice(6).map((b) => sha(b.data)));
-    expect(await reopened.append('s', [batch(200, 5_000)])).toEqual({ baseOffset: 10, lastOffset: 10 });
+    expect(await reopened.append('s', [batch(200, 5_000)])).toEqual({
+      baseOffset: 10,
+      lastOffset: 10,
+      logStartOffset: 0,
+    });
     expect((await stat(log!)).size).toBe(11 * FRAME);
     await reopened.close();
 
@@ -149,7 +157,11 @@ describe('journal recovery', () => {
       const { batches } = await reopened.read('s', offset, { maxBytes: 1 });
       expect(sha(batches[0]!.data)).toBe(sha(written[offset]!.data));
     }
-    expect(await reopened.append('s', [batch(10)])).toEqual({ baseOffset: 10, lastOffset: 10 });
+    expect(await reopened.append('s', [batch(10)])).toEqual({
+      baseOffset: 10,
+      lastOffset: 10,
+      logStartOffset: 0,
+    });
   });
 
   it('takes the lost offsets from the next whole frame, not from a damaged header', async () => {
@@ -181,7 +193,11 @@ describe('journal recovery', () => {
     const after = await reopened.read('s', 12, { maxBytes: 1 << 20 });
     expect(after.batches.map((b) => b.baseOffset)).toEqual([12, 15]);
     expect(after.batches.map((b) => sha(b.data))).toEqual(written.slice(4).map((b) => sha(b.data)));
-    expect(await reopened.append('s', [batch(10)])).toEqual({ baseOffset: 18, lastOffset: 18 });
+    expect(await reopened.append('s', [batch(10)])).toEqual({
+      baseOffset: 18,
+      lastOffset: 18,
+      logStartOffset: 0,
+    });
   });
 
   it('keeps the frames after junk written over parts of two frames', async () => {
@@ -230,7 +246,11 @@ describe('journal recovery', () => {
     expect((await reopened.read('s', 3, { maxBytes: 1 << 20 })).batches.map((b) => sha(b.data))).toEqual(
       written.slice(3, 6).map((b) => sha(b.data)),
     );
-    expect(await reopened.append('s', [batch(10)])).toEqual({ baseOffset: 6, lastOffset: 6 });
+    expect(await reopened.append('s', [batch(10)])).toEqual({
+      baseOffset: 6,
+      lastOffset: 6,
+      logStartOffset: 0,
+    });
   });
 
   it('cuts a short frame at the end behind kept damage', async () => {
@@ -248,7 +268,11 @@ describe('journal recovery', () => {
     expect((await reopened.read('s', 5, { maxBytes: 1 << 20 })).batches.map((b) => sha(b.data))).toEqual(
       written.slice(5, 9).map((b) => sha(b.data)),
     );
-    expect(await reopened.append('s', [batch(10)])).toEqual({ baseOffset: 9, lastOffset: 9 });
+    expect(await reopened.append('s', [batch(10)])).toEqual({
+      baseOffset: 9,
+      lastOffset: 9,
+      logStartOffset: 0,
+    });
   });
 
   it('cuts garbage off a sealed segment whose frames are complete', async () => {
@@ -327,7 +351,11 @@ describe('journal recovery', () => {
       const { batches } = await recovered.read('s', offset, { maxBytes: 1 });
       expect(sha(batches[0]!.data)).toBe(sha(written[offset]!.data));
     }
-    expect(await recovered.append('s', [batch(10)])).toEqual({ baseOffset: 15, lastOffset: 15 });
+    expect(await recovered.append('s', [batch(10)])).toEqual({
+      baseOffset: 15,
+      lastOffset: 15,
+      logStartOffset: 0,
+    });
   });
 
   it('cuts a torn tail appended after a clean restart, and only that', async () => {
@@ -356,7 +384,11 @@ describe('journal recovery', () => {
       expect((await recovered.read('s', offset, { maxBytes: 1 })).batches[0]!.baseOffset).toBe(offset);
     }
     expect(await recovered.offsetForTimestamp('s', 2_002)).toBe(12);
-    expect(await recovered.append('s', [batch(10)])).toEqual({ baseOffset: 14, lastOffset: 14 });
+    expect(await recovered.append('s', [batch(10)])).toEqual({
+      baseOffset: 14,
+      lastOffset: 14,
+      logStartOffset: 0,
+    });
   });
 
   it('rebuilds a sealed segment whose header is smashed, keeping the frames after the damage and later segments', async () => {

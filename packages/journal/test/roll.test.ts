@@ -145,6 +145,7 @@ describe('rolling a segment', () => {
       expect(await reopened.append('s', [batch(10)]), what).toEqual({
         baseOffset: written.length,
         lastOffset: written.length,
+        logStartOffset: 0,
       });
       await reopened.close();
       expect(await firstSegmentFiles(copy), what).toEqual([

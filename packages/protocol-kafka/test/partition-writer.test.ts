@@ -58,7 +58,7 @@ describe('PartitionWriter', () => {
       const base = offsets.get(shard) ?? 100;
       const count = batches.reduce((n, b) => n + b.recordCount, 0);
       offsets.set(shard, base + count);
-      return Promise.resolve({ baseOffset: base, lastOffset: base + count - 1 });
+      return Promise.resolve({ baseOffset: base, lastOffset: base + count - 1, logStartOffset: 0 });
     });
     const writer = new PartitionWriter(storage);
     const batches = [await batchOf(2), await batchOf(3), await batchOf(1), await batchOf(4)];
@@ -90,7 +90,11 @@ describe('PartitionWriter', () => {
     let refuse = true;
     const { storage, infoCalls } = storageOf(({ batches }) => {
       if (refuse) return Promise.reject(new RobustMQError(ErrorCode.Unavailable, 'disk gone'));
-      return Promise.resolve({ baseOffset: 100, lastOffset: 100 + batches[0]!.recordCount - 1 });
+      return Promise.resolve({
+        baseOffset: 100,
+        lastOffset: 100 + batches[0]!.recordCount - 1,
+        logStartOffset: 0,
+      });
     });
     const writer = new PartitionWriter(storage);
     const failed = await queue(writer, 0, await batchOf(2));
@@ -105,7 +109,7 @@ describe('PartitionWriter', () => {
 
   it('fails a batch whose append throws at once without holding up the others', async () => {
     const { storage } = storageOf(({ batches }) =>
-      Promise.resolve({ baseOffset: 100, lastOffset: 100 + batches[0]!.recordCount - 1 }),
+      Promise.resolve({ baseOffset: 100, lastOffset: 100 + batches[0]!.recordCount - 1, logStartOffset: 0 }),
     );
     const append = storage.append.bind(storage);
     storage.append = (shard, batches) => {
@@ -119,5 +123,32 @@ describe('PartitionWriter', () => {
     ]);
     await expect(bad.stored).rejects.toThrow('no such shard');
     expect((await good.stored).baseOffset).toBe(100);
+  });
+
+  it('learns the log start from the append, asking storage for shard info only for the first offset', async () => {
+    let next = 100;
+    let logStart = 40;
+    const { storage, infoCalls } = storageOf(({ batches }) => {
+      const base = next;
+      next += batches[0]!.recordCount;
+      return Promise.resolve({ baseOffset: base, lastOffset: next - 1, logStartOffset: logStart });
+    });
+    const writer = new PartitionWriter(storage);
+    expect((await (await queue(writer, 0, await batchOf(1))).stored).logStartOffset).toBe(40);
+    expect(infoCalls).toEqual(['t/0']);
+    // Later passes, pipelined or one by one, as storage's log start moves.
+    logStart = 45;
+    const pipelined = await Promise.all([
+      queue(writer, 0, await batchOf(2)),
+      queue(writer, 0, await batchOf(1)),
+    ]);
+    const stored = await Promise.all(pipelined.map((q) => q.stored));
+    expect(stored.map((s) => [s.baseOffset, s.logStartOffset])).toEqual([
+      [101, 45],
+      [103, 45],
+    ]);
+    logStart = 50;
+    expect((await (await queue(writer, 0, await batchOf(1))).stored).logStartOffset).toBe(50);
+    expect(infoCalls).toEqual(['t/0']);
   });
 });

@@ -6,6 +6,7 @@ import { describeClose } from './suites/closed.js';
 import { describeConcurrency } from './suites/concurrency.js';
 import { describeShardConfig } from './suites/config.js';
 import { describeDeleteBefore } from './suites/delete-before.js';
+import { describeAppendLogStart } from './suites/log-start.js';
 import { describeReadInto } from './suites/read-into.js';
 import { describePersistence } from './suites/persistence.js';
 import { describeRetention } from './suites/retention.js';
@@ -32,6 +33,7 @@ export function describeStorageEngine(name: string, harness: StorageHarness): vo
     describeAppendRead(subject);
     describeReadInto(subject);
     describeDeleteBefore(subject);
+    describeAppendLogStart(subject);
     describeShardConfig(subject);
     describeValidation(subject);
     describeOffsetForTimestamp(subject);

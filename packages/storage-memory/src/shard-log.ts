@@ -67,7 +67,7 @@ export class ShardLog {
       this.#sizeBytes += data.length;
     }
     this.waiters.notify(this.#nextOffset);
-    return { baseOffset, lastOffset: this.#nextOffset - 1 };
+    return { baseOffset, lastOffset: this.#nextOffset - 1, logStartOffset: this.#logStartOffset };
   }
 
   read(offset: number, maxBytes: number): ReadResult {

@@ -39,6 +39,7 @@ describe('memory engine definition', () => {
     expect(await opened.append('s', makeBatches(1, { recordCount: 2 }))).toEqual({
       baseOffset: 0,
       lastOffset: 1,
+      logStartOffset: 0,
     });
     await opened.close();
   });

@@ -20,6 +20,9 @@ export interface PendingAppend {
   reject: (error: Error) => void;
 }
 
+/** Where an append's batches went; the log start is added once the write is done. */
+type Offsets = Omit<AppendResult, 'logStartOffset'>;
+
 interface ShardPlan {
   nextOffset: number;
   batches: IndexedBatch[];
@@ -133,7 +136,7 @@ export class CommitQueue {
     }
     if (live.length === 0) return;
     const sync = live.some((entry) => entry.sync);
-    let write: { ops: WriteOp[]; plans: Map<Shard, ShardPlan>; results: AppendResult[] };
+    let write: { ops: WriteOp[]; plans: Map<Shard, ShardPlan>; results: Offsets[] };
     try {
       write = plan(live);
       await this.#db.batch(write.ops, { sync });
@@ -155,7 +158,11 @@ export class CommitQueue {
       shard.nextOffset = shardPlan.nextOffset;
       this.#metrics?.batches.inc(undefined, shardPlan.batches.length);
     }
-    live.forEach((entry, i) => entry.resolve(write.results[i]!));
+    // Read once written: a shard change waits for the write in flight (`settled`), so this is the
+    // log start as of the append's completion.
+    live.forEach((entry, i) =>
+      entry.resolve({ ...write.results[i]!, logStartOffset: entry.shard.logStartOffset }),
+    );
     for (const [shard, shardPlan] of write.plans) shard.waiters.notify(shardPlan.nextOffset);
   }
 }
@@ -168,7 +175,7 @@ export class CommitQueue {
 function plan(appends: readonly PendingAppend[]): {
   ops: WriteOp[];
   plans: Map<Shard, ShardPlan>;
-  results: AppendResult[];
+  results: Offsets[];
 } {
   const ops: WriteOp[] = [];
   const plans = new Map<Shard, ShardPlan>();

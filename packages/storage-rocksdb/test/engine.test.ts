@@ -83,6 +83,7 @@ describe('RocksDbStorageEngine', () => {
       expect(await engine.append('s', [makeBatch(3, 100, Date.now())])).toEqual({
         baseOffset: 0,
         lastOffset: 2,
+        logStartOffset: 0,
       });
       await engine.close();
     });

@@ -180,7 +180,25 @@ class RemoteJournal implements JournalClient {
 
   async append(shard: string, batches: readonly RecordBatch[]): Promise<AppendResult> {
     const body: AppendRequest = { shard, batches: encodeBatches(batches), epoch: this.#epoch(shard) };
-    return decodeAppendReply(await this.#once(Method.append, body));
+    const { baseOffset, lastOffset, logStartOffset } = decodeAppendReply(
+      await this.#once(Method.append, body),
+    );
+    if (logStartOffset !== undefined) return { baseOffset, lastOffset, logStartOffset };
+    return { baseOffset, lastOffset, logStartOffset: await this.#logStartAfterAppend(shard) };
+  }
+
+  /**
+   * The log start for the reply of a journal node from before appends reported it: asked for
+   * separately. The batches are stored by then, so failing to learn it must not fail the append
+   * (a retry would store them twice): it is reported as unknown, -1.
+   */
+  async #logStartAfterAppend(shard: string): Promise<number> {
+    try {
+      return (await this.shardInfo(shard)).logStartOffset;
+    } catch (error) {
+      this.#logger.warn({ err: error, shard }, 'could not learn the log start after an append');
+      return -1;
+    }
   }
 
   async read(shard: string, offset: number, options: ReadOptions): Promise<ReadResult> {

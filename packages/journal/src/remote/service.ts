@@ -14,6 +14,7 @@ import { EpochFence } from './epochs.js';
 import { journalServerMetrics, type JournalServerMetrics } from './server-metrics.js';
 import {
   decodeBatches,
+  encodeAppendReply,
   encodeReadReply,
   epochField,
   Method,
@@ -94,7 +95,7 @@ export function serveJournal(rpc: RpcServer, options: JournalServiceOptions): Jo
         undefined,
         batches.reduce((sum, b) => sum + b.data.byteLength, 0),
       );
-      return result;
+      return encodeAppendReply(result);
     } catch (error) {
       if (fresh && isRobustMQError(error, ErrorCode.NotFound)) fence.forget(shard);
       throw error;

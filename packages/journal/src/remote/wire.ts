@@ -80,6 +80,10 @@ export interface RetentionRequest {
   now: number;
 }
 
+/** `logStartOffset` is missing from the replies of journal nodes from before it was reported. */
+export type AppendReply = Omit<AppendResult, 'logStartOffset'> &
+  Partial<Pick<AppendResult, 'logStartOffset'>>;
+
 export interface ReadReply {
   batches: WireStoredBatch[];
   logStartOffset: number;
@@ -183,13 +187,28 @@ export function decodeReadReply(reply: unknown): ReadResult {
   return { batches, logStartOffset, nextOffset };
 }
 
-export function decodeAppendReply(reply: unknown): AppendResult {
+export function encodeAppendReply(result: AppendResult): AppendReply {
+  return {
+    baseOffset: result.baseOffset,
+    lastOffset: result.lastOffset,
+    logStartOffset: result.logStartOffset,
+  };
+}
+
+/**
+ * An append reply. No relation between the log start and the offsets is checked: a deleteBefore
+ * that ran alongside may have moved the log start past them.
+ */
+export function decodeAppendReply(reply: unknown): AppendReply {
   if (!isMap(reply)) throw malformedReply(Method.append);
-  const { baseOffset, lastOffset } = reply;
+  const { baseOffset, lastOffset, logStartOffset } = reply;
   if (!isOffset(baseOffset) || !isOffset(lastOffset) || lastOffset < baseOffset) {
     throw malformedReply(Method.append);
   }
-  return { baseOffset, lastOffset };
+  // A journal node from before the log start was reported leaves it out.
+  if (logStartOffset === undefined) return { baseOffset, lastOffset };
+  if (!isOffset(logStartOffset)) throw malformedReply(Method.append);
+  return { baseOffset, lastOffset, logStartOffset };
 }
 
 /** A ShardInfo reply (createShard, shardInfo, updateShardConfig). */

@@ -43,7 +43,7 @@ describe('bad peers', () => {
     ).toHaveLength(2);
     expect(metrics.total('robustmq_rpc_server_protocol_errors_total')).toBe(2);
     const second = batch(100);
-    expect(await good.append('s', [second])).toEqual({ baseOffset: 1, lastOffset: 1 });
+    expect(await good.append('s', [second])).toEqual({ baseOffset: 1, lastOffset: 1, logStartOffset: 0 });
     const stored = await readAll(good, 's');
     expect(stored.map((s) => sha(s.data))).toEqual([sha(first.data), sha(second.data)]);
     await waitUntil(() => server.connectionCount === 1, 'the bad connections to be gone');

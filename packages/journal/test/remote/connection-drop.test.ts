@@ -38,7 +38,7 @@ describe('connection drops', () => {
     gate.release();
     await waitUntil(() => gate.settled === 1, 'the append to finish');
     const next = batch(200);
-    expect(await viaProxy.append('s', [next])).toEqual({ baseOffset: 1, lastOffset: 1 });
+    expect(await viaProxy.append('s', [next])).toEqual({ baseOffset: 1, lastOffset: 1, logStartOffset: 0 });
     expect(gate.arrived).toBe(2);
     const stored = await readAll(direct, 's');
     expect(stored.map((s) => sha(s.data))).toEqual([sha(sent.data), sha(next.data)]);

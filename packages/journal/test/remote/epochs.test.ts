@@ -18,9 +18,17 @@ describe('leader epochs', () => {
     const tool = client(server.port);
     await tool.createShard('p/0');
 
-    expect(await oldLeader.append('p/0', [batch(100)])).toEqual({ baseOffset: 0, lastOffset: 0 });
+    expect(await oldLeader.append('p/0', [batch(100)])).toEqual({
+      baseOffset: 0,
+      lastOffset: 0,
+      logStartOffset: 0,
+    });
     expect(server.epochOf('p/0')).toBe(1);
-    expect(await newLeader.append('p/0', [batch(100)])).toEqual({ baseOffset: 1, lastOffset: 1 });
+    expect(await newLeader.append('p/0', [batch(100)])).toEqual({
+      baseOffset: 1,
+      lastOffset: 1,
+      logStartOffset: 0,
+    });
     expect(server.epochOf('p/0')).toBe(2);
 
     // The deposed leader is fenced off; nothing it sends is stored.
@@ -28,7 +36,11 @@ describe('leader epochs', () => {
     await expectCode(oldLeader.deleteBefore('p/0', 1), ErrorCode.Conflict);
     expect(await tool.shardInfo('p/0')).toMatchObject({ logStartOffset: 0, nextOffset: 2 });
     // Writers that track no placement are not fenced.
-    expect(await tool.append('p/0', [batch(100)])).toEqual({ baseOffset: 2, lastOffset: 2 });
+    expect(await tool.append('p/0', [batch(100)])).toEqual({
+      baseOffset: 2,
+      lastOffset: 2,
+      logStartOffset: 0,
+    });
 
     // The node raises the fence from the placement, before the next leader writes.
     server.fence('p/0', 5);
@@ -36,7 +48,11 @@ describe('leader epochs', () => {
     expect(server.epochOf('p/0')).toBe(5);
     await expectCode(newLeader.append('p/0', [batch(100)]), ErrorCode.Conflict);
     oldLeaderEpoch = 5;
-    expect(await oldLeader.append('p/0', [batch(100)])).toEqual({ baseOffset: 3, lastOffset: 3 });
+    expect(await oldLeader.append('p/0', [batch(100)])).toEqual({
+      baseOffset: 3,
+      lastOffset: 3,
+      logStartOffset: 0,
+    });
     expect(await oldLeader.deleteBefore('p/0', 1)).toBe(1);
   });
 

@@ -12,9 +12,9 @@ describe('large batches', () => {
     const journal = client(server.port);
     await journal.createShard('s');
     const sent = [batch(3 * MiB + 1, 1, 7), batch(8 * MiB, 2, 1), batch(5.5 * MiB, 3, 2)];
-    expect(await journal.append('s', sent)).toEqual({ baseOffset: 0, lastOffset: 9 });
+    expect(await journal.append('s', sent)).toEqual({ baseOffset: 0, lastOffset: 9, logStartOffset: 0 });
     const alone = batch(6 * MiB - 3, 4);
-    expect(await journal.append('s', [alone])).toEqual({ baseOffset: 10, lastOffset: 10 });
+    expect(await journal.append('s', [alone])).toEqual({ baseOffset: 10, lastOffset: 10, logStartOffset: 0 });
 
     const expected = [...sent, alone];
     const stored = await readAll(journal, 's');

@@ -13,7 +13,11 @@ describe('waitForData over RPC', () => {
     await journal.createShard('s');
     let woken = 0;
     const waits = Array.from({ length: 40 }, () => journal.waitForData('s', 0, LONG).then(() => woken++));
-    expect(await journal.append('s', [batch(100)])).toEqual({ baseOffset: 0, lastOffset: 0 });
+    expect(await journal.append('s', [batch(100)])).toEqual({
+      baseOffset: 0,
+      lastOffset: 0,
+      logStartOffset: 0,
+    });
     expect((await journal.read('s', 0, { maxBytes: 1024 })).batches).toHaveLength(1);
     await Promise.all(waits);
     expect(woken).toBe(40);

@@ -55,8 +55,11 @@ const cases: {
       { baseOffset: -1, lastOffset: 0 },
       { baseOffset: 0.5, lastOffset: 1 },
       { baseOffset: 5, lastOffset: 4 },
+      { baseOffset: 3, lastOffset: 3, logStartOffset: -1 },
+      { baseOffset: 3, lastOffset: 3, logStartOffset: '0' },
+      { baseOffset: 3, lastOffset: 3, logStartOffset: null },
     ],
-    good: { baseOffset: 3, lastOffset: 3 },
+    good: { baseOffset: 3, lastOffset: 3, logStartOffset: 0 },
   },
   {
     method: 'read',

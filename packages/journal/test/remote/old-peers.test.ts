@@ -64,3 +64,56 @@ describe('a journal node from before segmentMs', () => {
     ]);
   });
 });
+
+/**
+ * A journal node from before appends reported the log start: its append reply has the offsets
+ * only. Its shard info says `logStartOffset`, or fails with `infoError` when set.
+ */
+async function nodeWithoutAppendLogStart(logStartOffset: number): Promise<{
+  port: number;
+  infoCalls: unknown[];
+  infoError: { current: RobustMQError | null };
+}> {
+  const infoCalls: unknown[] = [];
+  const infoError: { current: RobustMQError | null } = { current: null };
+  let next = 10;
+  const server = createRpcServer({ host: '127.0.0.1', port: 0 });
+  server.handle('journal.append', (body) => {
+    const { batches } = body as { batches: [number, number, Uint8Array][] };
+    const baseOffset = next;
+    for (const [recordCount] of batches) next += recordCount;
+    return Promise.resolve({ baseOffset, lastOffset: next - 1 });
+  });
+  server.handle('journal.shardInfo', (body) => {
+    infoCalls.push(body);
+    if (infoError.current !== null) return Promise.reject(infoError.current);
+    return Promise.resolve({ name: 's', config: OLD_CONFIG, logStartOffset, nextOffset: next, sizeBytes: 0 });
+  });
+  await server.listen();
+  servers.push(server);
+  return { port: server.port, infoCalls, infoError };
+}
+
+describe('a journal node from before appends reported the log start', () => {
+  const batch = { recordCount: 2, maxTimestamp: 1, data: new Uint8Array([1, 2, 3]) };
+
+  it('is asked for it with one shardInfo call per append', async () => {
+    const node = await nodeWithoutAppendLogStart(4);
+    const journal = client(node.port);
+    expect(await journal.append('s', [batch])).toEqual({ baseOffset: 10, lastOffset: 11, logStartOffset: 4 });
+    expect(await journal.append('s', [batch])).toEqual({ baseOffset: 12, lastOffset: 13, logStartOffset: 4 });
+    expect(node.infoCalls).toEqual([{ shard: 's' }, { shard: 's' }]);
+  });
+
+  it('still acknowledges the stored append when that call fails, with the log start unknown', async () => {
+    const node = await nodeWithoutAppendLogStart(4);
+    node.infoError.current = new RobustMQError(ErrorCode.NotFound, 'shard s does not exist');
+    const journal = client(node.port);
+    expect(await journal.append('s', [batch])).toEqual({
+      baseOffset: 10,
+      lastOffset: 11,
+      logStartOffset: -1,
+    });
+    expect(node.infoCalls).toHaveLength(1);
+  });
+});

@@ -1,17 +1,18 @@
 import { shardName, type AppendResult, type RecordBatch, type StorageEngine } from '@robustmq/core';
 import { readBatchHeader, setBaseOffset, setPartitionLeaderEpoch } from '../codec/record-batch.js';
 
-/** A batch handed to storage: `stored` settles once it is durable (or failed). */
+/**
+ * A batch handed to storage: `stored` settles once it is durable (or failed), with the log start
+ * offset Produce v5+ answers with. Wrapped so that awaiting the hand-off does not wait for storage.
+ */
 export interface Appending {
   stored: Promise<AppendResult>;
-  /**
-   * The shard's log start offset when the batch was given its offset (what Produce v5+ answers
-   * with), or -1 when storage could not tell.
-   */
-  logStart: Promise<number>;
 }
 
-/** A shard's log start offset, or -1 when storage cannot tell (the shard is gone, storage is down). */
+/**
+ * A shard's log start offset, or -1 when storage cannot tell (the shard is gone, storage is down):
+ * for answers about the log that stored nothing, as an append's result carries it.
+ */
 export async function logStartOf(storage: StorageEngine, shard: string): Promise<number> {
   try {
     return (await storage.shardInfo(shard)).logStartOffset;
@@ -41,12 +42,6 @@ export class PartitionWriter {
     resolve: (result: AppendResult) => void;
     reject: (error: unknown) => void;
   }> = [];
-  /**
-   * The log start offset of each shard given batches since the last hand-off: one look-up serves
-   * them all, so a pipelining producer does not pay a storage call (a round trip to a remote
-   * journal) per batch for it.
-   */
-  private readonly logStarts = new Map<string, Promise<number>>();
   private handOffScheduled = false;
 
   constructor(private readonly storage: StorageEngine) {}
@@ -79,16 +74,7 @@ export class PartitionWriter {
   }
 
   private async append(shard: string, batch: Buffer, maxTimestamp: number): Promise<Appending> {
-    let expected = this.nextOffsets.get(shard);
-    let logStart = this.logStarts.get(shard);
-    if (expected === undefined) {
-      const info = await this.storage.shardInfo(shard);
-      expected = info.nextOffset;
-      // The same look-up tells the log start: no second call for it.
-      logStart = Promise.resolve(info.logStartOffset);
-    }
-    logStart ??= logStartOf(this.storage, shard);
-    if (!this.logStarts.has(shard)) this.logStarts.set(shard, logStart);
+    const expected = this.nextOffsets.get(shard) ?? (await this.storage.shardInfo(shard)).nextOffset;
     const header = readBatchHeader(batch);
     const recordCount = header.lastOffsetDelta + 1;
     setBaseOffset(batch, expected);
@@ -111,7 +97,7 @@ export class PartitionWriter {
         throw error;
       },
     );
-    return { stored, logStart };
+    return { stored };
   }
 
   /**
@@ -121,7 +107,6 @@ export class PartitionWriter {
    */
   private handOff(): void {
     this.handOffScheduled = false;
-    this.logStarts.clear();
     const waiting = this.waiting.splice(0);
     for (const { shard, batch, resolve, reject } of waiting) {
       let appending: Promise<AppendResult>;

@@ -13,7 +13,7 @@ export function describeAppendRead(subject: Subject): void {
       const engine = subject.engine;
       await engine.createShard('s');
       const batch = makeBatch(1, 100, Date.now());
-      expect(await engine.append('s', [batch])).toEqual({ baseOffset: 0, lastOffset: 0 });
+      expect(await engine.append('s', [batch])).toEqual({ baseOffset: 0, lastOffset: 0, logStartOffset: 0 });
       const result = await engine.read('s', 0, AMPLE);
       expect(result.logStartOffset).toBe(0);
       expect(result.nextOffset).toBe(1);
@@ -40,10 +40,10 @@ export function describeAppendRead(subject: Subject): void {
       const results = [];
       for (const batch of batches) results.push(await engine.append('s', [batch]));
       expect(results).toEqual([
-        { baseOffset: 0, lastOffset: 0 },
-        { baseOffset: 1, lastOffset: 5 },
-        { baseOffset: 6, lastOffset: 8 },
-        { baseOffset: 9, lastOffset: 18 },
+        { baseOffset: 0, lastOffset: 0, logStartOffset: 0 },
+        { baseOffset: 1, lastOffset: 5, logStartOffset: 0 },
+        { baseOffset: 6, lastOffset: 8, logStartOffset: 0 },
+        { baseOffset: 9, lastOffset: 18, logStartOffset: 0 },
       ]);
       expect((await engine.shardInfo('s')).nextOffset).toBe(19);
       const read = await engine.read('s', 0, AMPLE);
@@ -60,8 +60,8 @@ export function describeAppendRead(subject: Subject): void {
         makeBatch(1, 42, Date.now()),
       ];
       const second = [makeBatch(4, 43, Date.now())];
-      expect(await engine.append('s', first)).toEqual({ baseOffset: 0, lastOffset: 5 });
-      expect(await engine.append('s', second)).toEqual({ baseOffset: 6, lastOffset: 9 });
+      expect(await engine.append('s', first)).toEqual({ baseOffset: 0, lastOffset: 5, logStartOffset: 0 });
+      expect(await engine.append('s', second)).toEqual({ baseOffset: 6, lastOffset: 9, logStartOffset: 0 });
       const read = await engine.read('s', 0, AMPLE);
       expectStoredBatches(read.batches, withOffsets([...first, ...second]));
     });

@@ -41,6 +41,7 @@ export function describeShardConfig(subject: Subject): void {
       expect(await engine.append('s', [makeBatch(1, 2048, Date.now())])).toEqual({
         baseOffset: 1,
         lastOffset: 1,
+        logStartOffset: 0,
       });
     });
   });

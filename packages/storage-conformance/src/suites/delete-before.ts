@@ -56,7 +56,11 @@ export function describeDeleteBefore(subject: Subject): void {
       expect(await engine.read('s', 20, AMPLE)).toEqual({ batches: [], logStartOffset: 20, nextOffset: 20 });
       await expectErrorCode(engine.read('s', 19, AMPLE), ErrorCode.OffsetOutOfRange);
       const next = makeBatch(2, 64, Date.now());
-      expect(await engine.append('s', [next])).toEqual({ baseOffset: 20, lastOffset: 21 });
+      expect(await engine.append('s', [next])).toEqual({
+        baseOffset: 20,
+        lastOffset: 21,
+        logStartOffset: 20,
+      });
       expectStoredBatch((await engine.read('s', 20, AMPLE)).batches[0], next, 20);
       const info = await engine.shardInfo('s');
       expect([info.logStartOffset, info.nextOffset]).toEqual([20, 22]);

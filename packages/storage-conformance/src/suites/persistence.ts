@@ -49,6 +49,7 @@ export function describePersistence(subject: Subject): void {
         expect(await engine.append(shard, [next])).toEqual({
           baseOffset: info.nextOffset,
           lastOffset: info.nextOffset + 1,
+          logStartOffset: 0,
         });
       }
       expect((await engine.shardInfo('nested/child')).nextOffset).toBe(0);
@@ -65,6 +66,7 @@ export function describePersistence(subject: Subject): void {
       expect([info.logStartOffset, info.nextOffset]).toEqual([37, 100]);
       await expectErrorCode(engine.read('s', 36, { maxBytes: 1024 }), ErrorCode.OffsetOutOfRange);
       expectStoredBatches(await readAll(engine, 's'), withOffsets(batches).slice(7));
+      expect((await engine.append('s', makeBatches(1))).logStartOffset).toBe(37);
     });
 
     it('keeps config updates, deletions and retention results', async () => {

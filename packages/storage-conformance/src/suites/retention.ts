@@ -150,7 +150,11 @@ export function describeRetention(subject: Subject): void {
       expect(info.logStartOffset).toBeGreaterThan(0);
       expect(info.logStartOffset).toBeLessThanOrEqual(80);
       const next = makeBatches(1, { recordCount: 3, firstTimestamp: T0 + 1_000_000_000 });
-      expect(await engine.append('s', next)).toEqual({ baseOffset: 80, lastOffset: 82 });
+      expect(await engine.append('s', next)).toEqual({
+        baseOffset: 80,
+        lastOffset: 82,
+        logStartOffset: info.logStartOffset,
+      });
       expectStoredBatches((await engine.read('s', 80, { maxBytes: 1024 })).batches, withOffsets(next, 80));
     });
   });

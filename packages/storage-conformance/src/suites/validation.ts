@@ -20,7 +20,7 @@ export function describeValidation(subject: Subject): void {
       );
       expect((await engine.shardInfo('s')).nextOffset).toBe(0);
       const fits = makeBatch(2, 1024, Date.now());
-      expect(await engine.append('s', [fits])).toEqual({ baseOffset: 0, lastOffset: 1 });
+      expect(await engine.append('s', [fits])).toEqual({ baseOffset: 0, lastOffset: 1, logStartOffset: 0 });
       expectStoredBatches(await readAll(engine, 's'), withOffsets([fits]));
     });
 

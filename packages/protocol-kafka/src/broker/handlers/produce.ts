@@ -8,7 +8,7 @@ import type {
   ProduceResponse,
   ProduceResponsePartitionProduceResponse,
 } from '../../codec/messages/produce-response.js';
-import { shardName } from '@robustmq/core';
+import { shardName, type AppendResult } from '@robustmq/core';
 import { crc32c } from '@robustmq/crc32c';
 import {
   countRecords,
@@ -22,7 +22,7 @@ import {
 } from '../../codec/record-batch.js';
 import { producerStateCheck } from '../../producers/index.js';
 import type { ApiHandler, ProducedBatch, RequestContext } from '../handler.js';
-import { logStartOf, PartitionWriter, type Appending } from '../partition-writer.js';
+import { logStartOf, PartitionWriter } from '../partition-writer.js';
 import { ProducePolicies, refusal, type ProducePolicy } from '../produce-policy.js';
 import { publishStoredBatch } from '../router-feed.js';
 import { partitionFailure } from '../errors.js';
@@ -195,17 +195,11 @@ async function producePartition(
   try {
     if (header.producerId < 0n) {
       // Not idempotent: queue the append in order, release the partition, then wait for it.
-      const { stored, logStart } = await writer.withShard(topic, data.index, (append) =>
-        append(batch, maxTimestamp),
-      );
-      const { baseOffset } = await stored;
+      const { stored } = await writer.withShard(topic, data.index, (append) => append(batch, maxTimestamp));
+      const { baseOffset, logStartOffset } = await stored;
       publish(context, topic, batch);
       context.broker.metrics.recordsReceived(context.connection.listener, header.lastOffsetDelta + 1);
-      return result(data.index, KafkaErrorCode.none, {
-        baseOffset,
-        logAppendTime,
-        logStartOffset: await logStart,
-      });
+      return result(data.index, KafkaErrorCode.none, { baseOffset, logAppendTime, logStartOffset });
     }
     const produced: ProducedBatch = {
       topic,
@@ -230,23 +224,18 @@ async function producePartition(
       if (verdict.kind === 'error') {
         return result(data.index, verdict.errorCode, { logStartOffset: await logStartOf(storage, shard) });
       }
-      let appending: Appending;
-      let baseOffset: number;
+      let stored: AppendResult;
       try {
-        appending = await append(batch, maxTimestamp);
-        ({ baseOffset } = await appending.stored);
+        stored = await (await append(batch, maxTimestamp)).stored;
       } catch (error) {
         producers.appendFailed(produced);
         throw error;
       }
+      const { baseOffset, logStartOffset } = stored;
       await producers.appended(produced, baseOffset);
       publish(context, topic, batch);
       context.broker.metrics.recordsReceived(context.connection.listener, header.lastOffsetDelta + 1);
-      return result(data.index, KafkaErrorCode.none, {
-        baseOffset,
-        logAppendTime,
-        logStartOffset: await appending.logStart,
-      });
+      return result(data.index, KafkaErrorCode.none, { baseOffset, logAppendTime, logStartOffset });
     });
   } catch (error) {
     const errorCode = partitionFailure(context, error, 'write', { topic, partition: data.index });
