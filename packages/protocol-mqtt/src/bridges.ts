@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import {
   ConfigError,
+  rendezvousOwner,
   topicMatchesFilter,
+  type BrokerCluster,
   type Counter,
   type Gauge,
   type ListenerAddress,
@@ -24,7 +26,16 @@ export interface BridgeHost {
   metrics: Metrics;
   /** Publishes `$SYS/broker/<name>` retained on this broker. */
   setSys(name: string, value: string): void;
+  /** Removes the retained `$SYS/broker/<name>` of this broker. */
+  clearSys(name: string): void;
 }
+
+/**
+ * What a broker announces to the cluster for each bridge it has configured, followed by the
+ * bridge's name: one name each, since the cluster tells of brokers announcing or withdrawing a
+ * name, not of a changed value.
+ */
+const CONFIGURED = 'mqtt-bridge:';
 
 /** Session expiry asked for by the bridge's persistent sessions: never (as MQTT 3.1.1's clean session 0). */
 const NEVER = 0xffff_ffff;
@@ -45,18 +56,24 @@ const CARRIED = [
   'userProperties',
 ] as const;
 
-/** The `[[mqtt.bridges]]` of this broker, started once its TCP listener is bound. */
+/**
+ * The `[[mqtt.bridges]]` of this broker, placed once its TCP listener is bound: in a cluster each
+ * bridge runs on one broker at a time ({@link BridgePlacement}).
+ */
 export class MqttBridges {
-  private readonly bridges: Bridge[] = [];
+  private readonly running = new Map<string, Bridge>();
+  private placement: BridgePlacement | null = null;
 
   constructor(
     private readonly settings: readonly BridgeSettings[],
     private readonly host: BridgeHost,
+    private readonly cluster: BrokerCluster,
   ) {}
 
   /**
-   * Connects every bridge to its remote and, through `listener`, to this broker; returns without
-   * waiting for the connections. Throws a ConfigError for a TLS file that cannot be read.
+   * Runs, through `listener`, the bridges this broker is given, now and at each change of the
+   * cluster; returns without waiting for their connections. Throws a ConfigError for a TLS file
+   * that cannot be read, on every broker: any of them may be given the bridge.
    */
   async start(listener: ListenerAddress): Promise<void> {
     if (this.settings.length === 0) return;
@@ -74,15 +91,115 @@ export class MqttBridges {
       }),
     };
     const local = { host: loopback(listener.host), port: listener.port };
-    this.settings.forEach((settings, i) => {
-      this.bridges.push(new Bridge(settings, tls[i]!, local, this.host, metrics));
-    });
+    const byName = new Map(this.settings.map((settings, i) => [settings.name, { settings, tls: tls[i]! }]));
+    this.placement = new BridgePlacement(
+      this.cluster,
+      [...byName.keys()],
+      {
+        start: (name) => {
+          const { settings, tls } = byName.get(name)!;
+          this.running.set(name, new Bridge(settings, tls, local, this.host, metrics));
+        },
+        stop: async (name) => {
+          const bridge = this.running.get(name);
+          this.running.delete(name);
+          await bridge?.stop();
+          // Its state is the new owner's to tell, on that broker.
+          if (byName.get(name)!.settings.notifications) this.host.clearSys(stateTopic(name));
+        },
+      },
+      this.host.logger,
+    );
+    this.placement.start();
   }
 
+  /** Stops the bridges running here, then tells the cluster, so that other brokers take them. */
   async stop(): Promise<void> {
-    await Promise.all(this.bridges.map((bridge) => bridge.stop()));
-    this.bridges.length = 0;
+    await this.placement?.stop();
+    this.placement = null;
   }
+}
+
+/** Starts and stops the bridge of a name on this broker. */
+export interface BridgeRunner {
+  start(name: string): void;
+  /** Resolves once the bridge's clients are disconnected. */
+  stop(name: string): Promise<void>;
+}
+
+/**
+ * Where each bridge runs: on one live broker of the cluster at a time, so that the brokers of a
+ * cluster, usually with one config file, do not take the bridge's sessions (here and on the
+ * remote) from each other. Each broker announces the bridges it has configured; the owner of a
+ * bridge is chosen by rendezvous hashing among the live brokers that announced it, so brokers with
+ * different configs agree, and a broker joining or leaving moves only the bridges it gains or held.
+ * A broker that has not joined the cluster (or is cut off from it) runs none.
+ */
+export class BridgePlacement {
+  private readonly running = new Set<string>();
+  /** Changes are applied one after the other: a bridge is stopped before it is started again. */
+  private placing: Promise<void> = Promise.resolve();
+  private stopChanges: () => void = () => {};
+  private stopped = false;
+
+  constructor(
+    private readonly cluster: BrokerCluster,
+    private readonly names: readonly string[],
+    private readonly runner: BridgeRunner,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    for (const name of this.names) this.cluster.announce(CONFIGURED + name, {});
+    this.stopChanges = this.cluster.onChange(() => void this.place());
+    // A broker alone (no cluster) is never told of a change.
+    void this.place();
+  }
+
+  /** Stops every bridge running here, then withdraws them from the cluster. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.stopChanges();
+    await this.place();
+    for (const name of this.names) this.cluster.announce(CONFIGURED + name, undefined);
+  }
+
+  /** The broker that runs bridge `name`, as this one sees the cluster; null when none. */
+  owner(name: string): number | null {
+    return rendezvousOwner(`bridge:${name}`, this.cluster.brokers(CONFIGURED + name));
+  }
+
+  /** Starts the bridges this broker now owns and stops those it no longer does. */
+  private place(): Promise<void> {
+    this.placing = this.placing.then(async () => {
+      const leaving: Array<Promise<void>> = [];
+      for (const name of this.names) {
+        const owner = this.stopped ? null : this.owner(name);
+        const owned = owner === this.cluster.nodeId;
+        if (owned === this.running.has(name)) continue;
+        if (owned) {
+          this.running.add(name);
+          this.logger.info({ bridge: name, owner }, 'this broker runs the bridge');
+          this.runner.start(name);
+        } else {
+          this.running.delete(name);
+          this.logger.info({ bridge: name, owner }, 'this broker no longer runs the bridge');
+          leaving.push(
+            this.runner.stop(name).catch((error: unknown) => {
+              this.logger.warn({ bridge: name, err: error }, 'bridge did not stop cleanly');
+            }),
+          );
+        }
+      }
+      await Promise.all(leaving);
+    });
+    return this.placing;
+  }
+}
+
+/** The `$SYS/broker/...` name of a bridge's connection state. */
+function stateTopic(name: string): string {
+  return `connection/${name}/state`;
 }
 
 /** The address to reach a listener bound to every interface through. */
@@ -222,7 +339,7 @@ class Bridge {
       const code = packet.reasonCode ?? 0;
       lastError =
         code === SESSION_TAKEN_OVER
-          ? 'another client connected with the same client id (the bridge configured on another broker too?)'
+          ? 'another client connected with the same client id (the same client id used by another bridge?)'
           : `disconnected by the broker (reason code 0x${code.toString(16)})`;
     });
     client.on('error', (error: Error & { code?: unknown }) => {
@@ -246,7 +363,8 @@ class Bridge {
       up = false;
       if (side === 'remote') {
         this.connected.set({ bridge: this.settings.name }, 0);
-        this.notify('0');
+        // Stopped here, the bridge goes on elsewhere (or the broker stops): no "0" to tell.
+        if (!this.stopping) this.notify('0');
       }
       if (this.stopping) return;
       this.logger.warn(
@@ -336,7 +454,7 @@ class Bridge {
   }
 
   private notify(value: '0' | '1'): void {
-    if (this.settings.notifications) this.host.setSys(`connection/${this.settings.name}/state`, value);
+    if (this.settings.notifications) this.host.setSys(stateTopic(this.settings.name), value);
   }
 
   async stop(): Promise<void> {

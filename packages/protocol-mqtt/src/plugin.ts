@@ -6,7 +6,7 @@ import type {
   ListenerSpec,
   ProtocolPlugin,
 } from '@robustmq/core';
-import { adminAcrossBrokers, ErrorCode, RobustMQError } from '@robustmq/core';
+import { adminAcrossBrokers, ErrorCode, RobustMQError, soloCluster } from '@robustmq/core';
 import { adminResources } from './admin.js';
 import type { Duplex } from 'node:stream';
 import { MqttBridges } from './bridges.js';
@@ -50,11 +50,16 @@ export class MqttPlugin implements ProtocolPlugin {
     broker.authMethods = methods;
     await broker.recover();
     this.broker = broker;
-    this.bridges = new MqttBridges(this.settings.bridges, {
-      logger: broker.logger,
-      metrics: context.metrics,
-      setSys: (name, value) => broker.sys.set(name, value),
-    });
+    this.bridges = new MqttBridges(
+      this.settings.bridges,
+      {
+        logger: broker.logger,
+        metrics: context.metrics,
+        setSys: (name, value) => broker.sys.set(name, value),
+        clearSys: (name) => void broker.retained.delete(`$SYS/broker/${name}`),
+      },
+      context.cluster ?? soloCluster(context.nodeId),
+    );
     const own = () => adminResources(broker);
     // In a cluster, clients, sessions and subscriptions are listed from every broker.
     this.admin = context.cluster
@@ -82,7 +87,10 @@ export class MqttPlugin implements ProtocolPlugin {
     new Connection(this.broker, connection, info);
   }
 
-  /** Starts the bridges: they reach this broker through its TCP listener (config.ts requires one). */
+  /**
+   * Starts the bridges this broker is given in the cluster: they reach it through its TCP listener
+   * (config.ts requires one).
+   */
   async listening(listeners: readonly ListenerAddress[]): Promise<void> {
     const tcp = listeners.find((listener) => listener.transport === 'tcp');
     if (tcp) await this.bridges?.start(tcp);
