@@ -1,20 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import {
-  DEFAULT_SHARD_CONFIG,
-  ErrorCode,
-  RobustMQError,
-  silentLogger,
-  type BrokerContext,
-  type MetaStore,
-  type Metrics,
-} from '@robustmq/core';
-import { openLocalMetaStore } from '@robustmq/meta-raft';
+import { DEFAULT_SHARD_CONFIG, ErrorCode, RobustMQError } from '@robustmq/core';
 import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Broker } from '../src/broker/broker.js';
-import type { RequestContext } from '../src/broker/handler.js';
+import type { Broker } from '../src/broker/broker.js';
 import { handleAlterConfigs } from '../src/broker/handlers/alter-configs.js';
 import { handleCreatePartitions } from '../src/broker/handlers/create-partitions.js';
 import { handleCreateTopics } from '../src/broker/handlers/create-topics.js';
@@ -23,70 +10,22 @@ import { handleIncrementalAlterConfigs } from '../src/broker/handlers/incrementa
 import { handleProduce } from '../src/broker/handlers/produce.js';
 import { encodeRecordBatch, KafkaErrorCode } from '../src/codec/index.js';
 import { parseSettings } from '../src/config.js';
+import { startInProcessBroker, type InProcessBroker } from './helpers/in-process-broker.js';
 
-const noMetrics: Metrics = {
-  counter: () => ({ inc: () => {} }),
-  gauge: () => ({ set: () => {}, inc: () => {}, dec: () => {} }),
-  histogram: () => ({ observe: () => {} }),
-};
-
-let dir: string;
-let meta: MetaStore;
 let storage: MemoryStorageEngine;
+let node: InProcessBroker;
 let broker: Broker;
-
-function context(apiKey: number, apiVersion: number): RequestContext {
-  return {
-    apiKey,
-    apiVersion,
-    correlationId: 1,
-    clientId: 'test',
-    connection: {
-      id: 1,
-      listener: 'tcp',
-      remoteAddress: '127.0.0.1',
-      remotePort: 1,
-      clientId: 'test',
-      principal: { username: null, superuser: false },
-      authenticated: true,
-      sasl: null,
-      rawSasl: null,
-    },
-    broker,
-    logger: silentLogger,
-  };
-}
+const context = (apiKey: number, apiVersion: number) => node.context(apiKey, apiVersion);
 
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'robustmq-kafka-configs-'));
-  meta = await openLocalMetaStore({ dir, logger: silentLogger });
   storage = new MemoryStorageEngine();
-  const brokerContext: BrokerContext = {
-    nodeId: 1,
-    version: 'test',
-    router: { publish: () => 0, subscribe: () => ({ filter: '', unsubscribe: () => {} }) },
-    storage,
-    meta,
-    auth: {
-      authenticate: () => Promise.resolve(null),
-      authorize: () => Promise.resolve(true),
-      scramCredential: () => Promise.resolve(null),
-    },
-    metrics: noMetrics,
-    logger: silentLogger,
-    records: {
-      encode: () => Promise.reject(new Error('not used')),
-      decode: () => Promise.reject(new Error('not used')),
-    },
-  };
-  broker = new Broker(brokerContext, parseSettings({ default_partitions: 3 }));
+  node = await startInProcessBroker(storage, { default_partitions: 3 });
+  broker = node.broker;
 });
 
 afterEach(async () => {
-  await broker.stop();
+  await node.stop();
   await storage.close();
-  await meta.close();
-  await rm(dir, { recursive: true, force: true });
 });
 
 const create = (configs: Array<{ name: string; value: string }>, name = 'configured') =>

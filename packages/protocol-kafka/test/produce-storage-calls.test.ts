@@ -1,33 +1,15 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import {
-  silentLogger,
-  type BrokerContext,
-  type MetaStore,
-  type Metrics,
-  type ShardInfo,
-} from '@robustmq/core';
-import { openLocalMetaStore } from '@robustmq/meta-raft';
+import type { ShardInfo } from '@robustmq/core';
 import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Broker } from '../src/broker/broker.js';
-import type { RequestContext } from '../src/broker/handler.js';
 import { handleCreateTopics } from '../src/broker/handlers/create-topics.js';
 import { handleInitProducerId } from '../src/broker/handlers/init-producer-id.js';
 import { handleProduce } from '../src/broker/handlers/produce.js';
 import { encodeRecordBatch, KafkaErrorCode } from '../src/codec/index.js';
-import { parseSettings } from '../src/config.js';
+import { startInProcessBroker, type InProcessBroker } from './helpers/in-process-broker.js';
 
 // With a remote journal node every storage call on the produce path is a round trip: a Produce
 // pass makes its appends and nothing else once the partition's next offset is known, as the
 // append's result carries the log start offset Produce v5+ answers with.
-
-const noMetrics: Metrics = {
-  counter: () => ({ inc: () => {} }),
-  gauge: () => ({ set: () => {}, inc: () => {}, dec: () => {} }),
-  histogram: () => ({ observe: () => {} }),
-};
 
 /** A memory engine that records the shards it is asked the info of. */
 class CountingStorage extends MemoryStorageEngine {
@@ -39,56 +21,13 @@ class CountingStorage extends MemoryStorageEngine {
   }
 }
 
-let dir: string;
-let meta: MetaStore;
 let storage: CountingStorage;
-let broker: Broker;
-
-function context(apiKey: number, apiVersion: number): RequestContext {
-  return {
-    apiKey,
-    apiVersion,
-    correlationId: 1,
-    clientId: 'test',
-    connection: {
-      id: 1,
-      listener: 'tcp',
-      remoteAddress: '127.0.0.1',
-      remotePort: 1,
-      clientId: 'test',
-      principal: { username: null, superuser: false },
-      authenticated: true,
-      sasl: null,
-      rawSasl: null,
-    },
-    broker,
-    logger: silentLogger,
-  };
-}
+let node: InProcessBroker;
+const context = (apiKey: number, apiVersion: number) => node.context(apiKey, apiVersion);
 
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'robustmq-kafka-produce-calls-'));
-  meta = await openLocalMetaStore({ dir, logger: silentLogger });
   storage = new CountingStorage();
-  const brokerContext: BrokerContext = {
-    nodeId: 1,
-    version: 'test',
-    router: { publish: () => 0, subscribe: () => ({ filter: '', unsubscribe: () => {} }) },
-    storage,
-    meta,
-    auth: {
-      authenticate: () => Promise.resolve(null),
-      authorize: () => Promise.resolve(true),
-      scramCredential: () => Promise.resolve(null),
-    },
-    metrics: noMetrics,
-    logger: silentLogger,
-    records: {
-      encode: () => Promise.reject(new Error('not used')),
-      decode: () => Promise.reject(new Error('not used')),
-    },
-  };
-  broker = new Broker(brokerContext, parseSettings({}));
+  node = await startInProcessBroker(storage);
   const created = await handleCreateTopics(
     {
       topics: [{ name: 't', numPartitions: 2, replicationFactor: 1, assignments: [], configs: [] }],
@@ -100,10 +39,8 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  await broker.stop();
+  await node.stop();
   await storage.close();
-  await meta.close();
-  await rm(dir, { recursive: true, force: true });
 });
 
 /** Produces one batch to each of partitions 0 and 1; answers [errorCode, baseOffset, logStartOffset] each. */

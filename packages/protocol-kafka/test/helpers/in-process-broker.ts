@@ -1,0 +1,80 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger, type MetaStore, type Metrics, type StorageEngine } from '@robustmq/core';
+import { openLocalMetaStore } from '@robustmq/meta-raft';
+import { Broker } from '../../src/broker/broker.js';
+import type { RequestContext } from '../../src/broker/handler.js';
+import { parseSettings } from '../../src/config.js';
+
+const noMetrics: Metrics = {
+  counter: () => ({ inc: () => {} }),
+  gauge: () => ({ set: () => {}, inc: () => {}, dec: () => {} }),
+  histogram: () => ({ observe: () => {} }),
+};
+
+/** A Kafka broker in this process, on `storage` and a local meta store, for calling handlers directly. */
+export interface InProcessBroker {
+  broker: Broker;
+  meta: MetaStore;
+  /** What a handler is given for a request of `apiKey` at `apiVersion` from an authenticated client. */
+  context(apiKey: number, apiVersion: number): RequestContext;
+  stop(): Promise<void>;
+}
+
+export async function startInProcessBroker(
+  storage: StorageEngine,
+  settings: Readonly<Record<string, unknown>> = {},
+): Promise<InProcessBroker> {
+  const dir = await mkdtemp(join(tmpdir(), 'robustmq-kafka-in-process-'));
+  const meta = await openLocalMetaStore({ dir, logger: silentLogger });
+  const broker = new Broker(
+    {
+      nodeId: 1,
+      version: 'test',
+      router: { publish: () => 0, subscribe: () => ({ filter: '', unsubscribe: () => {} }) },
+      storage,
+      meta,
+      auth: {
+        authenticate: () => Promise.resolve(null),
+        authorize: () => Promise.resolve(true),
+        scramCredential: () => Promise.resolve(null),
+      },
+      metrics: noMetrics,
+      logger: silentLogger,
+      records: {
+        encode: () => Promise.reject(new Error('not used')),
+        decode: () => Promise.reject(new Error('not used')),
+      },
+    },
+    parseSettings(settings),
+  );
+  return {
+    broker,
+    meta,
+    context: (apiKey, apiVersion) => ({
+      apiKey,
+      apiVersion,
+      correlationId: 1,
+      clientId: 'test',
+      connection: {
+        id: 1,
+        listener: 'tcp',
+        remoteAddress: '127.0.0.1',
+        remotePort: 1,
+        clientId: 'test',
+        principal: { username: null, superuser: false },
+        authenticated: true,
+        sasl: null,
+        rawSasl: null,
+      },
+      broker,
+      logger: silentLogger,
+    }),
+    stop: async () => {
+      await broker.stop();
+      await meta.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
