@@ -9,6 +9,7 @@ import { parseJournalConfig } from './config.js';
 import { openJournal } from './journal.js';
 
 export { Journal, openJournal, type JournalOptions } from './journal.js';
+export { writeFileAtomic } from './files.js';
 export {
   DEFAULT_SETTINGS,
   JOURNAL_SETTING_NAMES,

@@ -317,8 +317,7 @@ export class Shard {
    */
   #activeTooOld(): boolean {
     const { segmentMs } = this.config;
-    if (segmentMs === null || this.active.size === 0) return false;
-    if (this.#activeSince === null || this.#activeSince === undefined) return false;
+    if (segmentMs === null || this.active.size === 0 || this.#activeSince == null) return false;
     return this.#ctx.now() - this.#activeSince >= segmentMs;
   }
 

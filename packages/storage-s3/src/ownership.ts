@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import { writeFileAtomic } from '@robustmq/journal';
 import { ConfigError, ErrorCode, RobustMQError, type Logger } from '@robustmq/core';
 import type { SegmentBucket } from './bucket.js';
 
@@ -20,24 +21,6 @@ export interface PrefixOwner {
   claimedAt: string;
 }
 
-async function writeDurably(path: string, text: string): Promise<void> {
-  const temporary = `${path}.tmp`;
-  const handle = await open(temporary, 'w');
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temporary, path);
-  const directory = await open(join(path, '..'), 'r');
-  try {
-    await directory.sync();
-  } finally {
-    await directory.close();
-  }
-}
-
 /**
  * The identity of the engine over `dir`: read from the data directory, or made and stored there
  * at first start. It stays with the data, so a restart (or a move to another host with the data)
@@ -53,7 +36,7 @@ export async function engineIdentity(dir: string): Promise<string> {
     const id = randomUUID();
     await mkdir(dir, { recursive: true });
     // Written whole or not at all: a torn file would make this engine a stranger to its prefix.
-    await writeDurably(path, `${id}\n`);
+    await writeFileAtomic(path, Buffer.from(`${id}\n`));
     return id;
   }
   const id = text.trim();
