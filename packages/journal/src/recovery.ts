@@ -1,7 +1,7 @@
-import { open, readdir, readFile, stat } from 'node:fs/promises';
+import { open, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCode, RobustMQError, type Logger } from '@robustmq/core';
-import { removeFile, syncDirectory, writeFileAtomic } from './files.js';
+import { isErrno, removeFile, syncDirectory, writeFileAtomic } from './files.js';
 import { offloadedSource, readOffloadedMarker } from './offload.js';
 import { Segment, type LostRange } from './segment.js';
 import type { ShardContext } from './shard.js';
@@ -32,6 +32,21 @@ export async function writeCleanMarker(dir: string, active: Segment): Promise<vo
       JSON.stringify({ baseOffset: active.baseOffset, size: active.size, endOffset: active.endOffset }),
     ),
   );
+}
+
+/**
+ * Removes the clean-shutdown marker, durably, once recovery has used it: it vouches for the log as
+ * it was closed, and left in place through appends and a crash it would describe a log that has
+ * since grown, so that a later recovery took offsets handed out after it for lost ones.
+ */
+export async function forgetCleanMarker(dir: string): Promise<void> {
+  try {
+    await unlink(join(dir, CLEAN_MARKER_FILE));
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return;
+    throw error;
+  }
+  await syncDirectory(dir);
 }
 
 /** Reads the clean-shutdown marker; null when there is none (or it is unreadable). */

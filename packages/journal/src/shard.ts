@@ -20,7 +20,7 @@ import {
   type SegmentSealedListener,
 } from './offload.js';
 import type { ReadHandleCache } from './read-handles.js';
-import { recoverShard, writeCleanMarker } from './recovery.js';
+import { forgetCleanMarker, recoverShard, writeCleanMarker } from './recovery.js';
 import type { ReadThreads } from './read-threads.js';
 import { ReadMemory } from './read-memory.js';
 import { scanFrames, type ScanResult } from './scan.js';
@@ -167,6 +167,7 @@ export class Shard {
   /** Opens a shard directory: checks every segment, recovers the last one, and rebuilds indexes. */
   static async open(dir: string, ctx: ShardContext): Promise<Shard> {
     const { meta, segments } = await recoverShard(dir, ctx);
+    await forgetCleanMarker(dir);
     return new Shard(ctx, dir, meta.name, meta.config, meta.logStartOffset, segments);
   }
 

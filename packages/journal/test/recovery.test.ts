@@ -341,7 +341,8 @@ describe('journal recovery', () => {
     }
     const crashed = await crashCopy(reopened.dir);
 
-    // Only what came after the clean close is scanned: the damage before it is not a torn tail.
+    // The damage from before the clean close has whole frames after it: kept as damage, not cut
+    // off as a torn tail.
     const logger = new RecordingLogger();
     const recovered = await open(crashed, { logger });
     expect(logger.count('truncating torn or corrupt tail')).toBe(0);
@@ -389,6 +390,34 @@ describe('journal recovery', () => {
       lastOffset: 14,
       logStartOffset: 0,
     });
+  });
+
+  it('forgets the clean marker once open, so a crash after a clean restart recovers as any crash', async () => {
+    const dir = await tempDirFor();
+    const { engine, written } = await filled(dir, 10);
+    await engine.close();
+    const shardDir = dirname((await segmentLogs(dir, 's'))[0]!);
+    expect(await readdir(shardDir)).toContain('clean-shutdown.json');
+    const reopened = await open(dir);
+    expect(await readdir(shardDir)).not.toContain('clean-shutdown.json');
+    for (let i = 0; i < 5; i++) {
+      const b = batch(200, 2_000 + i);
+      written.push(b);
+      await reopened.append('s', [b]);
+    }
+    const crashed = await crashCopy(reopened.dir);
+    // The disk loses more than the crash: part of what was there at the clean close too.
+    const [log] = await segmentLogs(crashed, 's');
+    await truncate(log!, 6 * FRAME + 100);
+
+    const logger = new RecordingLogger();
+    const recovered = await open(crashed, { logger });
+    expect(logger.lines.filter((l) => l.level === 'error')).toEqual([]);
+    expect((await recovered.shardInfo('s')).nextOffset).toBe(6);
+    expect((await readAll(recovered, 's')).map((b) => sha(b.data))).toEqual(
+      written.slice(0, 6).map((b) => sha(b.data)),
+    );
+    expect((await recovered.append('s', [batch(10)])).baseOffset).toBe(6);
   });
 
   it('rebuilds a sealed segment whose header is smashed, keeping the frames after the damage and later segments', async () => {
