@@ -4,6 +4,7 @@ export * from './metrics.js';
 export * from './records.js';
 export * from './topics.js';
 export * from './topic-catalog.js';
+export * from './topic-views.js';
 export * from './storage.js';
 export * from './shard-config.js';
 export * from './meta.js';

@@ -45,14 +45,20 @@ export interface StoredMessage extends Message {
   offset: number;
 }
 
+/** The codecs a stored batch's records may be compressed with, by Kafka's names for them. */
+export type RecordCompression = 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
+
 /**
  * The shared encoding of stored records (the Kafka record batch, magic 2), offered to every
  * protocol through its `BrokerContext`, so that MQTT and AMQP write what Kafka consumers read and
  * read what Kafka producers wrote (compressed or not).
  */
 export interface RecordCodec {
-  /** Encodes messages of one shard into one uncompressed batch; offsets are assigned on append. */
-  encode(messages: readonly Message[]): Promise<RecordBatch>;
+  /**
+   * Encodes messages of one shard into one batch, its records compressed with `compression`
+   * (none by default); offsets are assigned on append.
+   */
+  encode(messages: readonly Message[], compression?: RecordCompression): Promise<RecordBatch>;
   /**
    * Decodes a stored batch (from `StorageEngine.read`) into its messages, decompressing as needed;
    * `topic` fills `Message.topic`, which the batch does not carry. `CORRUPT` for bytes that fail

@@ -1,4 +1,5 @@
 import { ErrorCode, RobustMQError } from './errors.js';
+import type { RecordCompression } from './records.js';
 
 /** Where a topic's partitions are stored. */
 export type StorageClass = 'memory' | 'file' | 'rocksdb' | 'tiered';
@@ -72,6 +73,18 @@ export const TOPICS_PREFIX = '/topics/';
 /** The meta key of a topic's catalog entry. */
 export function topicKey(name: string): string {
   return TOPICS_PREFIX + name;
+}
+
+const TOPIC_COMPRESSIONS: ReadonlySet<string> = new Set(['gzip', 'snappy', 'lz4', 'zstd']);
+
+/**
+ * The codec a topic's `compression.type` asks batches to be stored with, for the batches a broker
+ * encodes itself (MQTT and AMQP messages written into the topic): `producer` (Kafka's default) and
+ * `uncompressed` mean none, as a producer that does not compress would send.
+ */
+export function storedCompression(topic: Topic): RecordCompression {
+  const value = topic.configs['compression.type'];
+  return value !== undefined && TOPIC_COMPRESSIONS.has(value) ? (value as RecordCompression) : 'none';
 }
 
 const STORAGE_CLASSES: readonly StorageClass[] = ['memory', 'file', 'rocksdb', 'tiered'];

@@ -4,8 +4,10 @@ import {
   isRobustMQError,
   parseShardName,
   shardName,
+  storedCompression,
   validateShardName,
   validateTopicName,
+  type Topic,
 } from '../src/index.js';
 
 describe('names', () => {
@@ -41,5 +43,30 @@ describe('names', () => {
     for (const bad of ['', '.', '..', 'a/b', 'a b', 'x'.repeat(250)]) {
       expect(() => validateTopicName(bad)).toThrow(/invalid topic name/);
     }
+  });
+});
+
+describe('storedCompression', () => {
+  const topic = (configs: Record<string, string>): Topic => ({
+    name: 't',
+    partitions: 1,
+    storageClass: 'file',
+    retentionMs: null,
+    retentionBytes: null,
+    configs,
+    createdAt: 0,
+  });
+
+  it("is the codec a topic's compression.type names", () => {
+    for (const codec of ['gzip', 'snappy', 'lz4', 'zstd'] as const) {
+      expect(storedCompression(topic({ 'compression.type': codec }))).toBe(codec);
+    }
+  });
+
+  it('is none for producer, uncompressed, unset or an unknown value', () => {
+    expect(storedCompression(topic({ 'compression.type': 'producer' }))).toBe('none');
+    expect(storedCompression(topic({ 'compression.type': 'uncompressed' }))).toBe('none');
+    expect(storedCompression(topic({}))).toBe('none');
+    expect(storedCompression(topic({ 'compression.type': 'brotli' }))).toBe('none');
   });
 });

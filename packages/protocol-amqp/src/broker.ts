@@ -5,12 +5,15 @@ import {
   isRobustMQError,
   shardConfigOf,
   shardName,
+  storedCompression,
   TopicCatalog,
+  TopicViews,
   validateTopicName,
   type BrokerContext,
   type Logger,
   type Message,
   type Principal,
+  type RecordCompression,
 } from '@robustmq/core';
 import { AttachedLinks } from './attached-links.js';
 import type { AddressKind, AmqpSettings } from './config.js';
@@ -69,6 +72,8 @@ const gone = (name: string) => new AmqpRefusal('amqp:not-found', `temporary addr
  */
 export class AmqpBroker {
   readonly catalog: TopicCatalog;
+  /** Each address's `compression.type`, which its stored batches are written with. */
+  private readonly compressions: TopicViews<RecordCompression>;
   readonly logger: Logger;
   readonly links = new Map<string, LinkView>();
   /** Attached links by client container and name, for link stealing (not across brokers). */
@@ -96,6 +101,7 @@ export class AmqpBroker {
   ) {
     this.logger = context.logger.child({ protocol: 'amqp' });
     this.catalog = new TopicCatalog(context.meta, context.storage, { logger: this.logger });
+    this.compressions = new TopicViews(context.meta, this.catalog, storedCompression, 'none');
     this.deadLetterName =
       settings.deadLetterAddress === undefined ? null : this.parse(settings.deadLetterAddress, []).name;
     this.acrossBrokers = context.cluster ? new QueuesAcrossBrokers(this, context.cluster) : null;
@@ -122,6 +128,7 @@ export class AmqpBroker {
   /** Stops delivering, then saves what each queue settled and delivered. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.compressions.stop();
     this.acrossBrokers?.stop();
     // Closed first, so that what they delivered is saved as it stands.
     for (const queue of this.openQueues.values()) queue.close();
@@ -238,7 +245,13 @@ export class AmqpBroker {
     }
     let log = this.logs.get(address.name);
     if (!log) {
-      log = new ShardLog(this.context.storage, this.codec, address.name, shardName(address.name, 0));
+      log = new ShardLog(
+        this.context.storage,
+        this.codec,
+        address.name,
+        shardName(address.name, 0),
+        (topic) => this.compressions.of(topic),
+      );
       this.logs.set(address.name, log);
     }
     return log;

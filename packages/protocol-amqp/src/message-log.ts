@@ -1,5 +1,5 @@
 import { ErrorCode, isRobustMQError, type Message, type StorageEngine } from '@robustmq/core';
-import type { RecordCodec, StoredMessage } from '@robustmq/core';
+import type { RecordCodec, RecordCompression, StoredMessage } from '@robustmq/core';
 
 export interface ReadMessages {
   messages: StoredMessage[];
@@ -93,6 +93,8 @@ export class ShardLog implements MessageLog {
     private readonly codec: RecordCodec,
     readonly topic: string,
     readonly shard: string,
+    /** The codec the topic's `compression.type` asks batches to be written with; none without it. */
+    private readonly compressionOf?: (topic: string) => Promise<RecordCompression>,
   ) {}
 
   append(message: Message): Promise<number> {
@@ -148,7 +150,8 @@ export class ShardLog implements MessageLog {
     this.writing++;
     let baseOffset: number;
     try {
-      const batch = await this.codec.encode(messages);
+      const compression = this.compressionOf ? await this.compressionOf(this.topic) : 'none';
+      const batch = await this.codec.encode(messages, compression);
       baseOffset = (await this.storage.append(this.shard, [batch])).baseOffset;
     } catch (error) {
       this.writing--;

@@ -1,4 +1,5 @@
-import type { MetaStore } from '@robustmq/core';
+import { TopicCatalog, type MetaStore, type RecordCodec, type RecordCompression } from '@robustmq/core';
+import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import rhea from 'rhea';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { jsonCodec, memoryMeta, startInProcess } from './helpers/in-process.js';
@@ -717,5 +718,51 @@ describe('admin resources', () => {
       address: 'queue://listed',
       credit: 0,
     });
+  });
+});
+
+describe('addresses of stored topics with a compression.type', () => {
+  it('writes batches with the codec the topic names, and follows changes to it', async () => {
+    const asked: Array<RecordCompression | undefined> = [];
+    const records: RecordCodec = {
+      encode: (messages, compression) => {
+        asked.push(compression);
+        return jsonCodec.encode(messages);
+      },
+      decode: (batch, topic) => jsonCodec.decode(batch, topic),
+    };
+    await broker.stop();
+    const meta = memoryMeta();
+    const storage = new MemoryStorageEngine();
+    const catalog = new TopicCatalog(meta, storage);
+    await catalog.create({
+      name: 'zipped',
+      partitions: 1,
+      storageClass: 'memory',
+      retentionMs: null,
+      retentionBytes: null,
+      configs: { 'compression.type': 'lz4' },
+    });
+    broker = await startInProcess({}, { meta, storage, records });
+    const c = await client();
+    const sender = await c.sender('queue://zipped');
+    expect((await sender.send({ body: 'first' })).outcome).toBe('accepted');
+    expect(asked).toEqual(['lz4']);
+
+    // The broker learns of a change through a meta watch: send until a batch shows it.
+    const sendUntilAsked = async (codec: RecordCompression) => {
+      for (let i = 0; i < 100 && asked.at(-1) !== codec; i++) {
+        await sender.send({ body: `message ${i}` });
+        if (asked.at(-1) !== codec) await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      return asked.at(-1);
+    };
+    await catalog.alter('zipped', { configs: { 'compression.type': 'snappy' } });
+    expect(await sendUntilAsked('snappy')).toBe('snappy');
+    await catalog.alter('zipped', { configs: { 'compression.type': 'producer' } });
+    expect(await sendUntilAsked('none')).toBe('none');
+    const receiver = await c.receiver('queue://zipped');
+    await receiver.waitFor(asked.length);
+    expect(receiver.bodies()[0]).toBe('first');
   });
 });

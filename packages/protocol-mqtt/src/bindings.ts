@@ -4,6 +4,7 @@ import {
   ErrorCode,
   isRobustMQError,
   shardName,
+  storedCompression,
   topicKey,
   TopicCatalog,
   topicMatchesFilter,
@@ -11,6 +12,8 @@ import {
   type Logger,
   type Message,
   type MetaWatch,
+  type RecordCompression,
+  type Topic,
 } from '@robustmq/core';
 import type { BindingSettings } from './config.js';
 import { headersOf } from './message-headers.js';
@@ -27,6 +30,8 @@ interface BoundTopic {
   retainedFilters: string[];
   /** One appender per partition; empty while the topic does not exist. */
   appenders: ShardAppender[];
+  /** The codec its `compression.type` asks for. */
+  compression: RecordCompression;
 }
 
 const keyDecoder = new TextDecoder('utf-8', { fatal: true });
@@ -49,7 +54,13 @@ export class TopicBindings {
     for (const binding of bindings) {
       let topic = this.topics.get(binding.topic);
       if (!topic) {
-        topic = { name: binding.topic, filters: [], retainedFilters: [], appenders: [] };
+        topic = {
+          name: binding.topic,
+          filters: [],
+          retainedFilters: [],
+          appenders: [],
+          compression: 'none',
+        };
         this.topics.set(binding.topic, topic);
       }
       topic.filters.push(binding.filter);
@@ -64,7 +75,7 @@ export class TopicBindings {
 
   /**
    * Creates the stored topics that do not exist yet (with the binding's partition count) and
-   * follows their partition count from then on.
+   * follows their partition count and compression from then on.
    */
   async start(): Promise<void> {
     const catalog = new TopicCatalog(this.context.meta, this.context.storage, { logger: this.logger });
@@ -90,18 +101,18 @@ export class TopicBindings {
           topic = await catalog.get(bound.name);
         }
       }
-      this.resize(bound, topic?.partitions ?? 0);
+      this.follow(bound, topic ?? null);
       const key = topicKey(bound.name);
       this.watches.push(
         this.context.meta.watch(key, (event) => {
           if (event.type === 'put' && event.entry.key === key) {
-            this.resize(bound, decodeTopic(event.entry.value).partitions);
+            this.follow(bound, decodeTopic(event.entry.value));
           } else if (event.type === 'delete' && event.key === key) {
             this.logger.warn(
               { topic: bound.name },
               'a bound stored topic was deleted; its binding stores nothing',
             );
-            this.resize(bound, 0);
+            this.follow(bound, null);
           }
         }),
       );
@@ -163,6 +174,13 @@ export class TopicBindings {
     await Promise.all(
       [...this.topics.values()].flatMap((bound) => bound.appenders.map((appender) => appender.settled())),
     );
+  }
+
+  /** Takes the stored topic's partition count and compression (none: the topic is gone). */
+  private follow(bound: BoundTopic, topic: Topic | null): void {
+    bound.compression = topic ? storedCompression(topic) : 'none';
+    this.resize(bound, topic?.partitions ?? 0);
+    for (const appender of bound.appenders) appender.compression = bound.compression;
   }
 
   private resize(bound: BoundTopic, partitions: number): void {

@@ -1,4 +1,4 @@
-import type { Message, RecordBatch, RecordCodec, StorageEngine } from '@robustmq/core';
+import type { Message, RecordBatch, RecordCodec, RecordCompression, StorageEngine } from '@robustmq/core';
 
 /** Bytes of payload gathered into one record batch at most (one message may exceed it alone). */
 const BATCH_BYTES = 1_048_576;
@@ -25,6 +25,8 @@ export class ShardAppender {
   /** Resolves once the previous batch has been handed to the engine. */
   private handedOver: Promise<unknown> = Promise.resolve();
   private readonly idle = new Set<() => void>();
+  /** The codec batches are written with from now on (the stored topic's `compression.type`). */
+  compression: RecordCompression = 'none';
 
   constructor(
     private readonly storage: StorageEngine,
@@ -79,7 +81,10 @@ export class ShardAppender {
 
   private write(taken: Pending[]): void {
     this.writing++;
-    const encoded = this.codec.encode(taken.map((p) => p.message));
+    const encoded = this.codec.encode(
+      taken.map((p) => p.message),
+      this.compression,
+    );
     // The append call waits for the previous batch's call (not its fsync), keeping shard order.
     const handed = Promise.all([encoded, this.handedOver]).then(([batch]: [RecordBatch, unknown]) => ({
       stored: this.storage.append(this.shard, [batch]),

@@ -4,6 +4,8 @@ import {
   type AppendResult,
   type Message,
   type RecordBatch,
+  type RecordCodec,
+  type RecordCompression,
   type StorageEngine,
 } from '@robustmq/core';
 import { MemoryStorageEngine } from '@robustmq/storage-memory';
@@ -291,6 +293,47 @@ describe('MQTT messages stored through a binding', () => {
     await publisher.publishAsync(key, 'two', { qos: 1 });
     const shard = `sensors/${partitionOf(Buffer.from(key), 4)}`;
     expect((await storedMessages(storage, shard)).map((m) => text(m.payload))).toEqual(['two']);
+  });
+  it('stores batches with the codec the topic’s compression.type names, and follows changes to it', async () => {
+    const storage = new MemoryStorageEngine();
+    const meta = memoryMeta();
+    const catalog = new TopicCatalog(meta, storage);
+    await catalog.create({
+      name: 'sensors',
+      partitions: 1,
+      storageClass: 'memory',
+      retentionMs: null,
+      retentionBytes: null,
+      configs: { 'compression.type': 'zstd' },
+    });
+    const asked: Array<RecordCompression | undefined> = [];
+    const records: RecordCodec = {
+      encode: (messages, compression) => {
+        asked.push(compression);
+        return jsonRecords.encode(messages);
+      },
+      decode: (batch, topic) => jsonRecords.decode(batch, topic),
+    };
+    broker = await startInProcess(
+      { bindings: [{ filter: 'sensors/#', topic: 'sensors' }] },
+      { storage, meta, records },
+    );
+    const publisher = await client(5);
+    // The binding learns of a change through a meta watch: publish until a batch shows it.
+    const publishUntilAsked = async (codec: RecordCompression) => {
+      for (let i = 0; i < 100 && asked.at(-1) !== codec; i++) {
+        await publisher.publishAsync('sensors/a', `message ${i}`, { qos: 1 });
+        if (asked.at(-1) !== codec) await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      return asked.at(-1);
+    };
+    await publisher.publishAsync('sensors/a', 'first', { qos: 1 });
+    expect(asked).toEqual(['zstd']);
+    await catalog.alter('sensors', { configs: { 'compression.type': 'gzip' } });
+    expect(await publishUntilAsked('gzip')).toBe('gzip');
+    await catalog.alter('sensors', { configs: { 'compression.type': null } });
+    expect(await publishUntilAsked('none')).toBe('none');
+    expect(new Set(asked)).toEqual(new Set(['zstd', 'gzip', 'none']));
   });
 });
 

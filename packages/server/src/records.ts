@@ -1,15 +1,29 @@
-import { decodeRecordBatch, encodeRecordBatch, RecordBatchError } from '@robustmq/protocol-kafka/codec';
+import {
+  Compression,
+  decodeRecordBatch,
+  encodeRecordBatch,
+  RecordBatchError,
+} from '@robustmq/protocol-kafka/codec';
 import {
   ErrorCode,
   RobustMQError,
   type Message,
   type RecordBatch,
   type RecordCodec,
+  type RecordCompression,
   type StoredBatch,
   type StoredMessage,
 } from '@robustmq/core';
 
 const EMPTY = new Uint8Array(0);
+
+const CODECS: Readonly<Record<RecordCompression, Compression>> = {
+  none: Compression.none,
+  gzip: Compression.gzip,
+  snappy: Compression.snappy,
+  lz4: Compression.lz4,
+  zstd: Compression.zstd,
+};
 
 /**
  * The node's shared record encoding: Kafka record batches (magic 2), from the Kafka codec, so a
@@ -17,7 +31,7 @@ const EMPTY = new Uint8Array(0);
  * stored (compressed or not) any protocol can read.
  */
 export const kafkaRecordCodec: RecordCodec = {
-  async encode(messages: readonly Message[]): Promise<RecordBatch> {
+  async encode(messages: readonly Message[], compression: RecordCompression = 'none'): Promise<RecordBatch> {
     if (messages.length === 0) {
       throw new RobustMQError(ErrorCode.InvalidArgument, 'a record batch needs at least one message');
     }
@@ -30,6 +44,7 @@ export const kafkaRecordCodec: RecordCodec = {
         headers: message.headers,
         timestamp: message.timestamp,
       })),
+      compression: CODECS[compression],
     });
     return { recordCount: messages.length, maxTimestamp, data };
   },

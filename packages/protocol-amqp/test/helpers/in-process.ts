@@ -13,6 +13,7 @@ import {
   type MessageHandler,
   type MessageOrigin,
   type MetaEntry,
+  type MetaEvent,
   type MetaStore,
   type Metrics,
   type Principal,
@@ -113,9 +114,13 @@ export class TestMetrics implements Metrics {
 const key = (name: string, labels?: Readonly<Record<string, string | number>>) =>
   labels ? `${name}${JSON.stringify(labels)}` : name;
 
-/** A MetaStore in a Map, kept across plugin restarts in one test. */
+/** A MetaStore in a Map, kept across plugin restarts in one test; watches see puts and deletes. */
 export function memoryMeta(): MetaStore {
   const entries = new Map<string, MetaEntry>();
+  const watchers = new Set<{ prefix: string; listener: (event: MetaEvent) => void }>();
+  const notify = (key: string, event: MetaEvent) => {
+    for (const w of watchers) if (key.startsWith(w.prefix)) w.listener(event);
+  };
   let revision = 0;
   const store: Partial<MetaStore> = {
     get: (k) => Promise.resolve(entries.get(k) ?? null),
@@ -125,22 +130,33 @@ export function memoryMeta(): MetaStore {
         return Promise.reject(new RobustMQError(ErrorCode.Conflict, 'revision mismatch'));
       }
       revision++;
-      entries.set(k, {
+      const entry = {
         key: k,
         value,
         createRevision: old?.createRevision ?? revision,
         modRevision: revision,
         version: (old?.version ?? 0) + 1,
-      });
+      };
+      entries.set(k, entry);
+      notify(k, { type: 'put', entry, revision });
       return Promise.resolve(revision);
     },
-    delete: (k) => Promise.resolve(entries.delete(k)),
+    delete(k) {
+      const existed = entries.delete(k);
+      if (existed) notify(k, { type: 'delete', key: k, revision: ++revision });
+      return Promise.resolve(existed);
+    },
     list: (prefix) =>
       Promise.resolve(
         [...entries.values()]
           .filter((e) => e.key.startsWith(prefix))
           .sort((a, b) => (a.key < b.key ? -1 : 1)),
       ),
+    watch(prefix, listener) {
+      const watcher = { prefix, listener };
+      watchers.add(watcher);
+      return { close: () => watchers.delete(watcher) };
+    },
   };
   return store as MetaStore;
 }

@@ -1,4 +1,4 @@
-import { TOPICS_PREFIX, type MetaStore, type MetaWatch, type Topic, type TopicCatalog } from '@robustmq/core';
+import type { Topic } from '@robustmq/core';
 import { Compression } from '../codec/compression.js';
 import { KafkaErrorCode } from '../codec/error-codes.js';
 import { configValue } from './topic-configs.js';
@@ -33,7 +33,8 @@ const STORED_COMPRESSION: Readonly<Record<string, Compression | null>> = {
   zstd: Compression.zstd,
 };
 
-const LENIENT: ProducePolicy = {
+/** The policy of a topic that does not exist (storage answers for it). */
+export const LENIENT: ProducePolicy = {
   logAppendTime: false,
   beforeMaxMs: Number.POSITIVE_INFINITY,
   afterMaxMs: Number.POSITIVE_INFINITY,
@@ -88,42 +89,4 @@ export function refusal(
     }
   }
   return null;
-}
-
-/**
- * Each topic's produce policy, read from the meta store once and kept current by a watch on the
- * topics, so Produce finds it without a lookup.
- */
-export class ProducePolicies {
-  private readonly known = new Map<string, ProducePolicy>();
-  /** Topic changes seen so far: a policy read while one came in may be stale, so it is not kept. */
-  private changes = 0;
-  private readonly watch: MetaWatch;
-
-  constructor(
-    meta: MetaStore,
-    private readonly catalog: TopicCatalog,
-  ) {
-    this.watch = meta.watch(TOPICS_PREFIX, (event) => {
-      this.changes++;
-      const key = event.type === 'put' ? event.entry.key : event.key;
-      this.known.delete(key.slice(TOPICS_PREFIX.length));
-    });
-  }
-
-  /** The policy for `topic`; a topic that does not exist gets none (storage answers for it). */
-  async of(topic: string): Promise<ProducePolicy> {
-    const known = this.known.get(topic);
-    if (known !== undefined) return known;
-    const changes = this.changes;
-    const found = await this.catalog.get(topic);
-    if (found === null) return LENIENT;
-    const policy = producePolicyOf(found);
-    if (this.changes === changes) this.known.set(topic, policy);
-    return policy;
-  }
-
-  stop(): void {
-    this.watch.close();
-  }
 }

@@ -99,7 +99,7 @@ const key = (name: string, labels?: Readonly<Record<string, string | number>>) =
  */
 export async function startInProcess(
   settings: Record<string, unknown> = {},
-  options: { storage?: StorageEngine; meta?: MetaStore; cluster?: BrokerCluster } = {},
+  options: { storage?: StorageEngine; meta?: MetaStore; cluster?: BrokerCluster; records?: RecordCodec } = {},
 ) {
   const router = new ListRouter();
   const metrics = new TestMetrics();
@@ -132,7 +132,7 @@ export async function startInProcess(
     storage: options.storage ?? new MemoryStorageEngine(),
     // The server's codec is the Kafka record batch (exercised in the root cross-protocol test);
     // here a JSON stand-in shows what the plugin hands it.
-    records: jsonRecords,
+    records: options.records ?? jsonRecords,
     meta: options.meta ?? memoryMeta(),
     auth,
     metrics,

@@ -8,7 +8,7 @@ import type {
   ProduceResponse,
   ProduceResponsePartitionProduceResponse,
 } from '../../codec/messages/produce-response.js';
-import { shardName, type AppendResult } from '@robustmq/core';
+import { shardName, TopicViews, type AppendResult } from '@robustmq/core';
 import { crc32c } from '@robustmq/crc32c';
 import {
   countRecords,
@@ -23,7 +23,7 @@ import {
 import { producerStateCheck } from '../../producers/index.js';
 import type { ApiHandler, ProducedBatch, RequestContext } from '../handler.js';
 import { logStartOf, PartitionWriter } from '../partition-writer.js';
-import { ProducePolicies, refusal, type ProducePolicy } from '../produce-policy.js';
+import { LENIENT, producePolicyOf, refusal, type ProducePolicy } from '../produce-policy.js';
 import { publishStoredBatch } from '../router-feed.js';
 import { partitionFailure } from '../errors.js';
 import { ledElsewhere, partitionRefusal } from '../topics.js';
@@ -35,9 +35,12 @@ export function partitionWriter(context: RequestContext): PartitionWriter {
 }
 
 /** The broker's view of what each topic's configs ask of produced batches. */
-function producePolicies(context: RequestContext): ProducePolicies {
+function producePolicies(context: RequestContext): TopicViews<ProducePolicy> {
   const { broker } = context;
-  return broker.service('produce-policies', () => new ProducePolicies(broker.context.meta, broker.catalog));
+  return broker.service(
+    'produce-policies',
+    () => new TopicViews(broker.context.meta, broker.catalog, producePolicyOf, LENIENT),
+  );
 }
 
 /**
