@@ -80,6 +80,12 @@ export class PeerBrokers {
    */
   private routedWhileClaiming: Publication[] | null = null;
   private claimsWithoutStandIn = 0;
+  /**
+   * Claims of sessions under way here, settled or not: a message routed for a gone broker waits
+   * for them, since a session one of them takes from that broker counts as taken only once its
+   * log has been read back.
+   */
+  private readonly claimsUnderWay = new Set<Promise<unknown>>();
 
   constructor(
     private readonly broker: MqttBroker,
@@ -308,6 +314,7 @@ export class PeerBrokers {
     // The change listener queues the takeover; it may run after this broker sees the change.
     await new Promise((resolve) => setImmediate(resolve));
     await this.adopting;
+    await Promise.all(this.claimsUnderWay);
     return true;
   }
 
@@ -335,7 +342,15 @@ export class PeerBrokers {
    * back, and one that reached this broker is with the stand-in. What both have (by message id,
    * from the log and from the ids the other broker reports) is given to the session once.
    */
-  async claim(clientId: string): Promise<void> {
+  claim(clientId: string): Promise<void> {
+    const claiming = this.claimSession(clientId);
+    const settled = claiming.catch(() => {});
+    this.claimsUnderWay.add(settled);
+    void settled.then(() => this.claimsUnderWay.delete(settled));
+    return claiming;
+  }
+
+  private async claimSession(clientId: string): Promise<void> {
     if (!this.cluster.brokers(MQTT).includes(this.cluster.nodeId)) {
       // Joining, or cut off from the meta service: it cannot tell who serves the session.
       throw new RobustMQError(ErrorCode.Unavailable, 'this broker is not serving MQTT in its cluster yet');

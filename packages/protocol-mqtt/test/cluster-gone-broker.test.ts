@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { InProcessBrokers, rendezvousOwner, type BrokerCluster, type MetaStore } from '@robustmq/core';
 import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -121,6 +122,75 @@ describe('messages for a broker that goes before it has them', () => {
     await Promise.all(acknowledged);
 
     expect(await collect(a.port, 'away', 2)).toEqual(['during 1', 'during 2']);
+  });
+
+  it('gives what was routed for the gone broker to a session its client is claiming at that moment', async () => {
+    const meta = memoryMeta();
+    // Broker 1's listing of stored sessions (its takeover of broker 2's) waits at a gate.
+    let listGate: Promise<void> | null = null;
+    const gatedMeta: MetaStore = {
+      ...meta,
+      list: async (...args) => {
+        if (listGate !== null) await listGate;
+        return meta.list(...args);
+      },
+    };
+    // Once armed, the second look at a session log (the claim's read after it took the session
+    // record) waits at a gate: the claim is under way for as long as the test says.
+    let logLooks: number | null = null;
+    let logGate: Promise<void> = Promise.resolve();
+    class GatedStorage extends MemoryStorageEngine {
+      override async shardInfo(shard: string) {
+        if (logLooks !== null && shard.startsWith('mqtt-sessions/') && ++logLooks >= 2) await logGate;
+        return super.shardInfo(shard);
+      }
+    }
+    const storage = new GatedStorage();
+    const links = new InProcessBrokers();
+    const a = await startInProcess({}, { meta: gatedMeta, storage, cluster: links.member(1) });
+    stops.push(() => a.stop());
+    const b = await startInProcess({}, { meta, storage, cluster: links.member(2) });
+    stops.push(() => b.stop());
+    await new Promise((r) => setTimeout(r, 20));
+    await awaySession(b.port, 'away');
+
+    // A message for the session is on its way to broker 2, which goes before it answers.
+    let openLinks: () => void = () => {};
+    links.hold('mqtt.publish', new Promise<void>((resolve) => (openLinks = resolve)));
+    const publisher = await connectClient(a.port, { clientId: 'publisher' });
+    clients.push(publisher);
+    const acknowledged = publisher.publishAsync('orders/1', 'in flight', { qos: 1 });
+    await new Promise((r) => setTimeout(r, 50));
+    let openList: () => void = () => {};
+    listGate = new Promise<void>((resolve) => (openList = resolve));
+    let openLog: () => void = () => {};
+    logGate = new Promise<void>((resolve) => (openLog = resolve));
+    logLooks = 0;
+    links.remove(2);
+    links.hold(null);
+    openLinks();
+
+    // The session's client comes back to broker 1, which takes the session record first.
+    const back = connectWithInbox(a.port, { clientId: 'away', clean: false });
+    const recordKey = `/mqtt/sessions/${createHash('sha256').update('away').digest('hex')}`;
+    await expect
+      .poll(async () => {
+        const entry = await meta.get(recordKey);
+        return entry && (JSON.parse(Buffer.from(entry.value).toString()) as { node?: number }).node;
+      })
+      .toBe(1);
+    // Then broker 1's takeover finds nothing left to take; the message is routed for broker 2's
+    // sessions while the claim is still reading the session's log back.
+    openList();
+    listGate = null;
+    await Promise.race([acknowledged, new Promise((r) => setTimeout(r, 500))]);
+    openLog();
+    await acknowledged;
+
+    const { client, inbox } = await back;
+    clients.push(client);
+    await inbox.waitFor(1);
+    expect((await inbox.settle(300)).map((m) => m.payload)).toEqual(['in flight']);
   });
 
   it('does not give a session again what the gone broker had stored for it', async () => {
