@@ -1,5 +1,8 @@
-import type { BrokerCluster, PeerHandler } from './cluster.js';
+import type { BrokerCluster, PeerCallOptions, PeerHandler } from './cluster.js';
 import { ErrorCode, RobustMQError } from './errors.js';
+
+/** A call's deadline when it names none, as between brokers over the network. */
+const DEFAULT_DEADLINE_MS = 5000;
 
 interface Member {
   handlers: Map<string, PeerHandler>;
@@ -38,11 +41,30 @@ export class InProcessBrokers {
         });
         return () => self.listeners.delete(listener);
       },
-      call: async <T>(id: number, method: string, body: unknown): Promise<T> => {
+      call: async <T>(id: number, method: string, body: unknown, options?: PeerCallOptions): Promise<T> => {
         if (this.held?.method === method) await this.held.until;
         const handler = this.members.get(id)?.handlers.get(method);
         if (!handler) throw new RobustMQError(ErrorCode.Unavailable, `broker ${id} does not serve ${method}`);
-        return (await handler(body)) as T;
+        // A broker that stopped or hangs answers nothing: the caller gets TIMEOUT, as over a network.
+        const deadlineMs = options?.deadlineMs ?? DEFAULT_DEADLINE_MS;
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const late = new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new RobustMQError(
+                  ErrorCode.Timeout,
+                  `broker ${id} did not answer ${method} in ${deadlineMs} ms`,
+                ),
+              ),
+            deadlineMs,
+          );
+        });
+        try {
+          return (await Promise.race([handler(body), late])) as T;
+        } finally {
+          clearTimeout(timer);
+        }
       },
       handle: (method, handler) => void self.handlers.set(method, handler),
     };

@@ -72,3 +72,17 @@ describe('brokers in one process', () => {
     await expect(one.call(2, 'echo', 'gone')).rejects.toMatchObject({ code: ErrorCode.Unavailable });
   });
 });
+
+describe('calls between brokers in one process', () => {
+  it('fail with TIMEOUT past their deadline when the other broker does not answer', async () => {
+    const brokers = new InProcessBrokers();
+    const one = brokers.member(1);
+    const two = brokers.member(2);
+    two.handle('hangs', () => new Promise(() => {}));
+    two.handle('answers', () => Promise.resolve({ ok: true }));
+    await expect(one.call(2, 'hangs', {}, { deadlineMs: 50 })).rejects.toMatchObject({
+      code: ErrorCode.Timeout,
+    });
+    expect(await one.call(2, 'answers', {}, { deadlineMs: 50 })).toEqual({ ok: true });
+  });
+});
