@@ -87,6 +87,7 @@ export class ShardLog implements MessageLog {
   private pendingBytes = 0;
   private writing = 0;
   private scheduled = false;
+  private compression: RecordCompression = 'none';
 
   constructor(
     protected readonly storage: StorageEngine,
@@ -150,8 +151,14 @@ export class ShardLog implements MessageLog {
     this.writing++;
     let baseOffset: number;
     try {
-      const compression = this.compressionOf ? await this.compressionOf(this.topic) : 'none';
-      const batch = await this.codec.encode(messages, compression);
+      if (this.compressionOf) {
+        try {
+          this.compression = await this.compressionOf(this.topic);
+        } catch {
+          // The topic catalog is out of reach: the last codec known does, rather than no append.
+        }
+      }
+      const batch = await this.codec.encode(messages, this.compression);
       baseOffset = (await this.storage.append(this.shard, [batch])).baseOffset;
     } catch (error) {
       this.writing--;

@@ -1,4 +1,4 @@
-import type { AppendResult, Message, RecordBatch } from '@robustmq/core';
+import type { AppendResult, Message, RecordBatch, RecordCodec, RecordCompression } from '@robustmq/core';
 import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import { describe, expect, it } from 'vitest';
 import { ShardLog } from '../src/message-log.js';
@@ -106,5 +106,24 @@ describe('the shard log', () => {
     await turn();
     expect(answers[2]).toEqual([2, null, 0]);
     expect(seen).toEqual([0]);
+  });
+
+  it('writes with the topic’s codec, and keeps the last one known while the catalog is out of reach', async () => {
+    const storage = new MemoryStorageEngine();
+    await storage.createShard('q/0');
+    const asked: Array<RecordCompression | undefined> = [];
+    const codec: RecordCodec = {
+      encode: (messages, compression) => {
+        asked.push(compression);
+        return jsonCodec.encode(messages);
+      },
+      decode: (batch, topic) => jsonCodec.decode(batch, topic),
+    };
+    let lookup: () => Promise<RecordCompression> = () => Promise.resolve('gzip');
+    const log = new ShardLog(storage, codec, 'q', 'q/0', () => lookup());
+    expect(await log.append(message(1))).toBe(0);
+    lookup = () => Promise.reject(new Error('meta service unavailable'));
+    expect(await log.append(message(2))).toBe(1);
+    expect(asked).toEqual(['gzip', 'gzip']);
   });
 });
