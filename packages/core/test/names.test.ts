@@ -7,8 +7,8 @@ import {
   storedCompression,
   validateShardName,
   validateTopicName,
-  type Topic,
 } from '../src/index.js';
+import { topicWith } from './helpers/topic.js';
 
 describe('names', () => {
   it('round-trips shard names of topic partitions', () => {
@@ -47,26 +47,16 @@ describe('names', () => {
 });
 
 describe('storedCompression', () => {
-  const topic = (configs: Record<string, string>): Topic => ({
-    name: 't',
-    partitions: 1,
-    storageClass: 'file',
-    retentionMs: null,
-    retentionBytes: null,
-    configs,
-    createdAt: 0,
-  });
-
   it("is the codec a topic's compression.type names", () => {
     for (const codec of ['gzip', 'snappy', 'lz4', 'zstd'] as const) {
-      expect(storedCompression(topic({ 'compression.type': codec }))).toBe(codec);
+      expect(storedCompression(topicWith({ 'compression.type': codec }))).toBe(codec);
     }
   });
 
   it('is none for producer, uncompressed, unset or an unknown value', () => {
-    expect(storedCompression(topic({ 'compression.type': 'producer' }))).toBe('none');
-    expect(storedCompression(topic({ 'compression.type': 'uncompressed' }))).toBe('none');
-    expect(storedCompression(topic({}))).toBe('none');
-    expect(storedCompression(topic({ 'compression.type': 'brotli' }))).toBe('none');
+    expect(storedCompression(topicWith({ 'compression.type': 'producer' }))).toBe('none');
+    expect(storedCompression(topicWith({ 'compression.type': 'uncompressed' }))).toBe('none');
+    expect(storedCompression(topicWith({}))).toBe('none');
+    expect(storedCompression(topicWith({ 'compression.type': 'brotli' }))).toBe('none');
   });
 });

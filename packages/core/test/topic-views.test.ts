@@ -1,15 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { encodeTopic, topicKey, TopicViews, type MetaEvent, type Topic } from '../src/index.js';
+import { topicWith } from './helpers/topic.js';
 
-const topic = (name: string, configs: Record<string, string> = {}): Topic => ({
-  name,
-  partitions: 1,
-  storageClass: 'file',
-  retentionMs: null,
-  retentionBytes: null,
-  configs,
-  createdAt: 0,
-});
+const topic = (name: string, configs: Record<string, string> = {}): Topic => topicWith(configs, name);
 
 /** A catalog whose reads are counted and can be held, and the topic watch the views listen on. */
 function fakeCatalog(topics: Map<string, Topic>) {

@@ -1,8 +1,8 @@
-import { TopicCatalog, type MetaStore, type RecordCodec, type RecordCompression } from '@robustmq/core';
+import { TopicCatalog, type MetaStore, type RecordCompression } from '@robustmq/core';
 import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import rhea from 'rhea';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { jsonCodec, memoryMeta, startInProcess } from './helpers/in-process.js';
+import { compressionNoting, jsonCodec, memoryMeta, startInProcess } from './helpers/in-process.js';
 import { TestClient } from './helpers/rhea-client.js';
 
 type Broker = Awaited<ReturnType<typeof startInProcess>>;
@@ -723,14 +723,7 @@ describe('admin resources', () => {
 
 describe('addresses of stored topics with a compression.type', () => {
   it('writes batches with the codec the topic names, and follows changes to it', async () => {
-    const asked: Array<RecordCompression | undefined> = [];
-    const records: RecordCodec = {
-      encode: (messages, compression) => {
-        asked.push(compression);
-        return jsonCodec.encode(messages);
-      },
-      decode: (batch, topic) => jsonCodec.decode(batch, topic),
-    };
+    const { records, asked } = compressionNoting();
     await broker.stop();
     const meta = memoryMeta();
     const storage = new MemoryStorageEngine();

@@ -1,8 +1,8 @@
-import type { AppendResult, Message, RecordBatch, RecordCodec, RecordCompression } from '@robustmq/core';
+import type { AppendResult, Message, RecordBatch, RecordCompression } from '@robustmq/core';
 import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import { describe, expect, it } from 'vitest';
 import { ShardLog } from '../src/message-log.js';
-import { jsonCodec } from './helpers/in-process.js';
+import { compressionNoting, jsonCodec } from './helpers/in-process.js';
 
 /** Memory storage whose appends wait until the test lets them through (or fails them). */
 class GatedStorage extends MemoryStorageEngine {
@@ -111,16 +111,9 @@ describe('the shard log', () => {
   it('writes with the topic’s codec, and keeps the last one known while the catalog is out of reach', async () => {
     const storage = new MemoryStorageEngine();
     await storage.createShard('q/0');
-    const asked: Array<RecordCompression | undefined> = [];
-    const codec: RecordCodec = {
-      encode: (messages, compression) => {
-        asked.push(compression);
-        return jsonCodec.encode(messages);
-      },
-      decode: (batch, topic) => jsonCodec.decode(batch, topic),
-    };
+    const { records, asked } = compressionNoting();
     let lookup: () => Promise<RecordCompression> = () => Promise.resolve('gzip');
-    const log = new ShardLog(storage, codec, 'q', 'q/0', () => lookup());
+    const log = new ShardLog(storage, records, 'q', 'q/0', () => lookup());
     expect(await log.append(message(1))).toBe(0);
     lookup = () => Promise.reject(new Error('meta service unavailable'));
     expect(await log.append(message(2))).toBe(1);

@@ -135,6 +135,22 @@ class GatedStorage extends MemoryStorageEngine {
   }
 }
 
+/** Storage and meta holding the stored topic `sensors` (one partition, `configs`) before a broker starts. */
+async function existingSensorsTopic(configs: Record<string, string> = {}) {
+  const storage = new MemoryStorageEngine();
+  const meta = memoryMeta();
+  const catalog = new TopicCatalog(meta, storage);
+  await catalog.create({
+    name: 'sensors',
+    partitions: 1,
+    storageClass: 'memory',
+    retentionMs: null,
+    retentionBytes: null,
+    configs,
+  });
+  return { storage, meta, catalog };
+}
+
 describe('MQTT messages stored through a binding', () => {
   let broker: Awaited<ReturnType<typeof startInProcess>>;
   let clients: MqttClient[] = [];
@@ -267,17 +283,7 @@ describe('MQTT messages stored through a binding', () => {
   });
 
   it('keeps an existing topic’s partitions and follows them as they grow', async () => {
-    const storage = new MemoryStorageEngine();
-    const meta = memoryMeta();
-    const catalog = new TopicCatalog(meta, storage);
-    await catalog.create({
-      name: 'sensors',
-      partitions: 1,
-      storageClass: 'memory',
-      retentionMs: null,
-      retentionBytes: null,
-      configs: {},
-    });
+    const { storage, meta, catalog } = await existingSensorsTopic();
     broker = await startInProcess(
       { bindings: [{ filter: 'sensors/#', topic: 'sensors', partitions: 8 }] },
       { storage, meta },
@@ -294,18 +300,9 @@ describe('MQTT messages stored through a binding', () => {
     const shard = `sensors/${partitionOf(Buffer.from(key), 4)}`;
     expect((await storedMessages(storage, shard)).map((m) => text(m.payload))).toEqual(['two']);
   });
+
   it('stores batches with the codec the topic’s compression.type names, and follows changes to it', async () => {
-    const storage = new MemoryStorageEngine();
-    const meta = memoryMeta();
-    const catalog = new TopicCatalog(meta, storage);
-    await catalog.create({
-      name: 'sensors',
-      partitions: 1,
-      storageClass: 'memory',
-      retentionMs: null,
-      retentionBytes: null,
-      configs: { 'compression.type': 'zstd' },
-    });
+    const { storage, meta, catalog } = await existingSensorsTopic({ 'compression.type': 'zstd' });
     const asked: Array<RecordCompression | undefined> = [];
     const records: RecordCodec = {
       encode: (messages, compression) => {

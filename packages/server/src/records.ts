@@ -17,14 +17,6 @@ import {
 
 const EMPTY = new Uint8Array(0);
 
-const CODECS: Readonly<Record<RecordCompression, Compression>> = {
-  none: Compression.none,
-  gzip: Compression.gzip,
-  snappy: Compression.snappy,
-  lz4: Compression.lz4,
-  zstd: Compression.zstd,
-};
-
 /**
  * The node's shared record encoding: Kafka record batches (magic 2), from the Kafka codec, so a
  * record stored by any protocol is what a Kafka consumer fetches, and what a Kafka producer
@@ -44,7 +36,8 @@ export const kafkaRecordCodec: RecordCodec = {
         headers: message.headers,
         timestamp: message.timestamp,
       })),
-      compression: CODECS[compression],
+      // Our names for the codecs are Kafka's.
+      compression: Compression[compression],
     });
     return { recordCount: messages.length, maxTimestamp, data };
   },

@@ -19,6 +19,7 @@ import {
   type Principal,
   type RecordBatch,
   type RecordCodec,
+  type RecordCompression,
   type Router,
   type RouterSubscription,
   type StorageEngine,
@@ -113,6 +114,19 @@ export class TestMetrics implements Metrics {
 
 const key = (name: string, labels?: Readonly<Record<string, string | number>>) =>
   labels ? `${name}${JSON.stringify(labels)}` : name;
+
+/** The JSON codec, noting the compression each batch is asked to be written with. */
+export function compressionNoting(): { records: RecordCodec; asked: Array<RecordCompression | undefined> } {
+  const asked: Array<RecordCompression | undefined> = [];
+  const records: RecordCodec = {
+    encode: (messages, compression) => {
+      asked.push(compression);
+      return jsonCodec.encode(messages);
+    },
+    decode: (batch, topic) => jsonCodec.decode(batch, topic),
+  };
+  return { records, asked };
+}
 
 /** A MetaStore in a Map, kept across plugin restarts in one test; watches see puts and deletes. */
 export function memoryMeta(): MetaStore {
