@@ -36,6 +36,8 @@ export interface BridgeHost {
  * name, not of a changed value.
  */
 const CONFIGURED = 'mqtt-bridge:';
+/** Announced by the broker running a bridge, until it has stopped it. */
+const RUNNING = 'mqtt-bridge-running:';
 
 /** Session expiry asked for by the bridge's persistent sessions: never (as MQTT 3.1.1's clean session 0). */
 const NEVER = 0xffff_ffff;
@@ -133,10 +135,13 @@ export interface BridgeRunner {
  * remote) from each other. Each broker announces the bridges it has configured; the owner of a
  * bridge is chosen by rendezvous hashing among the live brokers that announced it, so brokers with
  * different configs agree, and a broker joining or leaving moves only the bridges it gains or held.
- * A broker that has not joined the cluster (or is cut off from it) runs none.
+ * A broker that has not joined the cluster (or is cut off from it) runs none. A broker that takes
+ * a bridge from another live broker (joining, say) starts it once that one has stopped it.
  */
 export class BridgePlacement {
   private readonly running = new Set<string>();
+  /** Bridges this broker owns and waits to start until the broker still running them stops them. */
+  private readonly waiting = new Set<string>();
   /** Changes are applied one after the other: a bridge is stopped before it is started again. */
   private placing: Promise<void> = Promise.resolve();
   private stopChanges: () => void = () => {};
@@ -178,16 +183,34 @@ export class BridgePlacement {
         const owned = owner === this.cluster.nodeId;
         if (owned === this.running.has(name)) continue;
         if (owned) {
+          // A broker that ran it until now stops it when it sees this one: both running it would
+          // take the bridge's sessions from each other. A broker that left runs nothing.
+          const elsewhere = this.cluster.peers(RUNNING + name);
+          if (elsewhere.length > 0) {
+            if (!this.waiting.has(name)) {
+              this.waiting.add(name);
+              this.logger.info(
+                { bridge: name, runningOn: elsewhere },
+                'the bridge starts here once stopped there',
+              );
+            }
+            continue;
+          }
+          this.waiting.delete(name);
           this.running.add(name);
+          this.cluster.announce(RUNNING + name, {});
           this.logger.info({ bridge: name, owner }, 'this broker runs the bridge');
           this.runner.start(name);
         } else {
           this.running.delete(name);
           this.logger.info({ bridge: name, owner }, 'this broker no longer runs the bridge');
           leaving.push(
-            this.runner.stop(name).catch((error: unknown) => {
-              this.logger.warn({ bridge: name, err: error }, 'bridge did not stop cleanly');
-            }),
+            this.runner
+              .stop(name)
+              .catch((error: unknown) => {
+                this.logger.warn({ bridge: name, err: error }, 'bridge did not stop cleanly');
+              })
+              .then(() => this.cluster.announce(RUNNING + name, undefined)),
           );
         }
       }

@@ -22,7 +22,7 @@ const bridgeSetting = (mosquittoPort: number) =>
 
 const runsBridge = (line: Record<string, unknown>) => line.msg === 'this broker runs the bridge';
 
-describe('a bridge on two brokers of a cluster, when the one running it is killed', () => {
+describe('a bridge on two brokers of a cluster', () => {
   let mosquitto: Mosquitto | undefined;
   let journal: MqttServer | undefined;
   const brokers: MqttServer[] = [];
@@ -37,7 +37,7 @@ describe('a bridge on two brokers of a cluster, when the one running it is kille
     mosquitto = undefined;
   }, 30_000);
 
-  it('moves to the other broker, which carries every message acknowledged before and after', async () => {
+  it('moves to the other broker when the one running it is killed, carrying every message acknowledged', async () => {
     mosquitto = await Mosquitto.create();
     const remote = await connectWithInbox(mosquitto.open, {
       protocolVersion: 5,
@@ -95,5 +95,42 @@ describe('a bridge on two brokers of a cluster, when the one running it is kille
     while (acknowledged.some((p) => !arrived().has(p)) && Date.now() < deadline) await sleep(100);
     expect(acknowledged.filter((p) => !arrived().has(p))).toEqual([]);
     expect(remote.inbox.messages.every((m) => m.topic.startsWith('site/out/'))).toBe(true);
+  }, 90_000);
+
+  it('moves to a broker that joins and wins it, the two never running it at once', async () => {
+    mosquitto = await Mosquitto.create();
+    const remote = await connectWithInbox(mosquitto.open, { protocolVersion: 5 });
+    clients.push(remote.client);
+    await remote.client.subscribeAsync('site/#', { qos: 1 });
+    const rpcPort = await freePort();
+    journal = await startExampleJournal(rpcPort);
+    const flags = ['--set', bridgeSetting(mosquitto.open)];
+    // Bridge "cloud" goes to broker 3 once it is there; broker 2 runs it until then.
+    const two = await startExampleBroker(2, rpcPort, { flags });
+    brokers.push(two);
+    await two.waitForLog(runsBridge, 15_000);
+    const publisher = await connectClient(two.port, { protocolVersion: 5, clientId: 'publisher' });
+    clients.push(publisher);
+    for (let i = 0; remote.inbox.messages.length === 0; i++) {
+      if (i === 100) throw new Error('the bridge never carried a message');
+      await publisher.publishAsync('out/probe', 'probe', { qos: 1 });
+      await sleep(100);
+    }
+
+    const three = await startExampleBroker(3, rpcPort, { flags });
+    brokers.push(three);
+    await three.waitForLog(runsBridge, 15_000);
+    await remote.inbox.settle(300);
+    remote.inbox.messages.length = 0;
+    const sent = Array.from({ length: 20 }, (_, i) => `after the move ${i}`);
+    for (const payload of sent) await publisher.publishAsync('out/a', payload, { qos: 1 });
+    const deadline = Date.now() + 15_000;
+    while (sent.some((p) => !remote.inbox.messages.some((m) => m.payload === p)) && Date.now() < deadline) {
+      await sleep(100);
+    }
+    expect(sent.filter((p) => !remote.inbox.messages.some((m) => m.payload === p))).toEqual([]);
+    // One connection of the bridge's remote client after the other, none taking over another.
+    expect(mosquitto.log.split('\n').filter((line) => line.includes('as handover-bridge ')).length).toBe(2);
+    expect(mosquitto.log).not.toMatch(/already connected, closing old connection/);
   }, 90_000);
 });

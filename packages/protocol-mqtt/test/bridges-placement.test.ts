@@ -1,5 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
-import { silentLogger, type BrokerCluster, type Logger } from '@robustmq/core';
+import { rendezvousOwner, silentLogger, type BrokerCluster, type Logger } from '@robustmq/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BridgePlacement, MqttBridges } from '../src/bridges.js';
 import { parseSettings } from '../src/config.js';
@@ -72,7 +72,12 @@ const settle = () => new Promise((r) => setTimeout(r, 0));
 
 describe('where the bridges of a cluster run', () => {
   /** Broker `nodeId` with bridges `names` configured: which of them run there, and its log. */
-  function broker(cluster: FakeCluster, nodeId: number, names: readonly string[]) {
+  function broker(
+    cluster: FakeCluster,
+    nodeId: number,
+    names: readonly string[],
+    stopping: () => Promise<unknown> = settle,
+  ) {
     const running = new Set<string>();
     const log: Array<{ msg: string } & Record<string, unknown>> = [];
     const placement = new BridgePlacement(
@@ -84,7 +89,7 @@ describe('where the bridges of a cluster run', () => {
           running.add(name);
         },
         stop: async (name) => {
-          await settle();
+          await stopping();
           running.delete(name);
         },
       },
@@ -174,6 +179,32 @@ describe('where the bridges of a cluster run', () => {
     cluster.join(1);
     await settle();
     expect([...alone.running].sort()).toEqual([...NAMES].sort());
+  });
+
+  it('starts a bridge it takes from a live broker only once that one has stopped it', async () => {
+    const cluster = new FakeCluster();
+    let letStop: () => void = () => {};
+    // Among brokers 1 and 2, bridge `factory` goes to broker 2.
+    expect(rendezvousOwner('bridge:factory', [1, 2])).toBe(2);
+    const first = broker(cluster, 1, ['factory'], () => new Promise<void>((resolve) => (letStop = resolve)));
+    cluster.join(1);
+    await settle();
+    expect([...first.running]).toEqual(['factory']);
+    const second = broker(cluster, 2, ['factory']);
+    cluster.join(2);
+    await settle();
+    await settle();
+    // Broker 1 is still stopping it: broker 2 waits.
+    expect(first.running.has('factory')).toBe(true);
+    expect(second.running.size).toBe(0);
+    expect(second.log).toContainEqual(
+      expect.objectContaining({ msg: 'the bridge starts here once stopped there', runningOn: [1] }),
+    );
+    letStop();
+    await settle();
+    await settle();
+    expect(first.running.size).toBe(0);
+    expect([...second.running]).toEqual(['factory']);
   });
 
   it('stops its bridges and withdraws them when the broker stops, so that another takes them', async () => {
