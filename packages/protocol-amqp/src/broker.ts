@@ -9,20 +9,21 @@ import {
   TopicCatalog,
   TopicViews,
   validateTopicName,
+  type BrokerCluster,
   type BrokerContext,
   type Logger,
   type Message,
   type Principal,
   type RecordCompression,
 } from '@robustmq/core';
-import { AttachedLinks } from './attached-links.js';
+import { AttachedLinks, type AttachStamp, type LinkPeers } from './attached-links.js';
 import type { AddressKind, AmqpSettings } from './config.js';
 import { AmqpHeader, withHeader } from './message-format.js';
 import { asError, ShardLog, type MessageLog } from './message-log.js';
 import { MessageQueue, type AckState, type ConsumedQueue, type Entry } from './message-queue.js';
 import type { AmqpMetrics } from './metrics.js';
 import type { RecordCodec } from '@robustmq/core';
-import { QueuesAcrossBrokers } from './queues-across-brokers.js';
+import { AMQP, QueuesAcrossBrokers } from './queues-across-brokers.js';
 import { TemporaryLog, TemporaryLogElsewhere } from './temporary-log.js';
 
 /** A link or connection refused with an AMQP error condition. */
@@ -57,6 +58,8 @@ export interface LinkView {
 
 const QUEUES_KEY = '/amqp/queues/';
 const AMQP_ORIGIN = Object.freeze({ protocol: 'amqp' });
+/** Between brokers: a link was attached, which takes an older attachment of its name elsewhere. */
+const LINK_ATTACHED = 'amqp.link.attached';
 
 /** A temporary address's name: the broker that made it, then a unique part. */
 const TEMPORARY_NAME = /^amqp-tmp-(\d+)-[0-9a-f-]{36}$/;
@@ -77,7 +80,7 @@ export class AmqpBroker {
   readonly logger: Logger;
   readonly links = new Map<string, LinkView>();
   /** Attached links by client container and name, for link stealing (not across brokers). */
-  readonly attachedLinks = new AttachedLinks();
+  readonly attachedLinks: AttachedLinks;
   readonly subscriptions = new Set<MessageQueue>();
   private readonly logs = new Map<string, ShardLog>();
   private readonly queues = new Map<string, Promise<MessageQueue>>();
@@ -105,6 +108,7 @@ export class AmqpBroker {
     this.deadLetterName =
       settings.deadLetterAddress === undefined ? null : this.parse(settings.deadLetterAddress, []).name;
     this.acrossBrokers = context.cluster ? new QueuesAcrossBrokers(this, context.cluster) : null;
+    this.attachedLinks = new AttachedLinks(context.cluster ? this.linkPeers(context.cluster) : null);
   }
 
   /**
@@ -136,6 +140,33 @@ export class AmqpBroker {
     for (const queue of this.subscriptions) queue.close();
     for (const name of [...this.temporaries.keys()]) this.deleteTemporary(name);
     await Promise.all([...this.deleting]);
+  }
+
+  /**
+   * The other AMQP brokers, told of each link attached here (a stealing attach may reach any of
+   * them) and telling this one of theirs.
+   */
+  private linkPeers(cluster: BrokerCluster): LinkPeers {
+    cluster.handle(LINK_ATTACHED, (body) => {
+      const { k, s } = body as { k: string; s: AttachStamp };
+      this.attachedLinks.attachedElsewhere(k, s);
+      return Promise.resolve({});
+    });
+    return {
+      nodeId: cluster.nodeId,
+      tell: (key, stamp) => {
+        for (const peer of cluster.peers(AMQP)) {
+          cluster
+            .call(peer, LINK_ATTACHED, { k: key, s: stamp }, { deadlineMs: 5000 })
+            .catch((error: unknown) => {
+              this.logger.warn(
+                { err: error, broker: peer },
+                'another broker was not told of an attached link',
+              );
+            });
+        }
+      },
+    };
   }
 
   /**

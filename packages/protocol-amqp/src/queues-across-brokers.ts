@@ -6,7 +6,8 @@ import type { Outcome } from './message-queue.js';
 import { RemoteConsumer, type RelayedDelivery } from './remote-consumer.js';
 
 /** The name AMQP brokers announce themselves by to the cluster. */
-const AMQP = 'amqp';
+/** What AMQP brokers announce to each other, and count each other by. */
+export const AMQP = 'amqp';
 /** Deadline of calls between brokers. */
 const CALL_DEADLINE_MS = 5000;
 /** How often a relayed link checks that its queue's owner still knows it. */

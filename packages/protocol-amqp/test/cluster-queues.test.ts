@@ -190,4 +190,29 @@ describe('AMQP queues across brokers', () => {
     expect(late.outcome).toBe('rejected');
     expect((late.state as { error: { condition: string } }).error.condition).toBe('amqp:not-found');
   });
+
+  it('steals a link its container attaches again on another broker, and only the older one', async () => {
+    const [a, b] = await brokers(1, 2);
+    const connect = async (broker: Broker, containerId: string) => {
+      const connected = await TestClient.connect(broker.port, { container_id: containerId });
+      clients.push(connected);
+      return connected;
+    };
+    const old = await (await connect(a!, 'moving-app')).receiver('queue://moved-link', { name: 'orders-in' });
+    const other = await (
+      await connect(a!, 'other-app')
+    ).receiver('queue://moved-link-2', { name: 'orders-in' });
+    await sleep(20);
+    const taker = await (
+      await connect(b!, 'moving-app')
+    ).receiver('queue://moved-link', { name: 'orders-in' });
+    expect(await old.waitClosed(2000)).toMatchObject({ condition: 'amqp:link:stolen' });
+    // The taker, the later attachment, stays; so does another container's link of that name.
+    await sleep(200);
+    expect(taker.closedWith).toBeNull();
+    expect(other.closedWith).toBeNull();
+    await send(a!, 'queue://moved-link', ['after']);
+    await taker.waitFor(1);
+    expect(taker.bodies()).toEqual(['after']);
+  });
 });
