@@ -79,7 +79,7 @@ export class AmqpBroker {
   private readonly compressions: TopicViews<RecordCompression>;
   readonly logger: Logger;
   readonly links = new Map<string, LinkView>();
-  /** Attached links by client container and name, for link stealing (not across brokers). */
+  /** Attached links by client container and name, for link stealing (told across brokers). */
   readonly attachedLinks: AttachedLinks;
   readonly subscriptions = new Set<MessageQueue>();
   private readonly logs = new Map<string, ShardLog>();
