@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, startExampleBroker, startExampleJournal } from './helpers/example-cluster.js';
 import { Mosquitto } from './helpers/mosquitto.js';
-import { connectClient, connectWithInbox, endAll, type MqttClient } from './helpers/mqttjs.js';
+import { connectClient, connectWithInbox, endAll, type Inbox, type MqttClient } from './helpers/mqttjs.js';
 import type { MqttServer } from './helpers/server.js';
 
 // The example cluster (a journal node, brokers 2 and 3) with one bridge to a real Mosquitto
@@ -19,6 +19,26 @@ const bridgeSetting = (mosquittoPort: number) =>
   String(mosquittoPort) +
   '", remote_client_id = "handover-bridge", restart_seconds = 1, topics = [' +
   '{ pattern = "out/#", direction = "out", qos = 1, remote_prefix = "site/" }] }]';
+
+/** The bridge subscribes on this side right after it connects: probe until it carries. */
+async function untilCarried(publisher: MqttClient, remote: Inbox): Promise<void> {
+  for (let i = 0; remote.messages.length === 0; i++) {
+    if (i === 100) throw new Error('the bridge never carried a message');
+    await publisher.publishAsync('out/probe', 'probe', { qos: 1 });
+    await sleep(100);
+  }
+}
+
+/** The payloads of `sent` that have not reached `remote` within `timeoutMs` (any may come twice). */
+async function missing(sent: readonly string[], remote: Inbox, timeoutMs: number): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  const left = () => {
+    const arrived = new Set(remote.messages.map((m) => m.payload));
+    return sent.filter((p) => !arrived.has(p));
+  };
+  while (left().length > 0 && Date.now() < deadline) await sleep(100);
+  return left();
+}
 
 const runsBridge = (line: Record<string, unknown>) => line.msg === 'this broker runs the bridge';
 
@@ -64,12 +84,7 @@ describe('a bridge on two brokers of a cluster', () => {
     // Published on the broker that stays, through the bridge on the other one until it is killed.
     const publisher = await connectClient(other.port, { protocolVersion: 5, clientId: 'publisher' });
     clients.push(publisher);
-    // The bridge subscribes on this side right after it connects: probe until it carries.
-    for (let i = 0; remote.inbox.messages.length === 0; i++) {
-      if (i === 100) throw new Error('the bridge never carried a message');
-      await publisher.publishAsync('out/probe', 'probe', { qos: 1 });
-      await sleep(100);
-    }
+    await untilCarried(publisher, remote.inbox);
     await remote.inbox.settle(300);
     remote.inbox.messages.length = 0;
 
@@ -90,10 +105,7 @@ describe('a bridge on two brokers of a cluster', () => {
     await other.waitForLog(runsBridge, 15_000);
 
     // At least once: a message in flight on the killed broker's bridge may arrive twice.
-    const deadline = Date.now() + 30_000;
-    const arrived = () => new Set(remote.inbox.messages.map((m) => m.payload));
-    while (acknowledged.some((p) => !arrived().has(p)) && Date.now() < deadline) await sleep(100);
-    expect(acknowledged.filter((p) => !arrived().has(p))).toEqual([]);
+    expect(await missing(acknowledged, remote.inbox, 30_000)).toEqual([]);
     expect(remote.inbox.messages.every((m) => m.topic.startsWith('site/out/'))).toBe(true);
   }, 90_000);
 
@@ -111,11 +123,7 @@ describe('a bridge on two brokers of a cluster', () => {
     await two.waitForLog(runsBridge, 15_000);
     const publisher = await connectClient(two.port, { protocolVersion: 5, clientId: 'publisher' });
     clients.push(publisher);
-    for (let i = 0; remote.inbox.messages.length === 0; i++) {
-      if (i === 100) throw new Error('the bridge never carried a message');
-      await publisher.publishAsync('out/probe', 'probe', { qos: 1 });
-      await sleep(100);
-    }
+    await untilCarried(publisher, remote.inbox);
 
     const three = await startExampleBroker(3, rpcPort, { flags });
     brokers.push(three);
@@ -124,11 +132,7 @@ describe('a bridge on two brokers of a cluster', () => {
     remote.inbox.messages.length = 0;
     const sent = Array.from({ length: 20 }, (_, i) => `after the move ${i}`);
     for (const payload of sent) await publisher.publishAsync('out/a', payload, { qos: 1 });
-    const deadline = Date.now() + 15_000;
-    while (sent.some((p) => !remote.inbox.messages.some((m) => m.payload === p)) && Date.now() < deadline) {
-      await sleep(100);
-    }
-    expect(sent.filter((p) => !remote.inbox.messages.some((m) => m.payload === p))).toEqual([]);
+    expect(await missing(sent, remote.inbox, 15_000)).toEqual([]);
     // One connection of the bridge's remote client after the other, none taking over another.
     expect(mosquitto.log.split('\n').filter((line) => line.includes('as handover-bridge ')).length).toBe(2);
     expect(mosquitto.log).not.toMatch(/already connected, closing old connection/);
