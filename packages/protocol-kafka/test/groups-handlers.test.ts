@@ -2,13 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  silentLogger,
-  type Authorizer,
-  type BrokerContext,
-  type MetaStore,
-  type Metrics,
-} from '@robustmq/core';
+import { silentLogger, type Authorizer, type MetaStore } from '@robustmq/core';
 import { openLocalMetaStore } from '@robustmq/meta-raft';
 import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import { Broker } from '../src/broker/broker.js';
@@ -29,12 +23,7 @@ import { handleSaslHandshake } from '../src/broker/handlers/sasl-handshake.js';
 import { handleSyncGroup } from '../src/broker/handlers/sync-group.js';
 import { KafkaErrorCode as E } from '../src/codec/error-codes.js';
 import { parseSettings } from '../src/config.js';
-
-const noMetrics: Metrics = {
-  counter: () => ({ inc: () => {} }),
-  gauge: () => ({ set: () => {}, inc: () => {}, dec: () => {} }),
-  histogram: () => ({ observe: () => {} }),
-};
+import { testBrokerContext } from './helpers/broker-context.js';
 
 const auth: Authorizer = {
   authenticate: (c) =>
@@ -55,21 +44,8 @@ describe('group, offset, producer and SASL handlers', () => {
   let broker: Broker;
 
   const start = (settings: Record<string, unknown> = {}) => {
-    const context: BrokerContext = {
-      nodeId: 3,
-      version: 'test',
-      router: { publish: () => 0, subscribe: () => ({ filter: '', unsubscribe: () => {} }) },
-      storage,
-      meta,
-      auth,
-      metrics: noMetrics,
-      logger: silentLogger,
-      // Groups, producers and SASL never decode records.
-      records: {
-        encode: () => Promise.reject(new Error('not used')),
-        decode: () => Promise.reject(new Error('not used')),
-      },
-    };
+    // Groups, producers and SASL never decode records.
+    const context = testBrokerContext({ storage, meta, nodeId: 3, auth });
     broker = new Broker(
       context,
       parseSettings({

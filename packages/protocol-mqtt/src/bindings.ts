@@ -12,7 +12,6 @@ import {
   type Logger,
   type Message,
   type MetaWatch,
-  type RecordCompression,
   type Topic,
 } from '@robustmq/core';
 import type { BindingSettings } from './config.js';
@@ -30,8 +29,6 @@ interface BoundTopic {
   retainedFilters: string[];
   /** One appender per partition; empty while the topic does not exist. */
   appenders: ShardAppender[];
-  /** The codec its `compression.type` asks for. */
-  compression: RecordCompression;
 }
 
 const keyDecoder = new TextDecoder('utf-8', { fatal: true });
@@ -54,13 +51,7 @@ export class TopicBindings {
     for (const binding of bindings) {
       let topic = this.topics.get(binding.topic);
       if (!topic) {
-        topic = {
-          name: binding.topic,
-          filters: [],
-          retainedFilters: [],
-          appenders: [],
-          compression: 'none',
-        };
+        topic = { name: binding.topic, filters: [], retainedFilters: [], appenders: [] };
         this.topics.set(binding.topic, topic);
       }
       topic.filters.push(binding.filter);
@@ -178,9 +169,9 @@ export class TopicBindings {
 
   /** Takes the stored topic's partition count and compression (none: the topic is gone). */
   private follow(bound: BoundTopic, topic: Topic | null): void {
-    bound.compression = topic ? storedCompression(topic) : 'none';
     this.resize(bound, topic?.partitions ?? 0);
-    for (const appender of bound.appenders) appender.compression = bound.compression;
+    const compression = topic ? storedCompression(topic) : 'none';
+    for (const appender of bound.appenders) appender.compression = compression;
   }
 
   private resize(bound: BoundTopic, partitions: number): void {

@@ -18,6 +18,31 @@ function clientIdFor(owner: number, live: number[], prefix: string): string {
   }
 }
 
+/**
+ * `meta` whose listings wait while closed: a broker's listing of stored sessions, and so its
+ * takeover of a gone broker's sessions, is under way for as long as a test says.
+ */
+function gatedListing(meta: MetaStore) {
+  let gate: Promise<void> | null = null;
+  let letThrough: () => void = () => {};
+  return {
+    meta: {
+      ...meta,
+      list: async (...args: Parameters<MetaStore['list']>) => {
+        if (gate !== null) await gate;
+        return meta.list(...args);
+      },
+    } satisfies MetaStore,
+    close: () => {
+      gate = new Promise<void>((resolve) => (letThrough = resolve));
+    },
+    open: () => {
+      gate = null;
+      letThrough();
+    },
+  };
+}
+
 describe('messages for a broker that goes before it has them', () => {
   const stops: Array<() => Promise<void>> = [];
   const clients: MqttClient[] = [];
@@ -91,17 +116,8 @@ describe('messages for a broker that goes before it has them', () => {
     const meta = memoryMeta();
     const storage = new MemoryStorageEngine();
     const links = new InProcessBrokers();
-    // Broker 1's listing of stored sessions waits at a gate: its takeover of broker 2's sessions
-    // is under way for as long as the test says.
-    let gate: Promise<void> | null = null;
-    const gatedMeta: MetaStore = {
-      ...meta,
-      list: async (...args) => {
-        if (gate !== null) await gate;
-        return meta.list(...args);
-      },
-    };
-    const a = await startInProcess({}, { meta: gatedMeta, storage, cluster: links.member(1) });
+    const listing = gatedListing(meta);
+    const a = await startInProcess({}, { meta: listing.meta, storage, cluster: links.member(1) });
     stops.push(() => a.stop());
     const b = await startInProcess({}, { meta, storage, cluster: links.member(2) });
     stops.push(() => b.stop());
@@ -110,15 +126,13 @@ describe('messages for a broker that goes before it has them', () => {
     const publisher = await connectClient(a.port, { clientId: 'publisher' });
     clients.push(publisher);
 
-    let open: () => void = () => {};
-    gate = new Promise<void>((resolve) => (open = resolve));
+    listing.close();
     links.remove(2);
     const acknowledged = ['during 1', 'during 2'].map((text) =>
       publisher.publishAsync('orders/1', text, { qos: 1 }),
     );
     await new Promise((r) => setTimeout(r, 200));
-    open();
-    gate = null;
+    listing.open();
     await Promise.all(acknowledged);
 
     expect(await collect(a.port, 'away', 2)).toEqual(['during 1', 'during 2']);
@@ -126,15 +140,7 @@ describe('messages for a broker that goes before it has them', () => {
 
   it('gives what was routed for the gone broker to a session its client is claiming at that moment', async () => {
     const meta = memoryMeta();
-    // Broker 1's listing of stored sessions (its takeover of broker 2's) waits at a gate.
-    let listGate: Promise<void> | null = null;
-    const gatedMeta: MetaStore = {
-      ...meta,
-      list: async (...args) => {
-        if (listGate !== null) await listGate;
-        return meta.list(...args);
-      },
-    };
+    const listing = gatedListing(meta);
     // Once armed, the second look at a session log (the claim's read after it took the session
     // record) waits at a gate: the claim is under way for as long as the test says.
     let logLooks: number | null = null;
@@ -147,7 +153,7 @@ describe('messages for a broker that goes before it has them', () => {
     }
     const storage = new GatedStorage();
     const links = new InProcessBrokers();
-    const a = await startInProcess({}, { meta: gatedMeta, storage, cluster: links.member(1) });
+    const a = await startInProcess({}, { meta: listing.meta, storage, cluster: links.member(1) });
     stops.push(() => a.stop());
     const b = await startInProcess({}, { meta, storage, cluster: links.member(2) });
     stops.push(() => b.stop());
@@ -161,8 +167,7 @@ describe('messages for a broker that goes before it has them', () => {
     clients.push(publisher);
     const acknowledged = publisher.publishAsync('orders/1', 'in flight', { qos: 1 });
     await new Promise((r) => setTimeout(r, 50));
-    let openList: () => void = () => {};
-    listGate = new Promise<void>((resolve) => (openList = resolve));
+    listing.close();
     let openLog: () => void = () => {};
     logGate = new Promise<void>((resolve) => (openLog = resolve));
     logLooks = 0;
@@ -181,8 +186,7 @@ describe('messages for a broker that goes before it has them', () => {
       .toBe(1);
     // Then broker 1's takeover finds nothing left to take; the message is routed for broker 2's
     // sessions while the claim is still reading the session's log back.
-    openList();
-    listGate = null;
+    listing.open();
     await Promise.race([acknowledged, new Promise((r) => setTimeout(r, 500))]);
     openLog();
     await acknowledged;

@@ -6,7 +6,6 @@ import {
   ErrorCode,
   RobustMQError,
   type AppendResult,
-  type BrokerContext,
   type Logger,
   type MetaEntry,
   type MetaEvent,
@@ -15,7 +14,6 @@ import {
   type MetaStore,
   type MetaWatch,
   type MetaWatchOptions,
-  type Metrics,
   type ReadOptions,
   type ReadResult,
   type RecordBatch,
@@ -27,6 +25,7 @@ import { openLocalMetaStore } from '@robustmq/meta-raft';
 import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import { parseSettings } from '../../src/config.js';
 import { KafkaPlugin } from '../../src/plugin.js';
+import { testBrokerContext } from './broker-context.js';
 
 /** The storage calls a test can make fail. */
 export type StorageCall =
@@ -178,12 +177,6 @@ export class FaultyMeta implements MetaStore {
   }
 }
 
-const noMetrics: Metrics = {
-  counter: () => ({ inc: () => {} }),
-  gauge: () => ({ set: () => {}, inc: () => {}, dec: () => {} }),
-  histogram: () => ({ observe: () => {} }),
-};
-
 /** A logger that keeps every line, flattened to its fields and message. */
 export function recordingLogger(lines: Array<Record<string, unknown>>, bindings: object = {}): Logger {
   const at =
@@ -219,24 +212,7 @@ export async function startFaultyNode(kafka: Record<string, unknown> = {}): Prom
   const logger = recordingLogger(logs);
   const meta = new FaultyMeta(await openLocalMetaStore({ dir, logger }));
   const storage = new FaultyStorage();
-  const context: BrokerContext = {
-    nodeId: 1,
-    version: 'test',
-    router: { publish: () => 0, subscribe: () => ({ filter: '', unsubscribe: () => {} }) },
-    storage,
-    meta,
-    auth: {
-      authenticate: () => Promise.resolve(null),
-      authorize: () => Promise.resolve(true),
-      scramCredential: () => Promise.resolve(null),
-    },
-    metrics: noMetrics,
-    logger,
-    records: {
-      encode: () => Promise.reject(new Error('not used')),
-      decode: () => Promise.reject(new Error('not used')),
-    },
-  };
+  const context = testBrokerContext({ storage, meta, logger });
   const plugin = new KafkaPlugin(parseSettings({ port: 0, ...kafka }));
   await plugin.start(context);
   const server: Server = createServer((socket) =>

@@ -1,17 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { silentLogger, type MetaStore, type Metrics, type StorageEngine } from '@robustmq/core';
+import { silentLogger, type MetaStore, type StorageEngine } from '@robustmq/core';
 import { openLocalMetaStore } from '@robustmq/meta-raft';
 import { Broker } from '../../src/broker/broker.js';
 import type { RequestContext } from '../../src/broker/handler.js';
 import { parseSettings } from '../../src/config.js';
-
-const noMetrics: Metrics = {
-  counter: () => ({ inc: () => {} }),
-  gauge: () => ({ set: () => {}, inc: () => {}, dec: () => {} }),
-  histogram: () => ({ observe: () => {} }),
-};
+import { testBrokerContext } from './broker-context.js';
 
 /** A Kafka broker in this process, on `storage` and a local meta store, for calling handlers directly. */
 export interface InProcessBroker {
@@ -28,27 +23,7 @@ export async function startInProcessBroker(
 ): Promise<InProcessBroker> {
   const dir = await mkdtemp(join(tmpdir(), 'robustmq-kafka-in-process-'));
   const meta = await openLocalMetaStore({ dir, logger: silentLogger });
-  const broker = new Broker(
-    {
-      nodeId: 1,
-      version: 'test',
-      router: { publish: () => 0, subscribe: () => ({ filter: '', unsubscribe: () => {} }) },
-      storage,
-      meta,
-      auth: {
-        authenticate: () => Promise.resolve(null),
-        authorize: () => Promise.resolve(true),
-        scramCredential: () => Promise.resolve(null),
-      },
-      metrics: noMetrics,
-      logger: silentLogger,
-      records: {
-        encode: () => Promise.reject(new Error('not used')),
-        decode: () => Promise.reject(new Error('not used')),
-      },
-    },
-    parseSettings(settings),
-  );
+  const broker = new Broker(testBrokerContext({ storage, meta }), parseSettings(settings));
   return {
     broker,
     meta,
