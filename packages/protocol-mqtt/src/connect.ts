@@ -17,6 +17,10 @@ const REFUSALS = {
   server_unavailable: [ReasonCode.ServerUnavailable, ConnectReturnCode.ServerUnavailable],
   bad_authentication_method: [ReasonCode.BadAuthenticationMethod, ConnectReturnCode.NotAuthorized],
   invalid_will_topic: [ReasonCode.TopicNameInvalid, null],
+  unsupported_protocol_version: [
+    ReasonCode.UnsupportedProtocolVersion,
+    ConnectReturnCode.UnacceptableProtocolVersion,
+  ],
   protocol_violation: [ReasonCode.ProtocolError, null],
 } as const;
 
@@ -50,8 +54,11 @@ async function connect(
   const props = version === 5 ? packet.properties : undefined;
 
   if ((version === 3) !== (packet.protocolId === 'MQIsdp')) {
-    return connection.refuse(
-      'protocol_violation',
+    // A client set up with one version's name and another's level (mqtt.js with only
+    // `protocolVersion: 3`) learns why rather than being dropped without a word, as from Mosquitto.
+    return refuse(
+      connection,
+      'unsupported_protocol_version',
       `protocol name ${packet.protocolId} with level ${version}`,
     );
   }

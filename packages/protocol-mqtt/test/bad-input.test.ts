@@ -321,6 +321,33 @@ describe('bad input before or instead of CONNECT', () => {
     );
   });
 
+  it('refuses a protocol name with another version\'s level: CONNACK "unacceptable protocol version"', async () => {
+    for (const [name, level, answer] of [
+      ['MQTT', 3, { returnCode: 1 }],
+      ['MQIsdp', 4, { returnCode: 1 }],
+      ['MQIsdp', 5, { reasonCode: 0x84 }],
+    ] as const) {
+      const client = await RawClient.open(server.port, level === 5 ? 5 : 4);
+      client.write(
+        packet(
+          0x10,
+          str(name),
+          [level, 0x02, 0, 60],
+          level === 5 ? properties() : [],
+          str(`${name}-${level}`),
+        ),
+      );
+      expect(await client.next()).toMatchObject({ cmd: 'connack', sessionPresent: false, ...answer });
+      expect(await client.closesWithin(3000)).toBe(true);
+      await server.waitForLog(
+        (l) =>
+          l.msg === 'connection refused' &&
+          l.reason === 'unsupported_protocol_version' &&
+          l.detail === `protocol name ${name} with level ${level}`,
+      );
+    }
+  });
+
   it('a will topic with a wildcard is refused: CONNACK 0x90 for MQTT 5, closed for MQTT 3', async () => {
     for (const version of [4, 5] as const) {
       const client = await RawClient.open(server.port, version);
