@@ -94,8 +94,13 @@ export class TopicCatalog {
   private readonly whole = new Map<string, number>();
   /** Shard checks under way, by `<name>@<revision>`, so that lookups at once share one. */
   private readonly checks = new Map<string, Promise<void>>();
-  /** Creations under way in this catalog: lookups wait for them rather than repair half a topic. */
-  private readonly creating = new Map<string, Promise<unknown>>();
+  /**
+   * The last creation, change or deletion of each topic under way in this catalog. They run one
+   * at a time per topic, so that none makes or removes shards under another (a deletion would
+   * otherwise miss the partitions a change adds, or remove those of a topic created again at once);
+   * lookups wait for them rather than repair half a topic.
+   */
+  private readonly changing = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly meta: MetaStore,
@@ -126,28 +131,24 @@ export class TopicCatalog {
       createdAt: Date.now(),
     };
     const shardConfig = shardConfigOf(created);
-    let revision: number;
-    try {
-      revision = await this.meta.put(topicKey(topic.name), encodeTopic(created), { ifRevision: 0 });
-    } catch (error) {
-      if (isRobustMQError(error, ErrorCode.Conflict)) {
-        throw new RobustMQError(ErrorCode.AlreadyExists, `topic ${topic.name} already exists`);
+    return this.oneAtATime(topic.name, async () => {
+      let revision: number;
+      try {
+        revision = await this.meta.put(topicKey(topic.name), encodeTopic(created), { ifRevision: 0 });
+      } catch (error) {
+        if (isRobustMQError(error, ErrorCode.Conflict)) {
+          throw new RobustMQError(ErrorCode.AlreadyExists, `topic ${topic.name} already exists`);
+        }
+        throw error;
       }
-      throw error;
-    }
-    const making = this.createShards(created, revision, shardConfig);
-    this.creating.set(topic.name, making);
-    try {
-      await making;
-    } finally {
-      if (this.creating.get(topic.name) === making) this.creating.delete(topic.name);
-    }
-    return created;
+      await this.createShards(created, revision, shardConfig);
+      return created;
+    });
   }
 
   /** The topic named `name`, or null; creates any of its shards that are missing. */
   async get(name: string): Promise<Topic | null> {
-    await settled(this.creating.get(name));
+    await settled(this.changing.get(name));
     const entry = await this.meta.get(topicKey(name));
     return entry ? this.withShards(entry) : null;
   }
@@ -164,7 +165,11 @@ export class TopicCatalog {
   }
 
   /** Applies `change` with compare-and-set, then brings the shards in line; `NOT_FOUND` if absent. */
-  async alter(name: string, change: TopicChange): Promise<Topic> {
+  alter(name: string, change: TopicChange): Promise<Topic> {
+    return this.oneAtATime(name, () => this.applyAlter(name, change));
+  }
+
+  private async applyAlter(name: string, change: TopicChange): Promise<Topic> {
     for (;;) {
       const entry = await this.meta.get(topicKey(name));
       if (!entry) throw new RobustMQError(ErrorCode.NotFound, `topic ${name} does not exist`);
@@ -231,13 +236,24 @@ export class TopicCatalog {
   }
 
   /** Removes the topic and its shards; false when it did not exist. */
-  async delete(name: string): Promise<boolean> {
-    // A creation under way would go on making shards after they were deleted.
-    await settled(this.creating.get(name));
-    const entry = await this.meta.get(topicKey(name));
-    if (!entry) return false;
-    const topic = decodeTopic(entry.value);
-    if (!(await this.meta.delete(topicKey(name), { ifRevision: entry.modRevision }))) return false;
+  delete(name: string): Promise<boolean> {
+    return this.oneAtATime(name, () => this.applyDelete(name));
+  }
+
+  private async applyDelete(name: string): Promise<boolean> {
+    let topic: Topic;
+    for (;;) {
+      const entry = await this.meta.get(topicKey(name));
+      if (!entry) return false;
+      topic = decodeTopic(entry.value);
+      try {
+        if (!(await this.meta.delete(topicKey(name), { ifRevision: entry.modRevision }))) return false;
+        break;
+      } catch (error) {
+        // Deleted or changed since it was read (by another node): look again.
+        if (!isRobustMQError(error, ErrorCode.Conflict)) throw error;
+      }
+    }
     this.whole.delete(name);
     for (let partition = 0; partition < topic.partitions; partition++) {
       try {
@@ -247,6 +263,18 @@ export class TopicCatalog {
       }
     }
     return true;
+  }
+
+  /** Runs `change` of topic `name` once the changes of it already under way here are done. */
+  private async oneAtATime<T>(name: string, change: () => Promise<T>): Promise<T> {
+    const running = settled(this.changing.get(name)).then(change);
+    this.changing.set(name, running);
+    try {
+      return await running;
+    } finally {
+      // Later changes wait for this one, so the last one queued stands for all of them.
+      if (this.changing.get(name) === running) this.changing.delete(name);
+    }
   }
 
   private checkPartitions(name: string, partitions: number): void {
@@ -296,13 +324,14 @@ export class TopicCatalog {
     try {
       removed = await this.meta.delete(topicKey(topic.name), { ifRevision: revision });
     } catch (error) {
+      // Changed or deleted meanwhile by someone else, who now owns the shards.
+      if (isRobustMQError(error, ErrorCode.Conflict)) return;
       this.logger.error(
         { err: error, topic: topic.name },
         'could not undo a failed topic creation; its missing shards are made on its next lookup',
       );
       return;
     }
-    // Changed or deleted meanwhile by someone else, who now owns the shards.
     if (!removed) return;
     const partitions = Array.from({ length: Math.min(failedAt + 1, topic.partitions) }, (_, p) => p);
     await this.removeShards(topic.name, partitions);

@@ -1,0 +1,129 @@
+import { ErrorCode, isRobustMQError, type ShardConfig, type ShardInfo } from '@robustmq/core';
+import { MemoryStorageEngine } from '@robustmq/storage-memory';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { handleCreatePartitions } from '../src/broker/handlers/create-partitions.js';
+import { handleCreateTopics } from '../src/broker/handlers/create-topics.js';
+import { handleDeleteTopics } from '../src/broker/handlers/delete-topics.js';
+import { KafkaErrorCode } from '../src/codec/index.js';
+import { startInProcessBroker, type InProcessBroker } from './helpers/in-process-broker.js';
+
+// Admin requests about one topic from several clients at once (test harnesses deleting and
+// creating the same topic, two operators): each gets a Kafka answer, and no shard outlives its topic
+// or is taken by the next topic of that name.
+
+/** A memory engine whose creation or deletion of one shard can be held at the door. */
+class HeldStorage extends MemoryStorageEngine {
+  private readonly gates = new Map<string, { reached: () => void; opened: Promise<void> }>();
+
+  /** Holds the next `operation` on `shard`: `reached` once it comes, until `release` is called. */
+  hold(operation: 'create' | 'delete', shard: string): { reached: Promise<void>; release: () => void } {
+    let reached!: () => void;
+    let release!: () => void;
+    const arrived = new Promise<void>((resolve) => (reached = resolve));
+    const opened = new Promise<void>((resolve) => (release = resolve));
+    this.gates.set(`${operation} ${shard}`, { reached, opened });
+    return { reached: arrived, release };
+  }
+
+  override async createShard(shard: string, config?: Partial<ShardConfig>): Promise<ShardInfo> {
+    await this.door('create', shard);
+    return super.createShard(shard, config);
+  }
+
+  override async deleteShard(shard: string): Promise<void> {
+    await this.door('delete', shard);
+    return super.deleteShard(shard);
+  }
+
+  private async door(operation: 'create' | 'delete', shard: string): Promise<void> {
+    const gate = this.gates.get(`${operation} ${shard}`);
+    if (gate === undefined) return;
+    this.gates.delete(`${operation} ${shard}`);
+    gate.reached();
+    await gate.opened;
+  }
+}
+
+let storage: HeldStorage;
+let node: InProcessBroker;
+
+beforeEach(async () => {
+  storage = new HeldStorage();
+  node = await startInProcessBroker(storage);
+});
+
+afterEach(async () => {
+  await node.stop();
+  await storage.close();
+});
+
+const createTopic = (name: string, numPartitions: number) =>
+  handleCreateTopics(
+    {
+      topics: [{ name, numPartitions, replicationFactor: 1, assignments: [], configs: [] }],
+      timeoutMs: 1000,
+    },
+    node.context(19, 7),
+  );
+
+const deleteTopic = (name: string) =>
+  handleDeleteTopics({ topicNames: [name], timeoutMs: 1000 }, node.context(20, 4));
+
+const growTopic = (name: string, count: number) =>
+  handleCreatePartitions(
+    { topics: [{ name, count, assignments: null }], timeoutMs: 1000, validateOnly: false },
+    node.context(37, 3),
+  );
+
+/** Whether the storage has shard `shard`. */
+async function hasShard(shard: string): Promise<boolean> {
+  try {
+    await storage.shardInfo(shard);
+    return true;
+  } catch (error) {
+    if (isRobustMQError(error, ErrorCode.NotFound)) return false;
+    throw error;
+  }
+}
+
+/** Lets whatever the event loop has ready run, so a request that is not held gets as far as it can. */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
+
+describe('admin requests about one topic at once', () => {
+  it('two DeleteTopics of one topic: one deletes it, the other is told it does not exist', async () => {
+    expect((await createTopic('twice', 2)).topics[0]!.errorCode).toBe(0);
+    const answers = await Promise.all([deleteTopic('twice'), deleteTopic('twice')]);
+    const codes = answers.map((answer) => answer.responses[0]!.errorCode).sort((a, b) => a - b);
+    expect(codes).toEqual([KafkaErrorCode.none, KafkaErrorCode.unknownTopicOrPartition]);
+    expect(await hasShard('twice/0')).toBe(false);
+    expect(await hasShard('twice/1')).toBe(false);
+  });
+
+  it('a DeleteTopics while CreatePartitions adds partitions removes the new ones too', async () => {
+    expect((await createTopic('grown', 2)).topics[0]!.errorCode).toBe(0);
+    const adding = storage.hold('create', 'grown/2');
+    const grown = growTopic('grown', 3);
+    await adding.reached;
+    const deleted = deleteTopic('grown');
+    await settle();
+    adding.release();
+    expect((await grown).results[0]!.errorCode).toBe(0);
+    expect((await deleted).responses[0]!.errorCode).toBe(0);
+    for (const partition of [0, 1, 2]) expect(await hasShard(`grown/${partition}`)).toBe(false);
+  });
+
+  it('a CreateTopics while a DeleteTopics of that name removes shards gets a topic of its own, empty', async () => {
+    expect((await createTopic('again', 1)).topics[0]!.errorCode).toBe(0);
+    await storage.append('again/0', [{ recordCount: 1, maxTimestamp: 1, data: Buffer.from('old') }]);
+    const removing = storage.hold('delete', 'again/0');
+    const deleted = deleteTopic('again');
+    await removing.reached;
+    const created = createTopic('again', 1);
+    await settle();
+    removing.release();
+    expect((await deleted).responses[0]!.errorCode).toBe(0);
+    expect((await created).topics[0]!.errorCode).toBe(0);
+    // The new topic's partition is there, without the old topic's record.
+    expect((await storage.shardInfo('again/0')).nextOffset).toBe(0);
+  });
+});
