@@ -269,6 +269,33 @@ describe('group, offset, producer and SASL handlers', () => {
     expect(deleted.topics[0]!.partitions[0]!.errorCode).toBe(E.topicAuthorizationFailed);
   });
 
+  it('refuses a committed offset past 2^53, which would read back as another one', async () => {
+    const at = (partitionIndex: number, committedOffset: bigint) => ({
+      partitionIndex,
+      committedOffset,
+      committedLeaderEpoch: -1,
+      committedMetadata: null,
+    });
+    const committed = await handleOffsetCommit(
+      {
+        groupId: 'far',
+        generationIdOrMemberEpoch: -1,
+        memberId: '',
+        topics: [{ name: 'orders', partitions: [at(0, 5n), at(1, 2n ** 63n - 1n)] }],
+      },
+      ctx(8, 8),
+    );
+    expect(committed.topics[0]!.partitions.map((p) => p.errorCode)).toEqual([E.none, E.offsetOutOfRange]);
+    const fetched = await handleOffsetFetch(
+      { groupId: 'far', topics: [{ name: 'orders', partitionIndexes: [0, 1] }] },
+      ctx(9, 6),
+    );
+    expect(fetched.topics![0]!.partitions.map((p) => [p.errorCode, p.committedOffset])).toEqual([
+      [E.none, 5n],
+      [E.none, -1n],
+    ]);
+  });
+
   it('admits a JoinGroup v3 member without the two-step join and answers its v0 protocol name', async () => {
     const joined = await handleJoinGroup(
       {

@@ -237,6 +237,9 @@ export class GroupService {
           errorCode = E.unknownTopicOrPartition;
         } else if (Buffer.byteLength(p.committedMetadata ?? '') > MAX_METADATA_BYTES) {
           errorCode = E.offsetMetadataTooLarge;
+        } else if (!Number.isSafeInteger(p.committedOffset)) {
+          // Past 2^53 no log reaches, and the offset would read back as another (or not encode).
+          errorCode = E.offsetOutOfRange;
         } else {
           toStore.push({
             topic: topic.name,
