@@ -160,7 +160,16 @@ export class TopicCatalog {
       ...(page.limit !== undefined && { limit: page.limit }),
     });
     const topics: Topic[] = [];
-    for (const entry of entries) topics.push(await this.withShards(entry));
+    for (const entry of entries) {
+      const name = decodeTopic(entry.value).name;
+      if (!this.changing.has(name)) {
+        topics.push(await this.withShards(entry));
+        continue;
+      }
+      // Being created, changed or deleted here: the topic once that is done, not half of it.
+      const now = await this.get(name);
+      if (now !== null) topics.push(now);
+    }
     return topics;
   }
 

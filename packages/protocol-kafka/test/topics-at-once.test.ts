@@ -13,6 +13,8 @@ import { startInProcessBroker, type InProcessBroker } from './helpers/in-process
 
 /** A memory engine whose creation or deletion of one shard can be held at the door. */
 class HeldStorage extends MemoryStorageEngine {
+  /** Every shard creation asked for, in order. */
+  readonly creations: string[] = [];
   private readonly gates = new Map<string, { reached: () => void; opened: Promise<void> }>();
 
   /** Holds the next `operation` on `shard`: `reached` once it comes, until `release` is called. */
@@ -26,6 +28,7 @@ class HeldStorage extends MemoryStorageEngine {
   }
 
   override async createShard(shard: string, config?: Partial<ShardConfig>): Promise<ShardInfo> {
+    this.creations.push(shard);
     await this.door('create', shard);
     return super.createShard(shard, config);
   }
@@ -125,5 +128,20 @@ describe('admin requests about one topic at once', () => {
     expect((await created).topics[0]!.errorCode).toBe(0);
     // The new topic's partition is there, without the old topic's record.
     expect((await storage.shardInfo('again/0')).nextOffset).toBe(0);
+  });
+
+  it('a listing of topics during a CreateTopics waits for it rather than make its shards too', async () => {
+    const making = storage.hold('create', 'listed/1');
+    const created = createTopic('listed', 2);
+    await making.reached;
+    const listed = node.broker.catalog.list();
+    await settle();
+    making.release();
+    expect((await created).topics[0]!.errorCode).toBe(0);
+    expect((await listed).find((topic) => topic.name === 'listed')?.partitions).toBe(2);
+    expect(storage.creations.filter((shard) => shard.startsWith('listed/'))).toEqual([
+      'listed/0',
+      'listed/1',
+    ]);
   });
 });
