@@ -87,6 +87,15 @@ const rheaMessage = (rhea as unknown as { message: { unwrap_outcome(state: unkno
 const unwrapOutcome = (state: unknown) =>
   rheaMessage.unwrap_outcome(state) as RheaOutgoingDelivery['remote_state'];
 
+/**
+ * Whether a disposition's state is a described value, as outcomes are. rhea writes a settlement
+ * without an outcome as an AMQP null, which rhea reads back as a value of its own and, given it to
+ * unwrap, takes for an unknown outcome and prints to the console.
+ */
+function isOutcome(state: unknown): boolean {
+  return typeof state === 'object' && state !== null && 'descriptor' in state;
+}
+
 /** The queue outcome for a delivery's remote state; null for a state that is no outcome. */
 function outcomeOf(delivery: Pick<RheaDelivery, 'remote_state'>): Outcome | null {
   const state = delivery.remote_state as
@@ -1029,7 +1038,7 @@ export class AmqpConnection {
           delivery.remote_settled = true;
           changed = true;
         }
-        if (fields.state && fields.state !== delivery.remote_state) {
+        if (isOutcome(fields.state) && fields.state !== delivery.remote_state) {
           if (state === undefined) {
             state = unwrapOutcome(fields.state);
             outcome = outcomeOf({ remote_state: state });

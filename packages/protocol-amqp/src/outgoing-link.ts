@@ -10,7 +10,9 @@ import type { RheaSender } from './rhea-shapes.js';
  */
 interface SentDelivery {
   readonly remote_settled: boolean;
-  update(settled: boolean): void;
+  /** The peer's state, as rhea reads it: an outcome it can write back described. */
+  readonly remote_state?: object;
+  update(settled: boolean, state?: unknown): void;
   queueEntry?: Entry | null;
 }
 
@@ -162,7 +164,9 @@ export class OutgoingLink implements QueueConsumer {
     if (!entry || this.closed) return;
     delivery.queueEntry = null;
     this.unsettledCount--;
-    if (!delivery.remote_settled) delivery.update(true);
+    // Settling first for a consumer that settles second: the disposition names the outcome, as
+    // rhea's receivers expect of a disposition with a settlement.
+    if (!delivery.remote_settled) delivery.update(true, describedState(delivery));
     this.queue?.settle(entry, outcome, this);
   }
 
@@ -187,4 +191,9 @@ export class OutgoingLink implements QueueConsumer {
     this.queue?.removeConsumer(this);
     return this.queue;
   }
+}
+
+/** The peer's state of a delivery as rhea writes it into a disposition (its outcome, described). */
+function describedState(delivery: SentDelivery): unknown {
+  return (delivery.remote_state as { described?(): unknown } | undefined)?.described?.();
 }
