@@ -1,29 +1,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadFixtures } from '../helpers/codec-fixtures.js';
 import { run } from '../helpers/processes.js';
 import * as codec from '../../src/codec/index.js';
 import { decodeMessage, encodeMessage, type MessageCodec, type Records } from '../../src/codec/index.js';
 
-const FIXTURES = join(import.meta.dirname, 'fixtures');
-
-interface Fixture {
-  name: string;
-  cases: Array<{ version: number; value: unknown }>;
-}
-
-/** JSON fixtures spell bigints and bytes as `{ $bigint }` and `{ $bytes }` (base64). */
-function revive(_key: string, value: unknown): unknown {
-  if (value && typeof value === 'object') {
-    if ('$bigint' in value) return BigInt((value as { $bigint: string }).$bigint);
-    if ('$bytes' in value) return Buffer.from((value as { $bytes: string }).$bytes, 'base64');
-  }
-  return value;
-}
-
-const fixtures = readdirSync(FIXTURES)
-  .filter((f) => f.endsWith('.json'))
-  .map((f) => JSON.parse(readFileSync(join(FIXTURES, f), 'utf8'), revive) as Fixture);
+const fixtures = loadFixtures();
 
 describe('generated message codecs', () => {
   it('has a fixture for every schema', () => {
