@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import {
   ErrorCode,
+  isRobustMQError,
   RobustMQError,
   type Logger,
   type MetaPutOptions,
@@ -272,8 +273,10 @@ export class SessionLog {
   private enqueue(write: () => Promise<void>): Promise<void> {
     this.writes++;
     const next = this.chain.then(write);
-    // A failed write is logged; later writes still run (the chain never stays rejected).
+    // A failed write is logged; later writes still run (the chain never stays rejected). A claim
+    // lost to another broker is no failure of the store: the claimer answers for it.
     this.chain = next.catch((error: unknown) => {
+      if (isRobustMQError(error, ErrorCode.Conflict)) return;
       this.logger.error({ err: error, clientId: this.clientId }, 'session store write failed');
     });
     return next;
