@@ -61,6 +61,12 @@ export function shardConfigOf(topic: Topic, before?: Topic): Partial<ShardConfig
 /** Partitions a topic may have when the catalog is not given another limit. */
 export const DEFAULT_MAX_PARTITIONS = 10_000;
 
+/**
+ * A topic created less than this long ago, since the catalog was made, whose shards are missing is
+ * taken for one another node is still creating.
+ */
+const JUST_CREATED_MS = 60_000;
+
 /** Shards looked up at once when checking that a topic has all of them. */
 const SHARD_CHECK_CONCURRENCY = 32;
 
@@ -92,6 +98,8 @@ export class TopicCatalog {
   private readonly logger: Logger;
   /** Topics whose shards were all there, by the revision of the catalog entry then. */
   private readonly whole = new Map<string, number>();
+  /** When this catalog was made: topics created before it may have lost shards in a restart. */
+  private readonly openedAt = Date.now();
   /** Shard checks under way, by `<name>@<revision>`, so that lookups at once share one. */
   private readonly checks = new Map<string, Promise<void>>();
   /**
@@ -392,10 +400,17 @@ export class TopicCatalog {
     try {
       const missing = await this.missingPartitions(topic);
       if (missing.length > 0) {
-        this.logger.warn(
-          { topic: topic.name, partitions: missing.length, first: missing[0] },
-          'topic partitions without a shard (lost with a restart or a failure); creating empty ones',
-        );
+        const fields = { topic: topic.name, partitions: missing.length, first: missing[0] };
+        if (topic.createdAt >= this.openedAt && Date.now() - topic.createdAt < JUST_CREATED_MS) {
+          // Created since this node started, a moment ago: most likely another node of the
+          // cluster is making them now, and nothing was lost.
+          this.logger.info(fields, 'partitions of a topic just created not there yet; creating them here');
+        } else {
+          this.logger.warn(
+            fields,
+            'topic partitions without a shard (lost with a restart or a failure); creating empty ones',
+          );
+        }
         const config = shardConfigOf(topic);
         const made: number[] = [];
         for (const partition of missing) {

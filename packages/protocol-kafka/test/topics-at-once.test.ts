@@ -1,4 +1,12 @@
-import { ErrorCode, isRobustMQError, type ShardConfig, type ShardInfo } from '@robustmq/core';
+import {
+  ErrorCode,
+  isRobustMQError,
+  silentLogger,
+  TopicCatalog,
+  type Logger,
+  type ShardConfig,
+  type ShardInfo,
+} from '@robustmq/core';
 import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { handleCreatePartitions } from '../src/broker/handlers/create-partitions.js';
@@ -143,5 +151,28 @@ describe('admin requests about one topic at once', () => {
       'listed/0',
       'listed/1',
     ]);
+  });
+
+  it('another broker looking a topic up while this one creates it makes the shards without warning of a loss', async () => {
+    const lines: Array<{ level: string; msg: string }> = [];
+    const keep =
+      (level: string) =>
+      (...args: unknown[]) =>
+        void lines.push({ level, msg: String(args.find((a) => typeof a === 'string')) });
+    const logger: Logger = { ...silentLogger, info: keep('info'), warn: keep('warn'), child: () => logger };
+    const elsewhere = new TopicCatalog(node.meta, storage, { logger });
+    const making = storage.hold('create', 'young/0');
+    const created = createTopic('young', 1);
+    await making.reached;
+    const seen = await elsewhere.get('young');
+    making.release();
+    expect((await created).topics[0]!.errorCode).toBe(0);
+    expect(seen?.partitions).toBe(1);
+    expect(await hasShard('young/0')).toBe(true);
+    expect(lines.filter((line) => line.level === 'warn')).toEqual([]);
+    expect(lines).toContainEqual({
+      level: 'info',
+      msg: 'partitions of a topic just created not there yet; creating them here',
+    });
   });
 });
