@@ -2,6 +2,11 @@ import { generate, writeToStream, type Packet } from 'mqtt-packet';
 import type { ProtocolVersion, QoS } from './packets.js';
 import type { UserPropertyList } from './user-properties.js';
 
+// mqtt-packet would otherwise build, at its first packet, a table of 65,536 two-byte buffers for
+// the numbers it writes: about 6.5 MB held for good, for packets (CONNACK, SUBACK, ...) far off
+// the hot paths, which this module encodes itself.
+writeToStream.cacheNumbers = false;
+
 /**
  * Encodes one packet for the given protocol version. Throws an Error when the packet cannot be
  * expressed (an invalid topic, property or packet identifier).
