@@ -169,7 +169,7 @@ export class TopicCatalog {
     });
     const topics: Topic[] = [];
     for (const entry of entries) {
-      const name = decodeTopic(entry.value).name;
+      const name = entry.key.slice(TOPICS_PREFIX.length);
       if (!this.changing.has(name)) {
         topics.push(await this.withShards(entry));
         continue;

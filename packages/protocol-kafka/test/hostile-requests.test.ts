@@ -92,7 +92,7 @@ async function exchange(
   port: number,
   requests: Array<{ apiKey: number; version: number; frame: Buffer; correlationId: number }>,
   until: Promise<void>,
-): Promise<{ sent: Sent[]; problems: string[]; closedByServer: boolean }> {
+): Promise<{ sent: Sent[]; problems: string[] }> {
   const socket: Socket = connect(port, '127.0.0.1');
   const sent: Sent[] = requests.map(({ apiKey, version, correlationId }) => ({
     apiKey,
@@ -102,10 +102,7 @@ async function exchange(
   }));
   const problems: string[] = [];
   let buffered = Buffer.alloc(0);
-  let closedByServer = false;
-  let ending = false;
   socket.on('error', () => undefined);
-  socket.on('close', () => (closedByServer = !ending));
   socket.on('data', (data: Buffer) => {
     buffered = Buffer.concat([buffered, data]);
     while (buffered.length >= 4 && buffered.length >= 4 + buffered.readInt32BE(0)) {
@@ -133,9 +130,8 @@ async function exchange(
   });
   for (const { frame } of requests) socket.write(frame);
   await until;
-  ending = true;
   socket.destroy();
-  return { sent, problems, closedByServer };
+  return { sent, problems };
 }
 
 let server: KafkaServer;
@@ -187,8 +183,9 @@ describe('requests with hostile field values', { timeout: 60_000 }, () => {
       `seed ${SEED}`,
     ).toEqual([]);
     const answered = results.flatMap((r) => r.sent).filter((s) => s.answered).length;
-    // Most requests get an answer; the rest wait (long polls, joins) or their connection was closed.
-    expect(answered).toBeGreaterThan((CONNECTIONS * REQUESTS_PER_CONNECTION) / 3);
+    // Most requests get an answer (321-368 of 384 with seeds 1-3); the rest wait (long polls,
+    // joins) or come after one that closed their connection.
+    expect(answered).toBeGreaterThan((CONNECTIONS * REQUESTS_PER_CONNECTION) / 2);
     expect(server.child.exitCode).toBeNull();
     const errors = server.logs.filter((line) => (line.level as number) >= 50);
     expect(errors, `seed ${SEED}`).toEqual([]);
