@@ -7,6 +7,7 @@ import type { Metrics } from './metrics.js';
 import type { RecordCodec } from './records.js';
 import type { Router } from './router.js';
 import type { StorageEngine } from './storage.js';
+import type { TopicCatalog } from './topic-catalog.js';
 
 /** How clients reach a listener. `ws` and `wss` carry the protocol inside WebSocket binary frames. */
 export type Transport = 'tcp' | 'tls' | 'ws' | 'wss';
@@ -64,6 +65,12 @@ export interface BrokerContext {
    * context built without a server, in tests).
    */
   readonly cluster?: BrokerCluster;
+  /**
+   * The node's topic catalog, shared by its protocols and its admin API so that creations,
+   * changes and deletions of one topic through any of them run one at a time. Absent (a context
+   * built without a server, in tests), a protocol makes its own.
+   */
+  readonly topics?: TopicCatalog;
 }
 
 /** A running protocol: the server hands it each accepted connection. */

@@ -103,7 +103,7 @@ export class AmqpBroker {
     readonly metrics: AmqpMetrics,
   ) {
     this.logger = context.logger.child({ protocol: 'amqp' });
-    this.catalog = new TopicCatalog(context.meta, context.storage, { logger: this.logger });
+    this.catalog = context.topics ?? new TopicCatalog(context.meta, context.storage, { logger: this.logger });
     this.compressions = new TopicViews(context.meta, this.catalog, storedCompression, 'none');
     this.deadLetterName =
       settings.deadLetterAddress === undefined ? null : this.parse(settings.deadLetterAddress, []).name;

@@ -52,6 +52,28 @@ describe('queues', () => {
     expect(stored.headers.find((h) => h.key === 'region')?.value).toEqual(Buffer.from('eu'));
   });
 
+  it("creates an address's topic through the node's topic catalog when the node shares one", async () => {
+    const storage = new MemoryStorageEngine();
+    const meta = memoryMeta();
+    const topics = new TopicCatalog(meta, storage);
+    const made: string[] = [];
+    const create = topics.create.bind(topics);
+    topics.create = (topic) => {
+      made.push(topic.name);
+      return create(topic);
+    };
+    const node = await startInProcess({}, { storage, meta, topics });
+    try {
+      const client = await TestClient.connect(node.port);
+      const sender = await client.sender('queue://shared-catalog');
+      await sender.send({ body: 'one' });
+      await client.close();
+      expect(made).toEqual(['shared-catalog']);
+    } finally {
+      await node.stop();
+    }
+  });
+
   it('takes and delivers messages larger than a frame, and many in a row in order, each once', async () => {
     // Small frames both ways: the big message crosses as many transfers to and from the broker.
     const c = await client({ max_frame_size: 16_384 });

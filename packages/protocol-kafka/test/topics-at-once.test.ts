@@ -175,4 +175,23 @@ describe('admin requests about one topic at once', () => {
       msg: 'partitions of a topic just created not there yet; creating them here',
     });
   });
+
+  it("a CreateTopics waits for a deletion of that name through the node's other protocols, sharing its catalog", async () => {
+    await node.stop();
+    node = await startInProcessBroker(storage, {}, { sharedTopics: true });
+    const shared = node.topics!;
+    expect(node.broker.catalog).toBe(shared);
+    expect((await createTopic('across', 1)).topics[0]!.errorCode).toBe(0);
+    await storage.append('across/0', [{ recordCount: 1, maxTimestamp: 1, data: Buffer.from('old') }]);
+    // The admin API or AMQP deleting it, through the node's catalog.
+    const removing = storage.hold('delete', 'across/0');
+    const deleted = shared.delete('across');
+    await removing.reached;
+    const created = createTopic('across', 1);
+    await settle();
+    removing.release();
+    expect(await deleted).toBe(true);
+    expect((await created).topics[0]!.errorCode).toBe(0);
+    expect((await storage.shardInfo('across/0')).nextOffset).toBe(0);
+  });
 });

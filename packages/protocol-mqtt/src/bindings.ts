@@ -69,7 +69,9 @@ export class TopicBindings {
    * follows their partition count and compression from then on.
    */
   async start(): Promise<void> {
-    const catalog = new TopicCatalog(this.context.meta, this.context.storage, { logger: this.logger });
+    const catalog =
+      this.context.topics ??
+      new TopicCatalog(this.context.meta, this.context.storage, { logger: this.logger });
     for (const bound of this.topics.values()) {
       const wanted = this.bindings.find((b) => b.topic === bound.name)!.partitions;
       let topic = await catalog.get(bound.name);

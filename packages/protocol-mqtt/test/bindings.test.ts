@@ -221,6 +221,23 @@ describe('MQTT messages stored through a binding', () => {
     expect(stored!.timestamp).toBeLessThanOrEqual(Date.now());
   });
 
+  it("creates its stored topics through the node's topic catalog when the node shares one", async () => {
+    const storage = new MemoryStorageEngine();
+    const meta = memoryMeta();
+    const topics = new TopicCatalog(meta, storage);
+    const made: string[] = [];
+    const create = topics.create.bind(topics);
+    topics.create = (topic) => {
+      made.push(topic.name);
+      return create(topic);
+    };
+    broker = await startInProcess(
+      { bindings: [{ filter: 'sensors/#', topic: 'sensors' }] },
+      { storage, meta, topics },
+    );
+    expect(made).toEqual(['sensors']);
+  });
+
   it('sends PUBREC for a QoS 2 message only once it is stored', async () => {
     const storage = new GatedStorage();
     broker = await startInProcess({ bindings: [{ filter: 'sensors/#', topic: 'sensors' }] }, { storage });

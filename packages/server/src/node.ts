@@ -270,6 +270,7 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
           cleanup,
           status,
         );
+        const topics = new TopicCatalog(meta, storage!, { logger: logger.child({ component: 'topics' }) });
         context = {
           nodeId: config.node_id,
           version: VERSION,
@@ -286,14 +287,12 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
           metrics,
           logger,
           ...(cluster ? { cluster } : {}),
+          topics,
         };
         listeners.push(...(await startProtocols(protocols, context, config, cleanup)));
         // Peers learn of this broker once its protocols answer their calls.
         await cluster?.start();
-        api.attachTopics({
-          catalog: new TopicCatalog(meta, storage!, { logger: logger.child({ component: 'admin-api' }) }),
-          storage: storage!,
-        });
+        api.attachTopics({ catalog: topics, storage: storage! });
         for (const { name, plugin } of protocols) {
           if (plugin.adminResources) api.attachProtocol(name, plugin.adminResources());
         }

@@ -25,6 +25,7 @@ import {
   type StorageEngine,
   type StoredBatch,
   type StoredMessage,
+  type TopicCatalog,
 } from '@robustmq/core';
 import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import { parseSettings } from '../../src/config.js';
@@ -181,7 +182,13 @@ export function memoryMeta(): MetaStore {
  */
 export async function startInProcess(
   settings: Record<string, unknown> = {},
-  shared: { storage?: StorageEngine; meta?: MetaStore; records?: RecordCodec; cluster?: BrokerCluster } = {},
+  shared: {
+    storage?: StorageEngine;
+    meta?: MetaStore;
+    records?: RecordCodec;
+    cluster?: BrokerCluster;
+    topics?: TopicCatalog;
+  } = {},
 ) {
   const router = new RecordingRouter();
   const metrics = new TestMetrics();
@@ -213,6 +220,7 @@ export async function startInProcess(
     logger: silentLogger,
     records: shared.records ?? jsonCodec,
     ...(shared.cluster ? { cluster: shared.cluster } : {}),
+    ...(shared.topics ? { topics: shared.topics } : {}),
   };
   const plugin = new AmqpPlugin(parseSettings({ port: 0, ...settings }));
   await plugin.start(context);

@@ -19,7 +19,7 @@ export class Broker implements KafkaBroker {
     readonly settings: KafkaSettings,
   ) {
     this.logger = context.logger.child({ protocol: 'kafka' });
-    this.catalog = new TopicCatalog(context.meta, context.storage, { logger: this.logger });
+    this.catalog = context.topics ?? new TopicCatalog(context.meta, context.storage, { logger: this.logger });
     this.nodeId = context.nodeId;
     this.metrics = new KafkaMetrics(context.metrics);
     this.cluster = new KafkaCluster({

@@ -6,6 +6,7 @@ import {
   type MetaStore,
   type Metrics,
   type StorageEngine,
+  type TopicCatalog,
 } from '@robustmq/core';
 
 const noMetrics: Metrics = {
@@ -32,6 +33,8 @@ export function testBrokerContext(parts: {
   nodeId?: number;
   auth?: Authorizer;
   logger?: Logger;
+  /** The node's topic catalog, shared with its other protocols. */
+  topics?: TopicCatalog;
 }): BrokerContext {
   return {
     nodeId: parts.nodeId ?? 1,
@@ -46,5 +49,6 @@ export function testBrokerContext(parts: {
       encode: () => Promise.reject(new Error('not used')),
       decode: () => Promise.reject(new Error('not used')),
     },
+    ...(parts.topics && { topics: parts.topics }),
   };
 }

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { silentLogger, type MetaStore, type StorageEngine } from '@robustmq/core';
+import { silentLogger, TopicCatalog, type MetaStore, type StorageEngine } from '@robustmq/core';
 import { openLocalMetaStore } from '@robustmq/meta-raft';
 import { Broker } from '../../src/broker/broker.js';
 import type { RequestContext } from '../../src/broker/handler.js';
@@ -12,6 +12,8 @@ import { testBrokerContext } from './broker-context.js';
 export interface InProcessBroker {
   broker: Broker;
   meta: MetaStore;
+  /** The node's topic catalog, when the broker was started with one shared (as a server does). */
+  topics: TopicCatalog | null;
   /** What a handler is given for a request of `apiKey` at `apiVersion` from an authenticated client. */
   context(apiKey: number, apiVersion: number): RequestContext;
   stop(): Promise<void>;
@@ -20,13 +22,19 @@ export interface InProcessBroker {
 export async function startInProcessBroker(
   storage: StorageEngine,
   settings: Readonly<Record<string, unknown>> = {},
+  options: { sharedTopics?: boolean } = {},
 ): Promise<InProcessBroker> {
   const dir = await mkdtemp(join(tmpdir(), 'robustmq-kafka-in-process-'));
   const meta = await openLocalMetaStore({ dir, logger: silentLogger });
-  const broker = new Broker(testBrokerContext({ storage, meta }), parseSettings(settings));
+  const topics = options.sharedTopics ? new TopicCatalog(meta, storage) : null;
+  const broker = new Broker(
+    testBrokerContext({ storage, meta, ...(topics && { topics }) }),
+    parseSettings(settings),
+  );
   return {
     broker,
     meta,
+    topics,
     context: (apiKey, apiVersion) => ({
       apiKey,
       apiVersion,

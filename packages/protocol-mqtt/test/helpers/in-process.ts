@@ -27,6 +27,7 @@ import {
   type ScramCredential,
   type ScramLogin,
   type ScramMechanism,
+  type TopicCatalog,
 } from '@robustmq/core';
 import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import { MqttPlugin } from '../../src/plugin.js';
@@ -99,7 +100,13 @@ const key = (name: string, labels?: Readonly<Record<string, string | number>>) =
  */
 export async function startInProcess(
   settings: Record<string, unknown> = {},
-  options: { storage?: StorageEngine; meta?: MetaStore; cluster?: BrokerCluster; records?: RecordCodec } = {},
+  options: {
+    storage?: StorageEngine;
+    meta?: MetaStore;
+    cluster?: BrokerCluster;
+    records?: RecordCodec;
+    topics?: TopicCatalog;
+  } = {},
 ) {
   const router = new ListRouter();
   const metrics = new TestMetrics();
@@ -138,6 +145,7 @@ export async function startInProcess(
     metrics,
     logger: silentLogger,
     ...(options.cluster ? { cluster: options.cluster } : {}),
+    ...(options.topics ? { topics: options.topics } : {}),
   };
   const plugin = new MqttPlugin(parseSettings({ port: 0, ...settings }));
   await plugin.start(context);
