@@ -1,7 +1,7 @@
 import { TopicCatalog, type MetaStore, type RecordCompression } from '@robustmq/core';
 import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import rhea from 'rhea';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { compressionNoting, jsonCodec, memoryMeta, startInProcess } from './helpers/in-process.js';
 import { TestClient } from './helpers/rhea-client.js';
 
@@ -56,19 +56,14 @@ describe('queues', () => {
     const storage = new MemoryStorageEngine();
     const meta = memoryMeta();
     const topics = new TopicCatalog(meta, storage);
-    const made: string[] = [];
-    const create = topics.create.bind(topics);
-    topics.create = (topic) => {
-      made.push(topic.name);
-      return create(topic);
-    };
+    const create = vi.spyOn(topics, 'create');
     const node = await startInProcess({}, { storage, meta, topics });
     try {
       const client = await TestClient.connect(node.port);
       const sender = await client.sender('queue://shared-catalog');
       await sender.send({ body: 'one' });
       await client.close();
-      expect(made).toEqual(['shared-catalog']);
+      expect(create.mock.calls.map(([topic]) => topic.name)).toEqual(['shared-catalog']);
     } finally {
       await node.stop();
     }

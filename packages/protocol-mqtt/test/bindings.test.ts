@@ -9,7 +9,7 @@ import {
   type StorageEngine,
 } from '@robustmq/core';
 import { MemoryStorageEngine } from '@robustmq/storage-memory';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parseSettings } from '../src/config.js';
 import { murmur2, partitionOf } from '../src/partitioner.js';
 import { ShardAppender } from '../src/shard-appender.js';
@@ -225,17 +225,12 @@ describe('MQTT messages stored through a binding', () => {
     const storage = new MemoryStorageEngine();
     const meta = memoryMeta();
     const topics = new TopicCatalog(meta, storage);
-    const made: string[] = [];
-    const create = topics.create.bind(topics);
-    topics.create = (topic) => {
-      made.push(topic.name);
-      return create(topic);
-    };
+    const create = vi.spyOn(topics, 'create');
     broker = await startInProcess(
       { bindings: [{ filter: 'sensors/#', topic: 'sensors' }] },
       { storage, meta, topics },
     );
-    expect(made).toEqual(['sensors']);
+    expect(create.mock.calls.map(([topic]) => topic.name)).toEqual(['sensors']);
   });
 
   it('sends PUBREC for a QoS 2 message only once it is stored', async () => {
