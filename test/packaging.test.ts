@@ -1,7 +1,8 @@
 /**
  * What a user gets from the registry: every public package packed with `npm pack`, installed from
- * the tarballs into an empty directory, then `npx robustmq-server --version` and a
- * start / health / stop cycle there, under this Node and under Node 24.
+ * the tarballs into an empty directory (third-party packages at the versions the workspace locks),
+ * then `npx robustmq-server --version` and a start / health / stop cycle there, under this Node
+ * and under Node 24.
  */
 import { execFile, spawn } from 'node:child_process';
 import {
@@ -17,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lockLikeWorkspace } from './locked-dependencies.js';
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..');
@@ -134,6 +136,7 @@ describe('published packages', () => {
     for (const p of packages)
       await npm(['pack', '--pack-destination', tarballs], join(ROOT, 'packages', p.folder));
     writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'user-project', private: true }));
+    lockLikeWorkspace(ROOT, project);
     const files = readdirSync(tarballs).map((f) => join(tarballs, f));
     await npm(['install', '--no-audit', '--no-fund', ...files], project);
   });
@@ -158,6 +161,25 @@ describe('published packages', () => {
         p.json.name,
       ).toBe(false);
     }
+  });
+
+  it('installs the third-party versions the workspace lockfile holds, not the registry newest', () => {
+    const lockedVersions = (dir: string) =>
+      (
+        JSON.parse(readFileSync(join(dir, 'package-lock.json'), 'utf8')) as {
+          packages: Record<string, { version?: string; dev?: boolean; link?: boolean }>;
+        }
+      ).packages;
+    const workspace = lockedVersions(ROOT);
+    const ours = new Set(packages.map((p) => `node_modules/${p.json.name}`));
+    const installed = Object.entries(lockedVersions(project)).filter(
+      ([path]) => path.startsWith('node_modules/') && !ours.has(path),
+    );
+    // The S3 client alone brings over a hundred packages.
+    expect(installed.length).toBeGreaterThan(100);
+    for (const [path, entry] of installed)
+      if (workspace[path] && !workspace[path].dev) expect(entry.version, path).toBe(workspace[path].version);
+    expect(installed.map(([path]) => path)).toContain('node_modules/@aws-sdk/client-s3');
   });
 
   it('builds the checksum addon when @robustmq/crc32c is installed from its tarball', async () => {
