@@ -5,6 +5,7 @@ import {
   computeBatchCrc,
   encodeRecordBatch,
   KafkaErrorCode,
+  type CreatePartitionsResponse,
   type DeleteRecordsResponse,
   type ListOffsetsResponse,
   type ProduceResponse,
@@ -54,11 +55,11 @@ async function batch(
   return bytes;
 }
 
-async function produce(topic: string, records: Buffer) {
+async function produce(topic: string, records: Buffer, partition = 0) {
   const response = await client.request<ProduceResponse>(0, 9, {
     acks: -1,
     timeoutMs: 5000,
-    topicData: [{ name: topic, partitionData: [{ index: 0, records }] }],
+    topicData: [{ name: topic, partitionData: [{ index: partition, records }] }],
   });
   return response.responses[0]!.partitionResponses[0]!;
 }
@@ -127,6 +128,34 @@ describe('batches whose headers lie', () => {
     const magic1 = await batch({});
     magic1[16] = 1;
     expect(await refused(magic1)).toEqual({ errorCode: KafkaErrorCode.invalidRecord, logStartOffset: -1n });
+  });
+
+  it('names a partition the topic lacks, or a topic that does not exist, before looking at the records', async () => {
+    const corrupt = await batch({});
+    corrupt[corrupt.length - 1]! ^= 1;
+    const lie = await batch({ recordCount: 0x7fffffff });
+    for (const records of [corrupt, lie, Buffer.from('not a batch'), await batch({})]) {
+      expect((await produce('hostile-counts', records, 7)).errorCode).toBe(
+        KafkaErrorCode.unknownTopicOrPartition,
+      );
+      expect((await produce('hostile-counts', records, -1)).errorCode).toBe(
+        KafkaErrorCode.unknownTopicOrPartition,
+      );
+      expect((await produce('hostile-nowhere', records)).errorCode).toBe(
+        KafkaErrorCode.unknownTopicOrPartition,
+      );
+    }
+    // The partition the topic has still tells a corrupt batch from a good one.
+    expect((await produce('hostile-counts', corrupt)).errorCode).toBe(KafkaErrorCode.corruptMessage);
+    // A partition added a moment ago takes records at once.
+    const grown = await client.request<CreatePartitionsResponse>(37, 3, {
+      topics: [{ name: 'hostile-counts', count: 8, assignments: null }],
+      timeoutMs: 5000,
+      validateOnly: false,
+    });
+    expect(grown.results[0]!.errorCode).toBe(0);
+    expect((await produce('hostile-counts', await batch({}), 7)).errorCode).toBe(0);
+    expect((await produce('hostile-counts', corrupt, 7)).errorCode).toBe(KafkaErrorCode.corruptMessage);
   });
 
   it('refuses, on a topic recompressing to its compression.type, records that cannot be recompressed', async () => {

@@ -8,6 +8,8 @@ const IN_SYNC_REPLICAS = 1;
 
 /** What a topic's configs ask of the batches produced to it. */
 export interface ProducePolicy {
+  /** The partitions the topic has; 0 for a topic that does not exist. */
+  partitions: number;
   /** `message.timestamp.type=LogAppendTime`: the broker stamps each batch with its append time. */
   logAppendTime: boolean;
   /** How far before the broker's clock a CreateTime timestamp may be (ms). */
@@ -33,8 +35,9 @@ const STORED_COMPRESSION: Readonly<Record<string, Compression | null>> = {
   zstd: Compression.zstd,
 };
 
-/** The policy of a topic that does not exist (storage answers for it). */
-export const LENIENT: ProducePolicy = {
+/** The policy of a topic that does not exist. */
+export const NO_TOPIC: ProducePolicy = {
+  partitions: 0,
   logAppendTime: false,
   beforeMaxMs: Number.POSITIVE_INFINITY,
   afterMaxMs: Number.POSITIVE_INFINITY,
@@ -52,6 +55,7 @@ export function producePolicyOf(topic: Topic): ProducePolicy {
   // The older `message.timestamp.difference.max.ms` bounds both sides where it is the stricter.
   const difference = milliseconds(topic, 'message.timestamp.difference.max.ms');
   return {
+    partitions: topic.partitions,
     logAppendTime: configValue(topic, 'message.timestamp.type')?.value === 'LogAppendTime',
     beforeMaxMs: Math.min(difference, milliseconds(topic, 'message.timestamp.before.max.ms')),
     afterMaxMs: Math.min(difference, milliseconds(topic, 'message.timestamp.after.max.ms')),

@@ -23,7 +23,7 @@ import {
 import { producerStateCheck } from '../../producers/index.js';
 import type { ApiHandler, ProducedBatch, RequestContext } from '../handler.js';
 import { logStartOf, PartitionWriter } from '../partition-writer.js';
-import { LENIENT, producePolicyOf, refusal, type ProducePolicy } from '../produce-policy.js';
+import { NO_TOPIC, producePolicyOf, refusal, type ProducePolicy } from '../produce-policy.js';
 import { publishStoredBatch } from '../router-feed.js';
 import { partitionFailure } from '../errors.js';
 import { ledElsewhere, partitionRefusal } from '../topics.js';
@@ -39,7 +39,7 @@ function producePolicies(context: RequestContext): TopicViews<ProducePolicy> {
   const { broker } = context;
   return broker.service(
     'produce-policies',
-    () => new TopicViews(broker.context.meta, broker.catalog, producePolicyOf, LENIENT),
+    () => new TopicViews(broker.context.meta, broker.catalog, producePolicyOf, NO_TOPIC),
   );
 }
 
@@ -262,7 +262,15 @@ export const handleProduce: ApiHandler<ProduceRequest, ProduceResponse> = async 
       const refused = await partitionRefusal(context, 'publish', topicData.name, 'write');
       if (refused !== KafkaErrorCode.none) return refused;
       try {
-        const policy = await policies.of(topicData.name);
+        let policy = await policies.of(topicData.name);
+        if (
+          policy.partitions > 0 &&
+          topicData.partitionData.some((data) => data.index >= policy.partitions)
+        ) {
+          // Partitions added through another broker a moment ago may not have reached the view yet.
+          const topic = await context.broker.catalog.get(topicData.name);
+          policy = topic === null ? NO_TOPIC : producePolicyOf(topic);
+        }
         // Recompressing must not yield once the appends start taking their places.
         if (policy.compression !== null) await compressionReady(policy.compression);
         return policy;
@@ -288,6 +296,10 @@ export const handleProduce: ApiHandler<ProduceRequest, ProduceResponse> = async 
       if (!acksValid) return Promise.resolve(result(data.index, KafkaErrorCode.invalidRequiredAcks));
       const policy = checked[i]!;
       if (typeof policy === 'number') return Promise.resolve(result(data.index, policy));
+      // As Kafka: a partition the topic lacks is named so before its records are looked at.
+      if (!Number.isInteger(data.index) || data.index < 0 || data.index >= policy.partitions) {
+        return Promise.resolve(result(data.index, KafkaErrorCode.unknownTopicOrPartition));
+      }
       if (elsewhere[i]!.has(data.index)) {
         return Promise.resolve(result(data.index, KafkaErrorCode.notLeaderOrFollower));
       }
