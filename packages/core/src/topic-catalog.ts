@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCode, isRobustMQError, RobustMQError } from './errors.js';
 import { silentLogger, type Logger } from './logger.js';
 import type { MetaEntry, MetaStore } from './meta.js';
@@ -70,6 +71,19 @@ const JUST_CREATED_MS = 60_000;
 /** Shards looked up at once when checking that a topic has all of them. */
 const SHARD_CHECK_CONCURRENCY = 32;
 
+/** A node removing a deleted topic's shards confirms its deletion mark at least this often. */
+const DELETION_CONFIRM_MS = 10_000;
+/**
+ * A deletion mark not confirmed for this long was left by a node that stopped part-way; the next
+ * creation or deletion of that name finishes it. Well above {@link DELETION_CONFIRM_MS}, for
+ * clocks that disagree a little.
+ */
+const DELETION_ABANDONED_MS = 60_000;
+/** How long a creation waits for another node's deletion of the name before it gives up. */
+const DELETION_WAIT_MS = 5_000;
+/** How often a creation or deletion waiting for another node's deletion looks again. */
+const DELETION_POLL_MS = 25;
+
 export interface TopicCatalogOptions {
   /**
    * The most partitions a topic may have; creating or growing a topic beyond it is refused with
@@ -88,7 +102,9 @@ export interface TopicCatalogOptions {
  * through this, so a topic made one way is the same topic seen every other way.
  *
  * A creation that fails part-way is undone (the entry, then the shards made), so it can be tried
- * again. A topic found without some of its shards (an engine that keeps nothing across restarts,
+ * again. A deletion first marks the entry, removes the shards, then the entry: until then the name
+ * cannot be taken, so a topic created at once on another node never gets (or loses) a shard of the
+ * deleted one; such a creation waits for the deletion. A topic found without some of its shards (an engine that keeps nothing across restarts,
  * a crash between the catalog write and the shards) gets empty ones the first time this catalog
  * looks it up.
  */
@@ -109,6 +125,11 @@ export class TopicCatalog {
    * lookups wait for them rather than repair half a topic.
    */
   private readonly changing = new Map<string, Promise<unknown>>();
+  /**
+   * Deletions this catalog began and could not finish (storage failed), by topic name and the
+   * revision of the mark: the next creation or deletion of the name here finishes them at once.
+   */
+  private readonly unfinished = new Map<string, number>();
 
   constructor(
     private readonly meta: MetaStore,
@@ -140,18 +161,41 @@ export class TopicCatalog {
     };
     const shardConfig = shardConfigOf(created);
     return this.oneAtATime(topic.name, async () => {
-      let revision: number;
-      try {
-        revision = await this.meta.put(topicKey(topic.name), encodeTopic(created), { ifRevision: 0 });
-      } catch (error) {
-        if (isRobustMQError(error, ErrorCode.Conflict)) {
-          throw new RobustMQError(ErrorCode.AlreadyExists, `topic ${topic.name} already exists`);
-        }
-        throw error;
-      }
+      const revision = await this.enter(created);
       await this.createShards(created, revision, shardConfig);
       return created;
     });
+  }
+
+  /**
+   * Writes a new topic's entry and returns its revision. While another node deletes a topic of
+   * that name, waits for it (and finishes one that node abandoned); `ALREADY_EXISTS` if the name
+   * is taken, or still being deleted after {@link DELETION_WAIT_MS}.
+   */
+  private async enter(topic: Topic): Promise<number> {
+    const key = topicKey(topic.name);
+    const giveUpAt = Date.now() + DELETION_WAIT_MS;
+    for (;;) {
+      try {
+        return await this.meta.put(key, encodeTopic(topic), { ifRevision: 0 });
+      } catch (error) {
+        if (!isRobustMQError(error, ErrorCode.Conflict)) throw error;
+      }
+      const entry = await this.meta.get(key);
+      if (entry === null) continue;
+      const there = decodeTopic(entry.value);
+      if (there.deletingSince === undefined) {
+        throw new RobustMQError(ErrorCode.AlreadyExists, `topic ${topic.name} already exists`);
+      }
+      if (await this.finishAbandonedDeletion(entry, there)) continue;
+      if (Date.now() >= giveUpAt) {
+        throw new RobustMQError(
+          ErrorCode.AlreadyExists,
+          `topic ${topic.name} is being deleted; create it again once that is done`,
+        );
+      }
+      await sleep(DELETION_POLL_MS);
+    }
   }
 
   /** The topic named `name`, or null; creates any of its shards that are missing. */
@@ -171,7 +215,8 @@ export class TopicCatalog {
     for (const entry of entries) {
       const name = entry.key.slice(TOPICS_PREFIX.length);
       if (!this.changing.has(name)) {
-        topics.push(await this.withShards(entry));
+        const topic = await this.withShards(entry);
+        if (topic !== null) topics.push(topic);
         continue;
       }
       // Being created, changed or deleted here: the topic once that is done, not half of it.
@@ -191,6 +236,9 @@ export class TopicCatalog {
       const entry = await this.meta.get(topicKey(name));
       if (!entry) throw new RobustMQError(ErrorCode.NotFound, `topic ${name} does not exist`);
       const current = decodeTopic(entry.value);
+      if (current.deletingSince !== undefined) {
+        throw new RobustMQError(ErrorCode.NotFound, `topic ${name} is being deleted`);
+      }
       const next = applyChange(current, change);
       if (next.partitions > current.partitions) this.checkPartitions(name, next.partitions);
       const shardConfig = shardConfigOf(next, current);
@@ -258,27 +306,89 @@ export class TopicCatalog {
   }
 
   private async applyDelete(name: string): Promise<boolean> {
-    let topic: Topic;
     for (;;) {
       const entry = await this.meta.get(topicKey(name));
       if (!entry) return false;
-      topic = decodeTopic(entry.value);
-      try {
-        if (!(await this.meta.delete(topicKey(name), { ifRevision: entry.modRevision }))) return false;
-        break;
-      } catch (error) {
-        // Deleted or changed since it was read (by another node): look again.
-        if (!isRobustMQError(error, ErrorCode.Conflict)) throw error;
+      const topic = decodeTopic(entry.value);
+      if (topic.deletingSince !== undefined) {
+        // Another node is deleting it: this deletion finds it gone once that one is done.
+        if (await this.finishAbandonedDeletion(entry, topic)) return true;
+        await sleep(DELETION_POLL_MS);
+        continue;
       }
+      const marked = await this.markDeleting(topic, entry.modRevision);
+      // Changed or deleted since it was read (by another node): look again.
+      if (marked === null) continue;
+      await this.removeDeleted(topic, marked);
+      return true;
     }
-    this.whole.delete(name);
-    for (let partition = 0; partition < topic.partitions; partition++) {
-      try {
-        await this.storage.deleteShard(shardName(name, partition));
-      } catch (error) {
-        if (!isRobustMQError(error, ErrorCode.NotFound)) throw error;
+  }
+
+  /**
+   * Writes the deletion mark on a topic's entry at `revision`; the entry's new revision, or null
+   * when it changed meanwhile.
+   */
+  private async markDeleting(topic: Topic, revision: number): Promise<number | null> {
+    try {
+      return await this.meta.put(topicKey(topic.name), encodeTopic({ ...topic, deletingSince: Date.now() }), {
+        ifRevision: revision,
+      });
+    } catch (error) {
+      if (isRobustMQError(error, ErrorCode.Conflict)) return null;
+      throw error;
+    }
+  }
+
+  /**
+   * Removes the shards of a topic whose entry carries this node's deletion mark at `revision`,
+   * then the entry. Confirms the mark as it goes, so that other nodes do not take the deletion for
+   * abandoned; stops when another node has taken it over.
+   */
+  private async removeDeleted(topic: Topic, revision: number): Promise<void> {
+    this.whole.delete(topic.name);
+    this.unfinished.delete(topic.name);
+    let marked = revision;
+    let confirmedAt = Date.now();
+    try {
+      for (let partition = 0; partition < topic.partitions; partition++) {
+        if (Date.now() - confirmedAt >= DELETION_CONFIRM_MS) {
+          const confirmed = await this.markDeleting(topic, marked);
+          if (confirmed === null) return;
+          marked = confirmed;
+          confirmedAt = Date.now();
+        }
+        try {
+          await this.storage.deleteShard(shardName(topic.name, partition));
+        } catch (error) {
+          if (!isRobustMQError(error, ErrorCode.NotFound)) throw error;
+        }
       }
+      await this.meta.delete(topicKey(topic.name), { ifRevision: marked });
+    } catch (error) {
+      // Taken over by another node, which removes the entry itself.
+      if (isRobustMQError(error, ErrorCode.Conflict)) return;
+      this.unfinished.set(topic.name, marked);
+      throw error;
     }
+  }
+
+  /**
+   * Finishes the deletion marked on `entry` when it was left unfinished here, or when the node
+   * that began it has not confirmed it for {@link DELETION_ABANDONED_MS} (it stopped part-way);
+   * false when it is still under way.
+   */
+  private async finishAbandonedDeletion(entry: MetaEntry, topic: Topic): Promise<boolean> {
+    const leftHere = this.unfinished.get(topic.name) === entry.modRevision;
+    if (!leftHere && Date.now() - topic.deletingSince! < DELETION_ABANDONED_MS) return false;
+    const marked = await this.markDeleting(topic, entry.modRevision);
+    if (marked === null) return false;
+    if (!leftHere) {
+      this.logger.warn(
+        { topic: topic.name, since: new Date(topic.deletingSince!).toISOString() },
+        'finishing the deletion of a topic that a stopped node began',
+      );
+    }
+    await this.removeDeleted(topic, marked);
     return true;
   }
 
@@ -369,9 +479,13 @@ export class TopicCatalog {
     }
   }
 
-  /** The topic of a catalog entry, after making sure (once per revision) all its shards exist. */
-  private async withShards(entry: MetaEntry): Promise<Topic> {
+  /**
+   * The topic of a catalog entry, after making sure (once per revision) all its shards exist;
+   * null for a topic being deleted.
+   */
+  private async withShards(entry: MetaEntry): Promise<Topic | null> {
     const topic = decodeTopic(entry.value);
+    if (topic.deletingSince !== undefined) return null;
     if (this.whole.get(topic.name) === entry.modRevision) return topic;
     const key = `${topic.name}@${entry.modRevision}`;
     let check = this.checks.get(key);
@@ -417,7 +531,11 @@ export class TopicCatalog {
           if (await this.createShard(shardName(topic.name, partition), config)) made.push(partition);
         }
         const now = await this.meta.get(topicKey(topic.name));
-        if (now === null || now.createRevision !== entry.createRevision) {
+        if (
+          now === null ||
+          now.createRevision !== entry.createRevision ||
+          decodeTopic(now.value).deletingSince !== undefined
+        ) {
           // Deleted, or its creation undone, meanwhile: the shards made here would be left over.
           await this.removeShards(topic.name, made);
           return;

@@ -24,6 +24,12 @@ export interface Topic {
    * among themselves.
    */
   preferredLeaders?: readonly (readonly number[])[];
+  /**
+   * Set in the catalog entry while the topic is being deleted: when its deletion began (or was
+   * last confirmed under way), ms since the epoch. The catalog hands out no such topic; the entry
+   * stays until every shard is gone, so that no topic of that name is made in the meantime.
+   */
+  deletingSince?: number;
 }
 
 /**
@@ -140,6 +146,12 @@ export function decodeTopic(value: Uint8Array): Topic {
     createdAt: entry.createdAt,
   };
   if (entry.preferredLeaders !== undefined) topic.preferredLeaders = brokerLists(entry.preferredLeaders);
+  if (entry.deletingSince !== undefined) {
+    if (typeof entry.deletingSince !== 'number') {
+      throw new RobustMQError(ErrorCode.Corrupt, 'topic catalog entry: deletingSince is not a time');
+    }
+    topic.deletingSince = entry.deletingSince;
+  }
   return topic;
 }
 

@@ -24,6 +24,8 @@ describe('topic catalog entries', () => {
     expect(decodeTopic(encodeTopic(orders))).toEqual(orders);
     const placed: Topic = { ...orders, preferredLeaders: [[2, 3], [3], [2]] };
     expect(decodeTopic(encodeTopic(placed))).toEqual(placed);
+    const going: Topic = { ...orders, deletingSince: 1_700_000_100_000 };
+    expect(decodeTopic(encodeTopic(going))).toEqual(going);
   });
 
   it('refuse entries that are not topics', () => {
@@ -36,6 +38,7 @@ describe('topic catalog entries', () => {
     expect(() => decodeTopic(bytes({ ...orders, preferredLeaders: [[2], ['3']] }))).toThrow(
       /preferredLeaders/,
     );
+    expect(() => decodeTopic(bytes({ ...orders, deletingSince: 'soon' }))).toThrow(/deletingSince/);
   });
 });
 

@@ -1,18 +1,23 @@
 import {
+  encodeTopic,
   ErrorCode,
   isRobustMQError,
+  RobustMQError,
   silentLogger,
   TopicCatalog,
+  topicKey,
   type Logger,
+  type NewTopic,
   type ShardConfig,
   type ShardInfo,
 } from '@robustmq/core';
 import { MemoryStorageEngine } from '@robustmq/storage-memory';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { handleCreatePartitions } from '../src/broker/handlers/create-partitions.js';
 import { handleCreateTopics } from '../src/broker/handlers/create-topics.js';
 import { handleDeleteTopics } from '../src/broker/handlers/delete-topics.js';
 import { KafkaErrorCode } from '../src/codec/index.js';
+import { recordingLogger } from './helpers/faulty-node.js';
 import { startInProcessBroker, type InProcessBroker } from './helpers/in-process-broker.js';
 
 // Admin requests about one topic from several clients at once (test harnesses deleting and
@@ -193,5 +198,92 @@ describe('admin requests about one topic at once', () => {
     expect(await deleted).toBe(true);
     expect((await created).topics[0]!.errorCode).toBe(0);
     expect((await storage.shardInfo('across/0')).nextOffset).toBe(0);
+  });
+});
+
+describe('one topic deleted through one broker and created or deleted through another at once', () => {
+  // Two brokers of a cluster: one meta service and one journal, a topic catalog each.
+  const otherBroker = (logger: Logger = silentLogger) => new TopicCatalog(node.meta, storage, { logger });
+  const withRecord = async (shard: string) =>
+    storage.append(shard, [{ recordCount: 1, maxTimestamp: 1, data: Buffer.from('old') }]);
+
+  it('a CreateTopics waits for the deletion, then gets a topic of its own, whole and empty', async () => {
+    const other = otherBroker();
+    expect((await createTopic('crossed', 2)).topics[0]!.errorCode).toBe(0);
+    for (const partition of [0, 1]) await withRecord(`crossed/${partition}`);
+    const removing = storage.hold('delete', 'crossed/1');
+    const deleted = other.delete('crossed');
+    await removing.reached;
+    // Half deleted: this broker knows no such topic.
+    expect(await node.broker.catalog.get('crossed')).toBeNull();
+    expect((await node.broker.catalog.list()).map((topic) => topic.name)).not.toContain('crossed');
+    let createdFirst = false;
+    const created = createTopic('crossed', 2).then((answer) => ((createdFirst = true), answer));
+    await settle();
+    expect(createdFirst).toBe(false);
+    removing.release();
+    expect(await deleted).toBe(true);
+    expect((await created).topics[0]!.errorCode).toBe(0);
+    for (const partition of [0, 1])
+      expect((await storage.shardInfo(`crossed/${partition}`)).nextOffset).toBe(0);
+  });
+
+  it('a DeleteTopics or CreatePartitions meanwhile is told the topic does not exist', async () => {
+    const other = otherBroker();
+    expect((await createTopic('going', 2)).topics[0]!.errorCode).toBe(0);
+    const removing = storage.hold('delete', 'going/1');
+    const deleted = other.delete('going');
+    await removing.reached;
+    const grown = growTopic('going', 3);
+    const deletedHere = deleteTopic('going');
+    expect((await grown).results[0]!.errorCode).toBe(KafkaErrorCode.unknownTopicOrPartition);
+    removing.release();
+    expect(await deleted).toBe(true);
+    expect((await deletedHere).responses[0]!.errorCode).toBe(KafkaErrorCode.unknownTopicOrPartition);
+    for (const partition of [0, 1, 2]) expect(await hasShard(`going/${partition}`)).toBe(false);
+  });
+
+  it('a deletion left part-way by a stopped broker is finished by the next creation of the name', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const other = otherBroker(recordingLogger(lines));
+    await storage.createShard('left/0');
+    await storage.createShard('left/1');
+    await withRecord('left/1');
+    const topic: NewTopic = {
+      name: 'left',
+      partitions: 2,
+      storageClass: 'memory',
+      retentionMs: null,
+      retentionBytes: null,
+      configs: {},
+    };
+    // What the stopped broker left: the entry marked two minutes ago, one shard still there.
+    const marked = { ...topic, createdAt: Date.now() - 600_000, deletingSince: Date.now() - 120_000 };
+    await node.meta.put(topicKey('left'), encodeTopic(marked));
+    expect(await other.get('left')).toBeNull();
+    const created = await other.create({ ...topic, partitions: 1 });
+    expect(created.partitions).toBe(1);
+    expect((await storage.shardInfo('left/0')).nextOffset).toBe(0);
+    expect(await hasShard('left/1')).toBe(false);
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        level: 'warn',
+        msg: 'finishing the deletion of a topic that a stopped node began',
+      }),
+    );
+  });
+
+  it('a deletion that storage failed part-way is finished by the next try at once', async () => {
+    expect((await createTopic('failing', 2)).topics[0]!.errorCode).toBe(0);
+    const deleteShard = vi
+      .spyOn(storage, 'deleteShard')
+      .mockRejectedValueOnce(new RobustMQError(ErrorCode.Unavailable, 'journal node unreachable'));
+    await expect(node.broker.catalog.delete('failing')).rejects.toThrow(/unreachable/);
+    deleteShard.mockRestore();
+    expect(await node.broker.catalog.get('failing')).toBeNull();
+    const started = Date.now();
+    expect((await createTopic('failing', 1)).topics[0]!.errorCode).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(await hasShard('failing/1')).toBe(false);
   });
 });

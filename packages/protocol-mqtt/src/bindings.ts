@@ -98,9 +98,12 @@ export class TopicBindings {
       const key = topicKey(bound.name);
       this.watches.push(
         this.context.meta.watch(key, (event) => {
-          if (event.type === 'put' && event.entry.key === key) {
-            this.follow(bound, decodeTopic(event.entry.value));
-          } else if (event.type === 'delete' && event.key === key) {
+          if ((event.type === 'put' ? event.entry.key : event.key) !== key) return;
+          const now = event.type === 'put' ? decodeTopic(event.entry.value) : null;
+          // A topic marked for deletion is gone for the binding, before its entry is.
+          if (now !== null && now.deletingSince === undefined) {
+            this.follow(bound, now);
+          } else if (bound.appenders.length > 0) {
             this.logger.warn(
               { topic: bound.name },
               'a bound stored topic was deleted; its binding stores nothing',

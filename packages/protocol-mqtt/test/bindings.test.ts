@@ -1,6 +1,8 @@
 import type { ConfigError } from '@robustmq/core';
 import {
+  encodeTopic,
   TopicCatalog,
+  topicKey,
   type AppendResult,
   type Message,
   type RecordBatch,
@@ -311,6 +313,21 @@ describe('MQTT messages stored through a binding', () => {
     await publisher.publishAsync(key, 'two', { qos: 1 });
     const shard = `sensors/${partitionOf(Buffer.from(key), 4)}`;
     expect((await storedMessages(storage, shard)).map((m) => text(m.payload))).toEqual(['two']);
+  });
+
+  it('stores nothing more in a bound topic once a deletion has marked it, before its shards go', async () => {
+    const { storage, meta, catalog } = await existingSensorsTopic();
+    broker = await startInProcess(
+      { bindings: [{ filter: 'sensors/#', topic: 'sensors' }] },
+      { storage, meta },
+    );
+    const publisher = await client(5);
+    await publisher.publishAsync('sensors/x', 'before', { qos: 1 });
+    // What a broker deleting the topic writes first; it then removes the shards, then the entry.
+    const topic = (await catalog.get('sensors'))!;
+    await meta.put(topicKey('sensors'), encodeTopic({ ...topic, deletingSince: Date.now() }));
+    await publisher.publishAsync('sensors/x', 'during', { qos: 1 });
+    expect((await storedMessages(storage, 'sensors/0')).map((m) => text(m.payload))).toEqual(['before']);
   });
 
   it('stores batches with the codec the topic’s compression.type names, and follows changes to it', async () => {
