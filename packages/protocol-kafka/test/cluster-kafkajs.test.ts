@@ -3,6 +3,9 @@ import { CompressionTypes, Kafka, logLevel, type Producer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   encodeRecordBatch,
+  KafkaErrorCode,
+  type CreateTopicsResponse,
+  type DeleteTopicsResponse,
   type DeleteGroupsResponse,
   type DescribeGroupsResponse,
   type FetchResponse,
@@ -317,6 +320,67 @@ describe('a Kafka cluster of two brokers on one journal node', () => {
     const view = await metadata(two.port, [topic]);
     const leaderOf = new Map(view.topics[0]!.partitions.map((p) => [p.partitionIndex, p.leaderId]));
     expect(new Set(received.map(([partition]) => leaderOf.get(Number(partition))))).toEqual(new Set([2, 3]));
+  }, 60_000);
+
+  it('gives a topic deleted through one broker and created again at once through the other every record produced to it', async () => {
+    const [two, three] = [brokers.get(2)!, brokers.get(3)!];
+    const topic = 'reborn';
+    const partitions = 64;
+    // Each admin request goes to the broker named (KafkaJS would send both to its controller).
+    const [deleting, creating] = await Promise.all([RawClient.open(two.port), RawClient.open(three.port)]);
+    const create = async () =>
+      (
+        await creating.request<CreateTopicsResponse>(19, 7, {
+          topics: [
+            { name: topic, numPartitions: partitions, replicationFactor: 1, assignments: [], configs: [] },
+          ],
+          timeoutMs: 10_000,
+        })
+      ).topics[0]!.errorCode;
+    const producer = new Kafka({
+      brokers: [`127.0.0.1:${three.port}`],
+      logLevel: logLevel.NOTHING,
+    }).producer();
+    await producer.connect();
+    try {
+      expect(await create()).toBe(0);
+      const eachPartition = (value: string) =>
+        Array.from({ length: partitions }, (_, partition) => ({ partition, value: `${value}-${partition}` }));
+      await producer.send({ topic, acks: -1, messages: eachPartition('old') });
+      // The deletion removes one shard after another through the journal node; the creation comes
+      // in while it does, and records are produced to the new topic at once.
+      const deleted = deleting.request<DeleteTopicsResponse>(20, 4, {
+        topicNames: [topic],
+        timeoutMs: 10_000,
+      });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      let created = await create();
+      for (let tries = 0; created !== 0 && tries < 100; tries++) {
+        expect(created).toBe(KafkaErrorCode.topicAlreadyExists);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        created = await create();
+      }
+      expect(created).toBe(0);
+      await producer.send({ topic, acks: -1, messages: eachPartition('new') });
+      expect((await deleted).responses[0]!.errorCode).toBe(0);
+      const { stdout } = await run('/usr/bin/kcat', [
+        '-b',
+        `127.0.0.1:${two.port}`,
+        '-t',
+        topic,
+        '-C',
+        '-e',
+        '-q',
+        '-f',
+        '%s\n',
+      ]);
+      const expected = eachPartition('new').map((m) => m.value);
+      expect(stdout.trim().split('\n').sort()).toEqual(expected.sort());
+    } finally {
+      await producer.disconnect();
+      deleting.close();
+      creating.close();
+    }
   }, 60_000);
 
   it('keeps a kcat (librdkafka) consumer group and producer going while a leader is killed and comes back', async () => {
