@@ -104,9 +104,9 @@ export interface TopicCatalogOptions {
  * A creation that fails part-way is undone (the entry, then the shards made), so it can be tried
  * again. A deletion first marks the entry, removes the shards, then the entry: until then the name
  * cannot be taken, so a topic created at once on another node never gets (or loses) a shard of the
- * deleted one; such a creation waits for the deletion. A topic found without some of its shards (an engine that keeps nothing across restarts,
- * a crash between the catalog write and the shards) gets empty ones the first time this catalog
- * looks it up.
+ * deleted one; such a creation waits for the deletion. A topic found without some of its shards
+ * (an engine that keeps nothing across restarts, a crash between the catalog write and the
+ * shards) gets empty ones the first time this catalog looks it up.
  */
 export class TopicCatalog {
   /** The most partitions a topic may have (see {@link TopicCatalogOptions.maxPartitions}). */
