@@ -42,6 +42,7 @@ const keyDecoder = new TextDecoder('utf-8', { fatal: true });
 export class TopicBindings {
   private readonly topics = new Map<string, BoundTopic>();
   private readonly watches: MetaWatch[] = [];
+  private readonly catalog: TopicCatalog;
 
   constructor(
     private readonly bindings: readonly BindingSettings[],
@@ -57,6 +58,7 @@ export class TopicBindings {
       topic.filters.push(binding.filter);
       if (binding.retained) topic.retainedFilters.push(binding.filter);
     }
+    this.catalog = context.topics ?? new TopicCatalog(context.meta, context.storage, { logger: this.logger });
   }
 
   /** Whether any binding is configured (the publish path skips this class when not). */
@@ -69,9 +71,7 @@ export class TopicBindings {
    * follows their partition count and compression from then on.
    */
   async start(): Promise<void> {
-    const catalog =
-      this.context.topics ??
-      new TopicCatalog(this.context.meta, this.context.storage, { logger: this.logger });
+    const catalog = this.catalog;
     for (const bound of this.topics.values()) {
       const wanted = this.bindings.find((b) => b.topic === bound.name)!.partitions;
       let topic = await catalog.get(bound.name);
@@ -101,15 +101,8 @@ export class TopicBindings {
           if ((event.type === 'put' ? event.entry.key : event.key) !== key) return;
           const now = event.type === 'put' ? decodeTopic(event.entry.value) : null;
           // A topic marked for deletion is gone for the binding, before its entry is.
-          if (now !== null && now.deletingSince === undefined) {
-            this.follow(bound, now);
-          } else if (bound.appenders.length > 0) {
-            this.logger.warn(
-              { topic: bound.name },
-              'a bound stored topic was deleted; its binding stores nothing',
-            );
-            this.follow(bound, null);
-          }
+          if (now !== null && now.deletingSince === undefined) this.follow(bound, now);
+          else this.deleted(bound);
         }),
       );
     }
@@ -137,7 +130,7 @@ export class TopicBindings {
       const stored = bound.name === message.topic ? message : { ...message, topic: bound.name };
       const appender = bound.appenders[partitionOf(stored.key!, bound.appenders.length)]!;
       if (publication.qos === 0) appender.appendLater(stored);
-      else (writes ??= []).push(appender.append(stored));
+      else (writes ??= []).push(this.appendTo(bound, appender, stored));
     }
     if (writes === null) return null;
     return writes.length === 1 ? writes[0]! : Promise.all(writes).then(() => {});
@@ -172,6 +165,29 @@ export class TopicBindings {
     );
   }
 
+  /**
+   * Appends a QoS 1 or 2 message. A shard missing because the topic was deleted (before the watch
+   * said so) stores nothing, as for any message once the topic is gone; any other failure fails
+   * the publish, which the client then sends again.
+   */
+  private async appendTo(bound: BoundTopic, appender: ShardAppender, message: Message): Promise<void> {
+    try {
+      await appender.append(message);
+    } catch (error) {
+      if (!isRobustMQError(error, ErrorCode.NotFound) || (await this.catalog.get(bound.name)) !== null) {
+        throw error;
+      }
+      this.deleted(bound);
+    }
+  }
+
+  /** The bound topic is gone, or being deleted: nothing is stored until it exists again. */
+  private deleted(bound: BoundTopic): void {
+    if (bound.appenders.length === 0) return;
+    this.logger.warn({ topic: bound.name }, 'a bound stored topic was deleted; its binding stores nothing');
+    this.follow(bound, null);
+  }
+
   /** Takes the stored topic's partition count and compression (none: the topic is gone). */
   private follow(bound: BoundTopic, topic: Topic | null): void {
     this.resize(bound, topic?.partitions ?? 0);
@@ -190,8 +206,21 @@ export class TopicBindings {
         this.context.records,
         shardName(bound.name, partition),
       );
-      appender.onError = (error, shard) =>
-        this.logger.error({ err: error, shard }, 'QoS 0 MQTT messages not stored in a bound topic');
+      appender.onError = (error, shard) => {
+        if (!isRobustMQError(error, ErrorCode.NotFound)) {
+          this.logger.error({ err: error, shard }, 'QoS 0 MQTT messages not stored in a bound topic');
+          return;
+        }
+        // Deleted before the watch said so: not an error, nothing more is stored.
+        void this.catalog.get(bound.name).then(
+          (topic) => {
+            if (topic === null) this.deleted(bound);
+            else this.logger.error({ err: error, shard }, 'QoS 0 MQTT messages not stored in a bound topic');
+          },
+          (lookup: unknown) =>
+            this.logger.error({ err: lookup, shard }, 'QoS 0 MQTT messages not stored in a bound topic'),
+        );
+      };
       bound.appenders.push(appender);
     }
   }

@@ -5,6 +5,7 @@ import {
   topicKey,
   type AppendResult,
   type Message,
+  type MetaStore,
   type RecordBatch,
   type RecordCodec,
   type RecordCompression,
@@ -328,6 +329,26 @@ describe('MQTT messages stored through a binding', () => {
     await meta.put(topicKey('sensors'), encodeTopic({ ...topic, deletingSince: Date.now() }));
     await publisher.publishAsync('sensors/x', 'during', { qos: 1 });
     expect((await storedMessages(storage, 'sensors/0')).map((m) => text(m.payload))).toEqual(['before']);
+  });
+
+  it('acknowledges a QoS 1 message to a bound topic deleted before the binding heard of it, and keeps the connection', async () => {
+    const { storage, meta, catalog } = await existingSensorsTopic();
+    // The broker hears of catalog changes only later, as a broker of a cluster may.
+    const lateWatch: MetaStore = Object.create(meta) as MetaStore;
+    lateWatch.watch = () => ({ close: () => {} });
+    broker = await startInProcess(
+      { bindings: [{ filter: 'sensors/#', topic: 'sensors' }] },
+      { storage, meta: lateWatch },
+    );
+    const publisher = await client(5);
+    let closes = 0;
+    publisher.on('close', () => closes++);
+    await publisher.publishAsync('sensors/x', 'before', { qos: 1 });
+    expect(await catalog.delete('sensors')).toBe(true);
+    await publisher.publishAsync('sensors/x', 'during', { qos: 1 });
+    await publisher.publishAsync('sensors/x', 'after', { qos: 1 });
+    expect(closes).toBe(0);
+    await expect(storage.shardInfo('sensors/0')).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 
   it('stores batches with the codec the topic’s compression.type names, and follows changes to it', async () => {
