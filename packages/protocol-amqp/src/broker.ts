@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
+  decodeTopic,
   DEFAULT_SHARD_CONFIG,
   ErrorCode,
   isRobustMQError,
@@ -7,12 +8,14 @@ import {
   shardName,
   storedCompression,
   TopicCatalog,
+  TOPICS_PREFIX,
   TopicViews,
   validateTopicName,
   type BrokerCluster,
   type BrokerContext,
   type Logger,
   type Message,
+  type MetaWatch,
   type Principal,
   type RecordCompression,
 } from '@robustmq/core';
@@ -52,8 +55,12 @@ export interface LinkView {
   role: 'sender' | 'receiver';
   credit(): number;
   unsettled(): number;
+  /** The stored topic the link sends to or takes from, once its address is checked; null for none. */
+  topic: string | null;
   /** Detaches the link with `amqp:link:detach-forced`. */
   close(): void;
+  /** Detaches the link with an error, as when its address is deleted. */
+  end(condition: string, description: string): void;
 }
 
 const QUEUES_KEY = '/amqp/queues/';
@@ -94,6 +101,8 @@ export class AmqpBroker {
   private readonly known = new Set<string>();
   private readonly ensuring = new Map<string, Promise<void>>();
   private readonly deadLetterName: string | null;
+  /** Follows topic deletions, which end the addresses on them. */
+  private readonly topicWatch: MetaWatch;
   private stopped = false;
 
   constructor(
@@ -109,6 +118,13 @@ export class AmqpBroker {
       settings.deadLetterAddress === undefined ? null : this.parse(settings.deadLetterAddress, []).name;
     this.acrossBrokers = context.cluster ? new QueuesAcrossBrokers(this, context.cluster) : null;
     this.attachedLinks = new AttachedLinks(context.cluster ? this.linkPeers(context.cluster) : null);
+    this.topicWatch = context.meta.watch(TOPICS_PREFIX, (event) => {
+      const name = (event.type === 'put' ? event.entry.key : event.key).slice(TOPICS_PREFIX.length);
+      if (!this.known.has(name) && !this.queues.has(name) && !this.logs.has(name)) return;
+      if (event.type === 'delete' || decodeTopic(event.entry.value).deletingSince !== undefined) {
+        this.addressDeleted(name);
+      }
+    });
   }
 
   /**
@@ -132,6 +148,7 @@ export class AmqpBroker {
   /** Stops delivering, then saves what each queue settled and delivered. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.topicWatch.close();
     this.compressions.stop();
     this.acrossBrokers?.stop();
     // Closed first, so that what they delivered is saved as it stands.
@@ -337,6 +354,33 @@ export class AmqpBroker {
     }
   }
 
+  /**
+   * The topic behind an address was deleted (through Kafka, the admin API or another broker): its
+   * links are detached with `amqp:resource-deleted`, as RabbitMQ does for a deleted queue, its
+   * shared queue closes and forgets what was settled (a topic made again starts empty), and the
+   * next attach to the address makes it again where `auto_create` allows.
+   */
+  private addressDeleted(name: string): void {
+    this.known.delete(name);
+    this.logs.delete(name);
+    let detached = 0;
+    for (const link of [...this.links.values()]) {
+      if (link.topic !== name) continue;
+      link.end('amqp:resource-deleted', `address ${name} was deleted`);
+      detached++;
+    }
+    const queue = this.openQueues.get(name);
+    this.queues.delete(name);
+    this.openQueues.delete(name);
+    queue?.close();
+    if (queue) {
+      this.context.meta.delete(QUEUES_KEY + name).catch((error: unknown) => {
+        this.logger.warn({ err: error, queue: name }, 'the settled state of a deleted queue was not removed');
+      });
+    }
+    this.logger.info({ address: name, links: detached }, 'address deleted; its links detached');
+  }
+
   /** Stops serving a queue here (another broker owns it now), once what was settled is saved. */
   async closeQueue(name: string): Promise<void> {
     if (!this.queues.delete(name)) return;
@@ -500,7 +544,12 @@ export class AmqpBroker {
           this.temporariesElsewhere.delete(address.name);
           done(gone(address.name));
         } else {
+          // Deleted before the watch said so, or its shard lost: the catalog tells which.
           this.known.delete(address.name);
+          void this.catalog.get(address.name).then(
+            (topic) => (topic === null ? this.addressDeleted(address.name) : undefined),
+            () => {},
+          );
           done(error);
         }
         return;

@@ -1,7 +1,7 @@
 import type { ConnectionInfo, Logger, Principal } from '@robustmq/core';
 import type { Duplex } from 'node:stream';
 import rhea from 'rhea';
-import { AmqpRefusal, type AmqpBroker, type ResolvedAddress } from './broker.js';
+import { AmqpRefusal, type AmqpBroker, type LinkView, type ResolvedAddress } from './broker.js';
 import {
   AMQP_PROTOCOL,
   encodeCloseFrame,
@@ -346,7 +346,12 @@ export class AmqpConnection {
         }
         const attached = session.remote.handles[handle]?.is_remote_open() === true;
         if (attached !== attach) {
+          if (attach) this.endedHere.get(session)?.delete(handle);
           original(frame);
+          return;
+        }
+        if (!attach && this.endedHere.get(session)?.has(handle)) {
+          if (performative === 'transfer') this.countDropped(session, frame as TransferFrame);
           return;
         }
         if (attach)
@@ -365,6 +370,37 @@ export class AmqpConnection {
           );
       };
     }
+  }
+
+  /**
+   * Per session, the peer's handles of links this end detached (an error, an operator, a deleted
+   * address). rhea writes the transfers it had queued on such a link after its own detach; they
+   * are dropped, as transfers after this end's detach are, rather than taken for frames on a
+   * handle never attached. An attach on the handle ends that.
+   */
+  private readonly endedHere = new WeakMap<RheaSession, Set<number>>();
+
+  /** Notes that this end is detaching `link` (see {@link endedHere}). */
+  private detachingHere(link: RheaSender | RheaReceiver): void {
+    // rhea leaves `remote.handle` unset (it reads the handle from the wrong place); the peer's
+    // attach has it.
+    const handle = (link.remote.attach as { handle?: unknown } | undefined)?.handle;
+    if (typeof handle !== 'number') return;
+    const session = link.session as unknown as RheaSession;
+    let handles = this.endedHere.get(session);
+    if (!handles) {
+      handles = new Set();
+      this.endedHere.set(session, handles);
+    }
+    handles.add(handle);
+  }
+
+  /** Counts a dropped transfer in its session as rhea would have, so the session's other links go on. */
+  private countDropped(session: RheaSession, frame: TransferFrame): void {
+    const counts = session.incoming;
+    counts.next_transfer_id++;
+    const id = frame.performative.delivery_id;
+    if (typeof id === 'number') counts.next_delivery_id = id + 1;
   }
 
   /** Sessions this end ended for an error, whose frames are discarded until the peer's `end`. */
@@ -412,6 +448,7 @@ export class AmqpConnection {
         ? this.outgoing.get(link as RheaSender)?.link.id
         : this.incoming.get(link as RheaReceiver)?.id;
       this.logger.warn({ link: id, condition: refusal.condition }, `${refusal.description}; link detached`);
+      this.detachingHere(link);
       if (link.is_sender()) this.closeOutgoing(link as RheaSender);
       else this.closeIncoming(link as RheaReceiver);
       if (!link.is_closed()) {
@@ -419,10 +456,7 @@ export class AmqpConnection {
         link.close({ condition: refusal.condition, description: refusal.description });
       }
     }
-    const counts = session.incoming;
-    counts.next_transfer_id++;
-    const id = frame.performative.delivery_id;
-    if (typeof id === 'number') counts.next_delivery_id = id + 1;
+    this.countDropped(session, frame);
     return true;
   }
 
@@ -648,15 +682,18 @@ export class AmqpConnection {
     const link = new IncomingLink(id, address, dynamic ? address : null, receiver, this.broker, this.logger);
     this.incoming.set(receiver, link);
     this.listenForMessages(receiver, link);
-    this.broker.links.set(id, {
+    const view: LinkView = {
       id,
       connection: this.id,
       address: address ?? '(anonymous relay)',
       role: 'receiver',
       credit: () => link.credit,
       unsettled: () => link.unsettled,
+      topic: null,
       close: () => this.forceClose(receiver),
-    });
+      end: (condition, description) => this.endLink(receiver, id, condition, description),
+    };
+    this.broker.links.set(id, view);
     void (async () => {
       const principal = await this.whoIs();
       let resolved: ResolvedAddress | null = null;
@@ -668,6 +705,7 @@ export class AmqpConnection {
         await this.broker.authorize(principal, 'publish', resolved);
         await this.broker.ensure(resolved, principal);
         if (resolved.kind === 'queue') await this.broker.touchQueue(resolved.name);
+        view.topic = resolved.name;
       }
       if (this.incoming.has(receiver)) {
         this.fileByName(receiver, principal);
@@ -730,15 +768,18 @@ export class AmqpConnection {
       this.ownedQueues.set(state, subscription);
     }
     this.outgoing.set(sender, state);
-    this.broker.links.set(id, {
+    const view: LinkView = {
       id,
       connection: this.id,
       address,
       role: 'sender',
       credit: () => link.credit,
       unsettled: () => link.unsettled,
+      topic: null,
       close: () => this.forceClose(sender),
-    });
+      end: (condition, description) => this.endLink(sender, id, condition, description),
+    };
+    this.broker.links.set(id, view);
     void (async () => {
       const principal = await this.whoIs();
       let queue: ConsumedQueue;
@@ -754,6 +795,7 @@ export class AmqpConnection {
       } else {
         await this.broker.authorize(principal, 'subscribe', resolved);
         await this.broker.ensure(resolved, principal);
+        view.topic = resolved.name;
         if (subscription) {
           await subscription.open();
           queue = subscription;
@@ -865,6 +907,7 @@ export class AmqpConnection {
       ? this.outgoing.get(link as RheaSender)?.link.id
       : this.incoming.get(link as RheaReceiver)?.id;
     this.logger.info({ link: id, condition }, `link detached: ${description}`);
+    this.detachingHere(link);
     if (link.is_sender()) this.closeOutgoing(link as RheaSender);
     else this.closeIncoming(link as RheaReceiver);
     if (link.is_closed()) return;
@@ -873,11 +916,24 @@ export class AmqpConnection {
 
   /** An operator closed the link (admin API): detach-forced, unsettled messages go back. */
   private forceClose(link: RheaSender | RheaReceiver): void {
+    this.detachingHere(link);
     if (link.is_sender()) this.closeOutgoing(link as RheaSender);
     else this.closeIncoming(link as RheaReceiver);
     if (!link.is_closed()) {
       this.sendAttach(link);
       link.close({ condition: 'amqp:link:detach-forced', description: 'closed by an operator' });
+    }
+  }
+
+  /** The broker ends the link (its address was deleted): unsettled messages go back, as on any detach. */
+  private endLink(link: RheaSender | RheaReceiver, id: string, condition: string, description: string): void {
+    this.logger.info({ link: id, condition }, `link detached: ${description}`);
+    this.detachingHere(link);
+    if (link.is_sender()) this.closeOutgoing(link as RheaSender);
+    else this.closeIncoming(link as RheaReceiver);
+    if (!link.is_closed()) {
+      this.sendAttach(link);
+      link.close({ condition, description });
     }
   }
 

@@ -156,6 +156,10 @@ export class IncomingLink {
       delivery.reject({ condition: error.condition, description: error.message });
     } else if (isRobustMQError(error, ErrorCode.TooLarge)) {
       delivery.reject({ condition: 'amqp:link:message-size-exceeded', description: error.message });
+    } else if (isRobustMQError(error, ErrorCode.NotFound)) {
+      // The address's topic was deleted a moment ago: the link is being detached.
+      this.logger.info({ link: this.id, err: error }, 'message for a deleted address released');
+      delivery.release();
     } else {
       this.logger.error({ link: this.id, err: error }, 'storing a message failed; released');
       delivery.release();

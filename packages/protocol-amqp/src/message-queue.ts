@@ -1,4 +1,4 @@
-import type { Logger, Message } from '@robustmq/core';
+import { ErrorCode, isRobustMQError, type Logger, type Message } from '@robustmq/core';
 import { deliveryFacts } from './message-format.js';
 import type { MessageLog } from './message-log.js';
 import { ReadyList } from './ready-list.js';
@@ -566,7 +566,9 @@ export class MessageQueue implements ConsumedQueue {
         this.knownEnd = Math.max(this.knownEnd, nextOffset);
       }
     } catch (error) {
-      this.options.logger.error({ err: error, queue: this.name }, 'reading the queue failed; retrying');
+      // A shard not found most likely belongs to a topic deleted a moment ago, whose queue closes.
+      const level = isRobustMQError(error, ErrorCode.NotFound) ? 'warn' : 'error';
+      this.options.logger[level]({ err: error, queue: this.name }, 'reading the queue failed; retrying');
       await new Promise((resolve) => setTimeout(resolve, RETRY_MS).unref());
       this.pageAgain = true;
     }

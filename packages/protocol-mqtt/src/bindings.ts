@@ -166,18 +166,18 @@ export class TopicBindings {
   }
 
   /**
-   * Appends a QoS 1 or 2 message. A shard missing because the topic was deleted (before the watch
-   * said so) stores nothing, as for any message once the topic is gone; any other failure fails
-   * the publish, which the client then sends again.
+   * Appends a QoS 1 or 2 message. When its shard is missing, the catalog tells why: the topic was
+   * deleted (before the watch said so), and the message is not stored, as any message once the
+   * topic is gone; or it was being made (its entry comes before its shards, and the lookup waits
+   * for them or makes them), and the message is appended again, once.
    */
   private async appendTo(bound: BoundTopic, appender: ShardAppender, message: Message): Promise<void> {
     try {
       await appender.append(message);
     } catch (error) {
-      if (!isRobustMQError(error, ErrorCode.NotFound) || (await this.catalog.get(bound.name)) !== null) {
-        throw error;
-      }
-      this.deleted(bound);
+      if (!isRobustMQError(error, ErrorCode.NotFound)) throw error;
+      if ((await this.catalog.get(bound.name)) === null) this.deleted(bound);
+      else await appender.append(message);
     }
   }
 
@@ -211,11 +211,15 @@ export class TopicBindings {
           this.logger.error({ err: error, shard }, 'QoS 0 MQTT messages not stored in a bound topic');
           return;
         }
-        // Deleted before the watch said so: not an error, nothing more is stored.
+        // Deleted before the watch said so (nothing more is stored), or being made.
         void this.catalog.get(bound.name).then(
           (topic) => {
             if (topic === null) this.deleted(bound);
-            else this.logger.error({ err: error, shard }, 'QoS 0 MQTT messages not stored in a bound topic');
+            else
+              this.logger.warn(
+                { err: error, shard },
+                'QoS 0 MQTT messages not stored: the topic was being made',
+              );
           },
           (lookup: unknown) =>
             this.logger.error({ err: lookup, shard }, 'QoS 0 MQTT messages not stored in a bound topic'),
