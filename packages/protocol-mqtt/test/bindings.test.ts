@@ -351,6 +351,34 @@ describe('MQTT messages stored through a binding', () => {
     await expect(storage.shardInfo('sensors/0')).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 
+  it('stores a QoS 1 message in a bound topic another broker is creating, whose shards are not there yet', async () => {
+    const storage = new MemoryStorageEngine();
+    const meta = memoryMeta();
+    broker = await startInProcess(
+      { bindings: [{ filter: 'sensors/#', topic: 'sensors' }] },
+      { storage, meta },
+    );
+    const catalog = new TopicCatalog(meta, storage);
+    expect(await catalog.delete('sensors')).toBe(true);
+    // Another broker's creation, half way: its entry is written, its shards not yet.
+    const topic = {
+      name: 'sensors',
+      partitions: 1,
+      storageClass: 'memory' as const,
+      retentionMs: null,
+      retentionBytes: null,
+      configs: {},
+      createdAt: Date.now(),
+    };
+    await meta.put(topicKey('sensors'), encodeTopic(topic));
+    const publisher = await client(5);
+    let closes = 0;
+    publisher.on('close', () => closes++);
+    await publisher.publishAsync('sensors/x', 'early', { qos: 1 });
+    expect(closes).toBe(0);
+    expect((await storedMessages(storage, 'sensors/0')).map((m) => text(m.payload))).toEqual(['early']);
+  });
+
   it('stores batches with the codec the topic’s compression.type names, and follows changes to it', async () => {
     const { storage, meta, catalog } = await existingSensorsTopic({ 'compression.type': 'zstd' });
     const asked: Array<RecordCompression | undefined> = [];
