@@ -107,8 +107,14 @@ export class IncomingLink {
     if (this.target) {
       this.store(this.target, incoming, done);
     } else {
-      this.relayTarget(incoming.to).then(
-        (resolved) => this.store(resolved, incoming, done),
+      const to = incoming.to;
+      this.relayTarget(to).then(
+        (resolved) =>
+          this.store(resolved, incoming, (error) => {
+            // Its topic was deleted: the next message to it checks (and makes) the address again.
+            if (isRobustMQError(error, ErrorCode.NotFound)) this.relay.delete(to!);
+            done(error);
+          }),
         (error: unknown) => done(error),
       );
     }

@@ -48,6 +48,23 @@ describe('an address whose topic is deleted', () => {
     expect(receiver.bodies()).toEqual(['new']);
   });
 
+  it('takes messages to it through the anonymous relay again once a message has found it gone', async () => {
+    const c = await client();
+    const relay = await c.sender(null);
+    expect((await relay.send({ to: 'queue://relayed', body: 'before' })).outcome).toBe('accepted');
+    expect(await deleteTopic('relayed')).toBe(true);
+    const outcomes: string[] = [];
+    for (let i = 0; i < 3 && outcomes.at(-1) !== 'accepted'; i++) {
+      outcomes.push((await relay.send({ to: 'queue://relayed', body: 'after' })).outcome);
+    }
+    // At most the first, sent before the broker made the address again, is released.
+    expect(outcomes.at(-1)).toBe('accepted');
+    expect(outcomes.length).toBeLessThanOrEqual(2);
+    const receiver = await c.receiver('queue://relayed');
+    await receiver.waitFor(1);
+    expect(receiver.bodies()).toEqual(['after']);
+  });
+
   it('ends only the sending link of a client still writing, not its session (rhea writes what it queued after its detach)', async () => {
     const c = await client();
     const other = await c.receiver('queue://other');
