@@ -19,16 +19,21 @@ export interface InProcessBroker {
   stop(): Promise<void>;
 }
 
+/**
+ * `metaSeen` gives the broker another view of the meta store than the one returned as `meta` (a
+ * store whose changes reach the broker late, as in a cluster).
+ */
 export async function startInProcessBroker(
   storage: StorageEngine,
   settings: Readonly<Record<string, unknown>> = {},
-  options: { sharedTopics?: boolean } = {},
+  options: { sharedTopics?: boolean; metaSeen?: (meta: MetaStore) => MetaStore } = {},
 ): Promise<InProcessBroker> {
   const dir = await mkdtemp(join(tmpdir(), 'robustmq-kafka-in-process-'));
   const meta = await openLocalMetaStore({ dir, logger: silentLogger });
-  const topics = options.sharedTopics ? new TopicCatalog(meta, storage) : null;
+  const seen = options.metaSeen?.(meta) ?? meta;
+  const topics = options.sharedTopics ? new TopicCatalog(seen, storage) : null;
   const broker = new Broker(
-    testBrokerContext({ storage, meta, ...(topics && { topics }) }),
+    testBrokerContext({ storage, meta: seen, ...(topics && { topics }) }),
     parseSettings(settings),
   );
   return {
