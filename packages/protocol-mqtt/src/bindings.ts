@@ -71,13 +71,12 @@ export class TopicBindings {
    * follows their partition count and compression from then on.
    */
   async start(): Promise<void> {
-    const catalog = this.catalog;
     for (const bound of this.topics.values()) {
       const wanted = this.bindings.find((b) => b.topic === bound.name)!.partitions;
-      let topic = await catalog.get(bound.name);
+      let topic = await this.catalog.get(bound.name);
       if (!topic) {
         try {
-          topic = await catalog.create({
+          topic = await this.catalog.create({
             name: bound.name,
             partitions: wanted,
             storageClass: 'file',
@@ -91,7 +90,7 @@ export class TopicBindings {
           );
         } catch (error) {
           if (!isRobustMQError(error, ErrorCode.AlreadyExists)) throw error;
-          topic = await catalog.get(bound.name);
+          topic = await this.catalog.get(bound.name);
         }
       }
       this.follow(bound, topic ?? null);
@@ -218,7 +217,7 @@ export class TopicBindings {
             else
               this.logger.warn(
                 { err: error, shard },
-                'QoS 0 MQTT messages not stored: the topic was being made',
+                'QoS 0 MQTT messages not stored: a partition of the bound topic was missing (being made?)',
               );
           },
           (lookup: unknown) =>
