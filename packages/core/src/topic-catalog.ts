@@ -392,6 +392,17 @@ export class TopicCatalog {
     return true;
   }
 
+  /**
+   * Finishes, without waiting, a deletion that a stopped node left, found by a lookup or a listing
+   * (Kafka clients list every topic now and then), so its shards do not stay for good.
+   */
+  private finishInBackground(topic: Topic): void {
+    if (this.changing.has(topic.name) || Date.now() - topic.deletingSince! < DELETION_ABANDONED_MS) return;
+    this.delete(topic.name).catch((error: unknown) =>
+      this.logger.warn({ err: error, topic: topic.name }, 'could not finish the deletion of a topic'),
+    );
+  }
+
   /** Runs `change` of topic `name` once the changes of it already under way here are done. */
   private async oneAtATime<T>(name: string, change: () => Promise<T>): Promise<T> {
     const running = settled(this.changing.get(name)).then(change);
@@ -485,7 +496,10 @@ export class TopicCatalog {
    */
   private async withShards(entry: MetaEntry): Promise<Topic | null> {
     const topic = decodeTopic(entry.value);
-    if (topic.deletingSince !== undefined) return null;
+    if (topic.deletingSince !== undefined) {
+      this.finishInBackground(topic);
+      return null;
+    }
     if (this.whole.get(topic.name) === entry.modRevision) return topic;
     const key = `${topic.name}@${entry.modRevision}`;
     let check = this.checks.get(key);
