@@ -10,6 +10,7 @@ import {
   type FrameViolation,
 } from './frame-guard.js';
 import { IncomingLink } from './incoming-link.js';
+import { countReceiverDeliveries } from './link-credit.js';
 import { fileLinksByDirection } from './link-names.js';
 import { MalformedMessageError, parseIncoming, type Incoming } from './message-format.js';
 import type { ConsumedQueue, MessageQueue, Outcome } from './message-queue.js';
@@ -673,6 +674,7 @@ export class AmqpConnection {
     // stderr when it is not 0). Credit is the receiving end's to give, and the broker never asks
     // a producer to drain: the producer's flow changes nothing here.
     receiver.on_flow = () => {};
+    countReceiverDeliveries(receiver);
     this.holdAttach(receiver);
     const target = receiver.remote.attach?.target;
     const dynamic = target?.dynamic === true;

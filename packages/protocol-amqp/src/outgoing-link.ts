@@ -1,4 +1,5 @@
 import { toTransferPayload } from './message-format.js';
+import { countSenderCredit } from './link-credit.js';
 import { addDelivery, type RheaOutgoingQueue } from './outgoing-delivery.js';
 import type { ConsumedQueue, Entry, Outcome, QueueConsumer } from './message-queue.js';
 import type { RheaSender } from './rhea-shapes.js';
@@ -51,11 +52,7 @@ export class OutgoingLink implements QueueConsumer {
     /** Ends the link with an error condition: the peer cannot take a message it would be sent. */
     private readonly refuse: (condition: string, description: string) => void,
   ) {
-    // rhea's flow says drain only when it gives back credit: a drain whose credit the messages used
-    // up would end with a flow the peer does not take for its end (rhea's `receiver_drained` does
-    // not fire). A sender's flow carries the drain the peer last asked for (AMQP 1.0 section 2.6.7).
-    const giveBack = sender._get_drain.bind(sender);
-    sender._get_drain = () => giveBack() || sender._draining;
+    countSenderCredit(sender);
   }
 
   /** The largest message the peer takes on this link (its attach's max-message-size); 0 for any. */

@@ -41,6 +41,8 @@ interface RheaLinkBase {
       snd_settle_mode?: number;
       rcv_settle_mode?: number;
       max_message_size?: number;
+      /** A sending end's delivery-count when the link attached. */
+      initial_delivery_count?: number;
       /** This end's terminus, as rhea encodes it; null for none. */
       source?: unknown;
       target?: unknown;
@@ -50,6 +52,8 @@ interface RheaLinkBase {
   readonly state: { need_open(): boolean };
   readonly remote: {
     attach?: {
+      /** The sending end's delivery-count when the link attached. */
+      initial_delivery_count?: number | null;
       source?: RheaTerminus | null;
       target?: RheaTerminus | null;
       snd_settle_mode?: number;
@@ -77,8 +81,19 @@ interface RheaLinkBase {
   on(event: string, handler: (context: RheaContext) => void): void;
 }
 
+/** The fields of a receiver's flow that its sending end takes (AMQP 1.0 section 2.7.4). */
+export interface SenderFlow {
+  delivery_count?: number | null;
+  link_credit?: number | null;
+  drain?: boolean;
+}
+
 export interface RheaSender extends RheaLinkBase {
   delivery_count: number;
+  /** Takes the peer's flow for this link: its credit, and whether to drain. */
+  on_flow(frame: { performative: SenderFlow }): void;
+  /** Whether the broker has nothing more to send for the drain the peer asked for. */
+  _drained: boolean;
   readonly session: RheaLinkBase['session'] & { readonly local: { channel: number } };
   sendable(): boolean;
   /** `tag` may be a number only while the broker writes the delivery's frame itself (see sendTransfersDirectly). */
