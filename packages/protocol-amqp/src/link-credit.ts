@@ -24,10 +24,9 @@ function wrapDeliveryCount(link: RheaSender | RheaReceiver): void {
  * receiver's delivery-count (the initial one when the flow has none, as from a receiver that has not
  * seen the attach) plus its link-credit, less what the broker has sent, in serial arithmetic; never
  * below 0. rhea subtracts plain numbers: a flow written before the receiver saw the last transfers
- * gave negative credit, which rhea's drain then counted down one by one without end, and a flow
- * without a delivery-count gave none at all.
+ * gave negative credit, which rhea's drain then counted down one by one without end.
  */
-export function senderCredit(flow: SenderFlow, sent: number, initial: number): number {
+function senderCredit(flow: SenderFlow, sent: number, initial: number): number {
   const counted = typeof flow.delivery_count === 'number' ? flow.delivery_count : initial;
   if (typeof flow.link_credit !== 'number') return 0;
   // `| 0` takes the difference modulo 2^32 as a signed number: how far the receiver's count is
