@@ -40,6 +40,7 @@ import { TopicTree } from './router/topic-tree.js';
 import { ServerBrokerCluster } from './cluster/broker-cluster.js';
 import { readNodeCertificate } from './cluster/node-certificate.js';
 import { CertificateRenewal } from './certificate-renewal.js';
+import { ShutdownDeadline } from './shutdown-deadline.js';
 import { listenProblem, StartupError } from './startup-error.js';
 import { VERSION } from './version.js';
 
@@ -100,6 +101,7 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
   const status = new NodeStatus(VERSION, config.node_id, config.roles);
   const metrics = new NodeMetrics({ node: String(config.node_id) });
   const cleanup: Array<() => Promise<void> | void> = [];
+  const deadline = new ShutdownDeadline(config.shutdown_timeout_ms);
   const runCleanup = async () => {
     for (const step of cleanup.reverse()) {
       try {
@@ -268,6 +270,7 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
           rpcServers,
           logger,
           cleanup,
+          deadline,
           status,
         );
         const topics = new TopicCatalog(meta, storage!, { logger: logger.child({ component: 'topics' }) });
@@ -289,7 +292,7 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
           ...(cluster ? { cluster } : {}),
           topics,
         };
-        listeners.push(...(await startProtocols(protocols, context, config, cleanup)));
+        listeners.push(...(await startProtocols(protocols, context, config, deadline, cleanup)));
         // Peers learn of this broker once its protocols answer their calls.
         await cluster?.start();
         api.attachTopics({ catalog: topics, storage: storage! });
@@ -343,6 +346,7 @@ export async function startNode(loaded: LoadedConfig, options: StartOptions = {}
       renewCertificates: () => renewal.renew(),
       stop: () => {
         stopping ??= (async () => {
+          deadline.start();
           status.markStopping();
           logger.info('node stopping');
           await runCleanup();
@@ -372,6 +376,7 @@ async function joinBrokers(
   rpcServers: Array<{ setTls(tls: TlsOptions): void }>,
   logger: Logger,
   cleanup: Array<() => Promise<void> | void>,
+  deadline: ShutdownDeadline,
   status: NodeStatus,
 ): Promise<ServerBrokerCluster | null> {
   if (config.cluster === undefined || storage.location === undefined) return null;
@@ -408,7 +413,14 @@ async function joinBrokers(
   });
   // Pushed before the protocols' steps, so it runs after them: this broker leaves the cluster
   // only once its protocols have stored what they hold.
-  cleanup.push(() => cluster.stop());
+  cleanup.push(() =>
+    deadline.wait(cluster.stop(), () =>
+      logger.warn(
+        { timeoutMs: deadline.ms },
+        'could not leave the cluster within the shutdown timeout; peers will time this broker out',
+      ),
+    ),
+  );
   return cluster;
 }
 
@@ -518,6 +530,7 @@ async function startProtocols(
   protocols: readonly LoadedProtocol[],
   context: BrokerContext,
   config: NodeConfig,
+  deadline: ShutdownDeadline,
   cleanup: Array<() => Promise<void> | void>,
 ): Promise<BoundListener[]> {
   const connections = context.metrics.counter({
@@ -533,11 +546,8 @@ async function startProtocols(
     // Listeners stop accepting before the plugin stops; the plugin's leftover sockets go last.
     cleanup.push(async () => {
       for (const l of mine) l.stopAccepting();
-      await withTimeout(plugin.stop(), config.shutdown_timeout_ms, () =>
-        logger.warn(
-          { timeoutMs: config.shutdown_timeout_ms },
-          'protocol did not stop in time; closing its connections',
-        ),
+      await deadline.wait(plugin.stop(), () =>
+        logger.warn({ timeoutMs: deadline.ms }, 'protocol did not stop in time; closing its connections'),
       );
       await Promise.all(mine.map((l) => l.closeConnections()));
     });
@@ -559,19 +569,4 @@ async function startProtocols(
     );
   }
   return bound;
-}
-
-async function withTimeout(work: Promise<void>, ms: number, onTimeout: () => void): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<void>((resolve) => {
-    timer = setTimeout(() => {
-      onTimeout();
-      resolve();
-    }, ms);
-  });
-  try {
-    await Promise.race([work, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, startServer, tempDir, type ServerProcess } from './helpers/server-process.js';
 
@@ -13,7 +14,8 @@ describe('a broker whose meta and journal node is down', () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
 
-  it('answers /metrics within seconds', async () => {
+  /** A `meta,journal` node and a broker-only node using it; `broker` adds lines to the broker's top level. */
+  async function startPair(broker: string[] = []): Promise<{ meta: ServerProcess; broker: ServerProcess }> {
     const dir = tempDir('outage');
     cleanups.push(dir.remove);
     const rpcPort = await freePort();
@@ -38,6 +40,7 @@ describe('a broker whose meta and journal node is down', () => {
       'roles = ["broker"]',
       'data_dir = "broker"',
       'protocols = ["@robustmq/protocol-mqtt"]',
+      ...broker,
       ...common,
       ...cluster,
       '[storage]',
@@ -51,8 +54,11 @@ describe('a broker whose meta and journal node is down', () => {
       cleanups.push(() => server.stop('SIGKILL'));
       return server;
     };
-    const meta = await start(metaConfig);
-    const broker = await start(brokerConfig);
+    return { meta: await start(metaConfig), broker: await start(brokerConfig) };
+  }
+
+  it('answers /metrics within seconds', async () => {
+    const { meta, broker } = await startPair();
     const scrape = async () => {
       const started = Date.now();
       const response = await fetch(`${broker.httpUrl}/metrics`, { signal: AbortSignal.timeout(8000) });
@@ -73,5 +79,26 @@ describe('a broker whose meta and journal node is down', () => {
       expect(during.ms).toBeLessThan(5000);
       expect(during.text).toMatch(/^robustmq_process_resident_memory_bytes\{node="2"\} \d+$/m);
     }
+  }, 30_000);
+
+  it('stops on SIGTERM within its shutdown_timeout_ms, however many steps wait for the meta service', async () => {
+    const { meta, broker } = await startPair(['shutdown_timeout_ms = 2000']);
+    // A persistent session with a subscription: the MQTT broker saves what it has on the way out.
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port('mqtt/tcp')}`, {
+      clientId: 'outage-session',
+      clean: false,
+      reconnectPeriod: 0,
+    });
+    await client.subscribeAsync('outage/#', { qos: 1 });
+    await meta.stop('SIGKILL');
+    const started = Date.now();
+    const code = await broker.stop('SIGTERM');
+    const took = Date.now() - started;
+    client.end(true);
+    expect(code).toBe(0);
+    // Each step that waits for the meta service (the protocols stopping, leaving the cluster) used to
+    // take up to its own timeout, one after the other: 10 s and more here.
+    expect(took).toBeLessThan(2000 + 2500);
+    expect(broker.logs.some((l) => l.msg === 'node stopped')).toBe(true);
   }, 30_000);
 });

@@ -40,7 +40,7 @@ export const nodeConfigSchema = z
     bind: z.string().min(1).default('0.0.0.0'),
     /** Unset means the defaults on a node with the broker role, none on a journal node. */
     protocols: z.array(z.string().min(1)).optional(),
-    /** How long shutdown waits for protocols to finish in-flight work before closing sockets. */
+    /** How long shutdown waits, in all, for the protocols' in-flight work and for leaving the cluster. */
     shutdown_timeout_ms: z.number().int().min(0).default(10_000),
     http: z
       .strictObject({
