@@ -35,7 +35,13 @@ export class Persistence {
     const key = sessionKey(clientId);
     let log = this.logs.get(key);
     if (!log) {
-      log = new SessionLog(clientId, this.context.storage, this.context.meta, this.logger);
+      log = new SessionLog(
+        clientId,
+        this.context.storage,
+        this.context.meta,
+        this.logger,
+        this.context.nodeId,
+      );
       this.logs.set(key, log);
     }
     return log;

@@ -3,6 +3,7 @@ import {
   ErrorCode,
   isRobustMQError,
   RobustMQError,
+  type AppendResult,
   type Logger,
   type MetaPutOptions,
   type MetaStore,
@@ -125,6 +126,8 @@ export class SessionLog {
     private readonly storage: StorageEngine,
     private readonly meta: MetaStore,
     private readonly logger: Logger,
+    /** This broker, as session records name the broker serving them. */
+    private readonly nodeId: number,
   ) {
     this.key = sessionKey(clientId);
     this.shard = SHARD_PREFIX + this.key;
@@ -159,10 +162,30 @@ export class SessionLog {
         if (this.batch === batch) this.batch = null;
         await this.ensureShard();
         const now = Date.now();
-        const result = await this.storage.append(
-          this.shard,
-          batch.map((e) => ({ recordCount: 1, maxTimestamp: now, data: Buffer.from(JSON.stringify(e)) })),
-        );
+        const records = batch.map((e) => ({
+          recordCount: 1,
+          maxTimestamp: now,
+          data: Buffer.from(JSON.stringify(e)),
+        }));
+        let result: AppendResult;
+        try {
+          result = await this.storage.append(this.shard, records);
+        } catch (error) {
+          if (!isRobustMQError(error, ErrorCode.NotFound)) throw error;
+          // Another broker deleted the log: one that ended the session after taking it over from
+          // here, or a copy of its own that it ended. Failing here failed every publisher routed to
+          // this session, and the broker forwarding to it resent its batch without end.
+          this.shardReady = false;
+          if (!(await this.servedHere())) {
+            this.logger.warn(
+              { clientId: this.clientId },
+              'session log deleted by the broker that serves the session now; entries not stored here',
+            );
+            return;
+          }
+          await this.ensureShard();
+          result = await this.storage.append(this.shard, records);
+        }
         this.endOffset = result.lastOffset + 1;
         const first = batch.findIndex((e) => e.t === 'm' && e.m.exactlyOnce === true);
         if (first >= 0) this.noteExactlyOnce(result.lastOffset + 1 - batch.length + first, now);
@@ -189,7 +212,14 @@ export class SessionLog {
       const kept = this.exactlyOnceOffsets;
       while (kept.length > 0 && kept[0]![0] < oldest) kept.shift();
       const cut = kept.length > 0 ? Math.min(kept[0]![1], this.endOffset) : this.endOffset;
-      if (this.shardReady && cut > 0) await this.storage.deleteBefore(this.shard, cut);
+      if (!this.shardReady || cut <= 0) return;
+      try {
+        await this.storage.deleteBefore(this.shard, cut);
+      } catch (error) {
+        // Deleted by another broker: nothing left to cut.
+        if (!isRobustMQError(error, ErrorCode.NotFound)) throw error;
+        this.shardReady = false;
+      }
     });
   }
 
@@ -257,6 +287,14 @@ export class SessionLog {
   /** How many writes have been enqueued: unchanged means nothing was written in between. */
   get writeCount(): number {
     return this.writes;
+  }
+
+  /** Whether the session's record names this broker (or no broker, as a lone broker writes it). */
+  private async servedHere(): Promise<boolean> {
+    const entry = await this.meta.get(SESSIONS_PREFIX + this.key);
+    if (entry === null) return false;
+    const { node } = JSON.parse(Buffer.from(entry.value).toString('utf8')) as SessionRecord;
+    return node === undefined || node === this.nodeId;
   }
 
   private async ensureShard(): Promise<void> {

@@ -2,6 +2,7 @@ import { ErrorCode, RobustMQError, type BrokerCluster } from '@robustmq/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { linkedBrokers } from './helpers/in-process.js';
 import { connectClient, connectWithInbox, endAll, type MqttClient } from './helpers/mqttjs.js';
+import { sessionKey } from '../src/session-log.js';
 
 // Messages between two MQTT brokers in this process when a call between them fails: before it
 // reached the other broker (a dropped connection), or after (its answer lost).
@@ -32,14 +33,14 @@ describe('messages between brokers when a call fails', () => {
   });
 
   async function twoBrokers(failures: Failure[]) {
-    const { a, b } = await linkedBrokers((member) =>
+    const { a, b, storage } = await linkedBrokers((member) =>
       member.nodeId === 1 ? failingCalls(member, failures) : member,
     );
     stops.push(
       () => a.stop(),
       () => b.stop(),
     );
-    return { a, b };
+    return { a, b, storage };
   }
 
   for (const [failures, what] of [
@@ -61,4 +62,21 @@ describe('messages between brokers when a call fails', () => {
       expect(subscriber.inbox.messages.map((m) => m.payload)).toEqual(['first', 'second']);
     });
   }
+
+  it('delivers to a session whose log another broker deleted, and holds up nothing behind it', async () => {
+    const { a, b, storage } = await twoBrokers([]);
+    const subscriber = await connectWithInbox(b.port, { clientId: 'far', clean: false });
+    clients.push(subscriber.client);
+    await subscriber.client.subscribeAsync('orders/#', { qos: 1 });
+    const publisher = await connectClient(a.port, { clientId: 'near' });
+    clients.push(publisher);
+    await publisher.publishAsync('orders/1', 'first', { qos: 1 });
+    await subscriber.inbox.waitFor(1);
+    // As a broker that ended its own stale copy of the session would; broker 2 still serves it.
+    await storage.deleteShard('mqtt-sessions/' + sessionKey('far'));
+    await publisher.publishAsync('orders/1', 'second', { qos: 1 });
+    await publisher.publishAsync('orders/2', 'third', { qos: 1 });
+    await subscriber.inbox.waitFor(3);
+    expect(subscriber.inbox.messages.map((m) => m.payload)).toEqual(['first', 'second', 'third']);
+  });
 });

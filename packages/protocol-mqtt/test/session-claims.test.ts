@@ -1,19 +1,40 @@
 import { ErrorCode, isRobustMQError, silentLogger, type Logger } from '@robustmq/core';
 import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import { describe, expect, it } from 'vitest';
-import { SESSIONS_PREFIX, SessionLog, sessionKey, type SessionRecord } from '../src/session-log.js';
+import {
+  SESSIONS_PREFIX,
+  SessionLog,
+  sessionKey,
+  type LogEntry,
+  type SessionRecord,
+} from '../src/session-log.js';
 import { memoryMeta } from './helpers/in-process.js';
 
-/** A logger that keeps what it is given at error level. */
-function errorsKept(): { logger: Logger; errors: string[] } {
+/** A logger that keeps what it is given at error and warn level. */
+function errorsKept(): { logger: Logger; errors: string[]; warnings: string[] } {
   const errors: string[] = [];
+  const warnings: string[] = [];
+  const message = (args: unknown[]) => String(args.find((a) => typeof a === 'string'));
   const logger: Logger = {
     ...silentLogger,
-    error: (...args: unknown[]) => void errors.push(String(args.find((a) => typeof a === 'string'))),
+    error: (...args: unknown[]) => void errors.push(message(args)),
+    warn: (...args: unknown[]) => void warnings.push(message(args)),
     child: () => logger,
   };
-  return { logger, errors };
+  return { logger, errors, warnings };
 }
+
+const SHARD = 'mqtt-sessions/' + sessionKey('sensor-7');
+
+const entry = (s: number) =>
+  ({
+    t: 'm',
+    s,
+    m: { topic: 't', qos: 1, retain: false, payload: '' },
+    q: 1,
+    r: false,
+    ids: null,
+  }) as unknown as LogEntry;
 
 const record = (node: number): SessionRecord => ({
   clientId: 'sensor-7',
@@ -29,8 +50,8 @@ describe('a session record claimed by two brokers at once', () => {
     const storage = new MemoryStorageEngine();
     const first = errorsKept();
     const second = errorsKept();
-    const atBroker2 = new SessionLog('sensor-7', storage, meta, first.logger);
-    const atBroker3 = new SessionLog('sensor-7', storage, meta, second.logger);
+    const atBroker2 = new SessionLog('sensor-7', storage, meta, first.logger, 2);
+    const atBroker3 = new SessionLog('sensor-7', storage, meta, second.logger, 3);
     await atBroker2.saveRecord(record(1));
     const revision = (await meta.get(SESSIONS_PREFIX + sessionKey('sensor-7')))!.modRevision;
 
@@ -49,4 +70,53 @@ describe('a session record claimed by two brokers at once', () => {
     expect((JSON.parse(Buffer.from(stored.value).toString()) as SessionRecord).node).toBe(3);
     await storage.close();
   });
+});
+
+describe('a session log deleted behind the broker writing it', () => {
+  it('is made again for the next entry while the record still names this broker', async () => {
+    const meta = memoryMeta();
+    const storage = new MemoryStorageEngine();
+    const kept = errorsKept();
+    const log = new SessionLog('sensor-7', storage, meta, kept.logger, 2);
+    await log.saveRecord(record(2));
+    await log.append(entry(1));
+    // As another broker's deletion of its own copy of the session would.
+    await storage.deleteShard(SHARD);
+    await log.append(entry(2));
+    expect((await log.read()).map((e) => (e as { s: number }).s)).toEqual([2]);
+    expect(kept.errors).toEqual([]);
+    await storage.close();
+  });
+
+  for (const [what, change] of [
+    [
+      'the record names another broker',
+      (m: ReturnType<typeof memoryMeta>) =>
+        m.put(SESSIONS_PREFIX + sessionKey('sensor-7'), Buffer.from(JSON.stringify(record(3)))),
+    ],
+    [
+      'the record is gone (the session ended)',
+      (m: ReturnType<typeof memoryMeta>) => m.delete(SESSIONS_PREFIX + sessionKey('sensor-7')),
+    ],
+  ] as const) {
+    it(`takes an entry without storing it, and fails no write, when ${what}`, async () => {
+      const meta = memoryMeta();
+      const storage = new MemoryStorageEngine();
+      const kept = errorsKept();
+      const log = new SessionLog('sensor-7', storage, meta, kept.logger, 2);
+      await log.saveRecord(record(2));
+      await log.append(entry(1));
+      await change(meta);
+      await storage.deleteShard(SHARD);
+      await log.append(entry(2));
+      log.truncate();
+      await log.settled();
+      await expect(storage.shardInfo(SHARD)).rejects.toMatchObject({ code: ErrorCode.NotFound });
+      expect(kept.errors).toEqual([]);
+      expect(kept.warnings).toEqual([
+        'session log deleted by the broker that serves the session now; entries not stored here',
+      ]);
+      await storage.close();
+    });
+  }
 });

@@ -287,5 +287,5 @@ export async function linkedBrokers(wrap: (member: BrokerCluster) => BrokerClust
   const b = await startInProcess({}, { meta, storage, cluster: wrap(links.member(2)) });
   // Each sees the other once the announcements have gone round.
   await new Promise((r) => setTimeout(r, 20));
-  return { a, b, links, meta };
+  return { a, b, links, meta, storage };
 }
