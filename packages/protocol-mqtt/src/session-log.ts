@@ -109,6 +109,11 @@ export class SessionLog {
   /** Writes enqueued so far (a deletion included). */
   private writes = 0;
   private shardReady = false;
+  /**
+   * Whether an append found the log deleted by the broker now serving the session: entries are then
+   * skipped while the record names another broker, rather than written to a log made again.
+   */
+  private deletedElsewhere = false;
   /** Entries waiting for the next append, or null when none is open. */
   private batch: LogEntry[] | null = null;
   private batchWrite: Promise<void> = Promise.resolve();
@@ -160,6 +165,8 @@ export class SessionLog {
       this.batch = batch;
       this.batchWrite = this.enqueue(async () => {
         if (this.batch === batch) this.batch = null;
+        // Not made again by a broker that no longer serves the session (see below).
+        if (this.deletedElsewhere && !(await this.servedHere())) return;
         await this.ensureShard();
         const now = Date.now();
         const records = batch.map((e) => ({
@@ -177,10 +184,14 @@ export class SessionLog {
           // this session, and the broker forwarding to it resent its batch without end.
           this.shardReady = false;
           if (!(await this.servedHere())) {
-            this.logger.warn(
-              { clientId: this.clientId },
-              'session log deleted by the broker that serves the session now; entries not stored here',
-            );
+            // Once per deletion: every message routed to the session until it ends here skips it.
+            if (!this.deletedElsewhere) {
+              this.deletedElsewhere = true;
+              this.logger.warn(
+                { clientId: this.clientId },
+                'session log deleted by the broker that serves the session now; entries not stored here',
+              );
+            }
             return;
           }
           await this.ensureShard();
@@ -306,6 +317,7 @@ export class SessionLog {
       if (!(error instanceof RobustMQError && error.code === ErrorCode.AlreadyExists)) throw error;
     }
     this.shardReady = true;
+    this.deletedElsewhere = false;
   }
 
   private enqueue(write: () => Promise<void>): Promise<void> {

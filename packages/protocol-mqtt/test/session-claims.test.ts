@@ -11,7 +11,7 @@ import {
 import { memoryMeta } from './helpers/in-process.js';
 
 /** A logger that keeps what it is given at error and warn level. */
-function errorsKept(): { logger: Logger; errors: string[]; warnings: string[] } {
+function linesKept(): { logger: Logger; errors: string[]; warnings: string[] } {
   const errors: string[] = [];
   const warnings: string[] = [];
   const message = (args: unknown[]) => String(args.find((a) => typeof a === 'string'));
@@ -48,8 +48,8 @@ describe('a session record claimed by two brokers at once', () => {
   it('goes to one; the other is told CONFLICT, which is not logged as a store failure', async () => {
     const meta = memoryMeta();
     const storage = new MemoryStorageEngine();
-    const first = errorsKept();
-    const second = errorsKept();
+    const first = linesKept();
+    const second = linesKept();
     const atBroker2 = new SessionLog('sensor-7', storage, meta, first.logger, 2);
     const atBroker3 = new SessionLog('sensor-7', storage, meta, second.logger, 3);
     await atBroker2.saveRecord(record(1));
@@ -76,7 +76,7 @@ describe('a session log deleted behind the broker writing it', () => {
   it('is made again for the next entry while the record still names this broker', async () => {
     const meta = memoryMeta();
     const storage = new MemoryStorageEngine();
-    const kept = errorsKept();
+    const kept = linesKept();
     const log = new SessionLog('sensor-7', storage, meta, kept.logger, 2);
     await log.saveRecord(record(2));
     await log.append(entry(1));
@@ -99,16 +99,17 @@ describe('a session log deleted behind the broker writing it', () => {
       (m: ReturnType<typeof memoryMeta>) => m.delete(SESSIONS_PREFIX + sessionKey('sensor-7')),
     ],
   ] as const) {
-    it(`takes an entry without storing it, and fails no write, when ${what}`, async () => {
+    it(`takes entries without storing them, and fails no write, when ${what}`, async () => {
       const meta = memoryMeta();
       const storage = new MemoryStorageEngine();
-      const kept = errorsKept();
+      const kept = linesKept();
       const log = new SessionLog('sensor-7', storage, meta, kept.logger, 2);
       await log.saveRecord(record(2));
       await log.append(entry(1));
       await change(meta);
       await storage.deleteShard(SHARD);
       await log.append(entry(2));
+      await log.append(entry(3));
       log.truncate();
       await log.settled();
       await expect(storage.shardInfo(SHARD)).rejects.toMatchObject({ code: ErrorCode.NotFound });
@@ -119,4 +120,22 @@ describe('a session log deleted behind the broker writing it', () => {
       await storage.close();
     });
   }
+
+  it('writes the log again once the session is served here again', async () => {
+    const meta = memoryMeta();
+    const storage = new MemoryStorageEngine();
+    const kept = linesKept();
+    const log = new SessionLog('sensor-7', storage, meta, kept.logger, 2);
+    await log.saveRecord(record(2));
+    await log.append(entry(1));
+    await meta.put(SESSIONS_PREFIX + sessionKey('sensor-7'), Buffer.from(JSON.stringify(record(3))));
+    await storage.deleteShard(SHARD);
+    await log.append(entry(2));
+    // Taken back by this broker.
+    await log.saveRecord(record(2));
+    await log.append(entry(3));
+    expect((await log.read()).map((e) => (e as { s: number }).s)).toEqual([3]);
+    expect(kept.errors).toEqual([]);
+    await storage.close();
+  });
 });
