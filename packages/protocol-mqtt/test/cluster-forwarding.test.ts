@@ -43,17 +43,22 @@ describe('messages between brokers when a call fails', () => {
     return { a, b, storage };
   }
 
+  /** A persistent subscriber to `orders/#` on broker 2, and a publisher on broker 1. */
+  async function farAndNear({ a, b }: Awaited<ReturnType<typeof twoBrokers>>) {
+    const subscriber = await connectWithInbox(b.port, { clientId: 'far', clean: false });
+    clients.push(subscriber.client);
+    await subscriber.client.subscribeAsync('orders/#', { qos: 1 });
+    const publisher = await connectClient(a.port, { clientId: 'near' });
+    clients.push(publisher);
+    return { subscriber, publisher };
+  }
+
   for (const [failures, what] of [
     [['before', 'before'], 'sends a message again until the other broker has it'],
     [['after'], 'gives a message sent again because its answer was lost once'],
   ] as const) {
     it(what, async () => {
-      const { a, b } = await twoBrokers([...failures]);
-      const subscriber = await connectWithInbox(b.port, { clientId: 'far', clean: false });
-      clients.push(subscriber.client);
-      await subscriber.client.subscribeAsync('orders/#', { qos: 1 });
-      const publisher = await connectClient(a.port, { clientId: 'near' });
-      clients.push(publisher);
+      const { subscriber, publisher } = await farAndNear(await twoBrokers([...failures]));
       // Acknowledged only once broker 2 holds it.
       await publisher.publishAsync('orders/1', 'first', { qos: 1 });
       await publisher.publishAsync('orders/1', 'second', { qos: 1 });
@@ -64,16 +69,12 @@ describe('messages between brokers when a call fails', () => {
   }
 
   it('delivers to a session whose log another broker deleted, and holds up nothing behind it', async () => {
-    const { a, b, storage } = await twoBrokers([]);
-    const subscriber = await connectWithInbox(b.port, { clientId: 'far', clean: false });
-    clients.push(subscriber.client);
-    await subscriber.client.subscribeAsync('orders/#', { qos: 1 });
-    const publisher = await connectClient(a.port, { clientId: 'near' });
-    clients.push(publisher);
+    const brokers = await twoBrokers([]);
+    const { subscriber, publisher } = await farAndNear(brokers);
     await publisher.publishAsync('orders/1', 'first', { qos: 1 });
     await subscriber.inbox.waitFor(1);
     // As a broker that ended its own stale copy of the session would; broker 2 still serves it.
-    await storage.deleteShard('mqtt-sessions/' + sessionKey('far'));
+    await brokers.storage.deleteShard('mqtt-sessions/' + sessionKey('far'));
     await publisher.publishAsync('orders/1', 'second', { qos: 1 });
     await publisher.publishAsync('orders/2', 'third', { qos: 1 });
     await subscriber.inbox.waitFor(3);

@@ -73,39 +73,40 @@ describe('a session record claimed by two brokers at once', () => {
 });
 
 describe('a session log deleted behind the broker writing it', () => {
-  it('is made again for the next entry while the record still names this broker', async () => {
+  /** Broker 2 serving the session, one entry in its log. */
+  async function servedByBroker2() {
     const meta = memoryMeta();
     const storage = new MemoryStorageEngine();
     const kept = linesKept();
     const log = new SessionLog('sensor-7', storage, meta, kept.logger, 2);
     await log.saveRecord(record(2));
     await log.append(entry(1));
+    const numbers = async () => (await log.read()).map((e) => (e as { s: number }).s);
+    return { meta, storage, kept, log, numbers };
+  }
+
+  const nameBroker3 = (meta: ReturnType<typeof memoryMeta>) =>
+    meta.put(SESSIONS_PREFIX + sessionKey('sensor-7'), Buffer.from(JSON.stringify(record(3))));
+
+  it('is made again for the next entry while the record still names this broker', async () => {
+    const { storage, kept, log, numbers } = await servedByBroker2();
     // As another broker's deletion of its own copy of the session would.
     await storage.deleteShard(SHARD);
     await log.append(entry(2));
-    expect((await log.read()).map((e) => (e as { s: number }).s)).toEqual([2]);
+    expect(await numbers()).toEqual([2]);
     expect(kept.errors).toEqual([]);
     await storage.close();
   });
 
   for (const [what, change] of [
-    [
-      'the record names another broker',
-      (m: ReturnType<typeof memoryMeta>) =>
-        m.put(SESSIONS_PREFIX + sessionKey('sensor-7'), Buffer.from(JSON.stringify(record(3)))),
-    ],
+    ['the record names another broker', nameBroker3],
     [
       'the record is gone (the session ended)',
       (m: ReturnType<typeof memoryMeta>) => m.delete(SESSIONS_PREFIX + sessionKey('sensor-7')),
     ],
   ] as const) {
     it(`takes entries without storing them, and fails no write, when ${what}`, async () => {
-      const meta = memoryMeta();
-      const storage = new MemoryStorageEngine();
-      const kept = linesKept();
-      const log = new SessionLog('sensor-7', storage, meta, kept.logger, 2);
-      await log.saveRecord(record(2));
-      await log.append(entry(1));
+      const { meta, storage, kept, log } = await servedByBroker2();
       await change(meta);
       await storage.deleteShard(SHARD);
       await log.append(entry(2));
@@ -122,19 +123,14 @@ describe('a session log deleted behind the broker writing it', () => {
   }
 
   it('writes the log again once the session is served here again', async () => {
-    const meta = memoryMeta();
-    const storage = new MemoryStorageEngine();
-    const kept = linesKept();
-    const log = new SessionLog('sensor-7', storage, meta, kept.logger, 2);
-    await log.saveRecord(record(2));
-    await log.append(entry(1));
-    await meta.put(SESSIONS_PREFIX + sessionKey('sensor-7'), Buffer.from(JSON.stringify(record(3))));
+    const { meta, storage, kept, log, numbers } = await servedByBroker2();
+    await nameBroker3(meta);
     await storage.deleteShard(SHARD);
     await log.append(entry(2));
     // Taken back by this broker.
     await log.saveRecord(record(2));
     await log.append(entry(3));
-    expect((await log.read()).map((e) => (e as { s: number }).s)).toEqual([3]);
+    expect(await numbers()).toEqual([3]);
     expect(kept.errors).toEqual([]);
     await storage.close();
   });
