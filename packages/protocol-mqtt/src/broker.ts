@@ -77,6 +77,9 @@ export class MqttBroker {
   private readonly bridge: RouterBridge;
   /** The other brokers on this node's storage, when there are any: sessions and messages move between them. */
   readonly peers: PeerBrokers | null;
+  private recoveryDone!: () => void;
+  /** Settles once {@link recover} is done: what other brokers ask of this one waits for it. */
+  readonly recovered = new Promise<void>((resolve) => (this.recoveryDone = resolve));
   private readonly flushTimer: NodeJS.Timeout;
   private readonly keepAlive = new KeepAliveWatch(this.connections);
   readonly sys: SysTopics;
@@ -109,19 +112,23 @@ export class MqttBroker {
    * is deleted.
    */
   async recover(): Promise<void> {
-    // Bound topics exist before anything (a will, a delayed message) can be published to them.
-    await this.bindings.start();
-    const now = Date.now();
-    for (const message of await this.persistence.loadRetained()) {
-      if (!message.isExpired(now)) this.retained.set(message);
+    try {
+      // Bound topics exist before anything (a will, a delayed message) can be published to them.
+      await this.bindings.start();
+      const now = Date.now();
+      for (const message of await this.persistence.loadRetained()) {
+        if (!message.isExpired(now)) this.retained.set(message);
+      }
+      // In a cluster, each broker brings back the sessions it served; those of a broker that is
+      // gone are taken over by the others (PeerBrokers).
+      await this.peers?.start();
+      const mine = this.peers ? this.peers.serves : () => true;
+      this.restoreSessions(await this.persistence.loadSessions(mine), now);
+      await this.delayed.recover();
+      this.sys.start();
+    } finally {
+      this.recoveryDone();
     }
-    // In a cluster, each broker brings back the sessions it served; those of a broker that is
-    // gone are taken over by the others (PeerBrokers).
-    await this.peers?.start();
-    const mine = this.peers ? this.peers.serves : () => true;
-    this.restoreSessions(await this.persistence.loadSessions(mine), now);
-    await this.delayed.recover();
-    this.sys.start();
   }
 
   /**
@@ -289,10 +296,8 @@ export class MqttBroker {
     this.routeAfterTakeover(publication);
     this.peers?.routedHere(publication);
     this.bridge.publish(publication, origin);
-    if (this.peers?.active) {
-      const forwarded = this.peers.forward(
-        publication,
-        origin.protocol,
+    if (this.peers !== null) {
+      const forwarded = this.peers.forwardRouted(publication, origin.protocol, () =>
         this.sharedElsewhere(publication.topic),
       );
       if (forwarded !== null) this.barrier.add(forwarded);
@@ -505,12 +510,15 @@ export class MqttBroker {
     if (!this.hasSubscribers(topic)) return;
     const now = Date.now();
     const publication = Publication.fromMessage(message, FOREIGN_QOS, now, topic);
-    if (this.peers?.active) publication.uid = this.peers.nextUid();
+    const forward = this.peers?.mayForward === true;
+    if (forward) publication.uid = this.peers.nextUid();
     this.route(publication, now);
     this.peers?.routedHere(publication);
     // Nobody waits for it: the protocol it came from acknowledged it on its own terms.
-    if (this.peers?.active) {
-      void this.peers.forward(publication, 'foreign', this.sharedElsewhere(topic))?.catch(() => {});
+    if (forward) {
+      void this.peers
+        .forwardRouted(publication, 'foreign', () => this.sharedElsewhere(topic))
+        ?.catch(() => {});
     }
   }
 

@@ -62,6 +62,11 @@ export class PeerBrokers {
    */
   private takeover: { from: readonly number[]; done: Promise<void> } | null = null;
   private stopChanges: () => void = () => {};
+  private hasJoined = false;
+  /** Whether the broker has brought back what its last run stored ({@link MqttBroker.recovered}). */
+  private recovered = false;
+  /** What waits for this broker to join the cluster ({@link forwardRouted}). */
+  private readonly joinWaiters: Array<() => void> = [];
   /** Makes message ids unique across restarts of this broker. */
   private readonly boot = randomUUID().slice(0, 8);
   private sent = 0;
@@ -102,8 +107,13 @@ export class PeerBrokers {
       (filter, clientId) => broker.exclusive.get(filter)?.clientId === clientId,
       broker.logger,
     );
-    cluster.handle('mqtt.publish', (body) => this.receivedOnce(body as ForwardedBatch));
-    cluster.handle('mqtt.release', (body) => this.release((body as { c: string }).c));
+    // Not before the sessions of the last run are back: a message routed to none of them would
+    // be answered as held, and a session not yet here could not be let go of.
+    void broker.recovered.then(() => (this.recovered = true));
+    cluster.handle('mqtt.publish', (body) =>
+      broker.recovered.then(() => this.receivedOnce(body as ForwardedBatch)),
+    );
+    cluster.handle('mqtt.release', (body) => this.releaseOnceBack((body as { c: string }).c));
     cluster.handle('mqtt.retained.delete', (body) => {
       broker.retained.delete((body as { t: string }).t);
       return Promise.resolve({});
@@ -115,6 +125,7 @@ export class PeerBrokers {
     await this.sharedGroups.start();
     this.cluster.announce(MQTT, {});
     this.stopChanges = this.cluster.onChange(() => {
+      this.joinedYet();
       const live = this.cluster.brokers(MQTT);
       const left = this.lastLive.filter((id) => !live.includes(id));
       this.lastLive = live;
@@ -148,6 +159,47 @@ export class PeerBrokers {
   /** Whether there are other brokers to share with. */
   get active(): boolean {
     return this.cluster.peers(MQTT).length > 0;
+  }
+
+  /**
+   * Whether a message routed here may have to go to other brokers: there are some, or this broker
+   * has not joined yet and cannot tell.
+   */
+  get mayForward(): boolean {
+    return !this.joinedYet() || this.active;
+  }
+
+  /**
+   * Whether this broker has joined the cluster (seen which brokers are live) since it started.
+   * Before, it sees no peers: a message routed then (an exactly-once message its last run left
+   * unrouted, a will or a delayed message come due, a message of another protocol) would miss
+   * every other broker's subscribers.
+   */
+  private joinedYet(): boolean {
+    if (!this.hasJoined && this.cluster.brokers(MQTT).includes(this.cluster.nodeId)) {
+      this.hasJoined = true;
+      for (const joined of this.joinWaiters.splice(0)) joined();
+    }
+    return this.hasJoined;
+  }
+
+  /**
+   * {@link forward}, once this broker has joined the cluster; `sharedGroups` is asked then, as
+   * which broker serves a shared group depends on which are live.
+   */
+  forwardRouted(
+    publication: Publication,
+    originProtocol: string,
+    sharedGroups: () => ReadonlyMap<number, string[]> | null,
+  ): Promise<void> | null {
+    if (this.joinedYet()) {
+      return this.active ? this.forward(publication, originProtocol, sharedGroups()) : null;
+    }
+    // Its bytes may be a connection's read buffer, reused by the time the cluster is known.
+    publication.detach();
+    return new Promise<void>((resolve) => this.joinWaiters.push(resolve)).then(() =>
+      this.active ? (this.forward(publication, originProtocol, sharedGroups()) ?? undefined) : undefined,
+    );
   }
 
   /**
@@ -411,6 +463,19 @@ export class PeerBrokers {
     if (this.routedWhileClaiming === null || publication.qos === 0) return;
     publication.detach();
     this.routedWhileClaiming.push(publication);
+  }
+
+  /**
+   * {@link release}, once the session is back here if this broker is still bringing back those of
+   * its last run and the session is one of them. Others are answered at once: every connect in the
+   * cluster asks every broker.
+   */
+  private async releaseOnceBack(clientId: string): Promise<{ u: string[] }> {
+    if (!this.recovered) {
+      const found = await this.broker.persistence.loadRecord(clientId);
+      if (found !== null && this.serves(found.record)) await this.broker.recovered;
+    }
+    return this.release(clientId);
   }
 
   /**

@@ -1,0 +1,209 @@
+import {
+  InProcessBrokers,
+  silentLogger,
+  type BrokerCluster,
+  type MetaStore,
+  type StorageEngine,
+} from '@robustmq/core';
+import { MemoryStorageEngine } from '@robustmq/storage-memory';
+import { afterEach, describe, expect, it } from 'vitest';
+import { memoryMeta, startInProcess } from './helpers/in-process.js';
+import { connectClient, connectWithInbox, endAll, type MqttClient } from './helpers/mqttjs.js';
+import { SESSIONS_PREFIX, SessionLog } from '../src/session-log.js';
+
+// A broker of a cluster started again (after kill -9, say) while the others go on: what it routes
+// before it has joined the cluster, and what they send it before its sessions are back, must
+// still reach every subscriber.
+
+/** A broker's view of the cluster that sees no broker, itself included, until `join()`. */
+function joiningLate(member: BrokerCluster) {
+  let joined = false;
+  const listeners = new Set<() => void>();
+  const cluster: BrokerCluster = {
+    ...member,
+    brokers: (name) => (joined ? member.brokers(name) : []),
+    peers: (name) => (joined ? member.peers(name) : []),
+    onChange: (listener) => {
+      const told = () => {
+        if (joined) listener();
+      };
+      listeners.add(told);
+      const off = member.onChange(told);
+      return () => {
+        listeners.delete(told);
+        off();
+      };
+    },
+  };
+  return {
+    cluster,
+    join() {
+      joined = true;
+      for (const told of listeners) told();
+    },
+  };
+}
+
+/** A meta store whose listing of session records waits for `open()`. */
+function sessionsListedLate(meta: MetaStore) {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  const gated: MetaStore = {
+    ...meta,
+    list: async (...args: Parameters<MetaStore['list']>) => {
+      if (args[0].startsWith(SESSIONS_PREFIX)) await opened;
+      return meta.list(...args);
+    },
+  };
+  return { meta: gated, open };
+}
+
+/** The storage as seen by one broker, whose reads of session logs wait for `open()`. */
+function sessionLogsReadLate(storage: StorageEngine) {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  const gated = new Proxy(storage, {
+    get(target, name) {
+      if (name === 'shardInfo') {
+        return async (...args: Parameters<StorageEngine['shardInfo']>) => {
+          if (args[0].startsWith('mqtt-sessions/')) await opened;
+          return target.shardInfo(...args);
+        };
+      }
+      const value: unknown = Reflect.get(target, name, target);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return { storage: gated, open };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('a broker started again in a cluster', () => {
+  const stops: Array<() => Promise<void>> = [];
+  const clients: MqttClient[] = [];
+
+  afterEach(async () => {
+    await endAll(clients.splice(0));
+    for (const stop of stops.splice(0)) await stop();
+  });
+
+  it('sends other brokers a QoS 2 message its last run left unrouted, routed before it has joined', async () => {
+    const meta = memoryMeta();
+    const storage = new MemoryStorageEngine();
+    const links = new InProcessBrokers();
+    const two = await startInProcess({}, { meta, storage, cluster: links.member(2) });
+    stops.push(() => two.stop());
+    const subscriber = await connectWithInbox(two.port, { clientId: 'control-room', protocolVersion: 5 });
+    clients.push(subscriber.client);
+    await subscriber.client.subscribeAsync('plant/alarm', { qos: 2 });
+
+    // What broker 1 left when it was killed: a QoS 2 message stored with its packet id (so its
+    // publisher had PUBREC, and will send PUBREL), not yet marked routed.
+    const lastRun = new SessionLog('press-4', storage, meta, silentLogger, 1);
+    await lastRun.saveRecord({
+      clientId: 'press-4',
+      expiryInterval: 600,
+      subscriptions: [],
+      node: 1,
+      disconnectedAt: null,
+    });
+    await lastRun.append({
+      t: 'i',
+      p: 7,
+      m: {
+        topic: 'plant/alarm',
+        payload: Buffer.from('overheat').toString('base64'),
+        qos: 2,
+        retain: false,
+        expiresAt: 0,
+        publisherId: 'press-4',
+        timestamp: Date.now(),
+        uid: '1.lastrun.0',
+        exactlyOnce: true,
+      },
+    });
+
+    const joining = joiningLate(links.member(1));
+    const one = await startInProcess({}, { meta, storage, cluster: joining.cluster });
+    stops.push(() => one.stop());
+    joining.join();
+
+    expect((await subscriber.inbox.at(0)).payload).toBe('overheat');
+    expect((await subscriber.inbox.settle(200)).length).toBe(1);
+  });
+
+  /** Brokers 1 and 2, and a persistent session subscribed to `plant/#` that broker 2 served and stopped with. */
+  async function sessionOfStoppedBroker() {
+    const meta = memoryMeta();
+    const storage = new MemoryStorageEngine();
+    const links = new InProcessBrokers();
+    const one = await startInProcess({}, { meta, storage, cluster: links.member(1) });
+    stops.push(() => one.stop());
+    const firstRun = await startInProcess({}, { meta, storage, cluster: links.member(2) });
+    const away = await connectClient(firstRun.port, session);
+    await away.subscribeAsync('plant/#', { qos: 1 });
+    await away.endAsync();
+    await firstRun.stop();
+    return { meta, storage, links, one };
+  }
+
+  const session = {
+    clientId: 'control-room',
+    protocolVersion: 5,
+    clean: false,
+    properties: { sessionExpiryInterval: 600 },
+  } as const;
+
+  it('holds a message another broker forwards while it brings its sessions back', async () => {
+    const { meta, storage, links, one } = await sessionOfStoppedBroker();
+
+    // Started again, and reading its session records back when broker 1 routes a message to it.
+    const listing = sessionsListedLate(meta);
+    const member = links.member(2);
+    const secondRun = startInProcess({}, { meta: listing.meta, storage, cluster: member });
+    stops.push(async () => (await secondRun).stop());
+    const cluster = one.context.cluster!;
+    while (!cluster.peers('mqtt').includes(2)) await sleep(10);
+    const publisher = await connectClient(one.port, { clientId: 'press-5' });
+    clients.push(publisher);
+    const acknowledged = publisher.publishAsync('plant/alarm', 'pressure', { qos: 1 });
+    await Promise.race([acknowledged, sleep(300)]);
+    listing.open();
+    await acknowledged;
+
+    const back = await connectWithInbox((await secondRun).port, session);
+    clients.push(back.client);
+    expect(back.connack.sessionPresent).toBe(true);
+    expect((await back.inbox.at(0)).payload).toBe('pressure');
+  });
+
+  it('lets a session of its last run go to another broker only once it has it back', async () => {
+    const { meta, storage, links, one } = await sessionOfStoppedBroker();
+    const reading = sessionLogsReadLate(storage);
+    const secondRun = startInProcess({}, { meta, storage: reading.storage, cluster: links.member(2) });
+    stops.push(async () => (await secondRun).stop());
+    while (!one.context.cluster!.peers('mqtt').includes(2)) await sleep(10);
+
+    // The client comes back on broker 1 while broker 2 is still reading the session's log.
+    const connecting = connectClient(one.port, session);
+    await Promise.race([connecting, sleep(300)]);
+    reading.open();
+    const onOne = await connecting;
+    await onOne.endAsync();
+    const publisher = await connectClient(one.port, { clientId: 'press-5' });
+    clients.push(publisher);
+    await publisher.publishAsync('plant/alarm', 'pressure', { qos: 1 });
+    await secondRun;
+
+    // Broker 1 serves the session alone: one copy of the message is queued for it, not a second
+    // by a copy of the session broker 2 brought back after letting it go.
+    const entries = await new SessionLog('control-room', storage, meta, silentLogger, 1).read();
+    expect(entries.filter((entry) => entry.t === 'm')).toHaveLength(1);
+    const back = await connectWithInbox(one.port, session);
+    clients.push(back.client);
+    expect(back.connack.sessionPresent).toBe(true);
+    expect((await back.inbox.at(0)).payload).toBe('pressure');
+    expect((await back.inbox.settle(200)).length).toBe(1);
+  });
+});
