@@ -23,6 +23,9 @@ const REMEMBERED_BATCHES = 4096;
 /** How long a broker waits for another to give up a session before refusing the client. */
 const RELEASE_DEADLINE_MS = 5000;
 
+/** How long a CONNECT waits for a broker that is starting to join its cluster. */
+const JOIN_WAIT_MS = 10_000;
+
 /**
  * How long the sessions taken over from a gone broker are remembered, for the messages other
  * brokers had not got to it; and how long a broker waits to count that one gone itself.
@@ -181,6 +184,17 @@ export class PeerBrokers {
       for (const joined of this.joinWaiters.splice(0)) joined();
     }
     return this.hasJoined;
+  }
+
+  /** Resolves once this broker has joined the cluster, or after `ms`. */
+  private joinedWithin(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.joinWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   /**
@@ -403,8 +417,11 @@ export class PeerBrokers {
   }
 
   private async claimSession(clientId: string): Promise<void> {
+    // A client connecting to a broker that is still joining waits for it rather than being
+    // refused: most clients take a refused CONNACK as final (MQTT.js does not reconnect).
+    if (!this.joinedYet()) await this.joinedWithin(JOIN_WAIT_MS);
     if (!this.cluster.brokers(MQTT).includes(this.cluster.nodeId)) {
-      // Joining, or cut off from the meta service: it cannot tell who serves the session.
+      // Still joining, or cut off from the meta service: it cannot tell who serves the session.
       throw new RobustMQError(ErrorCode.Unavailable, 'this broker is not serving MQTT in its cluster yet');
     }
     // Asked even with no other broker live: the record may name one that is gone.

@@ -133,6 +133,20 @@ describe('a broker started again in a cluster', () => {
     expect((await subscriber.inbox.settle(200)).length).toBe(1);
   });
 
+  it('answers a client that connects before it has joined once it has, instead of refusing it', async () => {
+    const links = new InProcessBrokers();
+    const joining = joiningLate(links.member(1));
+    const one = await startInProcess({}, { cluster: joining.cluster });
+    stops.push(() => one.stop());
+    const connecting = connectClient(one.port, { clientId: 'press-5', protocolVersion: 5 });
+    connecting.catch(() => {});
+    await sleep(200);
+    joining.join();
+    const client = await connecting;
+    clients.push(client);
+    await client.publishAsync('plant/alarm', 'pressure', { qos: 1 });
+  });
+
   /** Brokers 1 and 2, and a persistent session subscribed to `plant/#` that broker 2 served and stopped with. */
   async function sessionOfStoppedBroker() {
     const meta = memoryMeta();
