@@ -65,6 +65,7 @@ export class PeerBrokers {
    */
   private takeover: { from: readonly number[]; done: Promise<void> } | null = null;
   private stopChanges: () => void = () => {};
+  /** Set once {@link joinedYet} first finds this broker among the live ones; never unset. */
   private hasJoined = false;
   /** Whether the broker has brought back what its last run stored ({@link MqttBroker.recovered}). */
   private recovered = false;
@@ -206,14 +207,11 @@ export class PeerBrokers {
     originProtocol: string,
     sharedGroups: () => ReadonlyMap<number, string[]> | null,
   ): Promise<void> | null {
-    if (this.joinedYet()) {
-      return this.active ? this.forward(publication, originProtocol, sharedGroups()) : null;
-    }
+    const send = () => (this.active ? this.forward(publication, originProtocol, sharedGroups()) : null);
+    if (this.joinedYet()) return send();
     // Its bytes may be a connection's read buffer, reused by the time the cluster is known.
     publication.detach();
-    return new Promise<void>((resolve) => this.joinWaiters.push(resolve)).then(() =>
-      this.active ? (this.forward(publication, originProtocol, sharedGroups()) ?? undefined) : undefined,
-    );
+    return new Promise<void>((resolve) => this.joinWaiters.push(resolve)).then(() => send() ?? undefined);
   }
 
   /**
