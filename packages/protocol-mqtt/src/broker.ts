@@ -123,7 +123,8 @@ export class MqttBroker {
       // gone are taken over by the others (PeerBrokers).
       await this.peers?.start();
       const mine = this.peers ? this.peers.serves : () => true;
-      this.restoreSessions(await this.persistence.loadSessions(mine), now);
+      const stored = await this.persistence.loadSessions(mine);
+      this.restoreSessions(this.peers ? await this.peers.stillServed(stored) : stored, now);
       await this.delayed.recover();
       this.sys.start();
     } finally {

@@ -10,6 +10,7 @@ import type { MqttBroker, StandIn } from './broker.js';
 import type { Publication } from './publication.js';
 import { SharedGroupsElsewhere, type GroupElsewhere } from './shared-groups-elsewhere.js';
 import type { LogEntry, SessionRecord } from './session-log.js';
+import type { StoredSession } from './persistence.js';
 import { ExclusiveAcrossBrokers } from './exclusive-across-brokers.js';
 import { PeerOutbox, type ForwardedBatch, type ForwardedMessage } from './peer-outbox.js';
 import { loadMessage, storeMessage } from './stored-message.js';
@@ -34,6 +35,8 @@ const ORPHANS_KEPT_MS = 60_000;
 const NO_GROUPS: ReadonlySet<string> = new Set();
 /** How often a broker looks whether it counts a broker gone that another already does. */
 const GONE_POLL_MS = 50;
+/** How many session records a starting broker claims again at once. */
+const CLAIMS_AT_ONCE = 100;
 
 /**
  * What the MQTT brokers of one cluster (brokers on one storage) do together, so that clients may
@@ -455,8 +458,14 @@ export class PeerBrokers {
         ),
       );
       if (this.broker.sessions.has(clientId)) return;
-      const stored = await this.broker.persistence.loadSession(clientId);
-      if (stored === null || this.serves(stored.record)) return;
+      const stored = await this.broker.persistence.loadRecord(clientId);
+      if (stored === null) return;
+      if (this.serves(stored.record)) {
+        // Named here but not held: its log could not be read at start, or the broker it was let go
+        // to never took it. It is read back, not started afresh.
+        await this.adopt(stored.record, stored.revision, standIn);
+        return;
+      }
       const owner = stored.record.node!;
       const at = peers.indexOf(owner);
       if (at >= 0 && answers[at] === null) {
@@ -470,6 +479,45 @@ export class PeerBrokers {
     } finally {
       standIn?.remove();
       standIn?.finish();
+    }
+  }
+
+  /**
+   * Of the sessions this broker's last run served, those it still serves: each record is claimed
+   * again (compare-and-set), since a broker that counted this one gone may be taking them over as
+   * it starts, and only one of the two may bring a session back.
+   */
+  async stillServed(stored: readonly StoredSession[]): Promise<StoredSession[]> {
+    const kept: StoredSession[] = [];
+    for (let from = 0; from < stored.length; from += CLAIMS_AT_ONCE) {
+      const claimed = await Promise.all(
+        stored.slice(from, from + CLAIMS_AT_ONCE).map((one) => this.claimAgain(one)),
+      );
+      for (const one of claimed) if (one !== null) kept.push(one);
+    }
+    return kept;
+  }
+
+  private async claimAgain(stored: StoredSession): Promise<StoredSession | null> {
+    const record: SessionRecord = { ...stored.record, node: this.cluster.nodeId };
+    try {
+      await stored.log.claimRecord(record, stored.revision);
+      return { ...stored, record };
+    } catch (error) {
+      this.broker.persistence.forget(stored.log);
+      if (isRobustMQError(error, ErrorCode.Conflict)) {
+        this.broker.logger.info(
+          { clientId: record.clientId },
+          'a session of the last run was taken over by another broker while this one started',
+        );
+      } else {
+        // Its record still names this broker: the session is read back when its client connects.
+        this.broker.logger.error(
+          { err: error, clientId: record.clientId },
+          'a session of the last run was not claimed again',
+        );
+      }
+      return null;
     }
   }
 
@@ -587,7 +635,9 @@ export class PeerBrokers {
     }
     this.broker.logger.info(
       { clientId: record.clientId, from: record.node },
-      'session taken over from another broker',
+      record.node === this.cluster.nodeId
+        ? 'session read back from its log'
+        : 'session taken over from another broker',
     );
   }
 }

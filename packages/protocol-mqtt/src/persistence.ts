@@ -76,14 +76,6 @@ export class Persistence {
     return entry === null ? null : { record: parseRecord(entry.value), revision: entry.modRevision };
   }
 
-  /** The stored session of `clientId` with its log entries, or null when there is none. */
-  async loadSession(clientId: string): Promise<StoredSession | null> {
-    const found = await this.loadRecord(clientId);
-    if (found === null) return null;
-    const log = this.logFor(found.record.clientId);
-    return { ...found, log, entries: await log.read() };
-  }
-
   /** The stored session records that `wanted` picks, with their revisions (logs not read). */
   async listRecords(
     wanted: (record: SessionRecord) => boolean,

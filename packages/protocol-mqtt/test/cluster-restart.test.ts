@@ -9,7 +9,7 @@ import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import { afterEach, describe, expect, it } from 'vitest';
 import { memoryMeta, startInProcess } from './helpers/in-process.js';
 import { connectClient, connectWithInbox, endAll, type MqttClient } from './helpers/mqttjs.js';
-import { SESSIONS_PREFIX, SessionLog } from '../src/session-log.js';
+import { SESSIONS_PREFIX, SessionLog, sessionKey } from '../src/session-log.js';
 
 // A broker of a cluster started again (after kill -9, say) while the others go on: what it routes
 // before it has joined the cluster, and what they send it before its sessions are back, must
@@ -58,15 +58,51 @@ function sessionsListedLate(meta: MetaStore) {
   return { meta: gated, open };
 }
 
-/** The storage as seen by one broker, whose reads of session logs wait for `open()`. */
-function sessionLogsReadLate(storage: StorageEngine) {
+/** A broker's view of the cluster that can lose sight of broker `other`, as when its record times out. */
+function losingSightOf(member: BrokerCluster, other: number) {
+  let hidden = false;
+  const listeners = new Set<() => void>();
+  const seen = (ids: readonly number[]) => (hidden ? ids.filter((id) => id !== other) : ids);
+  const cluster: BrokerCluster = {
+    ...member,
+    brokers: (name) => seen(member.brokers(name)),
+    peers: (name) => seen(member.peers(name)),
+    onChange: (listener) => {
+      listeners.add(listener);
+      const off = member.onChange(listener);
+      return () => {
+        listeners.delete(listener);
+        off();
+      };
+    },
+  };
+  const sees = (value: boolean) => {
+    hidden = !value;
+    for (const listener of listeners) listener();
+  };
+  return { cluster, lose: () => sees(false), regain: () => sees(true) };
+}
+
+/**
+ * The storage as seen by one broker, whose reads of session logs wait for `open()` (`reached`
+ * once one waits), or fail until then with `failing`.
+ */
+function sessionLogsReadLate(storage: StorageEngine, failing = false) {
   let open!: () => void;
+  let reach!: () => void;
   const opened = new Promise<void>((resolve) => (open = resolve));
+  const reached = new Promise<void>((resolve) => (reach = resolve));
+  let isOpen = false;
+  void opened.then(() => (isOpen = true));
   const gated = new Proxy(storage, {
     get(target, name) {
       if (name === 'shardInfo') {
         return async (...args: Parameters<StorageEngine['shardInfo']>) => {
-          if (args[0].startsWith('mqtt-sessions/')) await opened;
+          if (args[0].startsWith('mqtt-sessions/') && !isOpen) {
+            reach();
+            if (failing) throw new Error('the journal is not reachable');
+            await opened;
+          }
           return target.shardInfo(...args);
         };
       }
@@ -74,7 +110,15 @@ function sessionLogsReadLate(storage: StorageEngine) {
       return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
     },
   });
-  return { storage: gated, open };
+  return { storage: gated, open, reached };
+}
+
+/** The broker that the stored record of `clientId`'s session names. */
+async function servingBroker(meta: MetaStore, clientId: string): Promise<number | undefined> {
+  const entry = await meta.get(SESSIONS_PREFIX + sessionKey(clientId));
+  return entry === null
+    ? undefined
+    : (JSON.parse(Buffer.from(entry.value).toString()) as { node?: number }).node;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -187,6 +231,70 @@ describe('a broker started again in a cluster', () => {
     await acknowledged;
 
     const back = await connectWithInbox((await secondRun).port, session);
+    clients.push(back.client);
+    expect(back.connack.sessionPresent).toBe(true);
+    expect((await back.inbox.at(0)).payload).toBe('pressure');
+  });
+
+  it('brings back only the sessions of its last run that no broker took over as it started', async () => {
+    const meta = memoryMeta();
+    const storage = new MemoryStorageEngine();
+    const links = new InProcessBrokers();
+    const sight = losingSightOf(links.member(1), 2);
+    const one = await startInProcess({}, { meta, storage, cluster: sight.cluster });
+    stops.push(() => one.stop());
+    const firstRun = await startInProcess({}, { meta, storage, cluster: links.member(2) });
+    const away = await connectClient(firstRun.port, session);
+    await away.subscribeAsync('plant/#', { qos: 1 });
+    await away.endAsync();
+    await firstRun.stop();
+
+    // Started again, broker 2 has listed the records naming it and reads their logs when broker 1,
+    // which has just counted it gone, takes the session over.
+    const reading = sessionLogsReadLate(storage);
+    const secondRun = startInProcess({}, { meta, storage: reading.storage, cluster: links.member(2) });
+    stops.push(async () => (await secondRun).stop());
+    await reading.reached;
+    sight.lose();
+    while ((await servingBroker(meta, 'control-room')) !== 1) await sleep(10);
+    reading.open();
+    const two = await secondRun;
+    sight.regain();
+    while (!one.context.cluster!.peers('mqtt').includes(2)) await sleep(10);
+
+    // One broker serves the session: a message is queued for it once, not also by a copy of it
+    // brought back on broker 2.
+    const publisher = await connectClient(one.port, { clientId: 'press-5' });
+    clients.push(publisher);
+    await publisher.publishAsync('plant/alarm', 'pressure', { qos: 1 });
+    const entries = await new SessionLog('control-room', storage, meta, silentLogger, 1).read();
+    expect(entries.filter((entry) => entry.t === 'm')).toHaveLength(1);
+    const back = await connectWithInbox(two.port, session);
+    clients.push(back.client);
+    expect(back.connack.sessionPresent).toBe(true);
+    expect((await back.inbox.at(0)).payload).toBe('pressure');
+    expect((await back.inbox.settle(200)).length).toBe(1);
+  });
+
+  it('reads back a session its record names it for but whose log it could not read at start', async () => {
+    const meta = memoryMeta();
+    const storage = new MemoryStorageEngine();
+    const links = new InProcessBrokers();
+    const firstRun = await startInProcess({}, { meta, storage, cluster: links.member(2) });
+    const away = await connectClient(firstRun.port, session);
+    await away.subscribeAsync('plant/#', { qos: 1 });
+    await away.endAsync();
+    const publisher = await connectClient(firstRun.port, { clientId: 'press-5' });
+    await publisher.publishAsync('plant/alarm', 'pressure', { qos: 1 });
+    await publisher.endAsync();
+    await firstRun.stop();
+
+    const reading = sessionLogsReadLate(storage, true);
+    const secondRun = await startInProcess({}, { meta, storage: reading.storage, cluster: links.member(2) });
+    stops.push(() => secondRun.stop());
+    reading.open();
+
+    const back = await connectWithInbox(secondRun.port, session);
     clients.push(back.client);
     expect(back.connack.sessionPresent).toBe(true);
     expect((await back.inbox.at(0)).payload).toBe('pressure');
