@@ -15,6 +15,9 @@ import { ExclusiveAcrossBrokers } from './exclusive-across-brokers.js';
 import { PeerOutbox, type ForwardedBatch, type ForwardedMessage } from './peer-outbox.js';
 import { loadMessage, storeMessage } from './stored-message.js';
 
+/** Resolves after what is queued to run now has: a CONNECT attaches its session right after its claim. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /** The name MQTT brokers announce themselves by to the cluster. */
 const MQTT = 'mqtt';
 
@@ -35,6 +38,8 @@ const ORPHANS_KEPT_MS = 60_000;
 const NO_GROUPS: ReadonlySet<string> = new Set();
 /** How often a broker looks whether it counts a broker gone that another already does. */
 const GONE_POLL_MS = 50;
+/** How often a CONNECT asks for its session again when other brokers take it at the same time. */
+const CLAIM_ATTEMPTS = 3;
 /** How many session records a starting broker claims again at once. */
 const CLAIMS_AT_ONCE = 100;
 
@@ -98,6 +103,8 @@ export class PeerBrokers {
    * log has been read back.
    */
   private readonly claimsUnderWay = new Set<Promise<unknown>>();
+  /** By client id: sessions being read back here for a CONNECT, settled once it is attached. */
+  private readonly readingBack = new Map<string, Promise<void>>();
 
   constructor(
     private readonly broker: MqttBroker,
@@ -425,8 +432,6 @@ export class PeerBrokers {
       // Still joining, or cut off from the meta service: it cannot tell who serves the session.
       throw new RobustMQError(ErrorCode.Unavailable, 'this broker is not serving MQTT in its cluster yet');
     }
-    // Asked even with no other broker live: the record may name one that is gone.
-    const peers = this.cluster.peers(MQTT);
     const routed = (this.routedWhileClaiming ??= []);
     const from = routed.length;
     this.claimsWithoutStandIn++;
@@ -441,45 +446,85 @@ export class PeerBrokers {
       if (--this.claimsWithoutStandIn === 0) this.routedWhileClaiming = null;
     }
     try {
-      const answers = await Promise.all(
-        peers.map((peer) =>
-          this.cluster
-            .call<{ u: string[] }>(peer, 'mqtt.release', { c: clientId }, { deadlineMs: RELEASE_DEADLINE_MS })
-            .then(
-              (answer) => answer.u,
-              (error: unknown) => {
-                this.broker.logger.warn(
-                  { err: error, broker: peer, clientId },
-                  'another broker did not release a session',
-                );
-                return null;
-              },
-            ),
-        ),
-      );
-      if (this.broker.sessions.has(clientId)) return;
-      const stored = await this.broker.persistence.loadRecord(clientId);
-      if (stored === null) return;
-      if (this.serves(stored.record)) {
-        // Named here but not held: its log could not be read at start, or the broker it was let go
-        // to never took it. It is read back, not started afresh.
-        await this.adopt(stored.record, stored.revision, standIn);
-        return;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.takeFromServing(clientId, standIn);
+          return;
+        } catch (error) {
+          // Another broker took the session at the same time (for a CONNECT its client gave up
+          // on, say): asked again, that one lets go. Refusing would end most clients for good.
+          if (!isRobustMQError(error, ErrorCode.Conflict)) throw error;
+          if (attempt >= CLAIM_ATTEMPTS) {
+            throw new RobustMQError(ErrorCode.Unavailable, 'other brokers kept taking the session over');
+          }
+        }
       }
-      const owner = stored.record.node!;
-      const at = peers.indexOf(owner);
-      if (at >= 0 && answers[at] === null) {
-        throw new RobustMQError(
-          ErrorCode.Unavailable,
-          `the session is served by broker ${owner}, which did not let go`,
-        );
-      }
-      // A record naming a broker that is not live: the session is taken from one that is gone.
-      await this.adopt(stored.record, stored.revision, standIn, answers[at] ?? [], at < 0);
     } finally {
       standIn?.remove();
       standIn?.finish();
     }
+  }
+
+  /**
+   * Asks every other broker to let the session of `clientId` go, then reads it back here unless
+   * it is here already or there is none. Rejects `CONFLICT` when another broker took it meanwhile.
+   */
+  private async takeFromServing(clientId: string, standIn: StandIn | null): Promise<void> {
+    // Asked even with no other broker live: the record may name one that is gone.
+    const peers = this.cluster.peers(MQTT);
+    const answers = await Promise.all(
+      peers.map((peer) =>
+        this.cluster
+          .call<{ u: string[] }>(peer, 'mqtt.release', { c: clientId }, { deadlineMs: RELEASE_DEADLINE_MS })
+          .then(
+            (answer) => answer.u,
+            (error: unknown) => {
+              this.broker.logger.warn(
+                { err: error, broker: peer, clientId },
+                'another broker did not release a session',
+              );
+              return null;
+            },
+          ),
+      ),
+    );
+    // From here the session comes here: another broker asking for it meanwhile is answered once
+    // its client is attached, so that it takes the connection over with the session.
+    const taking = this.readBack(clientId, peers, answers, standIn);
+    const attached = taking.then(nextTurn, nextTurn);
+    this.readingBack.set(clientId, attached);
+    void attached.then(() => {
+      if (this.readingBack.get(clientId) === attached) this.readingBack.delete(clientId);
+    });
+    return taking;
+  }
+
+  /** {@link takeFromServing} once the other brokers have answered. */
+  private async readBack(
+    clientId: string,
+    peers: readonly number[],
+    answers: ReadonlyArray<string[] | null>,
+    standIn: StandIn | null,
+  ): Promise<void> {
+    if (this.broker.sessions.has(clientId)) return;
+    const stored = await this.broker.persistence.loadRecord(clientId);
+    if (stored === null) return;
+    if (this.serves(stored.record)) {
+      // Named here but not held: its log could not be read at start, or the broker it was let go
+      // to never took it. It is read back, not started afresh.
+      await this.adopt(stored.record, stored.revision, standIn);
+      return;
+    }
+    const owner = stored.record.node!;
+    const at = peers.indexOf(owner);
+    if (at >= 0 && answers[at] === null) {
+      throw new RobustMQError(
+        ErrorCode.Unavailable,
+        `the session is served by broker ${owner}, which did not let go`,
+      );
+    }
+    // A record naming a broker that is not live: the session is taken from one that is gone.
+    await this.adopt(stored.record, stored.revision, standIn, answers[at] ?? [], at < 0);
   }
 
   /**
@@ -534,6 +579,7 @@ export class PeerBrokers {
    * cluster asks every broker.
    */
   private async releaseOnceBack(clientId: string): Promise<{ u: string[] }> {
+    await this.readingBack.get(clientId);
     if (!this.recovered) {
       const found = await this.broker.persistence.loadRecord(clientId);
       if (found !== null && this.serves(found.record)) await this.broker.recovered;
@@ -602,7 +648,7 @@ export class PeerBrokers {
 
   /**
    * Makes this broker the one serving a stored session (compare-and-set on its record, so only one
-   * broker wins) and brings it back to life here.
+   * broker wins; the others get `CONFLICT`) and brings it back to life here.
    */
   private async adopt(
     record: SessionRecord,
@@ -613,17 +659,7 @@ export class PeerBrokers {
   ): Promise<void> {
     const log = this.broker.persistence.logFor(record.clientId);
     const claimed: SessionRecord = { ...record, node: this.cluster.nodeId };
-    try {
-      await log.claimRecord(claimed, revision);
-    } catch (error) {
-      if (isRobustMQError(error, ErrorCode.Conflict)) {
-        throw new RobustMQError(
-          ErrorCode.Unavailable,
-          'another broker took the session over at the same time',
-        );
-      }
-      throw error;
-    }
+    await log.claimRecord(claimed, revision);
     const entries = await log.read();
     if (this.broker.sessions.has(record.clientId)) return;
     const [session] = this.broker.restoreSessions([{ record: claimed, revision, log, entries }], Date.now());

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { linkedBrokers } from './helpers/in-process.js';
+import { linkedBrokers, startInProcess } from './helpers/in-process.js';
 import { connectClient, connectWithInbox, endAll, type MqttClient } from './helpers/mqttjs.js';
 
 // Two MQTT brokers in this process on one meta store and one storage, linked by a cluster whose
@@ -132,6 +132,41 @@ describe('a session moving between brokers, step by step', () => {
     expect((await resumed.inbox.waitFor(1)).map((m) => m.payload)).toEqual(['while-reading']);
     await resumed.inbox.settle(300);
     expect(resumed.inbox.messages).toHaveLength(1);
+  });
+
+  it('gives a session two brokers take at once to one of them, refusing neither client', async () => {
+    const { a, b, links, meta, storage } = await twoBrokers();
+    const c = await startInProcess({}, { meta, storage, cluster: links.member(3) });
+    stops.push(() => c.stop());
+    const options = {
+      protocolVersion: 5 as const,
+      clientId: 'twice',
+      clean: false,
+      properties: { sessionExpiryInterval: 300 },
+    };
+    const away = await connectClient(a.port, options);
+    await away.subscribeAsync('twice/#', { qos: 1 });
+    await away.endAsync();
+
+    // The client connects to brokers 2 and 3 at once (its first CONNECT timed out on its side,
+    // say): each asks broker 1 to let go, then both claim the session's record.
+    let letGo!: () => void;
+    links.hold('mqtt.release', new Promise<void>((resolve) => (letGo = resolve)));
+    const connecting = [connectWithInbox(b.port, options), connectWithInbox(c.port, options)];
+    await new Promise((r) => setTimeout(r, 50));
+    letGo();
+    links.hold(null);
+    const both = await Promise.all(connecting);
+    clients.push(...both.map((one) => one.client));
+    await new Promise((r) => setTimeout(r, 300));
+    const survivors = both.filter((one) => one.client.connected);
+    expect(survivors).toHaveLength(1);
+    expect(survivors[0]!.connack.sessionPresent).toBe(true);
+    const publisher = await connectClient(a.port, { clientId: 'twice-publisher' });
+    clients.push(publisher);
+    await publisher.publishAsync('twice/1', 'hello', { qos: 1 });
+    await survivors[0]!.inbox.waitFor(1);
+    expect((await survivors[0]!.inbox.settle(200)).map((m) => m.payload)).toEqual(['hello']);
   });
 
   it('keeps one session and one connection when a client id connects to both brokers at once', async () => {
