@@ -432,6 +432,9 @@ export class PeerBrokers {
       // Still joining, or cut off from the meta service: it cannot tell who serves the session.
       throw new RobustMQError(ErrorCode.Unavailable, 'this broker is not serving MQTT in its cluster yet');
     }
+    // What is routed here from now on is kept for the session by its stand-in; what was routed
+    // before and forwarded to the broker serving it is to be there when that broker lets it go.
+    const forwarded = new Map([...this.outboxes].map(([peer, outbox]) => [peer, outbox.answeredSoFar()]));
     const routed = (this.routedWhileClaiming ??= []);
     const from = routed.length;
     this.claimsWithoutStandIn++;
@@ -448,7 +451,7 @@ export class PeerBrokers {
     try {
       for (let attempt = 1; ; attempt++) {
         try {
-          await this.takeFromServing(clientId, standIn);
+          await this.takeFromServing(clientId, standIn, forwarded);
           return;
         } catch (error) {
           // Another broker took the session at the same time (for a CONNECT its client gave up
@@ -469,12 +472,19 @@ export class PeerBrokers {
    * Asks every other broker to let the session of `clientId` go, then reads it back here unless
    * it is here already or there is none. Rejects `CONFLICT` when another broker took it meanwhile.
    */
-  private async takeFromServing(clientId: string, standIn: StandIn | null): Promise<void> {
+  private async takeFromServing(
+    clientId: string,
+    standIn: StandIn | null,
+    forwarded: ReadonlyMap<number, Promise<void>>,
+  ): Promise<void> {
     // Asked even with no other broker live: the record may name one that is gone.
     const peers = this.cluster.peers(MQTT);
     const answers = await Promise.all(
-      peers.map((peer) =>
-        this.cluster
+      peers.map(async (peer) => {
+        // A message still on its way there (sent again while it restarts, say) would otherwise
+        // reach neither broker's copy of the session.
+        await this.answeredOrLate(forwarded.get(peer));
+        return this.cluster
           .call<{ u: string[] }>(peer, 'mqtt.release', { c: clientId }, { deadlineMs: RELEASE_DEADLINE_MS })
           .then(
             (answer) => answer.u,
@@ -485,8 +495,8 @@ export class PeerBrokers {
               );
               return null;
             },
-          ),
-      ),
+          );
+      }),
     );
     // From here the session comes here: another broker asking for it meanwhile is answered once
     // its client is attached, so that it takes the connection over with the session.
@@ -497,6 +507,14 @@ export class PeerBrokers {
       if (this.readingBack.get(clientId) === attached) this.readingBack.delete(clientId);
     });
     return taking;
+  }
+
+  /** Resolves once `answered` has, or after the release deadline. */
+  private answeredOrLate(answered: Promise<void> | undefined): Promise<void> {
+    if (answered === undefined) return Promise.resolve();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, RELEASE_DEADLINE_MS)));
+    return Promise.race([answered, late]).finally(() => clearTimeout(timer));
   }
 
   /** {@link takeFromServing} once the other brokers have answered. */

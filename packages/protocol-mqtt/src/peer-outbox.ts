@@ -57,6 +57,8 @@ export class PeerOutbox {
   /** Batches sent and not answered yet, oldest first. */
   private readonly unanswered: Unanswered[] = [];
   private recovering = false;
+  /** The batches queued or sent and not answered yet, each settled once answered. */
+  private readonly pending = new Set<Promise<void>>();
 
   constructor(
     private readonly peer: number,
@@ -85,7 +87,10 @@ export class PeerOutbox {
       const batch: ForwardedMessage[] = [];
       this.batch = batch;
       this.batchBytes = 0;
-      this.sent = new Promise<void>((resolve) => setImmediate(() => this.flush(batch, resolve)));
+      const sent = new Promise<void>((resolve) => setImmediate(() => this.flush(batch, resolve)));
+      this.sent = sent;
+      this.pending.add(sent);
+      void sent.then(() => this.pending.delete(sent));
     }
     this.batch.push(message);
     this.batchBytes += bytes;
@@ -93,6 +98,11 @@ export class PeerOutbox {
     const sent = this.sent;
     if (this.batchBytes >= BATCH_BYTES) this.batch = null;
     return sent;
+  }
+
+  /** Resolves once the other broker has answered everything queued for it so far. */
+  answeredSoFar(): Promise<void> {
+    return Promise.all(this.pending).then(() => undefined);
   }
 
   private flush(batch: ForwardedMessage[], resolve: () => void): void {

@@ -134,6 +134,32 @@ describe('a session moving between brokers, step by step', () => {
     expect(resumed.inbox.messages).toHaveLength(1);
   });
 
+  it('keeps for the session a message still on its way to the broker it moves from', async () => {
+    const { a, b, links } = await twoBrokers();
+    const options = { clientId: 'sleeper', clean: false };
+    const away = await connectClient(a.port, options);
+    await away.subscribeAsync('night/#', { qos: 1 });
+    await away.endAsync();
+    const publisher = await connectClient(b.port, { clientId: 'publisher-b' });
+    clients.push(publisher);
+
+    // Published on broker 2 and forwarded to broker 1, which serves the session; the forward is
+    // held (broker 1 restarting, say) while the client comes back on broker 2.
+    let arrive!: () => void;
+    links.hold('mqtt.publish', new Promise<void>((resolve) => (arrive = resolve)));
+    const published = publisher.publishAsync('night/b', 'on-its-way', { qos: 1 });
+    await new Promise((r) => setTimeout(r, 50));
+    const back = connectWithInbox(b.port, options);
+    await new Promise((r) => setTimeout(r, 100));
+    arrive();
+    links.hold(null);
+    await published;
+    const resumed = await back;
+    clients.push(resumed.client);
+    expect(resumed.connack.sessionPresent).toBe(true);
+    expect((await resumed.inbox.at(0)).payload).toBe('on-its-way');
+  });
+
   it('gives a session two brokers take at once to one of them, refusing neither client', async () => {
     const { a, b, links, meta, storage } = await twoBrokers();
     const c = await startInProcess({}, { meta, storage, cluster: links.member(3) });
