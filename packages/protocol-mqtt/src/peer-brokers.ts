@@ -15,6 +15,15 @@ import { ExclusiveAcrossBrokers } from './exclusive-across-brokers.js';
 import { PeerOutbox, type ForwardedBatch, type ForwardedMessage } from './peer-outbox.js';
 import { loadMessage, storeMessage } from './stored-message.js';
 
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The broker serving a session did not answer the request to let it go. */
+class NotLetGo extends RobustMQError {
+  constructor(readonly owner: number) {
+    super(ErrorCode.Unavailable, `the session is served by broker ${owner}, which did not let go`);
+  }
+}
+
 /** Resolves after what is queued to run now has: a CONNECT attaches its session right after its claim. */
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -38,6 +47,12 @@ const ORPHANS_KEPT_MS = 60_000;
 const NO_GROUPS: ReadonlySet<string> = new Set();
 /** How often a broker looks whether it counts a broker gone that another already does. */
 const GONE_POLL_MS = 50;
+/**
+ * How long a CONNECT keeps asking a live broker that does not answer to let its session go,
+ * beyond the default broker session timeout (9 s) after which that broker counts as gone.
+ */
+const SILENT_OWNER_WAIT_MS = 20_000;
+const SILENT_OWNER_RETRY_MS = 250;
 /** How often a CONNECT asks for its session again when other brokers take it at the same time. */
 const CLAIM_ATTEMPTS = 3;
 /** How many session records a starting broker claims again at once. */
@@ -383,7 +398,7 @@ export class PeerBrokers {
     const deadline = Date.now() + ORPHANS_KEPT_MS;
     while (this.cluster.brokers(MQTT).includes(broker)) {
       if (Date.now() > deadline) return false;
-      await new Promise((resolve) => setTimeout(resolve, GONE_POLL_MS));
+      await sleep(GONE_POLL_MS);
     }
     // The change listener queues the takeover; it may run after this broker sees the change.
     await new Promise((resolve) => setImmediate(resolve));
@@ -448,16 +463,26 @@ export class PeerBrokers {
     } finally {
       if (--this.claimsWithoutStandIn === 0) this.routedWhileClaiming = null;
     }
+    // Refusing the client would end most clients for good (MQTT.js does not reconnect after a
+    // refused CONNACK), so a claim that cannot be settled at once is tried again for a while.
+    const giveUpAt = Date.now() + SILENT_OWNER_WAIT_MS;
+    let conflicts = 0;
     try {
-      for (let attempt = 1; ; attempt++) {
+      for (;;) {
         try {
           await this.takeFromServing(clientId, standIn, forwarded);
           return;
         } catch (error) {
+          if (error instanceof NotLetGo && Date.now() < giveUpAt) {
+            // Killed, say: it answers once started again, or its sessions are taken over once
+            // it is counted gone.
+            if (this.cluster.peers(MQTT).includes(error.owner)) await sleep(SILENT_OWNER_RETRY_MS);
+            continue;
+          }
           // Another broker took the session at the same time (for a CONNECT its client gave up
-          // on, say): asked again, that one lets go. Refusing would end most clients for good.
+          // on, say): asked again, that one lets go.
           if (!isRobustMQError(error, ErrorCode.Conflict)) throw error;
-          if (attempt >= CLAIM_ATTEMPTS) {
+          if (++conflicts >= CLAIM_ATTEMPTS) {
             throw new RobustMQError(ErrorCode.Unavailable, 'other brokers kept taking the session over');
           }
         }
@@ -536,10 +561,7 @@ export class PeerBrokers {
     const owner = stored.record.node!;
     const at = peers.indexOf(owner);
     if (at >= 0 && answers[at] === null) {
-      throw new RobustMQError(
-        ErrorCode.Unavailable,
-        `the session is served by broker ${owner}, which did not let go`,
-      );
+      throw new NotLetGo(owner);
     }
     // A record naming a broker that is not live: the session is taken from one that is gone.
     await this.adopt(stored.record, stored.revision, standIn, answers[at] ?? [], at < 0);

@@ -160,6 +160,31 @@ describe('a session moving between brokers, step by step', () => {
     expect((await resumed.inbox.at(0)).payload).toBe('on-its-way');
   });
 
+  it('answers a client whose session a broker that stopped answering served once it counts as gone', async () => {
+    const { a, b, links } = await twoBrokers();
+    const options = { clientId: 'orphan', clean: false };
+    const away = await connectClient(a.port, options);
+    await away.subscribeAsync('night/#', { qos: 1 });
+    await away.endAsync();
+    const publisher = await connectClient(a.port, { clientId: 'publisher-a' });
+    await publisher.publishAsync('night/a', 'queued', { qos: 1 });
+    await publisher.endAsync();
+
+    // Broker 1 is killed: the client comes back on broker 2 before broker 2 counts broker 1 gone,
+    // and its request to let the session go gets no answer.
+    let gone!: () => void;
+    links.hold('mqtt.release', new Promise<void>((resolve) => (gone = resolve)));
+    const back = connectWithInbox(b.port, { ...options, connectTimeout: 20_000 });
+    await new Promise((r) => setTimeout(r, 100));
+    links.remove(1);
+    gone();
+    links.hold(null);
+    const resumed = await back;
+    clients.push(resumed.client);
+    expect(resumed.connack.sessionPresent).toBe(true);
+    expect((await resumed.inbox.at(0)).payload).toBe('queued');
+  });
+
   it('gives a session two brokers take at once to one of them, refusing neither client', async () => {
     const { a, b, links, meta, storage } = await twoBrokers();
     const c = await startInProcess({}, { meta, storage, cluster: links.member(3) });
