@@ -33,8 +33,12 @@ const MQTT = 'mqtt';
 /** Batches remembered per sending broker, to tell one sent again from a new one. */
 const REMEMBERED_BATCHES = 4096;
 
-/** How long a broker waits for another to give up a session before refusing the client. */
+/**
+ * How long a broker waits for another to give up a session (and, first, to answer what it
+ * forwarded there) before asking again or refusing the client.
+ */
 const RELEASE_DEADLINE_MS = 5000;
+const MIN_RELEASE_CALL_MS = 1000;
 
 /** How long a CONNECT waits for a broker that is starting to join its cluster. */
 const JOIN_WAIT_MS = 10_000;
@@ -48,10 +52,11 @@ const NO_GROUPS: ReadonlySet<string> = new Set();
 /** How often a broker looks whether it counts a broker gone that another already does. */
 const GONE_POLL_MS = 50;
 /**
- * How long a CONNECT keeps asking a live broker that does not answer to let its session go,
- * beyond the default broker session timeout (9 s) after which that broker counts as gone.
+ * How long a CONNECT keeps asking a live broker that does not answer to let its session go:
+ * beyond the default broker session timeout (9 s) after which that broker counts as gone, and
+ * with a last request, within MQTT.js's default connect timeout (30 s).
  */
-const SILENT_OWNER_WAIT_MS = 20_000;
+const SILENT_OWNER_WAIT_MS = 15_000;
 const SILENT_OWNER_RETRY_MS = 250;
 /** How often a CONNECT asks for its session again when other brokers take it at the same time. */
 const CLAIM_ATTEMPTS = 3;
@@ -506,21 +511,21 @@ export class PeerBrokers {
     const peers = this.cluster.peers(MQTT);
     const answers = await Promise.all(
       peers.map(async (peer) => {
+        const deadline = Date.now() + RELEASE_DEADLINE_MS;
         // A message still on its way there (sent again while it restarts, say) would otherwise
         // reach neither broker's copy of the session.
-        await this.answeredOrLate(forwarded.get(peer));
-        return this.cluster
-          .call<{ u: string[] }>(peer, 'mqtt.release', { c: clientId }, { deadlineMs: RELEASE_DEADLINE_MS })
-          .then(
-            (answer) => answer.u,
-            (error: unknown) => {
-              this.broker.logger.warn(
-                { err: error, broker: peer, clientId },
-                'another broker did not release a session',
-              );
-              return null;
-            },
-          );
+        await this.answeredOrLate(forwarded.get(peer), deadline);
+        const deadlineMs = Math.max(deadline - Date.now(), MIN_RELEASE_CALL_MS);
+        return this.cluster.call<{ u: string[] }>(peer, 'mqtt.release', { c: clientId }, { deadlineMs }).then(
+          (answer) => answer.u,
+          (error: unknown) => {
+            this.broker.logger.warn(
+              { err: error, broker: peer, clientId },
+              'another broker did not release a session',
+            );
+            return null;
+          },
+        );
       }),
     );
     // From here the session comes here: another broker asking for it meanwhile is answered once
@@ -534,11 +539,11 @@ export class PeerBrokers {
     return taking;
   }
 
-  /** Resolves once `answered` has, or after the release deadline. */
-  private answeredOrLate(answered: Promise<void> | undefined): Promise<void> {
+  /** Resolves once `answered` has, or at `deadline`. */
+  private answeredOrLate(answered: Promise<void> | undefined, deadline: number): Promise<void> {
     if (answered === undefined) return Promise.resolve();
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, RELEASE_DEADLINE_MS)));
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, deadline - Date.now())));
     return Promise.race([answered, late]).finally(() => clearTimeout(timer));
   }
 
