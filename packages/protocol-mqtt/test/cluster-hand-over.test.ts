@@ -15,12 +15,12 @@ describe('a session moving between brokers, step by step', () => {
   });
 
   async function twoBrokers() {
-    const { a, b, links, meta } = await linkedBrokers();
+    const { a, b, links, meta, storage } = await linkedBrokers();
     stops.push(
       () => a.stop(),
       () => b.stop(),
     );
-    return { a, b, links, meta };
+    return { a, b, links, meta, storage };
   }
 
   it('gives the session once what both brokers got while it moved', async () => {

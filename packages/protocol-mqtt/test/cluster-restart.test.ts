@@ -192,11 +192,11 @@ describe('a broker started again in a cluster', () => {
   });
 
   /** Brokers 1 and 2, and a persistent session subscribed to `plant/#` that broker 2 served and stopped with. */
-  async function sessionOfStoppedBroker() {
+  async function sessionOfStoppedBroker(viewOfOne = (member: BrokerCluster) => member) {
     const meta = memoryMeta();
     const storage = new MemoryStorageEngine();
     const links = new InProcessBrokers();
-    const one = await startInProcess({}, { meta, storage, cluster: links.member(1) });
+    const one = await startInProcess({}, { meta, storage, cluster: viewOfOne(links.member(1)) });
     stops.push(() => one.stop());
     const firstRun = await startInProcess({}, { meta, storage, cluster: links.member(2) });
     const away = await connectClient(firstRun.port, session);
@@ -204,6 +204,17 @@ describe('a broker started again in a cluster', () => {
     await away.endAsync();
     await firstRun.stop();
     return { meta, storage, links, one };
+  }
+
+  /** One copy of the message is queued for the session, and its client gets it once on `port`. */
+  async function expectQueuedOnce(port: number, storage: StorageEngine, meta: MetaStore) {
+    const entries = await new SessionLog('control-room', storage, meta, silentLogger, 1).read();
+    expect(entries.filter((entry) => entry.t === 'm')).toHaveLength(1);
+    const back = await connectWithInbox(port, session);
+    clients.push(back.client);
+    expect(back.connack.sessionPresent).toBe(true);
+    expect((await back.inbox.at(0)).payload).toBe('pressure');
+    expect((await back.inbox.settle(200)).length).toBe(1);
   }
 
   const session = {
@@ -237,17 +248,10 @@ describe('a broker started again in a cluster', () => {
   });
 
   it('brings back only the sessions of its last run that no broker took over as it started', async () => {
-    const meta = memoryMeta();
-    const storage = new MemoryStorageEngine();
-    const links = new InProcessBrokers();
-    const sight = losingSightOf(links.member(1), 2);
-    const one = await startInProcess({}, { meta, storage, cluster: sight.cluster });
-    stops.push(() => one.stop());
-    const firstRun = await startInProcess({}, { meta, storage, cluster: links.member(2) });
-    const away = await connectClient(firstRun.port, session);
-    await away.subscribeAsync('plant/#', { qos: 1 });
-    await away.endAsync();
-    await firstRun.stop();
+    let sight!: ReturnType<typeof losingSightOf>;
+    const { meta, storage, links, one } = await sessionOfStoppedBroker(
+      (member) => (sight = losingSightOf(member, 2)).cluster,
+    );
 
     // Started again, broker 2 has listed the records naming it and reads their logs when broker 1,
     // which has just counted it gone, takes the session over.
@@ -267,13 +271,7 @@ describe('a broker started again in a cluster', () => {
     const publisher = await connectClient(one.port, { clientId: 'press-5' });
     clients.push(publisher);
     await publisher.publishAsync('plant/alarm', 'pressure', { qos: 1 });
-    const entries = await new SessionLog('control-room', storage, meta, silentLogger, 1).read();
-    expect(entries.filter((entry) => entry.t === 'm')).toHaveLength(1);
-    const back = await connectWithInbox(two.port, session);
-    clients.push(back.client);
-    expect(back.connack.sessionPresent).toBe(true);
-    expect((await back.inbox.at(0)).payload).toBe('pressure');
-    expect((await back.inbox.settle(200)).length).toBe(1);
+    await expectQueuedOnce(two.port, storage, meta);
   });
 
   it('reads back a session its record names it for but whose log it could not read at start', async () => {
@@ -320,12 +318,6 @@ describe('a broker started again in a cluster', () => {
 
     // Broker 1 serves the session alone: one copy of the message is queued for it, not a second
     // by a copy of the session broker 2 brought back after letting it go.
-    const entries = await new SessionLog('control-room', storage, meta, silentLogger, 1).read();
-    expect(entries.filter((entry) => entry.t === 'm')).toHaveLength(1);
-    const back = await connectWithInbox(one.port, session);
-    clients.push(back.client);
-    expect(back.connack.sessionPresent).toBe(true);
-    expect((await back.inbox.at(0)).payload).toBe('pressure');
-    expect((await back.inbox.settle(200)).length).toBe(1);
+    await expectQueuedOnce(one.port, storage, meta);
   });
 });
