@@ -2,7 +2,7 @@
 // is acknowledged) and a consumer accepting from it, each going round both brokers.
 import rhea from 'rhea';
 import { PORTS } from './cluster.mjs';
-import { book } from './mqtt-traffic.mjs';
+import { book } from './book.mjs';
 
 const ADDRESS = 'queue://crash-a';
 

@@ -2,7 +2,7 @@
 // end by a new consumer group from the beginning.
 import { Kafka, logLevel } from 'kafkajs';
 import { PORTS } from './cluster.mjs';
-import { book } from './mqtt-traffic.mjs';
+import { book } from './book.mjs';
 
 const TOPIC = 'crash-k';
 const READ_BACK_MS = 60_000;

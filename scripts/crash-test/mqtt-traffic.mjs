@@ -1,6 +1,7 @@
 // MQTT traffic that must survive kills: a QoS 1 publisher to a persistent subscriber, and a
 // persistent QoS 2 publisher to a persistent QoS 2 subscriber. Clients go round both brokers.
 import mqtt from 'mqtt';
+import { book } from './book.mjs';
 import { PORTS } from './cluster.mjs';
 
 const persistent = { clean: false, properties: { sessionExpiryInterval: 3600 } };
@@ -81,24 +82,6 @@ export function mqttTraffic({ connectTimeout, trace }) {
     },
     close() {
       for (const client of clients) client.end(true);
-    },
-  };
-}
-
-/** What was sent, acknowledged and received on one flow. */
-export function book() {
-  let sent = 0;
-  const acked = new Set();
-  const got = new Map();
-  return {
-    acked,
-    next: () => String(sent++),
-    got: (value) => got.set(value, (got.get(value) ?? 0) + 1),
-    missing: () => [...acked].filter((value) => !got.has(value)),
-    report() {
-      const missing = this.missing().sort((a, b) => a - b);
-      const twice = [...got.values()].filter((times) => times > 1).length;
-      return { sent, acked: acked.size, missing: missing.length, firstMissing: missing.slice(0, 20), twice };
     },
   };
 }

@@ -24,7 +24,7 @@ class NotLetGo extends RobustMQError {
   }
 }
 
-/** Resolves after what is queued to run now has: a CONNECT attaches its session right after its claim. */
+/** Resolves after what is queued to run now has run. */
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** The name MQTT brokers announce themselves by to the cluster. */
@@ -406,7 +406,7 @@ export class PeerBrokers {
       await sleep(GONE_POLL_MS);
     }
     // The change listener queues the takeover; it may run after this broker sees the change.
-    await new Promise((resolve) => setImmediate(resolve));
+    await nextTurn();
     await this.adopting;
     await Promise.all(this.claimsUnderWay);
     return true;
@@ -529,7 +529,8 @@ export class PeerBrokers {
       }),
     );
     // From here the session comes here: another broker asking for it meanwhile is answered once
-    // its client is attached, so that it takes the connection over with the session.
+    // its client is attached (a CONNECT attaches right after its claim), so that it takes the
+    // connection over with the session.
     const taking = this.readBack(clientId, peers, answers, standIn);
     const attached = taking.then(nextTurn, nextTurn);
     this.readingBack.set(clientId, attached);
