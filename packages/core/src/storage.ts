@@ -68,6 +68,17 @@ export interface AppendResult {
   logStartOffset: number;
 }
 
+export interface AppendOptions {
+  /**
+   * Stores the batches only if the first of them would get exactly this offset: the shard's next
+   * offset counting every append called before this one, durable yet or not. Otherwise the call
+   * fails with CONFLICT and stores nothing. A writer that has checked the log up to an offset (an
+   * idempotent producer's sequences, say) appends this way so that nothing another writer stored
+   * meanwhile, or an earlier append of its own that timed out and landed later, goes unseen.
+   */
+  expectedOffset?: number;
+}
+
 export interface ReadOptions {
   /**
    * Soft limit on the bytes of `data` returned. The first batch is returned whole even when it is
@@ -102,7 +113,7 @@ export interface ReadResult {
  * conformance suite.
  *
  * Errors are {@link RobustMQError}s: `NOT_FOUND` for an unknown shard, `ALREADY_EXISTS`,
- * `OFFSET_OUT_OF_RANGE`, `TOO_LARGE`, `INVALID_ARGUMENT`, `CLOSED`. A failed call changes nothing,
+ * `OFFSET_OUT_OF_RANGE`, `TOO_LARGE`, `INVALID_ARGUMENT`, `CLOSED`, `CONFLICT` (a conditional append). A failed call changes nothing,
  * except that a write to a remote engine failing with `TIMEOUT` or `UNAVAILABLE` may have been carried
  * out: its effect is unknown.
  */
@@ -134,9 +145,11 @@ export interface StorageEngine {
    * offsets are consecutive, starting at the shard's next offset. An empty `batches` is
    * INVALID_ARGUMENT; a batch over `maxBatchBytes` is TOO_LARGE, and then none of them is stored.
    * The caller must leave each batch's `data` unchanged until the returned promise settles: an
-   * engine may write straight from it rather than copy it first.
+   * engine may write straight from it rather than copy it first. With `expectedOffset` (see
+   * {@link AppendOptions}) the append is conditional; one that is not a non-negative safe integer
+   * is INVALID_ARGUMENT.
    */
-  append(shard: string, batches: readonly RecordBatch[]): Promise<AppendResult>;
+  append(shard: string, batches: readonly RecordBatch[], options?: AppendOptions): Promise<AppendResult>;
 
   /**
    * Reads from `offset`: the batch containing it (a read may start in the middle of a batch) and

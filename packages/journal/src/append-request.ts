@@ -1,4 +1,10 @@
-import { ErrorCode, RobustMQError, type AppendResult, type RecordBatch } from '@robustmq/core';
+import {
+  ErrorCode,
+  RobustMQError,
+  type AppendOptions,
+  type AppendResult,
+  type RecordBatch,
+} from '@robustmq/core';
 import { FRAME_HEADER_BYTES, frameBytes, writeFrame, writeFrameHeader } from './frame.js';
 
 /** Records in one append: the indexes hold offsets relative to a segment in 32 bits. */
@@ -64,6 +70,11 @@ export interface AppendRequest {
   batches: FramedBatch[];
   bytes: number;
   records: number;
+  /**
+   * The offset the append must get to be stored (see `AppendOptions.expectedOffset`), checked by
+   * the writer when it gives out offsets; undefined for an unconditional append.
+   */
+  expectedOffset: number | undefined;
   baseOffset: number;
   endOffset: number;
   resolve: (result: AppendResult) => void;
@@ -74,8 +85,21 @@ function invalid(message: string): RobustMQError {
   return new RobustMQError(ErrorCode.InvalidArgument, message);
 }
 
-/** Checks every batch (nothing is written unless all pass) and frames them. */
-export function frameAppend(shard: string, batches: unknown, maxBatchBytes: number): AppendRequest {
+/** Checks every batch and the options (nothing is written unless all pass) and frames the batches. */
+export function frameAppend(
+  shard: string,
+  batches: unknown,
+  maxBatchBytes: number,
+  options?: AppendOptions,
+): AppendRequest {
+  const expectedOffset: unknown = options?.expectedOffset;
+  if (
+    expectedOffset !== undefined &&
+    (typeof expectedOffset !== 'number' || !Number.isSafeInteger(expectedOffset) || expectedOffset < 0)
+  ) {
+    const shown = typeof expectedOffset === 'number' ? String(expectedOffset) : typeof expectedOffset;
+    throw invalid(`expectedOffset must be a non-negative integer, got ${shown}`);
+  }
   if (!Array.isArray(batches)) throw invalid('batches must be an array');
   if (batches.length === 0) throw invalid('append needs at least one batch');
   let bytes = 0;
@@ -154,6 +178,7 @@ export function frameAppend(shard: string, batches: unknown, maxBatchBytes: numb
     batches: framed,
     bytes,
     records,
+    expectedOffset,
     baseOffset: -1,
     endOffset: -1,
     resolve: () => undefined,

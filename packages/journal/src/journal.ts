@@ -7,6 +7,7 @@ import {
   RobustMQError,
   silentLogger,
   validateShardName,
+  type AppendOptions,
   type AppendResult,
   type Logger,
   type Metrics,
@@ -274,13 +275,13 @@ export class Journal implements StorageEngine {
    * without a copy: leave it unchanged until the returned promise settles (a change meanwhile may
    * store a frame that fails its checksum, which reads refuse). Smaller batches are copied at once.
    */
-  append(shard: string, batches: readonly RecordBatch[]): Promise<AppendResult> {
+  append(shard: string, batches: readonly RecordBatch[], options?: AppendOptions): Promise<AppendResult> {
     // The hottest call: no async wrapper, as the shard rejects only with RobustMQErrors.
     let request: AppendRequest;
     let target: Shard;
     try {
       target = this.#shard(shard);
-      request = frameAppend(shard, batches, target.config.maxBatchBytes);
+      request = frameAppend(shard, batches, target.config.maxBatchBytes, options);
     } catch (error) {
       return Promise.reject(toRobustMQError(error));
     }

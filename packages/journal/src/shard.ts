@@ -259,7 +259,12 @@ export class Shard {
       await this.#durableWrites[this.#durableWrites.length - 1]?.finished;
   }
 
-  /** Writes queued appends, rolling segments between them as needed. Never throws. */
+  /**
+   * Writes queued appends, rolling segments between them as needed. Never throws. A conditional
+   * append is checked against `#nextOffset`, which counts every append before it, written durably
+   * yet or not; one that would not get its expected offset ends the run before it and is refused
+   * once the run has taken its offsets.
+   */
   async #writeGroup(group: AppendRequest[]): Promise<void> {
     let i = 0;
     try {
@@ -267,6 +272,11 @@ export class Shard {
         if (this.#failure !== null) throw this.#failedError();
         if (this.#stopped) throw new RobustMQError(ErrorCode.NotFound, `shard ${this.name} was deleted`);
         const first = group[i] as AppendRequest;
+        if (first.expectedOffset !== undefined && first.expectedOffset !== this.#nextOffset) {
+          first.reject(this.#conflict(first.expectedOffset));
+          i++;
+          continue;
+        }
         if (this.#activeSince === undefined && this.config.segmentMs !== null) {
           this.#activeSince = await this.#estimateFirstAppend();
         }
@@ -277,6 +287,8 @@ export class Shard {
         let end = i + 1;
         for (; end < group.length; end++) {
           const next = group[end] as AppendRequest;
+          if (next.expectedOffset !== undefined && next.expectedOffset !== this.#nextOffset + runRecords)
+            break;
           if (this.#wouldOverflow(runBytes, next, runRecords)) break;
           runBytes += next.bytes;
           runRecords += next.records;
@@ -299,6 +311,13 @@ export class Shard {
       const failure = toRobustMQError(error);
       for (const request of group.slice(i)) request.reject(failure);
     }
+  }
+
+  #conflict(expectedOffset: number): RobustMQError {
+    return new RobustMQError(
+      ErrorCode.Conflict,
+      `append to shard ${this.name} expected offset ${expectedOffset}, but the next offset is ${this.#nextOffset}`,
+    );
   }
 
   /** Whether `request`, after `pendingBytes` more bytes, would not fit the active segment. */

@@ -71,6 +71,39 @@ describe('journal durable writes', () => {
     });
   });
 
+  it('checks an expected offset against appends whose durable write is still under way', async () => {
+    const dir = await tempDir();
+    const engine = await open(dir);
+    await engine.createShard('s', {});
+    await engine.append('s', [batch(100)]);
+
+    const prototype = await fileHandlePrototype(dir);
+    let writing!: () => void;
+    const started = new Promise<void>((resolve) => (writing = resolve));
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    vi.spyOn(prototype, 'writev').mockImplementationOnce(async function (
+      this: FileHandle,
+      ...args: Parameters<FileHandle['writev']>
+    ) {
+      writing();
+      await held;
+      // This implementation was for one call only: the handle's own writev does it.
+      return this.writev(...args);
+    });
+    const underWay = engine.append('s', [batch(100, 1_000, 3)]);
+    await started;
+    // Not durable yet, so not visible: the shard's committed end is still 1.
+    expect((await engine.shardInfo('s')).nextOffset).toBe(1);
+    const stale = engine.append('s', [batch(100)], { expectedOffset: 1 });
+    const following = engine.append('s', [batch(100)], { expectedOffset: 4 });
+    await expect(stale).rejects.toMatchObject({ code: ErrorCode.Conflict });
+    release();
+    expect((await underWay).baseOffset).toBe(1);
+    expect((await following).baseOffset).toBe(4);
+    expect((await engine.shardInfo('s')).nextOffset).toBe(5);
+  });
+
   it('syncs bytes written without a sync before writing durably after them', async () => {
     const dir = await tempDir();
     const engine = await open(dir);

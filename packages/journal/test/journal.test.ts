@@ -262,6 +262,73 @@ describe('journal engine', () => {
     expect(metrics.total('robustmq_journal_fsyncs_total')).toBe(2);
   });
 
+  it('counts an append written and waiting for its group fsync when checking an expected offset', async () => {
+    const engine = await open(await tempDir(), { groupCommitMs: 60_000, groupCommitBytes: 1 << 30 });
+    await engine.createShard('g');
+    await engine.append('g', [batch(10)]);
+    // The next fsync may not start for a minute: this append is written but not yet durable.
+    const waiting = engine.append('g', [batch(10, 1_000, 2)]);
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await engine.shardInfo('g')).nextOffset).toBe(1);
+    await expect(engine.append('g', [batch(10)], { expectedOffset: 1 })).rejects.toMatchObject({
+      code: ErrorCode.Conflict,
+    });
+    const following = engine.append('g', [batch(10)], { expectedOffset: 3 });
+    await engine.close();
+    expect((await waiting).baseOffset).toBe(1);
+    expect((await following).baseOffset).toBe(3);
+  });
+
+  it.each([
+    ['none', { durability: 'none' }, {}],
+    ['fsync', { durability: 'fsync' }, {}],
+    ['group-commit, durable writes', { durability: 'group-commit' }, {}],
+    ['group-commit, group fsyncs', { durability: 'group-commit' }, { groupCommitMs: 5 }],
+  ] as const)(
+    'refuses only the conditional appends that miss their offset, across runs and rolls (%s)',
+    async (_name, config, options) => {
+      const dir = await tempDir();
+      const engine = await open(dir, options);
+      await engine.createShard('c', { ...config, segmentBytes: 2048 });
+      const appends: { data: RecordBatch; expectedOffset?: number; baseOffset: number | null }[] = [];
+      let next = 0;
+      for (let i = 0; i < 90; i++) {
+        const data = batch(60 + (i % 5) * 40, i, 1 + (i % 3));
+        if (i % 7 === 0) {
+          appends.push({ data, expectedOffset: next + 1, baseOffset: null });
+        } else {
+          appends.push({ data, ...(i % 2 === 0 ? { expectedOffset: next } : {}), baseOffset: next });
+          next += data.recordCount;
+        }
+      }
+      const outcomes = await Promise.allSettled(
+        appends.map(({ data, expectedOffset }) =>
+          engine.append('c', [data], expectedOffset === undefined ? undefined : { expectedOffset }),
+        ),
+      );
+      outcomes.forEach((outcome, i) => {
+        const { baseOffset } = appends[i]!;
+        if (baseOffset === null) {
+          expect(outcome.status, `append ${i}`).toBe('rejected');
+          if (outcome.status === 'rejected') {
+            expect(isRobustMQError(outcome.reason, ErrorCode.Conflict), `append ${i}`).toBe(true);
+          }
+        } else {
+          expect(
+            outcome.status === 'fulfilled' ? outcome.value.baseOffset : outcome.reason,
+            `append ${i}`,
+          ).toBe(baseOffset);
+        }
+      });
+      const stored = appends.filter((a) => a.baseOffset !== null);
+      expect((await readAll(engine, 'c')).map((b) => [b.baseOffset, sha(b.data)])).toEqual(
+        stored.map((a) => [a.baseOffset, sha(a.data.data)]),
+      );
+      // Small segments, so that runs were cut by rolls as well as by refused appends.
+      expect((await segmentLogs(dir, 'c')).length).toBeGreaterThan(1);
+    },
+  );
+
   it('keeps appends to one shard in order under concurrency', async () => {
     const engine = await open(await tempDir());
     await engine.createShard('c', { segmentBytes: 8192 });

@@ -1,6 +1,7 @@
 import {
   ErrorCode,
   isRobustMQError,
+  type AppendOptions,
   type AppendResult,
   type ReadOptions,
   type ReadResult,
@@ -102,10 +103,14 @@ export function measureStorage(engine: StorageEngine, name: string, metrics: Nod
     shardInfo: (shard: string) => engine.shardInfo(shard),
     updateShardConfig: (shard: string, config: Partial<ShardConfig>) =>
       engine.updateShardConfig(shard, config),
-    async append(shard: string, batches: readonly RecordBatch[]): Promise<AppendResult> {
+    async append(
+      shard: string,
+      batches: readonly RecordBatch[],
+      options?: AppendOptions,
+    ): Promise<AppendResult> {
       const started = process.hrtime.bigint();
       try {
-        const result = await engine.append(shard, batches);
+        const result = await engine.append(shard, batches, options);
         appendSeconds.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
         let bytes = 0;
         for (const batch of batches) bytes += batch.data.byteLength;

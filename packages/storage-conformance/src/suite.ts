@@ -4,6 +4,7 @@ import { Subject } from './subject.js';
 import { describeAppendRead } from './suites/append-read.js';
 import { describeClose } from './suites/closed.js';
 import { describeConcurrency } from './suites/concurrency.js';
+import { describeConditionalAppend } from './suites/conditional-append.js';
 import { describeShardConfig } from './suites/config.js';
 import { describeDeleteBefore } from './suites/delete-before.js';
 import { describeAppendLogStart } from './suites/log-start.js';
@@ -40,6 +41,7 @@ export function describeStorageEngine(name: string, harness: StorageHarness): vo
     describeWaitForData(subject);
     describeRetention(subject);
     describeConcurrency(subject);
+    describeConditionalAppend(subject);
     describeClose(subject);
     if (harness.persistent) describePersistence(subject);
   });

@@ -5,6 +5,7 @@ import {
   silentLogger,
   validateShardName,
   mergeShardConfig,
+  type AppendOptions,
   type AppendResult,
   type Logger,
   type ReadOptions,
@@ -38,6 +39,16 @@ function invalid(message: string): RobustMQError {
 
 function checkOffset(offset: number): void {
   if (!Number.isSafeInteger(offset) || offset < 0) throw invalid(`offset ${offset} is not an integer >= 0`);
+}
+
+/** The expected offset of a conditional append, if any; see {@link AppendOptions}. */
+function expectedOffsetOf(options: AppendOptions | undefined): number | undefined {
+  const expected = options?.expectedOffset;
+  if (expected === undefined) return undefined;
+  if (!Number.isSafeInteger(expected) || expected < 0) {
+    throw invalid(`expectedOffset ${expected} is not an integer >= 0`);
+  }
+  return expected;
 }
 
 function checkBatches(shard: ShardLog, batches: readonly RecordBatch[]): void {
@@ -123,10 +134,19 @@ export class MemoryStorageEngine implements StorageEngine {
     });
   }
 
-  append(shard: string, batches: readonly RecordBatch[]): Promise<AppendResult> {
+  append(shard: string, batches: readonly RecordBatch[], options?: AppendOptions): Promise<AppendResult> {
     return settle(() => {
       const log = this.#shard(shard);
       checkBatches(log, batches);
+      const expected = expectedOffsetOf(options);
+      // Appends take their offsets as they are called, so the shard's next offset already counts
+      // every append called before this one.
+      if (expected !== undefined && expected !== log.nextOffset) {
+        throw new RobustMQError(
+          ErrorCode.Conflict,
+          `append to ${shard} expected offset ${expected}, but the next offset is ${log.nextOffset}`,
+        );
+      }
       return log.append(batches);
     });
   }

@@ -16,6 +16,11 @@ export interface PendingAppend {
   sync: boolean;
   /** Whether it is written at once rather than waiting for others (policies `fsync` and `none`). */
   immediate: boolean;
+  /**
+   * The offset its first batch must get for it to be stored (`AppendOptions.expectedOffset`),
+   * checked where the write gives out offsets; undefined for an unconditional append.
+   */
+  expectedOffset: number | undefined;
   resolve: (result: AppendResult) => void;
   reject: (error: Error) => void;
 }
@@ -27,6 +32,16 @@ interface ShardPlan {
   nextOffset: number;
   batches: IndexedBatch[];
   blocks: BlockSummary[];
+}
+
+/** One write batch for pending appends. */
+interface WritePlan {
+  ops: WriteOp[];
+  plans: Map<Shard, ShardPlan>;
+  /** The appends the write stores, in order, with their offsets. */
+  stored: { entry: PendingAppend; offsets: Offsets }[];
+  /** Conditional appends that would not get their expected offset, with the one they would get. */
+  refused: { entry: PendingAppend; nextOffset: number }[];
 }
 
 export interface CommitMetrics {
@@ -135,11 +150,12 @@ export class CommitQueue {
       }
     }
     if (live.length === 0) return;
-    const sync = live.some((entry) => entry.sync);
-    let write: { ops: WriteOp[]; plans: Map<Shard, ShardPlan>; results: Offsets[] };
+    let write: WritePlan;
+    let sync = false;
     try {
       write = plan(live);
-      await this.#db.batch(write.ops, { sync });
+      sync = write.stored.some(({ entry }) => entry.sync);
+      if (write.stored.length > 0) await this.#db.batch(write.ops, { sync });
     } catch (cause) {
       this.#logger.error({ err: cause, appends: live.length }, 'rocksdb append write failed');
       const error = new RobustMQError(
@@ -152,6 +168,15 @@ export class CommitQueue {
       for (const entry of live) entry.reject(error);
       return;
     }
+    for (const { entry, nextOffset } of write.refused) {
+      entry.reject(
+        new RobustMQError(
+          ErrorCode.Conflict,
+          `append to ${entry.shard.name} expected offset ${entry.expectedOffset}, but the next offset is ${nextOffset}`,
+        ),
+      );
+    }
+    if (write.stored.length === 0) return;
     this.#metrics?.writes.inc({ sync: String(sync) });
     for (const [shard, shardPlan] of write.plans) {
       shard.index.applyAppend(shardPlan.blocks);
@@ -160,29 +185,35 @@ export class CommitQueue {
     }
     // Read once written: a shard change waits for the write in flight (`settled`), so this is the
     // log start as of the append's completion.
-    live.forEach((entry, i) =>
-      entry.resolve({ ...write.results[i]!, logStartOffset: entry.shard.logStartOffset }),
-    );
+    for (const { entry, offsets } of write.stored) {
+      entry.resolve({ ...offsets, logStartOffset: entry.shard.logStartOffset });
+    }
     for (const [shard, shardPlan] of write.plans) shard.waiters.notify(shardPlan.nextOffset);
   }
 }
 
 /**
  * The write batch for `appends`: offsets given out in order from each shard's next offset, each
- * batch under its key, and per shard the grown time-index blocks and the new next offset. Nothing
- * in memory changes here, so a failed write leaves every shard as it was.
+ * batch under its key, and per shard the grown time-index blocks and the new next offset. A
+ * conditional append is checked against the offset it would get there, after every append before
+ * it (the write in flight before this one has updated the shard's next offset). Nothing in memory
+ * changes here, so a failed write leaves every shard as it was.
  */
-function plan(appends: readonly PendingAppend[]): {
-  ops: WriteOp[];
-  plans: Map<Shard, ShardPlan>;
-  results: Offsets[];
-} {
+function plan(appends: readonly PendingAppend[]): WritePlan {
   const ops: WriteOp[] = [];
   const plans = new Map<Shard, ShardPlan>();
-  const results = appends.map(({ shard, values, headers }) => {
+  const stored: WritePlan['stored'] = [];
+  const refused: WritePlan['refused'] = [];
+  for (const entry of appends) {
+    const { shard, values, headers, expectedOffset } = entry;
     let shardPlan = plans.get(shard);
+    const nextOffset = shardPlan?.nextOffset ?? shard.nextOffset;
+    if (expectedOffset !== undefined && expectedOffset !== nextOffset) {
+      refused.push({ entry, nextOffset });
+      continue;
+    }
     if (shardPlan === undefined) {
-      shardPlan = { nextOffset: shard.nextOffset, batches: [], blocks: [] };
+      shardPlan = { nextOffset, batches: [], blocks: [] };
       plans.set(shard, shardPlan);
     }
     const baseOffset = shardPlan.nextOffset;
@@ -197,8 +228,8 @@ function plan(appends: readonly PendingAppend[]): {
       });
       shardPlan.nextOffset += header.recordCount;
     });
-    return { baseOffset, lastOffset: shardPlan.nextOffset - 1 };
-  });
+    stored.push({ entry, offsets: { baseOffset, lastOffset: shardPlan.nextOffset - 1 } });
+  }
   for (const [shard, shardPlan] of plans) {
     shardPlan.blocks = shard.index.planAppend(shardPlan.batches);
     for (const block of shardPlan.blocks) {
@@ -206,5 +237,5 @@ function plan(appends: readonly PendingAppend[]): {
     }
     ops.push({ type: 'put', key: nextOffsetKey(shard.id), value: encodeNumber(shardPlan.nextOffset) });
   }
-  return { ops, plans, results };
+  return { ops, plans, stored, refused };
 }

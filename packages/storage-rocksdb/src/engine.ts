@@ -7,6 +7,7 @@ import {
   isRobustMQError,
   silentLogger,
   validateShardName,
+  type AppendOptions,
   type AppendResult,
   type Logger,
   type Metrics,
@@ -272,9 +273,13 @@ export class RocksDbStorageEngine implements StorageEngine {
     });
   }
 
-  append(shard: string, batches: readonly RecordBatch[]): Promise<AppendResult> {
+  append(shard: string, batches: readonly RecordBatch[], options?: AppendOptions): Promise<AppendResult> {
     return this.#call('append', () => {
       const found = this.#shard(shard);
+      const expectedOffset = options?.expectedOffset;
+      if (expectedOffset !== undefined && !(Number.isSafeInteger(expectedOffset) && expectedOffset >= 0)) {
+        throw invalid(`expectedOffset ${expectedOffset} is not an integer >= 0`);
+      }
       if (!isList(batches) || batches.length === 0) {
         throw invalid(`append to ${shard} needs at least one batch`);
       }
@@ -303,6 +308,7 @@ export class RocksDbStorageEngine implements StorageEngine {
           headers: batches.map(({ recordCount, maxTimestamp }) => ({ recordCount, maxTimestamp })),
           sync: durability !== 'none',
           immediate: durability !== 'group-commit',
+          expectedOffset,
           resolve,
           reject,
         }),

@@ -153,6 +153,70 @@ describe('RocksDbStorageEngine', () => {
     });
   });
 
+  describe('conditional appends', () => {
+    it.each(['fsync', 'none', 'group-commit'] as const)(
+      'refuses only those that miss their offset, per shard and over several writes (%s)',
+      async (durability) => {
+        const engine = await RocksDbStorageEngine.open({ dataDir: await tempDir() });
+        const shards = ['s', 't'];
+        for (const shard of shards) await engine.createShard(shard, { durability });
+        const next = new Map(shards.map((shard) => [shard, 0]));
+        const appends = Array.from({ length: 60 }, (_, i) => {
+          const shard = shards[i % 2]!;
+          const batch = makeBatch(1 + (i % 3), 48, Date.now());
+          const at = next.get(shard)!;
+          // Every fifth per shard expects an offset it will not get; of the rest, half expect theirs.
+          if ((i >> 1) % 5 === 4) return { shard, batch, expectedOffset: at + 1, baseOffset: null };
+          next.set(shard, at + batch.recordCount);
+          return { shard, batch, expectedOffset: i % 4 < 2 ? at : undefined, baseOffset: at };
+        });
+        const outcomes = await Promise.allSettled(
+          appends.map(({ shard, batch, expectedOffset }) =>
+            engine.append(shard, [batch], expectedOffset === undefined ? undefined : { expectedOffset }),
+          ),
+        );
+        outcomes.forEach((outcome, i) => {
+          const { baseOffset } = appends[i]!;
+          if (baseOffset === null) {
+            expect(outcome, `append ${i}`).toMatchObject({
+              status: 'rejected',
+              reason: { code: ErrorCode.Conflict },
+            });
+          } else {
+            expect(outcome, `append ${i}`).toMatchObject({ status: 'fulfilled', value: { baseOffset } });
+          }
+        });
+        for (const shard of shards) {
+          const stored = appends.filter((append) => append.shard === shard && append.baseOffset !== null);
+          expectStoredBatches(
+            await readAll(engine, shard),
+            stored.map(({ batch, baseOffset }) => ({ ...batch, baseOffset: baseOffset! })),
+          );
+        }
+        await engine.close();
+      },
+    );
+
+    it('writes nothing when every append of a write is refused', async () => {
+      const metrics = recordingMetrics();
+      const engine = await RocksDbStorageEngine.open({ dataDir: await tempDir(), metrics });
+      await engine.createShard('s');
+      await engine.append('s', [makeBatch(2, 32, Date.now())]);
+      const writes = metrics.count(WRITES, { sync: 'true' });
+      const outcomes = await Promise.allSettled(
+        [0, 1, 3].map((expectedOffset) =>
+          engine.append('s', [makeBatch(1, 32, Date.now())], { expectedOffset }),
+        ),
+      );
+      for (const outcome of outcomes) {
+        expect(outcome).toMatchObject({ status: 'rejected', reason: { code: ErrorCode.Conflict } });
+      }
+      expect(metrics.count(WRITES, { sync: 'true' })).toBe(writes);
+      expect((await engine.shardInfo('s')).nextOffset).toBe(2);
+      await engine.close();
+    });
+  });
+
   describe('time index', () => {
     it('answers offsetForTimestamp over many blocks, before and after deleteBefore and reopen', async () => {
       const dir = await tempDir();

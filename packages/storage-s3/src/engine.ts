@@ -2,6 +2,7 @@ import {
   ErrorCode,
   isRobustMQError,
   silentLogger,
+  type AppendOptions,
   type AppendResult,
   type Logger,
   type Metrics,
@@ -143,8 +144,8 @@ export class TieredStorage implements StorageEngine {
     return this.journal.updateShardConfig(shard, config);
   }
 
-  append(shard: string, batches: readonly RecordBatch[]): Promise<AppendResult> {
-    return this.journal.append(shard, batches);
+  append(shard: string, batches: readonly RecordBatch[], options?: AppendOptions): Promise<AppendResult> {
+    return this.journal.append(shard, batches, options);
   }
 
   read(shard: string, offset: number, options: ReadOptions): Promise<ReadResult> {

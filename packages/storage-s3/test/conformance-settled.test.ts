@@ -1,4 +1,5 @@
 import type {
+  AppendOptions,
   AppendResult,
   ReadOptions,
   ReadResult,
@@ -46,8 +47,8 @@ class SettledTiering implements StorageEngine {
   updateShardConfig(shard: string, config: Partial<ShardConfig>): Promise<ShardInfo> {
     return this.#engine.updateShardConfig(shard, config);
   }
-  append(shard: string, batches: readonly RecordBatch[]): Promise<AppendResult> {
-    return this.#settled(this.#engine.append(shard, batches));
+  append(shard: string, batches: readonly RecordBatch[], options?: AppendOptions): Promise<AppendResult> {
+    return this.#settled(this.#engine.append(shard, batches, options));
   }
   read(shard: string, offset: number, options: ReadOptions): Promise<ReadResult> {
     return this.#engine.read(shard, offset, options);

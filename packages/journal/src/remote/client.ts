@@ -2,7 +2,9 @@ import type { ConnectionOptions } from 'node:tls';
 import {
   ErrorCode,
   isRobustMQError,
+  RobustMQError,
   silentLogger,
+  type AppendOptions,
   type AppendResult,
   type Logger,
   type ReadOptions,
@@ -178,11 +180,43 @@ class RemoteJournal implements JournalClient {
     }
   }
 
-  async append(shard: string, batches: readonly RecordBatch[]): Promise<AppendResult> {
-    const body: AppendRequest = { shard, batches: encodeBatches(batches), epoch: this.#epoch(shard) };
+  async append(
+    shard: string,
+    batches: readonly RecordBatch[],
+    options?: AppendOptions,
+  ): Promise<AppendResult> {
+    const expectedOffset = options?.expectedOffset;
+    // Checked before sending too, as a journal node from before conditional appends would store
+    // the batches whatever the value.
+    if (expectedOffset !== undefined && !(Number.isSafeInteger(expectedOffset) && expectedOffset >= 0)) {
+      throw new RobustMQError(
+        ErrorCode.InvalidArgument,
+        `expectedOffset must be a non-negative integer, got ${String(expectedOffset)}`,
+      );
+    }
+    const body: AppendRequest = {
+      shard,
+      batches: encodeBatches(batches),
+      epoch: this.#epoch(shard),
+      expectedOffset,
+    };
     const { baseOffset, lastOffset, logStartOffset } = decodeAppendReply(
       await this.#once(Method.append, body),
     );
+    if (expectedOffset !== undefined && baseOffset !== expectedOffset) {
+      // A node from before conditional appends ignores the field and stores the batches wherever
+      // they land. INTERNAL has the caller treat the append as one of unknown outcome, never as
+      // stored where it checked the log.
+      this.#logger.error(
+        { shard, expectedOffset, baseOffset },
+        'journal node ignored the expected offset of an append: it does not support conditional appends',
+      );
+      throw new RobustMQError(
+        ErrorCode.Internal,
+        `journal node ${this.#options.host}:${this.#options.port} does not support conditional appends: ` +
+          `the append to ${shard} expecting offset ${expectedOffset} was stored at ${baseOffset}`,
+      );
+    }
     if (logStartOffset !== undefined) return { baseOffset, lastOffset, logStartOffset };
     return { baseOffset, lastOffset, logStartOffset: await this.#logStartAfterAppend(shard) };
   }

@@ -17,6 +17,7 @@ import {
   encodeAppendReply,
   encodeReadReply,
   epochField,
+  expectedOffsetField,
   Method,
   requestFields,
   STORED_BATCH_OVERHEAD_BYTES,
@@ -86,11 +87,16 @@ export function serveJournal(rpc: RpcServer, options: JournalServiceOptions): Jo
   handle('append', async (f) => {
     const shard = f.shard as string;
     const batches = decodeBatches(f.batches);
+    const expectedOffset = expectedOffsetField(f);
     const fresh = admit(fence, metrics, shard, epochField(f), 'append');
     try {
       // Never abandoned once started, even if the caller gives up: the engine append runs to its
       // end, and the caller treats its TIMEOUT or UNAVAILABLE as "may have been stored".
-      const result = await engine.append(shard, batches);
+      const result = await engine.append(
+        shard,
+        batches,
+        expectedOffset === undefined ? undefined : { expectedOffset },
+      );
       metrics.appendedBytes.inc(
         undefined,
         batches.reduce((sum, b) => sum + b.data.byteLength, 0),

@@ -55,6 +55,11 @@ export interface AppendRequest extends ShardRequest {
   batches: WireBatch[];
   /** The sender's leader epoch for the shard; omitted by senders that do not track placement. */
   epoch?: number;
+  /**
+   * Makes the append conditional (`AppendOptions.expectedOffset`). Journal nodes from before it
+   * ignore it and store the batches wherever they land: the client checks the reply's offset.
+   */
+  expectedOffset?: number;
 }
 
 export interface ReadRequest extends ShardRequest {
@@ -107,14 +112,24 @@ export function requestFields(body: unknown, method: string): Record<string, unk
   return body as Record<string, unknown>;
 }
 
+/** An optional field that holds a count or offset: absent (or null), or a non-negative safe integer. */
+function optionalOffset(value: unknown, name: string): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!isOffset(value)) {
+    const shown = typeof value === 'number' ? String(value) : (JSON.stringify(value) ?? typeof value);
+    throw invalid(`${name} must be a non-negative integer, got ${shown}`);
+  }
+  return value;
+}
+
 /** An optional epoch field: absent, or a non-negative safe integer. */
 export function epochField(fields: Record<string, unknown>): number | undefined {
-  const epoch = fields.epoch;
-  if (epoch === undefined || epoch === null) return undefined;
-  if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0) {
-    throw invalid(`epoch must be a non-negative integer, got ${JSON.stringify(epoch) ?? typeof epoch}`);
-  }
-  return epoch;
+  return optionalOffset(fields.epoch, 'epoch');
+}
+
+/** An append's optional expectedOffset field: absent, or a non-negative safe integer. */
+export function expectedOffsetField(fields: Record<string, unknown>): number | undefined {
+  return optionalOffset(fields.expectedOffset, 'expectedOffset');
 }
 
 export function encodeBatches(batches: readonly RecordBatch[]): WireBatch[] {

@@ -83,6 +83,30 @@ describe('bad peers', () => {
     expect(await rpc.call('journal.shardInfo', { shard: 's' })).toMatchObject({ nextOffset: 0 });
   });
 
+  it('refuses an append whose expectedOffset is malformed with INVALID_ARGUMENT and stores nothing', async () => {
+    const engine = await open(await tempDir());
+    const server = await startServer(engine);
+    const rpc = connectRpc({ host: '127.0.0.1', port: server.port });
+    rpcClients.push(rpc);
+    await rpc.call('journal.createShard', { shard: 's' });
+    const batches = [[1, 1, new Uint8Array(4)]];
+    for (const expectedOffset of [-1, 1.5, Number.NaN, 2 ** 53, '0', true, [0], { offset: 0 }]) {
+      const error = await rejectionOf(rpc.call('journal.append', { shard: 's', batches, expectedOffset }));
+      expect(
+        isRobustMQError(error, ErrorCode.InvalidArgument),
+        `${JSON.stringify(expectedOffset)}: ${String(error)}`,
+      ).toBe(true);
+    }
+    expect(await rpc.call('journal.shardInfo', { shard: 's' })).toMatchObject({ nextOffset: 0 });
+    // Null stands for no condition, as for an epoch.
+    expect(await rpc.call('journal.append', { shard: 's', batches, expectedOffset: null })).toMatchObject({
+      baseOffset: 0,
+    });
+    expect(await rpc.call('journal.append', { shard: 's', batches, expectedOffset: 1 })).toMatchObject({
+      baseOffset: 1,
+    });
+  });
+
   it('lets a client that stops reading stall only itself', async () => {
     const engine = await open(await tempDir());
     const server = await startServer(engine);

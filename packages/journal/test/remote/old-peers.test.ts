@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { ErrorCode, RobustMQError } from '@robustmq/core';
+import { ErrorCode, isRobustMQError, RobustMQError } from '@robustmq/core';
 import { createRpcServer, type RpcServer } from '@robustmq/rpc';
-import { client } from './helpers.js';
+import { client, rejectionOf } from './helpers.js';
 
 const servers: RpcServer[] = [];
 afterEach(async () => {
@@ -115,5 +115,69 @@ describe('a journal node from before appends reported the log start', () => {
       logStartOffset: -1,
     });
     expect(node.infoCalls).toHaveLength(1);
+  });
+});
+
+/**
+ * A journal node from before conditional appends: it stores every append at its next offset,
+ * whatever `expectedOffset` the request carries, and keeps the requests it got.
+ */
+async function nodeWithoutConditionalAppends(): Promise<{
+  port: number;
+  appends: Record<string, unknown>[];
+}> {
+  const appends: Record<string, unknown>[] = [];
+  let next = 10;
+  const server = createRpcServer({ host: '127.0.0.1', port: 0 });
+  server.handle('journal.append', (body) => {
+    const request = body as { batches: [number, number, Uint8Array][] };
+    appends.push(body as Record<string, unknown>);
+    const baseOffset = next;
+    for (const [recordCount] of request.batches) next += recordCount;
+    return Promise.resolve({ baseOffset, lastOffset: next - 1, logStartOffset: 0 });
+  });
+  await server.listen();
+  servers.push(server);
+  return { port: server.port, appends };
+}
+
+describe('a journal node from before conditional appends', () => {
+  const batch = { recordCount: 2, maxTimestamp: 1, data: new Uint8Array([1, 2, 3]) };
+
+  it('fails a conditional append it stored elsewhere INTERNAL, saying it does not support them', async () => {
+    const node = await nodeWithoutConditionalAppends();
+    const journal = client(node.port);
+    const error = await rejectionOf(journal.append('s', [batch], { expectedOffset: 4 }));
+    expect(isRobustMQError(error, ErrorCode.Internal), String(error)).toBe(true);
+    expect((error as Error).message).toMatch(/does not support conditional appends/);
+    expect(node.appends.map((append) => append.expectedOffset)).toEqual([4]);
+  });
+
+  it('acknowledges a conditional append it happened to store at the expected offset', async () => {
+    const node = await nodeWithoutConditionalAppends();
+    const journal = client(node.port);
+    expect(await journal.append('s', [batch], { expectedOffset: 10 })).toEqual({
+      baseOffset: 10,
+      lastOffset: 11,
+      logStartOffset: 0,
+    });
+  });
+
+  it('is sent no expectedOffset with an unconditional append', async () => {
+    const node = await nodeWithoutConditionalAppends();
+    const journal = client(node.port);
+    expect((await journal.append('s', [batch])).baseOffset).toBe(10);
+    expect((await journal.append('s', [batch], {})).baseOffset).toBe(12);
+    expect(node.appends.map((append) => 'expectedOffset' in append)).toEqual([false, false]);
+  });
+
+  it('is not sent an append whose expected offset is malformed, which it would store', async () => {
+    const node = await nodeWithoutConditionalAppends();
+    const journal = client(node.port);
+    for (const expectedOffset of [-1, 1.5, Number.NaN]) {
+      const error = await rejectionOf(journal.append('s', [batch], { expectedOffset }));
+      expect(isRobustMQError(error, ErrorCode.InvalidArgument), String(error)).toBe(true);
+    }
+    expect(node.appends).toEqual([]);
   });
 });
