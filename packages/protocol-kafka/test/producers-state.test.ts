@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { TopicCatalog, type MetaStore } from '@robustmq/core';
+import { ErrorCode, isRobustMQError, TopicCatalog, type MetaStore } from '@robustmq/core';
 import { openLocalMetaStore } from '@robustmq/meta-raft';
 import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import type { ProducedBatch, ProducerCheckResult } from '../src/broker/handler.js';
@@ -30,7 +30,10 @@ describe('idempotent producers', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  /** What Produce does with one batch: check, append when told to, record the offset. */
+  /**
+   * What Produce does with one batch: check, append where the state was read up to when told to,
+   * check again if something was stored there first, record the offset.
+   */
   async function produce(
     table: ProducerStateTable,
     producerId: bigint,
@@ -38,9 +41,13 @@ describe('idempotent producers', () => {
     baseSequence: number,
     count: number,
     topic = 't',
-  ): Promise<ProducerCheckResult & { offset?: number }> {
+    label = 'v',
+  ): Promise<{ kind: 'append'; offset: number } | Exclude<ProducerCheckResult, { kind: 'append' }>> {
     const data = await encodeRecordBatch({
-      records: Array.from({ length: count }, (_, i) => ({ value: `v${baseSequence + i}`, timestamp: 1000 })),
+      records: Array.from({ length: count }, (_, i) => ({
+        value: `${label}${baseSequence + i}`,
+        timestamp: 1000,
+      })),
       producerId,
       producerEpoch,
       baseSequence,
@@ -54,14 +61,26 @@ describe('idempotent producers', () => {
       lastOffsetDelta: count - 1,
       transactional: false,
       maxTimestamp: 1000,
+      data,
     };
-    const result = await table.check(batch);
-    if (result.kind !== 'append') return result;
-    const { baseOffset } = await storage.append(`${topic}/0`, [
-      { recordCount: count, maxTimestamp: 1000, data },
-    ]);
-    await table.appended(batch, baseOffset);
-    return { ...result, offset: baseOffset };
+    for (;;) {
+      const result = await table.check(batch);
+      if (result.kind !== 'append') return result;
+      try {
+        const { baseOffset } = await storage.append(
+          `${topic}/0`,
+          [{ recordCount: count, maxTimestamp: 1000, data }],
+          {
+            expectedOffset: result.expectedOffset,
+          },
+        );
+        await table.appended(batch, baseOffset);
+        return { kind: 'append', offset: baseOffset };
+      } catch (error) {
+        if (!isRobustMQError(error, ErrorCode.Conflict)) throw error;
+        table.behind(batch);
+      }
+    }
   }
 
   it('appends batches in sequence and answers a retry with the original offset', async () => {
@@ -179,6 +198,7 @@ describe('idempotent producers', () => {
       lastOffsetDelta: 1,
       transactional: false,
       maxTimestamp: 1000,
+      data,
     };
     expect((await table.check(lost)).kind).toBe('append');
     await storage.append('t/0', [{ recordCount: 2, maxTimestamp: 1000, data }]);
@@ -189,6 +209,80 @@ describe('idempotent producers', () => {
       maxTimestamp: 1000,
     });
     expect((await storage.shardInfo('t/0')).nextOffset).toBe(4);
+  });
+
+  it('answers as a duplicate a retry that another broker stored since this one read the log', async () => {
+    const first = new ProducerStateTable(storage);
+    const second = new ProducerStateTable(storage);
+    expect(await produce(first, 15n, 0, 0, 2)).toEqual({ kind: 'append', offset: 0 });
+    // Leadership moved: the batch went to the other broker, whose answer the producer lost.
+    expect(await produce(second, 15n, 0, 2, 2)).toEqual({ kind: 'append', offset: 2 });
+    // Back on the first broker, whose state predates that batch, the retry is found in the log.
+    expect(await produce(first, 15n, 0, 2, 2)).toEqual({
+      kind: 'duplicate',
+      baseOffset: 2,
+      maxTimestamp: 1000,
+    });
+    expect(await produce(first, 15n, 0, 4, 1)).toEqual({ kind: 'append', offset: 4 });
+    expect((await storage.shardInfo('t/0')).nextOffset).toBe(5);
+  });
+
+  it('refuses a batch out of sequence only after reading what other brokers stored', async () => {
+    const first = new ProducerStateTable(storage);
+    const second = new ProducerStateTable(storage);
+    await produce(first, 16n, 0, 0, 2);
+    await produce(second, 16n, 0, 2, 2);
+    // The first broker last saw sequence 1: the batch from 4 on follows what the second stored.
+    expect(await produce(first, 16n, 0, 4, 1)).toEqual({ kind: 'append', offset: 4 });
+    expect(await produce(first, 16n, 0, 9, 1)).toEqual({
+      kind: 'error',
+      errorCode: E.outOfOrderSequenceNumber,
+    });
+  });
+
+  it('stores the next records a producer sends under the sequence numbers of its last batch', async () => {
+    const table = new ProducerStateTable(storage);
+    await produce(table, 18n, 0, 0, 2);
+    await produce(table, 18n, 0, 2, 2);
+    // A retry: the same records, though a client may stamp them anew.
+    expect(await produce(table, 18n, 0, 2, 2)).toEqual({
+      kind: 'duplicate',
+      baseOffset: 2,
+      maxTimestamp: 1000,
+    });
+    // A client that gave up on the batch sends other records under its numbers.
+    expect(await produce(table, 18n, 0, 2, 2, 't', 'next-')).toEqual({ kind: 'append', offset: 4 });
+    expect(await produce(table, 18n, 0, 2, 2, 't', 'next-')).toEqual({
+      kind: 'duplicate',
+      baseOffset: 4,
+      maxTimestamp: 1000,
+    });
+    expect(await produce(table, 18n, 0, 4, 1)).toEqual({ kind: 'append', offset: 6 });
+    // Only the last batch is taken over so: an older one's numbers are a retry, as in Kafka.
+    expect(await produce(table, 18n, 0, 0, 2, 't', 'other-')).toEqual({
+      kind: 'duplicate',
+      baseOffset: 0,
+      maxTimestamp: 1000,
+    });
+    // A broker reading the log afresh sees the batch that took the numbers over.
+    expect(await produce(new ProducerStateTable(storage), 18n, 0, 2, 2, 't', 'next-')).toEqual({
+      kind: 'duplicate',
+      baseOffset: 4,
+      maxTimestamp: 1000,
+    });
+  });
+
+  it('reads the tail of a log of large records when it rebuilds, whatever was stored before', async () => {
+    const large = await encodeRecordBatch({ records: [{ value: Buffer.alloc(1024 * 1024, 1) }] });
+    for (let i = 0; i < 80; i++) {
+      await storage.append('t/0', [{ recordCount: 1, maxTimestamp: 1, data: large }]);
+    }
+    await produce(new ProducerStateTable(storage), 17n, 0, 0, 3);
+    expect(await produce(new ProducerStateTable(storage), 17n, 0, 0, 3)).toEqual({
+      kind: 'duplicate',
+      baseOffset: 80,
+      maxTimestamp: 1000,
+    });
   });
 
   it("forgets a deleted topic's producers, however it was deleted, so the topic made again starts empty", async () => {

@@ -94,11 +94,15 @@ export function topicFailure(
  * the one code that kafka-python, librdkafka, KafkaJS and the Java client all retry (after
  * reading metadata again) in every one of these APIs, where kafka-python's consumer dies on
  * LEADER_NOT_AVAILABLE or REQUEST_TIMED_OUT in a Fetch. A write that timed out (its effect unknown)
- * is REQUEST_TIMED_OUT, as Kafka answers one not replicated in time. A disk failure is
+ * is REQUEST_TIMED_OUT, as Kafka answers one not replicated in time; one refused because
+ * another writer appended first, NOT_LEADER_OR_FOLLOWER. A disk failure is
  * KAFKA_STORAGE_ERROR, as for Kafka's failed log directory.
  */
 export function partitionErrorOf(error: unknown, access: 'read' | 'write'): number {
   if (access === 'write' && isRobustMQError(error, ErrorCode.Timeout)) return KafkaErrorCode.requestTimedOut;
+  // Another writer appended where this one was to: as Kafka answers a leader that lost its place.
+  if (access === 'write' && isRobustMQError(error, ErrorCode.Conflict))
+    return KafkaErrorCode.notLeaderOrFollower;
   if (transient(error)) return KafkaErrorCode.notLeaderOrFollower;
   return kafkaErrorOf(error);
 }

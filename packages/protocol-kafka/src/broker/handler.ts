@@ -155,12 +155,17 @@ export interface ProducedBatch {
   readonly transactional: boolean;
   /** The batch's max timestamp as stored (the broker's time on a LogAppendTime topic). */
   readonly maxTimestamp: number;
+  /** The batch as it is to be stored. */
+  readonly data: Uint8Array;
 }
 
 /** What to do with a batch that carries a producer id. */
 export type ProducerCheckResult =
-  /** A new batch in sequence: append it. */
-  | { readonly kind: 'append' }
+  /**
+   * A new batch in sequence: append it at `expectedOffset`, where the log was read up to, and
+   * only there (storage's conditional append).
+   */
+  | { readonly kind: 'append'; readonly expectedOffset: number }
   /**
    * A retry of a batch already stored: answer success with its original base offset and, as Kafka
    * does for a retry whatever the topic's timestamp type, its max timestamp as the append time.
@@ -171,13 +176,15 @@ export type ProducerCheckResult =
 
 /**
  * Idempotent-producer state, implemented in src/producers. Produce serializes the calls per
- * partition: `check`, then the append, then `appended` (on success), before the next batch of that
- * partition is checked.
+ * partition: `check`, then the append, then `appended`, `behind` or `appendFailed`, before the
+ * next batch of that partition is checked.
  */
 export interface ProducerStateCheck {
   check(batch: ProducedBatch): ProducerCheckResult | Promise<ProducerCheckResult>;
   /** The batch was stored at `baseOffset`. */
   appended(batch: ProducedBatch, baseOffset: number): void | Promise<void>;
+  /** Storage refused the batch because something was stored at its expected offset first. */
+  behind(batch: ProducedBatch): void;
   /**
    * Storing the batch failed, so it may or may not be stored (a journal node that died before it
    * answered): what is known of its partition no longer holds.

@@ -39,24 +39,30 @@ export class PartitionWriter {
   private readonly waiting: Array<{
     shard: string;
     batch: RecordBatch;
+    expectedOffset: number | undefined;
     resolve: (result: AppendResult) => void;
     reject: (error: unknown) => void;
   }> = [];
   private handOffScheduled = false;
+  /** Per shard, the storing of the last batch handed over, until it settles. */
+  private readonly lastStored = new Map<string, Promise<unknown>>();
 
   constructor(private readonly storage: StorageEngine) {}
 
   /**
    * Runs `task` after every earlier task of the same shard has released it. `task` receives a
    * function that hands one batch to storage and resolves once it is queued there, in order, with
-   * `stored`, the promise of the append. The shard is released when `task` settles: a task that
+   * `stored`, the promise of the append; given `expectedOffset`, the batch is stored there or not
+   * at all (storage's conditional append). The shard is released when `task` settles: a task that
    * awaits `stored` holds the shard until the batch is durable (idempotent producers need that);
    * one that returns `stored` unawaited lets the next batch queue behind it at once.
    */
   async withShard<T>(
     topic: string,
     partition: number,
-    task: (append: (batch: Buffer, maxTimestamp: number) => Promise<Appending>) => Promise<T>,
+    task: (
+      append: (batch: Buffer, maxTimestamp: number, expectedOffset?: number) => Promise<Appending>,
+    ) => Promise<T>,
   ): Promise<T> {
     const shard = shardName(topic, partition);
     const previous = this.tails.get(shard) ?? Promise.resolve();
@@ -66,22 +72,45 @@ export class PartitionWriter {
     this.tails.set(shard, tail);
     await previous;
     try {
-      return await task((batch, maxTimestamp) => this.append(shard, batch, maxTimestamp));
+      return await task((batch, maxTimestamp, expectedOffset) =>
+        this.append(shard, batch, maxTimestamp, expectedOffset),
+      );
     } finally {
       release();
       if (this.tails.get(shard) === tail) this.tails.delete(shard);
     }
   }
 
-  private async append(shard: string, batch: Buffer, maxTimestamp: number): Promise<Appending> {
-    const expected = this.nextOffsets.get(shard) ?? (await this.storage.shardInfo(shard)).nextOffset;
+  /**
+   * Resolves once every batch handed to storage for the partition so far is stored or failed: a
+   * task that appends only at the offset it read the log up to waits for this first, as it cannot
+   * read what is still being stored.
+   */
+  async settled(topic: string, partition: number): Promise<void> {
+    await this.lastStored.get(shardName(topic, partition));
+  }
+
+  private async append(
+    shard: string,
+    batch: Buffer,
+    maxTimestamp: number,
+    expectedOffset: number | undefined,
+  ): Promise<Appending> {
+    const expected =
+      expectedOffset ?? this.nextOffsets.get(shard) ?? (await this.storage.shardInfo(shard)).nextOffset;
     const header = readBatchHeader(batch);
     const recordCount = header.lastOffsetDelta + 1;
     setBaseOffset(batch, expected);
     setPartitionLeaderEpoch(batch, LEADER_EPOCH);
     this.nextOffsets.set(shard, expected + recordCount);
     const handed = new Promise<AppendResult>((resolve, reject) => {
-      this.waiting.push({ shard, batch: { recordCount, maxTimestamp, data: batch }, resolve, reject });
+      this.waiting.push({
+        shard,
+        batch: { recordCount, maxTimestamp, data: batch },
+        expectedOffset,
+        resolve,
+        reject,
+      });
     });
     if (!this.handOffScheduled) {
       this.handOffScheduled = true;
@@ -97,6 +126,11 @@ export class PartitionWriter {
         throw error;
       },
     );
+    const settled = stored.catch(() => {});
+    this.lastStored.set(shard, settled);
+    void settled.then(() => {
+      if (this.lastStored.get(shard) === settled) this.lastStored.delete(shard);
+    });
     return { stored };
   }
 
@@ -108,10 +142,13 @@ export class PartitionWriter {
   private handOff(): void {
     this.handOffScheduled = false;
     const waiting = this.waiting.splice(0);
-    for (const { shard, batch, resolve, reject } of waiting) {
+    for (const { shard, batch, expectedOffset, resolve, reject } of waiting) {
       let appending: Promise<AppendResult>;
       try {
-        appending = this.storage.append(shard, [batch]);
+        appending =
+          expectedOffset === undefined
+            ? this.storage.append(shard, [batch])
+            : this.storage.append(shard, [batch], { expectedOffset });
       } catch (error) {
         reject(error);
         continue;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import {
   ErrorCode,
   RobustMQError,
+  type AppendOptions,
   type AppendResult,
   type Logger,
   type MetaEntry,
@@ -67,6 +68,18 @@ export class FaultyStorage implements StorageEngine {
   private readonly faults = new Map<StorageCall, { prefix: string; error: () => Error }>();
   /** How many calls have failed so far. */
   hits = 0;
+  private lateFor: string | null = null;
+  /** Per shard, an append answered TIMEOUT that storage has not carried out yet. */
+  private readonly late = new Map<string, () => void>();
+
+  /**
+   * The next append to a shard named `prefix...` fails with TIMEOUT at once but is carried out
+   * later, just before the next append to that shard: as a journal node does with an append it
+   * queued and then answered too late, so the retry is queued behind it.
+   */
+  landLate(prefix: string): void {
+    this.lateFor = prefix;
+  }
 
   /** From now on `call` on shards named `prefix...` throws `error()`. */
   fail(call: StorageCall, prefix: string, error: () => Error): void {
@@ -76,6 +89,9 @@ export class FaultyStorage implements StorageEngine {
   /** Every call works again. */
   heal(): void {
     this.faults.clear();
+    this.lateFor = null;
+    for (const land of this.late.values()) land();
+    this.late.clear();
   }
 
   private check(call: StorageCall, shard: string): void {
@@ -104,9 +120,23 @@ export class FaultyStorage implements StorageEngine {
     this.check('updateShardConfig', shard);
     return this.inner.updateShardConfig(shard, config);
   }
-  async append(shard: string, batches: readonly RecordBatch[]): Promise<AppendResult> {
+  async append(
+    shard: string,
+    batches: readonly RecordBatch[],
+    options?: AppendOptions,
+  ): Promise<AppendResult> {
     this.check('append', shard);
-    return this.inner.append(shard, batches);
+    const earlier = this.late.get(shard);
+    this.late.delete(shard);
+    earlier?.();
+    if (this.lateFor !== null && shard.startsWith(this.lateFor)) {
+      this.lateFor = null;
+      this.hits++;
+      const copies = batches.map((batch) => ({ ...batch, data: new Uint8Array(batch.data) }));
+      this.late.set(shard, () => void this.inner.append(shard, copies, options).catch(() => {}));
+      throw new RobustMQError(ErrorCode.Timeout, 'the journal node did not answer the append in time');
+    }
+    return this.inner.append(shard, batches, options);
   }
   async read(shard: string, offset: number, options: ReadOptions): Promise<ReadResult> {
     this.check('read', shard);

@@ -8,7 +8,7 @@ import type {
   ProduceResponse,
   ProduceResponsePartitionProduceResponse,
 } from '../../codec/messages/produce-response.js';
-import { shardName, TopicViews, type AppendResult } from '@robustmq/core';
+import { ErrorCode, isRobustMQError, shardName, TopicViews, type AppendResult } from '@robustmq/core';
 import { crc32c } from '@robustmq/crc32c';
 import {
   countRecords,
@@ -27,6 +27,15 @@ import { NO_TOPIC, producePolicyOf, refusal, type ProducePolicy } from '../produ
 import { publishStoredBatch } from '../router-feed.js';
 import { partitionFailure } from '../errors.js';
 import { ledElsewhere, partitionRefusal } from '../topics.js';
+
+/**
+ * How long an idempotent batch refused for a batch stored first where it was to go is checked
+ * again before Produce answers NOT_LEADER_OR_FOLLOWER (the client then retries): the batch stored
+ * first is readable once durable, within a few syncs.
+ */
+const CHECK_AGAIN_MS = 5_000;
+/** How long to wait for that batch to become readable before checking again anyway. */
+const CONFLICT_WAIT_MS = 100;
 
 /** The broker's partition writer, shared by every connection. */
 export function partitionWriter(context: RequestContext): PartitionWriter {
@@ -213,32 +222,45 @@ async function producePartition(
       lastOffsetDelta: header.lastOffsetDelta,
       transactional: header.transactional,
       maxTimestamp: policy.logAppendTime ? now : header.maxTimestamp,
+      data: batch,
     };
     const producers = producerStateCheck(context.broker);
     return await writer.withShard(topic, data.index, async (append) => {
-      const verdict = await producers.check(produced);
-      if (verdict.kind === 'duplicate') {
-        return result(data.index, KafkaErrorCode.none, {
-          baseOffset: verdict.baseOffset,
-          logAppendTime: verdict.maxTimestamp,
-          logStartOffset: await logStartOf(storage, shard),
-        });
+      // The state is read up to where this broker's earlier batches end: wait for them.
+      await writer.settled(topic, data.index);
+      const started = Date.now();
+      for (;;) {
+        const verdict = await producers.check(produced);
+        if (verdict.kind === 'duplicate') {
+          return result(data.index, KafkaErrorCode.none, {
+            baseOffset: verdict.baseOffset,
+            logAppendTime: verdict.maxTimestamp,
+            logStartOffset: await logStartOf(storage, shard),
+          });
+        }
+        if (verdict.kind === 'error') {
+          return result(data.index, verdict.errorCode, { logStartOffset: await logStartOf(storage, shard) });
+        }
+        let stored: AppendResult;
+        try {
+          stored = await (await append(batch, maxTimestamp, verdict.expectedOffset)).stored;
+        } catch (error) {
+          if (isRobustMQError(error, ErrorCode.Conflict) && Date.now() - started < CHECK_AGAIN_MS) {
+            // Stored there first: another broker's batch, or one of ours that timed out earlier and
+            // may be this very batch. Check again once it can be read.
+            producers.behind(produced);
+            await storage.waitForData(shard, verdict.expectedOffset, CONFLICT_WAIT_MS).catch(() => {});
+            continue;
+          }
+          producers.appendFailed(produced);
+          throw error;
+        }
+        const { baseOffset, logStartOffset } = stored;
+        await producers.appended(produced, baseOffset);
+        publish(context, topic, batch);
+        context.broker.metrics.recordsReceived(context.connection.listener, header.lastOffsetDelta + 1);
+        return result(data.index, KafkaErrorCode.none, { baseOffset, logAppendTime, logStartOffset });
       }
-      if (verdict.kind === 'error') {
-        return result(data.index, verdict.errorCode, { logStartOffset: await logStartOf(storage, shard) });
-      }
-      let stored: AppendResult;
-      try {
-        stored = await (await append(batch, maxTimestamp)).stored;
-      } catch (error) {
-        producers.appendFailed(produced);
-        throw error;
-      }
-      const { baseOffset, logStartOffset } = stored;
-      await producers.appended(produced, baseOffset);
-      publish(context, topic, batch);
-      context.broker.metrics.recordsReceived(context.connection.listener, header.lastOffsetDelta + 1);
-      return result(data.index, KafkaErrorCode.none, { baseOffset, logAppendTime, logStartOffset });
     });
   } catch (error) {
     const errorCode = partitionFailure(context, error, 'write', { topic, partition: data.index });
