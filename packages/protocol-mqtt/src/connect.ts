@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Principal } from '@robustmq/core';
+import { ErrorCode, isRobustMQError, type Principal } from '@robustmq/core';
 import { runConnectExchange } from './auth-exchange.js';
 import { ClientAuthorization } from './authorization.js';
 import type { IConnackPacket, IConnectPacket, IDisconnectPacket, ProtocolVersion } from './codec/packets.js';
@@ -10,6 +10,15 @@ import { topicNameProblem } from './topic-names.js';
 import { willFromConnect } from './wills.js';
 
 /** The refusals CONNACK can express, as MQTT 5 reason code and MQTT 3 return code. */
+/** How long a CONNECT tries to take its session over while storage or the meta service cannot serve. */
+const CLAIM_WAIT_MS = 15_000;
+const CLAIM_RETRY_MS = 250;
+
+/** A failure that passes: storage or the meta service not serving now, or not in time. */
+function passing(error: unknown): boolean {
+  return isRobustMQError(error, ErrorCode.Unavailable) || isRobustMQError(error, ErrorCode.Timeout);
+}
+
 const REFUSALS = {
   client_id_rejected: [ReasonCode.ClientIdentifierNotValid, ConnectReturnCode.IdentifierRejected],
   bad_credentials: [ReasonCode.BadUserNameOrPassword, ConnectReturnCode.BadUserNameOrPassword],
@@ -145,11 +154,23 @@ async function connect(
   }
 
   if (broker.peers !== null) {
-    try {
-      await broker.peers.claim(clientId);
-    } catch (error) {
-      broker.logger.warn({ err: error, clientId }, 'session not taken over from another broker');
-      return refuse(connection, 'server_unavailable', 'the session is held by another broker');
+    // Storage or the meta service out for a moment (a journal node restarting) is waited out:
+    // most clients take a refused CONNACK as final (MQTT.js does not reconnect).
+    const giveUpAt = Date.now() + CLAIM_WAIT_MS;
+    for (;;) {
+      try {
+        await broker.peers.claim(clientId);
+        break;
+      } catch (error) {
+        if (connection.state !== 'connecting') return;
+        if (passing(error) && Date.now() < giveUpAt) {
+          await new Promise((resolve) => setTimeout(resolve, CLAIM_RETRY_MS));
+          if (connection.state !== 'connecting') return;
+          continue;
+        }
+        broker.logger.warn({ err: error, clientId }, 'session not taken over from another broker');
+        return refuse(connection, 'server_unavailable', 'the session is held by another broker');
+      }
     }
     if (connection.state !== 'connecting') return;
   }

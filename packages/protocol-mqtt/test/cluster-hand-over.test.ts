@@ -1,9 +1,39 @@
+import { ErrorCode, InProcessBrokers, RobustMQError, type StorageEngine } from '@robustmq/core';
+import { MemoryStorageEngine } from '@robustmq/storage-memory';
 import { afterEach, describe, expect, it } from 'vitest';
-import { linkedBrokers, startInProcess } from './helpers/in-process.js';
+import { linkedBrokers, memoryMeta, startInProcess } from './helpers/in-process.js';
 import { connectClient, connectWithInbox, endAll, type MqttClient } from './helpers/mqttjs.js';
 
 // Two MQTT brokers in this process on one meta store and one storage, linked by a cluster whose
 // calls between them this test can hold back: what happens while a session moves, step by step.
+
+/**
+ * The storage as one broker sees it, whose session logs cannot be read while it is `out` (a
+ * journal node restarting); `reached` once a read was refused.
+ */
+function sessionLogsOut(storage: StorageEngine) {
+  let out = false;
+  let reach!: () => void;
+  const reached = new Promise<void>((resolve) => (reach = resolve));
+  const seen = new Proxy(storage, {
+    get(target, name) {
+      const value: unknown = Reflect.get(target, name, target);
+      if (typeof value !== 'function') return value;
+      const call = (value as (...a: unknown[]) => unknown).bind(target);
+      if (name !== 'shardInfo' && name !== 'read') return call;
+      return (shard: string, ...rest: unknown[]) => {
+        if (out && shard.startsWith('mqtt-sessions/')) {
+          reach();
+          return Promise.reject(
+            new RobustMQError(ErrorCode.Unavailable, 'the journal node is not reachable'),
+          );
+        }
+        return call(shard, ...rest);
+      };
+    },
+  });
+  return { storage: seen, reached, setOut: (value: boolean) => (out = value) };
+}
 
 describe('a session moving between brokers, step by step', () => {
   const stops: Array<() => Promise<void>> = [];
@@ -179,6 +209,43 @@ describe('a session moving between brokers, step by step', () => {
     links.remove(1);
     gone();
     links.hold(null);
+    const resumed = await back;
+    clients.push(resumed.client);
+    expect(resumed.connack.sessionPresent).toBe(true);
+    expect((await resumed.inbox.at(0)).payload).toBe('queued');
+  });
+
+  it('waits for storage that cannot serve for a moment rather than refusing the client', async () => {
+    const meta = memoryMeta();
+    const storage = new MemoryStorageEngine();
+    const links = new InProcessBrokers();
+    const outage = sessionLogsOut(storage);
+    const a = await startInProcess({}, { meta, storage, cluster: links.member(1) });
+    const b = await startInProcess({}, { meta, storage: outage.storage, cluster: links.member(2) });
+    stops.push(
+      () => a.stop(),
+      () => b.stop(),
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    const options = {
+      protocolVersion: 5 as const,
+      clientId: 'outage',
+      clean: false,
+      properties: { sessionExpiryInterval: 300 },
+    };
+    const away = await connectClient(a.port, options);
+    await away.subscribeAsync('outage/#', { qos: 1 });
+    await away.endAsync();
+    const publisher = await connectClient(a.port, { clientId: 'outage-publisher' });
+    clients.push(publisher);
+    await publisher.publishAsync('outage/1', 'queued', { qos: 1 });
+
+    // The client comes back on broker 2 while the session's log cannot be read there.
+    outage.setOut(true);
+    const back = connectWithInbox(b.port, { ...options, connectTimeout: 20_000 });
+    await outage.reached;
+    await new Promise((r) => setTimeout(r, 700));
+    outage.setOut(false);
     const resumed = await back;
     clients.push(resumed.client);
     expect(resumed.connack.sessionPresent).toBe(true);
