@@ -139,10 +139,10 @@ describe('an idempotent producer that gives up on a send', () => {
     });
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     // The same keys each time, so each send puts as many records in each partition.
-    const send = (label: string) =>
+    const send = (label: string, count = 12) =>
       producer.send({
         topic,
-        messages: Array.from({ length: 12 }, (_, i) => ({ key: `key-${i}`, value: `${label}-${i}` })),
+        messages: Array.from({ length: count }, (_, i) => ({ key: `key-${i}`, value: `${label}-${i}` })),
       });
     await producer.connect();
     const acknowledged: string[] = [];
@@ -170,6 +170,49 @@ describe('an idempotent producer that gives up on a send', () => {
     expect(acknowledged.filter((value) => !stored.includes(value))).toEqual([]);
     // What the failed send stored in the other partitions stays, once each.
     expect(stored.filter((value) => value.startsWith('failed-')).length).toBeGreaterThan(0);
+    expect(new Set(stored).size).toBe(stored.length);
+  });
+});
+
+describe('an idempotent producer that gives up on a send and sends fewer records next', () => {
+  it('is not refused from then on: its next records are stored under the numbers it reuses', async () => {
+    const topic = 'given-up-fewer';
+    await createTopic(topic, 3);
+    const kafka = new Kafka({
+      brokers: [`127.0.0.1:${node.port}`],
+      logLevel: logLevel.NOTHING,
+      retry: { retries: 2, initialRetryTime: 50 },
+    });
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    const send = (label: string, count: number) =>
+      producer.send({
+        topic,
+        messages: Array.from({ length: count }, (_, i) => ({ key: `key-${i}`, value: `${label}-${i}` })),
+      });
+    await producer.connect();
+    const acknowledged: string[] = [];
+    try {
+      node.storage.fail(
+        'append',
+        `${topic}/1`,
+        () => new RobustMQError(ErrorCode.InvalidArgument, 'refused for the test'),
+      );
+      await expect(send('failed', 12)).rejects.toThrow();
+      node.storage.heal();
+      // Fewer records per partition than the batches stored under the same numbers.
+      await send('next', 4);
+      acknowledged.push(...Array.from({ length: 4 }, (_, i) => `next-${i}`));
+      await send('last', 12);
+      acknowledged.push(...Array.from({ length: 12 }, (_, i) => `last-${i}`));
+    } finally {
+      await producer.disconnect();
+    }
+    const stored = [
+      ...(await storedValues(topic, 0)),
+      ...(await storedValues(topic, 1)),
+      ...(await storedValues(topic, 2)),
+    ];
+    expect(acknowledged.filter((value) => !stored.includes(value))).toEqual([]);
     expect(new Set(stored).size).toBe(stored.length);
   });
 });

@@ -272,6 +272,22 @@ describe('idempotent producers', () => {
     });
   });
 
+  it('stores a batch that starts where the last one did with other records and another count', async () => {
+    const table = new ProducerStateTable(storage);
+    await produce(table, 19n, 0, 0, 2);
+    await produce(table, 19n, 0, 2, 2);
+    expect(await produce(table, 19n, 0, 2, 3, 't', 'next-')).toEqual({ kind: 'append', offset: 4 });
+    expect(await produce(table, 19n, 0, 2, 3, 't', 'next-')).toEqual({
+      kind: 'duplicate',
+      baseOffset: 4,
+      maxTimestamp: 1000,
+    });
+    expect(await produce(table, 19n, 0, 5, 1)).toEqual({ kind: 'append', offset: 7 });
+    // Not so for the numbers of an older batch, nor a batch that starts inside the last one.
+    expect((await produce(table, 19n, 0, 0, 3, 't', 'old-')).kind).toBe('error');
+    expect((await produce(table, 19n, 0, 3, 2, 't', 'inside-')).kind).toBe('error');
+  });
+
   it('reads the tail of a log of large records when it rebuilds, whatever was stored before', async () => {
     const large = await encodeRecordBatch({ records: [{ value: Buffer.alloc(1024 * 1024, 1) }] });
     for (let i = 0; i < 80; i++) {

@@ -102,33 +102,31 @@ export class ProducerStateTable implements ProducerStateCheck {
   ) {}
 
   async check(batch: ProducedBatch): Promise<ProducerCheckResult> {
-    const state = await this.partition(batch.topic, batch.partition);
-    const verdict = this.verdict(state, batch);
-    if (verdict.kind === 'duplicate') {
-      const entry = state.producers.get(batch.producerId);
-      const latest = entry?.batches[entry.batches.length - 1];
-      if (latest?.baseOffset === verdict.baseOffset && !(await this.storedAs(batch, verdict.baseOffset))) {
-        // Not a retry: a client that gave up on a send (KafkaJS after an error it does not retry)
-        // sends its next records under the same sequence numbers. Answering them as the stored
-        // batch would acknowledge records never stored; storing them loses nothing.
-        this.logger.warn(
-          {
-            topic: batch.topic,
-            partition: batch.partition,
-            producerId: String(batch.producerId),
-            baseSequence: batch.baseSequence,
-          },
-          'batch reuses the sequence numbers of a different stored batch: stored as a new batch',
-        );
-        return { kind: 'append', expectedOffset: state.through };
-      }
-      return verdict;
+    let state = await this.partition(batch.topic, batch.partition);
+    let verdict = this.verdict(state, batch);
+    if (verdict.kind === 'error') {
+      // A refusal stands only on what the log holds now: batches stored through another broker
+      // since this one last read it may be what makes this batch the next in sequence.
+      this.behind(batch);
+      state = await this.partition(batch.topic, batch.partition);
+      verdict = this.verdict(state, batch);
     }
-    if (verdict.kind !== 'error') return verdict;
-    // A refusal stands only on what the log holds now: batches stored through another broker
-    // since this one last read it may be what makes this batch the next in sequence.
-    this.behind(batch);
-    return this.verdict(await this.partition(batch.topic, batch.partition), batch);
+    if (verdict.kind === 'append' || !startsAsLatest(state, batch)) return verdict;
+    // The numbers of the producer's last batch again: a retry, or a client that gave up on that
+    // batch (KafkaJS after an error it does not retry) sending its next records under them.
+    // Answered as the stored batch they would be acknowledged and never stored; refused, the
+    // client would be refused on every send from then on.
+    if (verdict.kind === 'duplicate' && (await this.storedAs(batch, verdict.baseOffset))) return verdict;
+    this.logger.warn(
+      {
+        topic: batch.topic,
+        partition: batch.partition,
+        producerId: String(batch.producerId),
+        baseSequence: batch.baseSequence,
+      },
+      'batch reuses the sequence numbers of a different stored batch: stored as a new batch',
+    );
+    return { kind: 'append', expectedOffset: state.through };
   }
 
   /**
@@ -328,6 +326,15 @@ export class ProducerStateTable implements ProducerStateCheck {
   }
 }
 
+/** Whether the batch starts at the first sequence number of its producer's last batch, same epoch. */
+function startsAsLatest(state: PartitionState, batch: ProducedBatch): boolean {
+  const entry = state.producers.get(batch.producerId);
+  const latest = entry?.batches[entry.batches.length - 1];
+  return (
+    latest !== undefined && entry!.epoch === batch.producerEpoch && latest.firstSeq === batch.baseSequence
+  );
+}
+
 function sameRecords(stored: readonly KafkaRecord[], sent: readonly KafkaRecord[]): boolean {
   return (
     stored.length === sent.length &&
@@ -361,12 +368,11 @@ function record(
   let entry = producers.get(producerId);
   if (!entry || epoch > entry.epoch) entry = { epoch, batches: [] };
   else if (epoch < entry.epoch) return;
-  const lastSeq = lastSequence(baseSequence, lastOffsetDelta);
-  // A batch stored again under the same sequence numbers (see `check`) stands for them from now on.
-  entry.batches = entry.batches.filter((b) => b.firstSeq !== baseSequence || b.lastSeq !== lastSeq);
+  // A batch stored under the numbers of the last one (see `check`) stands for them from now on.
+  entry.batches = entry.batches.filter((b) => b.firstSeq !== baseSequence);
   entry.batches.push({
     firstSeq: baseSequence,
-    lastSeq,
+    lastSeq: lastSequence(baseSequence, lastOffsetDelta),
     ...stored,
   });
   if (entry.batches.length > BATCHES_KEPT) entry.batches.shift();
