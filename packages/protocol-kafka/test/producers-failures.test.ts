@@ -127,10 +127,15 @@ describe('an idempotent batch whose append lands after it timed out', () => {
 
 // KafkaJS takes back the sequence numbers of every partition of a request that failed, also those
 // stored, and when it gives up on the send (an error it does not retry) it sends its next records
-// under those numbers. Answered as the stored batches, they would be acknowledged and never stored.
+// under those numbers. Answered as the stored batches, they would be acknowledged and never stored;
+// refused, the producer would be refused on every send from then on.
 describe('an idempotent producer that gives up on a send', () => {
-  it('has the records of its next send stored, though they come under the numbers of stored ones', async () => {
-    const topic = 'given-up';
+  /**
+   * A KafkaJS idempotent producer to a 3-partition topic, sending `count` records keyed the same
+   * way each time (so each send puts as many records in each partition): `acknowledged` lists the
+   * values of the sends that succeeded.
+   */
+  async function keyedProducer(topic: string) {
     await createTopic(topic, 3);
     const kafka = new Kafka({
       brokers: [`127.0.0.1:${node.port}`],
@@ -138,81 +143,67 @@ describe('an idempotent producer that gives up on a send', () => {
       retry: { retries: 2, initialRetryTime: 50 },
     });
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-    // The same keys each time, so each send puts as many records in each partition.
-    const send = (label: string, count = 12) =>
-      producer.send({
-        topic,
-        messages: Array.from({ length: count }, (_, i) => ({ key: `key-${i}`, value: `${label}-${i}` })),
-      });
     await producer.connect();
     const acknowledged: string[] = [];
-    try {
-      const first = await send('first');
-      expect(new Set(first.map((answer) => answer.partition))).toEqual(new Set([0, 1, 2]));
-      acknowledged.push(...Array.from({ length: 12 }, (_, i) => `first-${i}`));
+    const send = async (label: string, count: number) => {
+      const values = Array.from({ length: count }, (_, i) => `${label}-${i}`);
+      const answers = await producer.send({
+        topic,
+        messages: values.map((value, i) => ({ key: `key-${i}`, value })),
+      });
+      acknowledged.push(...values);
+      return answers;
+    };
+    /** Partition 1 refuses appends with an error KafkaJS does not retry, until healed. */
+    const refuseOnePartition = () =>
       node.storage.fail(
         'append',
         `${topic}/1`,
         () => new RobustMQError(ErrorCode.InvalidArgument, 'refused for the test'),
       );
-      await expect(send('failed')).rejects.toThrow();
-      node.storage.heal();
-      await send('next');
-      acknowledged.push(...Array.from({ length: 12 }, (_, i) => `next-${i}`));
-    } finally {
-      await producer.disconnect();
-    }
-    const stored = [
+    /** Every value stored in the topic. */
+    const stored = async () => [
       ...(await storedValues(topic, 0)),
       ...(await storedValues(topic, 1)),
       ...(await storedValues(topic, 2)),
     ];
-    expect(acknowledged.filter((value) => !stored.includes(value))).toEqual([]);
-    // What the failed send stored in the other partitions stays, once each.
-    expect(stored.filter((value) => value.startsWith('failed-')).length).toBeGreaterThan(0);
-    expect(new Set(stored).size).toBe(stored.length);
-  });
-});
+    return { producer, send, acknowledged, refuseOnePartition, stored };
+  }
 
-describe('an idempotent producer that gives up on a send and sends fewer records next', () => {
-  it('is not refused from then on: its next records are stored under the numbers it reuses', async () => {
-    const topic = 'given-up-fewer';
-    await createTopic(topic, 3);
-    const kafka = new Kafka({
-      brokers: [`127.0.0.1:${node.port}`],
-      logLevel: logLevel.NOTHING,
-      retry: { retries: 2, initialRetryTime: 50 },
-    });
-    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-    const send = (label: string, count: number) =>
-      producer.send({
-        topic,
-        messages: Array.from({ length: count }, (_, i) => ({ key: `key-${i}`, value: `${label}-${i}` })),
-      });
-    await producer.connect();
-    const acknowledged: string[] = [];
+  it('has the records of its next send stored, though they come under the numbers of stored ones', async () => {
+    const { producer, send, acknowledged, refuseOnePartition, stored } = await keyedProducer('given-up');
     try {
-      node.storage.fail(
-        'append',
-        `${topic}/1`,
-        () => new RobustMQError(ErrorCode.InvalidArgument, 'refused for the test'),
-      );
+      const first = await send('first', 12);
+      expect(new Set(first.map((answer) => answer.partition))).toEqual(new Set([0, 1, 2]));
+      refuseOnePartition();
+      await expect(send('failed', 12)).rejects.toThrow();
+      node.storage.heal();
+      await send('next', 12);
+    } finally {
+      await producer.disconnect();
+    }
+    const values = await stored();
+    expect(acknowledged.filter((value) => !values.includes(value))).toEqual([]);
+    // What the failed send stored in the other partitions stays, once each.
+    expect(values.filter((value) => value.startsWith('failed-')).length).toBeGreaterThan(0);
+    expect(new Set(values).size).toBe(values.length);
+  });
+
+  it('is not refused from then on: its next records are stored under the numbers it reuses', async () => {
+    const { producer, send, acknowledged, refuseOnePartition, stored } =
+      await keyedProducer('given-up-fewer');
+    try {
+      refuseOnePartition();
       await expect(send('failed', 12)).rejects.toThrow();
       node.storage.heal();
       // Fewer records per partition than the batches stored under the same numbers.
       await send('next', 4);
-      acknowledged.push(...Array.from({ length: 4 }, (_, i) => `next-${i}`));
       await send('last', 12);
-      acknowledged.push(...Array.from({ length: 12 }, (_, i) => `last-${i}`));
     } finally {
       await producer.disconnect();
     }
-    const stored = [
-      ...(await storedValues(topic, 0)),
-      ...(await storedValues(topic, 1)),
-      ...(await storedValues(topic, 2)),
-    ];
-    expect(acknowledged.filter((value) => !stored.includes(value))).toEqual([]);
-    expect(new Set(stored).size).toBe(stored.length);
+    const values = await stored();
+    expect(acknowledged.filter((value) => !values.includes(value))).toEqual([]);
+    expect(new Set(values).size).toBe(values.length);
   });
 });
