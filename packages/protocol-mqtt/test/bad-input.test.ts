@@ -187,6 +187,12 @@ describe('bad MQTT 5 properties', () => {
     ['a User Property value that is not UTF-8', properties(userProperty('k', notUtf8)), 0x81],
     ['a Content Type that is not UTF-8', properties([0x03], str(notUtf8)), 0x81],
     ['a property running past the property length', Buffer.from([0x03, 0x03, 0x00, 0x03, 0x61, 0x62]), 0x81],
+    ['a property length padded to two bytes (MQTT-1.5.5-1)', Buffer.from([0x80, 0x00]), 0x81],
+    [
+      'a Message Expiry Interval after a padded property length',
+      Buffer.from([0x85, 0x00, 0x02, 0, 0, 0, 9]),
+      0x81,
+    ],
   ])(
     'PUBLISH with %s is refused at QoS 0 and 1 (DISCONNECT 0x81/0x82), and no one gets it',
     async (_name, props, code) => {
@@ -227,6 +233,22 @@ describe('bad MQTT 5 properties', () => {
 
   it('an AUTH with Remaining Length 0 (reason Success, no method) is a protocol error', async () => {
     await expectRejected(5, (c) => c.write([0xf0, 0x00]), 0x82);
+  });
+
+  it('SUBSCRIBE with a Subscription Identifier padded to more bytes than it needs is malformed', async () => {
+    await expectRejected(
+      5,
+      (c) => c.write(packet(0x82, [0, 1], properties([0x0b, 0x85, 0x00]), str('a/b'), [1])),
+      0x81,
+    );
+    expect(await goodInbox.settle(100)).toEqual([]);
+  });
+
+  it('a remaining length padded to two bytes is read, as Mosquitto reads it', async () => {
+    const client = await RawClient.connected(server.port, 5, `padded-length-${++seq}`);
+    client.write([0xc0, 0x80, 0x00]);
+    expect(await client.next()).toMatchObject({ cmd: 'pingresp' });
+    client.close();
   });
 
   it('SUBSCRIBE asking for QoS 3 or Retain Handling 3 is a protocol error (MQTT 5 section 3.8.3.1)', async () => {

@@ -10,7 +10,7 @@ export function bodyOffset(frame: Buffer): number {
 
 /**
  * Reads the fields of one complete packet in order. Reading past the packet's end, a variable
- * byte integer longer than 4 bytes or a string that is not UTF-8 throws a malformed-packet
+ * byte integer longer than 4 bytes or longer than its value needs, or a string that is not UTF-8 throws a malformed-packet
  * {@link MqttCodecError}, so a check reads as the packet's layout.
  */
 export class FrameReader {
@@ -44,13 +44,21 @@ export class FrameReader {
     return value;
   }
 
+  /**
+   * A variable byte integer in as few bytes as its value needs (MQTT-1.5.5-1): a last byte of 0
+   * after others means padding, refused as Mosquitto does inside packets. The remaining length in
+   * the fixed header is read elsewhere and, as by Mosquitto, may be padded.
+   */
   varint(what: string): number {
     let value = 0;
     let multiplier = 1;
     for (let bytes = 0; bytes < 4; bytes++) {
       const byte = this.byte(what);
       value += (byte & 0x7f) * multiplier;
-      if ((byte & 0x80) === 0) return value;
+      if ((byte & 0x80) === 0) {
+        if (byte === 0 && bytes > 0) throw malformed(`${what} is a variable byte integer with padding`);
+        return value;
+      }
       multiplier *= 128;
     }
     throw malformed(`${what} is a variable byte integer longer than 4 bytes`);
