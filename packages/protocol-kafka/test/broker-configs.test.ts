@@ -364,6 +364,12 @@ describe('broker config sources', () => {
       'auto.create.topics.enable': ['true', 5, true],
       'socket.request.max.bytes': ['104857600', 5, true],
       'broker.id': ['1', 4, false],
+      // The broker configs topics take their defaults from, as Kafka lists them for a broker.
+      'message.max.bytes': [String(DEFAULT_SHARD_CONFIG.maxBatchBytes), 5, true],
+      'log.retention.ms': [String(DEFAULT_SHARD_CONFIG.retentionMs), 5, true],
+      'log.retention.bytes': ['-1', 5, true],
+      'log.segment.bytes': [String(DEFAULT_SHARD_CONFIG.segmentBytes), 5, true],
+      'log.cleanup.policy': ['delete', 5, true],
     });
   });
 });

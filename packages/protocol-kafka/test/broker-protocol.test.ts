@@ -584,10 +584,43 @@ describe('Kafka broker over the wire', () => {
     expect(below.responses[0]!.partitions[0]!.errorCode).toBe(KafkaErrorCode.offsetOutOfRange);
     // An empty record set, not a null one (size -1), which librdkafka cannot parse.
     expect(below.responses[0]!.partitions[0]!.records).toEqual(Buffer.alloc(0));
+    // A negative offset is below the log start too: out of range, so the client resets.
+    for (const offset of [-1, -5]) {
+      const negative = await client.request<FetchResponse>(1, 12, fetchBody('timeline', offset));
+      expect(negative.responses[0]!.partitions[0]).toMatchObject({
+        errorCode: KafkaErrorCode.offsetOutOfRange,
+        highWatermark: 8n,
+        logStartOffset: 5n,
+      });
+    }
   });
 });
 
 describe('topic admin over the wire', () => {
+  it('creates neither of two topics of one name in one request, answering both INVALID_REQUEST, as Kafka does', async () => {
+    const topic = (numPartitions: number) => ({
+      name: 'named-twice',
+      numPartitions,
+      replicationFactor: 1,
+      assignments: [],
+      configs: [],
+    });
+    const response = await client.request<CreateTopicsResponse>(19, 7, {
+      topics: [topic(1), topic(2), { ...topic(1), name: 'named-once' }],
+      timeoutMs: 5000,
+    });
+    expect(response.topics.map((t) => [t.name, t.errorCode])).toEqual([
+      ['named-twice', KafkaErrorCode.invalidRequest],
+      ['named-twice', KafkaErrorCode.invalidRequest],
+      ['named-once', 0],
+    ]);
+    const metadata = await client.request<MetadataResponse>(3, 12, {
+      topics: [{ name: 'named-twice' }],
+      allowAutoTopicCreation: false,
+    });
+    expect(metadata.topics[0]!.errorCode).toBe(KafkaErrorCode.unknownTopicOrPartition);
+  });
+
   it('reports topic ids in Metadata and deletes a topic by id (DeleteTopics v6)', async () => {
     const created = await createTopic('by-id', 3);
     expect(created.errorCode).toBe(0);

@@ -248,6 +248,19 @@ export function brokerDefaultOf(name: string): { name: string; value: string } |
   return spec ? { name: spec.broker, value: spec.default } : null;
 }
 
+/**
+ * The broker configs topics take their defaults from (Kafka's `log.retention.ms` for
+ * `retention.ms`, and so on), each with that default, so a broker's DescribeConfigs shows them.
+ */
+export function brokerTopicDefaults(): Array<{ name: string; value: string; type: ConfigType; doc: string }> {
+  return Object.entries(TOPIC_CONFIGS).map(([topicName, spec]) => ({
+    name: spec.broker,
+    value: spec.default,
+    type: spec.type,
+    doc: `The default of the topic config ${topicName}: ${spec.doc}`,
+  }));
+}
+
 /** The value of one config of a topic and whether it is the default. */
 export function configValue(topic: Topic, name: string): { value: string; isDefault: boolean } | null {
   const spec = TOPIC_CONFIGS[name];

@@ -26,6 +26,10 @@ export const handleCreateTopics: ApiHandler<CreateTopicsRequest, CreateTopicsRes
   context,
 ) => {
   const topics: CreateTopicsResponseCreatableTopicResult[] = [];
+  // As Kafka does, a name given twice creates neither: which of the two was meant is unknown.
+  const seen = new Set<string>();
+  const twice = new Set<string>();
+  for (const { name } of request.topics) (seen.has(name) ? twice : seen).add(name);
   for (const wanted of request.topics) {
     const fail = (errorCode: number, errorMessage: string): CreateTopicsResponseCreatableTopicResult => ({
       name: wanted.name,
@@ -37,6 +41,10 @@ export const handleCreateTopics: ApiHandler<CreateTopicsRequest, CreateTopicsRes
       replicationFactor: -1,
       configs: null,
     });
+    if (twice.has(wanted.name)) {
+      topics.push(fail(KafkaErrorCode.invalidRequest, `topic ${wanted.name} is named more than once`));
+      continue;
+    }
     try {
       topics.push(await createTopic(context, wanted, request.validateOnly ?? false, fail));
     } catch (error) {

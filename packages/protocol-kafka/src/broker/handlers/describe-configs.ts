@@ -8,6 +8,7 @@ import { ResourceType } from '../config-resources.js';
 import type { ApiHandler, KafkaBroker } from '../handler.js';
 import {
   brokerDefaultOf,
+  brokerTopicDefaults,
   ConfigType,
   configValue,
   explicitConfigs,
@@ -111,6 +112,7 @@ function brokerConfigs(broker: KafkaBroker): BrokerConfig[] {
       settings.groupInitialRebalanceDelayMs,
       'int',
     ),
+    ...brokerTopicDefaults().map((config) => ({ ...config, source: Source.default })),
   ];
 }
 

@@ -116,9 +116,10 @@ async function readPartition(
   // As in Kafka (KIP-74), the first partition with data gets a whole batch even when a limit is 0.
   const maxBytes = Math.min(budget, read.request.partitionMaxBytes);
   try {
-    if (maxBytes < 0 || (maxBytes === 0 && !minOneBatch)) {
+    if (offset < 0 || maxBytes < 0 || (maxBytes === 0 && !minOneBatch)) {
       // No batch for this partition: only its offsets. Kafka's log refuses a read size below 0, so
-      // then a partition with records to read fails with UNKNOWN_SERVER_ERROR.
+      // then a partition with records to read fails with UNKNOWN_SERVER_ERROR. A negative offset
+      // is below the log start: out of range, as Kafka answers it.
       const info = await storage.shardInfo(shard);
       const outOfRange = offset < info.logStartOffset || offset > info.nextOffset;
       if (maxBytes < 0 && !outOfRange && offset !== info.nextOffset) {
