@@ -57,6 +57,15 @@ interface RheaContainer {
   create_connection(options: Record<string, unknown>): RheaConnection;
 }
 
+/**
+ * Whether an attach's target, as decoded before rhea reads it as a terminus, is a transaction
+ * coordinator (AMQP 1.0 section 4.5.1, descriptor 0x30 or its symbol).
+ */
+function isCoordinator(target: unknown): boolean {
+  const descriptor = (target as { descriptor?: { value?: unknown } } | null | undefined)?.descriptor?.value;
+  return String(descriptor) === '48' || descriptor === 'amqp:coordinator:list';
+}
+
 function capabilities(terminus: RheaTerminus | null | undefined): string[] {
   const caps = terminus?.capabilities;
   if (!caps) return [];
@@ -196,6 +205,7 @@ export class AmqpConnection {
     );
     socket.on('close', () => this.cleanup());
     this.guard.on('written', () => this.socketWritten());
+    this.guard.once('sasl-outcome', () => this.readInputHeldThroughSasl());
 
     this.handshakeTimer = setTimeout(() => this.handshakeTimedOut(), settings.handshakeTimeoutMs);
     this.handshakeTimer.unref();
@@ -258,6 +268,22 @@ export class AmqpConnection {
     this.rhea.options.require_sasl = !anonymous;
     this.rhea.accept(this.guard);
     this.guard.start(anonymous ? [AMQP_PROTOCOL, SASL_PROTOCOL] : [SASL_PROTOCOL]);
+  }
+
+  /**
+   * A client may send its AMQP header and `open` right behind its sasl-init, without waiting for
+   * the outcome. rhea reads them while its SASL layer is still on (the mechanism answers
+   * asynchronously), takes the header for the size of a SASL frame and waits for bytes that never
+   * come. Once the outcome is out, what it holds back is read again, by the AMQP layer.
+   */
+  private readInputHeldThroughSasl(): void {
+    const engine = this.rhea;
+    const held = engine.chunks ? Buffer.concat(engine.chunks) : engine.previous_input;
+    if (this.closed || !held || held.length === 0) return;
+    engine.chunks = null;
+    engine.frame_size = undefined;
+    engine.previous_input = null;
+    engine.input(held);
   }
 
   private anonymousCredentials() {
@@ -336,6 +362,11 @@ export class AmqpConnection {
       const original = connection[key]!.bind(connection);
       const attach = performative === 'attach';
       connection[key] = (frame: SessionFrame) => {
+        if (attach && isCoordinator(frame.performative.target)) {
+          this.coordinators.add(frame.performative.name);
+          // rhea knows no such terminus: it would print a warning and read the link as targetless.
+          frame.performative.target = null;
+        }
         const session = this.rhea.remote_channel_map[frame.channel];
         if (session && this.discarding.has(session)) return;
         const handle = frame.performative.handle;
@@ -380,6 +411,11 @@ export class AmqpConnection {
    * handle never attached. An attach on the handle ends that.
    */
   private readonly endedHere = new WeakMap<RheaSession, Set<number>>();
+  /**
+   * Names of links the client attached to a transaction coordinator, which rhea reads as links
+   * without a target (it knows no coordinator terminus); each is refused as it opens.
+   */
+  private readonly coordinators = new Set<unknown>();
 
   /** Notes that this end is detaching `link` (see {@link endedHere}). */
   private detachingHere(link: RheaSender | RheaReceiver): void {
@@ -676,6 +712,11 @@ export class AmqpConnection {
     receiver.on_flow = () => {};
     countReceiverDeliveries(receiver);
     this.holdAttach(receiver);
+    if (this.coordinators.delete(receiver.name)) {
+      const refusal = new AmqpRefusal('amqp:not-implemented', 'transactions are not supported');
+      this.refuseLink(receiver, this.linkId(), refusal);
+      return;
+    }
     const target = receiver.remote.attach?.target;
     const dynamic = target?.dynamic === true;
     const address = dynamic ? this.broker.temporaryName() : (target?.address ?? null);

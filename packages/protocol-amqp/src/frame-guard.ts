@@ -52,6 +52,8 @@ export class GuardedSocket extends EventEmitter {
   private started = false;
   /** Protocol ids the next protocol header may have; none once AMQP itself has begun. */
   private protocols: readonly number[] = [];
+  /** Whether rhea has written a sasl-outcome (after which it reads the AMQP layer). */
+  private saslOutcomeWritten = false;
 
   constructor(
     readonly socket: Duplex,
@@ -97,6 +99,11 @@ export class GuardedSocket extends EventEmitter {
    */
   write(data: Buffer): boolean {
     if (!this.socket.writable) return false;
+    if (!this.saslOutcomeWritten && isSaslOutcome(data)) {
+      this.saslOutcomeWritten = true;
+      // rhea turns to the AMQP layer right after writing it, in the same turn.
+      process.nextTick(() => this.emit('sasl-outcome'));
+    }
     if (this.pending.length === 0) process.nextTick(this.flush);
     this.pending.push(data);
     this.pendingBytes += data.length;
@@ -306,6 +313,11 @@ export class GuardedSocket extends EventEmitter {
     }
     return null;
   }
+}
+
+/** Whether `data` is a SASL frame (type 1) holding a sasl-outcome (descriptor 0x44). */
+function isSaslOutcome(data: Buffer): boolean {
+  return data.length >= 11 && data[5] === 1 && data[8] === 0x00 && data[9] === 0x53 && data[10] === 0x44;
 }
 
 /** An AMQP `close` frame carrying an error, written when rhea cannot be asked to (bad input). */

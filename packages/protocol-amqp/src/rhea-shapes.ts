@@ -133,7 +133,8 @@ export interface RheaSession {
 /** A frame for a session, as rhea hands it to the connection's `on_<performative>`. */
 export interface SessionFrame {
   channel: number;
-  performative: { handle?: unknown };
+  /** An attach's `name` and `target` as decoded, before rhea reads the target as a terminus. */
+  performative: { handle?: unknown; name?: unknown; target?: unknown };
 }
 
 /** A link as rhea's session files it. */
@@ -238,8 +239,10 @@ export interface RheaConnection extends EventEmitter {
   readonly remote: { open?: { container_id?: string } };
   /** Reads bytes from the socket: whole frames and what rhea holds back of a partial one. */
   input(buffer: Buffer): void;
-  readonly previous_input?: Buffer | null;
-  readonly frame_size?: number;
+  /** What rhea holds back of input: the start of a frame not yet whole, or a frame's size and its pieces. */
+  previous_input?: Buffer | null;
+  frame_size?: number | undefined;
+  chunks?: Buffer[] | null;
   /** Sessions by the peer's channel. */
   readonly remote_channel_map: Record<number, RheaSession | undefined>;
   /** The timer that closes the connection when the peer is idle too long. */

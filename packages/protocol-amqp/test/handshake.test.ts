@@ -58,6 +58,50 @@ describe('an error in a pipelined handshake', () => {
   });
 });
 
+/** A sasl-init choosing ANONYMOUS, without an initial response. */
+const SASL_INIT_ANONYMOUS = frame(
+  Buffer.concat([Buffer.from([0x00, 0x53, 0x41, 0xc0, 0x0c, 0x01, 0xa3, 0x09]), Buffer.from('ANONYMOUS')]),
+  1,
+);
+
+describe('a SASL handshake pipelined with the AMQP header and open (AMQP 1.0, sections 2.4.2 and 5.3.2)', () => {
+  /** The performatives of the SASL layer and of the AMQP layer the broker answered with. */
+  function layers(received: Buffer): { sasl: number[]; amqp: number[] } {
+    const at = received.indexOf(AMQP_HEADER, 8);
+    if (at < 0) return { sasl: performatives(received.subarray(8)), amqp: [] };
+    return { sasl: performatives(received.subarray(8, at)), amqp: performatives(received.subarray(at + 8)) };
+  }
+
+  it('is answered in full, as when the client waits for each step', async () => {
+    const b = await broker({ handshake_timeout_ms: 3000 });
+    const raw = await RawClient.open(b.port);
+    raw.send(Buffer.concat([SASL_HEADER, SASL_INIT_ANONYMOUS, AMQP_HEADER, OPEN]));
+    await expect
+      .poll(() => layers(raw.received), { timeout: 2000 })
+      .toEqual({
+        sasl: [0x40, 0x44],
+        amqp: [0x10],
+      });
+    expect(raw.received.subarray(0, 8)).toEqual(SASL_HEADER);
+    raw.socket.destroy();
+  });
+
+  it('is answered in full when the AMQP header arrives split across two reads', async () => {
+    const b = await broker({ handshake_timeout_ms: 3000 });
+    const raw = await RawClient.open(b.port);
+    raw.send(Buffer.concat([SASL_HEADER, SASL_INIT_ANONYMOUS, AMQP_HEADER.subarray(0, 5)]));
+    await new Promise((r) => setTimeout(r, 20));
+    raw.send(Buffer.concat([AMQP_HEADER.subarray(5), OPEN, BEGIN]));
+    await expect
+      .poll(() => layers(raw.received), { timeout: 2000 })
+      .toEqual({
+        sasl: [0x40, 0x44],
+        amqp: [0x10, 0x11],
+      });
+    raw.socket.destroy();
+  });
+});
+
 describe('the handshake timeout', () => {
   it('closes connections that do not send their open in time, and counts them', async () => {
     const b = await broker({ handshake_timeout_ms: 300 });
