@@ -25,6 +25,11 @@ export interface ListenerSpec {
   /** For `ws` and `wss`: the HTTP path (e.g. `/mqtt`) and accepted WebSocket subprotocols. */
   path?: string;
   subprotocols?: readonly string[];
+  /**
+   * For `ws` and `wss`: the largest WebSocket message taken. A larger one is refused as soon as
+   * its length is read (close code 1009), before any of it is buffered. Unset: 100 MiB.
+   */
+  maxMessageBytes?: number;
 }
 
 /** A listener as the server bound it: the real port when the spec asked for 0. */

@@ -27,7 +27,9 @@ export class MqttPlugin implements ProtocolPlugin {
   constructor(readonly settings: MqttSettings) {}
 
   listeners(): readonly ListenerSpec[] {
-    const { host, tls, wsPath } = this.settings;
+    const { host, tls, wsPath, maxPacketSize } = this.settings;
+    // A WebSocket message may hold several packets (MQTT 5 section 6.0): room for two whole ones.
+    const web = { path: wsPath, subprotocols: SUBPROTOCOLS, maxMessageBytes: 2 * maxPacketSize };
     const ports = {
       tcp: this.settings.port,
       tls: this.settings.tlsPort,
@@ -40,7 +42,7 @@ export class MqttPlugin implements ProtocolPlugin {
       transport,
       ...(host === undefined ? {} : { host }),
       ...((transport === 'tls' || transport === 'wss') && tls ? { tls } : {}),
-      ...(transport === 'ws' || transport === 'wss' ? { path: wsPath, subprotocols: SUBPROTOCOLS } : {}),
+      ...(transport === 'ws' || transport === 'wss' ? web : {}),
     }));
   }
 

@@ -1,6 +1,7 @@
 import type { ConfigError } from '@robustmq/core';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { connect as connectTcp } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -48,7 +49,7 @@ describe('[mqtt] transport settings', () => {
       })
       .listeners();
     const tls = { cert: '/etc/cert.pem', key: '/etc/key.pem', ca: '/etc/ca.pem' };
-    const web = { path: '/broker', subprotocols: ['mqtt', 'mqttv3.1'] };
+    const web = { path: '/broker', subprotocols: ['mqtt', 'mqttv3.1'], maxMessageBytes: 2 * 1_048_576 };
     expect(listeners).toEqual([
       { name: 'tcp', port: 1, transport: 'tcp' },
       { name: 'tls', port: 2, transport: 'tls', tls },
@@ -191,6 +192,70 @@ describe('MQTT over TLS and WebSocket', () => {
     } finally {
       sub.kill();
     }
+  });
+
+  it('publishes the will of a WebSocket client that goes without DISCONNECT at once, as for TCP', async () => {
+    const t = topic();
+    const watcher = await connectClient(server.port);
+    clients.push(watcher);
+    const inbox = new Inbox(watcher);
+    await watcher.subscribeAsync(t, { qos: 1 });
+    const leaving = await mqtt.connectAsync(`ws://127.0.0.1:${ports['mqtt/ws']}/mqtt`, {
+      reconnectPeriod: 0,
+      keepalive: 60,
+      will: { topic: t, payload: Buffer.from('gone'), qos: 1, retain: false },
+    });
+    // Forced: the socket is closed without a DISCONNECT. Keep-alive alone would take 90 s.
+    leaving.end(true);
+    expect((await inbox.at(0)).payload).toBe('gone');
+  });
+
+  it('refuses a WebSocket message over twice max_packet_size as soon as its length is read', async () => {
+    const socket = connectTcp(ports['mqtt/ws']!, '127.0.0.1');
+    let received = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const key = Buffer.from('0123456789abcdef').toString('base64');
+    socket.write(
+      [
+        'GET /mqtt HTTP/1.1',
+        'Host: 127.0.0.1',
+        'Connection: Upgrade',
+        'Upgrade: websocket',
+        'Sec-WebSocket-Version: 13',
+        `Sec-WebSocket-Key: ${key}`,
+        'Sec-WebSocket-Protocol: mqtt',
+        '\r\n',
+      ].join('\r\n'),
+    );
+    await expect.poll(() => received.includes('\r\n\r\n')).toBe(true);
+    expect(received.toString('latin1')).toMatch(/^HTTP\/1\.1 101/);
+    const handshake = received.indexOf('\r\n\r\n') + 4;
+    // A masked binary frame that announces 80 MB; none of its payload is sent.
+    const frame = Buffer.alloc(14);
+    frame[0] = 0x82;
+    frame[1] = 0x80 | 127;
+    frame.writeBigUInt64BE(80_000_000n, 2);
+    socket.write(frame);
+    await closed;
+    // A close frame with status 1009, message too big.
+    const close = received.subarray(handshake);
+    expect(close[0]).toBe(0x88);
+    expect(close.readUInt16BE(2)).toBe(1009);
+  });
+
+  it('answers a plain HTTP request on the WebSocket port with 426 Upgrade Required', async () => {
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: ports['mqtt/ws'], path: '/mqtt' });
+      req.on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(status).toBe(426);
   });
 
   it('refuses a WebSocket upgrade on another path', async () => {

@@ -68,13 +68,22 @@ export async function bindListener(
       webSockets = new WebSocketServer({
         server: web,
         ...(spec.path ? { path: spec.path } : {}),
+        ...(spec.maxMessageBytes ? { maxPayload: spec.maxMessageBytes } : {}),
         handleProtocols: (protocols) => [...protocols].find((p) => offered.has(p)) ?? false,
       });
       webSockets.on('connection', (ws, request) => {
         const stream = createWebSocketStream(ws);
         // A socket error after the client vanished is reported by the protocol's own handlers.
         ws.on('error', () => stream.destroy());
+        // The stream only ends when the WebSocket closes; closed once its last bytes are read, as
+        // a TCP socket is, so the protocol learns the client has gone (a will, a session to free).
+        stream.on('end', () => stream.destroy());
         hand(stream, request.socket);
+      });
+      // A plain HTTP request (a health check, a browser opening the URL) is told to upgrade, not left waiting.
+      web.on('request', (_request, response) => {
+        response.writeHead(426, { Upgrade: 'websocket', Connection: 'close', 'Content-Type': 'text/plain' });
+        response.end('this port speaks WebSocket only\n');
       });
       break;
     }
