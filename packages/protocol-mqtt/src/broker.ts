@@ -808,9 +808,14 @@ export class MqttBroker {
   flushMetrics(): void {
     this.metrics.flush({
       sessions: this.sessions.size,
-      subscriptions: this.tree.size + this.exclusiveTree.size,
+      subscriptions: this.subscriptionCount(),
       retained: this.retained.size,
     });
+  }
+
+  /** Subscriptions of this broker's sessions, shared and exclusive ones included. */
+  subscriptionCount(): number {
+    return this.tree.size + this.exclusiveTree.size;
   }
 
   /** Closes every connection (MQTT 5 clients hear 0x8B, server shutting down) and stops timers. */

@@ -5,8 +5,8 @@ import { Publication } from './publication.js';
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
 /**
- * The `$SYS/broker/...` topics: version, uptime, connected clients, messages and bytes received
- * and sent, published retained at QoS 0 every `intervalSeconds` (and at start). They live in
+ * The `$SYS/broker/...` topics: version, uptime, clients connected, disconnected and in all,
+ * subscriptions, retained and stored messages, messages and bytes received and sent, published retained at QoS 0 every `intervalSeconds` (and at start). They live in
  * memory only: the retained store's copies are not written to the meta store. Wildcards at the
  * first level do not match `$SYS`, so only explicit `$SYS/...` subscribers get them.
  */
@@ -36,10 +36,21 @@ export class SysTopics {
     const totals = this.broker.metrics.totals();
     let connected = 0;
     for (const connection of this.broker.connections) if (connection.state === 'connected') connected++;
+    // As Mosquitto counts them: sessions connected or kept for a client that will come back, and
+    // messages held for them (queued or awaiting acknowledgement) plus retained ones.
+    const { sessions, retained } = this.broker;
+    let held = 0;
+    for (const session of sessions.values())
+      held += session.outbound.queuedCount + session.outbound.inflightCount;
     const values: Array<[string, string | number]> = [
       ['version', `robustmq ${VERSION}`],
       ['uptime', `${Math.floor((now - this.startedAt) / 1000)} seconds`],
       ['clients/connected', connected],
+      ['clients/total', Math.max(sessions.size, connected)],
+      ['clients/disconnected', Math.max(0, sessions.size - connected)],
+      ['subscriptions/count', this.broker.subscriptionCount()],
+      ['retained messages/count', retained.size],
+      ['messages/stored', retained.size + held],
       ['messages/received', totals.messagesReceived],
       ['messages/sent', totals.messagesSent],
       ['bytes/received', totals.bytesReceived],

@@ -17,6 +17,11 @@ const TOPICS = [
   'version',
   'uptime',
   'clients/connected',
+  'clients/total',
+  'clients/disconnected',
+  'subscriptions/count',
+  'retained messages/count',
+  'messages/stored',
   'messages/received',
   'messages/sent',
   'bytes/received',
@@ -53,6 +58,50 @@ describe.each([
       expect(everythingInbox.messages.filter((m) => m.topic.startsWith('$SYS'))).toEqual([]);
     } finally {
       await endAll(clients);
+    }
+  });
+});
+
+describe('$SYS counts of clients, subscriptions and stored messages, as Mosquitto publishes them', () => {
+  it('counts a disconnected session, its subscriptions and the messages held for it', async () => {
+    const own = await startServer({ mqtt: ['sys_interval_seconds = 1'] });
+    const clients: MqttClient[] = [];
+    try {
+      const away = await connectClient(own.port, { clientId: 'sys-away', clean: false });
+      await away.subscribeAsync(['sys-count/a', 'sys-count/b'], { qos: 1 });
+      await away.endAsync();
+      const publisher = await connectClient(own.port);
+      const watcher = await connectClient(own.port);
+      clients.push(publisher, watcher);
+      for (let i = 0; i < 3; i++) await publisher.publishAsync('sys-count/a', `held ${i}`, { qos: 1 });
+      await publisher.publishAsync('sys-count/r', 'kept', { qos: 1, retain: true });
+      const inbox = new Inbox(watcher);
+      await watcher.subscribeAsync('$SYS/broker/#', { qos: 0 });
+      // A round published after all that: the second one the watcher sees.
+      const rounds = await inbox.waitFor(TOPICS.length * 2, 4000);
+      const latest = new Map(
+        rounds.slice(TOPICS.length).map((m) => [m.topic.slice('$SYS/broker/'.length), m.payload]),
+      );
+      expect(
+        Object.fromEntries(
+          ['clients/connected', 'clients/total', 'clients/disconnected', 'subscriptions/count'].map((k) => [
+            k,
+            Number(latest.get(k)),
+          ]),
+        ),
+      ).toEqual({
+        'clients/connected': 2,
+        'clients/total': 3,
+        'clients/disconnected': 1,
+        'subscriptions/count': 3,
+      });
+      // Retained: the one published and the broker's own $SYS topics.
+      const retained = Number(latest.get('retained messages/count'));
+      expect(retained).toBe(1 + TOPICS.length);
+      expect(Number(latest.get('messages/stored'))).toBe(retained + 3);
+    } finally {
+      await endAll(clients);
+      await own.stop();
     }
   });
 });
