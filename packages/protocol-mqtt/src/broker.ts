@@ -653,6 +653,7 @@ export class MqttBroker {
       this.settings.maxQueuedMessages,
       this.settings.queueFullPolicy,
       this.barrier,
+      this.logger,
     );
   }
 

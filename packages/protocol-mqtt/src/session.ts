@@ -1,3 +1,4 @@
+import type { Logger } from '@robustmq/core';
 import { encodeAck } from './codec/encode.js';
 import type { Connection } from './connection.js';
 import { InboundFlow } from './inbound-flow.js';
@@ -77,6 +78,8 @@ export class Session {
    * 1/2 delivery waits for, as it is not durable until the moved session takes it over.
    */
   standIn: Promise<void> | null = null;
+  /** Whether messages are being dropped for a full queue: logged once, until the queue has room. */
+  private dropping = false;
 
   constructor(
     readonly clientId: string,
@@ -85,6 +88,7 @@ export class Session {
     maxQueued: number,
     private readonly queueFullPolicy: QueueFullPolicy,
     private readonly barrier: WriteBarrier,
+    private readonly logger: Logger,
   ) {
     this.outbound = new OutboundFlow(maxInflight, maxQueued);
   }
@@ -127,12 +131,13 @@ export class Session {
       this.outbound.queuedCount === 0 &&
       this.outbound.canSend() &&
       !connection.congested();
+    if (this.dropping && this.outbound.queuedCount < this.outbound.maxQueued) this.dropping = false;
     if (
       !direct &&
       this.queueFullPolicy === 'drop_newest' &&
       this.outbound.queuedCount >= this.outbound.maxQueued
     ) {
-      this.metrics.dropped('queue_full');
+      this.droppedForFullQueue();
       return;
     }
     let seq = 0;
@@ -169,9 +174,20 @@ export class Session {
     }
     const evicted = this.outbound.enqueueDroppingOldest(delivery);
     if (evicted !== undefined) {
-      this.metrics.dropped('queue_full');
+      this.droppedForFullQueue();
       this.done(evicted);
     }
+  }
+
+  /** Counts a message dropped for a full queue; the first of a run is logged, as Mosquitto does. */
+  private droppedForFullQueue(): void {
+    this.metrics.dropped('queue_full');
+    if (this.dropping) return;
+    this.dropping = true;
+    this.logger.warn(
+      { clientId: this.clientId, queued: this.outbound.maxQueued, policy: this.queueFullPolicy },
+      'queue full: messages for this client are being dropped',
+    );
   }
 
   /** PUBACK from the client; false for an unknown packet id. */

@@ -55,6 +55,11 @@ describe('a subscriber that stops reading', () => {
 
     await server.waitForMetric(/robustmq_mqtt_messages_dropped_total\{reason="slow_client",node="1"\} [1-9]/);
     await server.waitForMetric(/robustmq_mqtt_messages_dropped_total\{reason="queue_full",node="1"\} [1-9]/);
+    // Logged once for the run of drops, not once per message.
+    const queueFull = server.logs.filter(
+      (l) => l.msg === 'queue full: messages for this client are being dropped',
+    );
+    expect(queueFull.map((l) => [l.clientId, l.queued])).toEqual([['stalled', 100]]);
 
     // Reading again, the stalled client gets what was kept for it and is still connected.
     stalled.socket.resume();
