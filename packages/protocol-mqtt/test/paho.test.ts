@@ -79,8 +79,13 @@ describe.each(['31', '311', '5'])('Paho Python, MQTT version %s', (version) => {
       '$SYS/broker/bytes/received',
       '$SYS/broker/bytes/sent',
       '$SYS/broker/clients/connected',
+      '$SYS/broker/clients/disconnected',
+      '$SYS/broker/clients/total',
       '$SYS/broker/messages/received',
       '$SYS/broker/messages/sent',
+      '$SYS/broker/messages/stored',
+      '$SYS/broker/retained messages/count',
+      '$SYS/broker/subscriptions/count',
       '$SYS/broker/uptime',
       '$SYS/broker/version',
     ]);
