@@ -125,12 +125,17 @@ export class AdminApi {
     return this.request('DELETE', path);
   }
 
-  /** DELETEs a resource; with `ifExists`, one that is already gone (404) counts as done. */
-  async remove(path: string, ifExists = false): Promise<void> {
+  /**
+   * DELETEs a resource; with `ifExists`, one that is already gone (404) counts as done. Resolves
+   * to whether there was one to delete.
+   */
+  async remove(path: string, ifExists = false): Promise<boolean> {
     try {
       await this.delete(path);
+      return true;
     } catch (error) {
       if (!(ifExists && error instanceof CliError && error.status === 404)) throw error;
+      return false;
     }
   }
 

@@ -22,6 +22,15 @@ export function json(value: unknown): string {
   return JSON.stringify(value, null, 2) + '\n';
 }
 
+/**
+ * What a delete says: `<done> <what>` (`deleted topic orders`), or, when `--if-exists` found
+ * nothing, that there was nothing to do; in JSON `{ "<done>": id }` or `{ "absent": id }`.
+ */
+export function removal(output: string, removed: boolean, done: string, what: string, id: string): string {
+  if (output === 'json') return json(removed ? { [done]: id } : { absent: id });
+  return removed ? `${done} ${what}\n` : `${what} does not exist: nothing ${done}\n`;
+}
+
 /** One cell: `-` for nothing, arrays of plain values joined, anything else as compact JSON. */
 export function cell(value: unknown): string {
   if (value === null || value === undefined) return '-';

@@ -98,7 +98,15 @@ describe('robustmq admin commands against a real server', () => {
       stdout: 'deleted topic orders\n',
     });
     expect((await cli(['topic', 'delete', 'orders'])).code).toBe(1);
-    expect((await cli(['topic', 'delete', 'orders', '--if-exists'])).code).toBe(0);
+    expect(await cli(['topic', 'delete', 'orders', '--if-exists'])).toMatchObject({
+      code: 0,
+      stdout: 'topic orders does not exist: nothing deleted\n',
+    });
+    expect(
+      JSON.parse((await cli(['topic', 'delete', 'orders', '--if-exists', '-o', 'json'])).stdout),
+    ).toEqual({
+      absent: 'orders',
+    });
     expect((await cli(['topic', 'list'])).stdout).not.toMatch(/^orders /m);
   });
 

@@ -195,4 +195,41 @@ describe('robustmq mqtt against a real server', () => {
     const allowed = await run(['mqtt', 'pub', '-b', broker, '-q', '1', '-t', 'public/plans', 'x', ...asDave]);
     expect(allowed.code).toBe(0);
   });
+
+  it('exits 4 with one line when an access rule refuses a subscription (SUBACK 0x87, MQTT 3 0x80)', async () => {
+    expect((await cli(['user', 'create', 'erin', '--new-password', 'erin-pw'])).code).toBe(0);
+    const rule = await cli([
+      'acl',
+      'create',
+      '--principal',
+      'erin',
+      '--action',
+      'subscribe',
+      '--topic',
+      'hidden/#',
+      '--permission',
+      'deny',
+    ]);
+    expect(rule.code).toBe(0);
+    const asErin = ['--user', 'erin', '--password', 'erin-pw'];
+    for (const version of [[], ['-V', '3.1.1']]) {
+      const refused = await run([
+        'mqtt',
+        'sub',
+        '-b',
+        broker,
+        '-t',
+        'hidden/x',
+        '-n',
+        '1',
+        '-W',
+        '3',
+        ...asErin,
+        ...version,
+      ]);
+      expect(refused.code).toBe(4);
+      expect(refused.stderr).toMatch(/^robustmq: subscription refused: /m);
+      expect(refused.stderr).not.toMatch(/\n\s+at /);
+    }
+  });
 });

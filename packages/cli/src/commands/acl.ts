@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { action } from '../context.js';
 import { listOptions, showList, type ListOptions } from '../list.js';
-import { json, table } from '../output.js';
+import { json, removal, table } from '../output.js';
 
 interface AclRule {
   id: string;
@@ -65,8 +65,8 @@ export function registerAcl(program: Command): void {
     .option('--if-exists', 'succeed when the rule does not exist')
     .action(
       action<{ ifExists?: boolean }>(async (context, [id], options) => {
-        await context.api.remove(`/acls/${encodeURIComponent(id!)}`, options.ifExists);
-        context.out(context.output === 'json' ? json({ deleted: id }) : `deleted rule ${id}\n`);
+        const removed = await context.api.remove(`/acls/${encodeURIComponent(id!)}`, options.ifExists);
+        context.out(removal(context.output, removed, 'deleted', `rule ${id}`, id!));
       }),
     );
 }

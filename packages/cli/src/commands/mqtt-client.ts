@@ -78,6 +78,18 @@ function publishFailure(error: Error & { code?: number }): never {
   );
 }
 
+/**
+ * MQTT.js rejects a subscribe whose SUBACK refuses a filter, with the SUBACK's codes: not
+ * authorized (0x87, or MQTT 3's 0x80 failure) is exit 4, the rest exit 1.
+ */
+function subscribeFailure(error: Error & { packet?: { granted?: readonly number[] } }): never {
+  const codes = error.packet?.granted ?? [];
+  throw new CliError(
+    `subscription refused: ${error.message}`,
+    codes.some((code) => code === 0x80 || code === 0x87) ? ExitCode.AuthRefused : ExitCode.NotOk,
+  );
+}
+
 /** `robustmq mqtt pub`: publishes messages from the command line or stdin. */
 export function registerMqttPub(mqtt: Command): void {
   connectOptions(
@@ -179,9 +191,9 @@ export function registerMqttSub(mqtt: Command): void {
                 client.on('close', () =>
                   stop(new CliError('the broker closed the connection', ExitCode.NotOk)),
                 );
-                const granted = await client.subscribeAsync(options.topic, {
-                  qos: Number(options.qos) as 0 | 1 | 2,
-                });
+                const granted = await client
+                  .subscribeAsync(options.topic, { qos: Number(options.qos) as 0 | 1 | 2 })
+                  .catch(subscribeFailure);
                 const refused = granted.filter((g) => (g.qos as number) >= 0x80);
                 if (refused.length) {
                   throw new CliError(

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, type Context } from '../context.js';
 import { listOptions, showList, type ListOptions } from '../list.js';
-import { json, objectDetails, objectTable } from '../output.js';
+import { json, objectDetails, objectTable, removal } from '../output.js';
 
 /** An item of a protocol's admin resource: plain JSON with an `id`. */
 export type Item = { id: string } & Record<string, unknown>;
@@ -71,8 +71,8 @@ export function registerResource(parent: Command, spec: ResourceSpec): Command {
       .option('--if-exists', 'succeed when it does not exist')
       .action(
         action<{ ifExists?: boolean }>(async (context, [id], options) => {
-          await context.api.remove(resourcePath(spec, id), options.ifExists);
-          context.out(context.output === 'json' ? json({ [remove.done]: id }) : `${remove.done} ${id}\n`);
+          const removed = await context.api.remove(resourcePath(spec, id), options.ifExists);
+          context.out(removal(context.output, removed, remove.done, id!, id!));
         }),
       );
   }

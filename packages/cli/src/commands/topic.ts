@@ -3,7 +3,7 @@ import { bytes, collect, duration, integer, keyValue, limitValue, type Limit } f
 import { ExitCode } from '../api.js';
 import { action } from '../context.js';
 import { listOptions, showList, type ListOptions } from '../list.js';
-import { fields, formatBytes, formatDuration, json, table } from '../output.js';
+import { fields, formatBytes, formatDuration, json, removal, table } from '../output.js';
 
 interface Topic {
   name: string;
@@ -176,9 +176,8 @@ export function registerTopic(program: Command): void {
     .option('--if-exists', 'succeed when the topic does not exist')
     .action(
       action<{ ifExists?: boolean }>(async (context, [name], options) => {
-        await context.api.remove(topicPath(name!), options.ifExists);
-        if (context.output === 'table') context.out(`deleted topic ${name}\n`);
-        else context.out(json({ deleted: name }));
+        const removed = await context.api.remove(topicPath(name!), options.ifExists);
+        context.out(removal(context.output, removed, 'deleted', `topic ${name}`, name!));
       }),
     );
 }

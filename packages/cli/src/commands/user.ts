@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action } from '../context.js';
 import { listOptions, showList, type ListOptions } from '../list.js';
-import { json, table } from '../output.js';
+import { json, removal, table } from '../output.js';
 import { newPassword } from '../password.js';
 
 interface User {
@@ -66,8 +66,8 @@ export function registerUser(program: Command): void {
     .option('--if-exists', 'succeed when the user does not exist')
     .action(
       action<{ ifExists?: boolean }>(async (context, [name], options) => {
-        await context.api.remove(userPath(name!), options.ifExists);
-        context.out(context.output === 'json' ? json({ deleted: name }) : `deleted user ${name}\n`);
+        const removed = await context.api.remove(userPath(name!), options.ifExists);
+        context.out(removal(context.output, removed, 'deleted', `user ${name}`, name!));
       }),
     );
 
