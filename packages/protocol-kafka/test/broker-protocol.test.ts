@@ -814,6 +814,19 @@ describe('bad input', () => {
     expect(byId.topics[0]!.errorCode).toBe(KafkaErrorCode.unknownTopicId);
   });
 
+  it('closes on a version it does not serve whose response has no top-level error code: Fetch v3, OffsetFetch v0', async () => {
+    for (const [apiKey, version, body] of [
+      [1, 3, fetchBody('never-served', 0)],
+      [9, 0, { groupId: 'old-group', topics: [{ name: 'never-served', partitionIndexes: [0] }] }],
+    ] as const) {
+      const old = await RawClient.open(server.port);
+      old.send(apiKey, version, body);
+      // An empty success instead would have an old client ask again at once, for ever.
+      await old.closed;
+    }
+    await server.waitForLog((line) => line.reason === 'unsupported_version' && line.api === 'OffsetFetch');
+  });
+
   it('closes on an unknown API key and on a garbled body, logging each', async () => {
     const unknown = await RawClient.open(server.port);
     const frame = Buffer.alloc(14);

@@ -400,12 +400,25 @@ export class Connection {
     error: unknown,
   ): Buffer | null {
     if (entry.beforeAuth) return null;
-    const codec = API_SCHEMAS.get(entry.apiKey)!.response;
     const errorCode = entry.coordinator ? coordinatorErrorOf(error) : kafkaErrorOf(error);
+    return this.errorResponse(entry, version, correlationId, errorCode);
+  }
+
+  /**
+   * The API's response at `version` with only a top-level `errorCode`, or null when that version
+   * writes none (the defaults carry the field whether or not a version writes it), so the caller
+   * closes instead of answering with what reads as an empty success.
+   */
+  private errorResponse(
+    entry: ApiEntry,
+    version: number,
+    correlationId: number,
+    errorCode: number,
+  ): Buffer | null {
+    const codec = API_SCHEMAS.get(entry.apiKey)!.response;
     const body = { ...(codec.defaults() as Record<string, unknown>), errorCode };
     if (!('errorCode' in body)) return null;
     try {
-      // The defaults carry an error code field whether or not this version writes it.
       const written = decodeMessage(codec, encodeMessage(codec, body, version), version) as {
         errorCode?: number;
       };
@@ -430,13 +443,12 @@ export class Connection {
       });
     }
     const schema = API_SCHEMAS.get(entry.apiKey)!;
-    const body = schema.response.defaults() as Record<string, unknown>;
-    if (version >= schema.minVersion && version <= schema.maxVersion && 'errorCode' in body) {
-      this.logger.info({ api: entry.name, version }, 'unsupported API version');
-      return encodeResponse(entry.apiKey, version, correlationId, {
-        ...body,
-        errorCode: KafkaErrorCode.unsupportedVersion,
-      });
+    if (version >= schema.minVersion && version <= schema.maxVersion) {
+      const answer = this.errorResponse(entry, version, correlationId, KafkaErrorCode.unsupportedVersion);
+      if (answer !== null) {
+        this.logger.info({ api: entry.name, version }, 'unsupported API version');
+        return answer;
+      }
     }
     this.drop('unsupported_version', 'unsupported API version', { api: entry.name, version });
     return null;
