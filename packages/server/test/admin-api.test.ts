@@ -1,3 +1,4 @@
+import { DEFAULT_SHARD_CONFIG } from '@robustmq/core';
 import { readFileSync } from 'node:fs';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { LineClient } from './helpers/line-client.js';
@@ -239,6 +240,44 @@ describe('topics', () => {
     expect((await a.call('GET', '/api/v1/topics/orders')).status).toBe(404);
     expect((await a.call('PATCH', '/api/v1/topics/orders', { body: {} })).status).toBe(404);
     await expect(storage.shardInfo('orders/0')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('takes retention.ms and retention.bytes in configs as the retention the topic has, as Kafka does', async () => {
+    const created = await a.call('POST', '/api/v1/topics', {
+      body: {
+        name: 'hourly',
+        configs: { 'retention.ms': '3600000', 'retention.bytes': '-1', 'flush.ms': '5' },
+      },
+    });
+    expect(created.body).toMatchObject({
+      retentionMs: 3_600_000,
+      retentionBytes: null,
+      configs: { 'flush.ms': '5' },
+    });
+    expect(created.body.configs['retention.ms']).toBeUndefined();
+    const storage = a.node.context!.storage;
+    expect((await storage.shardInfo('hourly/0')).config.retentionMs).toBe(3_600_000);
+
+    const altered = await a.call('PATCH', '/api/v1/topics/hourly', {
+      body: { configs: { 'retention.ms': null, 'retention.bytes': '1000000' } },
+    });
+    expect(altered.body).toMatchObject({
+      retentionMs: DEFAULT_SHARD_CONFIG.retentionMs,
+      retentionBytes: 1_000_000,
+    });
+    expect((await storage.shardInfo('hourly/0')).config.retentionBytes).toBe(1_000_000);
+
+    for (const [body, field] of [
+      [{ name: 'bad-1', configs: { 'retention.ms': 'abc' } }, 'configs.retention.ms'],
+      [{ name: 'bad-2', configs: { 'retention.bytes': '-2' } }, 'configs.retention.bytes'],
+      [{ name: 'bad-3', retentionMs: 5, configs: { 'retention.ms': '6' } }, 'configs.retention.ms'],
+      [{ name: 'bad-4', configs: { 'cleanup.policy': 'compact' } }, 'configs.cleanup.policy'],
+    ] as const) {
+      const refused = await a.call('POST', '/api/v1/topics', { body });
+      expect(refused).toMatchObject({ status: 400, body: { error: { code: 'INVALID_ARGUMENT', field } } });
+      expect((await a.call('GET', `/api/v1/topics/${body.name}`)).status).toBe(404);
+    }
+    expect((await a.call('DELETE', '/api/v1/topics/hourly')).status).toBe(204);
   });
 });
 

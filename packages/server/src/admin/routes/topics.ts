@@ -111,6 +111,62 @@ function checkPartitions(catalog: TopicCatalog, partitions: number | undefined):
   }
 }
 
+/** The Kafka-named retention configs, each the same as a field of the topic. */
+const RETENTION_CONFIGS = [
+  ['retention.ms', 'retentionMs'],
+  ['retention.bytes', 'retentionBytes'],
+] as const;
+
+/**
+ * Takes `retention.ms` and `retention.bytes` out of `configs` into the topic's own fields, as Kafka
+ * CreateTopics does, so what Kafka clients are told is what storage does: -1 is no limit, null
+ * (removing the config) the default (7 days; no limit for bytes). Refuses a
+ * value that is no whole number from -1 up, a retention given both ways, and a cleanup policy
+ * other than `delete` (storage deletes old segments; it does not compact).
+ */
+function retentionFromConfigs(
+  configs: Readonly<Record<string, string | null>>,
+  fields: { retentionMs?: number | null; retentionBytes?: number | null },
+): { retentionMs?: number | null; retentionBytes?: number | null } {
+  const policy = configs['cleanup.policy'];
+  if (policy !== undefined && policy !== null && policy !== 'delete') {
+    throw new ApiError(
+      'INVALID_ARGUMENT',
+      'cleanup.policy: only delete is offered (no compaction)',
+      'configs.cleanup.policy',
+    );
+  }
+  const out: { retentionMs?: number | null; retentionBytes?: number | null } = {};
+  for (const [name, field] of RETENTION_CONFIGS) {
+    if (!Object.hasOwn(configs, name)) continue;
+    if (fields[field] !== undefined) {
+      throw new ApiError('INVALID_ARGUMENT', `give ${field} or configs.${name}, not both`, `configs.${name}`);
+    }
+    const value = configs[name];
+    if (value === null || value === undefined) {
+      out[field] = field === 'retentionMs' ? DEFAULT_SHARD_CONFIG.retentionMs : null;
+      continue;
+    }
+    const number = Number(value);
+    if (!/^-?\d+$/.test(value) || !Number.isSafeInteger(number) || number < -1) {
+      throw new ApiError(
+        'INVALID_ARGUMENT',
+        `${name} must be -1 (no limit) or a whole number, got ${value}`,
+        `configs.${name}`,
+      );
+    }
+    out[field] = number === -1 ? null : number;
+  }
+  return out;
+}
+
+/** `configs` without the retention configs, which are the topic's own fields. */
+function withoutRetention<T>(configs: Readonly<Record<string, T>>): Record<string, T> {
+  const rest = { ...configs };
+  for (const [name] of RETENTION_CONFIGS) delete rest[name];
+  return rest;
+}
+
 /** Checks the Kafka-named configs the storage acts on before anything is written. */
 function checkConfigs(t: Topic): void {
   try {
@@ -175,13 +231,15 @@ export function topicRoutes(app: ZodApp, api: AdminApi): void {
     async (request, reply) => {
       const { catalog } = api.topics();
       const body = request.body;
+      const retention = { ...body, ...retentionFromConfigs(body.configs, body) };
       const fresh = {
         name: body.name,
         partitions: body.partitions,
         storageClass: topicStorageClass(api.options.config.storage.engine, body.storageClass),
-        retentionMs: body.retentionMs === undefined ? DEFAULT_SHARD_CONFIG.retentionMs : body.retentionMs,
-        retentionBytes: body.retentionBytes ?? null,
-        configs: body.configs,
+        retentionMs:
+          retention.retentionMs === undefined ? DEFAULT_SHARD_CONFIG.retentionMs : retention.retentionMs,
+        retentionBytes: retention.retentionBytes ?? null,
+        configs: withoutRetention(body.configs),
       };
       checkPartitions(catalog, fresh.partitions);
       checkConfigs({ ...fresh, createdAt: 0 });
@@ -252,25 +310,27 @@ export function topicRoutes(app: ZodApp, api: AdminApi): void {
         );
       }
       checkPartitions(catalog, change.partitions);
+      const retention = { ...change, ...retentionFromConfigs(change.configs ?? {}, change) };
+      const configChange = change.configs === undefined ? undefined : withoutRetention(change.configs);
       const configs: Record<string, string> = { ...current.configs };
-      for (const [key, value] of Object.entries(change.configs ?? {})) {
+      for (const [key, value] of Object.entries(configChange ?? {})) {
         if (value === null) delete configs[key];
         else configs[key] = value;
       }
       const next: Topic = {
         ...current,
         configs,
-        ...(change.retentionMs !== undefined && { retentionMs: change.retentionMs }),
-        ...(change.retentionBytes !== undefined && { retentionBytes: change.retentionBytes }),
+        ...(retention.retentionMs !== undefined && { retentionMs: retention.retentionMs }),
+        ...(retention.retentionBytes !== undefined && { retentionBytes: retention.retentionBytes }),
       };
       checkConfigs(next);
       let altered: Topic;
       try {
         altered = await catalog.alter(name, {
           ...(change.partitions !== undefined && { partitions: change.partitions }),
-          ...(change.retentionMs !== undefined && { retentionMs: change.retentionMs }),
-          ...(change.retentionBytes !== undefined && { retentionBytes: change.retentionBytes }),
-          ...(change.configs !== undefined && { configs: change.configs }),
+          ...(retention.retentionMs !== undefined && { retentionMs: retention.retentionMs }),
+          ...(retention.retentionBytes !== undefined && { retentionBytes: retention.retentionBytes }),
+          ...(configChange !== undefined && { configs: configChange }),
         });
       } catch (error) {
         throw withSettingField(error);
