@@ -116,4 +116,31 @@ describe('robustmq amqp against a real server with the AMQP plugin', () => {
     ]);
     expect(wrong.code).toBe(4);
   });
+
+  it('exits 4 naming the refusal when an access rule refuses the address (the link is refused, not the connection)', async () => {
+    expect((await cli(['user', 'create', 'frank', '--new-password', 'frank-pw'])).code).toBe(0);
+    for (const action of ['publish', 'subscribe']) {
+      const rule = await cli([
+        'acl',
+        'create',
+        '--principal',
+        'frank',
+        '--action',
+        action,
+        '--topic',
+        'vault',
+        '--permission',
+        'deny',
+      ]);
+      expect(rule.code).toBe(0);
+    }
+    const asFrank = ['--user', 'frank', '--password', 'frank-pw'];
+    const send = await amqp(['amqp', 'send', '-u', url, '-a', 'vault', 'x', ...asFrank]);
+    const receive = await amqp(['amqp', 'receive', '-u', url, '-a', 'vault', '-n', '1', ...asFrank]);
+    for (const refused of [send, receive]) {
+      expect(refused.code).toBe(4);
+      expect(refused.stderr).toMatch(/^robustmq: amqp:\/\/127\.0\.0\.1:\d+: not allowed to /m);
+      expect(refused.stderr).not.toContain('closed the connection');
+    }
+  });
 });

@@ -35,7 +35,9 @@ function connectOptions(command: Command): Command {
 
 /** The failure an AMQP error condition stands for. */
 function failure(url: string, context: EventContext): CliError {
-  const error = (context.error ?? context.connection.error) as
+  // A refused link carries its error on the link (the connection stays open).
+  const link = (context.sender ?? context.receiver ?? context.session) as { error?: unknown } | undefined;
+  const error = (context.error ?? link?.error ?? context.connection.error) as
     (Error & { code?: string; condition?: string; description?: string }) | undefined;
   const condition = error?.condition ?? '';
   const text = error?.description ?? error?.message ?? condition;
