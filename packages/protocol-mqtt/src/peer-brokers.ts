@@ -12,7 +12,7 @@ import { SharedGroupsElsewhere, type GroupElsewhere } from './shared-groups-else
 import type { LogEntry, SessionRecord } from './session-log.js';
 import type { StoredSession } from './persistence.js';
 import { ExclusiveAcrossBrokers } from './exclusive-across-brokers.js';
-import { PeerOutbox, type ForwardedBatch, type ForwardedMessage } from './peer-outbox.js';
+import { mayBeLive, PeerOutbox, type ForwardedBatch, type ForwardedMessage } from './peer-outbox.js';
 import { loadMessage, storeMessage } from './stored-message.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -277,7 +277,7 @@ export class PeerBrokers {
         this.broker.metrics,
         this.broker.logger,
         `${this.cluster.nodeId}.${this.boot}`,
-        () => this.cluster.peers(MQTT).includes(peer),
+        () => mayBeLive(this.cluster, peer, MQTT),
         (messages) => this.orphaned(peer, messages),
       );
       this.outboxes.set(peer, outbox);

@@ -190,6 +190,15 @@ export class PeerOutbox {
   }
 }
 
+/**
+ * Whether broker `peer` may still be live as `cluster` sees it. A broker cut off from the meta
+ * service sees no broker live, itself included: it cannot tell that one gone, so what is queued
+ * for it waits rather than going to the brokers taking its sessions over, of which there are none.
+ */
+export function mayBeLive(cluster: BrokerCluster, peer: number, announcing: string): boolean {
+  return cluster.brokers().length === 0 || cluster.peers(announcing).includes(peer);
+}
+
 /** About what a message costs in flight: its payload and topic, and a little for the rest. */
 function sizeOf(message: ForwardedMessage): number {
   return message.p.byteLength + message.m.topic.length + 64;

@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { MqttMetrics } from '../src/metrics.js';
 import {
   MAX_BYTES_IN_FLIGHT,
+  mayBeLive,
   PeerOutbox,
   type ForwardedBatch,
   type ForwardedMessage,
@@ -194,6 +195,43 @@ describe('PeerOutbox', () => {
     expect(calls).toHaveLength(1);
     mqttMetrics.flush({ sessions: 0, subscriptions: 0, retained: 0 });
     expect(metrics.get('robustmq_mqtt_messages_dropped_total', { reason: 'peer_unreachable' })).toBe(0);
+  });
+
+  it('keeps what is not answered while this broker is cut off from the others, and sends it once it sees them', async () => {
+    const { cluster, calls } = recordingCluster();
+    let live: readonly number[] = [1, 2];
+    cluster.brokers = () => live;
+    cluster.peers = () => live.filter((id) => id !== 1);
+    const handed: ForwardedMessage[][] = [];
+    const outbox = new PeerOutbox(
+      2,
+      cluster,
+      new MqttMetrics(new TestMetrics()),
+      silentLogger,
+      '1.a',
+      () => mayBeLive(cluster, 2, 'mqtt'),
+      (messages) => {
+        handed.push(messages);
+        return Promise.resolve();
+      },
+    );
+    const sent = outbox.add(message(10, 'a'), 1)!;
+    await turn();
+    // The meta service is out of reach: this broker sees no broker live, itself included.
+    live = [];
+    calls[0]!.answer(new RobustMQError(ErrorCode.Unavailable, 'down'));
+    for (let round = 1; round <= 2; round++) {
+      await until(() => calls.length > round);
+      expect(handed).toEqual([]);
+      calls[round]!.answer(new RobustMQError(ErrorCode.Unavailable, 'down'));
+    }
+    // Back, and broker 2 with it: the message goes to it, not to anyone taking its sessions over.
+    live = [1, 2];
+    await until(() => calls.length > 3);
+    calls[3]!.answer();
+    await sent;
+    expect(calls[3]!.body.b.map((m) => m.m.topic)).toEqual(['a']);
+    expect(handed).toEqual([]);
   });
 
   it('drops and counts them only when they cannot be handed on', async () => {

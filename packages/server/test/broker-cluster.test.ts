@@ -159,4 +159,37 @@ describe('ServerBrokerCluster', () => {
     cut = false;
     await until(() => b1.brokers().length === 2 && b2.brokers().length === 2);
   });
+
+  it('does not count a peer gone for the time it could not read the store itself', async () => {
+    const cut = new Set<number>();
+    const unreachable = () =>
+      Promise.reject(new RobustMQError(ErrorCode.Unavailable, 'meta service unreachable'));
+    const through = (nodeId: number) =>
+      new Proxy(meta, {
+        get(target, property, receiver) {
+          if (cut.has(nodeId) && (property === 'put' || property === 'list')) return unreachable;
+          const value: unknown = Reflect.get(target, property, receiver);
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+    const b1 = await broker(1, undefined, through(1));
+    const b2 = await broker(2, undefined, through(2));
+    await Promise.all([b1.start(), b2.start()]);
+    await until(() => b1.brokers().length === 2 && b2.brokers().length === 2);
+
+    // The meta service goes away for both, for longer than the session timeout (400 ms).
+    cut.add(1).add(2);
+    await new Promise((r) => setTimeout(r, 700));
+    // Broker 1 reaches it again first; broker 2 only 250 ms later (its back-off, say).
+    cut.delete(1);
+    await until(() => b1.brokers().includes(1));
+    const seen: number[][] = [];
+    for (let i = 0; i < 6; i++) {
+      seen.push([...b1.brokers()]);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(seen.every((brokers) => brokers.includes(2))).toBe(true);
+    cut.delete(2);
+    await until(() => b1.brokers().length === 2 && b2.brokers().length === 2);
+  });
 });

@@ -62,7 +62,8 @@ interface Peer {
 /**
  * The brokers on one storage, kept by heartbeats in the meta store: each broker rewrites its
  * record every `heartbeatMs`, and a broker whose record has not changed within the session
- * timeout, judged by this broker's own clock, is gone. A clean stop removes the record, so peers
+ * timeout, judged by this broker's own clock over the time it could read the store, is gone. A
+ * clean stop removes the record, so peers
  * take over at once. A broker that cannot reach the meta service while peers exist steps back
  * (its live list is empty): the peers will have taken over what it owned. A broker that starts
  * tells the brokers it finds that it is there, and counts as joined (claims anything) only once
@@ -220,6 +221,7 @@ export class ServerBrokerCluster implements BrokerCluster {
       const value = Buffer.from(JSON.stringify(record));
       const modRevision = await meta.put(this.key(nodeId), value);
       this.written = { value, modRevision };
+      this.forgiveBlindTime(this.now());
       this.lastBeat = this.now();
       const listedAt = this.now();
       const entries = await meta.list(BROKERS_PREFIX);
@@ -228,6 +230,21 @@ export class ServerBrokerCluster implements BrokerCluster {
       this.logger.warn({ err: error }, 'broker heartbeat to the meta service failed');
     }
     this.update();
+  }
+
+  /**
+   * After heartbeats that failed (the meta service was down or out of reach), the peers' silence
+   * is counted only over the time this broker could see the store: the peers were most likely cut
+   * off too, and may write their records again a little after this one does. Counting the blind
+   * time would have each broker take the other for gone (and drop what it routes there) as soon
+   * as it reconnected.
+   */
+  private forgiveBlindTime(now: number): void {
+    if (this.lastBeat === 0) return;
+    const gap = now - this.lastBeat;
+    if (gap <= 2 * this.options.heartbeatMs) return;
+    const blind = gap - this.options.heartbeatMs;
+    for (const peer of this.known.values()) peer.changedAt = Math.min(now, peer.changedAt + blind);
   }
 
   /**
