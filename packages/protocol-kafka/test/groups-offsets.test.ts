@@ -46,7 +46,7 @@ describe('committed offsets and the groups admin resource', () => {
   let service: GroupService;
   let admin: AdminResource;
 
-  const open = async () => {
+  const open = async (coordinates?: (groupId: string) => boolean) => {
     meta = await openLocalMetaStore({ dir: join(dir, 'meta') });
     service = new GroupService({
       meta,
@@ -54,6 +54,7 @@ describe('committed offsets and the groups admin resource', () => {
       partitionCount: (topic) => Promise.resolve(topics[topic] ?? null),
       clock,
       initialRebalanceDelayMs: 0,
+      ...(coordinates ? { coordinates } : {}),
     });
     admin = groupsAdminResource(() => service);
     await service.ready();
@@ -141,6 +142,19 @@ describe('committed offsets and the groups admin resource', () => {
       { partitionIndex: 1, committedOffset: 3, committedLeaderEpoch: 0, metadata: 'm1', errorCode: E.none },
     ]);
     expect(await service.listGroups()).toEqual([{ groupId: 'simple', protocolType: '', state: 'Empty' }]);
+  });
+
+  it('lists a group it coordinates that nobody has asked about since a restart, as last stored', async () => {
+    await commit('quiet', '', -1, { 0: 7 });
+    service.stop();
+    await meta.close();
+    // In a cluster a broker starts before it has joined: it coordinates nothing yet when it loads.
+    let joined = false;
+    await open(() => joined);
+    joined = true;
+    expect(await service.listGroups()).toEqual([{ groupId: 'quiet', protocolType: '', state: 'Empty' }]);
+    expect(await service.listGroups(['Stable'])).toEqual([]);
+    expect((await admin.list({ limit: 10 })).items.map((item) => item.id)).toContain('quiet');
   });
 
   it('answers -1 for partitions without a commit and lists all committed ones for a null topic list', async () => {

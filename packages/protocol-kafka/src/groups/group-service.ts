@@ -350,14 +350,22 @@ export class GroupService {
     const lower = (list: readonly string[]) => new Set(list.map((s) => s.toLowerCase()));
     const wantedStates = lower(states);
     const wantedTypes = lower(types);
-    const groups = [];
-    for (const groupId of this.coordinator.groupIds().sort()) {
+    const found: { groupId: string; protocolType: string; state: GroupState }[] = [];
+    for (const groupId of this.coordinator.groupIds()) {
       const summary = this.coordinator.describe(groupId)!;
-      if (wantedStates.size > 0 && !wantedStates.has(summary.state.toLowerCase())) continue;
-      if (wantedTypes.size > 0 && !wantedTypes.has(summary.protocolType.toLowerCase())) continue;
-      groups.push({ groupId, protocolType: summary.protocolType, state: summary.state });
+      found.push({ groupId, protocolType: summary.protocolType, state: summary.state });
     }
-    return groups;
+    // A group is loaded when a request first names it: one this broker coordinates that nobody
+    // has asked about since a restart is listed as its coordinator last stored it.
+    for (const groupId of this.offsets.groupIds()) {
+      if (this.coordinator.has(groupId) || !this.coordinates(groupId)) continue;
+      const record = this.offsets.persistedGroup(groupId);
+      found.push({ groupId, protocolType: record?.protocolType ?? '', state: record?.state ?? 'Empty' });
+    }
+    return found
+      .filter(({ state }) => wantedStates.size === 0 || wantedStates.has(state.toLowerCase()))
+      .filter(({ protocolType }) => wantedTypes.size === 0 || wantedTypes.has(protocolType.toLowerCase()))
+      .sort((a, b) => (a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0));
   }
 
   /** DescribeGroups for one group; an unknown group is reported as Dead with no members. */
