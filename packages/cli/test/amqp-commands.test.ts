@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run, start } from './helpers/cli.js';
+import { denyRule, run, start } from './helpers/cli.js';
 import { startServer, type TestServer } from './helpers/server.js';
 
 const lines = (text: string) => text.split('\n').filter(Boolean);
@@ -120,18 +120,7 @@ describe('robustmq amqp against a real server with the AMQP plugin', () => {
   it('exits 4 naming the refusal when an access rule refuses the address (the link is refused, not the connection)', async () => {
     expect((await cli(['user', 'create', 'frank', '--new-password', 'frank-pw'])).code).toBe(0);
     for (const action of ['publish', 'subscribe']) {
-      const rule = await cli([
-        'acl',
-        'create',
-        '--principal',
-        'frank',
-        '--action',
-        action,
-        '--topic',
-        'vault',
-        '--permission',
-        'deny',
-      ]);
+      const rule = await cli(denyRule('frank', action, 'vault'));
       expect(rule.code).toBe(0);
     }
     const asFrank = ['--user', 'frank', '--password', 'frank-pw'];

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run, start } from './helpers/cli.js';
+import { denyRule, run, start } from './helpers/cli.js';
 import { startServer, type TestServer } from './helpers/server.js';
 
 interface Received {
@@ -175,18 +175,7 @@ describe('robustmq mqtt against a real server', () => {
 
   it('exits 4 when an access rule refuses a publish (MQTT 5 PUBACK reason)', async () => {
     expect((await cli(['user', 'create', 'dave', '--new-password', 'dave-pw'])).code).toBe(0);
-    const rule = await cli([
-      'acl',
-      'create',
-      '--principal',
-      'dave',
-      '--action',
-      'publish',
-      '--topic',
-      'secret/#',
-      '--permission',
-      'deny',
-    ]);
+    const rule = await cli(denyRule('dave', 'publish', 'secret/#'));
     expect(rule.code).toBe(0);
     const asDave = ['--user', 'dave', '--password', 'dave-pw'];
     const refused = await run(['mqtt', 'pub', '-b', broker, '-q', '1', '-t', 'secret/plans', 'x', ...asDave]);
@@ -198,18 +187,7 @@ describe('robustmq mqtt against a real server', () => {
 
   it('exits 4 with one line when an access rule refuses a subscription (SUBACK 0x87, MQTT 3 0x80)', async () => {
     expect((await cli(['user', 'create', 'erin', '--new-password', 'erin-pw'])).code).toBe(0);
-    const rule = await cli([
-      'acl',
-      'create',
-      '--principal',
-      'erin',
-      '--action',
-      'subscribe',
-      '--topic',
-      'hidden/#',
-      '--permission',
-      'deny',
-    ]);
+    const rule = await cli(denyRule('erin', 'subscribe', 'hidden/#'));
     expect(rule.code).toBe(0);
     const asErin = ['--user', 'erin', '--password', 'erin-pw'];
     for (const version of [[], ['-V', '3.1.1']]) {

@@ -52,8 +52,11 @@ export class GuardedSocket extends EventEmitter {
   private started = false;
   /** Protocol ids the next protocol header may have; none once AMQP itself has begun. */
   private protocols: readonly number[] = [];
-  /** Whether rhea has written a sasl-outcome (after which it reads the AMQP layer). */
-  private saslOutcomeWritten = false;
+  /**
+   * From the SASL protocol header until rhea writes the sasl-outcome (after which it reads the
+   * AMQP layer): only then are written frames looked at for the outcome.
+   */
+  private awaitingSaslOutcome = false;
 
   constructor(
     readonly socket: Duplex,
@@ -99,8 +102,8 @@ export class GuardedSocket extends EventEmitter {
    */
   write(data: Buffer): boolean {
     if (!this.socket.writable) return false;
-    if (!this.saslOutcomeWritten && isSaslOutcome(data)) {
-      this.saslOutcomeWritten = true;
+    if (this.awaitingSaslOutcome && isSaslOutcome(data)) {
+      this.awaitingSaslOutcome = false;
       // rhea turns to the AMQP layer right after writing it, in the same turn.
       process.nextTick(() => this.emit('sasl-outcome'));
     }
@@ -266,6 +269,8 @@ export class GuardedSocket extends EventEmitter {
     if (known && major === 1 && minor === 0) {
       this.started = true;
       this.protocols = id === SASL_PROTOCOL ? [AMQP_PROTOCOL] : [];
+      // The AMQP header may come in the same read, before rhea has answered the SASL layer.
+      if (id === SASL_PROTOCOL) this.awaitingSaslOutcome = true;
       return null;
     }
     return {

@@ -6,7 +6,8 @@ const VERSION = (createRequire(import.meta.url)('../package.json') as { version:
 
 /**
  * The `$SYS/broker/...` topics: version, uptime, clients connected, disconnected and in all,
- * subscriptions, retained and stored messages, messages and bytes received and sent, published retained at QoS 0 every `intervalSeconds` (and at start). They live in
+ * subscriptions, retained and stored messages, messages and bytes received and sent, published
+ * retained at QoS 0 every `intervalSeconds` (and at start). They live in
  * memory only: the retained store's copies are not written to the meta store. Wildcards at the
  * first level do not match `$SYS`, so only explicit `$SYS/...` subscribers get them.
  */

@@ -70,3 +70,19 @@ export function start(args: string[], options: { env?: NodeJS.ProcessEnv } = {})
     done: () => closed,
   };
 }
+
+/** The arguments of `robustmq acl create` for a rule denying `principal` to `action` on `topic`. */
+export function denyRule(principal: string, action: string, topic: string): string[] {
+  return [
+    'acl',
+    'create',
+    '--principal',
+    principal,
+    '--action',
+    action,
+    '--topic',
+    topic,
+    '--permission',
+    'deny',
+  ];
+}

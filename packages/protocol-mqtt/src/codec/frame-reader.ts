@@ -10,8 +10,8 @@ export function bodyOffset(frame: Buffer): number {
 
 /**
  * Reads the fields of one complete packet in order. Reading past the packet's end, a variable
- * byte integer longer than 4 bytes or longer than its value needs, or a string that is not UTF-8 throws a malformed-packet
- * {@link MqttCodecError}, so a check reads as the packet's layout.
+ * byte integer longer than 4 bytes or longer than its value needs, or a string that is not UTF-8
+ * throws a malformed-packet {@link MqttCodecError}, so a check reads as the packet's layout.
  */
 export class FrameReader {
   at: number;

@@ -63,12 +63,11 @@ interface Peer {
  * The brokers on one storage, kept by heartbeats in the meta store: each broker rewrites its
  * record every `heartbeatMs`, and a broker whose record has not changed within the session
  * timeout, judged by this broker's own clock over the time it could read the store, is gone. A
- * clean stop removes the record, so peers
- * take over at once. A broker that cannot reach the meta service while peers exist steps back
- * (its live list is empty): the peers will have taken over what it owned. A broker that starts
- * tells the brokers it finds that it is there, and counts as joined (claims anything) only once
- * each has answered or a heartbeat interval has passed, so that nothing they route once its
- * clients are served misses it.
+ * clean stop removes the record, so peers take over at once. A broker that cannot reach the meta
+ * service while peers exist steps back (its live list is empty): the peers will have taken over
+ * what it owned. A broker that starts tells the brokers it finds that it is there, and counts as
+ * joined (claims anything) only once each has answered or a heartbeat interval has passed, so
+ * that nothing they route once its clients are served misses it.
  */
 export class ServerBrokerCluster implements BrokerCluster {
   readonly nodeId: number;

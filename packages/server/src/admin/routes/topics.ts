@@ -120,9 +120,9 @@ const RETENTION_CONFIGS = [
 /**
  * Takes `retention.ms` and `retention.bytes` out of `configs` into the topic's own fields, as Kafka
  * CreateTopics does, so what Kafka clients are told is what storage does: -1 is no limit, null
- * (removing the config) the default (7 days; no limit for bytes). Refuses a
- * value that is no whole number from -1 up, a retention given both ways, and a cleanup policy
- * other than `delete` (storage deletes old segments; it does not compact).
+ * (removing the config) the default (7 days; no limit for bytes). Refuses a value that is no
+ * whole number from -1 up, a retention given both ways, and a cleanup policy other than `delete`
+ * (storage deletes old segments; it does not compact).
  */
 function retentionFromConfigs(
   configs: Readonly<Record<string, string | null>>,
